@@ -1,0 +1,46 @@
+# stadtportal_embed_migrations(TARGET <name> DIR <migrations dir> OUT <variable>)
+# Generates a source that compiles the versioned SQL files into a binary, so the
+# binary (and its container) always carries exactly the migrations it was built with.
+# Sets <variable> to the generated file, to be added to the service's executables.
+function(stadtportal_embed_migrations)
+  cmake_parse_arguments(ARG "" "TARGET;DIR;OUT" "" ${ARGN})
+  file(GLOB sql CONFIGURE_DEPENDS "${ARG_DIR}/V*__*.sql")
+  list(SORT sql)
+  set(out "${CMAKE_CURRENT_BINARY_DIR}/${ARG_TARGET}_migrations.cc")
+  add_custom_command(
+    OUTPUT "${out}"
+    COMMAND ${CMAKE_COMMAND} -DOUT=${out} "-DFILES=${sql}" -P "${PROJECT_SOURCE_DIR}/cmake/embed_migrations.cmake"
+    DEPENDS ${sql} "${PROJECT_SOURCE_DIR}/cmake/embed_migrations.cmake"
+    COMMENT "embedding migrations of ${ARG_TARGET}"
+    VERBATIM)
+  set(${ARG_OUT} "${out}" PARENT_SCOPE)
+endfunction()
+
+# stadtportal_service(NAME <name> SOURCES <files> DEPS <targets> TESTS <files>)
+# Declares the three targets every service has, named alike:
+#   <name>_lib (logic, linked by main and tests), <name> (binary), <name>_test.
+function(stadtportal_service)
+  cmake_parse_arguments(ARG "" "NAME" "SOURCES;DEPS;TESTS" ${ARGN})
+  add_library(${ARG_NAME}_lib STATIC ${ARG_SOURCES})
+  target_link_libraries(${ARG_NAME}_lib PUBLIC ${ARG_DEPS} stadtportal_options)
+  stadtportal_embed_migrations(TARGET ${ARG_NAME} DIR "${CMAKE_CURRENT_SOURCE_DIR}/migrations" OUT migrations)
+  add_executable(${ARG_NAME} main.cc ${migrations})
+  set_target_properties(${ARG_NAME} PROPERTIES OUTPUT_NAME "stadtportal-${ARG_NAME}"
+                                               RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/bin")
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_NAME}_lib)
+  if(STADTPORTAL_BUILD_TESTS AND ARG_TESTS)
+    stadtportal_test(NAME ${ARG_NAME}_test LABELS "unit;integration" SOURCES ${ARG_TESTS} ${migrations} DEPS ${ARG_NAME}_lib)
+  endif()
+endfunction()
+
+# stadtportal_test(NAME <exe> LABELS <labels> SOURCES <files> DEPS <targets>)
+function(stadtportal_test)
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "LABELS;SOURCES;DEPS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SOURCES})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} stadtportal_test_main stadtportal_options)
+  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+endfunction()

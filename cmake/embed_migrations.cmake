@@ -1,0 +1,10 @@
+# Writes OUT: a C++ source defining stadtportal::db::EmbeddedMigrations() from FILES.
+set(body "#include \"libs/db/migrate.h\"\n\nnamespace stadtportal::db {\n\nconst std::vector<MigrationFile>& EmbeddedMigrations() {\n  static const std::vector<MigrationFile> kFiles = {\n")
+foreach(f IN LISTS FILES)
+  get_filename_component(name "${f}" NAME)
+  file(READ "${f}" sql)
+  string(APPEND body "      {\"${name}\", R\"stadtportal_sql(${sql})stadtportal_sql\"},\n")
+endforeach()
+string(APPEND body "  };\n  return kFiles;\n}\n\n}  // namespace stadtportal::db\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "stadtportal/common/v1/common.pb.h"
+
+// Shared handling of the common.v1 request parts, so every service treats tenants,
+// pages, money and ids alike.
+namespace stadtportal::api {
+
+// The tenant a request acts in: the given key, or the deployment's default when empty.
+absl::StatusOr<std::string> ResolveTenant(const common::v1::TenantRef& ref, const std::string& default_tenant);
+
+struct Page {
+  int size;           // 1..100, default 20.
+  std::string after;  // Keyset cursor: the last sort key of the previous page ("" = start).
+};
+absl::StatusOr<Page> ParsePage(const common::v1::PageRequest& req);
+// The token a client sends to get the page after `last_key`.
+std::string NextPageToken(const std::string& last_key);
+
+// Amount ≥ 0 and a three-letter upper-case ISO 4217 code.
+absl::Status ValidateMoney(const common::v1::Money& m, const std::string& field);
+// A canonical UUID (what every stadtportal id is).
+absl::Status ValidateUuid(const std::string& id, const std::string& field);
+// Non-empty after trimming, valid UTF-8, at most `max_chars` code points.
+absl::Status ValidateText(const std::string& text, const std::string& field, size_t max_chars);
+// A slug: 1–64 of [a-z0-9-], starting with a letter.
+absl::Status ValidateSlug(const std::string& id, const std::string& field);
+
+}  // namespace stadtportal::api

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "libs/config/config.h"
+#include "libs/db/pool.h"
+#include "libs/grpc/server.h"
+
+namespace stadtportal::app {
+
+// The uniform start of every stadtportal binary: blocks SIGTERM/SIGINT (a dedicated
+// wait handles them), reads STADTPORTAL_LOG_LEVEL and initialises JSON logging, runs
+// `body`. A configuration error exits 2 with one line on stderr naming the variable;
+// any other escaped exception exits 1 after one log line.
+int Main(const std::string& service, const std::function<int(const config::Env&)>& body);
+
+struct ServiceSpec {
+  std::string name;  // "identity": also the PostgreSQL schema.
+  uint16_t grpc_port;
+  uint16_t admin_port;
+};
+
+// Handed to a service's wiring function: configuration, tenant, database and the server.
+class ServiceContext {
+ public:
+  ServiceContext(const config::Env& env, ServiceSpec spec, grpcx::ServerOptions server_options);
+
+  const config::Env& env() const { return env_; }
+  // STADTPORTAL_TENANT: the municipality this deployment serves (default 09564000).
+  const std::string& tenant() const { return tenant_; }
+  // The service's connection pool (search_path = its schema), created on first use.
+  db::Pool& Database(db::Prepare prepare);
+  grpcx::Server& server() { return server_; }
+
+  // Registers the implementation of the generated service `Generated`.
+  template <typename Generated>
+  void AddService(std::unique_ptr<grpc::Service> impl) {
+    server_.AddService(std::move(impl), Generated::service_full_name());
+  }
+
+ private:
+  const config::Env& env_;
+  ServiceSpec spec_;
+  std::string tenant_;
+  std::unique_ptr<db::Pool> pool_;  // Declared before server_: outlives the services.
+  grpcx::Server server_;
+};
+
+// main() of a gRPC service: Main() plus migrations (STADTPORTAL_MIGRATE_ON_START, or
+// only them with --migrate-only), metrics on STADTPORTAL_ADMIN_PORT, `wire` to create
+// store and service, then serve until SIGTERM and drain.
+int RunService(int argc, char** argv, const ServiceSpec& spec, const std::function<void(ServiceContext&)>& wire);
+
+}  // namespace stadtportal::app

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "libs/config/config.h"
+
+namespace stadtportal::db {
+
+struct PoolOptions {
+  // libpq connection URI, e.g. postgresql://stadtportal@127.0.0.1:5432/stadtportal
+  std::string url;
+  // The service's own schema; set as search_path on every connection.
+  std::string schema;
+  int size = 8;
+  std::chrono::milliseconds acquire_timeout{2000};
+
+  // STADTPORTAL_DATABASE_URL (or _FILE), STADTPORTAL_DB_POOL_SIZE, STADTPORTAL_DB_ACQUIRE_TIMEOUT_MS.
+  static PoolOptions FromEnv(const config::Env& env, std::string schema);
+};
+
+// Prepares the named statements a store uses; runs once on every new connection.
+using Prepare = std::function<void(pqxx::connection&)>;
+
+// A small pool of PostgreSQL connections handed out as RAII leases, one thread per
+// connection at a time. Connections open lazily and are replaced when broken.
+class Pool {
+ public:
+  Pool(PoolOptions options, Prepare prepare);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  class Lease {
+   public:
+    Lease(Pool* pool, std::unique_ptr<pqxx::connection> conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(Lease&& other) noexcept = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    pqxx::connection& operator*() { return *conn_; }
+    pqxx::connection* operator->() { return conn_.get(); }
+    // Drops the connection instead of returning it (after a connection error).
+    void Discard() { conn_.reset(); }
+
+   private:
+    Pool* pool_;
+    std::unique_ptr<pqxx::connection> conn_;
+  };
+
+  absl::StatusOr<Lease> Acquire();
+
+  // Runs `fn` in one transaction and commits if it returns OK. libpqxx exceptions are
+  // mapped here, once for every store: unique violation → ALREADY_EXISTS, check or
+  // foreign-key violation → FAILED_PRECONDITION, serialization failure → ABORTED,
+  // lost connection → UNAVAILABLE, anything else → INTERNAL.
+  absl::Status Transact(const std::function<absl::Status(pqxx::work&)>& fn);
+
+  // SELECT 1 on a pooled connection.
+  absl::Status Ping();
+
+  const PoolOptions& options() const { return options_; }
+
+ private:
+  void Return(std::unique_ptr<pqxx::connection> conn);
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> Open();
+
+  PoolOptions options_;
+  Prepare prepare_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  int outstanding_ = 0;  // Leases handed out plus connections being opened; idle ones not counted.
+};
+
+}  // namespace stadtportal::db

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+
+namespace stadtportal::grpcx {
+
+// A channel to a service, created once and shared (channels are thread-safe).
+// `target` is a gRPC name: "dns:///identity:50051" (headless Service in Kubernetes)
+// or "ipv4:127.0.0.1:50051,127.0.0.1:50061" (local replicas). Calls are spread with
+// round_robin; reconnects back off from 100 ms to at most 1 s so a restarted
+// replica is used again quickly.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
+
+// A client context with a deadline, carrying the current request id and traceparent.
+std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds deadline);
+
+// grpc.health.v1.Health/Check; `service` "" asks about the server as a whole.
+// OK only when the answer is SERVING; otherwise UNAVAILABLE with the reason.
+absl::Status CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service, std::chrono::milliseconds deadline);
+
+}  // namespace stadtportal::grpcx

@@ -1,0 +1,181 @@
+#include "libs/testing/testing.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/numbers.h"
+
+extern char** environ;
+
+namespace stadtportal::testing {
+namespace {
+
+std::string RequiredEnv(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    throw std::runtime_error(std::string(name) + " is not set: run the tests through scripts/test");
+  }
+  return v;
+}
+
+}  // namespace
+
+std::string DatabaseUrl() { return RequiredEnv("STADTPORTAL_TEST_DATABASE_URL"); }
+std::string RedisUrl() { return RequiredEnv("STADTPORTAL_TEST_REDIS_URL"); }
+
+int RedisPort() {
+  const std::string url = RedisUrl();
+  int port = 0;
+  if (!absl::SimpleAtoi(url.substr(url.rfind(':') + 1), &port)) throw std::runtime_error("bad redis url " + url);
+  return port;
+}
+
+TestSchema::TestSchema(const std::vector<db::MigrationFile>& migrations, const std::string& prefix) {
+  std::random_device rd;
+  name_ = prefix + "_" + std::to_string(rd()) + std::to_string(rd() % 1000);
+  auto r = db::Migrate(DatabaseUrl(), name_, migrations);
+  if (!r.ok()) throw std::runtime_error("migrations failed: " + std::string(r.status().message()));
+}
+
+TestSchema::~TestSchema() {
+  pool_.reset();
+  try {
+    pqxx::connection conn(DatabaseUrl());
+    pqxx::nontransaction tx(conn);
+    tx.exec("DROP SCHEMA IF EXISTS " + tx.quote_name(name_) + " CASCADE");
+  } catch (const std::exception&) {
+    // A leftover schema in a throwaway test database is harmless.
+  }
+}
+
+db::Pool& TestSchema::pool(db::Prepare prepare) {
+  if (pool_ == nullptr) {
+    db::PoolOptions o;
+    o.url = DatabaseUrl();
+    o.schema = name_;
+    o.size = 4;
+    pool_ = std::make_unique<db::Pool>(o, std::move(prepare));
+  }
+  return *pool_;
+}
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool Eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Process::Process(std::string path, std::vector<std::string> args, std::map<std::string, std::string> env,
+                 std::string log_path)
+    : log_path_(std::move(log_path)) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    if (kv.rfind("STADTPORTAL_", 0) == 0) continue;  // Only what the test passes.
+    env_strings.push_back(kv);
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  args.insert(args.begin(), path);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  const int rc = posix_spawn(&pid_, path.c_str(), &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error("cannot start " + path);
+}
+
+Process::~Process() {
+  if (running()) {
+    Signal(SIGKILL);
+    Wait(std::chrono::seconds(5));
+  }
+}
+
+void Process::Signal(int sig) {
+  if (!exited_) ::kill(pid_, sig);
+}
+
+bool Process::running() {
+  if (exited_) return false;
+  int st = 0;
+  if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+    exited_ = true;
+    status_ = st;
+    return false;
+  }
+  return true;
+}
+
+int Process::Wait(std::chrono::milliseconds timeout) {
+  if (!Eventually([&] { return !running(); }, timeout)) return -1;
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  return -2;
+}
+
+std::string Process::Output() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int RunCommand(const std::string& command, std::string* output) {
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) {
+    if (output != nullptr) output->append(buf, n);
+  }
+  const int st = ::pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+}  // namespace stadtportal::testing

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libs/db/migrate.h"
+#include "libs/db/pool.h"
+
+// Helpers for integration and e2e tests. PostgreSQL and Redis are real servers started
+// by scripts/test, which passes their addresses in STADTPORTAL_TEST_DATABASE_URL and
+// STADTPORTAL_TEST_REDIS_URL.
+namespace stadtportal::testing {
+
+// The addresses from the environment; throws (failing the test) when unset.
+std::string DatabaseUrl();
+std::string RedisUrl();
+int RedisPort();
+
+// A schema of its own for one test: created with the given migrations applied, and
+// dropped when the object goes away.
+class TestSchema {
+ public:
+  explicit TestSchema(const std::vector<db::MigrationFile>& migrations, const std::string& prefix = "t");
+  ~TestSchema();
+  const std::string& name() const { return name_; }
+  db::Pool& pool(db::Prepare prepare = nullptr);
+
+ private:
+  std::string name_;
+  std::unique_ptr<db::Pool> pool_;
+};
+
+// A random unused TCP port on 127.0.0.1.
+uint16_t FreePort();
+
+// Polls `pred` every 20 ms until it holds or `timeout` passes; returns whether it held.
+bool Eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+// A child process (a stadtportal binary) with its own environment; output goes to `log_path`.
+class Process {
+ public:
+  Process(std::string path, std::vector<std::string> args, std::map<std::string, std::string> env,
+          std::string log_path);
+  ~Process();  // Kills the process if still running.
+  int pid() const { return pid_; }
+  void Signal(int sig);
+  // Waits up to `timeout`; returns the exit code, or -1 if still running, -2 if killed by a signal.
+  int Wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string Output() const;
+
+ private:
+  int pid_ = -1;
+  int status_ = 0;
+  bool exited_ = false;
+  std::string log_path_;
+};
+
+// Runs a shell command, returns its exit status and fills `output` with stdout+stderr.
+int RunCommand(const std::string& command, std::string* output);
+
+}  // namespace stadtportal::testing

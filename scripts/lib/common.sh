@@ -1,0 +1,81 @@
+# Shared by scripts/run and scripts/test: build, and local PostgreSQL and Redis.
+# Sourced, not executed.
+
+SP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SP_PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+SP_SERVICES=(identity accounts submission payment messaging connector)
+
+sp_log() { printf '\033[1m[stadtportal]\033[0m %s\n' "$*" >&2; }
+sp_die() { printf '[stadtportal] error: %s\n' "$*" >&2; exit 1; }
+
+# sp_build <build dir> <build type> [extra cmake args…]
+sp_build() {
+  local dir="$1" type="$2"
+  shift 2
+  export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/stadtportal-ccache}"
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake -S "$SP_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
+  fi
+  cmake --build "$dir" -j "${STADTPORTAL_BUILD_JOBS:-2}"
+}
+
+# Runs a command as the postgres user when we are root (initdb refuses root).
+sp_as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# sp_free_port: a TCP port nobody listens on.
+sp_free_port() {
+  local p
+  while :; do
+    p=$(( (RANDOM % 20000) + 30000 ))
+    ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+  done
+}
+
+# sp_start_postgres <data dir> <port>: initialises the cluster on first use, starts it
+# on 127.0.0.1 and makes sure role and database "stadtportal" exist.
+sp_start_postgres() {
+  local dir="$1" port="$2"
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir"; fi
+  chmod 700 "$dir"
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    sp_as_pg "$SP_PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  fi
+  sp_as_pg "$SP_PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=300 -c fsync=${SP_PG_FSYNC:-on}" start >/dev/null
+  local psql=("$SP_PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA)
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='stadtportal'")" != "1" ]; then
+    "${psql[@]}" -c "CREATE ROLE stadtportal LOGIN"
+  fi
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname='stadtportal'")" != "1" ]; then
+    "${psql[@]}" -c "CREATE DATABASE stadtportal OWNER stadtportal"
+  fi
+}
+
+sp_stop_postgres() {
+  local dir="$1"
+  [ -f "$dir/postmaster.pid" ] && sp_as_pg "$SP_PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# sp_start_redis <dir> <port>: Redis on 127.0.0.1 with an append-only file
+# (appendfsync everysec: at most one second of stream events lost on a crash).
+sp_start_redis() {
+  local dir="$1" port="$2"
+  mkdir -p "$dir"
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+    --appendonly yes --appendfsync everysec --save "" >/dev/null
+  local i
+  for i in $(seq 1 100); do
+    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  sp_die "redis did not start (see $dir/redis.log)"
+}
+
+sp_stop_redis() {
+  local port="$1"
+  redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+}
