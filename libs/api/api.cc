@@ -11,7 +11,8 @@ namespace stadtportal::api {
 
 absl::StatusOr<std::string> ResolveTenant(const common::v1::TenantRef& ref, const std::string& default_tenant) {
   if (ref.key().empty()) return default_tenant;
-  if (!config::IsTenantKey(ref.key())) return absl::InvalidArgumentError("tenant.key: expected an eight-digit municipality key");
+  if (!config::IsTenantKey(ref.key()))
+    return absl::InvalidArgumentError("tenant.key: expected an eight-digit municipality key");
   return ref.key();
 }
 
@@ -30,7 +31,8 @@ absl::StatusOr<Page> ParsePage(const common::v1::PageRequest& req) {
 std::string NextPageToken(const std::string& last_key) { return absl::WebSafeBase64Escape(last_key); }
 
 absl::Status ValidateMoney(const common::v1::Money& m, const std::string& field) {
-  if (m.amount_minor() < 0) return absl::InvalidArgumentError(absl::StrCat(field, ".amount_minor: must not be negative"));
+  if (m.amount_minor() < 0)
+    return absl::InvalidArgumentError(absl::StrCat(field, ".amount_minor: must not be negative"));
   const auto& c = m.currency();
   if (c.size() != 3 || !absl::ascii_isupper(c[0]) || !absl::ascii_isupper(c[1]) || !absl::ascii_isupper(c[2])) {
     return absl::InvalidArgumentError(absl::StrCat(field, ".currency: expected an ISO 4217 code such as EUR"));

@@ -76,8 +76,8 @@ absl::StatusOr<MigrationResult> Migrate(const std::string& url, const std::strin
       auto it = applied.find(p.version);
       if (it != applied.end()) {
         if (it->second.second != sum) {
-          return absl::FailedPreconditionError(absl::StrCat("migration ", p.file->name, " in schema ", schema,
-                                                            " was changed after it was applied"));
+          return absl::FailedPreconditionError(
+              absl::StrCat("migration ", p.file->name, " in schema ", schema, " was changed after it was applied"));
         }
         ++result.already_applied;
         continue;

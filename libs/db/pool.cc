@@ -39,9 +39,8 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> Pool::Open() {
 
 absl::StatusOr<Pool::Lease> Pool::Acquire() {
   std::unique_lock<std::mutex> lock(mu_);
-  const bool got = cv_.wait_for(lock, options_.acquire_timeout, [&] {
-    return !idle_.empty() || outstanding_ < options_.size;
-  });
+  const bool got =
+      cv_.wait_for(lock, options_.acquire_timeout, [&] { return !idle_.empty() || outstanding_ < options_.size; });
   if (!got) return absl::UnavailableError("database pool exhausted");
   ++outstanding_;
   if (!idle_.empty()) {

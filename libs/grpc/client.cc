@@ -28,7 +28,8 @@ std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds 
   return ctx;
 }
 
-absl::Status CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service, std::chrono::milliseconds deadline) {
+absl::Status CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
+                         std::chrono::milliseconds deadline) {
   auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::health::v1::HealthCheckRequest req;
   req.set_service(service);

@@ -22,6 +22,7 @@ std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds 
 
 // grpc.health.v1.Health/Check; `service` "" asks about the server as a whole.
 // OK only when the answer is SERVING; otherwise UNAVAILABLE with the reason.
-absl::Status CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service, std::chrono::milliseconds deadline);
+absl::Status CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
+                         std::chrono::milliseconds deadline);
 
 }  // namespace stadtportal::grpcx

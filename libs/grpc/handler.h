@@ -29,10 +29,11 @@ grpc::Status Handle(grpc::ServerContext* ctx, const char* method, Fn&& fn) {
   } catch (const std::exception& e) {
     s = absl::InternalError(e.what());
   }
+  log::Debug("rpc", {{"method", method}, {"code", absl::StatusCodeToString(s.code())}});
   if (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kUnknown ||
       s.code() == absl::StatusCode::kDataLoss) {
-    log::Error("request failed", {{"method", method}, {"code", absl::StatusCodeToString(s.code())},
-                                  {"error", std::string(s.message())}});
+    log::Error("request failed",
+               {{"method", method}, {"code", absl::StatusCodeToString(s.code())}, {"error", std::string(s.message())}});
     return status::ToGrpc(absl::Status(s.code(), "internal error"));
   }
   return status::ToGrpc(s);

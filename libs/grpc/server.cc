@@ -1,7 +1,7 @@
 #include "libs/grpc/server.h"
 
-#include <csignal>
 #include <pthread.h>
+#include <csignal>
 
 #include <thread>
 
@@ -37,9 +37,7 @@ metrics::Red& GrpcRed() {
   return red;
 }
 
-std::string CodeLabel(grpc::StatusCode code) {
-  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-}
+std::string CodeLabel(grpc::StatusCode code) { return absl::StatusCodeToString(static_cast<absl::StatusCode>(code)); }
 
 class RedInterceptor : public gx::Interceptor {
  public:
@@ -94,6 +92,7 @@ void Server::AddService(std::unique_ptr<grpc::Service> service, std::string full
 }
 
 absl::Status Server::Start() {
+  GrpcRed();  // Register the metric families now, so /metrics shows them before the first call.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 

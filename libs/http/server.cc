@@ -13,11 +13,13 @@ ServerOptions ServerOptions::FromEnv(const config::Env& env, uint16_t default_po
   o.port = env.Port("STADTPORTAL_HTTP_PORT", default_port);
   o.threads = static_cast<int>(env.Int("STADTPORTAL_HTTP_THREADS", o.threads, 1, 4096));
   o.queue = static_cast<int>(env.Int("STADTPORTAL_HTTP_QUEUE", o.queue, 0, 65536));
-  o.max_body_bytes = static_cast<size_t>(env.Int("STADTPORTAL_HTTP_MAX_BODY_BYTES", static_cast<int64_t>(o.max_body_bytes), 1024, 1LL << 30));
+  o.max_body_bytes = static_cast<size_t>(
+      env.Int("STADTPORTAL_HTTP_MAX_BODY_BYTES", static_cast<int64_t>(o.max_body_bytes), 1024, 1LL << 30));
   o.read_timeout = env.Millis("STADTPORTAL_HTTP_READ_TIMEOUT_MS", o.read_timeout);
   o.write_timeout = env.Millis("STADTPORTAL_HTTP_WRITE_TIMEOUT_MS", o.write_timeout);
   o.keep_alive_timeout = env.Millis("STADTPORTAL_HTTP_KEEPALIVE_TIMEOUT_MS", o.keep_alive_timeout);
-  o.keep_alive_max_requests = static_cast<int>(env.Int("STADTPORTAL_HTTP_KEEPALIVE_MAX_REQUESTS", o.keep_alive_max_requests, 1, 1000000));
+  o.keep_alive_max_requests =
+      static_cast<int>(env.Int("STADTPORTAL_HTTP_KEEPALIVE_MAX_REQUESTS", o.keep_alive_max_requests, 1, 1000000));
   return o;
 }
 
@@ -110,10 +112,21 @@ void WriteJson(httplib::Response& res, int status, const nlohmann::json& body) {
   res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
 }
 
+namespace {
+
+void SetProblem(httplib::Response& res, const nlohmann::json& problem) {
+  res.status = problem["status"].get<int>();
+  res.set_content(problem.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), status::kProblemContentType);
+}
+
+}  // namespace
+
 void WriteProblem(httplib::Response& res, const absl::Status& s) {
-  res.status = status::HttpStatus(s.code());
-  res.set_content(status::Problem(s, log::CurrentRequestId()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                  status::kProblemContentType);
+  SetProblem(res, status::Problem(s, log::CurrentRequestId()));
+}
+
+void WriteHttpProblem(httplib::Response& res, int http_status, const std::string& detail) {
+  SetProblem(res, status::HttpProblem(http_status, detail, log::CurrentRequestId()));
 }
 
 void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -148,14 +161,15 @@ void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
     }
   } else if (!allowed.empty()) {
     res.set_header("Allow", absl::StrJoin(allowed, ", "));
-    WriteProblem(res, absl::Status(absl::StatusCode::kUnimplemented,
-                                   absl::StrCat("method ", req.method, " is not allowed here; allowed: ",
-                                                absl::StrJoin(allowed, ", "))));
-    res.status = 405;
+    WriteHttpProblem(
+        res, 405, absl::StrCat("method ", req.method, " is not allowed here; allowed: ", absl::StrJoin(allowed, ", ")));
   } else {
     WriteProblem(res, absl::NotFoundError("no such resource"));
   }
-  red_.Handled(op, std::to_string(res.status), std::chrono::steady_clock::now() - start);
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  red_.Handled(op, std::to_string(res.status), elapsed);
+  // Access log: the route template, never the raw path or query (they may carry personal data).
+  log::Info("request", {{"route", op}, {"status", res.status}, {"duration_ms", elapsed.count() * 1000}});
 }
 
 void Router::Install(httplib::Server& server) {
@@ -183,9 +197,7 @@ void Router::Install(httplib::Server& server) {
     log::RequestScope scope(id, "");
     res.set_header("X-Request-Id", id);
     const int code = res.status;
-    std::string detail = code == 413 ? "request body too large" : "malformed request";
-    WriteProblem(res, absl::Status(status::CodeForHttp(code), detail));
-    res.status = code;
+    WriteHttpProblem(res, code, code == 413 ? "request body too large" : "malformed request");
   });
   server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     WriteProblem(res, absl::InternalError("unhandled exception"));

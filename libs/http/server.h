@@ -22,8 +22,8 @@ namespace stadtportal::http {
 struct ServerOptions {
   std::string host = "0.0.0.0";
   uint16_t port = 8080;
-  int threads = 32;         // Worker threads; one per open connection while it is served.
-  int queue = 256;          // Accepted connections waiting for a worker; beyond, accept waits.
+  int threads = 32;  // Worker threads; one per open connection while it is served.
+  int queue = 256;   // Accepted connections waiting for a worker; beyond, accept waits.
   size_t max_body_bytes = 1 << 20;
   std::chrono::milliseconds read_timeout{10000};
   std::chrono::milliseconds write_timeout{10000};
@@ -88,6 +88,8 @@ class Router {
 
 // Writes an RFC 9457 problem for `s` with the current request id.
 void WriteProblem(httplib::Response& res, const absl::Status& s);
+// Writes a problem the HTTP layer raises itself (405, 413, …), see status::HttpProblem.
+void WriteHttpProblem(httplib::Response& res, int http_status, const std::string& detail);
 void WriteJson(httplib::Response& res, int status, const nlohmann::json& body);
 
 // Applies the options (TCP_NODELAY on, timeouts, keep-alive and body limits, the

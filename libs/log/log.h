@@ -18,10 +18,14 @@ Level ParseLevel(std::string_view s);  // "debug" | "info" | "warn" | "error"; t
 // Never pass secrets (passwords, tokens, session ids) as fields.
 void Write(Level level, std::string_view msg, const nlohmann::json& fields = nlohmann::json::object());
 
-inline void Debug(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { Write(Level::kDebug, m, f); }
+inline void Debug(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) {
+  Write(Level::kDebug, m, f);
+}
 inline void Info(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { Write(Level::kInfo, m, f); }
 inline void Warn(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { Write(Level::kWarn, m, f); }
-inline void Error(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { Write(Level::kError, m, f); }
+inline void Error(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) {
+  Write(Level::kError, m, f);
+}
 
 // Binds a request id and W3C traceparent to the current thread for the scope's
 // lifetime; every line written meanwhile carries them.

@@ -35,8 +35,8 @@ AdminServer::AdminServer(const std::string& host, uint16_t port) {
 }
 
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
-  static const prometheus::Histogram::BucketBoundaries kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                                   0.1,   0.25,   0.5,   1,    2.5,   5, 10};
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                                   0.25,  0.5,    1,     2.5,  5,     10};
   return kBuckets;
 }
 

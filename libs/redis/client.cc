@@ -82,7 +82,8 @@ absl::Status Client::ConnectLocked() {
   if (c->err != 0) {
     std::string err = c->errstr;
     redisFree(c);
-    return absl::UnavailableError(absl::StrCat("redis: cannot connect to ", options_.host, ":", options_.port, ": ", err));
+    return absl::UnavailableError(
+        absl::StrCat("redis: cannot connect to ", options_.host, ":", options_.port, ": ", err));
   }
   redisSetTimeout(c, ToTimeval(options_.command_timeout));
   redisEnableKeepAlive(c);
@@ -134,7 +135,8 @@ absl::StatusOr<Reply> Client::Command(const std::vector<std::string>& args) {
     if (reply.type() == REDIS_REPLY_ERROR) return absl::FailedPreconditionError(absl::StrCat("redis: ", reply.str()));
     return reply;
   }
-  log::Warn("redis unavailable", {{"host", options_.host}, {"port", options_.port}, {"error", std::string(last.message())}});
+  log::Warn("redis unavailable",
+            {{"host", options_.host}, {"port", options_.port}, {"error", std::string(last.message())}});
   return last;
 }
 

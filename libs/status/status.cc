@@ -1,6 +1,7 @@
 #include "libs/status/status.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 
 namespace stadtportal::status {
@@ -76,6 +77,25 @@ nlohmann::json Problem(const absl::Status& s, const std::string& request_id) {
       {"detail", IsInternal(s.code()) ? std::string("an internal error occurred; quote the request id")
                                       : std::string(s.message())},
   };
+  if (!request_id.empty()) p["request_id"] = request_id;
+  return p;
+}
+
+nlohmann::json HttpProblem(int http_status, const std::string& detail, const std::string& request_id) {
+  std::string title;
+  switch (http_status) {
+    case 400: title = "Bad request"; break;
+    case 405: title = "Method not allowed"; break;
+    case 408: title = "Request timeout"; break;
+    case 413: title = "Payload too large"; break;
+    case 414: title = "URI too long"; break;
+    case 415: title = "Unsupported media type"; break;
+    case 431: title = "Request header fields too large"; break;
+    default: return Problem(absl::Status(CodeForHttp(http_status), detail), request_id);
+  }
+  std::string slug = absl::AsciiStrToLower(absl::StrReplaceAll(title, {{" ", "-"}}));
+  nlohmann::json p = {
+      {"type", "urn:stadtportal:problem:" + slug}, {"title", title}, {"status", http_status}, {"detail", detail}};
   if (!request_id.empty()) p["request_id"] = request_id;
   return p;
 }

@@ -23,6 +23,10 @@ absl::StatusCode CodeForHttp(int http_status);
 // Internal errors never expose their message; the detail then is generic.
 nlohmann::json Problem(const absl::Status& s, const std::string& request_id);
 
+// A problem raised by the HTTP layer itself, with no canonical code of its own
+// (405 method not allowed, 413 payload too large, 431 headers too large, …).
+nlohmann::json HttpProblem(int http_status, const std::string& detail, const std::string& request_id);
+
 inline constexpr char kProblemContentType[] = "application/problem+json";
 
 }  // namespace stadtportal::status

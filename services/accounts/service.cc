@@ -22,8 +22,7 @@ grpc::Status Service::CreateParty(grpc::ServerContext* ctx, const v1::CreatePart
           return absl::InvalidArgumentError("identity_account_id: only persons log in with an identity account");
         }
         break;
-      default:
-        return absl::InvalidArgumentError("kind: PERSON or ORGANISATION required");
+      default: return absl::InvalidArgumentError("kind: PERSON or ORGANISATION required");
     }
     auto created = store_->CreateParty(p);
     if (!created.ok()) return created.status();

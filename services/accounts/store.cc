@@ -25,7 +25,8 @@ v1::Party ToParty(const pqxx::row& r) {
 void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("accounts_create_party",
                std::string("INSERT INTO parties (tenant, kind, display_name, identity_account_id) "
-                           "VALUES ($1, $2, $3, nullif($4, '')::uuid) RETURNING ") + kColumns);
+                           "VALUES ($1, $2, $3, nullif($4, '')::uuid) RETURNING ") +
+                   kColumns);
   conn.prepare("accounts_get_party",
                std::string("SELECT ") + kColumns + " FROM parties WHERE tenant = $1 AND id = $2::uuid");
 }

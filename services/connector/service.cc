@@ -26,8 +26,7 @@ grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDest
         d.mode = "pull";
         if (!d.endpoint_url.empty()) return absl::InvalidArgumentError("endpoint_url: must be empty for pull");
         break;
-      default:
-        return absl::InvalidArgumentError("mode: PUSH or PULL required");
+      default: return absl::InvalidArgumentError("mode: PUSH or PULL required");
     }
     auto stored = store_->PutDestination(d);
     if (!stored.ok()) return stored.status();

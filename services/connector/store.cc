@@ -21,12 +21,15 @@ v1::Destination ToDestination(const pqxx::row& r) {
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
-  conn.prepare("connector_put_destination",
-               std::string("INSERT INTO destinations (tenant, id, name, mode, endpoint_url) VALUES ($1, $2, $3, $4, $5) "
-                           "ON CONFLICT (tenant, id) DO UPDATE SET name = EXCLUDED.name, mode = EXCLUDED.mode, "
-                           "endpoint_url = EXCLUDED.endpoint_url, updated_at = now() RETURNING ") + kColumns);
-  conn.prepare("connector_list_destinations",
-               std::string("SELECT ") + kColumns + " FROM destinations WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3");
+  conn.prepare(
+      "connector_put_destination",
+      std::string("INSERT INTO destinations (tenant, id, name, mode, endpoint_url) VALUES ($1, $2, $3, $4, $5) "
+                  "ON CONFLICT (tenant, id) DO UPDATE SET name = EXCLUDED.name, mode = EXCLUDED.mode, "
+                  "endpoint_url = EXCLUDED.endpoint_url, updated_at = now() RETURNING ") +
+          kColumns);
+  conn.prepare(
+      "connector_list_destinations",
+      std::string("SELECT ") + kColumns + " FROM destinations WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3");
 }
 
 absl::StatusOr<v1::Destination> Store::PutDestination(const DestinationRow& d) {

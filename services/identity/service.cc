@@ -16,8 +16,7 @@ absl::StatusOr<std::string> NormalizeEmail(const std::string& email) {
   return e;
 }
 
-grpc::Status Service::CreateAccount(grpc::ServerContext* ctx, const v1::CreateAccountRequest* req,
-                                    v1::Account* resp) {
+grpc::Status Service::CreateAccount(grpc::ServerContext* ctx, const v1::CreateAccountRequest* req, v1::Account* resp) {
   return grpcx::Handle(ctx, "CreateAccount", [&]() -> absl::Status {
     auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
     if (!tenant.ok()) return tenant.status();

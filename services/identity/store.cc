@@ -28,7 +28,8 @@ v1::Account ToAccount(const pqxx::row& r) {
 void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("identity_create_account",
                std::string("INSERT INTO accounts (tenant, email, email_normalized, display_name, language) "
-                           "VALUES ($1, $2, $3, $4, $5) RETURNING ") + kColumns);
+                           "VALUES ($1, $2, $3, $4, $5) RETURNING ") +
+                   kColumns);
   conn.prepare("identity_get_account",
                std::string("SELECT ") + kColumns + " FROM accounts WHERE tenant = $1 AND id = $2::uuid");
 }
@@ -36,12 +37,13 @@ void Store::Prepare(pqxx::connection& conn) {
 absl::StatusOr<v1::Account> Store::CreateAccount(const NewAccount& a) {
   v1::Account out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto r = tx.exec_prepared1("identity_create_account", a.tenant, a.email, a.email_normalized, a.display_name,
-                               a.language);
+    auto r =
+        tx.exec_prepared1("identity_create_account", a.tenant, a.email, a.email_normalized, a.display_name, a.language);
     out = ToAccount(r);
     return absl::OkStatus();
   });
-  if (s.code() == absl::StatusCode::kAlreadyExists) return absl::AlreadyExistsError("an account with this e-mail exists");
+  if (s.code() == absl::StatusCode::kAlreadyExists)
+    return absl::AlreadyExistsError("an account with this e-mail exists");
   if (!s.ok()) return s;
   return out;
 }

@@ -30,24 +30,25 @@ v1::Message ToMessage(const pqxx::row& r) {
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
-  conn.prepare("messaging_post",
-               std::string("INSERT INTO messages (tenant, party_id, party_kind, sender_kind, subject, body, message_key) "
-                           "VALUES ($1, $2::uuid, $3, $4, $5, $6, $7) "
-                           "ON CONFLICT (tenant, message_key) DO NOTHING RETURNING ") + kColumns);
+  conn.prepare(
+      "messaging_post",
+      std::string("INSERT INTO messages (tenant, party_id, party_kind, sender_kind, subject, body, message_key) "
+                  "VALUES ($1, $2::uuid, $3, $4, $5, $6, $7) "
+                  "ON CONFLICT (tenant, message_key) DO NOTHING RETURNING ") +
+          kColumns);
   conn.prepare("messaging_by_key",
                std::string("SELECT ") + kColumns + " FROM messages WHERE tenant = $1 AND message_key = $2");
   // $3: keyset cursor (seq of the last message seen; 0 = from the newest).
-  conn.prepare("messaging_list",
-               std::string("SELECT ") + kColumns +
-                   " FROM messages WHERE tenant = $1 AND party_id = $2::uuid AND ($3 = 0 OR seq < $3)"
-                   " ORDER BY seq DESC LIMIT $4");
+  conn.prepare("messaging_list", std::string("SELECT ") + kColumns +
+                                     " FROM messages WHERE tenant = $1 AND party_id = $2::uuid AND ($3 = 0 OR seq < $3)"
+                                     " ORDER BY seq DESC LIMIT $4");
 }
 
 absl::StatusOr<v1::Message> Store::PostMessage(const NewMessage& m) {
   v1::Message out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto res = tx.exec_prepared("messaging_post", m.tenant, m.party_id, m.party_kind, m.sender_kind, m.subject,
-                                m.body, m.message_key);
+    auto res = tx.exec_prepared("messaging_post", m.tenant, m.party_id, m.party_kind, m.sender_kind, m.subject, m.body,
+                                m.message_key);
     if (res.empty()) res = tx.exec_prepared("messaging_by_key", m.tenant, m.message_key);
     if (res.empty()) return absl::AbortedError("concurrent post with the same message key, retry");
     out = ToMessage(res[0]);

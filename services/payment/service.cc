@@ -6,8 +6,7 @@
 
 namespace stadtportal::payment {
 
-grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePaymentRequest* req,
-                                    v1::Payment* resp) {
+grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePaymentRequest* req, v1::Payment* resp) {
   return grpcx::Handle(ctx, "CreatePayment", [&]() -> absl::Status {
     auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
     if (!tenant.ok()) return tenant.status();

@@ -42,7 +42,8 @@ void Store::Prepare(pqxx::connection& conn) {
                std::string("INSERT INTO payments (tenant, party_id, party_kind, submission_id, amount_minor, currency, "
                            "description, idempotency_key, request_fingerprint) "
                            "VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, $9) "
-                           "ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING ") + kColumns);
+                           "ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING ") +
+                   kColumns);
   conn.prepare("payment_by_idempotency_key",
                std::string("SELECT ") + kColumns + " FROM payments WHERE tenant = $1 AND idempotency_key = $2");
   conn.prepare("payment_get", std::string("SELECT ") + kColumns + " FROM payments WHERE tenant = $1 AND id = $2::uuid");

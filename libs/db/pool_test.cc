@@ -1,0 +1,73 @@
+#include "libs/db/pool.h"
+
+#include <catch2/catch.hpp>
+
+#include "libs/testing/testing.h"
+
+namespace stadtportal::db {
+namespace {
+
+const std::vector<MigrationFile> kFiles = {
+    {"V001__create_items.sql", "CREATE TABLE items (id text PRIMARY KEY, n integer NOT NULL CHECK (n >= 0));"},
+};
+
+}  // namespace
+
+TEST_CASE("the pool maps database errors to canonical codes", "[integration]") {
+  testing::TestSchema schema(kFiles, "pool");
+  auto& pool = schema.pool([](pqxx::connection& c) { c.prepare("insert_item", "INSERT INTO items VALUES ($1, $2)"); });
+  auto insert = [&](const std::string& id, int n) {
+    return pool.Transact([&](pqxx::work& tx) {
+      tx.exec_prepared("insert_item", id, n);
+      return absl::OkStatus();
+    });
+  };
+  CHECK(insert("a", 1).ok());
+  CHECK(insert("a", 2).code() == absl::StatusCode::kAlreadyExists);
+  CHECK(insert("b", -1).code() == absl::StatusCode::kInvalidArgument);
+  // A non-OK result from the function rolls back.
+  auto s = pool.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("insert_item", "c", 3);
+    return absl::NotFoundError("changed my mind");
+  });
+  CHECK(s.code() == absl::StatusCode::kNotFound);
+  CHECK(insert("c", 3).ok());
+  CHECK(pool.Ping().ok());
+}
+
+TEST_CASE("the pool hands out at most its size and waits for a returned lease", "[integration]") {
+  testing::TestSchema schema(kFiles, "pool");
+  PoolOptions o{testing::DatabaseUrl(), schema.name(), 2, std::chrono::milliseconds(200)};
+  Pool pool(o, nullptr);
+  auto a = pool.Acquire();
+  auto b = pool.Acquire();
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  auto c = pool.Acquire();
+  CHECK(c.status().code() == absl::StatusCode::kUnavailable);
+  { auto released = std::move(*a); }
+  CHECK(pool.Acquire().ok());
+}
+
+TEST_CASE("a connection the server closed is replaced", "[integration]") {
+  testing::TestSchema schema(kFiles, "pool");
+  PoolOptions o{testing::DatabaseUrl(), schema.name(), 1, std::chrono::milliseconds(2000)};
+  Pool pool(o, nullptr);
+  int pid = 0;
+  REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                pid = tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+                return absl::OkStatus();
+              })
+              .ok());
+  {
+    pqxx::connection admin(testing::DatabaseUrl());
+    pqxx::nontransaction tx(admin);
+    tx.exec("SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+  }
+  // The first use notices the dead connection; the next gets a fresh one.
+  auto first = pool.Ping();
+  if (!first.ok()) CHECK(first.code() == absl::StatusCode::kUnavailable);
+  CHECK(pool.Ping().ok());
+}
+
+}  // namespace stadtportal::db

@@ -1,0 +1,133 @@
+#include "libs/grpc/server.h"
+
+#include <future>
+
+#include <catch2/catch.hpp>
+
+#include "libs/grpc/client.h"
+#include "libs/grpc/handler.h"
+#include "libs/metrics/metrics.h"
+#include "libs/testing/testing.h"
+#include "stadtportal/testing/v1/echo.grpc.pb.h"
+
+namespace stadtportal::grpcx {
+namespace {
+
+using stadtportal::testing::v1::EchoRequest;
+using stadtportal::testing::v1::EchoResponse;
+using stadtportal::testing::v1::EchoService;
+
+class EchoImpl final : public EchoService::Service {
+ public:
+  std::atomic<int> started{0};
+  grpc::Status Echo(grpc::ServerContext* ctx, const EchoRequest* req, EchoResponse* resp) override {
+    return Handle(ctx, "Echo", [&]() -> absl::Status {
+      ++started;
+      // Long handlers watch for cancellation, as after the shutdown grace period.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(req->delay_ms());
+      while (std::chrono::steady_clock::now() < until) {
+        if (ctx->IsCancelled()) return absl::CancelledError("cancelled");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (req->text() == "fail") return absl::InvalidArgumentError("text: fail requested");
+      resp->set_text(req->text());
+      return absl::OkStatus();
+    });
+  }
+};
+
+struct Fixture {
+  EchoImpl* echo = nullptr;
+  std::unique_ptr<Server> server;
+  std::shared_ptr<grpc::Channel> channel;
+
+  explicit Fixture(std::chrono::milliseconds grace) {
+    ServerOptions o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.shutdown_grace = grace;
+    server = std::make_unique<Server>(o);
+    auto impl = std::make_unique<EchoImpl>();
+    echo = impl.get();
+    server->AddService(std::move(impl), EchoService::service_full_name());
+    REQUIRE(server->Start().ok());
+    channel = MakeChannel("ipv4:127.0.0.1:" + std::to_string(server->port()));
+  }
+
+  grpc::Status Call(const std::string& text, int delay_ms, EchoResponse* resp) {
+    EchoRequest req;
+    req.set_text(text);
+    req.set_delay_ms(delay_ms);
+    auto ctx = NewClientContext(std::chrono::seconds(10));
+    return EchoService::NewStub(channel)->Echo(ctx.get(), req, resp);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a started server reports SERVING overall and per service", "[integration]") {
+  Fixture f(std::chrono::seconds(5));
+  CHECK(CheckHealth(f.channel, "", std::chrono::seconds(2)).ok());
+  CHECK(CheckHealth(f.channel, EchoService::service_full_name(), std::chrono::seconds(2)).ok());
+  CHECK_FALSE(CheckHealth(f.channel, "no.such.Service", std::chrono::seconds(2)).ok());
+  EchoResponse resp;
+  CHECK(f.Call("hallo", 0, &resp).ok());
+  CHECK(resp.text() == "hallo");
+  CHECK(f.Call("fail", 0, &resp).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_CASE("shutdown lets an in-flight call finish and refuses new ones", "[integration]") {
+  Fixture f(std::chrono::seconds(5));
+  auto in_flight = std::async(std::launch::async, [&] {
+    EchoResponse resp;
+    auto s = f.Call("slow", 1500, &resp);
+    return std::make_pair(s.error_code(), resp.text());
+  });
+  REQUIRE(testing::Eventually([&] { return f.echo->started.load() == 1; }, std::chrono::seconds(5)));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto shutdown = std::async(std::launch::async, [&] { f.server->Shutdown(); });
+  // While draining: new calls are refused and health says not serving.
+  REQUIRE(testing::Eventually(
+      [&] {
+        EchoResponse r;
+        return !f.Call("new", 0, &r).ok();
+      },
+      std::chrono::seconds(2)));
+  CHECK_FALSE(CheckHealth(f.channel, "", std::chrono::milliseconds(500)).ok());
+
+  auto [code, text] = in_flight.get();
+  CHECK(code == grpc::StatusCode::OK);
+  CHECK(text == "slow");
+  shutdown.get();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  CHECK(f.echo->started.load() == 1);  // The refused calls never reached the handler.
+}
+
+TEST_CASE("calls outliving the grace period are cancelled", "[integration]") {
+  Fixture f(std::chrono::milliseconds(300));
+  auto in_flight = std::async(std::launch::async, [&] {
+    EchoResponse resp;
+    return f.Call("too slow", 3000, &resp).error_code();
+  });
+  REQUIRE(testing::Eventually([&] { return f.echo->started.load() == 1; }, std::chrono::seconds(5)));
+  const auto t0 = std::chrono::steady_clock::now();
+  f.server->Shutdown();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(2500));
+  CHECK(in_flight.get() != grpc::StatusCode::OK);
+}
+
+TEST_CASE("RED metrics count calls by method and code", "[integration]") {
+  Fixture f(std::chrono::seconds(5));
+  EchoResponse resp;
+  REQUIRE(f.Call("x", 0, &resp).ok());
+  REQUIRE_FALSE(f.Call("fail", 0, &resp).ok());
+  const std::string text = metrics::Serialize();
+  CHECK(text.find("grpc_server_handled_total{code=\"OK\",operation=\"/stadtportal.testing.v1.EchoService/Echo\"}") !=
+        std::string::npos);
+  CHECK(text.find("code=\"INVALID_ARGUMENT\",operation=\"/stadtportal.testing.v1.EchoService/Echo\"") !=
+        std::string::npos);
+  CHECK(text.find("grpc_server_handling_seconds_bucket") != std::string::npos);
+}
+
+}  // namespace stadtportal::grpcx

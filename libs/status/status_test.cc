@@ -1,0 +1,54 @@
+#include "libs/status/status.h"
+
+#include <catch2/catch.hpp>
+
+namespace stadtportal::status {
+
+TEST_CASE("canonical codes map to HTTP statuses", "[unit]") {
+  CHECK(HttpStatus(absl::StatusCode::kInvalidArgument) == 400);
+  CHECK(HttpStatus(absl::StatusCode::kUnauthenticated) == 401);
+  CHECK(HttpStatus(absl::StatusCode::kPermissionDenied) == 403);
+  CHECK(HttpStatus(absl::StatusCode::kNotFound) == 404);
+  CHECK(HttpStatus(absl::StatusCode::kAlreadyExists) == 409);
+  CHECK(HttpStatus(absl::StatusCode::kResourceExhausted) == 429);
+  CHECK(HttpStatus(absl::StatusCode::kInternal) == 500);
+  CHECK(HttpStatus(absl::StatusCode::kUnavailable) == 503);
+  CHECK(HttpStatus(absl::StatusCode::kDeadlineExceeded) == 504);
+}
+
+TEST_CASE("absl and gRPC statuses convert both ways without loss", "[unit]") {
+  for (int c = 0; c <= 16; ++c) {
+    absl::Status s(static_cast<absl::StatusCode>(c), c == 0 ? "" : "message");
+    absl::Status back = FromGrpc(ToGrpc(s));
+    CHECK(back.code() == s.code());
+    CHECK(back.message() == s.message());
+  }
+}
+
+TEST_CASE("problem documents follow RFC 9457 and hide internal details", "[unit]") {
+  auto p = Problem(absl::NotFoundError("online service not found"), "req-1");
+  CHECK(p["type"] == "urn:stadtportal:problem:not-found");
+  CHECK(p["title"] == "Not found");
+  CHECK(p["status"] == 404);
+  CHECK(p["detail"] == "online service not found");
+  CHECK(p["request_id"] == "req-1");
+
+  auto internal = Problem(absl::InternalError("pqxx: relation secret_table does not exist"), "req-2");
+  CHECK(internal["status"] == 500);
+  CHECK(internal["detail"].get<std::string>().find("secret_table") == std::string::npos);
+}
+
+}  // namespace stadtportal::status
+
+namespace stadtportal::status {
+
+TEST_CASE("problems of the HTTP layer carry their own status and title", "[unit]") {
+  auto p = HttpProblem(405, "method DELETE is not allowed here", "r");
+  CHECK(p["status"] == 405);
+  CHECK(p["title"] == "Method not allowed");
+  CHECK(p["type"] == "urn:stadtportal:problem:method-not-allowed");
+  CHECK(HttpProblem(413, "too large", "r")["status"] == 413);
+  CHECK(HttpProblem(404, "nothing", "r")["status"] == 404);
+}
+
+}  // namespace stadtportal::status

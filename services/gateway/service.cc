@@ -1,0 +1,183 @@
+#include "services/gateway/service.h"
+
+#include <future>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "libs/grpc/client.h"
+#include "libs/log/log.h"
+#include "libs/metrics/metrics.h"
+#include "libs/status/status.h"
+
+namespace stadtportal::gateway {
+namespace {
+
+// The six services behind the gateway and the gRPC service each must serve.
+const std::vector<std::pair<std::string, std::string>>& KnownServices() {
+  static const std::vector<std::pair<std::string, std::string>> kServices = {
+      {"identity", "stadtportal.identity.v1.IdentityService"},
+      {"accounts", "stadtportal.accounts.v1.AccountsService"},
+      {"submission", "stadtportal.submission.v1.SubmissionService"},
+      {"payment", "stadtportal.payment.v1.PaymentService"},
+      {"messaging", "stadtportal.messaging.v1.MessagingService"},
+      {"connector", "stadtportal.connector.v1.ConnectorService"},
+  };
+  return kServices;
+}
+
+const char* AssuranceLevel(submission::v1::AssuranceLevel l) {
+  switch (l) {
+    case submission::v1::ASSURANCE_LEVEL_HIGH: return "high";
+    case submission::v1::ASSURANCE_LEVEL_SUBSTANTIAL: return "substantial";
+    default: return "low";
+  }
+}
+
+nlohmann::json ServiceJson(const submission::v1::OnlineService& s) {
+  return {
+      {"id", s.id()},
+      {"name", {{"de", s.name().de()}, {"en", s.name().en()}}},
+      {"description", {{"de", s.description().de()}, {"en", s.description().en()}}},
+      {"category", s.category()},
+      {"department", s.department()},
+      {"required_assurance_level", AssuranceLevel(s.required_assurance_level())},
+      {"fee",
+       {{"amount_minor", s.fee().amount_minor()}, {"currency", s.fee().currency()}, {"per_unit", s.fee_per_unit()}}},
+  };
+}
+
+}  // namespace
+
+Options Options::FromEnv(const config::Env& env) {
+  Options o;
+  o.http = http::ServerOptions::FromEnv(env, 8080);
+  for (const auto& [name, service_name] : KnownServices()) {
+    o.downstreams.push_back({name, env.Required("STADTPORTAL_" + absl::AsciiStrToUpper(name) + "_ADDR"), service_name});
+  }
+  o.grpc_deadline = env.Millis("STADTPORTAL_GRPC_DEADLINE_MS", o.grpc_deadline);
+  o.ready_timeout = env.Millis("STADTPORTAL_READY_TIMEOUT_MS", o.ready_timeout);
+  o.shutdown_delay = env.Millis("STADTPORTAL_SHUTDOWN_DELAY_MS", o.shutdown_delay);
+  return o;
+}
+
+Service::Service(Options options) : options_(std::move(options)), router_("http_server") {
+  for (const auto& d : options_.downstreams) channels_[d.name] = grpcx::MakeChannel(d.target);
+  submission_ = submission::v1::SubmissionService::NewStub(channels_.at("submission"));
+  AddRoutes();
+  http::Configure(server_, options_.http);
+  router_.Install(server_);
+}
+
+void Service::AddRoutes() {
+  router_.Add("GET", "/healthz", [](const httplib::Request&, httplib::Response& res, const http::Params&) {
+    http::WriteJson(res, 200, {{"status", "alive"}});
+  });
+  router_.Add("GET", "/readyz",
+              [this](const httplib::Request&, httplib::Response& res, const http::Params&) { Readyz(res); });
+  router_.Add("GET", "/metrics", [](const httplib::Request&, httplib::Response& res, const http::Params&) {
+    res.set_content(metrics::Serialize(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  router_.Add(
+      "GET", "/api/v1/services",
+      [this](const httplib::Request& req, httplib::Response& res, const http::Params&) { ListServices(req, res); });
+  router_.Add(
+      "GET", "/api/v1/services/{id}",
+      [this](const httplib::Request&, httplib::Response& res, const http::Params& p) { GetService(p.at("id"), res); });
+}
+
+void Service::Readyz(httplib::Response& res) {
+  if (stopping_) {
+    http::WriteProblem(res, absl::UnavailableError("shutting down"));
+    return;
+  }
+  // All checks at once, so the answer takes at most one timeout.
+  std::vector<std::future<absl::Status>> checks;
+  for (const auto& d : options_.downstreams) {
+    checks.push_back(std::async(std::launch::async, [this, &d] {
+      return grpcx::CheckHealth(channels_.at(d.name), d.service_name, options_.ready_timeout);
+    }));
+  }
+  nlohmann::json services = nlohmann::json::object();
+  std::vector<std::string> not_ready;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    absl::Status s = checks[i].get();
+    const auto& name = options_.downstreams[i].name;
+    services[name] = s.ok() ? "serving" : std::string(s.message());
+    if (!s.ok()) not_ready.push_back(name);
+  }
+  if (not_ready.empty()) {
+    http::WriteJson(res, 200, {{"status", "ready"}, {"services", services}});
+    return;
+  }
+  http::WriteProblem(res, absl::UnavailableError(absl::StrCat("not ready: ", absl::StrJoin(not_ready, ", "))));
+  auto body = nlohmann::json::parse(res.body);
+  body["services"] = services;
+  res.set_content(body.dump(), status::kProblemContentType);
+}
+
+void Service::ListServices(const httplib::Request& req, httplib::Response& res) {
+  submission::v1::ListOnlineServicesRequest in;
+  in.set_query(req.get_param_value("q"));
+  in.set_category(req.get_param_value("category"));
+  if (req.has_param("page_size")) {
+    int size = 0;
+    if (!absl::SimpleAtoi(req.get_param_value("page_size"), &size) || size < 1 || size > 100) {
+      http::WriteProblem(res, absl::InvalidArgumentError("page_size: an integer from 1 to 100"));
+      return;
+    }
+    in.mutable_page()->set_page_size(size);
+  }
+  in.mutable_page()->set_page_token(req.get_param_value("page_token"));
+  submission::v1::ListOnlineServicesResponse out;
+  auto ctx = grpcx::NewClientContext(options_.grpc_deadline);
+  if (auto s = status::FromGrpc(submission_->ListOnlineServices(ctx.get(), in, &out)); !s.ok()) {
+    http::WriteProblem(res, s);
+    return;
+  }
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& s : out.services()) items.push_back(ServiceJson(s));
+  nlohmann::json body = {{"items", items}};
+  if (!out.page().next_page_token().empty()) body["next_page_token"] = out.page().next_page_token();
+  http::WriteJson(res, 200, body);
+}
+
+void Service::GetService(const std::string& id, httplib::Response& res) {
+  submission::v1::GetOnlineServiceRequest in;
+  in.set_id(id);
+  submission::v1::OnlineService out;
+  auto ctx = grpcx::NewClientContext(options_.grpc_deadline);
+  if (auto s = status::FromGrpc(submission_->GetOnlineService(ctx.get(), in, &out)); !s.ok()) {
+    http::WriteProblem(res, s);
+    return;
+  }
+  nlohmann::json body = ServiceJson(out);
+  body["retention_days"] = out.retention_days();
+  http::WriteJson(res, 200, body);
+}
+
+absl::StatusOr<uint16_t> Service::Start() {
+  int port = options_.http.port;
+  if (port == 0) {
+    port = server_.bind_to_any_port(options_.http.host);
+  } else if (!server_.bind_to_port(options_.http.host, port)) {
+    port = -1;
+  }
+  if (port <= 0)
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.http.host, ":", options_.http.port));
+  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  log::Info("http server listening", {{"port", port}});
+  return static_cast<uint16_t>(port);
+}
+
+void Service::Shutdown() {
+  if (stopping_.exchange(true)) return;
+  log::Info("shutting down: not ready, finishing in-flight requests", {{"delay_ms", options_.shutdown_delay.count()}});
+  if (options_.shutdown_delay.count() > 0) std::this_thread::sleep_for(options_.shutdown_delay);
+  server_.stop();
+  if (thread_.joinable()) thread_.join();
+  log::Info("http server stopped");
+}
+
+}  // namespace stadtportal::gateway

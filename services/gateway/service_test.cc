@@ -1,0 +1,93 @@
+#include "services/gateway/service.h"
+
+#include <catch2/catch.hpp>
+
+#include "libs/testing/testing.h"
+
+namespace stadtportal::gateway {
+namespace {
+
+// A gateway whose downstream services are all unreachable.
+struct Fixture {
+  std::unique_ptr<Service> gateway;
+  uint16_t port = 0;
+
+  Fixture() {
+    Options o;
+    o.http.host = "127.0.0.1";
+    o.http.port = 0;
+    o.http.threads = 4;
+    o.http.max_body_bytes = 64 * 1024;
+    o.grpc_deadline = std::chrono::milliseconds(300);
+    o.ready_timeout = std::chrono::milliseconds(300);
+    for (const std::string name : {"identity", "accounts", "submission", "payment", "messaging", "connector"}) {
+      o.downstreams.push_back({name, "ipv4:127.0.0.1:" + std::to_string(testing::FreePort()), "x." + name});
+    }
+    gateway = std::make_unique<Service>(o);
+    auto p = gateway->Start();
+    REQUIRE(p.ok());
+    port = *p;
+  }
+  ~Fixture() { gateway->Shutdown(); }
+};
+
+}  // namespace
+
+TEST_CASE("the gateway is alive but not ready while services are down, and says which", "[unit]") {
+  Fixture f;
+  httplib::Client c("127.0.0.1", f.port);
+  REQUIRE(testing::Eventually([&] { return static_cast<bool>(c.Get("/healthz")); }, std::chrono::seconds(5)));
+  auto alive = c.Get("/healthz");
+  CHECK(alive->status == 200);
+
+  auto ready = c.Get("/readyz");
+  REQUIRE(ready);
+  CHECK(ready->status == 503);
+  CHECK(ready->get_header_value("Content-Type") == "application/problem+json");
+  auto body = nlohmann::json::parse(ready->body);
+  CHECK(body["detail"] == "not ready: identity, accounts, submission, payment, messaging, connector");
+  CHECK(body["services"]["connector"] != "serving");
+}
+
+TEST_CASE("a route whose service is down fails fast with 503 or 504 problem", "[unit]") {
+  Fixture f;
+  httplib::Client c("127.0.0.1", f.port);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = c.Get("/api/v1/services");
+  REQUIRE(r);
+  CHECK((r->status == 503 || r->status == 504));
+  CHECK(r->get_header_value("Content-Type") == "application/problem+json");
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+}
+
+TEST_CASE("bad query parameters and unknown routes get problems, not 5xx", "[unit]") {
+  Fixture f;
+  httplib::Client c("127.0.0.1", f.port);
+  auto bad = c.Get("/api/v1/services?page_size=1000");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  auto unknown = c.Get("/api/v1/nothing");
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+  auto method = c.Post("/api/v1/services", "{}", "application/json");
+  REQUIRE(method);
+  CHECK(method->status == 405);
+  auto big = c.Post("/api/v1/services", std::string(128 * 1024, 'x'), "application/json");
+  REQUIRE(big);
+  CHECK(big->status == 413);
+}
+
+TEST_CASE("gateway metrics are labelled by route template", "[unit]") {
+  Fixture f;
+  httplib::Client c("127.0.0.1", f.port);
+  REQUIRE(c.Get("/api/v1/services/some-id"));
+  REQUIRE(c.Get("/random/path/12345"));
+  auto m = c.Get("/metrics");
+  REQUIRE(m);
+  CHECK(m->status == 200);
+  CHECK(m->body.find("operation=\"GET /api/v1/services/{id}\"") != std::string::npos);
+  CHECK(m->body.find("operation=\"GET unmatched\"") != std::string::npos);
+  CHECK(m->body.find("12345") == std::string::npos);
+}
+
+}  // namespace stadtportal::gateway

@@ -1,0 +1,78 @@
+#include "tests/e2e/stack.h"
+
+#include <cstdlib>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
+
+namespace stadtportal::e2e {
+
+std::string BinaryPath(const std::string& service) {
+  return std::string(STADTPORTAL_BIN_DIR) + "/stadtportal-" + service;
+}
+
+Stack::Stack(std::map<std::string, int> replicas) {
+  const char* tmp = std::getenv("STADTPORTAL_TEST_TMP");
+  dir_ = std::string(tmp != nullptr ? tmp : "/tmp");
+  std::map<std::string, std::string> env = BaseEnv();
+  for (const auto& svc : kServices) {
+    const int n = replicas.count(svc) ? replicas[svc] : 1;
+    std::vector<std::string> targets;
+    for (int r = 0; r < n; ++r) {
+      Instance i{svc, testing::FreePort(), testing::FreePort(), nullptr};
+      targets.push_back("127.0.0.1:" + std::to_string(i.grpc_port));
+      instances_.push_back(std::move(i));
+    }
+    env["STADTPORTAL_" + absl::AsciiStrToUpper(svc) + "_ADDR"] = "ipv4:" + absl::StrJoin(targets, ",");
+  }
+  for (auto& i : instances_) Start(i);
+  gateway_port_ = testing::FreePort();
+  env["STADTPORTAL_HTTP_PORT"] = std::to_string(gateway_port_);
+  env["STADTPORTAL_READY_TIMEOUT_MS"] = "500";
+  gateway_ = std::make_unique<testing::Process>(BinaryPath("gateway"), std::vector<std::string>{}, env,
+                                                dir_ + "/gateway-" + std::to_string(gateway_port_) + ".log");
+}
+
+Stack::~Stack() = default;
+
+std::map<std::string, std::string> Stack::BaseEnv() const {
+  return {{"STADTPORTAL_DATABASE_URL", testing::DatabaseUrl()},
+          {"STADTPORTAL_REDIS_URL", testing::RedisUrl()},
+          {"STADTPORTAL_LISTEN_HOST", "127.0.0.1"},
+          {"STADTPORTAL_LOG_LEVEL", "debug"},
+          {"STADTPORTAL_SHUTDOWN_GRACE_MS", "5000"}};
+}
+
+void Stack::Start(Instance& i) {
+  auto env = BaseEnv();
+  env["STADTPORTAL_GRPC_PORT"] = std::to_string(i.grpc_port);
+  env["STADTPORTAL_ADMIN_PORT"] = std::to_string(i.admin_port);
+  i.process = std::make_unique<testing::Process>(BinaryPath(i.service), std::vector<std::string>{}, env,
+                                                 dir_ + "/" + i.service + "-" + std::to_string(i.grpc_port) + ".log");
+}
+
+Instance& Stack::instance(const std::string& service, int replica) {
+  for (auto& i : instances_) {
+    if (i.service == service && replica-- == 0) return i;
+  }
+  throw std::out_of_range("no instance " + service);
+}
+
+httplib::Client Stack::Http() const {
+  httplib::Client c("127.0.0.1", gateway_port_);
+  c.set_connection_timeout(std::chrono::seconds(2));
+  c.set_read_timeout(std::chrono::seconds(5));
+  return c;
+}
+
+bool Stack::WaitReady(std::chrono::milliseconds timeout) {
+  auto c = Http();
+  return testing::Eventually(
+      [&] {
+        auto r = c.Get("/readyz");
+        return r && r->status == 200;
+      },
+      timeout);
+}
+
+}  // namespace stadtportal::e2e
