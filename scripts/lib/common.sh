@@ -2,11 +2,16 @@
 # Sourced, not executed.
 
 SP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-SP_PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 SP_SERVICES=(identity accounts submission payment messaging connector)
 
 sp_log() { printf '\033[1m[stadtportal]\033[0m %s\n' "$*" >&2; }
 sp_die() { printf '[stadtportal] error: %s\n' "$*" >&2; exit 1; }
+
+# The newest installed PostgreSQL's binaries (known only after install-deps ran).
+sp_pg_bin() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && echo "$d"; done | sort -V | tail -n 1
+}
 
 # sp_build <build dir> <build type> [extra cmake args…]
 sp_build() {
@@ -36,16 +41,18 @@ sp_free_port() {
 # sp_start_postgres <data dir> <port>: initialises the cluster on first use, starts it
 # on 127.0.0.1 and makes sure role and database "stadtportal" exist.
 sp_start_postgres() {
-  local dir="$1" port="$2"
+  local dir="$1" port="$2" bin
+  bin="$(sp_pg_bin)"
+  [ -n "$bin" ] || sp_die "PostgreSQL is not installed (scripts/install-deps installs it)"
   mkdir -p "$dir"
   if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir"; fi
   chmod 700 "$dir"
   if [ ! -f "$dir/PG_VERSION" ]; then
-    sp_as_pg "$SP_PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    sp_as_pg "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
-  sp_as_pg "$SP_PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+  sp_as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=300 -c fsync=${SP_PG_FSYNC:-on}" start >/dev/null
-  local psql=("$SP_PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA)
+  local psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA)
   if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='stadtportal'")" != "1" ]; then
     "${psql[@]}" -c "CREATE ROLE stadtportal LOGIN"
   fi
@@ -56,7 +63,7 @@ sp_start_postgres() {
 
 sp_stop_postgres() {
   local dir="$1"
-  [ -f "$dir/postmaster.pid" ] && sp_as_pg "$SP_PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+  [ -f "$dir/postmaster.pid" ] && sp_as_pg "$(sp_pg_bin)/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
 }
 
 # sp_start_redis <dir> <port>: Redis on 127.0.0.1 with an append-only file
