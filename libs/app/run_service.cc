@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/app/app.h"
 #include "libs/db/migrate.h"
+#include "libs/grpc/handler.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
 
@@ -61,6 +62,8 @@ int RunService(int argc, char** argv, const ServiceSpec& spec, const std::functi
     const auto patience = env.Millis("STADTPORTAL_DB_STARTUP_TIMEOUT_MS", std::chrono::milliseconds(30000));
     const std::string listen_host = env.String("STADTPORTAL_LISTEN_HOST", "0.0.0.0");
     const uint16_t admin_port = env.Port("STADTPORTAL_ADMIN_PORT", spec.admin_port);
+    // A migration Job needs no caller keys; a serving process must have them.
+    if (!migrate_only) grpcx::SetCallerVerifier(std::make_shared<const auth::Verifier>(auth::Verifier::FromEnv(env)));
     ServiceContext ctx(env, spec, grpcx::ServerOptions::FromEnv(env, spec.grpc_port));
     wire(ctx);  // Reads the service's own configuration: fails before anything starts.
 

@@ -1,6 +1,21 @@
 #include "libs/grpc/handler.h"
 
+#include <atomic>
+
 namespace stadtportal::grpcx {
+namespace {
+
+std::shared_ptr<const auth::Verifier> g_verifier;
+
+}  // namespace
+
+void SetCallerVerifier(std::shared_ptr<const auth::Verifier> verifier) { std::atomic_store(&g_verifier, std::move(verifier)); }
+
+absl::StatusOr<auth::Caller> VerifiedCaller(const grpc::ServerContext& ctx) {
+  auto verifier = std::atomic_load(&g_verifier);
+  if (verifier == nullptr) return auth::Caller{};
+  return verifier->Verify(ClientMetadata(ctx, auth::kCallerMetadataKey));
+}
 
 std::string ClientMetadata(const grpc::ServerContext& ctx, const std::string& key) {
   const auto& md = ctx.client_metadata();

@@ -1,11 +1,14 @@
 #pragma once
 
 #include <exception>
+#include <memory>
 #include <string>
+#include <type_traits>
 
 #include <grpcpp/server_context.h>
 
 #include "absl/status/status.h"
+#include "libs/auth/caller.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
 
@@ -17,15 +20,30 @@ inline constexpr char kTraceparentKey[] = "traceparent";
 // Reads one metadata value sent by the client ("" if absent).
 std::string ClientMetadata(const grpc::ServerContext& ctx, const std::string& key);
 
-// The edge of every RPC handler: binds the caller's request id and traceparent to the
-// log lines, runs `fn` (returning absl::Status), maps the result with the one status
-// mapping, logs server-side errors, and turns escaped exceptions into INTERNAL.
+// Installs the verifier of caller tokens for this process (RunService does, from
+// STADTPORTAL_CALLER_PUBLIC_KEYS). Without one — only in tests of a service class —
+// calls run as an anonymous caller.
+void SetCallerVerifier(std::shared_ptr<const auth::Verifier> verifier);
+// The verified caller of this call, or UNAUTHENTICATED.
+absl::StatusOr<auth::Caller> VerifiedCaller(const grpc::ServerContext& ctx);
+
+// The edge of every RPC handler: verifies the caller token (an unsigned, forged or
+// expired caller is rejected before any work), binds request id and traceparent to the
+// log lines, runs `fn` — given the caller if it takes one — maps its absl::Status with
+// the one status mapping, logs server-side errors, and turns exceptions into INTERNAL.
 template <typename Fn>
 grpc::Status Handle(grpc::ServerContext* ctx, const char* method, Fn&& fn) {
   log::RequestScope scope(ClientMetadata(*ctx, kRequestIdKey), ClientMetadata(*ctx, kTraceparentKey));
   absl::Status s;
   try {
-    s = fn();
+    auto caller = VerifiedCaller(*ctx);
+    if (!caller.ok()) {
+      s = caller.status();
+    } else if constexpr (std::is_invocable_v<Fn, const auth::Caller&>) {
+      s = fn(*caller);
+    } else {
+      s = fn();
+    }
   } catch (const std::exception& e) {
     s = absl::InternalError(e.what());
   }

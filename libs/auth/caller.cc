@@ -1,0 +1,144 @@
+#include "libs/auth/caller.h"
+
+#include <sodium.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace stadtportal::auth {
+namespace {
+
+constexpr char kIssuer[] = "stadtportal-gateway";
+constexpr char kAudience[] = "stadtportal-services";
+// Tolerated clock difference between gateway and service hosts.
+constexpr int64_t kLeewaySeconds = 5;
+
+void InitSodium() {
+  static const bool ok = sodium_init() >= 0;
+  if (!ok) throw std::runtime_error("libsodium failed to initialise");
+}
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+absl::StatusOr<std::pair<std::string, std::string>> SplitKey(const std::string& key, size_t bytes) {
+  std::vector<std::string> parts = absl::StrSplit(key, absl::MaxSplits(':', 1));
+  std::string raw;
+  if (parts.size() != 2 || parts[0].empty() || !absl::Base64Unescape(parts[1], &raw) || raw.size() != bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("expected kid:base64 of ", bytes, " bytes"));
+  }
+  return std::make_pair(parts[0], raw);
+}
+
+}  // namespace
+
+absl::StatusOr<Signer> Signer::FromKey(const std::string& key, std::chrono::seconds lifetime) {
+  InitSodium();
+  auto split = SplitKey(key, crypto_sign_SEEDBYTES);
+  if (!split.ok()) return split.status();
+  Signer s;
+  s.kid_ = split->first;
+  s.secret_.resize(crypto_sign_SECRETKEYBYTES);
+  s.public_.resize(crypto_sign_PUBLICKEYBYTES);
+  crypto_sign_seed_keypair(reinterpret_cast<unsigned char*>(s.public_.data()),
+                           reinterpret_cast<unsigned char*>(s.secret_.data()),
+                           reinterpret_cast<const unsigned char*>(split->second.data()));
+  s.lifetime_ = lifetime;
+  return s;
+}
+
+Signer Signer::FromEnv(const config::Env& env) {
+  auto lifetime = std::chrono::seconds(env.Int("STADTPORTAL_CALLER_TOKEN_LIFETIME_S", 60, 5, 600));
+  auto s = FromKey(env.Secret("STADTPORTAL_CALLER_SIGNING_KEY"), lifetime);
+  if (!s.ok()) throw config::Error(absl::StrCat("STADTPORTAL_CALLER_SIGNING_KEY: ", s.status().message()));
+  return *s;
+}
+
+std::string Signer::PublicKey() const { return kid_ + ":" + absl::Base64Escape(public_); }
+
+std::string Signer::Sign(const Caller& c) const {
+  const int64_t now = NowSeconds();
+  nlohmann::json header = {{"alg", "EdDSA"}, {"typ", "JWT"}, {"kid", kid_}};
+  nlohmann::json payload = {{"iss", kIssuer}, {"aud", kAudience}, {"iat", now},          {"exp", now + lifetime_.count()},
+                            {"sub", c.account_id}, {"act", c.acting_party}, {"ten", c.tenant}, {"acr", c.assurance},
+                            {"roles", c.roles},   {"sid", c.session_ref}};
+  const std::string signing_input =
+      absl::WebSafeBase64Escape(header.dump()) + "." + absl::WebSafeBase64Escape(payload.dump());
+  unsigned char sig[crypto_sign_BYTES];
+  crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(signing_input.data()),
+                       signing_input.size(), reinterpret_cast<const unsigned char*>(secret_.data()));
+  return signing_input + "." + absl::WebSafeBase64Escape(std::string(reinterpret_cast<char*>(sig), sizeof(sig)));
+}
+
+absl::StatusOr<Verifier> Verifier::FromKeys(const std::string& keys) {
+  InitSodium();
+  Verifier v;
+  for (absl::string_view k : absl::StrSplit(keys, ',', absl::SkipEmpty())) {
+    auto split = SplitKey(std::string(k), crypto_sign_PUBLICKEYBYTES);
+    if (!split.ok()) return split.status();
+    v.keys_[split->first] = split->second;
+  }
+  if (v.keys_.empty()) return absl::InvalidArgumentError("no key given");
+  return v;
+}
+
+Verifier Verifier::FromEnv(const config::Env& env) {
+  auto v = FromKeys(env.Required("STADTPORTAL_CALLER_PUBLIC_KEYS"));
+  if (!v.ok()) throw config::Error(absl::StrCat("STADTPORTAL_CALLER_PUBLIC_KEYS: ", v.status().message()));
+  return *v;
+}
+
+absl::StatusOr<Caller> Verifier::Verify(const std::string& token) const {
+  const auto bad = [](const char* why) { return absl::UnauthenticatedError(absl::StrCat("caller token ", why)); };
+  if (token.empty()) return bad("missing");
+  if (token.size() > 8192) return bad("too large");
+  std::vector<std::string> parts = absl::StrSplit(token, '.');
+  if (parts.size() != 3) return bad("malformed");
+  std::string header_raw, payload_raw, sig;
+  if (!absl::WebSafeBase64Unescape(parts[0], &header_raw) || !absl::WebSafeBase64Unescape(parts[1], &payload_raw) ||
+      !absl::WebSafeBase64Unescape(parts[2], &sig) || sig.size() != crypto_sign_BYTES) {
+    return bad("malformed");
+  }
+  nlohmann::json header = nlohmann::json::parse(header_raw, nullptr, false);
+  nlohmann::json payload = nlohmann::json::parse(payload_raw, nullptr, false);
+  if (!header.is_object() || !payload.is_object()) return bad("malformed");
+  if (header.value("alg", "") != "EdDSA") return bad("uses an unexpected algorithm");
+  auto key = keys_.find(header.value("kid", ""));
+  if (key == keys_.end()) return bad("signed by an unknown key");
+  const std::string signing_input = parts[0] + "." + parts[1];
+  if (crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig.data()),
+                                  reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(),
+                                  reinterpret_cast<const unsigned char*>(key->second.data())) != 0) {
+    return bad("has a bad signature");
+  }
+  try {
+    const int64_t now = NowSeconds();
+    if (payload.at("iss") != kIssuer || payload.at("aud") != kAudience) return bad("has the wrong issuer or audience");
+    if (payload.at("exp").get<int64_t>() + kLeewaySeconds < now) return bad("expired");
+    if (payload.at("iat").get<int64_t>() - kLeewaySeconds > now) return bad("not yet valid");
+    Caller c;
+    c.account_id = payload.at("sub").get<std::string>();
+    c.acting_party = payload.at("act").get<std::string>();
+    c.tenant = payload.at("ten").get<std::string>();
+    c.assurance = payload.at("acr").get<std::string>();
+    c.roles = payload.at("roles").get<std::vector<std::string>>();
+    c.session_ref = payload.at("sid").get<std::string>();
+    if (!config::IsTenantKey(c.tenant)) return bad("names no valid tenant");
+    return c;
+  } catch (const std::exception&) {
+    return bad("malformed");
+  }
+}
+
+std::string NewSigningKey(const std::string& kid) {
+  InitSodium();
+  unsigned char seed[crypto_sign_SEEDBYTES];
+  randombytes_buf(seed, sizeof(seed));
+  return kid + ":" + absl::Base64Escape(std::string(reinterpret_cast<char*>(seed), sizeof(seed)));
+}
+
+}  // namespace stadtportal::auth
