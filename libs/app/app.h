@@ -8,6 +8,7 @@
 #include "libs/config/config.h"
 #include "libs/db/pool.h"
 #include "libs/grpc/server.h"
+#include "libs/redis/client.h"
 
 namespace stadtportal::app {
 
@@ -33,7 +34,15 @@ class ServiceContext {
   const std::string& tenant() const { return tenant_; }
   // The service's connection pool (search_path = its schema), created on first use.
   db::Pool& Database(db::Prepare prepare);
+  // The service's Redis client (STADTPORTAL_REDIS_URL), created on first use.
+  redis::Client& Redis();
   grpcx::Server& server() { return server_; }
+
+  // Background work: started once the server serves, stopped before it drains.
+  void OnServing(std::function<void()> start) { on_serving_.push_back(std::move(start)); }
+  void OnStopping(std::function<void()> stop) { on_stopping_.push_back(std::move(stop)); }
+  void Serving();
+  void Stopping();
 
   // Registers the implementation of the generated service `Generated`.
   template <typename Generated>
@@ -46,6 +55,9 @@ class ServiceContext {
   ServiceSpec spec_;
   std::string tenant_;
   std::unique_ptr<db::Pool> pool_;  // Declared before server_: outlives the services.
+  std::unique_ptr<redis::Client> redis_;
+  std::vector<std::function<void()>> on_serving_;
+  std::vector<std::function<void()>> on_stopping_;
   grpcx::Server server_;
 };
 

@@ -18,6 +18,19 @@ ServiceContext::ServiceContext(const config::Env& env, ServiceSpec spec, grpcx::
       tenant_(env.TenantKey("STADTPORTAL_TENANT", config::kDefaultTenant)),
       server_(std::move(server_options)) {}
 
+redis::Client& ServiceContext::Redis() {
+  if (redis_ == nullptr) redis_ = std::make_unique<redis::Client>(redis::Options::FromEnv(env_));
+  return *redis_;
+}
+
+void ServiceContext::Serving() {
+  for (auto& f : on_serving_) f();
+}
+
+void ServiceContext::Stopping() {
+  for (auto it = on_stopping_.rbegin(); it != on_stopping_.rend(); ++it) (*it)();
+}
+
 db::Pool& ServiceContext::Database(db::Prepare prepare) {
   if (pool_ == nullptr)
     pool_ = std::make_unique<db::Pool>(db::PoolOptions::FromEnv(env_, spec_.name), std::move(prepare));
@@ -62,9 +75,9 @@ int RunService(int argc, char** argv, const ServiceSpec& spec, const std::functi
     const auto patience = env.Millis("STADTPORTAL_DB_STARTUP_TIMEOUT_MS", std::chrono::milliseconds(30000));
     const std::string listen_host = env.String("STADTPORTAL_LISTEN_HOST", "0.0.0.0");
     const uint16_t admin_port = env.Port("STADTPORTAL_ADMIN_PORT", spec.admin_port);
+    ServiceContext ctx(env, spec, grpcx::ServerOptions::FromEnv(env, spec.grpc_port));
     // A migration Job needs no caller keys; a serving process must have them.
     if (!migrate_only) grpcx::SetCallerVerifier(std::make_shared<const auth::Verifier>(auth::Verifier::FromEnv(env)));
-    ServiceContext ctx(env, spec, grpcx::ServerOptions::FromEnv(env, spec.grpc_port));
     wire(ctx);  // Reads the service's own configuration: fails before anything starts.
 
     if (migrate && !ApplyMigrations(db.url, spec.name, patience)) return 1;
@@ -76,8 +89,10 @@ int RunService(int argc, char** argv, const ServiceSpec& spec, const std::functi
       log::Error("cannot start", {{"error", std::string(s.message())}});
       return 1;
     }
+    ctx.Serving();
     const int sig = grpcx::WaitForTerminationSignal();
     log::Info("signal received", {{"signal", strsignal(sig)}});
+    ctx.Stopping();
     ctx.server().Shutdown();
     return 0;
   });

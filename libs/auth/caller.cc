@@ -63,14 +63,15 @@ std::string Signer::PublicKey() const { return kid_ + ":" + absl::Base64Escape(p
 std::string Signer::Sign(const Caller& c) const {
   const int64_t now = NowSeconds();
   nlohmann::json header = {{"alg", "EdDSA"}, {"typ", "JWT"}, {"kid", kid_}};
-  nlohmann::json payload = {{"iss", kIssuer}, {"aud", kAudience}, {"iat", now},          {"exp", now + lifetime_.count()},
-                            {"sub", c.account_id}, {"act", c.acting_party}, {"ten", c.tenant}, {"acr", c.assurance},
-                            {"roles", c.roles},   {"sid", c.session_ref}};
+  nlohmann::json payload = {
+      {"iss", kIssuer},      {"aud", kAudience},      {"iat", now},      {"exp", now + lifetime_.count()},
+      {"sub", c.account_id}, {"act", c.acting_party}, {"ten", c.tenant}, {"acr", c.assurance},
+      {"roles", c.roles},    {"sid", c.session_ref}};
   const std::string signing_input =
       absl::WebSafeBase64Escape(header.dump()) + "." + absl::WebSafeBase64Escape(payload.dump());
   unsigned char sig[crypto_sign_BYTES];
-  crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(signing_input.data()),
-                       signing_input.size(), reinterpret_cast<const unsigned char*>(secret_.data()));
+  crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(),
+                       reinterpret_cast<const unsigned char*>(secret_.data()));
   return signing_input + "." + absl::WebSafeBase64Escape(std::string(reinterpret_cast<char*>(sig), sizeof(sig)));
 }
 

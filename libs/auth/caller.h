@@ -16,12 +16,12 @@ namespace stadtportal::auth {
 inline constexpr char kCallerMetadataKey[] = "x-stadtportal-caller";
 
 struct Caller {
-  std::string account_id;     // "" for anonymous callers (register, log-in, catalogue).
-  std::string acting_party;   // The party acted for; "" until accounts resolves it.
-  std::string tenant;         // Municipality key.
-  std::string assurance;      // "low" | "substantial" | "high" | "" for anonymous.
+  std::string account_id;    // "" for anonymous callers (register, log-in, catalogue).
+  std::string acting_party;  // The party acted for; "" until accounts resolves it.
+  std::string tenant;        // Municipality key.
+  std::string assurance;     // "low" | "substantial" | "high" | "" for anonymous.
   std::vector<std::string> roles;
-  std::string session_ref;    // A hash of the session (never the session id itself).
+  std::string session_ref;  // A hash of the session (never the session id itself).
 
   bool anonymous() const { return account_id.empty(); }
 };

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "libs/auth/caller.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
@@ -20,8 +21,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
-std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds deadline) {
+std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds deadline,
+                                                      const std::string& caller_token) {
   auto ctx = std::make_unique<grpc::ClientContext>();
+  if (!caller_token.empty()) ctx->AddMetadata(auth::kCallerMetadataKey, caller_token);
   ctx->set_deadline(std::chrono::system_clock::now() + deadline);
   if (!log::CurrentRequestId().empty()) ctx->AddMetadata(kRequestIdKey, log::CurrentRequestId());
   if (!log::CurrentTraceparent().empty()) ctx->AddMetadata(kTraceparentKey, log::CurrentTraceparent());

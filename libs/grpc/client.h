@@ -17,8 +17,10 @@ namespace stadtportal::grpcx {
 // replica is used again quickly.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
 
-// A client context with a deadline, carrying the current request id and traceparent.
-std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds deadline);
+// A client context with a deadline, carrying the current request id and traceparent,
+// and the signed caller token when one is given.
+std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds deadline,
+                                                      const std::string& caller_token = "");
 
 // grpc.health.v1.Health/Check; `service` "" asks about the server as a whole.
 // OK only when the answer is SERVING; otherwise UNAVAILABLE with the reason.

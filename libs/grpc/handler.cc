@@ -9,7 +9,9 @@ std::shared_ptr<const auth::Verifier> g_verifier;
 
 }  // namespace
 
-void SetCallerVerifier(std::shared_ptr<const auth::Verifier> verifier) { std::atomic_store(&g_verifier, std::move(verifier)); }
+void SetCallerVerifier(std::shared_ptr<const auth::Verifier> verifier) {
+  std::atomic_store(&g_verifier, std::move(verifier));
+}
 
 absl::StatusOr<auth::Caller> VerifiedCaller(const grpc::ServerContext& ctx) {
   auto verifier = std::atomic_load(&g_verifier);

@@ -1,7 +1,9 @@
 #include "libs/http/server.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
 
@@ -93,7 +95,39 @@ const std::string& RequestId(const httplib::Request& req) {
 
 }  // namespace
 
-Router::Router(std::string metrics_prefix) : red_(metrics_prefix, "HTTP requests") {}
+EdgeOptions EdgeOptions::FromEnv(const config::Env& env) {
+  EdgeOptions o;
+  o.hsts_max_age = env.Int("STADTPORTAL_HSTS_MAX_AGE_S", o.hsts_max_age, 0, 63072000);
+  for (absl::string_view origin : absl::StrSplit(env.String("STADTPORTAL_CORS_ORIGINS", ""), ',', absl::SkipEmpty())) {
+    o.cors_origins.emplace_back(absl::StripAsciiWhitespace(origin));
+  }
+  return o;
+}
+
+Router::Router(std::string metrics_prefix, EdgeOptions edge)
+    : edge_(std::move(edge)), red_(metrics_prefix, "HTTP requests") {}
+
+void Router::EdgeHeaders(const httplib::Request& req, httplib::Response& res) const {
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  res.set_header("X-Frame-Options", "DENY");
+  res.set_header("Referrer-Policy", "no-referrer");
+  // API answers may carry personal data: never stored by browsers or proxies.
+  res.set_header("Cache-Control", "no-store");
+  if (edge_.hsts_max_age > 0) {
+    res.set_header("Strict-Transport-Security",
+                   "max-age=" + std::to_string(edge_.hsts_max_age) + "; includeSubDomains");
+  }
+  const std::string origin = req.get_header_value("Origin");
+  if (!origin.empty() &&
+      std::find(edge_.cors_origins.begin(), edge_.cors_origins.end(), origin) != edge_.cors_origins.end()) {
+    res.set_header("Access-Control-Allow-Origin", origin);
+    res.set_header("Access-Control-Allow-Credentials", "true");
+    res.set_header("Access-Control-Expose-Headers",
+                   "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset");
+    res.set_header("Vary", "Origin");
+  }
+}
 
 void Router::Add(const std::string& method, const std::string& pattern, Handler handler) {
   Route r{method, pattern, {}, {}, std::move(handler)};
@@ -135,6 +169,7 @@ void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
   std::string traceparent = req.get_header_value("traceparent");
   log::RequestScope scope(request_id, traceparent);
   res.set_header("X-Request-Id", request_id);
+  EdgeHeaders(req, res);
 
   std::vector<std::string> allowed;
   const Route* match = nullptr;
@@ -150,7 +185,17 @@ void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
   // Bounded label: the route template, or "unmatched" for any unknown path.
   const std::string op = req.method + " " + (match != nullptr ? match->pattern : std::string("unmatched"));
   red_.Started(op);
-  if (match != nullptr) {
+  if (req.method == "OPTIONS" && (match != nullptr || !allowed.empty())) {
+    // CORS preflight: allowed origins got their headers above; others get none.
+    res.status = 204;
+    if (res.has_header("Access-Control-Allow-Origin")) {
+      allowed.push_back("OPTIONS");
+      res.set_header("Access-Control-Allow-Methods", absl::StrJoin(allowed, ", "));
+      res.set_header("Access-Control-Allow-Headers",
+                     "Authorization, Content-Type, X-CSRF-Token, X-Request-Id, Idempotency-Key, If-Match");
+      res.set_header("Access-Control-Max-Age", "600");
+    }
+  } else if (match != nullptr) {
     Params params;
     for (size_t i = 0; i < match->names.size(); ++i) params[match->names[i]] = m[i + 1].str();
     try {
@@ -196,6 +241,8 @@ void Router::Install(httplib::Server& server) {
     if (id.empty()) id = log::NewRequestId();
     log::RequestScope scope(id, "");
     res.set_header("X-Request-Id", id);
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Cache-Control", "no-store");
     const int code = res.status;
     WriteHttpProblem(res, code, code == 413 ? "request body too large" : "malformed request");
   });

@@ -57,6 +57,17 @@ class BoundedThreadPool : public httplib::TaskQueue {
   bool shutdown_ = false;
 };
 
+// Headers every response carries, and the CORS allow-list.
+struct EdgeOptions {
+  // Strict-Transport-Security max-age; 0 leaves the header out (plain-HTTP development).
+  int64_t hsts_max_age = 31536000;
+  // Origins allowed to call the API from a browser (exact match, e.g. https://www.nuernberg.de).
+  std::vector<std::string> cors_origins;
+
+  // STADTPORTAL_HSTS_MAX_AGE_S, STADTPORTAL_CORS_ORIGINS (comma-separated).
+  static EdgeOptions FromEnv(const config::Env& env);
+};
+
 // Path parameters captured by a route's pattern, e.g. "/api/v1/services/{id}" → {"id": "…"}.
 using Params = std::map<std::string, std::string>;
 using Handler = std::function<void(const httplib::Request&, httplib::Response&, const Params&)>;
@@ -66,7 +77,7 @@ using Handler = std::function<void(const httplib::Request&, httplib::Response&, 
 // request id; RED metrics are labelled by route template, never by raw path.
 class Router {
  public:
-  explicit Router(std::string metrics_prefix);
+  explicit Router(std::string metrics_prefix, EdgeOptions edge = {});
   void Add(const std::string& method, const std::string& pattern, Handler handler);
   // Installs the router and the uniform error handling on `server`.
   void Install(httplib::Server& server);
@@ -82,7 +93,9 @@ class Router {
     Handler handler;
   };
   void Dispatch(const httplib::Request& req, httplib::Response& res);
+  void EdgeHeaders(const httplib::Request& req, httplib::Response& res) const;
   std::vector<Route> routes_;
+  EdgeOptions edge_;
   metrics::Red red_;
 };
 

@@ -7,7 +7,10 @@
 int main() {
   using namespace stadtportal;
   return app::Main("gateway", [](const config::Env& env) -> int {
-    gateway::Service service(gateway::Options::FromEnv(env));
+    auto options = gateway::Options::FromEnv(env);
+    auto signer = auth::Signer::FromEnv(env);
+    redis::Client redis(redis::Options::FromEnv(env));
+    gateway::Service service(options, signer, &redis);
     auto port = service.Start();
     if (!port.ok()) {
       log::Error("cannot start", {{"error", std::string(port.status().message())}});

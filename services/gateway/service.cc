@@ -53,6 +53,15 @@ nlohmann::json ServiceJson(const submission::v1::OnlineService& s) {
 Options Options::FromEnv(const config::Env& env) {
   Options o;
   o.http = http::ServerOptions::FromEnv(env, 8080);
+  o.edge = http::EdgeOptions::FromEnv(env);
+  o.tenant = env.TenantKey("STADTPORTAL_TENANT", config::kDefaultTenant);
+  for (auto [name, rate] : {std::make_pair("STADTPORTAL_RATE_LIMIT_AUTH", &o.auth_rate),
+                            std::make_pair("STADTPORTAL_RATE_LIMIT_DEFAULT", &o.default_rate)}) {
+    if (env.String(name, "").empty()) continue;
+    auto parsed = http::Rate::Parse(env.String(name, ""));
+    if (!parsed.ok()) throw config::Error(std::string(name) + ": " + std::string(parsed.status().message()));
+    *rate = *parsed;
+  }
   for (const auto& [name, service_name] : KnownServices()) {
     o.downstreams.push_back({name, env.Required("STADTPORTAL_" + absl::AsciiStrToUpper(name) + "_ADDR"), service_name});
   }
@@ -62,10 +71,14 @@ Options Options::FromEnv(const config::Env& env) {
   return o;
 }
 
-Service::Service(Options options) : options_(std::move(options)), router_("http_server") {
+Service::Service(Options options, auth::Signer signer, redis::Client* redis)
+    : options_(std::move(options)), signer_(std::move(signer)), router_("http_server", options_.edge) {
+  if (redis != nullptr) limiter_ = std::make_unique<http::RateLimiter>(*redis);
   for (const auto& d : options_.downstreams) channels_[d.name] = grpcx::MakeChannel(d.target);
+  identity_ = identity::v1::IdentityService::NewStub(channels_.at("identity"));
   submission_ = submission::v1::SubmissionService::NewStub(channels_.at("submission"));
   AddRoutes();
+  AddAuthRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }
@@ -79,12 +92,76 @@ void Service::AddRoutes() {
   router_.Add("GET", "/metrics", [](const httplib::Request&, httplib::Response& res, const http::Params&) {
     res.set_content(metrics::Serialize(), "text/plain; version=0.0.4; charset=utf-8");
   });
-  router_.Add(
-      "GET", "/api/v1/services",
-      [this](const httplib::Request& req, httplib::Response& res, const http::Params&) { ListServices(req, res); });
-  router_.Add(
-      "GET", "/api/v1/services/{id}",
-      [this](const httplib::Request&, httplib::Response& res, const http::Params& p) { GetService(p.at("id"), res); });
+  router_.Add("GET", "/api/v1/services",
+              Limited("default", [this](const httplib::Request& req, httplib::Response& res, const http::Params&) {
+                ListServices(req, res);
+              }));
+  router_.Add("GET", "/api/v1/services/{id}",
+              Limited("default", [this](const httplib::Request& req, httplib::Response& res, const http::Params& p) {
+                GetService(req, p.at("id"), res);
+              }));
+}
+
+Service::Handler Service::Limited(const std::string& group, Handler handler) {
+  const http::Rate rate = group == "auth" ? options_.auth_rate : options_.default_rate;
+  return [this, group, rate, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
+                                                           const http::Params& p) {
+    if (limiter_ != nullptr) {
+      auto d = limiter_->Take(group, req.remote_addr, rate);
+      if (!d.ok()) {
+        // Rate limiting must not take the API down with Redis: let the request pass.
+        log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
+      } else {
+        res.set_header("RateLimit-Limit", std::to_string(d->limit));
+        res.set_header("RateLimit-Remaining", std::to_string(d->remaining));
+        res.set_header("RateLimit-Reset", std::to_string(d->reset_seconds));
+        if (!d->allowed) {
+          res.set_header("Retry-After", std::to_string(d->retry_after));
+          Fail(req, res, absl::ResourceExhaustedError("too many requests; retry later"));
+          return;
+        }
+      }
+    }
+    handler(req, res, p);
+  };
+}
+
+std::string Service::AnonymousToken() const {
+  auth::Caller anonymous;
+  anonymous.tenant = options_.tenant;
+  return signer_.Sign(anonymous);
+}
+
+void Service::Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
+                   std::vector<http::FieldError> errors) {
+  http::WriteProblem(res, s);
+  if (s.code() == absl::StatusCode::kResourceExhausted && !res.has_header("Retry-After")) {
+    // "… retry after N s" from the identity service's log-in throttle.
+    const std::string m(s.message());
+    auto pos = m.find("retry after ");
+    res.set_header("Retry-After",
+                   pos == std::string::npos ? "60" : m.substr(pos + 12, m.find(' ', pos + 12) - pos - 12));
+  }
+  if (s.code() != absl::StatusCode::kInvalidArgument) return;
+  if (errors.empty()) errors = http::FieldErrorsFromMessage(std::string(s.message()));
+  const std::string lang = http::Language(req);
+  auto body = nlohmann::json::parse(res.body);
+  body["errors"] = nlohmann::json::array();
+  for (const auto& e : errors) {
+    body["errors"].push_back({{"field", e.field}, {"code", e.code}, {"message", http::Message(e.code, lang)}});
+  }
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), status::kProblemContentType);
+}
+
+std::optional<nlohmann::json> Service::Body(const httplib::Request& req, httplib::Response& res,
+                                            const std::map<std::string, http::FieldSpec>& fields) {
+  std::vector<http::FieldError> errors;
+  auto body = http::ParseJsonBody(req, fields, &errors);
+  if (!body.ok()) {
+    Fail(req, res, body.status(), errors);
+    return std::nullopt;
+  }
+  return *body;
 }
 
 void Service::Readyz(httplib::Response& res) {
@@ -124,16 +201,16 @@ void Service::ListServices(const httplib::Request& req, httplib::Response& res) 
   if (req.has_param("page_size")) {
     int size = 0;
     if (!absl::SimpleAtoi(req.get_param_value("page_size"), &size) || size < 1 || size > 100) {
-      http::WriteProblem(res, absl::InvalidArgumentError("page_size: an integer from 1 to 100"));
+      Fail(req, res, absl::InvalidArgumentError("page_size: invalid"));
       return;
     }
     in.mutable_page()->set_page_size(size);
   }
   in.mutable_page()->set_page_token(req.get_param_value("page_token"));
   submission::v1::ListOnlineServicesResponse out;
-  auto ctx = grpcx::NewClientContext(options_.grpc_deadline);
+  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
   if (auto s = status::FromGrpc(submission_->ListOnlineServices(ctx.get(), in, &out)); !s.ok()) {
-    http::WriteProblem(res, s);
+    Fail(req, res, s);
     return;
   }
   nlohmann::json items = nlohmann::json::array();
@@ -143,13 +220,13 @@ void Service::ListServices(const httplib::Request& req, httplib::Response& res) 
   http::WriteJson(res, 200, body);
 }
 
-void Service::GetService(const std::string& id, httplib::Response& res) {
+void Service::GetService(const httplib::Request& req, const std::string& id, httplib::Response& res) {
   submission::v1::GetOnlineServiceRequest in;
   in.set_id(id);
   submission::v1::OnlineService out;
-  auto ctx = grpcx::NewClientContext(options_.grpc_deadline);
+  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
   if (auto s = status::FromGrpc(submission_->GetOnlineService(ctx.get(), in, &out)); !s.ok()) {
-    http::WriteProblem(res, s);
+    Fail(req, res, s);
     return;
   }
   nlohmann::json body = ServiceJson(out);

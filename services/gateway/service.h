@@ -4,14 +4,21 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
 
 #include "absl/status/statusor.h"
+#include "libs/auth/caller.h"
 #include "libs/config/config.h"
+#include "libs/http/json_body.h"
+#include "libs/http/rate_limit.h"
 #include "libs/http/server.h"
+#include "libs/redis/client.h"
+#include "stadtportal/identity/v1/identity.grpc.pb.h"
 #include "stadtportal/submission/v1/submission.grpc.pb.h"
 
 namespace stadtportal::gateway {
@@ -25,22 +32,37 @@ struct Downstream {
 
 struct Options {
   http::ServerOptions http;
+  http::EdgeOptions edge;
   std::vector<Downstream> downstreams;
+  std::string tenant = config::kDefaultTenant;
   std::chrono::milliseconds grpc_deadline{3000};
   std::chrono::milliseconds ready_timeout{800};
   std::chrono::milliseconds shutdown_delay{0};
+  // Per client IP; the auth group covers log-in, registration and resets.
+  http::Rate auth_rate{20, std::chrono::seconds(60)};
+  http::Rate default_rate{300, std::chrono::seconds(60)};
 
   // STADTPORTAL_{IDENTITY,ACCOUNTS,SUBMISSION,PAYMENT,MESSAGING,CONNECTOR}_ADDR (required),
-  // STADTPORTAL_GRPC_DEADLINE_MS, STADTPORTAL_READY_TIMEOUT_MS, STADTPORTAL_SHUTDOWN_DELAY_MS
-  // and the HTTP server options.
+  // STADTPORTAL_TENANT, STADTPORTAL_GRPC_DEADLINE_MS, STADTPORTAL_READY_TIMEOUT_MS,
+  // STADTPORTAL_SHUTDOWN_DELAY_MS, STADTPORTAL_RATE_LIMIT_AUTH, STADTPORTAL_RATE_LIMIT_DEFAULT,
+  // and the HTTP server and edge options.
   static Options FromEnv(const config::Env& env);
 };
 
+// The caller of a request after its session was resolved.
+struct Authenticated {
+  std::string session_id;
+  identity::v1::Session session;
+  std::string caller_token;  // Signed, for calls to services on the caller's behalf.
+};
+
 // The REST edge: routes /api/v1 to the services over gRPC, answers /healthz, /readyz
-// and /metrics, and maps every error to application/problem+json.
+// and /metrics, resolves sessions (bearer token or cookie + CSRF token), limits rates,
+// and maps every error to application/problem+json.
 class Service {
  public:
-  explicit Service(Options options);
+  // `redis` may be null: then no rate limits apply (tests of the routing only).
+  Service(Options options, auth::Signer signer, redis::Client* redis);
 
   // Binds and serves on a background thread; returns the bound port.
   absl::StatusOr<uint16_t> Start();
@@ -51,14 +73,35 @@ class Service {
   // "METHOD /path" of every route, for the OpenAPI contract test.
   std::vector<std::string> Routes() const { return router_.Routes(); }
 
+  static constexpr char kSessionCookie[] = "__Host-stadtportal_session";
+
  private:
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&, const http::Params&)>;
   void AddRoutes();
+  void AddAuthRoutes();
+  // Wraps a handler with the rate limit of its group.
+  Handler Limited(const std::string& group, Handler handler);
+
   void Readyz(httplib::Response& res);
   void ListServices(const httplib::Request& req, httplib::Response& res);
-  void GetService(const std::string& id, httplib::Response& res);
+  void GetService(const httplib::Request& req, const std::string& id, httplib::Response& res);
+
+  // Resolves the request's session; on failure writes the problem and returns nullopt.
+  std::optional<Authenticated> Authenticate(const httplib::Request& req, httplib::Response& res);
+  std::string AnonymousToken() const;
+  // Writes `s` as problem; INVALID_ARGUMENT gets field errors in the request's language.
+  void Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
+            std::vector<http::FieldError> errors = {});
+  // Parses the JSON body; on failure writes the problem and returns nullopt.
+  std::optional<nlohmann::json> Body(const httplib::Request& req, httplib::Response& res,
+                                     const std::map<std::string, http::FieldSpec>& fields);
+  void WriteSession(httplib::Response& res, const identity::v1::LoginResponse& login);
 
   Options options_;
+  auth::Signer signer_;
+  std::unique_ptr<http::RateLimiter> limiter_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+  std::unique_ptr<identity::v1::IdentityService::Stub> identity_;
   std::unique_ptr<submission::v1::SubmissionService::Stub> submission_;
   http::Router router_;
   httplib::Server server_;

@@ -23,7 +23,9 @@ struct Fixture {
     for (const std::string name : {"identity", "accounts", "submission", "payment", "messaging", "connector"}) {
       o.downstreams.push_back({name, "ipv4:127.0.0.1:" + std::to_string(testing::FreePort()), "x." + name});
     }
-    gateway = std::make_unique<Service>(o);
+    auto signer = auth::Signer::FromKey(auth::NewSigningKey("test"), std::chrono::seconds(60));
+    REQUIRE(signer.ok());
+    gateway = std::make_unique<Service>(o, *signer, nullptr);
     auto p = gateway->Start();
     REQUIRE(p.ok());
     port = *p;
@@ -63,9 +65,13 @@ TEST_CASE("a route whose service is down fails fast with 503 or 504 problem", "[
 TEST_CASE("bad query parameters and unknown routes get problems, not 5xx", "[unit]") {
   Fixture f;
   httplib::Client c("127.0.0.1", f.port);
-  auto bad = c.Get("/api/v1/services?page_size=1000");
+  auto bad = c.Get("/api/v1/services?page_size=1000", {{"Accept-Language", "en-GB,en;q=0.9"}});
   REQUIRE(bad);
   CHECK(bad->status == 400);
+  auto problem = nlohmann::json::parse(bad->body);
+  REQUIRE(problem["errors"].size() == 1);
+  CHECK(problem["errors"][0]["field"] == "page_size");
+  CHECK(problem["errors"][0]["message"] == "The value is not valid.");
   auto unknown = c.Get("/api/v1/nothing");
   REQUIRE(unknown);
   CHECK(unknown->status == 404);

@@ -1,11 +1,16 @@
-// stadtportal-identity: log-in accounts. Wiring only; the logic is in service.cc and store.cc.
+// stadtportal-identity: log-in accounts and sessions. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
 #include "services/identity/service.h"
 
 int main(int argc, char** argv) {
   using namespace stadtportal;
   return app::RunService(argc, argv, {"identity", 50051, 9101}, [](app::ServiceContext& ctx) {
+    auto options = identity::Options::FromEnv(ctx.env(), ctx.tenant());
     auto store = std::make_shared<identity::Store>(ctx.Database(identity::Store::Prepare));
-    ctx.AddService<identity::v1::IdentityService>(std::make_unique<identity::Service>(store, ctx.tenant()));
+    auto relay = std::make_shared<identity::MailRelay>(store, identity::SmtpOptions::FromEnv(ctx.env()));
+    ctx.OnServing([relay] { relay->Start(); });
+    ctx.OnStopping([relay] { relay->Stop(); });
+    ctx.AddService<identity::v1::IdentityService>(
+        std::make_unique<identity::Service>(store, ctx.Redis(), options, relay.get()));
   });
 }

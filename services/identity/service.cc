@@ -7,35 +7,228 @@
 #include "libs/grpc/handler.h"
 
 namespace stadtportal::identity {
+namespace {
+
+// One answer for an unknown e-mail and a wrong password alike.
+absl::Status BadCredentials() { return absl::UnauthenticatedError("invalid e-mail or password"); }
+
+std::string LanguageCode(v1::Language l) { return l == v1::LANGUAGE_EN ? "en" : "de"; }
+
+}  // namespace
+
+Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
+  Options o;
+  o.default_tenant = tenant;
+  o.public_url = env.String("STADTPORTAL_PUBLIC_URL", o.public_url);
+  o.hash.opslimit = static_cast<unsigned long long>(env.Int("STADTPORTAL_ARGON2_OPSLIMIT", 3, 1, 20));
+  o.hash.memlimit = static_cast<size_t>(env.Int("STADTPORTAL_ARGON2_MEMLIMIT_KIB", 65536, 8, 4 * 1024 * 1024)) * 1024;
+  o.sessions.idle = std::chrono::seconds(env.Int("STADTPORTAL_SESSION_IDLE_S", 1800, 60, 86400));
+  o.sessions.absolute = std::chrono::seconds(env.Int("STADTPORTAL_SESSION_ABSOLUTE_S", 43200, 300, 30 * 86400));
+  o.throttle.max_failures_per_account = static_cast<int>(env.Int("STADTPORTAL_LOGIN_MAX_FAILURES", 5, 1, 1000));
+  o.throttle.max_failures_per_ip = static_cast<int>(env.Int("STADTPORTAL_LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100000));
+  o.throttle.window = std::chrono::seconds(env.Int("STADTPORTAL_LOGIN_THROTTLE_WINDOW_S", 900, 10, 86400));
+  return o;
+}
 
 absl::StatusOr<std::string> NormalizeEmail(const std::string& email) {
   std::string e = absl::AsciiStrToLower(absl::StripAsciiWhitespace(email));
   // Deliberately simple: one @, a dot in the domain, no spaces; the verification mail proves the rest.
   static const std::regex kEmail(R"(^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$)");
-  if (e.size() > 254 || !std::regex_match(e, kEmail)) return absl::InvalidArgumentError("email: not an e-mail address");
+  if (e.size() > 254 || !api::ValidateText(e, "email", 254).ok() || !std::regex_match(e, kEmail)) {
+    return absl::InvalidArgumentError("email: invalid_email");
+  }
   return e;
 }
 
-grpc::Status Service::CreateAccount(grpc::ServerContext* ctx, const v1::CreateAccountRequest* req, v1::Account* resp) {
-  return grpcx::Handle(ctx, "CreateAccount", [&]() -> absl::Status {
-    auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
+Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, MailRelay* relay)
+    : store_(std::move(store)),
+      options_(std::move(options)),
+      hasher_(options_.hash),
+      sessions_(redis, options_.sessions),
+      throttle_(redis, options_.throttle),
+      relay_(relay) {}
+
+std::string Service::Link(const std::string& page, const std::string& token) const {
+  return options_.public_url + "/" + page + "?token=" + token;
+}
+
+void Service::MailsQueued() {
+  if (relay_ != nullptr) relay_->Notify();
+}
+
+absl::StatusOr<v1::LoginResponse> Service::NewSession(const v1::Account& account) {
+  std::vector<std::string> roles(account.roles().begin(), account.roles().end());
+  // A local password proves possession of the account only: assurance level low.
+  return sessions_.Create(account.id(), account.tenant().key(), roles, v1::ASSURANCE_LEVEL_LOW, "password");
+}
+
+grpc::Status Service::Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req, v1::RegisterResponse*) {
+  return grpcx::Handle(ctx, "Register", [&]() -> absl::Status {
+    auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
     if (!tenant.ok()) return tenant.status();
-    auto normalized = NormalizeEmail(req->email());
-    if (!normalized.ok()) return normalized.status();
+    auto email = NormalizeEmail(req->email());
+    if (!email.ok()) return email.status();
     if (auto s = api::ValidateText(req->display_name(), "display_name", 100); !s.ok()) return s;
-    NewAccount a{*tenant, std::string(absl::StripAsciiWhitespace(req->email())), *normalized, req->display_name(),
-                 req->language() == v1::LANGUAGE_EN ? "en" : "de"};
-    auto created = store_->CreateAccount(a);
-    if (!created.ok()) return created.status();
-    *resp = *created;
+    if (auto s = policy_.Check(req->password(), *email); !s.ok()) return s;
+    // Hash before knowing whether the address is taken, so both answers take as long.
+    auto hash = hasher_.Hash(req->password());
+    if (!hash.ok()) return hash.status();
+    const std::string language = LanguageCode(req->language());
+    const std::string token = RandomToken(32);
+    NewAccount a{*tenant, *email, *email, req->display_name(), language, *hash};
+    absl::Status s = store_->CreateAccount(a, Sha256(token), options_.verify_token_ttl, [&](const v1::Account&) {
+      return VerificationMail(language, *email, Link("verify-email", token));
+    });
+    if (s.code() == absl::StatusCode::kAlreadyExists) {
+      // Same answer as for a new address; the mail tells the owner instead.
+      auto existing = store_->FindByEmail(*tenant, *email);
+      const std::string lang = existing.ok() ? LanguageCode(existing->account.language()) : language;
+      s = store_->QueueMail(*tenant, AlreadyRegisteredMail(lang, *email, options_.public_url + "/password-reset"));
+    }
+    if (s.ok()) MailsQueued();
+    return s;
+  });
+}
+
+grpc::Status Service::VerifyEmail(grpc::ServerContext* ctx, const v1::VerifyEmailRequest* req,
+                                  v1::VerifyEmailResponse*) {
+  return grpcx::Handle(ctx, "VerifyEmail", [&]() -> absl::Status {
+    if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
+    auto account =
+        store_->ConsumeToken(Sha256(req->token()), "verify_email",
+                             [&](pqxx::work& tx, const std::string& id) { return store_->MarkVerified(tx, id); });
+    return account.status();
+  });
+}
+
+grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* req, v1::LoginResponse* resp) {
+  return grpcx::Handle(ctx, "Login", [&]() -> absl::Status {
+    auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
+    if (!tenant.ok()) return tenant.status();
+    auto email = NormalizeEmail(req->email());
+    if (!email.ok()) return email.status();
+    if (req->password().empty() || req->password().size() > 1024) return BadCredentials();
+    if (auto s = throttle_.Check(*email, req->client_ip()); !s.ok()) return s;
+
+    auto found = store_->FindByEmail(*tenant, *email);
+    if (!found.ok() && found.status().code() != absl::StatusCode::kNotFound) return found.status();
+    const bool ok = found.ok() ? hasher_.Verify(found->password_hash, req->password())
+                               : (hasher_.VerifyDummy(req->password()), false);
+    if (!ok) {
+      if (auto s = throttle_.Failed(*email, req->client_ip()); !s.ok()) return s;
+      return BadCredentials();
+    }
+    // The password was right: from here on, answers may say more.
+    if (found->account.state() == v1::ACCOUNT_STATE_LOCKED) return absl::PermissionDeniedError("account: locked");
+    if (!found->verified) return absl::FailedPreconditionError("email: not_verified");
+    if (hasher_.NeedsRehash(found->password_hash)) {
+      // Stronger parameters apply from this log-in on; failing to store them is not fatal.
+      auto h = hasher_.Hash(req->password());
+      absl::Status stored = h.ok() ? store_->SetPasswordHash(found->account.id(), *h) : h.status();
+      if (!stored.ok()) log::Warn("password rehash not stored", {{"error", std::string(stored.message())}});
+    }
+    if (auto s = throttle_.Succeeded(*email); !s.ok()) return s;
+    auto session = NewSession(found->account);
+    if (!session.ok()) return session.status();
+    *resp = *session;
     return absl::OkStatus();
   });
 }
 
+grpc::Status Service::ResolveSession(grpc::ServerContext* ctx, const v1::ResolveSessionRequest* req,
+                                     v1::Session* resp) {
+  return grpcx::Handle(ctx, "ResolveSession", [&]() -> absl::Status {
+    auto s = sessions_.Resolve(req->session_id());
+    if (!s.ok()) return s.status();
+    *resp = *s;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req, v1::LogoutResponse*) {
+  return grpcx::Handle(ctx, "Logout", [&]() -> absl::Status {
+    if (auto s = sessions_.Resolve(req->session_id()); !s.ok()) return s.status();
+    return sessions_.Delete(req->session_id());
+  });
+}
+
+grpc::Status Service::LogoutAll(grpc::ServerContext* ctx, const v1::LogoutRequest* req, v1::LogoutResponse*) {
+  return grpcx::Handle(ctx, "LogoutAll", [&]() -> absl::Status {
+    auto s = sessions_.Resolve(req->session_id());
+    if (!s.ok()) return s.status();
+    return sessions_.DeleteAllOf(s->account_id());
+  });
+}
+
+grpc::Status Service::ChangePassword(grpc::ServerContext* ctx, const v1::ChangePasswordRequest* req,
+                                     v1::LoginResponse* resp) {
+  return grpcx::Handle(ctx, "ChangePassword", [&]() -> absl::Status {
+    auto session = sessions_.Resolve(req->session_id());
+    if (!session.ok()) return session.status();
+    auto found = store_->FindById(session->tenant().key(), session->account_id());
+    if (!found.ok()) return found.status();
+    if (!hasher_.Verify(found->password_hash, req->current_password())) {
+      return absl::InvalidArgumentError("current_password: wrong_password");
+    }
+    if (auto s = policy_.Check(req->new_password(), found->account.email()); !s.ok()) {
+      return absl::InvalidArgumentError("new_" + std::string(s.message()));
+    }
+    auto hash = hasher_.Hash(req->new_password());
+    if (!hash.ok()) return hash.status();
+    if (auto s = store_->SetPasswordHash(found->account.id(), *hash); !s.ok()) return s;
+    // A privilege change: every session ends, this one continues under a new id.
+    if (auto s = sessions_.DeleteAllOf(found->account.id()); !s.ok()) return s;
+    auto fresh = NewSession(found->account);
+    if (!fresh.ok()) return fresh.status();
+    *resp = *fresh;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::RequestPasswordReset(grpc::ServerContext* ctx, const v1::RequestPasswordResetRequest* req,
+                                           v1::RequestPasswordResetResponse*) {
+  return grpcx::Handle(ctx, "RequestPasswordReset", [&]() -> absl::Status {
+    auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
+    if (!tenant.ok()) return tenant.status();
+    auto email = NormalizeEmail(req->email());
+    if (!email.ok()) return email.status();
+    auto found = store_->FindByEmail(*tenant, *email);
+    if (found.status().code() == absl::StatusCode::kNotFound) return absl::OkStatus();  // Same answer.
+    if (!found.ok()) return found.status();
+    const std::string token = RandomToken(32);
+    auto s = store_->IssueToken(
+        found->account, "reset_password", Sha256(token), options_.reset_token_ttl,
+        PasswordResetMail(LanguageCode(found->account.language()), *email, Link("password-reset/confirm", token)));
+    if (s.ok()) MailsQueued();
+    return s;
+  });
+}
+
+grpc::Status Service::ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::ConfirmPasswordResetRequest* req,
+                                           v1::ConfirmPasswordResetResponse*) {
+  return grpcx::Handle(ctx, "ConfirmPasswordReset", [&]() -> absl::Status {
+    if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
+    if (auto s = policy_.Check(req->new_password(), ""); !s.ok()) {
+      return absl::InvalidArgumentError("new_" + std::string(s.message()));
+    }
+    auto hash = hasher_.Hash(req->new_password());
+    if (!hash.ok()) return hash.status();
+    auto account =
+        store_->ConsumeToken(Sha256(req->token()), "reset_password", [&](pqxx::work& tx, const std::string& id) {
+          // Following the mailed link also proves the address.
+          if (auto s = store_->MarkVerified(tx, id); !s.ok()) return s;
+          return store_->SetPasswordHash(tx, id, *hash);
+        });
+    if (!account.ok()) return account.status();
+    return sessions_.DeleteAllOf(*account);
+  });
+}
+
 grpc::Status Service::GetAccount(grpc::ServerContext* ctx, const v1::GetAccountRequest* req, v1::Account* resp) {
-  return grpcx::Handle(ctx, "GetAccount", [&]() -> absl::Status {
+  return grpcx::Handle(ctx, "GetAccount", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = api::ValidateUuid(req->id(), "id"); !s.ok()) return s;
-    auto found = store_->GetAccount(default_tenant_, req->id());
+    const std::string tenant = caller.tenant.empty() ? options_.default_tenant : caller.tenant;
+    auto found = store_->GetAccount(tenant, req->id());
     if (!found.ok()) return found.status();
     *resp = *found;
     return absl::OkStatus();

@@ -3,23 +3,63 @@
 #include <memory>
 #include <string>
 
+#include "libs/config/config.h"
+#include "libs/redis/client.h"
+#include "services/identity/mailer.h"
+#include "services/identity/password.h"
+#include "services/identity/sessions.h"
 #include "services/identity/store.h"
 #include "stadtportal/identity/v1/identity.grpc.pb.h"
 
 namespace stadtportal::identity {
 
+struct Options {
+  std::string default_tenant = "09564000";
+  // Where the portal's pages are; links in mails point there.
+  std::string public_url = "http://127.0.0.1:8080";
+  HashParams hash;
+  SessionOptions sessions;
+  ThrottleOptions throttle;
+  std::chrono::seconds verify_token_ttl{24 * 60 * 60};
+  std::chrono::seconds reset_token_ttl{60 * 60};
+
+  static Options FromEnv(const config::Env& env, const std::string& tenant);
+};
+
 // gRPC edge of the identity service: validates requests, calls the store, maps errors.
 class Service final : public v1::IdentityService::Service {
  public:
-  Service(std::shared_ptr<Store> store, std::string default_tenant)
-      : store_(std::move(store)), default_tenant_(std::move(default_tenant)) {}
+  // `relay` (may be null) is woken after mails were queued.
+  Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, MailRelay* relay = nullptr);
 
-  grpc::Status CreateAccount(grpc::ServerContext* ctx, const v1::CreateAccountRequest* req, v1::Account* resp) override;
+  grpc::Status Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req, v1::RegisterResponse* resp) override;
+  grpc::Status VerifyEmail(grpc::ServerContext* ctx, const v1::VerifyEmailRequest* req,
+                           v1::VerifyEmailResponse* resp) override;
+  grpc::Status Login(grpc::ServerContext* ctx, const v1::LoginRequest* req, v1::LoginResponse* resp) override;
+  grpc::Status ResolveSession(grpc::ServerContext* ctx, const v1::ResolveSessionRequest* req,
+                              v1::Session* resp) override;
+  grpc::Status Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req, v1::LogoutResponse* resp) override;
+  grpc::Status LogoutAll(grpc::ServerContext* ctx, const v1::LogoutRequest* req, v1::LogoutResponse* resp) override;
+  grpc::Status ChangePassword(grpc::ServerContext* ctx, const v1::ChangePasswordRequest* req,
+                              v1::LoginResponse* resp) override;
+  grpc::Status RequestPasswordReset(grpc::ServerContext* ctx, const v1::RequestPasswordResetRequest* req,
+                                    v1::RequestPasswordResetResponse* resp) override;
+  grpc::Status ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::ConfirmPasswordResetRequest* req,
+                                    v1::ConfirmPasswordResetResponse* resp) override;
   grpc::Status GetAccount(grpc::ServerContext* ctx, const v1::GetAccountRequest* req, v1::Account* resp) override;
 
  private:
+  absl::StatusOr<v1::LoginResponse> NewSession(const v1::Account& account);
+  std::string Link(const std::string& page, const std::string& token) const;
+  void MailsQueued();
+
   std::shared_ptr<Store> store_;
-  std::string default_tenant_;
+  Options options_;
+  PasswordPolicy policy_;
+  PasswordHasher hasher_;
+  SessionStore sessions_;
+  LoginThrottle throttle_;
+  MailRelay* relay_;
 };
 
 // "  Anna.Muster@Example.DE " → "anna.muster@example.de"; INVALID_ARGUMENT if it is no address.

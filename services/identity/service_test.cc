@@ -1,5 +1,11 @@
 #include "services/identity/service.h"
 
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
 #include <catch2/catch.hpp>
 
 #include "libs/testing/testing.h"
@@ -7,78 +13,281 @@
 namespace stadtportal::identity {
 namespace {
 
+constexpr char kPassword[] = "Lebkuchen-am-Hauptmarkt";
+
 struct Fixture {
   testing::TestSchema schema{db::EmbeddedMigrations(), "identity"};
-  Service service{std::make_shared<Store>(schema.pool(Store::Prepare)), "09564000"};
+  std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
+  redis::Client redis{*redis::Options::FromUrl(testing::RedisUrl())};
+  Options options = [] {
+    Options o;
+    o.hash = {1, 8 * 1024 * 1024};  // Cheap hashing keeps the tests fast.
+    o.public_url = "https://portal.example";
+    return o;
+  }();
+  Service service{store, redis, options};
   grpc::ServerContext ctx;
-};
+  // Unique per fixture: Redis is shared by all tests.
+  std::string email = "anna." + std::to_string(std::random_device{}()) + "@example.de";
+  std::string ip = "198.51.100." + std::to_string(std::random_device{}() % 250);
 
-v1::CreateAccountRequest Request(const std::string& email) {
-  v1::CreateAccountRequest req;
-  req.set_email(email);
-  req.set_display_name("Anna Muster");
-  req.set_language(v1::LANGUAGE_EN);
-  return req;
-}
+  grpc::Status Register(const std::string& mail, const std::string& password) {
+    v1::RegisterRequest req;
+    req.set_email(mail);
+    req.set_password(password);
+    req.set_display_name("Anna Muster");
+    req.set_language(v1::LANGUAGE_DE);
+    v1::RegisterResponse resp;
+    return service.Register(&ctx, &req, &resp);
+  }
+
+  grpc::Status Login(const std::string& password, v1::LoginResponse* resp) {
+    v1::LoginRequest req;
+    req.set_email(email);
+    req.set_password(password);
+    req.set_client_ip(ip);
+    return service.Login(&ctx, &req, resp);
+  }
+
+  // The mails queued so far (claimed, so a second call returns only newer ones).
+  std::vector<OutboxMail> Mails() { return *store->ClaimMails(100); }
+
+  static std::string TokenIn(const std::string& body) {
+    std::smatch m;
+    REQUIRE(std::regex_search(body, m, std::regex("token=([A-Za-z0-9_-]+)")));
+    return m[1].str();
+  }
+
+  grpc::Status Verify(const std::string& token) {
+    v1::VerifyEmailRequest req;
+    req.set_token(token);
+    v1::VerifyEmailResponse resp;
+    return service.VerifyEmail(&ctx, &req, &resp);
+  }
+
+  v1::LoginResponse RegisterVerifyLogin() {
+    REQUIRE(Register(email, kPassword).ok());
+    auto mails = Mails();
+    REQUIRE(mails.size() == 1);
+    REQUIRE(Verify(TokenIn(mails[0].body)).ok());
+    v1::LoginResponse session;
+    REQUIRE(Login(kPassword, &session).ok());
+    return session;
+  }
+
+  grpc::Status Resolve(const std::string& id, v1::Session* out) {
+    v1::ResolveSessionRequest req;
+    req.set_session_id(id);
+    return service.ResolveSession(&ctx, &req, out);
+  }
+};
 
 }  // namespace
 
-TEST_CASE("e-mail addresses are normalised and checked", "[unit]") {
-  CHECK(*NormalizeEmail("  Anna.Muster@Example.DE ") == "anna.muster@example.de");
-  CHECK_FALSE(NormalizeEmail("no-at-sign").ok());
-  CHECK_FALSE(NormalizeEmail("a@b").ok());
-  CHECK_FALSE(NormalizeEmail("a b@example.de").ok());
+TEST_CASE("password rules follow NIST 800-63B", "[unit]") {
+  PasswordPolicy policy;
+  CHECK(policy.Check("kurz", "a@b.de").message() == "password: too_short");
+  CHECK(policy.Check(std::string(129, 'x'), "a@b.de").message() == "password: too_long");
+  CHECK(policy.Check("Passwort123", "a@b.de").message() == "password: common_password");
+  CHECK(policy.Check("anna@example.de", "anna@example.de").message() == "password: common_password");
+  CHECK(policy.Check("\xff\xfe invalid utf-8", "a@b.de").message() == "password: invalid");
+  CHECK(policy.Check("correct horse battery staple", "a@b.de").ok());
+  CHECK(policy.Check("ääääääääää", "a@b.de").ok());                          // Ten characters, twenty bytes.
+  CHECK(policy.Check("nur kleine buchstaben ohne ziffern", "a@b.de").ok());  // No composition rules.
 }
 
-TEST_CASE("accounts are created in the default tenant and found again", "[integration]") {
-  Fixture f;
-  v1::Account created;
-  auto req = Request("Anna@Example.de");
-  REQUIRE(f.service.CreateAccount(&f.ctx, &req, &created).ok());
-  CHECK(created.tenant().key() == "09564000");
-  CHECK(created.email() == "Anna@Example.de");
-  CHECK(created.language() == v1::LANGUAGE_EN);
-  CHECK(created.state() == v1::ACCOUNT_STATE_PENDING_VERIFICATION);
-  CHECK(created.created_at().seconds() > 0);
-
-  v1::GetAccountRequest get;
-  get.set_id(created.id());
-  v1::Account found;
-  REQUIRE(f.service.GetAccount(&f.ctx, &get, &found).ok());
-  CHECK(found.SerializeAsString() == created.SerializeAsString());
+TEST_CASE("Argon2id hashes carry their parameters and are upgraded", "[unit]") {
+  PasswordHasher weak({1, 8 * 1024 * 1024});
+  PasswordHasher strong({2, 16 * 1024 * 1024});
+  auto hash = weak.Hash(kPassword);
+  REQUIRE(hash.ok());
+  CHECK(hash->rfind("$argon2id$", 0) == 0);
+  CHECK(weak.Verify(*hash, kPassword));
+  CHECK(strong.Verify(*hash, kPassword));  // Old hashes still verify…
+  CHECK(strong.NeedsRehash(*hash));        // …and are marked for upgrade.
+  CHECK_FALSE(weak.NeedsRehash(*hash));
+  CHECK_FALSE(weak.Verify(*hash, "wrong password"));
 }
 
-TEST_CASE("a second account with the same e-mail is refused, in any letter case", "[integration]") {
+TEST_CASE("register, verify by mailed token, log in, resolve, log out", "[integration]") {
   Fixture f;
-  v1::Account a;
-  auto first = Request("anna@example.de");
-  REQUIRE(f.service.CreateAccount(&f.ctx, &first, &a).ok());
-  auto second = Request("ANNA@example.de");
-  auto s = f.service.CreateAccount(&f.ctx, &second, &a);
-  CHECK(s.error_code() == grpc::StatusCode::ALREADY_EXISTS);
+  auto session = f.RegisterVerifyLogin();
+  CHECK(session.session_id().size() >= 43);  // 256 random bits, base64url.
+  CHECK(session.session().assurance_level() == v1::ASSURANCE_LEVEL_LOW);
+  CHECK(session.session().auth_method() == "password");
+
+  v1::Session resolved;
+  REQUIRE(f.Resolve(session.session_id(), &resolved).ok());
+  CHECK(resolved.account_id() == session.session().account_id());
+  CHECK(resolved.csrf_token() == session.session().csrf_token());
+
+  v1::LogoutRequest out;
+  out.set_session_id(session.session_id());
+  v1::LogoutResponse done;
+  REQUIRE(f.service.Logout(&f.ctx, &out, &done).ok());
+  CHECK(f.Resolve(session.session_id(), &resolved).error_code() == grpc::StatusCode::UNAUTHENTICATED);
 }
 
-TEST_CASE("bad requests are refused and change nothing", "[integration]") {
+TEST_CASE("a verification token works once", "[integration]") {
   Fixture f;
-  v1::Account a;
-  auto bad_email = Request("not-an-address");
-  CHECK(f.service.CreateAccount(&f.ctx, &bad_email, &a).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  auto bad_name = Request("anna@example.de");
-  bad_name.set_display_name("   ");
-  CHECK(f.service.CreateAccount(&f.ctx, &bad_name, &a).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  auto bad_tenant = Request("anna@example.de");
-  bad_tenant.mutable_tenant()->set_key("nuremberg");
-  CHECK(f.service.CreateAccount(&f.ctx, &bad_tenant, &a).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  REQUIRE(f.Register(f.email, kPassword).ok());
+  auto mails = f.Mails();
+  REQUIRE(mails.size() == 1);
+  CHECK(mails[0].subject.find("E-Mail-Adresse") != std::string::npos);  // German, as registered.
+  const auto token = Fixture::TokenIn(mails[0].body);
+  REQUIRE(f.Verify(token).ok());
+  CHECK(f.Verify(token).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(f.Verify("forged-token").error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
 
-  v1::GetAccountRequest get;
-  get.set_id("not-a-uuid");
-  CHECK(f.service.GetAccount(&f.ctx, &get, &a).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  get.set_id("00000000-0000-0000-0000-000000000000");
-  CHECK(f.service.GetAccount(&f.ctx, &get, &a).error_code() == grpc::StatusCode::NOT_FOUND);
+TEST_CASE("an unverified account cannot log in, even with the right password", "[integration]") {
+  Fixture f;
+  REQUIRE(f.Register(f.email, kPassword).ok());
+  v1::LoginResponse s;
+  CHECK(f.Login(kPassword, &s).error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+}
 
-  // The valid address can still be registered: nothing was stored by the refusals.
-  auto good = Request("anna@example.de");
-  REQUIRE(f.service.CreateAccount(&f.ctx, &good, &a).ok());
+TEST_CASE("registering a taken address answers the same and mails the owner", "[integration]") {
+  Fixture f;
+  REQUIRE(f.Register(f.email, kPassword).ok());
+  REQUIRE(f.Mails().size() == 1);
+  auto again = f.Register(f.email, "ein ganz anderes Passwort");
+  CHECK(again.ok());
+  auto mails = f.Mails();
+  REQUIRE(mails.size() == 1);
+  CHECK(mails[0].body.find("token=") == std::string::npos);  // No account is created or verified.
+  CHECK(mails[0].body.find("password-reset") != std::string::npos);
+}
+
+TEST_CASE("unknown e-mail and wrong password are indistinguishable; five failures throttle", "[integration]") {
+  Fixture f;
+  f.RegisterVerifyLogin();
+  v1::LoginResponse s;
+  auto wrong = f.Login("wrong password!", &s);
+  v1::LoginRequest unknown;
+  unknown.set_email("nobody." + f.email);
+  unknown.set_password("wrong password!");
+  unknown.set_client_ip(f.ip);
+  auto missing = f.service.Login(&f.ctx, &unknown, &s);
+  CHECK(wrong.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(missing.error_code() == wrong.error_code());
+  CHECK(missing.error_message() == wrong.error_message());
+
+  for (int i = 0; i < 4; ++i) REQUIRE(f.Login("wrong password!", &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  // Five failures: now even the right password is refused for a while.
+  auto throttled = f.Login(kPassword, &s);
+  CHECK(throttled.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(throttled.error_message().find("retry after") != std::string::npos);
+}
+
+TEST_CASE("log-out everywhere ends every session; sessions rotate at log-in", "[integration]") {
+  Fixture f;
+  auto first = f.RegisterVerifyLogin();
+  v1::LoginResponse second;
+  REQUIRE(f.Login(kPassword, &second).ok());
+  CHECK(second.session_id() != first.session_id());
+  v1::LogoutRequest req;
+  req.set_session_id(second.session_id());
+  v1::LogoutResponse resp;
+  REQUIRE(f.service.LogoutAll(&f.ctx, &req, &resp).ok());
+  v1::Session s;
+  CHECK(f.Resolve(first.session_id(), &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(f.Resolve(second.session_id(), &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_CASE("password change rotates the session; reset by mailed token ends all sessions", "[integration]") {
+  Fixture f;
+  auto session = f.RegisterVerifyLogin();
+  v1::ChangePasswordRequest change;
+  change.set_session_id(session.session_id());
+  change.set_current_password("not the current one");
+  change.set_new_password("Ein neues langes Passwort");
+  v1::LoginResponse rotated;
+  CHECK(f.service.ChangePassword(&f.ctx, &change, &rotated).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  change.set_current_password(kPassword);
+  REQUIRE(f.service.ChangePassword(&f.ctx, &change, &rotated).ok());
+  CHECK(rotated.session_id() != session.session_id());
+  v1::Session s;
+  CHECK(f.Resolve(session.session_id(), &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(f.Resolve(rotated.session_id(), &s).ok());
+
+  v1::RequestPasswordResetRequest reset;
+  reset.set_email(f.email);
+  v1::RequestPasswordResetResponse ack;
+  REQUIRE(f.service.RequestPasswordReset(&f.ctx, &reset, &ack).ok());
+  auto mails = f.Mails();
+  REQUIRE(mails.size() == 1);
+  v1::ConfirmPasswordResetRequest confirm;
+  confirm.set_token(Fixture::TokenIn(mails[0].body));
+  confirm.set_new_password("Drittes Passwort, auch lang");
+  v1::ConfirmPasswordResetResponse confirmed;
+  REQUIRE(f.service.ConfirmPasswordReset(&f.ctx, &confirm, &confirmed).ok());
+  CHECK(f.Resolve(rotated.session_id(), &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(f.service.ConfirmPasswordReset(&f.ctx, &confirm, &confirmed).error_code() ==
+        grpc::StatusCode::INVALID_ARGUMENT);  // Single use.
+  v1::LoginResponse fresh;
+  CHECK(f.Login("Drittes Passwort, auch lang", &fresh).ok());
+
+  reset.set_email("nobody." + f.email);  // Unknown address: same answer, no mail.
+  REQUIRE(f.service.RequestPasswordReset(&f.ctx, &reset, &ack).ok());
+  CHECK(f.Mails().empty());
+}
+
+TEST_CASE("bad registrations are refused and store nothing", "[integration]") {
+  Fixture f;
+  CHECK(f.Register("not-an-address", kPassword).error_message() == "email: invalid_email");
+  CHECK(f.Register(f.email, "short").error_message() == "password: too_short");
+  CHECK(f.Register(f.email, "password123").error_message() == "password: common_password");
+  CHECK(f.Mails().empty());
+  REQUIRE(f.Register(f.email, kPassword).ok());
+  CHECK(f.Mails().size() == 1);
+}
+
+TEST_CASE("queued mails reach a real SMTP server, also after it was down", "[integration]") {
+  Fixture f;
+  const std::string dir =
+      std::string(std::getenv("STADTPORTAL_TEST_TMP") ? std::getenv("STADTPORTAL_TEST_TMP") : "/tmp") + "/maildir-" +
+      std::to_string(std::random_device{}());
+  const uint16_t port = testing::FreePort();
+  SmtpOptions smtp;
+  smtp.url = "smtp://127.0.0.1:" + std::to_string(port);
+  smtp.timeout = std::chrono::seconds(3);
+  MailRelay relay(f.store, smtp);
+
+  REQUIRE(f.Register(f.email, kPassword).ok());
+  CHECK(relay.RunOnce() == 0);  // No SMTP server yet: the mail waits for a retry.
+
+  testing::Process server(
+      "/usr/bin/python3",
+      {"-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(port), "-c", "aiosmtpd.handlers.Mailbox", dir}, {},
+      dir + ".log");
+  REQUIRE(testing::Eventually(
+      [&] {
+        return SendMail(smtp, {"probe@example.de", "probe", "probe"}).ok();
+      },
+      std::chrono::seconds(10)));
+  // Make the failed mail due now instead of after its backoff.
+  {
+    pqxx::connection conn(testing::DatabaseUrl());
+    pqxx::work tx(conn);
+    tx.exec("UPDATE " + tx.quote_name(f.schema.name()) + ".mail_outbox SET next_attempt_at = now()");
+    tx.commit();
+  }
+  CHECK(relay.RunOnce() == 1);
+  CHECK(relay.RunOnce() == 0);  // Sent once, never again.
+
+  int found = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (ss.str().find("To: " + f.email) != std::string::npos) {
+      ++found;
+      CHECK(ss.str().find("verify-email?token=") != std::string::npos);
+    }
+  }
+  CHECK(found == 1);
 }
 
 }  // namespace stadtportal::identity

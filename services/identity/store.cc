@@ -2,11 +2,14 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "libs/log/log.h"
+
 namespace stadtportal::identity {
 namespace {
 
 constexpr char kColumns[] =
-    "id::text, tenant, email, display_name, language, state, (extract(epoch FROM created_at) * 1000000)::bigint";
+    "id::text, tenant, email, display_name, language, state, (extract(epoch FROM created_at) * 1000000)::bigint, "
+    "array_to_string(roles, ','), coalesce(password_hash, ''), email_verified_at IS NOT NULL";
 
 v1::Account ToAccount(const pqxx::row& r) {
   v1::Account a;
@@ -20,32 +23,72 @@ v1::Account ToAccount(const pqxx::row& r) {
               : state == "locked" ? v1::ACCOUNT_STATE_LOCKED
                                   : v1::ACCOUNT_STATE_PENDING_VERIFICATION);
   *a.mutable_created_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
+  const auto roles = r[7].as<std::string>();
+  size_t start = 0;
+  while (start < roles.size()) {
+    size_t comma = roles.find(',', start);
+    if (comma == std::string::npos) comma = roles.size();
+    a.add_roles(roles.substr(start, comma - start));
+    start = comma + 1;
+  }
   return a;
+}
+
+pqxx::binarystring Bytes(const std::string& s) { return pqxx::binarystring(s); }
+
+void Enqueue(pqxx::work& tx, const std::string& tenant, const Mail& mail) {
+  tx.exec_prepared("identity_queue_mail", tenant, mail.to, mail.subject, mail.body);
 }
 
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("identity_create_account",
-               std::string("INSERT INTO accounts (tenant, email, email_normalized, display_name, language) "
-                           "VALUES ($1, $2, $3, $4, $5) RETURNING ") +
+               std::string("INSERT INTO accounts (tenant, email, email_normalized, display_name, language, "
+                           "password_hash) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ") +
                    kColumns);
   conn.prepare("identity_get_account",
                std::string("SELECT ") + kColumns + " FROM accounts WHERE tenant = $1 AND id = $2::uuid");
+  conn.prepare("identity_find_by_email",
+               std::string("SELECT ") + kColumns + " FROM accounts WHERE tenant = $1 AND email_normalized = $2");
+  conn.prepare("identity_insert_token",
+               "INSERT INTO email_tokens (token_hash, tenant, account_id, purpose, expires_at) "
+               "VALUES ($1, $2, $3::uuid, $4, now() + make_interval(secs => $5))");
+  conn.prepare("identity_consume_token",
+               "UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL "
+               "AND expires_at > now() RETURNING account_id::text");
+  conn.prepare("identity_mark_verified",
+               "UPDATE accounts SET email_verified_at = coalesce(email_verified_at, now()), state = 'active' "
+               "WHERE id = $1::uuid AND state <> 'locked'");
+  conn.prepare("identity_set_password", "UPDATE accounts SET password_hash = $2 WHERE id = $1::uuid");
+  conn.prepare("identity_queue_mail",
+               "INSERT INTO mail_outbox (tenant, recipient, subject, body) VALUES ($1, $2, $3, $4)");
+  conn.prepare("identity_claim_mails",
+               "UPDATE mail_outbox SET claimed_until = now() + interval '2 minutes', attempts = attempts + 1 "
+               "WHERE id IN (SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= now() "
+               "AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) "
+               "RETURNING id, recipient, subject, body, attempts");
+  conn.prepare("identity_mail_sent",
+               "UPDATE mail_outbox SET sent_at = now(), body = NULL, claimed_until = NULL, last_error = NULL "
+               "WHERE id = $1");
+  conn.prepare("identity_mail_failed",
+               "UPDATE mail_outbox SET claimed_until = NULL, last_error = $2, "
+               "next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1");
 }
 
-absl::StatusOr<v1::Account> Store::CreateAccount(const NewAccount& a) {
-  v1::Account out;
+absl::Status Store::CreateAccount(const NewAccount& a, const std::string& token_hash, std::chrono::seconds token_ttl,
+                                  const std::function<Mail(const v1::Account&)>& mail) {
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto r =
-        tx.exec_prepared1("identity_create_account", a.tenant, a.email, a.email_normalized, a.display_name, a.language);
-    out = ToAccount(r);
+    auto account = ToAccount(tx.exec_prepared1("identity_create_account", a.tenant, a.email, a.email_normalized,
+                                               a.display_name, a.language, a.password_hash));
+    tx.exec_prepared("identity_insert_token", Bytes(token_hash), a.tenant, account.id(), "verify_email",
+                     static_cast<double>(token_ttl.count()));
+    Enqueue(tx, a.tenant, mail(account));
     return absl::OkStatus();
   });
   if (s.code() == absl::StatusCode::kAlreadyExists)
     return absl::AlreadyExistsError("an account with this e-mail exists");
-  if (!s.ok()) return s;
-  return out;
+  return s;
 }
 
 absl::StatusOr<v1::Account> Store::GetAccount(const std::string& tenant, const std::string& id) {
@@ -58,6 +101,108 @@ absl::StatusOr<v1::Account> Store::GetAccount(const std::string& tenant, const s
   });
   if (!s.ok()) return s;
   return out;
+}
+
+namespace {
+
+absl::StatusOr<Credentials> FindCredentials(db::Pool& pool, const char* statement, const std::string& tenant,
+                                            const std::string& key) {
+  Credentials out;
+  absl::Status s = pool.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared(statement, tenant, key);
+    if (res.empty()) return absl::NotFoundError("account not found");
+    out.account = ToAccount(res[0]);
+    out.password_hash = res[0][8].as<std::string>();
+    out.verified = res[0][9].as<bool>();
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<Credentials> Store::FindByEmail(const std::string& tenant, const std::string& email_normalized) {
+  return FindCredentials(pool_, "identity_find_by_email", tenant, email_normalized);
+}
+
+absl::StatusOr<Credentials> Store::FindById(const std::string& tenant, const std::string& id) {
+  return FindCredentials(pool_, "identity_get_account", tenant, id);
+}
+
+absl::Status Store::IssueToken(const v1::Account& account, const std::string& purpose, const std::string& token_hash,
+                               std::chrono::seconds ttl, const Mail& mail) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("identity_insert_token", Bytes(token_hash), account.tenant().key(), account.id(), purpose,
+                     static_cast<double>(ttl.count()));
+    Enqueue(tx, account.tenant().key(), mail);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Store::QueueMail(const std::string& tenant, const Mail& mail) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    Enqueue(tx, tenant, mail);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::string> Store::ConsumeToken(
+    const std::string& token_hash, const std::string& purpose,
+    const std::function<absl::Status(pqxx::work&, const std::string&)>& then) {
+  std::string account_id;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("identity_consume_token", Bytes(token_hash), purpose);
+    if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
+    account_id = res[0][0].as<std::string>();
+    return then(tx, account_id);
+  });
+  if (!s.ok()) return s;
+  return account_id;
+}
+
+absl::Status Store::MarkVerified(pqxx::work& tx, const std::string& account_id) {
+  tx.exec_prepared("identity_mark_verified", account_id);
+  return absl::OkStatus();
+}
+
+absl::Status Store::SetPasswordHash(pqxx::work& tx, const std::string& account_id, const std::string& hash) {
+  tx.exec_prepared("identity_set_password", account_id, hash);
+  return absl::OkStatus();
+}
+
+absl::Status Store::SetPasswordHash(const std::string& account_id, const std::string& hash) {
+  return pool_.Transact([&](pqxx::work& tx) { return SetPasswordHash(tx, account_id, hash); });
+}
+
+absl::StatusOr<std::vector<OutboxMail>> Store::ClaimMails(int limit) {
+  std::vector<OutboxMail> out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& r : tx.exec_prepared("identity_claim_mails", limit)) {
+      out.push_back({r[0].as<int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
+                     r[3].is_null() ? std::string() : r[3].as<std::string>(), r[4].as<int>()});
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+void Store::MarkMailSent(int64_t id) {
+  auto s = pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("identity_mail_sent", id);
+    return absl::OkStatus();
+  });
+  // If this fails the claim expires and the mail is sent again: at-least-once.
+  if (!s.ok()) log::Warn("cannot mark mail sent", {{"mail_id", id}, {"error", std::string(s.message())}});
+}
+
+void Store::MarkMailFailed(int64_t id, const std::string& error, int64_t retry_in_seconds) {
+  auto s = pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("identity_mail_failed", id, error.substr(0, 500), static_cast<double>(retry_in_seconds));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) log::Warn("cannot reschedule mail", {{"mail_id", id}, {"error", std::string(s.message())}});
 }
 
 }  // namespace stadtportal::identity

@@ -1,6 +1,13 @@
 #include "tests/e2e/stack.h"
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "libs/auth/caller.h"
+#include "libs/redis/client.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
@@ -11,9 +18,18 @@ std::string BinaryPath(const std::string& service) {
   return std::string(STADTPORTAL_BIN_DIR) + "/stadtportal-" + service;
 }
 
-Stack::Stack(std::map<std::string, int> replicas) {
+Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::string> gateway_env) {
   const char* tmp = std::getenv("STADTPORTAL_TEST_TMP");
   dir_ = std::string(tmp != nullptr ? tmp : "/tmp");
+  signing_key_ = auth::NewSigningKey("e2e");
+  public_keys_ = auth::Signer::FromKey(signing_key_, std::chrono::seconds(60))->PublicKey();
+  smtp_port_ = testing::FreePort();
+  maildir_ = dir_ + "/maildir-" + std::to_string(smtp_port_);
+  smtp_ = std::make_unique<testing::Process>(
+      "/usr/bin/python3",
+      std::vector<std::string>{"-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(smtp_port_), "-c",
+                               "aiosmtpd.handlers.Mailbox", maildir_},
+      std::map<std::string, std::string>{}, maildir_ + ".log");
   std::map<std::string, std::string> env = BaseEnv();
   for (const auto& svc : kServices) {
     const int n = replicas.count(svc) ? replicas[svc] : 1;
@@ -29,6 +45,12 @@ Stack::Stack(std::map<std::string, int> replicas) {
   gateway_port_ = testing::FreePort();
   env["STADTPORTAL_HTTP_PORT"] = std::to_string(gateway_port_);
   env["STADTPORTAL_READY_TIMEOUT_MS"] = "500";
+  env["STADTPORTAL_CALLER_SIGNING_KEY"] = signing_key_;
+  env["STADTPORTAL_HSTS_MAX_AGE_S"] = "31536000";
+  // All tests share 127.0.0.1 and Redis: generous limits unless a test sets its own.
+  env["STADTPORTAL_RATE_LIMIT_AUTH"] = "10000/60";
+  env["STADTPORTAL_RATE_LIMIT_DEFAULT"] = "10000/60";
+  for (const auto& [k, v] : gateway_env) env[k] = v;
   gateway_ = std::make_unique<testing::Process>(BinaryPath("gateway"), std::vector<std::string>{}, env,
                                                 dir_ + "/gateway-" + std::to_string(gateway_port_) + ".log");
 }
@@ -40,7 +62,35 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
           {"STADTPORTAL_REDIS_URL", testing::RedisUrl()},
           {"STADTPORTAL_LISTEN_HOST", "127.0.0.1"},
           {"STADTPORTAL_LOG_LEVEL", "debug"},
-          {"STADTPORTAL_SHUTDOWN_GRACE_MS", "5000"}};
+          {"STADTPORTAL_SHUTDOWN_GRACE_MS", "5000"},
+          {"STADTPORTAL_CALLER_PUBLIC_KEYS", public_keys_},
+          {"STADTPORTAL_SMTP_URL", "smtp://127.0.0.1:" + std::to_string(smtp_port_)},
+          {"STADTPORTAL_PUBLIC_URL", "https://portal.example"},
+          // Cheap hashing keeps the tests fast; production uses the defaults.
+          {"STADTPORTAL_ARGON2_OPSLIMIT", "1"},
+          {"STADTPORTAL_ARGON2_MEMLIMIT_KIB", "8192"}};
+}
+
+std::vector<std::string> Stack::MailsTo(const std::string& to) const {
+  std::vector<std::string> out;
+  if (!std::filesystem::exists(maildir_ + "/new")) return out;
+  for (const auto& entry : std::filesystem::directory_iterator(maildir_ + "/new")) {
+    std::ifstream in(entry.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (ss.str().find("To: " + to + "\n") != std::string::npos ||
+        ss.str().find("To: " + to + "\r\n") != std::string::npos) {
+      out.push_back(ss.str());
+    }
+  }
+  return out;
+}
+
+std::string Stack::AllLogs() const {
+  std::string all;
+  for (const auto& i : instances_) all += i.process->Output();
+  all += gateway_->Output();
+  return all;
 }
 
 void Stack::Start(Instance& i) {

@@ -26,7 +26,8 @@ struct Instance {
 // replicas) against the test PostgreSQL and Redis, and the gateway in front.
 class Stack {
  public:
-  explicit Stack(std::map<std::string, int> replicas = {});
+  // `gateway_env` overrides the gateway's environment (e.g. rate limits).
+  explicit Stack(std::map<std::string, int> replicas = {}, std::map<std::string, std::string> gateway_env = {});
   ~Stack();
 
   // Starts (again) the given instance on its ports.
@@ -39,9 +40,20 @@ class Stack {
   // Waits until GET /readyz answers 200.
   bool WaitReady(std::chrono::milliseconds timeout);
   std::map<std::string, std::string> BaseEnv() const;
+  // The Maildir the stack's SMTP server (aiosmtpd) delivers into.
+  const std::string& maildir() const { return maildir_; }
+  // The bodies of all mails to `to` delivered so far.
+  std::vector<std::string> MailsTo(const std::string& to) const;
+  // All log output of all processes so far.
+  std::string AllLogs() const;
 
  private:
   std::string dir_;
+  std::string maildir_;
+  std::string signing_key_;
+  std::string public_keys_;
+  uint16_t smtp_port_ = 0;
+  std::unique_ptr<testing::Process> smtp_;
   std::vector<Instance> instances_;
   uint16_t gateway_port_ = 0;
   std::unique_ptr<testing::Process> gateway_;

@@ -1,0 +1,127 @@
+#include "libs/http/json_body.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+
+namespace stadtportal::http {
+namespace {
+
+constexpr int kMaxDepth = 16;
+
+const char* TypeCode(FieldType t) {
+  switch (t) {
+    case FieldType::kString: return "wrong_type_string";
+    case FieldType::kInteger: return "wrong_type_integer";
+    case FieldType::kBoolean: return "wrong_type_boolean";
+  }
+  return "wrong_type";
+}
+
+bool HasType(const nlohmann::json& v, FieldType t) {
+  switch (t) {
+    case FieldType::kString: return v.is_string();
+    case FieldType::kInteger: return v.is_number_integer();
+    case FieldType::kBoolean: return v.is_boolean();
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<nlohmann::json> ParseJsonBody(const httplib::Request& req,
+                                             const std::map<std::string, FieldSpec>& fields,
+                                             std::vector<FieldError>* errors) {
+  const std::string type = absl::AsciiStrToLower(req.get_header_value("Content-Type"));
+  if (!absl::StartsWith(type, "application/json")) {
+    errors->push_back({"", "unsupported_media_type"});
+    return absl::InvalidArgumentError("the body must be application/json");
+  }
+  bool too_deep = false;
+  // The callback sees every value with its depth, so a deep document is rejected
+  // while parsing instead of being built first.
+  nlohmann::json::parser_callback_t guard = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxDepth) too_deep = true;
+    return !too_deep;
+  };
+  nlohmann::json body;
+  try {
+    body = nlohmann::json::parse(req.body, guard, true, false);
+  } catch (const nlohmann::json::parse_error&) {
+    errors->push_back({"", "malformed_json"});
+    return absl::InvalidArgumentError("the body is not valid JSON (or not valid UTF-8)");
+  }
+  if (too_deep) {
+    errors->push_back({"", "too_deep"});
+    return absl::InvalidArgumentError("the body is nested too deeply");
+  }
+  if (!body.is_object()) {
+    errors->push_back({"", "not_an_object"});
+    return absl::InvalidArgumentError("the body must be a JSON object");
+  }
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    auto spec = fields.find(it.key());
+    if (spec == fields.end()) {
+      errors->push_back({it.key(), "unknown_field"});
+    } else if (!HasType(it.value(), spec->second.type)) {
+      errors->push_back({it.key(), TypeCode(spec->second.type)});
+    }
+  }
+  for (const auto& [name, spec] : fields) {
+    if (spec.required && !body.contains(name)) errors->push_back({name, "required"});
+  }
+  if (!errors->empty()) return absl::InvalidArgumentError("the request has invalid fields");
+  return body;
+}
+
+std::string Language(const httplib::Request& req) {
+  // Deliberately simple: the first listed language that we speak wins.
+  for (absl::string_view part : absl::StrSplit(req.get_header_value("Accept-Language"), ',')) {
+    std::string tag = absl::AsciiStrToLower(absl::StripAsciiWhitespace(part.substr(0, part.find(';'))));
+    if (absl::StartsWith(tag, "en")) return "en";
+    if (absl::StartsWith(tag, "de")) return "de";
+  }
+  return "de";
+}
+
+std::string Message(const std::string& code, const std::string& language) {
+  static const std::map<std::string, std::pair<std::string, std::string>> kMessages = {
+      {"required", {"Dieses Feld ist erforderlich.", "This field is required."}},
+      {"unknown_field", {"Dieses Feld ist unbekannt.", "This field is not known."}},
+      {"wrong_type_string", {"Hier wird ein Text erwartet.", "A text is expected here."}},
+      {"wrong_type_integer", {"Hier wird eine ganze Zahl erwartet.", "A whole number is expected here."}},
+      {"wrong_type_boolean", {"Hier wird wahr oder falsch erwartet.", "True or false is expected here."}},
+      {"malformed_json", {"Die Anfrage ist kein gültiges JSON.", "The request is not valid JSON."}},
+      {"too_deep", {"Die Anfrage ist zu tief verschachtelt.", "The request is nested too deeply."}},
+      {"not_an_object", {"Die Anfrage muss ein JSON-Objekt sein.", "The request must be a JSON object."}},
+      {"unsupported_media_type",
+       {"Die Anfrage muss als application/json gesendet werden.", "The request must be sent as application/json."}},
+      {"invalid_email", {"Das ist keine gültige E-Mail-Adresse.", "This is not a valid e-mail address."}},
+      {"too_short", {"Das Passwort muss mindestens 10 Zeichen haben.", "The password needs at least 10 characters."}},
+      {"too_long", {"Das Passwort darf höchstens 128 Zeichen haben.", "The password may have at most 128 characters."}},
+      {"common_password",
+       {"Dieses Passwort ist zu verbreitet; bitte wählen Sie ein anderes.",
+        "This password is too common; please choose another."}},
+      {"invalid_token", {"Der Link ist ungültig oder abgelaufen.", "The link is invalid or has expired."}},
+      {"wrong_password", {"Das Passwort ist nicht richtig.", "The password is not correct."}},
+      {"invalid", {"Der Wert ist ungültig.", "The value is not valid."}},
+  };
+  auto it = kMessages.find(code);
+  if (it == kMessages.end()) it = kMessages.find("invalid");
+  return language == "en" ? it->second.second : it->second.first;
+}
+
+std::vector<FieldError> FieldErrorsFromMessage(const std::string& message) {
+  std::vector<FieldError> out;
+  for (absl::string_view part : absl::StrSplit(message, "; ")) {
+    std::vector<std::string> kv = absl::StrSplit(part, absl::MaxSplits(": ", 1));
+    if (kv.size() != 2 || kv[0].empty()) continue;
+    // Codes are snake_case words; anything else is a sentence, reported as "invalid".
+    bool is_code = !kv[1].empty();
+    for (char c : kv[1]) is_code = is_code && (absl::ascii_islower(c) || c == '_');
+    out.push_back({kv[0], is_code ? kv[1] : "invalid"});
+  }
+  return out;
+}
+
+}  // namespace stadtportal::http

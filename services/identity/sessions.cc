@@ -1,0 +1,184 @@
+#include "services/identity/sessions.h"
+
+#include <sodium.h>
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "libs/log/log.h"
+
+namespace stadtportal::identity {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string SessionKey(const std::string& session_id) { return "sp:session:" + SessionStore::Ref(session_id); }
+std::string AccountKey(const std::string& account_id) { return "sp:account-sessions:" + account_id; }
+
+const char* LevelName(v1::AssuranceLevel l) {
+  switch (l) {
+    case v1::ASSURANCE_LEVEL_HIGH: return "high";
+    case v1::ASSURANCE_LEVEL_SUBSTANTIAL: return "substantial";
+    default: return "low";
+  }
+}
+
+v1::AssuranceLevel ParseLevel(const std::string& s) {
+  if (s == "high") return v1::ASSURANCE_LEVEL_HIGH;
+  if (s == "substantial") return v1::ASSURANCE_LEVEL_SUBSTANTIAL;
+  return v1::ASSURANCE_LEVEL_LOW;
+}
+
+}  // namespace
+
+std::string RandomToken(size_t bytes) {
+  std::string raw(bytes, '\0');
+  randombytes_buf(raw.data(), raw.size());
+  return absl::WebSafeBase64Escape(raw);
+}
+
+std::string Sha256(const std::string& data) {
+  std::string out(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size());
+  return out;
+}
+
+std::string SessionStore::Ref(const std::string& session_id) { return absl::BytesToHexString(Sha256(session_id)); }
+
+absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& account_id, const std::string& tenant,
+                                                       const std::vector<std::string>& roles, v1::AssuranceLevel level,
+                                                       const std::string& method) {
+  const std::string id = RandomToken(32);
+  const std::string csrf = RandomToken(32);
+  const int64_t now = Now();
+  const int64_t absolute = now + options_.absolute.count();
+  const std::string key = SessionKey(id);
+  auto r = redis_.Command({"HSET", key, "account", account_id, "tenant", tenant, "acr", LevelName(level), "amr", method,
+                           "roles", absl::StrJoin(roles, ","), "csrf", csrf, "created", std::to_string(now), "abs",
+                           std::to_string(absolute)});
+  if (!r.ok()) return r.status();
+  if (auto e = redis_.Command({"EXPIRE", key, std::to_string(options_.idle.count())}); !e.ok()) return e.status();
+  const std::string akey = AccountKey(account_id);
+  if (auto a = redis_.Command({"SADD", akey, Ref(id)}); !a.ok()) return a.status();
+  if (auto e = redis_.Command({"EXPIRE", akey, std::to_string(options_.absolute.count())}); !e.ok()) return e.status();
+
+  v1::LoginResponse out;
+  out.set_session_id(id);
+  auto* s = out.mutable_session();
+  s->set_account_id(account_id);
+  s->mutable_tenant()->set_key(tenant);
+  s->set_assurance_level(level);
+  s->set_auth_method(method);
+  for (const auto& role : roles) s->add_roles(role);
+  s->set_csrf_token(csrf);
+  *s->mutable_expires_at() = TimeUtil::SecondsToTimestamp(absolute);
+  *s->mutable_idle_expires_at() = TimeUtil::SecondsToTimestamp(std::min(absolute, now + options_.idle.count()));
+  s->set_session_ref(Ref(id));
+  return out;
+}
+
+absl::StatusOr<v1::Session> SessionStore::Resolve(const std::string& session_id) {
+  const auto unknown = absl::UnauthenticatedError("session unknown or expired");
+  if (session_id.empty() || session_id.size() > 128) return unknown;
+  const std::string key = SessionKey(session_id);
+  auto r = redis_.Command({"HGETALL", key});
+  if (!r.ok()) return r.status();
+  std::map<std::string, std::string> f;
+  const redisReply* raw = r->raw();
+  for (size_t i = 0; i + 1 < raw->elements; i += 2) {
+    f[std::string(raw->element[i]->str, raw->element[i]->len)] =
+        std::string(raw->element[i + 1]->str, raw->element[i + 1]->len);
+  }
+  int64_t absolute = 0;
+  if (f.empty() || !absl::SimpleAtoi(f["abs"], &absolute)) return unknown;
+  const int64_t now = Now();
+  if (absolute <= now) {
+    if (auto d = Delete(session_id); !d.ok()) return d;
+    return unknown;
+  }
+  const auto idle = std::min<int64_t>(options_.idle.count(), absolute - now);
+  if (auto e = redis_.Command({"EXPIRE", key, std::to_string(idle)}); !e.ok()) return e.status();
+  v1::Session s;
+  s.set_account_id(f["account"]);
+  s.mutable_tenant()->set_key(f["tenant"]);
+  s.set_assurance_level(ParseLevel(f["acr"]));
+  s.set_auth_method(f["amr"]);
+  for (absl::string_view role : absl::StrSplit(f["roles"], ',', absl::SkipEmpty())) s.add_roles(std::string(role));
+  s.set_csrf_token(f["csrf"]);
+  *s.mutable_expires_at() = TimeUtil::SecondsToTimestamp(absolute);
+  *s.mutable_idle_expires_at() = TimeUtil::SecondsToTimestamp(std::min(absolute, now + options_.idle.count()));
+  s.set_session_ref(Ref(session_id));
+  return s;
+}
+
+absl::Status SessionStore::Delete(const std::string& session_id) {
+  const std::string key = SessionKey(session_id);
+  auto account = redis_.Command({"HGET", key, "account"});
+  if (!account.ok()) return account.status();
+  if (auto d = redis_.Command({"DEL", key}); !d.ok()) return d.status();
+  if (account->is_nil()) return absl::OkStatus();
+  auto r = redis_.Command({"SREM", AccountKey(account->str()), Ref(session_id)});
+  return r.ok() ? absl::OkStatus() : r.status();
+}
+
+absl::Status SessionStore::DeleteAllOf(const std::string& account_id) {
+  auto members = redis_.Command({"SMEMBERS", AccountKey(account_id)});
+  if (!members.ok()) return members.status();
+  std::vector<std::string> del = {"DEL", AccountKey(account_id)};
+  const redisReply* raw = members->raw();
+  for (size_t i = 0; i < raw->elements; ++i) {
+    del.push_back("sp:session:" + std::string(raw->element[i]->str, raw->element[i]->len));
+  }
+  auto d = redis_.Command(del);
+  return d.ok() ? absl::OkStatus() : d.status();
+}
+
+namespace {
+
+std::string AccountThrottleKey(const std::string& email) {
+  return "sp:throttle:login:account:" + absl::BytesToHexString(Sha256(email));
+}
+std::string IpThrottleKey(const std::string& ip) { return "sp:throttle:login:ip:" + ip; }
+
+}  // namespace
+
+absl::Status LoginThrottle::Check(const std::string& email, const std::string& ip) {
+  for (const auto& [key, limit] : {std::make_pair(AccountThrottleKey(email), options_.max_failures_per_account),
+                                   std::make_pair(IpThrottleKey(ip), options_.max_failures_per_ip)}) {
+    auto count = redis_.Command({"GET", key});
+    if (!count.ok()) return count.status();
+    int64_t n = 0;
+    if (count->is_nil() || !absl::SimpleAtoi(count->str(), &n) || n < limit) continue;
+    auto ttl = redis_.Command({"TTL", key});
+    const int64_t retry = ttl.ok() && ttl->integer() > 0 ? ttl->integer() : options_.window.count();
+    return absl::ResourceExhaustedError(absl::StrCat("too many failed log-ins; retry after ", retry, " s"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoginThrottle::Failed(const std::string& email, const std::string& ip) {
+  for (const auto& key : {AccountThrottleKey(email), IpThrottleKey(ip)}) {
+    auto n = redis_.Command({"INCR", key});
+    if (!n.ok()) return n.status();
+    // The window starts with the first failure (NX keeps it from sliding).
+    auto e = redis_.Command({"EXPIRE", key, std::to_string(options_.window.count()), "NX"});
+    if (!e.ok()) return e.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoginThrottle::Succeeded(const std::string& email) {
+  auto r = redis_.Command({"DEL", AccountThrottleKey(email)});
+  return r.ok() ? absl::OkStatus() : r.status();
+}
+
+}  // namespace stadtportal::identity

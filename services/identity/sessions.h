@@ -1,0 +1,64 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "libs/redis/client.h"
+#include "stadtportal/identity/v1/identity.pb.h"
+
+namespace stadtportal::identity {
+
+struct SessionOptions {
+  std::chrono::seconds idle{30 * 60};
+  std::chrono::seconds absolute{12 * 60 * 60};
+};
+
+// Sessions in Redis under the SHA-256 of their id (a copy of Redis holds no usable
+// session ids), with idle expiry (key TTL, renewed on use) and absolute expiry.
+class SessionStore {
+ public:
+  SessionStore(redis::Client& redis, SessionOptions options) : redis_(redis), options_(options) {}
+
+  // A new session (new random id ≥ 256 bit) for the account.
+  absl::StatusOr<v1::LoginResponse> Create(const std::string& account_id, const std::string& tenant,
+                                           const std::vector<std::string>& roles, v1::AssuranceLevel level,
+                                           const std::string& method);
+  // UNAUTHENTICATED if unknown or expired; renews the idle expiry.
+  absl::StatusOr<v1::Session> Resolve(const std::string& session_id);
+  absl::Status Delete(const std::string& session_id);
+  absl::Status DeleteAllOf(const std::string& account_id);
+
+  static std::string Ref(const std::string& session_id);
+
+ private:
+  redis::Client& redis_;
+  SessionOptions options_;
+};
+
+struct ThrottleOptions {
+  int max_failures_per_account = 5;
+  int max_failures_per_ip = 50;
+  std::chrono::seconds window{15 * 60};
+};
+
+// Failed log-ins counted per account (by e-mail, known or not) and per client IP.
+class LoginThrottle {
+ public:
+  LoginThrottle(redis::Client& redis, ThrottleOptions options) : redis_(redis), options_(options) {}
+  // RESOURCE_EXHAUSTED "retry after N s" while either limit is reached.
+  absl::Status Check(const std::string& email, const std::string& ip);
+  absl::Status Failed(const std::string& email, const std::string& ip);
+  absl::Status Succeeded(const std::string& email);
+
+ private:
+  redis::Client& redis_;
+  ThrottleOptions options_;
+};
+
+// base64url of `bytes` random bytes.
+std::string RandomToken(size_t bytes);
+// Raw SHA-256.
+std::string Sha256(const std::string& data);
+
+}  // namespace stadtportal::identity
