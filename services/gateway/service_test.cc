@@ -1,6 +1,12 @@
 #include "services/gateway/service.h"
 
+#include <fstream>
+#include <regex>
+#include <set>
+
 #include <catch2/catch.hpp>
+
+#include "absl/strings/ascii.h"
 
 #include "libs/testing/testing.h"
 
@@ -94,6 +100,41 @@ TEST_CASE("gateway metrics are labelled by route template", "[unit]") {
   CHECK(m->body.find("operation=\"GET /api/v1/services/{id}\"") != std::string::npos);
   CHECK(m->body.find("operation=\"GET unmatched\"") != std::string::npos);
   CHECK(m->body.find("12345") == std::string::npos);
+}
+
+}  // namespace stadtportal::gateway
+
+namespace stadtportal::gateway {
+
+// docs/api/openapi.yaml is the contract: every route served is described, and every
+// described operation is served.
+TEST_CASE("the gateway serves exactly the routes of docs/api/openapi.yaml", "[unit]") {
+  std::ifstream in(std::string(STADTPORTAL_SOURCE_DIR) + "/docs/api/openapi.yaml");
+  REQUIRE(in);
+  std::set<std::string> documented;
+  std::string line, path;
+  bool in_paths = false;
+  const std::regex path_line(R"(^  (/[^:]*):\s*$)");
+  const std::regex method_line(R"(^    (get|post|put|patch|delete):\s*$)");
+  std::smatch m;
+  while (std::getline(in, line)) {
+    if (line == "paths:")
+      in_paths = true;
+    else if (!line.empty() && line[0] != ' ')
+      in_paths = false;
+    if (!in_paths) continue;
+    if (std::regex_match(line, m, path_line))
+      path = m[1].str();
+    else if (std::regex_match(line, m, method_line))
+      documented.insert(absl::AsciiStrToUpper(m[1].str()) + " " + path);
+  }
+  Fixture f;
+  const auto routes = f.gateway->Routes();
+  const std::set<std::string> served(routes.begin(), routes.end());
+  CHECK(served.size() == routes.size());
+  CHECK(served.size() > 10);
+  for (const auto& r : served) CHECK(documented.count(r) == 1);
+  for (const auto& d : documented) CHECK(served.count(d) == 1);
 }
 
 }  // namespace stadtportal::gateway
