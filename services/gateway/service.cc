@@ -244,6 +244,12 @@ absl::StatusOr<uint16_t> Service::Start() {
   if (port <= 0)
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.http.host, ":", options_.http.port));
   thread_ = std::thread([this] { server_.listen_after_bind(); });
+  // Until the loop runs, stop() would race with it: wait for it (a few milliseconds).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!server_.is_running()) {
+    if (std::chrono::steady_clock::now() > until) return absl::UnavailableError("http server did not start");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   log::Info("http server listening", {{"port", port}});
   return static_cast<uint16_t>(port);
 }
