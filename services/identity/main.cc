@@ -6,8 +6,10 @@ int main(int argc, char** argv) {
   using namespace stadtportal;
   return app::RunService(argc, argv, {"identity", 50051, 9101}, [](app::ServiceContext& ctx) {
     auto options = identity::Options::FromEnv(ctx.env(), ctx.tenant());
-    auto store = std::make_shared<identity::Store>(ctx.Database(identity::Store::Prepare));
-    auto relay = std::make_shared<identity::MailRelay>(store, identity::SmtpOptions::FromEnv(ctx.env()));
+    auto& db = ctx.Database(identity::Store::Prepare);
+    auto store = std::make_shared<identity::Store>(db);
+    auto relay =
+        std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
     ctx.OnServing([relay] { relay->Start(); });
     ctx.OnStopping([relay] { relay->Stop(); });
     ctx.AddService<identity::v1::IdentityService>(

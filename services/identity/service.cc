@@ -40,7 +40,7 @@ absl::StatusOr<std::string> NormalizeEmail(const std::string& email) {
   return e;
 }
 
-Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, MailRelay* relay)
+Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, mail::Relay* relay)
     : store_(std::move(store)),
       options_(std::move(options)),
       hasher_(options_.hash),

@@ -4,8 +4,9 @@
 #include <string>
 
 #include "libs/config/config.h"
+#include "libs/mail/mail.h"
 #include "libs/redis/client.h"
-#include "services/identity/mailer.h"
+#include "services/identity/mails.h"
 #include "services/identity/password.h"
 #include "services/identity/sessions.h"
 #include "services/identity/store.h"
@@ -30,7 +31,7 @@ struct Options {
 class Service final : public v1::IdentityService::Service {
  public:
   // `relay` (may be null) is woken after mails were queued.
-  Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, MailRelay* relay = nullptr);
+  Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, mail::Relay* relay = nullptr);
 
   grpc::Status Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req, v1::RegisterResponse* resp) override;
   grpc::Status VerifyEmail(grpc::ServerContext* ctx, const v1::VerifyEmailRequest* req,
@@ -59,7 +60,7 @@ class Service final : public v1::IdentityService::Service {
   PasswordHasher hasher_;
   SessionStore sessions_;
   LoginThrottle throttle_;
-  MailRelay* relay_;
+  mail::Relay* relay_;
 };
 
 // "  Anna.Muster@Example.DE " → "anna.muster@example.de"; INVALID_ARGUMENT if it is no address.

@@ -49,8 +49,15 @@ struct Fixture {
     return service.Login(&ctx, &req, resp);
   }
 
+  std::shared_ptr<mail::Outbox> outbox = std::make_shared<mail::Outbox>(schema.pool());
   // The mails queued so far (claimed, so a second call returns only newer ones).
-  std::vector<OutboxMail> Mails() { return *store->ClaimMails(100); }
+  std::vector<mail::Mail> Mails() {
+    auto claimed = outbox->Claim(100);
+    REQUIRE(claimed.ok());
+    std::vector<mail::Mail> out;
+    for (const auto& p : *claimed) out.push_back(p.mail);
+    return out;
+  }
 
   static std::string TokenIn(const std::string& body) {
     std::smatch m;
@@ -249,10 +256,10 @@ TEST_CASE("queued mails reach a real SMTP server, also after it was down", "[int
       std::string(std::getenv("STADTPORTAL_TEST_TMP") ? std::getenv("STADTPORTAL_TEST_TMP") : "/tmp") + "/maildir-" +
       std::to_string(std::random_device{}());
   const uint16_t port = testing::FreePort();
-  SmtpOptions smtp;
+  mail::SmtpOptions smtp;
   smtp.url = "smtp://127.0.0.1:" + std::to_string(port);
   smtp.timeout = std::chrono::seconds(3);
-  MailRelay relay(f.store, smtp);
+  mail::Relay relay(f.outbox, smtp);
 
   REQUIRE(f.Register(f.email, kPassword).ok());
   CHECK(relay.RunOnce() == 0);  // No SMTP server yet: the mail waits for a retry.
@@ -263,7 +270,7 @@ TEST_CASE("queued mails reach a real SMTP server, also after it was down", "[int
       dir + ".log");
   REQUIRE(testing::Eventually(
       [&] {
-        return SendMail(smtp, {"probe@example.de", "probe", "probe"}).ok();
+        return mail::Send(smtp, {"probe@example.de", "probe", "probe"}).ok();
       },
       std::chrono::seconds(10)));
   // Make the failed mail due now instead of after its backoff.

@@ -36,10 +36,6 @@ v1::Account ToAccount(const pqxx::row& r) {
 
 pqxx::binarystring Bytes(const std::string& s) { return pqxx::binarystring(s); }
 
-void Enqueue(pqxx::work& tx, const std::string& tenant, const Mail& mail) {
-  tx.exec_prepared("identity_queue_mail", tenant, mail.to, mail.subject, mail.body);
-}
-
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
@@ -61,29 +57,17 @@ void Store::Prepare(pqxx::connection& conn) {
                "UPDATE accounts SET email_verified_at = coalesce(email_verified_at, now()), state = 'active' "
                "WHERE id = $1::uuid AND state <> 'locked'");
   conn.prepare("identity_set_password", "UPDATE accounts SET password_hash = $2 WHERE id = $1::uuid");
-  conn.prepare("identity_queue_mail",
-               "INSERT INTO mail_outbox (tenant, recipient, subject, body) VALUES ($1, $2, $3, $4)");
-  conn.prepare("identity_claim_mails",
-               "UPDATE mail_outbox SET claimed_until = now() + interval '2 minutes', attempts = attempts + 1 "
-               "WHERE id IN (SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= now() "
-               "AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) "
-               "RETURNING id, recipient, subject, body, attempts");
-  conn.prepare("identity_mail_sent",
-               "UPDATE mail_outbox SET sent_at = now(), body = NULL, claimed_until = NULL, last_error = NULL "
-               "WHERE id = $1");
-  conn.prepare("identity_mail_failed",
-               "UPDATE mail_outbox SET claimed_until = NULL, last_error = $2, "
-               "next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1");
+  mail::Outbox::Prepare(conn);
 }
 
 absl::Status Store::CreateAccount(const NewAccount& a, const std::string& token_hash, std::chrono::seconds token_ttl,
-                                  const std::function<Mail(const v1::Account&)>& mail) {
+                                  const std::function<mail::Mail(const v1::Account&)>& mail) {
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
     auto account = ToAccount(tx.exec_prepared1("identity_create_account", a.tenant, a.email, a.email_normalized,
                                                a.display_name, a.language, a.password_hash));
     tx.exec_prepared("identity_insert_token", Bytes(token_hash), a.tenant, account.id(), "verify_email",
                      static_cast<double>(token_ttl.count()));
-    Enqueue(tx, a.tenant, mail(account));
+    mail::Outbox::Enqueue(tx, a.tenant, mail(account));
     return absl::OkStatus();
   });
   if (s.code() == absl::StatusCode::kAlreadyExists)
@@ -131,18 +115,18 @@ absl::StatusOr<Credentials> Store::FindById(const std::string& tenant, const std
 }
 
 absl::Status Store::IssueToken(const v1::Account& account, const std::string& purpose, const std::string& token_hash,
-                               std::chrono::seconds ttl, const Mail& mail) {
+                               std::chrono::seconds ttl, const mail::Mail& mail) {
   return pool_.Transact([&](pqxx::work& tx) {
     tx.exec_prepared("identity_insert_token", Bytes(token_hash), account.tenant().key(), account.id(), purpose,
                      static_cast<double>(ttl.count()));
-    Enqueue(tx, account.tenant().key(), mail);
+    mail::Outbox::Enqueue(tx, account.tenant().key(), mail);
     return absl::OkStatus();
   });
 }
 
-absl::Status Store::QueueMail(const std::string& tenant, const Mail& mail) {
+absl::Status Store::QueueMail(const std::string& tenant, const mail::Mail& mail) {
   return pool_.Transact([&](pqxx::work& tx) {
-    Enqueue(tx, tenant, mail);
+    mail::Outbox::Enqueue(tx, tenant, mail);
     return absl::OkStatus();
   });
 }
@@ -173,36 +157,6 @@ absl::Status Store::SetPasswordHash(pqxx::work& tx, const std::string& account_i
 
 absl::Status Store::SetPasswordHash(const std::string& account_id, const std::string& hash) {
   return pool_.Transact([&](pqxx::work& tx) { return SetPasswordHash(tx, account_id, hash); });
-}
-
-absl::StatusOr<std::vector<OutboxMail>> Store::ClaimMails(int limit) {
-  std::vector<OutboxMail> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    for (const auto& r : tx.exec_prepared("identity_claim_mails", limit)) {
-      out.push_back({r[0].as<int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
-                     r[3].is_null() ? std::string() : r[3].as<std::string>(), r[4].as<int>()});
-    }
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  return out;
-}
-
-void Store::MarkMailSent(int64_t id) {
-  auto s = pool_.Transact([&](pqxx::work& tx) {
-    tx.exec_prepared("identity_mail_sent", id);
-    return absl::OkStatus();
-  });
-  // If this fails the claim expires and the mail is sent again: at-least-once.
-  if (!s.ok()) log::Warn("cannot mark mail sent", {{"mail_id", id}, {"error", std::string(s.message())}});
-}
-
-void Store::MarkMailFailed(int64_t id, const std::string& error, int64_t retry_in_seconds) {
-  auto s = pool_.Transact([&](pqxx::work& tx) {
-    tx.exec_prepared("identity_mail_failed", id, error.substr(0, 500), static_cast<double>(retry_in_seconds));
-    return absl::OkStatus();
-  });
-  if (!s.ok()) log::Warn("cannot reschedule mail", {{"mail_id", id}, {"error", std::string(s.message())}});
 }
 
 }  // namespace stadtportal::identity

@@ -6,7 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "libs/db/pool.h"
-#include "services/identity/mailer.h"
+#include "libs/mail/mail.h"
 #include "stadtportal/identity/v1/identity.pb.h"
 
 namespace stadtportal::identity {
@@ -27,14 +27,6 @@ struct Credentials {
   bool verified = false;
 };
 
-struct OutboxMail {
-  int64_t id;
-  std::string recipient;
-  std::string subject;
-  std::string body;
-  int attempts;
-};
-
 // The identity schema: all SQL of the service, as named prepared statements.
 class Store {
  public:
@@ -44,7 +36,7 @@ class Store {
   // Creates the account with an e-mail token and queues the mail made from the token,
   // in one transaction. ALREADY_EXISTS (nothing written) when the e-mail is taken.
   absl::Status CreateAccount(const NewAccount& a, const std::string& token_hash, std::chrono::seconds token_ttl,
-                             const std::function<Mail(const v1::Account&)>& mail);
+                             const std::function<mail::Mail(const v1::Account&)>& mail);
   absl::StatusOr<v1::Account> GetAccount(const std::string& tenant, const std::string& id);
   absl::StatusOr<Credentials> FindById(const std::string& tenant, const std::string& id);
   // NOT_FOUND when the tenant has no account with this normalised e-mail.
@@ -52,9 +44,9 @@ class Store {
 
   // Issues a token of `purpose` for the account and queues the mail made from it.
   absl::Status IssueToken(const v1::Account& account, const std::string& purpose, const std::string& token_hash,
-                          std::chrono::seconds ttl, const Mail& mail);
+                          std::chrono::seconds ttl, const mail::Mail& mail);
   // Queues a mail without a token.
-  absl::Status QueueMail(const std::string& tenant, const Mail& mail);
+  absl::Status QueueMail(const std::string& tenant, const mail::Mail& mail);
   // Marks an unused, unexpired token of `purpose` used and returns its account id;
   // INVALID_ARGUMENT "token: invalid_token" otherwise.
   absl::StatusOr<std::string> ConsumeToken(const std::string& token_hash, const std::string& purpose,
@@ -62,10 +54,6 @@ class Store {
   absl::Status SetPasswordHash(const std::string& account_id, const std::string& hash);
   absl::Status MarkVerified(pqxx::work& tx, const std::string& account_id);
   absl::Status SetPasswordHash(pqxx::work& tx, const std::string& account_id, const std::string& hash);
-
-  absl::StatusOr<std::vector<OutboxMail>> ClaimMails(int limit);
-  void MarkMailSent(int64_t id);
-  void MarkMailFailed(int64_t id, const std::string& error, int64_t retry_in_seconds);
 
  private:
   db::Pool& pool_;

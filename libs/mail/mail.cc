@@ -1,4 +1,4 @@
-#include "services/identity/mailer.h"
+#include "libs/mail/mail.h"
 
 #include <curl/curl.h>
 
@@ -11,45 +11,56 @@
 #include "absl/time/time.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
-#include "services/identity/store.h"
 
-namespace stadtportal::identity {
+namespace stadtportal::mail {
 
-Mail VerificationMail(const std::string& language, const std::string& to, const std::string& link) {
-  if (language == "en") {
-    return {to, "Confirm your e-mail address for stadtportal",
-            "Hello,\r\n\r\nplease confirm your e-mail address by opening this link within 24 hours:\r\n\r\n" + link +
-                "\r\n\r\nIf you did not register, ignore this mail.\r\n"};
-  }
-  return {
-      to, "Bitte bestätigen Sie Ihre E-Mail-Adresse für stadtportal",
-      "Guten Tag,\r\n\r\nbitte bestätigen Sie Ihre E-Mail-Adresse innerhalb von 24 Stunden über diesen Link:\r\n\r\n" +
-          link + "\r\n\r\nWenn Sie sich nicht registriert haben, ignorieren Sie diese Nachricht.\r\n"};
+void Outbox::Prepare(pqxx::connection& conn) {
+  conn.prepare("mail_outbox_enqueue",
+               "INSERT INTO mail_outbox (tenant, recipient, subject, body) VALUES ($1, $2, $3, $4)");
+  conn.prepare("mail_outbox_claim",
+               "UPDATE mail_outbox SET claimed_until = now() + interval '2 minutes', attempts = attempts + 1 "
+               "WHERE id IN (SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= now() "
+               "AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) "
+               "RETURNING id, recipient, subject, body, attempts");
+  conn.prepare("mail_outbox_sent",
+               "UPDATE mail_outbox SET sent_at = now(), body = NULL, claimed_until = NULL, last_error = NULL "
+               "WHERE id = $1");
+  conn.prepare("mail_outbox_failed",
+               "UPDATE mail_outbox SET claimed_until = NULL, last_error = $2, "
+               "next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1");
 }
 
-Mail AlreadyRegisteredMail(const std::string& language, const std::string& to, const std::string& reset_link) {
-  if (language == "en") {
-    return {to, "Someone tried to register with your e-mail address",
-            "Hello,\r\n\r\nsomeone tried to register a new stadtportal account with this e-mail address, which "
-            "already has one.\r\nIf that was you and you forgot your password, reset it here:\r\n\r\n" +
-                reset_link + "\r\n\r\nOtherwise you can ignore this mail.\r\n"};
-  }
-  return {to, "Registrierungsversuch mit Ihrer E-Mail-Adresse",
-          "Guten Tag,\r\n\r\njemand hat versucht, mit dieser E-Mail-Adresse ein neues stadtportal-Konto anzulegen; es "
-          "gibt bereits eines.\r\nWaren Sie das und haben Ihr Passwort vergessen, setzen Sie es hier zurück:\r\n\r\n" +
-              reset_link + "\r\n\r\nAndernfalls können Sie diese Nachricht ignorieren.\r\n"};
+void Outbox::Enqueue(pqxx::work& tx, const std::string& tenant, const Mail& mail) {
+  tx.exec_prepared("mail_outbox_enqueue", tenant, mail.to, mail.subject, mail.body);
 }
 
-Mail PasswordResetMail(const std::string& language, const std::string& to, const std::string& link) {
-  if (language == "en") {
-    return {to, "Reset your stadtportal password",
-            "Hello,\r\n\r\nto set a new password, open this link within one hour:\r\n\r\n" + link +
-                "\r\n\r\nIf you did not ask for this, ignore this mail; your password stays as it is.\r\n"};
-  }
-  return {
-      to, "Passwort für stadtportal zurücksetzen",
-      "Guten Tag,\r\n\r\num ein neues Passwort festzulegen, öffnen Sie innerhalb einer Stunde diesen Link:\r\n\r\n" +
-          link + "\r\n\r\nHaben Sie das nicht angefordert, ignorieren Sie diese Nachricht.\r\n"};
+absl::StatusOr<std::vector<Pending>> Outbox::Claim(int limit) {
+  std::vector<Pending> out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& r : tx.exec_prepared("mail_outbox_claim", limit)) {
+      out.push_back(
+          {r[0].as<int64_t>(),
+           {r[1].as<std::string>(), r[2].as<std::string>(), r[3].is_null() ? std::string() : r[3].as<std::string>()},
+           r[4].as<int>()});
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status Outbox::MarkSent(int64_t id) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("mail_outbox_sent", id);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Outbox::MarkFailed(int64_t id, const std::string& error, int64_t retry_in_seconds) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("mail_outbox_failed", id, error.substr(0, 500), static_cast<double>(retry_in_seconds));
+    return absl::OkStatus();
+  });
 }
 
 SmtpOptions SmtpOptions::FromEnv(const config::Env& env) {
@@ -90,7 +101,7 @@ std::string EncodeHeader(const std::string& s) {
 
 }  // namespace
 
-absl::Status SendMail(const SmtpOptions& options, const Mail& mail) {
+absl::Status Send(const SmtpOptions& options, const Mail& mail) {
   CURL* curl = curl_easy_init();
   if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
   Upload upload;
@@ -126,7 +137,7 @@ namespace {
 
 prometheus::Family<prometheus::Counter>& MailsTotal() {
   static auto& family = prometheus::BuildCounter()
-                            .Name("stadtportal_identity_mails_total")
+                            .Name("stadtportal_mails_total")
                             .Help("Mails handed to the SMTP server, by result (sent, failed).")
                             .Register(*metrics::Registry());
   return family;
@@ -134,15 +145,15 @@ prometheus::Family<prometheus::Counter>& MailsTotal() {
 
 }  // namespace
 
-MailRelay::MailRelay(std::shared_ptr<Store> store, SmtpOptions options, std::chrono::milliseconds poll)
-    : store_(std::move(store)), options_(std::move(options)), poll_(poll) {
+Relay::Relay(std::shared_ptr<Outbox> outbox, SmtpOptions options, std::chrono::milliseconds poll)
+    : outbox_(std::move(outbox)), options_(std::move(options)), poll_(poll) {
   MailsTotal().Add({{"result", "sent"}});
   MailsTotal().Add({{"result", "failed"}});
 }
 
-MailRelay::~MailRelay() { Stop(); }
+Relay::~Relay() { Stop(); }
 
-void MailRelay::Start() {
+void Relay::Start() {
   thread_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
@@ -155,7 +166,7 @@ void MailRelay::Start() {
   });
 }
 
-void MailRelay::Stop() {
+void Relay::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -164,7 +175,7 @@ void MailRelay::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void MailRelay::Notify() {
+void Relay::Notify() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_ = true;
@@ -172,8 +183,8 @@ void MailRelay::Notify() {
   cv_.notify_all();
 }
 
-int MailRelay::RunOnce() {
-  auto due = store_->ClaimMails(20);
+int Relay::RunOnce() {
+  auto due = outbox_->Claim(20);
   if (!due.ok()) {
     log::Warn("mail outbox unavailable", {{"error", std::string(due.status().message())}});
     return 0;
@@ -181,9 +192,12 @@ int MailRelay::RunOnce() {
   thread_local std::mt19937 rng{std::random_device{}()};
   int sent = 0;
   for (const auto& m : *due) {
-    absl::Status s = SendMail(options_, {m.recipient, m.subject, m.body});
+    absl::Status s = Send(options_, m.mail);
     if (s.ok()) {
-      store_->MarkMailSent(m.id);
+      if (auto marked = outbox_->MarkSent(m.id); !marked.ok()) {
+        // The claim expires and the mail goes out again: at-least-once, logged.
+        log::Warn("cannot mark mail sent", {{"mail_id", m.id}, {"error", std::string(marked.message())}});
+      }
       MailsTotal().Add({{"result", "sent"}}).Increment();
       ++sent;
       continue;
@@ -191,7 +205,9 @@ int MailRelay::RunOnce() {
     // Exponential backoff (2 s · 2^attempts, at most 10 min) with full jitter.
     const int64_t cap = std::min<int64_t>(600, 2LL << std::min(m.attempts, 9));
     const int64_t delay = std::uniform_int_distribution<int64_t>(1, cap)(rng);
-    store_->MarkMailFailed(m.id, std::string(s.message()), delay);
+    if (auto marked = outbox_->MarkFailed(m.id, std::string(s.message()), delay); !marked.ok()) {
+      log::Warn("cannot reschedule mail", {{"mail_id", m.id}, {"error", std::string(marked.message())}});
+    }
     MailsTotal().Add({{"result", "failed"}}).Increment();
     log::Warn(
         "mail not sent, will retry",
@@ -200,4 +216,4 @@ int MailRelay::RunOnce() {
   return sent;
 }
 
-}  // namespace stadtportal::identity
+}  // namespace stadtportal::mail

@@ -1,0 +1,15 @@
+#pragma once
+
+#include <string>
+
+#include "libs/mail/mail.h"
+
+namespace stadtportal::identity {
+
+// The mails of the identity service, in German or English. Links point at the portal
+// (STADTPORTAL_PUBLIC_URL); tokens appear only in links, never in logs.
+mail::Mail VerificationMail(const std::string& language, const std::string& to, const std::string& link);
+mail::Mail AlreadyRegisteredMail(const std::string& language, const std::string& to, const std::string& reset_link);
+mail::Mail PasswordResetMail(const std::string& language, const std::string& to, const std::string& link);
+
+}  // namespace stadtportal::identity
