@@ -6,8 +6,12 @@ namespace stadtportal::grpcx {
 namespace {
 
 std::shared_ptr<const auth::Verifier> g_verifier;
+thread_local auth::Caller t_test_caller;
 
 }  // namespace
+
+TestCaller::TestCaller(auth::Caller caller) : previous_(std::move(t_test_caller)) { t_test_caller = std::move(caller); }
+TestCaller::~TestCaller() { t_test_caller = std::move(previous_); }
 
 void SetCallerVerifier(std::shared_ptr<const auth::Verifier> verifier) {
   std::atomic_store(&g_verifier, std::move(verifier));
@@ -15,7 +19,7 @@ void SetCallerVerifier(std::shared_ptr<const auth::Verifier> verifier) {
 
 absl::StatusOr<auth::Caller> VerifiedCaller(const grpc::ServerContext& ctx) {
   auto verifier = std::atomic_load(&g_verifier);
-  if (verifier == nullptr) return auth::Caller{};
+  if (verifier == nullptr) return t_test_caller;
   return verifier->Verify(ClientMetadata(ctx, auth::kCallerMetadataKey));
 }
 

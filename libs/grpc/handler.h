@@ -24,6 +24,17 @@ std::string ClientMetadata(const grpc::ServerContext& ctx, const std::string& ke
 // STADTPORTAL_CALLER_PUBLIC_KEYS). Without one — only in tests of a service class —
 // calls run as an anonymous caller.
 void SetCallerVerifier(std::shared_ptr<const auth::Verifier> verifier);
+// Tests of a service class (no verifier installed) act as this caller on the current
+// thread while the object lives. Ignored once a verifier is installed.
+class TestCaller {
+ public:
+  explicit TestCaller(auth::Caller caller);
+  ~TestCaller();
+
+ private:
+  auth::Caller previous_;
+};
+
 // The verified caller of this call, or UNAUTHENTICATED.
 absl::StatusOr<auth::Caller> VerifiedCaller(const grpc::ServerContext& ctx);
 

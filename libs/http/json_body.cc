@@ -14,6 +14,7 @@ const char* TypeCode(FieldType t) {
     case FieldType::kString: return "wrong_type_string";
     case FieldType::kInteger: return "wrong_type_integer";
     case FieldType::kBoolean: return "wrong_type_boolean";
+    case FieldType::kObject: return "wrong_type_object";
   }
   return "wrong_type";
 }
@@ -23,6 +24,7 @@ bool HasType(const nlohmann::json& v, FieldType t) {
     case FieldType::kString: return v.is_string();
     case FieldType::kInteger: return v.is_number_integer();
     case FieldType::kBoolean: return v.is_boolean();
+    case FieldType::kObject: return v.is_object();
   }
   return false;
 }
@@ -91,6 +93,15 @@ std::string Message(const std::string& code, const std::string& language) {
       {"wrong_type_string", {"Hier wird ein Text erwartet.", "A text is expected here."}},
       {"wrong_type_integer", {"Hier wird eine ganze Zahl erwartet.", "A whole number is expected here."}},
       {"wrong_type_boolean", {"Hier wird wahr oder falsch erwartet.", "True or false is expected here."}},
+      {"wrong_type_object", {"Hier wird ein Objekt erwartet.", "An object is expected here."}},
+      {"invalid_postcode", {"Die Postleitzahl ist ungültig.", "The postcode is not valid."}},
+      {"invalid_country",
+       {"Das Land ist ungültig (zwei Buchstaben, z. B. DE).", "The country is not valid (two letters, e.g. DE)."}},
+      {"invalid_role",
+       {"Die Rolle ist unbekannt (owner, admin, member).", "The role is not known (owner, admin, member)."}},
+      {"last_owner",
+       {"Die Organisation braucht mindestens eine Inhaberin oder einen Inhaber.",
+        "The organisation needs at least one owner."}},
       {"malformed_json", {"Die Anfrage ist kein gültiges JSON.", "The request is not valid JSON."}},
       {"too_deep", {"Die Anfrage ist zu tief verschachtelt.", "The request is nested too deeply."}},
       {"not_an_object", {"Die Anfrage muss ein JSON-Objekt sein.", "The request must be a JSON object."}},

@@ -1,11 +1,19 @@
-// stadtportal-accounts: persons and organisations. Wiring only; the logic is in service.cc and store.cc.
+// stadtportal-accounts: persons, organisations and memberships. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
 #include "services/accounts/service.h"
 
 int main(int argc, char** argv) {
   using namespace stadtportal;
   return app::RunService(argc, argv, {"accounts", 50052, 9102}, [](app::ServiceContext& ctx) {
-    auto store = std::make_shared<accounts::Store>(ctx.Database(accounts::Store::Prepare));
-    ctx.AddService<accounts::v1::AccountsService>(std::make_unique<accounts::Service>(store, ctx.tenant()));
+    accounts::Options options;
+    options.default_tenant = ctx.tenant();
+    options.public_url = ctx.env().String("STADTPORTAL_PUBLIC_URL", options.public_url);
+    auto& db = ctx.Database(accounts::Store::Prepare);
+    auto store = std::make_shared<accounts::Store>(db);
+    auto relay =
+        std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
+    ctx.OnServing([relay] { relay->Start(); });
+    ctx.OnStopping([relay] { relay->Stop(); });
+    ctx.AddService<accounts::v1::AccountsService>(std::make_unique<accounts::Service>(store, options, relay.get()));
   });
 }

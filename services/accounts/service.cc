@@ -1,13 +1,86 @@
 #include "services/accounts/service.h"
 
+#include <regex>
+
+#include <sodium.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "libs/api/api.h"
 #include "libs/grpc/handler.h"
 
 namespace stadtportal::accounts {
+namespace {
+
+// Rank for the role rules: a smaller number is more powerful.
+int Rank(const std::string& role) { return role == "owner" ? 0 : role == "admin" ? 1 : 2; }
+
+absl::Status NotMember() { return absl::NotFoundError("organisation not found"); }
+
+std::string RandomToken() {
+  std::string raw(32, '\0');
+  randombytes_buf(raw.data(), raw.size());
+  return absl::WebSafeBase64Escape(raw);
+}
+
+std::string Sha256(const std::string& s) {
+  std::string out(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(s.data()),
+                     s.size());
+  return out;
+}
+
+absl::Status ValidateAddress(const v1::Address& a) {
+  if (auto s = api::ValidateText(a.street(), "address.street", 200); !s.ok()) return s;
+  if (auto s = api::ValidateText(a.house_number(), "address.house_number", 20); !s.ok()) return s;
+  if (auto s = api::ValidateText(a.city(), "address.city", 100); !s.ok()) return s;
+  static const std::regex kCountry("^[A-Z]{2}$");
+  if (!std::regex_match(a.country(), kCountry)) return absl::InvalidArgumentError("address.country: invalid_country");
+  // German postcodes have five digits; elsewhere 2-10 letters, digits, spaces or dashes.
+  static const std::regex kDe("^[0-9]{5}$"), kOther("^[A-Za-z0-9 -]{2,10}$");
+  if (!std::regex_match(a.postcode(), a.country() == "DE" ? kDe : kOther)) {
+    return absl::InvalidArgumentError("address.postcode: invalid_postcode");
+  }
+  return absl::OkStatus();
+}
+
+mail::Mail InvitationMail(const std::string& language, const std::string& to, const std::string& organisation,
+                          const std::string& link) {
+  if (language == "en") {
+    return {to, "Invitation to act for " + organisation + " on stadtportal",
+            "Hello,\r\n\r\nyou are invited to act for " + organisation +
+                " on stadtportal. To accept or decline, log in and open this link within 7 days:\r\n\r\n" + link +
+                "\r\n\r\nIf you do not know this organisation, ignore this mail.\r\n"};
+  }
+  return {to, "Einladung: für " + organisation + " auf stadtportal handeln",
+          "Guten Tag,\r\n\r\nSie sind eingeladen, auf stadtportal für " + organisation +
+              " zu handeln. Melden Sie sich an und öffnen Sie innerhalb von 7 Tagen diesen Link, um anzunehmen oder "
+              "abzulehnen:\r\n\r\n" +
+              link + "\r\n\r\nKennen Sie diese Organisation nicht, ignorieren Sie diese Nachricht.\r\n"};
+}
+
+}  // namespace
+
+std::string Service::Tenant(const auth::Caller& caller) const {
+  return caller.tenant.empty() ? options_.default_tenant : caller.tenant;
+}
+
+absl::StatusOr<v1::Party> Service::Me(const auth::Caller& caller) {
+  if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
+  return store_->EnsurePerson(Tenant(caller), caller.account_id);
+}
+
+absl::StatusOr<std::string> Service::MyRole(const auth::Caller& caller, const v1::Party& me, const std::string& org) {
+  if (!api::ValidateUuid(org, "organisation_id").ok()) return NotMember();
+  auto role = store_->RoleOf(Tenant(caller), org, me.id());
+  if (!role.ok()) return role.status();
+  if (!role->has_value()) return NotMember();
+  return **role;
+}
 
 grpc::Status Service::CreateParty(grpc::ServerContext* ctx, const v1::CreatePartyRequest* req, v1::Party* resp) {
   return grpcx::Handle(ctx, "CreateParty", [&]() -> absl::Status {
-    auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
+    auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
     if (!tenant.ok()) return tenant.status();
     if (auto s = api::ValidateText(req->display_name(), "display_name", 200); !s.ok()) return s;
     NewParty p{*tenant, "", req->display_name(), req->identity_account_id()};
@@ -32,11 +105,198 @@ grpc::Status Service::CreateParty(grpc::ServerContext* ctx, const v1::CreatePart
 }
 
 grpc::Status Service::GetParty(grpc::ServerContext* ctx, const v1::GetPartyRequest* req, v1::Party* resp) {
-  return grpcx::Handle(ctx, "GetParty", [&]() -> absl::Status {
+  return grpcx::Handle(ctx, "GetParty", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = api::ValidateUuid(req->id(), "id"); !s.ok()) return s;
-    auto found = store_->GetParty(default_tenant_, req->id());
+    auto found = store_->GetParty(Tenant(caller), req->id());
     if (!found.ok()) return found.status();
     *resp = *found;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GetMyParty(grpc::ServerContext* ctx, const v1::GetMyPartyRequest*, v1::Party* resp) {
+  return grpcx::Handle(ctx, "GetMyParty", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    *resp = *me;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::CreateOrganisation(grpc::ServerContext* ctx, const v1::CreateOrganisationRequest* req,
+                                         v1::Organisation* resp) {
+  return grpcx::Handle(ctx, "CreateOrganisation", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    if (auto s = api::ValidateText(req->name(), "name", 200); !s.ok()) return s;
+    std::string form;
+    switch (req->legal_form()) {
+      case v1::LEGAL_FORM_COMPANY: form = "company"; break;
+      case v1::LEGAL_FORM_ASSOCIATION: form = "association"; break;
+      case v1::LEGAL_FORM_AUTHORITY: form = "authority"; break;
+      default: return absl::InvalidArgumentError("legal_form: invalid");
+    }
+    if (!req->register_number().empty()) {
+      if (auto s = api::ValidateText(req->register_number(), "register_number", 40); !s.ok()) return s;
+    }
+    if (auto s = ValidateAddress(req->address()); !s.ok()) return s;
+    auto created = store_->CreateOrganisation(
+        {Tenant(caller), req->name(), form, req->register_number(), req->address(), me->id()});
+    if (!created.ok()) return created.status();
+    *resp = *created;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GetOrganisation(grpc::ServerContext* ctx, const v1::GetOrganisationRequest* req,
+                                      v1::Organisation* resp) {
+  return grpcx::Handle(ctx, "GetOrganisation", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    if (!api::ValidateUuid(req->id(), "id").ok()) return NotMember();
+    auto found = store_->GetOrganisation(Tenant(caller), req->id(), me->id());
+    if (!found.ok()) return found.status();
+    *resp = *found;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListMyOrganisations(grpc::ServerContext* ctx, const v1::ListMyOrganisationsRequest*,
+                                          v1::ListMyOrganisationsResponse* resp) {
+  return grpcx::Handle(ctx, "ListMyOrganisations", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    auto found = store_->ListOrganisationsOf(Tenant(caller), me->id());
+    if (!found.ok()) return found.status();
+    for (auto& o : *found) *resp->add_organisations() = std::move(o);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListMembers(grpc::ServerContext* ctx, const v1::ListMembersRequest* req,
+                                  v1::ListMembersResponse* resp) {
+  return grpcx::Handle(ctx, "ListMembers", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    if (auto role = MyRole(caller, *me, req->organisation_id()); !role.ok()) return role.status();
+    auto found = store_->ListMembers(Tenant(caller), req->organisation_id());
+    if (!found.ok()) return found.status();
+    for (auto& m : *found) *resp->add_members() = std::move(m);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::InviteMember(grpc::ServerContext* ctx, const v1::InviteMemberRequest* req, v1::Invitation* resp) {
+  return grpcx::Handle(ctx, "InviteMember", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    auto mine = MyRole(caller, *me, req->organisation_id());
+    if (!mine.ok()) return mine.status();
+    const std::string role = RoleName(req->role());
+    if (role.empty()) return absl::InvalidArgumentError("role: invalid_role");
+    if (Rank(*mine) > 1) return absl::PermissionDeniedError("only owners and admins invite");
+    if (Rank(role) < Rank(*mine)) return absl::PermissionDeniedError("an admin cannot invite owners");
+    std::string email = absl::AsciiStrToLower(absl::StripAsciiWhitespace(req->email()));
+    static const std::regex kEmail(R"(^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$)");
+    if (email.size() > 254 || !api::ValidateText(email, "email", 254).ok() || !std::regex_match(email, kEmail)) {
+      return absl::InvalidArgumentError("email: invalid_email");
+    }
+    auto org = store_->GetOrganisation(Tenant(caller), req->organisation_id(), me->id());
+    if (!org.ok()) return org.status();
+    const std::string token = RandomToken();
+    const std::string link = options_.public_url + "/invitations?token=" + token;
+    auto invited = store_->Invite(
+        {Tenant(caller), req->organisation_id(), email, role, Sha256(token), me->id(), options_.invitation_ttl},
+        InvitationMail(req->language() == "en" ? "en" : "de", email, org->party().display_name(), link));
+    if (!invited.ok()) return invited.status();
+    if (relay_ != nullptr) relay_->Notify();
+    *resp = *invited;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::AcceptInvitation(grpc::ServerContext* ctx, const v1::AnswerInvitationRequest* req,
+                                       v1::Membership* resp) {
+  return grpcx::Handle(ctx, "AcceptInvitation", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
+    auto m = store_->AcceptInvitation(Sha256(req->token()), me->id());
+    if (!m.ok()) return m.status();
+    *resp = *m;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::DeclineInvitation(grpc::ServerContext* ctx, const v1::AnswerInvitationRequest* req,
+                                        v1::DeclineInvitationResponse*) {
+  return grpcx::Handle(ctx, "DeclineInvitation", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto me = Me(caller); !me.ok()) return me.status();
+    if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
+    return store_->DeclineInvitation(Sha256(req->token()));
+  });
+}
+
+grpc::Status Service::ChangeRole(grpc::ServerContext* ctx, const v1::ChangeRoleRequest* req, v1::Membership* resp) {
+  return grpcx::Handle(ctx, "ChangeRole", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    auto mine = MyRole(caller, *me, req->organisation_id());
+    if (!mine.ok()) return mine.status();
+    const std::string role = RoleName(req->role());
+    if (role.empty()) return absl::InvalidArgumentError("role: invalid_role");
+    if (!api::ValidateUuid(req->person_party_id(), "person_party_id").ok())
+      return absl::NotFoundError("member not found");
+    auto theirs = store_->RoleOf(Tenant(caller), req->organisation_id(), req->person_party_id());
+    if (!theirs.ok()) return theirs.status();
+    if (!theirs->has_value()) return absl::NotFoundError("member not found");
+    // Owners change anyone; admins only members and admins, and never make owners.
+    if (Rank(*mine) > 1 || (Rank(*mine) == 1 && (Rank(**theirs) == 0 || Rank(role) == 0))) {
+      return absl::PermissionDeniedError("your role does not allow this change");
+    }
+    auto m = store_->ChangeRole(Tenant(caller), req->organisation_id(), req->person_party_id(), role);
+    if (!m.ok()) return m.status();
+    *resp = *m;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::RemoveMember(grpc::ServerContext* ctx, const v1::RemoveMemberRequest* req,
+                                   v1::RemoveMemberResponse*) {
+  return grpcx::Handle(ctx, "RemoveMember", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    auto mine = MyRole(caller, *me, req->organisation_id());
+    if (!mine.ok()) return mine.status();
+    if (!api::ValidateUuid(req->person_party_id(), "person_party_id").ok())
+      return absl::NotFoundError("member not found");
+    const bool leaving = req->person_party_id() == me->id();
+    if (!leaving) {
+      auto theirs = store_->RoleOf(Tenant(caller), req->organisation_id(), req->person_party_id());
+      if (!theirs.ok()) return theirs.status();
+      if (!theirs->has_value()) return absl::NotFoundError("member not found");
+      // Members remove nobody; admins cannot remove owners.
+      if (Rank(*mine) > 1 || Rank(**theirs) < Rank(*mine)) {
+        return absl::PermissionDeniedError("your role does not allow removing this member");
+      }
+    }
+    return store_->RemoveMember(Tenant(caller), req->organisation_id(), req->person_party_id());
+  });
+}
+
+grpc::Status Service::CheckActingParty(grpc::ServerContext* ctx, const v1::CheckActingPartyRequest* req,
+                                       v1::Party* resp) {
+  return grpcx::Handle(ctx, "CheckActingParty", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    if (req->party_id().empty() || req->party_id() == me->id()) {
+      *resp = *me;
+      return absl::OkStatus();
+    }
+    if (!api::ValidateUuid(req->party_id(), "party_id").ok()) return NotMember();
+    auto org = store_->GetOrganisation(Tenant(caller), req->party_id(), me->id());
+    if (!org.ok()) return org.status();
+    *resp = org->party();
     return absl::OkStatus();
   });
 }

@@ -3,23 +3,59 @@
 #include <memory>
 #include <string>
 
+#include "libs/auth/caller.h"
+#include "libs/mail/mail.h"
 #include "services/accounts/store.h"
 #include "stadtportal/accounts/v1/accounts.grpc.pb.h"
 
 namespace stadtportal::accounts {
 
-// gRPC edge of the accounts service: validates requests, calls the store, maps errors.
+struct Options {
+  std::string default_tenant = "09564000";
+  std::string public_url = "http://127.0.0.1:8080";  // Links in invitation mails.
+  std::chrono::seconds invitation_ttl{7 * 24 * 60 * 60};
+};
+
+// gRPC edge of the accounts service: validates requests, applies the role rules,
+// calls the store, maps errors.
 class Service final : public v1::AccountsService::Service {
  public:
-  Service(std::shared_ptr<Store> store, std::string default_tenant)
-      : store_(std::move(store)), default_tenant_(std::move(default_tenant)) {}
+  Service(std::shared_ptr<Store> store, Options options, mail::Relay* relay = nullptr)
+      : store_(std::move(store)), options_(std::move(options)), relay_(relay) {}
 
   grpc::Status CreateParty(grpc::ServerContext* ctx, const v1::CreatePartyRequest* req, v1::Party* resp) override;
   grpc::Status GetParty(grpc::ServerContext* ctx, const v1::GetPartyRequest* req, v1::Party* resp) override;
+  grpc::Status GetMyParty(grpc::ServerContext* ctx, const v1::GetMyPartyRequest* req, v1::Party* resp) override;
+  grpc::Status CreateOrganisation(grpc::ServerContext* ctx, const v1::CreateOrganisationRequest* req,
+                                  v1::Organisation* resp) override;
+  grpc::Status GetOrganisation(grpc::ServerContext* ctx, const v1::GetOrganisationRequest* req,
+                               v1::Organisation* resp) override;
+  grpc::Status ListMyOrganisations(grpc::ServerContext* ctx, const v1::ListMyOrganisationsRequest* req,
+                                   v1::ListMyOrganisationsResponse* resp) override;
+  grpc::Status ListMembers(grpc::ServerContext* ctx, const v1::ListMembersRequest* req,
+                           v1::ListMembersResponse* resp) override;
+  grpc::Status InviteMember(grpc::ServerContext* ctx, const v1::InviteMemberRequest* req,
+                            v1::Invitation* resp) override;
+  grpc::Status AcceptInvitation(grpc::ServerContext* ctx, const v1::AnswerInvitationRequest* req,
+                                v1::Membership* resp) override;
+  grpc::Status DeclineInvitation(grpc::ServerContext* ctx, const v1::AnswerInvitationRequest* req,
+                                 v1::DeclineInvitationResponse* resp) override;
+  grpc::Status ChangeRole(grpc::ServerContext* ctx, const v1::ChangeRoleRequest* req, v1::Membership* resp) override;
+  grpc::Status RemoveMember(grpc::ServerContext* ctx, const v1::RemoveMemberRequest* req,
+                            v1::RemoveMemberResponse* resp) override;
+  grpc::Status CheckActingParty(grpc::ServerContext* ctx, const v1::CheckActingPartyRequest* req,
+                                v1::Party* resp) override;
 
  private:
+  // The caller's person party; UNAUTHENTICATED for anonymous callers.
+  absl::StatusOr<v1::Party> Me(const auth::Caller& caller);
+  // The caller's role in the organisation; NOT_FOUND when not a member (or no such organisation).
+  absl::StatusOr<std::string> MyRole(const auth::Caller& caller, const v1::Party& me, const std::string& org);
+  std::string Tenant(const auth::Caller& caller) const;
+
   std::shared_ptr<Store> store_;
-  std::string default_tenant_;
+  Options options_;
+  mail::Relay* relay_;
 };
 
 }  // namespace stadtportal::accounts

@@ -1,7 +1,10 @@
 #include "services/accounts/service.h"
 
+#include <regex>
+
 #include <catch2/catch.hpp>
 
+#include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
 
 namespace stadtportal::accounts {
@@ -9,67 +12,218 @@ namespace {
 
 struct Fixture {
   testing::TestSchema schema{db::EmbeddedMigrations(), "accounts"};
-  Service service{std::make_shared<Store>(schema.pool(Store::Prepare)), "09564000"};
+  std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
+  mail::Outbox outbox{schema.pool()};
+  Service service{store, Options{}};
   grpc::ServerContext ctx;
+
+  static auth::Caller Person(const std::string& account) {
+    auth::Caller c;
+    c.account_id = account;
+    c.tenant = "09564000";
+    c.assurance = "low";
+    return c;
+  }
+
+  v1::Organisation CreateOrganisation(const auth::Caller& as, const std::string& name) {
+    grpcx::TestCaller scope(as);
+    v1::CreateOrganisationRequest req;
+    req.set_name(name);
+    req.set_legal_form(v1::LEGAL_FORM_COMPANY);
+    req.set_register_number("HRB 12345");
+    auto* a = req.mutable_address();
+    a->set_street("Hauptmarkt");
+    a->set_house_number("18");
+    a->set_postcode("90403");
+    a->set_city("Nürnberg");
+    a->set_country("DE");
+    v1::Organisation org;
+    REQUIRE(service.CreateOrganisation(&ctx, &req, &org).ok());
+    return org;
+  }
+
+  grpc::Status Invite(const auth::Caller& as, const std::string& org, const std::string& email, v1::Role role) {
+    grpcx::TestCaller scope(as);
+    v1::InviteMemberRequest req;
+    req.set_organisation_id(org);
+    req.set_email(email);
+    req.set_role(role);
+    v1::Invitation inv;
+    return service.InviteMember(&ctx, &req, &inv);
+  }
+
+  std::string LastInvitationToken() {
+    auto claimed = outbox.Claim(100);
+    REQUIRE(claimed.ok());
+    REQUIRE_FALSE(claimed->empty());
+    std::smatch m;
+    REQUIRE(std::regex_search(claimed->back().mail.body, m, std::regex("token=([A-Za-z0-9_-]+)")));
+    return m[1].str();
+  }
+
+  grpc::Status Accept(const auth::Caller& as, const std::string& token, v1::Membership* out) {
+    grpcx::TestCaller scope(as);
+    v1::AnswerInvitationRequest req;
+    req.set_token(token);
+    return service.AcceptInvitation(&ctx, &req, out);
+  }
+
+  std::string PartyOf(const auth::Caller& as) {
+    grpcx::TestCaller scope(as);
+    v1::GetMyPartyRequest req;
+    v1::Party p;
+    REQUIRE(service.GetMyParty(&ctx, &req, &p).ok());
+    return p.id();
+  }
+
+  // Makes `who` a member of `org` with `role`, invited by `by`.
+  void Join(const auth::Caller& by, const std::string& org, const auth::Caller& who, v1::Role role) {
+    REQUIRE(Invite(by, org, "someone@example.de", role).ok());
+    v1::Membership m;
+    REQUIRE(Accept(who, LastInvitationToken(), &m).ok());
+  }
+
+  grpc::Status Remove(const auth::Caller& as, const std::string& org, const std::string& party) {
+    grpcx::TestCaller scope(as);
+    v1::RemoveMemberRequest req;
+    req.set_organisation_id(org);
+    req.set_person_party_id(party);
+    v1::RemoveMemberResponse resp;
+    return service.RemoveMember(&ctx, &req, &resp);
+  }
 };
 
-constexpr char kAccount[] = "6f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f";
-
-v1::CreatePartyRequest Person() {
-  v1::CreatePartyRequest req;
-  req.set_kind(common::v1::PARTY_KIND_PERSON);
-  req.set_display_name("Anna Muster");
-  req.set_identity_account_id(kAccount);
-  return req;
-}
+const auth::Caller kAnna = Fixture::Person("11111111-1111-4111-8111-111111111111");
+const auth::Caller kBen = Fixture::Person("22222222-2222-4222-8222-222222222222");
+const auth::Caller kCem = Fixture::Person("33333333-3333-4333-8333-333333333333");
 
 }  // namespace
 
-TEST_CASE("persons and organisations are created and read back", "[integration]") {
+TEST_CASE("an organisation is created with its creator as owner and hidden from others", "[integration]") {
   Fixture f;
-  v1::Party person, org, found;
-  auto p = Person();
-  REQUIRE(f.service.CreateParty(&f.ctx, &p, &person).ok());
-  CHECK(person.kind() == common::v1::PARTY_KIND_PERSON);
-  CHECK(person.identity_account_id() == kAccount);
-  CHECK(person.tenant().key() == "09564000");
+  auto org = f.CreateOrganisation(kAnna, "Bäckerei Schmidt GmbH");
+  CHECK(org.my_role() == v1::ROLE_OWNER);
+  CHECK(org.party().kind() == common::v1::PARTY_KIND_ORGANISATION);
+  CHECK(org.address().postcode() == "90403");
 
-  v1::CreatePartyRequest o;
-  o.set_kind(common::v1::PARTY_KIND_ORGANISATION);
-  o.set_display_name("Bäckerei Schmidt GmbH");
-  REQUIRE(f.service.CreateParty(&f.ctx, &o, &org).ok());
-  CHECK(org.display_name() == "Bäckerei Schmidt GmbH");
-  CHECK(org.identity_account_id().empty());
-
-  v1::GetPartyRequest get;
-  get.set_id(org.id());
-  REQUIRE(f.service.GetParty(&f.ctx, &get, &found).ok());
-  CHECK(found.SerializeAsString() == org.SerializeAsString());
+  v1::GetOrganisationRequest get;
+  get.set_id(org.party().id());
+  v1::Organisation seen;
+  {
+    grpcx::TestCaller scope(kBen);
+    CHECK(f.service.GetOrganisation(&f.ctx, &get, &seen).error_code() == grpc::StatusCode::NOT_FOUND);
+    v1::ListMembersRequest members;
+    members.set_organisation_id(org.party().id());
+    v1::ListMembersResponse list;
+    CHECK(f.service.ListMembers(&f.ctx, &members, &list).error_code() == grpc::StatusCode::NOT_FOUND);
+    v1::CheckActingPartyRequest act;
+    act.set_party_id(org.party().id());
+    v1::Party p;
+    CHECK(f.service.CheckActingParty(&f.ctx, &act, &p).error_code() == grpc::StatusCode::NOT_FOUND);
+  }
+  CHECK(f.Invite(kBen, org.party().id(), "x@example.de", v1::ROLE_MEMBER).error_code() == grpc::StatusCode::NOT_FOUND);
+  {
+    grpcx::TestCaller scope(kAnna);
+    REQUIRE(f.service.GetOrganisation(&f.ctx, &get, &seen).ok());
+    CHECK(seen.party().display_name() == "Bäckerei Schmidt GmbH");
+  }
 }
 
-TEST_CASE("an identity account has at most one person party", "[integration]") {
+TEST_CASE("an invitation is mailed, accepted once, and makes a member", "[integration]") {
   Fixture f;
-  v1::Party a;
-  auto p = Person();
-  REQUIRE(f.service.CreateParty(&f.ctx, &p, &a).ok());
-  CHECK(f.service.CreateParty(&f.ctx, &p, &a).error_code() == grpc::StatusCode::ALREADY_EXISTS);
+  auto org = f.CreateOrganisation(kAnna, "Sportverein Nord e.V.");
+  REQUIRE(f.Invite(kAnna, org.party().id(), "Ben@Example.de", v1::ROLE_MEMBER).ok());
+  const auto token = f.LastInvitationToken();
+  v1::Membership m;
+  REQUIRE(f.Accept(kBen, token, &m).ok());
+  CHECK(m.role() == v1::ROLE_MEMBER);
+  CHECK(m.organisation_id() == org.party().id());
+  CHECK(f.Accept(kCem, token, &m).error_code() == grpc::StatusCode::INVALID_ARGUMENT);  // Single use.
+  CHECK(f.Accept(kCem, "forged", &m).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+
+  grpcx::TestCaller scope(kBen);
+  v1::CheckActingPartyRequest act;
+  act.set_party_id(org.party().id());
+  v1::Party p;
+  REQUIRE(f.service.CheckActingParty(&f.ctx, &act, &p).ok());
+  CHECK(p.id() == org.party().id());
+  v1::ListMyOrganisationsRequest mine;
+  v1::ListMyOrganisationsResponse list;
+  REQUIRE(f.service.ListMyOrganisations(&f.ctx, &mine, &list).ok());
+  REQUIRE(list.organisations_size() == 1);
 }
 
-TEST_CASE("invalid parties are refused", "[integration]") {
+TEST_CASE("role rules: members do not invite or remove, admins do not remove owners, the last owner stays",
+          "[integration]") {
   Fixture f;
-  v1::Party a;
-  auto no_kind = Person();
-  no_kind.set_kind(common::v1::PARTY_KIND_UNSPECIFIED);
-  CHECK(f.service.CreateParty(&f.ctx, &no_kind, &a).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  auto no_account = Person();
-  no_account.clear_identity_account_id();
-  CHECK(f.service.CreateParty(&f.ctx, &no_account, &a).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  auto bad_utf8 = Person();
-  bad_utf8.set_display_name("\xff\xfe");
-  CHECK(f.service.CreateParty(&f.ctx, &bad_utf8, &a).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  v1::GetPartyRequest get;
-  get.set_id("00000000-0000-0000-0000-000000000000");
-  CHECK(f.service.GetParty(&f.ctx, &get, &a).error_code() == grpc::StatusCode::NOT_FOUND);
+  auto org = f.CreateOrganisation(kAnna, "Stadtwerke Test");
+  const auto id = org.party().id();
+  f.Join(kAnna, id, kBen, v1::ROLE_MEMBER);
+  f.Join(kAnna, id, kCem, v1::ROLE_ADMIN);
+  const auto anna = f.PartyOf(kAnna), ben = f.PartyOf(kBen), cem = f.PartyOf(kCem);
+
+  CHECK(f.Invite(kBen, id, "x@example.de", v1::ROLE_MEMBER).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(f.Remove(kBen, id, cem).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(f.Remove(kCem, id, anna).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(f.Invite(kCem, id, "x@example.de", v1::ROLE_OWNER).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(f.Remove(kAnna, id, anna).error_code() == grpc::StatusCode::FAILED_PRECONDITION);  // Last owner.
+  {
+    grpcx::TestCaller scope(kAnna);
+    v1::ChangeRoleRequest demote;
+    demote.set_organisation_id(id);
+    demote.set_person_party_id(anna);
+    demote.set_role(v1::ROLE_MEMBER);
+    v1::Membership m;
+    CHECK(f.service.ChangeRole(&f.ctx, &demote, &m).error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  CHECK(f.Remove(kCem, id, ben).ok());                                         // An admin removes a member…
+  CHECK(f.Remove(kBen, id, ben).error_code() == grpc::StatusCode::NOT_FOUND);  // …who is gone.
+  CHECK(f.Remove(kCem, id, cem).ok());                                         // Leaving.
+
+  grpcx::TestCaller scope(kCem);
+  v1::CheckActingPartyRequest act;
+  act.set_party_id(id);
+  v1::Party p;
+  CHECK(f.service.CheckActingParty(&f.ctx, &act, &p).error_code() == grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_CASE("bad organisation input is refused and stores nothing", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller scope(kAnna);
+  v1::CreateOrganisationRequest req;
+  req.set_name(std::string(10000, 'x'));
+  req.set_legal_form(v1::LEGAL_FORM_COMPANY);
+  auto* a = req.mutable_address();
+  a->set_street("Hauptmarkt");
+  a->set_house_number("1");
+  a->set_postcode("90403");
+  a->set_city("Nürnberg");
+  a->set_country("DE");
+  v1::Organisation org;
+  CHECK(f.service.CreateOrganisation(&f.ctx, &req, &org).error_message() == "name: at most 200 characters");
+  req.set_name("Gut");
+  a->set_postcode("9040");
+  CHECK(f.service.CreateOrganisation(&f.ctx, &req, &org).error_message() == "address.postcode: invalid_postcode");
+  a->set_postcode("90403");
+  req.set_legal_form(v1::LEGAL_FORM_UNSPECIFIED);
+  CHECK(f.service.CreateOrganisation(&f.ctx, &req, &org).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ListMyOrganisationsRequest mine;
+  v1::ListMyOrganisationsResponse list;
+  REQUIRE(f.service.ListMyOrganisations(&f.ctx, &mine, &list).ok());
+  CHECK(list.organisations_size() == 0);
+
+  auto created = f.CreateOrganisation(kAnna, "Gut");
+  CHECK(f.Invite(kAnna, created.party().id(), "not-an-address", v1::ROLE_MEMBER).error_message() ==
+        "email: invalid_email");
+  CHECK(f.Invite(kAnna, created.party().id(), "a@example.de", v1::ROLE_UNSPECIFIED).error_message() ==
+        "role: invalid_role");
+}
+
+TEST_CASE("anonymous callers get nothing", "[integration]") {
+  Fixture f;
+  v1::GetMyPartyRequest req;
+  v1::Party p;
+  CHECK(f.service.GetMyParty(&f.ctx, &req, &p).error_code() == grpc::StatusCode::UNAUTHENTICATED);
 }
 
 }  // namespace stadtportal::accounts

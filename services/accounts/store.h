@@ -1,9 +1,12 @@
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "libs/db/pool.h"
+#include "libs/mail/mail.h"
 #include "stadtportal/accounts/v1/accounts.pb.h"
 
 namespace stadtportal::accounts {
@@ -15,6 +18,25 @@ struct NewParty {
   std::string identity_account_id;  // Persons only; "" for organisations.
 };
 
+struct NewOrganisation {
+  std::string tenant;
+  std::string name;
+  std::string legal_form;  // "company" | "association" | "authority"
+  std::string register_number;
+  v1::Address address;
+  std::string owner_id;  // The creating person's party.
+};
+
+struct NewInvitation {
+  std::string tenant;
+  std::string organisation_id;
+  std::string email;
+  std::string role;
+  std::string token_hash;
+  std::string invited_by;
+  std::chrono::seconds ttl;
+};
+
 // The accounts schema: all SQL of the service, as named prepared statements.
 class Store {
  public:
@@ -24,9 +46,39 @@ class Store {
   // ALREADY_EXISTS when the identity account has a person party already.
   absl::StatusOr<v1::Party> CreateParty(const NewParty& p);
   absl::StatusOr<v1::Party> GetParty(const std::string& tenant, const std::string& id);
+  // The person party of an identity account, created on first use.
+  absl::StatusOr<v1::Party> EnsurePerson(const std::string& tenant, const std::string& identity_account_id);
+
+  absl::StatusOr<v1::Organisation> CreateOrganisation(const NewOrganisation& o);
+  // NOT_FOUND unless `person_id` is a member.
+  absl::StatusOr<v1::Organisation> GetOrganisation(const std::string& tenant, const std::string& id,
+                                                   const std::string& person_id);
+  absl::StatusOr<std::vector<v1::Organisation>> ListOrganisationsOf(const std::string& tenant,
+                                                                    const std::string& person_id);
+  absl::StatusOr<std::vector<v1::Membership>> ListMembers(const std::string& tenant,
+                                                          const std::string& organisation_id);
+  // The role ("owner" | "admin" | "member") of a person, or nullopt if none.
+  absl::StatusOr<std::optional<std::string>> RoleOf(const std::string& tenant, const std::string& organisation_id,
+                                                    const std::string& person_id);
+
+  // Stores the invitation and queues its mail in one transaction.
+  absl::StatusOr<v1::Invitation> Invite(const NewInvitation& i, const mail::Mail& mail);
+  // Answers an open, unexpired invitation once; INVALID_ARGUMENT "token: invalid_token" otherwise.
+  // Accepting makes `person_id` a member (an existing membership keeps its role).
+  absl::StatusOr<v1::Membership> AcceptInvitation(const std::string& token_hash, const std::string& person_id);
+  absl::Status DeclineInvitation(const std::string& token_hash);
+
+  // Changes or ends a membership; FAILED_PRECONDITION if that would leave no owner.
+  absl::StatusOr<v1::Membership> ChangeRole(const std::string& tenant, const std::string& organisation_id,
+                                            const std::string& person_id, const std::string& role);
+  absl::Status RemoveMember(const std::string& tenant, const std::string& organisation_id,
+                            const std::string& person_id);
 
  private:
   db::Pool& pool_;
 };
+
+std::string RoleName(v1::Role r);  // "owner" | "admin" | "member" | ""
+v1::Role ParseRole(const std::string& s);
 
 }  // namespace stadtportal::accounts

@@ -87,7 +87,7 @@ std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, 
   }
   auth::Caller caller;
   caller.account_id = a.session.account_id();
-  caller.acting_party = "";
+  caller.acting_party = a.session.acting_party_id();
   caller.tenant = a.session.tenant().key();
   caller.assurance = Level(a.session.assurance_level());
   caller.roles.assign(a.session.roles().begin(), a.session.roles().end());

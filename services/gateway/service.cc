@@ -76,9 +76,11 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   if (redis != nullptr) limiter_ = std::make_unique<http::RateLimiter>(*redis);
   for (const auto& d : options_.downstreams) channels_[d.name] = grpcx::MakeChannel(d.target);
   identity_ = identity::v1::IdentityService::NewStub(channels_.at("identity"));
+  accounts_ = accounts::v1::AccountsService::NewStub(channels_.at("accounts"));
   submission_ = submission::v1::SubmissionService::NewStub(channels_.at("submission"));
   AddRoutes();
   AddAuthRoutes();
+  AddAccountsRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }

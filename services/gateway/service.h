@@ -18,6 +18,7 @@
 #include "libs/http/rate_limit.h"
 #include "libs/http/server.h"
 #include "libs/redis/client.h"
+#include "stadtportal/accounts/v1/accounts.grpc.pb.h"
 #include "stadtportal/identity/v1/identity.grpc.pb.h"
 #include "stadtportal/submission/v1/submission.grpc.pb.h"
 
@@ -79,6 +80,7 @@ class Service {
   using Handler = std::function<void(const httplib::Request&, httplib::Response&, const http::Params&)>;
   void AddRoutes();
   void AddAuthRoutes();
+  void AddAccountsRoutes();
   // Wraps a handler with the rate limit of its group.
   Handler Limited(const std::string& group, Handler handler);
 
@@ -102,6 +104,7 @@ class Service {
   std::unique_ptr<http::RateLimiter> limiter_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
   std::unique_ptr<identity::v1::IdentityService::Stub> identity_;
+  std::unique_ptr<accounts::v1::AccountsService::Stub> accounts_;
   std::unique_ptr<submission::v1::SubmissionService::Stub> submission_;
   http::Router router_;
   httplib::Server server_;

@@ -224,6 +224,23 @@ grpc::Status Service::ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::C
   });
 }
 
+grpc::Status Service::SetActingParty(grpc::ServerContext* ctx, const v1::SetActingPartyRequest* req,
+                                     v1::LoginResponse* resp) {
+  return grpcx::Handle(ctx, "SetActingParty", [&](const auth::Caller& caller) -> absl::Status {
+    if (!req->acting_party_id().empty()) {
+      if (auto s = api::ValidateUuid(req->acting_party_id(), "acting_party_id"); !s.ok()) return s;
+    }
+    auto session = sessions_.Resolve(req->session_id());
+    if (!session.ok()) return session.status();
+    // Only the session's own account may switch it (the gateway checked membership).
+    if (caller.account_id != session->account_id()) return absl::PermissionDeniedError("not your session");
+    auto rotated = sessions_.Rotate(req->session_id(), req->acting_party_id());
+    if (!rotated.ok()) return rotated.status();
+    *resp = *rotated;
+    return absl::OkStatus();
+  });
+}
+
 grpc::Status Service::GetAccount(grpc::ServerContext* ctx, const v1::GetAccountRequest* req, v1::Account* resp) {
   return grpcx::Handle(ctx, "GetAccount", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = api::ValidateUuid(req->id(), "id"); !s.ok()) return s;

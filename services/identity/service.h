@@ -47,6 +47,8 @@ class Service final : public v1::IdentityService::Service {
                                     v1::RequestPasswordResetResponse* resp) override;
   grpc::Status ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::ConfirmPasswordResetRequest* req,
                                     v1::ConfirmPasswordResetResponse* resp) override;
+  grpc::Status SetActingParty(grpc::ServerContext* ctx, const v1::SetActingPartyRequest* req,
+                              v1::LoginResponse* resp) override;
   grpc::Status GetAccount(grpc::ServerContext* ctx, const v1::GetAccountRequest* req, v1::Account* resp) override;
 
  private:

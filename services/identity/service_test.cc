@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
 
 namespace stadtportal::identity {
@@ -295,6 +296,38 @@ TEST_CASE("queued mails reach a real SMTP server, also after it was down", "[int
     }
   }
   CHECK(found == 1);
+}
+
+}  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+
+TEST_CASE("switching the acting party rotates the session id and records the party", "[integration]") {
+  Fixture f;
+  auto session = f.RegisterVerifyLogin();
+  auth::Caller caller;
+  caller.account_id = session.session().account_id();
+  caller.tenant = "09564000";
+  grpcx::TestCaller scope(caller);
+  v1::SetActingPartyRequest req;
+  req.set_session_id(session.session_id());
+  req.set_acting_party_id("44444444-4444-4444-8444-444444444444");
+  v1::LoginResponse rotated;
+  REQUIRE(f.service.SetActingParty(&f.ctx, &req, &rotated).ok());
+  CHECK(rotated.session_id() != session.session_id());
+  CHECK(rotated.session().acting_party_id() == "44444444-4444-4444-8444-444444444444");
+  v1::Session s;
+  CHECK(f.Resolve(session.session_id(), &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  REQUIRE(f.Resolve(rotated.session_id(), &s).ok());
+  CHECK(s.acting_party_id() == "44444444-4444-4444-8444-444444444444");
+
+  auth::Caller other;
+  other.account_id = "55555555-5555-4555-8555-555555555555";
+  grpcx::TestCaller as_other(other);
+  req.set_session_id(rotated.session_id());
+  CHECK(f.service.SetActingParty(&f.ctx, &req, &rotated).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  req.set_acting_party_id("not-a-uuid");
+  CHECK(f.service.SetActingParty(&f.ctx, &req, &rotated).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 }  // namespace stadtportal::identity

@@ -56,15 +56,22 @@ std::string SessionStore::Ref(const std::string& session_id) { return absl::Byte
 
 absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& account_id, const std::string& tenant,
                                                        const std::vector<std::string>& roles, v1::AssuranceLevel level,
-                                                       const std::string& method) {
+                                                       const std::string& method, const std::string& acting_party) {
   const std::string id = RandomToken(32);
   const std::string csrf = RandomToken(32);
   const int64_t now = Now();
   const int64_t absolute = now + options_.absolute.count();
   const std::string key = SessionKey(id);
-  auto r = redis_.Command({"HSET", key, "account", account_id, "tenant", tenant, "acr", LevelName(level), "amr", method,
-                           "roles", absl::StrJoin(roles, ","), "csrf", csrf, "created", std::to_string(now), "abs",
-                           std::to_string(absolute)});
+  auto r = redis_.Command({"HSET",    key,
+                           "account", account_id,
+                           "tenant",  tenant,
+                           "acr",     LevelName(level),
+                           "amr",     method,
+                           "roles",   absl::StrJoin(roles, ","),
+                           "csrf",    csrf,
+                           "created", std::to_string(now),
+                           "abs",     std::to_string(absolute),
+                           "act",     acting_party});
   if (!r.ok()) return r.status();
   if (auto e = redis_.Command({"EXPIRE", key, std::to_string(options_.idle.count())}); !e.ok()) return e.status();
   const std::string akey = AccountKey(account_id);
@@ -83,6 +90,7 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& accoun
   *s->mutable_expires_at() = TimeUtil::SecondsToTimestamp(absolute);
   *s->mutable_idle_expires_at() = TimeUtil::SecondsToTimestamp(std::min(absolute, now + options_.idle.count()));
   s->set_session_ref(Ref(id));
+  s->set_acting_party_id(acting_party);
   return out;
 }
 
@@ -117,6 +125,7 @@ absl::StatusOr<v1::Session> SessionStore::Resolve(const std::string& session_id)
   *s.mutable_expires_at() = TimeUtil::SecondsToTimestamp(absolute);
   *s.mutable_idle_expires_at() = TimeUtil::SecondsToTimestamp(std::min(absolute, now + options_.idle.count()));
   s.set_session_ref(Ref(session_id));
+  s.set_acting_party_id(f["act"]);
   return s;
 }
 
@@ -128,6 +137,16 @@ absl::Status SessionStore::Delete(const std::string& session_id) {
   if (account->is_nil()) return absl::OkStatus();
   auto r = redis_.Command({"SREM", AccountKey(account->str()), Ref(session_id)});
   return r.ok() ? absl::OkStatus() : r.status();
+}
+
+absl::StatusOr<v1::LoginResponse> SessionStore::Rotate(const std::string& session_id, const std::string& acting_party) {
+  auto s = Resolve(session_id);
+  if (!s.ok()) return s.status();
+  std::vector<std::string> roles(s->roles().begin(), s->roles().end());
+  auto fresh = Create(s->account_id(), s->tenant().key(), roles, s->assurance_level(), s->auth_method(), acting_party);
+  if (!fresh.ok()) return fresh.status();
+  if (auto d = Delete(session_id); !d.ok()) return d;
+  return fresh;
 }
 
 absl::Status SessionStore::DeleteAllOf(const std::string& account_id) {

@@ -23,10 +23,13 @@ class SessionStore {
   // A new session (new random id ≥ 256 bit) for the account.
   absl::StatusOr<v1::LoginResponse> Create(const std::string& account_id, const std::string& tenant,
                                            const std::vector<std::string>& roles, v1::AssuranceLevel level,
-                                           const std::string& method);
+                                           const std::string& method, const std::string& acting_party = "");
   // UNAUTHENTICATED if unknown or expired; renews the idle expiry.
   absl::StatusOr<v1::Session> Resolve(const std::string& session_id);
   absl::Status Delete(const std::string& session_id);
+  // A new session id with the same session, acting for `acting_party` ("" = oneself);
+  // the old id ends.
+  absl::StatusOr<v1::LoginResponse> Rotate(const std::string& session_id, const std::string& acting_party);
   absl::Status DeleteAllOf(const std::string& account_id);
 
   static std::string Ref(const std::string& session_id);

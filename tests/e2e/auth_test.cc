@@ -17,37 +17,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-constexpr char kPassword[] = "Nürnberger Christkindlesmarkt";
-
-std::string UniqueEmail() { return "citizen." + std::to_string(std::random_device{}()) + "@example.de"; }
-
-httplib::Result PostJson(httplib::Client& c, const std::string& path, const json& body, httplib::Headers headers = {}) {
-  return c.Post(path.c_str(), headers, body.dump(), "application/json");
-}
-
-// Registers, verifies by the mailed link and logs in; returns the log-in answer.
-json Onboard(Stack& stack, httplib::Client& c, const std::string& email) {
-  auto reg = PostJson(c, "/api/v1/auth/register",
-                      {{"email", email}, {"password", kPassword}, {"display_name", "Anna Muster"}, {"language", "en"}});
-  REQUIRE(reg);
-  REQUIRE(reg->status == 202);
-  std::vector<std::string> mails;
-  REQUIRE(testing::Eventually([&] { return !(mails = stack.MailsTo(email)).empty(); }, 10s));
-  std::smatch m;
-  REQUIRE(std::regex_search(mails[0], m, std::regex("verify-email\\?token=([A-Za-z0-9_-]+)")));
-  auto verify = PostJson(c, "/api/v1/auth/verify-email", {{"token", m[1].str()}});
-  REQUIRE(verify);
-  REQUIRE(verify->status == 204);
-  auto login = PostJson(c, "/api/v1/auth/login", {{"email", email}, {"password", kPassword}});
-  REQUIRE(login);
-  REQUIRE(login->status == 200);
-  return json::parse(login->body);
-}
-
-httplib::Headers Bearer(const json& login) {
-  return {{"Authorization", "Bearer " + login["token"].get<std::string>()}};
-}
-
 }  // namespace
 
 TEST_CASE("register, mail, verify, log in, /me, log out", "[e2e]") {

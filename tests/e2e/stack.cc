@@ -6,6 +6,10 @@
 #include <random>
 #include <sstream>
 
+#include <regex>
+
+#include <catch2/catch.hpp>
+
 #include "libs/auth/caller.h"
 #include "libs/redis/client.h"
 
@@ -123,6 +127,46 @@ bool Stack::WaitReady(std::chrono::milliseconds timeout) {
         return r && r->status == 200;
       },
       timeout);
+}
+
+std::string UniqueEmail() { return "citizen." + std::to_string(std::random_device{}()) + "@example.de"; }
+
+httplib::Result PostJson(httplib::Client& c, const std::string& path, const nlohmann::json& body,
+                         httplib::Headers headers) {
+  return c.Post(path.c_str(), headers, body.dump(), "application/json");
+}
+
+httplib::Headers Bearer(const nlohmann::json& login) {
+  return {{"Authorization", "Bearer " + login["token"].get<std::string>()}};
+}
+
+std::string MailedToken(Stack& stack, const std::string& to, const std::string& link_part) {
+  std::string token;
+  const std::regex re(link_part + "\\?token=([A-Za-z0-9_-]+)");
+  REQUIRE(testing::Eventually(
+      [&] {
+        for (const auto& mail : stack.MailsTo(to)) {
+          std::smatch m;
+          if (std::regex_search(mail, m, re)) token = m[1].str();
+        }
+        return !token.empty();
+      },
+      std::chrono::seconds(10)));
+  return token;
+}
+
+nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& email) {
+  auto reg = PostJson(c, "/api/v1/auth/register",
+                      {{"email", email}, {"password", kPassword}, {"display_name", "Anna Muster"}, {"language", "en"}});
+  REQUIRE(reg);
+  REQUIRE(reg->status == 202);
+  auto verify = PostJson(c, "/api/v1/auth/verify-email", {{"token", MailedToken(stack, email, "verify-email")}});
+  REQUIRE(verify);
+  REQUIRE(verify->status == 204);
+  auto login = PostJson(c, "/api/v1/auth/login", {{"email", email}, {"password", kPassword}});
+  REQUIRE(login);
+  REQUIRE(login->status == 200);
+  return nlohmann::json::parse(login->body);
 }
 
 }  // namespace stadtportal::e2e

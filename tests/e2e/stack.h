@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include "libs/testing/testing.h"
 
@@ -60,5 +61,16 @@ class Stack {
 };
 
 std::string BinaryPath(const std::string& service);
+
+// REST helpers shared by the e2e tests.
+inline constexpr char kPassword[] = "Nürnberger Christkindlesmarkt";
+std::string UniqueEmail();
+httplib::Result PostJson(httplib::Client& c, const std::string& path, const nlohmann::json& body,
+                         httplib::Headers headers = {});
+httplib::Headers Bearer(const nlohmann::json& login);
+// The token of the newest mail to `to` whose link contains `link_part`.
+std::string MailedToken(Stack& stack, const std::string& to, const std::string& link_part);
+// Registers `email`, verifies it by the mailed link and logs in; returns the log-in answer.
+nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& email);
 
 }  // namespace stadtportal::e2e

@@ -1,0 +1,254 @@
+// The gateway's routes for organisations, memberships and acting for an organisation.
+#include <google/protobuf/util/time_util.h>
+
+#include "libs/grpc/client.h"
+#include "libs/status/status.h"
+#include "services/gateway/service.h"
+
+namespace stadtportal::gateway {
+namespace {
+
+namespace acv1 = accounts::v1;
+using google::protobuf::util::TimeUtil;
+using http::FieldSpec;
+using http::FieldType;
+
+const char* RoleName(acv1::Role r) {
+  switch (r) {
+    case acv1::ROLE_OWNER: return "owner";
+    case acv1::ROLE_ADMIN: return "admin";
+    default: return "member";
+  }
+}
+
+acv1::Role ParseRole(const std::string& s) {
+  if (s == "owner") return acv1::ROLE_OWNER;
+  if (s == "admin") return acv1::ROLE_ADMIN;
+  if (s == "member") return acv1::ROLE_MEMBER;
+  return acv1::ROLE_UNSPECIFIED;
+}
+
+nlohmann::json PartyJson(const acv1::Party& p) {
+  return {{"id", p.id()},
+          {"kind", p.kind() == common::v1::PARTY_KIND_PERSON ? "person" : "organisation"},
+          {"display_name", p.display_name()}};
+}
+
+nlohmann::json OrganisationJson(const acv1::Organisation& o) {
+  const char* form = o.legal_form() == acv1::LEGAL_FORM_COMPANY       ? "company"
+                     : o.legal_form() == acv1::LEGAL_FORM_ASSOCIATION ? "association"
+                                                                      : "authority";
+  const auto& a = o.address();
+  return {{"id", o.party().id()},
+          {"name", o.party().display_name()},
+          {"legal_form", form},
+          {"register_number", o.register_number()},
+          {"address",
+           {{"street", a.street()},
+            {"house_number", a.house_number()},
+            {"postcode", a.postcode()},
+            {"city", a.city()},
+            {"country", a.country()}}},
+          {"my_role", RoleName(o.my_role())}};
+}
+
+nlohmann::json MembershipJson(const acv1::Membership& m) {
+  return {{"organisation_id", m.organisation_id()},
+          {"person", PartyJson(m.person())},
+          {"role", RoleName(m.role())},
+          {"since", TimeUtil::ToString(m.since())}};
+}
+
+}  // namespace
+
+void Service::AddAccountsRoutes() {
+  using Req = const httplib::Request&;
+  using Res = httplib::Response&;
+  using P = const http::Params&;
+
+  // Calls accounts as the authenticated caller; writes the problem on failure.
+  auto call = [this](Req req, Res res, const Authenticated& a, auto rpc, const auto& in, auto* out) {
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.caller_token);
+    absl::Status s = status::FromGrpc(((*accounts_).*rpc)(ctx.get(), in, out));
+    if (!s.ok()) Fail(req, res, s);
+    return s.ok();
+  };
+
+  router_.Add("POST", "/api/v1/organisations", Limited("default", [this, call](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                auto body = Body(req, res,
+                                 {{"name", {FieldType::kString}},
+                                  {"legal_form", {FieldType::kString}},
+                                  {"register_number", {FieldType::kString, false}},
+                                  {"address", {FieldType::kObject}}});
+                if (!body) return;
+                acv1::CreateOrganisationRequest in;
+                in.set_name((*body)["name"]);
+                const std::string form = (*body)["legal_form"];
+                in.set_legal_form(form == "company"       ? acv1::LEGAL_FORM_COMPANY
+                                  : form == "association" ? acv1::LEGAL_FORM_ASSOCIATION
+                                  : form == "authority"   ? acv1::LEGAL_FORM_AUTHORITY
+                                                          : acv1::LEGAL_FORM_UNSPECIFIED);
+                in.set_register_number(body->value("register_number", ""));
+                std::vector<http::FieldError> errors;
+                auto* address = in.mutable_address();
+                for (const auto& [name, setter] :
+                     std::vector<std::pair<std::string, void (acv1::Address::*)(const std::string&)>>{
+                         {"street", &acv1::Address::set_street},
+                         {"house_number", &acv1::Address::set_house_number},
+                         {"postcode", &acv1::Address::set_postcode},
+                         {"city", &acv1::Address::set_city},
+                         {"country", &acv1::Address::set_country}}) {
+                  const auto& v = (*body)["address"];
+                  if (!v.contains(name))
+                    errors.push_back({"address." + name, "required"});
+                  else if (!v[name].is_string())
+                    errors.push_back({"address." + name, "wrong_type_string"});
+                  else
+                    (address->*setter)(v[name].get<std::string>());
+                }
+                if (!errors.empty()) return Fail(req, res, absl::InvalidArgumentError("invalid address"), errors);
+                acv1::Organisation out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::CreateOrganisation, in, &out)) return;
+                http::WriteJson(res, 201, OrganisationJson(out));
+              }));
+
+  router_.Add("GET", "/api/v1/organisations", Limited("default", [this, call](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                acv1::ListMyOrganisationsRequest in;
+                acv1::ListMyOrganisationsResponse out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::ListMyOrganisations, in, &out)) return;
+                nlohmann::json items = nlohmann::json::array();
+                for (const auto& o : out.organisations()) items.push_back(OrganisationJson(o));
+                http::WriteJson(res, 200, {{"items", items}});
+              }));
+
+  router_.Add("GET", "/api/v1/organisations/{id}", Limited("default", [this, call](Req req, Res res, P p) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                acv1::GetOrganisationRequest in;
+                in.set_id(p.at("id"));
+                acv1::Organisation out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::GetOrganisation, in, &out)) return;
+                http::WriteJson(res, 200, OrganisationJson(out));
+              }));
+
+  router_.Add("GET", "/api/v1/organisations/{id}/members", Limited("default", [this, call](Req req, Res res, P p) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                acv1::ListMembersRequest in;
+                in.set_organisation_id(p.at("id"));
+                acv1::ListMembersResponse out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::ListMembers, in, &out)) return;
+                nlohmann::json items = nlohmann::json::array();
+                for (const auto& m : out.members()) items.push_back(MembershipJson(m));
+                http::WriteJson(res, 200, {{"items", items}});
+              }));
+
+  router_.Add("POST", "/api/v1/organisations/{id}/invitations", Limited("default", [this, call](Req req, Res res, P p) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                auto body = Body(req, res, {{"email", {FieldType::kString}}, {"role", {FieldType::kString}}});
+                if (!body) return;
+                acv1::InviteMemberRequest in;
+                in.set_organisation_id(p.at("id"));
+                in.set_email((*body)["email"]);
+                in.set_role(ParseRole((*body)["role"]));
+                in.set_language(http::Language(req));
+                acv1::Invitation out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::InviteMember, in, &out)) return;
+                http::WriteJson(res, 201,
+                                {{"id", out.id()},
+                                 {"organisation_id", out.organisation_id()},
+                                 {"email", out.email()},
+                                 {"role", RoleName(out.role())},
+                                 {"expires_at", TimeUtil::ToString(out.expires_at())}});
+              }));
+
+  for (const bool accept : {true, false}) {
+    router_.Add("POST", accept ? "/api/v1/invitations/accept" : "/api/v1/invitations/decline",
+                Limited("auth", [this, call, accept](Req req, Res res, P) {
+                  auto a = Authenticate(req, res);
+                  if (!a) return;
+                  auto body = Body(req, res, {{"token", {FieldType::kString}}});
+                  if (!body) return;
+                  acv1::AnswerInvitationRequest in;
+                  in.set_token((*body)["token"]);
+                  if (accept) {
+                    acv1::Membership out;
+                    if (!call(req, res, *a, &acv1::AccountsService::Stub::AcceptInvitation, in, &out)) return;
+                    http::WriteJson(res, 200, MembershipJson(out));
+                  } else {
+                    acv1::DeclineInvitationResponse out;
+                    if (!call(req, res, *a, &acv1::AccountsService::Stub::DeclineInvitation, in, &out)) return;
+                    res.status = 204;
+                  }
+                }));
+  }
+
+  router_.Add("PATCH", "/api/v1/organisations/{id}/members/{party_id}",
+              Limited("default", [this, call](Req req, Res res, P p) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                auto body = Body(req, res, {{"role", {FieldType::kString}}});
+                if (!body) return;
+                acv1::ChangeRoleRequest in;
+                in.set_organisation_id(p.at("id"));
+                in.set_person_party_id(p.at("party_id"));
+                in.set_role(ParseRole((*body)["role"]));
+                acv1::Membership out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::ChangeRole, in, &out)) return;
+                http::WriteJson(res, 200, MembershipJson(out));
+              }));
+
+  router_.Add("DELETE", "/api/v1/organisations/{id}/members/{party_id}",
+              Limited("default", [this, call](Req req, Res res, P p) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                acv1::RemoveMemberRequest in;
+                in.set_organisation_id(p.at("id"));
+                in.set_person_party_id(p.at("party_id"));
+                acv1::RemoveMemberResponse out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::RemoveMember, in, &out)) return;
+                res.status = 204;
+              }));
+
+  // The party the session acts for, checked against current memberships: a person who
+  // left the organisation gets 404 until switching back.
+  router_.Add("GET", "/api/v1/me/acting-party", Limited("default", [this, call](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                acv1::CheckActingPartyRequest in;
+                in.set_party_id(a->session.acting_party_id());
+                acv1::Party out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::CheckActingParty, in, &out)) return;
+                http::WriteJson(res, 200, PartyJson(out));
+              }));
+
+  router_.Add("POST", "/api/v1/me/acting-party", Limited("default", [this, call](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                auto body = Body(req, res, {{"party_id", {FieldType::kString}}});
+                if (!body) return;
+                acv1::CheckActingPartyRequest check;
+                check.set_party_id((*body)["party_id"]);
+                acv1::Party party;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::CheckActingParty, check, &party)) return;
+                identity::v1::SetActingPartyRequest in;
+                in.set_session_id(a->session_id);
+                // Acting as oneself is recorded as "no acting party".
+                in.set_acting_party_id(party.kind() == common::v1::PARTY_KIND_ORGANISATION ? party.id() : "");
+                identity::v1::LoginResponse out;
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                absl::Status s = status::FromGrpc(identity_->SetActingParty(ctx.get(), in, &out));
+                if (!s.ok()) return Fail(req, res, s);
+                WriteSession(res, out);  // A privilege change: a new session id.
+                auto body_json = nlohmann::json::parse(res.body);
+                body_json["acting_party"] = PartyJson(party);
+                http::WriteJson(res, 200, body_json);
+              }));
+}
+
+}  // namespace stadtportal::gateway

@@ -1,0 +1,143 @@
+// Organisations, invitations and acting for an organisation, over HTTP against the real binaries.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/stack.h"
+
+namespace stadtportal::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+json Organisation(const std::string& name) {
+  return {{"name", name},
+          {"legal_form", "company"},
+          {"register_number", "HRB 4711"},
+          {"address",
+           {{"street", "Hauptmarkt"},
+            {"house_number", "18"},
+            {"postcode", "90403"},
+            {"city", "Nürnberg"},
+            {"country", "DE"}}}};
+}
+
+int Status(const httplib::Result& r) { return r ? r->status : 0; }
+
+}  // namespace
+
+TEST_CASE("create an organisation, invite by mail, accept, act for it, switch back; others see nothing", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  const std::string anna_mail = UniqueEmail(), ben_mail = UniqueEmail(), cem_mail = UniqueEmail();
+  json anna = Onboard(stack, c, anna_mail);
+  json ben = Onboard(stack, c, ben_mail);
+  json cem = Onboard(stack, c, cem_mail);
+
+  auto created = PostJson(c, "/api/v1/organisations", Organisation("Bäckerei Schmidt GmbH"), Bearer(anna));
+  REQUIRE(Status(created) == 201);
+  const std::string org = json::parse(created->body)["id"];
+  const std::string base = "/api/v1/organisations/" + org;
+
+  auto invited = PostJson(c, base + "/invitations", {{"email", ben_mail}, {"role", "member"}}, Bearer(anna));
+  REQUIRE(Status(invited) == 201);
+  const std::string token = MailedToken(stack, ben_mail, "invitations");
+  auto accepted = PostJson(c, "/api/v1/invitations/accept", {{"token", token}}, Bearer(ben));
+  REQUIRE(Status(accepted) == 200);
+  CHECK(json::parse(accepted->body)["role"] == "member");
+  CHECK(Status(PostJson(c, "/api/v1/invitations/accept", {{"token", token}}, Bearer(cem))) == 400);  // Reused.
+
+  // Ben acts for the organisation: a new session id, and the organisation's data.
+  auto acting = PostJson(c, "/api/v1/me/acting-party", {{"party_id", org}}, Bearer(ben));
+  REQUIRE(Status(acting) == 200);
+  json ben_org = json::parse(acting->body);
+  CHECK(ben_org["token"] != ben["token"]);
+  CHECK(Status(c.Get("/api/v1/me", Bearer(ben))) == 401);  // The old session id ended.
+  auto party = c.Get("/api/v1/me/acting-party", Bearer(ben_org));
+  REQUIRE(Status(party) == 200);
+  CHECK(json::parse(party->body)["id"] == org);
+  CHECK(json::parse(party->body)["kind"] == "organisation");
+  auto members = c.Get((base + "/members").c_str(), Bearer(ben_org));
+  REQUIRE(Status(members) == 200);
+  CHECK(json::parse(members->body)["items"].size() == 2);
+
+  // …and back to himself.
+  auto back = PostJson(c, "/api/v1/me/acting-party", {{"party_id", ""}}, Bearer(ben_org));
+  REQUIRE(Status(back) == 200);
+  json ben_self = json::parse(back->body);
+  party = c.Get("/api/v1/me/acting-party", Bearer(ben_self));
+  REQUIRE(Status(party) == 200);
+  CHECK(json::parse(party->body)["kind"] == "person");
+
+  // A non-member gets 404 for every organisation resource, and cannot act for it.
+  CHECK(Status(c.Get(base.c_str(), Bearer(cem))) == 404);
+  CHECK(Status(c.Get((base + "/members").c_str(), Bearer(cem))) == 404);
+  CHECK(Status(PostJson(c, base + "/invitations", {{"email", cem_mail}, {"role", "owner"}}, Bearer(cem))) == 404);
+  const std::string anna_party = json::parse(members->body)["items"][0]["person"]["id"];
+  CHECK(Status(c.Delete((base + "/members/" + anna_party).c_str(), Bearer(cem))) == 404);
+  CHECK(Status(c.Patch((base + "/members/" + anna_party).c_str(), Bearer(cem), R"({"role":"member"})",
+                       "application/json")) == 404);
+  CHECK(Status(PostJson(c, "/api/v1/me/acting-party", {{"party_id", org}}, Bearer(cem))) == 404);
+  auto listed = c.Get("/api/v1/organisations", Bearer(cem));
+  REQUIRE(Status(listed) == 200);
+  CHECK(json::parse(listed->body)["items"].empty());
+
+  SECTION("role rules and leaving") {
+    // A member cannot invite or remove; the last owner cannot leave.
+    CHECK(Status(PostJson(c, base + "/invitations", {{"email", cem_mail}, {"role", "member"}}, Bearer(ben_self))) ==
+          403);
+    CHECK(Status(c.Delete((base + "/members/" + anna_party).c_str(), Bearer(ben_self))) == 403);
+    CHECK(Status(c.Delete((base + "/members/" + anna_party).c_str(), Bearer(anna))) == 409);
+
+    // Ben acts for the organisation, then leaves it: acting for it now fails.
+    auto again = PostJson(c, "/api/v1/me/acting-party", {{"party_id", org}}, Bearer(ben_self));
+    REQUIRE(Status(again) == 200);
+    json ben_org2 = json::parse(again->body);
+    const std::string ben_party = json::parse(members->body)["items"][1]["person"]["id"];
+    REQUIRE(Status(c.Delete((base + "/members/" + ben_party).c_str(), Bearer(ben_org2))) == 204);
+    CHECK(Status(c.Get("/api/v1/me/acting-party", Bearer(ben_org2))) == 404);
+    CHECK(Status(c.Get((base + "/members").c_str(), Bearer(ben_org2))) == 404);
+  }
+}
+
+TEST_CASE("bad organisation input gets 4xx problems with field errors and changes nothing", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  json anna = Onboard(stack, c, UniqueEmail());
+  auto bad_postcode = Organisation("Gut");
+  bad_postcode["address"]["postcode"] = "9040";
+  auto long_name = Organisation(std::string(10000, 'x'));
+  auto no_city = Organisation("Gut");
+  no_city["address"].erase("city");
+  auto bad_form = Organisation("Gut");
+  bad_form["legal_form"] = "kingdom";
+  for (const auto& [name, body, field] :
+       std::vector<std::tuple<std::string, json, std::string>>{{"postcode", bad_postcode, "address.postcode"},
+                                                               {"10,000-character name", long_name, "name"},
+                                                               {"missing city", no_city, "address.city"},
+                                                               {"legal form", bad_form, "legal_form"}}) {
+    INFO(name);
+    auto r = PostJson(c, "/api/v1/organisations", body, Bearer(anna));
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    auto problem = json::parse(r->body);
+    REQUIRE(problem["errors"].size() >= 1);
+    CHECK(problem["errors"][0]["field"] == field);
+  }
+  auto listed = c.Get("/api/v1/organisations", Bearer(anna));
+  REQUIRE(Status(listed) == 200);
+  CHECK(json::parse(listed->body)["items"].empty());
+
+  auto created = PostJson(c, "/api/v1/organisations", Organisation("Gut"), Bearer(anna));
+  REQUIRE(Status(created) == 201);
+  const std::string base = "/api/v1/organisations/" + json::parse(created->body)["id"].get<std::string>();
+  auto bad_role = PostJson(c, base + "/invitations", {{"email", UniqueEmail()}, {"role", "king"}}, Bearer(anna));
+  CHECK(Status(bad_role) == 400);
+  auto bad_mail = PostJson(c, base + "/invitations", {{"email", "not-an-address"}, {"role", "member"}}, Bearer(anna));
+  CHECK(Status(bad_mail) == 400);
+  CHECK(Status(PostJson(c, "/api/v1/invitations/accept", {{"token", "forged"}}, Bearer(anna))) == 400);
+}
+
+}  // namespace stadtportal::e2e
