@@ -6,6 +6,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "libs/api/api.h"
 #include "libs/grpc/handler.h"
 
@@ -297,6 +300,153 @@ grpc::Status Service::CheckActingParty(grpc::ServerContext* ctx, const v1::Check
     auto org = store_->GetOrganisation(Tenant(caller), req->party_id(), me->id());
     if (!org.ok()) return org.status();
     *resp = org->party();
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ValidateProfileValue(const std::string& name, const std::string& value, const std::string& country,
+                                  const std::string& today) {
+  auto invalid = [&](const char* code) { return absl::InvalidArgumentError(name + ": " + code); };
+  if (value.empty()) return absl::OkStatus();  // Removes the attribute.
+  if (name == "given_name" || name == "family_name" || name == "address.street" || name == "address.city") {
+    return api::ValidateText(value, name, 100);
+  }
+  if (name == "address.house_number") return api::ValidateText(value, name, 20);
+  if (name == "birth_date") {
+    static const std::regex kDate("^([0-9]{4})-([0-9]{2})-([0-9]{2})$");
+    std::smatch m;
+    if (!std::regex_match(value, m, kDate)) return invalid("invalid_date");
+    const int y = std::stoi(m[1].str()), mo = std::stoi(m[2].str()), d = std::stoi(m[3].str());
+    static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] || (mo == 2 && d == 29 && !leap))
+      return invalid("invalid_date");
+    if (y < 1900) return invalid("invalid_date");
+    if (value > today) return invalid("date_in_future");  // ISO dates compare as strings.
+    return absl::OkStatus();
+  }
+  if (name == "phone") {
+    static const std::regex kPhone(R"(^\+?[0-9][0-9 ()/-]{4,29}$)");
+    return std::regex_match(value, kPhone) ? absl::OkStatus() : invalid("invalid_phone");
+  }
+  if (name == "contact_email") {
+    static const std::regex kEmail(R"(^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$)");
+    if (value.size() > 254 || !api::ValidateText(value, name, 254).ok() || !std::regex_match(value, kEmail)) {
+      return invalid("invalid_email");
+    }
+    return absl::OkStatus();
+  }
+  if (name == "address.country") {
+    static const std::regex kCountry("^[A-Z]{2}$");
+    return std::regex_match(value, kCountry) ? absl::OkStatus() : invalid("invalid_country");
+  }
+  if (name == "address.postcode") {
+    static const std::regex kDe("^[0-9]{5}$"), kOther("^[A-Za-z0-9 -]{2,10}$");
+    return std::regex_match(value, country == "DE" ? kDe : kOther) ? absl::OkStatus() : invalid("invalid_postcode");
+  }
+  return invalid("unknown_field");
+}
+
+grpc::Status Service::GetProfile(grpc::ServerContext* ctx, const v1::GetProfileRequest*, v1::Profile* resp) {
+  return grpcx::Handle(ctx, "GetProfile", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    auto p = store_->GetProfile(Tenant(caller), me->id());
+    if (!p.ok()) return p.status();
+    *resp = *p;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::UpdateProfile(grpc::ServerContext* ctx, const v1::UpdateProfileRequest* req, v1::Profile* resp) {
+  return grpcx::Handle(ctx, "UpdateProfile", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    if (req->values().empty()) return absl::InvalidArgumentError("values: required");
+    // The postcode rule depends on the country: the new one, else the stored one, else DE.
+    std::string country = "DE";
+    auto current = store_->GetProfile(Tenant(caller), me->id());
+    if (!current.ok()) return current.status();
+    for (const auto& a : current->attributes()) {
+      if (a.name() == "address.country") country = a.value();
+    }
+    if (auto it = req->values().find("address.country"); it != req->values().end() && !it->second.empty()) {
+      country = it->second;
+    }
+    const std::string today = absl::FormatTime("%Y-%m-%d", absl::Now(), absl::LocalTimeZone());
+    // Sorted by name, so the field errors come in a stable order.
+    const std::map<std::string, std::string> values(req->values().begin(), req->values().end());
+    std::vector<std::string> errors;
+    for (const auto& [name, value] : values) {
+      if (auto s = ValidateProfileValue(name, value, country, today); !s.ok()) errors.emplace_back(s.message());
+    }
+    // All field errors at once.
+    if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+    auto p = store_->UpdateProfile(Tenant(caller), me->id(), values);
+    if (!p.ok()) return p.status();
+    *resp = *p;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GetPreferences(grpc::ServerContext* ctx, const v1::GetPreferencesRequest*,
+                                     v1::Preferences* resp) {
+  return grpcx::Handle(ctx, "GetPreferences", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    auto p = store_->GetPreferences(Tenant(caller), me->id());
+    if (!p.ok()) return p.status();
+    *resp = *p;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::UpdatePreferences(grpc::ServerContext* ctx, const v1::Preferences* req, v1::Preferences* resp) {
+  return grpcx::Handle(ctx, "UpdatePreferences", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    if (req->language() != "de" && req->language() != "en") return absl::InvalidArgumentError("language: invalid");
+    auto p = store_->SetPreferences(Tenant(caller), me->id(), *req);
+    if (!p.ok()) return p.status();
+    *resp = *p;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListConsents(grpc::ServerContext* ctx, const v1::ListConsentsRequest*,
+                                   v1::ListConsentsResponse* resp) {
+  return grpcx::Handle(ctx, "ListConsents", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    auto list = store_->ListConsents(Tenant(caller), me->id());
+    if (!list.ok()) return list.status();
+    for (auto& c : *list) *resp->add_consents() = std::move(c);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GiveConsent(grpc::ServerContext* ctx, const v1::GiveConsentRequest* req, v1::Consent* resp) {
+  return grpcx::Handle(ctx, "GiveConsent", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    if (auto s = api::ValidateSlug(req->purpose(), "purpose"); !s.ok()) return s;
+    if (auto s = api::ValidateText(req->text_version(), "text_version", 40); !s.ok()) return s;
+    auto c = store_->GiveConsent(Tenant(caller), me->id(), req->purpose(), req->text_version());
+    if (!c.ok()) return c.status();
+    *resp = *c;
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::WithdrawConsent(grpc::ServerContext* ctx, const v1::WithdrawConsentRequest* req,
+                                      v1::Consent* resp) {
+  return grpcx::Handle(ctx, "WithdrawConsent", [&](const auth::Caller& caller) -> absl::Status {
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
+    if (!api::ValidateUuid(req->id(), "id").ok()) return absl::NotFoundError("consent not found");
+    auto c = store_->WithdrawConsent(Tenant(caller), me->id(), req->id());
+    if (!c.ok()) return c.status();
+    *resp = *c;
     return absl::OkStatus();
   });
 }

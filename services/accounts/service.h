@@ -45,6 +45,16 @@ class Service final : public v1::AccountsService::Service {
                             v1::RemoveMemberResponse* resp) override;
   grpc::Status CheckActingParty(grpc::ServerContext* ctx, const v1::CheckActingPartyRequest* req,
                                 v1::Party* resp) override;
+  grpc::Status GetProfile(grpc::ServerContext* ctx, const v1::GetProfileRequest* req, v1::Profile* resp) override;
+  grpc::Status UpdateProfile(grpc::ServerContext* ctx, const v1::UpdateProfileRequest* req, v1::Profile* resp) override;
+  grpc::Status GetPreferences(grpc::ServerContext* ctx, const v1::GetPreferencesRequest* req,
+                              v1::Preferences* resp) override;
+  grpc::Status UpdatePreferences(grpc::ServerContext* ctx, const v1::Preferences* req, v1::Preferences* resp) override;
+  grpc::Status ListConsents(grpc::ServerContext* ctx, const v1::ListConsentsRequest* req,
+                            v1::ListConsentsResponse* resp) override;
+  grpc::Status GiveConsent(grpc::ServerContext* ctx, const v1::GiveConsentRequest* req, v1::Consent* resp) override;
+  grpc::Status WithdrawConsent(grpc::ServerContext* ctx, const v1::WithdrawConsentRequest* req,
+                               v1::Consent* resp) override;
 
  private:
   // The caller's person party; UNAUTHENTICATED for anonymous callers.
@@ -57,5 +67,11 @@ class Service final : public v1::AccountsService::Service {
   Options options_;
   mail::Relay* relay_;
 };
+
+// INVALID_ARGUMENT "<name>: <code>" unless `value` is valid for the profile attribute
+// `name` (given_name, family_name, birth_date YYYY-MM-DD not in the future, phone,
+// contact_email, address.street|house_number|postcode|city|country).
+absl::Status ValidateProfileValue(const std::string& name, const std::string& value, const std::string& country,
+                                  const std::string& today);
 
 }  // namespace stadtportal::accounts

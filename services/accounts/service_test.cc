@@ -227,3 +227,122 @@ TEST_CASE("anonymous callers get nothing", "[integration]") {
 }
 
 }  // namespace stadtportal::accounts
+
+namespace stadtportal::accounts {
+
+TEST_CASE("profile values are validated: dates, postcodes, phones, lengths", "[unit]") {
+  const std::string today = "2026-11-28";
+  CHECK(ValidateProfileValue("birth_date", "1990-02-28", "DE", today).ok());
+  CHECK(ValidateProfileValue("birth_date", "2000-02-29", "DE", today).ok());  // Leap year.
+  CHECK(ValidateProfileValue("birth_date", "1999-02-29", "DE", today).message() == "birth_date: invalid_date");
+  CHECK(ValidateProfileValue("birth_date", "2030-01-01", "DE", today).message() == "birth_date: date_in_future");
+  CHECK(ValidateProfileValue("birth_date", "28.11.1990", "DE", today).message() == "birth_date: invalid_date");
+  CHECK(ValidateProfileValue("address.postcode", "90403", "DE", today).ok());
+  CHECK(ValidateProfileValue("address.postcode", "9040", "DE", today).message() ==
+        "address.postcode: invalid_postcode");
+  CHECK(ValidateProfileValue("address.postcode", "1010", "AT", today).ok());
+  CHECK(ValidateProfileValue("phone", "+49 911 231-0", "DE", today).ok());
+  CHECK(ValidateProfileValue("phone", "call me", "DE", today).message() == "phone: invalid_phone");
+  CHECK(ValidateProfileValue("given_name", std::string(10000, 'x'), "DE", today).message() ==
+        "given_name: at most 100 characters");
+  CHECK(ValidateProfileValue("shoe_size", "44", "DE", today).message() == "shoe_size: unknown_field");
+  CHECK(ValidateProfileValue("given_name", "", "DE", today).ok());  // Removal.
+}
+
+TEST_CASE("the profile keeps provenance; verified attributes cannot be changed", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller scope(kAnna);
+  v1::UpdateProfileRequest req;
+  (*req.mutable_values())["given_name"] = "Anna";
+  (*req.mutable_values())["address.postcode"] = "90403";
+  v1::Profile p;
+  REQUIRE(f.service.UpdateProfile(&f.ctx, &req, &p).ok());
+  REQUIRE(p.attributes_size() == 2);
+  CHECK(p.attributes(1).name() == "given_name");
+  CHECK(p.attributes(1).source() == "self");
+
+  // An identity provider vouches for the family name and the birth date.
+  const std::string me = f.PartyOf(kAnna);
+  REQUIRE(f.store
+              ->RecordVerified("09564000", me, {{"family_name", "Muster"}, {"birth_date", "1990-02-28"}}, "bayernid",
+                               "substantial")
+              .ok());
+  v1::UpdateProfileRequest change;
+  (*change.mutable_values())["family_name"] = "Fälschung";
+  (*change.mutable_values())["given_name"] = "Anne";
+  auto refused = f.service.UpdateProfile(&f.ctx, &change, &p);
+  CHECK(refused.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(refused.error_message() == "family_name: verified");
+  v1::GetProfileRequest get;
+  REQUIRE(f.service.GetProfile(&f.ctx, &get, &p).ok());
+  std::map<std::string, v1::ProfileAttribute> attrs;
+  for (const auto& a : p.attributes()) attrs[a.name()] = a;
+  CHECK(attrs["given_name"].value() == "Anna");  // The refused update changed nothing.
+  CHECK(attrs["family_name"].value() == "Muster");
+  CHECK(attrs["family_name"].source() == "provider");
+  CHECK(attrs["family_name"].provider() == "bayernid");
+  CHECK(attrs["family_name"].assurance_level() == "substantial");
+  CHECK(attrs["family_name"].vouched_at().seconds() > 0);
+
+  v1::UpdateProfileRequest bad;
+  (*bad.mutable_values())["birth_date"] = "2999-01-01";
+  (*bad.mutable_values())["phone"] = "nope";
+  auto invalid = f.service.UpdateProfile(&f.ctx, &bad, &p);
+  CHECK(invalid.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(invalid.error_message() == "birth_date: date_in_future; phone: invalid_phone");  // All at once.
+}
+
+TEST_CASE("preferences default to German with every notification, and are kept per person", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller scope(kAnna);
+  v1::GetPreferencesRequest get;
+  v1::Preferences p;
+  REQUIRE(f.service.GetPreferences(&f.ctx, &get, &p).ok());
+  CHECK(p.language() == "de");
+  CHECK(p.email().messages());
+  v1::Preferences set;
+  set.set_language("en");
+  set.mutable_email()->set_messages(true);
+  set.mutable_email()->set_reminders(false);
+  REQUIRE(f.service.UpdatePreferences(&f.ctx, &set, &p).ok());
+  CHECK(p.language() == "en");
+  CHECK_FALSE(p.email().reminders());
+  set.set_language("fr");
+  CHECK(f.service.UpdatePreferences(&f.ctx, &set, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  grpcx::TestCaller other(kBen);
+  REQUIRE(f.service.GetPreferences(&f.ctx, &get, &p).ok());
+  CHECK(p.language() == "de");
+}
+
+TEST_CASE("consents are listed and withdrawable only by their giver", "[integration]") {
+  Fixture f;
+  v1::Consent c;
+  {
+    grpcx::TestCaller scope(kAnna);
+    v1::GiveConsentRequest give;
+    give.set_purpose("satisfaction-survey");
+    give.set_text_version("2026-01");
+    REQUIRE(f.service.GiveConsent(&f.ctx, &give, &c).ok());
+    CHECK_FALSE(c.has_withdrawn_at());
+    give.set_purpose("Not A Slug");
+    v1::Consent bad;
+    CHECK(f.service.GiveConsent(&f.ctx, &give, &bad).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  v1::WithdrawConsentRequest withdraw;
+  withdraw.set_id(c.id());
+  v1::Consent w;
+  {
+    grpcx::TestCaller scope(kBen);
+    CHECK(f.service.WithdrawConsent(&f.ctx, &withdraw, &w).error_code() == grpc::StatusCode::NOT_FOUND);
+  }
+  grpcx::TestCaller scope(kAnna);
+  REQUIRE(f.service.WithdrawConsent(&f.ctx, &withdraw, &w).ok());
+  CHECK(w.has_withdrawn_at());
+  v1::ListConsentsRequest list;
+  v1::ListConsentsResponse all;
+  REQUIRE(f.service.ListConsents(&f.ctx, &list, &all).ok());
+  REQUIRE(all.consents_size() == 1);
+  CHECK(all.consents(0).has_withdrawn_at());
+}
+
+}  // namespace stadtportal::accounts

@@ -131,6 +131,48 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("accounts_answer_invitation",
                "UPDATE invitations SET answered_at = now(), answer = $2 WHERE token_hash = $1 AND answered_at IS NULL "
                "AND expires_at > now() RETURNING tenant, organisation_id::text, role");
+  conn.prepare("accounts_profile",
+               "SELECT name, value, source, provider, assurance, "
+               "coalesce((extract(epoch FROM vouched_at) * 1000000)::bigint, 0), "
+               "(extract(epoch FROM updated_at) * 1000000)::bigint FROM profile_attributes "
+               "WHERE tenant = $1 AND party_id = $2::uuid ORDER BY name");
+  conn.prepare("accounts_profile_source_locked",
+               "SELECT source FROM profile_attributes WHERE party_id = $1::uuid AND name = $2 FOR UPDATE");
+  conn.prepare(
+      "accounts_profile_set_self",
+      "INSERT INTO profile_attributes (tenant, party_id, name, value, source) VALUES ($1, $2::uuid, $3, $4, 'self') "
+      "ON CONFLICT (party_id, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()");
+  conn.prepare(
+      "accounts_profile_delete_self",
+      "DELETE FROM profile_attributes WHERE tenant = $1 AND party_id = $2::uuid AND name = $3 AND source = 'self'");
+  conn.prepare(
+      "accounts_profile_set_verified",
+      "INSERT INTO profile_attributes (tenant, party_id, name, value, source, provider, assurance, vouched_at) "
+      "VALUES ($1, $2::uuid, $3, $4, 'provider', $5, $6, now()) ON CONFLICT (party_id, name) DO UPDATE SET "
+      "value = EXCLUDED.value, source = 'provider', provider = EXCLUDED.provider, "
+      "assurance = EXCLUDED.assurance, vouched_at = now(), updated_at = now()");
+  conn.prepare("accounts_preferences",
+               "SELECT language, email_messages, email_status, email_reminders FROM preferences "
+               "WHERE tenant = $1 AND party_id = $2::uuid");
+  conn.prepare(
+      "accounts_set_preferences",
+      "INSERT INTO preferences (party_id, tenant, language, email_messages, email_status, email_reminders) "
+      "VALUES ($2::uuid, $1, $3, $4, $5, $6) ON CONFLICT (party_id) DO UPDATE SET language = EXCLUDED.language, "
+      "email_messages = EXCLUDED.email_messages, email_status = EXCLUDED.email_status, "
+      "email_reminders = EXCLUDED.email_reminders, updated_at = now()");
+  const std::string consent =
+      "id::text, purpose, text_version, (extract(epoch FROM given_at) * 1000000)::bigint, "
+      "coalesce((extract(epoch FROM withdrawn_at) * 1000000)::bigint, 0)";
+  conn.prepare("accounts_consents",
+               "SELECT " + consent + " FROM consents WHERE tenant = $1 AND party_id = $2::uuid ORDER BY given_at, id");
+  conn.prepare(
+      "accounts_give_consent",
+      "INSERT INTO consents (tenant, party_id, purpose, text_version) VALUES ($1, $2::uuid, $3, $4) RETURNING " +
+          consent);
+  conn.prepare("accounts_withdraw_consent",
+               "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, now()) "
+               "WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid RETURNING " +
+                   consent);
   mail::Outbox::Prepare(conn);
 }
 
@@ -313,6 +355,138 @@ absl::Status Store::RemoveMember(const std::string& tenant, const std::string& o
     }
     return absl::OkStatus();
   });
+}
+
+namespace {
+
+v1::Consent ToConsent(const pqxx::row& r) {
+  v1::Consent c;
+  c.set_id(r[0].as<std::string>());
+  c.set_purpose(r[1].as<std::string>());
+  c.set_text_version(r[2].as<std::string>());
+  *c.mutable_given_at() = TimeUtil::MicrosecondsToTimestamp(r[3].as<int64_t>());
+  if (r[4].as<int64_t>() != 0) *c.mutable_withdrawn_at() = TimeUtil::MicrosecondsToTimestamp(r[4].as<int64_t>());
+  return c;
+}
+
+v1::Profile ReadProfile(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
+  v1::Profile p;
+  p.set_party_id(party_id);
+  for (const auto& r : tx.exec_prepared("accounts_profile", tenant, party_id)) {
+    auto* a = p.add_attributes();
+    a->set_name(r[0].as<std::string>());
+    a->set_value(r[1].as<std::string>());
+    a->set_source(r[2].as<std::string>());
+    a->set_provider(r[3].as<std::string>());
+    a->set_assurance_level(r[4].as<std::string>());
+    if (r[5].as<int64_t>() != 0) *a->mutable_vouched_at() = TimeUtil::MicrosecondsToTimestamp(r[5].as<int64_t>());
+    *a->mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
+  }
+  return p;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Profile> Store::GetProfile(const std::string& tenant, const std::string& party_id) {
+  v1::Profile out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    out = ReadProfile(tx, tenant, party_id);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Profile> Store::UpdateProfile(const std::string& tenant, const std::string& party_id,
+                                                 const std::map<std::string, std::string>& values) {
+  v1::Profile out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& [name, value] : values) {
+      auto source = tx.exec_prepared("accounts_profile_source_locked", party_id, name);
+      if (!source.empty() && source[0][0].as<std::string>() == "provider") {
+        return absl::FailedPreconditionError(name + ": verified");
+      }
+      if (value.empty())
+        tx.exec_prepared("accounts_profile_delete_self", tenant, party_id, name);
+      else
+        tx.exec_prepared("accounts_profile_set_self", tenant, party_id, name, value);
+    }
+    out = ReadProfile(tx, tenant, party_id);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status Store::RecordVerified(const std::string& tenant, const std::string& party_id,
+                                   const std::map<std::string, std::string>& values, const std::string& provider,
+                                   const std::string& assurance) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& [name, value] : values) {
+      tx.exec_prepared("accounts_profile_set_verified", tenant, party_id, name, value, provider, assurance);
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<v1::Preferences> Store::GetPreferences(const std::string& tenant, const std::string& party_id) {
+  v1::Preferences out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("accounts_preferences", tenant, party_id);
+    // Defaults until the person chooses: German, every notification on.
+    out.set_language(res.empty() ? "de" : res[0][0].as<std::string>());
+    out.mutable_email()->set_messages(res.empty() || res[0][1].as<bool>());
+    out.mutable_email()->set_status_changes(res.empty() || res[0][2].as<bool>());
+    out.mutable_email()->set_reminders(res.empty() || res[0][3].as<bool>());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Preferences> Store::SetPreferences(const std::string& tenant, const std::string& party_id,
+                                                      const v1::Preferences& p) {
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("accounts_set_preferences", tenant, party_id, p.language(), p.email().messages(),
+                     p.email().status_changes(), p.email().reminders());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return GetPreferences(tenant, party_id);
+}
+
+absl::StatusOr<std::vector<v1::Consent>> Store::ListConsents(const std::string& tenant, const std::string& party_id) {
+  std::vector<v1::Consent> out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& r : tx.exec_prepared("accounts_consents", tenant, party_id)) out.push_back(ToConsent(r));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Consent> Store::GiveConsent(const std::string& tenant, const std::string& party_id,
+                                               const std::string& purpose, const std::string& text_version) {
+  v1::Consent out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    out = ToConsent(tx.exec_prepared1("accounts_give_consent", tenant, party_id, purpose, text_version));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Consent> Store::WithdrawConsent(const std::string& tenant, const std::string& party_id,
+                                                   const std::string& id) {
+  v1::Consent out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("accounts_withdraw_consent", tenant, party_id, id);
+    if (res.empty()) return absl::NotFoundError("consent not found");
+    out = ToConsent(res[0]);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 }  // namespace stadtportal::accounts

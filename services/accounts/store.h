@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,6 +74,27 @@ class Store {
                                             const std::string& person_id, const std::string& role);
   absl::Status RemoveMember(const std::string& tenant, const std::string& organisation_id,
                             const std::string& person_id);
+
+  absl::StatusOr<v1::Profile> GetProfile(const std::string& tenant, const std::string& party_id);
+  // Writes self-asserted values ("" removes) in one transaction; FAILED_PRECONDITION
+  // "<name>: verified" (nothing written) if one of them was vouched for by a provider.
+  absl::StatusOr<v1::Profile> UpdateProfile(const std::string& tenant, const std::string& party_id,
+                                            const std::map<std::string, std::string>& values);
+  // Records attributes vouched for by an identity provider (replacing earlier values).
+  absl::Status RecordVerified(const std::string& tenant, const std::string& party_id,
+                              const std::map<std::string, std::string>& values, const std::string& provider,
+                              const std::string& assurance);
+
+  absl::StatusOr<v1::Preferences> GetPreferences(const std::string& tenant, const std::string& party_id);
+  absl::StatusOr<v1::Preferences> SetPreferences(const std::string& tenant, const std::string& party_id,
+                                                 const v1::Preferences& p);
+
+  absl::StatusOr<std::vector<v1::Consent>> ListConsents(const std::string& tenant, const std::string& party_id);
+  absl::StatusOr<v1::Consent> GiveConsent(const std::string& tenant, const std::string& party_id,
+                                          const std::string& purpose, const std::string& text_version);
+  // NOT_FOUND unless the consent is the party's; withdrawing twice keeps the first time.
+  absl::StatusOr<v1::Consent> WithdrawConsent(const std::string& tenant, const std::string& party_id,
+                                              const std::string& id);
 
  private:
   db::Pool& pool_;

@@ -1,4 +1,6 @@
 // The gateway's routes for organisations, memberships and acting for an organisation.
+#include <set>
+
 #include <google/protobuf/util/time_util.h>
 
 #include "libs/grpc/client.h"
@@ -57,6 +59,41 @@ nlohmann::json MembershipJson(const acv1::Membership& m) {
           {"person", PartyJson(m.person())},
           {"role", RoleName(m.role())},
           {"since", TimeUtil::ToString(m.since())}};
+}
+
+nlohmann::json ProfileJson(const acv1::Profile& p) {
+  nlohmann::json attributes = nlohmann::json::object();
+  for (const auto& a : p.attributes()) {
+    nlohmann::json j = {{"value", a.value()},
+                        {"source", a.source()},
+                        {"verified", a.source() == "provider"},
+                        {"updated_at", TimeUtil::ToString(a.updated_at())}};
+    if (a.source() == "provider") {
+      j["provider"] = a.provider();
+      j["assurance_level"] = a.assurance_level();
+      j["vouched_at"] = TimeUtil::ToString(a.vouched_at());
+    }
+    attributes[a.name()] = j;
+  }
+  return {{"party_id", p.party_id()}, {"attributes", attributes}};
+}
+
+nlohmann::json PreferencesJson(const acv1::Preferences& p) {
+  return {{"language", p.language()},
+          {"email",
+           {{"messages", p.email().messages()},
+            {"status_changes", p.email().status_changes()},
+            {"reminders", p.email().reminders()}}}};
+}
+
+nlohmann::json ConsentJson(const acv1::Consent& c) {
+  nlohmann::json j = {{"id", c.id()},
+                      {"purpose", c.purpose()},
+                      {"text_version", c.text_version()},
+                      {"given_at", TimeUtil::ToString(c.given_at())},
+                      {"withdrawn_at", nullptr}};
+  if (c.has_withdrawn_at()) j["withdrawn_at"] = TimeUtil::ToString(c.withdrawn_at());
+  return j;
 }
 
 }  // namespace
@@ -213,6 +250,123 @@ void Service::AddAccountsRoutes() {
                 acv1::RemoveMemberResponse out;
                 if (!call(req, res, *a, &acv1::AccountsService::Stub::RemoveMember, in, &out)) return;
                 res.status = 204;
+              }));
+
+  router_.Add("GET", "/api/v1/me/profile", Limited("default", [this, call](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                acv1::GetProfileRequest in;
+                acv1::Profile out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::GetProfile, in, &out)) return;
+                http::WriteJson(res, 200, ProfileJson(out));
+              }));
+
+  router_.Add(
+      "PATCH", "/api/v1/me/profile", Limited("default", [this, call](Req req, Res res, P) {
+        auto a = Authenticate(req, res);
+        if (!a) return;
+        const FieldSpec optional_text{FieldType::kString, false};
+        auto body = Body(req, res,
+                         {{"given_name", optional_text},
+                          {"family_name", optional_text},
+                          {"birth_date", optional_text},
+                          {"phone", optional_text},
+                          {"contact_email", optional_text},
+                          {"address", {FieldType::kObject, false}}});
+        if (!body) return;
+        acv1::UpdateProfileRequest in;
+        std::vector<http::FieldError> errors;
+        for (auto it = body->begin(); it != body->end(); ++it) {
+          if (it.key() != "address") {
+            (*in.mutable_values())[it.key()] = it.value().get<std::string>();
+            continue;
+          }
+          for (auto f = it.value().begin(); f != it.value().end(); ++f) {
+            static const std::set<std::string> kParts = {"street", "house_number", "postcode", "city", "country"};
+            const std::string name = "address." + f.key();
+            if (kParts.count(f.key()) == 0)
+              errors.push_back({name, "unknown_field"});
+            else if (!f.value().is_string())
+              errors.push_back({name, "wrong_type_string"});
+            else
+              (*in.mutable_values())[name] = f.value().get<std::string>();
+          }
+        }
+        if (!errors.empty()) return Fail(req, res, absl::InvalidArgumentError("invalid address"), errors);
+        acv1::Profile out;
+        if (!call(req, res, *a, &acv1::AccountsService::Stub::UpdateProfile, in, &out)) return;
+        http::WriteJson(res, 200, ProfileJson(out));
+      }));
+
+  router_.Add("GET", "/api/v1/me/preferences", Limited("default", [this, call](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                acv1::GetPreferencesRequest in;
+                acv1::Preferences out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::GetPreferences, in, &out)) return;
+                http::WriteJson(res, 200, PreferencesJson(out));
+              }));
+
+  router_.Add("PUT", "/api/v1/me/preferences", Limited("default", [this, call](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                auto body = Body(req, res, {{"language", {FieldType::kString}}, {"email", {FieldType::kObject}}});
+                if (!body) return;
+                acv1::Preferences in;
+                in.set_language((*body)["language"]);
+                std::vector<http::FieldError> errors;
+                const auto& email = (*body)["email"];
+                for (const auto& [name, setter] :
+                     std::vector<std::pair<std::string, void (acv1::NotificationPreferences::*)(bool)>>{
+                         {"messages", &acv1::NotificationPreferences::set_messages},
+                         {"status_changes", &acv1::NotificationPreferences::set_status_changes},
+                         {"reminders", &acv1::NotificationPreferences::set_reminders}}) {
+                  if (!email.contains(name))
+                    errors.push_back({"email." + name, "required"});
+                  else if (!email[name].is_boolean())
+                    errors.push_back({"email." + name, "wrong_type_boolean"});
+                  else
+                    (in.mutable_email()->*setter)(email[name].get<bool>());
+                }
+                if (email.size() > 3) errors.push_back({"email", "unknown_field"});
+                if (!errors.empty()) return Fail(req, res, absl::InvalidArgumentError("invalid preferences"), errors);
+                acv1::Preferences out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::UpdatePreferences, in, &out)) return;
+                http::WriteJson(res, 200, PreferencesJson(out));
+              }));
+
+  router_.Add("GET", "/api/v1/me/consents", Limited("default", [this, call](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                acv1::ListConsentsRequest in;
+                acv1::ListConsentsResponse out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::ListConsents, in, &out)) return;
+                nlohmann::json items = nlohmann::json::array();
+                for (const auto& c : out.consents()) items.push_back(ConsentJson(c));
+                http::WriteJson(res, 200, {{"items", items}});
+              }));
+
+  router_.Add("POST", "/api/v1/me/consents", Limited("default", [this, call](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                auto body = Body(req, res, {{"purpose", {FieldType::kString}}, {"text_version", {FieldType::kString}}});
+                if (!body) return;
+                acv1::GiveConsentRequest in;
+                in.set_purpose((*body)["purpose"]);
+                in.set_text_version((*body)["text_version"]);
+                acv1::Consent out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::GiveConsent, in, &out)) return;
+                http::WriteJson(res, 201, ConsentJson(out));
+              }));
+
+  router_.Add("POST", "/api/v1/me/consents/{id}/withdraw", Limited("default", [this, call](Req req, Res res, P p) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                acv1::WithdrawConsentRequest in;
+                in.set_id(p.at("id"));
+                acv1::Consent out;
+                if (!call(req, res, *a, &acv1::AccountsService::Stub::WithdrawConsent, in, &out)) return;
+                http::WriteJson(res, 200, ConsentJson(out));
               }));
 
   // The party the session acts for, checked against current memberships: a person who

@@ -144,8 +144,12 @@ void Service::Fail(const httplib::Request& req, httplib::Response& res, const ab
     res.set_header("Retry-After",
                    pos == std::string::npos ? "60" : m.substr(pos + 12, m.find(' ', pos + 12) - pos - 12));
   }
-  if (s.code() != absl::StatusCode::kInvalidArgument) return;
+  // Validation problems, and refusals about a field ("role: last_owner"), list field errors.
+  const bool field_problem =
+      s.code() == absl::StatusCode::kInvalidArgument || s.code() == absl::StatusCode::kFailedPrecondition;
+  if (!field_problem) return;
   if (errors.empty()) errors = http::FieldErrorsFromMessage(std::string(s.message()));
+  if (errors.empty()) return;
   const std::string lang = http::Language(req);
   auto body = nlohmann::json::parse(res.body);
   body["errors"] = nlohmann::json::array();

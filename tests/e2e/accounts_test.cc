@@ -141,3 +141,69 @@ TEST_CASE("bad organisation input gets 4xx problems with field errors and change
 }
 
 }  // namespace stadtportal::e2e
+
+namespace stadtportal::e2e {
+
+TEST_CASE("profile, preferences and consents over REST; another person's token sees only their own", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  json anna = Onboard(stack, c, UniqueEmail());
+  json ben = Onboard(stack, c, UniqueEmail());
+  auto patch = [&](const json& who, const json& body) {
+    return c.Patch("/api/v1/me/profile", Bearer(who), body.dump(), "application/json");
+  };
+
+  auto updated = patch(anna, {{"given_name", "Anna"},
+                              {"birth_date", "1990-02-28"},
+                              {"address", {{"postcode", "90403"}, {"city", "Nürnberg"}, {"country", "DE"}}}});
+  REQUIRE(Status(updated) == 200);
+  auto profile = json::parse(updated->body)["attributes"];
+  CHECK(profile["given_name"]["value"] == "Anna");
+  CHECK(profile["given_name"]["source"] == "self");
+  CHECK(profile["given_name"]["verified"] == false);
+  CHECK(profile["address.postcode"]["value"] == "90403");
+
+  auto bad =
+      c.Patch("/api/v1/me/profile",
+              {{"Authorization", "Bearer " + anna["token"].get<std::string>()}, {"Accept-Language", "en"}},
+              json({{"birth_date", "2999-01-01"}, {"address", {{"postcode", "123"}}}}).dump(), "application/json");
+  REQUIRE(Status(bad) == 400);
+  auto errors = json::parse(bad->body)["errors"];
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0]["field"] == "address.postcode");
+  CHECK(errors[1]["field"] == "birth_date");
+  CHECK(errors[1]["message"] == "The date must not be in the future.");
+  CHECK(Status(patch(anna, {{"given_name", std::string(10000, 'x')}})) == 400);
+  CHECK(Status(patch(anna, {{"shoe_size", "44"}})) == 400);
+
+  // Ben's token shows Ben's (empty) profile, never Anna's.
+  auto bens = c.Get("/api/v1/me/profile", Bearer(ben));
+  REQUIRE(Status(bens) == 200);
+  CHECK(json::parse(bens->body)["attributes"].empty());
+
+  auto prefs =
+      c.Put("/api/v1/me/preferences", Bearer(anna),
+            json({{"language", "en"}, {"email", {{"messages", true}, {"status_changes", false}, {"reminders", true}}}})
+                .dump(),
+            "application/json");
+  REQUIRE(Status(prefs) == 200);
+  CHECK(json::parse(c.Get("/api/v1/me/preferences", Bearer(anna))->body)["email"]["status_changes"] == false);
+  CHECK(json::parse(c.Get("/api/v1/me/preferences", Bearer(ben))->body)["email"]["status_changes"] == true);
+  CHECK(Status(c.Put("/api/v1/me/preferences", Bearer(anna), R"({"language":"en","email":{"messages":"yes"}})",
+                     "application/json")) == 400);
+
+  auto given = PostJson(c, "/api/v1/me/consents", {{"purpose", "satisfaction-survey"}, {"text_version", "2026-01"}},
+                        Bearer(anna));
+  REQUIRE(Status(given) == 201);
+  const std::string consent = json::parse(given->body)["id"];
+  CHECK(Status(c.Post(("/api/v1/me/consents/" + consent + "/withdraw").c_str(), Bearer(ben), "", "application/json")) ==
+        404);
+  auto withdrawn =
+      c.Post(("/api/v1/me/consents/" + consent + "/withdraw").c_str(), Bearer(anna), "", "application/json");
+  REQUIRE(Status(withdrawn) == 200);
+  CHECK_FALSE(json::parse(withdrawn->body)["withdrawn_at"].is_null());
+  CHECK(json::parse(c.Get("/api/v1/me/consents", Bearer(ben))->body)["items"].empty());
+}
+
+}  // namespace stadtportal::e2e
