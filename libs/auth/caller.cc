@@ -135,6 +135,11 @@ absl::StatusOr<Caller> Verifier::Verify(const std::string& token) const {
   }
 }
 
+absl::StatusOr<std::string> ScopeParty(const Caller& caller) {
+  if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
+  return caller.acting_party.empty() ? caller.account_id : caller.acting_party;
+}
+
 std::string NewSigningKey(const std::string& kid) {
   InitSodium();
   unsigned char seed[crypto_sign_SEEDBYTES];

@@ -26,6 +26,11 @@ struct Caller {
   bool anonymous() const { return account_id.empty(); }
 };
 
+// The party whose data a call reads and writes: the organisation the caller acts for,
+// else the caller's own person party (whose id is the identity account id).
+// UNAUTHENTICATED for anonymous callers. Every service scopes its data with this.
+absl::StatusOr<std::string> ScopeParty(const Caller& caller);
+
 // Signs caller tokens (the gateway). The key is an Ed25519 seed.
 class Signer {
  public:

@@ -68,9 +68,23 @@ std::string Service::Tenant(const auth::Caller& caller) const {
   return caller.tenant.empty() ? options_.default_tenant : caller.tenant;
 }
 
-absl::StatusOr<v1::Party> Service::Me(const auth::Caller& caller) {
+absl::StatusOr<v1::Party> Service::Person(const auth::Caller& caller) {
   if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
   return store_->EnsurePerson(Tenant(caller), caller.account_id);
+}
+
+absl::StatusOr<v1::Party> Service::Me(const auth::Caller& caller) {
+  auto me = Person(caller);
+  if (!me.ok()) return me.status();
+  // The acting organisation must still have the person as a member.
+  auto scope = auth::ScopeParty(caller);
+  if (!scope.ok()) return scope.status();
+  if (*scope != me->id()) {
+    auto role = store_->RoleOf(Tenant(caller), *scope, me->id());
+    if (!role.ok()) return role.status();
+    if (!role->has_value()) return absl::PermissionDeniedError("acting_party: not_a_member");
+  }
+  return me;
 }
 
 absl::StatusOr<std::string> Service::MyRole(const auth::Caller& caller, const v1::Party& me, const std::string& org) {
@@ -290,7 +304,8 @@ grpc::Status Service::RemoveMember(grpc::ServerContext* ctx, const v1::RemoveMem
 grpc::Status Service::CheckActingParty(grpc::ServerContext* ctx, const v1::CheckActingPartyRequest* req,
                                        v1::Party* resp) {
   return grpcx::Handle(ctx, "CheckActingParty", [&](const auth::Caller& caller) -> absl::Status {
-    auto me = Me(caller);
+    // Not Me(): switching back must work after the organisation was left.
+    auto me = Person(caller);
     if (!me.ok()) return me.status();
     if (req->party_id().empty() || req->party_id() == me->id()) {
       *resp = *me;

@@ -58,6 +58,8 @@ class Service final : public v1::AccountsService::Service {
 
  private:
   // The caller's person party; UNAUTHENTICATED for anonymous callers.
+  absl::StatusOr<v1::Party> Person(const auth::Caller& caller);
+  // Person(), and PERMISSION_DENIED while acting for an organisation the person left.
   absl::StatusOr<v1::Party> Me(const auth::Caller& caller);
   // The caller's role in the organisation; NOT_FOUND when not a member (or no such organisation).
   absl::StatusOr<std::string> MyRole(const auth::Caller& caller, const v1::Party& me, const std::string& org);

@@ -82,10 +82,10 @@ void Store::Prepare(pqxx::connection& conn) {
                "VALUES ($1, $2, $3, nullif($4, '')::uuid) RETURNING " +
                    party);
   conn.prepare("accounts_get_party", "SELECT " + party + " FROM parties p WHERE p.tenant = $1 AND p.id = $2::uuid");
-  conn.prepare(
-      "accounts_ensure_person",
-      "INSERT INTO parties (tenant, kind, display_name, identity_account_id) VALUES ($1, 'person', '', $2::uuid) "
-      "ON CONFLICT (tenant, identity_account_id) DO NOTHING");
+  conn.prepare("accounts_ensure_person",
+               "INSERT INTO parties (id, tenant, kind, display_name, identity_account_id) "
+               "VALUES ($2::uuid, $1, 'person', '', $2::uuid) "
+               "ON CONFLICT (tenant, identity_account_id) DO NOTHING");
   conn.prepare("accounts_person_of",
                "SELECT " + party + " FROM parties p WHERE p.tenant = $1 AND p.identity_account_id = $2::uuid");
   conn.prepare(

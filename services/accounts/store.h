@@ -47,7 +47,8 @@ class Store {
   // ALREADY_EXISTS when the identity account has a person party already.
   absl::StatusOr<v1::Party> CreateParty(const NewParty& p);
   absl::StatusOr<v1::Party> GetParty(const std::string& tenant, const std::string& id);
-  // The person party of an identity account, created on first use.
+  // The person party of an identity account, created on first use with the account's
+  // id as its own (so that every service knows it from the caller token).
   absl::StatusOr<v1::Party> EnsurePerson(const std::string& tenant, const std::string& identity_account_id);
 
   absl::StatusOr<v1::Organisation> CreateOrganisation(const NewOrganisation& o);

@@ -224,6 +224,51 @@ void Service::AddAuthRoutes() {
                 WriteSession(res, out);
               }));
 
+  auto account_json = [](const idv1::Account& a) {
+    const char* state = a.state() == idv1::ACCOUNT_STATE_LOCKED   ? "locked"
+                        : a.state() == idv1::ACCOUNT_STATE_ACTIVE ? "active"
+                                                                  : "pending_verification";
+    return nlohmann::json{{"id", a.id()},
+                          {"email", a.email()},
+                          {"display_name", a.display_name()},
+                          {"state", state},
+                          {"created_at", TimeUtil::ToString(a.created_at())}};
+  };
+
+  router_.Add("GET", "/api/v1/admin/accounts", Limited("default", [this, account_json](Req req, Res res, P) {
+                auto a = Authenticate(req, res);
+                if (!a) return;
+                idv1::FindAccountsRequest in;
+                in.set_query(req.get_param_value("q"));
+                in.set_reason(req.get_param_value("reason"));
+                idv1::FindAccountsResponse out;
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                absl::Status s = status::FromGrpc(identity_->FindAccounts(ctx.get(), in, &out));
+                if (!s.ok()) return Fail(req, res, s);
+                nlohmann::json items = nlohmann::json::array();
+                for (const auto& account : out.accounts()) items.push_back(account_json(account));
+                http::WriteJson(res, 200, {{"items", items}});
+              }));
+
+  for (const bool lock : {true, false}) {
+    router_.Add("POST", lock ? "/api/v1/admin/accounts/{id}/lock" : "/api/v1/admin/accounts/{id}/unlock",
+                Limited("default", [this, lock, account_json](Req req, Res res, P p) {
+                  auto a = Authenticate(req, res);
+                  if (!a) return;
+                  auto body = Body(req, res, {{"reason", {FieldType::kString}}});
+                  if (!body) return;
+                  idv1::SetAccountLockedRequest in;
+                  in.set_account_id(p.at("id"));
+                  in.set_locked(lock);
+                  in.set_reason((*body)["reason"]);
+                  idv1::Account out;
+                  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                  absl::Status s = status::FromGrpc(identity_->SetAccountLocked(ctx.get(), in, &out));
+                  if (!s.ok()) return Fail(req, res, s);
+                  http::WriteJson(res, 200, account_json(out));
+                }));
+  }
+
   router_.Add("GET", "/api/v1/me", Limited("default", [this](Req req, Res res, P) {
                 auto a = Authenticate(req, res);
                 if (!a) return;

@@ -252,4 +252,46 @@ grpc::Status Service::GetAccount(grpc::ServerContext* ctx, const v1::GetAccountR
   });
 }
 
+namespace {
+
+// Administration needs the tenant-admin role, a reason, and the admin's own tenant.
+absl::Status RequireAdmin(const auth::Caller& caller, const std::string& reason) {
+  if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
+  if (std::find(caller.roles.begin(), caller.roles.end(), "tenant-admin") == caller.roles.end()) {
+    return absl::PermissionDeniedError("tenant administrators only");
+  }
+  return api::ValidateText(reason, "reason", 500);
+}
+
+}  // namespace
+
+grpc::Status Service::FindAccounts(grpc::ServerContext* ctx, const v1::FindAccountsRequest* req,
+                                   v1::FindAccountsResponse* resp) {
+  return grpcx::Handle(ctx, "FindAccounts", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, req->reason()); !s.ok()) return s;
+    if (auto s = api::ValidateText(req->query(), "query", 100); !s.ok()) return s;
+    if (req->query().size() < 3) return absl::InvalidArgumentError("query: too_short");
+    auto found = store_->FindAccounts(caller.tenant, req->query(), caller.account_id, req->reason());
+    if (!found.ok()) return found.status();
+    for (auto& a : *found) *resp->add_accounts() = std::move(a);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::SetAccountLocked(grpc::ServerContext* ctx, const v1::SetAccountLockedRequest* req,
+                                       v1::Account* resp) {
+  return grpcx::Handle(ctx, "SetAccountLocked", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, req->reason()); !s.ok()) return s;
+    if (!api::ValidateUuid(req->account_id(), "account_id").ok()) return absl::NotFoundError("account not found");
+    if (req->account_id() == caller.account_id) return absl::FailedPreconditionError("account_id: own_account");
+    auto a = store_->SetLocked(caller.tenant, req->account_id(), req->locked(), caller.account_id, req->reason());
+    if (!a.ok()) return a.status();
+    if (req->locked()) {
+      if (auto s = sessions_.DeleteAllOf(req->account_id()); !s.ok()) return s;
+    }
+    *resp = *a;
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace stadtportal::identity

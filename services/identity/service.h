@@ -50,6 +50,10 @@ class Service final : public v1::IdentityService::Service {
   grpc::Status SetActingParty(grpc::ServerContext* ctx, const v1::SetActingPartyRequest* req,
                               v1::LoginResponse* resp) override;
   grpc::Status GetAccount(grpc::ServerContext* ctx, const v1::GetAccountRequest* req, v1::Account* resp) override;
+  grpc::Status FindAccounts(grpc::ServerContext* ctx, const v1::FindAccountsRequest* req,
+                            v1::FindAccountsResponse* resp) override;
+  grpc::Status SetAccountLocked(grpc::ServerContext* ctx, const v1::SetAccountLockedRequest* req,
+                                v1::Account* resp) override;
 
  private:
   absl::StatusOr<v1::LoginResponse> NewSession(const v1::Account& account);

@@ -57,6 +57,18 @@ void Store::Prepare(pqxx::connection& conn) {
                "UPDATE accounts SET email_verified_at = coalesce(email_verified_at, now()), state = 'active' "
                "WHERE id = $1::uuid AND state <> 'locked'");
   conn.prepare("identity_set_password", "UPDATE accounts SET password_hash = $2 WHERE id = $1::uuid");
+  conn.prepare("identity_find_accounts",
+               std::string("SELECT ") + kColumns +
+                   " FROM accounts WHERE tenant = $1 AND (strpos(email_normalized, lower($2)) > 0 OR "
+                   "strpos(lower(display_name), lower($2)) > 0) ORDER BY email_normalized LIMIT 50");
+  conn.prepare(
+      "identity_set_locked",
+      std::string("UPDATE accounts SET state = CASE WHEN $3 THEN 'locked' WHEN email_verified_at IS NULL "
+                  "THEN 'pending_verification' ELSE 'active' END WHERE tenant = $1 AND id = $2::uuid RETURNING ") +
+          kColumns);
+  conn.prepare("identity_log_access",
+               "INSERT INTO admin_access_log (tenant, admin_account_id, action, target_account_id, reason) "
+               "VALUES ($1, $2::uuid, $3, $4::uuid, $5)");
   mail::Outbox::Prepare(conn);
 }
 
@@ -143,6 +155,34 @@ absl::StatusOr<std::string> Store::ConsumeToken(
   });
   if (!s.ok()) return s;
   return account_id;
+}
+
+absl::StatusOr<std::vector<v1::Account>> Store::FindAccounts(const std::string& tenant, const std::string& query,
+                                                             const std::string& admin_id, const std::string& reason) {
+  std::vector<v1::Account> out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& r : tx.exec_prepared("identity_find_accounts", tenant, query)) {
+      out.push_back(ToAccount(r));
+      tx.exec_prepared("identity_log_access", tenant, admin_id, "find", out.back().id(), reason);
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Account> Store::SetLocked(const std::string& tenant, const std::string& account_id, bool locked,
+                                             const std::string& admin_id, const std::string& reason) {
+  v1::Account out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("identity_set_locked", tenant, account_id, locked);
+    if (res.empty()) return absl::NotFoundError("account not found");
+    out = ToAccount(res[0]);
+    tx.exec_prepared("identity_log_access", tenant, admin_id, locked ? "lock" : "unlock", account_id, reason);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 absl::Status Store::MarkVerified(pqxx::work& tx, const std::string& account_id) {

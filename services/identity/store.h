@@ -53,6 +53,14 @@ class Store {
                                            const std::function<absl::Status(pqxx::work&, const std::string&)>& then);
   absl::Status SetPasswordHash(const std::string& account_id, const std::string& hash);
   absl::Status MarkVerified(pqxx::work& tx, const std::string& account_id);
+
+  // Accounts whose e-mail or display name contains `query` (at most 50), each read
+  // recorded in the access log in the same transaction.
+  absl::StatusOr<std::vector<v1::Account>> FindAccounts(const std::string& tenant, const std::string& query,
+                                                        const std::string& admin_id, const std::string& reason);
+  // Locks or unlocks (back to active, or pending if never verified), logged likewise.
+  absl::StatusOr<v1::Account> SetLocked(const std::string& tenant, const std::string& account_id, bool locked,
+                                        const std::string& admin_id, const std::string& reason);
   absl::Status SetPasswordHash(pqxx::work& tx, const std::string& account_id, const std::string& hash);
 
  private:

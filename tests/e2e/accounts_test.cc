@@ -97,7 +97,11 @@ TEST_CASE("create an organisation, invite by mail, accept, act for it, switch ba
     const std::string ben_party = json::parse(members->body)["items"][1]["person"]["id"];
     REQUIRE(Status(c.Delete((base + "/members/" + ben_party).c_str(), Bearer(ben_org2))) == 204);
     CHECK(Status(c.Get("/api/v1/me/acting-party", Bearer(ben_org2))) == 404);
-    CHECK(Status(c.Get((base + "/members").c_str(), Bearer(ben_org2))) == 404);
+    CHECK(Status(c.Get((base + "/members").c_str(), Bearer(ben_org2))) == 403);  // Acting for a left organisation.
+    CHECK(Status(c.Get("/api/v1/me/profile", Bearer(ben_org2))) == 403);
+    auto home = PostJson(c, "/api/v1/me/acting-party", {{"party_id", ""}}, Bearer(ben_org2));
+    REQUIRE(Status(home) == 200);  // Switching back still works.
+    CHECK(Status(c.Get("/api/v1/me/profile", Bearer(json::parse(home->body)))) == 200);
   }
 }
 
@@ -204,6 +208,63 @@ TEST_CASE("profile, preferences and consents over REST; another person's token s
   REQUIRE(Status(withdrawn) == 200);
   CHECK_FALSE(json::parse(withdrawn->body)["withdrawn_at"].is_null());
   CHECK(json::parse(c.Get("/api/v1/me/consents", Bearer(ben))->body)["items"].empty());
+}
+
+}  // namespace stadtportal::e2e
+
+#include <pqxx/pqxx>
+
+namespace stadtportal::e2e {
+
+TEST_CASE("tenant administrators find, lock and unlock accounts; every access is logged", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  const std::string admin_mail = UniqueEmail(), ben_mail = UniqueEmail();
+  Onboard(stack, c, admin_mail);
+  json ben = Onboard(stack, c, ben_mail);
+  {
+    // Roles are granted by operators in the database.
+    pqxx::connection conn(testing::DatabaseUrl());
+    pqxx::work tx(conn);
+    tx.exec("UPDATE identity.accounts SET roles = '{tenant-admin}' WHERE email_normalized = " + tx.quote(admin_mail));
+    tx.commit();
+  }
+  auto login = PostJson(c, "/api/v1/auth/login", {{"email", admin_mail}, {"password", kPassword}});
+  REQUIRE(Status(login) == 200);
+  json admin = json::parse(login->body);
+
+  // Not for ordinary accounts, and never without a reason.
+  CHECK(Status(c.Get(("/api/v1/admin/accounts?q=" + ben_mail + "&reason=support").c_str(), Bearer(ben))) == 403);
+  CHECK(Status(c.Get(("/api/v1/admin/accounts?q=" + ben_mail).c_str(), Bearer(admin))) == 400);
+
+  auto found = c.Get(("/api/v1/admin/accounts?q=" + ben_mail + "&reason=ticket%204711").c_str(), Bearer(admin));
+  REQUIRE(Status(found) == 200);
+  auto items = json::parse(found->body)["items"];
+  REQUIRE(items.size() == 1);
+  const std::string ben_id = items[0]["id"];
+  CHECK(items[0]["state"] == "active");
+
+  auto locked = PostJson(c, "/api/v1/admin/accounts/" + ben_id + "/lock", {{"reason", "ticket 4711"}}, Bearer(admin));
+  REQUIRE(Status(locked) == 200);
+  CHECK(json::parse(locked->body)["state"] == "locked");
+  CHECK(Status(c.Get("/api/v1/me", Bearer(ben))) == 401);  // Sessions ended.
+  CHECK(Status(PostJson(c, "/api/v1/auth/login", {{"email", ben_mail}, {"password", kPassword}})) == 403);
+
+  REQUIRE(Status(PostJson(c, "/api/v1/admin/accounts/" + ben_id + "/unlock", {{"reason", "ticket 4711 done"}},
+                          Bearer(admin))) == 200);
+  CHECK(Status(PostJson(c, "/api/v1/auth/login", {{"email", ben_mail}, {"password", kPassword}})) == 200);
+
+  pqxx::connection conn(testing::DatabaseUrl());
+  pqxx::read_transaction tx(conn);
+  auto log =
+      tx.exec("SELECT action, reason FROM identity.admin_access_log WHERE target_account_id = " + tx.quote(ben_id) +
+              " ORDER BY id");
+  REQUIRE(log.size() == 3);
+  CHECK(log[0][0].as<std::string>() == "find");
+  CHECK(log[0][1].as<std::string>() == "ticket 4711");
+  CHECK(log[1][0].as<std::string>() == "lock");
+  CHECK(log[2][0].as<std::string>() == "unlock");
 }
 
 }  // namespace stadtportal::e2e
