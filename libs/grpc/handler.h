@@ -38,6 +38,15 @@ class TestCaller {
 // The verified caller of this call, or UNAUTHENTICATED.
 absl::StatusOr<auth::Caller> VerifiedCaller(const grpc::ServerContext& ctx);
 
+// Copies a store result into the response, or passes its error on:
+//   return grpcx::Respond(resp, store_->GetThing(tenant, id));
+template <typename T, typename Response>
+absl::Status Respond(Response* resp, absl::StatusOr<T> result) {
+  if (!result.ok()) return result.status();
+  *resp = std::move(*result);
+  return absl::OkStatus();
+}
+
 // The edge of every RPC handler: verifies the caller token (an unsigned, forged or
 // expired caller is rejected before any work), binds request id and traceparent to the
 // log lines, runs `fn` — given the caller if it takes one — maps its absl::Status with

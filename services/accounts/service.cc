@@ -114,20 +114,14 @@ grpc::Status Service::CreateParty(grpc::ServerContext* ctx, const v1::CreatePart
         break;
       default: return absl::InvalidArgumentError("kind: PERSON or ORGANISATION required");
     }
-    auto created = store_->CreateParty(p);
-    if (!created.ok()) return created.status();
-    *resp = *created;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->CreateParty(p));
   });
 }
 
 grpc::Status Service::GetParty(grpc::ServerContext* ctx, const v1::GetPartyRequest* req, v1::Party* resp) {
   return grpcx::Handle(ctx, "GetParty", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = api::ValidateUuid(req->id(), "id"); !s.ok()) return s;
-    auto found = store_->GetParty(Tenant(caller), req->id());
-    if (!found.ok()) return found.status();
-    *resp = *found;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->GetParty(Tenant(caller), req->id()));
   });
 }
 
@@ -157,11 +151,8 @@ grpc::Status Service::CreateOrganisation(grpc::ServerContext* ctx, const v1::Cre
       if (auto s = api::ValidateText(req->register_number(), "register_number", 40); !s.ok()) return s;
     }
     if (auto s = ValidateAddress(req->address()); !s.ok()) return s;
-    auto created = store_->CreateOrganisation(
-        {Tenant(caller), req->name(), form, req->register_number(), req->address(), me->id()});
-    if (!created.ok()) return created.status();
-    *resp = *created;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->CreateOrganisation({Tenant(caller), req->name(), form, req->register_number(),
+                                                            req->address(), me->id()}));
   });
 }
 
@@ -171,10 +162,7 @@ grpc::Status Service::GetOrganisation(grpc::ServerContext* ctx, const v1::GetOrg
     auto me = Me(caller);
     if (!me.ok()) return me.status();
     if (!api::ValidateUuid(req->id(), "id").ok()) return NotMember();
-    auto found = store_->GetOrganisation(Tenant(caller), req->id(), me->id());
-    if (!found.ok()) return found.status();
-    *resp = *found;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->GetOrganisation(Tenant(caller), req->id(), me->id()));
   });
 }
 
@@ -238,10 +226,7 @@ grpc::Status Service::AcceptInvitation(grpc::ServerContext* ctx, const v1::Answe
     auto me = Me(caller);
     if (!me.ok()) return me.status();
     if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
-    auto m = store_->AcceptInvitation(Sha256(req->token()), me->id());
-    if (!m.ok()) return m.status();
-    *resp = *m;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->AcceptInvitation(Sha256(req->token()), me->id()));
   });
 }
 
@@ -271,10 +256,8 @@ grpc::Status Service::ChangeRole(grpc::ServerContext* ctx, const v1::ChangeRoleR
     if (Rank(*mine) > 1 || (Rank(*mine) == 1 && (Rank(**theirs) == 0 || Rank(role) == 0))) {
       return absl::PermissionDeniedError("your role does not allow this change");
     }
-    auto m = store_->ChangeRole(Tenant(caller), req->organisation_id(), req->person_party_id(), role);
-    if (!m.ok()) return m.status();
-    *resp = *m;
-    return absl::OkStatus();
+    return grpcx::Respond(resp,
+                          store_->ChangeRole(Tenant(caller), req->organisation_id(), req->person_party_id(), role));
   });
 }
 
@@ -366,10 +349,7 @@ grpc::Status Service::GetProfile(grpc::ServerContext* ctx, const v1::GetProfileR
   return grpcx::Handle(ctx, "GetProfile", [&](const auth::Caller& caller) -> absl::Status {
     auto me = Me(caller);
     if (!me.ok()) return me.status();
-    auto p = store_->GetProfile(Tenant(caller), me->id());
-    if (!p.ok()) return p.status();
-    *resp = *p;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->GetProfile(Tenant(caller), me->id()));
   });
 }
 
@@ -397,10 +377,7 @@ grpc::Status Service::UpdateProfile(grpc::ServerContext* ctx, const v1::UpdatePr
     }
     // All field errors at once.
     if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
-    auto p = store_->UpdateProfile(Tenant(caller), me->id(), values);
-    if (!p.ok()) return p.status();
-    *resp = *p;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->UpdateProfile(Tenant(caller), me->id(), values));
   });
 }
 
@@ -409,10 +386,7 @@ grpc::Status Service::GetPreferences(grpc::ServerContext* ctx, const v1::GetPref
   return grpcx::Handle(ctx, "GetPreferences", [&](const auth::Caller& caller) -> absl::Status {
     auto me = Me(caller);
     if (!me.ok()) return me.status();
-    auto p = store_->GetPreferences(Tenant(caller), me->id());
-    if (!p.ok()) return p.status();
-    *resp = *p;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->GetPreferences(Tenant(caller), me->id()));
   });
 }
 
@@ -421,10 +395,7 @@ grpc::Status Service::UpdatePreferences(grpc::ServerContext* ctx, const v1::Pref
     auto me = Me(caller);
     if (!me.ok()) return me.status();
     if (req->language() != "de" && req->language() != "en") return absl::InvalidArgumentError("language: invalid");
-    auto p = store_->SetPreferences(Tenant(caller), me->id(), *req);
-    if (!p.ok()) return p.status();
-    *resp = *p;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->SetPreferences(Tenant(caller), me->id(), *req));
   });
 }
 
@@ -446,10 +417,7 @@ grpc::Status Service::GiveConsent(grpc::ServerContext* ctx, const v1::GiveConsen
     if (!me.ok()) return me.status();
     if (auto s = api::ValidateSlug(req->purpose(), "purpose"); !s.ok()) return s;
     if (auto s = api::ValidateText(req->text_version(), "text_version", 40); !s.ok()) return s;
-    auto c = store_->GiveConsent(Tenant(caller), me->id(), req->purpose(), req->text_version());
-    if (!c.ok()) return c.status();
-    *resp = *c;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->GiveConsent(Tenant(caller), me->id(), req->purpose(), req->text_version()));
   });
 }
 
@@ -459,10 +427,7 @@ grpc::Status Service::WithdrawConsent(grpc::ServerContext* ctx, const v1::Withdr
     auto me = Me(caller);
     if (!me.ok()) return me.status();
     if (!api::ValidateUuid(req->id(), "id").ok()) return absl::NotFoundError("consent not found");
-    auto c = store_->WithdrawConsent(Tenant(caller), me->id(), req->id());
-    if (!c.ok()) return c.status();
-    *resp = *c;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->WithdrawConsent(Tenant(caller), me->id(), req->id()));
   });
 }
 

@@ -28,10 +28,7 @@ grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDest
         break;
       default: return absl::InvalidArgumentError("mode: PUSH or PULL required");
     }
-    auto stored = store_->PutDestination(d);
-    if (!stored.ok()) return stored.status();
-    *resp = *stored;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->PutDestination(d));
   });
 }
 
@@ -42,10 +39,7 @@ grpc::Status Service::ListDestinations(grpc::ServerContext* ctx, const v1::ListD
     if (!tenant.ok()) return tenant.status();
     auto page = api::ParsePage(req->page());
     if (!page.ok()) return page.status();
-    auto found = store_->ListDestinations(*tenant, *page);
-    if (!found.ok()) return found.status();
-    *resp = *found;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->ListDestinations(*tenant, *page));
   });
 }
 

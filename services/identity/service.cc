@@ -137,12 +137,8 @@ grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* re
 
 grpc::Status Service::ResolveSession(grpc::ServerContext* ctx, const v1::ResolveSessionRequest* req,
                                      v1::Session* resp) {
-  return grpcx::Handle(ctx, "ResolveSession", [&]() -> absl::Status {
-    auto s = sessions_.Resolve(req->session_id());
-    if (!s.ok()) return s.status();
-    *resp = *s;
-    return absl::OkStatus();
-  });
+  return grpcx::Handle(ctx, "ResolveSession",
+                       [&]() -> absl::Status { return grpcx::Respond(resp, sessions_.Resolve(req->session_id())); });
 }
 
 grpc::Status Service::Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req, v1::LogoutResponse*) {
@@ -234,10 +230,7 @@ grpc::Status Service::SetActingParty(grpc::ServerContext* ctx, const v1::SetActi
     if (!session.ok()) return session.status();
     // Only the session's own account may switch it (the gateway checked membership).
     if (caller.account_id != session->account_id()) return absl::PermissionDeniedError("not your session");
-    auto rotated = sessions_.Rotate(req->session_id(), req->acting_party_id());
-    if (!rotated.ok()) return rotated.status();
-    *resp = *rotated;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, sessions_.Rotate(req->session_id(), req->acting_party_id()));
   });
 }
 
@@ -245,10 +238,7 @@ grpc::Status Service::GetAccount(grpc::ServerContext* ctx, const v1::GetAccountR
   return grpcx::Handle(ctx, "GetAccount", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = api::ValidateUuid(req->id(), "id"); !s.ok()) return s;
     const std::string tenant = caller.tenant.empty() ? options_.default_tenant : caller.tenant;
-    auto found = store_->GetAccount(tenant, req->id());
-    if (!found.ok()) return found.status();
-    *resp = *found;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->GetAccount(tenant, req->id()));
   });
 }
 

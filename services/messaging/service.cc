@@ -32,11 +32,8 @@ grpc::Status Service::PostMessage(grpc::ServerContext* ctx, const v1::PostMessag
     if (auto s = api::ValidateText(req->subject(), "subject", 200); !s.ok()) return s;
     if (auto s = api::ValidateText(req->body(), "body", 20000); !s.ok()) return s;
     if (auto s = api::ValidateText(req->message_key(), "message_key", 255); !s.ok()) return s;
-    auto posted = store_->PostMessage(
-        {*tenant, req->party().id(), *kind, sender, req->subject(), req->body(), req->message_key()});
-    if (!posted.ok()) return posted.status();
-    *resp = *posted;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->PostMessage({*tenant, req->party().id(), *kind, sender, req->subject(),
+                                                     req->body(), req->message_key()}));
   });
 }
 
@@ -48,10 +45,7 @@ grpc::Status Service::ListMessages(grpc::ServerContext* ctx, const v1::ListMessa
     if (auto kind = PartyKind(req->party()); !kind.ok()) return kind.status();
     auto page = api::ParsePage(req->page());
     if (!page.ok()) return page.status();
-    auto found = store_->ListMessages(*tenant, req->party().id(), *page);
-    if (!found.ok()) return found.status();
-    *resp = *found;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->ListMessages(*tenant, req->party().id(), *page));
   });
 }
 

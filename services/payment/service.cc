@@ -35,20 +35,14 @@ grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePa
                  req->description(),
                  req->idempotency_key(),
                  absl::BytesToHexString(fingerprint)};
-    auto created = store_->CreatePayment(p);
-    if (!created.ok()) return created.status();
-    *resp = *created;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->CreatePayment(p));
   });
 }
 
 grpc::Status Service::GetPayment(grpc::ServerContext* ctx, const v1::GetPaymentRequest* req, v1::Payment* resp) {
   return grpcx::Handle(ctx, "GetPayment", [&]() -> absl::Status {
     if (auto s = api::ValidateUuid(req->id(), "id"); !s.ok()) return s;
-    auto found = store_->GetPayment(default_tenant_, req->id());
-    if (!found.ok()) return found.status();
-    *resp = *found;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->GetPayment(default_tenant_, req->id()));
   });
 }
 

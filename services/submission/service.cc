@@ -17,10 +17,7 @@ grpc::Status Service::ListOnlineServices(grpc::ServerContext* ctx, const v1::Lis
     if (!req->category().empty()) {
       if (auto s = api::ValidateSlug(req->category(), "category"); !s.ok()) return s;
     }
-    auto found = store_->ListOnlineServices({*tenant, req->query(), req->category(), *page});
-    if (!found.ok()) return found.status();
-    *resp = *found;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->ListOnlineServices({*tenant, req->query(), req->category(), *page}));
   });
 }
 
@@ -30,10 +27,7 @@ grpc::Status Service::GetOnlineService(grpc::ServerContext* ctx, const v1::GetOn
     auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
     if (!tenant.ok()) return tenant.status();
     if (auto s = api::ValidateSlug(req->id(), "id"); !s.ok()) return s;
-    auto found = store_->GetOnlineService(*tenant, req->id());
-    if (!found.ok()) return found.status();
-    *resp = *found;
-    return absl::OkStatus();
+    return grpcx::Respond(resp, store_->GetOnlineService(*tenant, req->id()));
   });
 }
 
