@@ -346,3 +346,38 @@ TEST_CASE("consents are listed and withdrawable only by their giver", "[integrat
 }
 
 }  // namespace stadtportal::accounts
+
+namespace stadtportal::accounts {
+
+TEST_CASE("an expired or declined invitation cannot be accepted", "[integration]") {
+  Fixture f;
+  auto org = f.CreateOrganisation(kAnna, "Verein Süd");
+  REQUIRE(f.Invite(kAnna, org.party().id(), "ben@example.de", v1::ROLE_MEMBER).ok());
+  const auto expired = f.LastInvitationToken();
+  {
+    pqxx::connection conn(testing::DatabaseUrl());
+    pqxx::work tx(conn);
+    tx.exec("UPDATE " + tx.quote_name(f.schema.name()) + ".invitations SET expires_at = now() - interval '1 second'");
+    tx.commit();
+  }
+  v1::Membership m;
+  CHECK(f.Accept(kBen, expired, &m).error_message() == "token: invalid_token");
+
+  REQUIRE(f.Invite(kAnna, org.party().id(), "ben@example.de", v1::ROLE_MEMBER).ok());
+  const auto declined = f.LastInvitationToken();
+  {
+    grpcx::TestCaller scope(kBen);
+    v1::AnswerInvitationRequest req;
+    req.set_token(declined);
+    v1::DeclineInvitationResponse resp;
+    REQUIRE(f.service.DeclineInvitation(&f.ctx, &req, &resp).ok());
+  }
+  CHECK(f.Accept(kBen, declined, &m).error_message() == "token: invalid_token");
+  grpcx::TestCaller scope(kBen);
+  v1::ListMyOrganisationsRequest mine;
+  v1::ListMyOrganisationsResponse list;
+  REQUIRE(f.service.ListMyOrganisations(&f.ctx, &mine, &list).ok());
+  CHECK(list.organisations_size() == 0);
+}
+
+}  // namespace stadtportal::accounts

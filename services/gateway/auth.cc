@@ -85,6 +85,16 @@ std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, 
     Fail(req, res, absl::PermissionDeniedError("X-CSRF-Token missing or wrong"));
     return std::nullopt;
   }
+  // Per account too, so that one account cannot spread its load over many addresses.
+  if (limiter_ != nullptr) {
+    auto d = limiter_->Take("account", a.session.account_id(), options_.default_rate);
+    if (d.ok() && !d->allowed) {
+      res.set_header("Retry-After", std::to_string(d->retry_after));
+      Fail(req, res, absl::ResourceExhaustedError("too many requests for this account; retry later"));
+      return std::nullopt;
+    }
+    if (!d.ok()) log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
+  }
   auth::Caller caller;
   caller.account_id = a.session.account_id();
   caller.acting_party = a.session.acting_party_id();

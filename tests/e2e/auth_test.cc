@@ -227,3 +227,49 @@ TEST_CASE("a stopped service makes only its routes fail fast", "[e2e]") {
 }
 
 }  // namespace stadtportal::e2e
+
+#include <sodium.h>
+
+#include "absl/strings/escaping.h"
+#include "libs/redis/client.h"
+
+namespace stadtportal::e2e {
+
+// Sessions put into Redis the way identity stores them, to test what the gateway
+// does with an expired one and with one of another municipality.
+TEST_CASE("expired sessions and sessions of another tenant are refused", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  json login = Onboard(stack, c, UniqueEmail());
+  auto me = c.Get("/api/v1/me", Bearer(login));
+  REQUIRE(me);
+  const std::string account = json::parse(me->body)["account_id"];
+
+  redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
+  auto plant = [&](const std::string& id, const std::string& tenant, int64_t absolute) {
+    unsigned char hash[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(hash, reinterpret_cast<const unsigned char*>(id.data()), id.size());
+    const std::string key =
+        "sp:session:" + absl::BytesToHexString(std::string(reinterpret_cast<char*>(hash), sizeof(hash)));
+    REQUIRE(redis
+                .Command({"HSET", key,   "account", account,    "tenant", tenant,
+                          "acr",  "low", "amr",     "password", "roles",  "",
+                          "csrf", "x",   "created", "0",        "abs",    std::to_string(absolute),
+                          "act",  ""})
+                .ok());
+    REQUIRE(redis.Command({"EXPIRE", key, "600"}).ok());
+  };
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  plant("planted-valid-session-0123456789abcdef", "09564000", now + 600);
+  plant("planted-expired-session-0123456789abcd", "09564000", now - 1);
+  plant("planted-munich-session-0123456789abcde", "09162000", now + 600);
+  // The planted valid one proves the planting matches identity's format…
+  CHECK(c.Get("/api/v1/me", {{"Authorization", "Bearer planted-valid-session-0123456789abcdef"}})->status == 200);
+  // …so these are refused for being expired and for belonging to another municipality.
+  CHECK(c.Get("/api/v1/me", {{"Authorization", "Bearer planted-expired-session-0123456789abcd"}})->status == 401);
+  CHECK(c.Get("/api/v1/me", {{"Authorization", "Bearer planted-munich-session-0123456789abcde"}})->status == 401);
+}
+
+}  // namespace stadtportal::e2e
