@@ -96,6 +96,15 @@ absl::Status ValidateText(const std::string& text, const std::string& field, siz
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> NormalizeEmail(const std::string& email, const std::string& field) {
+  std::string e = absl::AsciiStrToLower(absl::StripAsciiWhitespace(email));
+  static const std::regex kEmail(R"(^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$)");
+  if (e.size() > 254 || !ValidateText(e, field, 254).ok() || !std::regex_match(e, kEmail)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": invalid_email"));
+  }
+  return e;
+}
+
 absl::Status ValidateSlug(const std::string& id, const std::string& field) {
   static const std::regex kSlug("^[a-z][a-z0-9-]{0,63}$");
   if (!std::regex_match(id, kSlug)) {

@@ -26,6 +26,10 @@ absl::Status ValidateMoney(const common::v1::Money& m, const std::string& field)
 absl::Status ValidateUuid(const std::string& id, const std::string& field);
 // Non-empty after trimming, valid UTF-8, at most `max_chars` code points.
 absl::Status ValidateText(const std::string& text, const std::string& field, size_t max_chars);
+// "  Anna.Muster@Example.DE " → "anna.muster@example.de"; INVALID_ARGUMENT
+// "<field>: invalid_email" unless it looks like an address (one @, a dot in the
+// domain, no spaces, at most 254 characters; the mail to it proves the rest).
+absl::StatusOr<std::string> NormalizeEmail(const std::string& email, const std::string& field);
 // A slug: 1–64 of [a-z0-9-], starting with a letter.
 absl::Status ValidateSlug(const std::string& id, const std::string& field);
 

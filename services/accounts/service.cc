@@ -2,14 +2,13 @@
 
 #include <regex>
 
-#include <sodium.h>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libs/api/api.h"
+#include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 
 namespace stadtportal::accounts {
@@ -19,19 +18,6 @@ namespace {
 int Rank(const std::string& role) { return role == "owner" ? 0 : role == "admin" ? 1 : 2; }
 
 absl::Status NotMember() { return absl::NotFoundError("organisation not found"); }
-
-std::string RandomToken() {
-  std::string raw(32, '\0');
-  randombytes_buf(raw.data(), raw.size());
-  return absl::WebSafeBase64Escape(raw);
-}
-
-std::string Sha256(const std::string& s) {
-  std::string out(crypto_hash_sha256_BYTES, '\0');
-  crypto_hash_sha256(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(s.data()),
-                     s.size());
-  return out;
-}
 
 absl::Status ValidateAddress(const v1::Address& a) {
   if (auto s = api::ValidateText(a.street(), "address.street", 200); !s.ok()) return s;
@@ -201,18 +187,15 @@ grpc::Status Service::InviteMember(grpc::ServerContext* ctx, const v1::InviteMem
     if (role.empty()) return absl::InvalidArgumentError("role: invalid_role");
     if (Rank(*mine) > 1) return absl::PermissionDeniedError("only owners and admins invite");
     if (Rank(role) < Rank(*mine)) return absl::PermissionDeniedError("an admin cannot invite owners");
-    std::string email = absl::AsciiStrToLower(absl::StripAsciiWhitespace(req->email()));
-    static const std::regex kEmail(R"(^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$)");
-    if (email.size() > 254 || !api::ValidateText(email, "email", 254).ok() || !std::regex_match(email, kEmail)) {
-      return absl::InvalidArgumentError("email: invalid_email");
-    }
+    auto email = api::NormalizeEmail(req->email(), "email");
+    if (!email.ok()) return email.status();
     auto org = store_->GetOrganisation(Tenant(caller), req->organisation_id(), me->id());
     if (!org.ok()) return org.status();
-    const std::string token = RandomToken();
+    const std::string token = auth::RandomToken();
     const std::string link = options_.public_url + "/invitations?token=" + token;
     auto invited = store_->Invite(
-        {Tenant(caller), req->organisation_id(), email, role, Sha256(token), me->id(), options_.invitation_ttl},
-        InvitationMail(req->language() == "en" ? "en" : "de", email, org->party().display_name(), link));
+        {Tenant(caller), req->organisation_id(), *email, role, auth::Sha256(token), me->id(), options_.invitation_ttl},
+        InvitationMail(req->language() == "en" ? "en" : "de", *email, org->party().display_name(), link));
     if (!invited.ok()) return invited.status();
     if (relay_ != nullptr) relay_->Notify();
     *resp = *invited;
@@ -226,7 +209,7 @@ grpc::Status Service::AcceptInvitation(grpc::ServerContext* ctx, const v1::Answe
     auto me = Me(caller);
     if (!me.ok()) return me.status();
     if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
-    return grpcx::Respond(resp, store_->AcceptInvitation(Sha256(req->token()), me->id()));
+    return grpcx::Respond(resp, store_->AcceptInvitation(auth::Sha256(req->token()), me->id()));
   });
 }
 
@@ -235,7 +218,7 @@ grpc::Status Service::DeclineInvitation(grpc::ServerContext* ctx, const v1::Answ
   return grpcx::Handle(ctx, "DeclineInvitation", [&](const auth::Caller& caller) -> absl::Status {
     if (auto me = Me(caller); !me.ok()) return me.status();
     if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
-    return store_->DeclineInvitation(Sha256(req->token()));
+    return store_->DeclineInvitation(auth::Sha256(req->token()));
   });
 }
 
@@ -327,13 +310,7 @@ absl::Status ValidateProfileValue(const std::string& name, const std::string& va
     static const std::regex kPhone(R"(^\+?[0-9][0-9 ()/-]{4,29}$)");
     return std::regex_match(value, kPhone) ? absl::OkStatus() : invalid("invalid_phone");
   }
-  if (name == "contact_email") {
-    static const std::regex kEmail(R"(^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$)");
-    if (value.size() > 254 || !api::ValidateText(value, name, 254).ok() || !std::regex_match(value, kEmail)) {
-      return invalid("invalid_email");
-    }
-    return absl::OkStatus();
-  }
+  if (name == "contact_email") return api::NormalizeEmail(value, name).status();
   if (name == "address.country") {
     static const std::regex kCountry("^[A-Z]{2}$");
     return std::regex_match(value, kCountry) ? absl::OkStatus() : invalid("invalid_country");

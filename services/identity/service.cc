@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "libs/api/api.h"
+#include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 
 namespace stadtportal::identity {
@@ -28,16 +29,6 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   o.throttle.max_failures_per_ip = static_cast<int>(env.Int("STADTPORTAL_LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100000));
   o.throttle.window = std::chrono::seconds(env.Int("STADTPORTAL_LOGIN_THROTTLE_WINDOW_S", 900, 10, 86400));
   return o;
-}
-
-absl::StatusOr<std::string> NormalizeEmail(const std::string& email) {
-  std::string e = absl::AsciiStrToLower(absl::StripAsciiWhitespace(email));
-  // Deliberately simple: one @, a dot in the domain, no spaces; the verification mail proves the rest.
-  static const std::regex kEmail(R"(^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$)");
-  if (e.size() > 254 || !api::ValidateText(e, "email", 254).ok() || !std::regex_match(e, kEmail)) {
-    return absl::InvalidArgumentError("email: invalid_email");
-  }
-  return e;
 }
 
 Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, mail::Relay* relay)
@@ -66,7 +57,7 @@ grpc::Status Service::Register(grpc::ServerContext* ctx, const v1::RegisterReque
   return grpcx::Handle(ctx, "Register", [&]() -> absl::Status {
     auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
     if (!tenant.ok()) return tenant.status();
-    auto email = NormalizeEmail(req->email());
+    auto email = api::NormalizeEmail(req->email(), "email");
     if (!email.ok()) return email.status();
     if (auto s = api::ValidateText(req->display_name(), "display_name", 100); !s.ok()) return s;
     if (auto s = policy_.Check(req->password(), *email); !s.ok()) return s;
@@ -74,9 +65,9 @@ grpc::Status Service::Register(grpc::ServerContext* ctx, const v1::RegisterReque
     auto hash = hasher_.Hash(req->password());
     if (!hash.ok()) return hash.status();
     const std::string language = LanguageCode(req->language());
-    const std::string token = RandomToken(32);
+    const std::string token = auth::RandomToken();
     NewAccount a{*tenant, *email, *email, req->display_name(), language, *hash};
-    absl::Status s = store_->CreateAccount(a, Sha256(token), options_.verify_token_ttl, [&](const v1::Account&) {
+    absl::Status s = store_->CreateAccount(a, auth::Sha256(token), options_.verify_token_ttl, [&](const v1::Account&) {
       return VerificationMail(language, *email, Link("verify-email", token));
     });
     if (s.code() == absl::StatusCode::kAlreadyExists) {
@@ -95,7 +86,7 @@ grpc::Status Service::VerifyEmail(grpc::ServerContext* ctx, const v1::VerifyEmai
   return grpcx::Handle(ctx, "VerifyEmail", [&]() -> absl::Status {
     if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
     auto account =
-        store_->ConsumeToken(Sha256(req->token()), "verify_email",
+        store_->ConsumeToken(auth::Sha256(req->token()), "verify_email",
                              [&](pqxx::work& tx, const std::string& id) { return store_->MarkVerified(tx, id); });
     return account.status();
   });
@@ -105,7 +96,7 @@ grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* re
   return grpcx::Handle(ctx, "Login", [&]() -> absl::Status {
     auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
     if (!tenant.ok()) return tenant.status();
-    auto email = NormalizeEmail(req->email());
+    auto email = api::NormalizeEmail(req->email(), "email");
     if (!email.ok()) return email.status();
     if (req->password().empty() || req->password().size() > 1024) return BadCredentials();
     if (auto s = throttle_.Check(*email, req->client_ip()); !s.ok()) return s;
@@ -186,14 +177,14 @@ grpc::Status Service::RequestPasswordReset(grpc::ServerContext* ctx, const v1::R
   return grpcx::Handle(ctx, "RequestPasswordReset", [&]() -> absl::Status {
     auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
     if (!tenant.ok()) return tenant.status();
-    auto email = NormalizeEmail(req->email());
+    auto email = api::NormalizeEmail(req->email(), "email");
     if (!email.ok()) return email.status();
     auto found = store_->FindByEmail(*tenant, *email);
     if (found.status().code() == absl::StatusCode::kNotFound) return absl::OkStatus();  // Same answer.
     if (!found.ok()) return found.status();
-    const std::string token = RandomToken(32);
+    const std::string token = auth::RandomToken();
     auto s = store_->IssueToken(
-        found->account, "reset_password", Sha256(token), options_.reset_token_ttl,
+        found->account, "reset_password", auth::Sha256(token), options_.reset_token_ttl,
         PasswordResetMail(LanguageCode(found->account.language()), *email, Link("password-reset/confirm", token)));
     if (s.ok()) MailsQueued();
     return s;
@@ -210,7 +201,7 @@ grpc::Status Service::ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::C
     auto hash = hasher_.Hash(req->new_password());
     if (!hash.ok()) return hash.status();
     auto account =
-        store_->ConsumeToken(Sha256(req->token()), "reset_password", [&](pqxx::work& tx, const std::string& id) {
+        store_->ConsumeToken(auth::Sha256(req->token()), "reset_password", [&](pqxx::work& tx, const std::string& id) {
           // Following the mailed link also proves the address.
           if (auto s = store_->MarkVerified(tx, id); !s.ok()) return s;
           return store_->SetPasswordHash(tx, id, *hash);

@@ -69,7 +69,4 @@ class Service final : public v1::IdentityService::Service {
   mail::Relay* relay_;
 };
 
-// "  Anna.Muster@Example.DE " → "anna.muster@example.de"; INVALID_ARGUMENT if it is no address.
-absl::StatusOr<std::string> NormalizeEmail(const std::string& email);
-
 }  // namespace stadtportal::identity

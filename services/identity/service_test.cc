@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "libs/api/api.h"
 #include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
 

@@ -9,10 +9,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "libs/auth/tokens.h"
 #include "libs/log/log.h"
 
 namespace stadtportal::identity {
 namespace {
+
+using auth::RandomToken;
+using auth::Sha256;
 
 using google::protobuf::util::TimeUtil;
 
@@ -38,19 +42,6 @@ v1::AssuranceLevel ParseLevel(const std::string& s) {
 }
 
 }  // namespace
-
-std::string RandomToken(size_t bytes) {
-  std::string raw(bytes, '\0');
-  randombytes_buf(raw.data(), raw.size());
-  return absl::WebSafeBase64Escape(raw);
-}
-
-std::string Sha256(const std::string& data) {
-  std::string out(crypto_hash_sha256_BYTES, '\0');
-  crypto_hash_sha256(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(data.data()),
-                     data.size());
-  return out;
-}
 
 std::string SessionStore::Ref(const std::string& session_id) { return absl::BytesToHexString(Sha256(session_id)); }
 

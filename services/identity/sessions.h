@@ -59,9 +59,4 @@ class LoginThrottle {
   ThrottleOptions options_;
 };
 
-// base64url of `bytes` random bytes.
-std::string RandomToken(size_t bytes);
-// Raw SHA-256.
-std::string Sha256(const std::string& data);
-
 }  // namespace stadtportal::identity
