@@ -40,6 +40,7 @@ class Signer {
   static Signer FromEnv(const config::Env& env);
   std::string Sign(const Caller& caller) const;
   const std::string& kid() const { return kid_; }
+  std::chrono::seconds lifetime() const { return lifetime_; }
   // "kid:base64(public key)", for the services' STADTPORTAL_CALLER_PUBLIC_KEYS.
   std::string PublicKey() const;
 

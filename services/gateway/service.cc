@@ -129,9 +129,15 @@ Service::Handler Service::Limited(const std::string& group, Handler handler) {
 }
 
 std::string Service::AnonymousToken() const {
-  auth::Caller anonymous;
-  anonymous.tenant = options_.tenant;
-  return signer_.Sign(anonymous);
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(anonymous_mu_);
+  if (now >= anonymous_until_) {
+    auth::Caller anonymous;
+    anonymous.tenant = options_.tenant;
+    anonymous_token_ = signer_.Sign(anonymous);
+    anonymous_until_ = now + signer_.lifetime() / 2;
+  }
+  return anonymous_token_;
 }
 
 void Service::Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,

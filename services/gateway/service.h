@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -110,6 +111,11 @@ class Service {
   httplib::Server server_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  // The anonymous caller token is the same for every anonymous request: signed once per
+  // half lifetime instead of per request.
+  mutable std::mutex anonymous_mu_;
+  mutable std::string anonymous_token_;
+  mutable std::chrono::steady_clock::time_point anonymous_until_;
 };
 
 }  // namespace stadtportal::gateway
