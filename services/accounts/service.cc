@@ -19,17 +19,24 @@ int Rank(const std::string& role) { return role == "owner" ? 0 : role == "admin"
 
 absl::Status NotMember() { return absl::NotFoundError("organisation not found"); }
 
+// ISO 3166-1 alpha-2.
+bool IsCountry(const std::string& country) {
+  static const std::regex kCountry("^[A-Z]{2}$");
+  return std::regex_match(country, kCountry);
+}
+
+// German postcodes have five digits; elsewhere 2-10 letters, digits, spaces or dashes.
+bool IsPostcode(const std::string& postcode, const std::string& country) {
+  static const std::regex kDe("^[0-9]{5}$"), kOther("^[A-Za-z0-9 -]{2,10}$");
+  return std::regex_match(postcode, country == "DE" ? kDe : kOther);
+}
+
 absl::Status ValidateAddress(const v1::Address& a) {
   if (auto s = api::ValidateText(a.street(), "address.street", 200); !s.ok()) return s;
   if (auto s = api::ValidateText(a.house_number(), "address.house_number", 20); !s.ok()) return s;
   if (auto s = api::ValidateText(a.city(), "address.city", 100); !s.ok()) return s;
-  static const std::regex kCountry("^[A-Z]{2}$");
-  if (!std::regex_match(a.country(), kCountry)) return absl::InvalidArgumentError("address.country: invalid_country");
-  // German postcodes have five digits; elsewhere 2-10 letters, digits, spaces or dashes.
-  static const std::regex kDe("^[0-9]{5}$"), kOther("^[A-Za-z0-9 -]{2,10}$");
-  if (!std::regex_match(a.postcode(), a.country() == "DE" ? kDe : kOther)) {
-    return absl::InvalidArgumentError("address.postcode: invalid_postcode");
-  }
+  if (!IsCountry(a.country())) return absl::InvalidArgumentError("address.country: invalid_country");
+  if (!IsPostcode(a.postcode(), a.country())) return absl::InvalidArgumentError("address.postcode: invalid_postcode");
   return absl::OkStatus();
 }
 
@@ -311,14 +318,8 @@ absl::Status ValidateProfileValue(const std::string& name, const std::string& va
     return std::regex_match(value, kPhone) ? absl::OkStatus() : invalid("invalid_phone");
   }
   if (name == "contact_email") return api::NormalizeEmail(value, name).status();
-  if (name == "address.country") {
-    static const std::regex kCountry("^[A-Z]{2}$");
-    return std::regex_match(value, kCountry) ? absl::OkStatus() : invalid("invalid_country");
-  }
-  if (name == "address.postcode") {
-    static const std::regex kDe("^[0-9]{5}$"), kOther("^[A-Za-z0-9 -]{2,10}$");
-    return std::regex_match(value, country == "DE" ? kDe : kOther) ? absl::OkStatus() : invalid("invalid_postcode");
-  }
+  if (name == "address.country") return IsCountry(value) ? absl::OkStatus() : invalid("invalid_country");
+  if (name == "address.postcode") return IsPostcode(value, country) ? absl::OkStatus() : invalid("invalid_postcode");
   return invalid("unknown_field");
 }
 
