@@ -33,7 +33,8 @@ sp_as_pg() {
 sp_free_port() {
   local p
   while :; do
-    p=$(( (RANDOM % 20000) + 30000 ))
+    # Below the kernel's ephemeral range, so no outgoing connection can take it meanwhile.
+    p=$(( (RANDOM % 12000) + 20000 ))
     ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
   done
 }

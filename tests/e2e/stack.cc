@@ -121,12 +121,17 @@ httplib::Client Stack::Http() const {
 
 bool Stack::WaitReady(std::chrono::milliseconds timeout) {
   auto c = Http();
-  return testing::Eventually(
+  std::string last;
+  const bool ready = testing::Eventually(
       [&] {
         auto r = c.Get("/readyz");
+        last = r ? r->body : "no answer";
         return r && r->status == 200;
       },
       timeout);
+  // When a stack does not come up, the failure shows why.
+  if (!ready) UNSCOPED_INFO("/readyz: " << last << "\nlogs:\n" << AllLogs());
+  return ready;
 }
 
 std::string UniqueEmail() { return "citizen." + std::to_string(std::random_device{}()) + "@example.de"; }
