@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -78,10 +80,16 @@ db::Pool& TestSchema::pool(db::Prepare prepare) {
 uint16_t FreePort() {
   // Below Linux's ephemeral range (32768-60999): a port handed to a server under test
   // cannot meanwhile be taken by some process's outgoing connection.
-  static thread_local std::mt19937 rng{std::random_device{}()};
+  // And never the same port twice in one test process: a port handed out but not yet
+  // bound by its server still tests free.
+  static std::mutex mu;
+  static std::set<int> handed_out;
+  static std::mt19937 rng{std::random_device{}()};
   std::uniform_int_distribution<int> pick(20000, 32000);
+  std::lock_guard<std::mutex> lock(mu);
   for (;;) {
     const int port = pick(rng);
+    if (handed_out.count(port) > 0) continue;
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -89,7 +97,9 @@ uint16_t FreePort() {
     addr.sin_port = htons(static_cast<uint16_t>(port));
     const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
     ::close(fd);
-    if (free) return static_cast<uint16_t>(port);
+    if (!free) continue;
+    handed_out.insert(port);
+    return static_cast<uint16_t>(port);
   }
 }
 
