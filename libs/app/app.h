@@ -38,6 +38,10 @@ class ServiceContext {
   redis::Client& Redis();
   grpcx::Server& server() { return server_; }
 
+  // Work that needs the migrated schema and must finish before the first call is
+  // served (e.g. publishing compiled-in data); an error stops the process (exit 1).
+  void OnStarting(std::function<absl::Status()> step) { on_starting_.push_back(std::move(step)); }
+  absl::Status Starting();
   // Background work: started once the server serves, stopped before it drains.
   void OnServing(std::function<void()> start) { on_serving_.push_back(std::move(start)); }
   void OnStopping(std::function<void()> stop) { on_stopping_.push_back(std::move(stop)); }
@@ -56,6 +60,7 @@ class ServiceContext {
   std::string tenant_;
   std::unique_ptr<db::Pool> pool_;  // Declared before server_: outlives the services.
   std::unique_ptr<redis::Client> redis_;
+  std::vector<std::function<absl::Status()>> on_starting_;
   std::vector<std::function<void()>> on_serving_;
   std::vector<std::function<void()>> on_stopping_;
   grpcx::Server server_;

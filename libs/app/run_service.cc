@@ -23,6 +23,13 @@ redis::Client& ServiceContext::Redis() {
   return *redis_;
 }
 
+absl::Status ServiceContext::Starting() {
+  for (auto& step : on_starting_) {
+    if (auto s = step(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 void ServiceContext::Serving() {
   for (auto& f : on_serving_) f();
 }
@@ -83,6 +90,10 @@ int RunService(int argc, char** argv, const ServiceSpec& spec, const std::functi
     if (migrate && !ApplyMigrations(db.url, spec.name, patience)) return 1;
     if (migrate_only) return 0;
 
+    if (auto s = ctx.Starting(); !s.ok()) {
+      log::Error("cannot start", {{"error", std::string(s.message())}});
+      return 1;
+    }
     metrics::AdminServer admin(listen_host, admin_port);
     log::Info("metrics listening", {{"port", admin.port()}});
     if (auto s = ctx.server().Start(); !s.ok()) {

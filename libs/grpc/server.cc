@@ -79,6 +79,8 @@ ServerOptions ServerOptions::FromEnv(const config::Env& env, uint16_t default_po
   o.shutdown_grace = env.Millis("STADTPORTAL_SHUTDOWN_GRACE_MS", o.shutdown_grace);
   o.shutdown_delay = env.Millis("STADTPORTAL_SHUTDOWN_DELAY_MS", o.shutdown_delay);
   o.max_connection_age = env.Millis("STADTPORTAL_GRPC_MAX_CONNECTION_AGE_MS", o.max_connection_age);
+  o.max_message_bytes =
+      static_cast<int>(env.Int("STADTPORTAL_GRPC_MAX_MESSAGE_BYTES", o.max_message_bytes, 1 << 20, 1 << 30));
   return o;
 }
 
@@ -103,6 +105,8 @@ absl::Status Server::Start() {
   grpc::ResourceQuota quota("stadtportal-server");
   quota.SetMaxThreads(options_.max_threads);
   builder.SetResourceQuota(quota);
+  builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  builder.SetMaxSendMessageSize(options_.max_message_bytes);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 2);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, static_cast<int>(options_.max_connection_age.count()));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 10000);

@@ -24,6 +24,8 @@ struct ServerOptions {
   std::chrono::milliseconds shutdown_delay{0};
   // Connections are closed after this age, so clients spread load over new replicas.
   std::chrono::milliseconds max_connection_age{300000};
+  // Largest request or response (attachments travel in one message).
+  int max_message_bytes = 32 << 20;
 
   // STADTPORTAL_LISTEN_HOST, STADTPORTAL_GRPC_PORT, STADTPORTAL_GRPC_MAX_THREADS,
   // STADTPORTAL_SHUTDOWN_GRACE_MS, STADTPORTAL_SHUTDOWN_DELAY_MS, STADTPORTAL_GRPC_MAX_CONNECTION_AGE_MS.

@@ -90,6 +90,7 @@ nlohmann::json HttpProblem(int http_status, const std::string& detail, const std
     case 413: title = "Payload too large"; break;
     case 414: title = "URI too long"; break;
     case 415: title = "Unsupported media type"; break;
+    case 428: title = "Precondition required"; break;
     case 431: title = "Request header fields too large"; break;
     default: return Problem(absl::Status(CodeForHttp(http_status), detail), request_id);
   }

@@ -45,6 +45,7 @@ nlohmann::json ServiceJson(const submission::v1::OnlineService& s) {
       {"required_assurance_level", AssuranceLevel(s.required_assurance_level())},
       {"fee",
        {{"amount_minor", s.fee().amount_minor()}, {"currency", s.fee().currency()}, {"per_unit", s.fee_per_unit()}}},
+      {"form_version", s.form_version()},
   };
 }
 
@@ -53,6 +54,9 @@ nlohmann::json ServiceJson(const submission::v1::OnlineService& s) {
 Options Options::FromEnv(const config::Env& env) {
   Options o;
   o.http = http::ServerOptions::FromEnv(env, 8080);
+  // Attachments (up to 20 MiB per file by form) come through the gateway; JSON bodies
+  // stay limited to kMaxJsonBody.
+  if (env.String("STADTPORTAL_HTTP_MAX_BODY_BYTES", "").empty()) o.http.max_body_bytes = 32 << 20;
   o.edge = http::EdgeOptions::FromEnv(env);
   o.tenant = env.TenantKey("STADTPORTAL_TENANT", config::kDefaultTenant);
   for (auto [name, rate] : {std::make_pair("STADTPORTAL_RATE_LIMIT_AUTH", &o.auth_rate),
@@ -81,6 +85,7 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   AddRoutes();
   AddAuthRoutes();
   AddAccountsRoutes();
+  AddSubmissionRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }
@@ -167,6 +172,11 @@ void Service::Fail(const httplib::Request& req, httplib::Response& res, const ab
 
 std::optional<nlohmann::json> Service::Body(const httplib::Request& req, httplib::Response& res,
                                             const std::map<std::string, http::FieldSpec>& fields) {
+  // JSON bodies are small; only attachment uploads use the larger body limit.
+  if (req.body.size() > kMaxJsonBody) {
+    http::WriteHttpProblem(res, 413, "request body too large");
+    return std::nullopt;
+  }
   std::vector<http::FieldError> errors;
   auto body = http::ParseJsonBody(req, fields, &errors);
   if (!body.ok()) {
@@ -243,6 +253,7 @@ void Service::GetService(const httplib::Request& req, const std::string& id, htt
   }
   nlohmann::json body = ServiceJson(out);
   body["retention_days"] = out.retention_days();
+  body["form"] = nlohmann::json::parse(out.form_json())["form"];
   http::WriteJson(res, 200, body);
 }
 

@@ -76,12 +76,14 @@ class Service {
   std::vector<std::string> Routes() const { return router_.Routes(); }
 
   static constexpr char kSessionCookie[] = "__Host-stadtportal_session";
+  static constexpr size_t kMaxJsonBody = 1 << 20;
 
  private:
   using Handler = std::function<void(const httplib::Request&, httplib::Response&, const http::Params&)>;
   void AddRoutes();
   void AddAuthRoutes();
   void AddAccountsRoutes();
+  void AddSubmissionRoutes();
   // Wraps a handler with the rate limit of its group.
   Handler Limited(const std::string& group, Handler handler);
 
@@ -98,6 +100,9 @@ class Service {
   // Parses the JSON body; on failure writes the problem and returns nullopt.
   std::optional<nlohmann::json> Body(const httplib::Request& req, httplib::Response& res,
                                      const std::map<std::string, http::FieldSpec>& fields);
+  // Fail for routes about form content: INVALID_ARGUMENT → 422 with field errors,
+  // ABORTED (stale version) → 412, and the required level on assurance refusals.
+  void FailForm(const httplib::Request& req, httplib::Response& res, const absl::Status& s);
   void WriteSession(httplib::Response& res, const identity::v1::LoginResponse& login);
 
   Options options_;

@@ -1,11 +1,41 @@
 // stadtportal-submission: catalogue, drafts and submissions. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
+#include "libs/app/periodic.h"
+#include "libs/log/log.h"
+#include "services/submission/catalogue.h"
 #include "services/submission/service.h"
 
 int main(int argc, char** argv) {
   using namespace stadtportal;
   return app::RunService(argc, argv, {"submission", 50053, 9103}, [](app::ServiceContext& ctx) {
+    auto options = submission::Options::FromEnv(ctx.env(), ctx.tenant());
+    const auto purge_every = ctx.env().Millis("STADTPORTAL_DRAFT_PURGE_INTERVAL_MS", std::chrono::minutes(10));
     auto store = std::make_shared<submission::Store>(ctx.Database(submission::Store::Prepare));
-    ctx.AddService<submission::v1::SubmissionService>(std::make_unique<submission::Service>(store, ctx.tenant()));
+    // The catalogue files in the binary are published before the first call is served.
+    auto catalogue = submission::LoadCatalogue();
+    if (!catalogue.ok()) throw config::Error(std::string(catalogue.status().message()));
+    ctx.OnStarting([store, catalogue = *std::move(catalogue)] { return store->SyncCatalogue(catalogue); });
+    auto purge = std::make_shared<app::Periodic>("purge-expired-drafts", purge_every, [store] {
+      auto n = store->PurgeExpiredDrafts(1000);
+      if (!n.ok()) {
+        log::Warn("draft purge failed", {{"error", std::string(n.status().message())}});
+      } else if (*n > 0) {
+        log::Info("expired drafts purged", {{"count", std::to_string(*n)}});
+      }
+    });
+    auto service = std::make_unique<submission::Service>(store, options);
+    auto* views = service.get();  // Owned by the server, which outlives the jobs.
+    auto flush = std::make_shared<app::Periodic>("flush-catalogue-views", std::chrono::seconds(10),
+                                                 [views] { views->FlushViews(); });
+    ctx.OnServing([purge, flush] {
+      purge->Start();
+      flush->Start();
+    });
+    ctx.OnStopping([purge, flush, views] {
+      purge->Stop();
+      flush->Stop();
+      views->FlushViews();
+    });
+    ctx.AddService<submission::v1::SubmissionService>(std::move(service));
   });
 }

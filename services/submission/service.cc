@@ -1,13 +1,136 @@
 #include "services/submission/service.h"
 
+#include <algorithm>
+#include <regex>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "libs/api/api.h"
+#include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
+#include "libs/log/log.h"
+#include "services/submission/attachments.h"
+#include "services/submission/catalogue.h"
+#include "services/submission/receipt.h"
 
 namespace stadtportal::submission {
+namespace {
+
+int Rank(const std::string& level) {
+  if (level == "high") return 3;
+  if (level == "substantial") return 2;
+  if (level == "low") return 1;
+  return 0;
+}
+
+// PERMISSION_DENIED naming the level the service needs when the session's is lower.
+absl::Status CheckAssurance(const auth::Caller& caller, const std::string& required) {
+  if (Rank(caller.assurance) >= Rank(required)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("assurance_level: ", required));
+}
+
+// Malformed ids cannot name anything of the caller's: the same answer as unknown ones.
+absl::Status CheckId(const std::string& id, const std::string& what) {
+  if (!api::ValidateUuid(id, "id").ok()) return absl::NotFoundError(what + " not found");
+  return absl::OkStatus();
+}
+
+const std::set<std::string>& Statuses() {
+  static const std::set<std::string> kStatuses = {
+      "submitted",   "awaiting_payment",      "paid",     "delivered", "received_by_department",
+      "in_progress", "information_requested", "approved", "rejected",  "withdrawn",
+      "closed"};
+  return kStatuses;
+}
+
+absl::CivilDay Today() { return absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()); }
+
+std::vector<FunnelEvent> ValidationFailed(const std::string& service_id, const std::string& draft_id,
+                                          const std::string& step, const std::vector<FieldError>& errors) {
+  std::vector<FunnelEvent> events;
+  for (const auto& e : errors) events.push_back({"validation_failed", service_id, draft_id, step, e.field, e.code});
+  return events;
+}
+
+}  // namespace
+
+Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
+  Options o;
+  o.default_tenant = tenant;
+  o.reference_prefix = env.String("STADTPORTAL_SUBMISSION_REFERENCE_PREFIX", o.reference_prefix);
+  if (!std::regex_match(o.reference_prefix, std::regex("^[A-Z]{2,6}$"))) {
+    throw config::Error("STADTPORTAL_SUBMISSION_REFERENCE_PREFIX: 2 to 6 capital letters");
+  }
+  o.draft_lifetime =
+      std::chrono::hours(env.Int("STADTPORTAL_DRAFT_LIFETIME_HOURS", o.draft_lifetime.count(), 1, 24 * 366));
+  return o;
+}
+
+absl::StatusOr<Owner> OwnerOf(const auth::Caller& caller) {
+  auto party = auth::ScopeParty(caller);
+  if (!party.ok()) return party.status();
+  return Owner{caller.tenant, *party};
+}
+
+absl::Status FieldErrors(const std::vector<FieldError>& errors, const std::string& prefix) {
+  std::vector<std::string> parts;
+  for (const auto& e : errors) parts.push_back(absl::StrCat(prefix, e.field, ": ", e.code));
+  return absl::InvalidArgumentError(absl::StrJoin(parts, "; "));
+}
+
+absl::StatusOr<std::shared_ptr<const Service::Published>> Service::Load(const std::string& tenant,
+                                                                        const std::string& service_id, int version) {
+  const auto key = std::make_tuple(tenant, service_id, version);
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  }
+  auto definition = store_->GetDefinition(tenant, service_id, version);
+  if (!definition.ok()) return definition.status();
+  auto form = Form::Parse((*definition)["form"]);
+  if (!form.ok()) return absl::InternalError(absl::StrCat("stored form does not parse: ", form.status().message()));
+  auto published = std::make_shared<const Published>(Published{*std::move(definition), *std::move(form)});
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  cache_[key] = published;
+  return published;
+}
+
+absl::StatusOr<std::pair<v1::Draft, std::shared_ptr<const Service::Published>>> Service::LoadDraft(
+    const Owner& owner, const std::string& id) {
+  if (auto s = CheckId(id, "draft"); !s.ok()) return s;
+  auto draft = store_->GetDraft(owner, id);
+  if (!draft.ok()) return draft.status();
+  auto published = Load(owner.tenant, draft->service_id(), draft->form_version());
+  if (!published.ok()) return published.status();
+  SetFee(**published, nlohmann::json::parse(draft->data_json()), draft->mutable_fee());
+  return std::make_pair(*std::move(draft), *std::move(published));
+}
+
+void Service::SetFee(const Published& p, const nlohmann::json& data, common::v1::Money* fee) const {
+  const auto& f = p.definition["fee"];
+  int64_t units = 1;
+  const std::string unit_field = f.value("per_unit_field", "");
+  if (!unit_field.empty()) {
+    units = data.contains(unit_field) && data[unit_field].is_number_integer() ? data[unit_field].get<int64_t>() : 0;
+    units = std::clamp<int64_t>(units, 0, 1000);
+  }
+  fee->set_amount_minor(f["amount_minor"].get<int64_t>() * units);
+  fee->set_currency(f["currency"].get<std::string>());
+}
+
+std::vector<FieldError> Service::Check(const Published& p, const v1::Draft& d, const std::string& step) const {
+  std::map<std::string, int> files;
+  for (const auto& a : d.attachments()) ++files[a.field()];
+  return p.form.Validate(nlohmann::json::parse(d.data_json()), files, step, Today());
+}
 
 grpc::Status Service::ListOnlineServices(grpc::ServerContext* ctx, const v1::ListOnlineServicesRequest* req,
                                          v1::ListOnlineServicesResponse* resp) {
   return grpcx::Handle(ctx, "ListOnlineServices", [&]() -> absl::Status {
-    auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
+    auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
     if (!tenant.ok()) return tenant.status();
     auto page = api::ParsePage(req->page());
     if (!page.ok()) return page.status();
@@ -24,10 +147,350 @@ grpc::Status Service::ListOnlineServices(grpc::ServerContext* ctx, const v1::Lis
 grpc::Status Service::GetOnlineService(grpc::ServerContext* ctx, const v1::GetOnlineServiceRequest* req,
                                        v1::OnlineService* resp) {
   return grpcx::Handle(ctx, "GetOnlineService", [&]() -> absl::Status {
-    auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
+    auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
     if (!tenant.ok()) return tenant.status();
     if (auto s = api::ValidateSlug(req->id(), "id"); !s.ok()) return s;
-    return grpcx::Respond(resp, store_->GetOnlineService(*tenant, req->id()));
+    auto service = store_->GetOnlineService(*tenant, req->id());
+    if (!service.ok()) return service.status();
+    {
+      std::lock_guard<std::mutex> lock(views_mu_);
+      ++views_[{*tenant, req->id()}];
+    }
+    *resp = *std::move(service);
+    return absl::OkStatus();
+  });
+}
+
+void Service::FlushViews() {
+  std::map<std::pair<std::string, std::string>, int> views;
+  {
+    std::lock_guard<std::mutex> lock(views_mu_);
+    views.swap(views_);
+  }
+  for (const auto& [key, count] : views) {
+    FunnelEvent e{"viewed", key.second, "", "", "", ""};
+    e.count = count;
+    if (auto s = store_->RecordFunnel(key.first, {e}); !s.ok()) {
+      log::Warn("funnel views lost", {{"error", std::string(s.message())}, {"count", count}});
+    }
+  }
+}
+
+grpc::Status Service::PublishOnlineService(grpc::ServerContext* ctx, const v1::PublishOnlineServiceRequest* req,
+                                           v1::OnlineService* resp) {
+  return grpcx::Handle(ctx, "PublishOnlineService", [&](const auth::Caller& caller) -> absl::Status {
+    if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
+    if (std::find(caller.roles.begin(), caller.roles.end(), "tenant-admin") == caller.roles.end()) {
+      return absl::PermissionDeniedError("the tenant-admin role is required");
+    }
+    if (req->definition_json().size() > (1 << 20)) return absl::InvalidArgumentError("definition: too_long");
+    auto d = CheckDefinition(req->definition_json());
+    if (!d.ok()) return d.status();
+    if (d->tenant != caller.tenant) return absl::PermissionDeniedError("definition of another tenant");
+    return grpcx::Respond(resp, store_->Publish(*d, caller.account_id));
+  });
+}
+
+grpc::Status Service::CreateDraft(grpc::ServerContext* ctx, const v1::CreateDraftRequest* req, v1::Draft* resp) {
+  return grpcx::Handle(ctx, "CreateDraft", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (!api::ValidateSlug(req->service_id(), "service_id").ok())
+      return absl::NotFoundError("online service not found");
+    auto service = store_->GetOnlineService(owner->tenant, req->service_id());
+    if (!service.ok()) return service.status();
+    auto published = Load(owner->tenant, service->id(), service->form_version());
+    if (!published.ok()) return published.status();
+    if (auto s = CheckAssurance(caller, (*published)->definition["required_assurance_level"]); !s.ok()) return s;
+    std::map<std::string, ProfileValue> profile;
+    for (const auto& [name, v] : req->profile()) profile[name] = {v.value(), v.verified()};
+    std::vector<std::string> read_only;
+    const nlohmann::json data = (*published)->form.Prefill(profile, &read_only);
+    auto draft = store_->CreateDraft(*owner, caller.account_id, service->id(), service->form_version(), data, read_only,
+                                     options_.draft_lifetime);
+    if (!draft.ok()) return draft.status();
+    SetFee(**published, data, draft->mutable_fee());
+    *resp = *std::move(draft);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GetDraft(grpc::ServerContext* ctx, const v1::GetDraftRequest* req, v1::Draft* resp) {
+  return grpcx::Handle(ctx, "GetDraft", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    auto loaded = LoadDraft(*owner, req->id());
+    if (!loaded.ok()) return loaded.status();
+    *resp = std::move(loaded->first);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::UpdateDraft(grpc::ServerContext* ctx, const v1::UpdateDraftRequest* req, v1::Draft* resp) {
+  return grpcx::Handle(ctx, "UpdateDraft", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (req->expected_version() <= 0) return absl::InvalidArgumentError("version: required");
+    auto patch = nlohmann::json::parse(req->data_json(), nullptr, false);
+    if (patch.is_discarded() || !patch.is_object()) return absl::InvalidArgumentError("data: wrong_type");
+    auto loaded = LoadDraft(*owner, req->id());
+    if (!loaded.ok()) return loaded.status();
+    auto& [draft, published] = *loaded;
+    if (!req->completed_step().empty() && !published->form.HasStep(req->completed_step())) {
+      return absl::InvalidArgumentError("completed_step: invalid_option");
+    }
+    if (draft.version() != req->expected_version()) {
+      return absl::AbortedError(absl::StrCat("version: the draft changed; current version ", draft.version()));
+    }
+    const std::set<std::string> read_only(draft.read_only_fields().begin(), draft.read_only_fields().end());
+    auto data = nlohmann::json::parse(draft.data_json());
+    // Sending a read-only answer back unchanged (a whole form saved at once) is no change.
+    for (const auto& id : read_only) {
+      if (patch.contains(id) && data.contains(id) && patch[id] == data[id]) patch.erase(id);
+    }
+    if (auto errors = published->form.CheckPatch(patch, read_only); !errors.empty()) return FieldErrors(errors, "");
+    for (const auto& [id, value] : patch.items()) {
+      if (value.is_null()) {
+        data.erase(id);
+      } else {
+        data[id] = value;
+      }
+    }
+    auto updated = store_->UpdateDraft(*owner, draft.id(), req->expected_version(), data, req->completed_step(),
+                                       options_.draft_lifetime);
+    if (!updated.ok()) return updated.status();
+    SetFee(*published, data, updated->mutable_fee());
+    *resp = *std::move(updated);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListDrafts(grpc::ServerContext* ctx, const v1::ListDraftsRequest* req,
+                                 v1::ListDraftsResponse* resp) {
+  return grpcx::Handle(ctx, "ListDrafts", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    auto page = api::ParsePage(req->page());
+    if (!page.ok()) return page.status();
+    if (!page->after.empty() && !std::regex_match(page->after, std::regex("^[0-9]{1,18}$"))) {
+      return absl::InvalidArgumentError("page_token: invalid");
+    }
+    auto list = store_->ListDrafts(*owner, *page);
+    if (!list.ok()) return list.status();
+    for (auto& d : *list->mutable_drafts()) {
+      auto published = Load(owner->tenant, d.service_id(), d.form_version());
+      if (!published.ok()) return published.status();
+      SetFee(**published, nlohmann::json::parse(d.data_json()), d.mutable_fee());
+    }
+    *resp = *std::move(list);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::DeleteDraft(grpc::ServerContext* ctx, const v1::DeleteDraftRequest* req,
+                                  v1::DeleteDraftResponse*) {
+  return grpcx::Handle(ctx, "DeleteDraft", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (auto s = CheckId(req->id(), "draft"); !s.ok()) return s;
+    return store_->DeleteDraft(*owner, req->id());
+  });
+}
+
+grpc::Status Service::ValidateDraft(grpc::ServerContext* ctx, const v1::ValidateDraftRequest* req,
+                                    v1::ValidateDraftResponse* resp) {
+  return grpcx::Handle(ctx, "ValidateDraft", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    auto loaded = LoadDraft(*owner, req->id());
+    if (!loaded.ok()) return loaded.status();
+    const auto& [draft, published] = *loaded;
+    if (!req->step().empty() && !published->form.HasStep(req->step())) {
+      return absl::InvalidArgumentError("step: invalid_option");
+    }
+    const auto errors = Check(*published, draft, req->step());
+    resp->set_valid(errors.empty());
+    for (const auto& e : errors) {
+      auto* out = resp->add_errors();
+      out->set_field(e.field);
+      out->set_code(e.code);
+    }
+    if (auto s =
+            store_->RecordFunnel(owner->tenant, ValidationFailed(draft.service_id(), draft.id(), req->step(), errors));
+        !s.ok()) {
+      log::Warn("funnel event lost", {{"error", std::string(s.message())}});
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::AddAttachment(grpc::ServerContext* ctx, const v1::AddAttachmentRequest* req,
+                                    v1::Attachment* resp) {
+  return grpcx::Handle(ctx, "AddAttachment", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    auto loaded = LoadDraft(*owner, req->draft_id());
+    if (!loaded.ok()) return loaded.status();
+    const FieldDef* field = loaded->second->form.Find(req->field());
+    if (field == nullptr) return absl::InvalidArgumentError("field: unknown_field");
+    if (field->type != "file") return absl::InvalidArgumentError("field: not_a_file_field");
+    if (req->content().empty()) return absl::InvalidArgumentError("file: required");
+    if (static_cast<int64_t>(req->content().size()) > field->max_size_bytes) {
+      return absl::InvalidArgumentError("file: too_large");
+    }
+    const std::string type = SniffMediaType(req->content());
+    if (type.empty() || std::find(field->accept.begin(), field->accept.end(), type) == field->accept.end()) {
+      return absl::InvalidArgumentError("file: type_not_allowed");
+    }
+    v1::Attachment meta;
+    meta.set_field(field->id);
+    meta.set_filename(SafeFilename(req->filename()));
+    meta.set_media_type(type);
+    meta.set_size(static_cast<int64_t>(req->content().size()));
+    meta.set_sha256(absl::BytesToHexString(auth::Sha256(req->content())));
+    return grpcx::Respond(resp, store_->AddAttachment(*owner, req->draft_id(), meta, req->content(), field->max_files));
+  });
+}
+
+grpc::Status Service::DeleteAttachment(grpc::ServerContext* ctx, const v1::DeleteAttachmentRequest* req,
+                                       v1::DeleteAttachmentResponse*) {
+  return grpcx::Handle(ctx, "DeleteAttachment", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (auto s = CheckId(req->id(), "attachment"); !s.ok()) return s;
+    return store_->DeleteAttachment(*owner, req->id());
+  });
+}
+
+grpc::Status Service::GetAttachment(grpc::ServerContext* ctx, const v1::GetAttachmentRequest* req,
+                                    v1::AttachmentContent* resp) {
+  return grpcx::Handle(ctx, "GetAttachment", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (auto s = CheckId(req->id(), "attachment"); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->GetAttachment(*owner, req->id()));
+  });
+}
+
+grpc::Status Service::SubmitDraft(grpc::ServerContext* ctx, const v1::SubmitDraftRequest* req, v1::Submission* resp) {
+  return grpcx::Handle(ctx, "SubmitDraft", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    static const std::regex kKey("^[\\x21-\\x7E]{8,255}$");
+    if (!std::regex_match(req->idempotency_key(), kKey)) return absl::InvalidArgumentError("idempotency_key: invalid");
+    if (auto s = CheckId(req->draft_id(), "draft"); !s.ok()) return s;
+    // The same key again answers with what it produced; with another draft it is refused.
+    auto replay = [&]() -> std::optional<absl::Status> {
+      auto earlier = store_->FindByIdempotencyKey(*owner, req->idempotency_key());
+      if (!earlier.ok()) return earlier.status();
+      if (!earlier->has_value()) return std::nullopt;
+      if ((*earlier)->second != req->draft_id()) return absl::InvalidArgumentError("idempotency_key: reused");
+      *resp = std::move((*earlier)->first);
+      return absl::OkStatus();
+    };
+    if (auto done = replay()) return *done;
+
+    auto loaded = LoadDraft(*owner, req->draft_id());
+    if (!loaded.ok()) return loaded.status();
+    const auto& [draft, published] = *loaded;
+    if (auto s = CheckAssurance(caller, published->definition["required_assurance_level"]); !s.ok()) return s;
+    if (auto errors = Check(*published, draft, ""); !errors.empty()) {
+      if (auto s = store_->RecordFunnel(owner->tenant, ValidationFailed(draft.service_id(), draft.id(), "", errors));
+          !s.ok()) {
+        log::Warn("funnel event lost", {{"error", std::string(s.message())}});
+      }
+      return FieldErrors(errors, "");
+    }
+    NewSubmission n;
+    n.owner = *owner;
+    n.account_id = caller.account_id;
+    n.draft_id = draft.id();
+    n.draft_version = draft.version();
+    n.idempotency_key = req->idempotency_key();
+    n.reference_prefix = options_.reference_prefix;
+    n.data = published->form.VisibleData(nlohmann::json::parse(draft.data_json()));
+    n.fee_minor = draft.fee().amount_minor();
+    n.fee_currency = draft.fee().currency();
+    auto submitted = store_->Submit(n);
+    if (submitted.status().code() == absl::StatusCode::kAlreadyExists) {
+      // A concurrent request with the same key won the race: answer as it did.
+      if (auto done = replay()) return *done;
+    }
+    return grpcx::Respond(resp, std::move(submitted));
+  });
+}
+
+grpc::Status Service::ListSubmissions(grpc::ServerContext* ctx, const v1::ListSubmissionsRequest* req,
+                                      v1::ListSubmissionsResponse* resp) {
+  return grpcx::Handle(ctx, "ListSubmissions", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (!req->status().empty() && !Statuses().count(req->status())) {
+      return absl::InvalidArgumentError("status: invalid_option");
+    }
+    auto page = api::ParsePage(req->page());
+    if (!page.ok()) return page.status();
+    if (!page->after.empty() && !std::regex_match(page->after, std::regex("^[0-9]{1,18}$"))) {
+      return absl::InvalidArgumentError("page_token: invalid");
+    }
+    return grpcx::Respond(resp, store_->ListSubmissions(*owner, req->status(), *page));
+  });
+}
+
+grpc::Status Service::GetSubmission(grpc::ServerContext* ctx, const v1::GetSubmissionRequest* req,
+                                    v1::Submission* resp) {
+  return grpcx::Handle(ctx, "GetSubmission", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (auto s = CheckId(req->id(), "submission"); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->GetSubmission(*owner, req->id()));
+  });
+}
+
+grpc::Status Service::WithdrawSubmission(grpc::ServerContext* ctx, const v1::WithdrawSubmissionRequest* req,
+                                         v1::Submission* resp) {
+  return grpcx::Handle(ctx, "WithdrawSubmission", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (auto s = CheckId(req->id(), "submission"); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->Withdraw(*owner, req->id()));
+  });
+}
+
+grpc::Status Service::GetReceipt(grpc::ServerContext* ctx, const v1::GetReceiptRequest* req, v1::Receipt* resp) {
+  return grpcx::Handle(ctx, "GetReceipt", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (auto s = CheckId(req->id(), "submission"); !s.ok()) return s;
+    auto submission = store_->GetSubmission(*owner, req->id());
+    if (!submission.ok()) return submission.status();
+    auto published = Load(owner->tenant, submission->service_id(), submission->form_version());
+    if (!published.ok()) return published.status();
+    const std::string lang = req->language() == "en" ? "en" : "de";
+    const std::string title = lang == "de" ? "Eingangsbestätigung" : "Receipt";
+    resp->set_pdf(RenderPdf(title, ReceiptLines(*submission, (*published)->definition, lang)));
+    resp->set_filename(absl::StrCat(submission->reference(), ".pdf"));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GiveFeedback(grpc::ServerContext* ctx, const v1::GiveFeedbackRequest* req, v1::Feedback* resp) {
+  return grpcx::Handle(ctx, "GiveFeedback", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = OwnerOf(caller);
+    if (!owner.ok()) return owner.status();
+    if (auto s = CheckId(req->submission_id(), "submission"); !s.ok()) return s;
+    if (req->rating() < 1 || req->rating() > 5) return absl::InvalidArgumentError("rating: out_of_range");
+    if (!req->comment().empty()) {
+      if (auto s = api::ValidateText(req->comment(), "comment", 1000); !s.ok()) {
+        const bool utf8 = s.message().find("UTF-8") != absl::string_view::npos;
+        return absl::InvalidArgumentError(utf8 ? "comment: wrong_type" : "comment: too_long");
+      }
+    }
+    auto feedback = store_->GiveFeedback(*owner, req->submission_id(), req->rating(), req->comment());
+    if (feedback.status().code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AlreadyExistsError("feedback was already given for this submission");
+    }
+    return grpcx::Respond(resp, std::move(feedback));
   });
 }
 

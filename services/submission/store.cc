@@ -1,11 +1,40 @@
 #include "services/submission/store.h"
 
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
 namespace stadtportal::submission {
 namespace {
 
-constexpr char kColumns[] =
+using google::protobuf::util::TimeUtil;
+
+constexpr char kServiceColumns[] =
     "tenant, id, name_de, name_en, description_de, description_en, category, department, "
-    "required_assurance_level, fee_minor, fee_currency, fee_per_unit, retention_days";
+    "required_assurance_level, fee_minor, fee_currency, fee_per_unit, retention_days, form_version, destination";
+
+// Draft columns (d = drafts, o = online_services).
+constexpr char kDraftColumns[] =
+    "d.id::text, d.service_id, d.form_version, d.version, d.data::text, array_to_string(d.read_only, ','), "
+    "d.last_step, (extract(epoch FROM d.created_at) * 1000000)::bigint, "
+    "(extract(epoch FROM d.updated_at) * 1000000)::bigint, (extract(epoch FROM d.expires_at) * 1000000)::bigint, "
+    "o.name_de, o.name_en";
+
+constexpr char kAttachmentColumns[] =
+    "id::text, field, filename, media_type, size, sha256, (extract(epoch FROM created_at) * 1000000)::bigint";
+
+// Submission columns (s = submissions, o = online_services).
+constexpr char kSubmissionColumns[] =
+    "s.id::text, s.reference, s.service_id, o.name_de, o.name_en, s.form_version, s.status, s.data::text, "
+    "s.fee_minor, s.fee_currency, (extract(epoch FROM s.submitted_at) * 1000000)::bigint, s.seq";
+
+// While one of these, the applicant may still withdraw.
+bool Undecided(const std::string& status) {
+  return status == "submitted" || status == "awaiting_payment" || status == "paid" || status == "delivered" ||
+         status == "received_by_department" || status == "in_progress" || status == "information_requested";
+}
 
 v1::OnlineService ToService(const pqxx::row& r) {
   v1::OnlineService s;
@@ -25,21 +54,255 @@ v1::OnlineService ToService(const pqxx::row& r) {
   s.mutable_fee()->set_currency(r[10].as<std::string>());
   s.set_fee_per_unit(r[11].as<bool>());
   s.set_retention_days(r[12].as<int>());
+  s.set_form_version(r[13].as<int>());
+  s.set_destination(r[14].as<std::string>());
   return s;
+}
+
+v1::Attachment ToAttachment(const pqxx::row& r) {
+  v1::Attachment a;
+  a.set_id(r[0].as<std::string>());
+  a.set_field(r[1].as<std::string>());
+  a.set_filename(r[2].as<std::string>());
+  a.set_media_type(r[3].as<std::string>());
+  a.set_size(r[4].as<int64_t>());
+  a.set_sha256(r[5].as<std::string>());
+  *a.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
+  return a;
+}
+
+v1::Draft ToDraft(const pqxx::row& r) {
+  v1::Draft d;
+  d.set_id(r[0].as<std::string>());
+  d.set_service_id(r[1].as<std::string>());
+  d.set_form_version(r[2].as<int>());
+  d.set_version(r[3].as<int64_t>());
+  d.set_data_json(r[4].as<std::string>());
+  for (absl::string_view f : absl::StrSplit(r[5].as<std::string>(), ',', absl::SkipEmpty())) {
+    d.add_read_only_fields(std::string(f));
+  }
+  d.set_last_completed_step(r[6].as<std::string>());
+  *d.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[7].as<int64_t>());
+  *d.mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[8].as<int64_t>());
+  *d.mutable_expires_at() = TimeUtil::MicrosecondsToTimestamp(r[9].as<int64_t>());
+  d.mutable_service_name()->set_de(r[10].as<std::string>());
+  d.mutable_service_name()->set_en(r[11].as<std::string>());
+  return d;
+}
+
+v1::Submission ToSubmission(const pqxx::row& r) {
+  v1::Submission s;
+  s.set_id(r[0].as<std::string>());
+  s.set_reference(r[1].as<std::string>());
+  s.set_service_id(r[2].as<std::string>());
+  s.mutable_service_name()->set_de(r[3].as<std::string>());
+  s.mutable_service_name()->set_en(r[4].as<std::string>());
+  s.set_form_version(r[5].as<int>());
+  s.set_status(r[6].as<std::string>());
+  s.set_data_json(r[7].as<std::string>());
+  s.mutable_fee()->set_amount_minor(r[8].as<int64_t>());
+  s.mutable_fee()->set_currency(r[9].as<std::string>());
+  *s.mutable_submitted_at() = TimeUtil::MicrosecondsToTimestamp(r[10].as<int64_t>());
+  s.set_withdrawable(Undecided(s.status()));
+  return s;
+}
+
+void Funnel(pqxx::work& tx, const std::string& tenant, const FunnelEvent& e) {
+  tx.exec_prepared("submission_funnel", tenant, e.service_id, e.event, e.draft_id, e.step, e.field, e.rule, e.count);
+}
+
+// Inserts one version of a definition and points the service at the newest version.
+// `require_next`: the version must be exactly the current one + 1 (admin publishing).
+absl::Status UpsertVersion(pqxx::work& tx, const Definition& d, const std::string& published_by, bool require_next) {
+  const auto& j = d.json;
+  const auto current = tx.exec_prepared("submission_current_version", d.tenant, d.id);
+  const int current_version = current.empty() ? 0 : current[0][0].as<int>();
+  if (require_next && d.version != current_version + 1) {
+    return absl::AbortedError(absl::StrCat("version: expected ", current_version + 1));
+  }
+  if (d.version >= current_version) {
+    const auto& fee = j["fee"];
+    const std::string unit_field = fee.value("per_unit_field", "");
+    tx.exec_prepared("submission_upsert_service", d.tenant, d.id, j["name"]["de"].get<std::string>(),
+                     j["name"]["en"].get<std::string>(), j["description"]["de"].get<std::string>(),
+                     j["description"]["en"].get<std::string>(), j["category"].get<std::string>(),
+                     j["department"].get<std::string>(), j["required_assurance_level"].get<std::string>(),
+                     fee["amount_minor"].get<int64_t>(), fee["currency"].get<std::string>(), !unit_field.empty(),
+                     j["retention_days"].get<int>(), j["destination"].get<std::string>(), unit_field);
+  }
+  tx.exec_prepared("submission_insert_form_version", d.tenant, d.id, d.version, j.dump(), d.sha256, published_by);
+  const auto stored = tx.exec_prepared("submission_form_version_sha", d.tenant, d.id, d.version);
+  if (stored[0][0].as<std::string>() != d.sha256) {
+    return absl::FailedPreconditionError(absl::StrCat("catalogue: ", d.tenant, "/", d.id, " version ", d.version,
+                                                      " differs from the published one; publish a new version"));
+  }
+  tx.exec_prepared("submission_set_form_version", d.tenant, d.id, d.version);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Draft> LoadDraft(pqxx::work& tx, const Owner& owner, const std::string& id) {
+  auto res = tx.exec_prepared("submission_get_draft", owner.tenant, owner.party_id, id);
+  if (res.empty()) return absl::NotFoundError("draft not found");
+  v1::Draft d = ToDraft(res[0]);
+  for (const auto& row : tx.exec_prepared("submission_draft_attachments", id)) *d.add_attachments() = ToAttachment(row);
+  return d;
+}
+
+absl::StatusOr<v1::Submission> LoadSubmission(pqxx::work& tx, const Owner& owner, const std::string& id) {
+  auto res = tx.exec_prepared("submission_get_submission", owner.tenant, owner.party_id, id);
+  if (res.empty()) return absl::NotFoundError("submission not found");
+  v1::Submission s = ToSubmission(res[0]);
+  for (const auto& row : tx.exec_prepared("submission_submission_attachments", id)) {
+    *s.add_attachments() = ToAttachment(row);
+  }
+  for (const auto& row : tx.exec_prepared("submission_history", id)) {
+    auto* h = s.add_history();
+    h->set_status(row[0].as<std::string>());
+    *h->mutable_at() = TimeUtil::MicrosecondsToTimestamp(row[1].as<int64_t>());
+    h->set_note(row[2].as<std::string>());
+  }
+  return s;
+}
+
+std::string ArrayLiteral(const std::vector<std::string>& ids) {
+  return absl::StrCat("{", absl::StrJoin(ids, ","), "}");
 }
 
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
+  const std::string service_cols = kServiceColumns;
   // $2: search text ('' = all), $3: category ('' = all), $4: keyset cursor, $5: limit.
   conn.prepare("submission_list_online_services",
-               std::string("SELECT ") + kColumns +
-                   " FROM online_services WHERE tenant = $1"
+               "SELECT " + service_cols +
+                   " FROM online_services WHERE tenant = $1 AND form_version > 0"
                    " AND ($2 = '' OR strpos(lower(name_de || ' ' || name_en || ' ' || description_de || ' ' ||"
                    " description_en), lower($2)) > 0)"
                    " AND ($3 = '' OR category = $3) AND id > $4 ORDER BY id LIMIT $5");
   conn.prepare("submission_get_online_service",
-               std::string("SELECT ") + kColumns + " FROM online_services WHERE tenant = $1 AND id = $2");
+               "SELECT " + service_cols +
+                   ", (SELECT definition::text FROM form_versions f WHERE f.tenant = s.tenant AND f.service_id = s.id"
+                   " AND f.version = s.form_version) FROM online_services s WHERE tenant = $1 AND id = $2"
+                   " AND form_version > 0");
+  conn.prepare("submission_current_version",
+               "SELECT form_version FROM online_services WHERE tenant = $1 AND id = $2 FOR UPDATE");
+  conn.prepare("submission_upsert_service",
+               "INSERT INTO online_services (tenant, id, name_de, name_en, description_de, description_en, category,"
+               " department, required_assurance_level, fee_minor, fee_currency, fee_per_unit, retention_days,"
+               " destination, fee_unit_field) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+               " ON CONFLICT (tenant, id) DO UPDATE SET name_de = $3, name_en = $4, description_de = $5,"
+               " description_en = $6, category = $7, department = $8, required_assurance_level = $9,"
+               " fee_minor = $10, fee_currency = $11, fee_per_unit = $12, retention_days = $13, destination = $14,"
+               " fee_unit_field = $15");
+  conn.prepare("submission_insert_form_version",
+               "INSERT INTO form_versions (tenant, service_id, version, definition, sha256, published_by)"
+               " VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT DO NOTHING");
+  conn.prepare("submission_form_version_sha",
+               "SELECT sha256 FROM form_versions WHERE tenant = $1 AND service_id = $2 AND version = $3");
+  conn.prepare("submission_set_form_version",
+               "UPDATE online_services SET form_version = greatest(form_version, $3) WHERE tenant = $1 AND id = $2");
+  conn.prepare("submission_get_definition",
+               "SELECT definition::text FROM form_versions WHERE tenant = $1 AND service_id = $2 AND version = $3");
+  conn.prepare("submission_funnel",
+               "INSERT INTO funnel_events (tenant, service_id, event, draft_id, step, field, rule, count)"
+               " VALUES ($1, $2, $3, nullif($4, '')::uuid, $5, $6, $7, $8)");
+
+  const std::string draft_from =
+      std::string(" FROM drafts d JOIN online_services o ON o.tenant = d.tenant AND o.id = d.service_id");
+  conn.prepare("submission_insert_draft",
+               "INSERT INTO drafts (id, tenant, party_id, account_id, service_id, form_version, data, read_only,"
+               " expires_at) VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6::jsonb, $7::text[],"
+               " now() + make_interval(hours => $8)) RETURNING id::text");
+  conn.prepare("submission_get_draft", std::string("SELECT ") + kDraftColumns + draft_from +
+                                           " WHERE d.tenant = $1 AND d.party_id = $2 AND d.id = $3");
+  conn.prepare("submission_update_draft",
+               "UPDATE drafts SET data = $5::jsonb, version = version + 1, updated_at = now(),"
+               " last_step = CASE WHEN $6 = '' THEN last_step ELSE $6 END,"
+               " expires_at = now() + make_interval(hours => $7)"
+               " WHERE tenant = $1 AND party_id = $2 AND id = $3 AND version = $4 RETURNING id");
+  conn.prepare("submission_list_drafts", std::string("SELECT ") + kDraftColumns + ", d.seq" + draft_from +
+                                             " WHERE d.tenant = $1 AND d.party_id = $2 AND d.seq < $3"
+                                             " ORDER BY d.seq DESC LIMIT $4");
+  conn.prepare("submission_delete_draft",
+               "DELETE FROM drafts WHERE tenant = $1 AND party_id = $2 AND id = $3 RETURNING service_id");
+  conn.prepare("submission_purge_drafts",
+               "DELETE FROM drafts WHERE id IN (SELECT id FROM drafts WHERE expires_at < now() ORDER BY expires_at"
+               " LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING tenant, service_id, id::text");
+  conn.prepare("submission_lock_draft",
+               "SELECT version, service_id FROM drafts WHERE tenant = $1 AND party_id = $2 AND id = $3 FOR UPDATE");
+
+  conn.prepare("submission_draft_attachments", std::string("SELECT ") + kAttachmentColumns +
+                                                   " FROM attachments WHERE draft_id = $1 ORDER BY created_at, id");
+  conn.prepare("submission_submission_attachments", std::string("SELECT ") + kAttachmentColumns +
+                                                        " FROM attachments WHERE submission_id = $1"
+                                                        " ORDER BY created_at, id");
+  conn.prepare("submission_count_attachments", "SELECT count(*) FROM attachments WHERE draft_id = $1 AND field = $2");
+  conn.prepare("submission_insert_attachment",
+               "INSERT INTO attachments (id, tenant, party_id, draft_id, field, filename, media_type, size, sha256,"
+               " content) VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING " +
+                   std::string(kAttachmentColumns));
+  conn.prepare("submission_get_attachment", std::string("SELECT ") + kAttachmentColumns +
+                                                ", content FROM attachments WHERE tenant = $1 AND party_id = $2"
+                                                " AND id = $3");
+  conn.prepare("submission_delete_attachment",
+               "DELETE FROM attachments WHERE tenant = $1 AND party_id = $2 AND id = $3 AND draft_id IS NOT NULL"
+               " RETURNING id");
+
+  const std::string submission_from =
+      std::string(" FROM submissions s JOIN online_services o ON o.tenant = s.tenant AND o.id = s.service_id");
+  conn.prepare("submission_by_key", std::string("SELECT ") + kSubmissionColumns + ", s.draft_id::text" +
+                                        submission_from +
+                                        " WHERE s.tenant = $1 AND s.party_id = $2 AND s.idempotency_key = $3");
+  conn.prepare("submission_next_reference",
+               "INSERT INTO reference_counters (tenant, year, last) VALUES ($1, extract(year FROM now())::int, 1)"
+               " ON CONFLICT (tenant, year) DO UPDATE SET last = reference_counters.last + 1 RETURNING year, last");
+  conn.prepare("submission_insert_submission",
+               "INSERT INTO submissions (id, tenant, party_id, account_id, service_id, form_version, reference,"
+               " status, data, fee_minor, fee_currency, draft_id, idempotency_key)"
+               " SELECT gen_random_uuid(), d.tenant, d.party_id, $3, d.service_id, d.form_version, $4, $5, $6::jsonb,"
+               " $7, $8, d.id, $9 FROM drafts d WHERE d.tenant = $1 AND d.id = $2 RETURNING id::text");
+  conn.prepare("submission_add_history",
+               "INSERT INTO submission_history (submission_id, status, note) VALUES ($1, $2, $3)");
+  conn.prepare("submission_move_attachments",
+               "UPDATE attachments SET submission_id = $2, draft_id = NULL WHERE draft_id = $1");
+  conn.prepare("submission_remove_submitted_draft", "DELETE FROM drafts WHERE id = $1");
+  conn.prepare("submission_outbox", "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3::jsonb)");
+  conn.prepare("submission_get_submission", std::string("SELECT ") + kSubmissionColumns + submission_from +
+                                                " WHERE s.tenant = $1 AND s.party_id = $2 AND s.id = $3");
+  conn.prepare("submission_history",
+               "SELECT status, (extract(epoch FROM at) * 1000000)::bigint, note FROM submission_history"
+               " WHERE submission_id = $1 ORDER BY seq");
+  // "My submissions", newest first: served by submissions_mine / submissions_mine_status.
+  conn.prepare("submission_list_submissions", std::string("SELECT ") + kSubmissionColumns + submission_from +
+                                                  " WHERE s.tenant = $1 AND s.party_id = $2 AND s.seq < $3"
+                                                  " ORDER BY s.seq DESC LIMIT $4");
+  conn.prepare("submission_list_submissions_by_status",
+               std::string("SELECT ") + kSubmissionColumns + submission_from +
+                   " WHERE s.tenant = $1 AND s.party_id = $2 AND s.status = $5 AND s.seq < $3"
+                   " ORDER BY s.seq DESC LIMIT $4");
+  conn.prepare("submission_set_status", "UPDATE submissions SET status = $2, updated_at = now() WHERE id = $1");
+  conn.prepare("submission_lock_submission",
+               "SELECT status, service_id, reference FROM submissions WHERE tenant = $1 AND party_id = $2 AND id = $3"
+               " FOR UPDATE");
+  conn.prepare("submission_give_feedback",
+               "INSERT INTO feedback (submission_id, rating, comment) SELECT id, $4, $5 FROM submissions"
+               " WHERE tenant = $1 AND party_id = $2 AND id = $3"
+               " RETURNING (extract(epoch FROM given_at) * 1000000)::bigint");
+}
+
+absl::Status Store::SyncCatalogue(const std::vector<Definition>& definitions) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    for (const auto& d : definitions) {
+      if (auto s = UpsertVersion(tx, d, "catalogue", false); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<v1::OnlineService> Store::Publish(const Definition& d, const std::string& published_by) {
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) { return UpsertVersion(tx, d, published_by, true); });
+  if (!s.ok()) return s;
+  return GetOnlineService(d.tenant, d.id);
 }
 
 absl::StatusOr<v1::ListOnlineServicesResponse> Store::ListOnlineServices(const CatalogueQuery& q) {
@@ -67,6 +330,295 @@ absl::StatusOr<v1::OnlineService> Store::GetOnlineService(const std::string& ten
     auto res = tx.exec_prepared("submission_get_online_service", tenant, id);
     if (res.empty()) return absl::NotFoundError("online service not found");
     out = ToService(res[0]);
+    out.set_form_json(res[0][15].as<std::string>());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<nlohmann::json> Store::GetDefinition(const std::string& tenant, const std::string& service_id,
+                                                    int version) {
+  nlohmann::json out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("submission_get_definition", tenant, service_id, version);
+    if (res.empty()) return absl::NotFoundError("form version not found");
+    out = nlohmann::json::parse(res[0][0].as<std::string>());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status Store::RecordFunnel(const std::string& tenant, const std::vector<FunnelEvent>& events) {
+  if (events.empty()) return absl::OkStatus();
+  return pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& e : events) Funnel(tx, tenant, e);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<v1::Draft> Store::CreateDraft(const Owner& owner, const std::string& account_id,
+                                             const std::string& service_id, int form_version,
+                                             const nlohmann::json& data, const std::vector<std::string>& read_only,
+                                             std::chrono::hours lifetime) {
+  v1::Draft out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto res = tx.exec_prepared("submission_insert_draft", owner.tenant, owner.party_id, account_id, service_id,
+                                form_version, data.dump(), ArrayLiteral(read_only), static_cast<int>(lifetime.count()));
+    const std::string id = res[0][0].as<std::string>();
+    Funnel(tx, owner.tenant, {"draft_started", service_id, id, "", "", ""});
+    auto d = LoadDraft(tx, owner, id);
+    if (!d.ok()) return d.status();
+    out = *std::move(d);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Draft> Store::GetDraft(const Owner& owner, const std::string& id) {
+  v1::Draft out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto d = LoadDraft(tx, owner, id);
+    if (!d.ok()) return d.status();
+    out = *std::move(d);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Draft> Store::UpdateDraft(const Owner& owner, const std::string& id, int64_t expected_version,
+                                             const nlohmann::json& data, const std::string& completed_step,
+                                             std::chrono::hours lifetime) {
+  v1::Draft out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto res = tx.exec_prepared("submission_update_draft", owner.tenant, owner.party_id, id, expected_version,
+                                data.dump(), completed_step, static_cast<int>(lifetime.count()));
+    if (res.empty()) {
+      auto current = LoadDraft(tx, owner, id);
+      if (!current.ok()) return current.status();
+      return absl::AbortedError(absl::StrCat("version: the draft changed; current version ", current->version()));
+    }
+    auto d = LoadDraft(tx, owner, id);
+    if (!d.ok()) return d.status();
+    Funnel(tx, owner.tenant, {"saved", d->service_id(), id, "", "", ""});
+    if (!completed_step.empty())
+      Funnel(tx, owner.tenant, {"step_completed", d->service_id(), id, completed_step, "", ""});
+    out = *std::move(d);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::ListDraftsResponse> Store::ListDrafts(const Owner& owner, const api::Page& page) {
+  v1::ListDraftsResponse out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    const int64_t after = page.after.empty() ? INT64_MAX : std::stoll(page.after);
+    auto res = tx.exec_prepared("submission_list_drafts", owner.tenant, owner.party_id, after, page.size + 1);
+    for (int i = 0; i < static_cast<int>(res.size()); ++i) {
+      if (i == page.size) {
+        out.mutable_page()->set_next_page_token(api::NextPageToken(res[i - 1][12].as<std::string>()));
+        break;
+      }
+      *out.add_drafts() = ToDraft(res[i]);
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status Store::DeleteDraft(const Owner& owner, const std::string& id) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("submission_delete_draft", owner.tenant, owner.party_id, id);
+    if (res.empty()) return absl::NotFoundError("draft not found");
+    Funnel(tx, owner.tenant, {"abandoned", res[0][0].as<std::string>(), id, "", "", "deleted"});
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<int> Store::PurgeExpiredDrafts(int limit) {
+  int n = 0;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("submission_purge_drafts", limit);
+    for (const auto& row : res) {
+      Funnel(tx, row[0].as<std::string>(),
+             {"abandoned", row[1].as<std::string>(), row[2].as<std::string>(), "", "", "expired"});
+    }
+    n = static_cast<int>(res.size());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return n;
+}
+
+absl::StatusOr<v1::Attachment> Store::AddAttachment(const Owner& owner, const std::string& draft_id,
+                                                    const v1::Attachment& meta, const std::string& content,
+                                                    int max_files) {
+  v1::Attachment out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    // The draft's row lock makes the count and the insert one step.
+    if (tx.exec_prepared("submission_lock_draft", owner.tenant, owner.party_id, draft_id).empty()) {
+      return absl::NotFoundError("draft not found");
+    }
+    if (tx.exec_prepared("submission_count_attachments", draft_id, meta.field())[0][0].as<int>() >= max_files) {
+      return absl::InvalidArgumentError("file: too_many_files");
+    }
+    auto res =
+        tx.exec_prepared("submission_insert_attachment", owner.tenant, owner.party_id, draft_id, meta.field(),
+                         meta.filename(), meta.media_type(), meta.size(), meta.sha256(), pqxx::binarystring(content));
+    out = ToAttachment(res[0]);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::AttachmentContent> Store::GetAttachment(const Owner& owner, const std::string& id) {
+  v1::AttachmentContent out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("submission_get_attachment", owner.tenant, owner.party_id, id);
+    if (res.empty()) return absl::NotFoundError("attachment not found");
+    *out.mutable_attachment() = ToAttachment(res[0]);
+    pqxx::binarystring content(res[0][7]);
+    out.set_content(content.str());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status Store::DeleteAttachment(const Owner& owner, const std::string& id) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    if (tx.exec_prepared("submission_delete_attachment", owner.tenant, owner.party_id, id).empty()) {
+      return absl::NotFoundError("attachment not found");
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::optional<std::pair<v1::Submission, std::string>>> Store::FindByIdempotencyKey(
+    const Owner& owner, const std::string& key) {
+  std::optional<std::pair<v1::Submission, std::string>> out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto res = tx.exec_prepared("submission_by_key", owner.tenant, owner.party_id, key);
+    if (res.empty()) return absl::OkStatus();
+    auto full = LoadSubmission(tx, owner, res[0][0].as<std::string>());
+    if (!full.ok()) return full.status();
+    out = std::make_pair(*std::move(full), res[0][12].as<std::string>());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Submission> Store::Submit(const NewSubmission& n) {
+  v1::Submission out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto lock = tx.exec_prepared("submission_lock_draft", n.owner.tenant, n.owner.party_id, n.draft_id);
+    if (lock.empty()) return absl::NotFoundError("draft not found");
+    if (lock[0][0].as<int64_t>() != n.draft_version) {
+      return absl::AbortedError("version: the draft changed while it was submitted");
+    }
+    const std::string service_id = lock[0][1].as<std::string>();
+    auto ref = tx.exec_prepared("submission_next_reference", n.owner.tenant);
+    const std::string number = std::to_string(ref[0][1].as<int64_t>());
+    const std::string reference = absl::StrCat(n.reference_prefix, "-", ref[0][0].as<int>(), "-",
+                                               std::string(number.size() < 6 ? 6 - number.size() : 0, '0'), number);
+    const bool fee = n.fee_minor > 0;
+    auto ins = tx.exec_prepared("submission_insert_submission", n.owner.tenant, n.draft_id, n.account_id, reference,
+                                fee ? "awaiting_payment" : "submitted", n.data.dump(), n.fee_minor, n.fee_currency,
+                                n.idempotency_key);
+    const std::string id = ins[0][0].as<std::string>();
+    tx.exec_prepared("submission_add_history", id, "submitted", "");
+    if (fee) tx.exec_prepared("submission_add_history", id, "awaiting_payment", "");
+    tx.exec_prepared("submission_move_attachments", n.draft_id, id);
+    tx.exec_prepared("submission_remove_submitted_draft", n.draft_id);
+    const nlohmann::json event = {{"submission_id", id},           {"reference", reference},
+                                  {"tenant", n.owner.tenant},      {"party_id", n.owner.party_id},
+                                  {"service_id", service_id},      {"fee_minor", n.fee_minor},
+                                  {"fee_currency", n.fee_currency}};
+    tx.exec_prepared("submission_outbox", fee ? "submission.awaiting_payment" : "submission.ready_for_delivery", id,
+                     event.dump());
+    Funnel(tx, n.owner.tenant, {"submitted", service_id, n.draft_id, "", "", ""});
+    auto full = LoadSubmission(tx, n.owner, id);
+    if (!full.ok()) return full.status();
+    out = *std::move(full);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::ListSubmissionsResponse> Store::ListSubmissions(const Owner& owner, const std::string& status,
+                                                                   const api::Page& page) {
+  v1::ListSubmissionsResponse out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    const int64_t after = page.after.empty() ? INT64_MAX : std::stoll(page.after);
+    auto res = status.empty()
+                   ? tx.exec_prepared("submission_list_submissions", owner.tenant, owner.party_id, after, page.size + 1)
+                   : tx.exec_prepared("submission_list_submissions_by_status", owner.tenant, owner.party_id, after,
+                                      page.size + 1, status);
+    for (int i = 0; i < static_cast<int>(res.size()); ++i) {
+      if (i == page.size) {
+        out.mutable_page()->set_next_page_token(api::NextPageToken(res[i - 1][11].as<std::string>()));
+        break;
+      }
+      *out.add_submissions() = ToSubmission(res[i]);
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Submission> Store::GetSubmission(const Owner& owner, const std::string& id) {
+  v1::Submission out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto full = LoadSubmission(tx, owner, id);
+    if (!full.ok()) return full.status();
+    out = *std::move(full);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Submission> Store::Withdraw(const Owner& owner, const std::string& id) {
+  v1::Submission out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto lock = tx.exec_prepared("submission_lock_submission", owner.tenant, owner.party_id, id);
+    if (lock.empty()) return absl::NotFoundError("submission not found");
+    if (!Undecided(lock[0][0].as<std::string>())) return absl::FailedPreconditionError("status: decided");
+    tx.exec_prepared("submission_set_status", id, "withdrawn");
+    tx.exec_prepared("submission_add_history", id, "withdrawn", "");
+    const nlohmann::json event = {{"submission_id", id},
+                                  {"reference", lock[0][2].as<std::string>()},
+                                  {"tenant", owner.tenant},
+                                  {"service_id", lock[0][1].as<std::string>()}};
+    tx.exec_prepared("submission_outbox", "submission.withdrawn", id, event.dump());
+    auto full = LoadSubmission(tx, owner, id);
+    if (!full.ok()) return full.status();
+    out = *std::move(full);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Feedback> Store::GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,
+                                                 const std::string& comment) {
+  v1::Feedback out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res =
+        tx.exec_prepared("submission_give_feedback", owner.tenant, owner.party_id, submission_id, rating, comment);
+    if (res.empty()) return absl::NotFoundError("submission not found");
+    out.set_rating(rating);
+    out.set_comment(comment);
+    *out.mutable_given_at() = TimeUtil::MicrosecondsToTimestamp(res[0][0].as<int64_t>());
     return absl::OkStatus();
   });
   if (!s.ok()) return s;

@@ -71,7 +71,9 @@ TEST_CASE("all seven binaries start and the gateway becomes ready", "[e2e]") {
     auto svc = nlohmann::json::parse(one->body);
     CHECK(svc["fee"]["amount_minor"] == 1200);
     CHECK(svc["fee"]["per_unit"] == true);
-    CHECK(svc["required_assurance_level"] == "substantial");
+    CHECK(svc["required_assurance_level"] == "low");
+    CHECK(svc["form_version"] == 1);
+    CHECK(svc["form"]["steps"][0]["fields"][0]["id"] == "certificate_type");
     auto missing = c.Get("/api/v1/services/no-such-service");
     REQUIRE(missing);
     CHECK(missing->status == 404);

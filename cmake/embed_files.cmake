@@ -1,0 +1,16 @@
+# Writes OUT: a C++ source defining `const std::vector<std::pair<std::string, std::string>>& SYMBOL()`
+# with (path relative to BASE, text) of every file in FILES, in the order given.
+string(REGEX MATCH "^(.*)::([^:]+)$" _ "${SYMBOL}")
+set(ns "${CMAKE_MATCH_1}")
+set(name "${CMAKE_MATCH_2}")
+set(body "#include <string>\n#include <utility>\n#include <vector>\n\nnamespace ${ns} {\n\n")
+string(APPEND body "const std::vector<std::pair<std::string, std::string>>& ${name}() {\n")
+string(APPEND body "  static const std::vector<std::pair<std::string, std::string>> kFiles = {\n")
+foreach(f IN LISTS FILES)
+  file(RELATIVE_PATH rel "${BASE}" "${f}")
+  file(READ "${f}" text)
+  string(APPEND body "      {\"${rel}\", R\"stadtportal_file(${text})stadtportal_file\"},\n")
+endforeach()
+string(APPEND body "  };\n  return kFiles;\n}\n\n}  // namespace ${ns}\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

@@ -1,0 +1,72 @@
+#include "services/submission/catalogue.h"
+
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "libs/auth/tokens.h"
+#include "services/submission/json_schema.h"
+
+namespace stadtportal::submission {
+namespace {
+
+constexpr char kSchemaFile[] = "catalogue.schema.json";
+
+const JsonSchema& Schema() {
+  static const JsonSchema* schema = [] {
+    for (const auto& [path, text] : CatalogueFiles()) {
+      if (path == kSchemaFile) return new JsonSchema(nlohmann::json::parse(text));
+    }
+    throw std::logic_error("catalogue.schema.json is not compiled in");
+  }();
+  return *schema;
+}
+
+}  // namespace
+
+absl::StatusOr<Definition> CheckDefinition(const std::string& text) {
+  const auto json = nlohmann::json::parse(text, nullptr, false);
+  if (json.is_discarded()) return absl::InvalidArgumentError("definition: not valid JSON");
+  if (auto errors = Schema().Validate(json); !errors.empty()) {
+    return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+  }
+  auto form = Form::Parse(json["form"]);
+  if (!form.ok()) return form.status();
+  const std::string unit = json["fee"].value("per_unit_field", "");
+  if (!unit.empty()) {
+    const FieldDef* f = form->Find(unit);
+    if (f == nullptr || f->type != "number" || !f->integer || !f->required) {
+      return absl::InvalidArgumentError("fee: per_unit_field must name a required integer number field");
+    }
+  }
+  Definition d;
+  d.json = json;
+  d.tenant = json["tenant"];
+  d.id = json["id"];
+  d.version = json["version"];
+  d.sha256 = absl::BytesToHexString(auth::Sha256(json.dump()));  // Of the normalised JSON: formatting is not a change.
+  return d;
+}
+
+absl::StatusOr<std::vector<Definition>> LoadCatalogue() {
+  std::vector<Definition> out;
+  for (const auto& [path, text] : CatalogueFiles()) {
+    if (path == kSchemaFile) continue;
+    auto d = CheckDefinition(text);
+    if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("catalogue/", path, ": ", d.status().message()));
+    const std::string expected = absl::StrCat(d->tenant, "/", d->id, ".v", d->version, ".json");
+    if (path != expected) {
+      return absl::InvalidArgumentError(absl::StrCat("catalogue/", path, ": must be named ", expected));
+    }
+    out.push_back(*std::move(d));
+  }
+  std::sort(out.begin(), out.end(), [](const Definition& a, const Definition& b) {
+    return std::tie(a.tenant, a.id, a.version) < std::tie(b.tenant, b.id, b.version);
+  });
+  return out;
+}
+
+Form FormOf(const Definition& d) { return *Form::Parse(d.json["form"]); }
+
+}  // namespace stadtportal::submission

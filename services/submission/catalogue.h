@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "services/submission/form.h"
+#include "services/submission/store.h"
+
+namespace stadtportal::submission {
+
+// (path under catalogue/, text) of the compiled-in catalogue files, the schema included.
+const std::vector<std::pair<std::string, std::string>>& CatalogueFiles();
+
+// Parses and checks one service definition: catalogue.schema.json, then the form rules,
+// then that the fee's unit field is an integer number field. INVALID_ARGUMENT with
+// every problem ("/form/steps/0/fields/1/type: must be one of …; …") otherwise.
+absl::StatusOr<Definition> CheckDefinition(const std::string& text);
+
+// Every compiled-in definition, checked. INVALID_ARGUMENT naming the file otherwise.
+absl::StatusOr<std::vector<Definition>> LoadCatalogue();
+
+// The form of a checked definition.
+Form FormOf(const Definition& d);
+
+}  // namespace stadtportal::submission

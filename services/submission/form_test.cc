@@ -1,0 +1,229 @@
+#include "services/submission/form.h"
+
+#include <catch2/catch.hpp>
+
+#include "services/submission/attachments.h"
+#include "services/submission/catalogue.h"
+#include "services/submission/json_schema.h"
+#include "services/submission/receipt.h"
+
+namespace stadtportal::submission {
+namespace {
+
+const absl::CivilDay kToday(2026, 11, 28);
+
+Form CertificateForm() {
+  for (const auto& [path, text] : CatalogueFiles()) {
+    if (path == "09564000/civil-registry-certificate.v1.json") return FormOf(*CheckDefinition(text));
+  }
+  FAIL("certificate form not compiled in");
+  return *Form::Parse(nlohmann::json::parse(R"({"steps": []})"));
+}
+
+bool Has(const std::vector<FieldError>& errors, const std::string& field, const std::string& code) {
+  return std::find(errors.begin(), errors.end(), FieldError{field, code}) != errors.end();
+}
+
+nlohmann::json ValidCertificate() {
+  return {{"certificate_type", "birth"},
+          {"copies", 2},
+          {"event_date", "1990-02-28"},
+          {"person_name", "Anna Muster"},
+          {"purpose", "pension"},
+          {"given_name", "Anna"},
+          {"family_name", "Muster"},
+          {"address", {{"street", "Hauptmarkt"}, {"house_number", "18"}, {"postcode", "90403"}, {"city", "Nürnberg"}}},
+          {"email", "anna@example.org"}};
+}
+
+}  // namespace
+
+TEST_CASE("every compiled-in catalogue file passes the schema and the form rules", "[unit]") {
+  auto catalogue = LoadCatalogue();
+  REQUIRE(catalogue.ok());
+  CHECK(catalogue->size() == 6);
+}
+
+TEST_CASE("the JSON Schema validator reports violations with their location", "[unit]") {
+  JsonSchema schema(nlohmann::json::parse(R"({
+    "type": "object", "additionalProperties": false, "required": ["a"],
+    "properties": {"a": {"$ref": "#/$defs/small"}, "b": {"type": "array", "items": {"enum": ["x", "y"]}, "maxItems": 2},
+                   "c": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 3}},
+    "$defs": {"small": {"type": "integer", "minimum": 1, "maximum": 3}}})"));
+  CHECK(schema.Validate(nlohmann::json::parse(R"({"a": 2, "b": ["x"], "c": "ab"})")).empty());
+  const auto errors = schema.Validate(nlohmann::json::parse(R"({"a": 7, "b": ["x", "z", "y"], "c": "ABCD", "d": 1})"));
+  const std::vector<std::string> expected = {"/a: must be <= 3",
+                                             "/b: must have at most 2 items",
+                                             "/b/1: must be one of [\"x\",\"y\"]",
+                                             "/c: must have at most 3 characters",
+                                             "/c: must match ^[a-z]+$",
+                                             "/d: unknown property"};
+  CHECK(errors == expected);
+  CHECK(schema.Validate(nlohmann::json::parse(R"({})")) == std::vector<std::string>{"/: required property a missing"});
+  CHECK_THROWS_AS(JsonSchema(nlohmann::json::parse(R"({"format": "email"})")), std::invalid_argument);
+  CHECK_THROWS_AS(JsonSchema(nlohmann::json::parse(R"({"$ref": "#/$defs/nowhere"})")), std::invalid_argument);
+}
+
+TEST_CASE("a definition that breaks the schema or the form rules is refused", "[unit]") {
+  nlohmann::json d;
+  for (const auto& [path, text] : CatalogueFiles()) {
+    if (path == "09564000/dog-tax-registration.v1.json") d = nlohmann::json::parse(text);
+  }
+  REQUIRE(CheckDefinition(d.dump()).ok());
+  auto broken = d;
+  broken["form"]["steps"][0]["fields"][0]["type"] = "slider";
+  CHECK(CheckDefinition(broken.dump()).status().message().find("/form/steps/0/fields/0/type: must be one of") == 0);
+  broken = d;
+  broken["form"]["steps"][1]["fields"][0]["id"] = "dog_name";
+  CHECK(CheckDefinition(broken.dump()).status().message() == "form: duplicate field dog_name");
+  broken = d;
+  broken["form"]["steps"][0]["fields"][0]["visible_when"] = {{"field", "iban"}, {"equals", "x"}};
+  CHECK(CheckDefinition(broken.dump()).status().message() == "form: dog_name depends on a later or unknown field");
+  broken = d;
+  broken["fee"]["per_unit_field"] = "breed";
+  CHECK(CheckDefinition(broken.dump()).status().message() ==
+        "fee: per_unit_field must name a required integer number field");
+  CHECK(CheckDefinition("{").status().message() == "definition: not valid JSON");
+}
+
+TEST_CASE("a complete certificate order is valid; its fee follows the copies", "[unit]") {
+  const Form form = CertificateForm();
+  CHECK(form.Validate(ValidCertificate(), {}, "", kToday).empty());
+  CHECK(form.Validate(ValidCertificate(), {}, "certificate", kToday).empty());
+}
+
+TEST_CASE("every rule reports its own error, all at once", "[unit]") {
+  const Form form = CertificateForm();
+  auto data = ValidCertificate();
+  data["copies"] = 11;
+  data["event_date"] = "2026-02-30";
+  data["person_name"] = "A";
+  data["purpose"] = "fun";
+  data["email"] = "anna@";
+  data["phone"] = "call me";
+  data["address"]["postcode"] = "9040";
+  data.erase("family_name");
+  const auto errors = form.Validate(data, {}, "", kToday);
+  CHECK(errors.size() == 8);
+  CHECK(Has(errors, "copies", "too_large"));
+  CHECK(Has(errors, "event_date", "invalid_date"));
+  CHECK(Has(errors, "person_name", "too_short"));
+  CHECK(Has(errors, "purpose", "invalid_option"));
+  CHECK(Has(errors, "email", "invalid_email"));
+  CHECK(Has(errors, "phone", "invalid_phone"));
+  CHECK(Has(errors, "address.postcode", "invalid_postcode"));
+  CHECK(Has(errors, "family_name", "required"));
+
+  data = ValidCertificate();
+  data["event_date"] = "2027-01-01";
+  CHECK(form.Validate(data, {}, "", kToday) == std::vector<FieldError>{{"event_date", "too_late"}});
+  data["event_date"] = "1800-01-01";
+  CHECK(form.Validate(data, {}, "", kToday) == std::vector<FieldError>{{"event_date", "too_early"}});
+  data = ValidCertificate();
+  data["copies"] = 1.5;
+  CHECK(form.Validate(data, {}, "", kToday) == std::vector<FieldError>{{"copies", "wrong_type"}});
+  // Step validation only looks at that step.
+  data = ValidCertificate();
+  data.erase("email");
+  CHECK(form.Validate(data, {}, "certificate", kToday).empty());
+  CHECK(form.Validate(data, {}, "applicant", kToday) == std::vector<FieldError>{{"email", "required"}});
+}
+
+TEST_CASE("conditional fields are shown and required only when their condition holds", "[unit]") {
+  const Form form = CertificateForm();
+  auto data = ValidCertificate();
+  data["certificate_type"] = "marriage";
+  CHECK(form.Validate(data, {}, "", kToday) == std::vector<FieldError>{{"spouse_name", "required"}});
+  data["spouse_name"] = "Ben Muster";
+  CHECK(form.Validate(data, {}, "", kToday).empty());
+  // A hidden field's answer is not kept.
+  data["certificate_type"] = "birth";
+  CHECK_FALSE(form.VisibleData(data).contains("spouse_name"));
+  // A required file of a condition ("in" list).
+  data["certificate_type"] = "death";
+  CHECK(form.Validate(data, {}, "", kToday) == std::vector<FieldError>{{"legitimation", "required"}});
+  CHECK(form.Validate(data, {{"legitimation", 1}}, "", kToday).empty());
+  CHECK(form.Validate(data, {{"legitimation", 4}}, "", kToday) ==
+        std::vector<FieldError>{{"legitimation", "too_many_files"}});
+}
+
+TEST_CASE("a partial update is checked for shape: unknown, wrong type, too long, read-only", "[unit]") {
+  const Form form = CertificateForm();
+  const auto errors = form.CheckPatch(nlohmann::json{{"nickname", "x"},
+                                                     {"copies", "two"},
+                                                     {"person_name", std::string(201, 'a')},
+                                                     {"family_name", "Other"},
+                                                     {"legitimation", "file.pdf"},
+                                                     {"address", {{"street", 5}, {"planet", "Earth"}}},
+                                                     {"phone", nullptr}},
+                                      {"family_name"});
+  CHECK(errors.size() == 7);
+  CHECK(Has(errors, "nickname", "unknown_field"));
+  CHECK(Has(errors, "copies", "wrong_type"));
+  CHECK(Has(errors, "person_name", "too_long"));
+  CHECK(Has(errors, "family_name", "read_only"));
+  CHECK(Has(errors, "legitimation", "read_only"));
+  CHECK(Has(errors, "address.street", "wrong_type"));
+  CHECK(Has(errors, "address.planet", "unknown_field"));
+}
+
+TEST_CASE("prefill takes profile attributes; verified ones become read-only", "[unit]") {
+  const Form form = CertificateForm();
+  std::vector<std::string> read_only;
+  const auto data = form.Prefill({{"given_name", {"Anna", false}},
+                                  {"family_name", {"Muster", true}},
+                                  {"address.street", {"Hauptmarkt", true}},
+                                  {"address.house_number", {"18", true}},
+                                  {"address.postcode", {"90403", true}},
+                                  {"address.city", {"Nürnberg", true}}},
+                                 &read_only);
+  CHECK(data["given_name"] == "Anna");
+  CHECK(data["family_name"] == "Muster");
+  CHECK(data["address"]["city"] == "Nürnberg");
+  CHECK_FALSE(data.contains("email"));
+  CHECK(read_only == std::vector<std::string>{"family_name", "address"});
+}
+
+TEST_CASE("IBANs are checked by their mod-97 checksum", "[unit]") {
+  CHECK(ValidIban("DE89 3704 0044 0532 0130 00"));
+  CHECK(ValidIban("de89370400440532013000"));
+  CHECK(ValidIban("GB82WEST12345698765432"));
+  CHECK_FALSE(ValidIban("DE89 3704 0044 0532 0130 01"));  // Checksum.
+  CHECK_FALSE(ValidIban("DE89 3704 0044 0532 0130"));     // Length for DE.
+  CHECK_FALSE(ValidIban("not an iban"));
+}
+
+TEST_CASE("attachments are typed by content, not by name", "[unit]") {
+  CHECK(SniffMediaType("%PDF-1.7\n...") == "application/pdf");
+  CHECK(SniffMediaType(std::string("\x89PNG\r\n\x1a\n\0\0", 10)) == "image/png");
+  CHECK(SniffMediaType("\xFF\xD8\xFF\xE0") == "image/jpeg");
+  CHECK(SniffMediaType("MZ\x90\x00 an executable renamed to .pdf") == "");
+  CHECK(SafeFilename("../../etc/passwd") == "passwd");
+  CHECK(SafeFilename("C:\\Users\\a\\Bescheid \"neu\".pdf") == "Bescheid _neu_.pdf");
+  CHECK(SafeFilename("") == "attachment");
+}
+
+TEST_CASE("the receipt PDF is well-formed and carries the answers", "[unit]") {
+  v1::Submission s;
+  s.set_reference("NUE-2026-000123");
+  s.mutable_service_name()->set_de("Personenstandsurkunde bestellen");
+  s.set_data_json(ValidCertificate().dump());
+  s.mutable_fee()->set_amount_minor(2400);
+  s.mutable_fee()->set_currency("EUR");
+  nlohmann::json definition;
+  for (const auto& [path, text] : CatalogueFiles()) {
+    if (path == "09564000/civil-registry-certificate.v1.json") definition = nlohmann::json::parse(text);
+  }
+  const auto lines = ReceiptLines(s, definition, "de");
+  CHECK(lines[0] == "Aktenzeichen: NUE-2026-000123");
+  CHECK(std::find(lines.begin(), lines.end(), "  Art der Urkunde: Geburtsurkunde") != lines.end());
+  CHECK(lines.back() == "Gebühr: 24,00 €");
+  const std::string pdf = RenderPdf("Eingangsbestätigung", lines);
+  CHECK(pdf.rfind("%PDF-1.4", 0) == 0);
+  CHECK(pdf.find("(Aktenzeichen: NUE-2026-000123) Tj") != std::string::npos);
+  // The cross-reference table points at the objects.
+  const size_t startxref = std::stoul(pdf.substr(pdf.rfind("startxref") + 10));
+  CHECK(pdf.compare(startxref, 4, "xref") == 0);
+}
+
+}  // namespace stadtportal::submission
