@@ -1,0 +1,140 @@
+#include "libs/events/events.h"
+
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "libs/auth/tokens.h"
+#include "libs/log/log.h"
+
+namespace stadtportal::events {
+namespace {
+
+std::string Field(const redisReply* fields, const std::string& name) {
+  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+    if (std::string(fields->element[i]->str, fields->element[i]->len) == name) {
+      return std::string(fields->element[i + 1]->str, fields->element[i + 1]->len);
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string StreamOf(const std::string& topic) { return "sp:events:" + topic; }
+
+void Publish(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload) {
+  tx.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3::jsonb)", topic, key, payload.dump());
+}
+
+Relay::Relay(db::Pool& pool, redis::Client& redis, std::string source, std::chrono::milliseconds interval)
+    : pool_(pool), redis_(redis), source_(std::move(source)), job_("event-relay", interval, [this] {
+        auto n = RelayOnce();
+        if (!n.ok()) log::Warn("event relay failed", {{"error", std::string(n.status().message())}});
+      }) {}
+
+absl::StatusOr<int> Relay::RelayOnce(int limit) {
+  int published = 0;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto rows = tx.exec_params(
+        "SELECT id, topic, key, payload::text FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
+        " FOR UPDATE SKIP LOCKED",
+        limit);
+    for (const auto& r : rows) {
+      const std::string id = absl::StrCat(source_, "-", r[0].as<int64_t>());
+      auto added =
+          redis_.Command({"XADD", StreamOf(r[1].as<std::string>()), "*", "id", id, "topic", r[1].as<std::string>(),
+                          "key", r[2].as<std::string>(), "payload", r[3].as<std::string>()});
+      if (!added.ok()) return added.status();  // Rolls back: the rest goes next time.
+      tx.exec_params("UPDATE outbox SET published_at = now() WHERE id = $1", r[0].as<int64_t>());
+      ++published;
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return published;
+}
+
+Consumer::Consumer(db::Pool& pool, redis::Options redis, std::string group, std::vector<std::string> topics,
+                   Handler handler, std::chrono::milliseconds retry_after)
+    : pool_(pool),
+      redis_(std::make_unique<redis::Client>([&] {
+        redis.command_timeout = std::max(redis.command_timeout, std::chrono::milliseconds(2000));
+        return redis;
+      }())),
+      group_(std::move(group)),
+      consumer_(absl::StrCat(group_, "-", getpid(), "-", auth::RandomToken(4))),
+      topics_(std::move(topics)),
+      handler_(std::move(handler)),
+      retry_after_(retry_after),
+      job_("event-consumer", std::chrono::milliseconds(20), [this] {
+        auto n = PollOnce();
+        if (!n.ok()) {
+          log::Warn("event consumer failed", {{"group", group_}, {"error", std::string(n.status().message())}});
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+      }) {}
+
+absl::Status Consumer::EnsureGroups() {
+  if (groups_ready_) return absl::OkStatus();
+  for (const auto& t : topics_) {
+    auto r = redis_->Command({"XGROUP", "CREATE", StreamOf(t), group_, "0", "MKSTREAM"});
+    if (!r.ok() && r.status().message().find("BUSYGROUP") == absl::string_view::npos) return r.status();
+  }
+  groups_ready_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status Consumer::Handle(const std::string& stream, const redisReply* message) {
+  const std::string entry(message->element[0]->str, message->element[0]->len);
+  const redisReply* fields = message->element[1];
+  if (fields == nullptr || fields->type != REDIS_REPLY_ARRAY) {
+    // Deleted from the stream while pending: nothing left to handle.
+    return redis_->Command({"XACK", stream, group_, entry}).status();
+  }
+  Event e{Field(fields, "id"), Field(fields, "topic"), Field(fields, "key"),
+          nlohmann::json::parse(Field(fields, "payload"), nullptr, false)};
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto fresh = tx.exec_params(
+        "INSERT INTO inbox (event_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id", e.id, e.topic);
+    if (fresh.empty()) return absl::OkStatus();  // Seen before: the effect is there.
+    return handler_(tx, e);
+  });
+  if (!s.ok()) {
+    log::Warn("event not handled; it will be retried",
+              {{"group", group_}, {"event", e.id}, {"topic", e.topic}, {"error", std::string(s.message())}});
+    return s;
+  }
+  return redis_->Command({"XACK", stream, group_, entry}).status();
+}
+
+absl::StatusOr<int> Consumer::PollOnce(std::chrono::milliseconds block) {
+  if (auto s = EnsureGroups(); !s.ok()) return s;
+  int handled = 0;
+  // First events another consumer took but did not acknowledge in time (crash, error).
+  for (const auto& t : topics_) {
+    auto claimed = redis_->Command(
+        {"XAUTOCLAIM", StreamOf(t), group_, consumer_, std::to_string(retry_after_.count()), "0", "COUNT", "32"});
+    if (!claimed.ok()) return claimed.status();
+    const redisReply* messages = claimed->raw()->element[1];
+    for (size_t i = 0; i < messages->elements; ++i) {
+      if (Handle(StreamOf(t), messages->element[i]).ok()) ++handled;
+    }
+  }
+  std::vector<std::string> args = {
+      "XREADGROUP", "GROUP", group_, consumer_, "COUNT", "32", "BLOCK", std::to_string(block.count()), "STREAMS"};
+  for (const auto& t : topics_) args.push_back(StreamOf(t));
+  for (size_t i = 0; i < topics_.size(); ++i) args.push_back(">");
+  auto read = redis_->Command(args);
+  if (!read.ok()) return read.status();
+  if (read->is_nil()) return handled;
+  for (size_t s = 0; s < read->size(); ++s) {
+    const redisReply* stream = read->raw()->element[s];
+    const std::string name(stream->element[0]->str, stream->element[0]->len);
+    for (size_t i = 0; i < stream->element[1]->elements; ++i) {
+      if (Handle(name, stream->element[1]->element[i]).ok()) ++handled;
+    }
+  }
+  return handled;
+}
+
+}  // namespace stadtportal::events

@@ -1,0 +1,88 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "absl/status/statusor.h"
+#include "libs/app/periodic.h"
+#include "libs/db/pool.h"
+#include "libs/redis/client.h"
+
+// Events between services: a service writes an event into its own `outbox` table in the
+// transaction that makes the change; a relay moves it to the Redis Stream of its topic;
+// consumers read with a consumer group per service and apply each event in a
+// transaction that records its id in their `inbox` table. At-least-once transport,
+// exactly-once effect. Both tables are created by each service's migrations:
+//   outbox (id bigint identity PK, topic, key, payload jsonb, created_at, published_at)
+//   inbox  (event_id text PK, topic, received_at)
+namespace stadtportal::events {
+
+struct Event {
+  std::string id;     // "<source service>-<outbox id>", unique across the platform.
+  std::string topic;  // "payment.succeeded"
+  std::string key;    // What the event is about (a submission id…).
+  nlohmann::json payload;
+};
+
+// The Redis Stream of a topic.
+std::string StreamOf(const std::string& topic);
+
+// Writes an event in the caller's transaction.
+void Publish(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload);
+
+// Moves unpublished outbox rows to their streams, oldest first. Safe on every replica
+// (rows are claimed with SKIP LOCKED); a row published twice after a crash is deduped by
+// consumers through its id.
+class Relay {
+ public:
+  Relay(db::Pool& pool, redis::Client& redis, std::string source,
+        std::chrono::milliseconds interval = std::chrono::milliseconds(100));
+  void Start() { job_.Start(); }
+  void Stop() { job_.Stop(); }
+  // One batch; returns how many events were published.
+  absl::StatusOr<int> RelayOnce(int limit = 100);
+
+ private:
+  db::Pool& pool_;
+  redis::Client& redis_;
+  std::string source_;
+  app::Periodic job_;
+};
+
+// Runs `handler` for each event of `topics` in a transaction of `pool` that also records
+// the event in `inbox`: an event seen before is acknowledged without running the handler
+// again. A failing handler leaves the event pending; it is claimed again after
+// `retry_after` (by this or another replica).
+class Consumer {
+ public:
+  using Handler = std::function<absl::Status(pqxx::work&, const Event&)>;
+  Consumer(db::Pool& pool, redis::Options redis, std::string group, std::vector<std::string> topics, Handler handler,
+           std::chrono::milliseconds retry_after = std::chrono::seconds(30));
+  void Start() { job_.Start(); }
+  void Stop() { job_.Stop(); }
+  // Reads and handles one batch (waiting up to `block` for new events); returns how
+  // many events were handled.
+  absl::StatusOr<int> PollOnce(std::chrono::milliseconds block = std::chrono::milliseconds(500));
+
+ private:
+  absl::Status EnsureGroups();
+  absl::Status Handle(const std::string& stream, const redisReply* message);
+
+  db::Pool& pool_;
+  std::unique_ptr<redis::Client> redis_;  // Its own connection: reads block.
+  std::string group_;
+  std::string consumer_;
+  std::vector<std::string> topics_;
+  Handler handler_;
+  std::chrono::milliseconds retry_after_;
+  bool groups_ready_ = false;
+  app::Periodic job_;
+};
+
+}  // namespace stadtportal::events
