@@ -82,10 +82,12 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   identity_ = identity::v1::IdentityService::NewStub(channels_.at("identity"));
   accounts_ = accounts::v1::AccountsService::NewStub(channels_.at("accounts"));
   submission_ = submission::v1::SubmissionService::NewStub(channels_.at("submission"));
+  payment_ = payment::v1::PaymentService::NewStub(channels_.at("payment"));
   AddRoutes();
   AddAuthRoutes();
   AddAccountsRoutes();
   AddSubmissionRoutes();
+  AddPaymentRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }

@@ -21,6 +21,7 @@
 #include "libs/redis/client.h"
 #include "stadtportal/accounts/v1/accounts.grpc.pb.h"
 #include "stadtportal/identity/v1/identity.grpc.pb.h"
+#include "stadtportal/payment/v1/payment.grpc.pb.h"
 #include "stadtportal/submission/v1/submission.grpc.pb.h"
 
 namespace stadtportal::gateway {
@@ -84,6 +85,7 @@ class Service {
   void AddAuthRoutes();
   void AddAccountsRoutes();
   void AddSubmissionRoutes();
+  void AddPaymentRoutes();
   // Wraps a handler with the rate limit of its group.
   Handler Limited(const std::string& group, Handler handler);
 
@@ -112,6 +114,7 @@ class Service {
   std::unique_ptr<identity::v1::IdentityService::Stub> identity_;
   std::unique_ptr<accounts::v1::AccountsService::Stub> accounts_;
   std::unique_ptr<submission::v1::SubmissionService::Stub> submission_;
+  std::unique_ptr<payment::v1::PaymentService::Stub> payment_;
   http::Router router_;
   httplib::Server server_;
   std::thread thread_;

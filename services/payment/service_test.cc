@@ -1,88 +1,415 @@
 #include "services/payment/service.h"
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
+#include <httplib.h>
 #include <catch2/catch.hpp>
 
+#include "libs/auth/tokens.h"
+#include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
+#include "services/payment/testpay.h"
 
 namespace stadtportal::payment {
 namespace {
 
+using namespace std::chrono_literals;
+
+constexpr char kAnna[] = "0b6f5e2a-3c1d-4e8f-9a7b-1c2d3e4f5a6b";
+constexpr char kKey[] = "test-api-key";
+constexpr char kSecret[] = "test-webhook-secret";
+
+auth::Caller Person(const std::string& id) {
+  auth::Caller c;
+  c.account_id = id;
+  c.tenant = "09564000";
+  c.assurance = "low";
+  return c;
+}
+
+auth::Caller Admin() {
+  auto c = Person("5a5a5a5a-1b1b-4c4c-8d8d-9e9e9e9e9e9e");
+  c.roles = {"tenant-admin"};
+  return c;
+}
+
+// The payment service against the real testpay simulator; its webhooks reach the
+// service through a small HTTP endpoint standing in for the gateway route.
 struct Fixture {
   testing::TestSchema schema{db::EmbeddedMigrations(), "payment"};
-  Service service{std::make_shared<Store>(schema.pool(Store::Prepare)), "09564000"};
+  std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
+  uint16_t testpay_port = testing::FreePort();
+  testing::Process testpay{
+      STADTPORTAL_BIN_DIR "/stadtportal-testpay",
+      {},
+      {{"STADTPORTAL_TESTPAY_PORT", std::to_string(testpay_port)},
+       {"STADTPORTAL_TESTPAY_API_KEY", kKey},
+       {"STADTPORTAL_TESTPAY_WEBHOOK_SECRET", kSecret}},
+      std::string(std::getenv("STADTPORTAL_TEST_TMP")) + "/testpay-" + auth::RandomToken(4) + ".log"};
+  httplib::Server hooks;
+  std::thread hooks_thread;
+  uint16_t hooks_port = 0;
+  std::unique_ptr<Service> service;
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> received;  // (signature, body)
+  std::atomic<int> answered{0};
+
+  explicit Fixture(std::chrono::seconds expiry = std::chrono::seconds(5400)) {
+    hooks.Post("/api/v1/payment-webhooks/testpay", [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        received.emplace_back(req.get_header_value("Testpay-Signature"), req.body);
+      }
+      res.status = Deliver(req.get_header_value("Testpay-Signature"), req.body).ok() ? 200 : 400;
+      ++answered;
+    });
+    hooks_port = static_cast<uint16_t>(hooks.bind_to_any_port("127.0.0.1"));
+    hooks_thread = std::thread([this] { hooks.listen_after_bind(); });
+    Options o;
+    o.public_url = "http://127.0.0.1:" + std::to_string(hooks_port);
+    o.expiry = expiry;
+    service = std::make_unique<Service>(
+        store,
+        std::vector<std::shared_ptr<Provider>>{std::make_shared<TestpayProvider>(
+            TestpayOptions{"http://127.0.0.1:" + std::to_string(testpay_port), kKey, kSecret})},
+        o);
+    httplib::Client probe("127.0.0.1", testpay_port);
+    REQUIRE(testing::Eventually([&] { return static_cast<bool>(probe.Get("/pay/none")); }, 10s));
+  }
+  ~Fixture() {
+    hooks.stop();
+    hooks_thread.join();
+  }
+
+  grpc::Status Deliver(const std::string& signature, const std::string& body) {
+    grpc::ServerContext ctx;
+    v1::HandleWebhookRequest req;
+    req.set_provider("testpay");
+    (*req.mutable_headers())["testpay-signature"] = signature;
+    req.set_body(body);
+    v1::HandleWebhookResponse resp;
+    return service->HandleWebhook(&ctx, &req, &resp);
+  }
+
+  v1::Payment Create(const std::string& key, const std::string& submission, int64_t amount = 2400) {
+    grpc::ServerContext ctx;
+    v1::CreatePaymentRequest req;
+    req.set_submission_id(submission);
+    req.mutable_amount()->set_amount_minor(amount);
+    req.mutable_amount()->set_currency("EUR");
+    req.set_description("Personenstandsurkunde bestellen");
+    req.set_reference("NUE-2026-000123");
+    req.set_idempotency_key(key);
+    v1::Payment p;
+    auto s = service->CreatePayment(&ctx, &req, &p);
+    INFO(s.error_message());
+    REQUIRE(s.ok());
+    return p;
+  }
+
+  v1::Payment Get(const std::string& id) {
+    grpc::ServerContext ctx;
+    v1::GetPaymentRequest req;
+    req.set_id(id);
+    v1::Payment p;
+    REQUIRE(service->GetPayment(&ctx, &req, &p).ok());
+    return p;
+  }
+
+  // The payer's choice on the checkout page; returns where testpay sends the browser.
+  std::string Pay(const v1::Payment& p, const std::string& outcome) {
+    httplib::Client c("127.0.0.1", testpay_port);
+    const std::string path = p.next_url().substr(p.next_url().find("/pay/"));
+    auto page = c.Get(path.c_str());
+    REQUIRE(page);
+    REQUIRE(page->status == 200);
+    auto r = c.Post((path + "/" + outcome).c_str());
+    REQUIRE(r);
+    REQUIRE(r->status == 303);
+    return r->get_header_value("Location");
+  }
+
+  void Webhooks(const std::string& mode) {
+    httplib::Client c("127.0.0.1", testpay_port);
+    c.set_bearer_token_auth(kKey);
+    REQUIRE(c.Post("/control/webhooks", nlohmann::json{{"mode", mode}}.dump(), "application/json")->status == 200);
+  }
+
+  int64_t Count(const std::string& sql) {
+    int64_t n = 0;
+    REQUIRE(store
+                ->Transact([&](pqxx::work& tx) {
+                  n = tx.exec1(sql)[0].as<int64_t>();
+                  return absl::OkStatus();
+                })
+                .ok());
+    return n;
+  }
 };
 
-v1::CreatePaymentRequest Request(const std::string& key) {
-  v1::CreatePaymentRequest req;
-  req.mutable_party()->set_id("6f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f");
-  req.mutable_party()->set_kind(common::v1::PARTY_KIND_PERSON);
-  req.set_submission_id("SUB-2026-000123");
-  req.mutable_amount()->set_amount_minor(2400);
-  req.mutable_amount()->set_currency("EUR");
-  req.set_description("Geburtsurkunde, 2 Exemplare");
-  req.set_idempotency_key(key);
-  return req;
+std::string NewSubmission() {
+  // A fresh submission id per test (payments reference submissions by id).
+  static std::atomic<int> n{0};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "aaaaaaaa-0000-4000-8000-%012d", ++n + static_cast<int>(getpid() % 100000) * 100);
+  return buf;
 }
 
 }  // namespace
 
-TEST_CASE("a payment is created once per idempotency key", "[integration]") {
+TEST_CASE("a paid fee: checkout, payer pays, signed webhook, success and one event for the submission",
+          "[integration]") {
   Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  const auto submission = NewSubmission();
+  auto p = f.Create("pay-key-0001", submission);
+  CHECK(p.state() == v1::PAYMENT_STATE_STARTED);
+  CHECK(p.provider() == "testpay");
+  CHECK(p.next_url().find("/pay/chk_") != std::string::npos);
+  const std::string back = f.Pay(p, "success");
+  CHECK(back == "http://127.0.0.1:" + std::to_string(f.hooks_port) + "/api/v1/payments/" + p.id() + "/return");
+  REQUIRE(testing::Eventually([&] { return f.answered > 0; }, 10s));
+  auto paid = f.Get(p.id());
+  CHECK(paid.state() == v1::PAYMENT_STATE_SUCCESS);
+  CHECK(paid.finished());
+  CHECK(paid.next_url().empty());
+  REQUIRE(paid.events_size() == 3);
+  CHECK(paid.events(0).state() == "created");
+  CHECK(paid.events(1).state() == "started");
+  CHECK(paid.events(2).state() == "success");
+  CHECK(paid.events(2).source() == "webhook");
+  CHECK(paid.refund_amount_available() == 2400);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded' AND key = '" + submission + "'") == 1);
+
+  // Replayed, forged and stale notifications change nothing.
+  const auto [signature, body] = f.received.front();
+  CHECK(f.Deliver(signature, body).error_code() == grpc::StatusCode::ALREADY_EXISTS);
+  CHECK(f.Deliver("t=1,v1=00", body).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  const int64_t old = absl::ToUnixSeconds(absl::Now()) - 3600;
+  const std::string stale_body =
+      R"({"id":"evt_stale","type":"checkout.cancelled","checkout_id":")" + paid.provider_reference() + "\"}";
+  CHECK(f.Deliver("t=" + std::to_string(old) + ",v1=" + TestpaySignature(kSecret, old, stale_body), stale_body)
+            .error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(f.Get(p.id()).state() == v1::PAYMENT_STATE_SUCCESS);
+  CHECK(f.Count("SELECT count(*) FROM payment_events") == 3);
+
+  // A paid submission cannot be paid again.
   grpc::ServerContext ctx;
-  auto req = Request("key-1");
-  v1::Payment first, again, found;
-  REQUIRE(f.service.CreatePayment(&ctx, &req, &first).ok());
-  CHECK(first.state() == v1::PAYMENT_STATE_CREATED);
-  CHECK(first.amount().amount_minor() == 2400);
-  REQUIRE(f.service.CreatePayment(&ctx, &req, &again).ok());
-  CHECK(again.id() == first.id());
-
-  auto other = Request("key-1");
-  other.mutable_amount()->set_amount_minor(1200);
-  CHECK(f.service.CreatePayment(&ctx, &other, &again).error_code() == grpc::StatusCode::FAILED_PRECONDITION);
-
-  v1::GetPaymentRequest get;
-  get.set_id(first.id());
-  REQUIRE(f.service.GetPayment(&ctx, &get, &found).ok());
-  CHECK(found.amount().amount_minor() == 2400);
+  v1::CreatePaymentRequest again;
+  again.set_submission_id(submission);
+  again.mutable_amount()->set_amount_minor(2400);
+  again.mutable_amount()->set_currency("EUR");
+  again.set_description("x");
+  again.set_idempotency_key("pay-key-0002");
+  v1::Payment ignored;
+  CHECK(f.service->CreatePayment(&ctx, &again, &ignored).error_message() == "submission: already_paid");
 }
 
-TEST_CASE("concurrent duplicates yield one payment", "[integration]") {
+TEST_CASE("20 parallel identical requests with one key make one payment; another request with it is refused",
+          "[integration]") {
   Fixture f;
-  std::vector<std::string> ids(6);
+  const auto submission = NewSubmission();
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < ids.size(); ++i) {
+  std::vector<std::string> ids(20);
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 20; ++i) {
     threads.emplace_back([&, i] {
+      grpcx::TestCaller anna(Person(kAnna));
       grpc::ServerContext ctx;
-      auto req = Request("same-key");
+      v1::CreatePaymentRequest req;
+      req.set_submission_id(submission);
+      req.mutable_amount()->set_amount_minor(2400);
+      req.mutable_amount()->set_currency("EUR");
+      req.set_description("Personenstandsurkunde bestellen");
+      req.set_idempotency_key("parallel-key-01");
       v1::Payment p;
-      if (f.service.CreatePayment(&ctx, &req, &p).ok()) ids[i] = p.id();
+      if (f.service->CreatePayment(&ctx, &req, &p).ok()) {
+        ids[i] = p.id() + "|" + p.next_url();
+      } else {
+        ++failures;
+      }
     });
   }
   for (auto& t : threads) t.join();
-  for (const auto& id : ids) CHECK(id == ids[0]);
-  CHECK_FALSE(ids[0].empty());
+  CHECK(failures == 0);
+  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == 1);  // Same payment, same checkout.
+  CHECK(f.Count("SELECT count(*) FROM payments") == 1);
+
+  grpcx::TestCaller anna(Person(kAnna));
+  grpc::ServerContext ctx;
+  v1::CreatePaymentRequest other;
+  other.set_submission_id(submission);
+  other.mutable_amount()->set_amount_minor(9900);
+  other.mutable_amount()->set_currency("EUR");
+  other.set_description("Personenstandsurkunde bestellen");
+  other.set_idempotency_key("parallel-key-01");
+  v1::Payment p;
+  CHECK(f.service->CreatePayment(&ctx, &other, &p).error_message() == "idempotency_key: reused");
 }
 
-TEST_CASE("invalid payments are refused", "[integration]") {
+TEST_CASE("declined and cancelled payments end; a new payment for the submission succeeds", "[integration]") {
   Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  const auto submission = NewSubmission();
+  auto declined = f.Create("decline-key-01", submission);
+  f.Pay(declined, "decline");
+  REQUIRE(testing::Eventually([&] { return f.Get(declined.id()).finished(); }, 10s));
+  CHECK(f.Get(declined.id()).state() == v1::PAYMENT_STATE_FAILED);
+  CHECK(f.Get(declined.id()).reason() == "declined");
+  auto cancelled = f.Create("cancel-key-001", submission);
+  f.Pay(cancelled, "cancel");
+  REQUIRE(testing::Eventually([&] { return f.Get(cancelled.id()).finished(); }, 10s));
+  CHECK(f.Get(cancelled.id()).state() == v1::PAYMENT_STATE_CANCELLED);
+  CHECK(f.Get(cancelled.id()).reason() == "cancelled_by_user");
+  auto retry = f.Create("retry-key-0001", submission);
+  f.Pay(retry, "success");
+  REQUIRE(testing::Eventually([&] { return f.Get(retry.id()).finished(); }, 10s));
+  CHECK(f.Get(retry.id()).state() == v1::PAYMENT_STATE_SUCCESS);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded'") == 1);
+}
+
+TEST_CASE("a payment whose webhook was lost is settled by the reconciliation", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  f.Webhooks("drop");
+  auto p = f.Create("lost-hook-key1", NewSubmission());
+  f.Pay(p, "success");  // The payer closes the browser: no return, no webhook.
+  std::this_thread::sleep_for(300ms);
+  CHECK(f.Get(p.id()).state() == v1::PAYMENT_STATE_STARTED);
+  auto r = f.service->ReconcileNow(0s);
+  CHECK(r.checked() == 1);
+  CHECK(r.settled() == 1);
+  auto settled = f.Get(p.id());
+  CHECK(settled.state() == v1::PAYMENT_STATE_SUCCESS);
+  CHECK(settled.events(settled.events_size() - 1).source() == "reconcile");
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded'") == 1);
+}
+
+TEST_CASE("unpaid payments expire; money arriving later goes back automatically", "[integration]") {
+  Fixture f(std::chrono::seconds(0));
+  grpcx::TestCaller anna(Person(kAnna));
+  f.Webhooks("drop");
+  auto p = f.Create("expire-key-001", NewSubmission());
+  auto r = f.service->ReconcileNow(0s);
+  CHECK(r.expired() == 1);
+  auto expired = f.Get(p.id());
+  CHECK(expired.state() == v1::PAYMENT_STATE_CANCELLED);
+  CHECK(expired.reason() == "expired");
+  // The payer still pays at the provider; the next notification or query refunds it.
+  f.Pay(p, "success");
+  f.Webhooks("deliver");
+  f.service->ReconcileNow(0s);  // Finished payments are not asked again…
+  CHECK(f.Count("SELECT count(*) FROM refunds") == 0);
+  // …but a provider notification of the late payment is applied.
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  const std::string late =
+      R"({"id":"evt_late","type":"checkout.succeeded","checkout_id":")" + expired.provider_reference() + "\"}";
+  REQUIRE(f.Deliver("t=" + std::to_string(now) + ",v1=" + TestpaySignature(kSecret, now, late), late).ok());
+  CHECK(f.Get(p.id()).state() == v1::PAYMENT_STATE_CANCELLED);
+  CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'success' AND reason = 'late_success_refunded'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM outbox") == 0);
+}
+
+TEST_CASE("two successful payments for one submission: the second is refunded and reported", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  const auto submission = NewSubmission();
+  auto first = f.Create("double-key-001", submission);
+  auto second = f.Create("double-key-002", submission);  // A second tab.
+  f.Pay(first, "success");
+  f.Pay(second, "success");
+  REQUIRE(testing::Eventually([&] { return f.Get(first.id()).finished() && f.Get(second.id()).finished(); }, 10s));
+  CHECK(f.Count("SELECT count(*) FROM payments WHERE state = 'success' AND reason = ''") == 1);
+  CHECK(f.Count("SELECT count(*) FROM payments WHERE reason = 'duplicate_refunded'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'success' AND reason = 'duplicate_refunded'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded'") == 1);
+}
+
+TEST_CASE("refunds: optimistic concurrency on the available amount, partial refunds, a report", "[integration]") {
+  Fixture f;
+  std::string id;
+  {
+    grpcx::TestCaller anna(Person(kAnna));
+    auto p = f.Create("refund-key-001", NewSubmission());
+    f.Pay(p, "success");
+    REQUIRE(testing::Eventually([&] { return f.Get(p.id()).finished(); }, 10s));
+    id = p.id();
+    grpc::ServerContext ctx;
+    v1::CreateRefundRequest not_admin;
+    not_admin.set_payment_id(id);
+    v1::Refund r;
+    CHECK(f.service->CreateRefund(&ctx, &not_admin, &r).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  }
+  grpcx::TestCaller admin(Admin());
+  auto refund = [&](int64_t amount, int64_t available) {
+    grpc::ServerContext ctx;
+    v1::CreateRefundRequest req;
+    req.set_payment_id(id);
+    req.mutable_amount()->set_amount_minor(amount);
+    req.mutable_amount()->set_currency("EUR");
+    req.set_refund_amount_available(available);
+    req.set_reason("eine Urkunde zu viel");
+    v1::Refund r;
+    auto s = f.service->CreateRefund(&ctx, &req, &r);
+    return std::make_pair(s, r);
+  };
+  CHECK(refund(1200, 2000).first.error_code() == grpc::StatusCode::ABORTED);              // Stale figure.
+  CHECK(refund(3000, 2400).first.error_code() == grpc::StatusCode::FAILED_PRECONDITION);  // Above available.
+  CHECK(f.Count("SELECT count(*) FROM refunds") == 0);
+  auto [ok, r] = refund(1200, 2400);
+  REQUIRE(ok.ok());
+  CHECK(r.state() == "success");
+  CHECK(f.Get(id).refund_amount_available() == 1200);
+  CHECK(refund(1200, 2400).first.error_code() == grpc::StatusCode::ABORTED);  // The figure moved.
+  REQUIRE(refund(1200, 1200).first.ok());
+  CHECK(f.Get(id).refund_amount_available() == 0);
+
   grpc::ServerContext ctx;
+  v1::GetReportRequest req;
+  req.set_day(absl::FormatCivilTime(absl::ToCivilDay(absl::Now(), absl::UTCTimeZone())));
+  v1::Report report;
+  REQUIRE(f.service->GetReport(&ctx, &req, &report).ok());
+  REQUIRE(report.providers_size() == 1);
+  CHECK(report.providers(0).provider() == "testpay");
+  CHECK(report.providers(0).successes() == 1);
+  CHECK(report.providers(0).success_amount_minor() == 2400);
+  CHECK(report.providers(0).refunds() == 2);
+  CHECK(report.providers(0).refund_amount_minor() == 2400);
+  req.set_day("2026-13-01");
+  CHECK(f.service->GetReport(&ctx, &req, &report).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_CASE("bad payment requests are refused and store nothing", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  grpc::ServerContext ctx;
+  v1::CreatePaymentRequest req;
+  req.set_submission_id("not-a-uuid");
+  req.mutable_amount()->set_amount_minor(2400);
+  req.mutable_amount()->set_currency("EUR");
+  req.set_description("x");
+  req.set_idempotency_key("bad-request-01");
   v1::Payment p;
-  auto zero = Request("k");
-  zero.mutable_amount()->set_amount_minor(0);
-  CHECK(f.service.CreatePayment(&ctx, &zero, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  auto currency = Request("k");
-  currency.mutable_amount()->set_currency("euro");
-  CHECK(f.service.CreatePayment(&ctx, &currency, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  auto no_key = Request("");
-  CHECK(f.service.CreatePayment(&ctx, &no_key, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  // None of the refusals stored anything under key "k".
-  auto good = Request("k");
-  REQUIRE(f.service.CreatePayment(&ctx, &good, &p).ok());
-  CHECK(p.amount().currency() == "EUR");
+  CHECK(f.service->CreatePayment(&ctx, &req, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  req.set_submission_id(NewSubmission());
+  req.mutable_amount()->set_amount_minor(0);
+  CHECK(f.service->CreatePayment(&ctx, &req, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  req.mutable_amount()->set_amount_minor(100);
+  req.mutable_amount()->set_currency("euro");
+  CHECK(f.service->CreatePayment(&ctx, &req, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  req.mutable_amount()->set_currency("EUR");
+  req.set_provider("bitcoin");
+  CHECK(f.service->CreatePayment(&ctx, &req, &p).error_message() == "provider: invalid_option");
+  CHECK(f.Count("SELECT count(*) FROM payments") == 0);
+  // Someone else's payment is not found.
+  req.set_provider("");
+  auto mine = f.Create("mine-key-00001", NewSubmission());
+  grpcx::TestCaller ben(Person("7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a"));
+  v1::GetPaymentRequest get;
+  get.set_id(mine.id());
+  CHECK(f.service->GetPayment(&ctx, &get, &p).error_code() == grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace stadtportal::payment

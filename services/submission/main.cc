@@ -1,6 +1,7 @@
 // stadtportal-submission: catalogue, drafts and submissions. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
 #include "libs/app/periodic.h"
+#include "libs/events/events.h"
 #include "libs/log/log.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/service.h"
@@ -10,7 +11,15 @@ int main(int argc, char** argv) {
   return app::RunService(argc, argv, {"submission", 50053, 9103}, [](app::ServiceContext& ctx) {
     auto options = submission::Options::FromEnv(ctx.env(), ctx.tenant());
     const auto purge_every = ctx.env().Millis("STADTPORTAL_DRAFT_PURGE_INTERVAL_MS", std::chrono::minutes(10));
-    auto store = std::make_shared<submission::Store>(ctx.Database(submission::Store::Prepare));
+    auto& db = ctx.Database(submission::Store::Prepare);
+    auto store = std::make_shared<submission::Store>(db);
+    auto relay = std::make_shared<events::Relay>(db, ctx.Redis(), "submission");
+    auto paid = std::make_shared<events::Consumer>(
+        db, redis::Options::FromEnv(ctx.env()), "submission", std::vector<std::string>{"payment.succeeded"},
+        [](pqxx::work& tx, const events::Event& e) {
+          return submission::Store::MarkPaid(tx, e.payload.value("tenant", ""), e.key,
+                                             e.payload.value("payment_id", ""));
+        });
     // The catalogue files in the binary are published before the first call is served.
     auto catalogue = submission::LoadCatalogue();
     if (!catalogue.ok()) throw config::Error(std::string(catalogue.status().message()));
@@ -27,11 +36,15 @@ int main(int argc, char** argv) {
     auto* views = service.get();  // Owned by the server, which outlives the jobs.
     auto flush = std::make_shared<app::Periodic>("flush-catalogue-views", std::chrono::seconds(10),
                                                  [views] { views->FlushViews(); });
-    ctx.OnServing([purge, flush] {
+    ctx.OnServing([purge, flush, relay, paid] {
       purge->Start();
       flush->Start();
+      relay->Start();
+      paid->Start();
     });
-    ctx.OnStopping([purge, flush, views] {
+    ctx.OnStopping([purge, flush, views, relay, paid] {
+      paid->Stop();
+      relay->Stop();
       purge->Stop();
       flush->Stop();
       views->FlushViews();

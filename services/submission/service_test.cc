@@ -507,3 +507,30 @@ TEST_CASE("my submissions are read through an index, newest first, without sorti
 }
 
 }  // namespace stadtportal::submission
+
+namespace stadtportal::submission {
+
+TEST_CASE("a successful payment moves the submission to paid and on to delivery, once", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  v1::Draft d = NewDraft(f, "civil-registry-certificate");
+  REQUIRE(Patch(f, d, kCertificate).ok());
+  v1::SubmitDraftRequest submit;
+  submit.set_draft_id(d.id());
+  submit.set_idempotency_key("pay-then-deliver");
+  v1::Submission s;
+  REQUIRE(f.service.SubmitDraft(&f.ctx, &submit, &s).ok());
+  REQUIRE(s.status() == "awaiting_payment");
+  for (int i = 0; i < 2; ++i) {  // The second time (a duplicate event) changes nothing.
+    REQUIRE(f.pool.Transact([&](pqxx::work& tx) { return Store::MarkPaid(tx, "09564000", s.id(), "pay-1"); }).ok());
+  }
+  v1::GetSubmissionRequest get;
+  get.set_id(s.id());
+  REQUIRE(f.service.GetSubmission(&f.ctx, &get, &s).ok());
+  CHECK(s.status() == "paid");
+  REQUIRE(s.history_size() == 3);
+  CHECK(s.history(2).status() == "paid");
+  CHECK(Count(f, "SELECT count(*) FROM outbox WHERE topic = 'submission.ready_for_delivery'") == 1);
+}
+
+}  // namespace stadtportal::submission

@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "libs/events/events.h"
+#include "libs/log/log.h"
 
 namespace stadtportal::submission {
 namespace {
@@ -266,7 +268,6 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_move_attachments",
                "UPDATE attachments SET submission_id = $2, draft_id = NULL WHERE draft_id = $1");
   conn.prepare("submission_remove_submitted_draft", "DELETE FROM drafts WHERE id = $1");
-  conn.prepare("submission_outbox", "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3::jsonb)");
   conn.prepare("submission_get_submission", std::string("SELECT ") + kSubmissionColumns + submission_from +
                                                 " WHERE s.tenant = $1 AND s.party_id = $2 AND s.id = $3");
   conn.prepare("submission_history",
@@ -280,6 +281,9 @@ void Store::Prepare(pqxx::connection& conn) {
                std::string("SELECT ") + kSubmissionColumns + submission_from +
                    " WHERE s.tenant = $1 AND s.party_id = $2 AND s.status = $5 AND s.seq < $3"
                    " ORDER BY s.seq DESC LIMIT $4");
+  conn.prepare("submission_mark_paid",
+               "UPDATE submissions SET status = 'paid', updated_at = now() WHERE tenant = $1 AND id = $2::uuid"
+               " AND status = 'awaiting_payment' RETURNING reference, party_id::text, service_id");
   conn.prepare("submission_set_status", "UPDATE submissions SET status = $2, updated_at = now() WHERE id = $1");
   conn.prepare("submission_lock_submission",
                "SELECT status, service_id, reference FROM submissions WHERE tenant = $1 AND party_id = $2 AND id = $3"
@@ -541,8 +545,7 @@ absl::StatusOr<v1::Submission> Store::Submit(const NewSubmission& n) {
                                   {"tenant", n.owner.tenant},      {"party_id", n.owner.party_id},
                                   {"service_id", service_id},      {"fee_minor", n.fee_minor},
                                   {"fee_currency", n.fee_currency}};
-    tx.exec_prepared("submission_outbox", fee ? "submission.awaiting_payment" : "submission.ready_for_delivery", id,
-                     event.dump());
+    events::Publish(tx, fee ? "submission.awaiting_payment" : "submission.ready_for_delivery", id, event);
     Funnel(tx, n.owner.tenant, {"submitted", service_id, n.draft_id, "", "", ""});
     auto full = LoadSubmission(tx, n.owner, id);
     if (!full.ok()) return full.status();
@@ -599,7 +602,7 @@ absl::StatusOr<v1::Submission> Store::Withdraw(const Owner& owner, const std::st
                                   {"reference", lock[0][2].as<std::string>()},
                                   {"tenant", owner.tenant},
                                   {"service_id", lock[0][1].as<std::string>()}};
-    tx.exec_prepared("submission_outbox", "submission.withdrawn", id, event.dump());
+    events::Publish(tx, "submission.withdrawn", id, event);
     auto full = LoadSubmission(tx, owner, id);
     if (!full.ok()) return full.status();
     out = *std::move(full);
@@ -607,6 +610,26 @@ absl::StatusOr<v1::Submission> Store::Withdraw(const Owner& owner, const std::st
   });
   if (!s.ok()) return s;
   return out;
+}
+
+absl::Status Store::MarkPaid(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
+                             const std::string& payment_id) {
+  auto res = tx.exec_prepared("submission_mark_paid", tenant, submission_id);
+  if (res.empty()) {
+    // Withdrawn or already paid: nothing moves (a refund is the payment side's business).
+    log::Warn("payment for a submission not awaiting payment",
+              {{"submission", submission_id}, {"payment", payment_id}});
+    return absl::OkStatus();
+  }
+  tx.exec_prepared("submission_add_history", submission_id, "paid", "");
+  const nlohmann::json event = {{"submission_id", submission_id},
+                                {"reference", res[0][0].as<std::string>()},
+                                {"tenant", tenant},
+                                {"party_id", res[0][1].as<std::string>()},
+                                {"service_id", res[0][2].as<std::string>()},
+                                {"payment_id", payment_id}};
+  events::Publish(tx, "submission.ready_for_delivery", submission_id, event);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Feedback> Store::GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,

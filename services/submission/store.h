@@ -110,6 +110,10 @@ class Store {
   absl::StatusOr<v1::Submission> GetSubmission(const Owner& owner, const std::string& id);
   // FAILED_PRECONDITION "status: decided" once approved, rejected, withdrawn or closed.
   absl::StatusOr<v1::Submission> Withdraw(const Owner& owner, const std::string& id);
+  // payment.succeeded: awaiting_payment → paid, then ready for delivery (an event),
+  // inside the consumer's transaction (exactly once with its inbox).
+  static absl::Status MarkPaid(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
+                               const std::string& payment_id);
   // ALREADY_EXISTS when feedback was given.
   absl::StatusOr<v1::Feedback> GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,
                                             const std::string& comment);

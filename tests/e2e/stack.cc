@@ -34,6 +34,14 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
       std::vector<std::string>{"-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(smtp_port_), "-c",
                                "aiosmtpd.handlers.Mailbox", maildir_},
       std::map<std::string, std::string>{}, maildir_ + ".log");
+  gateway_port_ = testing::FreePort();
+  testpay_port_ = testing::FreePort();
+  testpay_ = std::make_unique<testing::Process>(
+      BinaryPath("testpay"), std::vector<std::string>{},
+      std::map<std::string, std::string>{{"STADTPORTAL_TESTPAY_PORT", std::to_string(testpay_port_)},
+                                         {"STADTPORTAL_TESTPAY_API_KEY", kTestpayKey},
+                                         {"STADTPORTAL_TESTPAY_WEBHOOK_SECRET", kTestpaySecret}},
+      dir_ + "/testpay-" + std::to_string(testpay_port_) + ".log");
   std::map<std::string, std::string> env = BaseEnv();
   for (const auto& svc : kServices) {
     const int n = replicas.count(svc) ? replicas[svc] : 1;
@@ -46,7 +54,6 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
     env["STADTPORTAL_" + absl::AsciiStrToUpper(svc) + "_ADDR"] = "ipv4:" + absl::StrJoin(targets, ",");
   }
   for (auto& i : instances_) Start(i);
-  gateway_port_ = testing::FreePort();
   env["STADTPORTAL_HTTP_PORT"] = std::to_string(gateway_port_);
   env["STADTPORTAL_READY_TIMEOUT_MS"] = "500";
   env["STADTPORTAL_CALLER_SIGNING_KEY"] = signing_key_;
@@ -70,6 +77,10 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
           {"STADTPORTAL_CALLER_PUBLIC_KEYS", public_keys_},
           {"STADTPORTAL_SMTP_URL", "smtp://127.0.0.1:" + std::to_string(smtp_port_)},
           {"STADTPORTAL_PUBLIC_URL", "https://portal.example"},
+          {"STADTPORTAL_PAYMENT_CALLBACK_URL", "http://127.0.0.1:" + std::to_string(gateway_port_)},
+          {"STADTPORTAL_TESTPAY_URL", "http://127.0.0.1:" + std::to_string(testpay_port_)},
+          {"STADTPORTAL_TESTPAY_API_KEY", kTestpayKey},
+          {"STADTPORTAL_TESTPAY_WEBHOOK_SECRET", kTestpaySecret},
           // Cheap hashing keeps the tests fast; production uses the defaults.
           {"STADTPORTAL_ARGON2_OPSLIMIT", "1"},
           {"STADTPORTAL_ARGON2_MEMLIMIT_KIB", "8192"}};
@@ -94,6 +105,7 @@ std::string Stack::AllLogs() const {
   std::string all;
   for (const auto& i : instances_) all += i.process->Output();
   all += gateway_->Output();
+  all += testpay_->Output();
   return all;
 }
 

@@ -36,6 +36,8 @@ class Stack {
   std::vector<Instance>& instances() { return instances_; }
   Instance& instance(const std::string& service, int replica = 0);
   uint16_t gateway_port() const { return gateway_port_; }
+  // The testpay simulator the payment service uses.
+  uint16_t testpay_port() const { return testpay_port_; }
   testing::Process& gateway() { return *gateway_; }
   httplib::Client Http() const;
   // Waits until GET /readyz answers 200.
@@ -57,10 +59,15 @@ class Stack {
   std::unique_ptr<testing::Process> smtp_;
   std::vector<Instance> instances_;
   uint16_t gateway_port_ = 0;
+  uint16_t testpay_port_ = 0;
+  std::unique_ptr<testing::Process> testpay_;
   std::unique_ptr<testing::Process> gateway_;
 };
 
 std::string BinaryPath(const std::string& service);
+
+inline constexpr char kTestpayKey[] = "e2e-testpay-key";
+inline constexpr char kTestpaySecret[] = "e2e-testpay-webhook-secret";
 
 // REST helpers shared by the e2e tests.
 inline constexpr char kPassword[] = "Nürnberger Christkindlesmarkt";

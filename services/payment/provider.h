@@ -1,0 +1,74 @@
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace stadtportal::payment {
+
+// What the provider says about a payment.
+enum class Outcome {
+  kPending,    // Open: the payer has not finished.
+  kApproved,   // The payer approved; the money is taken by Capture().
+  kSucceeded,  // Paid.
+  kDeclined,   // The provider refused the payment.
+  kCancelled,  // The payer cancelled.
+  kError,      // The provider failed.
+};
+
+struct CheckoutRequest {
+  std::string payment_id;  // Also the provider-side idempotency key.
+  int64_t amount_minor = 0;
+  std::string currency;
+  std::string reference;  // Shown to the payer (the submission's reference).
+  std::string description;
+  std::string return_url;  // Where the provider sends the payer back.
+  std::string cancel_url;
+  std::string webhook_url;  // Where the provider notifies (providers configured per call).
+};
+
+struct Checkout {
+  std::string provider_ref;
+  std::string next_url;  // The payer's checkout page.
+};
+
+struct ProviderState {
+  Outcome outcome = Outcome::kPending;
+  std::string reason;  // declined, cancelled_by_user, provider_error…
+};
+
+// A verified provider notification.
+struct WebhookEvent {
+  std::string event_id;      // The provider's id: notifications are deduplicated by it.
+  std::string provider_ref;  // The payment at the provider.
+  Outcome outcome = Outcome::kPending;
+  int64_t created_unix = 0;  // When the provider sent it (checked against a window).
+};
+
+struct RefundResult {
+  bool succeeded = false;
+  std::string provider_ref;
+  std::string reason;
+};
+
+// A payment provider. Implementations speak the provider's published protocol; the
+// core (service.cc) owns states, history, idempotency and events. A new provider
+// (ePayBL, giropay) is a new implementation registered in main.cc.
+class Provider {
+ public:
+  virtual ~Provider() = default;
+  virtual std::string name() const = 0;
+  virtual absl::StatusOr<Checkout> Start(const CheckoutRequest& request) = 0;
+  virtual absl::StatusOr<ProviderState> Query(const std::string& provider_ref) = 0;
+  // Takes the money of an approved payment; providers that settle on approval answer
+  // like Query.
+  virtual absl::StatusOr<ProviderState> Capture(const std::string& provider_ref) = 0;
+  // UNAUTHENTICATED when the notification is not the provider's (signature, format).
+  virtual absl::StatusOr<WebhookEvent> VerifyWebhook(const std::map<std::string, std::string>& headers,
+                                                     const std::string& body) = 0;
+  virtual absl::StatusOr<RefundResult> Refund(const std::string& provider_ref, int64_t amount_minor,
+                                              const std::string& currency) = 0;
+};
+
+}  // namespace stadtportal::payment
