@@ -1,5 +1,6 @@
 // stadtportal-accounts: persons, organisations and memberships. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
+#include "libs/events/events.h"
 #include "services/accounts/service.h"
 
 int main(int argc, char** argv) {
@@ -12,8 +13,15 @@ int main(int argc, char** argv) {
     auto store = std::make_shared<accounts::Store>(db);
     auto relay =
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
-    ctx.OnServing([relay] { relay->Start(); });
-    ctx.OnStopping([relay] { relay->Stop(); });
+    auto event_relay = std::make_shared<events::Relay>(db, ctx.Redis(), "accounts");
+    ctx.OnServing([relay, event_relay] {
+      relay->Start();
+      event_relay->Start();
+    });
+    ctx.OnStopping([relay, event_relay] {
+      event_relay->Stop();
+      relay->Stop();
+    });
     ctx.AddService<accounts::v1::AccountsService>(std::make_unique<accounts::Service>(store, options, relay.get()));
   });
 }

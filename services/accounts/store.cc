@@ -1,5 +1,7 @@
 #include "services/accounts/store.h"
 
+#include "libs/events/events.h"
+
 #include <google/protobuf/util/time_util.h>
 
 namespace stadtportal::accounts {
@@ -449,6 +451,13 @@ absl::StatusOr<v1::Preferences> Store::SetPreferences(const std::string& tenant,
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
     tx.exec_prepared("accounts_set_preferences", tenant, party_id, p.language(), p.email().messages(),
                      p.email().status_changes(), p.email().reminders());
+    // Messaging follows the preferences for its notifications.
+    events::Publish(tx, "preferences.changed", party_id,
+                    {{"party_id", party_id},
+                     {"tenant", tenant},
+                     {"language", p.language()},
+                     {"messages", p.email().messages()},
+                     {"status_changes", p.email().status_changes()}});
     return absl::OkStatus();
   });
   if (!s.ok()) return s;

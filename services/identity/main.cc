@@ -1,5 +1,6 @@
 // stadtportal-identity: log-in accounts and sessions. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
+#include "libs/events/events.h"
 #include "services/identity/service.h"
 
 int main(int argc, char** argv) {
@@ -10,8 +11,15 @@ int main(int argc, char** argv) {
     auto store = std::make_shared<identity::Store>(db);
     auto relay =
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
-    ctx.OnServing([relay] { relay->Start(); });
-    ctx.OnStopping([relay] { relay->Stop(); });
+    auto event_relay = std::make_shared<events::Relay>(db, ctx.Redis(), "identity");
+    ctx.OnServing([relay, event_relay] {
+      relay->Start();
+      event_relay->Start();
+    });
+    ctx.OnStopping([relay, event_relay] {
+      event_relay->Stop();
+      relay->Stop();
+    });
     ctx.AddService<identity::v1::IdentityService>(
         std::make_unique<identity::Service>(store, ctx.Redis(), options, relay.get()));
   });

@@ -1,5 +1,7 @@
 #include "services/identity/store.h"
 
+#include "libs/events/events.h"
+
 #include <google/protobuf/util/time_util.h>
 
 #include "libs/log/log.h"
@@ -55,7 +57,7 @@ void Store::Prepare(pqxx::connection& conn) {
                "AND expires_at > now() RETURNING account_id::text");
   conn.prepare("identity_mark_verified",
                "UPDATE accounts SET email_verified_at = coalesce(email_verified_at, now()), state = 'active' "
-               "WHERE id = $1::uuid AND state <> 'locked'");
+               "WHERE id = $1::uuid AND state <> 'locked' RETURNING tenant, email");
   conn.prepare("identity_set_password", "UPDATE accounts SET password_hash = $2 WHERE id = $1::uuid");
   conn.prepare("identity_find_accounts",
                std::string("SELECT ") + kColumns +
@@ -186,7 +188,14 @@ absl::StatusOr<v1::Account> Store::SetLocked(const std::string& tenant, const st
 }
 
 absl::Status Store::MarkVerified(pqxx::work& tx, const std::string& account_id) {
-  tx.exec_prepared("identity_mark_verified", account_id);
+  auto res = tx.exec_prepared("identity_mark_verified", account_id);
+  // Other services learn the verified address (messaging sends notifications to it).
+  if (!res.empty()) {
+    events::Publish(tx, "account.verified", account_id,
+                    {{"account_id", account_id},
+                     {"tenant", res[0][0].as<std::string>()},
+                     {"email", res[0][1].as<std::string>()}});
+  }
   return absl::OkStatus();
 }
 
