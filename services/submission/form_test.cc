@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "services/submission/attachments.h"
+#include "libs/api/files.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/json_schema.h"
 #include "services/submission/receipt.h"
@@ -194,13 +194,13 @@ TEST_CASE("IBANs are checked by their mod-97 checksum", "[unit]") {
 }
 
 TEST_CASE("attachments are typed by content, not by name", "[unit]") {
-  CHECK(SniffMediaType("%PDF-1.7\n...") == "application/pdf");
-  CHECK(SniffMediaType(std::string("\x89PNG\r\n\x1a\n\0\0", 10)) == "image/png");
-  CHECK(SniffMediaType("\xFF\xD8\xFF\xE0") == "image/jpeg");
-  CHECK(SniffMediaType("MZ\x90\x00 an executable renamed to .pdf") == "");
-  CHECK(SafeFilename("../../etc/passwd") == "passwd");
-  CHECK(SafeFilename("C:\\Users\\a\\Bescheid \"neu\".pdf") == "Bescheid _neu_.pdf");
-  CHECK(SafeFilename("") == "attachment");
+  CHECK(api::SniffMediaType("%PDF-1.7\n...") == "application/pdf");
+  CHECK(api::SniffMediaType(std::string("\x89PNG\r\n\x1a\n\0\0", 10)) == "image/png");
+  CHECK(api::SniffMediaType("\xFF\xD8\xFF\xE0") == "image/jpeg");
+  CHECK(api::SniffMediaType("MZ\x90\x00 an executable renamed to .pdf") == "");
+  CHECK(api::SafeFilename("../../etc/passwd") == "passwd");
+  CHECK(api::SafeFilename("C:\\Users\\a\\Bescheid \"neu\".pdf") == "Bescheid _neu_.pdf");
+  CHECK(api::SafeFilename("") == "attachment");
 }
 
 TEST_CASE("the receipt PDF is well-formed and carries the answers", "[unit]") {

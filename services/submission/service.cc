@@ -12,7 +12,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
-#include "services/submission/attachments.h"
+#include "libs/api/files.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/receipt.h"
 
@@ -338,13 +338,13 @@ grpc::Status Service::AddAttachment(grpc::ServerContext* ctx, const v1::AddAttac
     if (static_cast<int64_t>(req->content().size()) > field->max_size_bytes) {
       return absl::InvalidArgumentError("file: too_large");
     }
-    const std::string type = SniffMediaType(req->content());
+    const std::string type = api::SniffMediaType(req->content());
     if (type.empty() || std::find(field->accept.begin(), field->accept.end(), type) == field->accept.end()) {
       return absl::InvalidArgumentError("file: type_not_allowed");
     }
     v1::Attachment meta;
     meta.set_field(field->id);
-    meta.set_filename(SafeFilename(req->filename()));
+    meta.set_filename(api::SafeFilename(req->filename()));
     meta.set_media_type(type);
     meta.set_size(static_cast<int64_t>(req->content().size()));
     meta.set_sha256(absl::BytesToHexString(auth::Sha256(req->content())));

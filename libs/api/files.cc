@@ -1,6 +1,6 @@
-#include "services/submission/attachments.h"
+#include "libs/api/files.h"
 
-namespace stadtportal::submission {
+namespace stadtportal::api {
 
 std::string SniffMediaType(const std::string& c) {
   if (c.rfind("%PDF-", 0) == 0) return "application/pdf";
@@ -30,4 +30,4 @@ std::string SafeFilename(const std::string& name) {
   return out.empty() || out == "." || out == ".." ? "attachment" : out;
 }
 
-}  // namespace stadtportal::submission
+}  // namespace stadtportal::api

@@ -2,7 +2,7 @@
 
 #include <string>
 
-namespace stadtportal::submission {
+namespace stadtportal::api {
 
 // The media type of a file decided from its first bytes (magic numbers), never from its
 // name: application/pdf, image/png or image/jpeg; "" for anything else.
@@ -12,4 +12,4 @@ std::string SniffMediaType(const std::string& content);
 // segment, control characters, quotes and separators replaced, at most 120 characters.
 std::string SafeFilename(const std::string& name);
 
-}  // namespace stadtportal::submission
+}  // namespace stadtportal::api
