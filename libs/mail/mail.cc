@@ -73,6 +73,7 @@ SmtpOptions SmtpOptions::FromEnv(const config::Env& env) {
   o.username = env.String("STADTPORTAL_SMTP_USERNAME", "");
   if (!o.username.empty()) o.password = env.Secret("STADTPORTAL_SMTP_PASSWORD");
   o.timeout = env.Millis("STADTPORTAL_SMTP_TIMEOUT_MS", o.timeout);
+  o.retry_max = std::chrono::seconds(env.Int("STADTPORTAL_MAIL_RETRY_MAX_S", o.retry_max.count(), 1, 86400));
   return o;
 }
 
@@ -202,8 +203,8 @@ int Relay::RunOnce() {
       ++sent;
       continue;
     }
-    // Exponential backoff (2 s · 2^attempts, at most 10 min) with full jitter.
-    const int64_t cap = std::min<int64_t>(600, 2LL << std::min(m.attempts, 9));
+    // Exponential backoff (2 s · 2^attempts, at most retry_max) with full jitter.
+    const int64_t cap = std::min<int64_t>(options_.retry_max.count(), 2LL << std::min(m.attempts, 9));
     const int64_t delay = std::uniform_int_distribution<int64_t>(1, cap)(rng);
     if (auto marked = outbox_->MarkFailed(m.id, std::string(s.message()), delay); !marked.ok()) {
       log::Warn("cannot reschedule mail", {{"mail_id", m.id}, {"error", std::string(marked.message())}});

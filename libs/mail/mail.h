@@ -32,8 +32,10 @@ struct SmtpOptions {
   std::string username;
   std::string password;
   std::chrono::milliseconds timeout{10000};
+  // The longest wait between two attempts of a mail (backoff 2 s · 2^attempts, jittered).
+  std::chrono::seconds retry_max{600};
   // STADTPORTAL_SMTP_URL, STADTPORTAL_MAIL_FROM, STADTPORTAL_SMTP_USERNAME, STADTPORTAL_SMTP_PASSWORD(_FILE),
-  // STADTPORTAL_SMTP_TIMEOUT_MS.
+  // STADTPORTAL_SMTP_TIMEOUT_MS, STADTPORTAL_MAIL_RETRY_MAX_S.
   static SmtpOptions FromEnv(const config::Env& env);
 };
 

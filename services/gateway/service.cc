@@ -83,11 +83,13 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   accounts_ = accounts::v1::AccountsService::NewStub(channels_.at("accounts"));
   submission_ = submission::v1::SubmissionService::NewStub(channels_.at("submission"));
   payment_ = payment::v1::PaymentService::NewStub(channels_.at("payment"));
+  messaging_ = messaging::v1::MessagingService::NewStub(channels_.at("messaging"));
   AddRoutes();
   AddAuthRoutes();
   AddAccountsRoutes();
   AddSubmissionRoutes();
   AddPaymentRoutes();
+  AddMailboxRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }

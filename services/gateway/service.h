@@ -21,6 +21,7 @@
 #include "libs/redis/client.h"
 #include "stadtportal/accounts/v1/accounts.grpc.pb.h"
 #include "stadtportal/identity/v1/identity.grpc.pb.h"
+#include "stadtportal/messaging/v1/messaging.grpc.pb.h"
 #include "stadtportal/payment/v1/payment.grpc.pb.h"
 #include "stadtportal/submission/v1/submission.grpc.pb.h"
 
@@ -86,6 +87,7 @@ class Service {
   void AddAccountsRoutes();
   void AddSubmissionRoutes();
   void AddPaymentRoutes();
+  void AddMailboxRoutes();
   // Wraps a handler with the rate limit of its group.
   Handler Limited(const std::string& group, Handler handler);
 
@@ -105,6 +107,8 @@ class Service {
   // Fail for routes about form content: INVALID_ARGUMENT → 422 with field errors,
   // ABORTED (stale version) → 412, and the required level on assurance refusals.
   void FailForm(const httplib::Request& req, httplib::Response& res, const absl::Status& s);
+  // page_size and page_token query parameters; false with `error` set when invalid.
+  static bool ParsePageParams(const httplib::Request& req, common::v1::PageRequest* page, std::string* error);
   void WriteSession(httplib::Response& res, const identity::v1::LoginResponse& login);
 
   Options options_;
@@ -115,6 +119,7 @@ class Service {
   std::unique_ptr<accounts::v1::AccountsService::Stub> accounts_;
   std::unique_ptr<submission::v1::SubmissionService::Stub> submission_;
   std::unique_ptr<payment::v1::PaymentService::Stub> payment_;
+  std::unique_ptr<messaging::v1::MessagingService::Stub> messaging_;
   http::Router router_;
   httplib::Server server_;
   std::thread thread_;

@@ -85,7 +85,9 @@ int64_t IfMatchVersion(const std::string& header) {
 
 void SetETag(Res res, int64_t version) { res.set_header("ETag", absl::StrCat("\"", version, "\"")); }
 
-bool ParsePageParams(Req req, common::v1::PageRequest* page, std::string* error) {
+}  // namespace
+
+bool Service::ParsePageParams(const httplib::Request& req, common::v1::PageRequest* page, std::string* error) {
   if (req.has_param("page_size")) {
     int size = 0;
     if (!absl::SimpleAtoi(req.get_param_value("page_size"), &size) || size < 1 || size > 100) {
@@ -97,8 +99,6 @@ bool ParsePageParams(Req req, common::v1::PageRequest* page, std::string* error)
   page->set_page_token(req.get_param_value("page_token"));
   return true;
 }
-
-}  // namespace
 
 void Service::FailForm(const httplib::Request& req, httplib::Response& res, const absl::Status& s) {
   Fail(req, res, s);

@@ -1,11 +1,45 @@
 // stadtportal-messaging: the secure mailbox. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
+#include "libs/events/events.h"
+#include "libs/mail/mail.h"
 #include "services/messaging/service.h"
 
 int main(int argc, char** argv) {
   using namespace stadtportal;
   return app::RunService(argc, argv, {"messaging", 50055, 9105}, [](app::ServiceContext& ctx) {
-    auto store = std::make_shared<messaging::Store>(ctx.Database(messaging::Store::Prepare));
-    ctx.AddService<messaging::v1::MessagingService>(std::make_unique<messaging::Service>(store, ctx.tenant()));
+    auto options = messaging::Options::FromEnv(ctx.env(), ctx.tenant());
+    auto templates = messaging::Templates::Embedded();
+    if (!templates.ok()) throw config::Error(std::string(templates.status().message()));
+    auto& db = ctx.Database([](pqxx::connection& c) {
+      messaging::Store::Prepare(c);
+      mail::Outbox::Prepare(c);
+    });
+    auto store = std::make_shared<messaging::Store>(db);
+    auto mails =
+        std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
+    // Where notifications go: verified addresses from identity, preferences from accounts.
+    auto contacts = std::make_shared<events::Consumer>(
+        db, redis::Options::FromEnv(ctx.env()), "messaging",
+        std::vector<std::string>{"account.verified", "preferences.changed"},
+        [](pqxx::work& tx, const events::Event& e) {
+          const std::string tenant = e.payload.value("tenant", "");
+          if (e.topic == "account.verified") {
+            messaging::Store::SetContactEmail(tx, e.key, tenant, e.payload.value("email", ""));
+          } else {
+            messaging::Store::SetContactPreferences(tx, e.key, tenant, e.payload.value("language", "de"),
+                                                    e.payload.value("messages", true));
+          }
+          return absl::OkStatus();
+        });
+    ctx.OnServing([mails, contacts] {
+      mails->Start();
+      contacts->Start();
+    });
+    ctx.OnStopping([mails, contacts] {
+      contacts->Stop();
+      mails->Stop();
+    });
+    ctx.AddService<messaging::v1::MessagingService>(
+        std::make_unique<messaging::Service>(store, *std::move(templates), options, mails.get()));
   });
 }

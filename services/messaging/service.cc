@@ -1,51 +1,231 @@
 #include "services/messaging/service.h"
 
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "libs/api/api.h"
+#include "libs/api/files.h"
+#include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
+#include "libs/log/log.h"
 
 namespace stadtportal::messaging {
 namespace {
 
-absl::StatusOr<std::string> PartyKind(const common::v1::PartyRef& party) {
-  if (auto s = api::ValidateUuid(party.id(), "party.id"); !s.ok()) return s;
-  switch (party.kind()) {
-    case common::v1::PARTY_KIND_PERSON: return std::string("person");
-    case common::v1::PARTY_KIND_ORGANISATION: return std::string("organisation");
-    default: return absl::InvalidArgumentError("party.kind: PERSON or ORGANISATION required");
-  }
+constexpr size_t kMaxBody = 20000;
+constexpr int kMaxAttachments = 5;
+constexpr size_t kMaxAttachmentBytes = 10 << 20;
+
+bool HasRole(const auth::Caller& c, const std::string& role) {
+  return std::find(c.roles.begin(), c.roles.end(), role) != c.roles.end();
+}
+
+// Departments (back-office clients) and platform services post into mailboxes.
+absl::Status CheckPoster(const auth::Caller& caller) {
+  if (HasRole(caller, "department") || HasRole(caller, "service")) return absl::OkStatus();
+  return absl::PermissionDeniedError("the department or service role is required");
+}
+
+absl::Status CheckBody(const std::string& body) {
+  if (body.size() > 4 * kMaxBody) return absl::InvalidArgumentError("body: too_long");
+  auto s = api::ValidateText(body, "body", kMaxBody);
+  if (s.ok()) return s;
+  const std::string m(s.message());
+  return absl::InvalidArgumentError(m.find("required") != std::string::npos ? "body: required"
+                                    : m.find("UTF-8") != std::string::npos  ? "body: wrong_type"
+                                                                            : "body: too_long");
+}
+
+absl::Status CheckId(const std::string& id, const std::string& what) {
+  if (!api::ValidateUuid(id, "id").ok()) return absl::NotFoundError(what + " not found");
+  return absl::OkStatus();
 }
 
 }  // namespace
 
+Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
+  Options o;
+  o.default_tenant = tenant;
+  o.public_url = env.String("STADTPORTAL_PUBLIC_URL", o.public_url);
+  o.portal_name = env.String("STADTPORTAL_PORTAL_NAME", o.portal_name);
+  return o;
+}
+
+absl::StatusOr<std::vector<NewAttachment>> CheckAttachments(
+    const google::protobuf::RepeatedPtrField<v1::NewAttachment>& in) {
+  if (in.size() > kMaxAttachments) return absl::InvalidArgumentError("attachments: too_many_files");
+  std::vector<NewAttachment> out;
+  for (const auto& a : in) {
+    if (a.content().empty()) return absl::InvalidArgumentError("attachments: required");
+    if (a.content().size() > kMaxAttachmentBytes) return absl::InvalidArgumentError("attachments: too_large");
+    const std::string type = api::SniffMediaType(a.content());
+    if (type.empty()) return absl::InvalidArgumentError("attachments: type_not_allowed");
+    out.push_back(
+        {api::SafeFilename(a.filename()), type, absl::BytesToHexString(auth::Sha256(a.content())), a.content()});
+  }
+  return out;
+}
+
 grpc::Status Service::PostMessage(grpc::ServerContext* ctx, const v1::PostMessageRequest* req, v1::Message* resp) {
-  return grpcx::Handle(ctx, "PostMessage", [&]() -> absl::Status {
-    auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
+  return grpcx::Handle(ctx, "PostMessage", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = CheckPoster(caller); !s.ok()) return s;
+    auto tenant = api::ResolveTenant(req->tenant(), caller.tenant.empty() ? options_.default_tenant : caller.tenant);
     if (!tenant.ok()) return tenant.status();
-    auto kind = PartyKind(req->party());
-    if (!kind.ok()) return kind.status();
-    std::string sender;
-    switch (req->sender_kind()) {
-      case v1::SENDER_KIND_CITIZEN: sender = "citizen"; break;
-      case v1::SENDER_KIND_DEPARTMENT: sender = "department"; break;
-      case v1::SENDER_KIND_SYSTEM: sender = "system"; break;
-      default: return absl::InvalidArgumentError("sender_kind: CITIZEN, DEPARTMENT or SYSTEM required");
+    if (auto s = api::ValidateUuid(req->party().id(), "party.id"); !s.ok()) return s;
+    if (req->party().kind() != common::v1::PARTY_KIND_PERSON &&
+        req->party().kind() != common::v1::PARTY_KIND_ORGANISATION) {
+      return absl::InvalidArgumentError("party.kind: invalid_option");
     }
-    if (auto s = api::ValidateText(req->subject(), "subject", 200); !s.ok()) return s;
-    if (auto s = api::ValidateText(req->body(), "body", 20000); !s.ok()) return s;
-    if (auto s = api::ValidateText(req->message_key(), "message_key", 255); !s.ok()) return s;
-    return grpcx::Respond(resp, store_->PostMessage({*tenant, req->party().id(), *kind, sender, req->subject(),
-                                                     req->body(), req->message_key()}));
+    if (req->sender_kind() != v1::SENDER_KIND_DEPARTMENT && req->sender_kind() != v1::SENDER_KIND_SYSTEM) {
+      return absl::InvalidArgumentError("sender_kind: invalid_option");
+    }
+    if (auto s = CheckBody(req->body()); !s.ok()) return s;
+    if (auto s = api::ValidateText(req->message_key(), "message_key", 200); !s.ok()) return s;
+    if (req->thread_id().empty()) {
+      if (auto s = api::ValidateText(req->subject(), "subject", 200); !s.ok()) return s;
+    } else if (auto s = CheckId(req->thread_id(), "thread"); !s.ok()) {
+      return s;
+    }
+    if (req->sender_kind() == v1::SENDER_KIND_DEPARTMENT) {
+      if (auto s = api::ValidateText(req->department(), "department", 200); !s.ok()) return s;
+    }
+    auto attachments = CheckAttachments(req->attachments());
+    if (!attachments.ok()) return attachments.status();
+    if (req->notice() && attachments->empty()) return absl::InvalidArgumentError("attachments: required");
+
+    NewMessage m;
+    m.tenant = *tenant;
+    m.party_id = req->party().id();
+    m.party_kind = req->party().kind() == common::v1::PARTY_KIND_PERSON ? "person" : "organisation";
+    m.sender_kind = req->sender_kind() == v1::SENDER_KIND_DEPARTMENT ? "department" : "system";
+    m.sender_name = req->sender_kind() == v1::SENDER_KIND_DEPARTMENT ? req->department() : options_.portal_name;
+    m.subject = req->subject();
+    m.body = req->body();
+    m.message_key = req->message_key();
+    m.thread_id = req->thread_id();
+    m.submission_id = req->submission_id();
+    m.department = req->department();
+    m.notice = req->notice();
+    m.attachments = *std::move(attachments);
+    bool queued = false;
+    auto posted = store_->Post(m, [&](pqxx::work& tx, const v1::Message& message) {
+      // That something arrived — never what — to the party's address, if it wants mail.
+      auto contact = Store::FindContact(tx, m.party_id);
+      if (!contact || contact->email.empty() || !contact->notify_messages) return;
+      auto rendered = templates_.Render(m.notice ? "notice" : "message", contact->language, contact->email,
+                                        {{"sender", m.sender_name},
+                                         {"mailbox_url", options_.public_url + "/postfach/" + message.thread_id()},
+                                         {"portal_name", options_.portal_name}});
+      if (!rendered.ok()) {
+        log::Error("notification not rendered", {{"error", std::string(rendered.status().message())}});
+        return;
+      }
+      mail::Outbox::Enqueue(tx, m.tenant, *rendered);
+      queued = true;
+    });
+    if (!posted.ok()) return posted.status();
+    if (queued && mails_ != nullptr) mails_->Notify();
+    *resp = std::move(posted->first);
+    return absl::OkStatus();
   });
 }
 
-grpc::Status Service::ListMessages(grpc::ServerContext* ctx, const v1::ListMessagesRequest* req,
-                                   v1::ListMessagesResponse* resp) {
-  return grpcx::Handle(ctx, "ListMessages", [&]() -> absl::Status {
-    auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
+grpc::Status Service::ListReplies(grpc::ServerContext* ctx, const v1::ListRepliesRequest* req,
+                                  v1::ListRepliesResponse* resp) {
+  return grpcx::Handle(ctx, "ListReplies", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = CheckPoster(caller); !s.ok()) return s;
+    auto tenant = api::ResolveTenant(req->tenant(), caller.tenant.empty() ? options_.default_tenant : caller.tenant);
     if (!tenant.ok()) return tenant.status();
-    if (auto kind = PartyKind(req->party()); !kind.ok()) return kind.status();
+    if (auto s = api::ValidateText(req->department(), "department", 200); !s.ok()) return s;
+    if (req->after_sequence() < 0) return absl::InvalidArgumentError("after_sequence: out_of_range");
+    const int limit = req->limit() <= 0 ? 50 : std::min(req->limit(), 200);
+    return grpcx::Respond(resp, store_->ListReplies(*tenant, req->department(), req->after_sequence(), limit));
+  });
+}
+
+grpc::Status Service::GetDepartmentAttachment(grpc::ServerContext* ctx, const v1::GetAttachmentRequest* req,
+                                              v1::AttachmentContent* resp) {
+  return grpcx::Handle(ctx, "GetDepartmentAttachment", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = CheckPoster(caller); !s.ok()) return s;
+    if (auto s = CheckId(req->id(), "attachment"); !s.ok()) return s;
+    // Department callers carry their department as acting party.
+    return grpcx::Respond(resp, store_->GetDepartmentAttachment(caller.tenant, caller.acting_party, req->id()));
+  });
+}
+
+grpc::Status Service::ListThreads(grpc::ServerContext* ctx, const v1::ListThreadsRequest* req,
+                                  v1::ListThreadsResponse* resp) {
+  return grpcx::Handle(ctx, "ListThreads", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = auth::ScopeParty(caller);
+    if (!party.ok()) return party.status();
     auto page = api::ParsePage(req->page());
     if (!page.ok()) return page.status();
-    return grpcx::Respond(resp, store_->ListMessages(*tenant, req->party().id(), *page));
+    return grpcx::Respond(resp,
+                          store_->ListThreads({caller.tenant, *party}, req->archived(), req->unread_only(), *page));
+  });
+}
+
+grpc::Status Service::GetThread(grpc::ServerContext* ctx, const v1::GetThreadRequest* req, v1::Thread* resp) {
+  return grpcx::Handle(ctx, "GetThread", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = auth::ScopeParty(caller);
+    if (!party.ok()) return party.status();
+    if (auto s = CheckId(req->id(), "thread"); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->GetThread({caller.tenant, *party}, req->id()));
+  });
+}
+
+grpc::Status Service::Reply(grpc::ServerContext* ctx, const v1::ReplyRequest* req, v1::Message* resp) {
+  return grpcx::Handle(ctx, "Reply", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = auth::ScopeParty(caller);
+    if (!party.ok()) return party.status();
+    if (auto s = CheckId(req->thread_id(), "thread"); !s.ok()) return s;
+    if (auto s = CheckBody(req->body()); !s.ok()) return s;
+    auto attachments = CheckAttachments(req->attachments());
+    if (!attachments.ok()) return attachments.status();
+    auto thread = store_->ThreadHeader({caller.tenant, *party}, req->thread_id());
+    if (!thread.ok()) return thread.status();
+    NewMessage m;
+    m.tenant = caller.tenant;
+    m.party_id = *party;
+    m.party_kind = caller.acting_party.empty() ? "person" : "organisation";
+    m.sender_kind = "citizen";
+    m.body = req->body();
+    m.message_key = "reply-" + auth::RandomToken(16);
+    m.thread_id = req->thread_id();
+    m.attachments = *std::move(attachments);
+    auto posted = store_->Post(m, nullptr);
+    if (!posted.ok()) return posted.status();
+    *resp = std::move(posted->first);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::MarkRead(grpc::ServerContext* ctx, const v1::MarkReadRequest* req, v1::Message* resp) {
+  return grpcx::Handle(ctx, "MarkRead", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = auth::ScopeParty(caller);
+    if (!party.ok()) return party.status();
+    if (auto s = CheckId(req->message_id(), "message"); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->MarkRead({caller.tenant, *party}, req->message_id()));
+  });
+}
+
+grpc::Status Service::GetAttachment(grpc::ServerContext* ctx, const v1::GetAttachmentRequest* req,
+                                    v1::AttachmentContent* resp) {
+  return grpcx::Handle(ctx, "GetAttachment", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = auth::ScopeParty(caller);
+    if (!party.ok()) return party.status();
+    if (auto s = CheckId(req->id(), "attachment"); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->GetAttachment({caller.tenant, *party}, req->id()));
+  });
+}
+
+grpc::Status Service::SetArchived(grpc::ServerContext* ctx, const v1::SetArchivedRequest* req, v1::Thread* resp) {
+  return grpcx::Handle(ctx, "SetArchived", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = auth::ScopeParty(caller);
+    if (!party.ok()) return party.status();
+    if (auto s = CheckId(req->thread_id(), "thread"); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->SetArchived({caller.tenant, *party}, req->thread_id(), req->archived()));
   });
 }
 

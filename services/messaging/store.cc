@@ -2,12 +2,34 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
 namespace stadtportal::messaging {
 namespace {
 
-constexpr char kColumns[] =
-    "id::text, tenant, party_id::text, party_kind, sender_kind, subject, body, message_key, "
-    "(extract(epoch FROM created_at) * 1000000)::bigint, seq";
+using google::protobuf::util::TimeUtil;
+
+constexpr char kMessageColumns[] =
+    "m.id::text, m.tenant, m.party_id::text, m.party_kind, m.sender_kind, m.subject, m.body, m.message_key,"
+    " (extract(epoch FROM m.created_at) * 1000000)::bigint, m.thread_id::text, m.sender_name, m.notice,"
+    " coalesce((extract(epoch FROM m.first_read_at) * 1000000)::bigint, 0), m.seq";
+
+constexpr char kThreadColumns[] =
+    "t.id::text, t.subject, t.submission_id, t.department, t.archived_at IS NOT NULL,"
+    " (SELECT count(*) FROM messages u WHERE u.thread_id = t.id AND u.sender_kind <> 'citizen'"
+    "   AND u.first_read_at IS NULL)::int,"
+    " (extract(epoch FROM t.created_at) * 1000000)::bigint, (extract(epoch FROM t.last_message_at) * 1000000)::bigint,"
+    " EXISTS (SELECT 1 FROM messages n WHERE n.thread_id = t.id AND n.notice)";
+
+constexpr char kAttachmentColumns[] = "id::text, filename, media_type, size, sha256";
+
+v1::SenderKind Kind(const std::string& s) {
+  if (s == "citizen") return v1::SENDER_KIND_CITIZEN;
+  if (s == "department") return v1::SENDER_KIND_DEPARTMENT;
+  return v1::SENDER_KIND_SYSTEM;
+}
 
 v1::Message ToMessage(const pqxx::row& r) {
   v1::Message m;
@@ -16,72 +38,289 @@ v1::Message ToMessage(const pqxx::row& r) {
   m.mutable_party()->set_id(r[2].as<std::string>());
   m.mutable_party()->set_kind(r[3].as<std::string>() == "person" ? common::v1::PARTY_KIND_PERSON
                                                                  : common::v1::PARTY_KIND_ORGANISATION);
-  const auto sender = r[4].as<std::string>();
-  m.set_sender_kind(sender == "citizen"      ? v1::SENDER_KIND_CITIZEN
-                    : sender == "department" ? v1::SENDER_KIND_DEPARTMENT
-                                             : v1::SENDER_KIND_SYSTEM);
+  m.set_sender_kind(Kind(r[4].as<std::string>()));
   m.set_subject(r[5].as<std::string>());
   m.set_body(r[6].as<std::string>());
   m.set_message_key(r[7].as<std::string>());
-  *m.mutable_created_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(r[8].as<int64_t>());
+  *m.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[8].as<int64_t>());
+  m.set_thread_id(r[9].as<std::string>());
+  m.set_sender_name(r[10].as<std::string>());
+  m.set_notice(r[11].as<bool>());
+  if (r[12].as<int64_t>() != 0) *m.mutable_first_read_at() = TimeUtil::MicrosecondsToTimestamp(r[12].as<int64_t>());
+  m.set_sequence(r[13].as<int64_t>());
+  return m;
+}
+
+v1::Thread ToThread(const pqxx::row& r) {
+  v1::Thread t;
+  t.set_id(r[0].as<std::string>());
+  t.set_subject(r[1].as<std::string>());
+  t.set_submission_id(r[2].as<std::string>());
+  t.set_department(r[3].as<std::string>());
+  t.set_archived(r[4].as<bool>());
+  t.set_unread(r[5].as<int>());
+  *t.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
+  *t.mutable_last_message_at() = TimeUtil::MicrosecondsToTimestamp(r[7].as<int64_t>());
+  t.set_has_notice(r[8].as<bool>());
+  return t;
+}
+
+v1::Attachment ToAttachment(const pqxx::row& r) {
+  v1::Attachment a;
+  a.set_id(r[0].as<std::string>());
+  a.set_filename(r[1].as<std::string>());
+  a.set_media_type(r[2].as<std::string>());
+  a.set_size(r[3].as<int64_t>());
+  a.set_sha256(r[4].as<std::string>());
+  return a;
+}
+
+v1::Message LoadMessage(pqxx::work& tx, const pqxx::row& r) {
+  v1::Message m = ToMessage(r);
+  for (const auto& a : tx.exec_prepared("messaging_attachments", m.id())) *m.add_attachments() = ToAttachment(a);
   return m;
 }
 
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
-  conn.prepare(
-      "messaging_post",
-      std::string("INSERT INTO messages (tenant, party_id, party_kind, sender_kind, subject, body, message_key) "
-                  "VALUES ($1, $2::uuid, $3, $4, $5, $6, $7) "
-                  "ON CONFLICT (tenant, message_key) DO NOTHING RETURNING ") +
-          kColumns);
-  conn.prepare("messaging_by_key",
-               std::string("SELECT ") + kColumns + " FROM messages WHERE tenant = $1 AND message_key = $2");
-  // $3: keyset cursor (seq of the last message seen; 0 = from the newest).
-  conn.prepare("messaging_list", std::string("SELECT ") + kColumns +
-                                     " FROM messages WHERE tenant = $1 AND party_id = $2::uuid AND ($3 = 0 OR seq < $3)"
-                                     " ORDER BY seq DESC LIMIT $4");
+  const std::string msg = kMessageColumns;
+  const std::string thr = kThreadColumns;
+  conn.prepare("messaging_by_key", "SELECT " + msg + " FROM messages m WHERE m.tenant = $1 AND m.message_key = $2");
+  conn.prepare("messaging_new_thread",
+               "INSERT INTO threads (id, tenant, party_id, party_kind, subject, submission_id, department)"
+               " VALUES (gen_random_uuid(), $1, $2::uuid, $3, $4, $5, $6) RETURNING id::text");
+  conn.prepare("messaging_thread_of_party",
+               "SELECT subject FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid FOR UPDATE");
+  conn.prepare("messaging_touch_thread",
+               "UPDATE threads SET last_message_at = now(), archived_at = NULL WHERE id = $1::uuid");
+  conn.prepare("messaging_insert",
+               "INSERT INTO messages (tenant, party_id, party_kind, sender_kind, subject, body, message_key, thread_id,"
+               " sender_name, notice) VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8::uuid, $9, $10)"
+               " ON CONFLICT (tenant, message_key) DO NOTHING RETURNING id::text");
+  conn.prepare("messaging_get", "SELECT " + msg + " FROM messages m WHERE m.id = $1::uuid");
+  conn.prepare("messaging_insert_attachment",
+               "INSERT INTO message_attachments (message_id, tenant, party_id, filename, media_type, size, sha256,"
+               " content) VALUES ($1::uuid, $2, $3::uuid, $4, $5, $6, $7, $8)");
+  conn.prepare("messaging_attachments",
+               std::string("SELECT ") + kAttachmentColumns +
+                   " FROM message_attachments WHERE message_id = $1::uuid ORDER BY created_at, id");
+  // $3: archived, $4: unread only, $5/$6: keyset (last_message_at micros, id), $7: limit.
+  conn.prepare("messaging_list_threads",
+               "SELECT " + thr +
+                   " FROM threads t WHERE t.tenant = $1 AND t.party_id = $2::uuid"
+                   " AND (t.archived_at IS NOT NULL) = $3"
+                   " AND (NOT $4 OR EXISTS (SELECT 1 FROM messages u WHERE u.thread_id = t.id"
+                   "   AND u.sender_kind <> 'citizen' AND u.first_read_at IS NULL))"
+                   " AND (t.last_message_at, t.id) < (to_timestamp($5::double precision / 1000000), $6::uuid)"
+                   " ORDER BY t.last_message_at DESC, t.id DESC LIMIT $7");
+  conn.prepare("messaging_unread_total",
+               "SELECT count(*)::int FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1"
+               " AND m.party_id = $2::uuid AND m.sender_kind <> 'citizen' AND m.first_read_at IS NULL"
+               " AND t.archived_at IS NULL");
+  conn.prepare("messaging_get_thread",
+               "SELECT " + thr + " FROM threads t WHERE t.tenant = $1 AND t.party_id = $2::uuid AND t.id = $3::uuid");
+  conn.prepare("messaging_thread_messages",
+               "SELECT " + msg + " FROM messages m WHERE m.thread_id = $1::uuid ORDER BY m.seq");
+  conn.prepare("messaging_mark_read",
+               "UPDATE messages SET first_read_at = now() WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid"
+               " AND sender_kind <> 'citizen' AND first_read_at IS NULL");
+  conn.prepare("messaging_get_of_party",
+               "SELECT " + msg + " FROM messages m WHERE m.tenant = $1 AND m.party_id = $2::uuid AND m.id = $3::uuid");
+  conn.prepare("messaging_get_attachment",
+               std::string("SELECT ") + kAttachmentColumns +
+                   ", content FROM message_attachments WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid");
+  conn.prepare("messaging_get_department_attachment",
+               "SELECT a.id::text, a.filename, a.media_type, a.size, a.sha256, a.content FROM message_attachments a"
+               " JOIN messages m ON m.id = a.message_id JOIN threads t ON t.id = m.thread_id"
+               " WHERE a.tenant = $1 AND t.department = $2 AND a.id = $3::uuid");
+  conn.prepare("messaging_set_archived",
+               "UPDATE threads SET archived_at = CASE WHEN $4 THEN coalesce(archived_at, now()) ELSE NULL END"
+               " WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid RETURNING id");
+  conn.prepare("messaging_replies",
+               "SELECT " + msg +
+                   " FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1 AND t.department = $2"
+                   " AND m.sender_kind = 'citizen' AND m.seq > $3 ORDER BY m.seq LIMIT $4");
+  conn.prepare("messaging_contact", "SELECT email, language, notify_messages FROM contacts WHERE party_id = $1::uuid");
+  conn.prepare("messaging_contact_email",
+               "INSERT INTO contacts (party_id, tenant, email) VALUES ($1::uuid, $2, $3)"
+               " ON CONFLICT (party_id) DO UPDATE SET email = $3, updated_at = now()");
+  conn.prepare("messaging_contact_preferences",
+               "INSERT INTO contacts (party_id, tenant, language, notify_messages) VALUES ($1::uuid, $2, $3, $4)"
+               " ON CONFLICT (party_id) DO UPDATE SET language = $3, notify_messages = $4, updated_at = now()");
 }
 
-absl::StatusOr<v1::Message> Store::PostMessage(const NewMessage& m) {
-  v1::Message out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto res = tx.exec_prepared("messaging_post", m.tenant, m.party_id, m.party_kind, m.sender_kind, m.subject, m.body,
-                                m.message_key);
-    if (res.empty()) res = tx.exec_prepared("messaging_by_key", m.tenant, m.message_key);
-    if (res.empty()) return absl::AbortedError("concurrent post with the same message key, retry");
-    out = ToMessage(res[0]);
+absl::StatusOr<std::pair<v1::Message, bool>> Store::Post(const NewMessage& m, const OnNew& on_new) {
+  std::pair<v1::Message, bool> out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto existing = tx.exec_prepared("messaging_by_key", m.tenant, m.message_key);
+    if (!existing.empty()) {
+      out = {LoadMessage(tx, existing[0]), false};
+      return absl::OkStatus();
+    }
+    std::string thread = m.thread_id;
+    std::string subject = m.subject;
+    if (thread.empty()) {
+      thread = tx.exec_prepared("messaging_new_thread", m.tenant, m.party_id, m.party_kind, m.subject, m.submission_id,
+                                m.department)[0][0]
+                   .as<std::string>();
+    } else {
+      auto t = tx.exec_prepared("messaging_thread_of_party", m.tenant, m.party_id, thread);
+      if (t.empty()) return absl::NotFoundError("thread not found");
+      subject = t[0][0].as<std::string>();
+    }
+    auto inserted = tx.exec_prepared("messaging_insert", m.tenant, m.party_id, m.party_kind, m.sender_kind, subject,
+                                     m.body, m.message_key, thread, m.sender_name, m.notice);
+    if (inserted.empty()) return absl::AbortedError("concurrent message with the same key; retry");
+    const std::string id = inserted[0][0].as<std::string>();
+    for (const auto& a : m.attachments) {
+      tx.exec_prepared("messaging_insert_attachment", id, m.tenant, m.party_id, a.filename, a.media_type,
+                       static_cast<int64_t>(a.content.size()), a.sha256, pqxx::binarystring(a.content));
+    }
+    tx.exec_prepared("messaging_touch_thread", thread);
+    out = {LoadMessage(tx, tx.exec_prepared("messaging_get", id)[0]), true};
+    if (on_new) on_new(tx, out.first);
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
   return out;
 }
 
-absl::StatusOr<v1::ListMessagesResponse> Store::ListMessages(const std::string& tenant, const std::string& party_id,
-                                                             const api::Page& page) {
-  int64_t after = 0;
+absl::StatusOr<v1::ListThreadsResponse> Store::ListThreads(const Owner& owner, bool archived, bool unread_only,
+                                                           const api::Page& page) {
+  int64_t after_micros = INT64_MAX / 2;
+  std::string after_id = "ffffffff-ffff-ffff-ffff-ffffffffffff";
   if (!page.after.empty()) {
-    try {
-      after = std::stoll(page.after);
-    } catch (const std::exception&) {
-      return absl::InvalidArgumentError("page.page_token: not a token this service issued");
+    std::vector<std::string> parts = absl::StrSplit(page.after, '|');
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &after_micros) || !api::ValidateUuid(parts[1], "x").ok()) {
+      return absl::InvalidArgumentError("page_token: invalid");
     }
+    after_id = parts[1];
   }
-  v1::ListMessagesResponse out;
+  v1::ListThreadsResponse out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto res = tx.exec_prepared("messaging_list", tenant, party_id, after, page.size + 1);
-    for (pqxx::result::size_type i = 0; i < res.size(); ++i) {
-      if (static_cast<int>(i) == page.size) {
-        out.mutable_page()->set_next_page_token(api::NextPageToken(res[i - 1][9].as<std::string>()));
+    auto res = tx.exec_prepared("messaging_list_threads", owner.tenant, owner.party_id, archived, unread_only,
+                                static_cast<double>(after_micros), after_id, page.size + 1);
+    for (int i = 0; i < static_cast<int>(res.size()); ++i) {
+      if (i == page.size) {
+        const auto& last = out.threads(page.size - 1);
+        out.mutable_page()->set_next_page_token(api::NextPageToken(
+            absl::StrCat(TimeUtil::TimestampToMicroseconds(last.last_message_at()), "|", last.id())));
         break;
       }
-      *out.add_messages() = ToMessage(res[i]);
+      *out.add_threads() = ToThread(res[i]);
+    }
+    out.set_unread_total(tx.exec_prepared("messaging_unread_total", owner.tenant, owner.party_id)[0][0].as<int>());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Thread> Store::ThreadHeader(const Owner& owner, const std::string& id) {
+  v1::Thread out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("messaging_get_thread", owner.tenant, owner.party_id, id);
+    if (res.empty()) return absl::NotFoundError("thread not found");
+    out = ToThread(res[0]);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Thread> Store::GetThread(const Owner& owner, const std::string& id) {
+  v1::Thread out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("messaging_get_thread", owner.tenant, owner.party_id, id);
+    if (res.empty()) return absl::NotFoundError("thread not found");
+    out = ToThread(res[0]);
+    for (const auto& r : tx.exec_prepared("messaging_thread_messages", id)) *out.add_messages() = LoadMessage(tx, r);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Message> Store::MarkRead(const Owner& owner, const std::string& message_id) {
+  v1::Message out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("messaging_mark_read", owner.tenant, owner.party_id, message_id);
+    auto res = tx.exec_prepared("messaging_get_of_party", owner.tenant, owner.party_id, message_id);
+    if (res.empty()) return absl::NotFoundError("message not found");
+    out = LoadMessage(tx, res[0]);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::AttachmentContent> Store::GetAttachment(const Owner& owner, const std::string& id) {
+  v1::AttachmentContent out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("messaging_get_attachment", owner.tenant, owner.party_id, id);
+    if (res.empty()) return absl::NotFoundError("attachment not found");
+    *out.mutable_attachment() = ToAttachment(res[0]);
+    out.set_content(pqxx::binarystring(res[0][5]).str());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::AttachmentContent> Store::GetDepartmentAttachment(const std::string& tenant,
+                                                                     const std::string& department,
+                                                                     const std::string& id) {
+  v1::AttachmentContent out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("messaging_get_department_attachment", tenant, department, id);
+    if (res.empty()) return absl::NotFoundError("attachment not found");
+    *out.mutable_attachment() = ToAttachment(res[0]);
+    out.set_content(pqxx::binarystring(res[0][5]).str());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Thread> Store::SetArchived(const Owner& owner, const std::string& thread_id, bool archived) {
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    if (tx.exec_prepared("messaging_set_archived", owner.tenant, owner.party_id, thread_id, archived).empty()) {
+      return absl::NotFoundError("thread not found");
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return ThreadHeader(owner, thread_id);
+}
+
+absl::StatusOr<v1::ListRepliesResponse> Store::ListReplies(const std::string& tenant, const std::string& department,
+                                                           int64_t after_sequence, int limit) {
+  v1::ListRepliesResponse out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& r : tx.exec_prepared("messaging_replies", tenant, department, after_sequence, limit)) {
+      *out.add_messages() = LoadMessage(tx, r);
     }
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
   return out;
+}
+
+std::optional<Contact> Store::FindContact(pqxx::work& tx, const std::string& party_id) {
+  auto res = tx.exec_prepared("messaging_contact", party_id);
+  if (res.empty()) return std::nullopt;
+  return Contact{res[0][0].as<std::string>(), res[0][1].as<std::string>(), res[0][2].as<bool>()};
+}
+
+void Store::SetContactEmail(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
+                            const std::string& email) {
+  tx.exec_prepared("messaging_contact_email", party_id, tenant, email);
+}
+
+void Store::SetContactPreferences(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
+                                  const std::string& language, bool notify_messages) {
+  tx.exec_prepared("messaging_contact_preferences", party_id, tenant, language, notify_messages);
 }
 
 }  // namespace stadtportal::messaging

@@ -1,6 +1,10 @@
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "libs/api/api.h"
@@ -9,14 +13,40 @@
 
 namespace stadtportal::messaging {
 
+// A mailbox: the party it belongs to.
+struct Owner {
+  std::string tenant;
+  std::string party_id;
+};
+
+struct NewAttachment {
+  std::string filename;
+  std::string media_type;  // Sniffed.
+  std::string sha256;
+  std::string content;
+};
+
 struct NewMessage {
   std::string tenant;
   std::string party_id;
   std::string party_kind;   // "person" | "organisation"
   std::string sender_kind;  // "citizen" | "department" | "system"
-  std::string subject;
+  std::string sender_name;
+  std::string subject;  // For a new thread.
   std::string body;
   std::string message_key;
+  std::string thread_id;  // "" = a new thread.
+  std::string submission_id;
+  std::string department;
+  bool notice = false;
+  std::vector<NewAttachment> attachments;
+};
+
+// Where a party's notifications go.
+struct Contact {
+  std::string email;
+  std::string language;
+  bool notify_messages = true;
 };
 
 // The messaging schema: all SQL of the service, as named prepared statements.
@@ -25,11 +55,30 @@ class Store {
   explicit Store(db::Pool& pool) : pool_(pool) {}
   static void Prepare(pqxx::connection& conn);
 
-  // Stores the message once per key; a repeat returns the stored message.
-  absl::StatusOr<v1::Message> PostMessage(const NewMessage& m);
-  // Newest first.
-  absl::StatusOr<v1::ListMessagesResponse> ListMessages(const std::string& tenant, const std::string& party_id,
-                                                        const api::Page& page);
+  // Stores the message once per key (a repeat returns the stored one, `second` false).
+  // `on_new` runs in the same transaction for a new message (the notification mail).
+  using OnNew = std::function<void(pqxx::work&, const v1::Message&)>;
+  absl::StatusOr<std::pair<v1::Message, bool>> Post(const NewMessage& m, const OnNew& on_new);
+
+  // Newest activity first; the token continues after the last thread of a page.
+  absl::StatusOr<v1::ListThreadsResponse> ListThreads(const Owner& owner, bool archived, bool unread_only,
+                                                      const api::Page& page);
+  absl::StatusOr<v1::Thread> GetThread(const Owner& owner, const std::string& id);
+  // The thread as a citizen reply must see it (NOT_FOUND for another party's).
+  absl::StatusOr<v1::Thread> ThreadHeader(const Owner& owner, const std::string& id);
+  absl::StatusOr<v1::Message> MarkRead(const Owner& owner, const std::string& message_id);
+  absl::StatusOr<v1::AttachmentContent> GetAttachment(const Owner& owner, const std::string& id);
+  absl::StatusOr<v1::AttachmentContent> GetDepartmentAttachment(const std::string& tenant,
+                                                                const std::string& department, const std::string& id);
+  absl::StatusOr<v1::Thread> SetArchived(const Owner& owner, const std::string& thread_id, bool archived);
+  absl::StatusOr<v1::ListRepliesResponse> ListReplies(const std::string& tenant, const std::string& department,
+                                                      int64_t after_sequence, int limit);
+
+  static std::optional<Contact> FindContact(pqxx::work& tx, const std::string& party_id);
+  static void SetContactEmail(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
+                              const std::string& email);
+  static void SetContactPreferences(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
+                                    const std::string& language, bool notify_messages);
 
  private:
   db::Pool& pool_;

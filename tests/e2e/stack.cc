@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 
+#include <csignal>
 #include <regex>
 
 #include <catch2/catch.hpp>
@@ -29,11 +30,7 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
   public_keys_ = auth::Signer::FromKey(signing_key_, std::chrono::seconds(60))->PublicKey();
   smtp_port_ = testing::FreePort();
   maildir_ = dir_ + "/maildir-" + std::to_string(smtp_port_);
-  smtp_ = std::make_unique<testing::Process>(
-      "/usr/bin/python3",
-      std::vector<std::string>{"-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(smtp_port_), "-c",
-                               "aiosmtpd.handlers.Mailbox", maildir_},
-      std::map<std::string, std::string>{}, maildir_ + ".log");
+  StartSmtp();
   gateway_port_ = testing::FreePort();
   testpay_port_ = testing::FreePort();
   testpay_ = std::make_unique<testing::Process>(
@@ -68,6 +65,24 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
 
 Stack::~Stack() = default;
 
+void Stack::StartSmtp() {
+  smtp_ = std::make_unique<testing::Process>(
+      "/usr/bin/python3",
+      std::vector<std::string>{"-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(smtp_port_), "-c",
+                               "aiosmtpd.handlers.Mailbox", maildir_},
+      std::map<std::string, std::string>{}, maildir_ + ".log");
+}
+
+void Stack::StopSmtp() {
+  smtp_->Signal(SIGTERM);
+  smtp_->Wait(std::chrono::seconds(5));
+  smtp_.reset();
+}
+
+std::string Stack::SignCaller(const auth::Caller& caller) const {
+  return auth::Signer::FromKey(signing_key_, std::chrono::seconds(60))->Sign(caller);
+}
+
 std::map<std::string, std::string> Stack::BaseEnv() const {
   return {{"STADTPORTAL_DATABASE_URL", testing::DatabaseUrl()},
           {"STADTPORTAL_REDIS_URL", testing::RedisUrl()},
@@ -76,6 +91,7 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
           {"STADTPORTAL_SHUTDOWN_GRACE_MS", "5000"},
           {"STADTPORTAL_CALLER_PUBLIC_KEYS", public_keys_},
           {"STADTPORTAL_SMTP_URL", "smtp://127.0.0.1:" + std::to_string(smtp_port_)},
+          {"STADTPORTAL_MAIL_RETRY_MAX_S", "2"},
           {"STADTPORTAL_PUBLIC_URL", "https://portal.example"},
           {"STADTPORTAL_PAYMENT_CALLBACK_URL", "http://127.0.0.1:" + std::to_string(gateway_port_)},
           {"STADTPORTAL_TESTPAY_URL", "http://127.0.0.1:" + std::to_string(testpay_port_)},

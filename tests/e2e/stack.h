@@ -8,6 +8,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "libs/auth/caller.h"
 #include "libs/testing/testing.h"
 
 namespace stadtportal::e2e {
@@ -47,6 +48,11 @@ class Stack {
   const std::string& maildir() const { return maildir_; }
   // The bodies of all mails to `to` delivered so far.
   std::vector<std::string> MailsTo(const std::string& to) const;
+  // Stops and starts the SMTP server (same port, same Maildir).
+  void StopSmtp();
+  void StartSmtp();
+  // A caller token as the gateway would sign it (for calling services directly).
+  std::string SignCaller(const auth::Caller& caller) const;
   // All log output of all processes so far.
   std::string AllLogs() const;
 

@@ -153,20 +153,25 @@ TEST_CASE("two replicas of a service share the load behind the gateway", "[e2e]"
   Stack stack({{"submission", 2}});
   REQUIRE(stack.WaitReady(60s));
   auto c = stack.Http();
-  for (int n = 0; n < 20; ++n) {
-    auto r = c.Get("/api/v1/services");
-    REQUIRE(r);
-    REQUIRE(r->status == 200);
-  }
-  for (int replica = 0; replica < 2; ++replica) {
+  auto served = [&](int replica) {
     std::string text;
     testing::RunCommand(
         "curl -fsS http://127.0.0.1:" + std::to_string(stack.instance("submission", replica).admin_port) + "/metrics",
         &text);
-    INFO("replica " << replica);
-    CHECK(text.find("code=\"OK\",operation=\"/stadtportal.submission.v1.SubmissionService/ListOnlineServices\"") !=
-          std::string::npos);
-  }
+    return text.find("code=\"OK\",operation=\"/stadtportal.submission.v1.SubmissionService/ListOnlineServices\"") !=
+           std::string::npos;
+  };
+  // The gateway's channel connects to each replica on its own; once both are connected,
+  // round_robin gives both a share.
+  CHECK(testing::Eventually(
+      [&] {
+        for (int n = 0; n < 10; ++n) {
+          auto r = c.Get("/api/v1/services");
+          if (!r || r->status != 200) return false;
+        }
+        return served(0) && served(1);
+      },
+      15s));
 }
 
 TEST_CASE("missing or invalid configuration exits non-zero with one line naming the variable", "[e2e]") {
