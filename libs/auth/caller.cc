@@ -62,11 +62,20 @@ std::string Signer::PublicKey() const { return kid_ + ":" + absl::Base64Escape(p
 
 std::string Signer::Sign(const Caller& c) const {
   const int64_t now = NowSeconds();
+  return SignClaims({{"iss", kIssuer},
+                     {"aud", kAudience},
+                     {"iat", now},
+                     {"exp", now + lifetime_.count()},
+                     {"sub", c.account_id},
+                     {"act", c.acting_party},
+                     {"ten", c.tenant},
+                     {"acr", c.assurance},
+                     {"roles", c.roles},
+                     {"sid", c.session_ref}});
+}
+
+std::string Signer::SignClaims(const nlohmann::json& payload) const {
   nlohmann::json header = {{"alg", "EdDSA"}, {"typ", "JWT"}, {"kid", kid_}};
-  nlohmann::json payload = {
-      {"iss", kIssuer},      {"aud", kAudience},      {"iat", now},      {"exp", now + lifetime_.count()},
-      {"sub", c.account_id}, {"act", c.acting_party}, {"ten", c.tenant}, {"acr", c.assurance},
-      {"roles", c.roles},    {"sid", c.session_ref}};
   const std::string signing_input =
       absl::WebSafeBase64Escape(header.dump()) + "." + absl::WebSafeBase64Escape(payload.dump());
   unsigned char sig[crypto_sign_BYTES];
@@ -133,6 +142,36 @@ absl::StatusOr<Caller> Verifier::Verify(const std::string& token) const {
   } catch (const std::exception&) {
     return bad("malformed");
   }
+}
+
+absl::StatusOr<nlohmann::json> VerifyEdDsa(const std::string& token, const std::string& public_key) {
+  InitSodium();
+  std::vector<std::string> parts = absl::StrSplit(token, '.');
+  std::string header_raw, payload_raw, sig;
+  if (token.size() > 8192 || parts.size() != 3 || !absl::WebSafeBase64Unescape(parts[0], &header_raw) ||
+      !absl::WebSafeBase64Unescape(parts[1], &payload_raw) || !absl::WebSafeBase64Unescape(parts[2], &sig) ||
+      sig.size() != crypto_sign_BYTES || public_key.size() != crypto_sign_PUBLICKEYBYTES) {
+    return absl::UnauthenticatedError("assertion malformed");
+  }
+  const auto header = nlohmann::json::parse(header_raw, nullptr, false);
+  const auto payload = nlohmann::json::parse(payload_raw, nullptr, false);
+  if (!header.is_object() || !payload.is_object() || header.value("alg", "") != "EdDSA") {
+    return absl::UnauthenticatedError("assertion malformed or not EdDSA");
+  }
+  const std::string signing_input = parts[0] + "." + parts[1];
+  if (crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig.data()),
+                                  reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(),
+                                  reinterpret_cast<const unsigned char*>(public_key.data())) != 0) {
+    return absl::UnauthenticatedError("assertion has a bad signature");
+  }
+  return payload;
+}
+
+std::string PublicKeyBytes(const Signer& signer) {
+  std::string raw;
+  const std::string key = signer.PublicKey();
+  (void)absl::Base64Unescape(key.substr(key.find(':') + 1), &raw);
+  return raw;
 }
 
 absl::StatusOr<std::string> ScopeParty(const Caller& caller) {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/status/statusor.h"
 #include "libs/config/config.h"
 
@@ -39,6 +41,8 @@ class Signer {
   // STADTPORTAL_CALLER_SIGNING_KEY (or _FILE).
   static Signer FromEnv(const config::Env& env);
   std::string Sign(const Caller& caller) const;
+  // A JWT (EdDSA) over any claims, e.g. an OAuth 2.0 client assertion (RFC 7523).
+  std::string SignClaims(const nlohmann::json& claims) const;
   const std::string& kid() const { return kid_; }
   std::chrono::seconds lifetime() const { return lifetime_; }
   // "kid:base64(public key)", for the services' STADTPORTAL_CALLER_PUBLIC_KEYS.
@@ -66,6 +70,12 @@ class Verifier {
  private:
   std::map<std::string, std::string> keys_;  // kid → 32-byte public key.
 };
+
+// Verifies a JWT signed with EdDSA by the 32-byte `public_key`; returns its claims
+// (the caller checks them). UNAUTHENTICATED otherwise.
+absl::StatusOr<nlohmann::json> VerifyEdDsa(const std::string& token, const std::string& public_key);
+// The 32 raw bytes of a signer's public key.
+std::string PublicKeyBytes(const Signer& signer);
 
 // A new "kid:base64(seed)" signing key (for operators and tests).
 std::string NewSigningKey(const std::string& kid);

@@ -10,5 +10,7 @@ namespace stadtportal::auth {
 std::string RandomToken(size_t bytes = 32);
 // Raw SHA-256 of `data`.
 std::string Sha256(const std::string& data);
+// Hex HMAC-SHA256 of `message` under `key` (webhook and delivery signatures).
+std::string HmacSha256Hex(const std::string& key, const std::string& message);
 
 }  // namespace stadtportal::auth

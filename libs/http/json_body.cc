@@ -15,6 +15,7 @@ const char* TypeCode(FieldType t) {
     case FieldType::kInteger: return "wrong_type_integer";
     case FieldType::kBoolean: return "wrong_type_boolean";
     case FieldType::kObject: return "wrong_type_object";
+    case FieldType::kArray: return "wrong_type_array";
   }
   return "wrong_type";
 }
@@ -25,6 +26,7 @@ bool HasType(const nlohmann::json& v, FieldType t) {
     case FieldType::kInteger: return v.is_number_integer();
     case FieldType::kBoolean: return v.is_boolean();
     case FieldType::kObject: return v.is_object();
+    case FieldType::kArray: return v.is_array();
   }
   return false;
 }
@@ -94,6 +96,7 @@ std::string Message(const std::string& code, const std::string& language) {
       {"wrong_type_integer", {"Hier wird eine ganze Zahl erwartet.", "A whole number is expected here."}},
       {"wrong_type_boolean", {"Hier wird wahr oder falsch erwartet.", "True or false is expected here."}},
       {"wrong_type_object", {"Hier wird ein Objekt erwartet.", "An object is expected here."}},
+      {"wrong_type_array", {"Hier wird eine Liste erwartet.", "A list is expected here."}},
       {"invalid_postcode", {"Die Postleitzahl ist ungültig.", "The postcode is not valid."}},
       {"wrong_type", {"Der Wert hat nicht die erwartete Art.", "The value is not of the expected kind."}},
       {"too_small", {"Der Wert ist zu klein.", "The value is too small."}},

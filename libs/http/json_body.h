@@ -17,7 +17,7 @@ struct FieldError {
   std::string code;  // Stable, e.g. "required", "wrong_type", "too_short".
 };
 
-enum class FieldType { kString, kInteger, kBoolean, kObject };
+enum class FieldType { kString, kInteger, kBoolean, kObject, kArray };
 
 struct FieldSpec {
   FieldType type;

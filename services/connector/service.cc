@@ -1,24 +1,150 @@
 #include "services/connector/service.h"
 
+#include <random>
 #include <regex>
 
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "libs/auth/tokens.h"
+#include "libs/events/events.h"
+#include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
+#include "libs/log/log.h"
+#include "libs/metrics/metrics.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::connector {
+namespace {
+
+namespace sv1 = submission::v1;
+namespace mv1 = messaging::v1;
+
+prometheus::Family<prometheus::Counter>& Deliveries() {
+  static auto& f = prometheus::BuildCounter()
+                       .Name("stadtportal_deliveries_total")
+                       .Help("Delivery attempts to back offices, by outcome (delivered, failed, dead).")
+                       .Register(*metrics::Registry());
+  return f;
+}
+
+prometheus::Family<prometheus::Gauge>& Backlog() {
+  static auto& f = prometheus::BuildGauge()
+                       .Name("stadtportal_delivery_backlog")
+                       .Help(
+                           "dead_letters: deliveries given up; oldest_undelivered_seconds: age of the oldest "
+                           "submission not yet delivered.")
+                       .Register(*metrics::Registry());
+  return f;
+}
+
+bool HasRole(const auth::Caller& c, const std::string& role) {
+  return std::find(c.roles.begin(), c.roles.end(), role) != c.roles.end();
+}
+
+absl::Status RequireAdmin(const auth::Caller& c) {
+  if (HasRole(c, "tenant-admin")) return absl::OkStatus();
+  return absl::PermissionDeniedError("the tenant-admin role is required");
+}
+
+absl::Status CheckId(const std::string& id) {
+  if (!api::ValidateUuid(id, "id").ok()) return absl::NotFoundError("submission not found");
+  return absl::OkStatus();
+}
+
+// The JSON document a push destination receives.
+std::string Document(const sv1::DeliverySnapshot& snap) {
+  std::string submission;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(snap.submission(), &submission, o);
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : snap.files()) {
+    files.push_back({{"id", f.attachment().id()},
+                     {"field", f.attachment().field()},
+                     {"filename", f.attachment().filename()},
+                     {"media_type", f.attachment().media_type()},
+                     {"size", f.attachment().size()},
+                     {"sha256", f.attachment().sha256()},
+                     {"content_base64", absl::Base64Escape(f.content())}});
+  }
+  return nlohmann::json{{"delivery_id", snap.submission().id()},
+                        {"destination", snap.destination()},
+                        {"submission", nlohmann::json::parse(submission)},
+                        {"files", files}}
+      .dump();
+}
+
+}  // namespace
+
+std::string DeliverySignature(const std::string& secret, int64_t timestamp, const std::string& body) {
+  return "v1=" + auth::HmacSha256Hex(secret, absl::StrCat(timestamp, ".", body));
+}
+
+absl::StatusOr<BackofficeCaller> BackofficeOf(const auth::Caller& caller) {
+  if (!HasRole(caller, "department")) return absl::PermissionDeniedError("back-office clients only");
+  for (const auto& r : caller.roles) {
+    if (r.rfind("destination:", 0) == 0) return BackofficeCaller{r.substr(12), caller.acting_party, caller.account_id};
+  }
+  return absl::PermissionDeniedError("the token names no destination");
+}
+
+Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
+  Options o;
+  o.default_tenant = tenant;
+  o.allow_http = env.Bool("STADTPORTAL_CONNECTOR_ALLOW_HTTP", false);
+  o.max_attempts = static_cast<int>(env.Int("STADTPORTAL_CONNECTOR_MAX_ATTEMPTS", o.max_attempts, 1, 1000));
+  o.max_age = std::chrono::seconds(env.Int("STADTPORTAL_CONNECTOR_MAX_AGE_S", o.max_age.count(), 1, 30 * 86400));
+  o.backoff_base = env.Millis("STADTPORTAL_CONNECTOR_BACKOFF_BASE_MS", o.backoff_base);
+  o.backoff_max = env.Millis("STADTPORTAL_CONNECTOR_BACKOFF_MAX_MS", o.backoff_max);
+  o.breaker_threshold =
+      static_cast<int>(env.Int("STADTPORTAL_CONNECTOR_BREAKER_THRESHOLD", o.breaker_threshold, 1, 1000));
+  o.breaker_open =
+      std::chrono::seconds(env.Int("STADTPORTAL_CONNECTOR_BREAKER_OPEN_S", o.breaker_open.count(), 1, 3600));
+  o.http_timeout = env.Millis("STADTPORTAL_CONNECTOR_HTTP_TIMEOUT_MS", o.http_timeout);
+  return o;
+}
+
+Service::Service(std::shared_ptr<Store> store, Options options, std::shared_ptr<grpc::Channel> submission,
+                 std::shared_ptr<grpc::Channel> messaging, auth::Signer signer)
+    : store_(std::move(store)),
+      options_(std::move(options)),
+      submission_(sv1::SubmissionService::NewStub(submission)),
+      messaging_(mv1::MessagingService::NewStub(messaging)),
+      signer_(std::move(signer)) {
+  for (const char* o : {"delivered", "failed", "dead"}) Deliveries().Add({{"outcome", o}});
+}
+
+std::string Service::ServiceToken(const std::string& tenant) const {
+  auth::Caller c;
+  c.account_id = "connector";
+  c.tenant = tenant;
+  c.roles = {"service"};
+  return signer_.Sign(c);
+}
 
 grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDestinationRequest* req,
                                      v1::Destination* resp) {
-  return grpcx::Handle(ctx, "PutDestination", [&]() -> absl::Status {
-    auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
-    if (!tenant.ok()) return tenant.status();
+  return grpcx::Handle(ctx, "PutDestination", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller); !s.ok()) return s;
     if (auto s = api::ValidateSlug(req->id(), "id"); !s.ok()) return s;
     if (auto s = api::ValidateText(req->name(), "name", 200); !s.ok()) return s;
-    DestinationRow d{*tenant, req->id(), req->name(), "", req->endpoint_url()};
+    DestinationRow d{caller.tenant, req->id(), req->name(), "", req->endpoint_url(), req->secret()};
     static const std::regex kHttpsUrl(R"(^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$)");
+    static const std::regex kHttpUrl(R"(^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$)");
+    if (!d.secret.empty() && (d.secret.size() < 32 || d.secret.size() > 200)) {
+      return absl::InvalidArgumentError("secret: 32 to 200 characters");
+    }
     switch (req->mode()) {
       case v1::DELIVERY_MODE_PUSH:
         d.mode = "push";
-        if (d.endpoint_url.size() > 2048 || !std::regex_match(d.endpoint_url, kHttpsUrl)) {
+        if (d.endpoint_url.size() > 2048 ||
+            !std::regex_match(d.endpoint_url, options_.allow_http ? kHttpUrl : kHttpsUrl)) {
           return absl::InvalidArgumentError("endpoint_url: push destinations need an https:// URL");
         }
         break;
@@ -34,12 +160,291 @@ grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDest
 
 grpc::Status Service::ListDestinations(grpc::ServerContext* ctx, const v1::ListDestinationsRequest* req,
                                        v1::ListDestinationsResponse* resp) {
-  return grpcx::Handle(ctx, "ListDestinations", [&]() -> absl::Status {
-    auto tenant = api::ResolveTenant(req->tenant(), default_tenant_);
-    if (!tenant.ok()) return tenant.status();
+  return grpcx::Handle(ctx, "ListDestinations", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller); !s.ok()) return s;
     auto page = api::ParsePage(req->page());
     if (!page.ok()) return page.status();
-    return grpcx::Respond(resp, store_->ListDestinations(*tenant, *page));
+    return grpcx::Respond(resp, store_->ListDestinations(caller.tenant, *page));
+  });
+}
+
+grpc::Status Service::ListDeadLetters(grpc::ServerContext* ctx, const v1::ListDeadLettersRequest* req,
+                                      v1::ListDeliveriesResponse* resp) {
+  return grpcx::Handle(ctx, "ListDeadLetters", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller); !s.ok()) return s;
+    if (!req->destination().empty()) {
+      if (auto s = api::ValidateSlug(req->destination(), "destination"); !s.ok()) return s;
+    }
+    return grpcx::Respond(resp, store_->ListDeliveries(caller.tenant, req->destination(), "dead", 500));
+  });
+}
+
+grpc::Status Service::ListAttempts(grpc::ServerContext* ctx, const v1::ListAttemptsRequest* req,
+                                   v1::ListAttemptsResponse* resp) {
+  return grpcx::Handle(ctx, "ListAttempts", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller); !s.ok()) return s;
+    if (auto s = CheckId(req->submission_id()); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->ListAttempts(caller.tenant, req->submission_id()));
+  });
+}
+
+grpc::Status Service::Replay(grpc::ServerContext* ctx, const v1::ReplayRequest* req, v1::ReplayResponse* resp) {
+  return grpcx::Handle(ctx, "Replay", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller); !s.ok()) return s;
+    if (req->submission_id().empty() == req->destination().empty()) {
+      return absl::InvalidArgumentError("submission_id: give a submission or a destination");
+    }
+    if (!req->submission_id().empty()) {
+      if (auto s = CheckId(req->submission_id()); !s.ok()) return s;
+    } else if (auto s = api::ValidateSlug(req->destination(), "destination"); !s.ok()) {
+      return s;
+    }
+    auto n = store_->Replay(caller.tenant, req->submission_id(), req->destination());
+    if (!n.ok()) return n.status();
+    if (*n == 0 && !req->submission_id().empty()) return absl::NotFoundError("no such dead letter");
+    resp->set_replayed(*n);
+    log::Info("dead letters replayed", {{"count", *n}, {"by", caller.account_id}});
+    return absl::OkStatus();
+  });
+}
+
+int Service::DeliverDue() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  int tried = 0;
+  absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
+    for (const auto& due : Store::ClaimDue(tx, 10)) {
+      ++tried;
+      const auto start = std::chrono::steady_clock::now();
+      int http_status = 0;
+      std::string error;
+      sv1::GetDeliverySnapshotRequest get;
+      get.mutable_tenant()->set_key(due.tenant);
+      get.set_id(due.submission_id);
+      sv1::DeliverySnapshot snap;
+      auto ctx = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(due.tenant));
+      auto got = status::FromGrpc(submission_->GetDeliverySnapshot(ctx.get(), get, &snap));
+      if (!got.ok()) {
+        error = "snapshot: " + std::string(got.message());
+      } else {
+        const std::string body = Document(snap);
+        const int64_t ts = absl::ToUnixSeconds(absl::Now());
+        const auto scheme_end = due.endpoint_url.find("://");
+        const auto path_start = due.endpoint_url.find('/', scheme_end + 3);
+        httplib::Client client(due.endpoint_url.substr(0, path_start));
+        client.set_connection_timeout(options_.http_timeout);
+        client.set_read_timeout(options_.http_timeout);
+        client.set_write_timeout(options_.http_timeout);
+        httplib::Headers headers = {{"X-Stadtportal-Delivery", due.submission_id},
+                                    {"X-Stadtportal-Timestamp", std::to_string(ts)},
+                                    {"X-Stadtportal-Signature", DeliverySignature(due.secret, ts, body)},
+                                    {"Idempotency-Key", due.submission_id}};
+        auto r = client.Post(path_start == std::string::npos ? "/" : due.endpoint_url.substr(path_start).c_str(),
+                             headers, body, "application/json");
+        if (!r) {
+          error = httplib::to_string(r.error());
+        } else {
+          http_status = r->status;
+          if (r->status < 200 || r->status >= 300) error = absl::StrCat("HTTP ", r->status);
+        }
+      }
+      const int ms = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+      Store::RecordAttempt(tx, due.submission_id, http_status, error, ms);
+      if (error.empty()) {
+        Store::MarkDelivered(tx, due.submission_id);
+        Store::BreakerResult(tx, due.tenant, due.destination, true, options_.breaker_threshold,
+                             static_cast<int>(options_.breaker_open.count()));
+        events::Publish(
+            tx, "delivery.delivered", due.submission_id,
+            {{"tenant", due.tenant}, {"submission_id", due.submission_id}, {"destination", due.destination}});
+        Deliveries().Add({{"outcome", "delivered"}}).Increment();
+        continue;
+      }
+      const bool dead = due.attempts + 1 >= options_.max_attempts || due.age_seconds >= options_.max_age.count();
+      // Exponential backoff with full jitter.
+      const int64_t cap =
+          std::min<int64_t>(options_.backoff_max.count(), options_.backoff_base.count() << std::min(due.attempts, 20));
+      const int64_t delay = std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(cap, 1))(rng);
+      Store::Reschedule(tx, due.submission_id, delay, error, dead);
+      Store::BreakerResult(tx, due.tenant, due.destination, false, options_.breaker_threshold,
+                           static_cast<int>(options_.breaker_open.count()));
+      if (!due.delayed_reported) {
+        Store::MarkDelayedReported(tx, due.submission_id);
+        events::Publish(tx, "delivery.delayed", due.submission_id,
+                        {{"tenant", due.tenant}, {"submission_id", due.submission_id}});
+      }
+      Deliveries().Add({{"outcome", dead ? "dead" : "failed"}}).Increment();
+      log::Warn(dead ? "delivery given up: dead letter" : "delivery failed; will retry",
+                {{"submission", due.submission_id},
+                 {"destination", due.destination},
+                 {"error", error},
+                 {"attempt", due.attempts + 1},
+                 {"retry_in_ms", delay}});
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) log::Warn("delivery round failed", {{"error", std::string(s.message())}});
+  return tried;
+}
+
+void Service::UpdateGauges() {
+  (void)store_->Transact([&](pqxx::work& tx) {
+    auto r = tx.exec1(
+        "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead'),"
+        " coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM deliveries"
+        " WHERE state = 'pending'), 0)::bigint");
+    Backlog().Add({{"kind", "dead_letters"}}).Set(r[0].as<double>());
+    Backlog().Add({{"kind", "oldest_undelivered_seconds"}}).Set(r[1].as<double>());
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<v1::Delivery> Service::OwnDelivery(pqxx::work& tx, const auth::Caller& caller, const std::string& id) {
+  auto bo = BackofficeOf(caller);
+  if (!bo.ok()) return bo.status();
+  if (auto s = CheckId(id); !s.ok()) return s;
+  auto d = Store::LockDelivery(tx, caller.tenant, bo->destination, id);
+  if (!d) return absl::NotFoundError("submission not found");
+  return *d;
+}
+
+grpc::Status Service::ListNew(grpc::ServerContext* ctx, const v1::ListNewRequest* req,
+                              v1::ListDeliveriesResponse* resp) {
+  return grpcx::Handle(ctx, "ListNew", [&](const auth::Caller& caller) -> absl::Status {
+    auto bo = BackofficeOf(caller);
+    if (!bo.ok()) return bo.status();
+    const int limit = req->limit() <= 0 ? 50 : std::min(req->limit(), 200);
+    auto pending = store_->ListDeliveries(caller.tenant, bo->destination, "pending", limit);
+    if (!pending.ok()) return pending.status();
+    // Pushed ones not acknowledged yet are new to the department too.
+    auto delivered = store_->ListDeliveries(caller.tenant, bo->destination, "delivered", limit);
+    if (!delivered.ok()) return delivered.status();
+    *resp = *std::move(pending);
+    for (auto& d : *delivered->mutable_deliveries()) *resp->add_deliveries() = std::move(d);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::Fetch(grpc::ServerContext* ctx, const v1::FetchRequest* req, sv1::DeliverySnapshot* resp) {
+  return grpcx::Handle(ctx, "Fetch", [&](const auth::Caller& caller) -> absl::Status {
+    return store_->Transact([&](pqxx::work& tx) -> absl::Status {
+      auto d = OwnDelivery(tx, caller, req->submission_id());
+      if (!d.ok()) return d.status();
+      sv1::GetDeliverySnapshotRequest get;
+      get.mutable_tenant()->set_key(caller.tenant);
+      get.set_id(req->submission_id());
+      auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+      if (auto s = status::FromGrpc(submission_->GetDeliverySnapshot(c.get(), get, resp)); !s.ok()) return s;
+      // Every read of personal data is on the citizen's access log.
+      Store::LogAccess(tx, caller.tenant, Store::PartyOf(tx, req->submission_id()), req->submission_id(),
+                       caller.account_id, "fetch");
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status Service::Acknowledge(grpc::ServerContext* ctx, const v1::AcknowledgeRequest* req, v1::Delivery* resp) {
+  return grpcx::Handle(ctx, "Acknowledge", [&](const auth::Caller& caller) -> absl::Status {
+    return store_->Transact([&](pqxx::work& tx) -> absl::Status {
+      auto d = OwnDelivery(tx, caller, req->submission_id());
+      if (!d.ok()) return d.status();
+      if (d->state() == "dead") return absl::FailedPreconditionError("state: dead letter; replay it first");
+      Store::MarkAcknowledged(tx, req->submission_id());
+      if (d->state() != "acknowledged") {
+        events::Publish(tx, "delivery.acknowledged", req->submission_id(),
+                        {{"tenant", caller.tenant}, {"submission_id", req->submission_id()}});
+      }
+      auto again = Store::LockDelivery(tx, caller.tenant, d->destination(), req->submission_id());
+      *resp = *again;
+      return absl::OkStatus();
+    });
+  });
+}
+
+absl::Status Service::PostToMailbox(const std::string& tenant, const sv1::DeliverySnapshot& snapshot,
+                                    const std::string& department, const std::string& key, const std::string& body,
+                                    bool notice,
+                                    const google::protobuf::RepeatedPtrField<v1::BackofficeAttachment>& files,
+                                    v1::BackofficeMessageResponse* out) {
+  mv1::PostMessageRequest m;
+  m.mutable_tenant()->set_key(tenant);
+  m.mutable_party()->set_id(snapshot.party_id());
+  m.mutable_party()->set_kind(snapshot.party_kind() == "organisation" ? common::v1::PARTY_KIND_ORGANISATION
+                                                                      : common::v1::PARTY_KIND_PERSON);
+  m.set_sender_kind(mv1::SENDER_KIND_DEPARTMENT);
+  m.set_department(department);
+  m.set_subject(absl::StrCat(snapshot.submission().service_name().de(), " – ", snapshot.submission().reference()));
+  m.set_body(body);
+  m.set_message_key(key);
+  m.set_submission_id(snapshot.submission().id());
+  m.set_notice(notice);
+  for (const auto& f : files) {
+    auto* a = m.add_attachments();
+    a->set_filename(f.filename());
+    a->set_content(f.content());
+  }
+  mv1::Message posted;
+  auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(tenant));
+  if (auto s = status::FromGrpc(messaging_->PostMessage(c.get(), m, &posted)); !s.ok()) return s;
+  if (out != nullptr) {
+    out->set_message_id(posted.id());
+    out->set_thread_id(posted.thread_id());
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::BackofficeStatusRequest* req,
+                                sv1::Submission* resp) {
+  return grpcx::Handle(ctx, "SetStatus", [&](const auth::Caller& caller) -> absl::Status {
+    if (req->message().size() > 20000) return absl::InvalidArgumentError("message: too_long");
+    auto bo = BackofficeOf(caller);
+    if (!bo.ok()) return bo.status();
+    absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
+      auto d = OwnDelivery(tx, caller, req->submission_id());
+      if (!d.ok()) return d.status();
+      sv1::SetStatusRequest set;
+      set.mutable_tenant()->set_key(caller.tenant);
+      set.set_submission_id(req->submission_id());
+      set.set_status(req->status());
+      auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+      return status::FromGrpc(submission_->SetStatus(c.get(), set, resp));
+    });
+    if (!s.ok()) return s;
+    if (req->message().empty()) return absl::OkStatus();
+    sv1::GetDeliverySnapshotRequest get;
+    get.mutable_tenant()->set_key(caller.tenant);
+    get.set_id(req->submission_id());
+    sv1::DeliverySnapshot snap;
+    auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+    if (auto g = status::FromGrpc(submission_->GetDeliverySnapshot(c.get(), get, &snap)); !g.ok()) return g;
+    return PostToMailbox(caller.tenant, snap, bo->department,
+                         absl::StrCat("status-", req->submission_id(), "-", req->status()), req->message(), false, {},
+                         nullptr);
+  });
+}
+
+grpc::Status Service::SendMessage(grpc::ServerContext* ctx, const v1::BackofficeMessageRequest* req,
+                                  v1::BackofficeMessageResponse* resp) {
+  return grpcx::Handle(ctx, "SendMessage", [&](const auth::Caller& caller) -> absl::Status {
+    auto bo = BackofficeOf(caller);
+    if (!bo.ok()) return bo.status();
+    if (req->message_key().empty() || req->message_key().size() > 150) {
+      return absl::InvalidArgumentError("message_key: required");
+    }
+    sv1::DeliverySnapshot snap;
+    absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
+      auto d = OwnDelivery(tx, caller, req->submission_id());
+      if (!d.ok()) return d.status();
+      sv1::GetDeliverySnapshotRequest get;
+      get.mutable_tenant()->set_key(caller.tenant);
+      get.set_id(req->submission_id());
+      auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+      return status::FromGrpc(submission_->GetDeliverySnapshot(c.get(), get, &snap));
+    });
+    if (!s.ok()) return s;
+    return PostToMailbox(caller.tenant, snap, bo->department,
+                         absl::StrCat(bo->destination, "-", req->submission_id(), "-", req->message_key()), req->body(),
+                         req->notice(), req->attachments(), resp);
   });
 }
 

@@ -1,27 +1,90 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
+#include "libs/auth/caller.h"
+#include "libs/config/config.h"
 #include "services/connector/store.h"
 #include "stadtportal/connector/v1/connector.grpc.pb.h"
+#include "stadtportal/messaging/v1/messaging.grpc.pb.h"
+#include "stadtportal/submission/v1/submission.grpc.pb.h"
 
 namespace stadtportal::connector {
 
-// gRPC edge of the connector service: validates requests, calls the store, maps errors.
+struct Options {
+  std::string default_tenant = config::kDefaultTenant;
+  // Plain http:// endpoints are refused unless allowed (loopback tests, development).
+  bool allow_http = false;
+  int max_attempts = 10;
+  std::chrono::seconds max_age{24 * 60 * 60};
+  std::chrono::milliseconds backoff_base{1000};
+  std::chrono::milliseconds backoff_max{5 * 60 * 1000};
+  int breaker_threshold = 5;
+  std::chrono::seconds breaker_open{30};
+  std::chrono::milliseconds http_timeout{10000};
+  // STADTPORTAL_CONNECTOR_ALLOW_HTTP, _MAX_ATTEMPTS, _MAX_AGE_S, _BACKOFF_BASE_MS, _BACKOFF_MAX_MS,
+  // _BREAKER_THRESHOLD, _BREAKER_OPEN_S, _HTTP_TIMEOUT_MS.
+  static Options FromEnv(const config::Env& env, const std::string& tenant);
+};
+
+// gRPC edge of the connector and its delivery worker. Calls submission (snapshots,
+// statuses) and messaging (department messages) as the platform service.
 class Service final : public v1::ConnectorService::Service {
  public:
-  Service(std::shared_ptr<Store> store, std::string default_tenant)
-      : store_(std::move(store)), default_tenant_(std::move(default_tenant)) {}
+  Service(std::shared_ptr<Store> store, Options options, std::shared_ptr<grpc::Channel> submission,
+          std::shared_ptr<grpc::Channel> messaging, auth::Signer signer);
 
   grpc::Status PutDestination(grpc::ServerContext* ctx, const v1::PutDestinationRequest* req,
                               v1::Destination* resp) override;
   grpc::Status ListDestinations(grpc::ServerContext* ctx, const v1::ListDestinationsRequest* req,
                                 v1::ListDestinationsResponse* resp) override;
+  grpc::Status ListDeadLetters(grpc::ServerContext* ctx, const v1::ListDeadLettersRequest* req,
+                               v1::ListDeliveriesResponse* resp) override;
+  grpc::Status ListAttempts(grpc::ServerContext* ctx, const v1::ListAttemptsRequest* req,
+                            v1::ListAttemptsResponse* resp) override;
+  grpc::Status Replay(grpc::ServerContext* ctx, const v1::ReplayRequest* req, v1::ReplayResponse* resp) override;
+  grpc::Status ListNew(grpc::ServerContext* ctx, const v1::ListNewRequest* req,
+                       v1::ListDeliveriesResponse* resp) override;
+  grpc::Status Fetch(grpc::ServerContext* ctx, const v1::FetchRequest* req,
+                     submission::v1::DeliverySnapshot* resp) override;
+  grpc::Status Acknowledge(grpc::ServerContext* ctx, const v1::AcknowledgeRequest* req, v1::Delivery* resp) override;
+  grpc::Status SetStatus(grpc::ServerContext* ctx, const v1::BackofficeStatusRequest* req,
+                         submission::v1::Submission* resp) override;
+  grpc::Status SendMessage(grpc::ServerContext* ctx, const v1::BackofficeMessageRequest* req,
+                           v1::BackofficeMessageResponse* resp) override;
+
+  // One round of the worker: delivers due push deliveries; returns how many were tried.
+  int DeliverDue();
+  // Refreshes the gauges (dead letters, oldest undelivered).
+  void UpdateGauges();
 
  private:
+  std::string ServiceToken(const std::string& tenant) const;
+  // A delivery of the caller's destination, locked; NOT_FOUND otherwise.
+  absl::StatusOr<v1::Delivery> OwnDelivery(pqxx::work& tx, const auth::Caller& caller, const std::string& id);
+  absl::Status PostToMailbox(const std::string& tenant, const submission::v1::DeliverySnapshot& snapshot,
+                             const std::string& department, const std::string& key, const std::string& body,
+                             bool notice, const google::protobuf::RepeatedPtrField<v1::BackofficeAttachment>& files,
+                             v1::BackofficeMessageResponse* out);
+
   std::shared_ptr<Store> store_;
-  std::string default_tenant_;
+  Options options_;
+  std::unique_ptr<submission::v1::SubmissionService::Stub> submission_;
+  std::unique_ptr<messaging::v1::MessagingService::Stub> messaging_;
+  auth::Signer signer_;
 };
+
+// The back-office caller's destination ("destination:<id>" role) and department.
+struct BackofficeCaller {
+  std::string destination;
+  std::string department;
+  std::string client_id;
+};
+absl::StatusOr<BackofficeCaller> BackofficeOf(const auth::Caller& caller);
+
+// The signature header of a push delivery: "v1=" + hex HMAC-SHA256(secret, timestamp + "." + body).
+std::string DeliverySignature(const std::string& secret, int64_t timestamp, const std::string& body);
 
 }  // namespace stadtportal::connector

@@ -72,6 +72,7 @@ Options Options::FromEnv(const config::Env& env) {
   o.grpc_deadline = env.Millis("STADTPORTAL_GRPC_DEADLINE_MS", o.grpc_deadline);
   o.ready_timeout = env.Millis("STADTPORTAL_READY_TIMEOUT_MS", o.ready_timeout);
   o.shutdown_delay = env.Millis("STADTPORTAL_SHUTDOWN_DELAY_MS", o.shutdown_delay);
+  o.token_url = env.String("STADTPORTAL_OAUTH_TOKEN_URL", o.token_url);
   return o;
 }
 
@@ -84,12 +85,14 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   submission_ = submission::v1::SubmissionService::NewStub(channels_.at("submission"));
   payment_ = payment::v1::PaymentService::NewStub(channels_.at("payment"));
   messaging_ = messaging::v1::MessagingService::NewStub(channels_.at("messaging"));
+  connector_ = connector::v1::ConnectorService::NewStub(channels_.at("connector"));
   AddRoutes();
   AddAuthRoutes();
   AddAccountsRoutes();
   AddSubmissionRoutes();
   AddPaymentRoutes();
   AddMailboxRoutes();
+  AddBackofficeRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }

@@ -20,6 +20,7 @@
 #include "libs/http/server.h"
 #include "libs/redis/client.h"
 #include "stadtportal/accounts/v1/accounts.grpc.pb.h"
+#include "stadtportal/connector/v1/connector.grpc.pb.h"
 #include "stadtportal/identity/v1/identity.grpc.pb.h"
 #include "stadtportal/messaging/v1/messaging.grpc.pb.h"
 #include "stadtportal/payment/v1/payment.grpc.pb.h"
@@ -42,6 +43,9 @@ struct Options {
   std::chrono::milliseconds grpc_deadline{3000};
   std::chrono::milliseconds ready_timeout{800};
   std::chrono::milliseconds shutdown_delay{0};
+  // The token endpoint's own URL: the audience back-office client assertions must name
+  // (STADTPORTAL_OAUTH_TOKEN_URL).
+  std::string token_url = "http://127.0.0.1:8080/api/v1/oauth/token";
   // Per client IP; the auth group covers log-in, registration and resets.
   http::Rate auth_rate{20, std::chrono::seconds(60)};
   http::Rate default_rate{300, std::chrono::seconds(60)};
@@ -88,6 +92,10 @@ class Service {
   void AddSubmissionRoutes();
   void AddPaymentRoutes();
   void AddMailboxRoutes();
+  void AddBackofficeRoutes();
+  // Resolves a back office's access token (OAuth 2.0 client credentials); on failure
+  // writes the problem and returns nullopt.
+  std::optional<Authenticated> AuthenticateClient(const httplib::Request& req, httplib::Response& res);
   // Wraps a handler with the rate limit of its group.
   Handler Limited(const std::string& group, Handler handler);
 
@@ -120,6 +128,7 @@ class Service {
   std::unique_ptr<submission::v1::SubmissionService::Stub> submission_;
   std::unique_ptr<payment::v1::PaymentService::Stub> payment_;
   std::unique_ptr<messaging::v1::MessagingService::Stub> messaging_;
+  std::unique_ptr<connector::v1::ConnectorService::Stub> connector_;
   http::Router router_;
   httplib::Server server_;
   std::thread thread_;

@@ -62,7 +62,8 @@ nlohmann::json SubmissionJson(const sv1::Submission& s, bool full) {
                       {"status", s.status()},
                       {"fee", MoneyJson(s.fee())},
                       {"submitted_at", TimeUtil::ToString(s.submitted_at())},
-                      {"withdrawable", s.withdrawable()}};
+                      {"withdrawable", s.withdrawable()},
+                      {"delivery_delayed", s.delivery_delayed()}};
   if (!full) return j;
   j["data"] = nlohmann::json::parse(s.data_json());
   j["attachments"] = nlohmann::json::array();

@@ -20,7 +20,9 @@ int main(int argc, char** argv) {
       event_relay->Stop();
       relay->Stop();
     });
-    ctx.AddService<identity::v1::IdentityService>(
-        std::make_unique<identity::Service>(store, ctx.Redis(), options, relay.get()));
+    ctx.AddService<identity::v1::IdentityService>(std::make_unique<identity::Service>(
+        store, ctx.Redis(), options, relay.get(),
+        std::make_shared<identity::Clients>(
+            db, ctx.Redis(), std::chrono::seconds(ctx.env().Int("STADTPORTAL_CLIENT_TOKEN_TTL_S", 300, 30, 3600)))));
   });
 }

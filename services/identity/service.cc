@@ -31,13 +31,15 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   return o;
 }
 
-Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, mail::Relay* relay)
+Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, mail::Relay* relay,
+                 std::shared_ptr<Clients> clients)
     : store_(std::move(store)),
       options_(std::move(options)),
       hasher_(options_.hash),
       sessions_(redis, options_.sessions),
       throttle_(redis, options_.throttle),
-      relay_(relay) {}
+      relay_(relay),
+      clients_(std::move(clients)) {}
 
 std::string Service::Link(const std::string& page, const std::string& token) const {
   return options_.public_url + "/" + page + "?token=" + token;
@@ -272,6 +274,31 @@ grpc::Status Service::SetAccountLocked(grpc::ServerContext* ctx, const v1::SetAc
     }
     *resp = *a;
     return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::CreateClient(grpc::ServerContext* ctx, const v1::CreateClientRequest* req,
+                                   v1::CreateClientResponse* resp) {
+  return grpcx::Handle(ctx, "CreateClient", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, "register a back-office client"); !s.ok()) return s;
+    if (clients_ == nullptr) return absl::UnimplementedError("back-office clients are not configured");
+    return grpcx::Respond(resp, clients_->Create(caller.tenant, *req, caller.account_id));
+  });
+}
+
+grpc::Status Service::IssueClientToken(grpc::ServerContext* ctx, const v1::IssueClientTokenRequest* req,
+                                       v1::ClientToken* resp) {
+  return grpcx::Handle(ctx, "IssueClientToken", [&]() -> absl::Status {
+    if (clients_ == nullptr) return absl::UnimplementedError("back-office clients are not configured");
+    return grpcx::Respond(resp, clients_->Issue(*req));
+  });
+}
+
+grpc::Status Service::ResolveClientToken(grpc::ServerContext* ctx, const v1::ResolveClientTokenRequest* req,
+                                         v1::ClientInfo* resp) {
+  return grpcx::Handle(ctx, "ResolveClientToken", [&]() -> absl::Status {
+    if (clients_ == nullptr) return absl::UnimplementedError("back-office clients are not configured");
+    return grpcx::Respond(resp, clients_->Resolve(req->access_token()));
   });
 }
 

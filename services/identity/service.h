@@ -6,6 +6,7 @@
 #include "libs/config/config.h"
 #include "libs/mail/mail.h"
 #include "libs/redis/client.h"
+#include "services/identity/clients.h"
 #include "services/identity/mails.h"
 #include "services/identity/password.h"
 #include "services/identity/sessions.h"
@@ -31,7 +32,8 @@ struct Options {
 class Service final : public v1::IdentityService::Service {
  public:
   // `relay` (may be null) is woken after mails were queued.
-  Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, mail::Relay* relay = nullptr);
+  Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, mail::Relay* relay = nullptr,
+          std::shared_ptr<Clients> clients = nullptr);
 
   grpc::Status Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req, v1::RegisterResponse* resp) override;
   grpc::Status VerifyEmail(grpc::ServerContext* ctx, const v1::VerifyEmailRequest* req,
@@ -54,6 +56,12 @@ class Service final : public v1::IdentityService::Service {
                             v1::FindAccountsResponse* resp) override;
   grpc::Status SetAccountLocked(grpc::ServerContext* ctx, const v1::SetAccountLockedRequest* req,
                                 v1::Account* resp) override;
+  grpc::Status CreateClient(grpc::ServerContext* ctx, const v1::CreateClientRequest* req,
+                            v1::CreateClientResponse* resp) override;
+  grpc::Status IssueClientToken(grpc::ServerContext* ctx, const v1::IssueClientTokenRequest* req,
+                                v1::ClientToken* resp) override;
+  grpc::Status ResolveClientToken(grpc::ServerContext* ctx, const v1::ResolveClientTokenRequest* req,
+                                  v1::ClientInfo* resp) override;
 
  private:
   absl::StatusOr<v1::LoginResponse> NewSession(const v1::Account& account);
@@ -67,6 +75,7 @@ class Service final : public v1::IdentityService::Service {
   SessionStore sessions_;
   LoginThrottle throttle_;
   mail::Relay* relay_;
+  std::shared_ptr<Clients> clients_;
 };
 
 }  // namespace stadtportal::identity

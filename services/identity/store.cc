@@ -1,6 +1,7 @@
 #include "services/identity/store.h"
 
 #include "libs/events/events.h"
+#include "services/identity/clients.h"
 
 #include <google/protobuf/util/time_util.h>
 
@@ -41,6 +42,7 @@ pqxx::binarystring Bytes(const std::string& s) { return pqxx::binarystring(s); }
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
+  Clients::Prepare(conn);
   conn.prepare("identity_create_account",
                std::string("INSERT INTO accounts (tenant, email, email_normalized, display_name, language, "
                            "password_hash) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ") +
@@ -191,10 +193,9 @@ absl::Status Store::MarkVerified(pqxx::work& tx, const std::string& account_id) 
   auto res = tx.exec_prepared("identity_mark_verified", account_id);
   // Other services learn the verified address (messaging sends notifications to it).
   if (!res.empty()) {
-    events::Publish(tx, "account.verified", account_id,
-                    {{"account_id", account_id},
-                     {"tenant", res[0][0].as<std::string>()},
-                     {"email", res[0][1].as<std::string>()}});
+    events::Publish(
+        tx, "account.verified", account_id,
+        {{"account_id", account_id}, {"tenant", res[0][0].as<std::string>()}, {"email", res[0][1].as<std::string>()}});
   }
   return absl::OkStatus();
 }

@@ -90,6 +90,9 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("messaging_new_thread",
                "INSERT INTO threads (id, tenant, party_id, party_kind, subject, submission_id, department)"
                " VALUES (gen_random_uuid(), $1, $2::uuid, $3, $4, $5, $6) RETURNING id::text");
+  conn.prepare("messaging_thread_of_submission",
+               "SELECT id::text FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND submission_id = $3"
+               " ORDER BY created_at LIMIT 1");
   conn.prepare("messaging_thread_of_party",
                "SELECT subject FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid FOR UPDATE");
   conn.prepare("messaging_touch_thread",
@@ -160,6 +163,11 @@ absl::StatusOr<std::pair<v1::Message, bool>> Store::Post(const NewMessage& m, co
     }
     std::string thread = m.thread_id;
     std::string subject = m.subject;
+    if (thread.empty() && !m.submission_id.empty()) {
+      // One thread per submission: later messages about it join the first one's thread.
+      auto same = tx.exec_prepared("messaging_thread_of_submission", m.tenant, m.party_id, m.submission_id);
+      if (!same.empty()) thread = same[0][0].as<std::string>();
+    }
     if (thread.empty()) {
       thread = tx.exec_prepared("messaging_new_thread", m.tenant, m.party_id, m.party_kind, m.subject, m.submission_id,
                                 m.department)[0][0]

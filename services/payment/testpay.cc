@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libs/auth/tokens.h"
 
 namespace stadtportal::payment {
 namespace {
@@ -38,13 +39,7 @@ ProviderState FromState(const std::string& state) {
 }  // namespace
 
 std::string TestpaySignature(const std::string& secret, int64_t timestamp, const std::string& body) {
-  const std::string message = absl::StrCat(timestamp, ".", body);
-  unsigned char mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(secret.data()), secret.size());
-  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(message.data()), message.size());
-  crypto_auth_hmacsha256_final(&st, mac);
-  return absl::BytesToHexString(std::string(reinterpret_cast<char*>(mac), sizeof(mac)));
+  return auth::HmacSha256Hex(secret, absl::StrCat(timestamp, ".", body));
 }
 
 absl::StatusOr<Checkout> TestpayProvider::Start(const CheckoutRequest& req) {

@@ -15,10 +15,15 @@ int main(int argc, char** argv) {
     auto store = std::make_shared<submission::Store>(db);
     auto relay = std::make_shared<events::Relay>(db, ctx.Redis(), "submission");
     auto paid = std::make_shared<events::Consumer>(
-        db, redis::Options::FromEnv(ctx.env()), "submission", std::vector<std::string>{"payment.succeeded"},
+        db, redis::Options::FromEnv(ctx.env()), "submission",
+        std::vector<std::string>{"payment.succeeded", "delivery.delivered", "delivery.delayed",
+                                 "delivery.acknowledged"},
         [](pqxx::work& tx, const events::Event& e) {
-          return submission::Store::MarkPaid(tx, e.payload.value("tenant", ""), e.key,
-                                             e.payload.value("payment_id", ""));
+          const std::string tenant = e.payload.value("tenant", "");
+          if (e.topic == "payment.succeeded") {
+            return submission::Store::MarkPaid(tx, tenant, e.key, e.payload.value("payment_id", ""));
+          }
+          return submission::Store::ApplyDeliveryEvent(tx, e.topic, tenant, e.key);
         });
     // The catalogue files in the binary are published before the first call is served.
     auto catalogue = submission::LoadCatalogue();

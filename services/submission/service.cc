@@ -9,10 +9,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "libs/api/api.h"
+#include "libs/api/files.h"
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
-#include "libs/api/files.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/receipt.h"
 
@@ -491,6 +491,40 @@ grpc::Status Service::GiveFeedback(grpc::ServerContext* ctx, const v1::GiveFeedb
       return absl::AlreadyExistsError("feedback was already given for this submission");
     }
     return grpcx::Respond(resp, std::move(feedback));
+  });
+}
+
+namespace {
+
+absl::Status RequireService(const auth::Caller& caller) {
+  if (std::find(caller.roles.begin(), caller.roles.end(), "service") != caller.roles.end()) return absl::OkStatus();
+  return absl::PermissionDeniedError("platform services only");
+}
+
+}  // namespace
+
+grpc::Status Service::GetDeliverySnapshot(grpc::ServerContext* ctx, const v1::GetDeliverySnapshotRequest* req,
+                                          v1::DeliverySnapshot* resp) {
+  return grpcx::Handle(ctx, "GetDeliverySnapshot", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireService(caller); !s.ok()) return s;
+    auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
+    if (!tenant.ok()) return tenant.status();
+    if (auto s = CheckId(req->id(), "submission"); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->Snapshot(*tenant, req->id()));
+  });
+}
+
+grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::SetStatusRequest* req, v1::Submission* resp) {
+  return grpcx::Handle(ctx, "SetStatus", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireService(caller); !s.ok()) return s;
+    auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
+    if (!tenant.ok()) return tenant.status();
+    if (auto s = CheckId(req->submission_id(), "submission"); !s.ok()) return s;
+    static const std::set<std::string> kDepartment = {
+        "received_by_department", "in_progress", "information_requested", "approved", "rejected", "closed"};
+    if (!kDepartment.count(req->status())) return absl::InvalidArgumentError("status: invalid_option");
+    if (req->note().size() > 2000) return absl::InvalidArgumentError("note: too_long");
+    return grpcx::Respond(resp, store_->SetStatus(*tenant, req->submission_id(), req->status(), req->note()));
   });
 }
 

@@ -61,6 +61,9 @@ class Service final : public v1::SubmissionService::Service {
                                   v1::Submission* resp) override;
   grpc::Status GetReceipt(grpc::ServerContext* ctx, const v1::GetReceiptRequest* req, v1::Receipt* resp) override;
   grpc::Status GiveFeedback(grpc::ServerContext* ctx, const v1::GiveFeedbackRequest* req, v1::Feedback* resp) override;
+  grpc::Status GetDeliverySnapshot(grpc::ServerContext* ctx, const v1::GetDeliverySnapshotRequest* req,
+                                   v1::DeliverySnapshot* resp) override;
+  grpc::Status SetStatus(grpc::ServerContext* ctx, const v1::SetStatusRequest* req, v1::Submission* resp) override;
 
   // Writes the catalogue views counted since the last flush (a periodic job and at stop):
   // one funnel row per tenant and service instead of one write per page view.

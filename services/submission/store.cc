@@ -30,7 +30,7 @@ constexpr char kAttachmentColumns[] =
 // Submission columns (s = submissions, o = online_services).
 constexpr char kSubmissionColumns[] =
     "s.id::text, s.reference, s.service_id, o.name_de, o.name_en, s.form_version, s.status, s.data::text, "
-    "s.fee_minor, s.fee_currency, (extract(epoch FROM s.submitted_at) * 1000000)::bigint, s.seq";
+    "s.fee_minor, s.fee_currency, (extract(epoch FROM s.submitted_at) * 1000000)::bigint, s.seq, s.delivery_delayed";
 
 // While one of these, the applicant may still withdraw.
 bool Undecided(const std::string& status) {
@@ -106,6 +106,7 @@ v1::Submission ToSubmission(const pqxx::row& r) {
   s.mutable_fee()->set_currency(r[9].as<std::string>());
   *s.mutable_submitted_at() = TimeUtil::MicrosecondsToTimestamp(r[10].as<int64_t>());
   s.set_withdrawable(Undecided(s.status()));
+  s.set_delivery_delayed(r[12].as<bool>());
   return s;
 }
 
@@ -284,6 +285,17 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_mark_paid",
                "UPDATE submissions SET status = 'paid', updated_at = now() WHERE tenant = $1 AND id = $2::uuid"
                " AND status = 'awaiting_payment' RETURNING reference, party_id::text, service_id");
+  conn.prepare("submission_snapshot", std::string("SELECT ") + kSubmissionColumns +
+                                          ", o.destination, s.party_id::text" + submission_from +
+                                          " WHERE s.tenant = $1 AND s.id = $2::uuid");
+  conn.prepare("submission_files",
+               "SELECT id::text, field, filename, media_type, size, sha256,"
+               " (extract(epoch FROM created_at) * 1000000)::bigint, content FROM attachments"
+               " WHERE submission_id = $1::uuid ORDER BY created_at, id");
+  conn.prepare("submission_lock_any", "SELECT status FROM submissions WHERE tenant = $1 AND id = $2::uuid FOR UPDATE");
+  conn.prepare("submission_set_delayed",
+               "UPDATE submissions SET delivery_delayed = $3, updated_at = now() WHERE tenant = $1 AND id = $2::uuid");
+  conn.prepare("submission_destination", "SELECT destination FROM online_services WHERE tenant = $1 AND id = $2");
   conn.prepare("submission_set_status", "UPDATE submissions SET status = $2, updated_at = now() WHERE id = $1");
   conn.prepare("submission_lock_submission",
                "SELECT status, service_id, reference FROM submissions WHERE tenant = $1 AND party_id = $2 AND id = $3"
@@ -512,7 +524,7 @@ absl::StatusOr<std::optional<std::pair<v1::Submission, std::string>>> Store::Fin
     if (res.empty()) return absl::OkStatus();
     auto full = LoadSubmission(tx, owner, res[0][0].as<std::string>());
     if (!full.ok()) return full.status();
-    out = std::make_pair(*std::move(full), res[0][12].as<std::string>());
+    out = std::make_pair(*std::move(full), res[0][13].as<std::string>());
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
@@ -541,10 +553,15 @@ absl::StatusOr<v1::Submission> Store::Submit(const NewSubmission& n) {
     if (fee) tx.exec_prepared("submission_add_history", id, "awaiting_payment", "");
     tx.exec_prepared("submission_move_attachments", n.draft_id, id);
     tx.exec_prepared("submission_remove_submitted_draft", n.draft_id);
-    const nlohmann::json event = {{"submission_id", id},           {"reference", reference},
-                                  {"tenant", n.owner.tenant},      {"party_id", n.owner.party_id},
-                                  {"service_id", service_id},      {"fee_minor", n.fee_minor},
-                                  {"fee_currency", n.fee_currency}};
+    const nlohmann::json event = {
+        {"submission_id", id},
+        {"reference", reference},
+        {"tenant", n.owner.tenant},
+        {"party_id", n.owner.party_id},
+        {"service_id", service_id},
+        {"destination", tx.exec_prepared("submission_destination", n.owner.tenant, service_id)[0][0].as<std::string>()},
+        {"fee_minor", n.fee_minor},
+        {"fee_currency", n.fee_currency}};
     events::Publish(tx, fee ? "submission.awaiting_payment" : "submission.ready_for_delivery", id, event);
     Funnel(tx, n.owner.tenant, {"submitted", service_id, n.draft_id, "", "", ""});
     auto full = LoadSubmission(tx, n.owner, id);
@@ -622,14 +639,98 @@ absl::Status Store::MarkPaid(pqxx::work& tx, const std::string& tenant, const st
     return absl::OkStatus();
   }
   tx.exec_prepared("submission_add_history", submission_id, "paid", "");
-  const nlohmann::json event = {{"submission_id", submission_id},
-                                {"reference", res[0][0].as<std::string>()},
-                                {"tenant", tenant},
-                                {"party_id", res[0][1].as<std::string>()},
-                                {"service_id", res[0][2].as<std::string>()},
-                                {"payment_id", payment_id}};
+  const nlohmann::json event = {
+      {"submission_id", submission_id},
+      {"reference", res[0][0].as<std::string>()},
+      {"tenant", tenant},
+      {"party_id", res[0][1].as<std::string>()},
+      {"service_id", res[0][2].as<std::string>()},
+      {"destination",
+       tx.exec_prepared("submission_destination", tenant, res[0][2].as<std::string>())[0][0].as<std::string>()},
+      {"payment_id", payment_id}};
   events::Publish(tx, "submission.ready_for_delivery", submission_id, event);
   return absl::OkStatus();
+}
+
+bool Store::Allowed(const std::string& from, const std::string& to) {
+  if (to == "delivered") return from == "submitted" || from == "paid";
+  if (to == "received_by_department") return from == "submitted" || from == "paid" || from == "delivered";
+  if (to == "in_progress") return from == "received_by_department" || from == "information_requested";
+  if (to == "information_requested") return from == "received_by_department" || from == "in_progress";
+  if (to == "approved" || to == "rejected") {
+    return from == "received_by_department" || from == "in_progress" || from == "information_requested";
+  }
+  if (to == "closed") {
+    return from == "received_by_department" || from == "in_progress" || from == "information_requested" ||
+           from == "approved" || from == "rejected";
+  }
+  return false;
+}
+
+absl::StatusOr<v1::DeliverySnapshot> Store::Snapshot(const std::string& tenant, const std::string& id) {
+  v1::DeliverySnapshot out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto res = tx.exec_prepared("submission_snapshot", tenant, id);
+    if (res.empty()) return absl::NotFoundError("submission not found");
+    *out.mutable_submission() = ToSubmission(res[0]);
+    out.set_destination(res[0][13].as<std::string>());
+    out.set_party_id(res[0][14].as<std::string>());
+    for (const auto& f : tx.exec_prepared("submission_files", id)) {
+      auto* file = out.add_files();
+      *file->mutable_attachment() = ToAttachment(f);
+      *out.mutable_submission()->add_attachments() = file->attachment();
+      file->set_content(pqxx::binarystring(f[7]).str());
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status Store::ChangeStatus(pqxx::work& tx, const std::string& tenant, const std::string& id,
+                                 const std::string& status, const std::string& note) {
+  auto lock = tx.exec_prepared("submission_lock_any", tenant, id);
+  if (lock.empty()) return absl::NotFoundError("submission not found");
+  const std::string from = lock[0][0].as<std::string>();
+  if (from == status) return absl::OkStatus();  // Said twice: once in the history.
+  if (!Allowed(from, status)) return absl::FailedPreconditionError("status: illegal_transition");
+  tx.exec_prepared("submission_set_status", id, status);
+  tx.exec_prepared("submission_add_history", id, status, note);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Submission> Store::SetStatus(const std::string& tenant, const std::string& id,
+                                                const std::string& status, const std::string& note) {
+  v1::Submission out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    if (auto c = ChangeStatus(tx, tenant, id, status, note); !c.ok()) return c;
+    auto res = tx.exec_prepared("submission_snapshot", tenant, id);
+    out = ToSubmission(res[0]);
+    for (const auto& row : tx.exec_prepared("submission_history", id)) {
+      auto* h = out.add_history();
+      h->set_status(row[0].as<std::string>());
+      *h->mutable_at() = TimeUtil::MicrosecondsToTimestamp(row[1].as<int64_t>());
+      h->set_note(row[2].as<std::string>());
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status Store::ApplyDeliveryEvent(pqxx::work& tx, const std::string& topic, const std::string& tenant,
+                                       const std::string& id) {
+  if (topic == "delivery.delayed") {
+    tx.exec_prepared("submission_set_delayed", tenant, id, true);
+    return absl::OkStatus();
+  }
+  const std::string status = topic == "delivery.delivered" ? "delivered" : "received_by_department";
+  tx.exec_prepared("submission_set_delayed", tenant, id, false);
+  auto lock = tx.exec_prepared("submission_lock_any", tenant, id);
+  if (lock.empty()) return absl::OkStatus();  // Not ours (another tenant's deployment).
+  // A later status (the department already answered) stays.
+  if (!Allowed(lock[0][0].as<std::string>(), status)) return absl::OkStatus();
+  return ChangeStatus(tx, tenant, id, status, "");
 }
 
 absl::StatusOr<v1::Feedback> Store::GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,

@@ -114,6 +114,16 @@ class Store {
   // inside the consumer's transaction (exactly once with its inbox).
   static absl::Status MarkPaid(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
                                const std::string& payment_id);
+  // The department's side: the snapshot with files, and status changes along Allowed().
+  absl::StatusOr<v1::DeliverySnapshot> Snapshot(const std::string& tenant, const std::string& id);
+  absl::StatusOr<v1::Submission> SetStatus(const std::string& tenant, const std::string& id, const std::string& status,
+                                           const std::string& note);
+  static bool Allowed(const std::string& from, const std::string& to);
+  static absl::Status ChangeStatus(pqxx::work& tx, const std::string& tenant, const std::string& id,
+                                   const std::string& status, const std::string& note);
+  // delivery.delivered / delivery.delayed / delivery.acknowledged from the connector.
+  static absl::Status ApplyDeliveryEvent(pqxx::work& tx, const std::string& topic, const std::string& tenant,
+                                         const std::string& id);
   // ALREADY_EXISTS when feedback was given.
   absl::StatusOr<v1::Feedback> GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,
                                             const std::string& comment);

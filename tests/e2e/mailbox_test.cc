@@ -79,8 +79,9 @@ void WaitUntilNotified(Stack& stack, Department& department, const std::string& 
   bool notified = false;
   for (int i = 0; i < 15 && !notified; ++i) {
     mv1::Message m;
-    REQUIRE(department.Post(party, common::v1::PARTY_KIND_PERSON, "hello-" + std::to_string(i) + "-" + party, &m,
-                            "Willkommen in Ihrem Postfach.")
+    REQUIRE(department
+                .Post(party, common::v1::PARTY_KIND_PERSON, "hello-" + std::to_string(i) + "-" + party, &m,
+                      "Willkommen in Ihrem Postfach.")
                 .ok());
     notified = testing::Eventually([&] { return !stack.MailsTo(email).empty(); }, 2s);
   }

@@ -49,12 +49,14 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
       instances_.push_back(std::move(i));
     }
     env["STADTPORTAL_" + absl::AsciiStrToUpper(svc) + "_ADDR"] = "ipv4:" + absl::StrJoin(targets, ",");
+    addresses_["STADTPORTAL_" + absl::AsciiStrToUpper(svc) + "_ADDR"] = "ipv4:" + absl::StrJoin(targets, ",");
   }
   for (auto& i : instances_) Start(i);
   env["STADTPORTAL_HTTP_PORT"] = std::to_string(gateway_port_);
   env["STADTPORTAL_READY_TIMEOUT_MS"] = "500";
   env["STADTPORTAL_CALLER_SIGNING_KEY"] = signing_key_;
   env["STADTPORTAL_HSTS_MAX_AGE_S"] = "31536000";
+  env["STADTPORTAL_OAUTH_TOKEN_URL"] = "http://127.0.0.1:" + std::to_string(gateway_port_) + "/api/v1/oauth/token";
   // All tests share 127.0.0.1 and Redis: generous limits unless a test sets its own.
   env["STADTPORTAL_RATE_LIMIT_AUTH"] = "10000/60";
   env["STADTPORTAL_RATE_LIMIT_DEFAULT"] = "10000/60";
@@ -129,6 +131,18 @@ void Stack::Start(Instance& i) {
   auto env = BaseEnv();
   env["STADTPORTAL_GRPC_PORT"] = std::to_string(i.grpc_port);
   env["STADTPORTAL_ADMIN_PORT"] = std::to_string(i.admin_port);
+  if (i.service == "connector") {
+    // The connector calls submission and messaging as the platform service; quick
+    // retries keep the delivery tests short.
+    for (const auto& [k, v] : addresses_) env[k] = v;
+    env["STADTPORTAL_CALLER_SIGNING_KEY"] = signing_key_;
+    env["STADTPORTAL_CONNECTOR_ALLOW_HTTP"] = "true";
+    env["STADTPORTAL_CONNECTOR_BACKOFF_BASE_MS"] = "100";
+    env["STADTPORTAL_CONNECTOR_BACKOFF_MAX_MS"] = "400";
+    env["STADTPORTAL_CONNECTOR_MAX_ATTEMPTS"] = "5";
+    env["STADTPORTAL_CONNECTOR_BREAKER_THRESHOLD"] = "50";
+    env["STADTPORTAL_CONNECTOR_POLL_MS"] = "50";
+  }
   i.process = std::make_unique<testing::Process>(BinaryPath(i.service), std::vector<std::string>{}, env,
                                                  dir_ + "/" + i.service + "-" + std::to_string(i.grpc_port) + ".log");
 }

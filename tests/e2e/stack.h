@@ -64,6 +64,7 @@ class Stack {
   uint16_t smtp_port_ = 0;
   std::unique_ptr<testing::Process> smtp_;
   std::vector<Instance> instances_;
+  std::map<std::string, std::string> addresses_;  // STADTPORTAL_<SVC>_ADDR
   uint16_t gateway_port_ = 0;
   uint16_t testpay_port_ = 0;
   std::unique_ptr<testing::Process> testpay_;

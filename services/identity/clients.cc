@@ -1,0 +1,119 @@
+#include "services/identity/clients.h"
+
+#include <regex>
+
+#include <sodium.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "libs/auth/caller.h"
+#include "libs/auth/tokens.h"
+
+namespace stadtportal::identity {
+namespace {
+
+std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
+
+absl::Status Refused() { return absl::UnauthenticatedError("invalid_client"); }
+
+}  // namespace
+
+void Clients::Prepare(pqxx::connection& conn) {
+  conn.prepare("identity_insert_client",
+               "INSERT INTO clients (client_id, tenant, destination, department, secret_hash, public_key, created_by)"
+               " VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7)");
+  conn.prepare("identity_find_client",
+               "SELECT tenant, destination, department, coalesce(secret_hash, ''), coalesce(public_key, '')"
+               " FROM clients WHERE client_id = $1");
+}
+
+absl::StatusOr<v1::CreateClientResponse> Clients::Create(const std::string& tenant, const v1::CreateClientRequest& req,
+                                                         const std::string& created_by) {
+  static const std::regex kSlug("^[a-z][a-z0-9-]{0,63}$");
+  if (!std::regex_match(req.destination(), kSlug)) return absl::InvalidArgumentError("destination: invalid");
+  if (req.department().empty() || req.department().size() > 200) {
+    return absl::InvalidArgumentError("department: required");
+  }
+  std::string key;
+  if (!req.public_key().empty() && (!absl::Base64Unescape(req.public_key(), &key) || key.size() != 32)) {
+    return absl::InvalidArgumentError("public_key: expected base64 of a 32-byte Ed25519 key");
+  }
+  v1::CreateClientResponse out;
+  out.set_client_id("bo_" + auth::RandomToken(12));
+  if (req.public_key().empty()) out.set_client_secret(auth::RandomToken(32));
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("identity_insert_client", out.client_id(), tenant, req.destination(), req.department(),
+                     out.client_secret().empty() ? "" : Hex(auth::Sha256(out.client_secret())), req.public_key(),
+                     created_by);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::ClientToken> Clients::Issue(const v1::IssueClientTokenRequest& req) {
+  if (req.client_id().empty() || req.client_id().size() > 100) return Refused();
+  std::string tenant, destination, department, secret_hash, public_key;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto res = tx.exec_prepared("identity_find_client", req.client_id());
+    if (res.empty()) return Refused();
+    tenant = res[0][0].as<std::string>();
+    destination = res[0][1].as<std::string>();
+    department = res[0][2].as<std::string>();
+    secret_hash = res[0][3].as<std::string>();
+    public_key = res[0][4].as<std::string>();
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  if (!secret_hash.empty()) {
+    const std::string given = Hex(auth::Sha256(req.client_secret()));
+    if (req.client_secret().empty() || sodium_memcmp(given.data(), secret_hash.data(), given.size()) != 0) {
+      return Refused();
+    }
+  } else {
+    // private_key_jwt (RFC 7523): signed by the registered key, naming us, short-lived, once.
+    std::string key;
+    if (req.client_assertion().empty() || !absl::Base64Unescape(public_key, &key)) return Refused();
+    auto claims = auth::VerifyEdDsa(req.client_assertion(), key);
+    if (!claims.ok()) return Refused();
+    const int64_t now = absl::ToUnixSeconds(absl::Now());
+    const auto& c = *claims;
+    if (c.value("iss", "") != req.client_id() || c.value("sub", "") != req.client_id() ||
+        c.value("aud", "") != req.audience() || !c.contains("exp") || !c["exp"].is_number_integer() ||
+        c["exp"].get<int64_t>() < now || c["exp"].get<int64_t>() > now + 600 || c.value("jti", "").empty()) {
+      return Refused();
+    }
+    auto fresh =
+        redis_.Command({"SET", "sp:client-assertion:" + Hex(auth::Sha256(c.value("jti", ""))), "1", "NX", "EX", "900"});
+    if (!fresh.ok()) return fresh.status();
+    if (fresh->is_nil()) return Refused();  // A replayed assertion.
+  }
+  v1::ClientToken out;
+  out.set_access_token(auth::RandomToken(32));
+  out.set_expires_in(static_cast<int32_t>(ttl_.count()));
+  out.set_scope("destination:" + destination);
+  auto set = redis_.Command({"SET", "sp:client-token:" + Hex(auth::Sha256(out.access_token())),
+                             absl::StrCat(req.client_id(), "\n", tenant, "\n", destination, "\n", department), "EX",
+                             std::to_string(ttl_.count())});
+  if (!set.ok()) return set.status();
+  return out;
+}
+
+absl::StatusOr<v1::ClientInfo> Clients::Resolve(const std::string& access_token) {
+  if (access_token.empty() || access_token.size() > 200) return absl::UnauthenticatedError("invalid token");
+  auto r = redis_.Command({"GET", "sp:client-token:" + Hex(auth::Sha256(access_token))});
+  if (!r.ok()) return r.status();
+  if (r->is_nil()) return absl::UnauthenticatedError("invalid or expired token");
+  std::vector<std::string> parts = absl::StrSplit(r->str(), '\n');
+  if (parts.size() != 4) return absl::UnauthenticatedError("invalid token");
+  v1::ClientInfo out;
+  out.set_client_id(parts[0]);
+  out.set_tenant(parts[1]);
+  out.set_destination(parts[2]);
+  out.set_department(parts[3]);
+  return out;
+}
+
+}  // namespace stadtportal::identity
