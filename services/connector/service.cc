@@ -448,4 +448,18 @@ grpc::Status Service::SendMessage(grpc::ServerContext* ctx, const v1::Backoffice
   });
 }
 
+grpc::Status Service::ListMessages(grpc::ServerContext* ctx, const v1::FetchRequest* req,
+                                   mv1::ListRepliesResponse* resp) {
+  return grpcx::Handle(ctx, "ListMessages", [&](const auth::Caller& caller) -> absl::Status {
+    absl::Status own =
+        store_->Transact([&](pqxx::work& tx) { return OwnDelivery(tx, caller, req->submission_id()).status(); });
+    if (!own.ok()) return own;
+    mv1::ListSubmissionMessagesRequest in;
+    in.mutable_tenant()->set_key(caller.tenant);
+    in.set_submission_id(req->submission_id());
+    auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+    return status::FromGrpc(messaging_->ListSubmissionMessages(c.get(), in, resp));
+  });
+}
+
 }  // namespace stadtportal::connector

@@ -54,6 +54,8 @@ class Service final : public v1::ConnectorService::Service {
                          submission::v1::Submission* resp) override;
   grpc::Status SendMessage(grpc::ServerContext* ctx, const v1::BackofficeMessageRequest* req,
                            v1::BackofficeMessageResponse* resp) override;
+  grpc::Status ListMessages(grpc::ServerContext* ctx, const v1::FetchRequest* req,
+                            messaging::v1::ListRepliesResponse* resp) override;
 
   // One round of the worker: delivers due push deliveries; returns how many were tried.
   int DeliverDue();

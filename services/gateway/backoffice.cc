@@ -227,6 +227,29 @@ void Service::AddBackofficeRoutes() {
                 http::WriteJson(res, 201, {{"message_id", out.message_id()}, {"thread_id", out.thread_id()}});
               }));
 
+  router_.Add(
+      "GET", "/api/v1/backoffice/submissions/{id}/messages", Limited("default", [this, call](Req req, Res res, P p) {
+        auto a = AuthenticateClient(req, res);
+        if (!a) return;
+        cv1::FetchRequest in;
+        in.set_submission_id(p.at("id"));
+        messaging::v1::ListRepliesResponse out;
+        if (!call(req, res, *a, &cv1::ConnectorService::Stub::ListMessages, in, &out)) return;
+        nlohmann::json items = nlohmann::json::array();
+        for (const auto& m : out.messages()) {
+          nlohmann::json j = {{"id", m.id()},
+                              {"sender_kind", m.sender_kind() == messaging::v1::SENDER_KIND_CITIZEN      ? "citizen"
+                                              : m.sender_kind() == messaging::v1::SENDER_KIND_DEPARTMENT ? "department"
+                                                                                                         : "system"},
+                              {"body", m.body()},
+                              {"notice", m.notice()},
+                              {"created_at", TimeUtil::ToString(m.created_at())}};
+          j["first_read_at"] = m.has_first_read_at() ? nlohmann::json(TimeUtil::ToString(m.first_read_at())) : nullptr;
+          items.push_back(j);
+        }
+        http::WriteJson(res, 200, {{"items", items}});
+      }));
+
   router_.Add("GET", "/api/v1/backoffice/replies", Limited("default", [this](Req req, Res res, P) {
                 auto a = AuthenticateClient(req, res);
                 if (!a) return;

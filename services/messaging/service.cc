@@ -154,6 +154,17 @@ grpc::Status Service::GetDepartmentAttachment(grpc::ServerContext* ctx, const v1
   });
 }
 
+grpc::Status Service::ListSubmissionMessages(grpc::ServerContext* ctx, const v1::ListSubmissionMessagesRequest* req,
+                                             v1::ListRepliesResponse* resp) {
+  return grpcx::Handle(ctx, "ListSubmissionMessages", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = CheckPoster(caller); !s.ok()) return s;
+    auto tenant = api::ResolveTenant(req->tenant(), caller.tenant.empty() ? options_.default_tenant : caller.tenant);
+    if (!tenant.ok()) return tenant.status();
+    if (auto s = api::ValidateUuid(req->submission_id(), "submission_id"); !s.ok()) return s;
+    return grpcx::Respond(resp, store_->SubmissionMessages(*tenant, req->submission_id()));
+  });
+}
+
 grpc::Status Service::ListThreads(grpc::ServerContext* ctx, const v1::ListThreadsRequest* req,
                                   v1::ListThreadsResponse* resp) {
   return grpcx::Handle(ctx, "ListThreads", [&](const auth::Caller& caller) -> absl::Status {

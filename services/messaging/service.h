@@ -34,6 +34,8 @@ class Service final : public v1::MessagingService::Service {
                            v1::ListRepliesResponse* resp) override;
   grpc::Status GetDepartmentAttachment(grpc::ServerContext* ctx, const v1::GetAttachmentRequest* req,
                                        v1::AttachmentContent* resp) override;
+  grpc::Status ListSubmissionMessages(grpc::ServerContext* ctx, const v1::ListSubmissionMessagesRequest* req,
+                                      v1::ListRepliesResponse* resp) override;
   grpc::Status ListThreads(grpc::ServerContext* ctx, const v1::ListThreadsRequest* req,
                            v1::ListThreadsResponse* resp) override;
   grpc::Status GetThread(grpc::ServerContext* ctx, const v1::GetThreadRequest* req, v1::Thread* resp) override;

@@ -144,6 +144,10 @@ void Store::Prepare(pqxx::connection& conn) {
                "SELECT " + msg +
                    " FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1 AND t.department = $2"
                    " AND m.sender_kind = 'citizen' AND m.seq > $3 ORDER BY m.seq LIMIT $4");
+  conn.prepare("messaging_submission_messages",
+               "SELECT " + msg +
+                   " FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1 AND t.submission_id = $2"
+                   " ORDER BY m.seq");
   conn.prepare("messaging_contact", "SELECT email, language, notify_messages FROM contacts WHERE party_id = $1::uuid");
   conn.prepare("messaging_contact_email",
                "INSERT INTO contacts (party_id, tenant, email) VALUES ($1::uuid, $2, $3)"
@@ -307,6 +311,19 @@ absl::StatusOr<v1::ListRepliesResponse> Store::ListReplies(const std::string& te
   v1::ListRepliesResponse out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
     for (const auto& r : tx.exec_prepared("messaging_replies", tenant, department, after_sequence, limit)) {
+      *out.add_messages() = LoadMessage(tx, r);
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::ListRepliesResponse> Store::SubmissionMessages(const std::string& tenant,
+                                                                  const std::string& submission_id) {
+  v1::ListRepliesResponse out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& r : tx.exec_prepared("messaging_submission_messages", tenant, submission_id)) {
       *out.add_messages() = LoadMessage(tx, r);
     }
     return absl::OkStatus();

@@ -74,6 +74,9 @@ class Store {
   absl::StatusOr<v1::ListRepliesResponse> ListReplies(const std::string& tenant, const std::string& department,
                                                       int64_t after_sequence, int limit);
 
+  // Oldest first, over the submission's threads.
+  absl::StatusOr<v1::ListRepliesResponse> SubmissionMessages(const std::string& tenant,
+                                                             const std::string& submission_id);
   static std::optional<Contact> FindContact(pqxx::work& tx, const std::string& party_id);
   static void SetContactEmail(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
                               const std::string& email);

@@ -331,6 +331,14 @@ TEST_CASE("pull and the back-office API: client credentials, scope per destinati
   auto thread = json::parse(
       c.Get(("/api/v1/mailbox/threads/" + threads[0]["id"].get<std::string>()).c_str(), Bearer(anna))->body);
   CHECK(thread["messages"].size() == 2);
+  // The department sees when the citizen first read its messages.
+  const std::string notice_id = thread["messages"][1]["id"];
+  REQUIRE(Status(PostJson(c, "/api/v1/mailbox/messages/" + notice_id + "/read", json::object(), Bearer(anna))) == 200);
+  auto case_messages = c.Get(("/api/v1/backoffice/submissions/" + id + "/messages").c_str(), Token(token));
+  REQUIRE(Status(case_messages) == 200);
+  CHECK_FALSE(json::parse(case_messages->body)["items"][1]["first_read_at"].is_null());
+  CHECK(json::parse(case_messages->body)["items"][0]["first_read_at"].is_null());
+  CHECK(Status(c.Get(("/api/v1/backoffice/submissions/" + id + "/messages").c_str(), Token(ga_token))) == 404);
   // The citizen's reply reaches the department.
   REQUIRE(Status(PostJson(c, "/api/v1/mailbox/threads/" + threads[0]["id"].get<std::string>() + "/messages",
                           {{"body", "Vielen Dank!"}}, Bearer(anna))) == 201);
