@@ -89,12 +89,15 @@ struct PaypalMock {
     front.Get(R"(/v2/.*)", route);
     front.Post(R"(/v2/.*)", route);
     front.Post(R"(/v1/notifications/.*)", route);
-    front_port = static_cast<uint16_t>(front.bind_to_any_port("127.0.0.1"));
-    front_thread = std::thread([this] { front.listen_after_bind(); });
+    // Prism first: a failed wait must not leave the front's thread running.
     for (uint16_t port : {orders_port, webhooks_port}) {
       httplib::Client probe("127.0.0.1", port);
-      REQUIRE(testing::Eventually([&] { return static_cast<bool>(probe.Get("/")); }, 60s));
+      const bool up = testing::Eventually([&] { return static_cast<bool>(probe.Get("/")); }, 90s);
+      INFO((port == orders_port ? orders : webhooks)->Output());
+      REQUIRE(up);
     }
+    front_port = static_cast<uint16_t>(front.bind_to_any_port("127.0.0.1"));
+    front_thread = std::thread([this] { front.listen_after_bind(); });
   }
   ~PaypalMock() {
     front.stop();
