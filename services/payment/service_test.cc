@@ -247,6 +247,11 @@ TEST_CASE("20 parallel identical requests with one key make one payment; another
   other.set_idempotency_key("parallel-key-01");
   v1::Payment p;
   CHECK(f.service->CreatePayment(&ctx, &other, &p).error_message() == "idempotency_key: reused");
+  // Another party may use the same key for its own payment.
+  grpcx::TestCaller ben(Person("7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a"));
+  other.set_submission_id(NewSubmission());
+  REQUIRE(f.service->CreatePayment(&ctx, &other, &p).ok());
+  CHECK(f.Count("SELECT count(*) FROM payments") == 2);
 }
 
 TEST_CASE("declined and cancelled payments end; a new payment for the submission succeeds", "[integration]") {

@@ -89,9 +89,10 @@ void Store::Prepare(pqxx::connection& conn) {
                "INSERT INTO payments (tenant, party_id, party_kind, submission_id, amount_minor, currency, description,"
                " reference, provider, idempotency_key, request_fingerprint)"
                " VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-               " ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING " +
+               " ON CONFLICT (tenant, party_id, idempotency_key) DO NOTHING RETURNING " +
                    cols);
-  conn.prepare("payment_by_key", "SELECT " + cols + " FROM payments WHERE tenant = $1 AND idempotency_key = $2");
+  conn.prepare("payment_by_key",
+               "SELECT " + cols + " FROM payments WHERE tenant = $1 AND party_id = $2::uuid AND idempotency_key = $3");
   conn.prepare("payment_lock", "SELECT " + cols + " FROM payments WHERE tenant = $1 AND id = $2::uuid FOR UPDATE");
   conn.prepare("payment_lock_by_ref",
                "SELECT " + cols + " FROM payments WHERE provider = $1 AND provider_ref = $2 FOR UPDATE");
@@ -160,7 +161,7 @@ std::optional<std::pair<PaymentRow, bool>> Store::Insert(pqxx::work& tx, const N
                               p.currency, p.description, p.reference, p.provider, p.idempotency_key, p.fingerprint);
   if (!res.empty()) return std::make_pair(ToRow(res[0]), true);
   // The key exists: ON CONFLICT waited for a concurrent insert of it to commit.
-  res = tx.exec_prepared("payment_by_key", p.tenant, p.idempotency_key);
+  res = tx.exec_prepared("payment_by_key", p.tenant, p.party_id, p.idempotency_key);
   if (res.empty()) return std::nullopt;
   return std::make_pair(Complete(tx, ToRow(res[0])), false);
 }
