@@ -62,6 +62,7 @@ struct Authenticated {
   std::string session_id;
   identity::v1::Session session;
   std::string caller_token;  // Signed, for calls to services on the caller's behalf.
+  std::string department;    // Back-office callers: the department the client acts for.
 };
 
 // The REST edge: routes /api/v1 to the services over gRPC, answers /healthz, /readyz
