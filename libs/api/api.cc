@@ -40,15 +40,17 @@ absl::Status ValidateMoney(const common::v1::Money& m, const std::string& field)
   return absl::OkStatus();
 }
 
+absl::Status CheckId(const std::string& id, const std::string& what) {
+  if (!ValidateUuid(id, "id").ok()) return absl::NotFoundError(what + " not found");
+  return absl::OkStatus();
+}
+
 absl::Status ValidateUuid(const std::string& id, const std::string& field) {
   static const std::regex kUuid("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
   if (!std::regex_match(id, kUuid)) return absl::InvalidArgumentError(absl::StrCat(field, ": expected a UUID"));
   return absl::OkStatus();
 }
 
-namespace {
-
-// Number of code points if `s` is valid UTF-8 (no overlongs, no surrogates), else -1.
 long Utf8Length(const std::string& s) {
   long n = 0;
   for (size_t i = 0; i < s.size();) {
@@ -83,8 +85,6 @@ long Utf8Length(const std::string& s) {
   }
   return n;
 }
-
-}  // namespace
 
 absl::Status ValidateText(const std::string& text, const std::string& field, size_t max_chars) {
   const long n = Utf8Length(text);

@@ -32,5 +32,10 @@ absl::Status ValidateText(const std::string& text, const std::string& field, siz
 absl::StatusOr<std::string> NormalizeEmail(const std::string& email, const std::string& field);
 // A slug: 1–64 of [a-z0-9-], starting with a letter.
 absl::Status ValidateSlug(const std::string& id, const std::string& field);
+// An id from a path: a malformed one cannot name anything of the caller's, so it gets
+// the same answer as an unknown one, NOT_FOUND "<what> not found".
+absl::Status CheckId(const std::string& id, const std::string& what);
+// Number of code points if `s` is valid UTF-8 (no overlongs, no surrogates), else -1.
+long Utf8Length(const std::string& s);
 
 }  // namespace stadtportal::api

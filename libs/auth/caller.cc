@@ -174,6 +174,15 @@ std::string PublicKeyBytes(const Signer& signer) {
   return raw;
 }
 
+bool HasRole(const Caller& caller, const std::string& role) {
+  return std::find(caller.roles.begin(), caller.roles.end(), role) != caller.roles.end();
+}
+
+absl::Status RequireRole(const Caller& caller, const std::string& role) {
+  if (HasRole(caller, role)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("the ", role, " role is required"));
+}
+
 absl::StatusOr<std::string> ScopeParty(const Caller& caller) {
   if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
   return caller.acting_party.empty() ? caller.account_id : caller.acting_party;

@@ -33,6 +33,11 @@ struct Caller {
 // UNAUTHENTICATED for anonymous callers. Every service scopes its data with this.
 absl::StatusOr<std::string> ScopeParty(const Caller& caller);
 
+// Whether the caller's token carries `role` (tenant-admin, department, service, …).
+bool HasRole(const Caller& caller, const std::string& role);
+// PERMISSION_DENIED "the <role> role is required" unless the caller has it.
+absl::Status RequireRole(const Caller& caller, const std::string& role);
+
 // Signs caller tokens (the gateway). The key is an Ed25519 seed.
 class Signer {
  public:

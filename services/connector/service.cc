@@ -33,7 +33,7 @@ prometheus::Family<prometheus::Counter>& Deliveries() {
   return f;
 }
 
-prometheus::Family<prometheus::Gauge>& Backlog() {
+prometheus::Family<prometheus::Gauge>& BacklogGauge() {
   static auto& f = prometheus::BuildGauge()
                        .Name("stadtportal_delivery_backlog")
                        .Help(
@@ -43,19 +43,9 @@ prometheus::Family<prometheus::Gauge>& Backlog() {
   return f;
 }
 
-bool HasRole(const auth::Caller& c, const std::string& role) {
-  return std::find(c.roles.begin(), c.roles.end(), role) != c.roles.end();
-}
+absl::Status RequireAdmin(const auth::Caller& c) { return auth::RequireRole(c, "tenant-admin"); }
 
-absl::Status RequireAdmin(const auth::Caller& c) {
-  if (HasRole(c, "tenant-admin")) return absl::OkStatus();
-  return absl::PermissionDeniedError("the tenant-admin role is required");
-}
-
-absl::Status CheckId(const std::string& id) {
-  if (!api::ValidateUuid(id, "id").ok()) return absl::NotFoundError("submission not found");
-  return absl::OkStatus();
-}
+absl::Status CheckId(const std::string& id) { return api::CheckId(id, "submission"); }
 
 // The JSON document a push destination receives.
 std::string Document(const sv1::DeliverySnapshot& snap) {
@@ -87,7 +77,7 @@ std::string DeliverySignature(const std::string& secret, int64_t timestamp, cons
 }
 
 absl::StatusOr<BackofficeCaller> BackofficeOf(const auth::Caller& caller) {
-  if (!HasRole(caller, "department")) return absl::PermissionDeniedError("back-office clients only");
+  if (!auth::HasRole(caller, "department")) return absl::PermissionDeniedError("back-office clients only");
   for (const auto& r : caller.roles) {
     if (r.rfind("destination:", 0) == 0) return BackofficeCaller{r.substr(12), caller.acting_party, caller.account_id};
   }
@@ -289,12 +279,9 @@ int Service::DeliverDue() {
 
 void Service::UpdateGauges() {
   (void)store_->Transact([&](pqxx::work& tx) {
-    auto r = tx.exec1(
-        "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead'),"
-        " coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM deliveries"
-        " WHERE state = 'pending'), 0)::bigint");
-    Backlog().Add({{"kind", "dead_letters"}}).Set(r[0].as<double>());
-    Backlog().Add({{"kind", "oldest_undelivered_seconds"}}).Set(r[1].as<double>());
+    const auto b = Store::ReadBacklog(tx);
+    BacklogGauge().Add({{"kind", "dead_letters"}}).Set(static_cast<double>(b.dead_letters));
+    BacklogGauge().Add({{"kind", "oldest_undelivered_seconds"}}).Set(static_cast<double>(b.oldest_undelivered_seconds));
     return absl::OkStatus();
   });
 }

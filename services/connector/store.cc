@@ -65,7 +65,7 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("connector_claim_due",
                "SELECT d.tenant, d.submission_id::text, d.destination, t.endpoint_url, t.secret, d.attempts,"
                " extract(epoch FROM now() - d.created_at)::bigint,"
-               " coalesce(b.open_until > now(), false), d.delayed_reported"
+               " d.delayed_reported"
                " FROM deliveries d JOIN destinations t ON t.tenant = d.tenant AND t.id = d.destination"
                " LEFT JOIN breakers b ON b.tenant = d.tenant AND b.destination = d.destination"
                " WHERE d.state = 'pending' AND t.mode = 'push' AND d.next_attempt_at <= now()"
@@ -115,6 +115,10 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("connector_log_access",
                "INSERT INTO access_log (tenant, party_id, submission_id, client_id, action)"
                " VALUES ($1, $2::uuid, $3::uuid, $4, $5)");
+  conn.prepare("connector_backlog",
+               "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead'),"
+               " coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM deliveries"
+               " WHERE state = 'pending'), 0)::bigint");
   conn.prepare("connector_party_of", "SELECT party_id::text FROM deliveries WHERE submission_id = $1::uuid");
 }
 
@@ -167,7 +171,7 @@ std::vector<Due> Store::ClaimDue(pqxx::work& tx, int limit) {
   std::vector<Due> out;
   for (const auto& r : tx.exec_prepared("connector_claim_due", limit)) {
     out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(), r[3].as<std::string>(),
-                   r[4].as<std::string>(), r[5].as<int>(), r[6].as<int64_t>(), r[7].as<bool>(), r[8].as<bool>()});
+                   r[4].as<std::string>(), r[5].as<int>(), r[6].as<int64_t>(), r[7].as<bool>()});
   }
   return out;
 }
@@ -252,6 +256,11 @@ void Store::MarkAcknowledged(pqxx::work& tx, const std::string& submission_id) {
 void Store::LogAccess(pqxx::work& tx, const std::string& tenant, const std::string& party_id,
                       const std::string& submission_id, const std::string& client_id, const std::string& action) {
   tx.exec_prepared("connector_log_access", tenant, party_id, submission_id, client_id, action);
+}
+
+Backlog Store::ReadBacklog(pqxx::work& tx) {
+  auto r = tx.exec_prepared1("connector_backlog");
+  return {r[0].as<int64_t>(), r[1].as<int64_t>()};
 }
 
 std::string Store::PartyOf(pqxx::work& tx, const std::string& submission_id) {

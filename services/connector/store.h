@@ -29,8 +29,13 @@ struct Due {
   std::string secret;
   int attempts = 0;
   int64_t age_seconds = 0;
-  bool breaker_open = false;
   bool delayed_reported = false;
+};
+
+// What waits: dead letters, and the age of the oldest undelivered submission.
+struct Backlog {
+  int64_t dead_letters = 0;
+  int64_t oldest_undelivered_seconds = 0;
 };
 
 // The connector schema: all SQL of the service, as named prepared statements. Deliveries
@@ -51,7 +56,8 @@ class Store {
   static void AddDelivery(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
                           const std::string& destination, const std::string& party_id, const std::string& reference,
                           const std::string& service_id);
-  // Due push deliveries, locked (SKIP LOCKED) for the caller's transaction.
+  // Due push deliveries of destinations whose circuit is closed, locked (SKIP LOCKED)
+  // for the caller's transaction.
   static std::vector<Due> ClaimDue(pqxx::work& tx, int limit);
   static void RecordAttempt(pqxx::work& tx, const std::string& submission_id, int http_status, const std::string& error,
                             int duration_ms);
@@ -74,6 +80,7 @@ class Store {
   static void MarkAcknowledged(pqxx::work& tx, const std::string& submission_id);
   static void LogAccess(pqxx::work& tx, const std::string& tenant, const std::string& party_id,
                         const std::string& submission_id, const std::string& client_id, const std::string& action);
+  static Backlog ReadBacklog(pqxx::work& tx);
   static std::string PartyOf(pqxx::work& tx, const std::string& submission_id);
 
  private:

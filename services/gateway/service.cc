@@ -227,15 +227,10 @@ void Service::ListServices(const httplib::Request& req, httplib::Response& res) 
   submission::v1::ListOnlineServicesRequest in;
   in.set_query(req.get_param_value("q"));
   in.set_category(req.get_param_value("category"));
-  if (req.has_param("page_size")) {
-    int size = 0;
-    if (!absl::SimpleAtoi(req.get_param_value("page_size"), &size) || size < 1 || size > 100) {
-      Fail(req, res, absl::InvalidArgumentError("page_size: invalid"));
-      return;
-    }
-    in.mutable_page()->set_page_size(size);
+  if (std::string error; !ParsePageParams(req, in.mutable_page(), &error)) {
+    Fail(req, res, absl::InvalidArgumentError(error));
+    return;
   }
-  in.mutable_page()->set_page_token(req.get_param_value("page_token"));
   submission::v1::ListOnlineServicesResponse out;
   auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
   if (auto s = status::FromGrpc(submission_->ListOnlineServices(ctx.get(), in, &out)); !s.ok()) {

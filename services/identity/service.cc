@@ -240,7 +240,7 @@ namespace {
 // Administration needs the tenant-admin role, a reason, and the admin's own tenant.
 absl::Status RequireAdmin(const auth::Caller& caller, const std::string& reason) {
   if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
-  if (std::find(caller.roles.begin(), caller.roles.end(), "tenant-admin") == caller.roles.end()) {
+  if (!auth::HasRole(caller, "tenant-admin")) {
     return absl::PermissionDeniedError("tenant administrators only");
   }
   return api::ValidateText(reason, "reason", 500);

@@ -17,13 +17,9 @@ constexpr size_t kMaxBody = 20000;
 constexpr int kMaxAttachments = 5;
 constexpr size_t kMaxAttachmentBytes = 10 << 20;
 
-bool HasRole(const auth::Caller& c, const std::string& role) {
-  return std::find(c.roles.begin(), c.roles.end(), role) != c.roles.end();
-}
-
 // Departments (back-office clients) and platform services post into mailboxes.
 absl::Status CheckPoster(const auth::Caller& caller) {
-  if (HasRole(caller, "department") || HasRole(caller, "service")) return absl::OkStatus();
+  if (auth::HasRole(caller, "department") || auth::HasRole(caller, "service")) return absl::OkStatus();
   return absl::PermissionDeniedError("the department or service role is required");
 }
 
@@ -35,11 +31,6 @@ absl::Status CheckBody(const std::string& body) {
   return absl::InvalidArgumentError(m.find("required") != std::string::npos ? "body: required"
                                     : m.find("UTF-8") != std::string::npos  ? "body: wrong_type"
                                                                             : "body: too_long");
-}
-
-absl::Status CheckId(const std::string& id, const std::string& what) {
-  if (!api::ValidateUuid(id, "id").ok()) return absl::NotFoundError(what + " not found");
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -84,7 +75,7 @@ grpc::Status Service::PostMessage(grpc::ServerContext* ctx, const v1::PostMessag
     if (auto s = api::ValidateText(req->message_key(), "message_key", 200); !s.ok()) return s;
     if (req->thread_id().empty()) {
       if (auto s = api::ValidateText(req->subject(), "subject", 200); !s.ok()) return s;
-    } else if (auto s = CheckId(req->thread_id(), "thread"); !s.ok()) {
+    } else if (auto s = api::CheckId(req->thread_id(), "thread"); !s.ok()) {
       return s;
     }
     if (req->sender_kind() == v1::SENDER_KIND_DEPARTMENT) {
@@ -148,7 +139,7 @@ grpc::Status Service::GetDepartmentAttachment(grpc::ServerContext* ctx, const v1
                                               v1::AttachmentContent* resp) {
   return grpcx::Handle(ctx, "GetDepartmentAttachment", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = CheckPoster(caller); !s.ok()) return s;
-    if (auto s = CheckId(req->id(), "attachment"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "attachment"); !s.ok()) return s;
     // Department callers carry their department as acting party.
     return grpcx::Respond(resp, store_->GetDepartmentAttachment(caller.tenant, caller.acting_party, req->id()));
   });
@@ -181,7 +172,7 @@ grpc::Status Service::GetThread(grpc::ServerContext* ctx, const v1::GetThreadReq
   return grpcx::Handle(ctx, "GetThread", [&](const auth::Caller& caller) -> absl::Status {
     auto party = auth::ScopeParty(caller);
     if (!party.ok()) return party.status();
-    if (auto s = CheckId(req->id(), "thread"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "thread"); !s.ok()) return s;
     return grpcx::Respond(resp, store_->GetThread({caller.tenant, *party}, req->id()));
   });
 }
@@ -190,7 +181,7 @@ grpc::Status Service::Reply(grpc::ServerContext* ctx, const v1::ReplyRequest* re
   return grpcx::Handle(ctx, "Reply", [&](const auth::Caller& caller) -> absl::Status {
     auto party = auth::ScopeParty(caller);
     if (!party.ok()) return party.status();
-    if (auto s = CheckId(req->thread_id(), "thread"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->thread_id(), "thread"); !s.ok()) return s;
     if (auto s = CheckBody(req->body()); !s.ok()) return s;
     auto attachments = CheckAttachments(req->attachments());
     if (!attachments.ok()) return attachments.status();
@@ -216,7 +207,7 @@ grpc::Status Service::MarkRead(grpc::ServerContext* ctx, const v1::MarkReadReque
   return grpcx::Handle(ctx, "MarkRead", [&](const auth::Caller& caller) -> absl::Status {
     auto party = auth::ScopeParty(caller);
     if (!party.ok()) return party.status();
-    if (auto s = CheckId(req->message_id(), "message"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->message_id(), "message"); !s.ok()) return s;
     return grpcx::Respond(resp, store_->MarkRead({caller.tenant, *party}, req->message_id()));
   });
 }
@@ -226,7 +217,7 @@ grpc::Status Service::GetAttachment(grpc::ServerContext* ctx, const v1::GetAttac
   return grpcx::Handle(ctx, "GetAttachment", [&](const auth::Caller& caller) -> absl::Status {
     auto party = auth::ScopeParty(caller);
     if (!party.ok()) return party.status();
-    if (auto s = CheckId(req->id(), "attachment"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "attachment"); !s.ok()) return s;
     return grpcx::Respond(resp, store_->GetAttachment({caller.tenant, *party}, req->id()));
   });
 }
@@ -235,7 +226,7 @@ grpc::Status Service::SetArchived(grpc::ServerContext* ctx, const v1::SetArchive
   return grpcx::Handle(ctx, "SetArchived", [&](const auth::Caller& caller) -> absl::Status {
     auto party = auth::ScopeParty(caller);
     if (!party.ok()) return party.status();
-    if (auto s = CheckId(req->thread_id(), "thread"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->thread_id(), "thread"); !s.ok()) return s;
     return grpcx::Respond(resp, store_->SetArchived({caller.tenant, *party}, req->thread_id(), req->archived()));
   });
 }

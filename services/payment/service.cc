@@ -55,14 +55,9 @@ bool Allowed(const std::string& from, const std::string& to) {
   return false;
 }
 
-bool IsAdmin(const auth::Caller& c) {
-  return std::find(c.roles.begin(), c.roles.end(), "tenant-admin") != c.roles.end();
-}
+bool IsAdmin(const auth::Caller& c) { return auth::HasRole(c, "tenant-admin"); }
 
-absl::Status CheckId(const std::string& id) {
-  if (!api::ValidateUuid(id, "id").ok()) return absl::NotFoundError("payment not found");
-  return absl::OkStatus();
-}
+absl::Status CheckId(const std::string& id) { return api::CheckId(id, "payment"); }
 
 }  // namespace
 
@@ -371,7 +366,7 @@ v1::ReconcileResponse Service::ReconcileNow(std::chrono::seconds older_than) {
 grpc::Status Service::Reconcile(grpc::ServerContext* ctx, const v1::ReconcileRequest* req,
                                 v1::ReconcileResponse* resp) {
   return grpcx::Handle(ctx, "Reconcile", [&](const auth::Caller& caller) -> absl::Status {
-    if (!IsAdmin(caller)) return absl::PermissionDeniedError("the tenant-admin role is required");
+    if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
     if (req->older_than_seconds() < 0) return absl::InvalidArgumentError("older_than_seconds: out_of_range");
     *resp = ReconcileNow(std::chrono::seconds(req->older_than_seconds()));
     return absl::OkStatus();
@@ -380,7 +375,7 @@ grpc::Status Service::Reconcile(grpc::ServerContext* ctx, const v1::ReconcileReq
 
 grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRefundRequest* req, v1::Refund* resp) {
   return grpcx::Handle(ctx, "CreateRefund", [&](const auth::Caller& caller) -> absl::Status {
-    if (!IsAdmin(caller)) return absl::PermissionDeniedError("the tenant-admin role is required");
+    if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
     if (auto s = CheckId(req->payment_id()); !s.ok()) return s;
     if (req->amount().amount_minor() <= 0) return absl::InvalidArgumentError("amount: must be positive");
     if (!req->reason().empty()) {
@@ -421,7 +416,7 @@ grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRef
 
 grpc::Status Service::GetReport(grpc::ServerContext* ctx, const v1::GetReportRequest* req, v1::Report* resp) {
   return grpcx::Handle(ctx, "GetReport", [&](const auth::Caller& caller) -> absl::Status {
-    if (!IsAdmin(caller)) return absl::PermissionDeniedError("the tenant-admin role is required");
+    if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
     absl::CivilDay day;
     if (!absl::ParseCivilTime(req->day(), &day)) return absl::InvalidArgumentError("day: invalid_date");
     return store_->Transact([&](pqxx::work& tx) {

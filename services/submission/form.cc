@@ -4,17 +4,12 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "libs/api/api.h"
 
 namespace stadtportal::submission {
 namespace {
 
 const std::vector<std::string> kAddressParts = {"street", "house_number", "postcode", "city"};
-
-size_t CodePoints(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
 
 bool IsStringType(const std::string& t) {
   return t == "text" || t == "date" || t == "select" || t == "iban" || t == "email" || t == "phone";
@@ -60,7 +55,7 @@ void CheckShape(const FieldDef& f, const nlohmann::json& v, std::vector<FieldErr
   } else if (IsStringType(f.type)) {
     if (!v.is_string()) {
       errors.push_back({f.id, "wrong_type"});
-    } else if (CodePoints(v.get<std::string>()) > MaxLength(f)) {
+    } else if (static_cast<size_t>(api::Utf8Length(v.get<std::string>())) > MaxLength(f)) {
       errors.push_back({f.id, "too_long"});
     }
   } else if (f.type == "number") {
@@ -84,7 +79,7 @@ void CheckShape(const FieldDef& f, const nlohmann::json& v, std::vector<FieldErr
         errors.push_back({name, "unknown_field"});
       } else if (!value.is_string()) {
         errors.push_back({name, "wrong_type"});
-      } else if (CodePoints(value.get<std::string>()) > 200) {
+      } else if (api::Utf8Length(value.get<std::string>()) > 200) {
         errors.push_back({name, "too_long"});
       }
     }
@@ -243,7 +238,8 @@ std::vector<FieldError> Form::Validate(const nlohmann::json& data, const std::ma
     }
     if (f.type == "text") {
       const auto& s = v.get_ref<const std::string&>();
-      if (f.min_length && CodePoints(s) < *f.min_length) errors.push_back({f.id, "too_short"});
+      if (f.min_length && static_cast<size_t>(api::Utf8Length(s)) < *f.min_length)
+        errors.push_back({f.id, "too_short"});
       if (f.pattern && !std::regex_match(s, *f.pattern)) errors.push_back({f.id, "pattern_mismatch"});
     } else if (f.type == "number") {
       const double d = v.get<double>();
@@ -326,7 +322,7 @@ nlohmann::json Form::Prefill(const std::map<std::string, ProfileValue>& profile,
       continue;
     }
     auto it = profile.find(f.prefill);
-    if (it == profile.end() || CodePoints(it->second.value) > MaxLength(f)) continue;
+    if (it == profile.end() || static_cast<size_t>(api::Utf8Length(it->second.value)) > MaxLength(f)) continue;
     data[f.id] = it->second.value;
     if (it->second.verified) read_only->push_back(f.id);
   }

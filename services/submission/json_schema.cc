@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "libs/api/api.h"
 
 namespace stadtportal::submission {
 namespace {
@@ -29,12 +30,6 @@ bool HasType(const nlohmann::json& v, const std::string& type) {
     return v.is_number_integer() || (v.is_number_float() && v.get<double>() == static_cast<int64_t>(v.get<double>()));
   }
   return false;
-}
-
-size_t CodePoints(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
 }
 
 std::string Pointer(const std::string& at, const std::string& token) { return absl::StrCat(at, "/", token); }
@@ -146,10 +141,10 @@ void JsonSchema::Validate(const nlohmann::json& s, const nlohmann::json& v, cons
   }
   if (v.is_string()) {
     const auto& str = v.get_ref<const std::string&>();
-    if (s.contains("minLength") && CodePoints(str) < s["minLength"].get<size_t>()) {
+    if (s.contains("minLength") && static_cast<size_t>(api::Utf8Length(str)) < s["minLength"].get<size_t>()) {
       fail(absl::StrCat("must have at least ", s["minLength"].get<size_t>(), " characters"));
     }
-    if (s.contains("maxLength") && CodePoints(str) > s["maxLength"].get<size_t>()) {
+    if (s.contains("maxLength") && static_cast<size_t>(api::Utf8Length(str)) > s["maxLength"].get<size_t>()) {
       fail(absl::StrCat("must have at most ", s["maxLength"].get<size_t>(), " characters"));
     }
     if (s.contains("pattern") && !std::regex_search(str, std::regex(s["pattern"].get<std::string>()))) {

@@ -32,12 +32,6 @@ absl::Status CheckAssurance(const auth::Caller& caller, const std::string& requi
   return absl::PermissionDeniedError(absl::StrCat("assurance_level: ", required));
 }
 
-// Malformed ids cannot name anything of the caller's: the same answer as unknown ones.
-absl::Status CheckId(const std::string& id, const std::string& what) {
-  if (!api::ValidateUuid(id, "id").ok()) return absl::NotFoundError(what + " not found");
-  return absl::OkStatus();
-}
-
 const std::set<std::string>& Statuses() {
   static const std::set<std::string> kStatuses = {
       "submitted",   "awaiting_payment",      "paid",     "delivered", "received_by_department",
@@ -100,7 +94,7 @@ absl::StatusOr<std::shared_ptr<const Service::Published>> Service::Load(const st
 
 absl::StatusOr<std::pair<v1::Draft, std::shared_ptr<const Service::Published>>> Service::LoadDraft(
     const Owner& owner, const std::string& id) {
-  if (auto s = CheckId(id, "draft"); !s.ok()) return s;
+  if (auto s = api::CheckId(id, "draft"); !s.ok()) return s;
   auto draft = store_->GetDraft(owner, id);
   if (!draft.ok()) return draft.status();
   auto published = Load(owner.tenant, draft->service_id(), draft->form_version());
@@ -180,9 +174,7 @@ grpc::Status Service::PublishOnlineService(grpc::ServerContext* ctx, const v1::P
                                            v1::OnlineService* resp) {
   return grpcx::Handle(ctx, "PublishOnlineService", [&](const auth::Caller& caller) -> absl::Status {
     if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
-    if (std::find(caller.roles.begin(), caller.roles.end(), "tenant-admin") == caller.roles.end()) {
-      return absl::PermissionDeniedError("the tenant-admin role is required");
-    }
+    if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
     if (req->definition_json().size() > (1 << 20)) return absl::InvalidArgumentError("definition: too_long");
     auto d = CheckDefinition(req->definition_json());
     if (!d.ok()) return d.status();
@@ -292,7 +284,7 @@ grpc::Status Service::DeleteDraft(grpc::ServerContext* ctx, const v1::DeleteDraf
   return grpcx::Handle(ctx, "DeleteDraft", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    if (auto s = CheckId(req->id(), "draft"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "draft"); !s.ok()) return s;
     return store_->DeleteDraft(*owner, req->id());
   });
 }
@@ -357,7 +349,7 @@ grpc::Status Service::DeleteAttachment(grpc::ServerContext* ctx, const v1::Delet
   return grpcx::Handle(ctx, "DeleteAttachment", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    if (auto s = CheckId(req->id(), "attachment"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "attachment"); !s.ok()) return s;
     return store_->DeleteAttachment(*owner, req->id());
   });
 }
@@ -367,7 +359,7 @@ grpc::Status Service::GetAttachment(grpc::ServerContext* ctx, const v1::GetAttac
   return grpcx::Handle(ctx, "GetAttachment", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    if (auto s = CheckId(req->id(), "attachment"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "attachment"); !s.ok()) return s;
     return grpcx::Respond(resp, store_->GetAttachment(*owner, req->id()));
   });
 }
@@ -378,7 +370,7 @@ grpc::Status Service::SubmitDraft(grpc::ServerContext* ctx, const v1::SubmitDraf
     if (!owner.ok()) return owner.status();
     static const std::regex kKey("^[\\x21-\\x7E]{8,255}$");
     if (!std::regex_match(req->idempotency_key(), kKey)) return absl::InvalidArgumentError("idempotency_key: invalid");
-    if (auto s = CheckId(req->draft_id(), "draft"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->draft_id(), "draft"); !s.ok()) return s;
     // The same key again answers with what it produced; with another draft it is refused.
     auto replay = [&]() -> std::optional<absl::Status> {
       auto earlier = store_->FindByIdempotencyKey(*owner, req->idempotency_key());
@@ -442,7 +434,7 @@ grpc::Status Service::GetSubmission(grpc::ServerContext* ctx, const v1::GetSubmi
   return grpcx::Handle(ctx, "GetSubmission", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    if (auto s = CheckId(req->id(), "submission"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "submission"); !s.ok()) return s;
     return grpcx::Respond(resp, store_->GetSubmission(*owner, req->id()));
   });
 }
@@ -452,7 +444,7 @@ grpc::Status Service::WithdrawSubmission(grpc::ServerContext* ctx, const v1::Wit
   return grpcx::Handle(ctx, "WithdrawSubmission", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    if (auto s = CheckId(req->id(), "submission"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "submission"); !s.ok()) return s;
     return grpcx::Respond(resp, store_->Withdraw(*owner, req->id()));
   });
 }
@@ -461,7 +453,7 @@ grpc::Status Service::GetReceipt(grpc::ServerContext* ctx, const v1::GetReceiptR
   return grpcx::Handle(ctx, "GetReceipt", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    if (auto s = CheckId(req->id(), "submission"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "submission"); !s.ok()) return s;
     auto submission = store_->GetSubmission(*owner, req->id());
     if (!submission.ok()) return submission.status();
     auto published = Load(owner->tenant, submission->service_id(), submission->form_version());
@@ -478,7 +470,7 @@ grpc::Status Service::GiveFeedback(grpc::ServerContext* ctx, const v1::GiveFeedb
   return grpcx::Handle(ctx, "GiveFeedback", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    if (auto s = CheckId(req->submission_id(), "submission"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;
     if (req->rating() < 1 || req->rating() > 5) return absl::InvalidArgumentError("rating: out_of_range");
     if (!req->comment().empty()) {
       if (auto s = api::ValidateText(req->comment(), "comment", 1000); !s.ok()) {
@@ -497,7 +489,7 @@ grpc::Status Service::GiveFeedback(grpc::ServerContext* ctx, const v1::GiveFeedb
 namespace {
 
 absl::Status RequireService(const auth::Caller& caller) {
-  if (std::find(caller.roles.begin(), caller.roles.end(), "service") != caller.roles.end()) return absl::OkStatus();
+  if (auth::HasRole(caller, "service")) return absl::OkStatus();
   return absl::PermissionDeniedError("platform services only");
 }
 
@@ -509,7 +501,7 @@ grpc::Status Service::GetDeliverySnapshot(grpc::ServerContext* ctx, const v1::Ge
     if (auto s = RequireService(caller); !s.ok()) return s;
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
     if (!tenant.ok()) return tenant.status();
-    if (auto s = CheckId(req->id(), "submission"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->id(), "submission"); !s.ok()) return s;
     return grpcx::Respond(resp, store_->Snapshot(*tenant, req->id()));
   });
 }
@@ -519,7 +511,7 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::SetStatusReq
     if (auto s = RequireService(caller); !s.ok()) return s;
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
     if (!tenant.ok()) return tenant.status();
-    if (auto s = CheckId(req->submission_id(), "submission"); !s.ok()) return s;
+    if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;
     static const std::set<std::string> kDepartment = {
         "received_by_department", "in_progress", "information_requested", "approved", "rejected", "closed"};
     if (!kDepartment.count(req->status())) return absl::InvalidArgumentError("status: invalid_option");

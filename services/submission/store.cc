@@ -151,6 +151,16 @@ absl::StatusOr<v1::Draft> LoadDraft(pqxx::work& tx, const Owner& owner, const st
   return d;
 }
 
+// The status history, oldest first.
+void AddHistory(pqxx::work& tx, v1::Submission& s) {
+  for (const auto& row : tx.exec_prepared("submission_history", s.id())) {
+    auto* h = s.add_history();
+    h->set_status(row[0].as<std::string>());
+    *h->mutable_at() = TimeUtil::MicrosecondsToTimestamp(row[1].as<int64_t>());
+    h->set_note(row[2].as<std::string>());
+  }
+}
+
 absl::StatusOr<v1::Submission> LoadSubmission(pqxx::work& tx, const Owner& owner, const std::string& id) {
   auto res = tx.exec_prepared("submission_get_submission", owner.tenant, owner.party_id, id);
   if (res.empty()) return absl::NotFoundError("submission not found");
@@ -158,12 +168,7 @@ absl::StatusOr<v1::Submission> LoadSubmission(pqxx::work& tx, const Owner& owner
   for (const auto& row : tx.exec_prepared("submission_submission_attachments", id)) {
     *s.add_attachments() = ToAttachment(row);
   }
-  for (const auto& row : tx.exec_prepared("submission_history", id)) {
-    auto* h = s.add_history();
-    h->set_status(row[0].as<std::string>());
-    *h->mutable_at() = TimeUtil::MicrosecondsToTimestamp(row[1].as<int64_t>());
-    h->set_note(row[2].as<std::string>());
-  }
+  AddHistory(tx, s);
   return s;
 }
 
@@ -706,12 +711,7 @@ absl::StatusOr<v1::Submission> Store::SetStatus(const std::string& tenant, const
     if (auto c = ChangeStatus(tx, tenant, id, status, note); !c.ok()) return c;
     auto res = tx.exec_prepared("submission_snapshot", tenant, id);
     out = ToSubmission(res[0]);
-    for (const auto& row : tx.exec_prepared("submission_history", id)) {
-      auto* h = out.add_history();
-      h->set_status(row[0].as<std::string>());
-      *h->mutable_at() = TimeUtil::MicrosecondsToTimestamp(row[1].as<int64_t>());
-      h->set_note(row[2].as<std::string>());
-    }
+    AddHistory(tx, out);
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
