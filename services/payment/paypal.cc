@@ -12,6 +12,8 @@ namespace stadtportal::payment {
 namespace {
 
 constexpr auto kTimeout = std::chrono::seconds(10);
+// PayPal's Orders v2 description requires Content-Type on every call, reads included.
+const httplib::Headers kJsonHeaders = {{"Content-Type", "application/json"}};
 
 httplib::Client Client(const std::string& base) {
   httplib::Client c(base);
@@ -80,11 +82,18 @@ absl::StatusOr<std::string> PaypalProvider::Token() {
   return token_;
 }
 
-absl::StatusOr<Checkout> PaypalProvider::Start(const CheckoutRequest& req) {
+absl::StatusOr<httplib::Client> PaypalProvider::Api() {
   auto token = Token();
   if (!token.ok()) return token.status();
   auto c = Client(options_.base_url);
   c.set_bearer_token_auth(*token);
+  return c;
+}
+
+absl::StatusOr<Checkout> PaypalProvider::Start(const CheckoutRequest& req) {
+  auto api = Api();
+  if (!api.ok()) return api.status();
+  auto& c = *api;
   const nlohmann::json order = {
       {"intent", "CAPTURE"},
       {"purchase_units",
@@ -117,11 +126,10 @@ absl::StatusOr<Checkout> PaypalProvider::Start(const CheckoutRequest& req) {
 }
 
 absl::StatusOr<ProviderState> PaypalProvider::Query(const std::string& order_id) {
-  auto token = Token();
-  if (!token.ok()) return token.status();
-  auto c = Client(options_.base_url);
-  c.set_bearer_token_auth(*token);
-  auto r = c.Get(("/v2/checkout/orders/" + order_id).c_str());
+  auto api = Api();
+  if (!api.ok()) return api.status();
+  auto& c = *api;
+  auto r = c.Get(("/v2/checkout/orders/" + order_id).c_str(), kJsonHeaders);
   if (r && r->status == 404) return ProviderState{Outcome::kCancelled, "expired"};
   if (!r || r->status != 200) return Failed(r, "get order");
   auto j = Json(r, "get order");
@@ -130,10 +138,9 @@ absl::StatusOr<ProviderState> PaypalProvider::Query(const std::string& order_id)
 }
 
 absl::StatusOr<ProviderState> PaypalProvider::Capture(const std::string& order_id) {
-  auto token = Token();
-  if (!token.ok()) return token.status();
-  auto c = Client(options_.base_url);
-  c.set_bearer_token_auth(*token);
+  auto api = Api();
+  if (!api.ok()) return api.status();
+  auto& c = *api;
   auto r = c.Post(("/v2/checkout/orders/" + order_id + "/capture").c_str(),
                   {{"PayPal-Request-Id", "capture-" + order_id}}, "{}", "application/json");
   if (r && r->status == 422) {
@@ -161,10 +168,9 @@ absl::StatusOr<WebhookEvent> PaypalProvider::VerifyWebhook(const std::map<std::s
   if (!absl::ParseTime(absl::RFC3339_full, time, &sent, &error)) {
     return absl::UnauthenticatedError("paypal notification without a valid transmission time");
   }
-  auto token = Token();
-  if (!token.ok()) return token.status();
-  auto c = Client(options_.base_url);
-  c.set_bearer_token_auth(*token);
+  auto api = Api();
+  if (!api.ok()) return api.status();
+  auto& c = *api;
   // PayPal checks the signature over transmission id, time, webhook id and body CRC.
   const nlohmann::json verify = {{"auth_algo", Header(headers, "paypal-auth-algo")},
                                  {"cert_url", Header(headers, "paypal-cert-url")},
@@ -201,12 +207,11 @@ absl::StatusOr<WebhookEvent> PaypalProvider::VerifyWebhook(const std::map<std::s
 
 absl::StatusOr<RefundResult> PaypalProvider::Refund(const std::string& order_id, int64_t amount_minor,
                                                     const std::string& currency) {
-  auto token = Token();
-  if (!token.ok()) return token.status();
-  auto c = Client(options_.base_url);
-  c.set_bearer_token_auth(*token);
+  auto api = Api();
+  if (!api.ok()) return api.status();
+  auto& c = *api;
   // The refund is of the order's capture.
-  auto order = c.Get(("/v2/checkout/orders/" + order_id).c_str());
+  auto order = c.Get(("/v2/checkout/orders/" + order_id).c_str(), kJsonHeaders);
   if (!order || order->status != 200) return Failed(order, "get order");
   auto j = Json(order, "get order");
   if (!j.ok()) return j.status();

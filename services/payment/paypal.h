@@ -4,6 +4,8 @@
 #include <mutex>
 #include <string>
 
+#include <httplib.h>
+
 #include "services/payment/provider.h"
 
 namespace stadtportal::payment {
@@ -35,6 +37,8 @@ class PaypalProvider final : public Provider {
  private:
   // A cached access token, renewed a minute before it expires.
   absl::StatusOr<std::string> Token();
+  // A client of the API carrying the access token.
+  absl::StatusOr<httplib::Client> Api();
 
   PaypalOptions options_;
   std::mutex mu_;
