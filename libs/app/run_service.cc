@@ -83,9 +83,12 @@ int RunService(int argc, char** argv, const ServiceSpec& spec, const std::functi
     const std::string listen_host = env.String("STADTPORTAL_LISTEN_HOST", "0.0.0.0");
     const uint16_t admin_port = env.Port("STADTPORTAL_ADMIN_PORT", spec.admin_port);
     ServiceContext ctx(env, spec, grpcx::ServerOptions::FromEnv(env, spec.grpc_port));
-    // A migration Job needs no caller keys; a serving process must have them.
-    if (!migrate_only) grpcx::SetCallerVerifier(std::make_shared<const auth::Verifier>(auth::Verifier::FromEnv(env)));
-    wire(ctx);  // Reads the service's own configuration: fails before anything starts.
+    // A migration Job needs only the database: no caller keys, no service configuration
+    // (it runs before the release's ConfigMaps exist). A serving process needs all of it.
+    if (!migrate_only) {
+      grpcx::SetCallerVerifier(std::make_shared<const auth::Verifier>(auth::Verifier::FromEnv(env)));
+      wire(ctx);  // Reads the service's own configuration: fails before anything starts.
+    }
 
     if (migrate && !ApplyMigrations(db.url, spec.name, patience)) return 1;
     if (migrate_only) return 0;

@@ -11,7 +11,11 @@ namespace stadtportal::grpcx {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   grpc::ChannelArguments args;
-  args.SetLoadBalancingPolicyName("round_robin");
+  // round_robin over every address, and client-side health checking: a replica that
+  // reports NOT_SERVING (from SIGTERM on) gets no new calls while it drains, so calls
+  // are not cut off when it stops.
+  args.SetServiceConfigJSON(R"({"loadBalancingConfig": [{"round_robin": {}}],
+                                "healthCheckConfig": {"serviceName": ""}})");
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);

@@ -13,8 +13,9 @@ namespace stadtportal::grpcx {
 // A channel to a service, created once and shared (channels are thread-safe).
 // `target` is a gRPC name: "dns:///identity:50051" (headless Service in Kubernetes)
 // or "ipv4:127.0.0.1:50051,127.0.0.1:50061" (local replicas). Calls are spread with
-// round_robin; reconnects back off from 100 ms to at most 1 s so a restarted
-// replica is used again quickly.
+// round_robin over replicas that report SERVING (client-side health checking);
+// reconnects back off from 100 ms to at most 1 s so a restarted replica is used again
+// quickly.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
 
 // A client context with a deadline, carrying the current request id and traceparent,

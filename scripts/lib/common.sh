@@ -3,9 +3,23 @@
 
 SP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SP_SERVICES=(identity accounts submission payment messaging connector)
+SP_IMAGE_SERVICES=("${SP_SERVICES[@]}" gateway)
 
 sp_log() { printf '\033[1m[stadtportal]\033[0m %s\n' "$*" >&2; }
 sp_die() { printf '[stadtportal] error: %s\n' "$*" >&2; exit 1; }
+
+# The project version (CMakeLists.txt), used as the image tag.
+sp_version() { sed -n 's/^project(stadtportal VERSION \([0-9.]*\).*/\1/p' "$SP_ROOT/CMakeLists.txt"; }
+
+# podman with Debian's runc and limits a container host without systemd accepts.
+sp_podman() {
+  local cmd="$1"
+  shift
+  case "$cmd" in
+    run | build) podman --runtime runc "$cmd" --ulimit nofile=20000:20000 --ulimit nproc=4000:4000 "$@" ;;
+    *) podman --runtime runc "$cmd" "$@" ;;
+  esac
+}
 
 # The newest installed PostgreSQL's binaries (known only after install-deps ran).
 sp_pg_bin() {

@@ -18,8 +18,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-int Status(const httplib::Result& r) { return r ? r->status : 0; }
-
 const std::string kSecret = "receiver-secret-0123456789abcdefghijkl";
 
 // A department's system: verifies each delivery's signature and timestamp, answers as
@@ -109,16 +107,6 @@ class Receiver {
   std::set<std::string> received_;
   std::map<std::string, json> documents_;
 };
-
-json Admin(Stack& stack, httplib::Client& c) {
-  const std::string mail = UniqueEmail();
-  Onboard(stack, c, mail);
-  pqxx::connection conn(testing::DatabaseUrl());
-  pqxx::work tx(conn);
-  tx.exec("UPDATE identity.accounts SET roles = '{tenant-admin}' WHERE email_normalized = " + tx.quote(mail));
-  tx.commit();
-  return json::parse(PostJson(c, "/api/v1/auth/login", {{"email", mail}, {"password", kPassword}})->body);
-}
 
 httplib::Result Put(httplib::Client& c, const std::string& path, const json& body, const json& login) {
   return c.Put(path.c_str(), Bearer(login), body.dump(), "application/json");

@@ -14,8 +14,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace mv1 = messaging::v1;
 
-int Status(const httplib::Result& r) { return r ? r->status : 0; }
-
 const std::string kPdf = "%PDF-1.4\n1 0 obj\n<< >>\nendobj\ntrailer\n<< >>\n%%EOF\n";
 constexpr char kSecret[] = "Ihre Geburtsurkunde Nr. 4711/1990 liegt zur Abholung bereit.";
 

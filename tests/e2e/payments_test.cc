@@ -12,37 +12,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-int Status(const httplib::Result& r) { return r ? r->status : 0; }
-
-const json kCertificate = {
-    {"certificate_type", "birth"},
-    {"copies", 2},
-    {"event_date", "1990-02-28"},
-    {"person_name", "Anna Muster"},
-    {"purpose", "pension"},
-    {"given_name", "Anna"},
-    {"family_name", "Muster"},
-    {"address", {{"street", "Hauptmarkt"}, {"house_number", "18"}, {"postcode", "90403"}, {"city", "Nürnberg"}}},
-    {"email", "anna@example.org"}};
-
-// A submitted certificate order awaiting its fee; returns the submission.
-json SubmitCertificate(httplib::Client& c, const json& login) {
-  auto created = PostJson(c, "/api/v1/services/civil-registry-certificate/drafts", json::object(), Bearer(login));
-  REQUIRE(Status(created) == 201);
-  const std::string id = json::parse(created->body)["id"];
-  auto headers = Bearer(login);
-  headers.emplace("If-Match", "\"1\"");
-  REQUIRE(Status(c.Patch(("/api/v1/drafts/" + id).c_str(), headers, json{{"data", kCertificate}}.dump(),
-                         "application/json")) == 200);
-  auto submit_headers = Bearer(login);
-  submit_headers.emplace("Idempotency-Key", "submit-" + id);
-  auto submitted = c.Post(("/api/v1/drafts/" + id + "/submit").c_str(), submit_headers, "", "application/json");
-  REQUIRE(Status(submitted) == 201);
-  json s = json::parse(submitted->body);
-  REQUIRE(s["status"] == "awaiting_payment");
-  return s;
-}
-
 json StartPayment(httplib::Client& c, const json& login, const std::string& submission, const std::string& key) {
   auto headers = Bearer(login);
   headers.emplace("Idempotency-Key", key);
@@ -168,15 +137,7 @@ TEST_CASE("browser closed after paying and the webhook lost: the reconciliation 
   REQUIRE(stack.WaitReady(60s));
   auto c = stack.Http();
   json anna = Onboard(stack, c, UniqueEmail());
-  const std::string admin_mail = UniqueEmail();
-  Onboard(stack, c, admin_mail);
-  {
-    pqxx::connection conn(testing::DatabaseUrl());
-    pqxx::work tx(conn);
-    tx.exec("UPDATE identity.accounts SET roles = '{tenant-admin}' WHERE email_normalized = " + tx.quote(admin_mail));
-    tx.commit();
-  }
-  json admin = json::parse(PostJson(c, "/api/v1/auth/login", {{"email", admin_mail}, {"password", kPassword}})->body);
+  json admin = Admin(stack, c);
 
   WebhookMode(stack, "drop");
   json s = SubmitCertificate(c, anna);

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include <catch2/catch.hpp>
+#include <pqxx/pqxx>
 
 #include "libs/auth/caller.h"
 #include "libs/redis/client.h"
@@ -91,6 +92,8 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
           {"STADTPORTAL_LISTEN_HOST", "127.0.0.1"},
           {"STADTPORTAL_LOG_LEVEL", "debug"},
           {"STADTPORTAL_SHUTDOWN_GRACE_MS", "5000"},
+          // As in Kubernetes: callers see NOT_SERVING before the server refuses calls.
+          {"STADTPORTAL_SHUTDOWN_DELAY_MS", "300"},
           {"STADTPORTAL_CALLER_PUBLIC_KEYS", public_keys_},
           {"STADTPORTAL_SMTP_URL", "smtp://127.0.0.1:" + std::to_string(smtp_port_)},
           {"STADTPORTAL_MAIL_RETRY_MAX_S", "2"},
@@ -214,6 +217,52 @@ nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& emai
   REQUIRE(login);
   REQUIRE(login->status == 200);
   return nlohmann::json::parse(login->body);
+}
+
+nlohmann::json Admin(Stack& stack, httplib::Client& c) {
+  const std::string mail = UniqueEmail();
+  Onboard(stack, c, mail);
+  {
+    pqxx::connection conn(testing::DatabaseUrl());
+    pqxx::work tx(conn);
+    tx.exec("UPDATE identity.accounts SET roles = '{tenant-admin}' WHERE email_normalized = " + tx.quote(mail));
+    tx.commit();
+  }
+  auto login = PostJson(c, "/api/v1/auth/login", {{"email", mail}, {"password", kPassword}});
+  REQUIRE(Status(login) == 200);
+  return nlohmann::json::parse(login->body);
+}
+
+int Status(const httplib::Result& r) { return r ? r->status : 0; }
+
+nlohmann::json CertificateAnswers() {
+  return {{"certificate_type", "birth"},
+          {"copies", 2},
+          {"event_date", "1990-02-28"},
+          {"person_name", "Anna Muster"},
+          {"purpose", "pension"},
+          {"given_name", "Anna"},
+          {"family_name", "Muster"},
+          {"address", {{"street", "Hauptmarkt"}, {"house_number", "18"}, {"postcode", "90403"}, {"city", "Nürnberg"}}},
+          {"email", "anna@example.org"}};
+}
+
+nlohmann::json SubmitCertificate(httplib::Client& c, const nlohmann::json& login) {
+  auto created =
+      PostJson(c, "/api/v1/services/civil-registry-certificate/drafts", nlohmann::json::object(), Bearer(login));
+  REQUIRE(Status(created) == 201);
+  const std::string id = nlohmann::json::parse(created->body)["id"];
+  auto headers = Bearer(login);
+  headers.emplace("If-Match", "\"1\"");
+  REQUIRE(Status(c.Patch(("/api/v1/drafts/" + id).c_str(), headers,
+                         nlohmann::json{{"data", CertificateAnswers()}}.dump(), "application/json")) == 200);
+  auto submit_headers = Bearer(login);
+  submit_headers.emplace("Idempotency-Key", "submit-" + id);
+  auto submitted = c.Post(("/api/v1/drafts/" + id + "/submit").c_str(), submit_headers, "", "application/json");
+  REQUIRE(Status(submitted) == 201);
+  nlohmann::json s = nlohmann::json::parse(submitted->body);
+  REQUIRE(s["status"] == "awaiting_payment");
+  return s;
 }
 
 }  // namespace stadtportal::e2e

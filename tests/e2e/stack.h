@@ -86,5 +86,13 @@ httplib::Headers Bearer(const nlohmann::json& login);
 std::string MailedToken(Stack& stack, const std::string& to, const std::string& link_part);
 // Registers `email`, verifies it by the mailed link and logs in; returns the log-in answer.
 nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& email);
+// A new account with the tenant-admin role (granted by operators in the database), logged in.
+nlohmann::json Admin(Stack& stack, httplib::Client& c);
+// The HTTP status of an answer, 0 when there was none.
+int Status(const httplib::Result& r);
+// Valid answers of the certificate order (two birth certificates, a fee of 24 €).
+nlohmann::json CertificateAnswers();
+// A submitted certificate order awaiting its fee; returns the submission.
+nlohmann::json SubmitCertificate(httplib::Client& c, const nlohmann::json& login);
 
 }  // namespace stadtportal::e2e

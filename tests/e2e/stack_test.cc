@@ -202,4 +202,21 @@ TEST_CASE("missing or invalid configuration exits non-zero with one line naming 
   }
 }
 
+TEST_CASE("--migrate-only needs nothing but the database: it migrates, exits 0, and serves nothing", "[e2e]") {
+  const std::string dir = std::getenv("STADTPORTAL_TEST_TMP") ? std::getenv("STADTPORTAL_TEST_TMP") : "/tmp";
+  // As the migration Job runs them: no caller keys, no Redis, no service settings
+  // (the connector would otherwise insist on STADTPORTAL_SUBMISSION_ADDR).
+  for (const auto& svc : kServices) {
+    testing::Process p(BinaryPath(svc), {"--migrate-only"}, {{"STADTPORTAL_DATABASE_URL", testing::DatabaseUrl()}},
+                       dir + "/migrate-only-" + svc + ".log");
+    const int rc = p.Wait(30s);
+    INFO(svc << ": " << p.Output());
+    CHECK(rc == 0);
+    CHECK(p.Output().find("migrations up to date") != std::string::npos);
+    CHECK(p.Output().find("grpc server listening") == std::string::npos);
+  }
+  testing::Process bad(BinaryPath("submission"), {"--serve-twice"}, {}, dir + "/migrate-only-bad.log");
+  CHECK(bad.Wait(10s) == 2);
+}
+
 }  // namespace stadtportal::e2e

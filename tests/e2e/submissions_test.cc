@@ -12,8 +12,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-int Status(const httplib::Result& r) { return r ? r->status : 0; }
-
 httplib::Result Patch(httplib::Client& c, const std::string& path, const json& body, const json& login,
                       const std::string& if_match) {
   auto headers = Bearer(login);

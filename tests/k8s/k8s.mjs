@@ -1,0 +1,198 @@
+// Checks of the Kubernetes manifests, offline.
+//   node k8s.mjs validate <rendered.yaml>…   every document against the Kubernetes API
+//       schemas (kubernetes-models; Prometheus Operator's for its kinds), the platform's
+//       policy, and the alert rules with promtool. Each file is one rendered set.
+//   node k8s.mjs reject <good.yaml> <cases.yaml>   the good set passes, and each case —
+//       the good set broken in one place — is refused with the problem it names.
+//   node k8s.mjs base <out dir> < helm-output  writes the kustomize base from the chart.
+// Run with NODE_PATH pointing at the tools' node_modules (scripts/check-k8s does).
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+
+const require = createRequire(path.join(process.env.NODE_PATH ?? ".", "noop.js"));
+const YAML = require("yaml");
+
+// apiVersion → module with one class per kind.
+async function modelFor(apiVersion, kind) {
+  const pkg = apiVersion.startsWith("monitoring.coreos.com/") ? "@kubernetes-models/prometheus-operator" : "kubernetes-models";
+  const mod = await import(pathToFileURL(path.join(process.env.NODE_PATH, pkg, apiVersion, "index.js")));
+  const model = mod[kind] ?? mod.default?.[kind];  // CommonJS modules arrive as default
+  if (!model) throw new Error(`unknown kind ${kind} in ${apiVersion}`);
+  return model;
+}
+
+function documents(text) {
+  return YAML.parseAllDocuments(text)
+    .map((d) => {
+      if (d.errors.length) throw new Error(d.errors[0].message);
+      return d.toJS();
+    })
+    .filter((d) => d && Object.keys(d).length);
+}
+
+// The platform's rules for a rendered set; returns the violations.
+function policy(docs) {
+  const problems = [];
+  const byKind = (k) => docs.filter((d) => d.kind === k);
+  const matches = (selector, labels) =>
+    Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v) && Object.keys(selector ?? {}).length > 0;
+  for (const w of [...byKind("Deployment"), ...byKind("StatefulSet"), ...byKind("Job")]) {
+    const name = `${w.kind} ${w.metadata.name}`;
+    const pod = w.spec.template.spec;
+    const podSec = pod.securityContext ?? {};
+    if (pod.automountServiceAccountToken !== false) problems.push(`${name}: automountServiceAccountToken is not false`);
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      const where = `${name} container ${c.name}`;
+      const sec = c.securityContext ?? {};
+      const nonRoot = sec.runAsNonRoot ?? podSec.runAsNonRoot;
+      const user = sec.runAsUser ?? podSec.runAsUser;
+      if (nonRoot !== true) problems.push(`${where}: runs as root (runAsNonRoot is not true)`);
+      if (user === 0) problems.push(`${where}: runs as root (runAsUser 0)`);
+      if (sec.allowPrivilegeEscalation !== false) problems.push(`${where}: allowPrivilegeEscalation is not false`);
+      if (sec.privileged === true) problems.push(`${where}: privileged`);
+      if (!(sec.capabilities?.drop ?? []).includes("ALL")) problems.push(`${where}: capabilities do not drop ALL`);
+      if ((sec.seccompProfile ?? podSec.seccompProfile)?.type !== "RuntimeDefault")
+        problems.push(`${where}: seccomp profile is not RuntimeDefault`);
+      for (const r of ["requests", "limits"])
+        for (const k of ["cpu", "memory"])
+          if (c.resources?.[r]?.[k] === undefined) problems.push(`${where}: no resources.${r}.${k}`);
+      if (w.kind !== "Deployment") continue;
+      // Deployments are the platform's own programs: stricter.
+      if (sec.readOnlyRootFilesystem !== true) problems.push(`${where}: readOnlyRootFilesystem is not true`);
+      if (!c.readinessProbe) problems.push(`${where}: no readinessProbe`);
+      if (!c.livenessProbe) problems.push(`${where}: no livenessProbe`);
+      if (!c.lifecycle?.preStop) problems.push(`${where}: no preStop`);
+      const grpcPort = (c.ports ?? []).find((p) => p.name === "grpc");
+      if (grpcPort && !c.readinessProbe?.grpc) problems.push(`${where}: gRPC server without a native gRPC readinessProbe`);
+    }
+    if (w.kind !== "Deployment") continue;
+    const labels = w.spec.template.metadata.labels;
+    if (!matches(w.spec.selector?.matchLabels, labels)) problems.push(`${name}: selector does not match its pods`);
+    if (!byKind("HorizontalPodAutoscaler").some((h) => h.spec.scaleTargetRef.kind === "Deployment" && h.spec.scaleTargetRef.name === w.metadata.name))
+      problems.push(`${name}: no HorizontalPodAutoscaler`);
+    if (!byKind("PodDisruptionBudget").some((p) => matches(p.spec.selector.matchLabels, labels)))
+      problems.push(`${name}: no PodDisruptionBudget`);
+    if ((pod.topologySpreadConstraints ?? []).length === 0)
+      problems.push(`${name}: no topologySpreadConstraints`);
+    const grpc = pod.containers.some((c) => (c.ports ?? []).some((p) => p.name === "grpc"));
+    if (grpc && !byKind("Service").some((s) => s.spec.clusterIP === "None" && matches(s.spec.selector, labels)))
+      problems.push(`${name}: gRPC server without a headless Service`);
+  }
+  for (const h of byKind("HorizontalPodAutoscaler")) {
+    const kinds = (h.spec.metrics ?? []).map((m) => m.resource?.name).filter(Boolean);
+    if (!kinds.includes("cpu") || !kinds.includes("memory")) problems.push(`HPA ${h.metadata.name}: not on both CPU and memory`);
+    if (h.spec.minReplicas > h.spec.maxReplicas) problems.push(`HPA ${h.metadata.name}: minReplicas > maxReplicas`);
+  }
+  const policies = byKind("NetworkPolicy");
+  if (policies.length && !policies.some((p) => Object.keys(p.spec).length === 2 && !p.spec.ingress && !p.spec.egress))
+    problems.push("NetworkPolicies without a deny-all policy");
+  for (const sa of byKind("ServiceAccount"))
+    if (sa.automountServiceAccountToken !== false) problems.push(`ServiceAccount ${sa.metadata.name}: token automounted`);
+  return problems;
+}
+
+function promtool(docs) {
+  const rules = docs.filter((d) => d.kind === "PrometheusRule");
+  if (!rules.length) return [];
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "rules-")), "rules.yaml");
+  fs.writeFileSync(file, YAML.stringify({ groups: rules.flatMap((r) => r.spec.groups) }));
+  const r = spawnSync("promtool", ["check", "rules", file], { encoding: "utf8" });
+  return r.status === 0 ? [] : [`promtool: ${(r.stdout + r.stderr).trim()}`];
+}
+
+// Per document: a promise of "" when valid, else the problem.
+function validateAll(docs) {
+  return docs.map(async (d) => {
+    try {
+      const Model = await modelFor(d.apiVersion, d.kind);
+      new Model(d).validate();
+      return "";
+    } catch (e) {
+      return `${d.kind} ${d.metadata?.name}: ${e.message}`;
+    }
+  });
+}
+
+async function check(file) {
+  const docs = documents(fs.readFileSync(file, "utf8"));
+  const problems = (await Promise.all(validateAll(docs))).filter(Boolean);
+  return { docs, problems: [...problems, ...policy(docs), ...promtool(docs)] };
+}
+
+const [command, ...args] = process.argv.slice(2);
+let failed = false;
+if (command === "validate") {
+  for (const file of args) {
+    const { docs, problems } = await check(file);
+    if (problems.length) {
+      failed = true;
+      console.error(`${file}: ${problems.length} problem(s)\n  ${problems.join("\n  ")}`);
+    } else {
+      const kinds = {};
+      for (const d of docs) kinds[d.kind] = (kinds[d.kind] ?? 0) + 1;
+      console.log(`${path.basename(file)}: ${docs.length} objects valid and within policy (${Object.entries(kinds).map(([k, n]) => `${n} ${k}`).join(", ")})`);
+    }
+  }
+} else if (command === "reject") {
+  // The good set passes; each case breaks it in one place and must be reported.
+  const [goodFile, casesFile] = args;
+  const good = documents(fs.readFileSync(goodFile, "utf8"));
+  const report = async (docs) =>
+    [...(await Promise.all(validateAll(docs))), ...policy(docs), ...promtool(docs)].filter(Boolean);
+  const clean = await report(good);
+  if (clean.length) {
+    failed = true;
+    console.error(`${goodFile}: should pass, got: ${clean.join("; ")}`);
+  }
+  for (const c of YAML.parse(fs.readFileSync(casesFile, "utf8"))) {
+    const docs = structuredClone(good);
+    const [where, value, remove] = c.set ? [...Object.entries(c.set)[0], false] : [c.delete, undefined, true];
+    const [kind, ...keys] = where.split("/");
+    let o = docs.find((d) => d.kind === kind);
+    for (const k of keys.slice(0, -1)) o = o[k];
+    const last = keys[keys.length - 1];
+    if (remove) Array.isArray(o) ? o.splice(Number(last), 1) : delete o[last];
+    else o[last] = value;
+    const problems = await report(docs);
+    if (!problems.some((p) => p.includes(c.expect))) {
+      failed = true;
+      console.error(`case "${c.expect}" (${where}): not reported; got: ${problems.join("; ") || "none"}`);
+    }
+  }
+  if (!failed) console.log(`policy and schema checks: the good set passes, all ${YAML.parse(fs.readFileSync(casesFile, "utf8")).length} broken variants are refused`);
+} else if (command === "base") {
+  // The chart's output with Helm's own marks removed, one file per kind.
+  const out = args[0];
+  const docs = documents(fs.readFileSync(0, "utf8"));
+  const strip = (o) => {
+    if (Array.isArray(o)) return o.forEach(strip);
+    if (!o || typeof o !== "object") return;
+    for (const k of Object.keys(o)) {
+      if (k === "helm.sh/chart" || k.startsWith("helm.sh/hook") || k.startsWith("checksum/")) delete o[k];
+      else if (k === "app.kubernetes.io/managed-by") o[k] = "kustomize";
+      else strip(o[k]);
+    }
+    if (o.annotations && Object.keys(o.annotations).length === 0) delete o.annotations;
+  };
+  const files = {};
+  for (const d of docs) {
+    strip(d);
+    const name = d.kind.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase() + ".yaml";
+    (files[name] ??= []).push(d);
+  }
+  const header = "# Generated from helm/stadtportal by scripts/check-k8s --update-base; do not edit.\n";
+  for (const [name, list] of Object.entries(files))
+    fs.writeFileSync(path.join(out, name), header + list.map((d) => YAML.stringify(d)).join("---\n"));
+  fs.writeFileSync(
+    path.join(out, "kustomization.yaml"),
+    header + YAML.stringify({ apiVersion: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization", resources: Object.keys(files).sort() }),
+  );
+} else {
+  console.error("usage: k8s.mjs validate|reject <files…> | base <dir>");
+  process.exit(2);
+}
+process.exit(failed ? 1 : 0);
