@@ -41,6 +41,12 @@ std::string RequiredEnv(const char* name) {
 std::string DatabaseUrl() { return RequiredEnv("STADTPORTAL_TEST_DATABASE_URL"); }
 std::string RedisUrl() { return RequiredEnv("STADTPORTAL_TEST_REDIS_URL"); }
 
+void Report(const std::string& line) {
+  const char* path = std::getenv("STADTPORTAL_TEST_REPORT");
+  if (path == nullptr || *path == '\0') return;
+  std::ofstream(path, std::ios::app) << line << "\n";
+}
+
 int RedisPort() {
   const std::string url = RedisUrl();
   int port = 0;

@@ -18,6 +18,9 @@ namespace stadtportal::testing {
 // The addresses from the environment; throws (failing the test) when unset.
 std::string DatabaseUrl();
 std::string RedisUrl();
+// Appends a line to the run's report ($STADTPORTAL_TEST_REPORT, which scripts/test
+// prints after all tests): figures a test measured. Without the variable: nothing.
+void Report(const std::string& line);
 int RedisPort();
 
 // A schema of its own for one test: created with the given migrations applied, and

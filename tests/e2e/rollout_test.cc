@@ -5,6 +5,7 @@
 #include <csignal>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -123,9 +124,11 @@ TEST_CASE("rolling restart of every service, one replica at a time, under steady
   stop = true;
   for (auto& t : clients) t.join();
 
-  std::cout << "rolling restart of 12 replicas under load: " << tally.total << " requests, " << tally.ok << " 2xx, "
-            << tally.client_errors << " 4xx, " << tally.server_errors << " 5xx, " << tally.no_answer
-            << " without answer" << std::endl;
+  std::ostringstream summary;
+  summary << "rolling restart of 12 replicas under load: " << tally.total << " requests, " << tally.ok << " 2xx, "
+          << tally.client_errors << " 4xx, " << tally.server_errors << " 5xx, " << tally.no_answer << " without answer";
+  std::cout << summary.str() << std::endl;
+  testing::Report(summary.str());
   for (const auto& f : tally.failures) std::cout << "  " << f << std::endl;
   CHECK(tally.total > 1000);
   CHECK(tally.server_errors == 0);
