@@ -98,9 +98,11 @@ function policy(docs) {
 function promtool(docs) {
   const rules = docs.filter((d) => d.kind === "PrometheusRule");
   if (!rules.length) return [];
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "rules-")), "rules.yaml");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rules-"));
+  const file = path.join(dir, "rules.yaml");
   fs.writeFileSync(file, YAML.stringify({ groups: rules.flatMap((r) => r.spec.groups) }));
   const r = spawnSync("promtool", ["check", "rules", file], { encoding: "utf8" });
+  fs.rmSync(dir, { recursive: true });
   return r.status === 0 ? [] : [`promtool: ${(r.stdout + r.stderr).trim()}`];
 }
 
@@ -117,17 +119,18 @@ function validateAll(docs) {
   });
 }
 
-async function check(file) {
-  const docs = documents(fs.readFileSync(file, "utf8"));
-  const problems = (await Promise.all(validateAll(docs))).filter(Boolean);
-  return { docs, problems: [...problems, ...policy(docs), ...promtool(docs)] };
+// Everything wrong with a rendered set: schemas, policy, alert rules.
+async function problemsOf(docs) {
+  const schema = (await Promise.all(validateAll(docs))).filter(Boolean);
+  return [...schema, ...policy(docs), ...promtool(docs)];
 }
 
 const [command, ...args] = process.argv.slice(2);
 let failed = false;
 if (command === "validate") {
   for (const file of args) {
-    const { docs, problems } = await check(file);
+    const docs = documents(fs.readFileSync(file, "utf8"));
+    const problems = await problemsOf(docs);
     if (problems.length) {
       failed = true;
       console.error(`${file}: ${problems.length} problem(s)\n  ${problems.join("\n  ")}`);
@@ -141,14 +144,13 @@ if (command === "validate") {
   // The good set passes; each case breaks it in one place and must be reported.
   const [goodFile, casesFile] = args;
   const good = documents(fs.readFileSync(goodFile, "utf8"));
-  const report = async (docs) =>
-    [...(await Promise.all(validateAll(docs))), ...policy(docs), ...promtool(docs)].filter(Boolean);
-  const clean = await report(good);
+  const cases = YAML.parse(fs.readFileSync(casesFile, "utf8"));
+  const clean = await problemsOf(good);
   if (clean.length) {
     failed = true;
     console.error(`${goodFile}: should pass, got: ${clean.join("; ")}`);
   }
-  for (const c of YAML.parse(fs.readFileSync(casesFile, "utf8"))) {
+  for (const c of cases) {
     const docs = structuredClone(good);
     const [where, value, remove] = c.set ? [...Object.entries(c.set)[0], false] : [c.delete, undefined, true];
     const [kind, ...keys] = where.split("/");
@@ -157,13 +159,13 @@ if (command === "validate") {
     const last = keys[keys.length - 1];
     if (remove) Array.isArray(o) ? o.splice(Number(last), 1) : delete o[last];
     else o[last] = value;
-    const problems = await report(docs);
+    const problems = await problemsOf(docs);
     if (!problems.some((p) => p.includes(c.expect))) {
       failed = true;
       console.error(`case "${c.expect}" (${where}): not reported; got: ${problems.join("; ") || "none"}`);
     }
   }
-  if (!failed) console.log(`policy and schema checks: the good set passes, all ${YAML.parse(fs.readFileSync(casesFile, "utf8")).length} broken variants are refused`);
+  if (!failed) console.log(`policy and schema checks: the good set passes, all ${cases.length} broken variants are refused`);
 } else if (command === "base") {
   // The chart's output with Helm's own marks removed, one file per kind.
   const out = args[0];
