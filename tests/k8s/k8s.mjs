@@ -4,7 +4,7 @@
 //       policy, and the alert rules with promtool. Each file is one rendered set.
 //   node k8s.mjs reject <good.yaml> <cases.yaml>   the good set passes, and each case —
 //       the good set broken in one place — is refused with the problem it names.
-//   node k8s.mjs base <out dir> < helm-output  writes the kustomize base from the chart.
+//   node k8s.mjs base <helm output> <out dir>  writes the kustomize base from the chart.
 // Run with NODE_PATH pointing at the tools' node_modules (scripts/check-k8s does).
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -168,8 +168,8 @@ if (command === "validate") {
   if (!failed) console.log(`policy and schema checks: the good set passes, all ${cases.length} broken variants are refused`);
 } else if (command === "base") {
   // The chart's output with Helm's own marks removed, one file per kind.
-  const out = args[0];
-  const docs = documents(fs.readFileSync(0, "utf8"));
+  const [rendered, out] = args;
+  const docs = documents(fs.readFileSync(rendered, "utf8"));
   const strip = (o) => {
     if (Array.isArray(o)) return o.forEach(strip);
     if (!o || typeof o !== "object") return;
@@ -194,7 +194,7 @@ if (command === "validate") {
     header + YAML.stringify({ apiVersion: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization", resources: Object.keys(files).sort() }),
   );
 } else {
-  console.error("usage: k8s.mjs validate|reject <files…> | base <dir>");
+  console.error("usage: k8s.mjs validate <files…> | reject <good> <cases> | base <rendered> <dir>");
   process.exit(2);
 }
 process.exit(failed ? 1 : 0);
