@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <csignal>
 
+#include <atomic>
 #include <thread>
 
 #include <google/protobuf/descriptor.h>
@@ -39,11 +40,19 @@ metrics::Red& GrpcRed() {
 
 std::string CodeLabel(grpc::StatusCode code) { return absl::StatusCodeToString(static_cast<absl::StatusCode>(code)); }
 
+// Calls being handled, except health Watch streams (they last as long as the caller's
+// channel): what a shutdown waits for before it ends the rest.
+std::atomic<int> calls_in_flight{0};
+constexpr char kHealthWatch[] = "/grpc.health.v1.Health/Watch";
+
 class RedInterceptor : public gx::Interceptor {
  public:
   explicit RedInterceptor(gx::ServerRpcInfo* info)
-      : method_(MethodLabel(info->method())), start_(std::chrono::steady_clock::now()) {
+      : method_(MethodLabel(info->method())),
+        start_(std::chrono::steady_clock::now()),
+        counted_(method_ != kHealthWatch) {
     GrpcRed().Started(method_);
+    if (counted_) ++calls_in_flight;
   }
 
   void Intercept(gx::InterceptorBatchMethods* methods) override {
@@ -54,12 +63,14 @@ class RedInterceptor : public gx::Interceptor {
   }
 
   ~RedInterceptor() override {
+    if (counted_) --calls_in_flight;
     GrpcRed().Handled(method_, CodeLabel(code_), std::chrono::steady_clock::now() - start_);
   }
 
  private:
   std::string method_;
   std::chrono::steady_clock::time_point start_;
+  bool counted_;
   // Stays CANCELLED if the call ends without a status being sent.
   grpc::StatusCode code_ = grpc::StatusCode::CANCELLED;
 };
@@ -141,9 +152,16 @@ void Server::Shutdown() {
   health->SetServingStatus(false);
   for (const auto& n : names_) health->SetServingStatus(n, false);
   if (options_.shutdown_delay.count() > 0) std::this_thread::sleep_for(options_.shutdown_delay);
-  health->Shutdown();  // Ends Watch streams, which would otherwise hold the drain open.
-  // Refuses new calls at once; in-flight calls run until done or the deadline.
-  server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
+  health->Shutdown();
+  // Callers with health checking (every stadtportal channel) send nothing new by now.
+  // Calls in flight finish (up to the grace period); health Watch streams never do on
+  // their own, so the server is shut down only then, ending them at once.
+  const auto until = std::chrono::steady_clock::now() + options_.shutdown_grace;
+  while (calls_in_flight.load() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Refuses new calls; a call that arrived in the last moment gets a short while.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
   log::Info("grpc server stopped");
 }
 

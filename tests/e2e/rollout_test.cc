@@ -114,8 +114,8 @@ TEST_CASE("rolling restart of every service, one replica at a time, under steady
       INFO(service << " replica " << r << "\n" << replica.process->Output());
       REQUIRE(replica.process->Wait(20s) == 0);
       stack.Start(replica);
-      auto channel = grpcx::MakeChannel("ipv4:127.0.0.1:" + std::to_string(replica.grpc_port));
-      REQUIRE(testing::Eventually([&] { return grpcx::CheckHealth(channel, "", 500ms).ok(); }, 20s));
+      const std::string target = "ipv4:127.0.0.1:" + std::to_string(replica.grpc_port);
+      REQUIRE(testing::Eventually([&] { return grpcx::CheckHealth(grpcx::MakeChannel(target), "", 500ms).ok(); }, 20s));
       // As a readiness probe with minReadySeconds: the gateway reconnects within 1 s.
       std::this_thread::sleep_for(1500ms);
     }
