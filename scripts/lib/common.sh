@@ -43,6 +43,35 @@ sp_as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# sp_secret: a random URL-safe token (32 characters).
+sp_secret() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
+
+# sp_testpay_secrets <file>: the API key and webhook secret shared by testpay and the
+# payment service, as an environment file.
+sp_testpay_secrets() {
+  (umask 077 && printf 'STADTPORTAL_TESTPAY_API_KEY=%s\nSTADTPORTAL_TESTPAY_WEBHOOK_SECRET=%s\n' \
+    "$(sp_secret)" "$(sp_secret)" >"$1")
+}
+
+# sp_start_smtp <Maildir> <port> <log>: a local SMTP sink in the background ($! is its
+# pid): mails land as files in <Maildir>/new/.
+sp_start_smtp() {
+  /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$2" -c aiosmtpd.handlers.Mailbox "$1" >>"$3" 2>&1 &
+}
+
+# sp_wait_ready <gateway URL> <seconds> [check…]: waits for <URL>/readyz to answer 200;
+# runs `check` between tries (it may give up with sp_die). Non-zero when not ready.
+sp_wait_ready() {
+  local url="$1" seconds="$2"
+  shift 2
+  for _ in $(seq 1 $((seconds * 5))); do
+    curl -fsS "$url/readyz" >/dev/null 2>&1 && return 0
+    if [ $# -gt 0 ]; then "$@"; fi
+    sleep 0.2
+  done
+  curl -fsS "$url/readyz" >/dev/null
+}
+
 # sp_free_port: a TCP port nobody listens on.
 sp_free_port() {
   local p
