@@ -75,3 +75,9 @@ fsGroup: 10001
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The development databases the chart can run, each with its port (devDatabases). */}}
+{{- define "stadtportal.devDatabases" -}}
+postgres: {{ .Values.networkPolicy.databasePort }}
+redis: {{ .Values.networkPolicy.redisPort }}
+{{- end -}}
