@@ -12,15 +12,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-json StartPayment(httplib::Client& c, const json& login, const std::string& submission, const std::string& key) {
-  auto headers = Bearer(login);
-  headers.emplace("Idempotency-Key", key);
-  auto r = c.Post(("/api/v1/submissions/" + submission + "/payment").c_str(), headers, "", "application/json");
-  INFO((r ? r->body : "no answer"));
-  REQUIRE(Status(r) == 201);
-  return json::parse(r->body);
-}
-
 // The payer on testpay's page: chooses an outcome; returns where the browser is sent.
 std::string PayAtProvider(Stack& stack, const json& payment, const std::string& outcome) {
   httplib::Client provider("127.0.0.1", stack.testpay_port());

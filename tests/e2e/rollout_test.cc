@@ -58,12 +58,8 @@ TEST_CASE("rolling restart of every service, one replica at a time, under steady
   const json anna = Onboard(stack, c, UniqueEmail());
   const json admin = Admin(stack, c);
   const json submission = SubmitCertificate(c, anna);
-  auto pay_headers = Bearer(anna);
-  pay_headers.emplace("Idempotency-Key", "rollout-" + submission["id"].get<std::string>());
-  auto started = c.Post(("/api/v1/submissions/" + submission["id"].get<std::string>() + "/payment").c_str(),
-                        pay_headers, "", "application/json");
-  REQUIRE(Status(started) == 201);
-  const std::string payment = json::parse(started->body)["id"];
+  const std::string payment =
+      StartPayment(c, anna, submission["id"], "rollout-" + submission["id"].get<std::string>())["id"];
   REQUIRE(Status(c.Put("/api/v1/admin/destinations/stadtkaemmerei", Bearer(admin),
                        json{{"name", "Stadtkämmerei"}, {"mode", "pull"}}.dump(), "application/json")) == 200);
   auto made = PostJson(c, "/api/v1/admin/backoffice-clients",

@@ -265,4 +265,14 @@ nlohmann::json SubmitCertificate(httplib::Client& c, const nlohmann::json& login
   return s;
 }
 
+nlohmann::json StartPayment(httplib::Client& c, const nlohmann::json& login, const std::string& submission,
+                            const std::string& idempotency_key) {
+  auto headers = Bearer(login);
+  headers.emplace("Idempotency-Key", idempotency_key);
+  auto r = c.Post(("/api/v1/submissions/" + submission + "/payment").c_str(), headers, "", "application/json");
+  INFO((r ? r->body : "no answer"));
+  REQUIRE(Status(r) == 201);
+  return nlohmann::json::parse(r->body);
+}
+
 }  // namespace stadtportal::e2e

@@ -94,5 +94,8 @@ int Status(const httplib::Result& r);
 nlohmann::json CertificateAnswers();
 // A submitted certificate order awaiting its fee; returns the submission.
 nlohmann::json SubmitCertificate(httplib::Client& c, const nlohmann::json& login);
+// Starts the payment of a submission's fee (201 required); returns the payment.
+nlohmann::json StartPayment(httplib::Client& c, const nlohmann::json& login, const std::string& submission,
+                            const std::string& idempotency_key);
 
 }  // namespace stadtportal::e2e
