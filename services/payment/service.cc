@@ -137,6 +137,7 @@ absl::Status Service::Apply(pqxx::work& tx, PaymentRow& row, const ProviderState
     }
     case Outcome::kSucceeded: {
       const auto& p = row.payment;
+      Store::LockSubmission(tx, p.tenant().key(), p.submission_id());
       if (Store::HasSuccess(tx, p.tenant().key(), p.submission_id())) {
         // Never two successful payments for one submission: this one goes back.
         if (auto s = Transition(tx, row, "success", "duplicate_refunded", source); !s.ok()) return s;
@@ -310,8 +311,10 @@ grpc::Status Service::HandleWebhook(grpc::ServerContext* ctx, const v1::HandleWe
       return reject(absl::UnauthenticatedError("webhook timestamp outside the accepted window"));
     }
     std::string outcome = "applied";
+    bool repeated = false;
     absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
       if (!Store::RecordWebhook(tx, provider->name(), event->event_id)) {
+        repeated = true;
         return absl::AlreadyExistsError("event already processed");
       }
       auto row = Store::LockByProviderRef(tx, provider->name(), event->provider_ref);
@@ -321,10 +324,12 @@ grpc::Status Service::HandleWebhook(grpc::ServerContext* ctx, const v1::HandleWe
       if (row->state == before) outcome = "ignored";
       return absl::OkStatus();
     });
-    if (s.code() == absl::StatusCode::kAlreadyExists) {
+    if (repeated) {
       WebhooksTotal().Add({{"provider", provider->name()}, {"outcome", "duplicate"}}).Increment();
       return s;
     }
+    // Any other conflict is not this event's repeat: the provider is asked to send it again.
+    if (s.code() == absl::StatusCode::kAlreadyExists) return absl::AbortedError("concurrent update, retry");
     if (!s.ok()) return s;
     WebhooksTotal().Add({{"provider", provider->name()}, {"outcome", outcome}}).Increment();
     resp->set_outcome(outcome);

@@ -332,6 +332,44 @@ TEST_CASE("two successful payments for one submission: the second is refunded an
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded'") == 1);
 }
 
+TEST_CASE("two success notifications for one submission at the same moment: both applied, one refunded",
+          "[integration]") {
+  Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  f.Webhooks("drop");  // The notifications are sent below, both at once.
+  constexpr int kRounds = 15;
+  for (int round = 0; round < kRounds; ++round) {
+    const auto submission = NewSubmission();
+    std::vector<std::string> bodies;
+    for (int tab = 0; tab < 2; ++tab) {
+      auto p = f.Create(absl::StrCat("race-key-", round, "-", tab), submission);
+      f.Pay(p, "success");
+      bodies.push_back(absl::StrCat(R"({"id":"evt_race_)", round, "_", tab,
+                                    R"(","type":"checkout.succeeded","checkout_id":")", p.provider_reference(), "\"}"));
+    }
+    std::atomic<int> ready{0};
+    std::vector<grpc::Status> results(2);
+    std::vector<std::thread> senders;
+    for (int tab = 0; tab < 2; ++tab) {
+      senders.emplace_back([&, tab] {
+        const int64_t now = absl::ToUnixSeconds(absl::Now());
+        const std::string signature = "t=" + std::to_string(now) + ",v1=" + TestpaySignature(kSecret, now, bodies[tab]);
+        ++ready;
+        while (ready < 2) std::this_thread::yield();
+        results[tab] = f.Deliver(signature, bodies[tab]);
+      });
+    }
+    for (auto& t : senders) t.join();
+    INFO("round " << round << ": " << results[0].error_message() << " / " << results[1].error_message());
+    REQUIRE(results[0].ok());
+    REQUIRE(results[1].ok());
+  }
+  CHECK(f.Count("SELECT count(*) FROM payments WHERE state = 'success' AND reason = ''") == kRounds);
+  CHECK(f.Count("SELECT count(*) FROM payments WHERE reason = 'duplicate_refunded'") == kRounds);
+  CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'success' AND reason = 'duplicate_refunded'") == kRounds);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded'") == kRounds);
+}
+
 TEST_CASE("refunds: optimistic concurrency on the available amount, partial refunds, a report", "[integration]") {
   Fixture f;
   std::string id;

@@ -107,6 +107,8 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("payment_has_success",
                "SELECT 1 FROM payments WHERE tenant = $1 AND submission_id = $2 AND state = 'success'"
                " AND reason <> 'duplicate_refunded'");
+  conn.prepare("payment_lock_submission",
+               "SELECT pg_advisory_xact_lock(hashtext('stadtportal.payment.submission'), hashtext($1 || '/' || $2))");
   conn.prepare("payment_set_started",
                "UPDATE payments SET state = 'started', provider_ref = $2, next_url = $3, updated_at = now()"
                " WHERE id = $1::uuid");
@@ -187,6 +189,10 @@ std::optional<PaymentRow> Store::Get(pqxx::work& tx, const std::string& tenant, 
 
 bool Store::HasSuccess(pqxx::work& tx, const std::string& tenant, const std::string& submission_id) {
   return !tx.exec_prepared("payment_has_success", tenant, submission_id).empty();
+}
+
+void Store::LockSubmission(pqxx::work& tx, const std::string& tenant, const std::string& submission_id) {
+  tx.exec_prepared("payment_lock_submission", tenant, submission_id);
 }
 
 void Store::SetStarted(pqxx::work& tx, const std::string& id, const std::string& provider_ref,

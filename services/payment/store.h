@@ -57,6 +57,10 @@ class Store {
                                                      const std::string& provider_ref);
   static std::optional<PaymentRow> Get(pqxx::work& tx, const std::string& tenant, const std::string& id);
   static bool HasSuccess(pqxx::work& tx, const std::string& tenant, const std::string& submission_id);
+  // Serialises the transactions that settle payments of one submission (until commit), so
+  // two payments succeeding at once see each other: one stays, the other is refunded.
+  // Each transaction holds only its own payment's row lock when it waits here.
+  static void LockSubmission(pqxx::work& tx, const std::string& tenant, const std::string& submission_id);
 
   static void SetStarted(pqxx::work& tx, const std::string& id, const std::string& provider_ref,
                          const std::string& next_url);
