@@ -1,5 +1,7 @@
 #include "libs/grpc/client.h"
 
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "libs/auth/caller.h"
@@ -8,16 +10,46 @@
 #include "libs/status/status.h"
 
 namespace stadtportal::grpcx {
+namespace {
+
+// gRPC's synchronous client handles socket events (a finished TCP connect, the server's
+// first frames) only while some thread of the process polls: one waiting for its call,
+// a server's own threads, or the library's backup poller, which runs every 5 s. A call
+// fails at once while its channel is in TRANSIENT_FAILURE, so a process without a gRPC
+// server (the gateway) left new connections to the backup poller: one connection every
+// 5 s, a minute until all six services were reachable. This thread waits on an empty
+// completion queue for the whole life of the process (never shut down; the process's
+// exit ends it), so there is always a poller.
+class ClientPoller {
+ public:
+  ClientPoller()
+      : thread_([this] {
+          void* tag = nullptr;
+          bool ok = false;
+          while (cq_.Next(&tag, &ok)) {
+          }
+        }) {}
+
+ private:
+  grpc::CompletionQueue cq_;
+  std::thread thread_;
+};
+
+}  // namespace
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+  static ClientPoller* const poller = new ClientPoller();
+  (void)poller;
   grpc::ChannelArguments args;
   // round_robin over every address, and client-side health checking: a replica that
   // reports NOT_SERVING (from SIGTERM on) gets no new calls while it drains, so calls
   // are not cut off when it stops.
   args.SetServiceConfigJSON(R"({"loadBalancingConfig": [{"round_robin": {}}],
                                 "healthCheckConfig": {"serviceName": ""}})");
+  // Quick reconnects to a restarted replica. GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is left
+  // alone: gRPC takes it as the time a connection attempt may take, and at 100 ms a
+  // busy machine cut every attempt short ("tcp handshaker shutdown") for a minute.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);

@@ -15,7 +15,7 @@ namespace stadtportal::grpcx {
 // or "ipv4:127.0.0.1:50051,127.0.0.1:50061" (local replicas). Calls are spread with
 // round_robin over replicas that report SERVING (client-side health checking);
 // reconnects back off from 100 ms to at most 1 s so a restarted replica is used again
-// quickly.
+// quickly. The first channel starts the process's client poller (see client.cc).
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
 
 // A client context with a deadline, carrying the current request id and traceparent,
