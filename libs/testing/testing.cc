@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -86,16 +87,26 @@ db::Pool& TestSchema::pool(db::Prepare prepare) {
 uint16_t FreePort() {
   // Below Linux's ephemeral range (32768-60999): a port handed to a server under test
   // cannot meanwhile be taken by some process's outgoing connection.
-  // And never the same port twice in one test process: a port handed out but not yet
-  // bound by its server still tests free.
+  // And never the same port twice in one test run: a port handed out but not yet bound
+  // by its server still tests free, also in the test processes CTest runs alongside.
+  // Each port handed out is claimed by creating $STADTPORTAL_TEST_TMP/ports/<port>
+  // (O_EXCL), which scripts/test removes with the rest of the run's files.
   static std::mutex mu;
   static std::set<int> handed_out;
   static std::mt19937 rng{std::random_device{}()};
   std::uniform_int_distribution<int> pick(20000, 32000);
   std::lock_guard<std::mutex> lock(mu);
+  const char* tmp = std::getenv("STADTPORTAL_TEST_TMP");
+  const std::string claims = tmp != nullptr && *tmp != '\0' ? std::string(tmp) + "/ports" : "";
+  if (!claims.empty()) ::mkdir(claims.c_str(), 0755);  // Exists already for all but the first.
   for (;;) {
     const int port = pick(rng);
     if (handed_out.count(port) > 0) continue;
+    if (!claims.empty()) {
+      const int claim = ::open((claims + "/" + std::to_string(port)).c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+      if (claim < 0) continue;  // Another test process of this run has it.
+      ::close(claim);
+    }
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;

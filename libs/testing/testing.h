@@ -37,7 +37,8 @@ class TestSchema {
   std::unique_ptr<db::Pool> pool_;
 };
 
-// A random unused TCP port on 127.0.0.1.
+// A random unused TCP port on 127.0.0.1, never handed out twice in one test run (also
+// across the test processes CTest runs side by side; see testing.cc).
 uint16_t FreePort();
 
 // Polls `pred` every 20 ms until it holds or `timeout` passes; returns whether it held.
