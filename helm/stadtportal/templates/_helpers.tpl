@@ -76,6 +76,16 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* imagePullSecrets of a pod, when the values name any (root context). */}}
+{{- define "stadtportal.pullSecrets" -}}
+{{- with .Values.image.pullSecrets -}}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* The development databases the chart can run, each with its port (devDatabases). */}}
 {{- define "stadtportal.devDatabases" -}}
 postgres: {{ .Values.networkPolicy.databasePort }}
