@@ -49,7 +49,7 @@ TEST_CASE("commands run against the test Redis, binary-safe", "[integration]") {
 
 TEST_CASE("the client reconnects after a Redis restart", "[integration]") {
   const uint16_t port = testing::FreePort();
-  const std::string dir = std::getenv("STADTPORTAL_TEST_TMP") ? std::getenv("STADTPORTAL_TEST_TMP") : "/tmp";
+  const std::string dir = testing::TempDir();
   auto server = StartRedis(port, dir);
   Options o = *Options::FromUrl("redis://127.0.0.1:" + std::to_string(port));
   o.max_attempts = 3;

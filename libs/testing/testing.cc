@@ -42,6 +42,11 @@ std::string RequiredEnv(const char* name) {
 std::string DatabaseUrl() { return RequiredEnv("STADTPORTAL_TEST_DATABASE_URL"); }
 std::string RedisUrl() { return RequiredEnv("STADTPORTAL_TEST_REDIS_URL"); }
 
+std::string TempDir() {
+  const char* dir = std::getenv("STADTPORTAL_TEST_TMP");
+  return dir != nullptr && *dir != '\0' ? dir : "/tmp";
+}
+
 void Report(const std::string& line) {
   const char* path = std::getenv("STADTPORTAL_TEST_REPORT");
   if (path == nullptr || *path == '\0') return;

@@ -37,6 +37,10 @@ class TestSchema {
   std::unique_ptr<db::Pool> pool_;
 };
 
+// The test run's directory for logs and files ($STADTPORTAL_TEST_TMP, which scripts/test
+// sets and removes afterwards; /tmp when unset).
+std::string TempDir();
+
 // A random unused TCP port on 127.0.0.1, never handed out twice in one test run (also
 // across the test processes CTest runs side by side; see testing.cc).
 uint16_t FreePort();

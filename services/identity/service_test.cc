@@ -254,9 +254,7 @@ TEST_CASE("bad registrations are refused and store nothing", "[integration]") {
 
 TEST_CASE("queued mails reach a real SMTP server, also after it was down", "[integration]") {
   Fixture f;
-  const std::string dir =
-      std::string(std::getenv("STADTPORTAL_TEST_TMP") ? std::getenv("STADTPORTAL_TEST_TMP") : "/tmp") + "/maildir-" +
-      std::to_string(std::random_device{}());
+  const std::string dir = testing::TempDir() + "/maildir-" + std::to_string(std::random_device{}());
   const uint16_t port = testing::FreePort();
   mail::SmtpOptions smtp;
   smtp.url = "smtp://127.0.0.1:" + std::to_string(port);

@@ -41,13 +41,12 @@ struct Fixture {
   testing::TestSchema schema{db::EmbeddedMigrations(), "payment"};
   std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
   uint16_t testpay_port = testing::FreePort();
-  testing::Process testpay{
-      STADTPORTAL_BIN_DIR "/stadtportal-testpay",
-      {},
-      {{"STADTPORTAL_TESTPAY_PORT", std::to_string(testpay_port)},
-       {"STADTPORTAL_TESTPAY_API_KEY", kKey},
-       {"STADTPORTAL_TESTPAY_WEBHOOK_SECRET", kSecret}},
-      std::string(std::getenv("STADTPORTAL_TEST_TMP")) + "/testpay-" + auth::RandomToken(4) + ".log"};
+  testing::Process testpay{STADTPORTAL_BIN_DIR "/stadtportal-testpay",
+                           {},
+                           {{"STADTPORTAL_TESTPAY_PORT", std::to_string(testpay_port)},
+                            {"STADTPORTAL_TESTPAY_API_KEY", kKey},
+                            {"STADTPORTAL_TESTPAY_WEBHOOK_SECRET", kSecret}},
+                           testing::TempDir() + "/testpay-" + auth::RandomToken(4) + ".log"};
   httplib::Server hooks;
   std::thread hooks_thread;
   uint16_t hooks_port = 0;

@@ -25,8 +25,7 @@ std::string BinaryPath(const std::string& service) {
 }
 
 Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::string> gateway_env) {
-  const char* tmp = std::getenv("STADTPORTAL_TEST_TMP");
-  dir_ = std::string(tmp != nullptr ? tmp : "/tmp");
+  dir_ = testing::TempDir();
   signing_key_ = auth::NewSigningKey("e2e");
   public_keys_ = auth::Signer::FromKey(signing_key_, std::chrono::seconds(60))->PublicKey();
   smtp_port_ = testing::FreePort();

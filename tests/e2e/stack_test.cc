@@ -175,7 +175,7 @@ TEST_CASE("two replicas of a service share the load behind the gateway", "[e2e]"
 }
 
 TEST_CASE("missing or invalid configuration exits non-zero with one line naming the variable", "[e2e]") {
-  const std::string dir = std::getenv("STADTPORTAL_TEST_TMP") ? std::getenv("STADTPORTAL_TEST_TMP") : "/tmp";
+  const std::string dir = testing::TempDir();
   struct Case {
     std::string binary;
     std::map<std::string, std::string> env;
@@ -203,7 +203,7 @@ TEST_CASE("missing or invalid configuration exits non-zero with one line naming 
 }
 
 TEST_CASE("--migrate-only needs nothing but the database: it migrates, exits 0, and serves nothing", "[e2e]") {
-  const std::string dir = std::getenv("STADTPORTAL_TEST_TMP") ? std::getenv("STADTPORTAL_TEST_TMP") : "/tmp";
+  const std::string dir = testing::TempDir();
   // As the migration Job runs them: no caller keys, no Redis, no service settings
   // (the connector would otherwise insist on STADTPORTAL_SUBMISSION_ADDR).
   for (const auto& svc : kServices) {

@@ -129,7 +129,7 @@ TEST_CASE("a certificate order over REST: prefill, saves, validation, attachment
   auto receipt = c.Get((submission_path + "/receipt").c_str(), Bearer(anna));
   REQUIRE(Status(receipt) == 200);
   CHECK(receipt->get_header_value("Content-Type") == "application/pdf");
-  const std::string pdf_path = std::string(std::getenv("STADTPORTAL_TEST_TMP")) + "/receipt-" + reference + ".pdf";
+  const std::string pdf_path = testing::TempDir() + "/receipt-" + reference + ".pdf";
   std::ofstream(pdf_path, std::ios::binary) << receipt->body;
   std::string text;
   REQUIRE(testing::RunCommand("pdftotext " + pdf_path + " -", &text) == 0);
