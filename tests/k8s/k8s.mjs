@@ -40,7 +40,11 @@ function policy(docs) {
   const byKind = (k) => docs.filter((d) => d.kind === k);
   const matches = (selector, labels) =>
     Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v) && Object.keys(selector ?? {}).length > 0;
-  for (const w of [...byKind("Deployment"), ...byKind("StatefulSet"), ...byKind("Job")]) {
+  const workloads = [...byKind("Deployment"), ...byKind("StatefulSet"), ...byKind("Job")];
+  const pulling = workloads.filter((w) => (w.spec.template.spec.imagePullSecrets ?? []).length > 0);
+  if (pulling.length > 0 && pulling.length < workloads.length)
+    problems.push(`imagePullSecrets on only ${pulling.length} of ${workloads.length} workloads`);
+  for (const w of workloads) {
     const name = `${w.kind} ${w.metadata.name}`;
     const pod = w.spec.template.spec;
     const podSec = pod.securityContext ?? {};
