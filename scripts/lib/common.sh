@@ -32,6 +32,9 @@ sp_build() {
   local dir="$1" type="$2"
   shift 2
   export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/stadtportal-ccache}"
+  # Paths inside the tree hash relative to it, so clones and worktrees share the cache.
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$SP_ROOT}"
+  export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
   if [ ! -f "$dir/build.ninja" ]; then
     cmake -S "$SP_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
   fi
