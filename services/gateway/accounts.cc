@@ -372,7 +372,7 @@ void Service::AddAccountsRoutes() {
   // The party the session acts for, checked against current memberships: a person who
   // left the organisation gets 404 until switching back.
   router_.Add("GET", "/api/v1/me/acting-party", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
+                auto a = Authenticate(req, res, /*acting_party_checked=*/false);
                 if (!a) return;
                 acv1::CheckActingPartyRequest in;
                 in.set_party_id(a->session.acting_party_id());
@@ -382,7 +382,7 @@ void Service::AddAccountsRoutes() {
               }));
 
   router_.Add("POST", "/api/v1/me/acting-party", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
+                auto a = Authenticate(req, res, /*acting_party_checked=*/false);
                 if (!a) return;
                 auto body = Body(req, res, {{"party_id", {FieldType::kString}}});
                 if (!body) return;

@@ -12,6 +12,7 @@ namespace stadtportal::gateway {
 namespace {
 
 namespace idv1 = identity::v1;
+namespace acv1 = accounts::v1;
 using google::protobuf::util::TimeUtil;
 using http::FieldSpec;
 using http::FieldType;
@@ -48,7 +49,8 @@ idv1::Language ParseLanguage(const nlohmann::json& body) {
 
 }  // namespace
 
-std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, httplib::Response& res) {
+std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, httplib::Response& res,
+                                                   bool acting_party_checked) {
   Authenticated a;
   bool from_cookie = false;
   const std::string authorization = req.get_header_value("Authorization");
@@ -103,6 +105,21 @@ std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, 
   caller.roles.assign(a.session.roles().begin(), a.session.roles().end());
   caller.session_ref = a.session.session_ref();
   a.caller_token = signer_.Sign(caller);
+  // Acting for an organisation lasts only as long as the membership: asked at every
+  // request (only sessions acting for an organisation pay for it), so a removal applies
+  // to the removed member's next call to any service.
+  if (acting_party_checked && !caller.acting_party.empty()) {
+    acv1::CheckActingPartyRequest check;
+    check.set_party_id(caller.acting_party);
+    acv1::Party party;
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.caller_token);
+    absl::Status m = status::FromGrpc(accounts_->CheckActingParty(ctx.get(), check, &party));
+    if (m.code() == absl::StatusCode::kNotFound) m = absl::PermissionDeniedError("acting_party: not_a_member");
+    if (!m.ok()) {
+      Fail(req, res, m);
+      return std::nullopt;
+    }
+  }
   return a;
 }
 

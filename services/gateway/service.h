@@ -105,7 +105,11 @@ class Service {
   void GetService(const httplib::Request& req, const std::string& id, httplib::Response& res);
 
   // Resolves the request's session; on failure writes the problem and returns nullopt.
-  std::optional<Authenticated> Authenticate(const httplib::Request& req, httplib::Response& res);
+  // A session acting for an organisation is checked against the current memberships
+  // (403 once the person left or was removed), except where `acting_party_checked` is
+  // false: the routes that show the acting party and switch back.
+  std::optional<Authenticated> Authenticate(const httplib::Request& req, httplib::Response& res,
+                                            bool acting_party_checked = true);
   std::string AnonymousToken() const;
   // Writes `s` as problem; INVALID_ARGUMENT gets field errors in the request's language.
   void Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,

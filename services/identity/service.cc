@@ -55,6 +55,19 @@ absl::StatusOr<v1::LoginResponse> Service::NewSession(const v1::Account& account
   return sessions_.Create(account.id(), account.tenant().key(), roles, v1::ASSURANCE_LEVEL_LOW, "password");
 }
 
+absl::StatusOr<v1::Session> Service::CurrentSession(const std::string& session_id) {
+  auto session = sessions_.Resolve(session_id);
+  if (!session.ok()) return session;
+  auto account = store_->GetAccount(session->tenant().key(), session->account_id());
+  if (!account.ok() && account.status().code() != absl::StatusCode::kNotFound) return account.status();
+  if (!account.ok() || account->state() == v1::ACCOUNT_STATE_LOCKED) {
+    if (auto s = sessions_.DeleteAllOf(session->account_id()); !s.ok()) return s;
+    return absl::UnauthenticatedError("session unknown or expired");
+  }
+  session->mutable_roles()->CopyFrom(account->roles());
+  return session;
+}
+
 grpc::Status Service::Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req, v1::RegisterResponse*) {
   return grpcx::Handle(ctx, "Register", [&]() -> absl::Status {
     auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
@@ -131,7 +144,7 @@ grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* re
 grpc::Status Service::ResolveSession(grpc::ServerContext* ctx, const v1::ResolveSessionRequest* req,
                                      v1::Session* resp) {
   return grpcx::Handle(ctx, "ResolveSession",
-                       [&]() -> absl::Status { return grpcx::Respond(resp, sessions_.Resolve(req->session_id())); });
+                       [&]() -> absl::Status { return grpcx::Respond(resp, CurrentSession(req->session_id())); });
 }
 
 grpc::Status Service::Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req, v1::LogoutResponse*) {
@@ -152,7 +165,7 @@ grpc::Status Service::LogoutAll(grpc::ServerContext* ctx, const v1::LogoutReques
 grpc::Status Service::ChangePassword(grpc::ServerContext* ctx, const v1::ChangePasswordRequest* req,
                                      v1::LoginResponse* resp) {
   return grpcx::Handle(ctx, "ChangePassword", [&]() -> absl::Status {
-    auto session = sessions_.Resolve(req->session_id());
+    auto session = CurrentSession(req->session_id());
     if (!session.ok()) return session.status();
     auto found = store_->FindById(session->tenant().key(), session->account_id());
     if (!found.ok()) return found.status();
@@ -219,11 +232,12 @@ grpc::Status Service::SetActingParty(grpc::ServerContext* ctx, const v1::SetActi
     if (!req->acting_party_id().empty()) {
       if (auto s = api::ValidateUuid(req->acting_party_id(), "acting_party_id"); !s.ok()) return s;
     }
-    auto session = sessions_.Resolve(req->session_id());
+    // The current roles and state, not the copy in the old session.
+    auto session = CurrentSession(req->session_id());
     if (!session.ok()) return session.status();
     // Only the session's own account may switch it (the gateway checked membership).
     if (caller.account_id != session->account_id()) return absl::PermissionDeniedError("not your session");
-    return grpcx::Respond(resp, sessions_.Rotate(req->session_id(), req->acting_party_id()));
+    return grpcx::Respond(resp, sessions_.Rotate(req->session_id(), *session, req->acting_party_id()));
   });
 }
 

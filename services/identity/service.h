@@ -65,6 +65,10 @@ class Service final : public v1::IdentityService::Service {
 
  private:
   absl::StatusOr<v1::LoginResponse> NewSession(const v1::Account& account);
+  // The session behind `session_id` with its account's current roles, read from the
+  // database at every resolution: a lock or a role change applies to the next request.
+  // A locked or vanished account ends the session (UNAUTHENTICATED).
+  absl::StatusOr<v1::Session> CurrentSession(const std::string& session_id);
   std::string Link(const std::string& page, const std::string& token) const;
   void MailsQueued();
 

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -327,6 +328,57 @@ TEST_CASE("switching the acting party rotates the session id and records the par
   CHECK(f.service.SetActingParty(&f.ctx, &req, &rotated).error_code() == grpc::StatusCode::PERMISSION_DENIED);
   req.set_acting_party_id("not-a-uuid");
   CHECK(f.service.SetActingParty(&f.ctx, &req, &rotated).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+}  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+
+TEST_CASE("sessions carry the account's current roles and state; rotating never extends them", "[integration]") {
+  Fixture f;
+  auto session = f.RegisterVerifyLogin();
+  const std::string account = session.session().account_id();
+  auto sql = [&](const std::string& statement) {
+    REQUIRE(f.schema.pool()
+                .Transact([&](pqxx::work& tx) {
+                  tx.exec(statement);
+                  return absl::OkStatus();
+                })
+                .ok());
+  };
+  auth::Caller caller;
+  caller.account_id = account;
+  caller.tenant = "09564000";
+  grpcx::TestCaller scope(caller);
+
+  // A role granted or revoked after log-in shows at the next resolution.
+  sql("UPDATE accounts SET roles = '{tenant-admin}' WHERE id = '" + account + "'");
+  v1::Session s;
+  REQUIRE(f.Resolve(session.session_id(), &s).ok());
+  CHECK(std::vector<std::string>(s.roles().begin(), s.roles().end()) == std::vector<std::string>{"tenant-admin"});
+
+  // Rotation keeps the absolute expiry, however often and however late.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  v1::SetActingPartyRequest req;
+  req.set_session_id(session.session_id());
+  v1::LoginResponse rotated;
+  REQUIRE(f.service.SetActingParty(&f.ctx, &req, &rotated).ok());
+  CHECK(rotated.session().expires_at().seconds() == session.session().expires_at().seconds());
+  CHECK(std::vector<std::string>(rotated.session().roles().begin(), rotated.session().roles().end()) ==
+        std::vector<std::string>{"tenant-admin"});
+  sql("UPDATE accounts SET roles = '{}' WHERE id = '" + account + "'");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  req.set_session_id(rotated.session_id());
+  v1::LoginResponse again;
+  REQUIRE(f.service.SetActingParty(&f.ctx, &req, &again).ok());
+  CHECK(again.session().expires_at().seconds() == session.session().expires_at().seconds());
+  CHECK(again.session().roles().empty());
+
+  // A lock in the database ends the session at its next resolution, for good.
+  sql("UPDATE accounts SET state = 'locked' WHERE id = '" + account + "'");
+  CHECK(f.Resolve(again.session_id(), &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  sql("UPDATE accounts SET state = 'active' WHERE id = '" + account + "'");
+  CHECK(f.Resolve(again.session_id(), &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
 }
 
 }  // namespace stadtportal::identity

@@ -47,11 +47,13 @@ std::string SessionStore::Ref(const std::string& session_id) { return absl::Byte
 
 absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& account_id, const std::string& tenant,
                                                        const std::vector<std::string>& roles, v1::AssuranceLevel level,
-                                                       const std::string& method, const std::string& acting_party) {
+                                                       const std::string& method, const std::string& acting_party,
+                                                       int64_t absolute_at) {
   const std::string id = RandomToken(32);
   const std::string csrf = RandomToken(32);
   const int64_t now = Now();
-  const int64_t absolute = now + options_.absolute.count();
+  const int64_t absolute = absolute_at > 0 ? absolute_at : now + options_.absolute.count();
+  if (absolute <= now) return absl::UnauthenticatedError("session unknown or expired");
   const std::string key = SessionKey(id);
   auto r = redis_.Command({"HSET",    key,
                            "account", account_id,
@@ -64,7 +66,8 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& accoun
                            "abs",     std::to_string(absolute),
                            "act",     acting_party});
   if (!r.ok()) return r.status();
-  if (auto e = redis_.Command({"EXPIRE", key, std::to_string(options_.idle.count())}); !e.ok()) return e.status();
+  const int64_t idle = std::min<int64_t>(options_.idle.count(), absolute - now);
+  if (auto e = redis_.Command({"EXPIRE", key, std::to_string(idle)}); !e.ok()) return e.status();
   const std::string akey = AccountKey(account_id);
   if (auto a = redis_.Command({"SADD", akey, Ref(id)}); !a.ok()) return a.status();
   if (auto e = redis_.Command({"EXPIRE", akey, std::to_string(options_.absolute.count())}); !e.ok()) return e.status();
@@ -130,11 +133,11 @@ absl::Status SessionStore::Delete(const std::string& session_id) {
   return r.ok() ? absl::OkStatus() : r.status();
 }
 
-absl::StatusOr<v1::LoginResponse> SessionStore::Rotate(const std::string& session_id, const std::string& acting_party) {
-  auto s = Resolve(session_id);
-  if (!s.ok()) return s.status();
-  std::vector<std::string> roles(s->roles().begin(), s->roles().end());
-  auto fresh = Create(s->account_id(), s->tenant().key(), roles, s->assurance_level(), s->auth_method(), acting_party);
+absl::StatusOr<v1::LoginResponse> SessionStore::Rotate(const std::string& session_id, const v1::Session& current,
+                                                       const std::string& acting_party) {
+  std::vector<std::string> roles(current.roles().begin(), current.roles().end());
+  auto fresh = Create(current.account_id(), current.tenant().key(), roles, current.assurance_level(),
+                      current.auth_method(), acting_party, TimeUtil::TimestampToSeconds(current.expires_at()));
   if (!fresh.ok()) return fresh.status();
   if (auto d = Delete(session_id); !d.ok()) return d;
   return fresh;

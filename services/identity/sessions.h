@@ -20,16 +20,20 @@ class SessionStore {
  public:
   SessionStore(redis::Client& redis, SessionOptions options) : redis_(redis), options_(options) {}
 
-  // A new session (new random id ≥ 256 bit) for the account.
+  // A new session (new random id ≥ 256 bit) for the account. It ends at `absolute_at`
+  // (Unix seconds) when given, else after the absolute lifetime from now.
   absl::StatusOr<v1::LoginResponse> Create(const std::string& account_id, const std::string& tenant,
                                            const std::vector<std::string>& roles, v1::AssuranceLevel level,
-                                           const std::string& method, const std::string& acting_party = "");
+                                           const std::string& method, const std::string& acting_party = "",
+                                           int64_t absolute_at = 0);
   // UNAUTHENTICATED if unknown or expired; renews the idle expiry.
   absl::StatusOr<v1::Session> Resolve(const std::string& session_id);
   absl::Status Delete(const std::string& session_id);
-  // A new session id with the same session, acting for `acting_party` ("" = oneself);
-  // the old id ends.
-  absl::StatusOr<v1::LoginResponse> Rotate(const std::string& session_id, const std::string& acting_party);
+  // A new session id for `current` (the session behind `session_id` as just resolved,
+  // with the account's current roles), acting for `acting_party` ("" = oneself); the old
+  // id ends. The new id keeps the session's absolute expiry: rotating never extends it.
+  absl::StatusOr<v1::LoginResponse> Rotate(const std::string& session_id, const v1::Session& current,
+                                           const std::string& acting_party);
   absl::Status DeleteAllOf(const std::string& account_id);
 
   static std::string Ref(const std::string& session_id);
