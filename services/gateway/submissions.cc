@@ -376,12 +376,10 @@ void Service::AddSubmissionRoutes() {
                 if (!a) return;
                 auto body = Body(req, res, {{"definition", {http::FieldType::kObject}}});
                 if (!body) return;
-                const auto& definition = (*body)["definition"];
-                if (!definition.contains("id") || definition["id"] != p.at("id")) {
-                  return FailForm(req, res, absl::InvalidArgumentError("definition.id: must match the path"));
-                }
+                // The service checks the caller's role before the definition, its id included.
                 sv1::PublishOnlineServiceRequest in;
-                in.set_definition_json(definition.dump());
+                in.set_definition_json((*body)["definition"].dump());
+                in.set_service_id(p.at("id"));
                 sv1::OnlineService out;
                 if (!call(req, res, *a, &sv1::SubmissionService::Stub::PublishOnlineService, in, &out)) return;
                 http::WriteJson(

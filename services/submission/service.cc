@@ -178,6 +178,9 @@ grpc::Status Service::PublishOnlineService(grpc::ServerContext* ctx, const v1::P
     if (req->definition_json().size() > (1 << 20)) return absl::InvalidArgumentError("definition: too_long");
     auto d = CheckDefinition(req->definition_json());
     if (!d.ok()) return d.status();
+    if (!req->service_id().empty() && d->id != req->service_id()) {
+      return absl::InvalidArgumentError("definition.id: must match the path");
+    }
     if (d->tenant != caller.tenant) return absl::PermissionDeniedError("definition of another tenant");
     return grpcx::Respond(resp, store_->Publish(*d, caller.account_id));
   });

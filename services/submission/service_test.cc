@@ -407,10 +407,22 @@ TEST_CASE("a new form version is published by an admin; earlier drafts keep thei
     grpcx::TestCaller anna(Person(kAnna));
     CHECK(f.service.PublishOnlineService(&f.ctx, &publish, &published).error_code() ==
           grpc::StatusCode::PERMISSION_DENIED);
+    // The role comes first: a citizen learns nothing from the definition's checks.
+    v1::PublishOnlineServiceRequest other_path = publish;
+    other_path.set_service_id("dog-tax-registration");
+    CHECK(f.service.PublishOnlineService(&f.ctx, &other_path, &published).error_code() ==
+          grpc::StatusCode::PERMISSION_DENIED);
   }
   auto admin = Person(kBen);
   admin.roles = {"tenant-admin"};
   grpcx::TestCaller as_admin(admin);
+  {
+    v1::PublishOnlineServiceRequest other_path = publish;
+    other_path.set_service_id("dog-tax-registration");
+    CHECK(f.service.PublishOnlineService(&f.ctx, &other_path, &published).error_code() ==
+          grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  publish.set_service_id("library-fee-payment");
   REQUIRE(f.service.PublishOnlineService(&f.ctx, &publish, &published).ok());
   CHECK(published.form_version() == 2);
   CHECK(published.fee().amount_minor() == 1800);

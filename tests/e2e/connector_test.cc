@@ -112,22 +112,6 @@ httplib::Result Put(httplib::Client& c, const std::string& path, const json& bod
   return c.Put(path.c_str(), Bearer(login), body.dump(), "application/json");
 }
 
-// A submitted free application; returns its id.
-std::string Apply(httplib::Client& c, const json& login, const std::string& service, const json& data) {
-  auto created = PostJson(c, "/api/v1/services/" + service + "/drafts", json::object(), Bearer(login));
-  REQUIRE(Status(created) == 201);
-  const std::string id = json::parse(created->body)["id"];
-  auto h = Bearer(login);
-  h.emplace("If-Match", "\"1\"");
-  REQUIRE(Status(c.Patch(("/api/v1/drafts/" + id).c_str(), h, json{{"data", data}}.dump(), "application/json")) == 200);
-  auto s = Bearer(login);
-  s.emplace("Idempotency-Key", "submit-" + id);
-  auto submitted = c.Post(("/api/v1/drafts/" + id + "/submit").c_str(), s, "", "application/json");
-  INFO((submitted ? submitted->body : ""));
-  REQUIRE(Status(submitted) == 201);
-  return json::parse(submitted->body)["id"];
-}
-
 const json kContactReport = {{"contact_name", "Ben Beispiel"}, {"contact_phone", "+49 911 123456"},
                              {"contact_date", "2026-11-20"},   {"infection", "measles"},
                              {"reporter_name", "Anna"},        {"reporter_phone", "0911 654321"}};

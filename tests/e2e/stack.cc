@@ -204,14 +204,18 @@ std::string MailedToken(Stack& stack, const std::string& to, const std::string& 
   return token;
 }
 
-nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& email) {
+nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& email, const std::string& display_name) {
   auto reg = PostJson(c, "/api/v1/auth/register",
-                      {{"email", email}, {"password", kPassword}, {"display_name", "Anna Muster"}, {"language", "en"}});
+                      {{"email", email}, {"password", kPassword}, {"display_name", display_name}, {"language", "en"}});
   REQUIRE(reg);
   REQUIRE(reg->status == 202);
   auto verify = PostJson(c, "/api/v1/auth/verify-email", {{"token", MailedToken(stack, email, "verify-email")}});
   REQUIRE(verify);
   REQUIRE(verify->status == 204);
+  return Login(c, email);
+}
+
+nlohmann::json Login(httplib::Client& c, const std::string& email) {
   auto login = PostJson(c, "/api/v1/auth/login", {{"email", email}, {"password", kPassword}});
   REQUIRE(login);
   REQUIRE(login->status == 200);
@@ -262,6 +266,23 @@ nlohmann::json SubmitCertificate(httplib::Client& c, const nlohmann::json& login
   nlohmann::json s = nlohmann::json::parse(submitted->body);
   REQUIRE(s["status"] == "awaiting_payment");
   return s;
+}
+
+std::string Apply(httplib::Client& c, const nlohmann::json& login, const std::string& service,
+                  const nlohmann::json& data) {
+  auto created = PostJson(c, "/api/v1/services/" + service + "/drafts", nlohmann::json::object(), Bearer(login));
+  REQUIRE(Status(created) == 201);
+  const std::string id = nlohmann::json::parse(created->body)["id"];
+  auto h = Bearer(login);
+  h.emplace("If-Match", "\"1\"");
+  REQUIRE(Status(c.Patch(("/api/v1/drafts/" + id).c_str(), h, nlohmann::json{{"data", data}}.dump(),
+                         "application/json")) == 200);
+  auto s = Bearer(login);
+  s.emplace("Idempotency-Key", "submit-" + id);
+  auto submitted = c.Post(("/api/v1/drafts/" + id + "/submit").c_str(), s, "", "application/json");
+  INFO((submitted ? submitted->body : ""));
+  REQUIRE(Status(submitted) == 201);
+  return nlohmann::json::parse(submitted->body)["id"];
 }
 
 nlohmann::json StartPayment(httplib::Client& c, const nlohmann::json& login, const std::string& submission,

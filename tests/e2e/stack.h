@@ -85,7 +85,10 @@ httplib::Headers Bearer(const nlohmann::json& login);
 // The token of the newest mail to `to` whose link contains `link_part`.
 std::string MailedToken(Stack& stack, const std::string& to, const std::string& link_part);
 // Registers `email`, verifies it by the mailed link and logs in; returns the log-in answer.
-nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& email);
+nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& email,
+                       const std::string& display_name = "Anna Muster");
+// Logs in again: a second session of the same account.
+nlohmann::json Login(httplib::Client& c, const std::string& email);
 // A new account with the tenant-admin role (granted by operators in the database), logged in.
 nlohmann::json Admin(Stack& stack, httplib::Client& c);
 // The HTTP status of an answer, 0 when there was none.
@@ -94,6 +97,9 @@ int Status(const httplib::Result& r);
 nlohmann::json CertificateAnswers();
 // A submitted certificate order awaiting its fee; returns the submission.
 nlohmann::json SubmitCertificate(httplib::Client& c, const nlohmann::json& login);
+// Starts, fills and submits an application without a fee (201 required); returns the submission id.
+std::string Apply(httplib::Client& c, const nlohmann::json& login, const std::string& service,
+                  const nlohmann::json& data);
 // Starts the payment of a submission's fee (201 required); returns the payment.
 nlohmann::json StartPayment(httplib::Client& c, const nlohmann::json& login, const std::string& submission,
                             const std::string& idempotency_key);
