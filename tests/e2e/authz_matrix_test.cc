@@ -224,26 +224,34 @@ class Fixture {
     REQUIRE(Status(c.Delete((org_path + "/members/" + rita_party).c_str(), Bearer(person.session))) == 204);
 
     // The others: a person, a member of another organisation acting for it.
-    json otto = Onboard(stack, c, "otto." + tag + "@example.de", "Otto Other " + tag);
-    json mona = Onboard(stack, c, "mona." + tag + "@example.de", "Mona Member " + tag);
-    const std::string mona_org = Parse(PostJson(c, "/api/v1/organisations",
-                                                {{"name", "Andere Firma " + tag},
-                                                 {"legal_form", "company"},
-                                                 {"address",
-                                                  {{"street", "Königstraße"},
-                                                   {"house_number", "1"},
-                                                   {"postcode", "90402"},
-                                                   {"city", "Nürnberg"},
-                                                   {"country", "DE"}}}},
-                                                Bearer(mona)))["id"];
-    json mona_acting = Parse(PostJson(c, "/api/v1/me/acting-party", {{"party_id", mona_org}}, Bearer(mona)));
-    // Mona's organisation has an application of its own at the other department.
-    others = {{"anonymous", {}},
-              {"another person", Bearer(otto)},
-              {"member of another organisation", Bearer(mona_acting)},
-              {"back office of another destination", Token(ClientToken(other_client)), true},
-              {"citizen session at the back-office API", Bearer(person.session), false, true}};
+    otto_mail = "otto." + tag + "@example.de";
+    mona_mail = "mona." + tag + "@example.de";
+    Onboard(stack, c, otto_mail, "Otto Other " + tag);
+    json mona = Onboard(stack, c, mona_mail, "Mona Member " + tag);
+    mona_org = Parse(PostJson(c, "/api/v1/organisations",
+                              {{"name", "Andere Firma " + tag},
+                               {"legal_form", "company"},
+                               {"address",
+                                {{"street", "Königstraße"},
+                                 {"house_number", "1"},
+                                 {"postcode", "90402"},
+                                 {"city", "Nürnberg"},
+                                 {"country", "DE"}}}},
+                              Bearer(mona)))["id"]
+                   .get<std::string>();
     removed_member = {"removed member", Bearer(rita_acting)};
+  }
+
+  // The other parties, with fresh sessions (the matrix ends the callers' own sessions
+  // with its last operations).
+  std::vector<Caller> Others() {
+    json mona = Login(c_, mona_mail);
+    json mona_acting = Parse(PostJson(c_, "/api/v1/me/acting-party", {{"party_id", mona_org}}, Bearer(mona)));
+    return {{"anonymous", {}},
+            {"another person", Bearer(Login(c_, otto_mail))},
+            {"member of another organisation", Bearer(mona_acting)},
+            {"back office of another destination", Token(ClientToken(other_client)), true},
+            {"citizen session at the back-office API", Bearer(person.session), false, true}};
   }
 
   std::string ClientToken(const json& client) {
@@ -402,7 +410,7 @@ class Fixture {
   json admin, own_client, other_client;
   std::string own_token, anna_mail, anna_id, org_name, consent, ben_party, ivy_token;
   Owner person, org;
-  std::vector<Caller> others;
+  std::string otto_mail, mona_mail, mona_org;
   Caller removed_member;
 
  private:
@@ -813,7 +821,7 @@ TEST_CASE("authorization matrix: every operation × every other party: refused, 
   const auto entries = Matrix(f, "invitation-token-" + Letters(20));
   CheckCoverage(entries);
   std::vector<std::string> findings;
-  const int cases = RunMatrix(f, entries, f.others, findings);
+  const int cases = RunMatrix(f, entries, f.Others(), findings);
   std::cout << "authorization matrix: " << cases << " (operation × caller) cases, " << findings.size()
             << " cross-party results" << std::endl;
   testing::Report(absl::StrCat("authorization matrix: ", cases, " (operation x caller) cases, ", findings.size(),
@@ -824,7 +832,10 @@ TEST_CASE("authorization matrix: every operation × every other party: refused, 
 }
 
 // Whoever holds an invitation link but is not the account it was sent to gets nothing.
-TEST_CASE("authorization matrix: an open invitation's link used by other parties", "[e2e]") {
+// TODO(issue 14 item 10, "an invitation can be accepted only by the account whose verified
+// e-mail it was sent to"): expected to fail until that fix is on main (today any account
+// holding the link becomes a member); remove [!shouldfail] with it.
+TEST_CASE("authorization matrix: an open invitation's link used by other parties", "[e2e][!shouldfail]") {
   Fixture& f = Shared();
   std::vector<Entry> entries;
   for (auto& e : Matrix(f, f.ivy_token)) {
@@ -832,7 +843,7 @@ TEST_CASE("authorization matrix: an open invitation's link used by other parties
   }
   REQUIRE(entries.size() == 2);
   std::vector<std::string> findings;
-  const int cases = RunMatrix(f, entries, f.others, findings);
+  const int cases = RunMatrix(f, entries, f.Others(), findings);
   std::cout << "authorization matrix, invitation link: " << cases << " cases, " << findings.size()
             << " cross-party results" << std::endl;
   testing::Report(absl::StrCat("authorization matrix, invitation link: ", cases, " (operation x caller) cases, ",
