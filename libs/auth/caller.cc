@@ -183,6 +183,14 @@ absl::Status RequireRole(const Caller& caller, const std::string& role) {
   return absl::PermissionDeniedError(absl::StrCat("the ", role, " role is required"));
 }
 
+std::string DestinationOf(const Caller& caller) {
+  constexpr std::string_view kPrefix = "destination:";
+  for (const auto& r : caller.roles) {
+    if (r.size() > kPrefix.size() && r.compare(0, kPrefix.size(), kPrefix) == 0) return r.substr(kPrefix.size());
+  }
+  return "";
+}
+
 absl::StatusOr<std::string> ScopeParty(const Caller& caller) {
   if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
   return caller.acting_party.empty() ? caller.account_id : caller.acting_party;

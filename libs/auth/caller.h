@@ -37,6 +37,9 @@ absl::StatusOr<std::string> ScopeParty(const Caller& caller);
 bool HasRole(const Caller& caller, const std::string& role);
 // PERMISSION_DENIED "the <role> role is required" unless the caller has it.
 absl::Status RequireRole(const Caller& caller, const std::string& role);
+// The delivery destination a back-office (department) caller is bound to: its
+// "destination:<id>" role; "" when it has none.
+std::string DestinationOf(const Caller& caller);
 
 // Signs caller tokens (the gateway). The key is an Ed25519 seed.
 class Signer {

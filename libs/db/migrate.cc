@@ -59,7 +59,25 @@ absl::StatusOr<MigrationResult> Migrate(const std::string& url, const std::strin
       // Session-level lock, held until unlocked below or the connection closes.
       pqxx::nontransaction tx(conn);
       tx.exec("SELECT pg_advisory_lock(hashtext('stadtportal.migrations'), hashtext(" + tx.quote(schema) + "))");
-      tx.exec("CREATE SCHEMA IF NOT EXISTS " + q_schema);
+      // A service's own role owns its schema but may not create schemas: only when missing.
+      auto owner = tx.exec(
+          "SELECT pg_get_userbyid(nspowner), pg_get_userbyid(nspowner) = current_user"
+          " FROM pg_namespace WHERE nspname = " +
+          tx.quote(schema));
+      if (owner.empty()) {
+        try {
+          tx.exec("CREATE SCHEMA " + q_schema);
+        } catch (const pqxx::insufficient_privilege&) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("schema ", schema,
+                           " does not exist and this role may not create it: create the service "
+                           "roles and schemas first (deploy/containers/postgres-roles.sql)"));
+        }
+      } else if (!owner[0][1].as<bool>()) {
+        // Whoever connects (e.g. an operator's role that is a member of the owner), the
+        // schema's objects belong to its owner, the service's role.
+        tx.exec("SET ROLE " + tx.quote_name(owner[0][0].as<std::string>()));
+      }
       tx.exec("CREATE TABLE IF NOT EXISTS " + q_schema +
               ".schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, "
               "applied_at timestamptz NOT NULL DEFAULT now())");

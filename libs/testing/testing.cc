@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -40,6 +41,18 @@ std::string RequiredEnv(const char* name) {
 }  // namespace
 
 std::string DatabaseUrl() { return RequiredEnv("STADTPORTAL_TEST_DATABASE_URL"); }
+
+std::string ServiceDatabaseUrl(const std::string& service) {
+  // postgresql://stadtportal[:password]@host:port/db → the user stadtportal_<service>.
+  std::string url = DatabaseUrl();
+  const size_t user = url.find("://");
+  const size_t at = url.find('@');
+  if (user == std::string::npos || at == std::string::npos || at < user) {
+    throw std::runtime_error("STADTPORTAL_TEST_DATABASE_URL names no user");
+  }
+  const size_t end = std::min(at, url.find(':', user + 3));
+  return url.insert(end, "_" + service);
+}
 std::string RedisUrl() { return RequiredEnv("STADTPORTAL_TEST_REDIS_URL"); }
 
 std::string TempDir() {

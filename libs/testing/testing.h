@@ -17,6 +17,9 @@ namespace stadtportal::testing {
 
 // The addresses from the environment; throws (failing the test) when unset.
 std::string DatabaseUrl();
+// The test database as a service's own role (stadtportal_<service>, which scripts/test
+// creates with deploy/containers/postgres-roles.sql): its schema only.
+std::string ServiceDatabaseUrl(const std::string& service);
 std::string RedisUrl();
 // Appends a line to the run's report ($STADTPORTAL_TEST_REPORT, which scripts/test
 // prints after all tests): figures a test measured. Without the variable: nothing.

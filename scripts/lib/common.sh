@@ -86,7 +86,8 @@ sp_free_port() {
 }
 
 # sp_start_postgres <data dir> <port>: initialises the cluster on first use, starts it
-# on 127.0.0.1 and makes sure role and database "stadtportal" exist.
+# on 127.0.0.1 and makes sure role and database "stadtportal" exist, and each service's
+# own role owning its schema (deploy/containers/postgres-roles.sql; see sp_database_url).
 sp_start_postgres() {
   local dir="$1" port="$2" bin
   bin="$(sp_pg_bin)"
@@ -106,6 +107,14 @@ sp_start_postgres() {
   if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname='stadtportal'")" != "1" ]; then
     "${psql[@]}" -c "CREATE DATABASE stadtportal OWNER stadtportal"
   fi
+  PGOPTIONS="-c client_min_messages=warning" "${psql[@]}" -d stadtportal \
+    -f "$SP_ROOT/deploy/containers/postgres-roles.sql" >/dev/null
+}
+
+# sp_database_url <port> [service]: the local database's URL as the service's own role
+# (stadtportal_<service>: its schema only), or as the owner "stadtportal" without one.
+sp_database_url() {
+  echo "postgresql://stadtportal${2:+_$2}@127.0.0.1:$1/stadtportal"
 }
 
 sp_stop_postgres() {

@@ -1,10 +1,8 @@
 #include "services/connector/service.h"
 
 #include <random>
-#include <regex>
 
 #include <google/protobuf/util/json_util.h>
-#include <httplib.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 
@@ -78,16 +76,20 @@ std::string DeliverySignature(const std::string& secret, int64_t timestamp, cons
 
 absl::StatusOr<BackofficeCaller> BackofficeOf(const auth::Caller& caller) {
   if (!auth::HasRole(caller, "department")) return absl::PermissionDeniedError("back-office clients only");
-  for (const auto& r : caller.roles) {
-    if (r.rfind("destination:", 0) == 0) return BackofficeCaller{r.substr(12), caller.acting_party, caller.account_id};
-  }
-  return absl::PermissionDeniedError("the token names no destination");
+  const std::string destination = auth::DestinationOf(caller);
+  if (destination.empty()) return absl::PermissionDeniedError("the token names no destination");
+  return BackofficeCaller{destination, caller.acting_party, caller.account_id};
 }
 
 Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   Options o;
   o.default_tenant = tenant;
-  o.allow_http = env.Bool("STADTPORTAL_CONNECTOR_ALLOW_HTTP", false);
+  o.egress.allow_http = env.Bool("STADTPORTAL_CONNECTOR_ALLOW_HTTP", false);
+  auto allowed = net::ParseNetworks(env.String("STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS", ""));
+  if (!allowed.ok()) {
+    throw config::Error("STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS: " + std::string(allowed.status().message()));
+  }
+  o.egress.allowed = *std::move(allowed);
   o.max_attempts = static_cast<int>(env.Int("STADTPORTAL_CONNECTOR_MAX_ATTEMPTS", o.max_attempts, 1, 1000));
   o.max_age = std::chrono::seconds(env.Int("STADTPORTAL_CONNECTOR_MAX_AGE_S", o.max_age.count(), 1, 30 * 86400));
   o.backoff_base = env.Millis("STADTPORTAL_CONNECTOR_BACKOFF_BASE_MS", o.backoff_base);
@@ -125,19 +127,28 @@ grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDest
     if (auto s = api::ValidateSlug(req->id(), "id"); !s.ok()) return s;
     if (auto s = api::ValidateText(req->name(), "name", 200); !s.ok()) return s;
     DestinationRow d{caller.tenant, req->id(), req->name(), "", req->endpoint_url(), req->secret()};
-    static const std::regex kHttpsUrl(R"(^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$)");
-    static const std::regex kHttpUrl(R"(^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$)");
-    if (!d.secret.empty() && (d.secret.size() < 32 || d.secret.size() > 200)) {
+    if (!d.secret.empty() && (d.secret.size() < kMinSecretBytes || d.secret.size() > 200)) {
       return absl::InvalidArgumentError("secret: 32 to 200 characters");
     }
     switch (req->mode()) {
-      case v1::DELIVERY_MODE_PUSH:
+      case v1::DELIVERY_MODE_PUSH: {
         d.mode = "push";
-        if (d.endpoint_url.size() > 2048 ||
-            !std::regex_match(d.endpoint_url, options_.allow_http ? kHttpUrl : kHttpsUrl)) {
-          return absl::InvalidArgumentError("endpoint_url: push destinations need an https:// URL");
+        // Resolved now and again at every send: only public addresses, or allowed ones.
+        if (auto e = ResolveEndpoint(d.endpoint_url, options_.egress); !e.ok()) return e.status();
+        if (d.secret.empty()) {
+          // Pushes are always signed: without a new secret, the stored one must do.
+          std::optional<DestinationRow> stored;
+          auto found = store_->Transact([&](pqxx::work& tx) {
+            stored = Store::FindDestination(tx, caller.tenant, d.id);
+            return absl::OkStatus();
+          });
+          if (!found.ok()) return found;
+          if (!stored || stored->secret.size() < kMinSecretBytes) {
+            return absl::InvalidArgumentError("secret: required for push destinations (32 to 200 characters)");
+          }
         }
         break;
+      }
       case v1::DELIVERY_MODE_PULL:
         d.mode = "pull";
         if (!d.endpoint_url.empty()) return absl::InvalidArgumentError("endpoint_url: must be empty for pull");
@@ -207,35 +218,34 @@ int Service::DeliverDue() {
       const auto start = std::chrono::steady_clock::now();
       int http_status = 0;
       std::string error;
-      sv1::GetDeliverySnapshotRequest get;
-      get.mutable_tenant()->set_key(due.tenant);
-      get.set_id(due.submission_id);
+      // The destination is checked again before anything is fetched or sent: its name
+      // may resolve elsewhere now, and the request goes to the address checked here.
+      auto endpoint = ResolveEndpoint(due.endpoint_url, options_.egress);
       sv1::DeliverySnapshot snap;
-      auto ctx = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(due.tenant));
-      auto got = status::FromGrpc(submission_->GetDeliverySnapshot(ctx.get(), get, &snap));
-      if (!got.ok()) {
-        error = "snapshot: " + std::string(got.message());
+      if (!endpoint.ok()) {
+        error = std::string(endpoint.status().message());
+      } else if (due.secret.size() < kMinSecretBytes) {
+        error = "secret: the destination has no signing secret of 32 bytes or more";
       } else {
+        sv1::GetDeliverySnapshotRequest get;
+        get.mutable_tenant()->set_key(due.tenant);
+        get.set_id(due.submission_id);
+        auto ctx = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(due.tenant));
+        if (auto got = status::FromGrpc(submission_->GetDeliverySnapshot(ctx.get(), get, &snap)); !got.ok()) {
+          error = "snapshot: " + std::string(got.message());
+        }
+      }
+      if (error.empty()) {
         const std::string body = Document(snap);
         const int64_t ts = absl::ToUnixSeconds(absl::Now());
-        const auto scheme_end = due.endpoint_url.find("://");
-        const auto path_start = due.endpoint_url.find('/', scheme_end + 3);
-        httplib::Client client(due.endpoint_url.substr(0, path_start));
-        client.set_connection_timeout(options_.http_timeout);
-        client.set_read_timeout(options_.http_timeout);
-        client.set_write_timeout(options_.http_timeout);
-        httplib::Headers headers = {{"X-Stadtportal-Delivery", due.submission_id},
-                                    {"X-Stadtportal-Timestamp", std::to_string(ts)},
-                                    {"X-Stadtportal-Signature", DeliverySignature(due.secret, ts, body)},
-                                    {"Idempotency-Key", due.submission_id}};
-        auto r = client.Post(path_start == std::string::npos ? "/" : due.endpoint_url.substr(path_start).c_str(),
-                             headers, body, "application/json");
-        if (!r) {
-          error = httplib::to_string(r.error());
-        } else {
-          http_status = r->status;
-          if (r->status < 200 || r->status >= 300) error = absl::StrCat("HTTP ", r->status);
-        }
+        auto r = Post(*endpoint,
+                      {{"X-Stadtportal-Delivery", due.submission_id},
+                       {"X-Stadtportal-Timestamp", std::to_string(ts)},
+                       {"X-Stadtportal-Signature", DeliverySignature(due.secret, ts, body)},
+                       {"Idempotency-Key", due.submission_id}},
+                      body, options_.http_timeout);
+        http_status = r.http_status;
+        error = r.error;
       }
       const int ms = static_cast<int>(
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
@@ -349,7 +359,7 @@ grpc::Status Service::Acknowledge(grpc::ServerContext* ctx, const v1::Acknowledg
 }
 
 absl::Status Service::PostToMailbox(const std::string& tenant, const sv1::DeliverySnapshot& snapshot,
-                                    const std::string& department, const std::string& key, const std::string& body,
+                                    const BackofficeCaller& bo, const std::string& key, const std::string& body,
                                     bool notice,
                                     const google::protobuf::RepeatedPtrField<v1::BackofficeAttachment>& files,
                                     v1::BackofficeMessageResponse* out) {
@@ -359,7 +369,8 @@ absl::Status Service::PostToMailbox(const std::string& tenant, const sv1::Delive
   m.mutable_party()->set_kind(snapshot.party_kind() == "organisation" ? common::v1::PARTY_KIND_ORGANISATION
                                                                       : common::v1::PARTY_KIND_PERSON);
   m.set_sender_kind(mv1::SENDER_KIND_DEPARTMENT);
-  m.set_department(department);
+  m.set_department(bo.department);
+  m.set_destination(bo.destination);
   m.set_subject(absl::StrCat(snapshot.submission().service_name().de(), " – ", snapshot.submission().reference()));
   m.set_body(body);
   m.set_message_key(key);
@@ -404,9 +415,8 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::BackofficeSt
     sv1::DeliverySnapshot snap;
     auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
     if (auto g = status::FromGrpc(submission_->GetDeliverySnapshot(c.get(), get, &snap)); !g.ok()) return g;
-    return PostToMailbox(caller.tenant, snap, bo->department,
-                         absl::StrCat("status-", req->submission_id(), "-", req->status()), req->message(), false, {},
-                         nullptr);
+    return PostToMailbox(caller.tenant, snap, *bo, absl::StrCat("status-", req->submission_id(), "-", req->status()),
+                         req->message(), false, {}, nullptr);
   });
 }
 
@@ -429,7 +439,7 @@ grpc::Status Service::SendMessage(grpc::ServerContext* ctx, const v1::Backoffice
       return status::FromGrpc(submission_->GetDeliverySnapshot(c.get(), get, &snap));
     });
     if (!s.ok()) return s;
-    return PostToMailbox(caller.tenant, snap, bo->department,
+    return PostToMailbox(caller.tenant, snap, *bo,
                          absl::StrCat(bo->destination, "-", req->submission_id(), "-", req->message_key()), req->body(),
                          req->notice(), req->attachments(), resp);
   });
@@ -438,12 +448,15 @@ grpc::Status Service::SendMessage(grpc::ServerContext* ctx, const v1::Backoffice
 grpc::Status Service::ListMessages(grpc::ServerContext* ctx, const v1::FetchRequest* req,
                                    mv1::ListRepliesResponse* resp) {
   return grpcx::Handle(ctx, "ListMessages", [&](const auth::Caller& caller) -> absl::Status {
+    auto bo = BackofficeOf(caller);
+    if (!bo.ok()) return bo.status();
     absl::Status own =
         store_->Transact([&](pqxx::work& tx) { return OwnDelivery(tx, caller, req->submission_id()).status(); });
     if (!own.ok()) return own;
     mv1::ListSubmissionMessagesRequest in;
     in.mutable_tenant()->set_key(caller.tenant);
     in.set_submission_id(req->submission_id());
+    in.set_destination(bo->destination);
     auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
     return status::FromGrpc(messaging_->ListSubmissionMessages(c.get(), in, resp));
   });

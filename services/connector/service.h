@@ -6,6 +6,7 @@
 
 #include "libs/auth/caller.h"
 #include "libs/config/config.h"
+#include "services/connector/egress.h"
 #include "services/connector/store.h"
 #include "stadtportal/connector/v1/connector.grpc.pb.h"
 #include "stadtportal/messaging/v1/messaging.grpc.pb.h"
@@ -15,8 +16,8 @@ namespace stadtportal::connector {
 
 struct Options {
   std::string default_tenant = config::kDefaultTenant;
-  // Plain http:// endpoints are refused unless allowed (loopback tests, development).
-  bool allow_http = false;
+  // Where push deliveries may go: public addresses, and the networks operators allow.
+  EgressPolicy egress;
   int max_attempts = 10;
   std::chrono::seconds max_age{24 * 60 * 60};
   std::chrono::milliseconds backoff_base{1000};
@@ -24,9 +25,16 @@ struct Options {
   int breaker_threshold = 5;
   std::chrono::seconds breaker_open{30};
   std::chrono::milliseconds http_timeout{10000};
-  // STADTPORTAL_CONNECTOR_ALLOW_HTTP, _MAX_ATTEMPTS, _MAX_AGE_S, _BACKOFF_BASE_MS, _BACKOFF_MAX_MS,
+  // STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS, _ALLOW_HTTP, _MAX_ATTEMPTS, _MAX_AGE_S, _BACKOFF_BASE_MS, _BACKOFF_MAX_MS,
   // _BREAKER_THRESHOLD, _BREAKER_OPEN_S, _HTTP_TIMEOUT_MS.
   static Options FromEnv(const config::Env& env, const std::string& tenant);
+};
+
+// The back-office caller's destination ("destination:<id>" role) and department.
+struct BackofficeCaller {
+  std::string destination;
+  std::string department;
+  std::string client_id;
 };
 
 // gRPC edge of the connector and its delivery worker. Calls submission (snapshots,
@@ -67,8 +75,8 @@ class Service final : public v1::ConnectorService::Service {
   // A delivery of the caller's destination, locked; NOT_FOUND otherwise.
   absl::StatusOr<v1::Delivery> OwnDelivery(pqxx::work& tx, const auth::Caller& caller, const std::string& id);
   absl::Status PostToMailbox(const std::string& tenant, const submission::v1::DeliverySnapshot& snapshot,
-                             const std::string& department, const std::string& key, const std::string& body,
-                             bool notice, const google::protobuf::RepeatedPtrField<v1::BackofficeAttachment>& files,
+                             const BackofficeCaller& bo, const std::string& key, const std::string& body, bool notice,
+                             const google::protobuf::RepeatedPtrField<v1::BackofficeAttachment>& files,
                              v1::BackofficeMessageResponse* out);
 
   std::shared_ptr<Store> store_;
@@ -78,13 +86,10 @@ class Service final : public v1::ConnectorService::Service {
   auth::Signer signer_;
 };
 
-// The back-office caller's destination ("destination:<id>" role) and department.
-struct BackofficeCaller {
-  std::string destination;
-  std::string department;
-  std::string client_id;
-};
 absl::StatusOr<BackofficeCaller> BackofficeOf(const auth::Caller& caller);
+
+// A push destination's signing secret: 32 to 200 bytes.
+inline constexpr size_t kMinSecretBytes = 32;
 
 // The signature header of a push delivery: "v1=" + hex HMAC-SHA256(secret, timestamp + "." + body).
 std::string DeliverySignature(const std::string& secret, int64_t timestamp, const std::string& body);

@@ -1,5 +1,6 @@
 #include "services/connector/service.h"
 
+#include <httplib.h>
 #include <catch2/catch.hpp>
 
 #include "libs/auth/tokens.h"
@@ -18,14 +19,39 @@ auth::Caller Admin() {
   return c;
 }
 
+// A public address (never contacted by these tests): registrations need one that resolves.
+constexpr char kPublicUrl[] = "https://93.184.215.14/inbox";
+
 struct Fixture {
+  explicit Fixture(Options options = {}) : service(MakeService(options)) {}
+  std::unique_ptr<Service> MakeService(Options options) {
+    // Submission and messaging are not called by these tests: channels to nowhere.
+    return std::make_unique<Service>(store, options, grpcx::MakeChannel("127.0.0.1:1"),
+                                     grpcx::MakeChannel("127.0.0.1:1"),
+                                     *auth::Signer::FromKey(auth::NewSigningKey("t"), std::chrono::seconds(60)));
+  }
+  int64_t Count(const std::string& sql) {
+    int64_t n = -1;
+    REQUIRE(store
+                ->Transact([&](pqxx::work& tx) {
+                  n = tx.exec1(sql)[0].as<int64_t>();
+                  return absl::OkStatus();
+                })
+                .ok());
+    return n;
+  }
   testing::TestSchema schema{db::EmbeddedMigrations(), "connector"};
   std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
-  // Submission and messaging are not called by these tests: channels to nowhere.
-  Service service{store, Options{}, grpcx::MakeChannel("127.0.0.1:1"), grpcx::MakeChannel("127.0.0.1:1"),
-                  *auth::Signer::FromKey(auth::NewSigningKey("t"), std::chrono::seconds(60))};
+  std::unique_ptr<Service> service;
   grpc::ServerContext ctx;
 };
+
+Options AllowLoopback() {
+  Options o;
+  o.egress.allowed = *net::ParseNetworks("127.0.0.1/32");
+  o.egress.allow_http = true;
+  return o;
+}
 
 v1::PutDestinationRequest Push(const std::string& id, const std::string& url) {
   v1::PutDestinationRequest req;
@@ -42,13 +68,13 @@ v1::PutDestinationRequest Push(const std::string& id, const std::string& url) {
 TEST_CASE("destinations are created by admins, with secrets rotated and never shown", "[integration]") {
   Fixture f;
   v1::Destination d;
-  auto req = Push("standesamt", "https://fachverfahren.example/inbox");
-  CHECK(f.service.PutDestination(&f.ctx, &req, &d).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  auto req = Push("standesamt", kPublicUrl);
+  CHECK(f.service->PutDestination(&f.ctx, &req, &d).error_code() == grpc::StatusCode::PERMISSION_DENIED);
   grpcx::TestCaller admin(Admin());
-  REQUIRE(f.service.PutDestination(&f.ctx, &req, &d).ok());
+  REQUIRE(f.service->PutDestination(&f.ctx, &req, &d).ok());
   CHECK(d.has_secret());
   req.set_secret(std::string(40, 't'));
-  REQUIRE(f.service.PutDestination(&f.ctx, &req, &d).ok());
+  REQUIRE(f.service->PutDestination(&f.ctx, &req, &d).ok());
   REQUIRE(f.store
               ->Transact([&](pqxx::work& tx) {
                 auto r = tx.exec1("SELECT secret, previous_secret FROM destinations WHERE id = 'standesamt'");
@@ -57,20 +83,153 @@ TEST_CASE("destinations are created by admins, with secrets rotated and never sh
                 return absl::OkStatus();
               })
               .ok());
-  auto http = Push("gesundheitsamt", "http://fachverfahren.example/inbox");
-  CHECK(f.service.PutDestination(&f.ctx, &http, &d).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  auto weak = Push("gesundheitsamt", "https://fachverfahren.example/inbox");
+  auto http = Push("gesundheitsamt", "http://93.184.215.14/inbox");
+  CHECK(f.service->PutDestination(&f.ctx, &http, &d).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  auto weak = Push("gesundheitsamt", kPublicUrl);
   weak.set_secret("short");
-  CHECK(f.service.PutDestination(&f.ctx, &weak, &d).error_message() == "secret: 32 to 200 characters");
+  CHECK(f.service->PutDestination(&f.ctx, &weak, &d).error_message() == "secret: 32 to 200 characters");
   v1::PutDestinationRequest pull;
   pull.set_id("bibliothek");
   pull.set_name("Stadtbibliothek");
   pull.set_mode(v1::DELIVERY_MODE_PULL);
-  REQUIRE(f.service.PutDestination(&f.ctx, &pull, &d).ok());
+  REQUIRE(f.service->PutDestination(&f.ctx, &pull, &d).ok());
   v1::ListDestinationsRequest list;
   v1::ListDestinationsResponse all;
-  REQUIRE(f.service.ListDestinations(&f.ctx, &list, &all).ok());
+  REQUIRE(f.service->ListDestinations(&f.ctx, &list, &all).ok());
   CHECK(all.destinations_size() == 2);
+}
+
+TEST_CASE("push destinations: every non-public address class and a missing or short secret are refused",
+          "[integration]") {
+  Fixture f;
+  grpcx::TestCaller admin(Admin());
+  v1::Destination d;
+  const char* forbidden[] = {
+      // Loopback, also in the spellings resolvers accept for it.
+      "https://127.0.0.1/inbox", "https://localhost/inbox", "https://127.1/inbox", "https://0x7f.1/inbox",
+      "https://2130706433/inbox", "https://0177.0.0.1/inbox", "https://[::1]/inbox", "https://[::ffff:127.0.0.1]/inbox",
+      // RFC 1918, CGNAT, link-local and the cloud metadata addresses, "this network".
+      "https://10.1.2.3/inbox", "https://172.16.0.1/inbox", "https://192.168.178.1/inbox", "https://100.64.0.1/inbox",
+      "https://169.254.169.254/latest/meta-data", "https://[fd00:ec2::254]/inbox", "https://0.0.0.0/inbox",
+      "https://[::ffff:10.0.0.1]/inbox", "https://[::ffff:169.254.169.254]/inbox",
+      // IPv6 unique-local and link-local, multicast, documentation, reserved.
+      "https://[fc00::1]/inbox", "https://[fe80::1]/inbox", "https://224.0.0.1/inbox", "https://[ff02::1]/inbox",
+      "https://192.0.2.10/inbox", "https://198.51.100.7/inbox", "https://203.0.113.9/inbox",
+      "https://[2001:db8::1]/inbox", "https://240.0.0.1/inbox", "https://[64:ff9b::7f00:1]/inbox",
+      // Not https, user information, no host that resolves.
+      "http://93.184.215.14/inbox", "ftp://93.184.215.14/inbox", "https://user:pw@93.184.215.14/inbox",
+      "https://nothing.invalid/inbox", "https:///inbox", "https://93.184.215.14:99999/inbox"};
+  for (const char* url : forbidden) {
+    INFO(url);
+    auto req = Push("gesundheitsamt", url);
+    auto status = f.service->PutDestination(&f.ctx, &req, &d);
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(status.error_message().rfind("endpoint_url: ", 0) == 0);
+  }
+  // Pushes are always signed with a secret of at least 32 bytes.
+  auto unsigned_push = Push("gesundheitsamt", kPublicUrl);
+  unsigned_push.set_secret("");
+  CHECK(f.service->PutDestination(&f.ctx, &unsigned_push, &d).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  auto short_secret = Push("gesundheitsamt", kPublicUrl);
+  short_secret.set_secret(std::string(31, 's'));
+  CHECK(f.service->PutDestination(&f.ctx, &short_secret, &d).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(f.Count("SELECT count(*) FROM destinations") == 0);  // Nothing stored.
+
+  // A public address passes; later changes may keep the stored secret.
+  auto good = Push("gesundheitsamt", kPublicUrl);
+  REQUIRE(f.service->PutDestination(&f.ctx, &good, &d).ok());
+  good.set_secret("");
+  CHECK(f.service->PutDestination(&f.ctx, &good, &d).ok());
+  // An existing destination without a secret (from before secrets were required) must get one.
+  REQUIRE(f.store
+              ->Transact([&](pqxx::work& tx) {
+                tx.exec("UPDATE destinations SET secret = ''");
+                return absl::OkStatus();
+              })
+              .ok());
+  CHECK(f.service->PutDestination(&f.ctx, &good, &d).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+
+  // Operators may allow networks: local runs and tests allow 127.0.0.1, also over http.
+  Fixture local(AllowLoopback());
+  auto loopback = Push("gesundheitsamt", "http://127.0.0.1:8081/inbox");
+  CHECK(local.service->PutDestination(&local.ctx, &loopback, &d).ok());
+  auto other = Push("gesundheitsamt", "http://127.0.0.2:8081/inbox");
+  CHECK(local.service->PutDestination(&local.ctx, &other, &d).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  auto public_http = Push("gesundheitsamt", "http://93.184.215.14/inbox");
+  CHECK(local.service->PutDestination(&local.ctx, &public_http, &d).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_CASE("push at send time: a name that resolves to loopback now is refused; requests go to the pinned address",
+          "[integration]") {
+  // A department's system on loopback that would take any delivery.
+  httplib::Server receiver;
+  std::atomic<int> posts{0};
+  receiver.Post("/inbox", [&](const httplib::Request&, httplib::Response& res) {
+    ++posts;
+    res.status = 200;
+  });
+  const int port = receiver.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { receiver.listen_after_bind(); });
+  const std::string p = ":" + std::to_string(port);
+
+  Options production;  // No allow-list, as in production; http allowed so that only the address decides.
+  production.egress.allow_http = true;
+  Fixture f(production);
+  const std::vector<std::string> hosts = {"localhost", "127.1", "0x7f.1", "[::ffff:127.0.0.1]", "2130706433"};
+  std::vector<std::string> ids;
+  REQUIRE(f.store
+              ->Transact([&](pqxx::work& tx) {
+                // Registered while their names pointed elsewhere (or before addresses were checked).
+                for (size_t i = 0; i < hosts.size(); ++i) {
+                  const std::string dest = "amt-" + std::to_string(i);
+                  tx.exec_params(
+                      "INSERT INTO destinations (tenant, id, name, mode, endpoint_url, secret)"
+                      " VALUES ('09564000', $1, 'Amt', 'push', $2, $3)",
+                      dest, "http://" + hosts[i] + p + "/inbox", std::string(40, 's'));
+                  const std::string id = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a6" + std::to_string(i);
+                  Store::AddDelivery(tx, "09564000", id, dest, "6f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f",
+                                     "NUE-2026-00000" + std::to_string(i), "contact-person-report");
+                  ids.push_back(id);
+                }
+                return absl::OkStatus();
+              })
+              .ok());
+  CHECK(f.service->DeliverDue() == static_cast<int>(hosts.size()));
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    INFO(hosts[i]);
+    v1::ListAttemptsRequest req;
+    req.set_submission_id(ids[i]);
+    v1::ListAttemptsResponse attempts;
+    grpcx::TestCaller admin(Admin());
+    REQUIRE(f.service->ListAttempts(&f.ctx, &req, &attempts).ok());
+    REQUIRE(attempts.attempts_size() == 1);
+    CHECK(attempts.attempts(0).error().find("not allowed") != std::string::npos);
+    CHECK(attempts.attempts(0).http_status() == 0);
+  }
+  CHECK(posts == 0);
+
+  // The request goes to the address that was checked, whatever the name resolves to at
+  // connect time: pinned to 127.0.0.2 (nobody listens), "localhost" is not asked again.
+  Endpoint e{"http://localhost" + p + "/inbox", "localhost", port, {*net::ParseAddress("127.0.0.2")}};
+  auto r = Post(e, {}, "{}", std::chrono::seconds(2));
+  CHECK(r.http_status == 0);
+  CHECK_FALSE(r.error.empty());
+  CHECK(posts == 0);
+  e.addresses = {*net::ParseAddress("127.0.0.1")};
+  r = Post(e, {}, "{}", std::chrono::seconds(2));
+  CHECK(r.http_status == 200);
+  CHECK(r.error.empty());
+  CHECK(posts == 1);
+  // Redirects are not followed.
+  receiver.Post("/moved", [](const httplib::Request&, httplib::Response& res) {
+    res.set_redirect("http://169.254.169.254/latest/meta-data", 307);
+  });
+  e.url = "http://localhost" + p + "/moved";
+  r = Post(e, {}, "{}", std::chrono::seconds(2));
+  CHECK(r.http_status == 307);
+  CHECK(r.error == "HTTP 307");
+  receiver.stop();
+  serving.join();
 }
 
 TEST_CASE("deliveries: once per submission, dead letters for unknown destinations, replay", "[integration]") {
@@ -89,15 +248,15 @@ TEST_CASE("deliveries: once per submission, dead letters for unknown destination
   grpcx::TestCaller admin(Admin());
   v1::ListDeadLettersRequest list;
   v1::ListDeliveriesResponse dead;
-  REQUIRE(f.service.ListDeadLetters(&f.ctx, &list, &dead).ok());
+  REQUIRE(f.service->ListDeadLetters(&f.ctx, &list, &dead).ok());
   REQUIRE(dead.deliveries_size() == 1);
   CHECK(dead.deliveries(0).last_error() == "unknown destination standesamt");
   v1::ReplayRequest replay;
   replay.set_submission_id(id);
   v1::ReplayResponse replayed;
-  REQUIRE(f.service.Replay(&f.ctx, &replay, &replayed).ok());
+  REQUIRE(f.service->Replay(&f.ctx, &replay, &replayed).ok());
   CHECK(replayed.replayed() == 1);
-  CHECK(f.service.Replay(&f.ctx, &replay, &replayed).error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(f.service->Replay(&f.ctx, &replay, &replayed).error_code() == grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_CASE("back-office callers are bound to their destination; signatures are HMAC over time and body", "[unit]") {

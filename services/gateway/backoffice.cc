@@ -258,8 +258,8 @@ void Service::AddBackofficeRoutes() {
                 if (req.has_param("after") && !absl::SimpleAtoi(req.get_param_value("after"), &after)) {
                   return Fail(req, res, absl::InvalidArgumentError("after: invalid"));
                 }
+                // Scoped by the destination the client's token names (messaging takes it from there).
                 messaging::v1::ListRepliesRequest in;
-                in.set_department(a->department);
                 in.set_after_sequence(after);
                 messaging::v1::ListRepliesResponse out;
                 auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);

@@ -23,6 +23,21 @@ absl::Status CheckPoster(const auth::Caller& caller) {
   return absl::PermissionDeniedError("the department or service role is required");
 }
 
+// The destination whose threads a back-office call reads or writes: a department
+// caller's own (its token names it; asking for another is refused), or the one a
+// platform service names. Never the department's display name.
+absl::StatusOr<std::string> DestinationScope(const auth::Caller& caller, const std::string& requested) {
+  if (auth::HasRole(caller, "department")) {
+    const std::string own = auth::DestinationOf(caller);
+    if (own.empty()) return absl::PermissionDeniedError("the token names no destination");
+    if (!requested.empty() && requested != own) return absl::PermissionDeniedError("destination: not the caller's");
+    return own;
+  }
+  if (auto s = CheckPoster(caller); !s.ok()) return s;
+  if (auto s = api::ValidateSlug(requested, "destination"); !s.ok()) return s;
+  return requested;
+}
+
 absl::Status CheckBody(const std::string& body) {
   if (body.size() > 4 * kMaxBody) return absl::InvalidArgumentError("body: too_long");
   auto s = api::ValidateText(body, "body", kMaxBody);
@@ -71,6 +86,16 @@ grpc::Status Service::PostMessage(grpc::ServerContext* ctx, const v1::PostMessag
     if (req->sender_kind() != v1::SENDER_KIND_DEPARTMENT && req->sender_kind() != v1::SENDER_KIND_SYSTEM) {
       return absl::InvalidArgumentError("sender_kind: invalid_option");
     }
+    // Departments write as themselves, into threads of their destination; only the
+    // platform writes as the system.
+    std::string destination;
+    if (req->sender_kind() == v1::SENDER_KIND_DEPARTMENT) {
+      auto scope = DestinationScope(caller, req->destination());
+      if (!scope.ok()) return scope.status();
+      destination = *scope;
+    } else if (!auth::HasRole(caller, "service")) {
+      return absl::PermissionDeniedError("the service role is required");
+    }
     if (auto s = CheckBody(req->body()); !s.ok()) return s;
     if (auto s = api::ValidateText(req->message_key(), "message_key", 200); !s.ok()) return s;
     if (req->thread_id().empty()) {
@@ -97,6 +122,7 @@ grpc::Status Service::PostMessage(grpc::ServerContext* ctx, const v1::PostMessag
     m.thread_id = req->thread_id();
     m.submission_id = req->submission_id();
     m.department = req->department();
+    m.destination = destination;
     m.notice = req->notice();
     m.attachments = *std::move(attachments);
     bool queued = false;
@@ -125,34 +151,35 @@ grpc::Status Service::PostMessage(grpc::ServerContext* ctx, const v1::PostMessag
 grpc::Status Service::ListReplies(grpc::ServerContext* ctx, const v1::ListRepliesRequest* req,
                                   v1::ListRepliesResponse* resp) {
   return grpcx::Handle(ctx, "ListReplies", [&](const auth::Caller& caller) -> absl::Status {
-    if (auto s = CheckPoster(caller); !s.ok()) return s;
+    auto destination = DestinationScope(caller, req->destination());
+    if (!destination.ok()) return destination.status();
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant.empty() ? options_.default_tenant : caller.tenant);
     if (!tenant.ok()) return tenant.status();
-    if (auto s = api::ValidateText(req->department(), "department", 200); !s.ok()) return s;
     if (req->after_sequence() < 0) return absl::InvalidArgumentError("after_sequence: out_of_range");
     const int limit = req->limit() <= 0 ? 50 : std::min(req->limit(), 200);
-    return grpcx::Respond(resp, store_->ListReplies(*tenant, req->department(), req->after_sequence(), limit));
+    return grpcx::Respond(resp, store_->ListReplies(*tenant, *destination, req->after_sequence(), limit));
   });
 }
 
 grpc::Status Service::GetDepartmentAttachment(grpc::ServerContext* ctx, const v1::GetAttachmentRequest* req,
                                               v1::AttachmentContent* resp) {
   return grpcx::Handle(ctx, "GetDepartmentAttachment", [&](const auth::Caller& caller) -> absl::Status {
-    if (auto s = CheckPoster(caller); !s.ok()) return s;
+    auto destination = DestinationScope(caller, "");
+    if (!destination.ok()) return destination.status();
     if (auto s = api::CheckId(req->id(), "attachment"); !s.ok()) return s;
-    // Department callers carry their department as acting party.
-    return grpcx::Respond(resp, store_->GetDepartmentAttachment(caller.tenant, caller.acting_party, req->id()));
+    return grpcx::Respond(resp, store_->GetDepartmentAttachment(caller.tenant, *destination, req->id()));
   });
 }
 
 grpc::Status Service::ListSubmissionMessages(grpc::ServerContext* ctx, const v1::ListSubmissionMessagesRequest* req,
                                              v1::ListRepliesResponse* resp) {
   return grpcx::Handle(ctx, "ListSubmissionMessages", [&](const auth::Caller& caller) -> absl::Status {
-    if (auto s = CheckPoster(caller); !s.ok()) return s;
+    auto destination = DestinationScope(caller, req->destination());
+    if (!destination.ok()) return destination.status();
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant.empty() ? options_.default_tenant : caller.tenant);
     if (!tenant.ok()) return tenant.status();
     if (auto s = api::ValidateUuid(req->submission_id(), "submission_id"); !s.ok()) return s;
-    return grpcx::Respond(resp, store_->SubmissionMessages(*tenant, req->submission_id()));
+    return grpcx::Respond(resp, store_->SubmissionMessages(*tenant, req->submission_id(), *destination));
   });
 }
 

@@ -20,12 +20,14 @@ auth::Caller Person(const std::string& id) {
   return c;
 }
 
-auth::Caller Department() {
+// A back-office client: its token names its destination and, as acting party, its
+// department's display name.
+auth::Caller Department(const std::string& destination = "standesamt", const std::string& name = "Standesamt") {
   auth::Caller c;
   c.tenant = "09564000";
   c.account_id = "00000000-0000-4000-8000-0000000000d1";
-  c.acting_party = "Standesamt";
-  c.roles = {"department"};
+  c.acting_party = name;
+  c.roles = {"department", "destination:" + destination};
   return c;
 }
 
@@ -147,7 +149,6 @@ TEST_CASE("the citizen reads, replies with an attachment; the department fetches
   }
   grpcx::TestCaller department(Department());
   v1::ListRepliesRequest replies;
-  replies.set_department("Standesamt");
   v1::ListRepliesResponse got;
   REQUIRE(f.service.ListReplies(&f.ctx, &replies, &got).ok());
   REQUIRE(got.messages_size() == 1);
@@ -160,10 +161,74 @@ TEST_CASE("the citizen reads, replies with an attachment; the department fetches
   replies.set_after_sequence(got.messages(0).sequence());
   REQUIRE(f.service.ListReplies(&f.ctx, &replies, &got).ok());
   CHECK(got.messages_size() == 0);
-  replies.set_department("Gesundheitsamt");  // Another department sees nothing.
-  replies.set_after_sequence(0);
+  replies.set_destination("gesundheitsamt");  // Another destination's are not asked for.
+  CHECK(f.service.ListReplies(&f.ctx, &replies, &got).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_CASE("back offices are scoped by destination, not by the department's name, even when names match or change",
+          "[integration]") {
+  Fixture f;
+  v1::Message m;
+  auto first = f.Request("standesamt-case-1");
+  first.set_submission_id("3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a6b");
+  REQUIRE(f.Post(first, &m).ok());
+  {
+    grpcx::TestCaller anna(Person(kAnna));
+    v1::ReplyRequest reply;
+    reply.set_thread_id(m.thread_id());
+    reply.set_body("Meine Antwort nur an das Standesamt.");
+    reply.add_attachments()->set_content(kPdf);
+    v1::Message mine;
+    REQUIRE(f.service.Reply(&f.ctx, &reply, &mine).ok());
+  }
+  std::string attachment;
+  {
+    grpcx::TestCaller own(Department());
+    v1::ListRepliesRequest replies;
+    v1::ListRepliesResponse got;
+    REQUIRE(f.service.ListReplies(&f.ctx, &replies, &got).ok());
+    REQUIRE(got.messages_size() == 1);
+    attachment = got.messages(0).attachments(0).id();
+  }
+  // Another destination's client whose department is called the same.
+  grpcx::TestCaller other(Department("standesamt-fuerth", "Standesamt"));
+  v1::ListRepliesRequest replies;
+  v1::ListRepliesResponse got;
   REQUIRE(f.service.ListReplies(&f.ctx, &replies, &got).ok());
   CHECK(got.messages_size() == 0);
+  v1::GetAttachmentRequest get;
+  get.set_id(attachment);
+  v1::AttachmentContent content;
+  CHECK(f.service.GetDepartmentAttachment(&f.ctx, &get, &content).error_code() == grpc::StatusCode::NOT_FOUND);
+  v1::ListSubmissionMessagesRequest case_messages;
+  case_messages.set_submission_id(first.submission_id());
+  REQUIRE(f.service.ListSubmissionMessages(&f.ctx, &case_messages, &got).ok());
+  CHECK(got.messages_size() == 0);
+  // It cannot write into the thread either, by its id or by the submission.
+  auto into = f.Request("fuerth-1");
+  into.set_thread_id(m.thread_id());
+  v1::Message r;
+  CHECK(f.service.PostMessage(&f.ctx, &into, &r).error_code() == grpc::StatusCode::NOT_FOUND);
+  auto same_case = f.Request("fuerth-2");
+  same_case.set_submission_id(first.submission_id());
+  REQUIRE(f.service.PostMessage(&f.ctx, &same_case, &r).ok());
+  CHECK(r.thread_id() != m.thread_id());
+  // Nor name a destination, nor write as the system.
+  into.set_thread_id("");
+  into.set_destination("standesamt");
+  CHECK(f.service.PostMessage(&f.ctx, &into, &r).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  auto system = f.Request("fuerth-3");
+  system.set_sender_kind(v1::SENDER_KIND_SYSTEM);
+  CHECK(f.service.PostMessage(&f.ctx, &system, &r).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(f.Count("SELECT count(*) FROM messages WHERE thread_id = '" + m.thread_id() + "'") == 2);
+
+  // The department renamed: its destination's threads stay its own.
+  grpcx::TestCaller renamed(Department("standesamt", "Standesamt Nürnberg"));
+  REQUIRE(f.service.ListReplies(&f.ctx, &replies, &got).ok());
+  CHECK(got.messages_size() == 1);
+  REQUIRE(f.service.ListSubmissionMessages(&f.ctx, &case_messages, &got).ok());
+  CHECK(got.messages_size() == 2);
+  CHECK(f.service.GetDepartmentAttachment(&f.ctx, &get, &content).ok());
 }
 
 TEST_CASE("notices need their document and stay as they are; threads archive and come back", "[integration]") {

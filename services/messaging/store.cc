@@ -88,13 +88,18 @@ void Store::Prepare(pqxx::connection& conn) {
   const std::string thr = kThreadColumns;
   conn.prepare("messaging_by_key", "SELECT " + msg + " FROM messages m WHERE m.tenant = $1 AND m.message_key = $2");
   conn.prepare("messaging_new_thread",
-               "INSERT INTO threads (id, tenant, party_id, party_kind, subject, submission_id, department)"
-               " VALUES (gen_random_uuid(), $1, $2::uuid, $3, $4, $5, $6) RETURNING id::text");
+               "INSERT INTO threads (id, tenant, party_id, party_kind, subject, submission_id, department, destination)"
+               " VALUES (gen_random_uuid(), $1, $2::uuid, $3, $4, $5, $6, $7) RETURNING id::text");
   conn.prepare("messaging_thread_of_submission",
                "SELECT id::text FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND submission_id = $3"
-               " ORDER BY created_at LIMIT 1");
+               " AND ($4 = '' OR destination IN ($4, '')) ORDER BY destination = $4 DESC, created_at LIMIT 1");
   conn.prepare("messaging_thread_of_party",
-               "SELECT subject FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid FOR UPDATE");
+               "SELECT subject FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid"
+               " AND ($4 = '' OR destination IN ($4, '')) FOR UPDATE");
+  // A thread from before destinations passes to the first destination that writes in it.
+  conn.prepare("messaging_claim_thread",
+               "UPDATE threads SET destination = $2, department = CASE WHEN department = '' THEN $3 ELSE department END"
+               " WHERE id = $1::uuid AND destination = '' AND $2 <> ''");
   conn.prepare("messaging_touch_thread",
                "UPDATE threads SET last_message_at = now(), archived_at = NULL WHERE id = $1::uuid");
   conn.prepare("messaging_insert",
@@ -136,18 +141,18 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("messaging_get_department_attachment",
                "SELECT a.id::text, a.filename, a.media_type, a.size, a.sha256, a.content FROM message_attachments a"
                " JOIN messages m ON m.id = a.message_id JOIN threads t ON t.id = m.thread_id"
-               " WHERE a.tenant = $1 AND t.department = $2 AND a.id = $3::uuid");
+               " WHERE a.tenant = $1 AND t.destination = $2 AND a.id = $3::uuid");
   conn.prepare("messaging_set_archived",
                "UPDATE threads SET archived_at = CASE WHEN $4 THEN coalesce(archived_at, now()) ELSE NULL END"
                " WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid RETURNING id");
   conn.prepare("messaging_replies",
                "SELECT " + msg +
-                   " FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1 AND t.department = $2"
+                   " FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1 AND t.destination = $2"
                    " AND m.sender_kind = 'citizen' AND m.seq > $3 ORDER BY m.seq LIMIT $4");
   conn.prepare("messaging_submission_messages",
                "SELECT " + msg +
                    " FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1 AND t.submission_id = $2"
-                   " ORDER BY m.seq");
+                   " AND t.destination = $3 ORDER BY m.seq");
   conn.prepare("messaging_contact", "SELECT email, language, notify_messages FROM contacts WHERE party_id = $1::uuid");
   conn.prepare("messaging_contact_email",
                "INSERT INTO contacts (party_id, tenant, email) VALUES ($1::uuid, $2, $3)"
@@ -169,17 +174,20 @@ absl::StatusOr<std::pair<v1::Message, bool>> Store::Post(const NewMessage& m, co
     std::string subject = m.subject;
     if (thread.empty() && !m.submission_id.empty()) {
       // One thread per submission: later messages about it join the first one's thread.
-      auto same = tx.exec_prepared("messaging_thread_of_submission", m.tenant, m.party_id, m.submission_id);
+      auto same =
+          tx.exec_prepared("messaging_thread_of_submission", m.tenant, m.party_id, m.submission_id, m.destination);
       if (!same.empty()) thread = same[0][0].as<std::string>();
     }
     if (thread.empty()) {
       thread = tx.exec_prepared("messaging_new_thread", m.tenant, m.party_id, m.party_kind, m.subject, m.submission_id,
-                                m.department)[0][0]
+                                m.department, m.destination)[0][0]
                    .as<std::string>();
     } else {
-      auto t = tx.exec_prepared("messaging_thread_of_party", m.tenant, m.party_id, thread);
+      // Another destination's thread is not found, whatever the department is called.
+      auto t = tx.exec_prepared("messaging_thread_of_party", m.tenant, m.party_id, thread, m.destination);
       if (t.empty()) return absl::NotFoundError("thread not found");
       subject = t[0][0].as<std::string>();
+      tx.exec_prepared("messaging_claim_thread", thread, m.destination, m.department);
     }
     auto inserted = tx.exec_prepared("messaging_insert", m.tenant, m.party_id, m.party_kind, m.sender_kind, subject,
                                      m.body, m.message_key, thread, m.sender_name, m.notice);
@@ -281,11 +289,11 @@ absl::StatusOr<v1::AttachmentContent> Store::GetAttachment(const Owner& owner, c
 }
 
 absl::StatusOr<v1::AttachmentContent> Store::GetDepartmentAttachment(const std::string& tenant,
-                                                                     const std::string& department,
+                                                                     const std::string& destination,
                                                                      const std::string& id) {
   v1::AttachmentContent out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto res = tx.exec_prepared("messaging_get_department_attachment", tenant, department, id);
+    auto res = tx.exec_prepared("messaging_get_department_attachment", tenant, destination, id);
     if (res.empty()) return absl::NotFoundError("attachment not found");
     *out.mutable_attachment() = ToAttachment(res[0]);
     out.set_content(pqxx::binarystring(res[0][5]).str());
@@ -306,11 +314,11 @@ absl::StatusOr<v1::Thread> Store::SetArchived(const Owner& owner, const std::str
   return ThreadHeader(owner, thread_id);
 }
 
-absl::StatusOr<v1::ListRepliesResponse> Store::ListReplies(const std::string& tenant, const std::string& department,
+absl::StatusOr<v1::ListRepliesResponse> Store::ListReplies(const std::string& tenant, const std::string& destination,
                                                            int64_t after_sequence, int limit) {
   v1::ListRepliesResponse out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    for (const auto& r : tx.exec_prepared("messaging_replies", tenant, department, after_sequence, limit)) {
+    for (const auto& r : tx.exec_prepared("messaging_replies", tenant, destination, after_sequence, limit)) {
       *out.add_messages() = LoadMessage(tx, r);
     }
     return absl::OkStatus();
@@ -320,10 +328,11 @@ absl::StatusOr<v1::ListRepliesResponse> Store::ListReplies(const std::string& te
 }
 
 absl::StatusOr<v1::ListRepliesResponse> Store::SubmissionMessages(const std::string& tenant,
-                                                                  const std::string& submission_id) {
+                                                                  const std::string& submission_id,
+                                                                  const std::string& destination) {
   v1::ListRepliesResponse out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    for (const auto& r : tx.exec_prepared("messaging_submission_messages", tenant, submission_id)) {
+    for (const auto& r : tx.exec_prepared("messaging_submission_messages", tenant, submission_id, destination)) {
       *out.add_messages() = LoadMessage(tx, r);
     }
     return absl::OkStatus();

@@ -37,7 +37,8 @@ struct NewMessage {
   std::string message_key;
   std::string thread_id;  // "" = a new thread.
   std::string submission_id;
-  std::string department;
+  std::string department;   // Display name.
+  std::string destination;  // Department messages: the thread's destination.
   bool notice = false;
   std::vector<NewAttachment> attachments;
 };
@@ -68,15 +69,18 @@ class Store {
   absl::StatusOr<v1::Thread> ThreadHeader(const Owner& owner, const std::string& id);
   absl::StatusOr<v1::Message> MarkRead(const Owner& owner, const std::string& message_id);
   absl::StatusOr<v1::AttachmentContent> GetAttachment(const Owner& owner, const std::string& id);
+  // An attachment in a thread of `destination`.
   absl::StatusOr<v1::AttachmentContent> GetDepartmentAttachment(const std::string& tenant,
-                                                                const std::string& department, const std::string& id);
+                                                                const std::string& destination, const std::string& id);
   absl::StatusOr<v1::Thread> SetArchived(const Owner& owner, const std::string& thread_id, bool archived);
-  absl::StatusOr<v1::ListRepliesResponse> ListReplies(const std::string& tenant, const std::string& department,
+  // Citizen replies in threads of `destination`.
+  absl::StatusOr<v1::ListRepliesResponse> ListReplies(const std::string& tenant, const std::string& destination,
                                                       int64_t after_sequence, int limit);
 
-  // Oldest first, over the submission's threads.
+  // Oldest first, over the submission's threads of `destination`.
   absl::StatusOr<v1::ListRepliesResponse> SubmissionMessages(const std::string& tenant,
-                                                             const std::string& submission_id);
+                                                             const std::string& submission_id,
+                                                             const std::string& destination);
   static std::optional<Contact> FindContact(pqxx::work& tx, const std::string& party_id);
   static void SetContactEmail(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
                               const std::string& email);

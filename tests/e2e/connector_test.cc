@@ -317,7 +317,68 @@ TEST_CASE("pull and the back-office API: client credentials, scope per destinati
   auto replies = c.Get("/api/v1/backoffice/replies", Token(token));
   REQUIRE(Status(replies) == 200);
   CHECK(json::parse(replies->body)["items"].back()["body"] == "Vielen Dank!");
+  // Another destination's client whose department has the same name sees none of it.
+  auto namesake = PostJson(c, "/api/v1/admin/backoffice-clients",
+                           {{"destination", "gesundheitsamt"}, {"department", "Stadtkämmerei"}}, Bearer(admin));
+  REQUIRE(Status(namesake) == 201);
+  const json other = json::parse(namesake->body);
+  auto other_issued =
+      token_with({{"Authorization", "Basic " + absl::Base64Escape(other["client_id"].get<std::string>() + ":" +
+                                                                  other["client_secret"].get<std::string>())}},
+                 "grant_type=client_credentials");
+  REQUIRE(Status(other_issued) == 200);
+  const std::string other_token = json::parse(other_issued->body)["access_token"];
+  auto other_replies = c.Get("/api/v1/backoffice/replies", Token(other_token));
+  REQUIRE(Status(other_replies) == 200);
+  CHECK(other_replies->body.find("Vielen Dank!") == std::string::npos);
+  CHECK(Status(c.Get(("/api/v1/backoffice/submissions/" + id + "/messages").c_str(), Token(other_token))) == 404);
   CHECK(stack.AllLogs().find("\"level\":\"error\"") == std::string::npos);
+}
+
+TEST_CASE("push: a destination whose name resolves inward is refused at send time, nothing leaves", "[e2e]") {
+  Stack stack;
+  // As in production: no allow-list (http stays allowed, so only the address decides).
+  stack.SetEnv("connector", "STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS", "");
+  auto& connector = stack.instance("connector");
+  connector.process->Signal(SIGTERM);
+  connector.process->Wait(10s);
+  stack.Start(connector);
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  json admin = Admin(stack, c);
+  json anna = Onboard(stack, c, UniqueEmail());
+  Receiver receiver;  // Listens on 127.0.0.1 and would accept every delivery.
+  const std::string port = receiver.url().substr(receiver.url().rfind(':'));
+  // Registered while its name still pointed at a public address; now it resolves to loopback.
+  for (const std::string host : {"localhost", "2130706433", "127.1", "0x7f.1", "[::ffff:127.0.0.1]"}) {
+    INFO(host);
+    {
+      pqxx::connection conn(testing::DatabaseUrl());
+      pqxx::work tx(conn);
+      tx.exec_params(
+          "INSERT INTO connector.destinations (tenant, id, name, mode, endpoint_url, secret)"
+          " VALUES ('09564000', 'gesundheitsamt', 'Gesundheitsamt', 'push', $1, $2)"
+          " ON CONFLICT (tenant, id) DO UPDATE SET mode = 'push', endpoint_url = $1, secret = $2",
+          "http://" + host + port, kSecret);
+      tx.commit();
+    }
+    const std::string id = Apply(c, anna, "contact-person-report", kContactReport);
+    REQUIRE(testing::Eventually(
+        [&] {
+          auto r = c.Get(("/api/v1/admin/deliveries/" + id + "/attempts").c_str(), Bearer(admin));
+          return r && r->status == 200 && r->body.find("not allowed") != std::string::npos;
+        },
+        20s));
+    CHECK(Submission(c, anna, id)["status"] == "submitted");
+  }
+  CHECK(receiver.posts() == 0);
+  // Registering such an address is refused outright.
+  CHECK(
+      Status(Put(c, "/api/v1/admin/destinations/gesundheitsamt",
+                 {{"name", "Gesundheitsamt"}, {"mode", "push"}, {"endpoint_url", receiver.url()}, {"secret", kSecret}},
+                 admin)) == 422);
+  REQUIRE(Status(Put(c, "/api/v1/admin/destinations/gesundheitsamt", {{"name", "Gesundheitsamt"}, {"mode", "pull"}},
+                     admin)) == 200);
 }
 
 }  // namespace stadtportal::e2e

@@ -41,7 +41,6 @@ class Department {
 
   mv1::ListRepliesResponse Replies() {
     mv1::ListRepliesRequest req;
-    req.set_department("Standesamt");
     mv1::ListRepliesResponse out;
     auto ctx = Context();
     auto s = stub_->ListReplies(ctx.get(), req, &out);
@@ -64,7 +63,7 @@ class Department {
     c.account_id = "00000000-0000-4000-8000-00000000d001";
     c.tenant = "09564000";
     c.acting_party = "Standesamt";
-    c.roles = {"department"};
+    c.roles = {"department", "destination:standesamt"};
     return grpcx::NewClientContext(5s, stack_.SignCaller(c));
   }
   Stack& stack_;

@@ -86,8 +86,7 @@ std::string Stack::SignCaller(const auth::Caller& caller) const {
 }
 
 std::map<std::string, std::string> Stack::BaseEnv() const {
-  return {{"STADTPORTAL_DATABASE_URL", testing::DatabaseUrl()},
-          {"STADTPORTAL_REDIS_URL", testing::RedisUrl()},
+  return {{"STADTPORTAL_REDIS_URL", testing::RedisUrl()},
           {"STADTPORTAL_LISTEN_HOST", "127.0.0.1"},
           {"STADTPORTAL_LOG_LEVEL", "debug"},
           {"STADTPORTAL_SHUTDOWN_GRACE_MS", "5000"},
@@ -131,6 +130,8 @@ std::string Stack::AllLogs() const {
 
 void Stack::Start(Instance& i) {
   auto env = BaseEnv();
+  // Each service as its own database role: its schema only.
+  env["STADTPORTAL_DATABASE_URL"] = testing::ServiceDatabaseUrl(i.service);
   env["STADTPORTAL_GRPC_PORT"] = std::to_string(i.grpc_port);
   env["STADTPORTAL_ADMIN_PORT"] = std::to_string(i.admin_port);
   if (i.service == "connector") {
@@ -139,14 +140,26 @@ void Stack::Start(Instance& i) {
     for (const auto& [k, v] : addresses_) env[k] = v;
     env["STADTPORTAL_CALLER_SIGNING_KEY"] = signing_key_;
     env["STADTPORTAL_CONNECTOR_ALLOW_HTTP"] = "true";
+    env["STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS"] = "127.0.0.1/32";
     env["STADTPORTAL_CONNECTOR_BACKOFF_BASE_MS"] = "100";
     env["STADTPORTAL_CONNECTOR_BACKOFF_MAX_MS"] = "400";
     env["STADTPORTAL_CONNECTOR_MAX_ATTEMPTS"] = "5";
     env["STADTPORTAL_CONNECTOR_BREAKER_THRESHOLD"] = "50";
     env["STADTPORTAL_CONNECTOR_POLL_MS"] = "50";
   }
+  for (const auto& [k, v] : service_env_[i.service]) {
+    if (v.empty()) {
+      env.erase(k);
+    } else {
+      env[k] = v;
+    }
+  }
   i.process = std::make_unique<testing::Process>(BinaryPath(i.service), std::vector<std::string>{}, env,
                                                  dir_ + "/" + i.service + "-" + std::to_string(i.grpc_port) + ".log");
+}
+
+void Stack::SetEnv(const std::string& service, const std::string& name, const std::string& value) {
+  service_env_[service][name] = value;
 }
 
 Instance& Stack::instance(const std::string& service, int replica) {

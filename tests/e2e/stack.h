@@ -34,6 +34,8 @@ class Stack {
 
   // Starts (again) the given instance on its ports.
   void Start(Instance& i);
+  // Sets (empty value: removes) a variable of a service's environment for its next Start.
+  void SetEnv(const std::string& service, const std::string& name, const std::string& value);
   std::vector<Instance>& instances() { return instances_; }
   Instance& instance(const std::string& service, int replica = 0);
   uint16_t gateway_port() const { return gateway_port_; }
@@ -65,6 +67,7 @@ class Stack {
   std::unique_ptr<testing::Process> smtp_;
   std::vector<Instance> instances_;
   std::map<std::string, std::string> addresses_;  // STADTPORTAL_<SVC>_ADDR
+  std::map<std::string, std::map<std::string, std::string>> service_env_;
   uint16_t gateway_port_ = 0;
   uint16_t testpay_port_ = 0;
   std::unique_ptr<testing::Process> testpay_;

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "libs/grpc/client.h"
@@ -207,7 +208,8 @@ TEST_CASE("--migrate-only needs nothing but the database: it migrates, exits 0, 
   // As the migration Job runs them: no caller keys, no Redis, no service settings
   // (the connector would otherwise insist on STADTPORTAL_SUBMISSION_ADDR).
   for (const auto& svc : kServices) {
-    testing::Process p(BinaryPath(svc), {"--migrate-only"}, {{"STADTPORTAL_DATABASE_URL", testing::DatabaseUrl()}},
+    testing::Process p(BinaryPath(svc), {"--migrate-only"},
+                       {{"STADTPORTAL_DATABASE_URL", testing::ServiceDatabaseUrl(svc)}},
                        dir + "/migrate-only-" + svc + ".log");
     const int rc = p.Wait(30s);
     INFO(svc << ": " << p.Output());
@@ -217,6 +219,52 @@ TEST_CASE("--migrate-only needs nothing but the database: it migrates, exits 0, 
   }
   testing::Process bad(BinaryPath("submission"), {"--serve-twice"}, {}, dir + "/migrate-only-bad.log");
   CHECK(bad.Wait(10s) == 2);
+}
+
+TEST_CASE("each service's database role owns its schema and cannot touch another's", "[e2e]") {
+  const std::string dir = testing::TempDir();
+  for (const auto& svc : kServices) {
+    testing::Process p(BinaryPath(svc), {"--migrate-only"},
+                       {{"STADTPORTAL_DATABASE_URL", testing::ServiceDatabaseUrl(svc)}},
+                       dir + "/roles-migrate-" + svc + ".log");
+    INFO(svc << ": " << p.Output());
+    REQUIRE(p.Wait(30s) == 0);
+  }
+  {
+    // Every table of a schema belongs to its service's role.
+    pqxx::connection admin(testing::DatabaseUrl());
+    pqxx::read_transaction tx(admin);
+    for (const auto& svc : kServices) {
+      INFO(svc);
+      CHECK(tx.exec1("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                     " WHERE n.nspname = " +
+                     tx.quote(svc) + " AND c.relkind = 'r' AND pg_get_userbyid(c.relowner) <> " +
+                     tx.quote("stadtportal_" + svc))[0]
+                .as<int>() == 0);
+      CHECK(tx.exec1("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = " + tx.quote(svc))[0]
+                .as<std::string>() == "stadtportal_" + svc);
+    }
+  }
+  for (const auto& svc : kServices) {
+    pqxx::connection conn(testing::ServiceDatabaseUrl(svc));
+    for (const auto& other : kServices) {
+      INFO(svc << " reads " << other);
+      pqxx::work tx(conn);
+      const std::string table = other + ".schema_migrations";
+      if (other == svc) {
+        CHECK(tx.exec1("SELECT count(*) FROM " + table)[0].as<int>() > 0);
+        continue;
+      }
+      // Neither reading nor writing another service's tables, nor reaching them by name.
+      CHECK_THROWS_AS(tx.exec("SELECT version FROM " + table + " LIMIT 1"), pqxx::insufficient_privilege);
+    }
+    pqxx::work tx(conn);
+    CHECK_THROWS_AS(tx.exec("CREATE SCHEMA elsewhere"), pqxx::insufficient_privilege);
+  }
+  // A real table of another service, as the connector (the part with outside egress).
+  pqxx::connection connector(testing::ServiceDatabaseUrl("connector"));
+  pqxx::work tx(connector);
+  CHECK_THROWS_AS(tx.exec("SELECT count(*) FROM identity.accounts"), pqxx::insufficient_privilege);
 }
 
 }  // namespace stadtportal::e2e

@@ -91,3 +91,8 @@ imagePullSecrets:
 postgres: {{ .Values.networkPolicy.databasePort }}
 redis: {{ .Values.networkPolicy.redisPort }}
 {{- end -}}
+
+{{/* The Secret holding a service's database URL (its own role): <namePrefix>-<service>. */}}
+{{- define "stadtportal.databaseSecret" -}}
+{{- printf "%s-%s" .root.Values.secrets.database.namePrefix .name -}}
+{{- end -}}
