@@ -9,6 +9,7 @@
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/support/server_interceptor.h>
 
 #include "absl/strings/str_cat.h"
@@ -80,6 +81,16 @@ class RedInterceptorFactory : public gx::ServerInterceptorFactoryInterface {
   gx::Interceptor* CreateServerInterceptor(gx::ServerRpcInfo* info) override { return new RedInterceptor(info); }
 };
 
+// Adds server reflection to one builder only (InitProtoReflectionServerBuilderPlugin
+// would add it to every server the process builds).
+class ReflectionOption : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+  }
+};
+
 }  // namespace
 
 ServerOptions ServerOptions::FromEnv(const config::Env& env, uint16_t default_port) {
@@ -92,6 +103,7 @@ ServerOptions ServerOptions::FromEnv(const config::Env& env, uint16_t default_po
   o.max_connection_age = env.Millis("STADTPORTAL_GRPC_MAX_CONNECTION_AGE_MS", o.max_connection_age);
   o.max_message_bytes =
       static_cast<int>(env.Int("STADTPORTAL_GRPC_MAX_MESSAGE_BYTES", o.max_message_bytes, 1 << 20, 1 << 30));
+  o.reflection = env.Bool("STADTPORTAL_GRPC_REFLECTION", o.reflection);
   return o;
 }
 
@@ -107,9 +119,9 @@ void Server::AddService(std::unique_ptr<grpc::Service> service, std::string full
 absl::Status Server::Start() {
   GrpcRed();  // Register the metric families now, so /metrics shows them before the first call.
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   grpc::ServerBuilder builder;
+  if (options_.reflection) builder.SetOption(std::make_unique<ReflectionOption>());
   int selected_port = 0;
   builder.AddListeningPort(absl::StrCat(options_.host, ":", options_.port), grpc::InsecureServerCredentials(),
                            &selected_port);
@@ -138,7 +150,7 @@ absl::Status Server::Start() {
   auto* health = server_->GetHealthCheckService();
   health->SetServingStatus(true);
   for (const auto& n : names_) health->SetServingStatus(n, true);
-  log::Info("grpc server listening", {{"port", port_}, {"services", names_}});
+  log::Info("grpc server listening", {{"port", port_}, {"services", names_}, {"reflection", options_.reflection}});
   return absl::OkStatus();
 }
 

@@ -26,14 +26,18 @@ struct ServerOptions {
   std::chrono::milliseconds max_connection_age{300000};
   // Largest request or response (attachments travel in one message).
   int max_message_bytes = 32 << 20;
+  // Server reflection lists every method to anyone who can connect: off unless asked
+  // for (local development and debugging).
+  bool reflection = false;
 
   // STADTPORTAL_LISTEN_HOST, STADTPORTAL_GRPC_PORT, STADTPORTAL_GRPC_MAX_THREADS,
-  // STADTPORTAL_SHUTDOWN_GRACE_MS, STADTPORTAL_SHUTDOWN_DELAY_MS, STADTPORTAL_GRPC_MAX_CONNECTION_AGE_MS.
+  // STADTPORTAL_SHUTDOWN_GRACE_MS, STADTPORTAL_SHUTDOWN_DELAY_MS, STADTPORTAL_GRPC_MAX_CONNECTION_AGE_MS,
+  // STADTPORTAL_GRPC_MAX_MESSAGE_BYTES, STADTPORTAL_GRPC_REFLECTION.
   static ServerOptions FromEnv(const config::Env& env, uint16_t default_port);
 };
 
 // A gRPC server with what every stadtportal service needs: grpc.health.v1 (per service
-// and overall), reflection, RED metrics, keepalive and connection-age limits, and a
+// and overall), reflection when enabled, RED metrics, keepalive and connection-age limits, and a
 // graceful shutdown (NOT_SERVING → stop accepting → drain in-flight calls → exit).
 class Server {
  public:

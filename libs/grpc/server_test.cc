@@ -65,6 +65,15 @@ struct Fixture {
 
 }  // namespace
 
+TEST_CASE("server reflection is off unless STADTPORTAL_GRPC_REFLECTION enables it", "[unit]") {
+  // Served or not: tests/e2e/stack_test.cc (a process of its own, as reflection's
+  // generated messages would clash with the test's own copy of them here).
+  CHECK_FALSE(ServerOptions::FromEnv(config::Env(std::map<std::string, std::string>{}), 50051).reflection);
+  CHECK(ServerOptions::FromEnv(config::Env(std::map<std::string, std::string>{{"STADTPORTAL_GRPC_REFLECTION", "true"}}),
+                               50051)
+            .reflection);
+}
+
 TEST_CASE("a started server reports SERVING overall and per service", "[integration]") {
   Fixture f(std::chrono::seconds(5));
   CHECK(CheckHealth(f.channel, "", std::chrono::seconds(2)).ok());

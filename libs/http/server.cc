@@ -1,6 +1,9 @@
 #include "libs/http/server.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -15,9 +18,9 @@ ServerOptions ServerOptions::FromEnv(const config::Env& env, uint16_t default_po
   o.port = env.Port("STADTPORTAL_HTTP_PORT", default_port);
   o.threads = static_cast<int>(env.Int("STADTPORTAL_HTTP_THREADS", o.threads, 1, 4096));
   o.queue = static_cast<int>(env.Int("STADTPORTAL_HTTP_QUEUE", o.queue, 0, 65536));
-  o.max_body_bytes = static_cast<size_t>(
-      env.Int("STADTPORTAL_HTTP_MAX_BODY_BYTES", static_cast<int64_t>(o.max_body_bytes), 1024, 1LL << 30));
   o.read_timeout = env.Millis("STADTPORTAL_HTTP_READ_TIMEOUT_MS", o.read_timeout);
+  o.request_timeout = env.Millis("STADTPORTAL_HTTP_REQUEST_TIMEOUT_MS", o.request_timeout);
+  if (o.request_timeout.count() < 1000) throw config::Error("STADTPORTAL_HTTP_REQUEST_TIMEOUT_MS: at least 1000");
   o.write_timeout = env.Millis("STADTPORTAL_HTTP_WRITE_TIMEOUT_MS", o.write_timeout);
   o.keep_alive_timeout = env.Millis("STADTPORTAL_HTTP_KEEPALIVE_TIMEOUT_MS", o.keep_alive_timeout);
   o.keep_alive_max_requests =
@@ -101,6 +104,11 @@ EdgeOptions EdgeOptions::FromEnv(const config::Env& env) {
   for (absl::string_view origin : absl::StrSplit(env.String("STADTPORTAL_CORS_ORIGINS", ""), ',', absl::SkipEmpty())) {
     o.cors_origins.emplace_back(absl::StripAsciiWhitespace(origin));
   }
+  o.max_body_bytes = static_cast<size_t>(
+      env.Int("STADTPORTAL_HTTP_MAX_BODY_BYTES", static_cast<int64_t>(o.max_body_bytes), 1024, 16 << 20));
+  o.max_upload_bytes = static_cast<size_t>(
+      env.Int("STADTPORTAL_HTTP_MAX_UPLOAD_BYTES", static_cast<int64_t>(o.max_upload_bytes), 1024, 1LL << 30));
+  o.max_uploads = static_cast<int>(env.Int("STADTPORTAL_HTTP_MAX_UPLOADS", o.max_uploads, 1, 1024));
   return o;
 }
 
@@ -130,9 +138,136 @@ void Router::EdgeHeaders(const httplib::Request& req, httplib::Response& res) co
 }
 
 void Router::Add(const std::string& method, const std::string& pattern, Handler handler) {
-  Route r{method, pattern, {}, {}, std::move(handler)};
+  Route r{method, pattern, {}, {}, std::move(handler), edge_.max_body_bytes, false};
   r.re = Compile(pattern, r.names);
   routes_.push_back(std::move(r));
+}
+
+void Router::SetBodyLimit(const std::string& method, const std::string& pattern, size_t max_body) {
+  for (auto& r : routes_) {
+    if (r.method == method && r.pattern == pattern) {
+      r.max_body = max_body;
+      return;
+    }
+  }
+  throw std::logic_error("no route " + method + " " + pattern);
+}
+
+void Router::SetUpload(const std::string& method, const std::string& pattern) {
+  SetBodyLimit(method, pattern, edge_.max_upload_bytes);
+  for (auto& r : routes_) {
+    if (r.method == method && r.pattern == pattern) r.upload = true;
+  }
+}
+
+Router::Match Router::Find(const httplib::Request& req) const {
+  Match out;
+  for (const auto& r : routes_) {
+    if (!std::regex_match(req.path, out.captures, r.re)) continue;
+    if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
+      out.route = &r;
+      return out;
+    }
+    out.allowed.push_back(r.method);
+  }
+  return out;
+}
+
+namespace {
+
+// The match of the request being handled on this thread: made once before its body is
+// read (pre-routing), used again to dispatch it.
+struct MatchCache {
+  const void* router = nullptr;
+  const httplib::Request* req = nullptr;
+};
+thread_local MatchCache match_cache;
+
+}  // namespace
+
+Router::Match& Router::Matched(const httplib::Request& req) const {
+  thread_local Match match;
+  if (match_cache.router != this || match_cache.req != &req) {
+    match = Find(req);
+    match_cache = {this, &req};
+  }
+  return match;
+}
+
+void Router::Refuse(const httplib::Request& req, httplib::Response& res, int status, const std::string& detail) const {
+  Server::CloseAfterResponse();
+  const_cast<httplib::Request&>(req).set_header("Connection", "close");
+  log::RequestScope scope(RequestId(req), "");
+  res.set_header("X-Request-Id", RequestId(req));
+  EdgeHeaders(req, res);
+  WriteHttpProblem(res, status, detail);
+}
+
+void Router::DispatchWithBody(const httplib::Request& req, httplib::Response& res,
+                              const httplib::ContentReader& reader) {
+  const Route* route = Matched(req).route;
+  // A body is declared by Content-Length or Transfer-Encoding; without either there is none.
+  if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) return Dispatch(req, res);
+  // Upload slots bound the memory of large bodies: taken before reading, kept until answered.
+  bool slot = false;
+  if (route != nullptr && route->upload) {
+    std::unique_lock<std::mutex> lock(uploads_mu_);
+    slot = upload_done_.wait_for(lock, edge_.upload_wait, [&] { return uploads_ < edge_.max_uploads; });
+    if (slot) ++uploads_;
+  }
+  if (route != nullptr && route->upload && !slot) {
+    res.set_header("Retry-After", "5");
+    return Refuse(req, res, 503, "too many uploads at once; retry later");
+  }
+  struct Release {
+    Router* router;
+    bool slot;
+    ~Release() {
+      if (!slot) return;
+      {
+        std::lock_guard<std::mutex> lock(router->uploads_mu_);
+        --router->uploads_;
+      }
+      router->upload_done_.notify_one();
+    }
+  } release{this, slot};
+
+  auto& mutable_req = const_cast<httplib::Request&>(req);
+  const size_t limit = BodyLimit(route);
+  size_t total = 0;
+  bool too_large = false;
+  auto fits = [&](size_t n) {
+    total += n;
+    too_large = total > limit;
+    return !too_large;
+  };
+  bool read = false;
+  if (req.is_multipart_form_data()) {
+    auto part = mutable_req.files.end();
+    read = reader(
+        [&](const httplib::MultipartFormData& file) {
+          if (!fits(file.name.size() + file.filename.size() + file.content_type.size())) return false;
+          part = mutable_req.files.emplace(file.name, file);
+          return true;
+        },
+        [&](const char* data, size_t n) {
+          if (!fits(n) || part == mutable_req.files.end()) return false;
+          part->second.content.append(data, n);
+          return true;
+        });
+  } else {
+    read = reader([&](const char* data, size_t n) {
+      if (!fits(n)) return false;
+      mutable_req.body.append(data, n);
+      return true;
+    });
+  }
+  if (too_large) return Refuse(req, res, 413, "request body too large");
+  if (!read) {
+    return Server::RequestDeadlinePassed() ? Refuse(req, res, 408, "request not received in time")
+                                           : Refuse(req, res, 400, "malformed or incomplete request body");
+  }
+  Dispatch(req, res);
 }
 
 std::vector<std::string> Router::Routes() const {
@@ -171,17 +306,10 @@ void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
   res.set_header("X-Request-Id", request_id);
   EdgeHeaders(req, res);
 
-  std::vector<std::string> allowed;
-  const Route* match = nullptr;
-  std::smatch m;
-  for (const auto& r : routes_) {
-    if (!std::regex_match(req.path, m, r.re)) continue;
-    if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
-      match = &r;
-      break;
-    }
-    allowed.push_back(r.method);
-  }
+  Match& found = Matched(req);
+  std::vector<std::string>& allowed = found.allowed;
+  const Route* match = found.route;
+  const std::smatch& m = found.captures;
   // Bounded label: the route template, or "unmatched" for any unknown path.
   const std::string op = req.method + " " + (match != nullptr ? match->pattern : std::string("unmatched"));
   red_.Started(op);
@@ -217,22 +345,75 @@ void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
   log::Info("request", {{"route", op}, {"status", res.status}, {"duration_ms", elapsed.count() * 1000}});
 }
 
-void Router::Install(httplib::Server& server) {
-  // Accept a well-formed caller request id or make one; every later step sees it.
-  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+namespace {
+
+// The status refusing a request's declared body (0: none), before a byte of it is read.
+int CheckDeclaredBody(const httplib::Request& req, size_t limit, std::string* detail) {
+  const bool has_length = req.has_header("Content-Length");
+  const bool chunked = req.has_header("Transfer-Encoding");
+  uint64_t length = 0;
+  if (has_length) {
+    const std::string value = req.get_header_value("Content-Length");
+    if (req.get_header_value_count("Content-Length") != 1 || value.empty() || value.size() > 18 ||
+        !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        !absl::SimpleAtoi(value, &length)) {
+      *detail = "malformed Content-Length";
+      return 400;
+    }
+  }
+  const bool takes_body =
+      req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE";
+  if (!takes_body && (chunked || length > 0)) {
+    // cpp-httplib would not read it, and would take it for the next request.
+    *detail = "a " + req.method + " request carries no body";
+    return 400;
+  }
+  if (length > limit) {
+    *detail = absl::StrCat("request body too large (at most ", limit, " bytes here)");
+    return 413;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void Router::Install(Server& server) {
+  size_t largest = edge_.max_body_bytes;
+  for (const auto& r : routes_) largest = std::max(largest, r.max_body);
+  // cpp-httplib's own limit: what no route exceeds.
+  server.set_payload_max_length(largest);
+  // "Expect: 100-continue": refused before the client sends the body.
+  server.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+    std::string detail;
+    const int status = CheckDeclaredBody(req, BodyLimit(Find(req).route), &detail);
+    if (status == 0) return 100;
+    Refuse(req, res, status, detail);
+    return status;
+  });
+  // Accept a well-formed caller request id or make one; every later step sees it. Then
+  // the route, and its body limit against the declared length, before the body is read.
+  server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     auto& mutable_req = const_cast<httplib::Request&>(req);
     std::string id = req.get_header_value("X-Request-Id");
     if (!log::IsValidRequestId(id)) id = log::NewRequestId();
     mutable_req.headers.erase("X-Request-Id");
     mutable_req.headers.emplace("X-Request-Id", id);
-    return httplib::Server::HandlerResponse::Unhandled;
+    match_cache = {};  // A new request (possibly at the last one's address).
+    std::string detail;
+    const int status = CheckDeclaredBody(req, BodyLimit(Matched(req).route), &detail);
+    if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
+    Refuse(req, res, status, detail);
+    return httplib::Server::HandlerResponse::Handled;
   });
   auto dispatch = [this](const httplib::Request& req, httplib::Response& res) { Dispatch(req, res); };
+  auto with_body = [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+    DispatchWithBody(req, res, reader);
+  };
   server.Get(".*", dispatch);
-  server.Post(".*", dispatch);
-  server.Put(".*", dispatch);
-  server.Patch(".*", dispatch);
-  server.Delete(".*", dispatch);
+  server.Post(".*", with_body);
+  server.Put(".*", with_body);
+  server.Patch(".*", with_body);
+  server.Delete(".*", with_body);
   server.Options(".*", dispatch);
   // Errors raised by the HTTP layer itself (413 too large, 400 bad request line…).
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -251,13 +432,13 @@ void Router::Install(httplib::Server& server) {
   });
 }
 
-void Configure(httplib::Server& server, const ServerOptions& o) {
+void Configure(Server& server, const ServerOptions& o) {
   server.set_tcp_nodelay(true);
   server.set_read_timeout(o.read_timeout);
+  server.set_request_timeout(o.request_timeout);
   server.set_write_timeout(o.write_timeout);
   server.set_keep_alive_timeout(std::chrono::duration_cast<std::chrono::seconds>(o.keep_alive_timeout).count());
   server.set_keep_alive_max_count(static_cast<size_t>(o.keep_alive_max_requests));
-  server.set_payload_max_length(o.max_body_bytes);
   const int threads = o.threads;
   const int queue = o.queue;
   server.new_task_queue = [threads, queue] { return new BoundedThreadPool(threads, queue); };

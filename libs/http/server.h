@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "libs/config/config.h"
+#include "libs/http/deadline_server.h"
 #include "libs/metrics/metrics.h"
 
 namespace stadtportal::http {
@@ -24,14 +25,15 @@ struct ServerOptions {
   uint16_t port = 8080;
   int threads = 32;  // Worker threads; one per open connection while it is served.
   int queue = 256;   // Accepted connections waiting for a worker; beyond, accept waits.
-  size_t max_body_bytes = 1 << 20;
   std::chrono::milliseconds read_timeout{10000};
+  // Reading a whole request (line, headers, body) takes at most this, however it trickles.
+  std::chrono::milliseconds request_timeout{30000};
   std::chrono::milliseconds write_timeout{10000};
   std::chrono::milliseconds keep_alive_timeout{5000};
   int keep_alive_max_requests = 100;
 
   // STADTPORTAL_HTTP_PORT, STADTPORTAL_LISTEN_HOST, STADTPORTAL_HTTP_THREADS, STADTPORTAL_HTTP_QUEUE,
-  // STADTPORTAL_HTTP_MAX_BODY_BYTES, STADTPORTAL_HTTP_READ_TIMEOUT_MS, STADTPORTAL_HTTP_WRITE_TIMEOUT_MS,
+  // STADTPORTAL_HTTP_READ_TIMEOUT_MS, STADTPORTAL_HTTP_REQUEST_TIMEOUT_MS, STADTPORTAL_HTTP_WRITE_TIMEOUT_MS,
   // STADTPORTAL_HTTP_KEEPALIVE_TIMEOUT_MS, STADTPORTAL_HTTP_KEEPALIVE_MAX_REQUESTS.
   static ServerOptions FromEnv(const config::Env& env, uint16_t default_port);
 };
@@ -63,8 +65,17 @@ struct EdgeOptions {
   int64_t hsts_max_age = 31536000;
   // Origins allowed to call the API from a browser (exact match, e.g. https://www.nuernberg.de).
   std::vector<std::string> cors_origins;
+  // Request bodies, checked before (Content-Length) and while they are read: routes
+  // take max_body_bytes unless they name their own limit; upload routes take
+  // max_upload_bytes, and only max_uploads of them are read and handled at once (more
+  // wait up to upload_wait, then get 503 with Retry-After before their body is read).
+  size_t max_body_bytes = 64 * 1024;
+  size_t max_upload_bytes = 21 << 20;
+  int max_uploads = 4;
+  std::chrono::milliseconds upload_wait{5000};
 
-  // STADTPORTAL_HSTS_MAX_AGE_S, STADTPORTAL_CORS_ORIGINS (comma-separated).
+  // STADTPORTAL_HSTS_MAX_AGE_S, STADTPORTAL_CORS_ORIGINS (comma-separated), STADTPORTAL_HTTP_MAX_BODY_BYTES,
+  // STADTPORTAL_HTTP_MAX_UPLOAD_BYTES, STADTPORTAL_HTTP_MAX_UPLOADS.
   static EdgeOptions FromEnv(const config::Env& env);
 };
 
@@ -74,13 +85,20 @@ using Handler = std::function<void(const httplib::Request&, httplib::Response&, 
 
 // Routes by method and path template. Unknown paths get 404 and known paths with
 // another method 405 (with Allow), both as problem+json. Every response carries the
-// request id; RED metrics are labelled by route template, never by raw path.
+// request id; RED metrics are labelled by route template, never by raw path. Bodies
+// are limited per route (EdgeOptions): a declared length over the limit gets 413
+// before any byte is read, a longer body 413 as soon as it passes the limit.
 class Router {
  public:
   explicit Router(std::string metrics_prefix, EdgeOptions edge = {});
   void Add(const std::string& method, const std::string& pattern, Handler handler);
+  // A body limit of its own for a route added before (else EdgeOptions::max_body_bytes).
+  void SetBodyLimit(const std::string& method, const std::string& pattern, size_t max_body);
+  // A route added before takes files (multipart or large JSON): EdgeOptions' upload
+  // limit and slots.
+  void SetUpload(const std::string& method, const std::string& pattern);
   // Installs the router and the uniform error handling on `server`.
-  void Install(httplib::Server& server);
+  void Install(Server& server);
   // All routes as "METHOD /path/{param}" (for the OpenAPI contract test).
   std::vector<std::string> Routes() const;
 
@@ -91,12 +109,32 @@ class Router {
     std::regex re;
     std::vector<std::string> names;
     Handler handler;
+    size_t max_body;
+    bool upload;
   };
+  // The route a request matches (null if none), with its captures and, when only the
+  // method differs, the methods allowed.
+  struct Match {
+    const Route* route = nullptr;
+    std::smatch captures;
+    std::vector<std::string> allowed;
+  };
+  Match Find(const httplib::Request& req) const;
+  // Find's answer for `req`, computed once per request (before its body is read).
+  Match& Matched(const httplib::Request& req) const;
+  size_t BodyLimit(const Route* route) const { return route != nullptr ? route->max_body : edge_.max_body_bytes; }
+  // Refuses a request before (the rest of) its body is read; the connection closes.
+  void Refuse(const httplib::Request& req, httplib::Response& res, int status, const std::string& detail) const;
+  // Reads the body within the route's limit (files of multipart bodies into req.files).
+  void DispatchWithBody(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
   void Dispatch(const httplib::Request& req, httplib::Response& res);
   void EdgeHeaders(const httplib::Request& req, httplib::Response& res) const;
   std::vector<Route> routes_;
   EdgeOptions edge_;
   metrics::Red red_;
+  std::mutex uploads_mu_;
+  std::condition_variable upload_done_;
+  int uploads_ = 0;
 };
 
 // Writes an RFC 9457 problem for `s` with the current request id.
@@ -105,8 +143,8 @@ void WriteProblem(httplib::Response& res, const absl::Status& s);
 void WriteHttpProblem(httplib::Response& res, int http_status, const std::string& detail);
 void WriteJson(httplib::Response& res, int status, const nlohmann::json& body);
 
-// Applies the options (TCP_NODELAY on, timeouts, keep-alive and body limits, the
-// bounded pool) to a server.
-void Configure(httplib::Server& server, const ServerOptions& options);
+// Applies the options (TCP_NODELAY on, timeouts and the request deadline, keep-alive
+// limits, the bounded pool) to a server.
+void Configure(Server& server, const ServerOptions& options);
 
 }  // namespace stadtportal::http

@@ -1,5 +1,9 @@
 #include "libs/http/server.h"
 
+#include <atomic>
+#include <future>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "libs/testing/testing.h"
@@ -7,10 +11,18 @@
 namespace stadtportal::http {
 namespace {
 
-// A real server on a free port with two routes.
+// A real server on a free port with a few routes.
 struct Fixture {
-  Router router{"test_http"};
-  httplib::Server server;
+  Router router{"test_http", [] {
+                  EdgeOptions e;
+                  e.max_body_bytes = 1024;
+                  e.max_upload_bytes = 64 * 1024;
+                  e.max_uploads = 1;
+                  e.upload_wait = std::chrono::milliseconds(0);
+                  return e;
+                }()};
+  Server server;
+  std::atomic<int> upload_handlers{0};
   std::thread thread;
   uint16_t port = 0;
 
@@ -21,10 +33,20 @@ struct Fixture {
     router.Add("POST", "/items", [](const httplib::Request& req, httplib::Response& res, const Params&) {
       WriteJson(res, 201, {{"size", req.body.size()}});
     });
+    router.Add("POST", "/notes", [](const httplib::Request& req, httplib::Response& res, const Params&) {
+      WriteJson(res, 201, {{"size", req.body.size()}});
+    });
+    router.SetBodyLimit("POST", "/notes", 8192);
+    router.Add("POST", "/files", [this](const httplib::Request& req, httplib::Response& res, const Params&) {
+      ++upload_handlers;
+      if (req.has_param("slow")) std::this_thread::sleep_for(std::chrono::milliseconds(800));
+      WriteJson(res, 201, {{"files", req.files.size()}, {"size", req.get_file_value("file").content.size()}});
+    });
+    router.SetUpload("POST", "/files");
     ServerOptions o;
-    o.threads = 2;
+    o.threads = 4;
     o.queue = 2;
-    o.max_body_bytes = 1024;
+    o.request_timeout = std::chrono::milliseconds(1500);
     Configure(server, o);
     router.Install(server);
     port = static_cast<uint16_t>(server.bind_to_any_port("127.0.0.1"));
@@ -91,8 +113,89 @@ TEST_CASE("bodies over the limit are refused with 413 problem", "[unit]") {
   CHECK(big->get_header_value("Content-Type") == "application/problem+json");
 }
 
+TEST_CASE("each route has its body limit, checked before and while the body is read", "[unit]") {
+  Fixture f;
+  httplib::Client c("127.0.0.1", f.port);
+  CHECK(c.Post("/notes", std::string(4096, 'x'), "text/plain")->status == 201);  // Its own 8 KiB.
+  CHECK(c.Post("/notes", std::string(9000, 'x'), "text/plain")->status == 413);
+  // Not declared (chunked): counted while reading, refused once over.
+  size_t sent = 0;
+  auto chunked = c.Post(
+      "/items",
+      [&](size_t, httplib::DataSink& sink) {
+        const std::string piece(512, 'x');
+        if (sent < 8192) {
+          sink.write(piece.data(), piece.size());
+          sent += piece.size();
+        } else {
+          sink.done();
+        }
+        return true;
+      },
+      "text/plain");
+  REQUIRE(chunked);
+  CHECK(chunked->status == 413);
+  CHECK(chunked->get_header_value("Content-Type") == "application/problem+json");
+  // Unknown paths take the default limit too: nothing is buffered for a 404.
+  CHECK(c.Post("/nothing", std::string(4096, 'x'), "text/plain")->status == 413);
+  // A malformed length, and a body on a GET, are refused.
+  httplib::Client c2("127.0.0.1", f.port);
+  CHECK(c2.Get("/items/1", {{"Content-Length", "12abc"}})->status == 400);
+}
+
+TEST_CASE("upload routes take their own limit, fill the files, and only so many at once", "[unit]") {
+  Fixture f;
+  httplib::Client c("127.0.0.1", f.port);
+  httplib::MultipartFormDataItems items = {{"file", std::string(50 * 1024, 'p'), "scan.pdf", "application/pdf"}};
+  auto ok = c.Post("/files", items);
+  REQUIRE(ok);
+  CHECK(ok->status == 201);
+  CHECK(nlohmann::json::parse(ok->body)["size"] == 50 * 1024);
+  items[0].content.assign(70 * 1024, 'p');
+  CHECK(c.Post("/files", items)->status == 413);
+  // One slot: while one upload is handled, another is refused at once (503, Retry-After).
+  items[0].content.assign(1024, 'p');
+  auto slow = std::async(std::launch::async, [&] {
+    httplib::Client c1("127.0.0.1", f.port);
+    return c1.Post("/files?slow=1", items)->status;
+  });
+  REQUIRE(testing::Eventually([&] { return f.upload_handlers.load() == 2; }, std::chrono::seconds(5)));
+  httplib::Client c2("127.0.0.1", f.port);
+  auto busy = c2.Post("/files", items);
+  REQUIRE(busy);
+  CHECK(busy->status == 503);
+  CHECK(busy->get_header_value("Retry-After") == "5");
+  CHECK(slow.get() == 201);
+  CHECK(c2.Post("/files", items)->status == 201);  // The slot is free again.
+}
+
+TEST_CASE("a request trickling in is cut off at the request deadline", "[unit]") {
+  Fixture f;  // 1.5 s per request.
+  httplib::Client c("127.0.0.1", f.port);
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t sent = 0;
+  auto r = c.Post(
+      "/items",
+      [&](size_t, httplib::DataSink& sink) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // Each read well within its timeout.
+        if (sent++ < 30) {
+          sink.write("x", 1);
+        } else {
+          sink.done();
+        }
+        return true;
+      },
+      "text/plain");
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK((!r || r->status == 408));
+  CHECK(took < std::chrono::milliseconds(3500));
+  // A prompt request on a fresh connection is served as ever.
+  httplib::Client fresh("127.0.0.1", f.port);
+  CHECK(fresh.Get("/items/1")->status == 200);
+}
+
 TEST_CASE("more connections than workers queue instead of failing", "[unit]") {
-  Fixture f;  // Two workers, queue of two.
+  Fixture f;  // Four workers, queue of two.
   std::vector<std::thread> clients;
   std::atomic<int> ok{0};
   for (int i = 0; i < 12; ++i) {

@@ -188,7 +188,7 @@ void Service::AddAuthRoutes() {
                 in.mutable_tenant()->set_key(options_.tenant);
                 in.set_email((*body)["email"]);
                 in.set_password((*body)["password"]);
-                in.set_client_ip(req.remote_addr);
+                in.set_client_ip(Client(req));
                 idv1::LoginResponse out;
                 auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
                 absl::Status s = status::FromGrpc(identity_->Login(ctx.get(), in, &out));

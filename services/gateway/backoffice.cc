@@ -206,7 +206,8 @@ void Service::AddBackofficeRoutes() {
                                  {{"body", {http::FieldType::kString}},
                                   {"message_key", {http::FieldType::kString}},
                                   {"notice", {http::FieldType::kBoolean, false}},
-                                  {"attachments", {http::FieldType::kArray, false}}});
+                                  {"attachments", {http::FieldType::kArray, false}}},
+                                 options_.edge.max_upload_bytes);
                 if (!body) return;
                 cv1::BackofficeMessageRequest in;
                 in.set_submission_id(p.at("id"));

@@ -54,9 +54,10 @@ nlohmann::json ServiceJson(const submission::v1::OnlineService& s) {
 Options Options::FromEnv(const config::Env& env) {
   Options o;
   o.http = http::ServerOptions::FromEnv(env, 8080);
-  // Attachments (up to 20 MiB per file by form) come through the gateway; JSON bodies
-  // stay limited to kMaxJsonBody.
-  if (env.String("STADTPORTAL_HTTP_MAX_BODY_BYTES", "").empty()) o.http.max_body_bytes = 32 << 20;
+  o.admin_port = env.Port("STADTPORTAL_ADMIN_PORT", o.admin_port);
+  auto trusted = http::TrustedProxies::Parse(env.String("STADTPORTAL_TRUSTED_PROXIES", ""));
+  if (!trusted.ok()) throw config::Error("STADTPORTAL_TRUSTED_PROXIES: " + std::string(trusted.status().message()));
+  o.trusted_proxies = *trusted;
   o.edge = http::EdgeOptions::FromEnv(env);
   o.tenant = env.TenantKey("STADTPORTAL_TENANT", config::kDefaultTenant);
   for (auto [name, rate] : {std::make_pair("STADTPORTAL_RATE_LIMIT_AUTH", &o.auth_rate),
@@ -93,6 +94,13 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   AddPaymentRoutes();
   AddMailboxRoutes();
   AddBackofficeRoutes();
+  // Bodies beyond the JSON routes' limit: a draft's answers, form definitions, and uploads.
+  router_.SetBodyLimit("PATCH", "/api/v1/drafts/{id}", kMaxDraftBody);
+  router_.SetBodyLimit("POST", "/api/v1/admin/services/{id}/versions", kMaxFormDefinitionBody);
+  router_.SetUpload("POST", "/api/v1/drafts/{id}/attachments");
+  router_.SetUpload("POST", "/api/v1/mailbox/threads/{id}/messages");
+  // Documents travel inside the JSON (base64).
+  router_.SetUpload("POST", "/api/v1/backoffice/submissions/{id}/messages");
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }
@@ -103,9 +111,6 @@ void Service::AddRoutes() {
   });
   router_.Add("GET", "/readyz",
               [this](const httplib::Request&, httplib::Response& res, const http::Params&) { Readyz(res); });
-  router_.Add("GET", "/metrics", [](const httplib::Request&, httplib::Response& res, const http::Params&) {
-    res.set_content(metrics::Serialize(), "text/plain; version=0.0.4; charset=utf-8");
-  });
   router_.Add("GET", "/api/v1/services",
               Limited("default", [this](const httplib::Request& req, httplib::Response& res, const http::Params&) {
                 ListServices(req, res);
@@ -121,7 +126,7 @@ Service::Handler Service::Limited(const std::string& group, Handler handler) {
   return [this, group, rate, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
                                                            const http::Params& p) {
     if (limiter_ != nullptr) {
-      auto d = limiter_->Take(group, req.remote_addr, rate);
+      auto d = limiter_->Take(group, Client(req), rate);
       if (!d.ok()) {
         // Rate limiting must not take the API down with Redis: let the request pass.
         log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
@@ -155,12 +160,15 @@ std::string Service::AnonymousToken() const {
 void Service::Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
                    std::vector<http::FieldError> errors) {
   http::WriteProblem(res, s);
+  const std::string m(s.message());
+  const auto pos = m.find("retry after ");
   if (s.code() == absl::StatusCode::kResourceExhausted && !res.has_header("Retry-After")) {
     // "… retry after N s" from the identity service's log-in throttle.
-    const std::string m(s.message());
-    auto pos = m.find("retry after ");
     res.set_header("Retry-After",
                    pos == std::string::npos ? "60" : m.substr(pos + 12, m.find(' ', pos + 12) - pos - 12));
+  } else if (s.code() == absl::StatusCode::kUnavailable && pos != std::string::npos) {
+    // "… busy; retry after N s": a bounded queue (identity's password hashing) is full.
+    res.set_header("Retry-After", m.substr(pos + 12, m.find(' ', pos + 12) - pos - 12));
   }
   // Validation problems, and refusals about a field ("role: last_owner"), list field errors.
   const bool field_problem =
@@ -178,9 +186,9 @@ void Service::Fail(const httplib::Request& req, httplib::Response& res, const ab
 }
 
 std::optional<nlohmann::json> Service::Body(const httplib::Request& req, httplib::Response& res,
-                                            const std::map<std::string, http::FieldSpec>& fields) {
-  // JSON bodies are small; only attachment uploads use the larger body limit.
-  if (req.body.size() > kMaxJsonBody) {
+                                            const std::map<std::string, http::FieldSpec>& fields, size_t max_bytes) {
+  // Upload routes take files; a JSON body there is held to the JSON limit.
+  if (req.body.size() > (max_bytes != 0 ? max_bytes : options_.edge.max_body_bytes)) {
     http::WriteHttpProblem(res, 413, "request body too large");
     return std::nullopt;
   }
@@ -260,6 +268,13 @@ void Service::GetService(const httplib::Request& req, const std::string& id, htt
 }
 
 absl::StatusOr<uint16_t> Service::Start() {
+  try {
+    admin_ = std::make_unique<metrics::AdminServer>(options_.http.host, options_.admin_port);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", options_.http.host, ":", options_.admin_port, ": ", e.what()));
+  }
+  log::Info("metrics listening", {{"port", admin_->port()}});
   int port = options_.http.port;
   if (port == 0) {
     port = server_.bind_to_any_port(options_.http.host);

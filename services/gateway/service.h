@@ -15,9 +15,11 @@
 #include "absl/status/statusor.h"
 #include "libs/auth/caller.h"
 #include "libs/config/config.h"
+#include "libs/http/client_address.h"
 #include "libs/http/json_body.h"
 #include "libs/http/rate_limit.h"
 #include "libs/http/server.h"
+#include "libs/metrics/metrics.h"
 #include "libs/redis/client.h"
 #include "stadtportal/accounts/v1/accounts.grpc.pb.h"
 #include "stadtportal/connector/v1/connector.grpc.pb.h"
@@ -37,6 +39,8 @@ struct Downstream {
 
 struct Options {
   http::ServerOptions http;
+  // /metrics is served on its own port, never on the public HTTP port.
+  uint16_t admin_port = 9100;
   http::EdgeOptions edge;
   std::vector<Downstream> downstreams;
   std::string tenant = config::kDefaultTenant;
@@ -46,13 +50,16 @@ struct Options {
   // The token endpoint's own URL: the audience back-office client assertions must name
   // (STADTPORTAL_OAUTH_TOKEN_URL).
   std::string token_url = "http://127.0.0.1:8080/api/v1/oauth/token";
-  // Per client IP; the auth group covers log-in, registration and resets.
+  // Proxies (the ingress) whose X-Forwarded-For names the client; none by default.
+  http::TrustedProxies trusted_proxies;
+  // Per client (http::ClientAddress); the auth group covers log-in, registration and resets.
   http::Rate auth_rate{20, std::chrono::seconds(60)};
   http::Rate default_rate{300, std::chrono::seconds(60)};
 
   // STADTPORTAL_{IDENTITY,ACCOUNTS,SUBMISSION,PAYMENT,MESSAGING,CONNECTOR}_ADDR (required),
   // STADTPORTAL_TENANT, STADTPORTAL_GRPC_DEADLINE_MS, STADTPORTAL_READY_TIMEOUT_MS,
   // STADTPORTAL_SHUTDOWN_DELAY_MS, STADTPORTAL_RATE_LIMIT_AUTH, STADTPORTAL_RATE_LIMIT_DEFAULT,
+  // STADTPORTAL_ADMIN_PORT, STADTPORTAL_TRUSTED_PROXIES,
   // and the HTTP server and edge options.
   static Options FromEnv(const config::Env& env);
 };
@@ -65,8 +72,8 @@ struct Authenticated {
   std::string department;    // Back-office callers: the department the client acts for.
 };
 
-// The REST edge: routes /api/v1 to the services over gRPC, answers /healthz, /readyz
-// and /metrics, resolves sessions (bearer token or cookie + CSRF token), limits rates,
+// The REST edge: routes /api/v1 to the services over gRPC, answers /healthz and /readyz
+// (and /metrics on the admin port), resolves sessions (bearer token or cookie + CSRF token), limits rates,
 // and maps every error to application/problem+json.
 class Service {
  public:
@@ -75,6 +82,8 @@ class Service {
 
   // Binds and serves on a background thread; returns the bound port.
   absl::StatusOr<uint16_t> Start();
+  // The port /metrics is served on (after Start).
+  uint16_t admin_port() const { return admin_ != nullptr ? admin_->port() : 0; }
   // /readyz turns 503 at once; after the shutdown delay the listener closes and
   // in-flight requests finish.
   void Shutdown();
@@ -83,7 +92,10 @@ class Service {
   std::vector<std::string> Routes() const { return router_.Routes(); }
 
   static constexpr char kSessionCookie[] = "__Host-stadtportal_session";
-  static constexpr size_t kMaxJsonBody = 1 << 20;
+  // Bodies larger than the JSON routes' default (STADTPORTAL_HTTP_MAX_BODY_BYTES, 64 KiB):
+  // a draft's answers, and a form definition an administrator publishes.
+  static constexpr size_t kMaxDraftBody = 256 * 1024;
+  static constexpr size_t kMaxFormDefinitionBody = 1 << 20;
 
  private:
   using Handler = std::function<void(const httplib::Request&, httplib::Response&, const http::Params&)>;
@@ -97,7 +109,9 @@ class Service {
   // Resolves a back office's access token (OAuth 2.0 client credentials); on failure
   // writes the problem and returns nullopt.
   std::optional<Authenticated> AuthenticateClient(const httplib::Request& req, httplib::Response& res);
-  // Wraps a handler with the rate limit of its group.
+  // The client of a request (through trusted proxies only).
+  std::string Client(const httplib::Request& req) const { return http::ClientAddress(req, options_.trusted_proxies); }
+  // Wraps a handler with the rate limit of its group, per client.
   Handler Limited(const std::string& group, Handler handler);
 
   void Readyz(httplib::Response& res);
@@ -114,9 +128,10 @@ class Service {
   // Writes `s` as problem; INVALID_ARGUMENT gets field errors in the request's language.
   void Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
             std::vector<http::FieldError> errors = {});
-  // Parses the JSON body; on failure writes the problem and returns nullopt.
+  // Parses the JSON body (at most `max_bytes`, 0: the JSON routes' limit); on failure
+  // writes the problem and returns nullopt.
   std::optional<nlohmann::json> Body(const httplib::Request& req, httplib::Response& res,
-                                     const std::map<std::string, http::FieldSpec>& fields);
+                                     const std::map<std::string, http::FieldSpec>& fields, size_t max_bytes = 0);
   // Fail for routes about form content: INVALID_ARGUMENT → 422 with field errors,
   // ABORTED (stale version) → 412, and the required level on assurance refusals.
   void FailForm(const httplib::Request& req, httplib::Response& res, const absl::Status& s);
@@ -135,7 +150,8 @@ class Service {
   std::unique_ptr<messaging::v1::MessagingService::Stub> messaging_;
   std::unique_ptr<connector::v1::ConnectorService::Stub> connector_;
   http::Router router_;
-  httplib::Server server_;
+  http::Server server_;
+  std::unique_ptr<metrics::AdminServer> admin_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   // The anonymous caller token is the same for every anonymous request: signed once per

@@ -22,8 +22,9 @@ struct Fixture {
     Options o;
     o.http.host = "127.0.0.1";
     o.http.port = 0;
+    o.admin_port = testing::FreePort();
     o.http.threads = 4;
-    o.http.max_body_bytes = 64 * 1024;
+    o.edge.max_body_bytes = 64 * 1024;
     o.grpc_deadline = std::chrono::milliseconds(300);
     o.ready_timeout = std::chrono::milliseconds(300);
     for (const std::string name : {"identity", "accounts", "submission", "payment", "messaging", "connector"}) {
@@ -89,12 +90,20 @@ TEST_CASE("bad query parameters and unknown routes get problems, not 5xx", "[uni
   CHECK(big->status == 413);
 }
 
-TEST_CASE("gateway metrics are labelled by route template", "[unit]") {
+TEST_CASE("gateway metrics are served on the admin port only, labelled by route template", "[unit]") {
   Fixture f;
   httplib::Client c("127.0.0.1", f.port);
   REQUIRE(c.Get("/api/v1/services/some-id"));
   REQUIRE(c.Get("/random/path/12345"));
-  auto m = c.Get("/metrics");
+  // The public port (behind the ingress) does not serve them.
+  auto public_metrics = c.Get("/metrics");
+  REQUIRE(public_metrics);
+  CHECK(public_metrics->status == 404);
+  CHECK(public_metrics->body.find("http_server_") == std::string::npos);
+  REQUIRE(f.gateway->admin_port() != 0);
+  REQUIRE(f.gateway->admin_port() != f.port);
+  httplib::Client admin("127.0.0.1", f.gateway->admin_port());
+  auto m = admin.Get("/metrics");
   REQUIRE(m);
   CHECK(m->status == 200);
   CHECK(m->body.find("operation=\"GET /api/v1/services/{id}\"") != std::string::npos);

@@ -199,7 +199,8 @@ void Service::AddSubmissionRoutes() {
                 }
                 auto body =
                     Body(req, res,
-                         {{"data", {http::FieldType::kObject}}, {"completed_step", {http::FieldType::kString, false}}});
+                         {{"data", {http::FieldType::kObject}}, {"completed_step", {http::FieldType::kString, false}}},
+                         kMaxDraftBody);
                 if (!body) return;
                 sv1::UpdateDraftRequest in;
                 in.set_id(p.at("id"));
@@ -374,7 +375,7 @@ void Service::AddSubmissionRoutes() {
   router_.Add("POST", "/api/v1/admin/services/{id}/versions", Limited("default", [this, call](Req req, Res res, P p) {
                 auto a = Authenticate(req, res);
                 if (!a) return;
-                auto body = Body(req, res, {{"definition", {http::FieldType::kObject}}});
+                auto body = Body(req, res, {{"definition", {http::FieldType::kObject}}}, kMaxFormDefinitionBody);
                 if (!body) return;
                 // The service checks the caller's role before the definition, its id included.
                 sv1::PublishOnlineServiceRequest in;

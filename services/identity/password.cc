@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -34,7 +35,51 @@ absl::Status PasswordPolicy::Check(const std::string& password, const std::strin
   return absl::OkStatus();
 }
 
-PasswordHasher::PasswordHasher(HashParams params) : params_(params) {
+absl::Status HashGate::Acquire() {
+  const auto busy = absl::UnavailableError("password hashing busy; retry after 1 s");
+  std::unique_lock<std::mutex> lock(mu_);
+  if (running_ < slots_) {
+    ++running_;
+    return absl::OkStatus();
+  }
+  if (waiting_ >= queue_) return busy;
+  ++waiting_;
+  const bool got = free_.wait_for(lock, max_wait_, [&] { return running_ < slots_; });
+  --waiting_;
+  if (!got) return busy;
+  ++running_;
+  return absl::OkStatus();
+}
+
+void HashGate::Release() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --running_;
+  }
+  free_.notify_one();
+}
+
+namespace {
+
+// Holds a gate slot for one scope.
+class Permit {
+ public:
+  explicit Permit(HashGate& gate) : gate_(gate), status_(gate.Acquire()) {}
+  ~Permit() {
+    if (status_.ok()) gate_.Release();
+  }
+  const absl::Status& status() const { return status_; }
+
+ private:
+  HashGate& gate_;
+  absl::Status status_;
+};
+
+}  // namespace
+
+PasswordHasher::PasswordHasher(HashParams params)
+    : params_(params),
+      gate_(std::make_unique<HashGate>(std::max(1, params.concurrency), std::max(0, params.queue), params.max_wait)) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   auto dummy = Hash("dummy password for unknown accounts");
   if (!dummy.ok()) throw std::runtime_error("cannot hash with the configured Argon2id parameters");
@@ -42,6 +87,8 @@ PasswordHasher::PasswordHasher(HashParams params) : params_(params) {
 }
 
 absl::StatusOr<std::string> PasswordHasher::Hash(const std::string& password) const {
+  Permit permit(*gate_);
+  if (!permit.status().ok()) return permit.status();
   char out[crypto_pwhash_STRBYTES];
   if (crypto_pwhash_str_alg(out, password.data(), password.size(), params_.opslimit, params_.memlimit,
                             crypto_pwhash_ALG_ARGON2ID13) != 0) {
@@ -50,8 +97,10 @@ absl::StatusOr<std::string> PasswordHasher::Hash(const std::string& password) co
   return std::string(out);
 }
 
-bool PasswordHasher::Verify(const std::string& hash, const std::string& password) const {
+absl::StatusOr<bool> PasswordHasher::Verify(const std::string& hash, const std::string& password) const {
   if (hash.empty() || hash.size() >= crypto_pwhash_STRBYTES) return false;
+  Permit permit(*gate_);
+  if (!permit.status().ok()) return permit.status();
   char buf[crypto_pwhash_STRBYTES] = {};
   hash.copy(buf, hash.size());
   return crypto_pwhash_str_verify(buf, password.data(), password.size()) == 0;
@@ -64,6 +113,8 @@ bool PasswordHasher::NeedsRehash(const std::string& hash) const {
   return crypto_pwhash_str_needs_rehash(buf, params_.opslimit, params_.memlimit) != 0;
 }
 
-void PasswordHasher::VerifyDummy(const std::string& password) const { Verify(dummy_hash_, password); }
+absl::Status PasswordHasher::VerifyDummy(const std::string& password) const {
+  return Verify(dummy_hash_, password).status();
+}
 
 }  // namespace stadtportal::identity

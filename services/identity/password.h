@@ -1,5 +1,9 @@
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_set>
 
@@ -12,6 +16,31 @@ namespace stadtportal::identity {
 struct HashParams {
   unsigned long long opslimit = 3;
   size_t memlimit = 64 * 1024 * 1024;
+  // Each run takes memlimit bytes: at most `concurrency` at once per process, at most
+  // `queue` more waiting, none longer than `max_wait`; beyond, UNAVAILABLE (HTTP 503).
+  int concurrency = 2;
+  int queue = 16;
+  std::chrono::milliseconds max_wait{2000};
+};
+
+// A counting semaphore with a bounded queue and a bounded wait.
+class HashGate {
+ public:
+  HashGate(int slots, int queue, std::chrono::milliseconds max_wait)
+      : slots_(slots), queue_(queue), max_wait_(max_wait) {}
+  // UNAVAILABLE "password hashing busy; retry after 1 s" when the queue is full or the
+  // wait too long; otherwise the caller holds a slot until it calls Release.
+  absl::Status Acquire();
+  void Release();
+
+ private:
+  const int slots_;
+  const int queue_;
+  const std::chrono::milliseconds max_wait_;
+  std::mutex mu_;
+  std::condition_variable free_;
+  int running_ = 0;
+  int waiting_ = 0;
 };
 
 // NIST SP 800-63B rules: 10–128 characters, no composition rules, not a common
@@ -26,19 +55,23 @@ class PasswordPolicy {
   std::unordered_set<std::string> common_;
 };
 
+// Argon2id hashing and verification, through a HashGate: a burst of log-ins waits or is
+// refused instead of taking the pod's memory.
 class PasswordHasher {
  public:
   explicit PasswordHasher(HashParams params);
+  // UNAVAILABLE when the gate refuses (as Verify and VerifyDummy).
   absl::StatusOr<std::string> Hash(const std::string& password) const;
-  bool Verify(const std::string& hash, const std::string& password) const;
+  absl::StatusOr<bool> Verify(const std::string& hash, const std::string& password) const;
   // True when `hash` was made with other parameters than the current ones.
   bool NeedsRehash(const std::string& hash) const;
-  // Spends the time of one verification, for unknown accounts (no timing oracle).
-  void VerifyDummy(const std::string& password) const;
+  // Spends the time (and memory) of one verification, for unknown accounts (no timing oracle).
+  absl::Status VerifyDummy(const std::string& password) const;
 
  private:
   HashParams params_;
   std::string dummy_hash_;
+  std::unique_ptr<HashGate> gate_;
 };
 
 }  // namespace stadtportal::identity

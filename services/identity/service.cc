@@ -23,9 +23,19 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   o.public_url = env.String("STADTPORTAL_PUBLIC_URL", o.public_url);
   o.hash.opslimit = static_cast<unsigned long long>(env.Int("STADTPORTAL_ARGON2_OPSLIMIT", 3, 1, 20));
   o.hash.memlimit = static_cast<size_t>(env.Int("STADTPORTAL_ARGON2_MEMLIMIT_KIB", 65536, 8, 4 * 1024 * 1024)) * 1024;
+  o.hash.concurrency = static_cast<int>(env.Int("STADTPORTAL_ARGON2_CONCURRENCY", o.hash.concurrency, 1, 256));
+  o.hash.queue = static_cast<int>(env.Int("STADTPORTAL_ARGON2_QUEUE", o.hash.queue, 0, 1024));
+  o.hash.max_wait =
+      std::chrono::milliseconds(env.Int("STADTPORTAL_ARGON2_MAX_WAIT_MS", o.hash.max_wait.count(), 0, 60000));
   o.sessions.idle = std::chrono::seconds(env.Int("STADTPORTAL_SESSION_IDLE_S", 1800, 60, 86400));
   o.sessions.absolute = std::chrono::seconds(env.Int("STADTPORTAL_SESSION_ABSOLUTE_S", 43200, 300, 30 * 86400));
-  o.throttle.max_failures_per_account = static_cast<int>(env.Int("STADTPORTAL_LOGIN_MAX_FAILURES", 5, 1, 1000));
+  o.throttle.free_failures = static_cast<int>(env.Int("STADTPORTAL_LOGIN_FREE_FAILURES", 2, 0, 100));
+  // At most 15 minutes: a delay is never a long lock-out.
+  o.throttle.base_delay = std::chrono::milliseconds(env.Int("STADTPORTAL_LOGIN_DELAY_BASE_MS", 1000, 1, 900000));
+  o.throttle.max_delay = std::chrono::milliseconds(env.Int("STADTPORTAL_LOGIN_DELAY_MAX_MS", 60000, 1, 900000));
+  if (o.throttle.max_delay < o.throttle.base_delay) {
+    throw config::Error("STADTPORTAL_LOGIN_DELAY_MAX_MS: must not be below STADTPORTAL_LOGIN_DELAY_BASE_MS");
+  }
   o.throttle.max_failures_per_ip = static_cast<int>(env.Int("STADTPORTAL_LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100000));
   o.throttle.window = std::chrono::seconds(env.Int("STADTPORTAL_LOGIN_THROTTLE_WINDOW_S", 900, 10, 86400));
   return o;
@@ -118,8 +128,14 @@ grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* re
 
     auto found = store_->FindByEmail(*tenant, *email);
     if (!found.ok() && found.status().code() != absl::StatusCode::kNotFound) return found.status();
-    const bool ok = found.ok() ? hasher_.Verify(found->password_hash, req->password())
-                               : (hasher_.VerifyDummy(req->password()), false);
+    bool ok = false;
+    if (found.ok()) {
+      auto verified = hasher_.Verify(found->password_hash, req->password());
+      if (!verified.ok()) return verified.status();
+      ok = *verified;
+    } else if (auto s = hasher_.VerifyDummy(req->password()); !s.ok()) {
+      return s;
+    }
     if (!ok) {
       if (auto s = throttle_.Failed(*email, req->client_ip()); !s.ok()) return s;
       return BadCredentials();
@@ -169,9 +185,9 @@ grpc::Status Service::ChangePassword(grpc::ServerContext* ctx, const v1::ChangeP
     if (!session.ok()) return session.status();
     auto found = store_->FindById(session->tenant().key(), session->account_id());
     if (!found.ok()) return found.status();
-    if (!hasher_.Verify(found->password_hash, req->current_password())) {
-      return absl::InvalidArgumentError("current_password: wrong_password");
-    }
+    auto verified = hasher_.Verify(found->password_hash, req->current_password());
+    if (!verified.ok()) return verified.status();
+    if (!*verified) return absl::InvalidArgumentError("current_password: wrong_password");
     if (auto s = policy_.Check(req->new_password(), found->account.email()); !s.ok()) {
       return absl::InvalidArgumentError("new_" + std::string(s.message()));
     }

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -26,6 +27,9 @@ struct Fixture {
     Options o;
     o.hash = {1, 8 * 1024 * 1024};  // Cheap hashing keeps the tests fast.
     o.public_url = "https://portal.example";
+    // Short log-in delays keep the throttle tests short: 200, 400, 800, 800 … ms.
+    o.throttle.base_delay = std::chrono::milliseconds(200);
+    o.throttle.max_delay = std::chrono::milliseconds(800);
     return o;
   }();
   Service service{store, redis, options};
@@ -112,11 +116,50 @@ TEST_CASE("Argon2id hashes carry their parameters and are upgraded", "[unit]") {
   auto hash = weak.Hash(kPassword);
   REQUIRE(hash.ok());
   CHECK(hash->rfind("$argon2id$", 0) == 0);
-  CHECK(weak.Verify(*hash, kPassword));
-  CHECK(strong.Verify(*hash, kPassword));  // Old hashes still verify…
-  CHECK(strong.NeedsRehash(*hash));        // …and are marked for upgrade.
+  CHECK(*weak.Verify(*hash, kPassword));
+  CHECK(*strong.Verify(*hash, kPassword));  // Old hashes still verify…
+  CHECK(strong.NeedsRehash(*hash));         // …and are marked for upgrade.
   CHECK_FALSE(weak.NeedsRehash(*hash));
-  CHECK_FALSE(weak.Verify(*hash, "wrong password"));
+  CHECK_FALSE(*weak.Verify(*hash, "wrong password"));
+}
+
+TEST_CASE("Argon2id runs at most `concurrency` at once; a full queue or a long wait is UNAVAILABLE", "[unit]") {
+  HashGate gate(2, 1, std::chrono::milliseconds(200));
+  REQUIRE(gate.Acquire().ok());
+  REQUIRE(gate.Acquire().ok());
+  // Both slots taken: one caller may wait, and gives up after the bound.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto waited = gate.Acquire();
+  CHECK(waited.code() == absl::StatusCode::kUnavailable);
+  CHECK(waited.message() == "password hashing busy; retry after 1 s");
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(190));
+  // While one waits, the queue (1) is full: the next is refused at once.
+  auto waiter = std::async(std::launch::async, [&] { return gate.Acquire(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(gate.Acquire().code() == absl::StatusCode::kUnavailable);
+  gate.Release();  // The waiter gets the slot.
+  CHECK(waiter.get().ok());
+  gate.Release();
+  gate.Release();
+
+  // Through the hasher: with one slot and no queue, parallel verifications are refused,
+  // never run side by side (each would take its memlimit).
+  PasswordHasher hasher({1, 8 * 1024 * 1024, 1, 0, std::chrono::milliseconds(0)});
+  auto hash = hasher.Hash(kPassword);
+  REQUIRE(hash.ok());
+  std::vector<std::future<absl::StatusOr<bool>>> runs;
+  for (int i = 0; i < 8; ++i) {
+    runs.push_back(std::async(std::launch::async, [&] { return hasher.Verify(*hash, kPassword); }));
+  }
+  int ok = 0, busy = 0;
+  for (auto& r : runs) {
+    auto v = r.get();
+    if (v.ok() && *v) ++ok;
+    if (v.status().code() == absl::StatusCode::kUnavailable) ++busy;
+  }
+  CHECK(ok >= 1);
+  CHECK(busy >= 1);
+  CHECK(ok + busy == 8);
 }
 
 TEST_CASE("register, verify by mailed token, log in, resolve, log out", "[integration]") {
@@ -169,7 +212,7 @@ TEST_CASE("registering a taken address answers the same and mails the owner", "[
   CHECK(mails[0].body.find("password-reset") != std::string::npos);
 }
 
-TEST_CASE("unknown e-mail and wrong password are indistinguishable; five failures throttle", "[integration]") {
+TEST_CASE("unknown e-mail and wrong password are indistinguishable; failures delay further attempts", "[integration]") {
   Fixture f;
   f.RegisterVerifyLogin();
   v1::LoginResponse s;
@@ -183,11 +226,80 @@ TEST_CASE("unknown e-mail and wrong password are indistinguishable; five failure
   CHECK(missing.error_code() == wrong.error_code());
   CHECK(missing.error_message() == wrong.error_message());
 
-  for (int i = 0; i < 4; ++i) REQUIRE(f.Login("wrong password!", &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
-  // Five failures: now even the right password is refused for a while.
+  // Two failures are free; the third starts a delay in which even the right password waits.
+  REQUIRE(f.Login("wrong password!", &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  REQUIRE(f.Login("wrong password!", &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
   auto throttled = f.Login(kPassword, &s);
   CHECK(throttled.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
-  CHECK(throttled.error_message().find("retry after") != std::string::npos);
+  CHECK(throttled.error_message() == "too many failed log-ins; retry after 1 s");
+}
+
+TEST_CASE("the per-account delay grows, is capped and never locks the owner out", "[integration]") {
+  Fixture f;
+  f.RegisterVerifyLogin();
+  v1::LoginResponse s;
+  using Clock = std::chrono::steady_clock;
+  // Waits out the delay (as a client would) and measures it: from the first try to the
+  // start of the try that was let through (hashing time is not part of it).
+  auto wrong_after_delay = [&] {
+    const auto t0 = Clock::now();
+    auto started = t0;
+    grpc::Status st;
+    while ((st = f.Login("wrong password!", &s)).error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      started = Clock::now();
+    }
+    REQUIRE(st.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    return std::chrono::duration_cast<std::chrono::milliseconds>(started - t0);
+  };
+  CHECK(wrong_after_delay() < std::chrono::milliseconds(150));  // 1st: free
+  CHECK(wrong_after_delay() < std::chrono::milliseconds(150));  // 2nd: free
+  CHECK(wrong_after_delay() < std::chrono::milliseconds(150));  // 3rd: free, starts 200 ms
+  std::vector<std::chrono::milliseconds> waits;
+  for (int i = 0; i < 5; ++i) waits.push_back(wrong_after_delay());
+  // 200, 400, 800 ms from the failure on; measured from its answer, so a little less.
+  CHECK(waits[0] >= std::chrono::milliseconds(100));
+  CHECK(waits[1] >= std::chrono::milliseconds(250));
+  CHECK(waits[2] >= std::chrono::milliseconds(600));
+  CHECK(waits[1] > waits[0]);
+  CHECK(waits[2] > waits[1]);
+  for (const auto w : waits) CHECK(w < std::chrono::milliseconds(1000));  // Capped at 800 ms.
+
+  // Attempts refused during a delay are not failures: hammering does not extend it.
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 20; ++i)
+    CHECK(f.Login("wrong password!", &s).error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  grpc::Status ok;
+  while ((ok = f.Login(kPassword, &s)).error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(ok.ok());
+  CHECK(Clock::now() - t0 < std::chrono::milliseconds(2000));  // The cap, plus one hashing under load.
+  // A success forgets the failures: the next wrong password is free again.
+  CHECK(f.Login("wrong password!", &s).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(f.Login(kPassword, &s).ok());
+}
+
+TEST_CASE("a client over its failure limit is refused for any account; other clients are not", "[integration]") {
+  Fixture f;
+  f.options.throttle.max_failures_per_ip = 5;
+  Service service{f.store, f.redis, f.options};
+  f.RegisterVerifyLogin();
+  auto login = [&](const std::string& email, const std::string& password, const std::string& ip) {
+    v1::LoginRequest req;
+    req.set_email(email);
+    req.set_password(password);
+    req.set_client_ip(ip);
+    v1::LoginResponse resp;
+    return service.Login(&f.ctx, &req, &resp).error_code();
+  };
+  // Five failures on five different (unknown) accounts, so no account delay applies.
+  for (int i = 0; i < 5; ++i) {
+    CHECK(login(std::to_string(i) + "." + f.email, "wrong password!", f.ip) == grpc::StatusCode::UNAUTHENTICATED);
+  }
+  CHECK(login(f.email, kPassword, f.ip) == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(login(f.email, kPassword, "2001:db8::" + std::to_string(std::random_device{}() % 9999)) ==
+        grpc::StatusCode::OK);
 }
 
 TEST_CASE("log-out everywhere ends every session; sessions rotate at log-in", "[integration]") {

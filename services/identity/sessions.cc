@@ -160,33 +160,79 @@ namespace {
 std::string AccountThrottleKey(const std::string& email) {
   return "sp:throttle:login:account:" + absl::BytesToHexString(Sha256(email));
 }
-std::string IpThrottleKey(const std::string& ip) { return "sp:throttle:login:ip:" + ip; }
+std::string IpThrottleKey(const std::string& ip) {
+  return "sp:throttle:login:ip:" + absl::BytesToHexString(Sha256(ip));
+}
+
+// The delay after `n` failures, as Lua: base · 2^(n - free - 1), capped; 0 for the free ones.
+constexpr char kDelayLua[] = R"lua(
+local function delay(n, free, base, max)
+  if n <= free then return 0 end
+  return math.floor(math.min(max, base * 2 ^ math.min(n - free - 1, 40)))
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+)lua";
+
+// KEYS[1]: account. ARGV: free, base ms, max ms, window s. Returns ms to wait, 0 to go on.
+// An attempt that would be delayed if it failed reserves that delay now.
+const std::string kCheckScript = std::string(kDelayLua) + R"lua(
+local free, base, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local f = redis.call('HMGET', KEYS[1], 'n', 'until')
+local n, until_ms = tonumber(f[1]) or 0, tonumber(f[2]) or 0
+if until_ms > now then return until_ms - now end
+local d = delay(n + 1, free, base, max)
+if d > 0 then
+  redis.call('HSET', KEYS[1], 'until', now + d)
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return 0
+)lua";
+
+// KEYS[1]: account. ARGV as above. Counts a failure; returns the delay it starts (ms).
+const std::string kFailedScript = std::string(kDelayLua) + R"lua(
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local d = delay(n, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'until', now + d)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return d
+)lua";
+
+absl::Status RetryAfter(int64_t ms) {
+  return absl::ResourceExhaustedError(absl::StrCat("too many failed log-ins; retry after ", (ms + 999) / 1000, " s"));
+}
 
 }  // namespace
 
 absl::Status LoginThrottle::Check(const std::string& email, const std::string& ip) {
-  for (const auto& [key, limit] : {std::make_pair(AccountThrottleKey(email), options_.max_failures_per_account),
-                                   std::make_pair(IpThrottleKey(ip), options_.max_failures_per_ip)}) {
-    auto count = redis_.Command({"GET", key});
-    if (!count.ok()) return count.status();
-    int64_t n = 0;
-    if (count->is_nil() || !absl::SimpleAtoi(count->str(), &n) || n < limit) continue;
-    auto ttl = redis_.Command({"TTL", key});
-    const int64_t retry = ttl.ok() && ttl->integer() > 0 ? ttl->integer() : options_.window.count();
-    return absl::ResourceExhaustedError(absl::StrCat("too many failed log-ins; retry after ", retry, " s"));
+  // The client first: an address over its limit reserves no account delay.
+  const std::string ip_key = IpThrottleKey(ip);
+  auto count = redis_.Command({"GET", ip_key});
+  if (!count.ok()) return count.status();
+  int64_t n = 0;
+  if (!count->is_nil() && absl::SimpleAtoi(count->str(), &n) && n >= options_.max_failures_per_ip) {
+    auto ttl = redis_.Command({"PTTL", ip_key});
+    return RetryAfter(ttl.ok() && ttl->integer() > 0 ? ttl->integer() : options_.window.count() * 1000);
   }
+  auto wait = redis_.Command({"EVAL", kCheckScript, "1", AccountThrottleKey(email),
+                              std::to_string(options_.free_failures), std::to_string(options_.base_delay.count()),
+                              std::to_string(options_.max_delay.count()), std::to_string(options_.window.count())});
+  if (!wait.ok()) return wait.status();
+  if (wait->integer() > 0) return RetryAfter(wait->integer());
   return absl::OkStatus();
 }
 
 absl::Status LoginThrottle::Failed(const std::string& email, const std::string& ip) {
-  for (const auto& key : {AccountThrottleKey(email), IpThrottleKey(ip)}) {
-    auto n = redis_.Command({"INCR", key});
-    if (!n.ok()) return n.status();
-    // The window starts with the first failure (NX keeps it from sliding).
-    auto e = redis_.Command({"EXPIRE", key, std::to_string(options_.window.count()), "NX"});
-    if (!e.ok()) return e.status();
-  }
-  return absl::OkStatus();
+  auto d = redis_.Command({"EVAL", kFailedScript, "1", AccountThrottleKey(email),
+                           std::to_string(options_.free_failures), std::to_string(options_.base_delay.count()),
+                           std::to_string(options_.max_delay.count()), std::to_string(options_.window.count())});
+  if (!d.ok()) return d.status();
+  const std::string ip_key = IpThrottleKey(ip);
+  auto n = redis_.Command({"INCR", ip_key});
+  if (!n.ok()) return n.status();
+  // The client's window starts with its first failure (NX keeps it from sliding).
+  auto e = redis_.Command({"EXPIRE", ip_key, std::to_string(options_.window.count()), "NX"});
+  return e.ok() ? absl::OkStatus() : e.status();
 }
 
 absl::Status LoginThrottle::Succeeded(const std::string& email) {

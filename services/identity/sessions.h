@@ -44,16 +44,26 @@ class SessionStore {
 };
 
 struct ThrottleOptions {
-  int max_failures_per_account = 5;
+  // Per account: failures without a delay; each further failure makes the next attempt
+  // wait base_delay, doubling per failure up to max_delay. Never a lock-out: whoever
+  // fails, the owner waits at most max_delay after the last attempt.
+  int free_failures = 2;
+  std::chrono::milliseconds base_delay{1000};
+  std::chrono::milliseconds max_delay{60000};
+  // Per client address: failures (any accounts) before it is refused for the window.
   int max_failures_per_ip = 50;
+  // Failures count this long (per account: after the last one; per client: the first).
   std::chrono::seconds window{15 * 60};
 };
 
-// Failed log-ins counted per account (by e-mail, known or not) and per client IP.
+// Failed log-ins: a progressive delay per account (by e-mail, known or not) and a limit
+// per client address. Keys hold SHA-256 digests, not addresses or e-mails.
 class LoginThrottle {
  public:
   LoginThrottle(redis::Client& redis, ThrottleOptions options) : redis_(redis), options_(options) {}
-  // RESOURCE_EXHAUSTED "retry after N s" while either limit is reached.
+  // RESOURCE_EXHAUSTED "retry after N s" while the account's delay runs or the client
+  // is over its limit. An attempt that may fail into a delay reserves it at once, so
+  // attempts in parallel do not get around it.
   absl::Status Check(const std::string& email, const std::string& ip);
   absl::Status Failed(const std::string& email, const std::string& ip);
   absl::Status Succeeded(const std::string& email);

@@ -2,6 +2,7 @@
 #include <csignal>
 #include <random>
 #include <regex>
+#include <thread>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -81,6 +82,64 @@ TEST_CASE("wrong passwords are throttled and indistinguishable from unknown e-ma
   REQUIRE(throttled);
   CHECK(throttled->status == 429);
   CHECK_FALSE(throttled->get_header_value("Retry-After").empty());
+}
+
+TEST_CASE(
+    "behind a trusted proxy, 50 wrong passwords from one client delay the account briefly and block only that client",
+    "[e2e]") {
+  // The test client plays the ingress (trusted), naming each client in X-Forwarded-For.
+  Stack stack({}, {{"STADTPORTAL_TRUSTED_PROXIES", "127.0.0.1/32, ::1"}});
+  // A short cap, so the test need not wait the default minute.
+  auto& identity = stack.instance("identity");
+  identity.process->Signal(SIGTERM);
+  REQUIRE(identity.process->Wait(10s) >= 0);
+  stack.Start(identity, {{"STADTPORTAL_LOGIN_DELAY_MAX_MS", "2000"}});
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  const std::string victim = UniqueEmail(), other = UniqueEmail();
+  Onboard(stack, c, victim);
+  Onboard(stack, c, other);
+  auto login = [&](const std::string& client, const std::string& email, const std::string& password) {
+    return PostJson(c, "/api/v1/auth/login", {{"email", email}, {"password", password}},
+                    {{"X-Forwarded-For", "198.18.0.1, " + client}});  // Left of the client: ignored.
+  };
+
+  // The attacker tries 50 wrong passwords on the victim's account.
+  const std::string attacker = "203.0.113.66";
+  for (int i = 0; i < 50; ++i) {
+    auto r = login(attacker, victim, "falsches Passwort " + std::to_string(i));
+    REQUIRE(r);
+    CHECK((r->status == 401 || r->status == 429));
+  }
+  // The victim, from elsewhere, waits at most the capped delay: no lock-out.
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  while (std::chrono::steady_clock::now() - t0 < 10s) {
+    auto r = login("198.51.100.7", victim, kPassword);
+    REQUIRE(r);
+    status = r->status;
+    if (status != 429) break;
+    const int retry_after = std::stoi(r->get_header_value("Retry-After"));
+    CHECK(retry_after >= 1);
+    CHECK(retry_after <= 2);
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(status == 200);
+  CHECK(std::chrono::steady_clock::now() - t0 < 3500ms);
+
+  // The attacker then sprays 50 accounts: that client is refused, for any account …
+  for (int i = 0; i < 50; ++i) {
+    auto r = login(attacker, "sprayed." + std::to_string(i) + "." + victim, "falsches Passwort");
+    REQUIRE(r);
+    CHECK((r->status == 401 || r->status == 429));
+  }
+  auto blocked = login(attacker, other, kPassword);
+  REQUIRE(blocked);
+  CHECK(blocked->status == 429);
+  CHECK_FALSE(blocked->get_header_value("Retry-After").empty());
+  // … while other clients (IPv4 and IPv6) log in to any account at once.
+  CHECK(Status(login("2001:db8::c", other, kPassword)) == 200);
+  CHECK(Status(login("198.51.100.7", victim, kPassword)) == 200);
 }
 
 TEST_CASE("forged, expired, unknown and cookie-without-CSRF requests are refused", "[e2e]") {

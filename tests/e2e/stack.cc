@@ -32,6 +32,7 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
   maildir_ = dir_ + "/maildir-" + std::to_string(smtp_port_);
   StartSmtp();
   gateway_port_ = testing::FreePort();
+  gateway_admin_port_ = testing::FreePort();
   testpay_port_ = testing::FreePort();
   testpay_ = std::make_unique<testing::Process>(
       BinaryPath("testpay"), std::vector<std::string>{},
@@ -53,6 +54,7 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
   }
   for (auto& i : instances_) Start(i);
   env["STADTPORTAL_HTTP_PORT"] = std::to_string(gateway_port_);
+  env["STADTPORTAL_ADMIN_PORT"] = std::to_string(gateway_admin_port_);
   env["STADTPORTAL_READY_TIMEOUT_MS"] = "500";
   env["STADTPORTAL_CALLER_SIGNING_KEY"] = signing_key_;
   env["STADTPORTAL_HSTS_MAX_AGE_S"] = "31536000";
@@ -128,7 +130,7 @@ std::string Stack::AllLogs() const {
   return all;
 }
 
-void Stack::Start(Instance& i) {
+void Stack::Start(Instance& i, const std::map<std::string, std::string>& extra_env) {
   auto env = BaseEnv();
   // Each service as its own database role: its schema only.
   env["STADTPORTAL_DATABASE_URL"] = testing::ServiceDatabaseUrl(i.service);
@@ -154,6 +156,7 @@ void Stack::Start(Instance& i) {
       env[k] = v;
     }
   }
+  for (const auto& [k, v] : extra_env) env[k] = v;
   i.process = std::make_unique<testing::Process>(BinaryPath(i.service), std::vector<std::string>{}, env,
                                                  dir_ + "/" + i.service + "-" + std::to_string(i.grpc_port) + ".log");
 }

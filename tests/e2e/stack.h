@@ -32,13 +32,15 @@ class Stack {
   explicit Stack(std::map<std::string, int> replicas = {}, std::map<std::string, std::string> gateway_env = {});
   ~Stack();
 
-  // Starts (again) the given instance on its ports.
-  void Start(Instance& i);
+  // Starts (again) the given instance on its ports; `env` adds to or overrides its environment.
+  void Start(Instance& i, const std::map<std::string, std::string>& env = {});
   // Sets (empty value: removes) a variable of a service's environment for its next Start.
   void SetEnv(const std::string& service, const std::string& name, const std::string& value);
   std::vector<Instance>& instances() { return instances_; }
   Instance& instance(const std::string& service, int replica = 0);
   uint16_t gateway_port() const { return gateway_port_; }
+  // The gateway's /metrics port.
+  uint16_t gateway_admin_port() const { return gateway_admin_port_; }
   // The testpay simulator the payment service uses.
   uint16_t testpay_port() const { return testpay_port_; }
   testing::Process& gateway() { return *gateway_; }
@@ -69,6 +71,7 @@ class Stack {
   std::map<std::string, std::string> addresses_;  // STADTPORTAL_<SVC>_ADDR
   std::map<std::string, std::map<std::string, std::string>> service_env_;
   uint16_t gateway_port_ = 0;
+  uint16_t gateway_admin_port_ = 0;
   uint16_t testpay_port_ = 0;
   std::unique_ptr<testing::Process> testpay_;
   std::unique_ptr<testing::Process> gateway_;

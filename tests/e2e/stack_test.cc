@@ -14,7 +14,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<std::string> ReflectedServices(uint16_t port) {
+// The services listed by server reflection; `code` gets the call's status.
+std::vector<std::string> ReflectedServices(uint16_t port, grpc::StatusCode* code) {
   auto channel = grpcx::MakeChannel("ipv4:127.0.0.1:" + std::to_string(port));
   auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
   auto ctx = grpcx::NewClientContext(5s);
@@ -28,7 +29,7 @@ std::vector<std::string> ReflectedServices(uint16_t port) {
   while (stream->Read(&resp)) {
     for (const auto& s : resp.list_services_response().service()) names.push_back(s.name());
   }
-  stream->Finish();
+  *code = stream->Finish().error_code();
   return names;
 }
 
@@ -48,16 +49,32 @@ TEST_CASE("all seven binaries start and the gateway becomes ready", "[e2e]") {
   auto body = nlohmann::json::parse(r->body);
   for (const auto& svc : kServices) CHECK(body["services"][svc] == "serving");
 
-  SECTION("every service answers health checks with SERVING and lists itself via reflection") {
+  SECTION("every service answers health checks with SERVING; reflection is off unless enabled") {
     for (auto& i : stack.instances()) {
       auto channel = grpcx::MakeChannel("ipv4:127.0.0.1:" + std::to_string(i.grpc_port));
       CHECK(grpcx::CheckHealth(channel, "", 2s).ok());
       CHECK(grpcx::CheckHealth(channel, FullServiceName(i.service), 2s).ok());
-      auto names = ReflectedServices(i.grpc_port);
+      grpc::StatusCode code = grpc::StatusCode::OK;
+      auto names = ReflectedServices(i.grpc_port, &code);
       INFO(i.service);
-      CHECK(std::find(names.begin(), names.end(), FullServiceName(i.service)) != names.end());
-      CHECK(std::find(names.begin(), names.end(), "grpc.health.v1.Health") != names.end());
+      CHECK(code == grpc::StatusCode::UNIMPLEMENTED);
+      CHECK(names.empty());
     }
+    // STADTPORTAL_GRPC_REFLECTION=true (scripts/run sets it) lists the services.
+    auto& submission = stack.instance("submission");
+    submission.process->Signal(SIGTERM);
+    REQUIRE(submission.process->Wait(10s) >= 0);
+    stack.Start(submission, {{"STADTPORTAL_GRPC_REFLECTION", "true"}});
+    grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+    std::vector<std::string> names;
+    CHECK(testing::Eventually(
+        [&] {
+          names = ReflectedServices(submission.grpc_port, &code);
+          return code == grpc::StatusCode::OK;
+        },
+        30s));
+    CHECK(std::find(names.begin(), names.end(), FullServiceName("submission")) != names.end());
+    CHECK(std::find(names.begin(), names.end(), "grpc.health.v1.Health") != names.end());
   }
 
   SECTION("the seeded catalogue is served through the gateway") {
@@ -87,10 +104,13 @@ TEST_CASE("all seven binaries start and the gateway becomes ready", "[e2e]") {
         2s));
   }
 
-  SECTION("promtool finds every /metrics endpoint clean") {
+  SECTION("promtool finds every /metrics endpoint clean; the public port serves none") {
     auto c = stack.Http();
     REQUIRE(c.Get("/api/v1/services"));  // Some traffic, so RED series exist.
-    std::vector<std::string> urls = {"http://127.0.0.1:" + std::to_string(stack.gateway_port()) + "/metrics"};
+    auto public_metrics = c.Get("/metrics");
+    REQUIRE(public_metrics);
+    CHECK(public_metrics->status == 404);
+    std::vector<std::string> urls = {"http://127.0.0.1:" + std::to_string(stack.gateway_admin_port()) + "/metrics"};
     for (auto& i : stack.instances()) urls.push_back("http://127.0.0.1:" + std::to_string(i.admin_port) + "/metrics");
     for (const auto& url : urls) {
       std::string out;

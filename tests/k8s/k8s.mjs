@@ -91,6 +91,12 @@ function policy(docs) {
     if (!kinds.includes("cpu") || !kinds.includes("memory")) problems.push(`HPA ${h.metadata.name}: not on both CPU and memory`);
     if (h.spec.minReplicas > h.spec.maxReplicas) problems.push(`HPA ${h.metadata.name}: minReplicas > maxReplicas`);
   }
+  // Whatever exposes a public port (an ingress backend, a LoadBalancer) must not expose metrics with it.
+  for (const s of byKind("Service")) {
+    const names = (s.spec.ports ?? []).map((p) => p.name);
+    const exposed = names.includes("http") || ["LoadBalancer", "NodePort"].includes(s.spec.type);
+    if (exposed && names.includes("metrics")) problems.push(`Service ${s.metadata.name}: metrics port on a public Service`);
+  }
   const policies = byKind("NetworkPolicy");
   if (policies.length && !policies.some((p) => Object.keys(p.spec).length === 2 && !p.spec.ingress && !p.spec.egress))
     problems.push("NetworkPolicies without a deny-all policy");

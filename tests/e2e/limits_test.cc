@@ -1,0 +1,260 @@
+// Resource limits of the real gateway and identity processes: request bodies, slow
+// clients, Argon2 concurrency, and the memory (peak RSS) they need under attack,
+// against the chart's memory limits.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/stack.h"
+
+namespace stadtportal::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// A raw TCP connection to the gateway, for what HTTP clients will not send.
+class Raw {
+ public:
+  explicit Raw(uint16_t port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    timeval tv{5, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~Raw() { close(fd_); }
+  bool Send(const std::string& s) {
+    return send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+  }
+  // Everything until the server closes the connection (or 5 s pass without a byte).
+  std::string ReadAll() {
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd_, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// services.<part>.resources.limits.memory in helm/stadtportal/values.yaml, in bytes.
+int64_t ChartMemoryLimit(const std::string& part) {
+  std::ifstream in(std::string(STADTPORTAL_SOURCE_DIR) + "/helm/stadtportal/values.yaml");
+  REQUIRE(in);
+  std::string line;
+  bool in_part = false;
+  const std::regex limit(R"(^\s+limits: \{.*memory: (\d+)(Mi|Gi)\})");
+  std::smatch m;
+  while (std::getline(in, line)) {
+    if (line == "  " + part + ":") in_part = true;
+    if (in_part && std::regex_search(line, m, limit)) {
+      return std::stoll(m[1].str()) * (m[2].str() == "Gi" ? (1LL << 30) : (1LL << 20));
+    }
+  }
+  FAIL("no memory limit for " << part << " in values.yaml");
+  return 0;
+}
+
+// A line of /proc/<pid>/status in bytes (VmRSS now, VmHWM the peak so far).
+int64_t ProcStatus(int pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1)) * 1024;
+  }
+  return -1;
+}
+
+std::string Multipart(size_t file_bytes, const std::string& boundary) {
+  std::string body = "--" + boundary +
+                     "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"scan.pdf\"\r\n"
+                     "Content-Type: application/pdf\r\n\r\n%PDF-1.7\n";
+  body.append(file_bytes, 'x');
+  body += "\r\n--" + boundary + "--\r\n";
+  return body;
+}
+
+int StatusOf(const std::string& response) {
+  std::smatch m;
+  static const std::regex status_line(R"(^HTTP/1\.1 (\d{3}) )");
+  return std::regex_search(response, m, status_line) ? std::stoi(m[1].str()) : 0;
+}
+
+}  // namespace
+
+TEST_CASE("bodies over a route's limit are refused before or while they are read", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+
+  SECTION("a declared length over the limit: 413 at once, nothing read") {
+    Raw raw(stack.gateway_port());
+    const auto t0 = Clock::now();
+    REQUIRE(
+        raw.Send("POST /api/v1/auth/login HTTP/1.1\r\nHost: portal\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 1073741824\r\n\r\n{\"email\":"));
+    const std::string response = raw.ReadAll();
+    CHECK(StatusOf(response) == 413);
+    CHECK(response.find("application/problem+json") != std::string::npos);
+    CHECK(response.find("Connection: close") != std::string::npos);
+    CHECK(Clock::now() - t0 < 2s);
+  }
+  SECTION("a JSON route takes 64 KiB, also when the length is not declared (chunked)") {
+    Raw raw(stack.gateway_port());
+    REQUIRE(
+        raw.Send("POST /api/v1/auth/login HTTP/1.1\r\nHost: portal\r\nContent-Type: application/json\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n"));
+    const std::string chunk(8192, ' ');
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+    for (int i = 0; i < 12; ++i) raw.Send(size + chunk + "\r\n");  // 96 KiB of JSON whitespace.
+    raw.Send("0\r\n\r\n");
+    CHECK(StatusOf(raw.ReadAll()) == 413);
+  }
+  SECTION("an upload route takes its own limit, an upload over it is refused before it is sent") {
+    Raw raw(stack.gateway_port());
+    const auto t0 = Clock::now();
+    REQUIRE(
+        raw.Send("POST /api/v1/drafts/d/attachments HTTP/1.1\r\nHost: portal\r\n"
+                 "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 30000000\r\n"
+                 "Expect: 100-continue\r\n\r\n"));
+    const std::string response = raw.ReadAll();
+    CHECK(StatusOf(response) == 413);
+    CHECK(response.find("HTTP/1.1 100") == std::string::npos);
+    CHECK(Clock::now() - t0 < 2s);
+    // Within the limit (and the Content-Length check), a body of 100 KiB is fine for it.
+    auto c = stack.Http();
+    auto small = c.Post("/api/v1/drafts/d/attachments", Multipart(100 * 1024, "b"), "multipart/form-data; boundary=b");
+    REQUIRE(small);
+    CHECK(small->status == 401);  // Read, then refused for want of a session: not 413.
+  }
+  SECTION("a GET with a body is refused, not taken for the next request") {
+    Raw raw(stack.gateway_port());
+    const std::string hidden = "GET /api/v1/services HTTP/1.1\r\nHost: portal\r\n\r\n";
+    REQUIRE(raw.Send("GET /healthz HTTP/1.1\r\nHost: portal\r\nContent-Length: " + std::to_string(hidden.size()) +
+                     "\r\n\r\n" + hidden));
+    const std::string response = raw.ReadAll();
+    CHECK(StatusOf(response) == 400);
+    CHECK(response.find("HTTP/1.1", 10) == std::string::npos);  // One answer: nothing smuggled.
+  }
+  CHECK(stack.WaitReady(5s));
+}
+
+TEST_CASE("a slow client is cut off at the whole-request deadline, however steadily it trickles", "[e2e]") {
+  Stack stack({}, {{"STADTPORTAL_HTTP_REQUEST_TIMEOUT_MS", "3000"}});
+  REQUIRE(stack.WaitReady(60s));
+  Raw raw(stack.gateway_port());
+  const auto t0 = Clock::now();
+  REQUIRE(raw.Send("GET /healthz HTTP/1.1\r\nHost: portal\r\nX-Slow: "));
+  // One byte every 300 ms: every read comes well within the read timeout (10 s).
+  bool cut = false;
+  while (Clock::now() - t0 < 12s) {
+    std::this_thread::sleep_for(300ms);
+    if (!raw.Send("a")) {
+      cut = true;
+      break;
+    }
+  }
+  const auto lasted = Clock::now() - t0;
+  CHECK(cut);
+  CHECK(lasted >= 2500ms);
+  CHECK(lasted < 5s);
+  CHECK(stack.WaitReady(5s));
+}
+
+TEST_CASE("gateway and identity stay under their chart memory limits under maximal requests and slow clients",
+          "[e2e]") {
+  // Production's Argon2id memory (64 MiB per run; one pass keeps the test quick), 2 at once.
+  Stack stack({}, {{"STADTPORTAL_HTTP_REQUEST_TIMEOUT_MS", "5000"}});
+  auto& identity = stack.instance("identity");
+  identity.process->Signal(SIGTERM);
+  REQUIRE(identity.process->Wait(10s) >= 0);
+  stack.Start(identity, {{"STADTPORTAL_ARGON2_MEMLIMIT_KIB", "65536"}, {"STADTPORTAL_ARGON2_OPSLIMIT", "1"}});
+  REQUIRE(stack.WaitReady(60s));
+  const int gateway_pid = stack.gateway().pid(), identity_pid = identity.process->pid();
+  const int64_t gateway_limit = ChartMemoryLimit("gateway"), identity_limit = ChartMemoryLimit("identity");
+  const int64_t gateway_before = ProcStatus(gateway_pid, "VmRSS"), identity_before = ProcStatus(identity_pid, "VmRSS");
+
+  constexpr int kLogins = 40, kUploads = 24, kSlow = 24;
+  const std::string upload = Multipart(21 * 1024 * 1024 - 512, "limits");  // The largest upload accepted.
+  std::vector<std::future<int>> calls;
+  std::atomic<bool> stop{false};
+  // Slow clients: headers trickling in, holding connections.
+  std::vector<std::thread> slow;
+  for (int i = 0; i < kSlow; ++i) {
+    slow.emplace_back([&] {
+      Raw raw(stack.gateway_port());
+      raw.Send("POST /api/v1/auth/login HTTP/1.1\r\nHost: portal\r\nX-Slow: ");
+      while (!stop && raw.Send("a")) std::this_thread::sleep_for(200ms);
+    });
+  }
+  for (int i = 0; i < kUploads; ++i) {
+    calls.push_back(std::async(std::launch::async, [&] {
+      auto c = stack.Http();
+      c.set_read_timeout(60s);
+      c.set_write_timeout(60s);
+      auto r = c.Post("/api/v1/drafts/d/attachments", upload, "multipart/form-data; boundary=limits");
+      return r ? r->status : 0;
+    }));
+  }
+  for (int i = 0; i < kLogins; ++i) {
+    calls.push_back(std::async(std::launch::async, [&, i] {
+      auto c = stack.Http();
+      c.set_read_timeout(60s);
+      auto r =
+          PostJson(c, "/api/v1/auth/login",
+                   {{"email", "burst." + std::to_string(i) + "." + UniqueEmail()}, {"password", "falsches Passwort"}});
+      return r ? r->status : 0;
+    }));
+  }
+  std::map<int, int> statuses;
+  for (auto& f : calls) ++statuses[f.get()];
+  stop = true;
+  for (auto& t : slow) t.join();
+
+  const int64_t gateway_peak = ProcStatus(gateway_pid, "VmHWM"), identity_peak = ProcStatus(identity_pid, "VmHWM");
+  std::string summary;
+  for (const auto& [status, n] : statuses) summary += " " + std::to_string(status) + "×" + std::to_string(n);
+  const auto mib = [](int64_t b) { return std::to_string(b >> 20) + " MiB"; };
+  const std::string figures = "limits: " + std::to_string(kUploads) + " uploads of 21 MiB, " + std::to_string(kLogins) +
+                              " log-ins (Argon2id 64 MiB), " + std::to_string(kSlow) +
+                              " slow clients: gateway peak RSS " + mib(gateway_peak) + " (idle " + mib(gateway_before) +
+                              ", chart limit " + mib(gateway_limit) + "), identity peak RSS " + mib(identity_peak) +
+                              " (idle " + mib(identity_before) + ", chart limit " + mib(identity_limit) +
+                              "); answers:" + summary;
+  testing::Report(figures);
+  INFO(figures);
+  CHECK(gateway_peak > 0);
+  CHECK(identity_peak > 0);
+  CHECK(gateway_peak < gateway_limit);
+  CHECK(identity_peak < identity_limit);
+  // Every answer is a refusal the client can act on: no session (401), busy (503), never a 5xx crash.
+  for (const auto& [status, n] : statuses) {
+    INFO(status);
+    CHECK((status == 401 || status == 503));
+  }
+  CHECK(stack.gateway().running());
+  CHECK(identity.process->running());
+  CHECK(stack.WaitReady(10s));
+}
+
+}  // namespace stadtportal::e2e
