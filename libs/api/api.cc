@@ -51,55 +51,9 @@ absl::Status ValidateUuid(const std::string& id, const std::string& field) {
   return absl::OkStatus();
 }
 
-long Utf8Length(const std::string& s) {
-  long n = 0;
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-      len = 1;
-      cp = c;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return -1;
-    }
-    if (i + len > s.size()) return -1;
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return -1;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
-    i += len;
-    ++n;
-  }
-  return n;
-}
-
-absl::Status ValidateText(const std::string& text, const std::string& field, size_t max_chars) {
-  const long n = Utf8Length(text);
-  if (n < 0) return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
-  if (absl::StripAsciiWhitespace(text).empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
-  if (static_cast<size_t>(n) > max_chars) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": at most ", max_chars, " characters"));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::string> NormalizeEmail(const std::string& email, const std::string& field) {
   std::string e = absl::AsciiStrToLower(absl::StripAsciiWhitespace(email));
-  static const std::regex kEmail(R"(^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$)");
-  if (e.size() > 254 || !ValidateText(e, field, 254).ok() || !std::regex_match(e, kEmail)) {
+  if (!IsMailAddress(e)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": invalid_email"));
   }
   return e;

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "libs/api/text.h"
 #include "stadtportal/common/v1/common.pb.h"
 
 // Shared handling of the common.v1 request parts, so every service treats tenants,
@@ -24,18 +25,16 @@ std::string NextPageToken(const std::string& last_key);
 absl::Status ValidateMoney(const common::v1::Money& m, const std::string& field);
 // A canonical UUID (what every stadtportal id is).
 absl::Status ValidateUuid(const std::string& id, const std::string& field);
-// Non-empty after trimming, valid UTF-8, at most `max_chars` code points.
-absl::Status ValidateText(const std::string& text, const std::string& field, size_t max_chars);
+// ValidateText (text fields), Utf8Length and the other text helpers: libs/api/text.h.
 // "  Anna.Muster@Example.DE " → "anna.muster@example.de"; INVALID_ARGUMENT
-// "<field>: invalid_email" unless it looks like an address (one @, a dot in the
-// domain, no spaces, at most 254 characters; the mail to it proves the rest).
+// "<field>: invalid_email" unless it is an address a mail can be sent to as it is
+// (IsMailAddress: one @, ASCII, a dot in the domain, no spaces or controls, at most
+// 254 characters; the mail to it proves the rest).
 absl::StatusOr<std::string> NormalizeEmail(const std::string& email, const std::string& field);
 // A slug: 1–64 of [a-z0-9-], starting with a letter.
 absl::Status ValidateSlug(const std::string& id, const std::string& field);
 // An id from a path: a malformed one cannot name anything of the caller's, so it gets
 // the same answer as an unknown one, NOT_FOUND "<what> not found".
 absl::Status CheckId(const std::string& id, const std::string& what);
-// Number of code points if `s` is valid UTF-8 (no overlongs, no surrogates), else -1.
-long Utf8Length(const std::string& s);
 
 }  // namespace stadtportal::api

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "libs/api/text.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
 
@@ -25,6 +26,9 @@ void Outbox::Prepare(pqxx::connection& conn) {
   conn.prepare("mail_outbox_sent",
                "UPDATE mail_outbox SET sent_at = now(), body = NULL, claimed_until = NULL, last_error = NULL "
                "WHERE id = $1");
+  conn.prepare("mail_outbox_rejected",
+               "UPDATE mail_outbox SET claimed_until = NULL, body = NULL, last_error = $2, "
+               "next_attempt_at = 'infinity' WHERE id = $1");
   conn.prepare("mail_outbox_failed",
                "UPDATE mail_outbox SET claimed_until = NULL, last_error = $2, "
                "next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1");
@@ -63,6 +67,13 @@ absl::Status Outbox::MarkFailed(int64_t id, const std::string& error, int64_t re
   });
 }
 
+absl::Status Outbox::MarkRejected(int64_t id, const std::string& error) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("mail_outbox_rejected", id, error.substr(0, 500));
+    return absl::OkStatus();
+  });
+}
+
 SmtpOptions SmtpOptions::FromEnv(const config::Env& env) {
   SmtpOptions o;
   o.url = env.String("STADTPORTAL_SMTP_URL", o.url);
@@ -70,6 +81,8 @@ SmtpOptions SmtpOptions::FromEnv(const config::Env& env) {
     throw config::Error("STADTPORTAL_SMTP_URL: expected smtp://host:port or smtps://host:port");
   }
   o.from = env.String("STADTPORTAL_MAIL_FROM", o.from);
+  if (!api::IsMailAddress(o.from))
+    throw config::Error("STADTPORTAL_MAIL_FROM: expected an address such as no-reply@example.org");
   o.username = env.String("STADTPORTAL_SMTP_USERNAME", "");
   if (!o.username.empty()) o.password = env.Secret("STADTPORTAL_SMTP_PASSWORD");
   o.timeout = env.Millis("STADTPORTAL_SMTP_TIMEOUT_MS", o.timeout);
@@ -92,26 +105,50 @@ size_t ReadUpload(char* buf, size_t size, size_t n, void* user) {
   return len;
 }
 
-// RFC 2047 encoded-word for non-ASCII subjects.
-std::string EncodeHeader(const std::string& s) {
-  for (unsigned char c : s) {
-    if (c >= 0x80) return "=?UTF-8?B?" + absl::Base64Escape(s) + "?=";
+// An unstructured header value (RFC 5322 2.2.1) from any text: a plain line (no
+// controls, no line breaks), written as RFC 2047 "B" encoded-words, each cut at a
+// character boundary and on its own folded line so that no header line exceeds 78
+// characters; short plain ASCII that cannot be mistaken for an encoded-word stays as
+// it is.
+std::string HeaderValue(const std::string& text) {
+  const std::string plain = api::PlainLine(text, 500);
+  // "Subject: " + 69 characters = 78.
+  bool ascii = plain.size() <= 69 && plain.find("=?") == std::string::npos;
+  for (unsigned char c : plain) ascii = ascii && c < 0x80;
+  if (ascii) return plain;
+  // 42 bytes are 56 base64 characters, a word of 68: "Subject: " + 68 < 78.
+  constexpr size_t kChunk = 42;
+  std::string out;
+  for (size_t i = 0; i < plain.size();) {
+    size_t end = std::min(plain.size(), i + kChunk);
+    while (end < plain.size() && end > i && (static_cast<unsigned char>(plain[end]) & 0xC0) == 0x80) --end;
+    if (!out.empty()) out += "\r\n ";
+    out += "=?UTF-8?B?" + absl::Base64Escape(plain.substr(i, end - i)) + "?=";
+    i = end;
   }
-  return s;
+  return out;
 }
 
 }  // namespace
 
+absl::StatusOr<std::string> Compose(const std::string& from, const Mail& mail, absl::Time date) {
+  // Addresses are written as they are, so they must not need any encoding.
+  if (!api::IsMailAddress(from)) return absl::InvalidArgumentError("from: not a mail address");
+  if (!api::IsMailAddress(mail.to)) return absl::InvalidArgumentError("to: not a mail address");
+  return absl::StrCat("Date: ", absl::FormatTime("%a, %d %b %Y %H:%M:%S +0000", date, absl::UTCTimeZone()),
+                      "\r\nFrom: ", from, "\r\nTo: ", mail.to, "\r\nSubject: ", HeaderValue(mail.subject),
+                      "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      "Content-Transfer-Encoding: 8bit\r\n\r\n",
+                      api::PlainLines(mail.body));
+}
+
 absl::Status Send(const SmtpOptions& options, const Mail& mail) {
+  auto message = Compose(options.from, mail, absl::Now());
+  if (!message.ok()) return message.status();
   CURL* curl = curl_easy_init();
   if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
   Upload upload;
-  upload.data =
-      absl::StrCat("Date: ", absl::FormatTime("%a, %d %b %Y %H:%M:%S +0000", absl::Now(), absl::UTCTimeZone()),
-                   "\r\nFrom: ", options.from, "\r\nTo: ", mail.to, "\r\nSubject: ", EncodeHeader(mail.subject),
-                   "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                   "Content-Transfer-Encoding: 8bit\r\n\r\n",
-                   mail.body);
+  upload.data = *std::move(message);
   curl_slist* rcpt = curl_slist_append(nullptr, ("<" + mail.to + ">").c_str());
   const std::string from = "<" + options.from + ">";
   curl_easy_setopt(curl, CURLOPT_URL, options.url.c_str());
@@ -139,7 +176,7 @@ namespace {
 prometheus::Family<prometheus::Counter>& MailsTotal() {
   static auto& family = prometheus::BuildCounter()
                             .Name("stadtportal_mails_total")
-                            .Help("Mails handed to the SMTP server, by result (sent, failed).")
+                            .Help("Mails handed to the SMTP server, by result (sent, failed, rejected).")
                             .Register(*metrics::Registry());
   return family;
 }
@@ -150,6 +187,7 @@ Relay::Relay(std::shared_ptr<Outbox> outbox, SmtpOptions options, std::chrono::m
     : outbox_(std::move(outbox)), options_(std::move(options)), poll_(poll) {
   MailsTotal().Add({{"result", "sent"}});
   MailsTotal().Add({{"result", "failed"}});
+  MailsTotal().Add({{"result", "rejected"}});
 }
 
 Relay::~Relay() { Stop(); }
@@ -201,6 +239,15 @@ int Relay::RunOnce() {
       }
       MailsTotal().Add({{"result", "sent"}}).Increment();
       ++sent;
+      continue;
+    }
+    if (s.code() == absl::StatusCode::kInvalidArgument) {
+      // Never sendable (an invalid address): retrying cannot help.
+      if (auto marked = outbox_->MarkRejected(m.id, std::string(s.message())); !marked.ok()) {
+        log::Warn("cannot mark mail rejected", {{"mail_id", m.id}, {"error", std::string(marked.message())}});
+      }
+      MailsTotal().Add({{"result", "rejected"}}).Increment();
+      log::Warn("mail rejected", {{"mail_id", m.id}, {"error", std::string(s.message())}});
       continue;
     }
     // Exponential backoff (2 s · 2^attempts, at most retry_max) with full jitter.

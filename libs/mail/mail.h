@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "libs/config/config.h"
 #include "libs/db/pool.h"
 
@@ -39,7 +40,15 @@ struct SmtpOptions {
   static SmtpOptions FromEnv(const config::Env& env);
 };
 
-// Sends one mail over SMTP (libcurl).
+// The message as it goes over SMTP (RFC 5322), whatever the caller passed: the
+// addresses must pass api::IsMailAddress (INVALID_ARGUMENT otherwise, and nothing is
+// sent); the subject is made a plain line (controls and line breaks become spaces) and
+// written as RFC 2047 encoded-words when it is not short plain ASCII; the body's line
+// endings become CRLF and its other control characters (but TAB) are removed.
+absl::StatusOr<std::string> Compose(const std::string& from, const Mail& mail, absl::Time date);
+
+// Sends one mail over SMTP (libcurl). INVALID_ARGUMENT for a mail that can never be sent
+// (see Compose), UNAVAILABLE when the server did not take it.
 absl::Status Send(const SmtpOptions& options, const Mail& mail);
 
 struct Pending {
@@ -60,14 +69,16 @@ class Outbox {
   absl::StatusOr<std::vector<Pending>> Claim(int limit);
   absl::Status MarkSent(int64_t id);
   absl::Status MarkFailed(int64_t id, const std::string& error, int64_t retry_in_seconds);
+  // A mail that can never be sent (an invalid address): not tried again, body cleared.
+  absl::Status MarkRejected(int64_t id, const std::string& error);
 
  private:
   db::Pool& pool_;
 };
 
 // Delivers the outbox in the background: claims due mails, sends each, marks it sent
-// (body cleared) or schedules a retry with exponential backoff and full jitter.
-// Counts stadtportal_mails_total{result}.
+// (body cleared) or schedules a retry with exponential backoff and full jitter; a mail
+// that can never be sent is marked rejected. Counts stadtportal_mails_total{result}.
 class Relay {
  public:
   Relay(std::shared_ptr<Outbox> outbox, SmtpOptions options,

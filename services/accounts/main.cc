@@ -14,11 +14,20 @@ int main(int argc, char** argv) {
     auto relay =
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
     auto event_relay = std::make_shared<events::Relay>(db, ctx.Redis(), "accounts");
-    ctx.OnServing([relay, event_relay] {
+    // Verified addresses from identity: invitations are accepted only by their addressee.
+    auto verified = std::make_shared<events::Consumer>(
+        db, redis::Options::FromEnv(ctx.env()), "accounts", std::vector<std::string>{"account.verified"},
+        [](pqxx::work& tx, const events::Event& e) {
+          return accounts::Store::SetVerifiedEmail(tx, e.key, e.payload.value("tenant", ""),
+                                                   e.payload.value("email", ""));
+        });
+    ctx.OnServing([relay, event_relay, verified] {
       relay->Start();
       event_relay->Start();
+      verified->Start();
     });
-    ctx.OnStopping([relay, event_relay] {
+    ctx.OnStopping([relay, event_relay, verified] {
+      verified->Stop();
       event_relay->Stop();
       relay->Stop();
     });

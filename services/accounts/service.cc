@@ -40,8 +40,11 @@ absl::Status ValidateAddress(const v1::Address& a) {
   return absl::OkStatus();
 }
 
-mail::Mail InvitationMail(const std::string& language, const std::string& to, const std::string& organisation,
+mail::Mail InvitationMail(const std::string& language, const std::string& to, const std::string& name,
                           const std::string& link) {
+  // Validated when stored, and still inserted as plain text: a stored name must not
+  // become a header or a paragraph of the platform's own mail.
+  const std::string organisation = api::PlainLine(name, 200);
   if (language == "en") {
     return {to, "Invitation to act for " + organisation + " on stadtportal",
             "Hello,\r\n\r\nyou are invited to act for " + organisation +
@@ -216,6 +219,8 @@ grpc::Status Service::AcceptInvitation(grpc::ServerContext* ctx, const v1::Answe
     auto me = Me(caller);
     if (!me.ok()) return me.status();
     if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
+    // A person's party id is its identity account id: the verified address is looked
+    // up by it (only that account may accept what was sent to its address).
     return grpcx::Respond(resp, store_->AcceptInvitation(auth::Sha256(req->token()), me->id()));
   });
 }

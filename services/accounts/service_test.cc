@@ -76,9 +76,19 @@ struct Fixture {
     return p.id();
   }
 
+  // As identity's account.verified event does: `who` verified `email`.
+  void Verified(const auth::Caller& who, const std::string& email) {
+    REQUIRE(
+        schema.pool()
+            .Transact([&](pqxx::work& tx) { return Store::SetVerifiedEmail(tx, who.account_id, who.tenant, email); })
+            .ok());
+  }
+
   // Makes `who` a member of `org` with `role`, invited by `by`.
   void Join(const auth::Caller& by, const std::string& org, const auth::Caller& who, v1::Role role) {
-    REQUIRE(Invite(by, org, "someone@example.de", role).ok());
+    const std::string email = who.account_id + "@example.de";
+    Verified(who, email);
+    REQUIRE(Invite(by, org, email, role).ok());
     v1::Membership m;
     REQUIRE(Accept(who, LastInvitationToken(), &m).ok());
   }
@@ -134,6 +144,7 @@ TEST_CASE("an invitation is mailed, accepted once, and makes a member", "[integr
   auto org = f.CreateOrganisation(kAnna, "Sportverein Nord e.V.");
   REQUIRE(f.Invite(kAnna, org.party().id(), "Ben@Example.de", v1::ROLE_MEMBER).ok());
   const auto token = f.LastInvitationToken();
+  f.Verified(kBen, "BEN@example.DE");
   v1::Membership m;
   REQUIRE(f.Accept(kBen, token, &m).ok());
   CHECK(m.role() == v1::ROLE_MEMBER);
@@ -378,6 +389,41 @@ TEST_CASE("an expired or declined invitation cannot be accepted", "[integration]
   v1::ListMyOrganisationsResponse list;
   REQUIRE(f.service.ListMyOrganisations(&f.ctx, &mine, &list).ok());
   CHECK(list.organisations_size() == 0);
+}
+
+TEST_CASE("an invitation is accepted only by the account whose verified address it was sent to", "[integration]") {
+  Fixture f;
+  auto org = f.CreateOrganisation(kAnna, "Verein West");
+  REQUIRE(f.Invite(kAnna, org.party().id(), "ben@example.de", v1::ROLE_ADMIN).ok());
+  const auto token = f.LastInvitationToken();
+  v1::Membership m;
+  // Cem got hold of the link: his verified address is another one.
+  f.Verified(kCem, "cem@example.de");
+  CHECK(f.Accept(kCem, token, &m).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  // Ben has not verified an address yet (or identity has not told accounts so far).
+  CHECK(f.Accept(kBen, token, &m).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  // A similar address is not the address.
+  f.Verified(kBen, "ben@example.de.evil.example");
+  CHECK(f.Accept(kBen, token, &m).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  {
+    grpcx::TestCaller scope(kCem);
+    v1::ListMyOrganisationsRequest mine;
+    v1::ListMyOrganisationsResponse list;
+    REQUIRE(f.service.ListMyOrganisations(&f.ctx, &mine, &list).ok());
+    CHECK(list.organisations_size() == 0);  // Refusals changed nothing…
+  }
+  // …and left the invitation open for its addressee.
+  f.Verified(kBen, " Ben@Example.DE");
+  REQUIRE(f.Accept(kBen, token, &m).ok());
+  CHECK(m.role() == v1::ROLE_ADMIN);
+  // Another tenant's verification of the same address does not count.
+  REQUIRE(f.Invite(kAnna, org.party().id(), "dora@example.de", v1::ROLE_MEMBER).ok());
+  const auto dora_token = f.LastInvitationToken();
+  const auth::Caller dora = Fixture::Person("44444444-4444-4444-8444-444444444444");
+  auth::Caller dora_elsewhere = dora;
+  dora_elsewhere.tenant = "09162000";
+  f.Verified(dora_elsewhere, "dora@example.de");
+  CHECK(f.Accept(dora, dora_token, &m).error_code() == grpc::StatusCode::PERMISSION_DENIED);
 }
 
 }  // namespace stadtportal::accounts

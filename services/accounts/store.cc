@@ -1,8 +1,11 @@
 #include "services/accounts/store.h"
 
-#include "libs/events/events.h"
-
 #include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/ascii.h"
+#include "libs/api/api.h"
+#include "libs/events/events.h"
+#include "libs/log/log.h"
 
 namespace stadtportal::accounts {
 namespace {
@@ -130,6 +133,13 @@ void Store::Prepare(pqxx::connection& conn) {
                "INSERT INTO invitations (tenant, organisation_id, email, role, token_hash, invited_by, expires_at) "
                "VALUES ($1, $2::uuid, $3, $4, $5, $6::uuid, now() + make_interval(secs => $7)) "
                "RETURNING id::text, (extract(epoch FROM expires_at) * 1000000)::bigint");
+  conn.prepare("accounts_open_invitation",
+               "SELECT i.email, v.email FROM invitations i LEFT JOIN verified_emails v ON v.account_id = $2::uuid "
+               "AND v.tenant = i.tenant WHERE i.token_hash = $1 AND i.answered_at IS NULL AND i.expires_at > now() "
+               "FOR UPDATE OF i");
+  conn.prepare("accounts_set_verified_email",
+               "INSERT INTO verified_emails (account_id, tenant, email) VALUES ($1::uuid, $2, $3) "
+               "ON CONFLICT (account_id) DO UPDATE SET tenant = $2, email = $3, verified_at = now()");
   conn.prepare("accounts_answer_invitation",
                "UPDATE invitations SET answered_at = now(), answer = $2 WHERE token_hash = $1 AND answered_at IS NULL "
                "AND expires_at > now() RETURNING tenant, organisation_id::text, role");
@@ -297,6 +307,13 @@ absl::StatusOr<v1::Invitation> Store::Invite(const NewInvitation& i, const mail:
 absl::StatusOr<v1::Membership> Store::AcceptInvitation(const std::string& token_hash, const std::string& person_id) {
   v1::Membership out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto open = tx.exec_prepared("accounts_open_invitation", pqxx::binarystring(token_hash), person_id);
+    if (open.empty()) return absl::InvalidArgumentError("token: invalid_token");
+    // Both sides are stored normalised; compared canonically all the same.
+    if (open[0][1].is_null() || absl::AsciiStrToLower(absl::StripAsciiWhitespace(open[0][0].as<std::string>())) !=
+                                    absl::AsciiStrToLower(absl::StripAsciiWhitespace(open[0][1].as<std::string>()))) {
+      return absl::PermissionDeniedError("the invitation was sent to another e-mail address");
+    }
     auto res = tx.exec_prepared("accounts_answer_invitation", pqxx::binarystring(token_hash), "accepted");
     if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
     const auto tenant = res[0][0].as<std::string>();
@@ -307,6 +324,18 @@ absl::StatusOr<v1::Membership> Store::AcceptInvitation(const std::string& token_
   });
   if (!s.ok()) return s;
   return out;
+}
+
+absl::Status Store::SetVerifiedEmail(pqxx::work& tx, const std::string& account_id, const std::string& tenant,
+                                     const std::string& email) {
+  // From identity, and checked all the same: a malformed event changes nothing.
+  auto normalized = api::NormalizeEmail(email, "email");
+  if (!api::ValidateUuid(account_id, "account_id").ok() || !config::IsTenantKey(tenant) || !normalized.ok()) {
+    log::Warn("account.verified event ignored: malformed");
+    return absl::OkStatus();
+  }
+  tx.exec_prepared("accounts_set_verified_email", account_id, tenant, *normalized);
+  return absl::OkStatus();
 }
 
 absl::Status Store::DeclineInvitation(const std::string& token_hash) {

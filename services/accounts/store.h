@@ -66,9 +66,15 @@ class Store {
   // Stores the invitation and queues its mail in one transaction.
   absl::StatusOr<v1::Invitation> Invite(const NewInvitation& i, const mail::Mail& mail);
   // Answers an open, unexpired invitation once; INVALID_ARGUMENT "token: invalid_token" otherwise.
-  // Accepting makes `person_id` a member (an existing membership keeps its role).
+  // Accepting makes `person_id` a member (an existing membership keeps its role), and
+  // only when the verified e-mail address of `person_id`'s identity account is the one
+  // the invitation was sent to (compared case-insensitively); else PERMISSION_DENIED and
+  // the invitation stays open.
   absl::StatusOr<v1::Membership> AcceptInvitation(const std::string& token_hash, const std::string& person_id);
   absl::Status DeclineInvitation(const std::string& token_hash);
+  // Records an identity account's verified address (account.verified events).
+  static absl::Status SetVerifiedEmail(pqxx::work& tx, const std::string& account_id, const std::string& tenant,
+                                       const std::string& email);
 
   // Changes or ends a membership; FAILED_PRECONDITION if that would leave no owner.
   absl::StatusOr<v1::Membership> ChangeRole(const std::string& tenant, const std::string& organisation_id,

@@ -395,6 +395,9 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::BackofficeSt
                                 sv1::Submission* resp) {
   return grpcx::Handle(ctx, "SetStatus", [&](const auth::Caller& caller) -> absl::Status {
     if (req->message().size() > 20000) return absl::InvalidArgumentError("message: too_long");
+    if (!req->message().empty()) {
+      if (auto s = api::ValidateText(req->message(), "message", 20000, api::TextKind::kMultiline); !s.ok()) return s;
+    }
     auto bo = BackofficeOf(caller);
     if (!bo.ok()) return bo.status();
     absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
@@ -428,6 +431,7 @@ grpc::Status Service::SendMessage(grpc::ServerContext* ctx, const v1::Backoffice
     if (req->message_key().empty() || req->message_key().size() > 150) {
       return absl::InvalidArgumentError("message_key: required");
     }
+    if (auto s = api::ValidateText(req->message_key(), "message_key", 150); !s.ok()) return s;
     sv1::DeliverySnapshot snap;
     absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
       auto d = OwnDelivery(tx, caller, req->submission_id());

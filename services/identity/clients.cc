@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "libs/api/api.h"
 #include "libs/auth/caller.h"
 #include "libs/auth/tokens.h"
 
@@ -36,6 +37,8 @@ absl::StatusOr<v1::CreateClientResponse> Clients::Create(const std::string& tena
   if (req.department().empty() || req.department().size() > 200) {
     return absl::InvalidArgumentError("department: required");
   }
+  // Shown to citizens and written into notification mails as the sender: one line.
+  if (auto s = api::ValidateText(req.department(), "department", 200); !s.ok()) return s;
   std::string key;
   if (!req.public_key().empty() && (!absl::Base64Unescape(req.public_key(), &key) || key.size() != 32)) {
     return absl::InvalidArgumentError("public_key: expected base64 of a 32-byte Ed25519 key");

@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "libs/api/api.h"
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
@@ -38,6 +39,10 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   }
   o.throttle.max_failures_per_ip = static_cast<int>(env.Int("STADTPORTAL_LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100000));
   o.throttle.window = std::chrono::seconds(env.Int("STADTPORTAL_LOGIN_THROTTLE_WINDOW_S", 900, 10, 86400));
+  auto mail_rate = http::Rate::Parse(env.String("STADTPORTAL_MAIL_PER_ADDRESS", "5/3600"));
+  if (!mail_rate.ok())
+    throw config::Error("STADTPORTAL_MAIL_PER_ADDRESS: " + std::string(mail_rate.status().message()));
+  o.mail_per_address = *mail_rate;
   return o;
 }
 
@@ -48,6 +53,7 @@ Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options opt
       hasher_(options_.hash),
       sessions_(redis, options_.sessions),
       throttle_(redis, options_.throttle),
+      mail_limiter_(redis),
       relay_(relay),
       clients_(std::move(clients)) {}
 
@@ -57,6 +63,15 @@ std::string Service::Link(const std::string& page, const std::string& token) con
 
 void Service::MailsQueued() {
   if (relay_ != nullptr) relay_->Notify();
+}
+
+absl::StatusOr<bool> Service::MayMail(const std::string& tenant, const std::string& email) {
+  // The address is a hash in the key: Redis holds no addresses.
+  auto d = mail_limiter_.Take("identity-mail", tenant + ":" + absl::BytesToHexString(auth::Sha256(email)),
+                              options_.mail_per_address);
+  if (!d.ok()) return d.status();
+  if (!d->allowed) log::Info("mail to an address throttled", {{"retry_after_s", d->retry_after}});
+  return d->allowed;
 }
 
 absl::StatusOr<v1::LoginResponse> Service::NewSession(const v1::Account& account) {
@@ -89,6 +104,10 @@ grpc::Status Service::Register(grpc::ServerContext* ctx, const v1::RegisterReque
     // Hash before knowing whether the address is taken, so both answers take as long.
     auto hash = hasher_.Hash(req->password());
     if (!hash.ok()) return hash.status();
+    // Beyond the address's mail budget: the same answer, nothing written, no mail.
+    auto may_mail = MayMail(*tenant, *email);
+    if (!may_mail.ok()) return may_mail.status();
+    if (!*may_mail) return absl::OkStatus();
     const std::string language = LanguageCode(req->language());
     const std::string token = auth::RandomToken();
     NewAccount a{*tenant, *email, *email, req->display_name(), language, *hash};
@@ -193,7 +212,8 @@ grpc::Status Service::ChangePassword(grpc::ServerContext* ctx, const v1::ChangeP
     }
     auto hash = hasher_.Hash(req->new_password());
     if (!hash.ok()) return hash.status();
-    if (auto s = store_->SetPasswordHash(found->account.id(), *hash); !s.ok()) return s;
+    // Also ends every outstanding reset link: the new password is the only way in.
+    if (auto s = store_->ReplacePassword(found->account.id(), *hash); !s.ok()) return s;
     // A privilege change: every session ends, this one continues under a new id.
     if (auto s = sessions_.DeleteAllOf(found->account.id()); !s.ok()) return s;
     auto fresh = NewSession(found->account);
@@ -210,6 +230,10 @@ grpc::Status Service::RequestPasswordReset(grpc::ServerContext* ctx, const v1::R
     if (!tenant.ok()) return tenant.status();
     auto email = api::NormalizeEmail(req->email(), "email");
     if (!email.ok()) return email.status();
+    // Counted for every address, known or not, and answered alike either way.
+    auto may_mail = MayMail(*tenant, *email);
+    if (!may_mail.ok()) return may_mail.status();
+    if (!*may_mail) return absl::OkStatus();
     auto found = store_->FindByEmail(*tenant, *email);
     if (found.status().code() == absl::StatusCode::kNotFound) return absl::OkStatus();  // Same answer.
     if (!found.ok()) return found.status();
@@ -235,6 +259,8 @@ grpc::Status Service::ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::C
         store_->ConsumeToken(auth::Sha256(req->token()), "reset_password", [&](pqxx::work& tx, const std::string& id) {
           // Following the mailed link also proves the address.
           if (auto s = store_->MarkVerified(tx, id); !s.ok()) return s;
+          // Every other reset link sent before ends with this one.
+          store_->RevokeResetTokens(tx, id);
           return store_->SetPasswordHash(tx, id, *hash);
         });
     if (!account.ok()) return account.status();

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "libs/config/config.h"
+#include "libs/http/rate_limit.h"
 #include "libs/mail/mail.h"
 #include "libs/redis/client.h"
 #include "services/identity/clients.h"
@@ -24,6 +25,9 @@ struct Options {
   ThrottleOptions throttle;
   std::chrono::seconds verify_token_ttl{24 * 60 * 60};
   std::chrono::seconds reset_token_ttl{60 * 60};
+  // Mails from register and password reset to one address (STADTPORTAL_MAIL_PER_ADDRESS,
+  // "5/3600"): beyond it the request gets the usual answer and no mail is sent.
+  http::Rate mail_per_address{5, std::chrono::seconds(3600)};
 
   static Options FromEnv(const config::Env& env, const std::string& tenant);
 };
@@ -71,6 +75,9 @@ class Service final : public v1::IdentityService::Service {
   absl::StatusOr<v1::Session> CurrentSession(const std::string& session_id);
   std::string Link(const std::string& page, const std::string& token) const;
   void MailsQueued();
+  // Whether another register or reset mail may go to this address now (a token bucket
+  // per tenant and address in Redis, shared by all replicas).
+  absl::StatusOr<bool> MayMail(const std::string& tenant, const std::string& email);
 
   std::shared_ptr<Store> store_;
   Options options_;
@@ -78,6 +85,7 @@ class Service final : public v1::IdentityService::Service {
   PasswordHasher hasher_;
   SessionStore sessions_;
   LoginThrottle throttle_;
+  http::RateLimiter mail_limiter_;
   mail::Relay* relay_;
   std::shared_ptr<Clients> clients_;
 };

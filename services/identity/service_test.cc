@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/ascii.h"
 #include "libs/api/api.h"
 #include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
@@ -353,6 +354,97 @@ TEST_CASE("password change rotates the session; reset by mailed token ends all s
   reset.set_email("nobody." + f.email);  // Unknown address: same answer, no mail.
   REQUIRE(f.service.RequestPasswordReset(&f.ctx, &reset, &ack).ok());
   CHECK(f.Mails().empty());
+}
+
+TEST_CASE("a reset or a password change ends every outstanding reset link", "[integration]") {
+  Fixture f;
+  auto session = f.RegisterVerifyLogin();
+  auto request_reset = [&] {
+    v1::RequestPasswordResetRequest reset;
+    reset.set_email(f.email);
+    v1::RequestPasswordResetResponse ack;
+    REQUIRE(f.service.RequestPasswordReset(&f.ctx, &reset, &ack).ok());
+    auto mails = f.Mails();
+    REQUIRE(mails.size() == 1);
+    return Fixture::TokenIn(mails[0].body);
+  };
+  auto confirm = [&](const std::string& token, const std::string& password) {
+    v1::ConfirmPasswordResetRequest req;
+    req.set_token(token);
+    req.set_new_password(password);
+    v1::ConfirmPasswordResetResponse resp;
+    return f.service.ConfirmPasswordReset(&f.ctx, &req, &resp);
+  };
+  auto unused_reset_tokens = [&] {
+    pqxx::connection conn(testing::DatabaseUrl());
+    pqxx::work tx(conn);
+    return tx
+        .exec1("SELECT count(*) FROM " + tx.quote_name(f.schema.name()) +
+               ".email_tokens WHERE purpose = 'reset_password' AND used_at IS NULL")[0]
+        .as<int>();
+  };
+
+  // Two links were mailed (say, the owner asked twice); using one ends the other.
+  const std::string first = request_reset();
+  const std::string second = request_reset();
+  CHECK(unused_reset_tokens() == 2);
+  REQUIRE(confirm(second, "Zweites langes Passwort").ok());
+  CHECK(unused_reset_tokens() == 0);
+  CHECK(confirm(first, "Ein Angreifer-Passwort").error_message() == "token: invalid_token");
+  v1::LoginResponse login;
+  CHECK(f.Login("Zweites langes Passwort", &login).ok());
+
+  // A link mailed before the holder changed the password while logged in ends too.
+  const std::string stale = request_reset();
+  v1::ChangePasswordRequest change;
+  change.set_session_id(login.session_id());
+  change.set_current_password("Zweites langes Passwort");
+  change.set_new_password("Drittes langes Passwort");
+  v1::LoginResponse rotated;
+  REQUIRE(f.service.ChangePassword(&f.ctx, &change, &rotated).ok());
+  CHECK(unused_reset_tokens() == 0);
+  CHECK(confirm(stale, "Ein Angreifer-Passwort").error_message() == "token: invalid_token");
+  CHECK(f.Login("Drittes langes Passwort", &login).ok());
+  (void)session;
+}
+
+TEST_CASE("register and reset mails are limited per address, with the usual answer", "[integration]") {
+  Fixture f;
+  f.options.mail_per_address = {3, std::chrono::seconds(3600)};
+  Service service{f.store, f.redis, f.options};
+  auto reg = [&](const std::string& mail) {
+    v1::RegisterRequest req;
+    req.set_email(mail);
+    req.set_password(kPassword);
+    req.set_display_name("Anna Muster");
+    v1::RegisterResponse resp;
+    return service.Register(&f.ctx, &req, &resp);
+  };
+  auto reset = [&](const std::string& mail) {
+    v1::RequestPasswordResetRequest req;
+    req.set_email(mail);
+    v1::RequestPasswordResetResponse resp;
+    return service.RequestPasswordReset(&f.ctx, &req, &resp);
+  };
+  // Registering (verification mail), again (the "already registered" mail), and a reset:
+  // three mails. Everything after answers the same and sends nothing.
+  REQUIRE(reg(f.email).ok());
+  REQUIRE(reg(f.email).ok());
+  REQUIRE(reset(f.email).ok());
+  CHECK(f.Mails().size() == 3);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(reg(f.email).ok());
+    CHECK(reset(f.email).ok());
+    CHECK(reg("  " + absl::AsciiStrToUpper(f.email)).ok());  // The same address, written otherwise.
+  }
+  CHECK(f.Mails().empty());
+  // An unknown address answers as a known one does, also when its budget is spent.
+  const std::string unknown = "nobody." + f.email;
+  for (int i = 0; i < 5; ++i) CHECK(reset(unknown).ok());
+  // Other addresses are not affected.
+  const std::string other = "other." + f.email;
+  REQUIRE(reg(other).ok());
+  CHECK(f.Mails().size() == 1);
 }
 
 TEST_CASE("bad registrations are refused and store nothing", "[integration]") {

@@ -57,6 +57,9 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("identity_consume_token",
                "UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL "
                "AND expires_at > now() RETURNING account_id::text");
+  conn.prepare("identity_revoke_reset_tokens",
+               "UPDATE email_tokens SET used_at = now() WHERE account_id = $1::uuid AND purpose = 'reset_password' "
+               "AND used_at IS NULL");
   conn.prepare("identity_mark_verified",
                "UPDATE accounts SET email_verified_at = coalesce(email_verified_at, now()), state = 'active' "
                "WHERE id = $1::uuid AND state <> 'locked' RETURNING tenant, email");
@@ -207,6 +210,17 @@ absl::Status Store::SetPasswordHash(pqxx::work& tx, const std::string& account_i
 
 absl::Status Store::SetPasswordHash(const std::string& account_id, const std::string& hash) {
   return pool_.Transact([&](pqxx::work& tx) { return SetPasswordHash(tx, account_id, hash); });
+}
+
+void Store::RevokeResetTokens(pqxx::work& tx, const std::string& account_id) {
+  tx.exec_prepared("identity_revoke_reset_tokens", account_id);
+}
+
+absl::Status Store::ReplacePassword(const std::string& account_id, const std::string& hash) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    RevokeResetTokens(tx, account_id);
+    return SetPasswordHash(tx, account_id, hash);
+  });
 }
 
 }  // namespace stadtportal::identity

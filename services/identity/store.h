@@ -52,6 +52,11 @@ class Store {
   absl::StatusOr<std::string> ConsumeToken(const std::string& token_hash, const std::string& purpose,
                                            const std::function<absl::Status(pqxx::work&, const std::string&)>& then);
   absl::Status SetPasswordHash(const std::string& account_id, const std::string& hash);
+  // A new password chosen by the account holder: the hash, and every outstanding reset
+  // token of the account used up, in one transaction.
+  absl::Status ReplacePassword(const std::string& account_id, const std::string& hash);
+  // Marks every unused reset token of the account used.
+  static void RevokeResetTokens(pqxx::work& tx, const std::string& account_id);
   absl::Status MarkVerified(pqxx::work& tx, const std::string& account_id);
 
   // Accounts whose e-mail or display name contains `query` (at most 50), each read

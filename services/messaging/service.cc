@@ -40,12 +40,13 @@ absl::StatusOr<std::string> DestinationScope(const auth::Caller& caller, const s
 
 absl::Status CheckBody(const std::string& body) {
   if (body.size() > 4 * kMaxBody) return absl::InvalidArgumentError("body: too_long");
-  auto s = api::ValidateText(body, "body", kMaxBody);
+  auto s = api::ValidateText(body, "body", kMaxBody, api::TextKind::kMultiline);
   if (s.ok()) return s;
   const std::string m(s.message());
-  return absl::InvalidArgumentError(m.find("required") != std::string::npos ? "body: required"
-                                    : m.find("UTF-8") != std::string::npos  ? "body: wrong_type"
-                                                                            : "body: too_long");
+  return absl::InvalidArgumentError(m.find("required") != std::string::npos             ? "body: required"
+                                    : m.find("control_characters") != std::string::npos ? "body: control_characters"
+                                    : m.find("UTF-8") != std::string::npos              ? "body: wrong_type"
+                                                                                        : "body: too_long");
 }
 
 }  // namespace

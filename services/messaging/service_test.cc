@@ -325,12 +325,12 @@ TEST_CASE("templates: every type in both languages, only known variables, values
   auto embedded = Templates::Embedded();
   REQUIRE(embedded.ok());
   auto mail = embedded->Render("notice", "en", "anna@example.org",
-                               {{"sender", "Standesamt\r\nBcc: evil@example.org"},
+                               {{"sender", "Standesamt\r\nBcc: evil@example.org\xe2\x80\xa8\xc2\x85X"},
                                 {"mailbox_url", "https://portal.example/postfach/1"},
                                 {"portal_name", "Mein Nürnberg"}});
   REQUIRE(mail.ok());
   CHECK(mail->subject == "New official decision in your mailbox");
-  CHECK(mail->body.find("Standesamt  Bcc: evil@example.org") != std::string::npos);
+  CHECK(mail->body.find("Standesamt Bcc: evil@example.org  X") != std::string::npos);
   CHECK(mail->body.find("\r\nBcc") == std::string::npos);
   CHECK(embedded->Render("message", "de", "a@b.de", {{"sender", "x"}}).status().code() ==
         absl::StatusCode::kInvalidArgument);

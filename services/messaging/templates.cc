@@ -3,22 +3,11 @@
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "libs/api/text.h"
 
 namespace stadtportal::messaging {
 
 const std::vector<std::pair<std::string, std::string>>& TemplateFiles();  // Generated (CMake).
-
-namespace {
-
-std::string Clean(const std::string& v) {
-  std::string out = v;
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = ' ';
-  }
-  return out;
-}
-
-}  // namespace
 
 const std::set<std::string>& NotificationVariables() {
   static const std::set<std::string> kVariables = {"sender", "mailbox_url", "portal_name"};
@@ -75,7 +64,7 @@ absl::StatusOr<mail::Mail> Templates::Render(const std::string& type, const std:
       auto v = values.find((*m)[1]);
       if (v == values.end()) return absl::InvalidArgumentError(absl::StrCat("no value for {{", (*m)[1].str(), "}}"));
       out.append(last, (*m)[0].first);
-      out += Clean(v->second);
+      out += api::PlainLine(v->second, 500);
       last = (*m)[0].second;
     }
     out.append(last, text.cend());

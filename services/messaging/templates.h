@@ -24,8 +24,9 @@ class Templates {
   // The compiled-in templates for the types "message" and "notice".
   static absl::StatusOr<Templates> Embedded();
 
-  // Values are inserted as plain text: control characters (a line break could start a
-  // header) are replaced by spaces. INVALID_ARGUMENT for a variable not given.
+  // Values are inserted as plain text (api::PlainLine): control characters, line and
+  // paragraph separators and bidi overrides (a line break could start a header or a
+  // paragraph of the mail) become spaces. INVALID_ARGUMENT for a variable not given.
   absl::StatusOr<mail::Mail> Render(const std::string& type, const std::string& language, const std::string& to,
                                     const std::map<std::string, std::string>& values) const;
 

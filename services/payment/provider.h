@@ -1,9 +1,12 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "libs/config/config.h"
 
 namespace stadtportal::payment {
 
@@ -70,5 +73,11 @@ class Provider {
   virtual absl::StatusOr<RefundResult> Refund(const std::string& provider_ref, int64_t amount_minor,
                                               const std::string& currency) = 0;
 };
+
+// The providers named in STADTPORTAL_PAYMENT_PROVIDERS (default testpay), in that order
+// (the first is the default), with their settings. testpay is a simulator anyone can
+// make "pay": it is refused (config::Error, so the service does not start) unless
+// STADTPORTAL_ALLOW_TEST_PROVIDERS=true marks a development or test deployment.
+std::vector<std::shared_ptr<Provider>> ProvidersFromEnv(const config::Env& env);
 
 }  // namespace stadtportal::payment

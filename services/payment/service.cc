@@ -171,6 +171,9 @@ grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePa
     if (auto s = api::ValidateMoney(req->amount(), "amount"); !s.ok()) return s;
     if (req->amount().amount_minor() == 0) return absl::InvalidArgumentError("amount: must be positive");
     if (auto s = api::ValidateText(req->description(), "description", 140); !s.ok()) return s;
+    if (!req->reference().empty()) {
+      if (auto s = api::ValidateText(req->reference(), "reference", 64); !s.ok()) return s;
+    }
     static const std::regex kKey("^[\\x21-\\x7E]{8,255}$");
     if (!std::regex_match(req->idempotency_key(), kKey)) return absl::InvalidArgumentError("idempotency_key: invalid");
     Provider* provider = req->provider().empty() ? providers_.front().get() : Find(req->provider());

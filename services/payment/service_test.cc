@@ -454,4 +454,42 @@ TEST_CASE("bad payment requests are refused and store nothing", "[integration]")
   CHECK(f.service->GetPayment(&ctx, &get, &p).error_code() == grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_CASE("testpay, the simulator, is refused unless the deployment says it is for development", "[unit]") {
+  using Values = std::map<std::string, std::string>;
+  const Values testpay = {{"STADTPORTAL_TESTPAY_URL", "http://127.0.0.1:7070"},
+                          {"STADTPORTAL_TESTPAY_API_KEY", "k"},
+                          {"STADTPORTAL_TESTPAY_WEBHOOK_SECRET", "s"}};
+  auto with = [&](Values extra) {
+    Values v = testpay;
+    for (auto& [k, value] : extra) v[k] = value;
+    return config::Env(v);
+  };
+  // The default provider list, an explicit one, and testpay behind a real provider.
+  for (const Values& extra :
+       {Values{}, Values{{"STADTPORTAL_PAYMENT_PROVIDERS", "testpay"}},
+        Values{{"STADTPORTAL_PAYMENT_PROVIDERS", "testpay"}, {"STADTPORTAL_ALLOW_TEST_PROVIDERS", "false"}}}) {
+    try {
+      ProvidersFromEnv(with(extra));
+      FAIL("testpay was accepted");
+    } catch (const config::Error& e) {
+      CHECK(std::string(e.what()).find("STADTPORTAL_ALLOW_TEST_PROVIDERS=true") != std::string::npos);
+    }
+  }
+  CHECK_THROWS_AS(ProvidersFromEnv(with({{"STADTPORTAL_PAYMENT_PROVIDERS", "paypal,testpay"},
+                                         {"STADTPORTAL_PAYPAL_CLIENT_ID", "id"},
+                                         {"STADTPORTAL_PAYPAL_CLIENT_SECRET", "secret"},
+                                         {"STADTPORTAL_PAYPAL_WEBHOOK_ID", "hook"}})),
+                  config::Error);
+
+  auto allowed = ProvidersFromEnv(with({{"STADTPORTAL_ALLOW_TEST_PROVIDERS", "true"}}));
+  REQUIRE(allowed.size() == 1);
+  CHECK(allowed[0]->name() == "testpay");
+  auto paypal = ProvidersFromEnv(with({{"STADTPORTAL_PAYMENT_PROVIDERS", "paypal"},
+                                       {"STADTPORTAL_PAYPAL_CLIENT_ID", "id"},
+                                       {"STADTPORTAL_PAYPAL_CLIENT_SECRET", "secret"},
+                                       {"STADTPORTAL_PAYPAL_WEBHOOK_ID", "hook"}}));
+  REQUIRE(paypal.size() == 1);
+  CHECK(paypal[0]->name() == "paypal");
+}
+
 }  // namespace stadtportal::payment

@@ -5,6 +5,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "libs/api/text.h"
 #include "libs/auth/tokens.h"
 #include "services/submission/json_schema.h"
 
@@ -23,11 +24,39 @@ const JsonSchema& Schema() {
   return *schema;
 }
 
+// Titles, labels, option values and ids are shown as one line (and become mail and
+// thread subjects); longer texts may have line breaks. No other control characters
+// anywhere. Returns the JSON pointer of the first offending string, "" if none.
+std::string ControlCharactersAt(const nlohmann::json& j, const std::string& path, bool line) {
+  if (j.is_string()) {
+    return api::HasControlCharacters(j.get_ref<const std::string&>(),
+                                     line ? api::TextKind::kLine : api::TextKind::kMultiline)
+               ? (path.empty() ? "/" : path)
+               : "";
+  }
+  if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (auto at = ControlCharactersAt(j[i], absl::StrCat(path, "/", i), line); !at.empty()) return at;
+    }
+  } else if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) {
+      // Longer texts (in either language) may have line breaks; everything else is a line.
+      const bool text = key == "description" || key == "help" || key == "hint" || key == "text";
+      const bool child_line = key == "de" || key == "en" ? line : !text;
+      if (auto at = ControlCharactersAt(value, absl::StrCat(path, "/", key), child_line); !at.empty()) return at;
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 absl::StatusOr<Definition> CheckDefinition(const std::string& text) {
   const auto json = nlohmann::json::parse(text, nullptr, false);
   if (json.is_discarded()) return absl::InvalidArgumentError("definition: not valid JSON");
+  if (auto at = ControlCharactersAt(json, "", true); !at.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("definition", at, ": control_characters"));
+  }
   if (auto errors = Schema().Validate(json); !errors.empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
   }

@@ -25,6 +25,12 @@ size_t MaxLength(const FieldDef& f) {
   return f.max_length;
 }
 
+// Text fields longer than a line (max_length over 200, e.g. notes) are text areas: line
+// breaks and TAB allowed. Every other string answer is one line.
+api::TextKind TextKindOf(const FieldDef& f) {
+  return f.type == "text" && f.max_length > 200 ? api::TextKind::kMultiline : api::TextKind::kLine;
+}
+
 std::optional<absl::CivilDay> ParseDate(const std::string& s) {
   static const std::regex kDate("^([0-9]{4})-([0-9]{2})-([0-9]{2})$");
   std::smatch m;
@@ -57,6 +63,8 @@ void CheckShape(const FieldDef& f, const nlohmann::json& v, std::vector<FieldErr
       errors.push_back({f.id, "wrong_type"});
     } else if (static_cast<size_t>(api::Utf8Length(v.get<std::string>())) > MaxLength(f)) {
       errors.push_back({f.id, "too_long"});
+    } else if (api::HasControlCharacters(v.get<std::string>(), TextKindOf(f))) {
+      errors.push_back({f.id, "control_characters"});
     }
   } else if (f.type == "number") {
     if (!v.is_number()) errors.push_back({f.id, "wrong_type"});
@@ -81,6 +89,8 @@ void CheckShape(const FieldDef& f, const nlohmann::json& v, std::vector<FieldErr
         errors.push_back({name, "wrong_type"});
       } else if (api::Utf8Length(value.get<std::string>()) > 200) {
         errors.push_back({name, "too_long"});
+      } else if (api::HasControlCharacters(value.get<std::string>(), api::TextKind::kLine)) {
+        errors.push_back({name, "control_characters"});
       }
     }
   }

@@ -85,6 +85,16 @@ TEST_CASE("a definition that breaks the schema or the form rules is refused", "[
   CHECK(CheckDefinition(broken.dump()).status().message() ==
         "fee: per_unit_field must name a required integer number field");
   CHECK(CheckDefinition("{").status().message() == "definition: not valid JSON");
+  broken = d;
+  broken["name"]["en"] = "Dog tax\r\nBcc: evil@example.org";
+  CHECK(CheckDefinition(broken.dump()).status().message() == "definition/name/en: control_characters");
+  broken = d;
+  broken["description"]["en"] = "Two lines:\nboth fine.";
+  CHECK(CheckDefinition(broken.dump()).ok());
+  broken = d;
+  broken["form"]["steps"][0]["fields"][0]["label"]["de"] = "Name\xe2\x80\xae";  // U+202E
+  CHECK(CheckDefinition(broken.dump()).status().message() ==
+        "definition/form/steps/0/fields/0/label/de: control_characters");
 }
 
 TEST_CASE("a complete certificate order is valid; its fee follows the copies", "[unit]") {
@@ -166,6 +176,21 @@ TEST_CASE("a partial update is checked for shape: unknown, wrong type, too long,
   CHECK(Has(errors, "legitimation", "read_only"));
   CHECK(Has(errors, "address.street", "wrong_type"));
   CHECK(Has(errors, "address.planet", "unknown_field"));
+}
+
+TEST_CASE("answers are one line, except text areas, which allow line breaks and TAB only", "[unit]") {
+  const Form form = CertificateForm();
+  const auto errors = form.CheckPatch(nlohmann::json{{"person_name", "Anna\r\nX-Injected: yes"},
+                                                     {"given_name", "Anna\xe2\x80\xa8"},  // U+2028
+                                                     {"family_name", "Muster\t"},
+                                                     {"address", {{"street", "Hauptmarkt\n18"}}}},
+                                      {});
+  CHECK(errors.size() == 4);
+  CHECK(Has(errors, "person_name", "control_characters"));
+  CHECK(Has(errors, "given_name", "control_characters"));
+  CHECK(Has(errors, "family_name", "control_characters"));
+  CHECK(Has(errors, "address.street", "control_characters"));
+  CHECK(form.CheckPatch(nlohmann::json{{"person_name", "Anna Muster"}}, {}).empty());
 }
 
 TEST_CASE("prefill takes profile attributes; verified ones become read-only", "[unit]") {

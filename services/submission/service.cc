@@ -476,7 +476,8 @@ grpc::Status Service::GiveFeedback(grpc::ServerContext* ctx, const v1::GiveFeedb
     if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;
     if (req->rating() < 1 || req->rating() > 5) return absl::InvalidArgumentError("rating: out_of_range");
     if (!req->comment().empty()) {
-      if (auto s = api::ValidateText(req->comment(), "comment", 1000); !s.ok()) {
+      if (auto s = api::ValidateText(req->comment(), "comment", 1000, api::TextKind::kMultiline); !s.ok()) {
+        if (s.message().find("control_characters") != absl::string_view::npos) return s;
         const bool utf8 = s.message().find("UTF-8") != absl::string_view::npos;
         return absl::InvalidArgumentError(utf8 ? "comment: wrong_type" : "comment: too_long");
       }
@@ -519,6 +520,9 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::SetStatusReq
         "received_by_department", "in_progress", "information_requested", "approved", "rejected", "closed"};
     if (!kDepartment.count(req->status())) return absl::InvalidArgumentError("status: invalid_option");
     if (req->note().size() > 2000) return absl::InvalidArgumentError("note: too_long");
+    if (!req->note().empty()) {
+      if (auto s = api::ValidateText(req->note(), "note", 2000, api::TextKind::kMultiline); !s.ok()) return s;
+    }
     return grpcx::Respond(resp, store_->SetStatus(*tenant, req->submission_id(), req->status(), req->note()));
   });
 }

@@ -256,3 +256,138 @@ TEST_CASE("tenant administrators find, lock and unlock accounts; every access is
 }
 
 }  // namespace stadtportal::e2e
+
+#include <optional>
+
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+
+namespace stadtportal::e2e {
+namespace {
+
+// A mail file as the SMTP sink wrote it: header lines (unfolded) and the body, with
+// line endings made LF.
+struct SunkMail {
+  std::vector<std::string> headers;
+  std::string body;
+};
+
+SunkMail ParseMailFile(const std::string& file) {
+  const std::string text = absl::StrReplaceAll(file, {{"\r\n", "\n"}});
+  const size_t end = text.find("\n\n");
+  REQUIRE(end != std::string::npos);
+  SunkMail m;
+  m.body = text.substr(end + 2);
+  for (absl::string_view line : absl::StrSplit(text.substr(0, end), '\n')) {
+    if (!line.empty() && (line[0] == ' ' || line[0] == '\t') && !m.headers.empty()) {
+      m.headers.back() += std::string(line);
+    } else {
+      m.headers.emplace_back(line);
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("an organisation name cannot write headers or a body into the platform's invitation mail", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  const std::string attack = "X\r\nX-Injected: yes\r\n\r\n<b>phish</b>";
+  const std::string ben_mail = UniqueEmail();
+  json anna = Onboard(stack, c, UniqueEmail());
+
+  // Refused where it comes in: the name and every other one-line text, as a field error.
+  auto with_street = Organisation("Gut");
+  with_street["address"]["street"] = "Hauptmarkt\nBcc: evil@example.org";
+  for (const auto& [body, field] : std::vector<std::pair<json, std::string>>{
+           {Organisation(attack), "name"},
+           {Organisation("X\xe2\x80\xa8X-Injected: yes"), "name"},  // U+2028 LINE SEPARATOR
+           {Organisation("Tab\tGmbH"), "name"},
+           {with_street, "address.street"}}) {
+    INFO(field);
+    auto r = PostJson(c, "/api/v1/organisations", body, Bearer(anna));
+    REQUIRE(Status(r) == 400);
+    auto problem = json::parse(r->body);
+    REQUIRE(problem["errors"].size() == 1);
+    CHECK(problem["errors"][0]["field"] == field);
+    CHECK(problem["errors"][0]["code"] == "control_characters");
+  }
+  auto listed = c.Get("/api/v1/organisations", Bearer(anna));
+  REQUIRE(Status(listed) == 200);
+  CHECK(json::parse(listed->body)["items"].empty());
+  auto bad_name = PostJson(c, "/api/v1/auth/register",
+                           {{"email", UniqueEmail()}, {"password", kPassword}, {"display_name", attack}});
+  REQUIRE(Status(bad_name) == 400);
+  CHECK(json::parse(bad_name->body)["errors"][0]["code"] == "control_characters");
+
+  // A name stored as an earlier version accepted it still cannot shape the mail.
+  auto created = PostJson(c, "/api/v1/organisations", Organisation("Gut"), Bearer(anna));
+  REQUIRE(Status(created) == 201);
+  const std::string org = json::parse(created->body)["id"];
+  {
+    pqxx::connection conn(testing::DatabaseUrl());
+    pqxx::work tx(conn);
+    tx.exec("UPDATE accounts.parties SET display_name = " + tx.quote(attack) + " WHERE id = " + tx.quote(org));
+    tx.commit();
+  }
+  httplib::Headers english = Bearer(anna);
+  english.emplace("Accept-Language", "en");
+  REQUIRE(Status(PostJson(c, "/api/v1/organisations/" + org + "/invitations", {{"email", ben_mail}, {"role", "member"}},
+                          english)) == 201);
+  MailedToken(stack, ben_mail, "invitations");  // Waits for the mail.
+  const auto mails = stack.MailsTo(ben_mail);
+  REQUIRE(mails.size() == 1);
+  const SunkMail mail = ParseMailFile(mails[0]);
+  std::string subject;
+  for (const auto& h : mail.headers) {
+    INFO(h);
+    CHECK(h.rfind("X-Injected", 0) != 0);
+    CHECK(h.find(':') != std::string::npos);  // Every header line is a header.
+    if (h.rfind("Subject: ", 0) == 0) subject = h;
+  }
+  CHECK(subject == "Subject: Invitation to act for X X-Injected: yes <b>phish</b> on stadtportal");
+  // The platform's text is the body; the attacker's words stay inside its sentence.
+  CHECK(mail.body.rfind("Hello,\n\nyou are invited to act for X X-Injected: yes <b>phish</b> on stadtportal.", 0) == 0);
+  for (absl::string_view line : absl::StrSplit(mail.body, '\n')) {
+    CHECK(line.substr(0, 10) != "X-Injected");
+    CHECK(line.substr(0, 12) != "<b>phish</b>");
+  }
+}
+
+TEST_CASE("an invitation link works only for the account whose verified address it was sent to", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  const std::string ben_mail = UniqueEmail();
+  json anna = Onboard(stack, c, UniqueEmail());
+  json cem = Onboard(stack, c, UniqueEmail());
+  auto created = PostJson(c, "/api/v1/organisations", Organisation("Gut"), Bearer(anna));
+  REQUIRE(Status(created) == 201);
+  const std::string base = "/api/v1/organisations/" + json::parse(created->body)["id"].get<std::string>();
+  REQUIRE(Status(PostJson(c, base + "/invitations", {{"email", ben_mail}, {"role", "admin"}}, Bearer(anna))) == 201);
+  const std::string token = MailedToken(stack, ben_mail, "invitations");
+
+  // Cem, logged in with his own verified address, holds Ben's link: refused, nothing changes.
+  CHECK(Status(PostJson(c, "/api/v1/invitations/accept", {{"token", token}}, Bearer(cem))) == 403);
+  auto cems = c.Get("/api/v1/organisations", Bearer(cem));
+  REQUIRE(Status(cems) == 200);
+  CHECK(json::parse(cems->body)["items"].empty());
+
+  // Ben registers with the address, verifies it and accepts.
+  json ben = Onboard(stack, c, ben_mail);
+  std::optional<int> status;
+  REQUIRE(testing::Eventually(  // Identity's account.verified event reaches accounts.
+      [&] {
+        status = Status(PostJson(c, "/api/v1/invitations/accept", {{"token", token}}, Bearer(ben)));
+        return *status != 403;
+      },
+      10s));
+  CHECK(*status == 200);
+  auto members = c.Get((base + "/members").c_str(), Bearer(anna));
+  REQUIRE(Status(members) == 200);
+  CHECK(json::parse(members->body)["items"].size() == 2);
+}
+
+}  // namespace stadtportal::e2e

@@ -170,4 +170,32 @@ TEST_CASE("browser closed after paying and the webhook lost: the reconciliation 
   CHECK(stack.AllLogs().find("\"level\":\"error\"") == std::string::npos);
 }
 
+TEST_CASE("the payment service does not start with testpay unless test providers are allowed", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto env = stack.BaseEnv();
+  REQUIRE(env.count("STADTPORTAL_ALLOW_TEST_PROVIDERS") == 1);  // The stack's payment service runs with it.
+  env.erase("STADTPORTAL_ALLOW_TEST_PROVIDERS");
+  env["STADTPORTAL_PAYMENT_PROVIDERS"] = "paypal,testpay";
+  env["STADTPORTAL_PAYPAL_CLIENT_ID"] = "id";
+  env["STADTPORTAL_PAYPAL_CLIENT_SECRET"] = "secret";
+  env["STADTPORTAL_PAYPAL_WEBHOOK_ID"] = "hook";
+  env["STADTPORTAL_GRPC_PORT"] = std::to_string(testing::FreePort());
+  env["STADTPORTAL_ADMIN_PORT"] = std::to_string(testing::FreePort());
+  testing::Process refused(BinaryPath("payment"), {}, env, testing::TempDir() + "/payment-no-test-providers.log");
+  const int code = refused.Wait(30s);
+  INFO(refused.Output());
+  CHECK(code > 0);  // Exited by itself, with an error.
+  CHECK(refused.Output().find("STADTPORTAL_ALLOW_TEST_PROVIDERS") != std::string::npos);
+
+  // The same settings with the development flag start and serve.
+  env["STADTPORTAL_ALLOW_TEST_PROVIDERS"] = "true";
+  env["STADTPORTAL_GRPC_PORT"] = std::to_string(testing::FreePort());
+  env["STADTPORTAL_ADMIN_PORT"] = std::to_string(testing::FreePort());
+  testing::Process allowed(BinaryPath("payment"), {}, env, testing::TempDir() + "/payment-test-providers.log");
+  httplib::Client admin("127.0.0.1", static_cast<uint16_t>(std::stoi(env["STADTPORTAL_ADMIN_PORT"])));
+  CHECK(testing::Eventually([&] { return Status(admin.Get("/metrics")) == 200; }, 20s));
+  CHECK(allowed.running());
+}
+
 }  // namespace stadtportal::e2e

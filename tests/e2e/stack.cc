@@ -100,6 +100,7 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
           {"STADTPORTAL_PUBLIC_URL", "https://portal.example"},
           {"STADTPORTAL_PAYMENT_CALLBACK_URL", "http://127.0.0.1:" + std::to_string(gateway_port_)},
           {"STADTPORTAL_TESTPAY_URL", "http://127.0.0.1:" + std::to_string(testpay_port_)},
+          {"STADTPORTAL_ALLOW_TEST_PROVIDERS", "true"},
           {"STADTPORTAL_TESTPAY_API_KEY", kTestpayKey},
           {"STADTPORTAL_TESTPAY_WEBHOOK_SECRET", kTestpaySecret},
           // Cheap hashing keeps the tests fast; production uses the defaults.

@@ -1,0 +1,15 @@
+-- The verified e-mail address of each identity account, from identity's
+-- account.verified events: an invitation is accepted only by the account whose verified
+-- address it was sent to. And the inbox of consumed events (exactly-once effects).
+CREATE TABLE verified_emails (
+  account_id  uuid        PRIMARY KEY,
+  tenant      text        NOT NULL CHECK (tenant ~ '^[0-9]{8}$'),
+  email       text        NOT NULL,
+  verified_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE inbox (
+  event_id    text        PRIMARY KEY,
+  topic       text        NOT NULL,
+  received_at timestamptz NOT NULL DEFAULT now()
+);
