@@ -1,5 +1,9 @@
 #include "libs/api/files.h"
 
+#include <string_view>
+
+#include "libs/api/api.h"
+
 namespace stadtportal::api {
 
 std::string SniffMediaType(const std::string& c) {
@@ -13,20 +17,24 @@ std::string SniffMediaType(const std::string& c) {
 }
 
 std::string SafeFilename(const std::string& name) {
-  std::string base = name.substr(name.find_last_of("/\\") == std::string::npos ? 0 : name.find_last_of("/\\") + 1);
+  const size_t slash = name.find_last_of("/\\");
+  const std::string_view base = std::string_view(name).substr(slash == std::string::npos ? 0 : slash + 1);
   std::string out;
   size_t chars = 0;
-  for (size_t i = 0; i < base.size() && chars < 120; ++i) {
-    const unsigned char c = static_cast<unsigned char>(base[i]);
-    if (c < 0x20 || c == 0x7F || c == '"' || c == ';' || c == '\\') {
-      out += '_';
+  for (size_t i = 0; i < base.size() && chars < 120; ++chars) {
+    // One character at a time: a whole valid UTF-8 sequence that is not a control
+    // character is kept; anything else (controls, quotes, broken sequences) becomes "_".
+    const auto c = static_cast<unsigned char>(base[i]);
+    const size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    const std::string_view one = base.substr(i, len);
+    if (one.size() == len && IsPlainText(one) && one != "\"" && one != ";") {
+      out.append(one);
+      i += len;
     } else {
-      out += static_cast<char>(c);
+      out += '_';
+      i += one.size() == len && IsPlainText(one) ? len : 1;
     }
-    if ((c & 0xC0) != 0x80) ++chars;
   }
-  // Never end inside a UTF-8 sequence.
-  while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0xC0) out.pop_back();
   return out.empty() || out == "." || out == ".." ? "attachment" : out;
 }
 

@@ -91,6 +91,10 @@ absl::Status ValidateText(absl::string_view text, const std::string& field, size
   return absl::OkStatus();
 }
 
+bool IsPlainText(absl::string_view text, TextKind kind) {
+  return Utf8Length(text) >= 0 && !HasControlCharacters(text, kind);
+}
+
 std::string PlainLine(absl::string_view s, size_t max_chars) {
   std::string out;
   out.reserve(s.size());

@@ -41,6 +41,11 @@ absl::Status ValidateText(absl::string_view text, const std::string& field, size
 // error codes, such as form answers). Invalid UTF-8 is not looked at here.
 bool HasControlCharacters(absl::string_view text, TextKind kind);
 
+// Valid UTF-8 with no character its kind forbids: for values from outside (paths,
+// queries, headers, file names) that go on into gRPC messages (proto3 strings must be
+// valid UTF-8), log lines or headers.
+bool IsPlainText(absl::string_view text, TextKind kind = TextKind::kLine);
+
 // `s` made safe to put into a line: every forbidden character (IsForbiddenInLine) and
 // every run of CR/LF becomes one space, invalid UTF-8 becomes U+FFFD, and the result is
 // cut to at most `max_chars` code points. For values that were validated on input but

@@ -11,6 +11,13 @@
 namespace stadtportal::auth {
 namespace {
 
+// A string member of a JSON object from outside, "" when absent or of another type
+// (json::value would throw on a number).
+std::string StringField(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 constexpr char kIssuer[] = "stadtportal-gateway";
 constexpr char kAudience[] = "stadtportal-services";
 // Tolerated clock difference between gateway and service hosts.
@@ -116,8 +123,8 @@ absl::StatusOr<Caller> Verifier::Verify(const std::string& token) const {
   nlohmann::json header = nlohmann::json::parse(header_raw, nullptr, false);
   nlohmann::json payload = nlohmann::json::parse(payload_raw, nullptr, false);
   if (!header.is_object() || !payload.is_object()) return bad("malformed");
-  if (header.value("alg", "") != "EdDSA") return bad("uses an unexpected algorithm");
-  auto key = keys_.find(header.value("kid", ""));
+  if (StringField(header, "alg") != "EdDSA") return bad("uses an unexpected algorithm");
+  auto key = keys_.find(StringField(header, "kid"));
   if (key == keys_.end()) return bad("signed by an unknown key");
   const std::string signing_input = parts[0] + "." + parts[1];
   if (crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig.data()),
@@ -128,8 +135,11 @@ absl::StatusOr<Caller> Verifier::Verify(const std::string& token) const {
   try {
     const int64_t now = NowSeconds();
     if (payload.at("iss") != kIssuer || payload.at("aud") != kAudience) return bad("has the wrong issuer or audience");
-    if (payload.at("exp").get<int64_t>() + kLeewaySeconds < now) return bad("expired");
-    if (payload.at("iat").get<int64_t>() - kLeewaySeconds > now) return bad("not yet valid");
+    // Whole seconds only (a float would be converted with undefined behaviour at the
+    // edges), compared without overflow.
+    if (!payload.at("exp").is_number_integer() || !payload.at("iat").is_number_integer()) return bad("malformed");
+    if (payload.at("exp").get<int64_t>() < now - kLeewaySeconds) return bad("expired");
+    if (payload.at("iat").get<int64_t>() > now + kLeewaySeconds) return bad("not yet valid");
     Caller c;
     c.account_id = payload.at("sub").get<std::string>();
     c.acting_party = payload.at("act").get<std::string>();
@@ -155,7 +165,7 @@ absl::StatusOr<nlohmann::json> VerifyEdDsa(const std::string& token, const std::
   }
   const auto header = nlohmann::json::parse(header_raw, nullptr, false);
   const auto payload = nlohmann::json::parse(payload_raw, nullptr, false);
-  if (!header.is_object() || !payload.is_object() || header.value("alg", "") != "EdDSA") {
+  if (!header.is_object() || !payload.is_object() || StringField(header, "alg") != "EdDSA") {
     return absl::UnauthenticatedError("assertion malformed or not EdDSA");
   }
   const std::string signing_input = parts[0] + "." + parts[1];

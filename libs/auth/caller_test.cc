@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/escaping.h"
+
 namespace stadtportal::auth {
 namespace {
 
@@ -48,6 +50,45 @@ TEST_CASE("forged, tampered, expired and unknown-key tokens are rejected", "[uni
   auto expired = Signer::FromKey(NewSigningKey("k1"), std::chrono::seconds(-60));
   auto trusting = Verifier::FromKeys(expired->PublicKey());
   CHECK(trusting->Verify(expired->Sign(Anna())).status().message() == "caller token expired");
+}
+
+TEST_CASE("headers and claims of unexpected types are refused, never thrown on", "[unit]") {
+  auto signer = Signer::FromKey(NewSigningKey("k1"), std::chrono::seconds(60));
+  REQUIRE(signer.ok());
+  auto verifier = Verifier::FromKeys(signer->PublicKey());
+  REQUIRE(verifier.ok());
+  const std::string sig = absl::WebSafeBase64Escape(std::string(64, '\0'));
+  // A number where a string is expected.
+  for (const std::string header : {R"({"alg":1,"kid":"k1"})", R"({"alg":"EdDSA","kid":["k1"]})", R"({"alg":null})"}) {
+    INFO(header);
+    const std::string token = absl::WebSafeBase64Escape(header) + "." + absl::WebSafeBase64Escape("{}") + "." + sig;
+    auto v = verifier->Verify(token);
+    CHECK(v.status().code() == absl::StatusCode::kUnauthenticated);
+    CHECK(VerifyEdDsa(token, PublicKeyBytes(*signer)).status().code() == absl::StatusCode::kUnauthenticated);
+  }
+  // Signed claims with times at the edges: refused (or expired), without undefined behaviour.
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  nlohmann::json claims = {{"iss", "stadtportal-gateway"},
+                           {"aud", "stadtportal-services"},
+                           {"iat", now},
+                           {"exp", now + 60},
+                           {"sub", "a"},
+                           {"act", ""},
+                           {"ten", "09564000"},
+                           {"acr", "low"},
+                           {"roles", nlohmann::json::array()},
+                           {"sid", "s"}};
+  REQUIRE(verifier->Verify(signer->SignClaims(claims)).ok());
+  for (const nlohmann::json& exp : {nlohmann::json(1e300), nlohmann::json(-1e300), nlohmann::json("soon"),
+                                    nlohmann::json(std::numeric_limits<int64_t>::min())}) {
+    INFO(exp.dump());
+    claims["exp"] = exp;
+    CHECK(verifier->Verify(signer->SignClaims(claims)).status().code() == absl::StatusCode::kUnauthenticated);
+  }
+  claims["exp"] = now + 60;
+  claims["iat"] = std::numeric_limits<int64_t>::max();
+  CHECK(verifier->Verify(signer->SignClaims(claims)).status().code() == absl::StatusCode::kUnauthenticated);
 }
 
 TEST_CASE("key rotation: both keys are trusted during the switch", "[unit]") {

@@ -63,11 +63,32 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
 std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds deadline,
                                                       const std::string& caller_token) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  if (!caller_token.empty()) ctx->AddMetadata(auth::kCallerMetadataKey, caller_token);
+  auto add = [&ctx](const std::string& key, const std::string& value) {
+    if (value.empty()) return;
+    if (!IsLegalMetadata(key, value)) {
+      // Never the value itself: it is what gRPC would choke on, and may be a secret.
+      log::Error("metadata value left out: not legal in gRPC", {{"key", key}, {"bytes", value.size()}});
+      return;
+    }
+    ctx->AddMetadata(key, value);
+  };
+  add(auth::kCallerMetadataKey, caller_token);
   ctx->set_deadline(std::chrono::system_clock::now() + deadline);
-  if (!log::CurrentRequestId().empty()) ctx->AddMetadata(kRequestIdKey, log::CurrentRequestId());
-  if (!log::CurrentTraceparent().empty()) ctx->AddMetadata(kTraceparentKey, log::CurrentTraceparent());
+  add(kRequestIdKey, log::CurrentRequestId());
+  add(kTraceparentKey, log::CurrentTraceparent());
   return ctx;
+}
+
+bool IsLegalMetadata(std::string_view key, std::string_view value) {
+  if (key.empty() || key.substr(0, 5) == "grpc-") return false;
+  for (char c : key) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) return false;
+  }
+  if (key.size() >= 4 && key.substr(key.size() - 4) == "-bin") return true;
+  for (char c : value) {
+    if (c < 0x20 || c > 0x7E) return false;
+  }
+  return true;
 }
 
 absl::Status CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <grpcpp/grpcpp.h>
 
@@ -19,9 +20,16 @@ namespace stadtportal::grpcx {
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
 
 // A client context with a deadline, carrying the current request id and traceparent,
-// and the signed caller token when one is given.
+// and the signed caller token when one is given. Each value is added only if gRPC
+// accepts it (IsLegalMetadata); an illegal one is left out and logged, never sent, as
+// gRPC would abort the process on it.
 std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds deadline,
                                                       const std::string& caller_token = "");
+
+// Whether gRPC takes `value` under `key` as metadata: a key of [0-9a-z_.-] (not
+// starting with "grpc-"), and for keys not ending in "-bin" a value of printable
+// ASCII (0x20–0x7E) only.
+bool IsLegalMetadata(std::string_view key, std::string_view value);
 
 // grpc.health.v1.Health/Check; `service` "" asks about the server as a whole.
 // OK only when the answer is SERVING; otherwise UNAVAILABLE with the reason.

@@ -130,6 +130,28 @@ TEST_CASE("calls outliving the grace period are cancelled", "[integration]") {
   CHECK(in_flight.get() != grpc::StatusCode::OK);
 }
 
+TEST_CASE("illegal metadata values are left out instead of aborting the process", "[integration]") {
+  Fixture f(std::chrono::seconds(5));
+  // Whatever a caller bound to the thread (a request id, a traceparent), the call goes out.
+  for (const std::string& hostile :
+       {std::string("\x7f"), std::string("\xc3\xbc\xe2\x82\xac"), std::string("a\r\nb"), std::string("nul\0byte", 8)}) {
+    log::RequestScope scope(hostile, hostile);
+    EchoResponse resp;
+    auto s = f.Call("still here", 0, &resp);
+    CHECK(s.ok());
+    CHECK(resp.text() == "still here");
+  }
+  CHECK(IsLegalMetadata("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+  CHECK(IsLegalMetadata("x-request-id", "abc DEF ~"));
+  CHECK(IsLegalMetadata("x-blob-bin", std::string("\0\xff", 2)));
+  CHECK_FALSE(IsLegalMetadata("x-request-id", "\x7f"));
+  CHECK_FALSE(IsLegalMetadata("x-request-id", "\xc3\xbc"));
+  CHECK_FALSE(IsLegalMetadata("x-request-id", "a\nb"));
+  CHECK_FALSE(IsLegalMetadata("X-Request-Id", "a"));
+  CHECK_FALSE(IsLegalMetadata("", "a"));
+  CHECK_FALSE(IsLegalMetadata("grpc-status", "0"));
+}
+
 TEST_CASE("RED metrics count calls by method and code", "[integration]") {
   Fixture f(std::chrono::seconds(5));
   EchoResponse resp;

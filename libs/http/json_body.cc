@@ -51,7 +51,12 @@ absl::StatusOr<nlohmann::json> ParseJsonBody(const httplib::Request& req,
   nlohmann::json body;
   try {
     body = nlohmann::json::parse(req.body, guard, true, false);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::out_of_range&) {
+    // A number beyond what a double holds (1e999999).
+    errors->push_back({"", "number_out_of_range"});
+    return absl::InvalidArgumentError("the body holds a number out of range");
+  } catch (const nlohmann::json::exception&) {
+    // parse_error, and whatever else the parser may throw on bytes from outside.
     errors->push_back({"", "malformed_json"});
     return absl::InvalidArgumentError("the body is not valid JSON (or not valid UTF-8)");
   }
@@ -131,6 +136,8 @@ std::string Message(const std::string& code, const std::string& language) {
        {"Die Organisation braucht mindestens eine Inhaberin oder einen Inhaber.",
         "The organisation needs at least one owner."}},
       {"malformed_json", {"Die Anfrage ist kein gültiges JSON.", "The request is not valid JSON."}},
+      {"number_out_of_range",
+       {"Die Anfrage enthält eine zu große Zahl.", "The request contains a number that is too large."}},
       {"too_deep", {"Die Anfrage ist zu tief verschachtelt.", "The request is nested too deeply."}},
       {"not_an_object", {"Die Anfrage muss ein JSON-Objekt sein.", "The request must be a JSON object."}},
       {"unsupported_media_type",

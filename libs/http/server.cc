@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "libs/api/api.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
 
@@ -87,6 +88,27 @@ std::regex Compile(const std::string& pattern, std::vector<std::string>& names) 
   }
   re += pattern.substr(last) + "$";
   return std::regex(re);
+}
+
+// Which part of a request holds a value no handler may see: httplib has URL-decoded
+// the path, the query and even header values, so "%7F" or "%FF" arrive as raw bytes.
+// Every value must be valid UTF-8 without control characters (they would go on into
+// gRPC messages, metadata, logs and headers). "" when the request is clean.
+std::string UncleanPart(const httplib::Request& req) {
+  if (!api::IsPlainText(req.path)) return "the path";
+  for (const auto& [name, value] : req.params) {
+    if (!api::IsPlainText(name) || !api::IsPlainText(value)) return "a query parameter";
+  }
+  for (const auto& [name, value] : req.headers) {
+    if (!api::IsPlainText(name) || !api::IsPlainText(value)) return "a header";
+  }
+  // Multipart parts: their names and file names (the content is the part's business).
+  for (const auto& [name, part] : req.files) {
+    if (!api::IsPlainText(name) || !api::IsPlainText(part.filename) || !api::IsPlainText(part.content_type)) {
+      return "a multipart part's name";
+    }
+  }
+  return "";
 }
 
 const std::string& RequestId(const httplib::Request& req) {
@@ -301,19 +323,25 @@ void WriteHttpProblem(httplib::Response& res, int http_status, const std::string
 void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
   const auto start = std::chrono::steady_clock::now();
   std::string request_id = RequestId(req);
+  // Normalised (or made) by the pre-routing handler; see Router::Install.
   std::string traceparent = req.get_header_value("traceparent");
   log::RequestScope scope(request_id, traceparent);
   res.set_header("X-Request-Id", request_id);
   EdgeHeaders(req, res);
 
+  // A request with control characters or invalid UTF-8 in its path, query or headers
+  // reaches no handler.
+  const std::string unclean = UncleanPart(req);
   Match& found = Matched(req);
   std::vector<std::string>& allowed = found.allowed;
-  const Route* match = found.route;
+  const Route* match = unclean.empty() ? found.route : nullptr;
   const std::smatch& m = found.captures;
   // Bounded label: the route template, or "unmatched" for any unknown path.
   const std::string op = req.method + " " + (match != nullptr ? match->pattern : std::string("unmatched"));
   red_.Started(op);
-  if (req.method == "OPTIONS" && (match != nullptr || !allowed.empty())) {
+  if (!unclean.empty()) {
+    WriteHttpProblem(res, 400, unclean + " holds control characters or invalid UTF-8");
+  } else if (req.method == "OPTIONS" && (match != nullptr || !allowed.empty())) {
     // CORS preflight: allowed origins got their headers above; others get none.
     res.status = 204;
     if (res.has_header("Access-Control-Allow-Origin")) {
@@ -390,14 +418,18 @@ void Router::Install(Server& server) {
     Refuse(req, res, status, detail);
     return status;
   });
-  // Accept a well-formed caller request id or make one; every later step sees it. Then
-  // the route, and its body limit against the declared length, before the body is read.
+  // Accept a well-formed caller request id and W3C traceparent or make them; every later
+  // step sees them. Then the route, and its body limit against the declared length, before the body is read.
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     auto& mutable_req = const_cast<httplib::Request&>(req);
     std::string id = req.get_header_value("X-Request-Id");
     if (!log::IsValidRequestId(id)) id = log::NewRequestId();
+    std::string traceparent = log::NormalizeTraceparent(req.get_header_value("traceparent"));
+    if (traceparent.empty()) traceparent = log::NewTraceparent();
     mutable_req.headers.erase("X-Request-Id");
     mutable_req.headers.emplace("X-Request-Id", id);
+    mutable_req.headers.erase("traceparent");
+    mutable_req.headers.emplace("traceparent", traceparent);
     match_cache = {};  // A new request (possibly at the last one's address).
     std::string detail;
     const int status = CheckDeclaredBody(req, BodyLimit(Matched(req).route), &detail);
@@ -427,8 +459,26 @@ void Router::Install(Server& server) {
     const int code = res.status;
     WriteHttpProblem(res, code, code == 413 ? "request body too large" : "malformed request");
   });
-  server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    WriteProblem(res, absl::InternalError("unhandled exception"));
+  // Dispatch catches whatever a handler throws, so an exception arriving here comes from
+  // httplib reading and parsing the request (headers, multipart, ranges): bytes from
+  // outside, hence the client's error. Only running out of memory is ours.
+  server.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string id = RequestId(req);
+    if (id.empty()) id = log::NewRequestId();
+    log::RequestScope scope(id, "");
+    res.set_header("X-Request-Id", id);
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Cache-Control", "no-store");
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::bad_alloc&) {
+      WriteProblem(res, absl::UnavailableError("out of memory"));
+    } catch (const std::exception& e) {
+      log::Warn("request not readable", {{"error", e.what()}});
+      WriteHttpProblem(res, 400, "malformed request");
+    } catch (...) {
+      WriteHttpProblem(res, 400, "malformed request");
+    }
   });
 }
 

@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "libs/http/json_body.h"
+#include "libs/log/log.h"
 #include "libs/testing/testing.h"
 
 namespace stadtportal::http {
@@ -43,6 +45,25 @@ struct Fixture {
       WriteJson(res, 201, {{"files", req.files.size()}, {"size", req.get_file_value("file").content.size()}});
     });
     router.SetUpload("POST", "/files");
+    // What a handler sees: the ids bound to its log lines (and to gRPC metadata).
+    router.Add("GET", "/ids", [](const httplib::Request& req, httplib::Response& res, const Params&) {
+      WriteJson(res, 200,
+                {{"request_id", log::CurrentRequestId()},
+                 {"traceparent", log::CurrentTraceparent()},
+                 {"q", req.get_param_value("q")}});
+    });
+    router.Add("POST", "/json", [](const httplib::Request& req, httplib::Response& res, const Params&) {
+      std::vector<FieldError> errors;
+      auto body = ParseJsonBody(req, {{"email", {FieldType::kString}}}, &errors);
+      if (!body.ok()) {
+        WriteProblem(res, body.status());
+        auto p = nlohmann::json::parse(res.body);
+        for (const auto& e : errors) p["codes"].push_back(e.code);
+        res.set_content(p.dump(), "application/problem+json");
+        return;
+      }
+      WriteJson(res, 200, *body);
+    });
     ServerOptions o;
     o.threads = 4;
     o.queue = 2;
@@ -99,6 +120,85 @@ TEST_CASE("a caller's request id is kept, a malformed one replaced", "[unit]") {
   auto bad = c.Get("/items/1", {{"X-Request-Id", "bad id with spaces"}});
   REQUIRE(bad);
   CHECK(bad->get_header_value("X-Request-Id") != "bad id with spaces");
+}
+
+TEST_CASE("traceparent: a W3C one is kept, anything else replaced by a fresh one", "[unit]") {
+  Fixture f;
+  httplib::Client c("127.0.0.1", f.port);
+  auto seen = [&](const std::string& traceparent) {
+    auto r = c.Get("/ids", {{"traceparent", traceparent}});
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    return nlohmann::json::parse(r->body)["traceparent"].get<std::string>();
+  };
+  const std::string valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  CHECK(seen(valid) == valid);
+  CHECK(seen("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later") == valid);
+  // httplib URL-decodes header values: "%7F" arrives as DEL, "%C3%BC" as "ü".
+  for (const std::string& hostile : std::vector<std::string>{"%7F", "%00", "%C3%BC%E2%82%AC", "00-%0d%0a-x", "garbage",
+                                                             "ff-" + valid.substr(3), std::string(4000, 'a')}) {
+    INFO(hostile);
+    const std::string fresh = seen(hostile);
+    CHECK(fresh != hostile);
+    CHECK(log::NormalizeTraceparent(fresh) == fresh);
+  }
+  auto none = c.Get("/ids");
+  REQUIRE(none);
+  const std::string made = nlohmann::json::parse(none->body)["traceparent"];
+  CHECK(log::NormalizeTraceparent(made) == made);
+}
+
+TEST_CASE("control characters or invalid UTF-8 in path, query or headers are a 400 problem", "[unit]") {
+  Fixture f;
+  httplib::Client c("127.0.0.1", f.port);
+  auto status = [](const httplib::Result& r) { return r ? r->status : 0; };
+  // Plain non-ASCII text is fine.
+  auto ok = c.Get("/ids?q=N%C3%BCrnberg", {{"X-Note", "Grüße"}});
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+  CHECK(nlohmann::json::parse(ok->body)["q"] == "Nürnberg");
+  for (const std::string path :
+       {"/ids?q=%FF", "/ids?q=%7F", "/ids?q=a%0Ab", "/ids?q=%C2%85", "/ids?%00=x", "/items/%FF", "/items/%C0%AF"}) {
+    INFO(path);
+    auto r = c.Get(path);
+    CHECK(status(r) == 400);
+    if (r) CHECK(r->get_header_value("Content-Type") == "application/problem+json");
+  }
+  for (const std::string value : {"%7F", "%FF", "a%0D%0Ab", "%00", "\xff\xfe", "%E2%80"}) {
+    INFO(value);
+    CHECK(status(c.Get("/ids", {{"X-Anything", value}})) == 400);
+    CHECK(status(c.Get("/items/1", {{"Idempotency-Key", value}})) == 400);
+  }
+  CHECK(status(c.Get("/ids")) == 200);  // Still serving.
+}
+
+TEST_CASE("a JSON number too large for a double is a 400 problem, not a 500", "[unit]") {
+  Fixture f;
+  httplib::Client c("127.0.0.1", f.port);
+  for (const std::string body : {R"({"email":1e999999})", R"({"email":-1e400})", R"({"x":[1e309]})",
+                                 R"({"email":"a","n":123456789012345678901234567890e999})"}) {
+    INFO(body);
+    auto r = c.Post("/json", body, "application/json");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    CHECK(r->get_header_value("Content-Type") == "application/problem+json");
+    auto p = nlohmann::json::parse(r->body);
+    CHECK(p["codes"] == nlohmann::json::array({"number_out_of_range"}));
+  }
+  for (const std::string body : {"{", R"({"email":"\ud800"})", "[1e5", "\xff", R"({"email":"x"}})"}) {
+    INFO(body);
+    auto r = c.Post("/json", body, "application/json");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+  }
+  auto fine = c.Post("/json", R"({"email":"anna@example.de"})", "application/json");
+  REQUIRE(fine);
+  CHECK(fine->status == 200);
+  // Large but representable numbers are values like any other (the field's type decides).
+  auto big = c.Post("/json", R"({"email":1e308})", "application/json");
+  REQUIRE(big);
+  CHECK(big->status == 400);
+  CHECK(nlohmann::json::parse(big->body)["codes"] == nlohmann::json::array({"wrong_type_string"}));
 }
 
 TEST_CASE("bodies over the limit are refused with 413 problem", "[unit]") {

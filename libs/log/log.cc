@@ -29,6 +29,62 @@ const char* LevelName(Level l) {
   return "info";
 }
 
+// JSON escaping (nlohmann) covers U+0000–U+001F; a log line must not carry DEL, the C1
+// controls (U+0080–U+009F, e.g. NEL) or the Unicode line and paragraph separators either:
+// terminals and log shippers act on them. The input is valid UTF-8 (dumped with
+// replacement), so these are exactly the byte sequences 7F, C2 80–9F, E2 80 A8–A9.
+void EscapeControls(std::string& out) {
+  size_t i = 0;
+  while (i < out.size() && static_cast<unsigned char>(out[i]) < 0x7F) ++i;
+  if (i == out.size()) return;  // Plain ASCII: nothing to do (most lines).
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string escaped(out, 0, i);
+  escaped.reserve(out.size() + 12);
+  auto escape = [&](unsigned cp) {
+    escaped += "\\u";
+    for (int shift = 12; shift >= 0; shift -= 4) escaped.push_back(kHex[(cp >> shift) & 0xf]);
+  };
+  for (; i < out.size(); ++i) {
+    const auto c = static_cast<unsigned char>(out[i]);
+    const auto next = i + 1 < out.size() ? static_cast<unsigned char>(out[i + 1]) : 0;
+    if (c == 0x7F) {
+      escape(0x7F);
+    } else if (c == 0xC2 && next >= 0x80 && next <= 0x9F) {
+      escape(next);
+      ++i;
+    } else if (c == 0xE2 && next == 0x80 && i + 2 < out.size() &&
+               (static_cast<unsigned char>(out[i + 2]) == 0xA8 || static_cast<unsigned char>(out[i + 2]) == 0xA9)) {
+      escape(static_cast<unsigned char>(out[i + 2]) == 0xA8 ? 0x2028 : 0x2029);
+      i += 2;
+    } else {
+      escaped.push_back(out[i]);
+    }
+  }
+  out = std::move(escaped);
+}
+
+bool IsLowerHex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool AllZeros(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
+
+std::string RandomHex(size_t n) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(n, '0');
+  uint64_t bits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i % 16 == 0) bits = rng();
+    out[i] = kHex[bits & 0xf];
+    bits >>= 4;
+  }
+  return out;
+}
+
 }  // namespace
 
 void Init(std::string service, Level min_level) {
@@ -59,6 +115,7 @@ void Write(Level level, std::string_view msg, const nlohmann::json& fields) {
   }
   // Invalid UTF-8 in a field must never break logging: replace it.
   std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  EscapeControls(out);
   out.push_back('\n');
   std::lock_guard<std::mutex> lock(g_mu);
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -79,17 +136,7 @@ RequestScope::~RequestScope() {
 const std::string& CurrentRequestId() { return t_request_id; }
 const std::string& CurrentTraceparent() { return t_traceparent; }
 
-std::string NewRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
-  uint64_t a = rng(), b = rng();
-  for (int i = 0; i < 16; ++i) {
-    id[i] = kHex[(a >> (i * 4)) & 0xf];
-    id[16 + i] = kHex[(b >> (i * 4)) & 0xf];
-  }
-  return id;
-}
+std::string NewRequestId() { return RandomHex(32); }
 
 bool IsValidRequestId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
@@ -100,5 +147,23 @@ bool IsValidRequestId(std::string_view id) {
   }
   return true;
 }
+
+std::string NormalizeTraceparent(std::string_view v) {
+  // version "-" trace-id "-" parent-id "-" trace-flags: 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55.
+  constexpr size_t kLength = 55;
+  if (v.size() < kLength || v[2] != '-' || v[35] != '-' || v[52] != '-') return "";
+  const std::string_view version = v.substr(0, 2), trace_id = v.substr(3, 32), parent_id = v.substr(36, 16),
+                         flags = v.substr(53, 2);
+  if (!IsLowerHex(version) || version == "ff") return "";
+  // Version 00 is exactly 55 characters; a later one may append fields after a "-".
+  if (v.size() > kLength && (version == "00" || v[kLength] != '-')) return "";
+  if (!IsLowerHex(trace_id) || !IsLowerHex(parent_id) || !IsLowerHex(flags)) return "";
+  if (AllZeros(trace_id) || AllZeros(parent_id)) return "";
+  std::string out = "00-";
+  out.append(trace_id).append("-").append(parent_id).append("-").append(flags);
+  return out;
+}
+
+std::string NewTraceparent() { return absl::StrCat("00-", RandomHex(32), "-", RandomHex(16), "-00"); }
 
 }  // namespace stadtportal::log

@@ -15,7 +15,9 @@ Level ParseLevel(std::string_view s);  // "debug" | "info" | "warn" | "error"; t
 
 // Writes one JSON object per line to stdout:
 // {"ts":"…","level":"info","service":"…","msg":"…","request_id":"…", …fields}.
-// Never pass secrets (passwords, tokens, session ids) as fields.
+// Never pass secrets (passwords, tokens, session ids) as fields. Whatever a field holds,
+// the line carries no raw control character (C0, DEL, C1, U+2028/U+2029: all escaped)
+// and no invalid UTF-8 (replaced), so a value from outside cannot forge or split lines.
 void Write(Level level, std::string_view msg, const nlohmann::json& fields = nlohmann::json::object());
 
 inline void Debug(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) {
@@ -48,5 +50,14 @@ const std::string& CurrentTraceparent();
 std::string NewRequestId();
 // Accepts a caller-given id only if it is 1–64 characters of [A-Za-z0-9._-].
 bool IsValidRequestId(std::string_view id);
+
+// A W3C Trace Context traceparent in its version-00 form
+// ("00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", lower-case hex, neither id
+// all zeros), or "" when `value` is none. A later version (not "ff") is read by the
+// spec's rules — its first four fields as in version 00, anything after a "-" ignored —
+// and returned as version 00.
+std::string NormalizeTraceparent(std::string_view value);
+// A fresh random version-00 traceparent (flags 00: not sampled).
+std::string NewTraceparent();
 
 }  // namespace stadtportal::log

@@ -58,8 +58,15 @@ absl::StatusCode CodeForHttp(int http_status) {
 
 namespace {
 
-bool IsInternal(absl::StatusCode c) {
-  return c == absl::StatusCode::kInternal || c == absl::StatusCode::kUnknown || c == absl::StatusCode::kDataLoss;
+// The detail of a server-side failure: never its message, which may carry what an
+// upstream said (a provider's answer body, a health check's transport error, SQL).
+std::string ServerSideDetail(absl::StatusCode c) {
+  switch (c) {
+    case absl::StatusCode::kUnavailable: return "the service is unavailable for the moment; retry later";
+    case absl::StatusCode::kDeadlineExceeded: return "the service did not answer in time; retry later";
+    case absl::StatusCode::kUnimplemented: return "not implemented";
+    default: return "an internal error occurred; quote the request id";
+  }
 }
 
 }  // namespace
@@ -74,8 +81,7 @@ nlohmann::json Problem(const absl::Status& s, const std::string& request_id) {
       {"type", "urn:stadtportal:problem:" + slug},
       {"title", title},
       {"status", HttpStatus(s.code())},
-      {"detail", IsInternal(s.code()) ? std::string("an internal error occurred; quote the request id")
-                                      : std::string(s.message())},
+      {"detail", HttpStatus(s.code()) >= 500 ? ServerSideDetail(s.code()) : std::string(s.message())},
   };
   if (!request_id.empty()) p["request_id"] = request_id;
   return p;

@@ -20,7 +20,8 @@ int HttpStatus(absl::StatusCode code);
 absl::StatusCode CodeForHttp(int http_status);
 
 // An RFC 9457 problem document: {type, title, status, detail, request_id}.
-// Internal errors never expose their message; the detail then is generic.
+// Server-side failures (every code answered with 5xx: internal, unavailable, deadline
+// exceeded, …) never expose their message; the detail then is generic per code.
 nlohmann::json Problem(const absl::Status& s, const std::string& request_id);
 
 // A problem raised by the HTTP layer itself, with no canonical code of its own

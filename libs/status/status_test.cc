@@ -38,6 +38,21 @@ TEST_CASE("problem documents follow RFC 9457 and hide internal details", "[unit]
   CHECK(internal["detail"].get<std::string>().find("secret_table") == std::string::npos);
 }
 
+TEST_CASE("no server-side failure passes its message (an upstream's text) into a problem", "[unit]") {
+  const std::string upstream = R"(paypal create order: HTTP 500 {"debug_id":"8a1b","details":"secret"})";
+  for (auto code : {absl::StatusCode::kUnavailable, absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kUnknown,
+                    absl::StatusCode::kDataLoss, absl::StatusCode::kUnimplemented, absl::StatusCode::kInternal}) {
+    auto p = Problem(absl::Status(code, upstream), "req-3");
+    INFO(absl::StatusCodeToString(code));
+    CHECK(p["status"].get<int>() >= 500);
+    CHECK(p.dump().find("paypal") == std::string::npos);
+    CHECK(p.dump().find("secret") == std::string::npos);
+    CHECK_FALSE(p["detail"].get<std::string>().empty());
+  }
+  // Client errors keep their detail: it tells the client what to change.
+  CHECK(Problem(absl::InvalidArgumentError("email: invalid_email"), "r")["detail"] == "email: invalid_email");
+}
+
 }  // namespace stadtportal::status
 
 namespace stadtportal::status {

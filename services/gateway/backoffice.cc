@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/api/api.h"
 #include "libs/grpc/client.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
@@ -97,6 +98,13 @@ void Service::AddBackofficeRoutes() {
                 }
                 httplib::Params form;
                 httplib::detail::parse_query_text(req.body, form);
+                // URL-decoded bytes that go on into a gRPC message: valid UTF-8, no controls.
+                for (const auto& [name, value] : form) {
+                  if (!api::IsPlainText(name) || !api::IsPlainText(value)) {
+                    return OAuthError(res, 400, "invalid_request",
+                                      "a form field holds control characters or invalid UTF-8");
+                  }
+                }
                 auto field = [&](const std::string& name) {
                   auto it = form.find(name);
                   return it == form.end() ? std::string() : it->second;
@@ -110,7 +118,8 @@ void Service::AddBackofficeRoutes() {
                 const std::string basic = req.get_header_value("Authorization");
                 if (absl::StartsWith(basic, "Basic ")) {
                   std::string decoded;
-                  if (!absl::Base64Unescape(basic.substr(6), &decoded) || decoded.find(':') == std::string::npos) {
+                  if (!absl::Base64Unescape(basic.substr(6), &decoded) || decoded.find(':') == std::string::npos ||
+                      !api::IsPlainText(decoded)) {
                     return OAuthError(res, 401, "invalid_client", "malformed Basic credentials");
                   }
                   in.set_client_id(decoded.substr(0, decoded.find(':')));

@@ -2,6 +2,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
+#include "libs/api/api.h"
 #include "libs/grpc/client.h"
 #include "libs/status/status.h"
 #include "services/gateway/service.h"
@@ -116,7 +117,12 @@ void Service::AddMailboxRoutes() {
                   if (!req.has_file("body")) {
                     return Fail(req, res, absl::InvalidArgumentError("body: required"), {{"body", "required"}});
                   }
-                  in.set_body(req.get_file_value("body").content);
+                  const std::string text = req.get_file_value("body").content;
+                  // Goes on as a proto3 string: valid UTF-8, no control characters but line breaks.
+                  if (!api::IsPlainText(text, api::TextKind::kMultiline)) {
+                    return Fail(req, res, absl::InvalidArgumentError("body: invalid"), {{"body", "invalid"}});
+                  }
+                  in.set_body(text);
                   for (const auto& [name, part] : req.files) {
                     if (name != "files") continue;
                     auto* att = in.add_attachments();

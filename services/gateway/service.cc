@@ -213,20 +213,28 @@ void Service::Readyz(httplib::Response& res) {
       return grpcx::CheckHealth(channels_.at(d.name), d.service_name, options_.ready_timeout);
     }));
   }
+  // Which services are not serving, never why: the reasons (transport errors, addresses)
+  // go to the log only.
   nlohmann::json services = nlohmann::json::object();
   std::vector<std::string> not_ready;
+  nlohmann::json reasons = nlohmann::json::object();
   for (size_t i = 0; i < checks.size(); ++i) {
     absl::Status s = checks[i].get();
     const auto& name = options_.downstreams[i].name;
-    services[name] = s.ok() ? "serving" : std::string(s.message());
-    if (!s.ok()) not_ready.push_back(name);
+    services[name] = s.ok() ? "serving" : "not_serving";
+    if (!s.ok()) {
+      not_ready.push_back(name);
+      reasons[name] = std::string(s.message());
+    }
   }
   if (not_ready.empty()) {
     http::WriteJson(res, 200, {{"status", "ready"}, {"services", services}});
     return;
   }
-  http::WriteProblem(res, absl::UnavailableError(absl::StrCat("not ready: ", absl::StrJoin(not_ready, ", "))));
+  log::Warn("not ready", {{"services", reasons}});
+  http::WriteProblem(res, absl::UnavailableError("not ready"));
   auto body = nlohmann::json::parse(res.body);
+  body["detail"] = absl::StrCat("not ready: ", absl::StrJoin(not_ready, ", "));
   body["services"] = services;
   res.set_content(body.dump(), status::kProblemContentType);
 }

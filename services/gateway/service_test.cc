@@ -56,6 +56,12 @@ TEST_CASE("the gateway is alive but not ready while services are down, and says 
   auto body = nlohmann::json::parse(ready->body);
   CHECK(body["detail"] == "not ready: identity, accounts, submission, payment, messaging, connector");
   CHECK(body["services"]["connector"] != "serving");
+  // Which, never why: no transport error, address or port of a downstream in the answer.
+  CHECK(body["services"]["connector"] == "not_serving");
+  CHECK(ready->body.find("health check") == std::string::npos);
+  CHECK(ready->body.find("127.0.0.1") == std::string::npos);
+  CHECK(ready->body.find("failed to connect") == std::string::npos);
+  CHECK(ready->body.find("addresses") == std::string::npos);
 }
 
 TEST_CASE("a route whose service is down fails fast with 503 or 504 problem", "[unit]") {

@@ -153,6 +153,40 @@ absl::StatusOr<ProviderState> PaypalProvider::Capture(const std::string& order_i
   return FromOrder(*j);
 }
 
+absl::StatusOr<WebhookEvent> PaypalEvent(const nlohmann::json& event, absl::Time sent) {
+  // Members read by type: a number where PayPal sends a string is a malformed event,
+  // not an exception.
+  const auto member = [](const nlohmann::json& object, const char* key) -> const nlohmann::json* {
+    if (!object.is_object()) return nullptr;
+    auto it = object.find(key);
+    return it == object.end() ? nullptr : &*it;
+  };
+  const auto string = [&](const nlohmann::json& object, const char* key) {
+    const nlohmann::json* v = member(object, key);
+    return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
+  };
+  WebhookEvent e;
+  e.event_id = string(event, "id");
+  const std::string type = string(event, "event_type");
+  if (e.event_id.empty() || type.empty()) return absl::UnauthenticatedError("paypal notification malformed");
+  e.created_unix = absl::ToUnixSeconds(sent);
+  static const nlohmann::json kNone = nlohmann::json::object();
+  const nlohmann::json* resource = member(event, "resource");
+  if (resource == nullptr) resource = &kNone;
+  if (absl::StartsWith(type, "CHECKOUT.ORDER.")) {
+    e.provider_ref = string(*resource, "id");
+  } else if (const nlohmann::json* supplementary = member(*resource, "supplementary_data")) {
+    const nlohmann::json* related = member(*supplementary, "related_ids");
+    if (related != nullptr) e.provider_ref = string(*related, "order_id");
+  }
+  e.outcome = type == "CHECKOUT.ORDER.APPROVED"     ? Outcome::kApproved
+              : type == "PAYMENT.CAPTURE.COMPLETED" ? Outcome::kSucceeded
+              : type == "PAYMENT.CAPTURE.DENIED"    ? Outcome::kDeclined
+              : type == "CHECKOUT.ORDER.VOIDED"     ? Outcome::kCancelled
+                                                    : Outcome::kPending;
+  return e;
+}
+
 absl::StatusOr<WebhookEvent> PaypalProvider::VerifyWebhook(const std::map<std::string, std::string>& headers,
                                                            const std::string& body) {
   const auto event = nlohmann::json::parse(body, nullptr, false);
@@ -186,23 +220,7 @@ absl::StatusOr<WebhookEvent> PaypalProvider::VerifyWebhook(const std::map<std::s
   if (j->value("verification_status", "") != "SUCCESS") {
     return absl::UnauthenticatedError("paypal signature does not verify");
   }
-  WebhookEvent e;
-  e.event_id = event["id"];
-  e.created_unix = absl::ToUnixSeconds(sent);
-  const std::string type = event["event_type"];
-  const auto resource = event.value("resource", nlohmann::json::object());
-  if (absl::StartsWith(type, "CHECKOUT.ORDER.")) {
-    e.provider_ref = resource.value("id", "");
-  } else if (resource.contains("supplementary_data")) {
-    e.provider_ref =
-        resource["supplementary_data"].value("related_ids", nlohmann::json::object()).value("order_id", "");
-  }
-  e.outcome = type == "CHECKOUT.ORDER.APPROVED"     ? Outcome::kApproved
-              : type == "PAYMENT.CAPTURE.COMPLETED" ? Outcome::kSucceeded
-              : type == "PAYMENT.CAPTURE.DENIED"    ? Outcome::kDeclined
-              : type == "CHECKOUT.ORDER.VOIDED"     ? Outcome::kCancelled
-                                                    : Outcome::kPending;
-  return e;
+  return PaypalEvent(event, sent);
 }
 
 absl::StatusOr<RefundResult> PaypalProvider::Refund(const std::string& order_id, int64_t amount_minor,

@@ -5,6 +5,9 @@
 #include <string>
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/time/time.h"
 
 #include "services/payment/provider.h"
 
@@ -48,5 +51,9 @@ class PaypalProvider final : public Provider {
 
 // "24.00" for 2400 minor units (currencies with two decimals).
 std::string PaypalAmount(int64_t amount_minor);
+
+// The event of a PayPal notification whose signature PayPal confirmed (Webhooks v1
+// event body), sent at `sent`.
+absl::StatusOr<WebhookEvent> PaypalEvent(const nlohmann::json& event, absl::Time sent);
 
 }  // namespace stadtportal::payment

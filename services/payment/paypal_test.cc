@@ -124,6 +124,30 @@ std::map<std::string, std::string> PaypalHeaders() {
 
 }  // namespace
 
+TEST_CASE("a confirmed PayPal event with fields of unexpected types is refused, never thrown on", "[unit]") {
+  const absl::Time sent = absl::FromUnixSeconds(1764403200);
+  auto ok = PaypalEvent(nlohmann::json::parse(R"({"id":"WH-1","event_type":"PAYMENT.CAPTURE.COMPLETED",
+      "resource":{"id":"CAP-1","supplementary_data":{"related_ids":{"order_id":"ORDER-1"}}}})"),
+                        sent);
+  REQUIRE(ok.ok());
+  CHECK(ok->provider_ref == "ORDER-1");
+  CHECK(ok->outcome == Outcome::kSucceeded);
+  for (const std::string event :
+       {R"({"id":1,"event_type":"PAYMENT.CAPTURE.COMPLETED"})", R"({"id":"WH-1","event_type":{"a":1}})",
+        R"({"id":"WH-1","event_type":"CHECKOUT.ORDER.APPROVED","resource":"ORDER-1"})",
+        R"({"id":"WH-1","event_type":"CHECKOUT.ORDER.APPROVED","resource":{"id":7}})",
+        R"({"id":"WH-1","event_type":"PAYMENT.CAPTURE.DENIED","resource":{"supplementary_data":[1]}})",
+        R"({"id":"WH-1","event_type":"X","resource":{"supplementary_data":{"related_ids":{"order_id":5}}}})"}) {
+    INFO(event);
+    absl::StatusOr<WebhookEvent> e = absl::UnknownError("not run");
+    CHECK_NOTHROW(e = PaypalEvent(nlohmann::json::parse(event), sent));
+    if (e.ok())
+      CHECK(e->provider_ref.empty());
+    else
+      CHECK(e.status().code() == absl::StatusCode::kUnauthenticated);
+  }
+}
+
 TEST_CASE("the PayPal adapter's flow is accepted by mocks of PayPal's published API", "[integration]") {
   PaypalMock mock;
   PaypalProvider paypal(mock.Options());

@@ -84,6 +84,18 @@ Provider* Service::Find(const std::string& name) const {
   return nullptr;
 }
 
+namespace {
+
+// The stored (and shown) reason of a refund the provider did not make: a stable code.
+// What the provider said — its answer body, a transport error — goes to the log only.
+std::string RefundFailure(const absl::StatusOr<RefundResult>& r, const std::string& payment_id) {
+  log::Warn("refund failed at the provider",
+            {{"payment", payment_id}, {"error", r.ok() ? r->reason : std::string(r.status().message())}});
+  return r.ok() ? "refund_declined" : "provider_error";
+}
+
+}  // namespace
+
 absl::Status Service::Transition(pqxx::work& tx, PaymentRow& row, const std::string& to, const std::string& reason,
                                  const std::string& source) {
   if (!Allowed(row.state, to)) {
@@ -102,7 +114,7 @@ void Service::RefundAutomatically(pqxx::work& tx, PaymentRow& row, Provider& pro
   auto r = provider.Refund(p.provider_reference(), p.amount().amount_minor(), p.amount().currency());
   const bool ok = r.ok() && r->succeeded;
   Store::SettleRefund(tx, refund.id(), ok ? "success" : "error", r.ok() ? r->provider_ref : "",
-                      ok ? why : (r.ok() ? r->reason : std::string(r.status().message())));
+                      ok ? why : RefundFailure(r, p.id()));
   if (ok) Store::AddRefunded(tx, p.id(), p.amount().amount_minor());
   Store::AddEvent(tx, p.id(), row.state, why, "refund", {{"refund_id", refund.id()}, {"refunded", ok}});
   AutomaticRefundsTotal().Add({}).Increment();
@@ -409,7 +421,7 @@ grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRef
                                         caller.account_id);
       auto r = provider->Refund(p.provider_reference(), req->amount().amount_minor(), p.amount().currency());
       const bool ok = r.ok() && r->succeeded;
-      const std::string why = ok ? req->reason() : (r.ok() ? r->reason : std::string(r.status().message()));
+      const std::string why = ok ? req->reason() : RefundFailure(r, p.id());
       Store::SettleRefund(tx, refund.id(), ok ? "success" : "error", r.ok() ? r->provider_ref : "", why);
       if (ok) Store::AddRefunded(tx, p.id(), req->amount().amount_minor());
       Store::AddEvent(tx, p.id(), row->state, ok ? "refunded" : "refund_failed", "refund",

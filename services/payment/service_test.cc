@@ -1,12 +1,15 @@
 #include "services/payment/service.h"
 
 #include <atomic>
+#include <csignal>
 #include <thread>
 #include <vector>
 
 #include <httplib.h>
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
@@ -367,6 +370,51 @@ TEST_CASE("two success notifications for one submission at the same moment: both
   CHECK(f.Count("SELECT count(*) FROM payments WHERE reason = 'duplicate_refunded'") == kRounds);
   CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'success' AND reason = 'duplicate_refunded'") == kRounds);
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded'") == kRounds);
+}
+
+TEST_CASE("correctly signed notifications with fields of unexpected types are refused, not a 500", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  // A number where testpay sends a string.
+  const int64_t t = absl::ToUnixSeconds(absl::Now());
+  for (const std::string body : {R"({"id":1,"type":"checkout.succeeded","checkout_id":"co_1"})",
+                                 R"({"id":"evt-1","type":["checkout.succeeded"],"checkout_id":"co_1"})",
+                                 R"({"id":"evt-1","type":"checkout.succeeded","checkout_id":null})", R"([1,2])"}) {
+    INFO(body);
+    const std::string signature = absl::StrCat("t=", t, ",v1=", TestpaySignature(kSecret, t, body));
+    CHECK(f.Deliver(signature, body).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  }
+}
+
+TEST_CASE("a refund the provider does not make shows a code, never the provider's text", "[integration]") {
+  Fixture f;
+  std::string id;
+  {
+    grpcx::TestCaller anna(Person(kAnna));
+    auto p = f.Create("refund-key-down", NewSubmission());
+    f.Pay(p, "success");
+    REQUIRE(testing::Eventually([&] { return f.Get(p.id()).finished(); }, 10s));
+    id = p.id();
+  }
+  // The provider is gone: its client reports a transport error with the address.
+  f.testpay.Signal(SIGKILL);
+  REQUIRE(f.testpay.Wait(5s) == -2);
+  grpcx::TestCaller admin(Admin());
+  grpc::ServerContext ctx;
+  v1::CreateRefundRequest req;
+  req.set_payment_id(id);
+  req.mutable_amount()->set_amount_minor(1200);
+  req.mutable_amount()->set_currency("EUR");
+  req.set_refund_amount_available(2400);
+  v1::Refund r;
+  REQUIRE(f.service->CreateRefund(&ctx, &req, &r).ok());
+  CHECK(r.state() == "error");
+  CHECK(r.reason() == "provider_error");
+  const auto payment = f.Get(id);  // What the citizen's GET /payments/{id} shows.
+  REQUIRE(payment.refunds_size() == 1);
+  CHECK(payment.refunds(0).reason() == "provider_error");
+  CHECK(payment.DebugString().find("127.0.0.1") == std::string::npos);
+  CHECK(payment.DebugString().find(std::to_string(f.testpay_port)) == std::string::npos);
 }
 
 TEST_CASE("refunds: optimistic concurrency on the available amount, partial refunds, a report", "[integration]") {

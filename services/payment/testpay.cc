@@ -82,14 +82,19 @@ absl::StatusOr<WebhookEvent> TestpayProvider::VerifyWebhook(const std::map<std::
     return absl::UnauthenticatedError("testpay signature does not verify");
   }
   const auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.contains("id") || !j.contains("type") || !j.contains("checkout_id")) {
+  const auto string = [&j](const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (j.is_discarded() || !j.is_object() || string("id").empty() || string("type").empty() ||
+      string("checkout_id").empty()) {
     return absl::UnauthenticatedError("testpay notification malformed");
   }
   WebhookEvent e;
-  e.event_id = j["id"];
-  e.provider_ref = j["checkout_id"];
+  e.event_id = string("id");
+  e.provider_ref = string("checkout_id");
   e.created_unix = t;
-  const std::string type = j["type"];
+  const std::string type = string("type");
   e.outcome = type == "checkout.succeeded"   ? Outcome::kSucceeded
               : type == "checkout.declined"  ? Outcome::kDeclined
               : type == "checkout.cancelled" ? Outcome::kCancelled

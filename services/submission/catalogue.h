@@ -4,11 +4,21 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/status/statusor.h"
 #include "services/submission/form.h"
-#include "services/submission/store.h"
 
 namespace stadtportal::submission {
+
+// A service definition that passed the catalogue schema and the form rules.
+struct Definition {
+  nlohmann::json json;
+  std::string tenant;
+  std::string id;
+  int version = 0;
+  std::string sha256;
+};
 
 // (path under catalogue/, text) of the compiled-in catalogue files, the schema included.
 const std::vector<std::pair<std::string, std::string>>& CatalogueFiles();

@@ -229,6 +229,25 @@ TEST_CASE("attachments are typed by content, not by name", "[unit]") {
   CHECK(api::SafeFilename("") == "attachment");
 }
 
+TEST_CASE("a safe file name is valid UTF-8 without control characters, whatever was sent", "[unit]") {
+  // Broken UTF-8 and C1 controls went through unchanged; now each of their bytes is "_".
+  CHECK(api::SafeFilename("Antrag\xff.pdf") == "Antrag_.pdf");
+  CHECK(api::SafeFilename("a\xc2\x85"
+                          "b.pdf") == "a__b.pdf");
+  CHECK(api::SafeFilename("Gr\xc3\xbc\xc3\x9f"
+                          "e \xe2\x82\xac.pdf") ==
+        "Gr\xc3\xbc\xc3\x9f"
+        "e \xe2\x82\xac.pdf");
+  CHECK(api::SafeFilename("x\xe2\x82") == "x__");
+  CHECK(api::SafeFilename("\xf0\x9f\x98") == "___");
+  CHECK(api::SafeFilename("a\x7f\x1b[31mb") == "a__[31mb");
+  CHECK(api::Utf8Length(api::SafeFilename(std::string(500, 'a') + "\xc3\xbc")) == 120);
+  for (const std::string& hostile :
+       std::vector<std::string>{"\xc0\xaf", "\xed\xa0\x80", std::string("a\0b", 3), "\xe2\x80\xa8", "\x80\x80"}) {
+    CHECK(api::IsPlainText(api::SafeFilename(hostile)));
+  }
+}
+
 TEST_CASE("the receipt PDF is well-formed and carries the answers", "[unit]") {
   v1::Submission s;
   s.set_reference("NUE-2026-000123");

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "libs/api/api.h"
 #include "libs/db/pool.h"
+#include "services/submission/catalogue.h"
 #include "stadtportal/submission/v1/submission.pb.h"
 
 namespace stadtportal::submission {
@@ -19,15 +20,6 @@ struct CatalogueQuery {
   std::string text;      // "" = all
   std::string category;  // "" = all
   api::Page page;
-};
-
-// A service definition that passed the catalogue schema and the form rules.
-struct Definition {
-  nlohmann::json json;
-  std::string tenant;
-  std::string id;
-  int version = 0;
-  std::string sha256;
 };
 
 // Who a draft or submission belongs to.
