@@ -832,10 +832,7 @@ TEST_CASE("authorization matrix: every operation × every other party: refused, 
 }
 
 // Whoever holds an invitation link but is not the account it was sent to gets nothing.
-// TODO(issue 14 item 10, "an invitation can be accepted only by the account whose verified
-// e-mail it was sent to"): expected to fail until that fix is on main (today any account
-// holding the link becomes a member); remove [!shouldfail] with it.
-TEST_CASE("authorization matrix: an open invitation's link used by other parties", "[e2e][!shouldfail]") {
+TEST_CASE("authorization matrix: an open invitation's link used by other parties", "[e2e]") {
   Fixture& f = Shared();
   std::vector<Entry> entries;
   for (auto& e : Matrix(f, f.ivy_token)) {
