@@ -1,6 +1,7 @@
 #include "libs/http/server.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -111,11 +112,12 @@ std::string UncleanPart(const httplib::Request& req) {
   return "";
 }
 
-const std::string& RequestId(const httplib::Request& req) {
-  // Set by the pre-routing handler; see Router::Install.
-  static const std::string kEmpty;
+std::string RequestId(const httplib::Request& req) {
+  // Made valid by the pre-routing handler; a request refused before it (Expect, a
+  // malformed request) may still carry the client's raw value, which is never echoed.
   auto it = req.headers.find("X-Request-Id");
-  return it == req.headers.end() ? kEmpty : it->second;
+  if (it != req.headers.end() && log::IsValidRequestId(it->second)) return it->second;
+  return log::NewRequestId();
 }
 
 }  // namespace
@@ -219,8 +221,9 @@ Router::Match& Router::Matched(const httplib::Request& req) const {
 void Router::Refuse(const httplib::Request& req, httplib::Response& res, int status, const std::string& detail) const {
   Server::CloseAfterResponse();
   const_cast<httplib::Request&>(req).set_header("Connection", "close");
-  log::RequestScope scope(RequestId(req), "");
-  res.set_header("X-Request-Id", RequestId(req));
+  const std::string id = RequestId(req);
+  log::RequestScope scope(id, "");
+  res.set_header("X-Request-Id", id);
   EdgeHeaders(req, res);
   WriteHttpProblem(res, status, detail);
 }
@@ -266,9 +269,17 @@ void Router::DispatchWithBody(const httplib::Request& req, httplib::Response& re
   bool read = false;
   if (req.is_multipart_form_data()) {
     auto part = mutable_req.files.end();
+    // A part costs its headers and its bookkeeping, not only its name: many empty parts
+    // must not grow memory far beyond the bytes counted.
+    constexpr size_t kPartOverhead = 512;
+    constexpr size_t kMaxParts = 64;
     read = reader(
         [&](const httplib::MultipartFormData& file) {
-          if (!fits(file.name.size() + file.filename.size() + file.content_type.size())) return false;
+          if (mutable_req.files.size() >= kMaxParts) {
+            too_large = true;
+            return false;
+          }
+          if (!fits(kPartOverhead + file.name.size() + file.filename.size() + file.content_type.size())) return false;
           part = mutable_req.files.emplace(file.name, file);
           return true;
         },
@@ -421,6 +432,13 @@ void Router::Install(Server& server) {
   // Accept a well-formed caller request id and W3C traceparent or make them; every later
   // step sees them. Then the route, and its body limit against the declared length, before the body is read.
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // Methods the API has no use for (cpp-httplib would read a PRI request's body
+    // without a length, until the deadline) end here.
+    static const std::set<std::string> kMethods{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    if (kMethods.count(req.method) == 0) {
+      Refuse(req, res, 501, "method not implemented");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     auto& mutable_req = const_cast<httplib::Request&>(req);
     std::string id = req.get_header_value("X-Request-Id");
     if (!log::IsValidRequestId(id)) id = log::NewRequestId();
@@ -450,8 +468,7 @@ void Router::Install(Server& server) {
   // Errors raised by the HTTP layer itself (413 too large, 400 bad request line…).
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // Already a problem from Dispatch.
-    std::string id = RequestId(req);
-    if (id.empty()) id = log::NewRequestId();
+    const std::string id = RequestId(req);
     log::RequestScope scope(id, "");
     res.set_header("X-Request-Id", id);
     res.set_header("X-Content-Type-Options", "nosniff");
@@ -463,8 +480,7 @@ void Router::Install(Server& server) {
   // httplib reading and parsing the request (headers, multipart, ranges): bytes from
   // outside, hence the client's error. Only running out of memory is ours.
   server.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-    std::string id = RequestId(req);
-    if (id.empty()) id = log::NewRequestId();
+    const std::string id = RequestId(req);
     log::RequestScope scope(id, "");
     res.set_header("X-Request-Id", id);
     res.set_header("X-Content-Type-Options", "nosniff");

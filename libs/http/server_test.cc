@@ -1,5 +1,10 @@
 #include "libs/http/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <future>
 #include <thread>
@@ -81,6 +86,26 @@ struct Fixture {
 };
 
 }  // namespace
+
+// Sends `request` as it is on a fresh connection and returns what the server answers
+// until it closes the connection or `wait` passes without a byte.
+std::string RawExchange(uint16_t port, const std::string& request, std::chrono::milliseconds wait) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{static_cast<time_t>(wait.count() / 1000), static_cast<suseconds_t>((wait.count() % 1000) * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
 
 TEST_CASE("routes match templates and capture parameters", "[unit]") {
   Fixture f;
@@ -292,6 +317,47 @@ TEST_CASE("a request trickling in is cut off at the request deadline", "[unit]")
   // A prompt request on a fresh connection is served as ever.
   httplib::Client fresh("127.0.0.1", f.port);
   CHECK(fresh.Get("/items/1")->status == 200);
+}
+
+TEST_CASE("methods the API has no use for end before any body is read", "[unit]") {
+  Fixture f;  // 1.5 s per request.
+  // cpp-httplib reads a PRI request's body without a length until the connection ends.
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string pri = RawExchange(
+      f.port, "PRI /items HTTP/1.1\r\nHost: x\r\n\r\n" + std::string(64 * 1024, '\0'), std::chrono::milliseconds(3000));
+  CHECK(pri.rfind("HTTP/1.1 501", 0) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000));
+  CHECK(RawExchange(f.port, "TRACE /items/1 HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::milliseconds(3000))
+            .rfind("HTTP/1.1 501", 0) == 0);
+  httplib::Client c("127.0.0.1", f.port);
+  CHECK(c.Get("/items/1")->status == 200);
+}
+
+TEST_CASE("a malformed request id is never echoed, even when refused before routing", "[unit]") {
+  Fixture f;
+  const std::string answer = RawExchange(f.port,
+                                         "POST /items HTTP/1.1\r\nHost: x\r\nX-Request-Id: %01evil%7F\r\n"
+                                         "Expect: 100-continue\r\nContent-Length: 999999\r\n\r\n",
+                                         std::chrono::milliseconds(3000));
+  REQUIRE(answer.rfind("HTTP/1.1 413", 0) == 0);
+  const size_t at = answer.find("X-Request-Id: ");
+  REQUIRE(at != std::string::npos);
+  const std::string id = answer.substr(at + 14, answer.find("\r\n", at) - at - 14);
+  CHECK(log::IsValidRequestId(id));
+  CHECK(id.find("evil") == std::string::npos);
+}
+
+TEST_CASE("a multipart body of many empty parts is refused, not stored part by part", "[unit]") {
+  Fixture f;  // Uploads up to 64 KiB.
+  std::string body;
+  for (int i = 0; i < 400; ++i) body += "--B\r\nContent-Disposition: form-data; name=\"\"\r\n\r\n\r\n";
+  body += "--B--\r\n";
+  REQUIRE(body.size() < 64 * 1024);
+  httplib::Client c("127.0.0.1", f.port);
+  auto r = c.Post("/files", body, "multipart/form-data; boundary=B");
+  REQUIRE(r);
+  CHECK(r->status == 413);
+  CHECK(f.upload_handlers.load() == 0);
 }
 
 TEST_CASE("more connections than workers queue instead of failing", "[unit]") {

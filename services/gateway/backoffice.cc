@@ -226,6 +226,7 @@ void Service::AddBackofficeRoutes() {
                 for (const auto& f : body->value("attachments", nlohmann::json::array())) {
                   std::string content;
                   if (!f.is_object() || !f.contains("content_base64") || !f["content_base64"].is_string() ||
+                      (f.contains("filename") && !f["filename"].is_string()) ||
                       !absl::Base64Unescape(f["content_base64"].get<std::string>(), &content)) {
                     return FailForm(req, res, absl::InvalidArgumentError("attachments: wrong_type"));
                   }
