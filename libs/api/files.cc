@@ -26,9 +26,9 @@ std::string SafeFilename(const std::string& name) {
     // character is kept; anything else (controls, quotes, broken sequences) becomes "_".
     const auto c = static_cast<unsigned char>(base[i]);
     const size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-    const std::string_view one = base.substr(i, len);
+    const absl::string_view one(base.data() + i, std::min(len, base.size() - i));
     if (one.size() == len && IsPlainText(one) && one != "\"" && one != ";") {
-      out.append(one);
+      out.append(one.data(), one.size());
       i += len;
     } else {
       out += '_';
