@@ -319,20 +319,6 @@ TEST_CASE("a request trickling in is cut off at the request deadline", "[unit]")
   CHECK(fresh.Get("/items/1")->status == 200);
 }
 
-TEST_CASE("methods the API has no use for end before any body is read", "[unit]") {
-  Fixture f;  // 1.5 s per request.
-  // A PRI or TRACE request is answered 501 or its connection closed at once: never read
-  // on until the deadline, and never served.
-  auto refused = [](const std::string& answer) { return answer.empty() || answer.rfind("HTTP/1.1 501", 0) == 0; };
-  const auto t0 = std::chrono::steady_clock::now();
-  CHECK(refused(RawExchange(f.port, "PRI /items HTTP/1.1\r\nHost: x\r\n\r\n" + std::string(64 * 1024, '\0'),
-                            std::chrono::milliseconds(3000))));
-  CHECK(refused(RawExchange(f.port, "TRACE /items/1 HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::milliseconds(3000))));
-  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000));
-  httplib::Client c("127.0.0.1", f.port);
-  CHECK(c.Get("/items/1")->status == 200);
-}
-
 TEST_CASE("a malformed request id is never echoed, even when refused before routing", "[unit]") {
   Fixture f;
   const std::string answer = RawExchange(f.port,
