@@ -17,3 +17,15 @@ if(STADTPORTAL_SANITIZE)
     target_link_options(${t} INTERFACE -fsanitize=address,undefined)
   endforeach()
 endif()
+
+# The libFuzzer build (tests/fuzz, scripts/fuzz): clang, every own target instrumented
+# for coverage, ASan and UBSan; the fuzz executables link libFuzzer's main. Warnings that
+# only clang knows stay warnings here (the GCC build is the one held to -Werror).
+if(STADTPORTAL_FUZZ)
+  foreach(t stadtportal_options stadtportal_generated_options)
+    target_compile_options(${t} INTERFACE -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+      -fno-sanitize-recover=undefined)
+    target_link_options(${t} INTERFACE -fsanitize=address,undefined)
+  endforeach()
+  target_compile_options(stadtportal_options INTERFACE -Wno-error -Wno-unknown-warning-option)
+endif()

@@ -27,7 +27,7 @@ sp_pg_bin() {
   for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && echo "$d"; done | sort -V | tail -n 1
 }
 
-# sp_build <build dir> <build type> [extra cmake args…]
+# sp_build <build dir> <build type> [extra cmake args…]; $SP_BUILD_TARGET builds one target only.
 sp_build() {
   local dir="$1" type="$2"
   shift 2
@@ -38,7 +38,7 @@ sp_build() {
   if [ ! -f "$dir/build.ninja" ]; then
     cmake -S "$SP_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
   fi
-  cmake --build "$dir" -j "${STADTPORTAL_BUILD_JOBS:-2}"
+  cmake --build "$dir" -j "${STADTPORTAL_BUILD_JOBS:-2}" ${SP_BUILD_TARGET:+--target "$SP_BUILD_TARGET"}
 }
 
 # Runs a command as the postgres user when we are root (initdb refuses root).
