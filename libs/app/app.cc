@@ -1,5 +1,7 @@
 #include "libs/app/app.h"
 
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +19,13 @@ namespace stadtportal::app {
 
 int Main(const std::string& service, const std::function<int(const config::Env&)>& body) {
   grpcx::BlockTerminationSignals();
+  // A peer that closes a socket (Redis, SMTP, a client) is an error return, never the end of the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  // Large buffers (request bodies, attachments, Argon2 memory) are mapped and given back
+  // to the system when freed. glibc's default raises this threshold after the first
+  // large free, after which every thread's arena keeps such buffers: a burst of 21 MiB
+  // uploads then held over 700 MiB instead of 120 MiB (tests/e2e/limits_test.cc).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   const std::string binary = "stadtportal-" + service;
   try {
     config::Env env;

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <csignal>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -81,14 +82,23 @@ class RedInterceptorFactory : public gx::ServerInterceptorFactoryInterface {
   gx::Interceptor* CreateServerInterceptor(gx::ServerRpcInfo* info) override { return new RedInterceptor(info); }
 };
 
-// Adds server reflection to one builder only (InitProtoReflectionServerBuilderPlugin
-// would add it to every server the process builds).
+// Decides on server reflection for one builder. Linking grpc++_reflection registers
+// its plugin for every builder in the process (a static initializer), so the option
+// removes whatever plugin that added and adds one back only when reflection is wanted.
 class ReflectionOption : public grpc::ServerBuilderOption {
  public:
+  explicit ReflectionOption(bool enabled) : enabled_(enabled) {}
   void UpdateArguments(grpc::ChannelArguments*) override {}
   void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
-    plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    const std::string name = grpc::reflection::ProtoServerReflectionPlugin().name();
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [&](const auto& p) { return p != nullptr && p->name() == name; }),
+                   plugins->end());
+    if (enabled_) plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
   }
+
+ private:
+  bool enabled_;
 };
 
 }  // namespace
@@ -121,7 +131,7 @@ absl::Status Server::Start() {
   grpc::EnableDefaultHealthCheckService(true);
 
   grpc::ServerBuilder builder;
-  if (options_.reflection) builder.SetOption(std::make_unique<ReflectionOption>());
+  builder.SetOption(std::make_unique<ReflectionOption>(options_.reflection));
   int selected_port = 0;
   builder.AddListeningPort(absl::StrCat(options_.host, ":", options_.port), grpc::InsecureServerCredentials(),
                            &selected_port);

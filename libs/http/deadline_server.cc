@@ -118,6 +118,7 @@ bool Server::process_and_close_socket(socket_t sock) {
   DeadlineStream stream(sock, FromTimeval(read_timeout_sec_, read_timeout_usec_),
                         FromTimeval(write_timeout_sec_, write_timeout_usec_));
   bool ret = false;
+  Clock::time_point request_deadline = Clock::time_point::min();
   for (size_t left = keep_alive_max_count_; left > 0 && svr_sock_ != INVALID_SOCKET; --left) {
     // Until the next request's first byte: the keep-alive timeout, in slices, so a
     // stopping server is noticed.
@@ -132,23 +133,29 @@ bool Server::process_and_close_socket(socket_t sock) {
     if (!readable) break;
     deadline_passed = false;
     close_after_response = false;
-    stream.StartRequest(Clock::now() + request_timeout_);
+    request_deadline = Clock::now() + request_timeout_;
+    stream.StartRequest(request_deadline);
     bool connection_closed = false;
     ret = process_request(stream, left == 1, connection_closed, nullptr);
     if (!ret || connection_closed || close_after_response || deadline_passed) break;
   }
-  if (close_after_response) {
-    // A lingering close: what the client still sends is read and dropped for a moment
-    // (bounded), so it reads the answer instead of a connection reset.
+  if (close_after_response && Clock::now() < request_deadline) {
+    // A lingering close: what the client still sends (a refused body) is read and
+    // dropped, up to a little more than the largest body any route takes, for at most
+    // two seconds, never past the request's deadline, and only while it keeps coming (a
+    // quarter second of silence ends it),
+    // so a client that writes its whole body before reading gets the answer instead of
+    // a connection reset. Costs time on one thread, no memory.
     ::shutdown(sock, SHUT_WR);
     char buf[16384];
     size_t drained = 0;
-    const auto until = Clock::now() + std::chrono::milliseconds(500);
-    while (drained < (1u << 20) && Clock::now() < until) {
+    const auto until = std::min(request_deadline, Clock::now() + std::chrono::seconds(2));
+    while (drained < (32u << 20) && Clock::now() < until) {
       pollfd p{sock, POLLIN, 0};
-      const int rc = poll(&p, 1, 100);
+      const int rc = poll(&p, 1, 250);
       if (rc < 0 && errno != EINTR) break;
-      if (rc <= 0) continue;
+      if (rc == 0) break;
+      if (rc < 0) continue;
       const ssize_t n = recv(sock, buf, sizeof buf, 0);
       if (n <= 0) break;
       drained += static_cast<size_t>(n);

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -147,6 +149,46 @@ bool Eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
   }
 }
 
+namespace {
+
+// Started processes not yet seen to exit, for the fatal-signal handler (no locks there).
+constexpr size_t kMaxProcesses = 512;
+std::atomic<pid_t> started[kMaxProcesses];
+
+void Track(pid_t pid) {
+  for (auto& slot : started) {
+    pid_t none = 0;
+    if (slot.compare_exchange_strong(none, pid)) return;
+  }
+}
+
+void Untrack(pid_t pid) {
+  for (auto& slot : started) {
+    pid_t mine = pid;
+    if (slot.compare_exchange_strong(mine, 0)) return;
+  }
+}
+
+void KillStarted() {
+  for (auto& slot : started) {
+    const pid_t pid = slot.exchange(0);
+    if (pid > 0) ::kill(pid, SIGKILL);
+  }
+}
+
+void OnFatalSignal(int sig) {
+  KillStarted();
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+}  // namespace
+
+void KillProcessesAtAbnormalEnd() {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL}) std::signal(sig, OnFatalSignal);
+  std::atexit(KillStarted);
+}
+
 Process::Process(std::string path, std::vector<std::string> args, std::map<std::string, std::string> env,
                  std::string log_path)
     : log_path_(std::move(log_path)) {
@@ -179,6 +221,7 @@ Process::Process(std::string path, std::vector<std::string> args, std::map<std::
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) throw std::runtime_error("cannot start " + path);
+  Track(pid_);
 }
 
 Process::~Process() {
@@ -196,6 +239,7 @@ bool Process::running() {
   if (exited_) return false;
   int st = 0;
   if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+    Untrack(pid_);
     exited_ = true;
     status_ = st;
     return false;

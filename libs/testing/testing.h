@@ -71,6 +71,11 @@ class Process {
   std::string log_path_;
 };
 
+// Makes a test binary that ends abnormally (a fatal signal, exit without unwinding) kill
+// the processes it started first, so that none outlives it and serves the next test's
+// database. Called once by the tests' main.
+void KillProcessesAtAbnormalEnd();
+
 // Runs a shell command, returns its exit status and fills `output` with stdout+stderr.
 int RunCommand(const std::string& command, std::string* output);
 

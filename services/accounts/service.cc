@@ -228,9 +228,10 @@ grpc::Status Service::AcceptInvitation(grpc::ServerContext* ctx, const v1::Answe
 grpc::Status Service::DeclineInvitation(grpc::ServerContext* ctx, const v1::AnswerInvitationRequest* req,
                                         v1::DeclineInvitationResponse*) {
   return grpcx::Handle(ctx, "DeclineInvitation", [&](const auth::Caller& caller) -> absl::Status {
-    if (auto me = Me(caller); !me.ok()) return me.status();
+    auto me = Me(caller);
+    if (!me.ok()) return me.status();
     if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
-    return store_->DeclineInvitation(auth::Sha256(req->token()));
+    return store_->DeclineInvitation(auth::Sha256(req->token()), me->id());
   });
 }
 

@@ -376,6 +376,7 @@ TEST_CASE("an expired or declined invitation cannot be accepted", "[integration]
 
   REQUIRE(f.Invite(kAnna, org.party().id(), "ben@example.de", v1::ROLE_MEMBER).ok());
   const auto declined = f.LastInvitationToken();
+  f.Verified(kBen, "ben@example.de");
   {
     grpcx::TestCaller scope(kBen);
     v1::AnswerInvitationRequest req;
@@ -400,6 +401,14 @@ TEST_CASE("an invitation is accepted only by the account whose verified address 
   // Cem got hold of the link: his verified address is another one.
   f.Verified(kCem, "cem@example.de");
   CHECK(f.Accept(kCem, token, &m).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  {
+    // Nor can he spoil it for Ben by declining it.
+    grpcx::TestCaller scope(kCem);
+    v1::AnswerInvitationRequest req;
+    req.set_token(token);
+    v1::DeclineInvitationResponse resp;
+    CHECK(f.service.DeclineInvitation(&f.ctx, &req, &resp).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  }
   // Ben has not verified an address yet (or identity has not told accounts so far).
   CHECK(f.Accept(kBen, token, &m).error_code() == grpc::StatusCode::PERMISSION_DENIED);
   // A similar address is not the address.

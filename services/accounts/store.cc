@@ -304,21 +304,35 @@ absl::StatusOr<v1::Invitation> Store::Invite(const NewInvitation& i, const mail:
   return out;
 }
 
+namespace {
+
+// Inside a transaction: answers the open invitation `token_hash` if it was sent to the
+// verified address of `person_id` (only the invited person may accept or decline it).
+// Returns the row of the answered invitation: tenant, organisation id, role.
+absl::StatusOr<pqxx::row> AnswerInvitation(pqxx::work& tx, const std::string& token_hash,
+                                           const std::string& person_id, const std::string& answer) {
+  auto open = tx.exec_prepared("accounts_open_invitation", pqxx::binarystring(token_hash), person_id);
+  if (open.empty()) return absl::InvalidArgumentError("token: invalid_token");
+  // Both sides are stored normalised; compared canonically all the same.
+  if (open[0][1].is_null() || absl::AsciiStrToLower(absl::StripAsciiWhitespace(open[0][0].as<std::string>())) !=
+                                  absl::AsciiStrToLower(absl::StripAsciiWhitespace(open[0][1].as<std::string>()))) {
+    return absl::PermissionDeniedError("the invitation was sent to another e-mail address");
+  }
+  auto res = tx.exec_prepared("accounts_answer_invitation", pqxx::binarystring(token_hash), answer);
+  if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
+  return res[0];
+}
+
+}  // namespace
+
 absl::StatusOr<v1::Membership> Store::AcceptInvitation(const std::string& token_hash, const std::string& person_id) {
   v1::Membership out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto open = tx.exec_prepared("accounts_open_invitation", pqxx::binarystring(token_hash), person_id);
-    if (open.empty()) return absl::InvalidArgumentError("token: invalid_token");
-    // Both sides are stored normalised; compared canonically all the same.
-    if (open[0][1].is_null() || absl::AsciiStrToLower(absl::StripAsciiWhitespace(open[0][0].as<std::string>())) !=
-                                    absl::AsciiStrToLower(absl::StripAsciiWhitespace(open[0][1].as<std::string>()))) {
-      return absl::PermissionDeniedError("the invitation was sent to another e-mail address");
-    }
-    auto res = tx.exec_prepared("accounts_answer_invitation", pqxx::binarystring(token_hash), "accepted");
-    if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
-    const auto tenant = res[0][0].as<std::string>();
-    const auto org = res[0][1].as<std::string>();
-    tx.exec_prepared("accounts_insert_membership", tenant, org, person_id, res[0][2].as<std::string>());
+    auto answered = AnswerInvitation(tx, token_hash, person_id, "accepted");
+    if (!answered.ok()) return answered.status();
+    const auto tenant = (*answered)[0].as<std::string>();
+    const auto org = (*answered)[1].as<std::string>();
+    tx.exec_prepared("accounts_insert_membership", tenant, org, person_id, (*answered)[2].as<std::string>());
     out = ToMembership(tx.exec_prepared1("accounts_member", tenant, org, person_id));
     return absl::OkStatus();
   });
@@ -338,12 +352,9 @@ absl::Status Store::SetVerifiedEmail(pqxx::work& tx, const std::string& account_
   return absl::OkStatus();
 }
 
-absl::Status Store::DeclineInvitation(const std::string& token_hash) {
-  return pool_.Transact([&](pqxx::work& tx) {
-    auto res = tx.exec_prepared("accounts_answer_invitation", pqxx::binarystring(token_hash), "declined");
-    if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
-    return absl::OkStatus();
-  });
+absl::Status Store::DeclineInvitation(const std::string& token_hash, const std::string& person_id) {
+  return pool_.Transact(
+      [&](pqxx::work& tx) { return AnswerInvitation(tx, token_hash, person_id, "declined").status(); });
 }
 
 namespace {

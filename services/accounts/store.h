@@ -71,7 +71,7 @@ class Store {
   // the invitation was sent to (compared case-insensitively); else PERMISSION_DENIED and
   // the invitation stays open.
   absl::StatusOr<v1::Membership> AcceptInvitation(const std::string& token_hash, const std::string& person_id);
-  absl::Status DeclineInvitation(const std::string& token_hash);
+  absl::Status DeclineInvitation(const std::string& token_hash, const std::string& person_id);
   // Records an identity account's verified address (account.verified events).
   static absl::Status SetVerifiedEmail(pqxx::work& tx, const std::string& account_id, const std::string& tenant,
                                        const std::string& email);

@@ -36,7 +36,7 @@ absl::Status PasswordPolicy::Check(const std::string& password, const std::strin
   return absl::OkStatus();
 }
 
-absl::Status HashGate::Acquire() {
+absl::Status HashGate::Acquire(Clock::time_point deadline) {
   const auto busy = absl::UnavailableError("password hashing busy; retry after 1 s");
   std::unique_lock<std::mutex> lock(mu_);
   if (running_ < slots_) {
@@ -44,18 +44,28 @@ absl::Status HashGate::Acquire() {
     return absl::OkStatus();
   }
   if (waiting_ >= queue_) return busy;
+  const auto now = Clock::now();
+  auto until = now + max_wait_;
+  if (deadline != Clock::time_point::max() && deadline - typical_run_ < until) until = deadline - typical_run_;
+  if (until <= now) return busy;
   ++waiting_;
-  const bool got = free_.wait_for(lock, max_wait_, [&] { return running_ < slots_; });
+  const bool got = free_.wait_until(lock, until, [&] { return running_ < slots_; });
   --waiting_;
   if (!got) return busy;
   ++running_;
   return absl::OkStatus();
 }
 
-void HashGate::Release() {
+void HashGate::Release(Clock::duration ran) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     --running_;
+    // Rises at once with a slower run (the machine got busy), falls back slowly.
+    if (ran > typical_run_) {
+      typical_run_ = ran;
+    } else if (ran > Clock::duration::zero()) {
+      typical_run_ = (typical_run_ * 7 + ran) / 8;
+    }
   }
   free_.notify_one();
 }
@@ -65,15 +75,16 @@ namespace {
 // Holds a gate slot for one scope.
 class Permit {
  public:
-  explicit Permit(HashGate& gate) : gate_(gate), status_(gate.Acquire()) {}
+  Permit(HashGate& gate, Clock::time_point deadline) : gate_(gate), status_(gate.Acquire(deadline)) {}
   ~Permit() {
-    if (status_.ok()) gate_.Release();
+    if (status_.ok()) gate_.Release(Clock::now() - start_);
   }
   const absl::Status& status() const { return status_; }
 
  private:
   HashGate& gate_;
   absl::Status status_;
+  Clock::time_point start_ = Clock::now();  // After status_: the run, not the wait.
 };
 
 }  // namespace
@@ -87,8 +98,8 @@ PasswordHasher::PasswordHasher(HashParams params)
   dummy_hash_ = *dummy;
 }
 
-absl::StatusOr<std::string> PasswordHasher::Hash(const std::string& password) const {
-  Permit permit(*gate_);
+absl::StatusOr<std::string> PasswordHasher::Hash(const std::string& password, Clock::time_point deadline) const {
+  Permit permit(*gate_, deadline);
   if (!permit.status().ok()) return permit.status();
   char out[crypto_pwhash_STRBYTES];
   if (crypto_pwhash_str_alg(out, password.data(), password.size(), params_.opslimit, params_.memlimit,
@@ -98,9 +109,10 @@ absl::StatusOr<std::string> PasswordHasher::Hash(const std::string& password) co
   return std::string(out);
 }
 
-absl::StatusOr<bool> PasswordHasher::Verify(const std::string& hash, const std::string& password) const {
+absl::StatusOr<bool> PasswordHasher::Verify(const std::string& hash, const std::string& password,
+                                            Clock::time_point deadline) const {
   if (hash.empty() || hash.size() >= crypto_pwhash_STRBYTES) return false;
-  Permit permit(*gate_);
+  Permit permit(*gate_, deadline);
   if (!permit.status().ok()) return permit.status();
   char buf[crypto_pwhash_STRBYTES] = {};
   hash.copy(buf, hash.size());
@@ -114,8 +126,8 @@ bool PasswordHasher::NeedsRehash(const std::string& hash) const {
   return crypto_pwhash_str_needs_rehash(buf, params_.opslimit, params_.memlimit) != 0;
 }
 
-absl::Status PasswordHasher::VerifyDummy(const std::string& password) const {
-  return Verify(dummy_hash_, password).status();
+absl::Status PasswordHasher::VerifyDummy(const std::string& password, Clock::time_point deadline) const {
+  return Verify(dummy_hash_, password, deadline).status();
 }
 
 }  // namespace stadtportal::identity

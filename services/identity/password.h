@@ -23,15 +23,20 @@ struct HashParams {
   std::chrono::milliseconds max_wait{2000};
 };
 
+using Clock = std::chrono::steady_clock;
+
 // A counting semaphore with a bounded queue and a bounded wait.
 class HashGate {
  public:
   HashGate(int slots, int queue, std::chrono::milliseconds max_wait)
       : slots_(slots), queue_(queue), max_wait_(max_wait) {}
   // UNAVAILABLE "password hashing busy; retry after 1 s" when the queue is full or the
-  // wait too long; otherwise the caller holds a slot until it calls Release.
-  absl::Status Acquire();
-  void Release();
+  // wait too long; otherwise the caller holds a slot until it calls Release. A caller
+  // waits at most until its `deadline` less a typical run: a run that could not finish
+  // in time is refused at once (a clear 503) instead of spending its memory for nothing.
+  absl::Status Acquire(Clock::time_point deadline = Clock::time_point::max());
+  // `ran`: how long the slot was held, for the typical run.
+  void Release(Clock::duration ran = Clock::duration::zero());
 
  private:
   const int slots_;
@@ -41,6 +46,7 @@ class HashGate {
   std::condition_variable free_;
   int running_ = 0;
   int waiting_ = 0;
+  Clock::duration typical_run_ = Clock::duration::zero();  // Recent runs, the slowest weighing most.
 };
 
 // NIST SP 800-63B rules: 10–128 characters, no composition rules, not a common
@@ -60,13 +66,16 @@ class PasswordPolicy {
 class PasswordHasher {
  public:
   explicit PasswordHasher(HashParams params);
-  // UNAVAILABLE when the gate refuses (as Verify and VerifyDummy).
-  absl::StatusOr<std::string> Hash(const std::string& password) const;
-  absl::StatusOr<bool> Verify(const std::string& hash, const std::string& password) const;
+  // UNAVAILABLE when the gate refuses (as Verify and VerifyDummy); `deadline`: the
+  // calling request's, beyond which the result is of no use.
+  absl::StatusOr<std::string> Hash(const std::string& password,
+                                   Clock::time_point deadline = Clock::time_point::max()) const;
+  absl::StatusOr<bool> Verify(const std::string& hash, const std::string& password,
+                              Clock::time_point deadline = Clock::time_point::max()) const;
   // True when `hash` was made with other parameters than the current ones.
   bool NeedsRehash(const std::string& hash) const;
   // Spends the time (and memory) of one verification, for unknown accounts (no timing oracle).
-  absl::Status VerifyDummy(const std::string& password) const;
+  absl::Status VerifyDummy(const std::string& password, Clock::time_point deadline = Clock::time_point::max()) const;
 
  private:
   HashParams params_;

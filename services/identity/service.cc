@@ -16,6 +16,13 @@ absl::Status BadCredentials() { return absl::UnauthenticatedError("invalid e-mai
 
 std::string LanguageCode(v1::Language l) { return l == v1::LANGUAGE_EN ? "en" : "de"; }
 
+// The calling request's deadline on the steady clock (none: max).
+Clock::time_point Deadline(const grpc::ServerContext* ctx) {
+  const auto left = ctx->deadline() - std::chrono::system_clock::now();
+  if (left > std::chrono::hours(1)) return Clock::time_point::max();
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+}
+
 }  // namespace
 
 Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
@@ -102,7 +109,7 @@ grpc::Status Service::Register(grpc::ServerContext* ctx, const v1::RegisterReque
     if (auto s = api::ValidateText(req->display_name(), "display_name", 100); !s.ok()) return s;
     if (auto s = policy_.Check(req->password(), *email); !s.ok()) return s;
     // Hash before knowing whether the address is taken, so both answers take as long.
-    auto hash = hasher_.Hash(req->password());
+    auto hash = hasher_.Hash(req->password(), Deadline(ctx));
     if (!hash.ok()) return hash.status();
     // Beyond the address's mail budget: the same answer, nothing written, no mail.
     auto may_mail = MayMail(*tenant, *email);
@@ -149,10 +156,10 @@ grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* re
     if (!found.ok() && found.status().code() != absl::StatusCode::kNotFound) return found.status();
     bool ok = false;
     if (found.ok()) {
-      auto verified = hasher_.Verify(found->password_hash, req->password());
+      auto verified = hasher_.Verify(found->password_hash, req->password(), Deadline(ctx));
       if (!verified.ok()) return verified.status();
       ok = *verified;
-    } else if (auto s = hasher_.VerifyDummy(req->password()); !s.ok()) {
+    } else if (auto s = hasher_.VerifyDummy(req->password(), Deadline(ctx)); !s.ok()) {
       return s;
     }
     if (!ok) {
@@ -164,7 +171,7 @@ grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* re
     if (!found->verified) return absl::FailedPreconditionError("email: not_verified");
     if (hasher_.NeedsRehash(found->password_hash)) {
       // Stronger parameters apply from this log-in on; failing to store them is not fatal.
-      auto h = hasher_.Hash(req->password());
+      auto h = hasher_.Hash(req->password(), Deadline(ctx));
       absl::Status stored = h.ok() ? store_->SetPasswordHash(found->account.id(), *h) : h.status();
       if (!stored.ok()) log::Warn("password rehash not stored", {{"error", std::string(stored.message())}});
     }
@@ -204,13 +211,13 @@ grpc::Status Service::ChangePassword(grpc::ServerContext* ctx, const v1::ChangeP
     if (!session.ok()) return session.status();
     auto found = store_->FindById(session->tenant().key(), session->account_id());
     if (!found.ok()) return found.status();
-    auto verified = hasher_.Verify(found->password_hash, req->current_password());
+    auto verified = hasher_.Verify(found->password_hash, req->current_password(), Deadline(ctx));
     if (!verified.ok()) return verified.status();
     if (!*verified) return absl::InvalidArgumentError("current_password: wrong_password");
     if (auto s = policy_.Check(req->new_password(), found->account.email()); !s.ok()) {
       return absl::InvalidArgumentError("new_" + std::string(s.message()));
     }
-    auto hash = hasher_.Hash(req->new_password());
+    auto hash = hasher_.Hash(req->new_password(), Deadline(ctx));
     if (!hash.ok()) return hash.status();
     // Also ends every outstanding reset link: the new password is the only way in.
     if (auto s = store_->ReplacePassword(found->account.id(), *hash); !s.ok()) return s;
@@ -253,7 +260,7 @@ grpc::Status Service::ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::C
     if (auto s = policy_.Check(req->new_password(), ""); !s.ok()) {
       return absl::InvalidArgumentError("new_" + std::string(s.message()));
     }
-    auto hash = hasher_.Hash(req->new_password());
+    auto hash = hasher_.Hash(req->new_password(), Deadline(ctx));
     if (!hash.ok()) return hash.status();
     auto account =
         store_->ConsumeToken(auth::Sha256(req->token()), "reset_password", [&](pqxx::work& tx, const std::string& id) {

@@ -143,6 +143,22 @@ TEST_CASE("Argon2id runs at most `concurrency` at once; a full queue or a long w
   gate.Release();
   gate.Release();
 
+  // A caller whose deadline leaves no time for a typical run is refused at once, not
+  // after waiting: with runs of 150 ms, a deadline 100 ms away.
+  HashGate timed(1, 4, std::chrono::milliseconds(2000));
+  REQUIRE(timed.Acquire().ok());
+  timed.Release(std::chrono::milliseconds(150));
+  REQUIRE(timed.Acquire().ok());
+  const auto t1 = std::chrono::steady_clock::now();
+  CHECK(timed.Acquire(t1 + std::chrono::milliseconds(100)).code() == absl::StatusCode::kUnavailable);
+  CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(50));
+  // With time for a run it waits, but only until its deadline less the run.
+  CHECK(timed.Acquire(t1 + std::chrono::milliseconds(400)).code() == absl::StatusCode::kUnavailable);
+  const auto waited_for = std::chrono::steady_clock::now() - t1;
+  CHECK(waited_for >= std::chrono::milliseconds(200));
+  CHECK(waited_for < std::chrono::milliseconds(1000));
+  timed.Release();
+
   // Through the hasher: with one slot and no queue, parallel verifications are refused,
   // never run side by side (each would take its memlimit).
   PasswordHasher hasher({1, 8 * 1024 * 1024, 1, 0, std::chrono::milliseconds(0)});

@@ -91,9 +91,7 @@ TEST_CASE(
   Stack stack({}, {{"STADTPORTAL_TRUSTED_PROXIES", "127.0.0.1/32, ::1"}});
   // A short cap, so the test need not wait the default minute.
   auto& identity = stack.instance("identity");
-  identity.process->Signal(SIGTERM);
-  REQUIRE(identity.process->Wait(10s) >= 0);
-  stack.Start(identity, {{"STADTPORTAL_LOGIN_DELAY_MAX_MS", "2000"}});
+  REQUIRE(stack.Restart(identity, {{"STADTPORTAL_LOGIN_DELAY_MAX_MS", "2000"}}));
   REQUIRE(stack.WaitReady(60s));
   auto c = stack.Http();
   const std::string victim = UniqueEmail(), other = UniqueEmail();
@@ -305,7 +303,7 @@ TEST_CASE("expired sessions and sessions of another tenant are refused", "[e2e]"
   REQUIRE(me);
   const std::string account = json::parse(me->body)["account_id"];
 
-  redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
+  redis::Client redis(*redis::Options::FromUrl(StackRedisUrl()));
   auto plant = [&](const std::string& id, const std::string& tenant, int64_t absolute) {
     unsigned char hash[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(hash, reinterpret_cast<const unsigned char*>(id.data()), id.size());

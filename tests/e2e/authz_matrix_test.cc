@@ -438,7 +438,6 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
       // Operations and catalogue: public.
       {"GET /healthz", K::kPublic, false, [](const Owner&) { return Get("/healthz"); }},
       {"GET /readyz", K::kPublic, false, [](const Owner&) { return Get("/readyz"); }},
-      {"GET /metrics", K::kPublic, false, [](const Owner&) { return Get("/metrics"); }},
       {"GET /api/v1/services", K::kPublic, false, [](const Owner&) { return Get("/api/v1/services?q=hund"); }},
       {"GET /api/v1/services/{id}", K::kPublic, false,
        [](const Owner&) { return Get("/api/v1/services/dog-tax-registration"); }},

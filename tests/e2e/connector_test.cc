@@ -340,9 +340,7 @@ TEST_CASE("push: a destination whose name resolves inward is refused at send tim
   // As in production: no allow-list (http stays allowed, so only the address decides).
   stack.SetEnv("connector", "STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS", "");
   auto& connector = stack.instance("connector");
-  connector.process->Signal(SIGTERM);
-  connector.process->Wait(10s);
-  stack.Start(connector);
+  REQUIRE(stack.Restart(connector));
   REQUIRE(stack.WaitReady(60s));
   auto c = stack.Http();
   json admin = Admin(stack, c);
@@ -363,12 +361,16 @@ TEST_CASE("push: a destination whose name resolves inward is refused at send tim
       tx.commit();
     }
     const std::string id = Apply(c, anna, "contact-person-report", kContactReport);
-    REQUIRE(testing::Eventually(
+    std::string attempts;
+    const bool refused = testing::Eventually(
         [&] {
           auto r = c.Get(("/api/v1/admin/deliveries/" + id + "/attempts").c_str(), Bearer(admin));
+          attempts = r ? r->body : "no answer";
           return r && r->status == 200 && r->body.find("not allowed") != std::string::npos;
         },
-        20s));
+        20s);
+    INFO(attempts);
+    REQUIRE(refused);
     CHECK(Submission(c, anna, id)["status"] == "submitted");
   }
   CHECK(receiver.posts() == 0);

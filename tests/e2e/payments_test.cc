@@ -36,7 +36,7 @@ json Payment(httplib::Client& c, const json& login, const std::string& id) {
 
 // Whether the submission was handed to delivery (its event is in the stream).
 bool QueuedForDelivery(const std::string& submission) {
-  redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
+  redis::Client redis(*redis::Options::FromUrl(StackRedisUrl()));
   auto r = redis.Command({"XRANGE", "sp:events:submission.ready_for_delivery", "-", "+"});
   if (!r.ok()) return false;
   for (size_t i = 0; i < r->size(); ++i) {

@@ -13,6 +13,7 @@
 #include <pqxx/pqxx>
 
 #include "libs/auth/caller.h"
+#include "libs/grpc/client.h"
 #include "libs/redis/client.h"
 
 #include "absl/strings/ascii.h"
@@ -24,7 +25,13 @@ std::string BinaryPath(const std::string& service) {
   return std::string(STADTPORTAL_BIN_DIR) + "/stadtportal-" + service;
 }
 
+std::string StackRedisUrl() { return testing::RedisUrl() + "/1"; }
+
 Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::string> gateway_env) {
+  {
+    redis::Client redis(*redis::Options::FromUrl(StackRedisUrl()));
+    REQUIRE(redis.Command({"FLUSHDB"}).ok());
+  }
   dir_ = testing::TempDir();
   signing_key_ = auth::NewSigningKey("e2e");
   public_keys_ = auth::Signer::FromKey(signing_key_, std::chrono::seconds(60))->PublicKey();
@@ -88,7 +95,7 @@ std::string Stack::SignCaller(const auth::Caller& caller) const {
 }
 
 std::map<std::string, std::string> Stack::BaseEnv() const {
-  return {{"STADTPORTAL_REDIS_URL", testing::RedisUrl()},
+  return {{"STADTPORTAL_REDIS_URL", StackRedisUrl()},
           {"STADTPORTAL_LISTEN_HOST", "127.0.0.1"},
           {"STADTPORTAL_LOG_LEVEL", "debug"},
           {"STADTPORTAL_SHUTDOWN_GRACE_MS", "5000"},
@@ -160,6 +167,23 @@ void Stack::Start(Instance& i, const std::map<std::string, std::string>& extra_e
   for (const auto& [k, v] : extra_env) env[k] = v;
   i.process = std::make_unique<testing::Process>(BinaryPath(i.service), std::vector<std::string>{}, env,
                                                  dir_ + "/" + i.service + "-" + std::to_string(i.grpc_port) + ".log");
+}
+
+bool Stack::Restart(Instance& i, const std::map<std::string, std::string>& env) {
+  // A signal before the process blocks it (early in start-up) would kill it outright.
+  auto channel = grpcx::MakeChannel("ipv4:127.0.0.1:" + std::to_string(i.grpc_port));
+  const bool serving =
+      testing::Eventually([&] { return grpcx::CheckHealth(channel, "", std::chrono::seconds(1)).ok(); },
+                          std::chrono::seconds(60));
+  i.process->Signal(SIGTERM);
+  const int exit_code = i.process->Wait(std::chrono::seconds(10));
+  if (!serving || exit_code != 0) {
+    UNSCOPED_INFO(i.service << " did not " << (serving ? "exit cleanly" : "serve") << " (" << exit_code << "):\n"
+                            << i.process->Output());
+    return false;
+  }
+  Start(i, env);
+  return true;
 }
 
 void Stack::SetEnv(const std::string& service, const std::string& name, const std::string& value) {

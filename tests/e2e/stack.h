@@ -34,6 +34,9 @@ class Stack {
 
   // Starts (again) the given instance on its ports; `env` adds to or overrides its environment.
   void Start(Instance& i, const std::map<std::string, std::string>& env = {});
+  // Once the instance serves, stops it with SIGTERM and starts it again with `env`;
+  // false (with its log) if it did not serve or did not exit cleanly within 10 s.
+  bool Restart(Instance& i, const std::map<std::string, std::string>& env = {});
   // Sets (empty value: removes) a variable of a service's environment for its next Start.
   void SetEnv(const std::string& service, const std::string& name, const std::string& value);
   std::vector<Instance>& instances() { return instances_; }
@@ -78,6 +81,11 @@ class Stack {
 };
 
 std::string BinaryPath(const std::string& service);
+
+// The Redis database of the platform under test: one of its own, emptied when a Stack
+// starts (stacks run one at a time), so no throttle, session or stream of an earlier
+// test reaches the next, and the integration tests' database 0 is left alone.
+std::string StackRedisUrl();
 
 inline constexpr char kTestpayKey[] = "e2e-testpay-key";
 inline constexpr char kTestpaySecret[] = "e2e-testpay-webhook-secret";

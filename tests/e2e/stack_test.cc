@@ -62,9 +62,7 @@ TEST_CASE("all seven binaries start and the gateway becomes ready", "[e2e]") {
     }
     // STADTPORTAL_GRPC_REFLECTION=true (scripts/run sets it) lists the services.
     auto& submission = stack.instance("submission");
-    submission.process->Signal(SIGTERM);
-    REQUIRE(submission.process->Wait(10s) >= 0);
-    stack.Start(submission, {{"STADTPORTAL_GRPC_REFLECTION", "true"}});
+    REQUIRE(stack.Restart(submission, {{"STADTPORTAL_GRPC_REFLECTION", "true"}}));
     grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
     std::vector<std::string> names;
     CHECK(testing::Eventually(
