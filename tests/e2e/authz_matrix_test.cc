@@ -174,17 +174,7 @@ class Fixture {
 
     org.name = "organisation";
     org_name = "Matrix Bäckerei " + tag + " GmbH";
-    org.party = Parse(PostJson(c, "/api/v1/organisations",
-                               {{"name", org_name},
-                                {"legal_form", "company"},
-                                {"address",
-                                 {{"street", "Hauptmarkt"},
-                                  {"house_number", "18"},
-                                  {"postcode", "90403"},
-                                  {"city", "Nürnberg"},
-                                  {"country", "DE"}}}},
-                               Bearer(person.session)))["id"]
-                    .get<std::string>();
+    org.party = CreateOrganisation(c, person.session, org_name);
     org.markers = {org.party, org_name};
     const std::string org_path = "/api/v1/organisations/" + org.party;
 
@@ -194,9 +184,7 @@ class Fixture {
       json login = Onboard(stack, c, mail, display);
       REQUIRE(Status(PostJson(c, org_path + "/invitations", {{"email", mail}, {"role", "member"}},
                               Bearer(person.session))) == 201);
-      return std::make_pair(
-          login, Parse(PostJson(c, "/api/v1/invitations/accept", {{"token", MailedToken(stack, mail, "invitations")}},
-                                Bearer(login))));
+      return std::make_pair(login, Parse(AcceptInvitation(stack, c, login, mail)));
     };
     const std::string ben_mail = "ben." + tag + "@example.de";
     ben_party = join(ben_mail, "Ben Member " + tag).second["person"]["id"].get<std::string>();

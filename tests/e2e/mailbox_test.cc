@@ -205,18 +205,7 @@ TEST_CASE("an organisation's mailbox is for its members acting for it", "[e2e]")
   auto c = stack.Http();
   json anna = Onboard(stack, c, UniqueEmail());
   json ben = Onboard(stack, c, UniqueEmail());
-  auto created = PostJson(c, "/api/v1/organisations",
-                          {{"name", "Bäckerei Schmidt GmbH"},
-                           {"legal_form", "company"},
-                           {"address",
-                            {{"street", "Hauptmarkt"},
-                             {"house_number", "18"},
-                             {"postcode", "90403"},
-                             {"city", "Nürnberg"},
-                             {"country", "DE"}}}},
-                          Bearer(anna));
-  REQUIRE(Status(created) == 201);
-  const std::string org = json::parse(created->body)["id"];
+  const std::string org = CreateOrganisation(c, anna);
   Department standesamt(stack);
   mv1::Message m;
   REQUIRE(standesamt.Post(org, common::v1::PARTY_KIND_ORGANISATION, "org-" + org, &m).ok());

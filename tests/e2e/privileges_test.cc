@@ -53,22 +53,10 @@ TEST_CASE("a removed member's next request for the organisation is refused at ev
   json anna = Onboard(stack, c, UniqueEmail());
   json ben = Onboard(stack, c, ben_mail);
 
-  auto created = PostJson(c, "/api/v1/organisations",
-                          {{"name", "Bäckerei Schmidt GmbH"},
-                           {"legal_form", "company"},
-                           {"address",
-                            {{"street", "Hauptmarkt"},
-                             {"house_number", "18"},
-                             {"postcode", "90403"},
-                             {"city", "Nürnberg"},
-                             {"country", "DE"}}}},
-                          Bearer(anna));
-  REQUIRE(Status(created) == 201);
-  const std::string org = json::parse(created->body)["id"];
+  const std::string org = CreateOrganisation(c, anna);
   const std::string base = "/api/v1/organisations/" + org;
   REQUIRE(Status(PostJson(c, base + "/invitations", {{"email", ben_mail}, {"role", "member"}}, Bearer(anna))) == 201);
-  REQUIRE(Status(PostJson(c, "/api/v1/invitations/accept", {{"token", MailedToken(stack, ben_mail, "invitations")}},
-                          Bearer(ben))) == 200);
+  REQUIRE(Status(AcceptInvitation(stack, c, ben, ben_mail)) == 200);
   const std::string ben_party = AccountId(c, ben);
 
   // Ben, acting for the organisation: a submission awaiting its fee, a payment, a draft

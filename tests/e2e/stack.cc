@@ -5,6 +5,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include <csignal>
 #include <regex>
@@ -254,6 +255,33 @@ nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& emai
   REQUIRE(verify);
   REQUIRE(verify->status == 204);
   return Login(c, email);
+}
+
+std::string CreateOrganisation(httplib::Client& c, const nlohmann::json& owner, const std::string& name) {
+  auto created = PostJson(c, "/api/v1/organisations",
+                          {{"name", name},
+                           {"legal_form", "company"},
+                           {"address",
+                            {{"street", "Hauptmarkt"},
+                             {"house_number", "18"},
+                             {"postcode", "90403"},
+                             {"city", "Nürnberg"},
+                             {"country", "DE"}}}},
+                          Bearer(owner));
+  INFO((created ? created->body : "no answer"));
+  REQUIRE(Status(created) == 201);
+  return nlohmann::json::parse(created->body)["id"].get<std::string>();
+}
+
+httplib::Result AcceptInvitation(Stack& stack, httplib::Client& c, const nlohmann::json& login,
+                                 const std::string& mail) {
+  const std::string token = MailedToken(stack, mail, "invitations");
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    auto accepted = PostJson(c, "/api/v1/invitations/accept", {{"token", token}}, Bearer(login));
+    if (Status(accepted) != 403 || std::chrono::steady_clock::now() >= until) return accepted;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 nlohmann::json Login(httplib::Client& c, const std::string& email) {

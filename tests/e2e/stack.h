@@ -103,6 +103,13 @@ nlohmann::json Onboard(Stack& stack, httplib::Client& c, const std::string& emai
                        const std::string& display_name = "Anna Muster");
 // Logs in again: a second session of the same account.
 nlohmann::json Login(httplib::Client& c, const std::string& email);
+// A company in Nürnberg founded by `owner`; returns its party id.
+std::string CreateOrganisation(httplib::Client& c, const nlohmann::json& owner,
+                               const std::string& name = "Bäckerei Schmidt GmbH");
+// Accepts, as `login`, the newest invitation mailed to `mail`. Accounts learns of the
+// verified address from identity's event, refusing (403) until then: retried up to 10 s.
+httplib::Result AcceptInvitation(Stack& stack, httplib::Client& c, const nlohmann::json& login,
+                                 const std::string& mail);
 // A new account with the tenant-admin role (granted by operators in the database), logged in.
 nlohmann::json Admin(Stack& stack, httplib::Client& c);
 // The HTTP status of an answer, 0 when there was none.
