@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
         caller.account_id = absl::StrFormat("00000000-0000-4000-8000-%012d", pick(rng));
         caller.tenant = "09564000";
         caller.assurance = "low";
-        auto ctx = grpcx::NewClientContext(std::chrono::milliseconds(5000), signer->Sign(caller));
+        auto ctx = grpcx::NewClientContext(std::chrono::milliseconds(5000), signer->Sign(caller, "submission"));
         submission::v1::ListSubmissionsRequest req;
         req.mutable_page()->set_page_size(20);
         submission::v1::ListSubmissionsResponse resp;

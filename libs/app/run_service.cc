@@ -86,7 +86,7 @@ int RunService(int argc, char** argv, const ServiceSpec& spec, const std::functi
     // A migration Job needs only the database: no caller keys, no service configuration
     // (it runs before the release's ConfigMaps exist). A serving process needs all of it.
     if (!migrate_only) {
-      grpcx::SetCallerVerifier(std::make_shared<const auth::Verifier>(auth::Verifier::FromEnv(env)));
+      grpcx::SetCallerVerifier(std::make_shared<const auth::Verifier>(auth::Verifier::FromEnv(env, spec.name)));
       wire(ctx);  // Reads the service's own configuration: fails before anything starts.
     }
 

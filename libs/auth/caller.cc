@@ -2,8 +2,11 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -18,10 +21,16 @@ std::string StringField(const nlohmann::json& object, const char* key) {
   return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-constexpr char kIssuer[] = "stadtportal-gateway";
-constexpr char kAudience[] = "stadtportal-services";
 // Tolerated clock difference between gateway and service hosts.
 constexpr int64_t kLeewaySeconds = 5;
+// No signer issues tokens living longer (STADTPORTAL_CALLER_TOKEN_LIFETIME_S ≤ 600).
+constexpr int64_t kMaxLifetimeSeconds = 600;
+constexpr char kServiceRole[] = "service";
+
+bool IsServiceIssuer(const std::string& part) {
+  const auto& issuers = ServiceIssuers();
+  return std::find(issuers.begin(), issuers.end(), part) != issuers.end();
+}
 
 void InitSodium() {
   static const bool ok = sodium_init() >= 0;
@@ -43,12 +52,17 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitKey(const std::string& 
 
 }  // namespace
 
-absl::StatusOr<Signer> Signer::FromKey(const std::string& key, std::chrono::seconds lifetime) {
+std::string PartUri(const std::string& part) { return "stadtportal-" + part; }
+
+absl::StatusOr<Signer> Signer::FromKey(const std::string& key, std::chrono::seconds lifetime,
+                                       const std::string& issuer) {
   InitSodium();
+  if (issuer != kGateway && !IsServiceIssuer(issuer)) return absl::InvalidArgumentError("unknown issuer " + issuer);
   auto split = SplitKey(key, crypto_sign_SEEDBYTES);
   if (!split.ok()) return split.status();
   Signer s;
   s.kid_ = split->first;
+  s.issuer_ = issuer;
   s.secret_.resize(crypto_sign_SECRETKEYBYTES);
   s.public_.resize(crypto_sign_PUBLICKEYBYTES);
   crypto_sign_seed_keypair(reinterpret_cast<unsigned char*>(s.public_.data()),
@@ -58,19 +72,30 @@ absl::StatusOr<Signer> Signer::FromKey(const std::string& key, std::chrono::seco
   return s;
 }
 
-Signer Signer::FromEnv(const config::Env& env) {
-  auto lifetime = std::chrono::seconds(env.Int("STADTPORTAL_CALLER_TOKEN_LIFETIME_S", 60, 5, 600));
-  auto s = FromKey(env.Secret("STADTPORTAL_CALLER_SIGNING_KEY"), lifetime);
-  if (!s.ok()) throw config::Error(absl::StrCat("STADTPORTAL_CALLER_SIGNING_KEY: ", s.status().message()));
+std::string Signer::SigningKeySetting(const std::string& issuer) {
+  return issuer == kGateway ? "STADTPORTAL_CALLER_SIGNING_KEY"
+                            : "STADTPORTAL_" + absl::AsciiStrToUpper(issuer) + "_SIGNING_KEY";
+}
+
+std::string Signer::PublicKeysSetting(const std::string& issuer) {
+  return issuer == kGateway ? "STADTPORTAL_CALLER_PUBLIC_KEYS"
+                            : "STADTPORTAL_" + absl::AsciiStrToUpper(issuer) + "_PUBLIC_KEYS";
+}
+
+Signer Signer::FromEnv(const config::Env& env, const std::string& issuer) {
+  auto lifetime = std::chrono::seconds(env.Int("STADTPORTAL_CALLER_TOKEN_LIFETIME_S", 60, 5, kMaxLifetimeSeconds));
+  const std::string setting = SigningKeySetting(issuer);
+  auto s = FromKey(env.Secret(setting), lifetime, issuer);
+  if (!s.ok()) throw config::Error(absl::StrCat(setting, ": ", s.status().message()));
   return *s;
 }
 
 std::string Signer::PublicKey() const { return kid_ + ":" + absl::Base64Escape(public_); }
 
-std::string Signer::Sign(const Caller& c) const {
+std::string Signer::Sign(const Caller& c, const std::string& audience) const {
   const int64_t now = NowSeconds();
-  return SignClaims({{"iss", kIssuer},
-                     {"aud", kAudience},
+  return SignClaims({{"iss", PartUri(issuer_)},
+                     {"aud", PartUri(audience)},
                      {"iat", now},
                      {"exp", now + lifetime_.count()},
                      {"sub", c.account_id},
@@ -91,21 +116,43 @@ std::string Signer::SignClaims(const nlohmann::json& payload) const {
   return signing_input + "." + absl::WebSafeBase64Escape(std::string(reinterpret_cast<char*>(sig), sizeof(sig)));
 }
 
-absl::StatusOr<Verifier> Verifier::FromKeys(const std::string& keys) {
-  InitSodium();
-  Verifier v;
+absl::Status Verifier::AddKeys(const std::string& issuer, const std::string& keys) {
   for (absl::string_view k : absl::StrSplit(keys, ',', absl::SkipEmpty())) {
     auto split = SplitKey(std::string(k), crypto_sign_PUBLICKEYBYTES);
     if (!split.ok()) return split.status();
-    v.keys_[split->first] = split->second;
+    // One kid, one key: a kid of another part's key would make its tokens ambiguous.
+    if (!keys_.emplace(split->first, Key{split->second, issuer}).second) {
+      return absl::InvalidArgumentError(absl::StrCat("kid ", split->first, " is given twice"));
+    }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Verifier> Verifier::FromKeys(const std::string& gateway_keys, const std::string& audience) {
+  InitSodium();
+  Verifier v;
+  if (audience.empty()) return absl::InvalidArgumentError("no audience given");
+  v.audience_ = PartUri(audience);
+  if (auto s = v.AddKeys(kGateway, gateway_keys); !s.ok()) return s;
   if (v.keys_.empty()) return absl::InvalidArgumentError("no key given");
   return v;
 }
 
-Verifier Verifier::FromEnv(const config::Env& env) {
-  auto v = FromKeys(env.Required("STADTPORTAL_CALLER_PUBLIC_KEYS"));
-  if (!v.ok()) throw config::Error(absl::StrCat("STADTPORTAL_CALLER_PUBLIC_KEYS: ", v.status().message()));
+absl::Status Verifier::TrustServiceKeys(const std::string& issuer, const std::string& keys) {
+  if (!IsServiceIssuer(issuer)) return absl::InvalidArgumentError("unknown issuer " + issuer);
+  return AddKeys(issuer, keys);
+}
+
+Verifier Verifier::FromEnv(const config::Env& env, const std::string& audience) {
+  const std::string gateway = Signer::PublicKeysSetting(kGateway);
+  auto v = FromKeys(env.Required(gateway), audience);
+  if (!v.ok()) throw config::Error(absl::StrCat(gateway, ": ", v.status().message()));
+  for (const auto& issuer : ServiceIssuers()) {
+    const std::string setting = Signer::PublicKeysSetting(issuer);
+    if (auto s = v->TrustServiceKeys(issuer, env.String(setting, "")); !s.ok()) {
+      throw config::Error(absl::StrCat(setting, ": ", s.message()));
+    }
+  }
   return *v;
 }
 
@@ -123,23 +170,28 @@ absl::StatusOr<Caller> Verifier::Verify(const std::string& token) const {
   nlohmann::json header = nlohmann::json::parse(header_raw, nullptr, false);
   nlohmann::json payload = nlohmann::json::parse(payload_raw, nullptr, false);
   if (!header.is_object() || !payload.is_object()) return bad("malformed");
-  if (StringField(header, "alg") != "EdDSA") return bad("uses an unexpected algorithm");
-  auto key = keys_.find(StringField(header, "kid"));
-  if (key == keys_.end()) return bad("signed by an unknown key");
-  const std::string signing_input = parts[0] + "." + parts[1];
-  if (crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig.data()),
-                                  reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(),
-                                  reinterpret_cast<const unsigned char*>(key->second.data())) != 0) {
-    return bad("has a bad signature");
-  }
   try {
+    if (!header.contains("alg") || header.at("alg") != "EdDSA") return bad("uses an unexpected algorithm");
+    if (!header.contains("kid") || !header.at("kid").is_string()) return bad("signed by an unknown key");
+    auto key = keys_.find(header.at("kid").get<std::string>());
+    if (key == keys_.end()) return bad("signed by an unknown key");
+    const std::string signing_input = parts[0] + "." + parts[1];
+    if (crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig.data()),
+                                    reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(),
+                                    reinterpret_cast<const unsigned char*>(key->second.public_key.data())) != 0) {
+      return bad("has a bad signature");
+    }
     const int64_t now = NowSeconds();
-    if (payload.at("iss") != kIssuer || payload.at("aud") != kAudience) return bad("has the wrong issuer or audience");
+    // The key decides who signed: a token naming another part as issuer is not its own.
+    if (payload.at("iss") != PartUri(key->second.issuer)) return bad("has the wrong issuer");
+    if (payload.at("aud") != audience_) return bad("is for another service");
     // Whole seconds only (a float would be converted with undefined behaviour at the
     // edges), compared without overflow.
     if (!payload.at("exp").is_number_integer() || !payload.at("iat").is_number_integer()) return bad("malformed");
-    if (payload.at("exp").get<int64_t>() < now - kLeewaySeconds) return bad("expired");
-    if (payload.at("iat").get<int64_t>() > now + kLeewaySeconds) return bad("not yet valid");
+    const int64_t exp = payload.at("exp").get<int64_t>(), iat = payload.at("iat").get<int64_t>();
+    if (exp < now - kLeewaySeconds) return bad("expired");
+    if (iat > now + kLeewaySeconds) return bad("not yet valid");
+    if (iat < exp - kMaxLifetimeSeconds) return bad("lives too long");
     Caller c;
     c.account_id = payload.at("sub").get<std::string>();
     c.acting_party = payload.at("act").get<std::string>();
@@ -148,6 +200,14 @@ absl::StatusOr<Caller> Verifier::Verify(const std::string& token) const {
     c.roles = payload.at("roles").get<std::vector<std::string>>();
     c.session_ref = payload.at("sid").get<std::string>();
     if (!config::IsTenantKey(c.tenant)) return bad("names no valid tenant");
+    if (key->second.issuer == kGateway) {
+      // Platform parts are not the gateway's to assert.
+      if (HasRole(c, kServiceRole)) return bad("asserts a role its signer may not");
+    } else if (c.roles != std::vector<std::string>{kServiceRole} || c.account_id != key->second.issuer ||
+               !c.acting_party.empty() || !c.assurance.empty() || !c.session_ref.empty()) {
+      // Another part speaks only for itself, as a platform service.
+      return bad("asserts a caller its signer may not");
+    }
     return c;
   } catch (const std::exception&) {
     return bad("malformed");

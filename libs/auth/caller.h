@@ -41,42 +41,82 @@ absl::Status RequireRole(const Caller& caller, const std::string& role);
 // "destination:<id>" role; "" when it has none.
 std::string DestinationOf(const Caller& caller);
 
-// Signs caller tokens (the gateway). The key is an Ed25519 seed.
+// The part that signs the tokens of citizens, administrators and back offices.
+inline constexpr char kGateway[] = "gateway";
+// The part names of tokens signed by platform parts other than the gateway, each with
+// its own key and only for itself as a `service` caller (see Verifier).
+inline const std::vector<std::string>& ServiceIssuers() {
+  static const std::vector<std::string> kIssuers = {"connector"};
+  return kIssuers;
+}
+
+// "stadtportal-<part>": a token's `iss` (the part that signed it) and `aud` (the service
+// it is for, e.g. "stadtportal-submission").
+std::string PartUri(const std::string& part);
+
+// Signs caller tokens. Each signing part has its own Ed25519 key (an Ed25519 seed).
 class Signer {
  public:
-  // `key` is "kid:base64(32-byte seed)".
-  static absl::StatusOr<Signer> FromKey(const std::string& key, std::chrono::seconds lifetime);
-  // STADTPORTAL_CALLER_SIGNING_KEY (or _FILE).
-  static Signer FromEnv(const config::Env& env);
-  std::string Sign(const Caller& caller) const;
+  // `key` is "kid:base64(32-byte seed)"; `issuer` the part that signs ("gateway",
+  // "connector").
+  static absl::StatusOr<Signer> FromKey(const std::string& key, std::chrono::seconds lifetime,
+                                        const std::string& issuer = kGateway);
+  // The gateway's key from STADTPORTAL_CALLER_SIGNING_KEY, another part's from
+  // STADTPORTAL_<PART>_SIGNING_KEY (or _FILE); STADTPORTAL_CALLER_TOKEN_LIFETIME_S.
+  static Signer FromEnv(const config::Env& env, const std::string& issuer = kGateway);
+  // The setting holding `issuer`'s signing key, and the one holding its public keys.
+  static std::string SigningKeySetting(const std::string& issuer);
+  static std::string PublicKeysSetting(const std::string& issuer);
+  // A caller token for calls to the service `audience` ("submission", …): only that
+  // service accepts it.
+  std::string Sign(const Caller& caller, const std::string& audience) const;
   // A JWT (EdDSA) over any claims, e.g. an OAuth 2.0 client assertion (RFC 7523).
   std::string SignClaims(const nlohmann::json& claims) const;
   const std::string& kid() const { return kid_; }
+  const std::string& issuer() const { return issuer_; }
   std::chrono::seconds lifetime() const { return lifetime_; }
-  // "kid:base64(public key)", for the services' STADTPORTAL_CALLER_PUBLIC_KEYS.
+  // "kid:base64(public key)", for the services' STADTPORTAL_<PART>_PUBLIC_KEYS.
   std::string PublicKey() const;
 
  private:
   std::string kid_;
+  std::string issuer_ = kGateway;
   std::string secret_;  // 64-byte libsodium secret key.
   std::string public_;  // 32 bytes.
   std::chrono::seconds lifetime_{60};
 };
 
-// Verifies caller tokens (every service). Several public keys may be trusted at once,
-// which is how keys are rotated.
+// Verifies caller tokens (every service). Several public keys per signing part may be
+// trusted at once, which is how keys are rotated. A key is trusted only for what its
+// part may assert: the gateway's for any caller except the `service` role; another
+// part's only for itself as a `service` caller (subject = its part name, no acting
+// party, no other role) — so the connector, which talks to the outside, cannot mint a
+// citizen's or an administrator's token. A token is accepted only by the service it
+// names as audience.
 class Verifier {
  public:
-  // `keys` is "kid:base64(public key)[,kid:base64…]".
-  static absl::StatusOr<Verifier> FromKeys(const std::string& keys);
-  // STADTPORTAL_CALLER_PUBLIC_KEYS.
-  static Verifier FromEnv(const config::Env& env);
+  // Trusts the gateway's keys "kid:base64(public key)[,kid:base64…]" for tokens to the
+  // service `audience` ("submission", …).
+  static absl::StatusOr<Verifier> FromKeys(const std::string& gateway_keys, const std::string& audience);
+  // Also trusts `keys` of the part `issuer` (one of ServiceIssuers()) for its own
+  // service tokens. INVALID_ARGUMENT on a malformed list or a kid trusted already.
+  absl::Status TrustServiceKeys(const std::string& issuer, const std::string& keys);
+  // STADTPORTAL_CALLER_PUBLIC_KEYS (the gateway's, required) and
+  // STADTPORTAL_<PART>_PUBLIC_KEYS of every service issuer (optional), for `audience`.
+  static Verifier FromEnv(const config::Env& env, const std::string& audience);
   // UNAUTHENTICATED when the token is missing, malformed, signed by an unknown key,
-  // badly signed, expired or not yet valid.
+  // badly signed, for another service, expired, not yet valid, or asserts what its
+  // signer may not.
   absl::StatusOr<Caller> Verify(const std::string& token) const;
 
  private:
-  std::map<std::string, std::string> keys_;  // kid → 32-byte public key.
+  struct Key {
+    std::string public_key;  // 32 bytes.
+    std::string issuer;      // The part holding the signing key.
+  };
+  absl::Status AddKeys(const std::string& issuer, const std::string& keys);
+  std::string audience_;             // "stadtportal-<service>"
+  std::map<std::string, Key> keys_;  // kid → key.
 };
 
 // Verifies a JWT signed with EdDSA by the 32-byte `public_key`; returns its claims

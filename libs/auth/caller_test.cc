@@ -1,11 +1,15 @@
 #include "libs/auth/caller.h"
 
+#include <sodium.h>
+
 #include <catch2/catch.hpp>
 
 #include "absl/strings/escaping.h"
 
 namespace stadtportal::auth {
 namespace {
+
+using std::chrono::seconds;
 
 Caller Anna() {
   Caller c;
@@ -17,16 +21,50 @@ Caller Anna() {
   return c;
 }
 
+// What the connector may assert: itself, as a platform service.
+Caller ConnectorItself() {
+  Caller c;
+  c.account_id = "connector";
+  c.tenant = "09564000";
+  c.roles = {"service"};
+  return c;
+}
+
+// A JWT with any header and claims, signed with the Ed25519 seed of `key` ("kid:base64").
+std::string SignRaw(const std::string& key, const nlohmann::json& header, const nlohmann::json& claims) {
+  std::string seed;
+  REQUIRE(absl::Base64Unescape(key.substr(key.find(':') + 1), &seed));
+  unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+  crypto_sign_seed_keypair(pk, sk, reinterpret_cast<const unsigned char*>(seed.data()));
+  const std::string input = absl::WebSafeBase64Escape(header.dump()) + "." + absl::WebSafeBase64Escape(claims.dump());
+  unsigned char sig[crypto_sign_BYTES];
+  crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(input.data()), input.size(), sk);
+  return input + "." + absl::WebSafeBase64Escape(std::string(reinterpret_cast<char*>(sig), sizeof(sig)));
+}
+
+nlohmann::json Claims(const Caller& c, const std::string& iss, const std::string& aud, int64_t lifetime = 60) {
+  const int64_t now = std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return {{"iss", iss},          {"aud", aud},
+          {"iat", now},          {"exp", now + lifetime},
+          {"sub", c.account_id}, {"act", c.acting_party},
+          {"ten", c.tenant},     {"acr", c.assurance},
+          {"roles", c.roles},    {"sid", c.session_ref}};
+}
+
+absl::StatusCode Code(const absl::StatusOr<Caller>& r) { return r.status().code(); }
+
+constexpr auto kUnauthenticated = absl::StatusCode::kUnauthenticated;
+
 }  // namespace
 
 TEST_CASE("caller tokens round-trip and carry every field", "[unit]") {
-  auto signer = Signer::FromKey(NewSigningKey("k1"), std::chrono::seconds(60));
+  auto signer = Signer::FromKey(NewSigningKey("k1"), seconds(60));
   REQUIRE(signer.ok());
-  auto verifier = Verifier::FromKeys(signer->PublicKey());
+  auto verifier = Verifier::FromKeys(signer->PublicKey(), "submission");
   REQUIRE(verifier.ok());
   auto c = Anna();
   c.acting_party = "22222222-2222-4222-8222-222222222222";
-  auto back = verifier->Verify(signer->Sign(c));
+  auto back = verifier->Verify(signer->Sign(c, "submission"));
   REQUIRE(back.ok());
   CHECK(back->account_id == c.account_id);
   CHECK(back->acting_party == c.acting_party);
@@ -35,21 +73,149 @@ TEST_CASE("caller tokens round-trip and carry every field", "[unit]") {
 }
 
 TEST_CASE("forged, tampered, expired and unknown-key tokens are rejected", "[unit]") {
-  auto signer = Signer::FromKey(NewSigningKey("k1"), std::chrono::seconds(60));
-  auto other = Signer::FromKey(NewSigningKey("k1"), std::chrono::seconds(60));  // Same kid, other key.
-  auto unknown = Signer::FromKey(NewSigningKey("k9"), std::chrono::seconds(60));
-  auto verifier = Verifier::FromKeys(signer->PublicKey());
-  const std::string token = signer->Sign(Anna());
-  CHECK(verifier->Verify(other->Sign(Anna())).status().code() == absl::StatusCode::kUnauthenticated);
-  CHECK(verifier->Verify(unknown->Sign(Anna())).status().code() == absl::StatusCode::kUnauthenticated);
-  CHECK(verifier->Verify("").status().code() == absl::StatusCode::kUnauthenticated);
-  CHECK(verifier->Verify("a.b.c").status().code() == absl::StatusCode::kUnauthenticated);
+  const std::string key = NewSigningKey("k1");
+  auto signer = Signer::FromKey(key, seconds(60));
+  auto other = Signer::FromKey(NewSigningKey("k1"), seconds(60));  // Same kid, other key.
+  auto unknown = Signer::FromKey(NewSigningKey("k9"), seconds(60));
+  auto verifier = Verifier::FromKeys(signer->PublicKey(), "submission");
+  const std::string token = signer->Sign(Anna(), "submission");
+  REQUIRE(verifier->Verify(token).ok());
+  CHECK(Code(verifier->Verify(other->Sign(Anna(), "submission"))) == kUnauthenticated);
+  CHECK(verifier->Verify(unknown->Sign(Anna(), "submission")).status().message() ==
+        "caller token signed by an unknown key");
+  CHECK(Code(verifier->Verify("")) == kUnauthenticated);
+  CHECK(Code(verifier->Verify("a.b.c")) == kUnauthenticated);
   std::string tampered = token;
   tampered[token.find('.') + 5] ^= 1;
-  CHECK(verifier->Verify(tampered).status().code() == absl::StatusCode::kUnauthenticated);
-  auto expired = Signer::FromKey(NewSigningKey("k1"), std::chrono::seconds(-60));
-  auto trusting = Verifier::FromKeys(expired->PublicKey());
-  CHECK(trusting->Verify(expired->Sign(Anna())).status().message() == "caller token expired");
+  CHECK(Code(verifier->Verify(tampered)) == kUnauthenticated);
+  auto expired = Signer::FromKey(NewSigningKey("k1"), seconds(-60));
+  auto trusting = Verifier::FromKeys(expired->PublicKey(), "submission");
+  CHECK(trusting->Verify(expired->Sign(Anna(), "submission")).status().message() == "caller token expired");
+
+  // Claims changed after signing (a citizen made administrator): the signature breaks.
+  const std::string header = token.substr(0, token.find('.'));
+  const std::string signature = token.substr(token.rfind('.') + 1);
+  auto claims = Claims(Anna(), "stadtportal-gateway", "stadtportal-submission");
+  claims["sub"] = "33333333-3333-4333-8333-333333333333";
+  CHECK(
+      verifier->Verify(header + "." + absl::WebSafeBase64Escape(claims.dump()) + "." + signature).status().message() ==
+      "caller token has a bad signature");
+
+  // Algorithm confusion: "none" without a signature, and other algorithms even when the
+  // bytes carry a valid Ed25519 signature.
+  const std::string unsigned_token =
+      absl::WebSafeBase64Escape(R"({"alg":"none","kid":"k1"})") + "." + absl::WebSafeBase64Escape(claims.dump()) + ".";
+  CHECK(Code(verifier->Verify(unsigned_token)) == kUnauthenticated);
+  for (const char* alg : {"none", "HS256", "RS256", "ES256", "eddsa"}) {
+    INFO(alg);
+    CHECK(verifier
+              ->Verify(SignRaw(key, {{"alg", alg}, {"typ", "JWT"}, {"kid", "k1"}},
+                               Claims(Anna(), "stadtportal-gateway", "stadtportal-submission")))
+              .status()
+              .message() == "caller token uses an unexpected algorithm");
+  }
+  CHECK(Code(verifier->Verify(SignRaw(key, {{"typ", "JWT"}, {"kid", "k1"}},
+                                      Claims(Anna(), "stadtportal-gateway", "stadtportal-submission")))) ==
+        kUnauthenticated);
+  CHECK(Code(verifier->Verify(SignRaw(key, {{"alg", "EdDSA"}, {"kid", 7}},
+                                      Claims(Anna(), "stadtportal-gateway", "stadtportal-submission")))) ==
+        kUnauthenticated);
+  // Validly signed, but a lifetime no signer issues.
+  CHECK(verifier
+            ->Verify(SignRaw(key, {{"alg", "EdDSA"}, {"kid", "k1"}},
+                             Claims(Anna(), "stadtportal-gateway", "stadtportal-submission", 86400)))
+            .status()
+            .message() == "caller token lives too long");
+  // Validly signed with the right claims: accepted (the helper itself is sound).
+  CHECK(verifier
+            ->Verify(SignRaw(key, {{"alg", "EdDSA"}, {"kid", "k1"}},
+                             Claims(Anna(), "stadtportal-gateway", "stadtportal-submission")))
+            .ok());
+}
+
+TEST_CASE("a token is accepted only by the service it names as audience", "[unit]") {
+  auto gateway = Signer::FromKey(NewSigningKey("g1"), seconds(60));
+  auto submission = Verifier::FromKeys(gateway->PublicKey(), "submission");
+  auto payment = Verifier::FromKeys(gateway->PublicKey(), "payment");
+  REQUIRE(submission.ok());
+  REQUIRE(payment.ok());
+  const std::string for_submission = gateway->Sign(Anna(), "submission");
+  CHECK(submission->Verify(for_submission).ok());
+  // The submission service replays the caller's token to payment: refused.
+  CHECK(payment->Verify(for_submission).status().message() == "caller token is for another service");
+  CHECK(payment->Verify(gateway->Sign(Anna(), "payment")).ok());
+  // The former shared audience is no service's.
+  const std::string key = NewSigningKey("g2");
+  auto shared = Verifier::FromKeys(Signer::FromKey(key, seconds(60))->PublicKey(), "payment");
+  CHECK(Code(shared->Verify(SignRaw(key, {{"alg", "EdDSA"}, {"kid", "g2"}},
+                                    Claims(Anna(), "stadtportal-gateway", "stadtportal-services")))) ==
+        kUnauthenticated);
+  CHECK_FALSE(Verifier::FromKeys(gateway->PublicKey(), "").ok());
+}
+
+TEST_CASE("the connector's key is trusted only for the connector itself as a platform service", "[unit]") {
+  const std::string connector_key = NewSigningKey("c1");
+  auto gateway = Signer::FromKey(NewSigningKey("g1"), seconds(60));
+  auto connector = Signer::FromKey(connector_key, seconds(60), "connector");
+  REQUIRE(connector.ok());
+  auto verifier = Verifier::FromKeys(gateway->PublicKey(), "submission");
+  REQUIRE(verifier->TrustServiceKeys("connector", connector->PublicKey()).ok());
+
+  auto itself = verifier->Verify(connector->Sign(ConnectorItself(), "submission"));
+  REQUIRE(itself.ok());
+  CHECK(itself->roles == std::vector<std::string>{"service"});
+
+  // A citizen, an administrator, an organisation acted for, a back office, or any extra
+  // role: all refused under the connector's key.
+  const auto refused = [&](const Caller& c) {
+    return verifier->Verify(connector->Sign(c, "submission")).status().message() ==
+           "caller token asserts a caller its signer may not";
+  };
+  CHECK(refused(Anna()));
+  Caller citizen = Anna();
+  citizen.roles = {};
+  CHECK(refused(citizen));
+  citizen.roles = {"service"};  // A citizen's subject with the service role.
+  CHECK(refused(citizen));
+  Caller admin = ConnectorItself();
+  admin.roles = {"service", "tenant-admin"};
+  CHECK(refused(admin));
+  Caller acting = ConnectorItself();
+  acting.acting_party = "22222222-2222-4222-8222-222222222222";
+  CHECK(refused(acting));
+  Caller department = ConnectorItself();
+  department.roles = {"department", "destination:standesamt"};
+  CHECK(refused(department));
+  Caller with_session = ConnectorItself();
+  with_session.session_ref = "abc";
+  CHECK(refused(with_session));
+  Caller anonymous = ConnectorItself();
+  anonymous.account_id = "";
+  anonymous.roles = {};
+  CHECK(refused(anonymous));
+
+  // The connector's key claiming to be the gateway (its iss) is still the connector's.
+  CHECK(verifier
+            ->Verify(SignRaw(connector_key, {{"alg", "EdDSA"}, {"kid", "c1"}},
+                             Claims(Anna(), "stadtportal-gateway", "stadtportal-submission")))
+            .status()
+            .message() == "caller token has the wrong issuer");
+  // Nor does the gateway's key speak for platform services.
+  CHECK(verifier->Verify(gateway->Sign(ConnectorItself(), "submission")).status().message() ==
+        "caller token asserts a role its signer may not");
+  CHECK(verifier->Verify(gateway->Sign(Anna(), "submission")).ok());
+
+  // Without the connector's keys configured, its tokens are unknown.
+  auto gateway_only = Verifier::FromKeys(gateway->PublicKey(), "submission");
+  CHECK(gateway_only->Verify(connector->Sign(ConnectorItself(), "submission")).status().message() ==
+        "caller token signed by an unknown key");
+  // One kid, one part; only known parts.
+  auto clash = Verifier::FromKeys(gateway->PublicKey(), "submission");
+  auto same_kid = Signer::FromKey(NewSigningKey("g1"), seconds(60), "connector");
+  CHECK_FALSE(clash->TrustServiceKeys("connector", same_kid->PublicKey()).ok());
+  CHECK_FALSE(clash->TrustServiceKeys("gateway", connector->PublicKey()).ok());
+  CHECK_FALSE(clash->TrustServiceKeys("payment", connector->PublicKey()).ok());
+  CHECK_FALSE(Signer::FromKey(NewSigningKey("x"), seconds(60), "payment").ok());
 }
 
 TEST_CASE("headers and claims of unexpected types are refused, never thrown on", "[unit]") {
@@ -92,13 +258,40 @@ TEST_CASE("headers and claims of unexpected types are refused, never thrown on",
 }
 
 TEST_CASE("key rotation: both keys are trusted during the switch", "[unit]") {
-  auto old_key = Signer::FromKey(NewSigningKey("k1"), std::chrono::seconds(60));
-  auto new_key = Signer::FromKey(NewSigningKey("k2"), std::chrono::seconds(60));
-  auto both = Verifier::FromKeys(old_key->PublicKey() + "," + new_key->PublicKey());
+  auto old_key = Signer::FromKey(NewSigningKey("k1"), seconds(60));
+  auto new_key = Signer::FromKey(NewSigningKey("k2"), seconds(60));
+  auto both = Verifier::FromKeys(old_key->PublicKey() + "," + new_key->PublicKey(), "messaging");
   REQUIRE(both.ok());
-  CHECK(both->Verify(old_key->Sign(Anna())).ok());
-  CHECK(both->Verify(new_key->Sign(Anna())).ok());
-  CHECK_FALSE(Verifier::FromKeys("k1:notbase64!").ok());
+  CHECK(both->Verify(old_key->Sign(Anna(), "messaging")).ok());
+  CHECK(both->Verify(new_key->Sign(Anna(), "messaging")).ok());
+  CHECK_FALSE(Verifier::FromKeys("k1:notbase64!", "messaging").ok());
+  // The connector's keys rotate the same way, on their own.
+  auto c1 = Signer::FromKey(NewSigningKey("c1"), seconds(60), "connector");
+  auto c2 = Signer::FromKey(NewSigningKey("c2"), seconds(60), "connector");
+  REQUIRE(both->TrustServiceKeys("connector", c1->PublicKey() + "," + c2->PublicKey()).ok());
+  CHECK(both->Verify(c1->Sign(ConnectorItself(), "messaging")).ok());
+  CHECK(both->Verify(c2->Sign(ConnectorItself(), "messaging")).ok());
+}
+
+TEST_CASE("verifiers and signers come from the settings of each part", "[unit]") {
+  auto gateway = Signer::FromKey(NewSigningKey("g1"), seconds(60));
+  const std::string connector_key = NewSigningKey("c1");
+  auto connector = Signer::FromKey(connector_key, seconds(60), "connector");
+  config::Env env({{"STADTPORTAL_CALLER_PUBLIC_KEYS", gateway->PublicKey()},
+                   {"STADTPORTAL_CONNECTOR_PUBLIC_KEYS", connector->PublicKey()},
+                   {"STADTPORTAL_CONNECTOR_SIGNING_KEY", connector_key}});
+  auto verifier = Verifier::FromEnv(env, "messaging");
+  CHECK(verifier.Verify(connector->Sign(ConnectorItself(), "messaging")).ok());
+  CHECK(verifier.Verify(gateway->Sign(Anna(), "messaging")).ok());
+  auto from_env = Signer::FromEnv(env, "connector");
+  CHECK(from_env.issuer() == "connector");
+  CHECK(verifier.Verify(from_env.Sign(ConnectorItself(), "messaging")).ok());
+  // The connector never falls back to the gateway's setting.
+  config::Env gateway_key_only({{"STADTPORTAL_CALLER_SIGNING_KEY", NewSigningKey("g1")}});
+  CHECK_THROWS_AS(Signer::FromEnv(gateway_key_only, "connector"), config::Error);
+  config::Env clash({{"STADTPORTAL_CALLER_PUBLIC_KEYS", gateway->PublicKey()},
+                     {"STADTPORTAL_CONNECTOR_PUBLIC_KEYS", gateway->PublicKey()}});
+  CHECK_THROWS_AS(Verifier::FromEnv(clash, "messaging"), config::Error);
 }
 
 TEST_CASE("data is scoped to the acting organisation, else to the person", "[unit]") {

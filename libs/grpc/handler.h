@@ -21,7 +21,8 @@ inline constexpr char kTraceparentKey[] = "traceparent";
 std::string ClientMetadata(const grpc::ServerContext& ctx, const std::string& key);
 
 // Installs the verifier of caller tokens for this process (RunService does, from
-// STADTPORTAL_CALLER_PUBLIC_KEYS). Without one — only in tests of a service class —
+// STADTPORTAL_CALLER_PUBLIC_KEYS and the other signing parts' keys, for the service's own
+// audience). Without one — only in tests of a service class —
 // calls run as an anonymous caller.
 void SetCallerVerifier(std::shared_ptr<const auth::Verifier> verifier);
 // Tests of a service class (no verifier installed) act as this caller on the current

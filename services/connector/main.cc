@@ -10,8 +10,9 @@ int main(int argc, char** argv) {
   return app::RunService(argc, argv, {"connector", 50056, 9106}, [](app::ServiceContext& ctx) {
     const auto& env = ctx.env();
     auto options = connector::Options::FromEnv(env, ctx.tenant());
-    // The connector calls submission and messaging as the platform service.
-    auto signer = auth::Signer::FromEnv(env);
+    // The connector calls submission and messaging as the platform service, with its own
+    // key (STADTPORTAL_CONNECTOR_SIGNING_KEY), which services trust for nothing else.
+    auto signer = auth::Signer::FromEnv(env, "connector");
     auto& db = ctx.Database(connector::Store::Prepare);
     auto store = std::make_shared<connector::Store>(db);
     auto service = std::make_unique<connector::Service>(

@@ -112,12 +112,13 @@ Service::Service(std::shared_ptr<Store> store, Options options, std::shared_ptr<
   for (const char* o : {"delivered", "failed", "dead"}) Deliveries().Add({{"outcome", o}});
 }
 
-std::string Service::ServiceToken(const std::string& tenant) const {
+std::string Service::ServiceToken(const std::string& tenant, const std::string& service) const {
+  // The only caller the connector's key may assert: itself, as a platform service.
   auth::Caller c;
-  c.account_id = "connector";
+  c.account_id = signer_.issuer();
   c.tenant = tenant;
   c.roles = {"service"};
-  return signer_.Sign(c);
+  return signer_.Sign(c, service);
 }
 
 grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDestinationRequest* req,
@@ -230,7 +231,7 @@ int Service::DeliverDue() {
         sv1::GetDeliverySnapshotRequest get;
         get.mutable_tenant()->set_key(due.tenant);
         get.set_id(due.submission_id);
-        auto ctx = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(due.tenant));
+        auto ctx = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(due.tenant, "submission"));
         if (auto got = status::FromGrpc(submission_->GetDeliverySnapshot(ctx.get(), get, &snap)); !got.ok()) {
           error = "snapshot: " + std::string(got.message());
         }
@@ -330,7 +331,7 @@ grpc::Status Service::Fetch(grpc::ServerContext* ctx, const v1::FetchRequest* re
       sv1::GetDeliverySnapshotRequest get;
       get.mutable_tenant()->set_key(caller.tenant);
       get.set_id(req->submission_id());
-      auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+      auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant, "submission"));
       if (auto s = status::FromGrpc(submission_->GetDeliverySnapshot(c.get(), get, resp)); !s.ok()) return s;
       // Every read of personal data is on the citizen's access log.
       Store::LogAccess(tx, caller.tenant, Store::PartyOf(tx, req->submission_id()), req->submission_id(),
@@ -382,7 +383,7 @@ absl::Status Service::PostToMailbox(const std::string& tenant, const sv1::Delive
     a->set_content(f.content());
   }
   mv1::Message posted;
-  auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(tenant));
+  auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(tenant, "messaging"));
   if (auto s = status::FromGrpc(messaging_->PostMessage(c.get(), m, &posted)); !s.ok()) return s;
   if (out != nullptr) {
     out->set_message_id(posted.id());
@@ -407,7 +408,7 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::BackofficeSt
       set.mutable_tenant()->set_key(caller.tenant);
       set.set_submission_id(req->submission_id());
       set.set_status(req->status());
-      auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+      auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant, "submission"));
       return status::FromGrpc(submission_->SetStatus(c.get(), set, resp));
     });
     if (!s.ok()) return s;
@@ -416,7 +417,7 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::BackofficeSt
     get.mutable_tenant()->set_key(caller.tenant);
     get.set_id(req->submission_id());
     sv1::DeliverySnapshot snap;
-    auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+    auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant, "submission"));
     if (auto g = status::FromGrpc(submission_->GetDeliverySnapshot(c.get(), get, &snap)); !g.ok()) return g;
     return PostToMailbox(caller.tenant, snap, *bo, absl::StrCat("status-", req->submission_id(), "-", req->status()),
                          req->message(), false, {}, nullptr);
@@ -439,7 +440,7 @@ grpc::Status Service::SendMessage(grpc::ServerContext* ctx, const v1::Backoffice
       sv1::GetDeliverySnapshotRequest get;
       get.mutable_tenant()->set_key(caller.tenant);
       get.set_id(req->submission_id());
-      auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+      auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant, "submission"));
       return status::FromGrpc(submission_->GetDeliverySnapshot(c.get(), get, &snap));
     });
     if (!s.ok()) return s;
@@ -461,7 +462,7 @@ grpc::Status Service::ListMessages(grpc::ServerContext* ctx, const v1::FetchRequ
     in.mutable_tenant()->set_key(caller.tenant);
     in.set_submission_id(req->submission_id());
     in.set_destination(bo->destination);
-    auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant));
+    auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant, "messaging"));
     return status::FromGrpc(messaging_->ListSubmissionMessages(c.get(), in, resp));
   });
 }

@@ -71,7 +71,7 @@ class Service final : public v1::ConnectorService::Service {
   void UpdateGauges();
 
  private:
-  std::string ServiceToken(const std::string& tenant) const;
+  std::string ServiceToken(const std::string& tenant, const std::string& service) const;
   // A delivery of the caller's destination, locked; NOT_FOUND otherwise.
   absl::StatusOr<v1::Delivery> OwnDelivery(pqxx::work& tx, const auth::Caller& caller, const std::string& id);
   absl::Status PostToMailbox(const std::string& tenant, const submission::v1::DeliverySnapshot& snapshot,

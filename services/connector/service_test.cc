@@ -28,7 +28,7 @@ struct Fixture {
     // Submission and messaging are not called by these tests: channels to nowhere.
     return std::make_unique<Service>(store, options, grpcx::MakeChannel("127.0.0.1:1"),
                                      grpcx::MakeChannel("127.0.0.1:1"),
-                                     *auth::Signer::FromKey(auth::NewSigningKey("t"), std::chrono::seconds(60)));
+                                     *auth::Signer::FromKey(auth::NewSigningKey("t"), std::chrono::seconds(60), "connector"));
   }
   int64_t Count(const std::string& sql) {
     int64_t n = -1;

@@ -105,7 +105,7 @@ void Service::AddAccountsRoutes() {
 
   // Calls accounts as the authenticated caller; writes the problem on failure.
   auto call = [this](Req req, Res res, const Authenticated& a, auto rpc, const auto& in, auto* out) {
-    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.caller_token);
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.Token("accounts"));
     absl::Status s = status::FromGrpc(((*accounts_).*rpc)(ctx.get(), in, out));
     if (!s.ok()) Fail(req, res, s);
     return s.ok();
@@ -395,7 +395,7 @@ void Service::AddAccountsRoutes() {
                 // Acting as oneself is recorded as "no acting party".
                 in.set_acting_party_id(party.kind() == common::v1::PARTY_KIND_ORGANISATION ? party.id() : "");
                 identity::v1::LoginResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                 absl::Status s = status::FromGrpc(identity_->SetActingParty(ctx.get(), in, &out));
                 if (!s.ok()) return Fail(req, res, s);
                 WriteSession(res, out);  // A privilege change: a new session id.

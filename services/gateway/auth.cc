@@ -71,7 +71,7 @@ std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, 
   }
   idv1::ResolveSessionRequest in;
   in.set_session_id(a.session_id);
-  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
+  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("identity"));
   absl::Status s = status::FromGrpc(identity_->ResolveSession(ctx.get(), in, &a.session));
   // A session of another municipality is no session here.
   if (s.ok() && a.session.tenant().key() != options_.tenant)
@@ -97,14 +97,14 @@ std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, 
     }
     if (!d.ok()) log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
   }
-  auth::Caller caller;
+  auth::Caller& caller = a.caller;
   caller.account_id = a.session.account_id();
   caller.acting_party = a.session.acting_party_id();
   caller.tenant = a.session.tenant().key();
   caller.assurance = Level(a.session.assurance_level());
   caller.roles.assign(a.session.roles().begin(), a.session.roles().end());
   caller.session_ref = a.session.session_ref();
-  a.caller_token = signer_.Sign(caller);
+  a.signer = &signer_;
   // Acting for an organisation lasts only as long as the membership: asked at every
   // request (only sessions acting for an organisation pay for it), so a removal applies
   // to the removed member's next call to any service.
@@ -112,7 +112,7 @@ std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, 
     acv1::CheckActingPartyRequest check;
     check.set_party_id(caller.acting_party);
     acv1::Party party;
-    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.caller_token);
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.Token("accounts"));
     absl::Status m = status::FromGrpc(accounts_->CheckActingParty(ctx.get(), check, &party));
     if (m.code() == absl::StatusCode::kNotFound) m = absl::PermissionDeniedError("acting_party: not_a_member");
     if (!m.ok()) {
@@ -143,7 +143,7 @@ void Service::AddAuthRoutes() {
 
   // Calls identity anonymously and answers with `status` (204/202) or the problem.
   auto call = [this](Req req, Res res, auto rpc, const auto& in, auto* out, int status) {
-    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("identity"));
     absl::Status s = status::FromGrpc(((*identity_).*rpc)(ctx.get(), in, out));
     if (!s.ok()) return Fail(req, res, s);
     if (status == 202)
@@ -190,7 +190,7 @@ void Service::AddAuthRoutes() {
                 in.set_password((*body)["password"]);
                 in.set_client_ip(Client(req));
                 idv1::LoginResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("identity"));
                 absl::Status s = status::FromGrpc(identity_->Login(ctx.get(), in, &out));
                 if (!s.ok()) return Fail(req, res, s);
                 WriteSession(res, out);
@@ -204,7 +204,7 @@ void Service::AddAuthRoutes() {
                   idv1::LogoutRequest in;
                   in.set_session_id(a->session_id);
                   idv1::LogoutResponse out;
-                  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                   absl::Status s = status::FromGrpc(everywhere ? identity_->LogoutAll(ctx.get(), in, &out)
                                                                : identity_->Logout(ctx.get(), in, &out));
                   if (!s.ok()) return Fail(req, res, s);
@@ -245,7 +245,7 @@ void Service::AddAuthRoutes() {
                 in.set_current_password((*body)["current_password"]);
                 in.set_new_password((*body)["new_password"]);
                 idv1::LoginResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                 absl::Status s = status::FromGrpc(identity_->ChangePassword(ctx.get(), in, &out));
                 if (!s.ok()) return Fail(req, res, s);
                 WriteSession(res, out);
@@ -269,7 +269,7 @@ void Service::AddAuthRoutes() {
                 in.set_query(req.get_param_value("q"));
                 in.set_reason(req.get_param_value("reason"));
                 idv1::FindAccountsResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                 absl::Status s = status::FromGrpc(identity_->FindAccounts(ctx.get(), in, &out));
                 if (!s.ok()) return Fail(req, res, s);
                 nlohmann::json items = nlohmann::json::array();
@@ -289,7 +289,7 @@ void Service::AddAuthRoutes() {
                   in.set_locked(lock);
                   in.set_reason((*body)["reason"]);
                   idv1::Account out;
-                  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                   absl::Status s = status::FromGrpc(identity_->SetAccountLocked(ctx.get(), in, &out));
                   if (!s.ok()) return Fail(req, res, s);
                   http::WriteJson(res, 200, account_json(out));
@@ -302,7 +302,7 @@ void Service::AddAuthRoutes() {
                 idv1::GetAccountRequest in;
                 in.set_id(a->session.account_id());
                 idv1::Account account;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                 absl::Status s = status::FromGrpc(identity_->GetAccount(ctx.get(), in, &account));
                 if (!s.ok()) return Fail(req, res, s);
                 http::WriteJson(res, 200,

@@ -65,20 +65,19 @@ std::optional<Authenticated> Service::AuthenticateClient(const httplib::Request&
   idv1::ResolveClientTokenRequest in;
   in.set_access_token(authorization.substr(7));
   idv1::ClientInfo client;
-  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
+  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("identity"));
   if (auto s = status::FromGrpc(identity_->ResolveClientToken(ctx.get(), in, &client)); !s.ok()) {
     res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
     Fail(req, res,
          s.code() == absl::StatusCode::kUnauthenticated ? absl::UnauthenticatedError("invalid or expired token") : s);
     return std::nullopt;
   }
-  auth::Caller caller;
-  caller.account_id = client.client_id();
-  caller.tenant = client.tenant();
-  caller.acting_party = client.department();
-  caller.roles = {"department", "destination:" + client.destination()};
   Authenticated a;
-  a.caller_token = signer_.Sign(caller);
+  a.caller.account_id = client.client_id();
+  a.caller.tenant = client.tenant();
+  a.caller.acting_party = client.department();
+  a.caller.roles = {"department", "destination:" + client.destination()};
+  a.signer = &signer_;
   a.department = client.department();
   return a;
 }
@@ -86,7 +85,7 @@ std::optional<Authenticated> Service::AuthenticateClient(const httplib::Request&
 void Service::AddBackofficeRoutes() {
   // Back-office and operator calls to the connector; content problems answer 422.
   auto call = [this](Req req, Res res, const Authenticated& a, auto rpc, const auto& in, auto* out) {
-    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.caller_token);
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.Token("connector"));
     absl::Status s = status::FromGrpc(((*connector_).*rpc)(ctx.get(), in, out));
     if (!s.ok()) FailForm(req, res, s);
     return s.ok();
@@ -133,7 +132,7 @@ void Service::AddBackofficeRoutes() {
                 }
                 in.set_audience(options_.token_url);
                 idv1::ClientToken out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("identity"));
                 auto s = status::FromGrpc(identity_->IssueClientToken(ctx.get(), in, &out));
                 if (s.code() == absl::StatusCode::kUnauthenticated) {
                   return OAuthError(res, 401, "invalid_client", "client authentication failed");
@@ -273,7 +272,7 @@ void Service::AddBackofficeRoutes() {
                 messaging::v1::ListRepliesRequest in;
                 in.set_after_sequence(after);
                 messaging::v1::ListRepliesResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("messaging"));
                 if (auto s = status::FromGrpc(messaging_->ListReplies(ctx.get(), in, &out)); !s.ok()) {
                   return Fail(req, res, s);
                 }
@@ -307,7 +306,7 @@ void Service::AddBackofficeRoutes() {
                 in.set_department((*body)["department"]);
                 in.set_public_key(body->value("public_key", ""));
                 idv1::CreateClientResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                 if (auto s = status::FromGrpc(identity_->CreateClient(ctx.get(), in, &out)); !s.ok()) {
                   return Fail(req, res, s);
                 }

@@ -61,7 +61,7 @@ nlohmann::json ThreadJson(const mv1::Thread& t) {
 
 void Service::AddMailboxRoutes() {
   auto call = [this](Req req, Res res, const Authenticated& a, auto rpc, const auto& in, auto* out) {
-    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.caller_token);
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.Token("messaging"));
     absl::Status s = status::FromGrpc(((*messaging_).*rpc)(ctx.get(), in, out));
     if (!s.ok()) FailForm(req, res, s);
     return s.ok();
@@ -86,7 +86,7 @@ void Service::AddMailboxRoutes() {
           return Fail(req, res, absl::InvalidArgumentError(error));
         }
         mv1::ListThreadsResponse out;
-        auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+        auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("messaging"));
         if (auto s = status::FromGrpc(messaging_->ListThreads(ctx.get(), in, &out)); !s.ok()) {
           return Fail(req, res, s);
         }

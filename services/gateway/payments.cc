@@ -95,7 +95,7 @@ void Service::AddPaymentRoutes() {
                 sv1::GetSubmissionRequest get;
                 get.set_id(p.at("id"));
                 sv1::Submission submission;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("submission"));
                 if (auto s = status::FromGrpc(submission_->GetSubmission(ctx.get(), get, &submission)); !s.ok()) {
                   return Fail(req, res, s);
                 }
@@ -112,7 +112,7 @@ void Service::AddPaymentRoutes() {
                 in.set_idempotency_key(req.get_header_value("Idempotency-Key"));
                 in.set_provider(provider);
                 pv1::Payment out;
-                auto create = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto create = grpcx::NewClientContext(options_.grpc_deadline, a->Token("payment"));
                 if (auto s = status::FromGrpc(payment_->CreatePayment(create.get(), in, &out)); !s.ok()) {
                   return FailForm(req, res, s);  // A reused idempotency key: 422.
                 }
@@ -126,7 +126,7 @@ void Service::AddPaymentRoutes() {
                 pv1::GetPaymentRequest in;
                 in.set_id(p.at("id"));
                 pv1::Payment out;
-                if (!call(req, res, a->caller_token, &pv1::PaymentService::Stub::GetPayment, in, &out)) return;
+                if (!call(req, res, a->Token("payment"), &pv1::PaymentService::Stub::GetPayment, in, &out)) return;
                 http::WriteJson(res, 200, PaymentJson(out));
               }));
 
@@ -136,7 +136,8 @@ void Service::AddPaymentRoutes() {
                 pv1::CompleteReturnRequest in;
                 in.set_id(p.at("id"));
                 pv1::Payment out;
-                if (!call(req, res, AnonymousToken(), &pv1::PaymentService::Stub::CompleteReturn, in, &out)) return;
+                if (!call(req, res, AnonymousToken("payment"), &pv1::PaymentService::Stub::CompleteReturn, in, &out))
+                  return;
                 const std::string state = StateName(out.state());
                 const bool de = http::Language(req) == "de";
                 const std::string text =
@@ -158,7 +159,7 @@ void Service::AddPaymentRoutes() {
     for (const auto& [name, value] : req.headers) (*in.mutable_headers())[absl::AsciiStrToLower(name)] = value;
     in.set_body(req.body);
     pv1::HandleWebhookResponse out;
-    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("payment"));
     if (auto s = status::FromGrpc(payment_->HandleWebhook(ctx.get(), in, &out)); !s.ok()) return Fail(req, res, s);
     http::WriteJson(res, 200, {{"outcome", out.outcome()}});
   });
@@ -179,7 +180,7 @@ void Service::AddPaymentRoutes() {
                 in.set_refund_amount_available((*body)["refund_amount_available"].get<int64_t>());
                 in.set_reason(body->value("reason", ""));
                 pv1::Refund out;
-                if (!call(req, res, a->caller_token, &pv1::PaymentService::Stub::CreateRefund, in, &out)) return;
+                if (!call(req, res, a->Token("payment"), &pv1::PaymentService::Stub::CreateRefund, in, &out)) return;
                 http::WriteJson(res, 201, RefundJson(out));
               }));
 
@@ -192,7 +193,7 @@ void Service::AddPaymentRoutes() {
         pv1::ReconcileRequest in;
         in.set_older_than_seconds(body->value("older_than_seconds", 300));
         pv1::ReconcileResponse out;
-        if (!call(req, res, a->caller_token, &pv1::PaymentService::Stub::Reconcile, in, &out)) return;
+        if (!call(req, res, a->Token("payment"), &pv1::PaymentService::Stub::Reconcile, in, &out)) return;
         http::WriteJson(res, 200, {{"checked", out.checked()}, {"settled", out.settled()}, {"expired", out.expired()}});
       }));
 
@@ -202,7 +203,7 @@ void Service::AddPaymentRoutes() {
                 pv1::GetReportRequest in;
                 in.set_day(req.get_param_value("day"));
                 pv1::Report out;
-                if (!call(req, res, a->caller_token, &pv1::PaymentService::Stub::GetReport, in, &out)) return;
+                if (!call(req, res, a->Token("payment"), &pv1::PaymentService::Stub::GetReport, in, &out)) return;
                 nlohmann::json providers = nlohmann::json::array();
                 for (const auto& pr : out.providers()) {
                   providers.push_back({{"provider", pr.provider()},

@@ -145,16 +145,17 @@ Service::Handler Service::Limited(const std::string& group, Handler handler) {
   };
 }
 
-std::string Service::AnonymousToken() const {
+std::string Service::AnonymousToken(const std::string& service) const {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(anonymous_mu_);
-  if (now >= anonymous_until_) {
+  auto& cached = anonymous_tokens_[service];
+  if (now >= cached.until) {
     auth::Caller anonymous;
     anonymous.tenant = options_.tenant;
-    anonymous_token_ = signer_.Sign(anonymous);
-    anonymous_until_ = now + signer_.lifetime() / 2;
+    cached.token = signer_.Sign(anonymous, service);
+    cached.until = now + signer_.lifetime() / 2;
   }
-  return anonymous_token_;
+  return cached.token;
 }
 
 void Service::Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
@@ -248,7 +249,7 @@ void Service::ListServices(const httplib::Request& req, httplib::Response& res) 
     return;
   }
   submission::v1::ListOnlineServicesResponse out;
-  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
+  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("submission"));
   if (auto s = status::FromGrpc(submission_->ListOnlineServices(ctx.get(), in, &out)); !s.ok()) {
     Fail(req, res, s);
     return;
@@ -264,7 +265,7 @@ void Service::GetService(const httplib::Request& req, const std::string& id, htt
   submission::v1::GetOnlineServiceRequest in;
   in.set_id(id);
   submission::v1::OnlineService out;
-  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken());
+  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("submission"));
   if (auto s = status::FromGrpc(submission_->GetOnlineService(ctx.get(), in, &out)); !s.ok()) {
     Fail(req, res, s);
     return;

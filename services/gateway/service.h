@@ -68,8 +68,20 @@ struct Options {
 struct Authenticated {
   std::string session_id;
   identity::v1::Session session;
-  std::string caller_token;  // Signed, for calls to services on the caller's behalf.
-  std::string department;    // Back-office callers: the department the client acts for.
+  auth::Caller caller;
+  const auth::Signer* signer = nullptr;
+  std::string department;  // Back-office callers: the department the client acts for.
+
+  // The caller's signed token for calls to `service` ("submission", …), the only service
+  // that accepts it; signed on first use (most requests call one service).
+  const std::string& Token(const std::string& service) const {
+    auto& token = tokens_[service];
+    if (token.empty()) token = signer->Sign(caller, service);
+    return token;
+  }
+
+ private:
+  mutable std::map<std::string, std::string> tokens_;
 };
 
 // The REST edge: routes /api/v1 to the services over gRPC, answers /healthz and /readyz
@@ -124,7 +136,8 @@ class Service {
   // false: the routes that show the acting party and switch back.
   std::optional<Authenticated> Authenticate(const httplib::Request& req, httplib::Response& res,
                                             bool acting_party_checked = true);
-  std::string AnonymousToken() const;
+  // The anonymous caller's token for calls to `service`.
+  std::string AnonymousToken(const std::string& service) const;
   // Writes `s` as problem; INVALID_ARGUMENT gets field errors in the request's language.
   void Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
             std::vector<http::FieldError> errors = {});
@@ -154,11 +167,14 @@ class Service {
   std::unique_ptr<metrics::AdminServer> admin_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
-  // The anonymous caller token is the same for every anonymous request: signed once per
-  // half lifetime instead of per request.
+  // The anonymous caller token for a service is the same for every anonymous request:
+  // signed once per half lifetime instead of per request.
+  struct CachedToken {
+    std::string token;
+    std::chrono::steady_clock::time_point until;
+  };
   mutable std::mutex anonymous_mu_;
-  mutable std::string anonymous_token_;
-  mutable std::chrono::steady_clock::time_point anonymous_until_;
+  mutable std::map<std::string, CachedToken> anonymous_tokens_;
 };
 
 }  // namespace stadtportal::gateway

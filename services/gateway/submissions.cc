@@ -134,7 +134,7 @@ void Service::FailForm(const httplib::Request& req, httplib::Response& res, cons
 void Service::AddSubmissionRoutes() {
   // Calls submission as the authenticated caller; on failure writes the (form) problem.
   auto call = [this](Req req, Res res, const Authenticated& a, auto rpc, const auto& in, auto* out) {
-    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.caller_token);
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.Token("submission"));
     absl::Status s = status::FromGrpc(((*submission_).*rpc)(ctx.get(), in, out));
     if (!s.ok()) FailForm(req, res, s);
     return s.ok();
@@ -146,7 +146,7 @@ void Service::AddSubmissionRoutes() {
                 in.set_service_id(p.at("id"));
                 // Prefill from the profile: a convenience, so an unavailable profile does not block.
                 accounts::v1::Profile profile;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("accounts"));
                 if (auto s = status::FromGrpc(accounts_->GetProfile(ctx.get(), {}, &profile)); !s.ok()) {
                   log::Warn("profile for prefill unavailable", {{"error", std::string(s.message())}});
                 }
@@ -309,7 +309,7 @@ void Service::AddSubmissionRoutes() {
                 if (!ParsePageParams(req, in.mutable_page(), &error))
                   return Fail(req, res, absl::InvalidArgumentError(error));
                 sv1::ListSubmissionsResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("submission"));
                 if (auto s = status::FromGrpc(submission_->ListSubmissions(ctx.get(), in, &out)); !s.ok()) {
                   return Fail(req, res, s);  // Query parameters: 400, not 422.
                 }

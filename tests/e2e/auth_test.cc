@@ -170,7 +170,8 @@ TEST_CASE("forged, expired, unknown and cookie-without-CSRF requests are refused
   CHECK(stub->ListOnlineServices(none.get(), req, &resp).error_code() == grpc::StatusCode::UNAUTHENTICATED);
   auth::Caller caller;
   caller.tenant = "09564000";
-  auto forged = auth::Signer::FromKey(auth::NewSigningKey("e2e"), 60s)->Sign(caller);  // Same kid, other key.
+  auto forged =
+      auth::Signer::FromKey(auth::NewSigningKey("e2e"), 60s)->Sign(caller, "submission");  // Same kid, other key.
   auto ctx = grpcx::NewClientContext(5s, forged);
   CHECK(stub->ListOnlineServices(ctx.get(), req, &resp).error_code() == grpc::StatusCode::UNAUTHENTICATED);
 }

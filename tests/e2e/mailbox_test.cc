@@ -64,7 +64,7 @@ class Department {
     c.tenant = "09564000";
     c.acting_party = "Standesamt";
     c.roles = {"department", "destination:standesamt"};
-    return grpcx::NewClientContext(5s, stack_.SignCaller(c));
+    return grpcx::NewClientContext(5s, stack_.SignCaller(c, "messaging"));
   }
   Stack& stack_;
   std::unique_ptr<mv1::MessagingService::Stub> stub_;

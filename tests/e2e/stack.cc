@@ -36,6 +36,9 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
   dir_ = testing::TempDir();
   signing_key_ = auth::NewSigningKey("e2e");
   public_keys_ = auth::Signer::FromKey(signing_key_, std::chrono::seconds(60))->PublicKey();
+  // The connector has a key of its own.
+  connector_key_ = auth::NewSigningKey("e2e-connector");
+  connector_public_keys_ = auth::Signer::FromKey(connector_key_, std::chrono::seconds(60), "connector")->PublicKey();
   smtp_port_ = testing::FreePort();
   maildir_ = dir_ + "/maildir-" + std::to_string(smtp_port_);
   StartSmtp();
@@ -91,8 +94,8 @@ void Stack::StopSmtp() {
   smtp_.reset();
 }
 
-std::string Stack::SignCaller(const auth::Caller& caller) const {
-  return auth::Signer::FromKey(signing_key_, std::chrono::seconds(60))->Sign(caller);
+std::string Stack::SignCaller(const auth::Caller& caller, const std::string& service) const {
+  return auth::Signer::FromKey(signing_key_, std::chrono::seconds(60))->Sign(caller, service);
 }
 
 std::map<std::string, std::string> Stack::BaseEnv() const {
@@ -103,6 +106,7 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
           // As in Kubernetes: callers see NOT_SERVING before the server refuses calls.
           {"STADTPORTAL_SHUTDOWN_DELAY_MS", "300"},
           {"STADTPORTAL_CALLER_PUBLIC_KEYS", public_keys_},
+          {"STADTPORTAL_CONNECTOR_PUBLIC_KEYS", connector_public_keys_},
           {"STADTPORTAL_SMTP_URL", "smtp://127.0.0.1:" + std::to_string(smtp_port_)},
           {"STADTPORTAL_MAIL_RETRY_MAX_S", "2"},
           {"STADTPORTAL_PUBLIC_URL", "https://portal.example"},
@@ -149,7 +153,7 @@ void Stack::Start(Instance& i, const std::map<std::string, std::string>& extra_e
     // The connector calls submission and messaging as the platform service; quick
     // retries keep the delivery tests short.
     for (const auto& [k, v] : addresses_) env[k] = v;
-    env["STADTPORTAL_CALLER_SIGNING_KEY"] = signing_key_;
+    env["STADTPORTAL_CONNECTOR_SIGNING_KEY"] = connector_key_;
     env["STADTPORTAL_CONNECTOR_ALLOW_HTTP"] = "true";
     env["STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS"] = "127.0.0.1/32";
     env["STADTPORTAL_CONNECTOR_BACKOFF_BASE_MS"] = "100";

@@ -58,8 +58,11 @@ class Stack {
   // Stops and starts the SMTP server (same port, same Maildir).
   void StopSmtp();
   void StartSmtp();
-  // A caller token as the gateway would sign it (for calling services directly).
-  std::string SignCaller(const auth::Caller& caller) const;
+  // A caller token for `service` as the gateway would sign it (for calling services
+  // directly).
+  std::string SignCaller(const auth::Caller& caller, const std::string& service) const;
+  // The connector's signing key ("kid:base64 seed"), as the connector gets it.
+  const std::string& connector_key() const { return connector_key_; }
   // All log output of all processes so far.
   std::string AllLogs() const;
 
@@ -68,6 +71,8 @@ class Stack {
   std::string maildir_;
   std::string signing_key_;
   std::string public_keys_;
+  std::string connector_key_;
+  std::string connector_public_keys_;
   uint16_t smtp_port_ = 0;
   std::unique_ptr<testing::Process> smtp_;
   std::vector<Instance> instances_;
