@@ -221,7 +221,7 @@ TEST_CASE("the connector's key is trusted only for the connector itself as a pla
 TEST_CASE("headers and claims of unexpected types are refused, never thrown on", "[unit]") {
   auto signer = Signer::FromKey(NewSigningKey("k1"), std::chrono::seconds(60));
   REQUIRE(signer.ok());
-  auto verifier = Verifier::FromKeys(signer->PublicKey());
+  auto verifier = Verifier::FromKeys(signer->PublicKey(), "submission");
   REQUIRE(verifier.ok());
   const std::string sig = absl::WebSafeBase64Escape(std::string(64, '\0'));
   // A number where a string is expected.
@@ -236,7 +236,7 @@ TEST_CASE("headers and claims of unexpected types are refused, never thrown on",
   const auto now =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   nlohmann::json claims = {{"iss", "stadtportal-gateway"},
-                           {"aud", "stadtportal-services"},
+                           {"aud", "stadtportal-submission"},
                            {"iat", now},
                            {"exp", now + 60},
                            {"sub", "a"},
