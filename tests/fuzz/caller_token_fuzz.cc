@@ -22,7 +22,7 @@ struct Keys {
     unsigned char seed[crypto_sign_SEEDBYTES] = {7};
     crypto_sign_seed_keypair(pk, sk, seed);
     auto v = stadtportal::auth::Verifier::FromKeys(
-        "fuzz:" + absl::Base64Escape(std::string(reinterpret_cast<char*>(pk), sizeof(pk))));
+        "fuzz:" + absl::Base64Escape(std::string(reinterpret_cast<char*>(pk), sizeof(pk))), "submission");
     if (!v.ok()) std::abort();
     verifier = std::make_unique<stadtportal::auth::Verifier>(*v);
   }
