@@ -8,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -260,6 +261,8 @@ std::string DestinationOf(const Caller& caller) {
   }
   return "";
 }
+
+bool IsAdminRole(const std::string& role) { return absl::EndsWith(role, "-admin"); }
 
 absl::StatusOr<std::string> ScopeParty(const Caller& caller) {
   if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");

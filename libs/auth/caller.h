@@ -41,6 +41,12 @@ absl::Status RequireRole(const Caller& caller, const std::string& role);
 // "destination:<id>" role; "" when it has none.
 std::string DestinationOf(const Caller& caller);
 
+// Roles an account can be granted (by the operator command); each is administrative.
+inline const std::vector<std::string> kAccountRoles = {"tenant-admin"};
+// Administrative roles ("tenant-admin", any "<part>-admin"): sessions act with them only
+// after passing the second factor (the gateway leaves them out of the caller token before).
+bool IsAdminRole(const std::string& role);
+
 // The part that signs the tokens of citizens, administrators and back offices.
 inline constexpr char kGateway[] = "gateway";
 // The part names of tokens signed by platform parts other than the gateway, each with

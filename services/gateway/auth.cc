@@ -1,4 +1,6 @@
 // The gateway's log-in routes and session resolution.
+#include <algorithm>
+
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/match.h"
@@ -102,7 +104,13 @@ std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, 
   caller.acting_party = a.session.acting_party_id();
   caller.tenant = a.session.tenant().key();
   caller.assurance = Level(a.session.assurance_level());
-  caller.roles.assign(a.session.roles().begin(), a.session.roles().end());
+  for (const auto& role : a.session.roles()) {
+    // Administrative roles only with the second factor passed, so that no service acts
+    // on them for a session that has only the password.
+    if (!auth::IsAdminRole(role) || a.session.second_factor() == idv1::SECOND_FACTOR_PASSED) {
+      caller.roles.push_back(role);
+    }
+  }
   caller.session_ref = a.session.session_ref();
   a.signer = &signer_;
   // Acting for an organisation lasts only as long as the membership: asked at every
@@ -121,6 +129,21 @@ std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, 
     }
   }
   return a;
+}
+
+std::optional<Authenticated> Service::AuthenticateAdmin(const httplib::Request& req, httplib::Response& res) {
+  auto a = Authenticate(req, res);
+  if (!a) return a;
+  const bool admin = std::any_of(a->session.roles().begin(), a->session.roles().end(), auth::IsAdminRole);
+  if (!admin || a->session.second_factor() == idv1::SECOND_FACTOR_PASSED) return a;
+  const bool enrolled = a->session.second_factor() == idv1::SECOND_FACTOR_REQUIRED;
+  Fail(req, res,
+       absl::PermissionDeniedError(enrolled ? "second factor required: send a code to POST /api/v1/auth/totp/verify"
+                                            : "second factor required: enrol at POST /api/v1/auth/totp/enrol"));
+  auto body = nlohmann::json::parse(res.body);
+  body["second_factor"] = enrolled ? "verify" : "enrol";
+  res.set_content(body.dump(), status::kProblemContentType);
+  return std::nullopt;
 }
 
 void Service::WriteSession(httplib::Response& res, const idv1::LoginResponse& login) {
@@ -263,7 +286,7 @@ void Service::AddAuthRoutes() {
   };
 
   router_.Add("GET", "/api/v1/admin/accounts", Limited("default", [this, account_json](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
+                auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 idv1::FindAccountsRequest in;
                 in.set_query(req.get_param_value("q"));
@@ -280,7 +303,7 @@ void Service::AddAuthRoutes() {
   for (const bool lock : {true, false}) {
     router_.Add("POST", lock ? "/api/v1/admin/accounts/{id}/lock" : "/api/v1/admin/accounts/{id}/unlock",
                 Limited("default", [this, lock, account_json](Req req, Res res, P p) {
-                  auto a = Authenticate(req, res);
+                  auto a = AuthenticateAdmin(req, res);
                   if (!a) return;
                   auto body = Body(req, res, {{"reason", {FieldType::kString}}});
                   if (!body) return;

@@ -294,7 +294,7 @@ void Service::AddBackofficeRoutes() {
 
   // Operators (tenant admins).
   router_.Add("POST", "/api/v1/admin/backoffice-clients", Limited("default", [this](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
+                auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 auto body = Body(req, res,
                                  {{"destination", {http::FieldType::kString}},
@@ -317,7 +317,7 @@ void Service::AddBackofficeRoutes() {
               }));
 
   router_.Add("PUT", "/api/v1/admin/destinations/{id}", Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
+                auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 auto body = Body(req, res,
                                  {{"name", {http::FieldType::kString}},
@@ -345,7 +345,7 @@ void Service::AddBackofficeRoutes() {
               }));
 
   router_.Add("GET", "/api/v1/admin/dead-letters", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
+                auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 cv1::ListDeadLettersRequest in;
                 in.set_destination(req.get_param_value("destination"));
@@ -357,7 +357,7 @@ void Service::AddBackofficeRoutes() {
               }));
 
   router_.Add("GET", "/api/v1/admin/deliveries/{id}/attempts", Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
+                auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 cv1::ListAttemptsRequest in;
                 in.set_submission_id(p.at("id"));
@@ -374,7 +374,7 @@ void Service::AddBackofficeRoutes() {
               }));
 
   router_.Add("POST", "/api/v1/admin/dead-letters/replay", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
+                auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 auto body = Body(req, res,
                                  {{"submission_id", {http::FieldType::kString, false}},

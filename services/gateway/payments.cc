@@ -165,7 +165,7 @@ void Service::AddPaymentRoutes() {
   });
 
   router_.Add("POST", "/api/v1/payments/{id}/refunds", Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
+                auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 auto body = Body(req, res,
                                  {{"amount_minor", {http::FieldType::kInteger}},
@@ -186,7 +186,7 @@ void Service::AddPaymentRoutes() {
 
   router_.Add(
       "POST", "/api/v1/admin/payments/reconcile", Limited("default", [this, call](Req req, Res res, P) {
-        auto a = Authenticate(req, res);
+        auto a = AuthenticateAdmin(req, res);
         if (!a) return;
         auto body = Body(req, res, {{"older_than_seconds", {http::FieldType::kInteger, false}}});
         if (!body) return;
@@ -198,7 +198,7 @@ void Service::AddPaymentRoutes() {
       }));
 
   router_.Add("GET", "/api/v1/admin/payments/report", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
+                auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 pv1::GetReportRequest in;
                 in.set_day(req.get_param_value("day"));

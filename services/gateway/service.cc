@@ -101,6 +101,7 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   router_.SetUpload("POST", "/api/v1/mailbox/threads/{id}/messages");
   // Documents travel inside the JSON (base64).
   router_.SetUpload("POST", "/api/v1/backoffice/submissions/{id}/messages");
+  AddOperatorRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }

@@ -118,6 +118,7 @@ class Service {
   void AddPaymentRoutes();
   void AddMailboxRoutes();
   void AddBackofficeRoutes();
+  void AddOperatorRoutes();
   // Resolves a back office's access token (OAuth 2.0 client credentials); on failure
   // writes the problem and returns nullopt.
   std::optional<Authenticated> AuthenticateClient(const httplib::Request& req, httplib::Response& res);
@@ -133,9 +134,14 @@ class Service {
   // Resolves the request's session; on failure writes the problem and returns nullopt.
   // A session acting for an organisation is checked against the current memberships
   // (403 once the person left or was removed), except where `acting_party_checked` is
-  // false: the routes that show the acting party and switch back.
+  // false: the routes that show the acting party and switch back. Administrative roles go
+  // into the caller token only once the session has passed the second factor.
   std::optional<Authenticated> Authenticate(const httplib::Request& req, httplib::Response& res,
                                             bool acting_party_checked = true);
+  // Authenticate for administrative routes: a session with an administrative role that
+  // has not passed the second factor gets 403 "second factor required" (enrol first when
+  // the account has none). Sessions without such a role pass on (services refuse them).
+  std::optional<Authenticated> AuthenticateAdmin(const httplib::Request& req, httplib::Response& res);
   // The anonymous caller's token for calls to `service`.
   std::string AnonymousToken(const std::string& service) const;
   // Writes `s` as problem; INVALID_ARGUMENT gets field errors in the request's language.

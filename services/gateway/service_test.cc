@@ -8,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 
+#include "libs/testing/openapi.h"
 #include "libs/testing/testing.h"
 
 namespace stadtportal::gateway {
@@ -124,25 +125,9 @@ namespace stadtportal::gateway {
 // docs/api/openapi.yaml is the contract: every route served is described, and every
 // described operation is served.
 TEST_CASE("the gateway serves exactly the routes of docs/api/openapi.yaml", "[unit]") {
-  std::ifstream in(std::string(STADTPORTAL_SOURCE_DIR) + "/docs/api/openapi.yaml");
-  REQUIRE(in);
-  std::set<std::string> documented;
-  std::string line, path;
-  bool in_paths = false;
-  const std::regex path_line(R"(^  (/[^:]*):\s*$)");
-  const std::regex method_line(R"(^    (get|post|put|patch|delete):\s*$)");
-  std::smatch m;
-  while (std::getline(in, line)) {
-    if (line == "paths:")
-      in_paths = true;
-    else if (!line.empty() && line[0] != ' ')
-      in_paths = false;
-    if (!in_paths) continue;
-    if (std::regex_match(line, m, path_line))
-      path = m[1].str();
-    else if (std::regex_match(line, m, method_line))
-      documented.insert(absl::AsciiStrToUpper(m[1].str()) + " " + path);
-  }
+  const auto operations = testing::OpenApiOperations(std::string(STADTPORTAL_SOURCE_DIR) + "/docs/api/openapi.yaml");
+  const std::set<std::string> documented(operations.begin(), operations.end());
+  CHECK(documented.size() == operations.size());
   Fixture f;
   const auto routes = f.gateway->Routes();
   const std::set<std::string> served(routes.begin(), routes.end());

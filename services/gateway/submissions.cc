@@ -373,7 +373,7 @@ void Service::AddSubmissionRoutes() {
       }));
 
   router_.Add("POST", "/api/v1/admin/services/{id}/versions", Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
+                auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 auto body = Body(req, res, {{"definition", {http::FieldType::kObject}}}, kMaxFormDefinitionBody);
                 if (!body) return;

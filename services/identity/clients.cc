@@ -5,12 +5,14 @@
 #include <sodium.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "libs/api/api.h"
 #include "libs/auth/caller.h"
 #include "libs/auth/tokens.h"
+#include "services/identity/store.h"
 
 namespace stadtportal::identity {
 namespace {
@@ -19,6 +21,31 @@ std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes)
 
 absl::Status Refused() { return absl::UnauthenticatedError("invalid_client"); }
 
+std::string TokensOf(const std::string& client_id) { return "sp:client-tokens:" + client_id; }
+
+// A client as found at token issue: what the token carries and what authenticates it.
+struct Found {
+  std::string tenant, destination, department, secret_hash, public_key;
+  bool disabled = false;
+};
+
+absl::StatusOr<Found> FindClient(db::Pool& pool, const std::string& client_id) {
+  Found f;
+  absl::Status s = pool.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto res = tx.exec_prepared("identity_find_client", client_id);
+    if (res.empty()) return Refused();
+    f.tenant = res[0][0].as<std::string>();
+    f.destination = res[0][1].as<std::string>();
+    f.department = res[0][2].as<std::string>();
+    f.secret_hash = res[0][3].as<std::string>();
+    f.public_key = res[0][4].as<std::string>();
+    f.disabled = res[0][5].as<bool>();
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return f;
+}
+
 }  // namespace
 
 void Clients::Prepare(pqxx::connection& conn) {
@@ -26,12 +53,20 @@ void Clients::Prepare(pqxx::connection& conn) {
                "INSERT INTO clients (client_id, tenant, destination, department, secret_hash, public_key, created_by)"
                " VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7)");
   conn.prepare("identity_find_client",
-               "SELECT tenant, destination, department, coalesce(secret_hash, ''), coalesce(public_key, '')"
-               " FROM clients WHERE client_id = $1");
+               "SELECT tenant, destination, department, coalesce(secret_hash, ''), coalesce(public_key, ''),"
+               " disabled_at IS NOT NULL FROM clients WHERE client_id = $1");
+  conn.prepare("identity_set_client_disabled",
+               "UPDATE clients SET disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, now()) END"
+               " WHERE tenant = $1 AND client_id = $2 RETURNING destination, department");
+  conn.prepare("identity_rotate_client_secret",
+               "UPDATE clients SET secret_hash = $3, secret_rotated_at = now()"
+               " WHERE tenant = $1 AND client_id = $2");
+  conn.prepare("identity_client_kind",
+               "SELECT public_key IS NOT NULL FROM clients WHERE tenant = $1 AND client_id = $2 FOR UPDATE");
 }
 
 absl::StatusOr<v1::CreateClientResponse> Clients::Create(const std::string& tenant, const v1::CreateClientRequest& req,
-                                                         const std::string& created_by) {
+                                                         const std::string& created_by, audit::Entry audit) {
   static const std::regex kSlug("^[a-z][a-z0-9-]{0,63}$");
   if (!std::regex_match(req.destination(), kSlug)) return absl::InvalidArgumentError("destination: invalid");
   if (req.department().empty() || req.department().size() > 200) {
@@ -50,6 +85,8 @@ absl::StatusOr<v1::CreateClientResponse> Clients::Create(const std::string& tena
     tx.exec_prepared("identity_insert_client", out.client_id(), tenant, req.destination(), req.department(),
                      out.client_secret().empty() ? "" : Hex(auth::Sha256(out.client_secret())), req.public_key(),
                      created_by);
+    audit.targets = {{"client_id", out.client_id()}, {"destination", req.destination()}};
+    Store::InsertAudit(tx, "identity", audit);
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
@@ -58,18 +95,11 @@ absl::StatusOr<v1::CreateClientResponse> Clients::Create(const std::string& tena
 
 absl::StatusOr<v1::ClientToken> Clients::Issue(const v1::IssueClientTokenRequest& req) {
   if (req.client_id().empty() || req.client_id().size() > 100) return Refused();
-  std::string tenant, destination, department, secret_hash, public_key;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
-    auto res = tx.exec_prepared("identity_find_client", req.client_id());
-    if (res.empty()) return Refused();
-    tenant = res[0][0].as<std::string>();
-    destination = res[0][1].as<std::string>();
-    department = res[0][2].as<std::string>();
-    secret_hash = res[0][3].as<std::string>();
-    public_key = res[0][4].as<std::string>();
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
+  auto found = FindClient(pool_, req.client_id());
+  if (!found.ok()) return found.status();
+  if (found->disabled) return Refused();
+  const std::string &tenant = found->tenant, &destination = found->destination, &department = found->department,
+                    &secret_hash = found->secret_hash, &public_key = found->public_key;
   if (!secret_hash.empty()) {
     const std::string given = Hex(auth::Sha256(req.client_secret()));
     if (req.client_secret().empty() || sodium_memcmp(given.data(), secret_hash.data(), given.size()) != 0) {
@@ -97,16 +127,29 @@ absl::StatusOr<v1::ClientToken> Clients::Issue(const v1::IssueClientTokenRequest
   out.set_access_token(auth::RandomToken(32));
   out.set_expires_in(static_cast<int32_t>(ttl_.count()));
   out.set_scope("destination:" + destination);
-  auto set = redis_.Command({"SET", "sp:client-token:" + Hex(auth::Sha256(out.access_token())),
-                             absl::StrCat(req.client_id(), "\n", tenant, "\n", destination, "\n", department), "EX",
-                             std::to_string(ttl_.count())});
+  const std::string key = kTokenPrefix + Hex(auth::Sha256(out.access_token()));
+  auto set =
+      redis_.Command({"SET", key, absl::StrCat(req.client_id(), "\n", tenant, "\n", destination, "\n", department),
+                      "EX", std::to_string(ttl_.count())});
   if (!set.ok()) return set.status();
+  for (const auto& cmd :
+       std::vector<std::vector<std::string>>{{"SADD", TokensOf(req.client_id()), key},
+                                             {"EXPIRE", TokensOf(req.client_id()), std::to_string(ttl_.count())}}) {
+    if (auto r = redis_.Command(cmd); !r.ok()) return r.status();
+  }
+  // A disable or rotation that committed meanwhile may have revoked the tokens before
+  // this one was listed: look again, and take the token back if so.
+  auto again = FindClient(pool_, req.client_id());
+  if (!again.ok() || again->disabled || again->secret_hash != secret_hash) {
+    (void)redis_.Command({"DEL", key});
+    return again.ok() ? Refused() : again.status();
+  }
   return out;
 }
 
 absl::StatusOr<v1::ClientInfo> Clients::Resolve(const std::string& access_token) {
   if (access_token.empty() || access_token.size() > 200) return absl::UnauthenticatedError("invalid token");
-  auto r = redis_.Command({"GET", "sp:client-token:" + Hex(auth::Sha256(access_token))});
+  auto r = redis_.Command({"GET", kTokenPrefix + Hex(auth::Sha256(access_token))});
   if (!r.ok()) return r.status();
   if (r->is_nil()) return absl::UnauthenticatedError("invalid or expired token");
   std::vector<std::string> parts = absl::StrSplit(r->str(), '\n');
@@ -116,6 +159,64 @@ absl::StatusOr<v1::ClientInfo> Clients::Resolve(const std::string& access_token)
   out.set_tenant(parts[1]);
   out.set_destination(parts[2]);
   out.set_department(parts[3]);
+  return out;
+}
+
+absl::Status Clients::RevokeTokens(const std::string& client_id) {
+  auto members = redis_.Command({"SMEMBERS", TokensOf(client_id)});
+  if (!members.ok()) return members.status();
+  std::vector<std::string> del = {"DEL", TokensOf(client_id)};
+  const redisReply* raw = members->raw();
+  for (size_t i = 0; i < raw->elements; ++i) {
+    const std::string key(raw->element[i]->str, raw->element[i]->len);
+    if (absl::StartsWith(key, kTokenPrefix)) del.push_back(key);
+  }
+  auto d = redis_.Command(del);
+  return d.ok() ? absl::OkStatus() : d.status();
+}
+
+absl::StatusOr<v1::BackofficeClient> Clients::SetDisabled(const std::string& tenant, const std::string& client_id,
+                                                          bool disabled, audit::Entry audit) {
+  if (client_id.empty() || client_id.size() > 100) return absl::NotFoundError("client not found");
+  v1::BackofficeClient out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("identity_set_client_disabled", tenant, client_id, disabled);
+    if (res.empty()) return absl::NotFoundError("client not found");
+    out.set_client_id(client_id);
+    out.set_destination(res[0][0].as<std::string>());
+    out.set_department(res[0][1].as<std::string>());
+    out.set_disabled(disabled);
+    audit.targets = {{"client_id", client_id}, {"destination", out.destination()}};
+    Store::InsertAudit(tx, "identity", audit);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  // After the commit: a token issued from now on sees the client disabled.
+  if (disabled) {
+    if (auto r = RevokeTokens(client_id); !r.ok()) return r;
+  }
+  return out;
+}
+
+absl::StatusOr<v1::CreateClientResponse> Clients::RotateSecret(const std::string& tenant, const std::string& client_id,
+                                                               audit::Entry audit) {
+  if (client_id.empty() || client_id.size() > 100) return absl::NotFoundError("client not found");
+  v1::CreateClientResponse out;
+  out.set_client_id(client_id);
+  out.set_client_secret(auth::RandomToken(32));
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto kind = tx.exec_prepared("identity_client_kind", tenant, client_id);
+    if (kind.empty()) return absl::NotFoundError("client not found");
+    if (kind[0][0].as<bool>()) {
+      return absl::FailedPreconditionError("client_id: private_key_jwt clients have no secret to rotate");
+    }
+    tx.exec_prepared("identity_rotate_client_secret", tenant, client_id, Hex(auth::Sha256(out.client_secret())));
+    audit.targets = {{"client_id", client_id}};
+    Store::InsertAudit(tx, "identity", audit);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  if (auto r = RevokeTokens(client_id); !r.ok()) return r;
   return out;
 }
 

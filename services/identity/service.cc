@@ -1,12 +1,19 @@
 #include "services/identity/service.h"
 
+#include <algorithm>
 #include <regex>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "libs/api/api.h"
+#include "libs/audit/audit.h"
 #include "libs/auth/tokens.h"
+#include "libs/auth/totp.h"
 #include "libs/grpc/handler.h"
+#include "libs/log/log.h"
 
 namespace stadtportal::identity {
 namespace {
@@ -50,6 +57,10 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   if (!mail_rate.ok())
     throw config::Error("STADTPORTAL_MAIL_PER_ADDRESS: " + std::string(mail_rate.status().message()));
   o.mail_per_address = *mail_rate;
+  o.portal_name = env.String("STADTPORTAL_PORTAL_NAME", o.portal_name);
+  auto totp_rate = http::Rate::Parse(env.String("STADTPORTAL_TOTP_RATE", "5/300"));
+  if (!totp_rate.ok()) throw config::Error("STADTPORTAL_TOTP_RATE: " + std::string(totp_rate.status().message()));
+  o.totp_rate = *totp_rate;
   return o;
 }
 
@@ -61,6 +72,7 @@ Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options opt
       sessions_(redis, options_.sessions),
       throttle_(redis, options_.throttle),
       mail_limiter_(redis),
+      totp_limiter_(redis),
       relay_(relay),
       clients_(std::move(clients)) {}
 
@@ -84,7 +96,16 @@ absl::StatusOr<bool> Service::MayMail(const std::string& tenant, const std::stri
 absl::StatusOr<v1::LoginResponse> Service::NewSession(const v1::Account& account) {
   std::vector<std::string> roles(account.roles().begin(), account.roles().end());
   // A local password proves possession of the account only: assurance level low.
-  return sessions_.Create(account.id(), account.tenant().key(), roles, v1::ASSURANCE_LEVEL_LOW, "password");
+  auto login = sessions_.Create(account.id(), account.tenant().key(), roles, v1::ASSURANCE_LEVEL_LOW, "password");
+  if (!login.ok()) return login;
+  // With a confirmed second factor the session has yet to pass it.
+  auto enrolled = store_->TotpConfirmed(account.id());
+  if (!enrolled.ok()) return enrolled.status();
+  if (*enrolled) {
+    if (auto s = sessions_.SetSecondFactor(login->session_id(), v1::SECOND_FACTOR_REQUIRED); !s.ok()) return s;
+    login->mutable_session()->set_second_factor(v1::SECOND_FACTOR_REQUIRED);
+  }
+  return login;
 }
 
 absl::StatusOr<v1::Session> Service::CurrentSession(const std::string& session_id) {
@@ -330,7 +351,9 @@ grpc::Status Service::SetAccountLocked(grpc::ServerContext* ctx, const v1::SetAc
     if (auto s = RequireAdmin(caller, req->reason()); !s.ok()) return s;
     if (!api::ValidateUuid(req->account_id(), "account_id").ok()) return absl::NotFoundError("account not found");
     if (req->account_id() == caller.account_id) return absl::FailedPreconditionError("account_id: own_account");
-    auto a = store_->SetLocked(caller.tenant, req->account_id(), req->locked(), caller.account_id, req->reason());
+    auto a = store_->SetLocked(
+        caller.tenant, req->account_id(), req->locked(), caller.account_id, req->reason(),
+        audit::Of(caller, req->locked() ? "account.lock" : "account.unlock", {{"account_id", req->account_id()}}));
     if (!a.ok()) return a.status();
     if (req->locked()) {
       if (auto s = sessions_.DeleteAllOf(req->account_id()); !s.ok()) return s;
@@ -345,7 +368,8 @@ grpc::Status Service::CreateClient(grpc::ServerContext* ctx, const v1::CreateCli
   return grpcx::Handle(ctx, "CreateClient", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = RequireAdmin(caller, "register a back-office client"); !s.ok()) return s;
     if (clients_ == nullptr) return absl::UnimplementedError("back-office clients are not configured");
-    return grpcx::Respond(resp, clients_->Create(caller.tenant, *req, caller.account_id));
+    return grpcx::Respond(resp, clients_->Create(caller.tenant, *req, caller.account_id,
+                                                 audit::Of(caller, "backoffice_client.create", {})));
   });
 }
 
@@ -362,6 +386,122 @@ grpc::Status Service::ResolveClientToken(grpc::ServerContext* ctx, const v1::Res
   return grpcx::Handle(ctx, "ResolveClientToken", [&]() -> absl::Status {
     if (clients_ == nullptr) return absl::UnimplementedError("back-office clients are not configured");
     return grpcx::Respond(resp, clients_->Resolve(req->access_token()));
+  });
+}
+
+grpc::Status Service::SetClientDisabled(grpc::ServerContext* ctx, const v1::SetClientDisabledRequest* req,
+                                        v1::BackofficeClient* resp) {
+  return grpcx::Handle(ctx, "SetClientDisabled", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, "disable a back-office client"); !s.ok()) return s;
+    if (clients_ == nullptr) return absl::UnimplementedError("back-office clients are not configured");
+    return grpcx::Respond(
+        resp, clients_->SetDisabled(
+                  caller.tenant, req->client_id(), req->disabled(),
+                  audit::Of(caller, req->disabled() ? "backoffice_client.disable" : "backoffice_client.enable", {})));
+  });
+}
+
+grpc::Status Service::RotateClientSecret(grpc::ServerContext* ctx, const v1::RotateClientSecretRequest* req,
+                                         v1::CreateClientResponse* resp) {
+  return grpcx::Handle(ctx, "RotateClientSecret", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, "rotate a back-office client's secret"); !s.ok()) return s;
+    if (clients_ == nullptr) return absl::UnimplementedError("back-office clients are not configured");
+    return grpcx::Respond(resp, clients_->RotateSecret(caller.tenant, req->client_id(),
+                                                       audit::Of(caller, "backoffice_client.rotate_secret", {})));
+  });
+}
+
+grpc::Status Service::EnrolTotp(grpc::ServerContext* ctx, const v1::EnrolTotpRequest* req,
+                                v1::EnrolTotpResponse* resp) {
+  return grpcx::Handle(ctx, "EnrolTotp", [&](const auth::Caller& caller) -> absl::Status {
+    auto session = CurrentSession(req->session_id());
+    if (!session.ok()) return session.status();
+    if (caller.account_id != session->account_id()) return absl::PermissionDeniedError("not your session");
+    auto found = store_->FindById(session->tenant().key(), session->account_id());
+    if (!found.ok()) return found.status();
+    const std::string secret = auth::NewTotpSecret();
+    if (auto s = store_->StartTotp(session->tenant().key(), session->account_id(), secret); !s.ok()) return s;
+    resp->set_secret(auth::Base32(secret));
+    resp->set_otpauth_uri(auth::OtpauthUri(options_.portal_name, found->account.email(), secret));
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<v1::Session> Service::CheckTotp(const auth::Caller& caller, const v1::TotpCodeRequest& req,
+                                               bool confirm) {
+  auto session = CurrentSession(req.session_id());
+  if (!session.ok()) return session.status();
+  if (caller.account_id != session->account_id()) return absl::PermissionDeniedError("not your session");
+  // Six digits or nothing to try (not counted against the attempts).
+  if (req.code().size() != static_cast<size_t>(auth::kTotpDigits) ||
+      !std::all_of(req.code().begin(), req.code().end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    return absl::InvalidArgumentError("code: invalid_code");
+  }
+  auto factor = store_->GetTotp(session->account_id());
+  if (factor.status().code() == absl::StatusCode::kNotFound) return absl::FailedPreconditionError("totp: not_enrolled");
+  if (!factor.ok()) return factor.status();
+  if (factor->confirmed == confirm) {
+    return absl::FailedPreconditionError(confirm ? "totp: already_enrolled" : "totp: not_enrolled");
+  }
+  // Every attempt counts, right or wrong: a million codes cannot be tried.
+  auto d = totp_limiter_.Take("totp", session->account_id(), options_.totp_rate);
+  if (!d.ok()) return d.status();
+  if (!d->allowed) {
+    return absl::ResourceExhaustedError(absl::StrCat("too many codes tried; retry after ", d->retry_after, " s"));
+  }
+  const auto step = auth::TotpMatch(factor->secret, req.code(), auth::TotpStep(absl::ToUnixSeconds(absl::Now())));
+  if (!step) {
+    log::Warn("wrong second-factor code", {{"session_ref", session->session_ref()}});
+    return absl::InvalidArgumentError("code: invalid_code");
+  }
+  // The step is taken in the database: the same code cannot pass twice, on any replica.
+  if (auto s = store_->UseTotpStep(session->account_id(), *step, confirm,
+                                   audit::Of(caller, "totp.confirm", {{"account_id", session->account_id()}}));
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = sessions_.SetSecondFactor(req.session_id(), v1::SECOND_FACTOR_PASSED); !s.ok()) return s;
+  session->set_second_factor(v1::SECOND_FACTOR_PASSED);
+  return session;
+}
+
+grpc::Status Service::ConfirmTotp(grpc::ServerContext* ctx, const v1::TotpCodeRequest* req, v1::Session* resp) {
+  return grpcx::Handle(ctx, "ConfirmTotp", [&](const auth::Caller& caller) -> absl::Status {
+    return grpcx::Respond(resp, CheckTotp(caller, *req, true));
+  });
+}
+
+grpc::Status Service::VerifyTotp(grpc::ServerContext* ctx, const v1::TotpCodeRequest* req, v1::Session* resp) {
+  return grpcx::Handle(ctx, "VerifyTotp", [&](const auth::Caller& caller) -> absl::Status {
+    return grpcx::Respond(resp, CheckTotp(caller, *req, false));
+  });
+}
+
+grpc::Status Service::ListAuditLog(grpc::ServerContext* ctx, const v1::ListAuditLogRequest* req,
+                                   v1::ListAuditLogResponse* resp) {
+  return grpcx::Handle(ctx, "ListAuditLog", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, "read the audit log"); !s.ok()) return s;
+    static const std::regex kActor("^[A-Za-z0-9:._@-]{1,100}$");
+    static const std::regex kAction("^[a-z_]+\\.[a-z_]+$");
+    if (!req->actor().empty() && !std::regex_match(req->actor(), kActor)) {
+      return absl::InvalidArgumentError("actor: invalid");
+    }
+    if (!req->action().empty() && (req->action().size() > 100 || !std::regex_match(req->action(), kAction))) {
+      return absl::InvalidArgumentError("action: invalid");
+    }
+    auto page = api::ParsePage(req->page());
+    if (!page.ok()) return page.status();
+    int64_t before = 0;
+    if (!page->after.empty() && (!absl::SimpleAtoi(page->after, &before) || before <= 0)) {
+      return absl::InvalidArgumentError("page.page_token: not a token this service issued");
+    }
+    auto entries = store_->ListAudit(caller.tenant, before, page->size + 1, req->actor(), req->action());
+    if (!entries.ok()) return entries.status();
+    const bool more = static_cast<int>(entries->size()) > page->size;
+    if (more) entries->pop_back();
+    if (more) resp->mutable_page()->set_next_page_token(api::NextPageToken(std::to_string(entries->back().id())));
+    for (auto& e : *entries) *resp->add_entries() = std::move(e);
+    return absl::OkStatus();
   });
 }
 

@@ -28,6 +28,10 @@ struct Options {
   // Mails from register and password reset to one address (STADTPORTAL_MAIL_PER_ADDRESS,
   // "5/3600"): beyond it the request gets the usual answer and no mail is sent.
   http::Rate mail_per_address{5, std::chrono::seconds(3600)};
+  // The issuer name authenticator apps show next to the code (STADTPORTAL_PORTAL_NAME).
+  std::string portal_name = "stadtportal";
+  // Second-factor codes tried per account (STADTPORTAL_TOTP_RATE, "5/300").
+  http::Rate totp_rate{5, std::chrono::seconds(300)};
 
   static Options FromEnv(const config::Env& env, const std::string& tenant);
 };
@@ -66,6 +70,16 @@ class Service final : public v1::IdentityService::Service {
                                 v1::ClientToken* resp) override;
   grpc::Status ResolveClientToken(grpc::ServerContext* ctx, const v1::ResolveClientTokenRequest* req,
                                   v1::ClientInfo* resp) override;
+  grpc::Status SetClientDisabled(grpc::ServerContext* ctx, const v1::SetClientDisabledRequest* req,
+                                 v1::BackofficeClient* resp) override;
+  grpc::Status RotateClientSecret(grpc::ServerContext* ctx, const v1::RotateClientSecretRequest* req,
+                                  v1::CreateClientResponse* resp) override;
+  grpc::Status EnrolTotp(grpc::ServerContext* ctx, const v1::EnrolTotpRequest* req,
+                         v1::EnrolTotpResponse* resp) override;
+  grpc::Status ConfirmTotp(grpc::ServerContext* ctx, const v1::TotpCodeRequest* req, v1::Session* resp) override;
+  grpc::Status VerifyTotp(grpc::ServerContext* ctx, const v1::TotpCodeRequest* req, v1::Session* resp) override;
+  grpc::Status ListAuditLog(grpc::ServerContext* ctx, const v1::ListAuditLogRequest* req,
+                            v1::ListAuditLogResponse* resp) override;
 
  private:
   absl::StatusOr<v1::LoginResponse> NewSession(const v1::Account& account);
@@ -73,6 +87,9 @@ class Service final : public v1::IdentityService::Service {
   // database at every resolution: a lock or a role change applies to the next request.
   // A locked or vanished account ends the session (UNAUTHENTICATED).
   absl::StatusOr<v1::Session> CurrentSession(const std::string& session_id);
+  // A code for the session's own account: confirms the enrolment (`confirm`) or passes
+  // the confirmed factor; the session is marked as having passed it.
+  absl::StatusOr<v1::Session> CheckTotp(const auth::Caller& caller, const v1::TotpCodeRequest& req, bool confirm);
   std::string Link(const std::string& page, const std::string& token) const;
   void MailsQueued();
   // Whether another register or reset mail may go to this address now (a token bucket
@@ -86,6 +103,7 @@ class Service final : public v1::IdentityService::Service {
   SessionStore sessions_;
   LoginThrottle throttle_;
   http::RateLimiter mail_limiter_;
+  http::RateLimiter totp_limiter_;
   mail::Relay* relay_;
   std::shared_ptr<Clients> clients_;
 };

@@ -602,3 +602,316 @@ TEST_CASE("sessions carry the account's current roles and state; rotating never 
 }
 
 }  // namespace stadtportal::identity
+
+#include "absl/time/clock.h"
+#include "libs/auth/totp.h"
+
+namespace stadtportal::identity {
+namespace {
+
+auth::Caller AdminCaller(const std::string& tenant = "09564000") {
+  auth::Caller c;
+  c.account_id = "66666666-6666-4666-8666-666666666666";
+  c.tenant = tenant;
+  c.roles = {"tenant-admin"};
+  c.session_ref = "admin-session-ref";
+  return c;
+}
+
+int64_t NowStep() { return auth::TotpStep(absl::ToUnixSeconds(absl::Now())); }
+
+std::vector<v1::AuditEntry> AuditLog(Service& service, grpc::ServerContext& ctx, const std::string& action) {
+  grpcx::TestCaller admin(AdminCaller());
+  v1::ListAuditLogRequest req;
+  req.set_action(action);
+  v1::ListAuditLogResponse resp;
+  REQUIRE(service.ListAuditLog(&ctx, &req, &resp).ok());
+  return {resp.entries().begin(), resp.entries().end()};
+}
+
+}  // namespace
+
+TEST_CASE("TOTP: a secret shown once, confirmed by a first code; each code passes once", "[integration]") {
+  Fixture f;
+  auto login = f.RegisterVerifyLogin();
+  CHECK(login.session().second_factor() == v1::SECOND_FACTOR_NOT_ENROLLED);
+  auth::Caller caller;
+  caller.account_id = login.session().account_id();
+  caller.tenant = "09564000";
+  caller.session_ref = login.session().session_ref();
+  grpcx::TestCaller scope(caller);
+
+  v1::TotpCodeRequest code;
+  code.set_session_id(login.session_id());
+  code.set_code("123456");
+  v1::Session passed;
+  CHECK(f.service.VerifyTotp(&f.ctx, &code, &passed).error_message() == "totp: not_enrolled");
+
+  v1::EnrolTotpRequest enrol;
+  enrol.set_session_id(login.session_id());
+  v1::EnrolTotpResponse shown;
+  REQUIRE(f.service.EnrolTotp(&f.ctx, &enrol, &shown).ok());
+  CHECK(shown.otpauth_uri().rfind("otpauth://totp/stadtportal:", 0) == 0);
+  CHECK(shown.otpauth_uri().find("secret=" + shown.secret()) != std::string::npos);
+  const auto secret = auth::FromBase32(shown.secret());
+  REQUIRE(secret.has_value());
+  REQUIRE(secret->size() == 20);
+
+  // Not passed before the enrolment is confirmed, and not by a wrong code.
+  CHECK(f.service.VerifyTotp(&f.ctx, &code, &passed).error_message() == "totp: not_enrolled");
+  code.set_code(auth::TotpCode(*secret, NowStep() + 5));
+  CHECK(f.service.ConfirmTotp(&f.ctx, &code, &passed).error_message() == "code: invalid_code");
+  const int64_t step = NowStep();
+  code.set_code(auth::TotpCode(*secret, step));
+  REQUIRE(f.service.ConfirmTotp(&f.ctx, &code, &passed).ok());
+  CHECK(passed.second_factor() == v1::SECOND_FACTOR_PASSED);
+  v1::Session resolved;
+  REQUIRE(f.Resolve(login.session_id(), &resolved).ok());
+  CHECK(resolved.second_factor() == v1::SECOND_FACTOR_PASSED);
+
+  // Confirmed: never enrolled (or shown) again.
+  CHECK(f.service.EnrolTotp(&f.ctx, &enrol, &shown).error_message() == "totp: already_enrolled");
+
+  // A new log-in has to pass it; the code used for the confirmation does not count twice.
+  v1::LoginResponse second;
+  REQUIRE(f.Login(kPassword, &second).ok());
+  CHECK(second.session().second_factor() == v1::SECOND_FACTOR_REQUIRED);
+  code.set_session_id(second.session_id());
+  CHECK(f.service.VerifyTotp(&f.ctx, &code, &passed).error_message() == "code: invalid_code");
+  code.set_code(auth::TotpCode(*secret, step + 1));
+  REQUIRE(f.service.VerifyTotp(&f.ctx, &code, &passed).ok());
+  CHECK(passed.second_factor() == v1::SECOND_FACTOR_PASSED);
+  REQUIRE(f.Resolve(second.session_id(), &resolved).ok());
+  CHECK(resolved.second_factor() == v1::SECOND_FACTOR_PASSED);
+
+  // Switching the acting party keeps the factor passed under the new session id.
+  v1::SetActingPartyRequest act;
+  act.set_session_id(second.session_id());
+  v1::LoginResponse rotated;
+  REQUIRE(f.service.SetActingParty(&f.ctx, &act, &rotated).ok());
+  CHECK(rotated.session().second_factor() == v1::SECOND_FACTOR_PASSED);
+
+  // Someone else's session cannot be used.
+  auth::Caller other;
+  other.account_id = "55555555-5555-4555-8555-555555555555";
+  grpcx::TestCaller as_other(other);
+  code.set_session_id(rotated.session_id());
+  CHECK(f.service.VerifyTotp(&f.ctx, &code, &passed).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+
+  auto confirmations = AuditLog(f.service, f.ctx, "totp.confirm");
+  REQUIRE(confirmations.size() == 1);
+  CHECK(confirmations[0].actor() == caller.account_id);
+  CHECK(confirmations[0].session_ref() == caller.session_ref);
+}
+
+TEST_CASE("TOTP attempts are throttled per account, right codes included", "[integration]") {
+  Fixture f;
+  Options strict = f.options;
+  strict.totp_rate = {3, std::chrono::seconds(300)};
+  Service service{f.store, f.redis, strict};
+  auto login = f.RegisterVerifyLogin();
+  auth::Caller caller;
+  caller.account_id = login.session().account_id();
+  caller.tenant = "09564000";
+  grpcx::TestCaller scope(caller);
+  v1::EnrolTotpRequest enrol;
+  enrol.set_session_id(login.session_id());
+  v1::EnrolTotpResponse shown;
+  REQUIRE(service.EnrolTotp(&f.ctx, &enrol, &shown).ok());
+  const auto secret = auth::FromBase32(shown.secret());
+  v1::TotpCodeRequest code;
+  code.set_session_id(login.session_id());
+  v1::Session passed;
+  for (int i = 0; i < 3; ++i) {
+    code.set_code(auth::TotpCode(*secret, NowStep() + 10 + i));
+    CHECK(service.ConfirmTotp(&f.ctx, &code, &passed).error_message() == "code: invalid_code");
+  }
+  code.set_code(auth::TotpCode(*secret, NowStep()));
+  auto throttled = service.ConfirmTotp(&f.ctx, &code, &passed);
+  CHECK(throttled.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(throttled.error_message().find("retry after") != std::string::npos);
+}
+
+TEST_CASE("back-office clients: disabled ones and rotated secrets stop working at once", "[integration]") {
+  Fixture f;
+  auto clients = std::make_shared<Clients>(f.schema.pool(), f.redis, std::chrono::seconds(300));
+  Service service{f.store, f.redis, f.options, nullptr, clients};
+  grpcx::TestCaller admin(AdminCaller());
+
+  v1::CreateClientRequest create;
+  create.set_destination("standesamt");
+  create.set_department("Standesamt");
+  v1::CreateClientResponse created;
+  REQUIRE(service.CreateClient(&f.ctx, &create, &created).ok());
+  auto issue = [&](const std::string& secret, v1::ClientToken* token) {
+    v1::IssueClientTokenRequest req;
+    req.set_client_id(created.client_id());
+    req.set_client_secret(secret);
+    return service.IssueClientToken(&f.ctx, &req, token);
+  };
+  auto resolve = [&](const v1::ClientToken& token) {
+    v1::ResolveClientTokenRequest req;
+    req.set_access_token(token.access_token());
+    v1::ClientInfo info;
+    return service.ResolveClientToken(&f.ctx, &req, &info).error_code();
+  };
+  v1::ClientToken token;
+  REQUIRE(issue(created.client_secret(), &token).ok());
+  REQUIRE(resolve(token) == grpc::StatusCode::OK);
+
+  v1::SetClientDisabledRequest disable;
+  disable.set_client_id(created.client_id());
+  disable.set_disabled(true);
+  v1::BackofficeClient state;
+  REQUIRE(service.SetClientDisabled(&f.ctx, &disable, &state).ok());
+  CHECK(state.disabled());
+  CHECK(state.destination() == "standesamt");
+  CHECK(resolve(token) == grpc::StatusCode::UNAUTHENTICATED);  // The token issued before: dead now.
+  v1::ClientToken refused;
+  CHECK(issue(created.client_secret(), &refused).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+
+  disable.set_disabled(false);
+  REQUIRE(service.SetClientDisabled(&f.ctx, &disable, &state).ok());
+  REQUIRE(issue(created.client_secret(), &token).ok());
+  REQUIRE(resolve(token) == grpc::StatusCode::OK);
+
+  v1::RotateClientSecretRequest rotate;
+  rotate.set_client_id(created.client_id());
+  v1::CreateClientResponse rotated;
+  REQUIRE(service.RotateClientSecret(&f.ctx, &rotate, &rotated).ok());
+  CHECK(rotated.client_secret() != created.client_secret());
+  CHECK(resolve(token) == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(issue(created.client_secret(), &refused).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  v1::ClientToken fresh;
+  REQUIRE(issue(rotated.client_secret(), &fresh).ok());
+  CHECK(resolve(fresh) == grpc::StatusCode::OK);
+
+  // Only tenant admins of the client's own tenant.
+  {
+    grpcx::TestCaller other_tenant(AdminCaller("09162000"));
+    CHECK(service.SetClientDisabled(&f.ctx, &disable, &state).error_code() == grpc::StatusCode::NOT_FOUND);
+    CHECK(service.RotateClientSecret(&f.ctx, &rotate, &rotated).error_code() == grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    auth::Caller citizen = AdminCaller();
+    citizen.roles.clear();
+    grpcx::TestCaller as_citizen(citizen);
+    CHECK(service.SetClientDisabled(&f.ctx, &disable, &state).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(service.RotateClientSecret(&f.ctx, &rotate, &rotated).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  }
+  CHECK(resolve(fresh) == grpc::StatusCode::OK);
+
+  // Every change is in the audit log, with who and which client.
+  for (const char* action : {"backoffice_client.create", "backoffice_client.disable", "backoffice_client.enable",
+                             "backoffice_client.rotate_secret"}) {
+    INFO(action);
+    auto entries = AuditLog(service, f.ctx, action);
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].actor() == AdminCaller().account_id);
+    CHECK(entries[0].service() == "identity");
+    CHECK(nlohmann::json::parse(entries[0].targets_json())["client_id"] == created.client_id());
+  }
+}
+
+TEST_CASE("the audit log is append-only, paginated and for tenant admins only", "[integration]") {
+  Fixture f;
+  for (int i = 0; i < 3; ++i) {
+    audit::Entry e = audit::Of(AdminCaller(), "account.lock", {{"account_id", std::to_string(i)}});
+    REQUIRE(f.schema.pool()
+                .Transact([&](pqxx::work& tx) {
+                  Store::InsertAudit(tx, "identity", e);
+                  return absl::OkStatus();
+                })
+                .ok());
+  }
+  for (const char* change :
+       {"UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log", "TRUNCATE audit_log"}) {
+    INFO(change);
+    auto s = f.schema.pool().Transact([&](pqxx::work& tx) {
+      tx.exec(change);
+      return absl::OkStatus();
+    });
+    CHECK_FALSE(s.ok());
+  }
+  grpcx::TestCaller admin(AdminCaller());
+  v1::ListAuditLogRequest req;
+  req.mutable_page()->set_page_size(2);
+  v1::ListAuditLogResponse first, second;
+  REQUIRE(f.service.ListAuditLog(&f.ctx, &req, &first).ok());
+  REQUIRE(first.entries_size() == 2);
+  CHECK(first.entries(0).targets_json() == R"({"account_id": "2"})");  // Newest first.
+  REQUIRE_FALSE(first.page().next_page_token().empty());
+  req.mutable_page()->set_page_token(first.page().next_page_token());
+  REQUIRE(f.service.ListAuditLog(&f.ctx, &req, &second).ok());
+  REQUIRE(second.entries_size() == 1);
+  CHECK(second.entries(0).targets_json() == R"({"account_id": "0"})");
+  CHECK(second.page().next_page_token().empty());
+
+  req.set_action("'; DROP TABLE audit_log; --");
+  CHECK(f.service.ListAuditLog(&f.ctx, &req, &second).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  auth::Caller citizen = AdminCaller();
+  citizen.roles.clear();
+  grpcx::TestCaller as_citizen(citizen);
+  req.clear_action();
+  CHECK(f.service.ListAuditLog(&f.ctx, &req, &second).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_CASE("audit entries from other services are checked before they are kept", "[unit]") {
+  auto e = audit::Of(AdminCaller(), "refund.create", {{"payment_id", "p"}});
+  auto back = audit::Entry::FromJson(e.ToJson());
+  REQUIRE(back.ok());
+  CHECK(back->actor == AdminCaller().account_id);
+  CHECK(back->targets["payment_id"] == "p");
+  auto broken = e.ToJson();
+  broken["action"] = "Refund Create";
+  CHECK_FALSE(audit::Entry::FromJson(broken).ok());
+  broken = e.ToJson();
+  broken.erase("actor");
+  CHECK_FALSE(audit::Entry::FromJson(broken).ok());
+  broken = e.ToJson();
+  broken["targets"] = "p";
+  CHECK_FALSE(audit::Entry::FromJson(broken).ok());
+  broken = e.ToJson();
+  broken["outcome"] = "maybe";
+  CHECK_FALSE(audit::Entry::FromJson(broken).ok());
+}
+
+}  // namespace stadtportal::identity
+
+#include "services/identity/audit_log.h"
+
+namespace stadtportal::identity {
+
+TEST_CASE("audit entries of other services arrive as events and are kept once checked", "[integration]") {
+  Fixture f;
+  // What another service does in the transaction of its action…
+  auto recorded = audit::Of(AdminCaller(), "refund.create", {{"payment_id", "p-1"}});
+  recorded.request_id = "req-77";
+  events::Event event;
+  REQUIRE(f.schema.pool()
+              .Transact([&](pqxx::work& tx) {
+                audit::Record(tx, recorded);
+                auto row = tx.exec1("SELECT id, topic, key, payload::text FROM outbox ORDER BY id DESC LIMIT 1");
+                event = {"payment-" + row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                         nlohmann::json::parse(row[3].as<std::string>())};
+                return absl::OkStatus();
+              })
+              .ok());
+  CHECK(event.topic == audit::kTopic);
+  // …and what identity's consumer does with the event.
+  REQUIRE(f.schema.pool().Transact([&](pqxx::work& tx) { return ApplyAuditEvent(tx, event); }).ok());
+  auto forged = event;
+  forged.payload["targets"] = "not an object";
+  CHECK(f.schema.pool().Transact([&](pqxx::work& tx) { return ApplyAuditEvent(tx, forged); }).code() ==
+        absl::StatusCode::kInvalidArgument);
+
+  auto entries = AuditLog(f.service, f.ctx, "refund.create");
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].service() == "payment");
+  CHECK(entries[0].actor() == AdminCaller().account_id);
+  CHECK(entries[0].session_ref() == "admin-session-ref");
+  CHECK(entries[0].request_id() == "req-77");
+  CHECK(nlohmann::json::parse(entries[0].targets_json())["payment_id"] == "p-1");
+}
+
+}  // namespace stadtportal::identity

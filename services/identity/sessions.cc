@@ -41,6 +41,20 @@ v1::AssuranceLevel ParseLevel(const std::string& s) {
   return v1::ASSURANCE_LEVEL_LOW;
 }
 
+const char* SecondFactorName(v1::SecondFactor f) {
+  switch (f) {
+    case v1::SECOND_FACTOR_PASSED: return "passed";
+    case v1::SECOND_FACTOR_REQUIRED: return "required";
+    default: return "";
+  }
+}
+
+v1::SecondFactor ParseSecondFactor(const std::string& s) {
+  if (s == "passed") return v1::SECOND_FACTOR_PASSED;
+  if (s == "required") return v1::SECOND_FACTOR_REQUIRED;
+  return v1::SECOND_FACTOR_NOT_ENROLLED;
+}
+
 }  // namespace
 
 std::string SessionStore::Ref(const std::string& session_id) { return absl::BytesToHexString(Sha256(session_id)); }
@@ -120,7 +134,19 @@ absl::StatusOr<v1::Session> SessionStore::Resolve(const std::string& session_id)
   *s.mutable_idle_expires_at() = TimeUtil::SecondsToTimestamp(std::min(absolute, now + options_.idle.count()));
   s.set_session_ref(Ref(session_id));
   s.set_acting_party_id(f["act"]);
+  s.set_second_factor(ParseSecondFactor(f["mfa"]));
   return s;
+}
+
+absl::Status SessionStore::SetSecondFactor(const std::string& session_id, v1::SecondFactor state) {
+  // Only an existing session: a plain HSET would bring back an expired one without expiry.
+  static constexpr char kScript[] =
+      "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], 'mfa', ARGV[1]) end "
+      "return -1";
+  auto r = redis_.Command({"EVAL", kScript, "1", SessionKey(session_id), SecondFactorName(state)});
+  if (!r.ok()) return r.status();
+  if (r->integer() < 0) return absl::UnauthenticatedError("session unknown or expired");
+  return absl::OkStatus();
 }
 
 absl::Status SessionStore::Delete(const std::string& session_id) {
@@ -139,6 +165,11 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Rotate(const std::string& sessio
   auto fresh = Create(current.account_id(), current.tenant().key(), roles, current.assurance_level(),
                       current.auth_method(), acting_party, TimeUtil::TimestampToSeconds(current.expires_at()));
   if (!fresh.ok()) return fresh.status();
+  // The second factor passed stays passed for the session under its new id.
+  if (current.second_factor() != v1::SECOND_FACTOR_NOT_ENROLLED) {
+    if (auto m = SetSecondFactor(fresh->session_id(), current.second_factor()); !m.ok()) return m;
+    fresh->mutable_session()->set_second_factor(current.second_factor());
+  }
   if (auto d = Delete(session_id); !d.ok()) return d;
   return fresh;
 }

@@ -35,6 +35,9 @@ class SessionStore {
   absl::StatusOr<v1::LoginResponse> Rotate(const std::string& session_id, const v1::Session& current,
                                            const std::string& acting_party);
   absl::Status DeleteAllOf(const std::string& account_id);
+  // Records where the session stands with the second factor (UNAUTHENTICATED if the
+  // session is gone).
+  absl::Status SetSecondFactor(const std::string& session_id, v1::SecondFactor state);
 
   static std::string Ref(const std::string& session_id);
 

@@ -76,6 +76,32 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("identity_log_access",
                "INSERT INTO admin_access_log (tenant, admin_account_id, action, target_account_id, reason) "
                "VALUES ($1, $2::uuid, $3, $4::uuid, $5)");
+  conn.prepare("identity_start_totp",
+               "INSERT INTO totp_factors (account_id, tenant, secret) VALUES ($1::uuid, $2, $3) "
+               "ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, last_step = 0, created_at = now() "
+               "WHERE totp_factors.confirmed_at IS NULL RETURNING account_id");
+  conn.prepare("identity_get_totp",
+               "SELECT secret, confirmed_at IS NOT NULL FROM totp_factors WHERE account_id = $1::uuid");
+  conn.prepare("identity_use_totp_step",
+               "UPDATE totp_factors SET last_step = $2, confirmed_at = coalesce(confirmed_at, now()) "
+               "WHERE account_id = $1::uuid AND last_step < $2 AND (confirmed_at IS NULL) = $3 RETURNING tenant");
+  conn.prepare("identity_insert_audit",
+               "INSERT INTO audit_log (tenant, service, actor, session_ref, action, targets, outcome, request_id) "
+               "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)");
+  conn.prepare("identity_list_audit",
+               "SELECT id, (extract(epoch FROM at) * 1000000)::bigint, service, actor, session_ref, action, "
+               "targets::text, outcome, request_id FROM audit_log WHERE tenant = $1 AND ($2 = 0 OR id < $2) "
+               "AND ($3 = '' OR actor = $3) AND ($4 = '' OR action = $4) ORDER BY id DESC LIMIT $5");
+  conn.prepare("identity_set_role",
+               std::string("UPDATE accounts SET roles = CASE WHEN $4 THEN array_append(array_remove(roles, $3), $3) "
+                           "ELSE array_remove(roles, $3) END WHERE tenant = $1 AND email_normalized = $2 RETURNING ") +
+                   kColumns);
+  conn.prepare("identity_list_admins", std::string("SELECT ") + kColumns +
+                                           " FROM accounts WHERE tenant = $1 AND EXISTS (SELECT 1 FROM unnest(roles) r "
+                                           "WHERE r LIKE '%-admin') ORDER BY email_normalized");
+  conn.prepare("identity_reset_totp",
+               "DELETE FROM totp_factors t USING accounts a WHERE t.account_id = a.id AND a.tenant = $1 "
+               "AND a.email_normalized = $2");
   mail::Outbox::Prepare(conn);
 }
 
@@ -179,13 +205,15 @@ absl::StatusOr<std::vector<v1::Account>> Store::FindAccounts(const std::string& 
 }
 
 absl::StatusOr<v1::Account> Store::SetLocked(const std::string& tenant, const std::string& account_id, bool locked,
-                                             const std::string& admin_id, const std::string& reason) {
+                                             const std::string& admin_id, const std::string& reason,
+                                             const audit::Entry& audit) {
   v1::Account out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
     auto res = tx.exec_prepared("identity_set_locked", tenant, account_id, locked);
     if (res.empty()) return absl::NotFoundError("account not found");
     out = ToAccount(res[0]);
     tx.exec_prepared("identity_log_access", tenant, admin_id, locked ? "lock" : "unlock", account_id, reason);
+    InsertAudit(tx, "identity", audit);
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
@@ -221,6 +249,118 @@ absl::Status Store::ReplacePassword(const std::string& account_id, const std::st
     RevokeResetTokens(tx, account_id);
     return SetPasswordHash(tx, account_id, hash);
   });
+}
+
+}  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+
+absl::Status Store::StartTotp(const std::string& tenant, const std::string& account_id, const std::string& secret) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    if (tx.exec_prepared("identity_start_totp", account_id, tenant, Bytes(secret)).empty()) {
+      return absl::FailedPreconditionError("totp: already_enrolled");
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<TotpFactor> Store::GetTotp(const std::string& account_id) {
+  TotpFactor out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("identity_get_totp", account_id);
+    if (res.empty()) return absl::NotFoundError("no second factor enrolled");
+    out.secret = pqxx::binarystring(res[0][0]).str();
+    out.confirmed = res[0][1].as<bool>();
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<bool> Store::TotpConfirmed(const std::string& account_id) {
+  auto f = GetTotp(account_id);
+  if (f.status().code() == absl::StatusCode::kNotFound) return false;
+  if (!f.ok()) return f.status();
+  return f->confirmed;
+}
+
+absl::Status Store::UseTotpStep(const std::string& account_id, int64_t step, bool confirm, const audit::Entry& audit) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    if (tx.exec_prepared("identity_use_totp_step", account_id, step, confirm).empty()) {
+      return absl::InvalidArgumentError("code: invalid_code");
+    }
+    if (confirm) InsertAudit(tx, "identity", audit);
+    return absl::OkStatus();
+  });
+}
+
+void Store::InsertAudit(pqxx::work& tx, const std::string& service, const audit::Entry& e) {
+  tx.exec_prepared("identity_insert_audit", e.tenant, service, e.actor, e.session_ref, e.action, e.targets.dump(),
+                   e.outcome, e.request_id);
+}
+
+absl::StatusOr<std::vector<v1::AuditEntry>> Store::ListAudit(const std::string& tenant, int64_t before, int limit,
+                                                             const std::string& actor, const std::string& action) {
+  std::vector<v1::AuditEntry> out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& r : tx.exec_prepared("identity_list_audit", tenant, before, actor, action, limit)) {
+      v1::AuditEntry e;
+      e.set_id(r[0].as<int64_t>());
+      *e.mutable_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(r[1].as<int64_t>());
+      e.set_service(r[2].as<std::string>());
+      e.set_actor(r[3].as<std::string>());
+      e.set_session_ref(r[4].as<std::string>());
+      e.set_action(r[5].as<std::string>());
+      e.set_targets_json(r[6].as<std::string>());
+      e.set_outcome(r[7].as<std::string>());
+      e.set_request_id(r[8].as<std::string>());
+      out.push_back(std::move(e));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Account> Store::SetRole(const std::string& tenant, const std::string& email_normalized,
+                                           const std::string& role, bool grant, audit::Entry audit) {
+  v1::Account out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("identity_set_role", tenant, email_normalized, role, grant);
+    if (res.empty()) return absl::NotFoundError("no account with this e-mail address");
+    out = ToAccount(res[0]);
+    audit.targets["account_id"] = out.id();
+    InsertAudit(tx, "identity", audit);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::Account>> Store::ListAdmins(const std::string& tenant) {
+  std::vector<v1::Account> out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    for (const auto& r : tx.exec_prepared("identity_list_admins", tenant)) out.push_back(ToAccount(r));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Account> Store::ResetTotp(const std::string& tenant, const std::string& email_normalized,
+                                             audit::Entry audit) {
+  v1::Account out;
+  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+    auto res = tx.exec_prepared("identity_find_by_email", tenant, email_normalized);
+    if (res.empty()) return absl::NotFoundError("no account with this e-mail address");
+    out = ToAccount(res[0]);
+    tx.exec_prepared("identity_reset_totp", tenant, email_normalized);
+    audit.targets["account_id"] = out.id();
+    InsertAudit(tx, "identity", audit);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 }  // namespace stadtportal::identity

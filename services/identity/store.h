@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "libs/audit/audit.h"
 #include "libs/db/pool.h"
 #include "libs/mail/mail.h"
 #include "stadtportal/identity/v1/identity.pb.h"
@@ -25,6 +26,12 @@ struct Credentials {
   v1::Account account;
   std::string password_hash;
   bool verified = false;
+};
+
+// An account's second factor (TOTP secret, raw 20 bytes).
+struct TotpFactor {
+  std::string secret;
+  bool confirmed = false;
 };
 
 // The identity schema: all SQL of the service, as named prepared statements.
@@ -63,9 +70,39 @@ class Store {
   // recorded in the access log in the same transaction.
   absl::StatusOr<std::vector<v1::Account>> FindAccounts(const std::string& tenant, const std::string& query,
                                                         const std::string& admin_id, const std::string& reason);
-  // Locks or unlocks (back to active, or pending if never verified), logged likewise.
+  // Locks or unlocks (back to active, or pending if never verified), logged likewise and
+  // recorded in the audit log.
   absl::StatusOr<v1::Account> SetLocked(const std::string& tenant, const std::string& account_id, bool locked,
-                                        const std::string& admin_id, const std::string& reason);
+                                        const std::string& admin_id, const std::string& reason,
+                                        const audit::Entry& audit);
+
+  // A new unconfirmed TOTP secret for the account (replacing an unconfirmed one);
+  // FAILED_PRECONDITION "totp: already_enrolled" when one is confirmed.
+  absl::Status StartTotp(const std::string& tenant, const std::string& account_id, const std::string& secret);
+  // NOT_FOUND when the account has none.
+  absl::StatusOr<TotpFactor> GetTotp(const std::string& account_id);
+  absl::StatusOr<bool> TotpConfirmed(const std::string& account_id);
+  // Marks time step `step` used, if no step at or after it was (a code counts once),
+  // and confirms an unconfirmed factor when `confirm`; INVALID_ARGUMENT
+  // "code: invalid_code" otherwise. The audit entry is written with it.
+  absl::Status UseTotpStep(const std::string& account_id, int64_t step, bool confirm, const audit::Entry& audit);
+
+  // The audit log (identity keeps it for every service): `service` recorded `entry`;
+  // `event_id` is the event it came in (exactly once), "" for identity's own.
+  static void InsertAudit(pqxx::work& tx, const std::string& service, const audit::Entry& entry);
+  // Newest first, `limit` entries with an id below `before` (0: from the newest).
+  absl::StatusOr<std::vector<v1::AuditEntry>> ListAudit(const std::string& tenant, int64_t before, int limit,
+                                                        const std::string& actor, const std::string& action);
+
+  // The operator command: grants or revokes a role of the account with this e-mail
+  // (NOT_FOUND if none), recorded in the audit log; returns the account.
+  absl::StatusOr<v1::Account> SetRole(const std::string& tenant, const std::string& email_normalized,
+                                      const std::string& role, bool grant, audit::Entry audit);
+  // Accounts holding any administrative role (auth::IsAdminRole).
+  absl::StatusOr<std::vector<v1::Account>> ListAdmins(const std::string& tenant);
+  // Removes the account's second factor (lost device); it must enrol again.
+  absl::StatusOr<v1::Account> ResetTotp(const std::string& tenant, const std::string& email_normalized,
+                                        audit::Entry audit);
   absl::Status SetPasswordHash(pqxx::work& tx, const std::string& account_id, const std::string& hash);
 
  private:

@@ -1,6 +1,11 @@
 #include "tests/e2e/stack.h"
 
+#include "tests/e2e/operators.h"
+
+#include <unistd.h>
+
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -14,6 +19,7 @@
 #include <pqxx/pqxx>
 
 #include "libs/auth/caller.h"
+#include "libs/auth/totp.h"
 #include "libs/grpc/client.h"
 #include "libs/redis/client.h"
 
@@ -117,7 +123,9 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
           {"STADTPORTAL_TESTPAY_WEBHOOK_SECRET", kTestpaySecret},
           // Cheap hashing keeps the tests fast; production uses the defaults.
           {"STADTPORTAL_ARGON2_OPSLIMIT", "1"},
-          {"STADTPORTAL_ARGON2_MEMLIMIT_KIB", "8192"}};
+          {"STADTPORTAL_ARGON2_MEMLIMIT_KIB", "8192"},
+          // Tests try wrong and used codes on purpose; identity's own tests cover the default.
+          {"STADTPORTAL_TOTP_RATE", "20/300"}};
 }
 
 std::vector<std::string> Stack::MailsTo(const std::string& to) const {
@@ -295,18 +303,50 @@ nlohmann::json Login(httplib::Client& c, const std::string& email) {
   return nlohmann::json::parse(login->body);
 }
 
-nlohmann::json Admin(Stack& stack, httplib::Client& c) {
+int RunAdmin(const Stack& stack, const std::vector<std::string>& args, std::string* output) {
+  static int runs = 0;
+  testing::Process p(
+      BinaryPath("admin"), args, stack.BaseEnv(),
+      testing::TempDir() + "/admin-" + std::to_string(::getpid()) + "-" + std::to_string(++runs) + ".log");
+  const int code = p.Wait(std::chrono::seconds(30));
+  if (output != nullptr) *output = p.Output();
+  return code;
+}
+
+std::string TotpNow(const std::string& secret_base32, int64_t offset) {
+  auto secret = auth::FromBase32(secret_base32);
+  REQUIRE(secret.has_value());
+  return auth::TotpCode(*secret, auth::TotpStep(std::time(nullptr)) + offset);
+}
+
+nlohmann::json AdminWithoutSecondFactor(Stack& stack, httplib::Client& c, std::string* email) {
   const std::string mail = UniqueEmail();
   Onboard(stack, c, mail);
-  {
-    pqxx::connection conn(testing::DatabaseUrl());
-    pqxx::work tx(conn);
-    tx.exec("UPDATE identity.accounts SET roles = '{tenant-admin}' WHERE email_normalized = " + tx.quote(mail));
-    tx.commit();
-  }
+  std::string out;
+  const int code = RunAdmin(stack, {"--by", "e2e", "grant-role", mail, "tenant-admin"}, &out);
+  INFO(out);
+  REQUIRE(code == 0);
+  if (email != nullptr) *email = mail;
   auto login = PostJson(c, "/api/v1/auth/login", {{"email", mail}, {"password", kPassword}});
   REQUIRE(Status(login) == 200);
   return nlohmann::json::parse(login->body);
+}
+
+std::string EnrolSecondFactor(httplib::Client& c, const nlohmann::json& login) {
+  auto enrol = PostJson(c, "/api/v1/auth/totp/enrol", nlohmann::json::object(), Bearer(login));
+  INFO((enrol ? enrol->body : "no answer"));
+  REQUIRE(Status(enrol) == 201);
+  const std::string secret = nlohmann::json::parse(enrol->body)["secret"];
+  auto confirm = PostJson(c, "/api/v1/auth/totp/confirm", {{"code", TotpNow(secret)}}, Bearer(login));
+  INFO((confirm ? confirm->body : "no answer"));
+  REQUIRE(Status(confirm) == 200);
+  return secret;
+}
+
+nlohmann::json Admin(Stack& stack, httplib::Client& c) {
+  auto login = AdminWithoutSecondFactor(stack, c);
+  EnrolSecondFactor(c, login);
+  return login;
 }
 
 int Status(const httplib::Result& r) { return r ? r->status : 0; }
