@@ -135,8 +135,8 @@ int main(int argc, char** argv) {
                   account->id().c_str(), absl::StrJoin(account->roles(), ",").c_str());
       if (command == "grant-role") {
         std::printf(
-            "The role applies from the next log-in; the account enrols a second factor first "
-            "(POST /api/v1/auth/totp/enrol).\n");
+            "The role applies from the account's next request, once its session has passed a second factor "
+            "(POST /api/v1/auth/totp/enrol, then confirm).\n");
       }
       return 0;
     }
