@@ -8,7 +8,7 @@
 #include "absl/status/statusor.h"
 #include "libs/auth/caller.h"
 
-// The audit log of administrative actions (docs/adr/0010-operators.md): who (account,
+// The audit log of administrative actions (docs/adr/0016-operators.md): who (account,
 // session reference), what (action, target ids, outcome), when, and the request id.
 // Every service records an entry in the transaction that makes the change, as an
 // `audit.recorded` event through its outbox; identity keeps the one audit log and

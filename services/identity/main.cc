@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     auto relay =
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
     auto event_relay = std::make_shared<events::Relay>(db, ctx.Redis(), "identity");
-    // Identity keeps the audit log of every service (docs/adr/0010-operators.md).
+    // Identity keeps the audit log of every service (docs/adr/0016-operators.md).
     auto audit = std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "identity",
                                                     std::vector<std::string>{audit::kTopic}, identity::ApplyAuditEvent);
     ctx.OnServing([relay, event_relay, audit] {

@@ -14,7 +14,7 @@ ALTER TABLE clients
   ADD COLUMN disabled_at       timestamptz,
   ADD COLUMN secret_rotated_at timestamptz;
 
--- Administrative actions of every service (docs/adr/0010-operators.md): the other
+-- Administrative actions of every service (docs/adr/0016-operators.md): the other
 -- services send them as `audit.recorded` events (exactly once through `inbox`), identity's
 -- own and the operator command's are written in the transaction of the action. Rows are
 -- only ever added.
