@@ -156,7 +156,8 @@ grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDest
         break;
       default: return absl::InvalidArgumentError("mode: PUSH or PULL required");
     }
-    return grpcx::Respond(resp, store_->PutDestination(d));
+    return grpcx::Respond(
+        resp, store_->PutDestination(d, audit::Of(caller, "destination.put", {{"destination", d.id}, {"mode", d.mode}})));
   });
 }
 
@@ -201,7 +202,9 @@ grpc::Status Service::Replay(grpc::ServerContext* ctx, const v1::ReplayRequest* 
     } else if (auto s = api::ValidateSlug(req->destination(), "destination"); !s.ok()) {
       return s;
     }
-    auto n = store_->Replay(caller.tenant, req->submission_id(), req->destination());
+    auto n = store_->Replay(caller.tenant, req->submission_id(), req->destination(),
+                            audit::Of(caller, "dead_letter.replay",
+                                      {{"submission_id", req->submission_id()}, {"destination", req->destination()}}));
     if (!n.ok()) return n.status();
     if (*n == 0 && !req->submission_id().empty()) return absl::NotFoundError("no such dead letter");
     resp->set_replayed(*n);

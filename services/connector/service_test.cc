@@ -70,9 +70,14 @@ TEST_CASE("destinations are created by admins, with secrets rotated and never sh
   v1::Destination d;
   auto req = Push("standesamt", kPublicUrl);
   CHECK(f.service->PutDestination(&f.ctx, &req, &d).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'audit.recorded'") == 0);
   grpcx::TestCaller admin(Admin());
   REQUIRE(f.service->PutDestination(&f.ctx, &req, &d).ok());
   CHECK(d.has_secret());
+  // On the audit log (an event for identity, written with the change), without the secret.
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'audit.recorded' AND payload->>'action' = "
+                "'destination.put' AND payload->'targets'->>'destination' = 'standesamt'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE payload::text LIKE '%" + std::string(40, 's') + "%'") == 0);
   req.set_secret(std::string(40, 't'));
   REQUIRE(f.service->PutDestination(&f.ctx, &req, &d).ok());
   REQUIRE(f.store

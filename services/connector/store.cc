@@ -122,11 +122,12 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("connector_party_of", "SELECT party_id::text FROM deliveries WHERE submission_id = $1::uuid");
 }
 
-absl::StatusOr<v1::Destination> Store::PutDestination(const DestinationRow& d) {
+absl::StatusOr<v1::Destination> Store::PutDestination(const DestinationRow& d, const audit::Entry& audit) {
   v1::Destination out;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
     out = ToDestination(
         tx.exec_prepared1("connector_put_destination", d.tenant, d.id, d.name, d.mode, d.endpoint_url, d.secret));
+    audit::Record(tx, audit);
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
@@ -231,11 +232,14 @@ absl::StatusOr<v1::ListAttemptsResponse> Store::ListAttempts(const std::string& 
 }
 
 absl::StatusOr<int> Store::Replay(const std::string& tenant, const std::string& submission_id,
-                                  const std::string& destination) {
+                                  const std::string& destination, const audit::Entry& audit) {
   int n = 0;
   absl::Status s = pool_.Transact([&](pqxx::work& tx) {
     n = static_cast<int>(tx.exec_prepared("connector_replay", tenant, submission_id, destination).size());
     tx.exec_prepared("connector_breaker_reset", tenant, destination);
+    auto entry = audit;
+    entry.targets["replayed"] = n;
+    audit::Record(tx, entry);
     return absl::OkStatus();
   });
   if (!s.ok()) return s;

@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "libs/api/api.h"
+#include "libs/audit/audit.h"
 #include "libs/db/pool.h"
 #include "stadtportal/connector/v1/connector.pb.h"
 
@@ -46,7 +47,8 @@ class Store {
   static void Prepare(pqxx::connection& conn);
   absl::Status Transact(const std::function<absl::Status(pqxx::work&)>& fn) { return pool_.Transact(fn); }
 
-  absl::StatusOr<v1::Destination> PutDestination(const DestinationRow& d);
+  // `audit`: the administrator's entry, recorded in the same transaction.
+  absl::StatusOr<v1::Destination> PutDestination(const DestinationRow& d, const audit::Entry& audit);
   // Ordered by id.
   absl::StatusOr<v1::ListDestinationsResponse> ListDestinations(const std::string& tenant, const api::Page& page);
   static std::optional<DestinationRow> FindDestination(pqxx::work& tx, const std::string& tenant,
@@ -73,7 +75,7 @@ class Store {
                                                             const std::string& state, int limit);
   absl::StatusOr<v1::ListAttemptsResponse> ListAttempts(const std::string& tenant, const std::string& submission_id);
   absl::StatusOr<int> Replay(const std::string& tenant, const std::string& submission_id,
-                             const std::string& destination);
+                             const std::string& destination, const audit::Entry& audit);
   // The delivery of a destination (NOT_FOUND for another destination's).
   static std::optional<v1::Delivery> LockDelivery(pqxx::work& tx, const std::string& tenant,
                                                   const std::string& destination, const std::string& submission_id);

@@ -32,7 +32,7 @@ void Service::AddOperatorRoutes() {
                 idv1::EnrolTotpRequest in;
                 in.set_session_id(a->session_id);
                 idv1::EnrolTotpResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                 if (auto s = status::FromGrpc(identity_->EnrolTotp(ctx.get(), in, &out)); !s.ok()) {
                   return Fail(req, res, s);
                 }
@@ -52,7 +52,7 @@ void Service::AddOperatorRoutes() {
                   in.set_session_id(a->session_id);
                   in.set_code((*body)["code"]);
                   idv1::Session out;
-                  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                   absl::Status s = status::FromGrpc(confirm ? identity_->ConfirmTotp(ctx.get(), in, &out)
                                                             : identity_->VerifyTotp(ctx.get(), in, &out));
                   if (!s.ok()) return Fail(req, res, s);
@@ -70,7 +70,7 @@ void Service::AddOperatorRoutes() {
                 in.set_actor(req.get_param_value("actor"));
                 in.set_action(req.get_param_value("action"));
                 idv1::ListAuditLogResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                 if (auto s = status::FromGrpc(identity_->ListAuditLog(ctx.get(), in, &out)); !s.ok()) {
                   return Fail(req, res, s);
                 }
@@ -101,7 +101,7 @@ void Service::AddOperatorRoutes() {
                   in.set_client_id(p.at("id"));
                   in.set_disabled(disable);
                   idv1::BackofficeClient out;
-                  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                   if (auto s = status::FromGrpc(identity_->SetClientDisabled(ctx.get(), in, &out)); !s.ok()) {
                     return Fail(req, res, s);
                   }
@@ -120,7 +120,7 @@ void Service::AddOperatorRoutes() {
                 idv1::RotateClientSecretRequest in;
                 in.set_client_id(p.at("id"));
                 idv1::CreateClientResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->caller_token);
+                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                 if (auto s = status::FromGrpc(identity_->RotateClientSecret(ctx.get(), in, &out)); !s.ok()) {
                   return Fail(req, res, s);
                 }

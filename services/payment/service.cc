@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "libs/api/api.h"
+#include "libs/audit/audit.h"
 #include "libs/events/events.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
@@ -426,6 +427,12 @@ grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRef
       if (ok) Store::AddRefunded(tx, p.id(), req->amount().amount_minor());
       Store::AddEvent(tx, p.id(), row->state, ok ? "refunded" : "refund_failed", "refund",
                       {{"refund_id", refund.id()}, {"amount_minor", req->amount().amount_minor()}});
+      auto entry = audit::Of(caller, "refund.create",
+                             {{"payment_id", p.id()},
+                              {"refund_id", refund.id()},
+                              {"amount_minor", req->amount().amount_minor()}});
+      entry.outcome = ok ? "succeeded" : "failed";
+      audit::Record(tx, entry);
       refund.set_state(ok ? "success" : "error");
       refund.set_reason(why);
       *resp = refund;

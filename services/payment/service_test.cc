@@ -448,6 +448,7 @@ TEST_CASE("refunds: optimistic concurrency on the available amount, partial refu
   CHECK(refund(1200, 2000).first.error_code() == grpc::StatusCode::ABORTED);              // Stale figure.
   CHECK(refund(3000, 2400).first.error_code() == grpc::StatusCode::FAILED_PRECONDITION);  // Above available.
   CHECK(f.Count("SELECT count(*) FROM refunds") == 0);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'audit.recorded'") == 0);  // Refused: no action taken.
   auto [ok, r] = refund(1200, 2400);
   REQUIRE(ok.ok());
   CHECK(r.state() == "success");
@@ -455,6 +456,9 @@ TEST_CASE("refunds: optimistic concurrency on the available amount, partial refu
   CHECK(refund(1200, 2400).first.error_code() == grpc::StatusCode::ABORTED);  // The figure moved.
   REQUIRE(refund(1200, 1200).first.ok());
   CHECK(f.Get(id).refund_amount_available() == 0);
+  // Each refund is on the audit log (identity keeps it; the entry travels as an event).
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'audit.recorded' AND payload->>'action' = 'refund.create'"
+                " AND payload->'targets'->>'payment_id' = '" + id + "' AND payload->>'outcome' = 'succeeded'") == 2);
 
   grpc::ServerContext ctx;
   v1::GetReportRequest req;

@@ -151,6 +151,29 @@ TEST_CASE("the audit log: who did what and when, with the request id", "[e2e]") 
   CHECK(disabled["session_ref"] == created["session_ref"]);
   CHECK(disabled["id"].get<int64_t>() > created["id"].get<int64_t>());  // Newest first.
 
+  // Other services' administrative actions reach the same log through their events.
+  REQUIRE(Status(Call(c, "PUT", "/api/v1/admin/destinations/standesamt", admin,
+                      {{"name", "Standesamt"}, {"mode", "pull"}}, {{"X-Request-Id", "audit-e2e-3"}})) == 200);
+  REQUIRE(Status(Call(c, "POST", "/api/v1/admin/dead-letters/replay", admin, {{"destination", "standesamt"}},
+                      {{"X-Request-Id", "audit-e2e-4"}})) == 200);
+  json put, replayed;
+  CHECK(testing::Eventually(
+      [&] {
+        for (const auto& e : Get(c, "/api/v1/admin/audit-log?actor=" + account, admin)["items"]) {
+          if (e["action"] == "destination.put") put = e;
+          if (e["action"] == "dead_letter.replay") replayed = e;
+        }
+        return !put.is_null() && !replayed.is_null();
+      },
+      std::chrono::seconds(10)));
+  CHECK(put["service"] == "connector");
+  CHECK(put["request_id"] == "audit-e2e-3");
+  CHECK(put["targets"]["destination"] == "standesamt");
+  CHECK(put["session_ref"] == created["session_ref"]);
+  CHECK(replayed["service"] == "connector");
+  CHECK(replayed["request_id"] == "audit-e2e-4");
+  CHECK(replayed["targets"]["replayed"] == 0);
+
   // The grant by the operator command is there too, and the log pages.
   auto grants = Get(c, "/api/v1/admin/audit-log?action=role.grant&page_size=1", admin);
   REQUIRE(grants["items"].size() == 1);
