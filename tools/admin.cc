@@ -61,12 +61,19 @@ const char* State(identity::v1::AccountState s) {
   }
 }
 
-// Who ran the command, for the audit log: --by, else the login name, else "operator".
+// A name for the audit log: 1 to 64 of A-Z a-z 0-9 . _ @ -.
+bool IsOperatorName(const std::string& name) {
+  static const std::regex kName("^[A-Za-z0-9._@-]{1,64}$");
+  return std::regex_match(name, kName);
+}
+
+// Who ran the command, for the audit log: --by, else the login name (if it is a valid
+// name), else "operator".
 std::string Operator(const std::string& by) {
   std::string name = by;
   if (name.empty()) {
     const char* user = std::getenv("USER");
-    name = user != nullptr && *user != '\0' ? user : "operator";
+    name = user != nullptr && IsOperatorName(user) ? user : "operator";
   }
   return "operator:" + name;
 }
@@ -79,8 +86,7 @@ int main(int argc, char** argv) {
   if (args.size() >= 2 && args[0] == "--by") {
     by = args[1];
     args.erase(args.begin(), args.begin() + 2);
-    static const std::regex kName("^[A-Za-z0-9._@-]{1,64}$");
-    if (!std::regex_match(by, kName)) {
+    if (!IsOperatorName(by)) {
       std::fprintf(stderr, "stadtportal-admin: --by: 1 to 64 of A-Z a-z 0-9 . _ @ -\n");
       return 64;
     }

@@ -117,4 +117,12 @@ std::string ClientAddress(const httplib::Request& req, const TrustedProxies& tru
   return trusted.ClientAddress(req.remote_addr, req.headers);
 }
 
+std::string ClientKey(const std::string& client_address) {
+  IpAddress a;
+  if (!IpAddress::Parse(client_address, &a)) return client_address;
+  if (a.IsV4()) return a.ToString();
+  std::fill(a.bytes.begin() + 8, a.bytes.end(), 0);
+  return a.ToString() + "/64";
+}
+
 }  // namespace stadtportal::http

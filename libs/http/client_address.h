@@ -55,4 +55,9 @@ class TrustedProxies {
 // names "the client" (rate limits, log-in throttles).
 std::string ClientAddress(const httplib::Request& req, const TrustedProxies& trusted);
 
+// What a client's limits and log-in failures count under: an IPv4 client's address, an
+// IPv6 client's /64 ("2001:db8:1:2::/64", the smallest block a subscriber is given), so
+// that rotating addresses within it gains nothing. Anything else is kept as it is.
+std::string ClientKey(const std::string& client_address);
+
 }  // namespace stadtportal::http

@@ -108,6 +108,14 @@ TEST_CASE("the client is found right to left through trusted hops only", "[unit]
     for (int i = 0; i < 100; ++i) chain += ", 10.0.0." + std::to_string(i % 250);
     CHECK(t.ClientAddress("10.1.1.1", Xff({chain})) != "203.0.113.9");
   }
+  SECTION("limits count per IPv4 address and per IPv6 /64") {
+    CHECK(ClientKey("203.0.113.9") == "203.0.113.9");
+    CHECK(ClientKey("::ffff:203.0.113.9") == "203.0.113.9");
+    CHECK(ClientKey("2001:db8:1:2:aaaa:bbbb:cccc:dddd") == "2001:db8:1:2::/64");
+    CHECK(ClientKey("2001:db8:1:2::1") == ClientKey("2001:db8:1:2:ffff::7"));
+    CHECK(ClientKey("2001:db8:1:3::1") != ClientKey("2001:db8:1:2::1"));
+    CHECK(ClientKey("unknown") == "unknown");
+  }
   SECTION("the request form uses the TCP peer") {
     httplib::Request req;
     req.remote_addr = "10.1.1.1";

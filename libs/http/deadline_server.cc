@@ -139,17 +139,18 @@ bool Server::process_and_close_socket(socket_t sock) {
     ret = process_request(stream, left == 1, connection_closed, nullptr);
     if (!ret || connection_closed || close_after_response || deadline_passed) break;
   }
-  if (close_after_response && Clock::now() < request_deadline) {
+  if (close_after_response) {
     // A lingering close: what the client still sends (a refused body) is read and
     // dropped, up to a little more than the largest body any route takes, for at most
-    // two seconds, never past the request's deadline, and only while it keeps coming (a
-    // quarter second of silence ends it),
+    // two seconds, past the request's deadline only half a second, and only while it
+    // keeps coming (a quarter second of silence ends it),
     // so a client that writes its whole body before reading gets the answer instead of
     // a connection reset. Costs time on one thread, no memory.
     ::shutdown(sock, SHUT_WR);
     char buf[16384];
     size_t drained = 0;
-    const auto until = std::min(request_deadline, Clock::now() + std::chrono::seconds(2));
+    const auto until = std::max(std::min(request_deadline, Clock::now() + std::chrono::seconds(2)),
+                                Clock::now() + std::chrono::milliseconds(500));
     while (drained < (32u << 20) && Clock::now() < until) {
       pollfd p{sock, POLLIN, 0};
       const int rc = poll(&p, 1, 250);

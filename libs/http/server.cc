@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "libs/api/api.h"
@@ -233,6 +234,10 @@ void Router::DispatchWithBody(const httplib::Request& req, httplib::Response& re
   const Route* route = Matched(req).route;
   // A body is declared by Content-Length or Transfer-Encoding; without either there is none.
   if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) return Dispatch(req, res);
+  if (route != nullptr && route->upload && upload_gate_ && !upload_gate_(req)) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    return Refuse(req, res, 401, "log in before uploading");
+  }
   // Upload slots bound the memory of large bodies: taken before reading, kept until answered.
   bool slot = false;
   if (route != nullptr && route->upload) {
@@ -397,6 +402,16 @@ int CheckDeclaredBody(const httplib::Request& req, size_t limit, std::string* de
         !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
         !absl::SimpleAtoi(value, &length)) {
       *detail = "malformed Content-Length";
+      return 400;
+    }
+  }
+  // One framing only (RFC 9112 6.1, 6.3): a proxy in front and cpp-httplib (which takes
+  // only the exact value "chunked" as chunked, else Content-Length, else reads to the
+  // end) must never see different request boundaries.
+  if (chunked) {
+    if (has_length || req.get_header_value_count("Transfer-Encoding") != 1 ||
+        !absl::EqualsIgnoreCase(req.get_header_value("Transfer-Encoding"), "chunked")) {
+      *detail = "Transfer-Encoding other than a single \"chunked\", or with Content-Length";
       return 400;
     }
   }

@@ -97,6 +97,10 @@ class Router {
   // A route added before takes files (multipart or large JSON): EdgeOptions' upload
   // limit and slots.
   void SetUpload(const std::string& method, const std::string& pattern);
+  // A cheap check an upload must pass before it waits for a slot or a byte of its body is
+  // read (e.g. that it names a caller at all); refused uploads get 401 at once, so that
+  // anonymous clients cannot hold the slots.
+  void SetUploadGate(std::function<bool(const httplib::Request&)> gate) { upload_gate_ = std::move(gate); }
   // Installs the router and the uniform error handling on `server`.
   void Install(Server& server);
   // All routes as "METHOD /path/{param}" (for the OpenAPI contract test).
@@ -132,6 +136,7 @@ class Router {
   std::vector<Route> routes_;
   EdgeOptions edge_;
   metrics::Red red_;
+  std::function<bool(const httplib::Request&)> upload_gate_;
   std::mutex uploads_mu_;
   std::condition_variable upload_done_;
   int uploads_ = 0;

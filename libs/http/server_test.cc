@@ -292,6 +292,21 @@ TEST_CASE("upload routes take their own limit, fill the files, and only so many 
   CHECK(busy->get_header_value("Retry-After") == "5");
   CHECK(slow.get() == 201);
   CHECK(c2.Post("/files", items)->status == 201);  // The slot is free again.
+
+  // With a gate, an upload that fails it is refused before it takes the slot: while the
+  // slot is held, a refused upload gets 401 (not 503), and the held one is not disturbed.
+  f.router.SetUploadGate([](const httplib::Request& req) { return req.has_header("X-Caller"); });
+  auto held = std::async(std::launch::async, [&] {
+    httplib::Client c1("127.0.0.1", f.port);
+    return c1.Post("/files?slow=1", {{"X-Caller", "a"}}, items)->status;
+  });
+  REQUIRE(testing::Eventually([&] { return f.upload_handlers.load() == 4; }, std::chrono::seconds(5)));
+  auto anonymous = c2.Post("/files", items);
+  REQUIRE(anonymous);
+  CHECK(anonymous->status == 401);
+  CHECK(anonymous->get_header_value("WWW-Authenticate") == "Bearer");
+  CHECK(f.upload_handlers.load() == 4);
+  CHECK(held.get() == 201);
 }
 
 TEST_CASE("a request trickling in is cut off at the request deadline", "[unit]") {

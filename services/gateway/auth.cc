@@ -51,6 +51,12 @@ idv1::Language ParseLanguage(const nlohmann::json& body) {
 
 }  // namespace
 
+bool Service::NamesCaller(const httplib::Request& req) {
+  const std::string authorization = req.get_header_value("Authorization");
+  return (authorization.size() > 7 && absl::StartsWith(authorization, "Bearer ")) ||
+         !CookieValue(req, kSessionCookie).empty();
+}
+
 std::optional<Authenticated> Service::Authenticate(const httplib::Request& req, httplib::Response& res,
                                                    bool acting_party_checked) {
   Authenticated a;

@@ -101,6 +101,8 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   router_.SetUpload("POST", "/api/v1/mailbox/threads/{id}/messages");
   // Documents travel inside the JSON (base64).
   router_.SetUpload("POST", "/api/v1/backoffice/submissions/{id}/messages");
+  // Every upload route needs a caller: without credentials, no slot and no reading.
+  router_.SetUploadGate([](const httplib::Request& req) { return NamesCaller(req); });
   AddOperatorRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
@@ -127,7 +129,7 @@ Service::Handler Service::Limited(const std::string& group, Handler handler) {
   return [this, group, rate, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
                                                            const http::Params& p) {
     if (limiter_ != nullptr) {
-      auto d = limiter_->Take(group, Client(req), rate);
+      auto d = limiter_->Take(group, http::ClientKey(Client(req)), rate);
       if (!d.ok()) {
         // Rate limiting must not take the API down with Redis: let the request pass.
         log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});

@@ -136,6 +136,9 @@ class Service {
   // (403 once the person left or was removed), except where `acting_party_checked` is
   // false: the routes that show the acting party and switch back. Administrative roles go
   // into the caller token only once the session has passed the second factor.
+  // Whether a request carries credentials at all (a Bearer token or the session cookie),
+  // checked before anything is asked of identity.
+  static bool NamesCaller(const httplib::Request& req);
   std::optional<Authenticated> Authenticate(const httplib::Request& req, httplib::Response& res,
                                             bool acting_party_checked = true);
   // Authenticate for administrative routes: a session with an administrative role that

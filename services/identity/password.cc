@@ -111,7 +111,11 @@ absl::StatusOr<std::string> PasswordHasher::Hash(const std::string& password, Cl
 
 absl::StatusOr<bool> PasswordHasher::Verify(const std::string& hash, const std::string& password,
                                             Clock::time_point deadline) const {
-  if (hash.empty() || hash.size() >= crypto_pwhash_STRBYTES) return false;
+  if (hash.empty() || hash.size() >= crypto_pwhash_STRBYTES) {
+    // An account without a usable hash answers as slowly as any other wrong password.
+    if (auto s = Verify(dummy_hash_, password, deadline); !s.ok()) return s.status();
+    return false;
+  }
   Permit permit(*gate_, deadline);
   if (!permit.status().ok()) return permit.status();
   char buf[crypto_pwhash_STRBYTES] = {};

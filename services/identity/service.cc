@@ -196,7 +196,7 @@ grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* re
       absl::Status stored = h.ok() ? store_->SetPasswordHash(found->account.id(), *h) : h.status();
       if (!stored.ok()) log::Warn("password rehash not stored", {{"error", std::string(stored.message())}});
     }
-    if (auto s = throttle_.Succeeded(*email); !s.ok()) return s;
+    if (auto s = throttle_.Succeeded(*email, req->client_ip()); !s.ok()) return s;
     auto session = NewSession(found->account);
     if (!session.ok()) return session.status();
     *resp = *session;

@@ -1,5 +1,7 @@
 #include "services/identity/sessions.h"
 
+#include "libs/http/client_address.h"
+
 #include <sodium.h>
 
 #include <google/protobuf/util/time_util.h>
@@ -188,11 +190,13 @@ absl::Status SessionStore::DeleteAllOf(const std::string& account_id) {
 
 namespace {
 
-std::string AccountThrottleKey(const std::string& email) {
-  return "sp:throttle:login:account:" + absl::BytesToHexString(Sha256(email));
+// Per account and client: a stranger's failures delay only the stranger, never the
+// account's owner logging in from elsewhere (no lock-out by someone else).
+std::string AccountThrottleKey(const std::string& email, const std::string& ip) {
+  return "sp:throttle:login:account:" + absl::BytesToHexString(Sha256(email + "\n" + http::ClientKey(ip)));
 }
 std::string IpThrottleKey(const std::string& ip) {
-  return "sp:throttle:login:ip:" + absl::BytesToHexString(Sha256(ip));
+  return "sp:throttle:login:ip:" + absl::BytesToHexString(Sha256(http::ClientKey(ip)));
 }
 
 // The delay after `n` failures, as Lua: base · 2^(n - free - 1), capped; 0 for the free ones.
@@ -245,7 +249,7 @@ absl::Status LoginThrottle::Check(const std::string& email, const std::string& i
     auto ttl = redis_.Command({"PTTL", ip_key});
     return RetryAfter(ttl.ok() && ttl->integer() > 0 ? ttl->integer() : options_.window.count() * 1000);
   }
-  auto wait = redis_.Command({"EVAL", kCheckScript, "1", AccountThrottleKey(email),
+  auto wait = redis_.Command({"EVAL", kCheckScript, "1", AccountThrottleKey(email, ip),
                               std::to_string(options_.free_failures), std::to_string(options_.base_delay.count()),
                               std::to_string(options_.max_delay.count()), std::to_string(options_.window.count())});
   if (!wait.ok()) return wait.status();
@@ -254,7 +258,7 @@ absl::Status LoginThrottle::Check(const std::string& email, const std::string& i
 }
 
 absl::Status LoginThrottle::Failed(const std::string& email, const std::string& ip) {
-  auto d = redis_.Command({"EVAL", kFailedScript, "1", AccountThrottleKey(email),
+  auto d = redis_.Command({"EVAL", kFailedScript, "1", AccountThrottleKey(email, ip),
                            std::to_string(options_.free_failures), std::to_string(options_.base_delay.count()),
                            std::to_string(options_.max_delay.count()), std::to_string(options_.window.count())});
   if (!d.ok()) return d.status();
@@ -266,8 +270,8 @@ absl::Status LoginThrottle::Failed(const std::string& email, const std::string& 
   return e.ok() ? absl::OkStatus() : e.status();
 }
 
-absl::Status LoginThrottle::Succeeded(const std::string& email) {
-  auto r = redis_.Command({"DEL", AccountThrottleKey(email)});
+absl::Status LoginThrottle::Succeeded(const std::string& email, const std::string& ip) {
+  auto r = redis_.Command({"DEL", AccountThrottleKey(email, ip)});
   return r.ok() ? absl::OkStatus() : r.status();
 }
 

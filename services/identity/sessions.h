@@ -59,8 +59,9 @@ struct ThrottleOptions {
   std::chrono::seconds window{15 * 60};
 };
 
-// Failed log-ins: a progressive delay per account (by e-mail, known or not) and a limit
-// per client address. Keys hold SHA-256 digests, not addresses or e-mails.
+// Failed log-ins: a progressive delay per account (by e-mail, known or not) and client,
+// and a limit per client (address; IPv6 per /64). Keys hold SHA-256 digests, not
+// addresses or e-mails.
 class LoginThrottle {
  public:
   LoginThrottle(redis::Client& redis, ThrottleOptions options) : redis_(redis), options_(options) {}
@@ -69,7 +70,7 @@ class LoginThrottle {
   // attempts in parallel do not get around it.
   absl::Status Check(const std::string& email, const std::string& ip);
   absl::Status Failed(const std::string& email, const std::string& ip);
-  absl::Status Succeeded(const std::string& email);
+  absl::Status Succeeded(const std::string& email, const std::string& ip);
 
  private:
   redis::Client& redis_;

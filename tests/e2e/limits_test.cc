@@ -145,7 +145,7 @@ TEST_CASE("bodies over a route's limit are refused before or while they are read
     auto c = stack.Http();
     auto small = c.Post("/api/v1/drafts/d/attachments", Multipart(100 * 1024, "b"), "multipart/form-data; boundary=b");
     REQUIRE(small);
-    CHECK(small->status == 401);  // Read, then refused for want of a session: not 413.
+    CHECK(small->status == 401);  // No caller named: refused before a slot is taken or a byte read.
   }
   SECTION("a GET with a body is refused, not taken for the next request") {
     Raw raw(stack.gateway_port());
@@ -155,6 +155,20 @@ TEST_CASE("bodies over a route's limit are refused before or while they are read
     const std::string response = raw.ReadAll();
     CHECK(StatusOf(response) == 400);
     CHECK(response.find("HTTP/1.1", 10) == std::string::npos);  // One answer: nothing smuggled.
+  }
+  SECTION("a body framed two ways (Content-Length and Transfer-Encoding, or a coding besides chunked) is refused") {
+    const std::string hidden = "GET /api/v1/services HTTP/1.1\r\nHost: portal\r\n\r\n";
+    for (const std::string framing :
+         {"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "Transfer-Encoding: gzip, chunked\r\n",
+          "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n", "Transfer-Encoding: xchunked\r\n"}) {
+      INFO(framing);
+      Raw raw(stack.gateway_port());
+      REQUIRE(raw.Send("POST /api/v1/auth/login HTTP/1.1\r\nHost: portal\r\nContent-Type: application/json\r\n" +
+                       framing + "\r\n0\r\n\r\n" + hidden));
+      const std::string response = raw.ReadAll();
+      CHECK(StatusOf(response) == 400);
+      CHECK(response.find("HTTP/1.1", 10) == std::string::npos);  // One answer: nothing smuggled.
+    }
   }
   CHECK(stack.WaitReady(5s));
 }
@@ -188,6 +202,11 @@ TEST_CASE("gateway and identity stay under their chart memory limits under maxim
   auto& identity = stack.instance("identity");
   REQUIRE(stack.Restart(identity, {{"STADTPORTAL_ARGON2_MEMLIMIT_KIB", "65536"}, {"STADTPORTAL_ARGON2_OPSLIMIT", "1"}}));
   REQUIRE(stack.WaitReady(60s));
+  // Uploads come from a logged-in citizen (without credentials they are refused unread),
+  // to a draft that does not exist: read whole, handed to the submission service, 404.
+  auto login_client = stack.Http();
+  const nlohmann::json uploader = Onboard(stack, login_client, UniqueEmail());
+  const std::string upload_path = "/api/v1/drafts/7d1c2f0e-5b7a-4c1e-9a53-0c2b7f3e9d41/attachments";
   const int gateway_pid = stack.gateway().pid(), identity_pid = identity.process->pid();
   const int64_t gateway_limit = ChartMemoryLimit("gateway"), identity_limit = ChartMemoryLimit("identity");
   const int64_t gateway_before = ProcStatus(gateway_pid, "VmRSS"), identity_before = ProcStatus(identity_pid, "VmRSS");
@@ -195,7 +214,7 @@ TEST_CASE("gateway and identity stay under their chart memory limits under maxim
   constexpr int kLogins = 40, kUploads = 24, kSlow = 24;
   // The largest upload accepted: 21 MiB with the multipart framing and the 512 bytes each part is counted for.
   const std::string upload = Multipart(21 * 1024 * 1024 - 1024, "limits");
-  std::vector<std::future<int>> calls;
+  std::vector<std::future<int>> uploads, logins;
   std::atomic<bool> stop{false};
   // Slow clients: headers trickling in, holding connections.
   std::vector<std::thread> slow;
@@ -207,16 +226,16 @@ TEST_CASE("gateway and identity stay under their chart memory limits under maxim
     });
   }
   for (int i = 0; i < kUploads; ++i) {
-    calls.push_back(std::async(std::launch::async, [&] {
+    uploads.push_back(std::async(std::launch::async, [&] {
       auto c = stack.Http();
       c.set_read_timeout(60s);
       c.set_write_timeout(60s);
-      auto r = c.Post("/api/v1/drafts/d/attachments", upload, "multipart/form-data; boundary=limits");
+      auto r = c.Post(upload_path.c_str(), Bearer(uploader), upload, "multipart/form-data; boundary=limits");
       return r ? r->status : 0;
     }));
   }
   for (int i = 0; i < kLogins; ++i) {
-    calls.push_back(std::async(std::launch::async, [&, i] {
+    logins.push_back(std::async(std::launch::async, [&, i] {
       auto c = stack.Http();
       c.set_read_timeout(60s);
       auto r =
@@ -225,14 +244,17 @@ TEST_CASE("gateway and identity stay under their chart memory limits under maxim
       return r ? r->status : 0;
     }));
   }
-  std::map<int, int> statuses;
-  for (auto& f : calls) ++statuses[f.get()];
+  std::map<int, int> upload_statuses, login_statuses;
+  for (auto& f : uploads) ++upload_statuses[f.get()];
+  for (auto& f : logins) ++login_statuses[f.get()];
   stop = true;
   for (auto& t : slow) t.join();
 
   const int64_t gateway_peak = ProcStatus(gateway_pid, "VmHWM"), identity_peak = ProcStatus(identity_pid, "VmHWM");
-  std::string summary;
-  for (const auto& [status, n] : statuses) summary += " " + std::to_string(status) + "×" + std::to_string(n);
+  std::string summary = " uploads";
+  for (const auto& [status, n] : upload_statuses) summary += " " + std::to_string(status) + "×" + std::to_string(n);
+  summary += ", log-ins";
+  for (const auto& [status, n] : login_statuses) summary += " " + std::to_string(status) + "×" + std::to_string(n);
   const auto mib = [](int64_t b) { return std::to_string(b >> 20) + " MiB"; };
   const std::string figures = "limits: " + std::to_string(kUploads) + " uploads of 21 MiB, " + std::to_string(kLogins) +
                               " log-ins (Argon2id 64 MiB), " + std::to_string(kSlow) +
@@ -246,12 +268,19 @@ TEST_CASE("gateway and identity stay under their chart memory limits under maxim
   CHECK(identity_peak > 0);
   CHECK(gateway_peak < gateway_limit);
   CHECK(identity_peak < identity_limit);
-  // Every answer is one the client can act on: no session or wrong password (401), this
-  // client's failed log-ins slowed down (429), busy (503), or — for the first hashes,
-  // which start at once on two cores shared with 500 MiB of uploads — too slow (504).
-  // Never a 500 or 502, never no answer.
-  for (const auto& [status, n] : statuses) {
-    INFO(status);
+  // Every answer is one the client can act on, never a 500 or 502, never no answer.
+  // Uploads: read and refused for the missing draft (404), busy (503), or not sent
+  // within the request deadline after waiting for a slot (408); never 413.
+  CHECK(upload_statuses[404] > 0);
+  for (const auto& [status, n] : upload_statuses) {
+    INFO("upload " << status);
+    CHECK((status == 404 || status == 408 || status == 503));
+  }
+  // Log-ins: wrong password (401), this client's failures slowed down (429), busy (503),
+  // or — for the first hashes, which start at once on two cores shared with 500 MiB of
+  // uploads — too slow (504).
+  for (const auto& [status, n] : login_statuses) {
+    INFO("log-in " << status);
     CHECK((status == 401 || status == 429 || status == 503 || status == 504));
   }
   CHECK(stack.gateway().running());

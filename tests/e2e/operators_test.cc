@@ -134,7 +134,8 @@ TEST_CASE("the audit log: who did what and when, with the request id", "[e2e]") 
                       {{"X-Request-Id", "audit-e2e-2"}})) == 200);
 
   json created, disabled;
-  for (const auto& e : Get(c, "/api/v1/admin/audit-log?actor=" + account, admin)["items"]) {
+  const json log = Get(c, "/api/v1/admin/audit-log?actor=" + account, admin);
+  for (const auto& e : log["items"]) {
     if (e["action"] == "backoffice_client.create") created = e;
     if (e["action"] == "backoffice_client.disable") disabled = e;
   }
@@ -159,7 +160,9 @@ TEST_CASE("the audit log: who did what and when, with the request id", "[e2e]") 
   json put, replayed;
   CHECK(testing::Eventually(
       [&] {
-        for (const auto& e : Get(c, "/api/v1/admin/audit-log?actor=" + account, admin)["items"]) {
+        // Bound first: a range over a member of a temporary would dangle.
+        const json entries = Get(c, "/api/v1/admin/audit-log?actor=" + account, admin);
+        for (const auto& e : entries["items"]) {
           if (e["action"] == "destination.put") put = e;
           if (e["action"] == "dead_letter.replay") replayed = e;
         }

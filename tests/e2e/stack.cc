@@ -305,8 +305,11 @@ nlohmann::json Login(httplib::Client& c, const std::string& email) {
 
 int RunAdmin(const Stack& stack, const std::vector<std::string>& args, std::string* output) {
   static int runs = 0;
+  auto env = stack.BaseEnv();
+  // The operator command works on identity's data, as identity's database role.
+  env["STADTPORTAL_DATABASE_URL"] = testing::ServiceDatabaseUrl("identity");
   testing::Process p(
-      BinaryPath("admin"), args, stack.BaseEnv(),
+      BinaryPath("admin"), args, env,
       testing::TempDir() + "/admin-" + std::to_string(::getpid()) + "-" + std::to_string(++runs) + ".log");
   const int code = p.Wait(std::chrono::seconds(30));
   if (output != nullptr) *output = p.Output();
