@@ -472,6 +472,12 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
 
       // The caller's own account.
       {"GET /api/v1/me", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me"); }},
+      // A second factor: each caller's own (none of them holds an administrative role).
+      {"POST /api/v1/auth/totp/enrol", K::kOwn, false, [](const Owner&) { return Post("/api/v1/auth/totp/enrol"); }},
+      {"POST /api/v1/auth/totp/confirm", K::kOwn, false,
+       [](const Owner&) { return Post("/api/v1/auth/totp/confirm", {{"code", "123456"}}); }},
+      {"POST /api/v1/auth/totp/verify", K::kOwn, false,
+       [](const Owner&) { return Post("/api/v1/auth/totp/verify", {{"code", "123456"}}); }},
       {"GET /api/v1/me/profile", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/profile"); }},
       {"PATCH /api/v1/me/profile", K::kOwn, false,
        [](const Owner&) {
@@ -658,6 +664,20 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
          return Post("/api/v1/admin/backoffice-clients",
                      {{"destination", "stadtkaemmerei"}, {"department", "Mallory"}});
        }},
+      {"POST /api/v1/admin/backoffice-clients/{id}/disable", K::kAdmin, false,
+       [&f](const Owner&) {
+         return Post("/api/v1/admin/backoffice-clients/" + f.own_client["client_id"].get<std::string>() + "/disable");
+       }},
+      {"POST /api/v1/admin/backoffice-clients/{id}/enable", K::kAdmin, false,
+       [&f](const Owner&) {
+         return Post("/api/v1/admin/backoffice-clients/" + f.own_client["client_id"].get<std::string>() + "/enable");
+       }},
+      {"POST /api/v1/admin/backoffice-clients/{id}/rotate-secret", K::kAdmin, false,
+       [&f](const Owner&) {
+         return Post("/api/v1/admin/backoffice-clients/" + f.own_client["client_id"].get<std::string>() +
+                     "/rotate-secret");
+       }},
+      {"GET /api/v1/admin/audit-log", K::kAdmin, false, [](const Owner&) { return Get("/api/v1/admin/audit-log"); }},
       {"PUT /api/v1/admin/destinations/{id}", K::kAdmin, false,
        [](const Owner&) {
          return Request{"PUT",
