@@ -5,15 +5,17 @@
 // so it runs beside `scripts/run` and inside the identity container (`kubectl exec`, a
 // Job). Every change is written to the audit log in its own transaction.
 //
-//   stadtportal-admin [--by NAME] grant-role EMAIL ROLE
+//   stadtportal-admin [--by NAME] grant-role EMAIL ROLE      (prints an enrolment code)
 //   stadtportal-admin [--by NAME] revoke-role EMAIL ROLE     (ends the account's sessions)
-//   stadtportal-admin [--by NAME] reset-totp EMAIL           (ends the account's sessions)
+//   stadtportal-admin [--by NAME] reset-totp EMAIL           (ends the account's sessions,
+//                                                             prints an enrolment code)
 //   stadtportal-admin list-admins
 //   stadtportal-admin audit-log [COUNT]
 //
 // Exit codes: 0 done, 1 failed (e.g. no such account), 2 configuration error, 64 usage.
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <regex>
 #include <string>
@@ -26,6 +28,7 @@
 #include "libs/api/api.h"
 #include "libs/app/app.h"
 #include "libs/auth/caller.h"
+#include "libs/auth/tokens.h"
 #include "libs/db/pool.h"
 #include "libs/redis/client.h"
 #include "services/identity/sessions.h"
@@ -60,6 +63,9 @@ const char* State(identity::v1::AccountState s) {
     default: return "pending_verification";
   }
 }
+
+// How long an enrolment code printed for an account stays valid.
+constexpr std::chrono::seconds kEnrolmentCodeValid{7 * 24 * 3600};
 
 // A name for the audit log: 1 to 64 of A-Z a-z 0-9 . _ @ -.
 bool IsOperatorName(const std::string& name) {
@@ -139,10 +145,21 @@ int main(int argc, char** argv) {
       }
       std::printf("%s: %s (account %s), roles now: %s\n", command.c_str(), account->email().c_str(),
                   account->id().c_str(), absl::StrJoin(account->roles(), ",").c_str());
-      if (command == "grant-role") {
+      if (command == "revoke-role") return 0;
+      // Enrolling a second factor takes a code from here, handed over outside the platform
+      // (not by e-mail): whoever has only the password cannot enrol in the person's place.
+      auto enrolled = store.TotpConfirmed(account->id());
+      if (!enrolled.ok()) return Failed(enrolled.status());
+      if (!*enrolled) {
+        const std::string code = auth::RandomToken(15);
+        if (auto s = store.SetEnrolmentCode(account->id(), auth::Sha256(code), kEnrolmentCodeValid); !s.ok()) {
+          return Failed(s);
+        }
+        std::printf("enrolment code: %s\n", code.c_str());
         std::printf(
-            "The role applies from the account's next request, once its session has passed a second factor "
-            "(POST /api/v1/auth/totp/enrol, then confirm).\n");
+            "Give it to the person yourself (valid 7 days, once). The role applies from the account's next "
+            "request, once its session has passed the second factor (POST /api/v1/auth/totp/enrol with this "
+            "code, then confirm).\n");
       }
       return 0;
     }

@@ -29,8 +29,11 @@ void Service::AddOperatorRoutes() {
   router_.Add("POST", "/api/v1/auth/totp/enrol", Limited("auth", [this](Req req, Res res, P) {
                 auto a = Authenticate(req, res);
                 if (!a) return;
+                auto body = Body(req, res, {{"enrolment_code", {http::FieldType::kString}}});
+                if (!body) return;
                 idv1::EnrolTotpRequest in;
                 in.set_session_id(a->session_id);
+                in.set_enrolment_code((*body)["enrolment_code"]);
                 idv1::EnrolTotpResponse out;
                 auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
                 if (auto s = status::FromGrpc(identity_->EnrolTotp(ctx.get(), in, &out)); !s.ok()) {

@@ -417,14 +417,33 @@ grpc::Status Service::EnrolTotp(grpc::ServerContext* ctx, const v1::EnrolTotpReq
     auto session = CurrentSession(req->session_id());
     if (!session.ok()) return session.status();
     if (caller.account_id != session->account_id()) return absl::PermissionDeniedError("not your session");
+    if (req->enrolment_code().empty() || req->enrolment_code().size() > 64) {
+      return absl::InvalidArgumentError("enrolment_code: required");
+    }
+    // Counted like codes (a bucket of its own): enrolment codes cannot be guessed either.
+    if (auto s = TakeTotpAttempt("totp-enrolment", session->account_id()); !s.ok()) return s;
     auto found = store_->FindById(session->tenant().key(), session->account_id());
     if (!found.ok()) return found.status();
     const std::string secret = auth::NewTotpSecret();
-    if (auto s = store_->StartTotp(session->tenant().key(), session->account_id(), secret); !s.ok()) return s;
+    if (auto s = store_->StartTotp(session->tenant().key(), session->account_id(), secret,
+                                   auth::Sha256(req->enrolment_code()));
+        !s.ok()) {
+      return s;
+    }
     resp->set_secret(auth::Base32(secret));
     resp->set_otpauth_uri(auth::OtpauthUri(options_.portal_name, found->account.email(), secret));
     return absl::OkStatus();
   });
+}
+
+absl::Status Service::TakeTotpAttempt(const std::string& bucket, const std::string& account_id) {
+  // Every attempt counts, right or wrong: a million codes cannot be tried.
+  auto d = totp_limiter_.Take(bucket, account_id, options_.totp_rate);
+  if (!d.ok()) return d.status();
+  if (!d->allowed) {
+    return absl::ResourceExhaustedError(absl::StrCat("too many codes tried; retry after ", d->retry_after, " s"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Session> Service::CheckTotp(const auth::Caller& caller, const v1::TotpCodeRequest& req,
@@ -443,12 +462,7 @@ absl::StatusOr<v1::Session> Service::CheckTotp(const auth::Caller& caller, const
   if (factor->confirmed == confirm) {
     return absl::FailedPreconditionError(confirm ? "totp: already_enrolled" : "totp: not_enrolled");
   }
-  // Every attempt counts, right or wrong: a million codes cannot be tried.
-  auto d = totp_limiter_.Take("totp", session->account_id(), options_.totp_rate);
-  if (!d.ok()) return d.status();
-  if (!d->allowed) {
-    return absl::ResourceExhaustedError(absl::StrCat("too many codes tried; retry after ", d->retry_after, " s"));
-  }
+  if (auto s = TakeTotpAttempt("totp", session->account_id()); !s.ok()) return s;
   const auto step = auth::TotpMatch(factor->secret, req.code(), auth::TotpStep(absl::ToUnixSeconds(absl::Now())));
   if (!step) {
     log::Warn("wrong second-factor code", {{"session_ref", session->session_ref()}});

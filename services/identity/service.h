@@ -89,6 +89,9 @@ class Service final : public v1::IdentityService::Service {
   absl::StatusOr<v1::Session> CurrentSession(const std::string& session_id);
   // A code for the session's own account: confirms the enrolment (`confirm`) or passes
   // the confirmed factor; the session is marked as having passed it.
+  // Takes one of the account's attempts in `bucket` ("totp": codes, "totp-enrolment":
+  // enrolment codes), STADTPORTAL_TOTP_RATE each.
+  absl::Status TakeTotpAttempt(const std::string& bucket, const std::string& account_id);
   absl::StatusOr<v1::Session> CheckTotp(const auth::Caller& caller, const v1::TotpCodeRequest& req, bool confirm);
   std::string Link(const std::string& page, const std::string& token) const;
   void MailsQueued();

@@ -604,6 +604,7 @@ TEST_CASE("sessions carry the account's current roles and state; rotating never 
 }  // namespace stadtportal::identity
 
 #include "absl/time/clock.h"
+#include "libs/auth/tokens.h"
 #include "libs/auth/totp.h"
 
 namespace stadtportal::identity {
@@ -650,6 +651,13 @@ TEST_CASE("TOTP: a secret shown once, confirmed by a first code; each code passe
   v1::EnrolTotpRequest enrol;
   enrol.set_session_id(login.session_id());
   v1::EnrolTotpResponse shown;
+  // The password alone enrols nothing: the operator's one-time code is needed.
+  CHECK(f.service.EnrolTotp(&f.ctx, &enrol, &shown).error_message() == "enrolment_code: required");
+  enrol.set_enrolment_code("not-the-code");
+  CHECK(f.service.EnrolTotp(&f.ctx, &enrol, &shown).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  REQUIRE(f.store->SetEnrolmentCode(caller.account_id, auth::Sha256("the-code"), std::chrono::hours(1)).ok());
+  CHECK(f.service.EnrolTotp(&f.ctx, &enrol, &shown).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  enrol.set_enrolment_code("the-code");
   REQUIRE(f.service.EnrolTotp(&f.ctx, &enrol, &shown).ok());
   CHECK(shown.otpauth_uri().rfind("otpauth://totp/stadtportal:", 0) == 0);
   CHECK(shown.otpauth_uri().find("secret=" + shown.secret()) != std::string::npos);
@@ -669,7 +677,10 @@ TEST_CASE("TOTP: a secret shown once, confirmed by a first code; each code passe
   REQUIRE(f.Resolve(login.session_id(), &resolved).ok());
   CHECK(resolved.second_factor() == v1::SECOND_FACTOR_PASSED);
 
-  // Confirmed: never enrolled (or shown) again.
+  // Confirmed: never enrolled (or shown) again; the enrolment code is used up, and a
+  // fresh one from the operator does not change that.
+  CHECK(f.service.EnrolTotp(&f.ctx, &enrol, &shown).error_message() == "enrolment_code: invalid_code");
+  REQUIRE(f.store->SetEnrolmentCode(caller.account_id, auth::Sha256("the-code"), std::chrono::hours(1)).ok());
   CHECK(f.service.EnrolTotp(&f.ctx, &enrol, &shown).error_message() == "totp: already_enrolled");
 
   // A new log-in has to pass it; the code used for the confirmation does not count twice.
@@ -716,6 +727,8 @@ TEST_CASE("TOTP attempts are throttled per account, right codes included", "[int
   grpcx::TestCaller scope(caller);
   v1::EnrolTotpRequest enrol;
   enrol.set_session_id(login.session_id());
+  enrol.set_enrolment_code("the-code");
+  REQUIRE(f.store->SetEnrolmentCode(caller.account_id, auth::Sha256("the-code"), std::chrono::hours(1)).ok());
   v1::EnrolTotpResponse shown;
   REQUIRE(service.EnrolTotp(&f.ctx, &enrol, &shown).ok());
   const auto secret = auth::FromBase32(shown.secret());

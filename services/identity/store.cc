@@ -82,6 +82,14 @@ void Store::Prepare(pqxx::connection& conn) {
                "WHERE totp_factors.confirmed_at IS NULL RETURNING account_id");
   conn.prepare("identity_get_totp",
                "SELECT secret, confirmed_at IS NOT NULL FROM totp_factors WHERE account_id = $1::uuid");
+  conn.prepare("identity_set_enrolment_code",
+               "INSERT INTO totp_enrolment_codes (account_id, code_hash, expires_at) "
+               "VALUES ($1::uuid, $2, now() + make_interval(secs => $3)) ON CONFLICT (account_id) "
+               "DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at");
+  conn.prepare("identity_check_enrolment_code",
+               "SELECT 1 FROM totp_enrolment_codes WHERE account_id = $1::uuid AND code_hash = $2 "
+               "AND expires_at > now()");
+  conn.prepare("identity_drop_enrolment_code", "DELETE FROM totp_enrolment_codes WHERE account_id = $1::uuid");
   conn.prepare("identity_use_totp_step",
                "UPDATE totp_factors SET last_step = $2, confirmed_at = coalesce(confirmed_at, now()) "
                "WHERE account_id = $1::uuid AND last_step < $2 AND (confirmed_at IS NULL) = $3 RETURNING tenant");
@@ -255,8 +263,20 @@ absl::Status Store::ReplacePassword(const std::string& account_id, const std::st
 
 namespace stadtportal::identity {
 
-absl::Status Store::StartTotp(const std::string& tenant, const std::string& account_id, const std::string& secret) {
+absl::Status Store::SetEnrolmentCode(const std::string& account_id, const std::string& code_hash,
+                                     std::chrono::seconds valid) {
   return pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("identity_set_enrolment_code", account_id, Bytes(code_hash), static_cast<int64_t>(valid.count()));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Store::StartTotp(const std::string& tenant, const std::string& account_id, const std::string& secret,
+                              const std::string& code_hash) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    if (tx.exec_prepared("identity_check_enrolment_code", account_id, Bytes(code_hash)).empty()) {
+      return absl::PermissionDeniedError("enrolment_code: invalid_code");
+    }
     if (tx.exec_prepared("identity_start_totp", account_id, tenant, Bytes(secret)).empty()) {
       return absl::FailedPreconditionError("totp: already_enrolled");
     }
@@ -289,7 +309,10 @@ absl::Status Store::UseTotpStep(const std::string& account_id, int64_t step, boo
     if (tx.exec_prepared("identity_use_totp_step", account_id, step, confirm).empty()) {
       return absl::InvalidArgumentError("code: invalid_code");
     }
-    if (confirm) InsertAudit(tx, "identity", audit);
+    if (confirm) {
+      tx.exec_prepared("identity_drop_enrolment_code", account_id);  // Used up.
+      InsertAudit(tx, "identity", audit);
+    }
     return absl::OkStatus();
   });
 }

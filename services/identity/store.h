@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,9 +77,16 @@ class Store {
                                         const std::string& admin_id, const std::string& reason,
                                         const audit::Entry& audit);
 
-  // A new unconfirmed TOTP secret for the account (replacing an unconfirmed one);
-  // FAILED_PRECONDITION "totp: already_enrolled" when one is confirmed.
-  absl::Status StartTotp(const std::string& tenant, const std::string& account_id, const std::string& secret);
+  // The enrolment code the operator command hands out (its SHA-256), valid for `valid`;
+  // replaces an earlier one. Confirming a factor uses it up.
+  absl::Status SetEnrolmentCode(const std::string& account_id, const std::string& code_hash,
+                                std::chrono::seconds valid);
+  // A new unconfirmed TOTP secret for the account (replacing an unconfirmed one), if
+  // `code_hash` is that of its valid enrolment code (else PERMISSION_DENIED
+  // "enrolment_code: invalid_code"); FAILED_PRECONDITION "totp: already_enrolled" when
+  // one is confirmed.
+  absl::Status StartTotp(const std::string& tenant, const std::string& account_id, const std::string& secret,
+                         const std::string& code_hash);
   // NOT_FOUND when the account has none.
   absl::StatusOr<TotpFactor> GetTotp(const std::string& account_id);
   absl::StatusOr<bool> TotpConfirmed(const std::string& account_id);

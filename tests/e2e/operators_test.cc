@@ -73,14 +73,19 @@ TEST_CASE("administrative routes need the second factor: enrol first, then a cod
   REQUIRE(operations.size() >= 12);
 
   // An admin with the password only: every administrative route asks for enrolment.
-  auto admin = AdminWithoutSecondFactor(stack, c);
+  std::string enrolment_code;
+  auto admin = AdminWithoutSecondFactor(stack, c, nullptr, &enrolment_code);
   for (const auto& [method, path] : operations) {
     INFO(method << " " << path);
     CHECK(SecondFactorDemanded(Call(c, method, path, admin)) == "enrol");
   }
   CHECK(Status(c.Get("/api/v1/me", Bearer(admin))) == 200);  // The rest of the account works.
 
-  const std::string secret = EnrolSecondFactor(c, admin);
+  // Whoever has only the password cannot enrol in the admin's place: the operator's code is needed.
+  CHECK(Status(PostJson(c, "/api/v1/auth/totp/enrol", json::object(), Bearer(admin))) == 400);
+  CHECK(Status(PostJson(c, "/api/v1/auth/totp/enrol", {{"enrolment_code", "guessed-code-1234567"}}, Bearer(admin))) ==
+        403);
+  const std::string secret = EnrolSecondFactor(c, admin, enrolment_code);
   CHECK(Status(c.Get("/api/v1/admin/audit-log", Bearer(admin))) == 200);
 
   // A new session must pass it again; wrong and used codes do not count.
@@ -251,12 +256,14 @@ TEST_CASE("the operator command grants, lists and revokes roles and resets a los
   CHECK(Get(c, "/api/v1/me", citizen)["roles"].empty());
 
   REQUIRE(RunAdmin(stack, {"--by", "e2e", "grant-role", mail, "tenant-admin"}, &out) == 0);
+  const std::string first_code = EnrolmentCode(out);
+  REQUIRE_FALSE(first_code.empty());
   REQUIRE(RunAdmin(stack, {"list-admins"}, &out) == 0);
   CHECK(out.find(mail) != std::string::npos);
   auto login = PostJson(c, "/api/v1/auth/login", {{"email", mail}, {"password", kPassword}});
   REQUIRE(Status(login) == 200);
   auto admin = json::parse(login->body);
-  EnrolSecondFactor(c, admin);
+  EnrolSecondFactor(c, admin, first_code);
   CHECK(Status(c.Get("/api/v1/admin/audit-log", Bearer(admin))) == 200);
 
   // A lost device: the factor goes, the sessions end, the account enrols again.
@@ -266,6 +273,13 @@ TEST_CASE("the operator command grants, lists and revokes roles and resets a los
   REQUIRE(Status(login) == 200);
   admin = json::parse(login->body);
   CHECK(SecondFactorDemanded(c.Get("/api/v1/admin/audit-log", Bearer(admin))) == "enrol");
+  // The first code was used up; the reset printed a new one.
+  CHECK(Status(PostJson(c, "/api/v1/auth/totp/enrol", {{"enrolment_code", first_code}}, Bearer(admin))) == 403);
+  const std::string second_code = EnrolmentCode(out);
+  REQUIRE_FALSE(second_code.empty());
+  CHECK(second_code != first_code);
+  EnrolSecondFactor(c, admin, second_code);
+  CHECK(Status(c.Get("/api/v1/admin/audit-log", Bearer(admin))) == 200);
 
   // Revoked: the sessions end at once, and the next one has no role.
   REQUIRE(RunAdmin(stack, {"--by", "e2e", "revoke-role", mail, "tenant-admin"}, &out) == 0);

@@ -322,21 +322,30 @@ std::string TotpNow(const std::string& secret_base32, int64_t offset) {
   return auth::TotpCode(*secret, auth::TotpStep(std::time(nullptr)) + offset);
 }
 
-nlohmann::json AdminWithoutSecondFactor(Stack& stack, httplib::Client& c, std::string* email) {
+std::string EnrolmentCode(const std::string& admin_output) {
+  static const std::regex code("enrolment code: ([A-Za-z0-9_-]+)");
+  std::smatch m;
+  return std::regex_search(admin_output, m, code) ? m[1].str() : "";
+}
+
+nlohmann::json AdminWithoutSecondFactor(Stack& stack, httplib::Client& c, std::string* email,
+                                        std::string* enrolment_code) {
   const std::string mail = UniqueEmail();
   Onboard(stack, c, mail);
   std::string out;
   const int code = RunAdmin(stack, {"--by", "e2e", "grant-role", mail, "tenant-admin"}, &out);
   INFO(out);
   REQUIRE(code == 0);
+  REQUIRE_FALSE(EnrolmentCode(out).empty());
   if (email != nullptr) *email = mail;
+  if (enrolment_code != nullptr) *enrolment_code = EnrolmentCode(out);
   auto login = PostJson(c, "/api/v1/auth/login", {{"email", mail}, {"password", kPassword}});
   REQUIRE(Status(login) == 200);
   return nlohmann::json::parse(login->body);
 }
 
-std::string EnrolSecondFactor(httplib::Client& c, const nlohmann::json& login) {
-  auto enrol = PostJson(c, "/api/v1/auth/totp/enrol", nlohmann::json::object(), Bearer(login));
+std::string EnrolSecondFactor(httplib::Client& c, const nlohmann::json& login, const std::string& enrolment_code) {
+  auto enrol = PostJson(c, "/api/v1/auth/totp/enrol", {{"enrolment_code", enrolment_code}}, Bearer(login));
   INFO((enrol ? enrol->body : "no answer"));
   REQUIRE(Status(enrol) == 201);
   const std::string secret = nlohmann::json::parse(enrol->body)["secret"];
@@ -347,8 +356,9 @@ std::string EnrolSecondFactor(httplib::Client& c, const nlohmann::json& login) {
 }
 
 nlohmann::json Admin(Stack& stack, httplib::Client& c) {
-  auto login = AdminWithoutSecondFactor(stack, c);
-  EnrolSecondFactor(c, login);
+  std::string enrolment_code;
+  auto login = AdminWithoutSecondFactor(stack, c, nullptr, &enrolment_code);
+  EnrolSecondFactor(c, login, enrolment_code);
   return login;
 }
 
