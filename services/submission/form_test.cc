@@ -63,6 +63,13 @@ TEST_CASE("the JSON Schema validator reports violations with their location", "[
   CHECK(schema.Validate(nlohmann::json::parse(R"({})")) == std::vector<std::string>{"/: required property a missing"});
   CHECK_THROWS_AS(JsonSchema(nlohmann::json::parse(R"({"format": "email"})")), std::invalid_argument);
   CHECK_THROWS_AS(JsonSchema(nlohmann::json::parse(R"({"$ref": "#/$defs/nowhere"})")), std::invalid_argument);
+  // Whole numbers written as floats are integers; beyond int64 or not finite they are not
+  // (found by the form_definition fuzz target: converting 5e128 was undefined behaviour).
+  JsonSchema integer(nlohmann::json::parse(R"({"type": "integer"})"));
+  CHECK(integer.Validate(nlohmann::json::parse("2.0")).empty());
+  CHECK_FALSE(integer.Validate(nlohmann::json::parse("2.5")).empty());
+  CHECK_FALSE(integer.Validate(nlohmann::json::parse("5.24289e+128")).empty());
+  CHECK_FALSE(integer.Validate(nlohmann::json::parse("-1e300")).empty());
 }
 
 TEST_CASE("a definition that breaks the schema or the form rules is refused", "[unit]") {

@@ -1,5 +1,7 @@
 #include "services/submission/json_schema.h"
 
+#include <cmath>
+
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -27,7 +29,11 @@ bool HasType(const nlohmann::json& v, const std::string& type) {
   if (type == "null") return v.is_null();
   if (type == "number") return v.is_number();
   if (type == "integer") {
-    return v.is_number_integer() || (v.is_number_float() && v.get<double>() == static_cast<int64_t>(v.get<double>()));
+    if (v.is_number_integer()) return true;
+    if (!v.is_number_float()) return false;
+    // A whole number within int64 (converting one outside it would be undefined).
+    const double d = v.get<double>();
+    return std::isfinite(d) && std::trunc(d) == d && d >= -9.2e18 && d <= 9.2e18;
   }
   return false;
 }
