@@ -1,4 +1,5 @@
 #include "services/submission/form.h"
+#include "services/submission/json_schema.h"
 
 #include <algorithm>
 
@@ -253,7 +254,7 @@ std::vector<FieldError> Form::Validate(const nlohmann::json& data, const std::ma
       if (f.pattern && !std::regex_match(s, *f.pattern)) errors.push_back({f.id, "pattern_mismatch"});
     } else if (f.type == "number") {
       const double d = v.get<double>();
-      if (f.integer && d != static_cast<double>(static_cast<int64_t>(d))) {
+      if (f.integer && !IsWholeInt64(d)) {
         errors.push_back({f.id, "wrong_type"});
       } else if (f.min.is_number() && d < f.min.get<double>()) {
         errors.push_back({f.id, "too_small"});

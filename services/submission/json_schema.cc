@@ -31,9 +31,7 @@ bool HasType(const nlohmann::json& v, const std::string& type) {
   if (type == "integer") {
     if (v.is_number_integer()) return true;
     if (!v.is_number_float()) return false;
-    // A whole number within int64 (converting one outside it would be undefined).
-    const double d = v.get<double>();
-    return std::isfinite(d) && std::trunc(d) == d && d >= -9.2e18 && d <= 9.2e18;
+    return IsWholeInt64(v.get<double>());
   }
   return false;
 }
@@ -41,6 +39,8 @@ bool HasType(const nlohmann::json& v, const std::string& type) {
 std::string Pointer(const std::string& at, const std::string& token) { return absl::StrCat(at, "/", token); }
 
 }  // namespace
+
+bool IsWholeInt64(double d) { return std::isfinite(d) && std::trunc(d) == d && d >= -9.2e18 && d <= 9.2e18; }
 
 JsonSchema::JsonSchema(nlohmann::json schema) : root_(std::move(schema)) { Check(root_, ""); }
 

@@ -12,6 +12,9 @@ namespace stadtportal::submission {
 // maxItems, minimum, maximum, minLength, maxLength (in code points), pattern (ECMAScript),
 // $ref to "#/$defs/…", allOf, anyOf, oneOf. Any other keyword is refused when the
 // schema is loaded, so a schema never silently means less than it says.
+// Whether `d` is a whole number within int64 (converting one outside would be undefined).
+bool IsWholeInt64(double d);
+
 class JsonSchema {
  public:
   // Throws std::invalid_argument for an unsupported keyword or a bad $ref.
