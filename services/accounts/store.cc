@@ -309,8 +309,8 @@ namespace {
 // Inside a transaction: answers the open invitation `token_hash` if it was sent to the
 // verified address of `person_id` (only the invited person may accept or decline it).
 // Returns the row of the answered invitation: tenant, organisation id, role.
-absl::StatusOr<pqxx::row> AnswerInvitation(pqxx::work& tx, const std::string& token_hash,
-                                           const std::string& person_id, const std::string& answer) {
+absl::StatusOr<pqxx::row> AnswerInvitation(pqxx::work& tx, const std::string& token_hash, const std::string& person_id,
+                                           const std::string& answer) {
   auto open = tx.exec_prepared("accounts_open_invitation", pqxx::binarystring(token_hash), person_id);
   if (open.empty()) return absl::InvalidArgumentError("token: invalid_token");
   // Both sides are stored normalised; compared canonically all the same.

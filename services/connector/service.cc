@@ -156,8 +156,8 @@ grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDest
         break;
       default: return absl::InvalidArgumentError("mode: PUSH or PULL required");
     }
-    return grpcx::Respond(
-        resp, store_->PutDestination(d, audit::Of(caller, "destination.put", {{"destination", d.id}, {"mode", d.mode}})));
+    return grpcx::Respond(resp, store_->PutDestination(d, audit::Of(caller, "destination.put",
+                                                                    {{"destination", d.id}, {"mode", d.mode}})));
   });
 }
 

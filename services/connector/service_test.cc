@@ -26,9 +26,9 @@ struct Fixture {
   explicit Fixture(Options options = {}) : service(MakeService(options)) {}
   std::unique_ptr<Service> MakeService(Options options) {
     // Submission and messaging are not called by these tests: channels to nowhere.
-    return std::make_unique<Service>(store, options, grpcx::MakeChannel("127.0.0.1:1"),
-                                     grpcx::MakeChannel("127.0.0.1:1"),
-                                     *auth::Signer::FromKey(auth::NewSigningKey("t"), std::chrono::seconds(60), "connector"));
+    return std::make_unique<Service>(
+        store, options, grpcx::MakeChannel("127.0.0.1:1"), grpcx::MakeChannel("127.0.0.1:1"),
+        *auth::Signer::FromKey(auth::NewSigningKey("t"), std::chrono::seconds(60), "connector"));
   }
   int64_t Count(const std::string& sql) {
     int64_t n = -1;

@@ -427,10 +427,9 @@ grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRef
       if (ok) Store::AddRefunded(tx, p.id(), req->amount().amount_minor());
       Store::AddEvent(tx, p.id(), row->state, ok ? "refunded" : "refund_failed", "refund",
                       {{"refund_id", refund.id()}, {"amount_minor", req->amount().amount_minor()}});
-      auto entry = audit::Of(caller, "refund.create",
-                             {{"payment_id", p.id()},
-                              {"refund_id", refund.id()},
-                              {"amount_minor", req->amount().amount_minor()}});
+      auto entry = audit::Of(
+          caller, "refund.create",
+          {{"payment_id", p.id()}, {"refund_id", refund.id()}, {"amount_minor", req->amount().amount_minor()}});
       entry.outcome = ok ? "succeeded" : "failed";
       audit::Record(tx, entry);
       refund.set_state(ok ? "success" : "error");

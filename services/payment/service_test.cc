@@ -458,7 +458,8 @@ TEST_CASE("refunds: optimistic concurrency on the available amount, partial refu
   CHECK(f.Get(id).refund_amount_available() == 0);
   // Each refund is on the audit log (identity keeps it; the entry travels as an event).
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'audit.recorded' AND payload->>'action' = 'refund.create'"
-                " AND payload->'targets'->>'payment_id' = '" + id + "' AND payload->>'outcome' = 'succeeded'") == 2);
+                " AND payload->'targets'->>'payment_id' = '" +
+                id + "' AND payload->>'outcome' = 'succeeded'") == 2);
 
   grpc::ServerContext ctx;
   v1::GetReportRequest req;

@@ -85,7 +85,8 @@ TEST_CASE("wrong passwords are throttled and indistinguishable from unknown e-ma
 }
 
 TEST_CASE(
-    "behind a trusted proxy, 50 wrong passwords from one client delay and block only that client, never the account's owner",
+    "behind a trusted proxy, 50 wrong passwords from one client delay and block only that client, never the account's "
+    "owner",
     "[e2e]") {
   // The test client plays the ingress (trusted), naming each client in X-Forwarded-For.
   Stack stack({}, {{"STADTPORTAL_TRUSTED_PROXIES", "127.0.0.1/32, ::1"}});

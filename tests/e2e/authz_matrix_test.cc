@@ -474,11 +474,17 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
       {"GET /api/v1/me", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me"); }},
       // A second factor: each caller's own (none of them holds an administrative role).
       {"POST /api/v1/auth/totp/enrol", K::kOwn, false,
-       [](const Owner&) { return Post("/api/v1/auth/totp/enrol", {{"enrolment_code", "guessed-code-1234567"}}); }},
+       [](const Owner&) {
+         return Post("/api/v1/auth/totp/enrol", {{"enrolment_code", "guessed-code-1234567"}});
+       }},
       {"POST /api/v1/auth/totp/confirm", K::kOwn, false,
-       [](const Owner&) { return Post("/api/v1/auth/totp/confirm", {{"code", "123456"}}); }},
+       [](const Owner&) {
+         return Post("/api/v1/auth/totp/confirm", {{"code", "123456"}});
+       }},
       {"POST /api/v1/auth/totp/verify", K::kOwn, false,
-       [](const Owner&) { return Post("/api/v1/auth/totp/verify", {{"code", "123456"}}); }},
+       [](const Owner&) {
+         return Post("/api/v1/auth/totp/verify", {{"code", "123456"}});
+       }},
       {"GET /api/v1/me/profile", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/profile"); }},
       {"PATCH /api/v1/me/profile", K::kOwn, false,
        [](const Owner&) {

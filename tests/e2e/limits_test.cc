@@ -200,7 +200,8 @@ TEST_CASE("gateway and identity stay under their chart memory limits under maxim
   // Production's Argon2id memory (64 MiB per run; one pass keeps the test quick), 2 at once.
   Stack stack({}, {{"STADTPORTAL_HTTP_REQUEST_TIMEOUT_MS", "5000"}});
   auto& identity = stack.instance("identity");
-  REQUIRE(stack.Restart(identity, {{"STADTPORTAL_ARGON2_MEMLIMIT_KIB", "65536"}, {"STADTPORTAL_ARGON2_OPSLIMIT", "1"}}));
+  REQUIRE(
+      stack.Restart(identity, {{"STADTPORTAL_ARGON2_MEMLIMIT_KIB", "65536"}, {"STADTPORTAL_ARGON2_OPSLIMIT", "1"}}));
   REQUIRE(stack.WaitReady(60s));
   // Uploads come from a logged-in citizen (without credentials they are refused unread),
   // to a draft that does not exist: read whole, handed to the submission service, 404.

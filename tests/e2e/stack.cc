@@ -185,9 +185,8 @@ void Stack::Start(Instance& i, const std::map<std::string, std::string>& extra_e
 bool Stack::Restart(Instance& i, const std::map<std::string, std::string>& env) {
   // A signal before the process blocks it (early in start-up) would kill it outright.
   auto channel = grpcx::MakeChannel("ipv4:127.0.0.1:" + std::to_string(i.grpc_port));
-  const bool serving =
-      testing::Eventually([&] { return grpcx::CheckHealth(channel, "", std::chrono::seconds(1)).ok(); },
-                          std::chrono::seconds(60));
+  const bool serving = testing::Eventually(
+      [&] { return grpcx::CheckHealth(channel, "", std::chrono::seconds(1)).ok(); }, std::chrono::seconds(60));
   i.process->Signal(SIGTERM);
   const int exit_code = i.process->Wait(std::chrono::seconds(10));
   if (!serving || exit_code != 0) {
