@@ -5,7 +5,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -64,6 +66,23 @@ class Pool {
   // foreign-key violation → FAILED_PRECONDITION, serialization failure → ABORTED,
   // lost connection → UNAVAILABLE, anything else → INTERNAL.
   absl::Status Transact(const std::function<absl::Status(pqxx::work&)>& fn);
+
+  // The same for a transaction that produces a value: `fn` returns absl::StatusOr<T>,
+  // and so does Transact. The one idiom for every store method that reads or writes:
+  //   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<Submission> { ... });
+  template <typename Fn, typename R = std::invoke_result_t<Fn&, pqxx::work&>,
+            typename = std::enable_if_t<!std::is_same_v<R, absl::Status>>>
+  R Transact(Fn&& fn) {
+    std::optional<typename R::value_type> out;
+    absl::Status s = Transact(std::function<absl::Status(pqxx::work&)>([&](pqxx::work& tx) -> absl::Status {
+      R r = fn(tx);
+      if (!r.ok()) return r.status();
+      out.emplace(*std::move(r));
+      return absl::OkStatus();
+    }));
+    if (!s.ok()) return s;
+    return *std::move(out);
+  }
 
   // SELECT 1 on a pooled connection.
   absl::Status Ping();

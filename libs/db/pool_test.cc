@@ -35,6 +35,38 @@ TEST_CASE("the pool maps database errors to canonical codes", "[integration]") {
   CHECK(pool.Ping().ok());
 }
 
+TEST_CASE("a transaction that produces a value commits only with the value", "[integration]") {
+  testing::TestSchema schema(kFiles, "pool");
+  auto& pool = schema.pool([](pqxx::connection& c) {
+    c.prepare("insert_item", "INSERT INTO items VALUES ($1, $2)");
+    c.prepare("count_items", "SELECT count(*) AS n FROM items");
+  });
+  auto count = [&] {
+    return pool.Transact(
+        [&](pqxx::work& tx) -> absl::StatusOr<int> { return tx.exec_prepared1("count_items")["n"].as<int>(); });
+  };
+  auto added = pool.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::string> {
+    tx.exec_prepared("insert_item", "a", 1);
+    return std::string("a");
+  });
+  REQUIRE(added.ok());
+  CHECK(*added == "a");
+  // An error instead of a value rolls back what the function wrote.
+  auto refused = pool.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::string> {
+    tx.exec_prepared("insert_item", "b", 2);
+    return absl::FailedPreconditionError("not this one");
+  });
+  CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
+  // A database error is mapped as for any transaction.
+  auto duplicate = pool.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
+    tx.exec_prepared("insert_item", "a", 3);
+    return 1;
+  });
+  CHECK(duplicate.status().code() == absl::StatusCode::kAlreadyExists);
+  REQUIRE(count().ok());
+  CHECK(*count() == 1);
+}
+
 TEST_CASE("the pool hands out at most its size and waits for a returned lease", "[integration]") {
   testing::TestSchema schema(kFiles, "pool");
   PoolOptions o{testing::DatabaseUrl(), schema.name(), 2, std::chrono::milliseconds(200)};
