@@ -1,31 +1,18 @@
 #pragma once
 
-#include <array>
-#include <cstdint>
 #include <string>
 #include <vector>
-#include "absl/strings/string_view.h"
 
 #include <httplib.h>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "libs/net/address.h"
 
 namespace stadtportal::http {
 
-// An IPv4 or IPv6 address; IPv4 is held as IPv4-mapped IPv6 (::ffff:a.b.c.d), so one
-// client has one form whichever way it is written.
-struct IpAddress {
-  std::array<uint8_t, 16> bytes{};
-
-  // Numeric IPv4 ("203.0.113.7") or IPv6 ("2001:db8::1", "[2001:db8::1]"), nothing else
-  // (no ports, zones or host names); false when malformed.
-  static bool Parse(absl::string_view text, IpAddress* out);
-  bool IsV4() const;
-  // Canonical text: dotted quad for IPv4, RFC 5952 for IPv6.
-  std::string ToString() const;
-};
-
-// Proxies whose X-Forwarded-For is believed: a list of CIDR ranges, IPv4 and IPv6.
+// Proxies whose X-Forwarded-For is believed: a list of CIDR ranges, IPv4 and IPv6
+// (addresses and ranges are libs/net's, the one parser of both).
 class TrustedProxies {
  public:
   TrustedProxies() = default;
@@ -33,7 +20,7 @@ class TrustedProxies {
   // first malformed entry.
   static absl::StatusOr<TrustedProxies> Parse(absl::string_view list);
 
-  bool Contains(const IpAddress& address) const;
+  bool Contains(const net::Address& address) const { return net::AnyContains(ranges_, address); }
   bool empty() const { return ranges_.empty(); }
 
   // The client of a request whose TCP peer is `peer`, in canonical text. An untrusted
@@ -44,11 +31,7 @@ class TrustedProxies {
   std::string ClientAddress(const std::string& peer, const httplib::Headers& headers) const;
 
  private:
-  struct Range {
-    IpAddress network;
-    int prefix;  // In bits of the 128-bit (mapped) form.
-  };
-  std::vector<Range> ranges_;
+  std::vector<net::Network> ranges_;
 };
 
 // TrustedProxies::ClientAddress of a request: the one way every part of the gateway

@@ -19,48 +19,29 @@ httplib::Headers Xff(std::initializer_list<std::string> values) {
 
 }  // namespace
 
-TEST_CASE("addresses parse strictly and print canonically", "[unit]") {
-  IpAddress a;
-  REQUIRE(IpAddress::Parse("203.0.113.7", &a));
-  CHECK(a.IsV4());
-  CHECK(a.ToString() == "203.0.113.7");
-  REQUIRE(IpAddress::Parse("::ffff:203.0.113.7", &a));
-  CHECK(a.ToString() == "203.0.113.7");  // One client, one key, however it is written.
-  REQUIRE(IpAddress::Parse("2001:DB8:0:0::1", &a));
-  CHECK_FALSE(a.IsV4());
-  CHECK(a.ToString() == "2001:db8::1");
-  REQUIRE(IpAddress::Parse("[2001:db8::2]", &a));
-  CHECK(a.ToString() == "2001:db8::2");
-  for (const char* bad : {"", " ", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4x", "1.2.3.4:80", "[1.2.3.4]:80",
-                          "fe80::1%eth0", "example.org", "unknown", "2001:db8::1::2", "::g", "1.2.3.4\r\nX: y",
-                          "\xc3\xbc", "::ffff:1.2.3.256", "[2001:db8::1"}) {
-    INFO(bad);
-    CHECK_FALSE(IpAddress::Parse(bad, &a));
-  }
-}
-
 TEST_CASE("trusted proxies are CIDR ranges of IPv4 and IPv6; bad entries are refused", "[unit]") {
   auto t = Trusted("10.0.0.0/8, 192.168.1.7 ,fd00::/8,2001:db8:1::/48, 172.16.5.5/12");
-  IpAddress a;
   for (const char* inside : {"10.1.2.3", "10.255.255.255", "192.168.1.7", "fd12:3456::1", "2001:db8:1:ffff::9",
                              "172.31.0.1", "::ffff:10.0.0.1"}) {
     INFO(inside);
-    REQUIRE(IpAddress::Parse(inside, &a));
-    CHECK(t.Contains(a));
+    auto a = net::ParseAddress(inside);
+    REQUIRE(a);
+    CHECK(t.Contains(*a));
   }
   for (const char* outside : {"11.0.0.1", "9.255.255.255", "192.168.1.8", "fe00::1", "2001:db8:2::1", "172.32.0.1",
                               "::a00:1" /* 10.0.0.1 as IPv4-compatible, not mapped */}) {
     INFO(outside);
-    REQUIRE(IpAddress::Parse(outside, &a));
-    CHECK_FALSE(t.Contains(a));
+    auto a = net::ParseAddress(outside);
+    REQUIRE(a);
+    CHECK_FALSE(t.Contains(*a));
   }
   CHECK(Trusted("").empty());
   // All of IPv4 is not all of IPv6.
-  REQUIRE(IpAddress::Parse("1.2.3.4", &a));
-  CHECK(Trusted("0.0.0.0/0").Contains(a));
-  REQUIRE(IpAddress::Parse("2001:db8::1", &a));
-  CHECK_FALSE(Trusted("0.0.0.0/0").Contains(a));
-  CHECK(Trusted("::/0").Contains(a));
+  const auto v4 = *net::ParseAddress("1.2.3.4");
+  const auto v6 = *net::ParseAddress("2001:db8::1");
+  CHECK(Trusted("0.0.0.0/0").Contains(v4));
+  CHECK_FALSE(Trusted("0.0.0.0/0").Contains(v6));
+  CHECK(Trusted("::/0").Contains(v6));
   for (const char* bad : {"10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/8/8",
                           "10.0.0.0/ 8", "ingress", "10.0.0.0/8;rm", "*"}) {
     INFO(bad);
@@ -87,6 +68,7 @@ TEST_CASE("the client is found right to left through trusted hops only", "[unit]
   SECTION("IPv6 peers and entries") {
     CHECK(t.ClientAddress("fd00::1", Xff({"2001:DB8::0:5"})) == "2001:db8::5");
     CHECK(t.ClientAddress("fd00::1", Xff({"[2001:db8::5]", "fd00::2"})) == "2001:db8::5");
+    CHECK(t.ClientAddress("fd00::1", Xff({"[2001:db8::5", "fd00::2"})) == "fd00::2");  // Unbalanced: garbage.
     CHECK(t.ClientAddress("::ffff:10.0.0.1", Xff({"203.0.113.9"})) == "203.0.113.9");
   }
   SECTION("no or only trusted entries: the furthest trusted hop") {

@@ -116,8 +116,12 @@ absl::StatusOr<Network> ParseNetwork(absl::string_view text) {
   const bool v4 = base->IsV4() && text.substr(0, slash).find(':') == absl::string_view::npos;
   int bits = v4 ? 32 : 128;
   if (slash != absl::string_view::npos) {
+    // Digits only: no sign, no space, no second slash ("10.0.0.0/+8", "/ 8", "/8/8").
+    const absl::string_view digits = text.substr(slash + 1);
+    const bool all_digits = !digits.empty() && digits.size() <= 3 &&
+                            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
     int parsed = -1;
-    if (!absl::SimpleAtoi(text.substr(slash + 1), &parsed) || parsed < 0 || parsed > bits) {
+    if (!all_digits || !absl::SimpleAtoi(digits, &parsed) || parsed > bits) {
       return absl::InvalidArgumentError(absl::StrCat("bad prefix length in ", text.substr(0, 64)));
     }
     bits = parsed;

@@ -10,7 +10,29 @@ TEST_CASE("addresses: numeric forms only; IPv4-mapped IPv6 is the IPv4 address",
   CHECK(ParseAddress("::ffff:127.0.0.1") == ParseAddress("127.0.0.1"));
   CHECK(ParseAddress("::ffff:7f00:1") == ParseAddress("127.0.0.1"));
   CHECK(ParseAddress("2001:DB8::1")->ToString() == "2001:db8::1");
-  for (const char* bad : {"", "127.1", "0x7f.1", "2130706433", "localhost", "1.2.3.4.5", "[::1]", "::1/128"}) {
+  CHECK(ParseAddress("2001:DB8:0:0::1")->ToString() == "2001:db8::1");
+  CHECK_FALSE(ParseAddress("2001:db8::1")->IsV4());
+  for (const char* bad : {"",
+                          " ",
+                          "127.1",
+                          "0x7f.1",
+                          "2130706433",
+                          "localhost",
+                          "1.2.3.4.5",
+                          "[::1]",
+                          "::1/128",
+                          "1.2.3",
+                          "256.1.1.1",
+                          "01.2.3.4x",
+                          "1.2.3.4:80",
+                          "[1.2.3.4]:80",
+                          "fe80::1%eth0",
+                          "2001:db8::1::2",
+                          "::g",
+                          "1.2.3.4\r\nX: y",
+                          "\xc3\xbc",
+                          "::ffff:1.2.3.256",
+                          "unknown"}) {
     INFO(bad);
     CHECK_FALSE(ParseAddress(bad));
   }
@@ -29,7 +51,8 @@ TEST_CASE("networks: CIDR lists for allow-lists", "[unit]") {
   CHECK_FALSE(AnyContains(*nets, *ParseAddress("fe80::1")));
   CHECK(ParseNetwork("10.1.2.3/8")->ToString() == "10.0.0.0/8");
   CHECK(ParseNetworks("")->empty());
-  for (const char* bad : {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/-1", "::/129", "example.org/24", "127.1/8"}) {
+  for (const char* bad : {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/-1", "::/129", "example.org/24", "127.1/8",
+                          "10.0.0.0/+8", "10.0.0.0/ 8", "10.0.0.0/8/8", "10.0.0.0/0008", "10.0.0.0/8;rm", "*"}) {
     INFO(bad);
     CHECK_FALSE(ParseNetwork(bad).ok());
   }
