@@ -8,14 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::http {
 
 // One field-level validation error of a request.
-struct FieldError {
-  std::string field;
-  std::string code;  // Stable, e.g. "required", "wrong_type", "too_short".
-};
+using FieldError = status::FieldViolation;
 
 enum class FieldType { kString, kInteger, kBoolean, kObject, kArray };
 

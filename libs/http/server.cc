@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "libs/api/api.h"
+#include "libs/http/json_body.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
 
@@ -328,8 +329,14 @@ void SetProblem(httplib::Response& res, const nlohmann::json& problem) {
 
 }  // namespace
 
-void WriteProblem(httplib::Response& res, const absl::Status& s) {
-  SetProblem(res, status::Problem(s, log::CurrentRequestId()));
+void WriteProblem(httplib::Response& res, const absl::Status& s, const std::string& language,
+                  const nlohmann::json& extra) {
+  nlohmann::json problem = status::Problem(s, log::CurrentRequestId());
+  if (problem.contains("errors")) {
+    for (auto& e : problem["errors"]) e["message"] = Message(e["code"].get<std::string>(), language);
+  }
+  for (const auto& [key, value] : extra.items()) problem[key] = value;
+  SetProblem(res, problem);
 }
 
 void WriteHttpProblem(httplib::Response& res, int http_status, const std::string& detail) {

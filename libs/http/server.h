@@ -142,8 +142,11 @@ class Router {
   int uploads_ = 0;
 };
 
-// Writes an RFC 9457 problem for `s` with the current request id.
-void WriteProblem(httplib::Response& res, const absl::Status& s);
+// Writes an RFC 9457 problem for `s` with the current request id (status::Problem), built
+// once: its field errors get their message in `language` ("de" or "en"), and the members
+// of `extra` (an object) join the document, replacing those of the same name.
+void WriteProblem(httplib::Response& res, const absl::Status& s, const std::string& language = "de",
+                  const nlohmann::json& extra = nlohmann::json::object());
 // Writes a problem the HTTP layer raises itself (405, 413, …), see status::HttpProblem.
 void WriteHttpProblem(httplib::Response& res, int http_status, const std::string& detail);
 void WriteJson(httplib::Response& res, int status, const nlohmann::json& body);

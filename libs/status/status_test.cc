@@ -67,3 +67,66 @@ TEST_CASE("problems of the HTTP layer carry their own status and title", "[unit]
 }
 
 }  // namespace stadtportal::status
+
+namespace stadtportal::status {
+
+TEST_CASE("field violations travel through gRPC as typed details", "[unit]") {
+  absl::Status s = InvalidFields({{"email", "invalid_email"}, {"address.postcode", "required"}});
+  CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(s.message() == "email: invalid_email; address.postcode: required");
+  grpc::Status wire = ToGrpc(s);
+  CHECK_FALSE(wire.error_details().empty());
+  absl::Status back = FromGrpc(wire);
+  CHECK(back.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(back.message() == s.message());
+  CHECK(FieldViolations(back) ==
+        std::vector<FieldViolation>{{"email", "invalid_email"}, {"address.postcode", "required"}});
+
+  // A detail sentence stays in the message; the code is what clients branch on.
+  absl::Status one = FromGrpc(ToGrpc(FieldError("secret", "invalid", "32 to 200 characters")));
+  CHECK(one.message() == "secret: 32 to 200 characters");
+  CHECK(FieldViolations(one) == std::vector<FieldViolation>{{"secret", "invalid"}});
+
+  // Statuses built otherwise carry none, and garbage details are ignored.
+  CHECK(FieldViolations(FromGrpc(ToGrpc(absl::InvalidArgumentError("email: invalid")))).empty());
+  CHECK(FieldViolations(FromGrpc(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "x", "\xff\x01garbage"))).empty());
+}
+
+TEST_CASE("malformed requests answer 400, invalid field values 422, both listing the fields", "[unit]") {
+  auto invalid = Problem(FieldError("email", "invalid_email"), "r");
+  CHECK(invalid["status"] == 422);
+  CHECK(invalid["type"] == "urn:stadtportal:problem:unprocessable-content");
+  CHECK(invalid["title"] == "Unprocessable content");
+  CHECK(invalid["errors"] == nlohmann::json::array({{{"field", "email"}, {"code", "invalid_email"}}}));
+
+  auto malformed = Problem(FromGrpc(ToGrpc(MalformedField("page_size", "invalid"))), "r");
+  CHECK(malformed["status"] == 400);
+  CHECK(malformed["type"] == "urn:stadtportal:problem:invalid-argument");
+  CHECK(malformed["errors"] == nlohmann::json::array({{{"field", "page_size"}, {"code", "invalid"}}}));
+
+  auto conflict = Problem(FromGrpc(ToGrpc(FieldConflict("role", "last_owner"))), "r");
+  CHECK(conflict["status"] == 409);
+  CHECK(conflict["detail"] == "role: last_owner");
+  CHECK(conflict["errors"] == nlohmann::json::array({{{"field", "role"}, {"code", "last_owner"}}}));
+
+  // Without violations: 400, no list.
+  auto plain = Problem(absl::InvalidArgumentError("the body must be application/json"), "r");
+  CHECK(plain["status"] == 400);
+  CHECK_FALSE(plain.contains("errors"));
+}
+
+}  // namespace stadtportal::status
+
+namespace stadtportal::status {
+
+TEST_CASE("a stale version is a failed precondition (412); a concurrent request stays 409", "[unit]") {
+  auto stale = Problem(FromGrpc(ToGrpc(Stale("version", "the draft changed; current version 4"))), "r");
+  CHECK(stale["status"] == 412);
+  CHECK(stale["type"] == "urn:stadtportal:problem:precondition-failed");
+  CHECK(stale["title"] == "Precondition failed");
+  CHECK(stale["detail"] == "version: the draft changed; current version 4");
+  CHECK(stale["errors"] == nlohmann::json::array({{{"field", "version"}, {"code", "stale"}}}));
+  CHECK(Problem(absl::AbortedError("concurrent request; retry"), "r")["status"] == 409);
+}
+
+}  // namespace stadtportal::status

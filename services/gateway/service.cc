@@ -163,7 +163,7 @@ std::string Service::AnonymousToken(const std::string& service) const {
 
 void Service::Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
                    std::vector<http::FieldError> errors) {
-  http::WriteProblem(res, s);
+  http::WriteProblem(res, s, http::Language(req));
   const std::string m(s.message());
   const auto pos = m.find("retry after ");
   if (s.code() == absl::StatusCode::kResourceExhausted && !res.has_header("Retry-After")) {
@@ -177,7 +177,7 @@ void Service::Fail(const httplib::Request& req, httplib::Response& res, const ab
   // Validation problems, and refusals about a field ("role: last_owner"), list field errors.
   const bool field_problem =
       s.code() == absl::StatusCode::kInvalidArgument || s.code() == absl::StatusCode::kFailedPrecondition;
-  if (!field_problem) return;
+  if (!field_problem || !status::FieldViolations(s).empty()) return;
   if (errors.empty()) errors = http::FieldErrorsFromMessage(std::string(s.message()));
   if (errors.empty()) return;
   const std::string lang = http::Language(req);
