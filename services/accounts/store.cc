@@ -1,62 +1,134 @@
 #include "services/accounts/store.h"
 
-#include <google/protobuf/util/time_util.h>
-
 #include "absl/strings/ascii.h"
 #include "libs/api/api.h"
+#include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "libs/log/log.h"
 
 namespace stadtportal::accounts {
 namespace {
 
-using google::protobuf::util::TimeUtil;
+using db::Micros;
 
 constexpr char kPartyColumns[] =
-    "p.id::text, p.tenant, p.kind, p.display_name, coalesce(p.identity_account_id::text, ''), "
-    "(extract(epoch FROM p.created_at) * 1000000)::bigint";
-// kPartyColumns, then the organisation's details and the member's role (indexes 6-13).
+    "p.id::text AS id, p.tenant, p.kind, p.display_name, "
+    "coalesce(p.identity_account_id::text, '') AS identity_account_id, "
+    "(extract(epoch FROM p.created_at) * 1000000)::bigint AS created_at";
+// The party's columns, then the organisation's details and the member's role.
 constexpr char kOrganisationColumns[] =
-    "p.id::text, p.tenant, p.kind, p.display_name, '', (extract(epoch FROM p.created_at) * 1000000)::bigint, "
+    "p.id::text AS id, p.tenant, p.kind, p.display_name, '' AS identity_account_id, "
+    "(extract(epoch FROM p.created_at) * 1000000)::bigint AS created_at, "
     "o.legal_form, o.register_number, o.street, o.house_number, o.postcode, o.city, o.country, m.role";
+constexpr char kConsentColumns[] =
+    "id::text AS id, purpose, text_version, (extract(epoch FROM given_at) * 1000000)::bigint AS given_at, "
+    "coalesce((extract(epoch FROM withdrawn_at) * 1000000)::bigint, 0) AS withdrawn_at";
 
 v1::Party ToParty(const pqxx::row& r) {
   v1::Party p;
-  p.set_id(r[0].as<std::string>());
-  p.mutable_tenant()->set_key(r[1].as<std::string>());
-  p.set_kind(r[2].as<std::string>() == "person" ? common::v1::PARTY_KIND_PERSON : common::v1::PARTY_KIND_ORGANISATION);
-  p.set_display_name(r[3].as<std::string>());
-  p.set_identity_account_id(r[4].as<std::string>());
-  *p.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[5].as<int64_t>());
+  p.set_id(r["id"].as<std::string>());
+  p.mutable_tenant()->set_key(r["tenant"].as<std::string>());
+  p.set_kind(r["kind"].as<std::string>() == "person" ? common::v1::PARTY_KIND_PERSON
+                                                     : common::v1::PARTY_KIND_ORGANISATION);
+  p.set_display_name(r["display_name"].as<std::string>());
+  p.set_identity_account_id(r["identity_account_id"].as<std::string>());
+  *p.mutable_created_at() = Micros(r["created_at"]);
   return p;
 }
 
 v1::Organisation ToOrganisation(const pqxx::row& r) {
   v1::Organisation o;
   *o.mutable_party() = ToParty(r);
-  const auto form = r[6].as<std::string>();
+  const auto form = r["legal_form"].as<std::string>();
   o.set_legal_form(form == "company"       ? v1::LEGAL_FORM_COMPANY
                    : form == "association" ? v1::LEGAL_FORM_ASSOCIATION
                                            : v1::LEGAL_FORM_AUTHORITY);
-  o.set_register_number(r[7].as<std::string>());
+  o.set_register_number(r["register_number"].as<std::string>());
   auto* a = o.mutable_address();
-  a->set_street(r[8].as<std::string>());
-  a->set_house_number(r[9].as<std::string>());
-  a->set_postcode(r[10].as<std::string>());
-  a->set_city(r[11].as<std::string>());
-  a->set_country(r[12].as<std::string>());
-  o.set_my_role(ParseRole(r[13].as<std::string>()));
+  a->set_street(r["street"].as<std::string>());
+  a->set_house_number(r["house_number"].as<std::string>());
+  a->set_postcode(r["postcode"].as<std::string>());
+  a->set_city(r["city"].as<std::string>());
+  a->set_country(r["country"].as<std::string>());
+  o.set_my_role(ParseRole(r["role"].as<std::string>()));
   return o;
 }
 
 v1::Membership ToMembership(const pqxx::row& r) {
-  // kPartyColumns of the person, then organisation id, role, since.
+  // The person's party columns, then organisation_id, role, since.
   v1::Membership m;
   *m.mutable_person() = ToParty(r);
-  m.set_organisation_id(r[6].as<std::string>());
-  m.set_role(ParseRole(r[7].as<std::string>()));
-  *m.mutable_since() = TimeUtil::MicrosecondsToTimestamp(r[8].as<int64_t>());
+  m.set_organisation_id(r["organisation_id"].as<std::string>());
+  m.set_role(ParseRole(r["role"].as<std::string>()));
+  *m.mutable_since() = Micros(r["since"]);
   return m;
+}
+
+v1::Consent ToConsent(const pqxx::row& r) {
+  v1::Consent c;
+  c.set_id(r["id"].as<std::string>());
+  c.set_purpose(r["purpose"].as<std::string>());
+  c.set_text_version(r["text_version"].as<std::string>());
+  *c.mutable_given_at() = Micros(r["given_at"]);
+  if (r["withdrawn_at"].as<int64_t>() != 0) *c.mutable_withdrawn_at() = Micros(r["withdrawn_at"]);
+  return c;
+}
+
+v1::ProfileAttribute ToAttribute(const pqxx::row& r) {
+  v1::ProfileAttribute a;
+  a.set_name(r["name"].as<std::string>());
+  a.set_value(r["value"].as<std::string>());
+  a.set_source(r["source"].as<std::string>());
+  a.set_provider(r["provider"].as<std::string>());
+  a.set_assurance_level(r["assurance"].as<std::string>());
+  if (r["vouched_at"].as<int64_t>() != 0) *a.mutable_vouched_at() = Micros(r["vouched_at"]);
+  *a.mutable_updated_at() = Micros(r["updated_at"]);
+  return a;
+}
+
+v1::Profile ReadProfile(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
+  v1::Profile p;
+  p.set_party_id(party_id);
+  for (const auto& r : tx.exec_prepared("accounts_profile", tenant, party_id)) *p.add_attributes() = ToAttribute(r);
+  return p;
+}
+
+v1::Preferences ReadPreferences(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
+  v1::Preferences out;
+  auto res = tx.exec_prepared("accounts_preferences", tenant, party_id);
+  // Defaults until the person chooses: German, every notification on.
+  out.set_language(res.empty() ? "de" : res[0]["language"].as<std::string>());
+  out.mutable_email()->set_messages(res.empty() || res[0]["email_messages"].as<bool>());
+  out.mutable_email()->set_status_changes(res.empty() || res[0]["email_status"].as<bool>());
+  out.mutable_email()->set_reminders(res.empty() || res[0]["email_reminders"].as<bool>());
+  return out;
+}
+
+// Inside a transaction: answers the open invitation `token_hash` if it was sent to the
+// verified address of `person_id` (only the invited person may accept or decline it).
+// Returns the row of the answered invitation: tenant, organisation_id, role.
+absl::StatusOr<pqxx::row> AnswerInvitation(pqxx::work& tx, const std::string& token_hash, const std::string& person_id,
+                                           const std::string& answer) {
+  auto open = tx.exec_prepared("accounts_open_invitation", pqxx::binarystring(token_hash), person_id);
+  if (open.empty()) return absl::InvalidArgumentError("token: invalid_token");
+  const auto invited = open[0]["invited_email"];
+  const auto verified = open[0]["verified_email"];
+  // Both sides are stored normalised; compared canonically all the same.
+  if (verified.is_null() || absl::AsciiStrToLower(absl::StripAsciiWhitespace(invited.as<std::string>())) !=
+                                absl::AsciiStrToLower(absl::StripAsciiWhitespace(verified.as<std::string>()))) {
+    return absl::PermissionDeniedError("the invitation was sent to another e-mail address");
+  }
+  auto res = tx.exec_prepared("accounts_answer_invitation", pqxx::binarystring(token_hash), answer);
+  if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
+  return res[0];
+}
+
+// Inside a transaction holding the organisation's membership rows: would the change
+// leave the organisation without an owner?
+bool LastOwner(pqxx::work& tx, const std::string& tenant, const std::string& org, const std::string& person) {
+  const auto owners = tx.exec_prepared1("accounts_owners_locked", org)["owners"].as<int64_t>();
+  auto role = tx.exec_prepared("accounts_role_of", tenant, org, person);
+  return owners <= 1 && !role.empty() && role[0]["role"].as<std::string>() == "owner";
 }
 
 }  // namespace
@@ -81,7 +153,8 @@ void Store::Prepare(pqxx::connection& conn) {
   const std::string party = kPartyColumns;
   const std::string org = kOrganisationColumns;
   const std::string member_columns =
-      party + ", m.organisation_id::text, m.role, (extract(epoch FROM m.since) * 1000000)::bigint";
+      party +
+      ", m.organisation_id::text AS organisation_id, m.role, (extract(epoch FROM m.since) * 1000000)::bigint AS since";
   conn.prepare("accounts_create_party",
                "INSERT INTO parties AS p (tenant, kind, display_name, identity_account_id) "
                "VALUES ($1, $2, $3, nullif($4, '')::uuid) RETURNING " +
@@ -122,7 +195,7 @@ void Store::Prepare(pqxx::connection& conn) {
       "SELECT role FROM memberships WHERE tenant = $1 AND organisation_id = $2::uuid AND person_id = $3::uuid");
   // Locks the organisation's memberships so that owner counts stay true under concurrency.
   conn.prepare("accounts_owners_locked",
-               "SELECT count(*) FILTER (WHERE role = 'owner') FROM "
+               "SELECT count(*) FILTER (WHERE role = 'owner') AS owners FROM "
                "(SELECT role FROM memberships WHERE organisation_id = $1::uuid FOR UPDATE) m");
   conn.prepare(
       "accounts_set_role",
@@ -132,9 +205,10 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("accounts_insert_invitation",
                "INSERT INTO invitations (tenant, organisation_id, email, role, token_hash, invited_by, expires_at) "
                "VALUES ($1, $2::uuid, $3, $4, $5, $6::uuid, now() + make_interval(secs => $7)) "
-               "RETURNING id::text, (extract(epoch FROM expires_at) * 1000000)::bigint");
+               "RETURNING id::text AS id, (extract(epoch FROM expires_at) * 1000000)::bigint AS expires_at");
   conn.prepare("accounts_open_invitation",
-               "SELECT i.email, v.email FROM invitations i LEFT JOIN verified_emails v ON v.account_id = $2::uuid "
+               "SELECT i.email AS invited_email, v.email AS verified_email FROM invitations i LEFT JOIN "
+               "verified_emails v ON v.account_id = $2::uuid "
                "AND v.tenant = i.tenant WHERE i.token_hash = $1 AND i.answered_at IS NULL AND i.expires_at > now() "
                "FOR UPDATE OF i");
   conn.prepare("accounts_set_verified_email",
@@ -142,11 +216,11 @@ void Store::Prepare(pqxx::connection& conn) {
                "ON CONFLICT (account_id) DO UPDATE SET tenant = $2, email = $3, verified_at = now()");
   conn.prepare("accounts_answer_invitation",
                "UPDATE invitations SET answered_at = now(), answer = $2 WHERE token_hash = $1 AND answered_at IS NULL "
-               "AND expires_at > now() RETURNING tenant, organisation_id::text, role");
+               "AND expires_at > now() RETURNING tenant, organisation_id::text AS organisation_id, role");
   conn.prepare("accounts_profile",
                "SELECT name, value, source, provider, assurance, "
-               "coalesce((extract(epoch FROM vouched_at) * 1000000)::bigint, 0), "
-               "(extract(epoch FROM updated_at) * 1000000)::bigint FROM profile_attributes "
+               "coalesce((extract(epoch FROM vouched_at) * 1000000)::bigint, 0) AS vouched_at, "
+               "(extract(epoch FROM updated_at) * 1000000)::bigint AS updated_at FROM profile_attributes "
                "WHERE tenant = $1 AND party_id = $2::uuid ORDER BY name");
   conn.prepare("accounts_profile_source_locked",
                "SELECT source FROM profile_attributes WHERE party_id = $1::uuid AND name = $2 FOR UPDATE");
@@ -172,9 +246,7 @@ void Store::Prepare(pqxx::connection& conn) {
       "VALUES ($2::uuid, $1, $3, $4, $5, $6) ON CONFLICT (party_id) DO UPDATE SET language = EXCLUDED.language, "
       "email_messages = EXCLUDED.email_messages, email_status = EXCLUDED.email_status, "
       "email_reminders = EXCLUDED.email_reminders, updated_at = now()");
-  const std::string consent =
-      "id::text, purpose, text_version, (extract(epoch FROM given_at) * 1000000)::bigint, "
-      "coalesce((extract(epoch FROM withdrawn_at) * 1000000)::bigint, 0)";
+  const std::string consent = kConsentColumns;
   conn.prepare("accounts_consents",
                "SELECT " + consent + " FROM consents WHERE tenant = $1 AND party_id = $2::uuid ORDER BY given_at, id");
   conn.prepare(
@@ -189,155 +261,102 @@ void Store::Prepare(pqxx::connection& conn) {
 }
 
 absl::StatusOr<v1::Party> Store::CreateParty(const NewParty& p) {
-  v1::Party out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    out = ToParty(tx.exec_prepared1("accounts_create_party", p.tenant, p.kind, p.display_name, p.identity_account_id));
-    return absl::OkStatus();
+  auto out = pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Party> {
+    return ToParty(tx.exec_prepared1("accounts_create_party", p.tenant, p.kind, p.display_name, p.identity_account_id));
   });
-  if (s.code() == absl::StatusCode::kAlreadyExists) {
+  if (out.status().code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError("this identity account already has a person party");
   }
-  if (!s.ok()) return s;
   return out;
 }
 
 absl::StatusOr<v1::Party> Store::GetParty(const std::string& tenant, const std::string& id) {
-  v1::Party out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Party> {
     auto res = tx.exec_prepared("accounts_get_party", tenant, id);
     if (res.empty()) return absl::NotFoundError("party not found");
-    out = ToParty(res[0]);
-    return absl::OkStatus();
+    return ToParty(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Party> Store::EnsurePerson(const std::string& tenant, const std::string& identity_account_id) {
-  v1::Party out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Party> {
     tx.exec_prepared("accounts_ensure_person", tenant, identity_account_id);
-    out = ToParty(tx.exec_prepared1("accounts_person_of", tenant, identity_account_id));
-    return absl::OkStatus();
+    return ToParty(tx.exec_prepared1("accounts_person_of", tenant, identity_account_id));
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Organisation> Store::CreateOrganisation(const NewOrganisation& o) {
-  v1::Organisation out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Organisation> {
     auto party = ToParty(tx.exec_prepared1("accounts_create_party", o.tenant, "organisation", o.name, ""));
     const auto& a = o.address;
     tx.exec_prepared("accounts_insert_organisation", party.id(), o.tenant, o.legal_form, o.register_number, a.street(),
                      a.house_number(), a.postcode(), a.city(), a.country());
     tx.exec_prepared("accounts_insert_membership", o.tenant, party.id(), o.owner_id, "owner");
-    out = ToOrganisation(tx.exec_prepared1("accounts_get_organisation", o.tenant, party.id(), o.owner_id));
-    return absl::OkStatus();
+    return ToOrganisation(tx.exec_prepared1("accounts_get_organisation", o.tenant, party.id(), o.owner_id));
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Organisation> Store::GetOrganisation(const std::string& tenant, const std::string& id,
                                                         const std::string& person_id) {
-  v1::Organisation out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Organisation> {
     auto res = tx.exec_prepared("accounts_get_organisation", tenant, id, person_id);
     if (res.empty()) return absl::NotFoundError("organisation not found");
-    out = ToOrganisation(res[0]);
-    return absl::OkStatus();
+    return ToOrganisation(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<std::vector<v1::Organisation>> Store::ListOrganisationsOf(const std::string& tenant,
                                                                          const std::string& person_id) {
-  std::vector<v1::Organisation> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::Organisation>> {
+    std::vector<v1::Organisation> out;
     for (const auto& r : tx.exec_prepared("accounts_organisations_of", tenant, person_id))
       out.push_back(ToOrganisation(r));
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<std::vector<v1::Membership>> Store::ListMembers(const std::string& tenant,
                                                                const std::string& organisation_id) {
-  std::vector<v1::Membership> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::Membership>> {
+    std::vector<v1::Membership> out;
     for (const auto& r : tx.exec_prepared("accounts_members", tenant, organisation_id)) out.push_back(ToMembership(r));
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<std::optional<std::string>> Store::RoleOf(const std::string& tenant, const std::string& organisation_id,
                                                          const std::string& person_id) {
-  std::optional<std::string> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::optional<std::string>> {
     auto res = tx.exec_prepared("accounts_role_of", tenant, organisation_id, person_id);
-    if (!res.empty()) out = res[0][0].as<std::string>();
-    return absl::OkStatus();
+    if (res.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(res[0]["role"].as<std::string>());
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Invitation> Store::Invite(const NewInvitation& i, const mail::Mail& mail) {
-  v1::Invitation out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Invitation> {
     auto r = tx.exec_prepared1("accounts_insert_invitation", i.tenant, i.organisation_id, i.email, i.role,
                                pqxx::binarystring(i.token_hash), i.invited_by, static_cast<double>(i.ttl.count()));
-    out.set_id(r[0].as<std::string>());
+    v1::Invitation out;
+    out.set_id(r["id"].as<std::string>());
     out.set_organisation_id(i.organisation_id);
     out.set_email(i.email);
     out.set_role(ParseRole(i.role));
-    *out.mutable_expires_at() = TimeUtil::MicrosecondsToTimestamp(r[1].as<int64_t>());
+    *out.mutable_expires_at() = Micros(r["expires_at"]);
     mail::Outbox::Enqueue(tx, i.tenant, mail);
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
-
-namespace {
-
-// Inside a transaction: answers the open invitation `token_hash` if it was sent to the
-// verified address of `person_id` (only the invited person may accept or decline it).
-// Returns the row of the answered invitation: tenant, organisation id, role.
-absl::StatusOr<pqxx::row> AnswerInvitation(pqxx::work& tx, const std::string& token_hash, const std::string& person_id,
-                                           const std::string& answer) {
-  auto open = tx.exec_prepared("accounts_open_invitation", pqxx::binarystring(token_hash), person_id);
-  if (open.empty()) return absl::InvalidArgumentError("token: invalid_token");
-  // Both sides are stored normalised; compared canonically all the same.
-  if (open[0][1].is_null() || absl::AsciiStrToLower(absl::StripAsciiWhitespace(open[0][0].as<std::string>())) !=
-                                  absl::AsciiStrToLower(absl::StripAsciiWhitespace(open[0][1].as<std::string>()))) {
-    return absl::PermissionDeniedError("the invitation was sent to another e-mail address");
-  }
-  auto res = tx.exec_prepared("accounts_answer_invitation", pqxx::binarystring(token_hash), answer);
-  if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
-  return res[0];
-}
-
-}  // namespace
 
 absl::StatusOr<v1::Membership> Store::AcceptInvitation(const std::string& token_hash, const std::string& person_id) {
-  v1::Membership out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Membership> {
     auto answered = AnswerInvitation(tx, token_hash, person_id, "accepted");
     if (!answered.ok()) return answered.status();
-    const auto tenant = (*answered)[0].as<std::string>();
-    const auto org = (*answered)[1].as<std::string>();
-    tx.exec_prepared("accounts_insert_membership", tenant, org, person_id, (*answered)[2].as<std::string>());
-    out = ToMembership(tx.exec_prepared1("accounts_member", tenant, org, person_id));
-    return absl::OkStatus();
+    const auto tenant = (*answered)["tenant"].as<std::string>();
+    const auto org = (*answered)["organisation_id"].as<std::string>();
+    tx.exec_prepared("accounts_insert_membership", tenant, org, person_id, (*answered)["role"].as<std::string>());
+    return ToMembership(tx.exec_prepared1("accounts_member", tenant, org, person_id));
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Store::SetVerifiedEmail(pqxx::work& tx, const std::string& account_id, const std::string& tenant,
@@ -357,33 +376,17 @@ absl::Status Store::DeclineInvitation(const std::string& token_hash, const std::
       [&](pqxx::work& tx) { return AnswerInvitation(tx, token_hash, person_id, "declined").status(); });
 }
 
-namespace {
-
-// Inside a transaction holding the organisation's membership rows: would the change
-// leave the organisation without an owner?
-bool LastOwner(pqxx::work& tx, const std::string& tenant, const std::string& org, const std::string& person) {
-  const auto owners = tx.exec_prepared1("accounts_owners_locked", org)[0].as<int64_t>();
-  auto role = tx.exec_prepared("accounts_role_of", tenant, org, person);
-  return owners <= 1 && !role.empty() && role[0][0].as<std::string>() == "owner";
-}
-
-}  // namespace
-
 absl::StatusOr<v1::Membership> Store::ChangeRole(const std::string& tenant, const std::string& organisation_id,
                                                  const std::string& person_id, const std::string& role) {
-  v1::Membership out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Membership> {
     if (role != "owner" && LastOwner(tx, tenant, organisation_id, person_id)) {
       return absl::FailedPreconditionError("role: last_owner");
     }
     if (tx.exec_prepared0("accounts_set_role", tenant, organisation_id, person_id, role).affected_rows() == 0) {
       return absl::NotFoundError("member not found");
     }
-    out = ToMembership(tx.exec_prepared1("accounts_member", tenant, organisation_id, person_id));
-    return absl::OkStatus();
+    return ToMembership(tx.exec_prepared1("accounts_member", tenant, organisation_id, person_id));
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Store::RemoveMember(const std::string& tenant, const std::string& organisation_id,
@@ -399,53 +402,17 @@ absl::Status Store::RemoveMember(const std::string& tenant, const std::string& o
   });
 }
 
-namespace {
-
-v1::Consent ToConsent(const pqxx::row& r) {
-  v1::Consent c;
-  c.set_id(r[0].as<std::string>());
-  c.set_purpose(r[1].as<std::string>());
-  c.set_text_version(r[2].as<std::string>());
-  *c.mutable_given_at() = TimeUtil::MicrosecondsToTimestamp(r[3].as<int64_t>());
-  if (r[4].as<int64_t>() != 0) *c.mutable_withdrawn_at() = TimeUtil::MicrosecondsToTimestamp(r[4].as<int64_t>());
-  return c;
-}
-
-v1::Profile ReadProfile(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
-  v1::Profile p;
-  p.set_party_id(party_id);
-  for (const auto& r : tx.exec_prepared("accounts_profile", tenant, party_id)) {
-    auto* a = p.add_attributes();
-    a->set_name(r[0].as<std::string>());
-    a->set_value(r[1].as<std::string>());
-    a->set_source(r[2].as<std::string>());
-    a->set_provider(r[3].as<std::string>());
-    a->set_assurance_level(r[4].as<std::string>());
-    if (r[5].as<int64_t>() != 0) *a->mutable_vouched_at() = TimeUtil::MicrosecondsToTimestamp(r[5].as<int64_t>());
-    *a->mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
-  }
-  return p;
-}
-
-}  // namespace
-
 absl::StatusOr<v1::Profile> Store::GetProfile(const std::string& tenant, const std::string& party_id) {
-  v1::Profile out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    out = ReadProfile(tx, tenant, party_id);
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  return out;
+  return pool_.Transact(
+      [&](pqxx::work& tx) -> absl::StatusOr<v1::Profile> { return ReadProfile(tx, tenant, party_id); });
 }
 
 absl::StatusOr<v1::Profile> Store::UpdateProfile(const std::string& tenant, const std::string& party_id,
                                                  const std::map<std::string, std::string>& values) {
-  v1::Profile out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Profile> {
     for (const auto& [name, value] : values) {
       auto source = tx.exec_prepared("accounts_profile_source_locked", party_id, name);
-      if (!source.empty() && source[0][0].as<std::string>() == "provider") {
+      if (!source.empty() && source[0]["source"].as<std::string>() == "provider") {
         return absl::FailedPreconditionError(name + ": verified");
       }
       if (value.empty())
@@ -453,11 +420,8 @@ absl::StatusOr<v1::Profile> Store::UpdateProfile(const std::string& tenant, cons
       else
         tx.exec_prepared("accounts_profile_set_self", tenant, party_id, name, value);
     }
-    out = ReadProfile(tx, tenant, party_id);
-    return absl::OkStatus();
+    return ReadProfile(tx, tenant, party_id);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Store::RecordVerified(const std::string& tenant, const std::string& party_id,
@@ -472,23 +436,13 @@ absl::Status Store::RecordVerified(const std::string& tenant, const std::string&
 }
 
 absl::StatusOr<v1::Preferences> Store::GetPreferences(const std::string& tenant, const std::string& party_id) {
-  v1::Preferences out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto res = tx.exec_prepared("accounts_preferences", tenant, party_id);
-    // Defaults until the person chooses: German, every notification on.
-    out.set_language(res.empty() ? "de" : res[0][0].as<std::string>());
-    out.mutable_email()->set_messages(res.empty() || res[0][1].as<bool>());
-    out.mutable_email()->set_status_changes(res.empty() || res[0][2].as<bool>());
-    out.mutable_email()->set_reminders(res.empty() || res[0][3].as<bool>());
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  return out;
+  return pool_.Transact(
+      [&](pqxx::work& tx) -> absl::StatusOr<v1::Preferences> { return ReadPreferences(tx, tenant, party_id); });
 }
 
 absl::StatusOr<v1::Preferences> Store::SetPreferences(const std::string& tenant, const std::string& party_id,
                                                       const v1::Preferences& p) {
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Preferences> {
     tx.exec_prepared("accounts_set_preferences", tenant, party_id, p.language(), p.email().messages(),
                      p.email().status_changes(), p.email().reminders());
     // Messaging follows the preferences for its notifications.
@@ -498,44 +452,32 @@ absl::StatusOr<v1::Preferences> Store::SetPreferences(const std::string& tenant,
                      {"language", p.language()},
                      {"messages", p.email().messages()},
                      {"status_changes", p.email().status_changes()}});
-    return absl::OkStatus();
+    return ReadPreferences(tx, tenant, party_id);
   });
-  if (!s.ok()) return s;
-  return GetPreferences(tenant, party_id);
 }
 
 absl::StatusOr<std::vector<v1::Consent>> Store::ListConsents(const std::string& tenant, const std::string& party_id) {
-  std::vector<v1::Consent> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::Consent>> {
+    std::vector<v1::Consent> out;
     for (const auto& r : tx.exec_prepared("accounts_consents", tenant, party_id)) out.push_back(ToConsent(r));
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Consent> Store::GiveConsent(const std::string& tenant, const std::string& party_id,
                                                const std::string& purpose, const std::string& text_version) {
-  v1::Consent out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    out = ToConsent(tx.exec_prepared1("accounts_give_consent", tenant, party_id, purpose, text_version));
-    return absl::OkStatus();
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Consent> {
+    return ToConsent(tx.exec_prepared1("accounts_give_consent", tenant, party_id, purpose, text_version));
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Consent> Store::WithdrawConsent(const std::string& tenant, const std::string& party_id,
                                                    const std::string& id) {
-  v1::Consent out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Consent> {
     auto res = tx.exec_prepared("accounts_withdraw_consent", tenant, party_id, id);
     if (res.empty()) return absl::NotFoundError("consent not found");
-    out = ToConsent(res[0]);
-    return absl::OkStatus();
+    return ToConsent(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 }  // namespace stadtportal::accounts

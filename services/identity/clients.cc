@@ -29,21 +29,23 @@ struct Found {
   bool disabled = false;
 };
 
-absl::StatusOr<Found> FindClient(db::Pool& pool, const std::string& client_id) {
+Found ToFound(const pqxx::row& r) {
   Found f;
-  absl::Status s = pool.Transact([&](pqxx::work& tx) -> absl::Status {
+  f.tenant = r["tenant"].as<std::string>();
+  f.destination = r["destination"].as<std::string>();
+  f.department = r["department"].as<std::string>();
+  f.secret_hash = r["secret_hash"].as<std::string>();
+  f.public_key = r["public_key"].as<std::string>();
+  f.disabled = r["disabled"].as<bool>();
+  return f;
+}
+
+absl::StatusOr<Found> FindClient(db::Pool& pool, const std::string& client_id) {
+  return pool.Transact([&](pqxx::work& tx) -> absl::StatusOr<Found> {
     auto res = tx.exec_prepared("identity_find_client", client_id);
     if (res.empty()) return Refused();
-    f.tenant = res[0][0].as<std::string>();
-    f.destination = res[0][1].as<std::string>();
-    f.department = res[0][2].as<std::string>();
-    f.secret_hash = res[0][3].as<std::string>();
-    f.public_key = res[0][4].as<std::string>();
-    f.disabled = res[0][5].as<bool>();
-    return absl::OkStatus();
+    return ToFound(res[0]);
   });
-  if (!s.ok()) return s;
-  return f;
 }
 
 }  // namespace
@@ -53,8 +55,9 @@ void Clients::Prepare(pqxx::connection& conn) {
                "INSERT INTO clients (client_id, tenant, destination, department, secret_hash, public_key, created_by)"
                " VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7)");
   conn.prepare("identity_find_client",
-               "SELECT tenant, destination, department, coalesce(secret_hash, ''), coalesce(public_key, ''),"
-               " disabled_at IS NOT NULL FROM clients WHERE client_id = $1");
+               "SELECT tenant, destination, department, coalesce(secret_hash, '') AS secret_hash,"
+               " coalesce(public_key, '') AS public_key, disabled_at IS NOT NULL AS disabled FROM clients"
+               " WHERE client_id = $1");
   conn.prepare("identity_set_client_disabled",
                "UPDATE clients SET disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, now()) END"
                " WHERE tenant = $1 AND client_id = $2 RETURNING destination, department");
@@ -62,7 +65,7 @@ void Clients::Prepare(pqxx::connection& conn) {
                "UPDATE clients SET secret_hash = $3, secret_rotated_at = now()"
                " WHERE tenant = $1 AND client_id = $2");
   conn.prepare("identity_client_kind",
-               "SELECT public_key IS NOT NULL FROM clients WHERE tenant = $1 AND client_id = $2 FOR UPDATE");
+               "SELECT public_key IS NOT NULL AS signs FROM clients WHERE tenant = $1 AND client_id = $2 FOR UPDATE");
 }
 
 absl::StatusOr<v1::CreateClientResponse> Clients::Create(const std::string& tenant, const v1::CreateClientRequest& req,
@@ -81,16 +84,14 @@ absl::StatusOr<v1::CreateClientResponse> Clients::Create(const std::string& tena
   v1::CreateClientResponse out;
   out.set_client_id("bo_" + auth::RandomToken(12));
   if (req.public_key().empty()) out.set_client_secret(auth::RandomToken(32));
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::CreateClientResponse> {
     tx.exec_prepared("identity_insert_client", out.client_id(), tenant, req.destination(), req.department(),
                      out.client_secret().empty() ? "" : Hex(auth::Sha256(out.client_secret())), req.public_key(),
                      created_by);
     audit.targets = {{"client_id", out.client_id()}, {"destination", req.destination()}};
     Store::InsertAudit(tx, "identity", audit);
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::ClientToken> Clients::Issue(const v1::IssueClientTokenRequest& req) {
@@ -178,19 +179,19 @@ absl::Status Clients::RevokeTokens(const std::string& client_id) {
 absl::StatusOr<v1::BackofficeClient> Clients::SetDisabled(const std::string& tenant, const std::string& client_id,
                                                           bool disabled, audit::Entry audit) {
   if (client_id.empty() || client_id.size() > 100) return absl::NotFoundError("client not found");
-  v1::BackofficeClient out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  auto out = pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::BackofficeClient> {
     auto res = tx.exec_prepared("identity_set_client_disabled", tenant, client_id, disabled);
     if (res.empty()) return absl::NotFoundError("client not found");
-    out.set_client_id(client_id);
-    out.set_destination(res[0][0].as<std::string>());
-    out.set_department(res[0][1].as<std::string>());
-    out.set_disabled(disabled);
-    audit.targets = {{"client_id", client_id}, {"destination", out.destination()}};
+    v1::BackofficeClient client;
+    client.set_client_id(client_id);
+    client.set_destination(res[0]["destination"].as<std::string>());
+    client.set_department(res[0]["department"].as<std::string>());
+    client.set_disabled(disabled);
+    audit.targets = {{"client_id", client_id}, {"destination", client.destination()}};
     Store::InsertAudit(tx, "identity", audit);
-    return absl::OkStatus();
+    return client;
   });
-  if (!s.ok()) return s;
+  if (!out.ok()) return out;
   // After the commit: a token issued from now on sees the client disabled.
   if (disabled) {
     if (auto r = RevokeTokens(client_id); !r.ok()) return r;
@@ -201,21 +202,22 @@ absl::StatusOr<v1::BackofficeClient> Clients::SetDisabled(const std::string& ten
 absl::StatusOr<v1::CreateClientResponse> Clients::RotateSecret(const std::string& tenant, const std::string& client_id,
                                                                audit::Entry audit) {
   if (client_id.empty() || client_id.size() > 100) return absl::NotFoundError("client not found");
-  v1::CreateClientResponse out;
-  out.set_client_id(client_id);
-  out.set_client_secret(auth::RandomToken(32));
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  const std::string secret = auth::RandomToken(32);
+  auto out = pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::CreateClientResponse> {
     auto kind = tx.exec_prepared("identity_client_kind", tenant, client_id);
     if (kind.empty()) return absl::NotFoundError("client not found");
-    if (kind[0][0].as<bool>()) {
+    if (kind[0]["signs"].as<bool>()) {
       return absl::FailedPreconditionError("client_id: private_key_jwt clients have no secret to rotate");
     }
-    tx.exec_prepared("identity_rotate_client_secret", tenant, client_id, Hex(auth::Sha256(out.client_secret())));
+    tx.exec_prepared("identity_rotate_client_secret", tenant, client_id, Hex(auth::Sha256(secret)));
     audit.targets = {{"client_id", client_id}};
     Store::InsertAudit(tx, "identity", audit);
-    return absl::OkStatus();
+    v1::CreateClientResponse rotated;
+    rotated.set_client_id(client_id);
+    rotated.set_client_secret(secret);
+    return rotated;
   });
-  if (!s.ok()) return s;
+  if (!out.ok()) return out;
   if (auto r = RevokeTokens(client_id); !r.ok()) return r;
   return out;
 }

@@ -1,9 +1,8 @@
 #include "services/identity/store.h"
 
+#include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "services/identity/clients.h"
-
-#include <google/protobuf/util/time_util.h>
 
 #include "libs/log/log.h"
 
@@ -11,22 +10,23 @@ namespace stadtportal::identity {
 namespace {
 
 constexpr char kColumns[] =
-    "id::text, tenant, email, display_name, language, state, (extract(epoch FROM created_at) * 1000000)::bigint, "
-    "array_to_string(roles, ','), coalesce(password_hash, ''), email_verified_at IS NOT NULL";
+    "id::text AS id, tenant, email, display_name, language, state, "
+    "(extract(epoch FROM created_at) * 1000000)::bigint AS created_at, array_to_string(roles, ',') AS roles, "
+    "coalesce(password_hash, '') AS password_hash, email_verified_at IS NOT NULL AS verified";
 
 v1::Account ToAccount(const pqxx::row& r) {
   v1::Account a;
-  a.set_id(r[0].as<std::string>());
-  a.mutable_tenant()->set_key(r[1].as<std::string>());
-  a.set_email(r[2].as<std::string>());
-  a.set_display_name(r[3].as<std::string>());
-  a.set_language(r[4].as<std::string>() == "en" ? v1::LANGUAGE_EN : v1::LANGUAGE_DE);
-  const auto state = r[5].as<std::string>();
+  a.set_id(r["id"].as<std::string>());
+  a.mutable_tenant()->set_key(r["tenant"].as<std::string>());
+  a.set_email(r["email"].as<std::string>());
+  a.set_display_name(r["display_name"].as<std::string>());
+  a.set_language(r["language"].as<std::string>() == "en" ? v1::LANGUAGE_EN : v1::LANGUAGE_DE);
+  const auto state = r["state"].as<std::string>();
   a.set_state(state == "active"   ? v1::ACCOUNT_STATE_ACTIVE
               : state == "locked" ? v1::ACCOUNT_STATE_LOCKED
                                   : v1::ACCOUNT_STATE_PENDING_VERIFICATION);
-  *a.mutable_created_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
-  const auto roles = r[7].as<std::string>();
+  *a.mutable_created_at() = db::Micros(r["created_at"]);
+  const auto roles = r["roles"].as<std::string>();
   size_t start = 0;
   while (start < roles.size()) {
     size_t comma = roles.find(',', start);
@@ -35,6 +35,28 @@ v1::Account ToAccount(const pqxx::row& r) {
     start = comma + 1;
   }
   return a;
+}
+
+Credentials ToCredentials(const pqxx::row& r) {
+  Credentials c;
+  c.account = ToAccount(r);
+  c.password_hash = r["password_hash"].as<std::string>();
+  c.verified = r["verified"].as<bool>();
+  return c;
+}
+
+v1::AuditEntry ToAuditEntry(const pqxx::row& r) {
+  v1::AuditEntry e;
+  e.set_id(r["id"].as<int64_t>());
+  *e.mutable_at() = db::Micros(r["at"]);
+  e.set_service(r["service"].as<std::string>());
+  e.set_actor(r["actor"].as<std::string>());
+  e.set_session_ref(r["session_ref"].as<std::string>());
+  e.set_action(r["action"].as<std::string>());
+  e.set_targets_json(r["targets"].as<std::string>());
+  e.set_outcome(r["outcome"].as<std::string>());
+  e.set_request_id(r["request_id"].as<std::string>());
+  return e;
 }
 
 pqxx::binarystring Bytes(const std::string& s) { return pqxx::binarystring(s); }
@@ -56,7 +78,7 @@ void Store::Prepare(pqxx::connection& conn) {
                "VALUES ($1, $2, $3::uuid, $4, now() + make_interval(secs => $5))");
   conn.prepare("identity_consume_token",
                "UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL "
-               "AND expires_at > now() RETURNING account_id::text");
+               "AND expires_at > now() RETURNING account_id::text AS account_id");
   conn.prepare("identity_revoke_reset_tokens",
                "UPDATE email_tokens SET used_at = now() WHERE account_id = $1::uuid AND purpose = 'reset_password' "
                "AND used_at IS NULL");
@@ -81,7 +103,7 @@ void Store::Prepare(pqxx::connection& conn) {
                "ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, last_step = 0, created_at = now() "
                "WHERE totp_factors.confirmed_at IS NULL RETURNING account_id");
   conn.prepare("identity_get_totp",
-               "SELECT secret, confirmed_at IS NOT NULL FROM totp_factors WHERE account_id = $1::uuid");
+               "SELECT secret, confirmed_at IS NOT NULL AS confirmed FROM totp_factors WHERE account_id = $1::uuid");
   conn.prepare("identity_set_enrolment_code",
                "INSERT INTO totp_enrolment_codes (account_id, code_hash, expires_at) "
                "VALUES ($1::uuid, $2, now() + make_interval(secs => $3)) ON CONFLICT (account_id) "
@@ -97,8 +119,8 @@ void Store::Prepare(pqxx::connection& conn) {
                "INSERT INTO audit_log (tenant, service, actor, session_ref, action, targets, outcome, request_id) "
                "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)");
   conn.prepare("identity_list_audit",
-               "SELECT id, (extract(epoch FROM at) * 1000000)::bigint, service, actor, session_ref, action, "
-               "targets::text, outcome, request_id FROM audit_log WHERE tenant = $1 AND ($2 = 0 OR id < $2) "
+               "SELECT id, (extract(epoch FROM at) * 1000000)::bigint AS at, service, actor, session_ref, action, "
+               "targets::text AS targets, outcome, request_id FROM audit_log WHERE tenant = $1 AND ($2 = 0 OR id < $2) "
                "AND ($3 = '' OR actor = $3) AND ($4 = '' OR action = $4) ORDER BY id DESC LIMIT $5");
   conn.prepare("identity_set_role",
                std::string("UPDATE accounts SET roles = CASE WHEN $4 THEN array_append(array_remove(roles, $3), $3) "
@@ -129,32 +151,22 @@ absl::Status Store::CreateAccount(const NewAccount& a, const std::string& token_
 }
 
 absl::StatusOr<v1::Account> Store::GetAccount(const std::string& tenant, const std::string& id) {
-  v1::Account out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Account> {
     auto res = tx.exec_prepared("identity_get_account", tenant, id);
     if (res.empty()) return absl::NotFoundError("account not found");
-    out = ToAccount(res[0]);
-    return absl::OkStatus();
+    return ToAccount(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 namespace {
 
 absl::StatusOr<Credentials> FindCredentials(db::Pool& pool, const char* statement, const std::string& tenant,
                                             const std::string& key) {
-  Credentials out;
-  absl::Status s = pool.Transact([&](pqxx::work& tx) {
+  return pool.Transact([&](pqxx::work& tx) -> absl::StatusOr<Credentials> {
     auto res = tx.exec_prepared(statement, tenant, key);
     if (res.empty()) return absl::NotFoundError("account not found");
-    out.account = ToAccount(res[0]);
-    out.password_hash = res[0][8].as<std::string>();
-    out.verified = res[0][9].as<bool>();
-    return absl::OkStatus();
+    return ToCredentials(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 }  // namespace
@@ -187,54 +199,47 @@ absl::Status Store::QueueMail(const std::string& tenant, const mail::Mail& mail)
 absl::StatusOr<std::string> Store::ConsumeToken(
     const std::string& token_hash, const std::string& purpose,
     const std::function<absl::Status(pqxx::work&, const std::string&)>& then) {
-  std::string account_id;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::string> {
     auto res = tx.exec_prepared("identity_consume_token", Bytes(token_hash), purpose);
     if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
-    account_id = res[0][0].as<std::string>();
-    return then(tx, account_id);
+    std::string account_id = res[0]["account_id"].as<std::string>();
+    if (auto s = then(tx, account_id); !s.ok()) return s;
+    return account_id;
   });
-  if (!s.ok()) return s;
-  return account_id;
 }
 
 absl::StatusOr<std::vector<v1::Account>> Store::FindAccounts(const std::string& tenant, const std::string& query,
                                                              const std::string& admin_id, const std::string& reason) {
-  std::vector<v1::Account> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::Account>> {
+    std::vector<v1::Account> out;
     for (const auto& r : tx.exec_prepared("identity_find_accounts", tenant, query)) {
       out.push_back(ToAccount(r));
       tx.exec_prepared("identity_log_access", tenant, admin_id, "find", out.back().id(), reason);
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Account> Store::SetLocked(const std::string& tenant, const std::string& account_id, bool locked,
                                              const std::string& admin_id, const std::string& reason,
                                              const audit::Entry& audit) {
-  v1::Account out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Account> {
     auto res = tx.exec_prepared("identity_set_locked", tenant, account_id, locked);
     if (res.empty()) return absl::NotFoundError("account not found");
-    out = ToAccount(res[0]);
     tx.exec_prepared("identity_log_access", tenant, admin_id, locked ? "lock" : "unlock", account_id, reason);
     InsertAudit(tx, "identity", audit);
-    return absl::OkStatus();
+    return ToAccount(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Store::MarkVerified(pqxx::work& tx, const std::string& account_id) {
   auto res = tx.exec_prepared("identity_mark_verified", account_id);
   // Other services learn the verified address (messaging sends notifications to it).
   if (!res.empty()) {
-    events::Publish(
-        tx, "account.verified", account_id,
-        {{"account_id", account_id}, {"tenant", res[0][0].as<std::string>()}, {"email", res[0][1].as<std::string>()}});
+    events::Publish(tx, "account.verified", account_id,
+                    {{"account_id", account_id},
+                     {"tenant", res[0]["tenant"].as<std::string>()},
+                     {"email", res[0]["email"].as<std::string>()}});
   }
   return absl::OkStatus();
 }
@@ -259,10 +264,6 @@ absl::Status Store::ReplacePassword(const std::string& account_id, const std::st
   });
 }
 
-}  // namespace stadtportal::identity
-
-namespace stadtportal::identity {
-
 absl::Status Store::SetEnrolmentCode(const std::string& account_id, const std::string& code_hash,
                                      std::chrono::seconds valid) {
   return pool_.Transact([&](pqxx::work& tx) {
@@ -285,16 +286,14 @@ absl::Status Store::StartTotp(const std::string& tenant, const std::string& acco
 }
 
 absl::StatusOr<TotpFactor> Store::GetTotp(const std::string& account_id) {
-  TotpFactor out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<TotpFactor> {
     auto res = tx.exec_prepared("identity_get_totp", account_id);
     if (res.empty()) return absl::NotFoundError("no second factor enrolled");
-    out.secret = pqxx::binarystring(res[0][0]).str();
-    out.confirmed = res[0][1].as<bool>();
-    return absl::OkStatus();
+    TotpFactor out;
+    out.secret = pqxx::binarystring(res[0]["secret"]).str();
+    out.confirmed = res[0]["confirmed"].as<bool>();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<bool> Store::TotpConfirmed(const std::string& account_id) {
@@ -324,66 +323,46 @@ void Store::InsertAudit(pqxx::work& tx, const std::string& service, const audit:
 
 absl::StatusOr<std::vector<v1::AuditEntry>> Store::ListAudit(const std::string& tenant, int64_t before, int limit,
                                                              const std::string& actor, const std::string& action) {
-  std::vector<v1::AuditEntry> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::AuditEntry>> {
+    std::vector<v1::AuditEntry> out;
     for (const auto& r : tx.exec_prepared("identity_list_audit", tenant, before, actor, action, limit)) {
-      v1::AuditEntry e;
-      e.set_id(r[0].as<int64_t>());
-      *e.mutable_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(r[1].as<int64_t>());
-      e.set_service(r[2].as<std::string>());
-      e.set_actor(r[3].as<std::string>());
-      e.set_session_ref(r[4].as<std::string>());
-      e.set_action(r[5].as<std::string>());
-      e.set_targets_json(r[6].as<std::string>());
-      e.set_outcome(r[7].as<std::string>());
-      e.set_request_id(r[8].as<std::string>());
-      out.push_back(std::move(e));
+      out.push_back(ToAuditEntry(r));
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Account> Store::SetRole(const std::string& tenant, const std::string& email_normalized,
                                            const std::string& role, bool grant, audit::Entry audit) {
-  v1::Account out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Account> {
     auto res = tx.exec_prepared("identity_set_role", tenant, email_normalized, role, grant);
     if (res.empty()) return absl::NotFoundError("no account with this e-mail address");
-    out = ToAccount(res[0]);
+    v1::Account out = ToAccount(res[0]);
     audit.targets["account_id"] = out.id();
     InsertAudit(tx, "identity", audit);
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<std::vector<v1::Account>> Store::ListAdmins(const std::string& tenant) {
-  std::vector<v1::Account> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::Account>> {
+    std::vector<v1::Account> out;
     for (const auto& r : tx.exec_prepared("identity_list_admins", tenant)) out.push_back(ToAccount(r));
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Account> Store::ResetTotp(const std::string& tenant, const std::string& email_normalized,
                                              audit::Entry audit) {
-  v1::Account out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Account> {
     auto res = tx.exec_prepared("identity_find_by_email", tenant, email_normalized);
     if (res.empty()) return absl::NotFoundError("no account with this e-mail address");
-    out = ToAccount(res[0]);
+    v1::Account out = ToAccount(res[0]);
     tx.exec_prepared("identity_reset_totp", tenant, email_normalized);
     audit.targets["account_id"] = out.id();
     InsertAudit(tx, "identity", audit);
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 }  // namespace stadtportal::identity

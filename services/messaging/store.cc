@@ -5,25 +5,30 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libs/db/row.h"
 
 namespace stadtportal::messaging {
 namespace {
 
+using db::Micros;
 using google::protobuf::util::TimeUtil;
 
 constexpr char kMessageColumns[] =
-    "m.id::text, m.tenant, m.party_id::text, m.party_kind, m.sender_kind, m.subject, m.body, m.message_key,"
-    " (extract(epoch FROM m.created_at) * 1000000)::bigint, m.thread_id::text, m.sender_name, m.notice,"
-    " coalesce((extract(epoch FROM m.first_read_at) * 1000000)::bigint, 0), m.seq";
+    "m.id::text AS id, m.tenant, m.party_id::text AS party_id, m.party_kind, m.sender_kind, m.subject, m.body,"
+    " m.message_key, (extract(epoch FROM m.created_at) * 1000000)::bigint AS created_at,"
+    " m.thread_id::text AS thread_id, m.sender_name, m.notice,"
+    " coalesce((extract(epoch FROM m.first_read_at) * 1000000)::bigint, 0) AS first_read_at, m.seq";
 
 constexpr char kThreadColumns[] =
-    "t.id::text, t.subject, t.submission_id, t.department, t.archived_at IS NOT NULL,"
+    "t.id::text AS id, t.subject, t.submission_id, t.department, t.archived_at IS NOT NULL AS archived,"
     " (SELECT count(*) FROM messages u WHERE u.thread_id = t.id AND u.sender_kind <> 'citizen'"
-    "   AND u.first_read_at IS NULL)::int,"
-    " (extract(epoch FROM t.created_at) * 1000000)::bigint, (extract(epoch FROM t.last_message_at) * 1000000)::bigint,"
-    " EXISTS (SELECT 1 FROM messages n WHERE n.thread_id = t.id AND n.notice)";
+    "   AND u.first_read_at IS NULL)::int AS unread,"
+    " (extract(epoch FROM t.created_at) * 1000000)::bigint AS created_at,"
+    " (extract(epoch FROM t.last_message_at) * 1000000)::bigint AS last_message_at,"
+    " EXISTS (SELECT 1 FROM messages n WHERE n.thread_id = t.id AND n.notice) AS has_notice";
 
-constexpr char kAttachmentColumns[] = "id::text, filename, media_type, size, sha256";
+// Attachment columns (a = message_attachments).
+constexpr char kAttachmentColumns[] = "a.id::text AS id, a.filename, a.media_type, a.size, a.sha256";
 
 v1::SenderKind Kind(const std::string& s) {
   if (s == "citizen") return v1::SENDER_KIND_CITIZEN;
@@ -33,46 +38,54 @@ v1::SenderKind Kind(const std::string& s) {
 
 v1::Message ToMessage(const pqxx::row& r) {
   v1::Message m;
-  m.set_id(r[0].as<std::string>());
-  m.mutable_tenant()->set_key(r[1].as<std::string>());
-  m.mutable_party()->set_id(r[2].as<std::string>());
-  m.mutable_party()->set_kind(r[3].as<std::string>() == "person" ? common::v1::PARTY_KIND_PERSON
-                                                                 : common::v1::PARTY_KIND_ORGANISATION);
-  m.set_sender_kind(Kind(r[4].as<std::string>()));
-  m.set_subject(r[5].as<std::string>());
-  m.set_body(r[6].as<std::string>());
-  m.set_message_key(r[7].as<std::string>());
-  *m.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[8].as<int64_t>());
-  m.set_thread_id(r[9].as<std::string>());
-  m.set_sender_name(r[10].as<std::string>());
-  m.set_notice(r[11].as<bool>());
-  if (r[12].as<int64_t>() != 0) *m.mutable_first_read_at() = TimeUtil::MicrosecondsToTimestamp(r[12].as<int64_t>());
-  m.set_sequence(r[13].as<int64_t>());
+  m.set_id(r["id"].as<std::string>());
+  m.mutable_tenant()->set_key(r["tenant"].as<std::string>());
+  m.mutable_party()->set_id(r["party_id"].as<std::string>());
+  m.mutable_party()->set_kind(r["party_kind"].as<std::string>() == "person" ? common::v1::PARTY_KIND_PERSON
+                                                                            : common::v1::PARTY_KIND_ORGANISATION);
+  m.set_sender_kind(Kind(r["sender_kind"].as<std::string>()));
+  m.set_subject(r["subject"].as<std::string>());
+  m.set_body(r["body"].as<std::string>());
+  m.set_message_key(r["message_key"].as<std::string>());
+  *m.mutable_created_at() = Micros(r["created_at"]);
+  m.set_thread_id(r["thread_id"].as<std::string>());
+  m.set_sender_name(r["sender_name"].as<std::string>());
+  m.set_notice(r["notice"].as<bool>());
+  if (r["first_read_at"].as<int64_t>() != 0) *m.mutable_first_read_at() = Micros(r["first_read_at"]);
+  m.set_sequence(r["seq"].as<int64_t>());
   return m;
 }
 
 v1::Thread ToThread(const pqxx::row& r) {
   v1::Thread t;
-  t.set_id(r[0].as<std::string>());
-  t.set_subject(r[1].as<std::string>());
-  t.set_submission_id(r[2].as<std::string>());
-  t.set_department(r[3].as<std::string>());
-  t.set_archived(r[4].as<bool>());
-  t.set_unread(r[5].as<int>());
-  *t.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
-  *t.mutable_last_message_at() = TimeUtil::MicrosecondsToTimestamp(r[7].as<int64_t>());
-  t.set_has_notice(r[8].as<bool>());
+  t.set_id(r["id"].as<std::string>());
+  t.set_subject(r["subject"].as<std::string>());
+  t.set_submission_id(r["submission_id"].as<std::string>());
+  t.set_department(r["department"].as<std::string>());
+  t.set_archived(r["archived"].as<bool>());
+  t.set_unread(r["unread"].as<int>());
+  *t.mutable_created_at() = Micros(r["created_at"]);
+  *t.mutable_last_message_at() = Micros(r["last_message_at"]);
+  t.set_has_notice(r["has_notice"].as<bool>());
   return t;
 }
 
 v1::Attachment ToAttachment(const pqxx::row& r) {
   v1::Attachment a;
-  a.set_id(r[0].as<std::string>());
-  a.set_filename(r[1].as<std::string>());
-  a.set_media_type(r[2].as<std::string>());
-  a.set_size(r[3].as<int64_t>());
-  a.set_sha256(r[4].as<std::string>());
+  a.set_id(r["id"].as<std::string>());
+  a.set_filename(r["filename"].as<std::string>());
+  a.set_media_type(r["media_type"].as<std::string>());
+  a.set_size(r["size"].as<int64_t>());
+  a.set_sha256(r["sha256"].as<std::string>());
   return a;
+}
+
+// An attachment with its bytes (the attachment columns and `content`).
+v1::AttachmentContent ToContent(const pqxx::row& r) {
+  v1::AttachmentContent out;
+  *out.mutable_attachment() = ToAttachment(r);
+  out.set_content(pqxx::binarystring(r["content"]).str());
+  return out;
 }
 
 v1::Message LoadMessage(pqxx::work& tx, const pqxx::row& r) {
@@ -89,9 +102,9 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("messaging_by_key", "SELECT " + msg + " FROM messages m WHERE m.tenant = $1 AND m.message_key = $2");
   conn.prepare("messaging_new_thread",
                "INSERT INTO threads (id, tenant, party_id, party_kind, subject, submission_id, department, destination)"
-               " VALUES (gen_random_uuid(), $1, $2::uuid, $3, $4, $5, $6, $7) RETURNING id::text");
+               " VALUES (gen_random_uuid(), $1, $2::uuid, $3, $4, $5, $6, $7) RETURNING id::text AS id");
   conn.prepare("messaging_thread_of_submission",
-               "SELECT id::text FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND submission_id = $3"
+               "SELECT id::text AS id FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND submission_id = $3"
                " AND ($4 = '' OR destination IN ($4, '')) ORDER BY destination = $4 DESC, created_at LIMIT 1");
   conn.prepare("messaging_thread_of_party",
                "SELECT subject FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid"
@@ -105,14 +118,14 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("messaging_insert",
                "INSERT INTO messages (tenant, party_id, party_kind, sender_kind, subject, body, message_key, thread_id,"
                " sender_name, notice) VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8::uuid, $9, $10)"
-               " ON CONFLICT (tenant, message_key) DO NOTHING RETURNING id::text");
+               " ON CONFLICT (tenant, message_key) DO NOTHING RETURNING id::text AS id");
   conn.prepare("messaging_get", "SELECT " + msg + " FROM messages m WHERE m.id = $1::uuid");
   conn.prepare("messaging_insert_attachment",
                "INSERT INTO message_attachments (message_id, tenant, party_id, filename, media_type, size, sha256,"
                " content) VALUES ($1::uuid, $2, $3::uuid, $4, $5, $6, $7, $8)");
   conn.prepare("messaging_attachments",
                std::string("SELECT ") + kAttachmentColumns +
-                   " FROM message_attachments WHERE message_id = $1::uuid ORDER BY created_at, id");
+                   " FROM message_attachments a WHERE a.message_id = $1::uuid ORDER BY a.created_at, a.id");
   // $3: archived, $4: unread only, $5/$6: keyset (last_message_at micros, id), $7: limit.
   conn.prepare("messaging_list_threads",
                "SELECT " + thr +
@@ -123,7 +136,7 @@ void Store::Prepare(pqxx::connection& conn) {
                    " AND (t.last_message_at, t.id) < (to_timestamp($5::double precision / 1000000), $6::uuid)"
                    " ORDER BY t.last_message_at DESC, t.id DESC LIMIT $7");
   conn.prepare("messaging_unread_total",
-               "SELECT count(*)::int FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1"
+               "SELECT count(*)::int AS unread FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1"
                " AND m.party_id = $2::uuid AND m.sender_kind <> 'citizen' AND m.first_read_at IS NULL"
                " AND t.archived_at IS NULL");
   conn.prepare("messaging_get_thread",
@@ -137,11 +150,13 @@ void Store::Prepare(pqxx::connection& conn) {
                "SELECT " + msg + " FROM messages m WHERE m.tenant = $1 AND m.party_id = $2::uuid AND m.id = $3::uuid");
   conn.prepare("messaging_get_attachment",
                std::string("SELECT ") + kAttachmentColumns +
-                   ", content FROM message_attachments WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid");
+                   ", a.content FROM message_attachments a WHERE a.tenant = $1 AND a.party_id = $2::uuid"
+                   " AND a.id = $3::uuid");
   conn.prepare("messaging_get_department_attachment",
-               "SELECT a.id::text, a.filename, a.media_type, a.size, a.sha256, a.content FROM message_attachments a"
-               " JOIN messages m ON m.id = a.message_id JOIN threads t ON t.id = m.thread_id"
-               " WHERE a.tenant = $1 AND t.destination = $2 AND a.id = $3::uuid");
+               std::string("SELECT ") + kAttachmentColumns +
+                   ", a.content FROM message_attachments a"
+                   " JOIN messages m ON m.id = a.message_id JOIN threads t ON t.id = m.thread_id"
+                   " WHERE a.tenant = $1 AND t.destination = $2 AND a.id = $3::uuid");
   conn.prepare("messaging_set_archived",
                "UPDATE threads SET archived_at = CASE WHEN $4 THEN coalesce(archived_at, now()) ELSE NULL END"
                " WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid RETURNING id");
@@ -163,47 +178,41 @@ void Store::Prepare(pqxx::connection& conn) {
 }
 
 absl::StatusOr<std::pair<v1::Message, bool>> Store::Post(const NewMessage& m, const OnNew& on_new) {
-  std::pair<v1::Message, bool> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::pair<v1::Message, bool>> {
     auto existing = tx.exec_prepared("messaging_by_key", m.tenant, m.message_key);
-    if (!existing.empty()) {
-      out = {LoadMessage(tx, existing[0]), false};
-      return absl::OkStatus();
-    }
+    if (!existing.empty()) return std::make_pair(LoadMessage(tx, existing[0]), false);
     std::string thread = m.thread_id;
     std::string subject = m.subject;
     if (thread.empty() && !m.submission_id.empty()) {
       // One thread per submission: later messages about it join the first one's thread.
       auto same =
           tx.exec_prepared("messaging_thread_of_submission", m.tenant, m.party_id, m.submission_id, m.destination);
-      if (!same.empty()) thread = same[0][0].as<std::string>();
+      if (!same.empty()) thread = same[0]["id"].as<std::string>();
     }
     if (thread.empty()) {
       thread = tx.exec_prepared("messaging_new_thread", m.tenant, m.party_id, m.party_kind, m.subject, m.submission_id,
-                                m.department, m.destination)[0][0]
+                                m.department, m.destination)[0]["id"]
                    .as<std::string>();
     } else {
       // Another destination's thread is not found, whatever the department is called.
       auto t = tx.exec_prepared("messaging_thread_of_party", m.tenant, m.party_id, thread, m.destination);
       if (t.empty()) return absl::NotFoundError("thread not found");
-      subject = t[0][0].as<std::string>();
+      subject = t[0]["subject"].as<std::string>();
       tx.exec_prepared("messaging_claim_thread", thread, m.destination, m.department);
     }
     auto inserted = tx.exec_prepared("messaging_insert", m.tenant, m.party_id, m.party_kind, m.sender_kind, subject,
                                      m.body, m.message_key, thread, m.sender_name, m.notice);
     if (inserted.empty()) return absl::AbortedError("concurrent message with the same key; retry");
-    const std::string id = inserted[0][0].as<std::string>();
+    const std::string id = inserted[0]["id"].as<std::string>();
     for (const auto& a : m.attachments) {
       tx.exec_prepared("messaging_insert_attachment", id, m.tenant, m.party_id, a.filename, a.media_type,
                        static_cast<int64_t>(a.content.size()), a.sha256, pqxx::binarystring(a.content));
     }
     tx.exec_prepared("messaging_touch_thread", thread);
-    out = {LoadMessage(tx, tx.exec_prepared("messaging_get", id)[0]), true};
-    if (on_new) on_new(tx, out.first);
-    return absl::OkStatus();
+    auto posted = std::make_pair(LoadMessage(tx, tx.exec_prepared("messaging_get", id)[0]), true);
+    if (on_new) on_new(tx, posted.first);
+    return posted;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::ListThreadsResponse> Store::ListThreads(const Owner& owner, bool archived, bool unread_only,
@@ -217,8 +226,8 @@ absl::StatusOr<v1::ListThreadsResponse> Store::ListThreads(const Owner& owner, b
     }
     after_id = parts[1];
   }
-  v1::ListThreadsResponse out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListThreadsResponse> {
+    v1::ListThreadsResponse out;
     auto res = tx.exec_prepared("messaging_list_threads", owner.tenant, owner.party_id, archived, unread_only,
                                 static_cast<double>(after_micros), after_id, page.size + 1);
     for (int i = 0; i < static_cast<int>(res.size()); ++i) {
@@ -230,121 +239,94 @@ absl::StatusOr<v1::ListThreadsResponse> Store::ListThreads(const Owner& owner, b
       }
       *out.add_threads() = ToThread(res[i]);
     }
-    out.set_unread_total(tx.exec_prepared("messaging_unread_total", owner.tenant, owner.party_id)[0][0].as<int>());
-    return absl::OkStatus();
+    out.set_unread_total(
+        tx.exec_prepared("messaging_unread_total", owner.tenant, owner.party_id)[0]["unread"].as<int>());
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Thread> Store::ThreadHeader(const Owner& owner, const std::string& id) {
-  v1::Thread out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Thread> {
     auto res = tx.exec_prepared("messaging_get_thread", owner.tenant, owner.party_id, id);
     if (res.empty()) return absl::NotFoundError("thread not found");
-    out = ToThread(res[0]);
-    return absl::OkStatus();
+    return ToThread(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Thread> Store::GetThread(const Owner& owner, const std::string& id) {
-  v1::Thread out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Thread> {
     auto res = tx.exec_prepared("messaging_get_thread", owner.tenant, owner.party_id, id);
     if (res.empty()) return absl::NotFoundError("thread not found");
-    out = ToThread(res[0]);
+    v1::Thread out = ToThread(res[0]);
     for (const auto& r : tx.exec_prepared("messaging_thread_messages", id)) *out.add_messages() = LoadMessage(tx, r);
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Message> Store::MarkRead(const Owner& owner, const std::string& message_id) {
-  v1::Message out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Message> {
     tx.exec_prepared("messaging_mark_read", owner.tenant, owner.party_id, message_id);
     auto res = tx.exec_prepared("messaging_get_of_party", owner.tenant, owner.party_id, message_id);
     if (res.empty()) return absl::NotFoundError("message not found");
-    out = LoadMessage(tx, res[0]);
-    return absl::OkStatus();
+    return LoadMessage(tx, res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::AttachmentContent> Store::GetAttachment(const Owner& owner, const std::string& id) {
-  v1::AttachmentContent out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::AttachmentContent> {
     auto res = tx.exec_prepared("messaging_get_attachment", owner.tenant, owner.party_id, id);
     if (res.empty()) return absl::NotFoundError("attachment not found");
-    *out.mutable_attachment() = ToAttachment(res[0]);
-    out.set_content(pqxx::binarystring(res[0][5]).str());
-    return absl::OkStatus();
+    return ToContent(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::AttachmentContent> Store::GetDepartmentAttachment(const std::string& tenant,
                                                                      const std::string& destination,
                                                                      const std::string& id) {
-  v1::AttachmentContent out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::AttachmentContent> {
     auto res = tx.exec_prepared("messaging_get_department_attachment", tenant, destination, id);
     if (res.empty()) return absl::NotFoundError("attachment not found");
-    *out.mutable_attachment() = ToAttachment(res[0]);
-    out.set_content(pqxx::binarystring(res[0][5]).str());
-    return absl::OkStatus();
+    return ToContent(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Thread> Store::SetArchived(const Owner& owner, const std::string& thread_id, bool archived) {
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Thread> {
     if (tx.exec_prepared("messaging_set_archived", owner.tenant, owner.party_id, thread_id, archived).empty()) {
       return absl::NotFoundError("thread not found");
     }
-    return absl::OkStatus();
+    return ToThread(tx.exec_prepared1("messaging_get_thread", owner.tenant, owner.party_id, thread_id));
   });
-  if (!s.ok()) return s;
-  return ThreadHeader(owner, thread_id);
 }
 
 absl::StatusOr<v1::ListRepliesResponse> Store::ListReplies(const std::string& tenant, const std::string& destination,
                                                            int64_t after_sequence, int limit) {
-  v1::ListRepliesResponse out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListRepliesResponse> {
+    v1::ListRepliesResponse out;
     for (const auto& r : tx.exec_prepared("messaging_replies", tenant, destination, after_sequence, limit)) {
       *out.add_messages() = LoadMessage(tx, r);
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::ListRepliesResponse> Store::SubmissionMessages(const std::string& tenant,
                                                                   const std::string& submission_id,
                                                                   const std::string& destination) {
-  v1::ListRepliesResponse out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListRepliesResponse> {
+    v1::ListRepliesResponse out;
     for (const auto& r : tx.exec_prepared("messaging_submission_messages", tenant, submission_id, destination)) {
       *out.add_messages() = LoadMessage(tx, r);
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 std::optional<Contact> Store::FindContact(pqxx::work& tx, const std::string& party_id) {
   auto res = tx.exec_prepared("messaging_contact", party_id);
   if (res.empty()) return std::nullopt;
-  return Contact{res[0][0].as<std::string>(), res[0][1].as<std::string>(), res[0][2].as<bool>()};
+  return Contact{res[0]["email"].as<std::string>(), res[0]["language"].as<std::string>(),
+                 res[0]["notify_messages"].as<bool>()};
 }
 
 void Store::SetContactEmail(pqxx::work& tx, const std::string& party_id, const std::string& tenant,

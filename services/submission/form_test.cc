@@ -279,26 +279,3 @@ TEST_CASE("the receipt PDF is well-formed and carries the answers", "[unit]") {
 }
 
 }  // namespace stadtportal::submission
-
-namespace stadtportal::submission {
-
-TEST_CASE("a submission's status moves only forward along the department's process", "[unit]") {
-  CHECK(Store::Allowed("submitted", "delivered"));
-  CHECK(Store::Allowed("paid", "delivered"));
-  CHECK_FALSE(Store::Allowed("awaiting_payment", "delivered"));  // Not before the fee is paid.
-  CHECK(Store::Allowed("delivered", "received_by_department"));
-  CHECK(Store::Allowed("submitted", "received_by_department"));  // Pull: no delivery step.
-  CHECK(Store::Allowed("received_by_department", "in_progress"));
-  CHECK(Store::Allowed("in_progress", "information_requested"));
-  CHECK(Store::Allowed("information_requested", "in_progress"));
-  CHECK(Store::Allowed("in_progress", "approved"));
-  CHECK(Store::Allowed("approved", "closed"));
-  CHECK_FALSE(Store::Allowed("approved", "in_progress"));
-  CHECK_FALSE(Store::Allowed("rejected", "approved"));
-  CHECK_FALSE(Store::Allowed("closed", "in_progress"));
-  CHECK_FALSE(Store::Allowed("withdrawn", "received_by_department"));
-  CHECK_FALSE(Store::Allowed("delivered", "submitted"));
-  CHECK_FALSE(Store::Allowed("in_progress", "paid"));
-}
-
-}  // namespace stadtportal::submission

@@ -10,11 +10,14 @@
 #include "absl/time/clock.h"
 #include "libs/api/api.h"
 #include "libs/api/files.h"
+#include "libs/api/idempotency.h"
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/receipt.h"
+#include "services/submission/reference.h"
+#include "services/submission/status.h"
 
 namespace stadtportal::submission {
 namespace {
@@ -32,14 +35,6 @@ absl::Status CheckAssurance(const auth::Caller& caller, const std::string& requi
   return absl::PermissionDeniedError(absl::StrCat("assurance_level: ", required));
 }
 
-const std::set<std::string>& Statuses() {
-  static const std::set<std::string> kStatuses = {
-      "submitted",   "awaiting_payment",      "paid",     "delivered", "received_by_department",
-      "in_progress", "information_requested", "approved", "rejected",  "withdrawn",
-      "closed"};
-  return kStatuses;
-}
-
 absl::CivilDay Today() { return absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()); }
 
 std::vector<FunnelEvent> ValidationFailed(const std::string& service_id, const std::string& draft_id,
@@ -55,7 +50,7 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   Options o;
   o.default_tenant = tenant;
   o.reference_prefix = env.String("STADTPORTAL_SUBMISSION_REFERENCE_PREFIX", o.reference_prefix);
-  if (!std::regex_match(o.reference_prefix, std::regex("^[A-Z]{2,6}$"))) {
+  if (!IsReferencePrefix(o.reference_prefix)) {
     throw config::Error("STADTPORTAL_SUBMISSION_REFERENCE_PREFIX: 2 to 6 capital letters");
   }
   o.draft_lifetime =
@@ -371,15 +366,15 @@ grpc::Status Service::SubmitDraft(grpc::ServerContext* ctx, const v1::SubmitDraf
   return grpcx::Handle(ctx, "SubmitDraft", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    static const std::regex kKey("^[\\x21-\\x7E]{8,255}$");
-    if (!std::regex_match(req->idempotency_key(), kKey)) return absl::InvalidArgumentError("idempotency_key: invalid");
+    if (auto s = api::ValidateIdempotencyKey(req->idempotency_key()); !s.ok()) return s;
     if (auto s = api::CheckId(req->draft_id(), "draft"); !s.ok()) return s;
     // The same key again answers with what it produced; with another draft it is refused.
     auto replay = [&]() -> std::optional<absl::Status> {
       auto earlier = store_->FindByIdempotencyKey(*owner, req->idempotency_key());
       if (!earlier.ok()) return earlier.status();
       if (!earlier->has_value()) return std::nullopt;
-      if ((*earlier)->second != req->draft_id()) return absl::InvalidArgumentError("idempotency_key: reused");
+      // The same request is the same draft.
+      if (auto s = api::CheckRepeat((*earlier)->second, req->draft_id()); !s.ok()) return s;
       *resp = std::move((*earlier)->first);
       return absl::OkStatus();
     };
@@ -420,7 +415,7 @@ grpc::Status Service::ListSubmissions(grpc::ServerContext* ctx, const v1::ListSu
   return grpcx::Handle(ctx, "ListSubmissions", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    if (!req->status().empty() && !Statuses().count(req->status())) {
+    if (!req->status().empty() && !IsStatus(req->status())) {
       return absl::InvalidArgumentError("status: invalid_option");
     }
     auto page = api::ParsePage(req->page());
@@ -516,9 +511,7 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::SetStatusReq
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
     if (!tenant.ok()) return tenant.status();
     if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;
-    static const std::set<std::string> kDepartment = {
-        "received_by_department", "in_progress", "information_requested", "approved", "rejected", "closed"};
-    if (!kDepartment.count(req->status())) return absl::InvalidArgumentError("status: invalid_option");
+    if (!MayCause(Actor::kDepartment, req->status())) return absl::InvalidArgumentError("status: invalid_option");
     if (req->note().size() > 2000) return absl::InvalidArgumentError("note: too_long");
     if (!req->note().empty()) {
       if (auto s = api::ValidateText(req->note(), "note", 2000, api::TextKind::kMultiline); !s.ok()) return s;

@@ -1,17 +1,17 @@
 #include "services/submission/store.h"
 
-#include <google/protobuf/util/time_util.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "libs/log/log.h"
+#include "services/submission/reference.h"
 
 namespace stadtportal::submission {
 namespace {
 
-using google::protobuf::util::TimeUtil;
+using db::Micros;
 
 constexpr char kServiceColumns[] =
     "tenant, id, name_de, name_en, description_de, description_en, category, department, "
@@ -19,95 +19,114 @@ constexpr char kServiceColumns[] =
 
 // Draft columns (d = drafts, o = online_services).
 constexpr char kDraftColumns[] =
-    "d.id::text, d.service_id, d.form_version, d.version, d.data::text, array_to_string(d.read_only, ','), "
-    "d.last_step, (extract(epoch FROM d.created_at) * 1000000)::bigint, "
-    "(extract(epoch FROM d.updated_at) * 1000000)::bigint, (extract(epoch FROM d.expires_at) * 1000000)::bigint, "
-    "o.name_de, o.name_en";
+    "d.id::text AS id, d.service_id, d.form_version, d.version, d.data::text AS data, "
+    "array_to_string(d.read_only, ',') AS read_only, d.last_step, "
+    "(extract(epoch FROM d.created_at) * 1000000)::bigint AS created_at, "
+    "(extract(epoch FROM d.updated_at) * 1000000)::bigint AS updated_at, "
+    "(extract(epoch FROM d.expires_at) * 1000000)::bigint AS expires_at, o.name_de, o.name_en, d.seq";
 
 constexpr char kAttachmentColumns[] =
-    "id::text, field, filename, media_type, size, sha256, (extract(epoch FROM created_at) * 1000000)::bigint";
+    "id::text AS id, field, filename, media_type, size, sha256, "
+    "(extract(epoch FROM created_at) * 1000000)::bigint AS created_at";
 
 // Submission columns (s = submissions, o = online_services).
 constexpr char kSubmissionColumns[] =
-    "s.id::text, s.reference, s.service_id, o.name_de, o.name_en, s.form_version, s.status, s.data::text, "
-    "s.fee_minor, s.fee_currency, (extract(epoch FROM s.submitted_at) * 1000000)::bigint, s.seq, s.delivery_delayed";
-
-// While one of these, the applicant may still withdraw.
-bool Undecided(const std::string& status) {
-  return status == "submitted" || status == "awaiting_payment" || status == "paid" || status == "delivered" ||
-         status == "received_by_department" || status == "in_progress" || status == "information_requested";
-}
+    "s.id::text AS id, s.reference, s.service_id, o.name_de, o.name_en, s.form_version, s.status, "
+    "s.data::text AS data, s.fee_minor, s.fee_currency, "
+    "(extract(epoch FROM s.submitted_at) * 1000000)::bigint AS submitted_at, s.seq, s.delivery_delayed";
 
 v1::OnlineService ToService(const pqxx::row& r) {
   v1::OnlineService s;
-  s.mutable_tenant()->set_key(r[0].as<std::string>());
-  s.set_id(r[1].as<std::string>());
-  s.mutable_name()->set_de(r[2].as<std::string>());
-  s.mutable_name()->set_en(r[3].as<std::string>());
-  s.mutable_description()->set_de(r[4].as<std::string>());
-  s.mutable_description()->set_en(r[5].as<std::string>());
-  s.set_category(r[6].as<std::string>());
-  s.set_department(r[7].as<std::string>());
-  const auto level = r[8].as<std::string>();
+  s.mutable_tenant()->set_key(r["tenant"].as<std::string>());
+  s.set_id(r["id"].as<std::string>());
+  s.mutable_name()->set_de(r["name_de"].as<std::string>());
+  s.mutable_name()->set_en(r["name_en"].as<std::string>());
+  s.mutable_description()->set_de(r["description_de"].as<std::string>());
+  s.mutable_description()->set_en(r["description_en"].as<std::string>());
+  s.set_category(r["category"].as<std::string>());
+  s.set_department(r["department"].as<std::string>());
+  const auto level = r["required_assurance_level"].as<std::string>();
   s.set_required_assurance_level(level == "high"          ? v1::ASSURANCE_LEVEL_HIGH
                                  : level == "substantial" ? v1::ASSURANCE_LEVEL_SUBSTANTIAL
                                                           : v1::ASSURANCE_LEVEL_LOW);
-  s.mutable_fee()->set_amount_minor(r[9].as<int64_t>());
-  s.mutable_fee()->set_currency(r[10].as<std::string>());
-  s.set_fee_per_unit(r[11].as<bool>());
-  s.set_retention_days(r[12].as<int>());
-  s.set_form_version(r[13].as<int>());
-  s.set_destination(r[14].as<std::string>());
+  s.mutable_fee()->set_amount_minor(r["fee_minor"].as<int64_t>());
+  s.mutable_fee()->set_currency(r["fee_currency"].as<std::string>());
+  s.set_fee_per_unit(r["fee_per_unit"].as<bool>());
+  s.set_retention_days(r["retention_days"].as<int>());
+  s.set_form_version(r["form_version"].as<int>());
+  s.set_destination(r["destination"].as<std::string>());
   return s;
 }
 
 v1::Attachment ToAttachment(const pqxx::row& r) {
   v1::Attachment a;
-  a.set_id(r[0].as<std::string>());
-  a.set_field(r[1].as<std::string>());
-  a.set_filename(r[2].as<std::string>());
-  a.set_media_type(r[3].as<std::string>());
-  a.set_size(r[4].as<int64_t>());
-  a.set_sha256(r[5].as<std::string>());
-  *a.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
+  a.set_id(r["id"].as<std::string>());
+  a.set_field(r["field"].as<std::string>());
+  a.set_filename(r["filename"].as<std::string>());
+  a.set_media_type(r["media_type"].as<std::string>());
+  a.set_size(r["size"].as<int64_t>());
+  a.set_sha256(r["sha256"].as<std::string>());
+  *a.mutable_created_at() = Micros(r["created_at"]);
   return a;
 }
 
 v1::Draft ToDraft(const pqxx::row& r) {
   v1::Draft d;
-  d.set_id(r[0].as<std::string>());
-  d.set_service_id(r[1].as<std::string>());
-  d.set_form_version(r[2].as<int>());
-  d.set_version(r[3].as<int64_t>());
-  d.set_data_json(r[4].as<std::string>());
-  for (absl::string_view f : absl::StrSplit(r[5].as<std::string>(), ',', absl::SkipEmpty())) {
+  d.set_id(r["id"].as<std::string>());
+  d.set_service_id(r["service_id"].as<std::string>());
+  d.set_form_version(r["form_version"].as<int>());
+  d.set_version(r["version"].as<int64_t>());
+  d.set_data_json(r["data"].as<std::string>());
+  for (absl::string_view f : absl::StrSplit(r["read_only"].as<std::string>(), ',', absl::SkipEmpty())) {
     d.add_read_only_fields(std::string(f));
   }
-  d.set_last_completed_step(r[6].as<std::string>());
-  *d.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[7].as<int64_t>());
-  *d.mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[8].as<int64_t>());
-  *d.mutable_expires_at() = TimeUtil::MicrosecondsToTimestamp(r[9].as<int64_t>());
-  d.mutable_service_name()->set_de(r[10].as<std::string>());
-  d.mutable_service_name()->set_en(r[11].as<std::string>());
+  d.set_last_completed_step(r["last_step"].as<std::string>());
+  *d.mutable_created_at() = Micros(r["created_at"]);
+  *d.mutable_updated_at() = Micros(r["updated_at"]);
+  *d.mutable_expires_at() = Micros(r["expires_at"]);
+  d.mutable_service_name()->set_de(r["name_de"].as<std::string>());
+  d.mutable_service_name()->set_en(r["name_en"].as<std::string>());
   return d;
 }
 
 v1::Submission ToSubmission(const pqxx::row& r) {
   v1::Submission s;
-  s.set_id(r[0].as<std::string>());
-  s.set_reference(r[1].as<std::string>());
-  s.set_service_id(r[2].as<std::string>());
-  s.mutable_service_name()->set_de(r[3].as<std::string>());
-  s.mutable_service_name()->set_en(r[4].as<std::string>());
-  s.set_form_version(r[5].as<int>());
-  s.set_status(r[6].as<std::string>());
-  s.set_data_json(r[7].as<std::string>());
-  s.mutable_fee()->set_amount_minor(r[8].as<int64_t>());
-  s.mutable_fee()->set_currency(r[9].as<std::string>());
-  *s.mutable_submitted_at() = TimeUtil::MicrosecondsToTimestamp(r[10].as<int64_t>());
-  s.set_withdrawable(Undecided(s.status()));
-  s.set_delivery_delayed(r[12].as<bool>());
+  s.set_id(r["id"].as<std::string>());
+  s.set_reference(r["reference"].as<std::string>());
+  s.set_service_id(r["service_id"].as<std::string>());
+  s.mutable_service_name()->set_de(r["name_de"].as<std::string>());
+  s.mutable_service_name()->set_en(r["name_en"].as<std::string>());
+  s.set_form_version(r["form_version"].as<int>());
+  s.set_status(r["status"].as<std::string>());
+  s.set_data_json(r["data"].as<std::string>());
+  s.mutable_fee()->set_amount_minor(r["fee_minor"].as<int64_t>());
+  s.mutable_fee()->set_currency(r["fee_currency"].as<std::string>());
+  *s.mutable_submitted_at() = Micros(r["submitted_at"]);
+  s.set_withdrawable(Withdrawable(s.status()));
+  s.set_delivery_delayed(r["delivery_delayed"].as<bool>());
   return s;
+}
+
+// An attachment with its bytes (the attachment columns and `content`).
+v1::AttachmentContent ToContent(const pqxx::row& r) {
+  v1::AttachmentContent out;
+  *out.mutable_attachment() = ToAttachment(r);
+  out.set_content(pqxx::binarystring(r["content"]).str());
+  return out;
+}
+
+// An online service with form_json of its current version.
+absl::StatusOr<v1::OnlineService> LoadService(pqxx::work& tx, const std::string& tenant, const std::string& id) {
+  auto res = tx.exec_prepared("submission_get_online_service", tenant, id);
+  if (res.empty()) return absl::NotFoundError("online service not found");
+  v1::OnlineService out = ToService(res[0]);
+  out.set_form_json(res[0]["form_json"].as<std::string>());
+  return out;
+}
+
+// Where the submissions of an online service are delivered.
+std::string Destination(pqxx::work& tx, const std::string& tenant, const std::string& service_id) {
+  return tx.exec_prepared("submission_destination", tenant, service_id)[0]["destination"].as<std::string>();
 }
 
 void Funnel(pqxx::work& tx, const std::string& tenant, const FunnelEvent& e) {
@@ -119,7 +138,7 @@ void Funnel(pqxx::work& tx, const std::string& tenant, const FunnelEvent& e) {
 absl::Status UpsertVersion(pqxx::work& tx, const Definition& d, const std::string& published_by, bool require_next) {
   const auto& j = d.json;
   const auto current = tx.exec_prepared("submission_current_version", d.tenant, d.id);
-  const int current_version = current.empty() ? 0 : current[0][0].as<int>();
+  const int current_version = current.empty() ? 0 : current[0]["form_version"].as<int>();
   if (require_next && d.version != current_version + 1) {
     return absl::AbortedError(absl::StrCat("version: expected ", current_version + 1));
   }
@@ -135,7 +154,7 @@ absl::Status UpsertVersion(pqxx::work& tx, const Definition& d, const std::strin
   }
   tx.exec_prepared("submission_insert_form_version", d.tenant, d.id, d.version, j.dump(), d.sha256, published_by);
   const auto stored = tx.exec_prepared("submission_form_version_sha", d.tenant, d.id, d.version);
-  if (stored[0][0].as<std::string>() != d.sha256) {
+  if (stored[0]["sha256"].as<std::string>() != d.sha256) {
     return absl::FailedPreconditionError(absl::StrCat("catalogue: ", d.tenant, "/", d.id, " version ", d.version,
                                                       " differs from the published one; publish a new version"));
   }
@@ -155,9 +174,9 @@ absl::StatusOr<v1::Draft> LoadDraft(pqxx::work& tx, const Owner& owner, const st
 void AddHistory(pqxx::work& tx, v1::Submission& s) {
   for (const auto& row : tx.exec_prepared("submission_history", s.id())) {
     auto* h = s.add_history();
-    h->set_status(row[0].as<std::string>());
-    *h->mutable_at() = TimeUtil::MicrosecondsToTimestamp(row[1].as<int64_t>());
-    h->set_note(row[2].as<std::string>());
+    h->set_status(row["status"].as<std::string>());
+    *h->mutable_at() = Micros(row["at"]);
+    h->set_note(row["note"].as<std::string>());
   }
 }
 
@@ -190,7 +209,7 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_get_online_service",
                "SELECT " + service_cols +
                    ", (SELECT definition::text FROM form_versions f WHERE f.tenant = s.tenant AND f.service_id = s.id"
-                   " AND f.version = s.form_version) FROM online_services s WHERE tenant = $1 AND id = $2"
+                   " AND f.version = s.form_version) AS form_json FROM online_services s WHERE tenant = $1 AND id = $2"
                    " AND form_version > 0");
   conn.prepare("submission_current_version",
                "SELECT form_version FROM online_services WHERE tenant = $1 AND id = $2 FOR UPDATE");
@@ -210,7 +229,8 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_set_form_version",
                "UPDATE online_services SET form_version = greatest(form_version, $3) WHERE tenant = $1 AND id = $2");
   conn.prepare("submission_get_definition",
-               "SELECT definition::text FROM form_versions WHERE tenant = $1 AND service_id = $2 AND version = $3");
+               "SELECT definition::text AS definition FROM form_versions WHERE tenant = $1 AND service_id = $2"
+               " AND version = $3");
   conn.prepare("submission_funnel",
                "INSERT INTO funnel_events (tenant, service_id, event, draft_id, step, field, rule, count)"
                " VALUES ($1, $2, $3, nullif($4, '')::uuid, $5, $6, $7, $8)");
@@ -220,7 +240,7 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_insert_draft",
                "INSERT INTO drafts (id, tenant, party_id, account_id, service_id, form_version, data, read_only,"
                " expires_at) VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6::jsonb, $7::text[],"
-               " now() + make_interval(hours => $8)) RETURNING id::text");
+               " now() + make_interval(hours => $8)) RETURNING id::text AS id");
   conn.prepare("submission_get_draft", std::string("SELECT ") + kDraftColumns + draft_from +
                                            " WHERE d.tenant = $1 AND d.party_id = $2 AND d.id = $3");
   conn.prepare("submission_update_draft",
@@ -228,14 +248,14 @@ void Store::Prepare(pqxx::connection& conn) {
                " last_step = CASE WHEN $6 = '' THEN last_step ELSE $6 END,"
                " expires_at = now() + make_interval(hours => $7)"
                " WHERE tenant = $1 AND party_id = $2 AND id = $3 AND version = $4 RETURNING id");
-  conn.prepare("submission_list_drafts", std::string("SELECT ") + kDraftColumns + ", d.seq" + draft_from +
+  conn.prepare("submission_list_drafts", std::string("SELECT ") + kDraftColumns + draft_from +
                                              " WHERE d.tenant = $1 AND d.party_id = $2 AND d.seq < $3"
                                              " ORDER BY d.seq DESC LIMIT $4");
   conn.prepare("submission_delete_draft",
                "DELETE FROM drafts WHERE tenant = $1 AND party_id = $2 AND id = $3 RETURNING service_id");
   conn.prepare("submission_purge_drafts",
                "DELETE FROM drafts WHERE id IN (SELECT id FROM drafts WHERE expires_at < now() ORDER BY expires_at"
-               " LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING tenant, service_id, id::text");
+               " LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING tenant, service_id, id::text AS id");
   conn.prepare("submission_lock_draft",
                "SELECT version, service_id FROM drafts WHERE tenant = $1 AND party_id = $2 AND id = $3 FOR UPDATE");
 
@@ -244,7 +264,8 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_submission_attachments", std::string("SELECT ") + kAttachmentColumns +
                                                         " FROM attachments WHERE submission_id = $1"
                                                         " ORDER BY created_at, id");
-  conn.prepare("submission_count_attachments", "SELECT count(*) FROM attachments WHERE draft_id = $1 AND field = $2");
+  conn.prepare("submission_count_attachments",
+               "SELECT count(*) AS files FROM attachments WHERE draft_id = $1 AND field = $2");
   conn.prepare("submission_insert_attachment",
                "INSERT INTO attachments (id, tenant, party_id, draft_id, field, filename, media_type, size, sha256,"
                " content) VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING " +
@@ -258,7 +279,7 @@ void Store::Prepare(pqxx::connection& conn) {
 
   const std::string submission_from =
       std::string(" FROM submissions s JOIN online_services o ON o.tenant = s.tenant AND o.id = s.service_id");
-  conn.prepare("submission_by_key", std::string("SELECT ") + kSubmissionColumns + ", s.draft_id::text" +
+  conn.prepare("submission_by_key", std::string("SELECT ") + kSubmissionColumns + ", s.draft_id::text AS draft_id" +
                                         submission_from +
                                         " WHERE s.tenant = $1 AND s.party_id = $2 AND s.idempotency_key = $3");
   conn.prepare("submission_next_reference",
@@ -268,7 +289,7 @@ void Store::Prepare(pqxx::connection& conn) {
                "INSERT INTO submissions (id, tenant, party_id, account_id, service_id, form_version, reference,"
                " status, data, fee_minor, fee_currency, draft_id, idempotency_key)"
                " SELECT gen_random_uuid(), d.tenant, d.party_id, $3, d.service_id, d.form_version, $4, $5, $6::jsonb,"
-               " $7, $8, d.id, $9 FROM drafts d WHERE d.tenant = $1 AND d.id = $2 RETURNING id::text");
+               " $7, $8, d.id, $9 FROM drafts d WHERE d.tenant = $1 AND d.id = $2 RETURNING id::text AS id");
   conn.prepare("submission_add_history",
                "INSERT INTO submission_history (submission_id, status, note) VALUES ($1, $2, $3)");
   conn.prepare("submission_move_attachments",
@@ -277,7 +298,7 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_get_submission", std::string("SELECT ") + kSubmissionColumns + submission_from +
                                                 " WHERE s.tenant = $1 AND s.party_id = $2 AND s.id = $3");
   conn.prepare("submission_history",
-               "SELECT status, (extract(epoch FROM at) * 1000000)::bigint, note FROM submission_history"
+               "SELECT status, (extract(epoch FROM at) * 1000000)::bigint AS at, note FROM submission_history"
                " WHERE submission_id = $1 ORDER BY seq");
   // "My submissions", newest first: served by submissions_mine / submissions_mine_status.
   conn.prepare("submission_list_submissions", std::string("SELECT ") + kSubmissionColumns + submission_from +
@@ -287,17 +308,15 @@ void Store::Prepare(pqxx::connection& conn) {
                std::string("SELECT ") + kSubmissionColumns + submission_from +
                    " WHERE s.tenant = $1 AND s.party_id = $2 AND s.status = $5 AND s.seq < $3"
                    " ORDER BY s.seq DESC LIMIT $4");
-  conn.prepare("submission_mark_paid",
-               "UPDATE submissions SET status = 'paid', updated_at = now() WHERE tenant = $1 AND id = $2::uuid"
-               " AND status = 'awaiting_payment' RETURNING reference, party_id::text, service_id");
   conn.prepare("submission_snapshot", std::string("SELECT ") + kSubmissionColumns +
-                                          ", o.destination, s.party_id::text" + submission_from +
+                                          ", o.destination, s.party_id::text AS party_id" + submission_from +
                                           " WHERE s.tenant = $1 AND s.id = $2::uuid");
   conn.prepare("submission_files",
-               "SELECT id::text, field, filename, media_type, size, sha256,"
-               " (extract(epoch FROM created_at) * 1000000)::bigint, content FROM attachments"
-               " WHERE submission_id = $1::uuid ORDER BY created_at, id");
-  conn.prepare("submission_lock_any", "SELECT status FROM submissions WHERE tenant = $1 AND id = $2::uuid FOR UPDATE");
+               std::string("SELECT ") + kAttachmentColumns +
+                   ", content FROM attachments WHERE submission_id = $1::uuid ORDER BY created_at, id");
+  conn.prepare("submission_lock_any",
+               "SELECT status, reference, party_id::text AS party_id, service_id FROM submissions"
+               " WHERE tenant = $1 AND id = $2::uuid FOR UPDATE");
   conn.prepare("submission_set_delayed",
                "UPDATE submissions SET delivery_delayed = $3, updated_at = now() WHERE tenant = $1 AND id = $2::uuid");
   conn.prepare("submission_destination", "SELECT destination FROM online_services WHERE tenant = $1 AND id = $2");
@@ -308,7 +327,7 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_give_feedback",
                "INSERT INTO feedback (submission_id, rating, comment) SELECT id, $4, $5 FROM submissions"
                " WHERE tenant = $1 AND party_id = $2 AND id = $3"
-               " RETURNING (extract(epoch FROM given_at) * 1000000)::bigint");
+               " RETURNING (extract(epoch FROM given_at) * 1000000)::bigint AS given_at");
 }
 
 absl::Status Store::SyncCatalogue(const std::vector<Definition>& definitions) {
@@ -321,14 +340,15 @@ absl::Status Store::SyncCatalogue(const std::vector<Definition>& definitions) {
 }
 
 absl::StatusOr<v1::OnlineService> Store::Publish(const Definition& d, const std::string& published_by) {
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) { return UpsertVersion(tx, d, published_by, true); });
-  if (!s.ok()) return s;
-  return GetOnlineService(d.tenant, d.id);
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::OnlineService> {
+    if (auto s = UpsertVersion(tx, d, published_by, true); !s.ok()) return s;
+    return LoadService(tx, d.tenant, d.id);
+  });
 }
 
 absl::StatusOr<v1::ListOnlineServicesResponse> Store::ListOnlineServices(const CatalogueQuery& q) {
-  v1::ListOnlineServicesResponse out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListOnlineServicesResponse> {
+    v1::ListOnlineServicesResponse out;
     // One row more than the page tells whether another page follows.
     auto res = tx.exec_prepared("submission_list_online_services", q.tenant, q.text, q.category, q.page.after,
                                 q.page.size + 1);
@@ -339,36 +359,21 @@ absl::StatusOr<v1::ListOnlineServicesResponse> Store::ListOnlineServices(const C
       }
       *out.add_services() = ToService(row);
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::OnlineService> Store::GetOnlineService(const std::string& tenant, const std::string& id) {
-  v1::OnlineService out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto res = tx.exec_prepared("submission_get_online_service", tenant, id);
-    if (res.empty()) return absl::NotFoundError("online service not found");
-    out = ToService(res[0]);
-    out.set_form_json(res[0][15].as<std::string>());
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  return out;
+  return pool_.Transact([&](pqxx::work& tx) { return LoadService(tx, tenant, id); });
 }
 
 absl::StatusOr<nlohmann::json> Store::GetDefinition(const std::string& tenant, const std::string& service_id,
                                                     int version) {
-  nlohmann::json out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<nlohmann::json> {
     auto res = tx.exec_prepared("submission_get_definition", tenant, service_id, version);
     if (res.empty()) return absl::NotFoundError("form version not found");
-    out = nlohmann::json::parse(res[0][0].as<std::string>());
-    return absl::OkStatus();
+    return nlohmann::json::parse(res[0]["definition"].as<std::string>());
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Store::RecordFunnel(const std::string& tenant, const std::vector<FunnelEvent>& events) {
@@ -383,38 +388,23 @@ absl::StatusOr<v1::Draft> Store::CreateDraft(const Owner& owner, const std::stri
                                              const std::string& service_id, int form_version,
                                              const nlohmann::json& data, const std::vector<std::string>& read_only,
                                              std::chrono::hours lifetime) {
-  v1::Draft out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Draft> {
     auto res = tx.exec_prepared("submission_insert_draft", owner.tenant, owner.party_id, account_id, service_id,
                                 form_version, data.dump(), ArrayLiteral(read_only), static_cast<int>(lifetime.count()));
-    const std::string id = res[0][0].as<std::string>();
+    const std::string id = res[0]["id"].as<std::string>();
     Funnel(tx, owner.tenant, {"draft_started", service_id, id, "", "", ""});
-    auto d = LoadDraft(tx, owner, id);
-    if (!d.ok()) return d.status();
-    out = *std::move(d);
-    return absl::OkStatus();
+    return LoadDraft(tx, owner, id);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Draft> Store::GetDraft(const Owner& owner, const std::string& id) {
-  v1::Draft out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
-    auto d = LoadDraft(tx, owner, id);
-    if (!d.ok()) return d.status();
-    out = *std::move(d);
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  return out;
+  return pool_.Transact([&](pqxx::work& tx) { return LoadDraft(tx, owner, id); });
 }
 
 absl::StatusOr<v1::Draft> Store::UpdateDraft(const Owner& owner, const std::string& id, int64_t expected_version,
                                              const nlohmann::json& data, const std::string& completed_step,
                                              std::chrono::hours lifetime) {
-  v1::Draft out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Draft> {
     auto res = tx.exec_prepared("submission_update_draft", owner.tenant, owner.party_id, id, expected_version,
                                 data.dump(), completed_step, static_cast<int>(lifetime.count()));
     if (res.empty()) {
@@ -427,89 +417,70 @@ absl::StatusOr<v1::Draft> Store::UpdateDraft(const Owner& owner, const std::stri
     Funnel(tx, owner.tenant, {"saved", d->service_id(), id, "", "", ""});
     if (!completed_step.empty())
       Funnel(tx, owner.tenant, {"step_completed", d->service_id(), id, completed_step, "", ""});
-    out = *std::move(d);
-    return absl::OkStatus();
+    return d;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::ListDraftsResponse> Store::ListDrafts(const Owner& owner, const api::Page& page) {
-  v1::ListDraftsResponse out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListDraftsResponse> {
+    v1::ListDraftsResponse out;
     const int64_t after = page.after.empty() ? INT64_MAX : std::stoll(page.after);
     auto res = tx.exec_prepared("submission_list_drafts", owner.tenant, owner.party_id, after, page.size + 1);
     for (int i = 0; i < static_cast<int>(res.size()); ++i) {
       if (i == page.size) {
-        out.mutable_page()->set_next_page_token(api::NextPageToken(res[i - 1][12].as<std::string>()));
+        out.mutable_page()->set_next_page_token(api::NextPageToken(res[i - 1]["seq"].as<std::string>()));
         break;
       }
       *out.add_drafts() = ToDraft(res[i]);
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Store::DeleteDraft(const Owner& owner, const std::string& id) {
   return pool_.Transact([&](pqxx::work& tx) {
     auto res = tx.exec_prepared("submission_delete_draft", owner.tenant, owner.party_id, id);
     if (res.empty()) return absl::NotFoundError("draft not found");
-    Funnel(tx, owner.tenant, {"abandoned", res[0][0].as<std::string>(), id, "", "", "deleted"});
+    Funnel(tx, owner.tenant, {"abandoned", res[0]["service_id"].as<std::string>(), id, "", "", "deleted"});
     return absl::OkStatus();
   });
 }
 
 absl::StatusOr<int> Store::PurgeExpiredDrafts(int limit) {
-  int n = 0;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
     auto res = tx.exec_prepared("submission_purge_drafts", limit);
     for (const auto& row : res) {
-      Funnel(tx, row[0].as<std::string>(),
-             {"abandoned", row[1].as<std::string>(), row[2].as<std::string>(), "", "", "expired"});
+      Funnel(tx, row["tenant"].as<std::string>(),
+             {"abandoned", row["service_id"].as<std::string>(), row["id"].as<std::string>(), "", "", "expired"});
     }
-    n = static_cast<int>(res.size());
-    return absl::OkStatus();
+    return static_cast<int>(res.size());
   });
-  if (!s.ok()) return s;
-  return n;
 }
 
 absl::StatusOr<v1::Attachment> Store::AddAttachment(const Owner& owner, const std::string& draft_id,
                                                     const v1::Attachment& meta, const std::string& content,
                                                     int max_files) {
-  v1::Attachment out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Attachment> {
     // The draft's row lock makes the count and the insert one step.
     if (tx.exec_prepared("submission_lock_draft", owner.tenant, owner.party_id, draft_id).empty()) {
       return absl::NotFoundError("draft not found");
     }
-    if (tx.exec_prepared("submission_count_attachments", draft_id, meta.field())[0][0].as<int>() >= max_files) {
+    if (tx.exec_prepared("submission_count_attachments", draft_id, meta.field())[0]["files"].as<int>() >= max_files) {
       return absl::InvalidArgumentError("file: too_many_files");
     }
     auto res =
         tx.exec_prepared("submission_insert_attachment", owner.tenant, owner.party_id, draft_id, meta.field(),
                          meta.filename(), meta.media_type(), meta.size(), meta.sha256(), pqxx::binarystring(content));
-    out = ToAttachment(res[0]);
-    return absl::OkStatus();
+    return ToAttachment(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::AttachmentContent> Store::GetAttachment(const Owner& owner, const std::string& id) {
-  v1::AttachmentContent out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::AttachmentContent> {
     auto res = tx.exec_prepared("submission_get_attachment", owner.tenant, owner.party_id, id);
     if (res.empty()) return absl::NotFoundError("attachment not found");
-    *out.mutable_attachment() = ToAttachment(res[0]);
-    pqxx::binarystring content(res[0][7]);
-    out.set_content(content.str());
-    return absl::OkStatus();
+    return ToContent(res[0]);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Store::DeleteAttachment(const Owner& owner, const std::string& id) {
@@ -523,65 +494,52 @@ absl::Status Store::DeleteAttachment(const Owner& owner, const std::string& id) 
 
 absl::StatusOr<std::optional<std::pair<v1::Submission, std::string>>> Store::FindByIdempotencyKey(
     const Owner& owner, const std::string& key) {
-  std::optional<std::pair<v1::Submission, std::string>> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  using Found = std::optional<std::pair<v1::Submission, std::string>>;
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<Found> {
     auto res = tx.exec_prepared("submission_by_key", owner.tenant, owner.party_id, key);
-    if (res.empty()) return absl::OkStatus();
-    auto full = LoadSubmission(tx, owner, res[0][0].as<std::string>());
+    if (res.empty()) return Found();
+    auto full = LoadSubmission(tx, owner, res[0]["id"].as<std::string>());
     if (!full.ok()) return full.status();
-    out = std::make_pair(*std::move(full), res[0][13].as<std::string>());
-    return absl::OkStatus();
+    return Found(std::make_pair(*std::move(full), res[0]["draft_id"].as<std::string>()));
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Submission> Store::Submit(const NewSubmission& n) {
-  v1::Submission out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Submission> {
     auto lock = tx.exec_prepared("submission_lock_draft", n.owner.tenant, n.owner.party_id, n.draft_id);
     if (lock.empty()) return absl::NotFoundError("draft not found");
-    if (lock[0][0].as<int64_t>() != n.draft_version) {
+    if (lock[0]["version"].as<int64_t>() != n.draft_version) {
       return absl::AbortedError("version: the draft changed while it was submitted");
     }
-    const std::string service_id = lock[0][1].as<std::string>();
+    const std::string service_id = lock[0]["service_id"].as<std::string>();
     auto ref = tx.exec_prepared("submission_next_reference", n.owner.tenant);
-    const std::string number = std::to_string(ref[0][1].as<int64_t>());
-    const std::string reference = absl::StrCat(n.reference_prefix, "-", ref[0][0].as<int>(), "-",
-                                               std::string(number.size() < 6 ? 6 - number.size() : 0, '0'), number);
+    const std::string reference =
+        FormatReference(n.reference_prefix, ref[0]["year"].as<int>(), ref[0]["last"].as<int64_t>());
     const bool fee = n.fee_minor > 0;
+    const std::string status(InitialStatus(fee));
     auto ins = tx.exec_prepared("submission_insert_submission", n.owner.tenant, n.draft_id, n.account_id, reference,
-                                fee ? "awaiting_payment" : "submitted", n.data.dump(), n.fee_minor, n.fee_currency,
-                                n.idempotency_key);
-    const std::string id = ins[0][0].as<std::string>();
+                                status, n.data.dump(), n.fee_minor, n.fee_currency, n.idempotency_key);
+    const std::string id = ins[0]["id"].as<std::string>();
+    // The history always begins with "submitted"; a fee due adds its own step.
     tx.exec_prepared("submission_add_history", id, "submitted", "");
-    if (fee) tx.exec_prepared("submission_add_history", id, "awaiting_payment", "");
+    if (status != "submitted") tx.exec_prepared("submission_add_history", id, status, "");
     tx.exec_prepared("submission_move_attachments", n.draft_id, id);
     tx.exec_prepared("submission_remove_submitted_draft", n.draft_id);
     const nlohmann::json event = {
-        {"submission_id", id},
-        {"reference", reference},
-        {"tenant", n.owner.tenant},
-        {"party_id", n.owner.party_id},
-        {"service_id", service_id},
-        {"destination", tx.exec_prepared("submission_destination", n.owner.tenant, service_id)[0][0].as<std::string>()},
-        {"fee_minor", n.fee_minor},
-        {"fee_currency", n.fee_currency}};
+        {"submission_id", id},      {"reference", reference},
+        {"tenant", n.owner.tenant}, {"party_id", n.owner.party_id},
+        {"service_id", service_id}, {"destination", Destination(tx, n.owner.tenant, service_id)},
+        {"fee_minor", n.fee_minor}, {"fee_currency", n.fee_currency}};
     events::Publish(tx, fee ? "submission.awaiting_payment" : "submission.ready_for_delivery", id, event);
     Funnel(tx, n.owner.tenant, {"submitted", service_id, n.draft_id, "", "", ""});
-    auto full = LoadSubmission(tx, n.owner, id);
-    if (!full.ok()) return full.status();
-    out = *std::move(full);
-    return absl::OkStatus();
+    return LoadSubmission(tx, n.owner, id);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::ListSubmissionsResponse> Store::ListSubmissions(const Owner& owner, const std::string& status,
                                                                    const api::Page& page) {
-  v1::ListSubmissionsResponse out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListSubmissionsResponse> {
+    v1::ListSubmissionsResponse out;
     const int64_t after = page.after.empty() ? INT64_MAX : std::stoll(page.after);
     auto res = status.empty()
                    ? tx.exec_prepared("submission_list_submissions", owner.tenant, owner.party_id, after, page.size + 1)
@@ -589,116 +547,85 @@ absl::StatusOr<v1::ListSubmissionsResponse> Store::ListSubmissions(const Owner& 
                                       page.size + 1, status);
     for (int i = 0; i < static_cast<int>(res.size()); ++i) {
       if (i == page.size) {
-        out.mutable_page()->set_next_page_token(api::NextPageToken(res[i - 1][11].as<std::string>()));
+        out.mutable_page()->set_next_page_token(api::NextPageToken(res[i - 1]["seq"].as<std::string>()));
         break;
       }
       *out.add_submissions() = ToSubmission(res[i]);
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::Submission> Store::GetSubmission(const Owner& owner, const std::string& id) {
-  v1::Submission out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
-    auto full = LoadSubmission(tx, owner, id);
-    if (!full.ok()) return full.status();
-    out = *std::move(full);
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  return out;
+  return pool_.Transact([&](pqxx::work& tx) { return LoadSubmission(tx, owner, id); });
 }
 
 absl::StatusOr<v1::Submission> Store::Withdraw(const Owner& owner, const std::string& id) {
-  v1::Submission out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Submission> {
     auto lock = tx.exec_prepared("submission_lock_submission", owner.tenant, owner.party_id, id);
     if (lock.empty()) return absl::NotFoundError("submission not found");
-    if (!Undecided(lock[0][0].as<std::string>())) return absl::FailedPreconditionError("status: decided");
+    if (!MayMove(Actor::kApplicant, lock[0]["status"].as<std::string>(), "withdrawn")) {
+      return absl::FailedPreconditionError("status: decided");
+    }
     tx.exec_prepared("submission_set_status", id, "withdrawn");
     tx.exec_prepared("submission_add_history", id, "withdrawn", "");
     const nlohmann::json event = {{"submission_id", id},
-                                  {"reference", lock[0][2].as<std::string>()},
+                                  {"reference", lock[0]["reference"].as<std::string>()},
                                   {"tenant", owner.tenant},
-                                  {"service_id", lock[0][1].as<std::string>()}};
+                                  {"service_id", lock[0]["service_id"].as<std::string>()}};
     events::Publish(tx, "submission.withdrawn", id, event);
-    auto full = LoadSubmission(tx, owner, id);
-    if (!full.ok()) return full.status();
-    out = *std::move(full);
-    return absl::OkStatus();
+    return LoadSubmission(tx, owner, id);
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Store::MarkPaid(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
                              const std::string& payment_id) {
-  auto res = tx.exec_prepared("submission_mark_paid", tenant, submission_id);
-  if (res.empty()) {
+  auto lock = tx.exec_prepared("submission_lock_any", tenant, submission_id);
+  if (lock.empty() || !MayMove(Actor::kPayment, lock[0]["status"].as<std::string>(), "paid")) {
     // Withdrawn or already paid: nothing moves (a refund is the payment side's business).
     log::Warn("payment for a submission not awaiting payment",
               {{"submission", submission_id}, {"payment", payment_id}});
     return absl::OkStatus();
   }
+  const pqxx::row row = lock[0];
+  tx.exec_prepared("submission_set_status", submission_id, "paid");
   tx.exec_prepared("submission_add_history", submission_id, "paid", "");
-  const nlohmann::json event = {
-      {"submission_id", submission_id},
-      {"reference", res[0][0].as<std::string>()},
-      {"tenant", tenant},
-      {"party_id", res[0][1].as<std::string>()},
-      {"service_id", res[0][2].as<std::string>()},
-      {"destination",
-       tx.exec_prepared("submission_destination", tenant, res[0][2].as<std::string>())[0][0].as<std::string>()},
-      {"payment_id", payment_id}};
+  const std::string service_id = row["service_id"].as<std::string>();
+  const nlohmann::json event = {{"submission_id", submission_id},
+                                {"reference", row["reference"].as<std::string>()},
+                                {"tenant", tenant},
+                                {"party_id", row["party_id"].as<std::string>()},
+                                {"service_id", service_id},
+                                {"destination", Destination(tx, tenant, service_id)},
+                                {"payment_id", payment_id}};
   events::Publish(tx, "submission.ready_for_delivery", submission_id, event);
   return absl::OkStatus();
 }
 
-bool Store::Allowed(const std::string& from, const std::string& to) {
-  if (to == "delivered") return from == "submitted" || from == "paid";
-  if (to == "received_by_department") return from == "submitted" || from == "paid" || from == "delivered";
-  if (to == "in_progress") return from == "received_by_department" || from == "information_requested";
-  if (to == "information_requested") return from == "received_by_department" || from == "in_progress";
-  if (to == "approved" || to == "rejected") {
-    return from == "received_by_department" || from == "in_progress" || from == "information_requested";
-  }
-  if (to == "closed") {
-    return from == "received_by_department" || from == "in_progress" || from == "information_requested" ||
-           from == "approved" || from == "rejected";
-  }
-  return false;
-}
-
 absl::StatusOr<v1::DeliverySnapshot> Store::Snapshot(const std::string& tenant, const std::string& id) {
-  v1::DeliverySnapshot out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::DeliverySnapshot> {
+    v1::DeliverySnapshot out;
     auto res = tx.exec_prepared("submission_snapshot", tenant, id);
     if (res.empty()) return absl::NotFoundError("submission not found");
     *out.mutable_submission() = ToSubmission(res[0]);
-    out.set_destination(res[0][13].as<std::string>());
-    out.set_party_id(res[0][14].as<std::string>());
+    out.set_destination(res[0]["destination"].as<std::string>());
+    out.set_party_id(res[0]["party_id"].as<std::string>());
     for (const auto& f : tx.exec_prepared("submission_files", id)) {
       auto* file = out.add_files();
-      *file->mutable_attachment() = ToAttachment(f);
+      *file = ToContent(f);
       *out.mutable_submission()->add_attachments() = file->attachment();
-      file->set_content(pqxx::binarystring(f[7]).str());
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
-absl::Status Store::ChangeStatus(pqxx::work& tx, const std::string& tenant, const std::string& id,
+absl::Status Store::ChangeStatus(pqxx::work& tx, Actor actor, const std::string& tenant, const std::string& id,
                                  const std::string& status, const std::string& note) {
   auto lock = tx.exec_prepared("submission_lock_any", tenant, id);
   if (lock.empty()) return absl::NotFoundError("submission not found");
-  const std::string from = lock[0][0].as<std::string>();
+  const std::string from = lock[0]["status"].as<std::string>();
   if (from == status) return absl::OkStatus();  // Said twice: once in the history.
-  if (!Allowed(from, status)) return absl::FailedPreconditionError("status: illegal_transition");
+  if (!MayMove(actor, from, status)) return absl::FailedPreconditionError("status: illegal_transition");
   tx.exec_prepared("submission_set_status", id, status);
   tx.exec_prepared("submission_add_history", id, status, note);
   return absl::OkStatus();
@@ -706,16 +633,13 @@ absl::Status Store::ChangeStatus(pqxx::work& tx, const std::string& tenant, cons
 
 absl::StatusOr<v1::Submission> Store::SetStatus(const std::string& tenant, const std::string& id,
                                                 const std::string& status, const std::string& note) {
-  v1::Submission out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
-    if (auto c = ChangeStatus(tx, tenant, id, status, note); !c.ok()) return c;
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Submission> {
+    if (auto c = ChangeStatus(tx, Actor::kDepartment, tenant, id, status, note); !c.ok()) return c;
     auto res = tx.exec_prepared("submission_snapshot", tenant, id);
-    out = ToSubmission(res[0]);
+    v1::Submission out = ToSubmission(res[0]);
     AddHistory(tx, out);
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Store::ApplyDeliveryEvent(pqxx::work& tx, const std::string& topic, const std::string& tenant,
@@ -729,24 +653,22 @@ absl::Status Store::ApplyDeliveryEvent(pqxx::work& tx, const std::string& topic,
   auto lock = tx.exec_prepared("submission_lock_any", tenant, id);
   if (lock.empty()) return absl::OkStatus();  // Not ours (another tenant's deployment).
   // A later status (the department already answered) stays.
-  if (!Allowed(lock[0][0].as<std::string>(), status)) return absl::OkStatus();
-  return ChangeStatus(tx, tenant, id, status, "");
+  if (!MayMove(Actor::kDelivery, lock[0]["status"].as<std::string>(), status)) return absl::OkStatus();
+  return ChangeStatus(tx, Actor::kDelivery, tenant, id, status, "");
 }
 
 absl::StatusOr<v1::Feedback> Store::GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,
                                                  const std::string& comment) {
-  v1::Feedback out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Feedback> {
     auto res =
         tx.exec_prepared("submission_give_feedback", owner.tenant, owner.party_id, submission_id, rating, comment);
     if (res.empty()) return absl::NotFoundError("submission not found");
+    v1::Feedback out;
     out.set_rating(rating);
     out.set_comment(comment);
-    *out.mutable_given_at() = TimeUtil::MicrosecondsToTimestamp(res[0][0].as<int64_t>());
-    return absl::OkStatus();
+    *out.mutable_given_at() = Micros(res[0]["given_at"]);
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 }  // namespace stadtportal::submission

@@ -11,6 +11,7 @@
 #include "libs/api/api.h"
 #include "libs/db/pool.h"
 #include "services/submission/catalogue.h"
+#include "services/submission/status.h"
 #include "stadtportal/submission/v1/submission.pb.h"
 
 namespace stadtportal::submission {
@@ -106,12 +107,13 @@ class Store {
   // inside the consumer's transaction (exactly once with its inbox).
   static absl::Status MarkPaid(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
                                const std::string& payment_id);
-  // The department's side: the snapshot with files, and status changes along Allowed().
+  // The department's side: the snapshot with files, and status changes (status.h).
   absl::StatusOr<v1::DeliverySnapshot> Snapshot(const std::string& tenant, const std::string& id);
   absl::StatusOr<v1::Submission> SetStatus(const std::string& tenant, const std::string& id, const std::string& status,
                                            const std::string& note);
-  static bool Allowed(const std::string& from, const std::string& to);
-  static absl::Status ChangeStatus(pqxx::work& tx, const std::string& tenant, const std::string& id,
+  // FAILED_PRECONDITION "status: illegal_transition" unless `actor` may move the
+  // submission to `status` (MayMove); the same status again is no change.
+  static absl::Status ChangeStatus(pqxx::work& tx, Actor actor, const std::string& tenant, const std::string& id,
                                    const std::string& status, const std::string& note);
   // delivery.delivered / delivery.delayed / delivery.acknowledged from the connector.
   static absl::Status ApplyDeliveryEvent(pqxx::work& tx, const std::string& topic, const std::string& tenant,

@@ -1,0 +1,31 @@
+#include "libs/api/idempotency.h"
+
+#include <catch2/catch.hpp>
+
+namespace api = stadtportal::api;
+
+TEST_CASE("an idempotency key is 8 to 255 printable ASCII characters without spaces", "[idempotency]") {
+  CHECK(api::ValidateIdempotencyKey("abcdefgh").ok());
+  CHECK(api::ValidateIdempotencyKey(std::string(255, 'k')).ok());
+  CHECK(api::ValidateIdempotencyKey("!~#$%&'()*+,-./:;<=>?@[]^_`{|}").ok());
+  for (const std::string& bad : {std::string(""), std::string("abcdefg"), std::string(256, 'k'),
+                                 std::string("abcd efgh"), std::string("abcdefgh\n"), std::string("abcdefgh\x7f"),
+                                 std::string("abcdefg\xc3\xa4"), std::string("abcd\0efgh", 9)}) {
+    const auto s = api::ValidateIdempotencyKey(bad);
+    CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(s.message() == "idempotency_key: invalid");
+  }
+}
+
+TEST_CASE("a key seen with the same request is a repeat, with another one it is reused", "[idempotency]") {
+  CHECK(api::ClassifyKeyUse(std::nullopt, "draft-1") == api::KeyUse::kFirst);
+  CHECK(api::ClassifyKeyUse(std::string("draft-1"), "draft-1") == api::KeyUse::kRepeat);
+  CHECK(api::ClassifyKeyUse(std::string("draft-1"), "draft-2") == api::KeyUse::kReused);
+  // An empty fingerprint stored with a key is still a fingerprint, not "new".
+  CHECK(api::ClassifyKeyUse(std::string(""), "draft-1") == api::KeyUse::kReused);
+
+  CHECK(api::CheckRepeat("draft-1", "draft-1").ok());
+  const auto reused = api::CheckRepeat("draft-1", "draft-2");
+  CHECK(reused.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(reused.message() == "idempotency_key: reused");
+}
