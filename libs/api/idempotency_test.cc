@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "libs/status/status.h"
+
 namespace api = stadtportal::api;
 
 TEST_CASE("an idempotency key is 8 to 255 printable ASCII characters without spaces", "[idempotency]") {
@@ -13,7 +15,10 @@ TEST_CASE("an idempotency key is 8 to 255 printable ASCII characters without spa
                                  std::string("abcdefg\xc3\xa4"), std::string("abcd\0efgh", 9)}) {
     const auto s = api::ValidateIdempotencyKey(bad);
     CHECK(s.code() == absl::StatusCode::kInvalidArgument);
-    CHECK(s.message() == "idempotency_key: invalid");
+    const auto fields = stadtportal::status::FieldViolations(s);
+    REQUIRE(fields.size() == 1);
+    CHECK(fields[0].field == "idempotency_key");
+    CHECK(fields[0].code == "invalid");
   }
 }
 
@@ -27,5 +32,8 @@ TEST_CASE("a key seen with the same request is a repeat, with another one it is 
   CHECK(api::CheckRepeat("draft-1", "draft-1").ok());
   const auto reused = api::CheckRepeat("draft-1", "draft-2");
   CHECK(reused.code() == absl::StatusCode::kInvalidArgument);
-  CHECK(reused.message() == "idempotency_key: reused");
+  const auto fields = stadtportal::status::FieldViolations(reused);
+  REQUIRE(fields.size() == 1);
+  CHECK(fields[0].field == "idempotency_key");
+  CHECK(fields[0].code == "reused");
 }

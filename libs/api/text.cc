@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::api {
 namespace {
@@ -82,12 +83,12 @@ bool HasControlCharacters(absl::string_view text, TextKind kind) {
 
 absl::Status ValidateText(absl::string_view text, const std::string& field, size_t max_chars, TextKind kind) {
   const long n = Utf8Length(text);
-  if (n < 0) return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
-  if (absl::StripAsciiWhitespace(text).empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  if (n < 0) return status::FieldError(field, "invalid", "not valid UTF-8");
+  if (absl::StripAsciiWhitespace(text).empty()) return status::FieldError(field, "required");
   if (static_cast<size_t>(n) > max_chars) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": at most ", max_chars, " characters"));
+    return status::FieldError(field, "invalid", absl::StrCat("at most ", max_chars, " characters"));
   }
-  if (HasControlCharacters(text, kind)) return absl::InvalidArgumentError(absl::StrCat(field, ": control_characters"));
+  if (HasControlCharacters(text, kind)) return status::FieldError(field, "control_characters");
   return absl::OkStatus();
 }
 

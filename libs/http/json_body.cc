@@ -34,12 +34,10 @@ bool HasType(const nlohmann::json& v, FieldType t) {
 }  // namespace
 
 absl::StatusOr<nlohmann::json> ParseJsonBody(const httplib::Request& req,
-                                             const std::map<std::string, FieldSpec>& fields,
-                                             std::vector<FieldError>* errors) {
+                                             const std::map<std::string, FieldSpec>& fields) {
   const std::string type = absl::AsciiStrToLower(req.get_header_value("Content-Type"));
   if (!absl::StartsWith(type, "application/json")) {
-    errors->push_back({"", "unsupported_media_type"});
-    return absl::InvalidArgumentError("the body must be application/json");
+    return status::MalformedField("", "unsupported_media_type", "the body must be application/json");
   }
   bool too_deep = false;
   // The callback sees every value with its depth, so a deep document is rejected
@@ -53,33 +51,30 @@ absl::StatusOr<nlohmann::json> ParseJsonBody(const httplib::Request& req,
     body = nlohmann::json::parse(req.body, guard, true, false);
   } catch (const nlohmann::json::out_of_range&) {
     // A number beyond what a double holds (1e999999).
-    errors->push_back({"", "number_out_of_range"});
-    return absl::InvalidArgumentError("the body holds a number out of range");
+    return status::MalformedField("", "number_out_of_range", "the body holds a number out of range");
   } catch (const nlohmann::json::exception&) {
     // parse_error, and whatever else the parser may throw on bytes from outside.
-    errors->push_back({"", "malformed_json"});
-    return absl::InvalidArgumentError("the body is not valid JSON (or not valid UTF-8)");
+    return status::MalformedField("", "malformed_json", "the body is not valid JSON (or not valid UTF-8)");
   }
   if (too_deep) {
-    errors->push_back({"", "too_deep"});
-    return absl::InvalidArgumentError("the body is nested too deeply");
+    return status::MalformedField("", "too_deep", "the body is nested too deeply");
   }
   if (!body.is_object()) {
-    errors->push_back({"", "not_an_object"});
-    return absl::InvalidArgumentError("the body must be a JSON object");
+    return status::MalformedField("", "not_an_object", "the body must be a JSON object");
   }
+  std::vector<FieldError> errors;
   for (auto it = body.begin(); it != body.end(); ++it) {
     auto spec = fields.find(it.key());
     if (spec == fields.end()) {
-      errors->push_back({it.key(), "unknown_field"});
+      errors.push_back({it.key(), "unknown_field"});
     } else if (!HasType(it.value(), spec->second.type)) {
-      errors->push_back({it.key(), TypeCode(spec->second.type)});
+      errors.push_back({it.key(), TypeCode(spec->second.type)});
     }
   }
   for (const auto& [name, spec] : fields) {
-    if (spec.required && !body.contains(name)) errors->push_back({name, "required"});
+    if (spec.required && !body.contains(name)) errors.push_back({name, "required"});
   }
-  if (!errors->empty()) return absl::InvalidArgumentError("the request has invalid fields");
+  if (!errors.empty()) return status::InvalidFields(std::move(errors), "the request has invalid fields");
   return body;
 }
 
@@ -158,19 +153,6 @@ std::string Message(const std::string& code, const std::string& language) {
   auto it = kMessages.find(code);
   if (it == kMessages.end()) it = kMessages.find("invalid");
   return language == "en" ? it->second.second : it->second.first;
-}
-
-std::vector<FieldError> FieldErrorsFromMessage(const std::string& message) {
-  std::vector<FieldError> out;
-  for (absl::string_view part : absl::StrSplit(message, "; ")) {
-    std::vector<std::string> kv = absl::StrSplit(part, absl::MaxSplits(": ", 1));
-    if (kv.size() != 2 || kv[0].empty()) continue;
-    // Codes are snake_case words; anything else is a sentence, reported as "invalid".
-    bool is_code = !kv[1].empty();
-    for (char c : kv[1]) is_code = is_code && (absl::ascii_islower(c) || c == '_');
-    out.push_back({kv[0], is_code ? kv[1] : "invalid"});
-  }
-  return out;
 }
 
 }  // namespace stadtportal::http

@@ -24,10 +24,11 @@ struct FieldSpec {
 
 // Parses a JSON object body strictly: Content-Type application/json, valid UTF-8, at
 // most 16 levels deep, an object whose fields are all known and of the declared type.
-// On failure returns INVALID_ARGUMENT (or OUT_OF_RANGE for nesting) and fills `errors`.
+// A body that cannot be read is refused with status::MalformedField (field "", 400); an
+// object with unknown, missing or mistyped fields with status::InvalidFields (422), every
+// offending field listed.
 absl::StatusOr<nlohmann::json> ParseJsonBody(const httplib::Request& req,
-                                             const std::map<std::string, FieldSpec>& fields,
-                                             std::vector<FieldError>* errors);
+                                             const std::map<std::string, FieldSpec>& fields);
 
 // "de" or "en" from Accept-Language (German unless English is preferred).
 std::string Language(const httplib::Request& req);
@@ -35,8 +36,5 @@ std::string Language(const httplib::Request& req);
 // The user-facing message for an error code in "de" or "en"; unknown codes get a
 // generic text.
 std::string Message(const std::string& code, const std::string& language);
-
-// Field errors carried by a service's INVALID_ARGUMENT message "field: code[; …]".
-std::vector<FieldError> FieldErrorsFromMessage(const std::string& message);
 
 }  // namespace stadtportal::http

@@ -12,6 +12,7 @@
 #include "libs/api/text.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::mail {
 
@@ -133,8 +134,8 @@ std::string HeaderValue(const std::string& text) {
 
 absl::StatusOr<std::string> Compose(const std::string& from, const Mail& mail, absl::Time date) {
   // Addresses are written as they are, so they must not need any encoding.
-  if (!api::IsMailAddress(from)) return absl::InvalidArgumentError("from: not a mail address");
-  if (!api::IsMailAddress(mail.to)) return absl::InvalidArgumentError("to: not a mail address");
+  if (!api::IsMailAddress(from)) return status::FieldError("from", "invalid", "not a mail address");
+  if (!api::IsMailAddress(mail.to)) return status::FieldError("to", "invalid", "not a mail address");
   return absl::StrCat("Date: ", absl::FormatTime("%a, %d %b %Y %H:%M:%S +0000", date, absl::UTCTimeZone()),
                       "\r\nFrom: ", from, "\r\nTo: ", mail.to, "\r\nSubject: ", HeaderValue(mail.subject),
                       "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"

@@ -10,6 +10,7 @@
 #include "libs/api/api.h"
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::accounts {
 namespace {
@@ -35,8 +36,8 @@ absl::Status ValidateAddress(const v1::Address& a) {
   if (auto s = api::ValidateText(a.street(), "address.street", 200); !s.ok()) return s;
   if (auto s = api::ValidateText(a.house_number(), "address.house_number", 20); !s.ok()) return s;
   if (auto s = api::ValidateText(a.city(), "address.city", 100); !s.ok()) return s;
-  if (!IsCountry(a.country())) return absl::InvalidArgumentError("address.country: invalid_country");
-  if (!IsPostcode(a.postcode(), a.country())) return absl::InvalidArgumentError("address.postcode: invalid_postcode");
+  if (!IsCountry(a.country())) return status::FieldError("address.country", "invalid_country");
+  if (!IsPostcode(a.postcode(), a.country())) return status::FieldError("address.postcode", "invalid_postcode");
   return absl::OkStatus();
 }
 
@@ -105,10 +106,10 @@ grpc::Status Service::CreateParty(grpc::ServerContext* ctx, const v1::CreatePart
       case common::v1::PARTY_KIND_ORGANISATION:
         p.kind = "organisation";
         if (!p.identity_account_id.empty()) {
-          return absl::InvalidArgumentError("identity_account_id: only persons log in with an identity account");
+          return status::FieldError("identity_account_id", "invalid", "only persons log in with an identity account");
         }
         break;
-      default: return absl::InvalidArgumentError("kind: PERSON or ORGANISATION required");
+      default: return status::FieldError("kind", "invalid", "PERSON or ORGANISATION required");
     }
     return grpcx::Respond(resp, store_->CreateParty(p));
   });
@@ -141,7 +142,7 @@ grpc::Status Service::CreateOrganisation(grpc::ServerContext* ctx, const v1::Cre
       case v1::LEGAL_FORM_COMPANY: form = "company"; break;
       case v1::LEGAL_FORM_ASSOCIATION: form = "association"; break;
       case v1::LEGAL_FORM_AUTHORITY: form = "authority"; break;
-      default: return absl::InvalidArgumentError("legal_form: invalid");
+      default: return status::FieldError("legal_form", "invalid");
     }
     if (!req->register_number().empty()) {
       if (auto s = api::ValidateText(req->register_number(), "register_number", 40); !s.ok()) return s;
@@ -194,7 +195,7 @@ grpc::Status Service::InviteMember(grpc::ServerContext* ctx, const v1::InviteMem
     auto mine = MyRole(caller, *me, req->organisation_id());
     if (!mine.ok()) return mine.status();
     const std::string role = RoleName(req->role());
-    if (role.empty()) return absl::InvalidArgumentError("role: invalid_role");
+    if (role.empty()) return status::FieldError("role", "invalid_role");
     if (Rank(*mine) > 1) return absl::PermissionDeniedError("only owners and admins invite");
     if (Rank(role) < Rank(*mine)) return absl::PermissionDeniedError("an admin cannot invite owners");
     auto email = api::NormalizeEmail(req->email(), "email");
@@ -218,7 +219,7 @@ grpc::Status Service::AcceptInvitation(grpc::ServerContext* ctx, const v1::Answe
   return grpcx::Handle(ctx, "AcceptInvitation", [&](const auth::Caller& caller) -> absl::Status {
     auto me = Me(caller);
     if (!me.ok()) return me.status();
-    if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
+    if (req->token().empty() || req->token().size() > 128) return status::FieldError("token", "invalid_token");
     // A person's party id is its identity account id: the verified address is looked
     // up by it (only that account may accept what was sent to its address).
     return grpcx::Respond(resp, store_->AcceptInvitation(auth::Sha256(req->token()), me->id()));
@@ -230,7 +231,7 @@ grpc::Status Service::DeclineInvitation(grpc::ServerContext* ctx, const v1::Answ
   return grpcx::Handle(ctx, "DeclineInvitation", [&](const auth::Caller& caller) -> absl::Status {
     auto me = Me(caller);
     if (!me.ok()) return me.status();
-    if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
+    if (req->token().empty() || req->token().size() > 128) return status::FieldError("token", "invalid_token");
     return store_->DeclineInvitation(auth::Sha256(req->token()), me->id());
   });
 }
@@ -242,7 +243,7 @@ grpc::Status Service::ChangeRole(grpc::ServerContext* ctx, const v1::ChangeRoleR
     auto mine = MyRole(caller, *me, req->organisation_id());
     if (!mine.ok()) return mine.status();
     const std::string role = RoleName(req->role());
-    if (role.empty()) return absl::InvalidArgumentError("role: invalid_role");
+    if (role.empty()) return status::FieldError("role", "invalid_role");
     if (!api::ValidateUuid(req->person_party_id(), "person_party_id").ok())
       return absl::NotFoundError("member not found");
     auto theirs = store_->RoleOf(Tenant(caller), req->organisation_id(), req->person_party_id());
@@ -303,7 +304,7 @@ grpc::Status Service::CheckActingParty(grpc::ServerContext* ctx, const v1::Check
 
 absl::Status ValidateProfileValue(const std::string& name, const std::string& value, const std::string& country,
                                   const std::string& today) {
-  auto invalid = [&](const char* code) { return absl::InvalidArgumentError(name + ": " + code); };
+  auto invalid = [&](const char* code) { return status::FieldError(name, code); };
   if (value.empty()) return absl::OkStatus();  // Removes the attribute.
   if (name == "given_name" || name == "family_name" || name == "address.street" || name == "address.city") {
     return api::ValidateText(value, name, 100);
@@ -344,7 +345,7 @@ grpc::Status Service::UpdateProfile(grpc::ServerContext* ctx, const v1::UpdatePr
   return grpcx::Handle(ctx, "UpdateProfile", [&](const auth::Caller& caller) -> absl::Status {
     auto me = Me(caller);
     if (!me.ok()) return me.status();
-    if (req->values().empty()) return absl::InvalidArgumentError("values: required");
+    if (req->values().empty()) return status::FieldError("values", "required");
     // The postcode rule depends on the country: the new one, else the stored one, else DE.
     std::string country = "DE";
     auto current = store_->GetProfile(Tenant(caller), me->id());
@@ -358,12 +359,16 @@ grpc::Status Service::UpdateProfile(grpc::ServerContext* ctx, const v1::UpdatePr
     const std::string today = absl::FormatTime("%Y-%m-%d", absl::Now(), absl::LocalTimeZone());
     // Sorted by name, so the field errors come in a stable order.
     const std::map<std::string, std::string> values(req->values().begin(), req->values().end());
-    std::vector<std::string> errors;
+    std::vector<status::FieldViolation> errors;
+    std::vector<std::string> messages;
     for (const auto& [name, value] : values) {
-      if (auto s = ValidateProfileValue(name, value, country, today); !s.ok()) errors.emplace_back(s.message());
+      if (auto s = ValidateProfileValue(name, value, country, today); !s.ok()) {
+        for (auto& v : status::FieldViolations(s)) errors.push_back(std::move(v));
+        messages.emplace_back(s.message());
+      }
     }
     // All field errors at once.
-    if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+    if (!errors.empty()) return status::InvalidFields(std::move(errors), absl::StrJoin(messages, "; "));
     return grpcx::Respond(resp, store_->UpdateProfile(Tenant(caller), me->id(), values));
   });
 }
@@ -381,7 +386,7 @@ grpc::Status Service::UpdatePreferences(grpc::ServerContext* ctx, const v1::Pref
   return grpcx::Handle(ctx, "UpdatePreferences", [&](const auth::Caller& caller) -> absl::Status {
     auto me = Me(caller);
     if (!me.ok()) return me.status();
-    if (req->language() != "de" && req->language() != "en") return absl::InvalidArgumentError("language: invalid");
+    if (req->language() != "de" && req->language() != "en") return status::FieldError("language", "invalid");
     return grpcx::Respond(resp, store_->SetPreferences(Tenant(caller), me->id(), *req));
   });
 }

@@ -5,6 +5,7 @@
 #include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "libs/log/log.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::accounts {
 namespace {
@@ -110,7 +111,7 @@ v1::Preferences ReadPreferences(pqxx::work& tx, const std::string& tenant, const
 absl::StatusOr<pqxx::row> AnswerInvitation(pqxx::work& tx, const std::string& token_hash, const std::string& person_id,
                                            const std::string& answer) {
   auto open = tx.exec_prepared("accounts_open_invitation", pqxx::binarystring(token_hash), person_id);
-  if (open.empty()) return absl::InvalidArgumentError("token: invalid_token");
+  if (open.empty()) return status::FieldError("token", "invalid_token");
   const auto invited = open[0]["invited_email"];
   const auto verified = open[0]["verified_email"];
   // Both sides are stored normalised; compared canonically all the same.
@@ -119,7 +120,7 @@ absl::StatusOr<pqxx::row> AnswerInvitation(pqxx::work& tx, const std::string& to
     return absl::PermissionDeniedError("the invitation was sent to another e-mail address");
   }
   auto res = tx.exec_prepared("accounts_answer_invitation", pqxx::binarystring(token_hash), answer);
-  if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
+  if (res.empty()) return status::FieldError("token", "invalid_token");
   return res[0];
 }
 
@@ -380,7 +381,7 @@ absl::StatusOr<v1::Membership> Store::ChangeRole(const std::string& tenant, cons
                                                  const std::string& person_id, const std::string& role) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Membership> {
     if (role != "owner" && LastOwner(tx, tenant, organisation_id, person_id)) {
-      return absl::FailedPreconditionError("role: last_owner");
+      return status::FieldConflict("role", "last_owner");
     }
     if (tx.exec_prepared0("accounts_set_role", tenant, organisation_id, person_id, role).affected_rows() == 0) {
       return absl::NotFoundError("member not found");
@@ -393,7 +394,7 @@ absl::Status Store::RemoveMember(const std::string& tenant, const std::string& o
                                  const std::string& person_id) {
   return pool_.Transact([&](pqxx::work& tx) {
     if (LastOwner(tx, tenant, organisation_id, person_id)) {
-      return absl::FailedPreconditionError("person_party_id: last_owner");
+      return status::FieldConflict("person_party_id", "last_owner");
     }
     if (tx.exec_prepared0("accounts_delete_membership", tenant, organisation_id, person_id).affected_rows() == 0) {
       return absl::NotFoundError("member not found");

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::connector {
 namespace {
@@ -17,7 +18,7 @@ namespace {
 constexpr size_t kMaxUrl = 2048;
 constexpr size_t kMaxResponse = 64 * 1024;
 
-absl::Status Bad(absl::string_view why) { return absl::InvalidArgumentError(absl::StrCat("endpoint_url: ", why)); }
+absl::Status Bad(absl::string_view why) { return status::FieldError("endpoint_url", "invalid", why); }
 
 struct UrlDeleter {
   void operator()(CURLU* u) const { curl_url_cleanup(u); }

@@ -129,7 +129,7 @@ grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDest
     if (auto s = api::ValidateText(req->name(), "name", 200); !s.ok()) return s;
     DestinationRow d{caller.tenant, req->id(), req->name(), "", req->endpoint_url(), req->secret()};
     if (!d.secret.empty() && (d.secret.size() < kMinSecretBytes || d.secret.size() > 200)) {
-      return absl::InvalidArgumentError("secret: 32 to 200 characters");
+      return status::FieldError("secret", "invalid", "32 to 200 characters");
     }
     switch (req->mode()) {
       case v1::DELIVERY_MODE_PUSH: {
@@ -145,16 +145,16 @@ grpc::Status Service::PutDestination(grpc::ServerContext* ctx, const v1::PutDest
           });
           if (!found.ok()) return found;
           if (!stored || stored->secret.size() < kMinSecretBytes) {
-            return absl::InvalidArgumentError("secret: required for push destinations (32 to 200 characters)");
+            return status::FieldError("secret", "invalid", "required for push destinations (32 to 200 characters)");
           }
         }
         break;
       }
       case v1::DELIVERY_MODE_PULL:
         d.mode = "pull";
-        if (!d.endpoint_url.empty()) return absl::InvalidArgumentError("endpoint_url: must be empty for pull");
+        if (!d.endpoint_url.empty()) return status::FieldError("endpoint_url", "invalid", "must be empty for pull");
         break;
-      default: return absl::InvalidArgumentError("mode: PUSH or PULL required");
+      default: return status::FieldError("mode", "invalid", "PUSH or PULL required");
     }
     return grpcx::Respond(resp, store_->PutDestination(d, audit::Of(caller, "destination.put",
                                                                     {{"destination", d.id}, {"mode", d.mode}})));
@@ -195,7 +195,7 @@ grpc::Status Service::Replay(grpc::ServerContext* ctx, const v1::ReplayRequest* 
   return grpcx::Handle(ctx, "Replay", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = RequireAdmin(caller); !s.ok()) return s;
     if (req->submission_id().empty() == req->destination().empty()) {
-      return absl::InvalidArgumentError("submission_id: give a submission or a destination");
+      return status::FieldError("submission_id", "invalid", "give a submission or a destination");
     }
     if (!req->submission_id().empty()) {
       if (auto s = CheckId(req->submission_id()); !s.ok()) return s;
@@ -349,7 +349,7 @@ grpc::Status Service::Acknowledge(grpc::ServerContext* ctx, const v1::Acknowledg
     return store_->Transact([&](pqxx::work& tx) -> absl::Status {
       auto d = OwnDelivery(tx, caller, req->submission_id());
       if (!d.ok()) return d.status();
-      if (d->state() == "dead") return absl::FailedPreconditionError("state: dead letter; replay it first");
+      if (d->state() == "dead") return status::FieldConflict("state", "invalid", "dead letter; replay it first");
       Store::MarkAcknowledged(tx, req->submission_id());
       if (d->state() != "acknowledged") {
         events::Publish(tx, "delivery.acknowledged", req->submission_id(),
@@ -398,7 +398,7 @@ absl::Status Service::PostToMailbox(const std::string& tenant, const sv1::Delive
 grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::BackofficeStatusRequest* req,
                                 sv1::Submission* resp) {
   return grpcx::Handle(ctx, "SetStatus", [&](const auth::Caller& caller) -> absl::Status {
-    if (req->message().size() > 20000) return absl::InvalidArgumentError("message: too_long");
+    if (req->message().size() > 20000) return status::FieldError("message", "too_long");
     if (!req->message().empty()) {
       if (auto s = api::ValidateText(req->message(), "message", 20000, api::TextKind::kMultiline); !s.ok()) return s;
     }
@@ -433,7 +433,7 @@ grpc::Status Service::SendMessage(grpc::ServerContext* ctx, const v1::Backoffice
     auto bo = BackofficeOf(caller);
     if (!bo.ok()) return bo.status();
     if (req->message_key().empty() || req->message_key().size() > 150) {
-      return absl::InvalidArgumentError("message_key: required");
+      return status::FieldError("message_key", "required");
     }
     if (auto s = api::ValidateText(req->message_key(), "message_key", 150); !s.ok()) return s;
     sv1::DeliverySnapshot snap;

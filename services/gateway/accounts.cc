@@ -145,7 +145,7 @@ void Service::AddAccountsRoutes() {
                   else
                     (address->*setter)(v[name].get<std::string>());
                 }
-                if (!errors.empty()) return Fail(req, res, absl::InvalidArgumentError("invalid address"), errors);
+                if (!errors.empty()) return Fail(req, res, status::InvalidFields(std::move(errors), "invalid address"));
                 acv1::Organisation out;
                 if (!call(req, res, *a, &acv1::AccountsService::Stub::CreateOrganisation, in, &out)) return;
                 http::WriteJson(res, 201, OrganisationJson(out));
@@ -292,7 +292,7 @@ void Service::AddAccountsRoutes() {
               (*in.mutable_values())[name] = f.value().get<std::string>();
           }
         }
-        if (!errors.empty()) return Fail(req, res, absl::InvalidArgumentError("invalid address"), errors);
+        if (!errors.empty()) return Fail(req, res, status::InvalidFields(std::move(errors), "invalid address"));
         acv1::Profile out;
         if (!call(req, res, *a, &acv1::AccountsService::Stub::UpdateProfile, in, &out)) return;
         http::WriteJson(res, 200, ProfileJson(out));
@@ -329,7 +329,8 @@ void Service::AddAccountsRoutes() {
                     (in.mutable_email()->*setter)(email[name].get<bool>());
                 }
                 if (email.size() > 3) errors.push_back({"email", "unknown_field"});
-                if (!errors.empty()) return Fail(req, res, absl::InvalidArgumentError("invalid preferences"), errors);
+                if (!errors.empty())
+                  return Fail(req, res, status::InvalidFields(std::move(errors), "invalid preferences"));
                 acv1::Preferences out;
                 if (!call(req, res, *a, &acv1::AccountsService::Stub::UpdatePreferences, in, &out)) return;
                 http::WriteJson(res, 200, PreferencesJson(out));

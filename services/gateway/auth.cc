@@ -145,10 +145,8 @@ std::optional<Authenticated> Service::AuthenticateAdmin(const httplib::Request& 
   const bool enrolled = a->session.second_factor() == idv1::SECOND_FACTOR_REQUIRED;
   Fail(req, res,
        absl::PermissionDeniedError(enrolled ? "second factor required: send a code to POST /api/v1/auth/totp/verify"
-                                            : "second factor required: enrol at POST /api/v1/auth/totp/enrol"));
-  auto body = nlohmann::json::parse(res.body);
-  body["second_factor"] = enrolled ? "verify" : "enrol";
-  res.set_content(body.dump(), status::kProblemContentType);
+                                            : "second factor required: enrol at POST /api/v1/auth/totp/enrol"),
+       {{"second_factor", enrolled ? "verify" : "enrol"}});
   return std::nullopt;
 }
 
@@ -189,8 +187,7 @@ void Service::AddAuthRoutes() {
                                   {"language", {FieldType::kString, false}}});
                 if (!body) return;
                 const std::string lang = body->value("language", "de");
-                if (lang != "de" && lang != "en")
-                  return Fail(req, res, absl::InvalidArgumentError("language: invalid"));
+                if (lang != "de" && lang != "en") return Fail(req, res, status::FieldError("language", "invalid"));
                 idv1::RegisterRequest in;
                 in.mutable_tenant()->set_key(options_.tenant);
                 in.set_email((*body)["email"]);

@@ -87,7 +87,7 @@ void Service::AddBackofficeRoutes() {
   auto call = [this](Req req, Res res, const Authenticated& a, auto rpc, const auto& in, auto* out) {
     auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.Token("connector"));
     absl::Status s = status::FromGrpc(((*connector_).*rpc)(ctx.get(), in, out));
-    if (!s.ok()) FailForm(req, res, s);
+    if (!s.ok()) Fail(req, res, s);
     return s.ok();
   };
 
@@ -227,7 +227,7 @@ void Service::AddBackofficeRoutes() {
                   if (!f.is_object() || !f.contains("content_base64") || !f["content_base64"].is_string() ||
                       (f.contains("filename") && !f["filename"].is_string()) ||
                       !absl::Base64Unescape(f["content_base64"].get<std::string>(), &content)) {
-                    return FailForm(req, res, absl::InvalidArgumentError("attachments: wrong_type"));
+                    return Fail(req, res, status::FieldError("attachments", "wrong_type"));
                   }
                   auto* att = in.add_attachments();
                   att->set_filename(f.value("filename", "document.pdf"));
@@ -266,7 +266,7 @@ void Service::AddBackofficeRoutes() {
                 if (!a) return;
                 int64_t after = 0;
                 if (req.has_param("after") && !absl::SimpleAtoi(req.get_param_value("after"), &after)) {
-                  return Fail(req, res, absl::InvalidArgumentError("after: invalid"));
+                  return Fail(req, res, status::MalformedField("after", "invalid"));
                 }
                 // Scoped by the destination the client's token names (messaging takes it from there).
                 messaging::v1::ListRepliesRequest in;

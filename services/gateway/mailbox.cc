@@ -63,7 +63,7 @@ void Service::AddMailboxRoutes() {
   auto call = [this](Req req, Res res, const Authenticated& a, auto rpc, const auto& in, auto* out) {
     auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.Token("messaging"));
     absl::Status s = status::FromGrpc(((*messaging_).*rpc)(ctx.get(), in, out));
-    if (!s.ok()) FailForm(req, res, s);
+    if (!s.ok()) Fail(req, res, s);
     return s.ok();
   };
 
@@ -77,14 +77,11 @@ void Service::AddMailboxRoutes() {
           const std::string v = req.get_param_value(name);
           if (v.empty()) continue;
           if (v != "true" && v != "false") {
-            return Fail(req, res, absl::InvalidArgumentError(absl::StrCat(name, ": invalid")));
+            return Fail(req, res, status::MalformedField(name, "invalid", "true or false"));
           }
           (in.*field)(v == "true");
         }
-        std::string error;
-        if (!ParsePageParams(req, in.mutable_page(), &error)) {
-          return Fail(req, res, absl::InvalidArgumentError(error));
-        }
+        if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
         mv1::ListThreadsResponse out;
         auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("messaging"));
         if (auto s = status::FromGrpc(messaging_->ListThreads(ctx.get(), in, &out)); !s.ok()) {
@@ -115,12 +112,12 @@ void Service::AddMailboxRoutes() {
                 in.set_thread_id(p.at("id"));
                 if (req.is_multipart_form_data()) {
                   if (!req.has_file("body")) {
-                    return Fail(req, res, absl::InvalidArgumentError("body: required"), {{"body", "required"}});
+                    return Fail(req, res, status::FieldError("body", "required"));
                   }
                   const std::string text = req.get_file_value("body").content;
                   // Goes on as a proto3 string: valid UTF-8, no control characters but line breaks.
                   if (!api::IsPlainText(text, api::TextKind::kMultiline)) {
-                    return Fail(req, res, absl::InvalidArgumentError("body: invalid"), {{"body", "invalid"}});
+                    return Fail(req, res, status::FieldError("body", "invalid"));
                   }
                   in.set_body(text);
                   for (const auto& [name, part] : req.files) {

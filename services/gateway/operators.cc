@@ -67,9 +67,7 @@ void Service::AddOperatorRoutes() {
                 auto a = AuthenticateAdmin(req, res);
                 if (!a) return;
                 idv1::ListAuditLogRequest in;
-                if (std::string error; !ParsePageParams(req, in.mutable_page(), &error)) {
-                  return Fail(req, res, absl::InvalidArgumentError(error));
-                }
+                if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
                 in.set_actor(req.get_param_value("actor"));
                 in.set_action(req.get_param_value("action"));
                 idv1::ListAuditLogResponse out;

@@ -82,8 +82,8 @@ void Service::AddPaymentRoutes() {
                 auto a = Authenticate(req, res);
                 if (!a) return;
                 if (!req.has_header("Idempotency-Key")) {
-                  return Fail(req, res, absl::InvalidArgumentError("send an Idempotency-Key header"),
-                              {{"Idempotency-Key", "required"}});
+                  return Fail(req, res,
+                              status::MalformedField("Idempotency-Key", "required", "send an Idempotency-Key header"));
                 }
                 std::string provider;
                 if (!req.body.empty()) {
@@ -101,8 +101,9 @@ void Service::AddPaymentRoutes() {
                 }
                 if (submission.status() != "awaiting_payment") {
                   return Fail(req, res,
-                              absl::FailedPreconditionError(absl::StrCat(
-                                  "status: the submission is ", submission.status(), ", not awaiting payment")));
+                              status::FieldConflict(
+                                  "status", "invalid",
+                                  absl::StrCat("the submission is ", submission.status(), ", not awaiting payment")));
                 }
                 pv1::CreatePaymentRequest in;
                 in.set_submission_id(submission.id());
@@ -114,7 +115,7 @@ void Service::AddPaymentRoutes() {
                 pv1::Payment out;
                 auto create = grpcx::NewClientContext(options_.grpc_deadline, a->Token("payment"));
                 if (auto s = status::FromGrpc(payment_->CreatePayment(create.get(), in, &out)); !s.ok()) {
-                  return FailForm(req, res, s);  // A reused idempotency key: 422.
+                  return Fail(req, res, s);
                 }
                 res.set_header("Location", "/api/v1/payments/" + out.id());
                 http::WriteJson(res, 201, PaymentJson(out));

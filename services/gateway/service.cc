@@ -3,6 +3,7 @@
 #include <future>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -162,8 +163,7 @@ std::string Service::AnonymousToken(const std::string& service) const {
 }
 
 void Service::Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
-                   std::vector<http::FieldError> errors) {
-  http::WriteProblem(res, s, http::Language(req));
+                   const nlohmann::json& extra) {
   const std::string m(s.message());
   const auto pos = m.find("retry after ");
   if (s.code() == absl::StatusCode::kResourceExhausted && !res.has_header("Retry-After")) {
@@ -174,19 +174,25 @@ void Service::Fail(const httplib::Request& req, httplib::Response& res, const ab
     // "… busy; retry after N s": a bounded queue (identity's password hashing) is full.
     res.set_header("Retry-After", m.substr(pos + 12, m.find(' ', pos + 12) - pos - 12));
   }
-  // Validation problems, and refusals about a field ("role: last_owner"), list field errors.
-  const bool field_problem =
-      s.code() == absl::StatusCode::kInvalidArgument || s.code() == absl::StatusCode::kFailedPrecondition;
-  if (!field_problem || !status::FieldViolations(s).empty()) return;
-  if (errors.empty()) errors = http::FieldErrorsFromMessage(std::string(s.message()));
-  if (errors.empty()) return;
-  const std::string lang = http::Language(req);
-  auto body = nlohmann::json::parse(res.body);
-  body["errors"] = nlohmann::json::array();
-  for (const auto& e : errors) {
-    body["errors"].push_back({{"field", e.field}, {"code", e.code}, {"message", http::Message(e.code, lang)}});
+  if (s.code() == absl::StatusCode::kPermissionDenied && absl::StartsWith(m, "assurance_level: ")) {
+    // Step-up hint: the level to log in with.
+    nlohmann::json with_level = extra;
+    with_level["required_assurance_level"] = m.substr(17);
+    return http::WriteProblem(res, s, http::Language(req), with_level);
   }
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), status::kProblemContentType);
+  http::WriteProblem(res, s, http::Language(req), extra);
+}
+
+absl::Status Service::ParsePageParams(const httplib::Request& req, common::v1::PageRequest* page) {
+  if (req.has_param("page_size")) {
+    int size = 0;
+    if (!absl::SimpleAtoi(req.get_param_value("page_size"), &size) || size < 1 || size > 100) {
+      return status::MalformedField("page_size", "invalid");
+    }
+    page->set_page_size(size);
+  }
+  page->set_page_token(req.get_param_value("page_token"));
+  return absl::OkStatus();
 }
 
 std::optional<nlohmann::json> Service::Body(const httplib::Request& req, httplib::Response& res,
@@ -196,10 +202,9 @@ std::optional<nlohmann::json> Service::Body(const httplib::Request& req, httplib
     http::WriteHttpProblem(res, 413, "request body too large");
     return std::nullopt;
   }
-  std::vector<http::FieldError> errors;
-  auto body = http::ParseJsonBody(req, fields, &errors);
+  auto body = http::ParseJsonBody(req, fields);
   if (!body.ok()) {
-    Fail(req, res, body.status(), errors);
+    Fail(req, res, body.status());
     return std::nullopt;
   }
   return *body;
@@ -236,21 +241,16 @@ void Service::Readyz(httplib::Response& res) {
     return;
   }
   log::Warn("not ready", {{"services", reasons}});
-  http::WriteProblem(res, absl::UnavailableError("not ready"));
-  auto body = nlohmann::json::parse(res.body);
-  body["detail"] = absl::StrCat("not ready: ", absl::StrJoin(not_ready, ", "));
-  body["services"] = services;
-  res.set_content(body.dump(), status::kProblemContentType);
+  // Which services, not why: a server-side problem's own detail is generic.
+  http::WriteProblem(res, absl::UnavailableError("not ready"), "de",
+                     {{"detail", absl::StrCat("not ready: ", absl::StrJoin(not_ready, ", "))}, {"services", services}});
 }
 
 void Service::ListServices(const httplib::Request& req, httplib::Response& res) {
   submission::v1::ListOnlineServicesRequest in;
   in.set_query(req.get_param_value("q"));
   in.set_category(req.get_param_value("category"));
-  if (std::string error; !ParsePageParams(req, in.mutable_page(), &error)) {
-    Fail(req, res, absl::InvalidArgumentError(error));
-    return;
-  }
+  if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
   submission::v1::ListOnlineServicesResponse out;
   auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("submission"));
   if (auto s = status::FromGrpc(submission_->ListOnlineServices(ctx.get(), in, &out)); !s.ok()) {

@@ -147,18 +147,17 @@ class Service {
   std::optional<Authenticated> AuthenticateAdmin(const httplib::Request& req, httplib::Response& res);
   // The anonymous caller's token for calls to `service`.
   std::string AnonymousToken(const std::string& service) const;
-  // Writes `s` as problem; INVALID_ARGUMENT gets field errors in the request's language.
+  // Writes `s` as the one problem document (status::Problem: 400, 422 with the field
+  // errors in the request's language, 412 for a stale version, …), with Retry-After on
+  // throttling and the required level on assurance refusals.
   void Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
-            std::vector<http::FieldError> errors = {});
+            const nlohmann::json& extra = nlohmann::json::object());
   // Parses the JSON body (at most `max_bytes`, 0: the JSON routes' limit); on failure
   // writes the problem and returns nullopt.
   std::optional<nlohmann::json> Body(const httplib::Request& req, httplib::Response& res,
                                      const std::map<std::string, http::FieldSpec>& fields, size_t max_bytes = 0);
-  // Fail for routes about form content: INVALID_ARGUMENT → 422 with field errors,
-  // ABORTED (stale version) → 412, and the required level on assurance refusals.
-  void FailForm(const httplib::Request& req, httplib::Response& res, const absl::Status& s);
-  // page_size and page_token query parameters; false with `error` set when invalid.
-  static bool ParsePageParams(const httplib::Request& req, common::v1::PageRequest* page, std::string* error);
+  // page_size and page_token query parameters; a malformed page size is refused.
+  static absl::Status ParsePageParams(const httplib::Request& req, common::v1::PageRequest* page);
   void WriteSession(httplib::Response& res, const identity::v1::LoginResponse& login);
 
   Options options_;

@@ -88,55 +88,12 @@ void SetETag(Res res, int64_t version) { res.set_header("ETag", absl::StrCat("\"
 
 }  // namespace
 
-bool Service::ParsePageParams(const httplib::Request& req, common::v1::PageRequest* page, std::string* error) {
-  if (req.has_param("page_size")) {
-    int size = 0;
-    if (!absl::SimpleAtoi(req.get_param_value("page_size"), &size) || size < 1 || size > 100) {
-      *error = "page_size: invalid";
-      return false;
-    }
-    page->set_page_size(size);
-  }
-  page->set_page_token(req.get_param_value("page_token"));
-  return true;
-}
-
-void Service::FailForm(const httplib::Request& req, httplib::Response& res, const absl::Status& s) {
-  Fail(req, res, s);
-  int code = 0;
-  std::string title;
-  if (s.code() == absl::StatusCode::kInvalidArgument) {
-    code = 422;
-    title = "Unprocessable content";
-  } else if (s.code() == absl::StatusCode::kAborted) {
-    code = 412;
-    title = "Precondition failed";
-  }
-  auto body = nlohmann::json::parse(res.body, nullptr, false);
-  if (body.is_discarded()) return;
-  if (s.code() == absl::StatusCode::kPermissionDenied && absl::StartsWith(s.message(), "assurance_level: ")) {
-    // Step-up hint: the level to log in with.
-    body["required_assurance_level"] = std::string(s.message().substr(17));
-  }
-  if (code != 0) {
-    res.status = code;
-    body["status"] = code;
-    body["title"] = title;
-    body["type"] =
-        code == 422 ? "urn:stadtportal:problem:unprocessable-content" : "urn:stadtportal:problem:precondition-failed";
-    if (code == 412)
-      body["errors"] = {
-          {{"field", "version"}, {"code", "stale"}, {"message", http::Message("stale", http::Language(req))}}};
-  }
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), status::kProblemContentType);
-}
-
 void Service::AddSubmissionRoutes() {
   // Calls submission as the authenticated caller; on failure writes the (form) problem.
   auto call = [this](Req req, Res res, const Authenticated& a, auto rpc, const auto& in, auto* out) {
     auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.Token("submission"));
     absl::Status s = status::FromGrpc(((*submission_).*rpc)(ctx.get(), in, out));
-    if (!s.ok()) FailForm(req, res, s);
+    if (!s.ok()) Fail(req, res, s);
     return s.ok();
   };
   router_.Add("POST", "/api/v1/services/{id}/drafts", Limited("default", [this, call](Req req, Res res, P p) {
@@ -166,9 +123,7 @@ void Service::AddSubmissionRoutes() {
                 auto a = Authenticate(req, res);
                 if (!a) return;
                 sv1::ListDraftsRequest in;
-                std::string error;
-                if (!ParsePageParams(req, in.mutable_page(), &error))
-                  return Fail(req, res, absl::InvalidArgumentError(error));
+                if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
                 sv1::ListDraftsResponse out;
                 if (!call(req, res, *a, &sv1::SubmissionService::Stub::ListDrafts, in, &out)) return;
                 nlohmann::json items = nlohmann::json::array();
@@ -244,8 +199,9 @@ void Service::AddSubmissionRoutes() {
                 auto a = Authenticate(req, res);
                 if (!a) return;
                 if (!req.is_multipart_form_data() || !req.has_file("file")) {
-                  return Fail(req, res, absl::InvalidArgumentError("send multipart/form-data with a part named file"),
-                              {{"file", "required"}});
+                  return Fail(
+                      req, res,
+                      status::MalformedField("file", "required", "send multipart/form-data with a part named file"));
                 }
                 const auto file = req.get_file_value("file");
                 sv1::AddAttachmentRequest in;
@@ -288,8 +244,8 @@ void Service::AddSubmissionRoutes() {
                 auto a = Authenticate(req, res);
                 if (!a) return;
                 if (!req.has_header("Idempotency-Key")) {
-                  return Fail(req, res, absl::InvalidArgumentError("send an Idempotency-Key header"),
-                              {{"Idempotency-Key", "required"}});
+                  return Fail(req, res,
+                              status::MalformedField("Idempotency-Key", "required", "send an Idempotency-Key header"));
                 }
                 sv1::SubmitDraftRequest in;
                 in.set_draft_id(p.at("id"));
@@ -305,13 +261,11 @@ void Service::AddSubmissionRoutes() {
                 if (!a) return;
                 sv1::ListSubmissionsRequest in;
                 in.set_status(req.get_param_value("status"));
-                std::string error;
-                if (!ParsePageParams(req, in.mutable_page(), &error))
-                  return Fail(req, res, absl::InvalidArgumentError(error));
+                if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
                 sv1::ListSubmissionsResponse out;
                 auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("submission"));
                 if (auto s = status::FromGrpc(submission_->ListSubmissions(ctx.get(), in, &out)); !s.ok()) {
-                  return Fail(req, res, s);  // Query parameters: 400, not 422.
+                  return Fail(req, res, s);
                 }
                 nlohmann::json items = nlohmann::json::array();
                 for (const auto& s : out.submissions()) items.push_back(SubmissionJson(s, false));

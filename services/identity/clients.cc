@@ -12,6 +12,7 @@
 #include "libs/api/api.h"
 #include "libs/auth/caller.h"
 #include "libs/auth/tokens.h"
+#include "libs/status/status.h"
 #include "services/identity/store.h"
 
 namespace stadtportal::identity {
@@ -71,15 +72,15 @@ void Clients::Prepare(pqxx::connection& conn) {
 absl::StatusOr<v1::CreateClientResponse> Clients::Create(const std::string& tenant, const v1::CreateClientRequest& req,
                                                          const std::string& created_by, audit::Entry audit) {
   static const std::regex kSlug("^[a-z][a-z0-9-]{0,63}$");
-  if (!std::regex_match(req.destination(), kSlug)) return absl::InvalidArgumentError("destination: invalid");
+  if (!std::regex_match(req.destination(), kSlug)) return status::FieldError("destination", "invalid");
   if (req.department().empty() || req.department().size() > 200) {
-    return absl::InvalidArgumentError("department: required");
+    return status::FieldError("department", "required");
   }
   // Shown to citizens and written into notification mails as the sender: one line.
   if (auto s = api::ValidateText(req.department(), "department", 200); !s.ok()) return s;
   std::string key;
   if (!req.public_key().empty() && (!absl::Base64Unescape(req.public_key(), &key) || key.size() != 32)) {
-    return absl::InvalidArgumentError("public_key: expected base64 of a 32-byte Ed25519 key");
+    return status::FieldError("public_key", "invalid", "expected base64 of a 32-byte Ed25519 key");
   }
   v1::CreateClientResponse out;
   out.set_client_id("bo_" + auth::RandomToken(12));
@@ -207,7 +208,7 @@ absl::StatusOr<v1::CreateClientResponse> Clients::RotateSecret(const std::string
     auto kind = tx.exec_prepared("identity_client_kind", tenant, client_id);
     if (kind.empty()) return absl::NotFoundError("client not found");
     if (kind[0]["signs"].as<bool>()) {
-      return absl::FailedPreconditionError("client_id: private_key_jwt clients have no secret to rotate");
+      return status::FieldConflict("client_id", "invalid", "private_key_jwt clients have no secret to rotate");
     }
     tx.exec_prepared("identity_rotate_client_secret", tenant, client_id, Hex(auth::Sha256(secret)));
     audit.targets = {{"client_id", client_id}};

@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "libs/api/api.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::identity {
 
@@ -24,14 +25,14 @@ PasswordPolicy::PasswordPolicy() {
 
 absl::Status PasswordPolicy::Check(const std::string& password, const std::string& email) const {
   // Any valid UTF-8: a password is never shown or written into a line of text.
-  if (api::Utf8Length(password) < 0) return absl::InvalidArgumentError("password: invalid");
+  if (api::Utf8Length(password) < 0) return status::FieldError("password", "invalid");
   size_t chars = 0;
   for (unsigned char c : password) chars += (c & 0xC0) != 0x80;  // Code points of valid UTF-8.
-  if (chars < 10) return absl::InvalidArgumentError("password: too_short");
-  if (chars > 128) return absl::InvalidArgumentError("password: too_long");
+  if (chars < 10) return status::FieldError("password", "too_short");
+  if (chars > 128) return status::FieldError("password", "too_long");
   const std::string lower = absl::AsciiStrToLower(password);
   if (common_.count(lower) > 0 || lower == absl::AsciiStrToLower(email)) {
-    return absl::InvalidArgumentError("password: common_password");
+    return status::FieldError("password", "common_password");
   }
   return absl::OkStatus();
 }

@@ -14,9 +14,17 @@
 #include "libs/auth/totp.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::identity {
 namespace {
+
+// The password policy names "password"; in a change or reset the field is "new_password".
+absl::Status NewPassword(const absl::Status& policy) {
+  std::vector<status::FieldViolation> violations = status::FieldViolations(policy);
+  for (auto& v : violations) v.field = "new_" + v.field;
+  return status::InvalidFields(std::move(violations), "new_" + std::string(policy.message()));
+}
 
 // One answer for an unknown e-mail and a wrong password alike.
 absl::Status BadCredentials() { return absl::UnauthenticatedError("invalid e-mail or password"); }
@@ -156,7 +164,7 @@ grpc::Status Service::Register(grpc::ServerContext* ctx, const v1::RegisterReque
 grpc::Status Service::VerifyEmail(grpc::ServerContext* ctx, const v1::VerifyEmailRequest* req,
                                   v1::VerifyEmailResponse*) {
   return grpcx::Handle(ctx, "VerifyEmail", [&]() -> absl::Status {
-    if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
+    if (req->token().empty() || req->token().size() > 128) return status::FieldError("token", "invalid_token");
     auto account =
         store_->ConsumeToken(auth::Sha256(req->token()), "verify_email",
                              [&](pqxx::work& tx, const std::string& id) { return store_->MarkVerified(tx, id); });
@@ -189,7 +197,7 @@ grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* re
     }
     // The password was right: from here on, answers may say more.
     if (found->account.state() == v1::ACCOUNT_STATE_LOCKED) return absl::PermissionDeniedError("account: locked");
-    if (!found->verified) return absl::FailedPreconditionError("email: not_verified");
+    if (!found->verified) return status::FieldConflict("email", "not_verified");
     if (hasher_.NeedsRehash(found->password_hash)) {
       // Stronger parameters apply from this log-in on; failing to store them is not fatal.
       auto h = hasher_.Hash(req->password(), Deadline(ctx));
@@ -234,9 +242,9 @@ grpc::Status Service::ChangePassword(grpc::ServerContext* ctx, const v1::ChangeP
     if (!found.ok()) return found.status();
     auto verified = hasher_.Verify(found->password_hash, req->current_password(), Deadline(ctx));
     if (!verified.ok()) return verified.status();
-    if (!*verified) return absl::InvalidArgumentError("current_password: wrong_password");
+    if (!*verified) return status::FieldError("current_password", "wrong_password");
     if (auto s = policy_.Check(req->new_password(), found->account.email()); !s.ok()) {
-      return absl::InvalidArgumentError("new_" + std::string(s.message()));
+      return NewPassword(s);
     }
     auto hash = hasher_.Hash(req->new_password(), Deadline(ctx));
     if (!hash.ok()) return hash.status();
@@ -277,9 +285,9 @@ grpc::Status Service::RequestPasswordReset(grpc::ServerContext* ctx, const v1::R
 grpc::Status Service::ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::ConfirmPasswordResetRequest* req,
                                            v1::ConfirmPasswordResetResponse*) {
   return grpcx::Handle(ctx, "ConfirmPasswordReset", [&]() -> absl::Status {
-    if (req->token().empty() || req->token().size() > 128) return absl::InvalidArgumentError("token: invalid_token");
+    if (req->token().empty() || req->token().size() > 128) return status::FieldError("token", "invalid_token");
     if (auto s = policy_.Check(req->new_password(), ""); !s.ok()) {
-      return absl::InvalidArgumentError("new_" + std::string(s.message()));
+      return NewPassword(s);
     }
     auto hash = hasher_.Hash(req->new_password(), Deadline(ctx));
     if (!hash.ok()) return hash.status();
@@ -337,7 +345,7 @@ grpc::Status Service::FindAccounts(grpc::ServerContext* ctx, const v1::FindAccou
   return grpcx::Handle(ctx, "FindAccounts", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = RequireAdmin(caller, req->reason()); !s.ok()) return s;
     if (auto s = api::ValidateText(req->query(), "query", 100); !s.ok()) return s;
-    if (req->query().size() < 3) return absl::InvalidArgumentError("query: too_short");
+    if (req->query().size() < 3) return status::FieldError("query", "too_short");
     auto found = store_->FindAccounts(caller.tenant, req->query(), caller.account_id, req->reason());
     if (!found.ok()) return found.status();
     for (auto& a : *found) *resp->add_accounts() = std::move(a);
@@ -350,7 +358,7 @@ grpc::Status Service::SetAccountLocked(grpc::ServerContext* ctx, const v1::SetAc
   return grpcx::Handle(ctx, "SetAccountLocked", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = RequireAdmin(caller, req->reason()); !s.ok()) return s;
     if (!api::ValidateUuid(req->account_id(), "account_id").ok()) return absl::NotFoundError("account not found");
-    if (req->account_id() == caller.account_id) return absl::FailedPreconditionError("account_id: own_account");
+    if (req->account_id() == caller.account_id) return status::FieldConflict("account_id", "own_account");
     auto a = store_->SetLocked(
         caller.tenant, req->account_id(), req->locked(), caller.account_id, req->reason(),
         audit::Of(caller, req->locked() ? "account.lock" : "account.unlock", {{"account_id", req->account_id()}}));
@@ -418,7 +426,7 @@ grpc::Status Service::EnrolTotp(grpc::ServerContext* ctx, const v1::EnrolTotpReq
     if (!session.ok()) return session.status();
     if (caller.account_id != session->account_id()) return absl::PermissionDeniedError("not your session");
     if (req->enrolment_code().empty() || req->enrolment_code().size() > 64) {
-      return absl::InvalidArgumentError("enrolment_code: required");
+      return status::FieldError("enrolment_code", "required");
     }
     // Counted like codes (a bucket of its own): enrolment codes cannot be guessed either.
     if (auto s = TakeTotpAttempt("totp-enrolment", session->account_id()); !s.ok()) return s;
@@ -454,10 +462,10 @@ absl::StatusOr<v1::Session> Service::CheckTotp(const auth::Caller& caller, const
   // Six digits or nothing to try (not counted against the attempts).
   if (req.code().size() != static_cast<size_t>(auth::kTotpDigits) ||
       !std::all_of(req.code().begin(), req.code().end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
-    return absl::InvalidArgumentError("code: invalid_code");
+    return status::FieldError("code", "invalid_code");
   }
   auto factor = store_->GetTotp(session->account_id());
-  if (factor.status().code() == absl::StatusCode::kNotFound) return absl::FailedPreconditionError("totp: not_enrolled");
+  if (factor.status().code() == absl::StatusCode::kNotFound) return status::FieldConflict("totp", "not_enrolled");
   if (!factor.ok()) return factor.status();
   if (factor->confirmed == confirm) {
     return absl::FailedPreconditionError(confirm ? "totp: already_enrolled" : "totp: not_enrolled");
@@ -466,7 +474,7 @@ absl::StatusOr<v1::Session> Service::CheckTotp(const auth::Caller& caller, const
   const auto step = auth::TotpMatch(factor->secret, req.code(), auth::TotpStep(absl::ToUnixSeconds(absl::Now())));
   if (!step) {
     log::Warn("wrong second-factor code", {{"session_ref", session->session_ref()}});
-    return absl::InvalidArgumentError("code: invalid_code");
+    return status::FieldError("code", "invalid_code");
   }
   // The step is taken in the database: the same code cannot pass twice, on any replica.
   if (auto s = store_->UseTotpStep(session->account_id(), *step, confirm,
@@ -498,16 +506,16 @@ grpc::Status Service::ListAuditLog(grpc::ServerContext* ctx, const v1::ListAudit
     static const std::regex kActor("^[A-Za-z0-9:._@-]{1,100}$");
     static const std::regex kAction("^[a-z_]+\\.[a-z_]+$");
     if (!req->actor().empty() && !std::regex_match(req->actor(), kActor)) {
-      return absl::InvalidArgumentError("actor: invalid");
+      return status::FieldError("actor", "invalid");
     }
     if (!req->action().empty() && (req->action().size() > 100 || !std::regex_match(req->action(), kAction))) {
-      return absl::InvalidArgumentError("action: invalid");
+      return status::FieldError("action", "invalid");
     }
     auto page = api::ParsePage(req->page());
     if (!page.ok()) return page.status();
     int64_t before = 0;
     if (!page->after.empty() && (!absl::SimpleAtoi(page->after, &before) || before <= 0)) {
-      return absl::InvalidArgumentError("page.page_token: not a token this service issued");
+      return status::MalformedField("page.page_token", "invalid", "not a token this service issued");
     }
     auto entries = store_->ListAudit(caller.tenant, before, page->size + 1, req->actor(), req->action());
     if (!entries.ok()) return entries.status();

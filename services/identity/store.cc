@@ -5,6 +5,7 @@
 #include "services/identity/clients.h"
 
 #include "libs/log/log.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::identity {
 namespace {
@@ -201,7 +202,7 @@ absl::StatusOr<std::string> Store::ConsumeToken(
     const std::function<absl::Status(pqxx::work&, const std::string&)>& then) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::string> {
     auto res = tx.exec_prepared("identity_consume_token", Bytes(token_hash), purpose);
-    if (res.empty()) return absl::InvalidArgumentError("token: invalid_token");
+    if (res.empty()) return status::FieldError("token", "invalid_token");
     std::string account_id = res[0]["account_id"].as<std::string>();
     if (auto s = then(tx, account_id); !s.ok()) return s;
     return account_id;
@@ -279,7 +280,7 @@ absl::Status Store::StartTotp(const std::string& tenant, const std::string& acco
       return absl::PermissionDeniedError("enrolment_code: invalid_code");
     }
     if (tx.exec_prepared("identity_start_totp", account_id, tenant, Bytes(secret)).empty()) {
-      return absl::FailedPreconditionError("totp: already_enrolled");
+      return status::FieldConflict("totp", "already_enrolled");
     }
     return absl::OkStatus();
   });
@@ -306,7 +307,7 @@ absl::StatusOr<bool> Store::TotpConfirmed(const std::string& account_id) {
 absl::Status Store::UseTotpStep(const std::string& account_id, int64_t step, bool confirm, const audit::Entry& audit) {
   return pool_.Transact([&](pqxx::work& tx) {
     if (tx.exec_prepared("identity_use_totp_step", account_id, step, confirm).empty()) {
-      return absl::InvalidArgumentError("code: invalid_code");
+      return status::FieldError("code", "invalid_code");
     }
     if (confirm) {
       tx.exec_prepared("identity_drop_enrolment_code", account_id);  // Used up.

@@ -9,6 +9,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::messaging {
 namespace {
@@ -39,14 +40,14 @@ absl::StatusOr<std::string> DestinationScope(const auth::Caller& caller, const s
 }
 
 absl::Status CheckBody(const std::string& body) {
-  if (body.size() > 4 * kMaxBody) return absl::InvalidArgumentError("body: too_long");
+  if (body.size() > 4 * kMaxBody) return status::FieldError("body", "too_long");
   auto s = api::ValidateText(body, "body", kMaxBody, api::TextKind::kMultiline);
   if (s.ok()) return s;
   const std::string m(s.message());
-  return absl::InvalidArgumentError(m.find("required") != std::string::npos             ? "body: required"
-                                    : m.find("control_characters") != std::string::npos ? "body: control_characters"
-                                    : m.find("UTF-8") != std::string::npos              ? "body: wrong_type"
-                                                                                        : "body: too_long");
+  return status::FieldError("body", m.find("required") != std::string::npos             ? "required"
+                                    : m.find("control_characters") != std::string::npos ? "control_characters"
+                                    : m.find("UTF-8") != std::string::npos              ? "wrong_type"
+                                                                                        : "too_long");
 }
 
 }  // namespace
@@ -61,13 +62,13 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
 
 absl::StatusOr<std::vector<NewAttachment>> CheckAttachments(
     const google::protobuf::RepeatedPtrField<v1::NewAttachment>& in) {
-  if (in.size() > kMaxAttachments) return absl::InvalidArgumentError("attachments: too_many_files");
+  if (in.size() > kMaxAttachments) return status::FieldError("attachments", "too_many_files");
   std::vector<NewAttachment> out;
   for (const auto& a : in) {
-    if (a.content().empty()) return absl::InvalidArgumentError("attachments: required");
-    if (a.content().size() > kMaxAttachmentBytes) return absl::InvalidArgumentError("attachments: too_large");
+    if (a.content().empty()) return status::FieldError("attachments", "required");
+    if (a.content().size() > kMaxAttachmentBytes) return status::FieldError("attachments", "too_large");
     const std::string type = api::SniffMediaType(a.content());
-    if (type.empty()) return absl::InvalidArgumentError("attachments: type_not_allowed");
+    if (type.empty()) return status::FieldError("attachments", "type_not_allowed");
     out.push_back(
         {api::SafeFilename(a.filename()), type, absl::BytesToHexString(auth::Sha256(a.content())), a.content()});
   }
@@ -82,10 +83,10 @@ grpc::Status Service::PostMessage(grpc::ServerContext* ctx, const v1::PostMessag
     if (auto s = api::ValidateUuid(req->party().id(), "party.id"); !s.ok()) return s;
     if (req->party().kind() != common::v1::PARTY_KIND_PERSON &&
         req->party().kind() != common::v1::PARTY_KIND_ORGANISATION) {
-      return absl::InvalidArgumentError("party.kind: invalid_option");
+      return status::FieldError("party.kind", "invalid_option");
     }
     if (req->sender_kind() != v1::SENDER_KIND_DEPARTMENT && req->sender_kind() != v1::SENDER_KIND_SYSTEM) {
-      return absl::InvalidArgumentError("sender_kind: invalid_option");
+      return status::FieldError("sender_kind", "invalid_option");
     }
     // Departments write as themselves, into threads of their destination; only the
     // platform writes as the system.
@@ -109,7 +110,7 @@ grpc::Status Service::PostMessage(grpc::ServerContext* ctx, const v1::PostMessag
     }
     auto attachments = CheckAttachments(req->attachments());
     if (!attachments.ok()) return attachments.status();
-    if (req->notice() && attachments->empty()) return absl::InvalidArgumentError("attachments: required");
+    if (req->notice() && attachments->empty()) return status::FieldError("attachments", "required");
 
     NewMessage m;
     m.tenant = *tenant;
@@ -156,7 +157,7 @@ grpc::Status Service::ListReplies(grpc::ServerContext* ctx, const v1::ListReplie
     if (!destination.ok()) return destination.status();
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant.empty() ? options_.default_tenant : caller.tenant);
     if (!tenant.ok()) return tenant.status();
-    if (req->after_sequence() < 0) return absl::InvalidArgumentError("after_sequence: out_of_range");
+    if (req->after_sequence() < 0) return status::MalformedField("after_sequence", "out_of_range");
     const int limit = req->limit() <= 0 ? 50 : std::min(req->limit(), 200);
     return grpcx::Respond(resp, store_->ListReplies(*tenant, *destination, req->after_sequence(), limit));
   });

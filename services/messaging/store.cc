@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "libs/db/row.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::messaging {
 namespace {
@@ -222,7 +223,7 @@ absl::StatusOr<v1::ListThreadsResponse> Store::ListThreads(const Owner& owner, b
   if (!page.after.empty()) {
     std::vector<std::string> parts = absl::StrSplit(page.after, '|');
     if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &after_micros) || !api::ValidateUuid(parts[1], "x").ok()) {
-      return absl::InvalidArgumentError("page_token: invalid");
+      return status::MalformedField("page_token", "invalid");
     }
     after_id = parts[1];
   }

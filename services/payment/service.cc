@@ -15,6 +15,7 @@
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::payment {
 namespace {
@@ -182,15 +183,15 @@ grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePa
     const std::string tenant = caller.tenant.empty() ? options_.default_tenant : caller.tenant;
     if (auto s = api::ValidateUuid(req->submission_id(), "submission_id"); !s.ok()) return s;
     if (auto s = api::ValidateMoney(req->amount(), "amount"); !s.ok()) return s;
-    if (req->amount().amount_minor() == 0) return absl::InvalidArgumentError("amount: must be positive");
+    if (req->amount().amount_minor() == 0) return status::FieldError("amount", "invalid", "must be positive");
     if (auto s = api::ValidateText(req->description(), "description", 140); !s.ok()) return s;
     if (!req->reference().empty()) {
       if (auto s = api::ValidateText(req->reference(), "reference", 64); !s.ok()) return s;
     }
     static const std::regex kKey("^[\\x21-\\x7E]{8,255}$");
-    if (!std::regex_match(req->idempotency_key(), kKey)) return absl::InvalidArgumentError("idempotency_key: invalid");
+    if (!std::regex_match(req->idempotency_key(), kKey)) return status::FieldError("idempotency_key", "invalid");
     Provider* provider = req->provider().empty() ? providers_.front().get() : Find(req->provider());
-    if (provider == nullptr) return absl::InvalidArgumentError("provider: invalid_option");
+    if (provider == nullptr) return status::FieldError("provider", "invalid_option");
     // Everything but the key: a repeat with the same key must carry exactly this.
     v1::CreatePaymentRequest content = *req;
     content.clear_idempotency_key();
@@ -213,14 +214,13 @@ grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePa
                  fingerprint};
     v1::Payment out;
     absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
-      if (Store::HasSuccess(tx, tenant, n.submission_id))
-        return absl::FailedPreconditionError("submission: already_paid");
+      if (Store::HasSuccess(tx, tenant, n.submission_id)) return status::FieldConflict("submission", "already_paid");
       // The row stays locked until commit: concurrent duplicates wait and then return it.
       auto inserted = Store::Insert(tx, n);
       if (!inserted) return absl::AbortedError("concurrent request with the same idempotency key; retry");
       auto& [row, fresh] = *inserted;
       if (!fresh) {
-        if (row.fingerprint != fingerprint) return absl::InvalidArgumentError("idempotency_key: reused");
+        if (row.fingerprint != fingerprint) return status::FieldError("idempotency_key", "reused");
         out = row.payment;
         return absl::OkStatus();
       }
@@ -388,7 +388,7 @@ grpc::Status Service::Reconcile(grpc::ServerContext* ctx, const v1::ReconcileReq
                                 v1::ReconcileResponse* resp) {
   return grpcx::Handle(ctx, "Reconcile", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
-    if (req->older_than_seconds() < 0) return absl::InvalidArgumentError("older_than_seconds: out_of_range");
+    if (req->older_than_seconds() < 0) return status::FieldError("older_than_seconds", "out_of_range");
     *resp = ReconcileNow(std::chrono::seconds(req->older_than_seconds()));
     return absl::OkStatus();
   });
@@ -398,7 +398,7 @@ grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRef
   return grpcx::Handle(ctx, "CreateRefund", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
     if (auto s = CheckId(req->payment_id()); !s.ok()) return s;
-    if (req->amount().amount_minor() <= 0) return absl::InvalidArgumentError("amount: must be positive");
+    if (req->amount().amount_minor() <= 0) return status::FieldError("amount", "invalid", "must be positive");
     if (!req->reason().empty()) {
       if (auto s = api::ValidateText(req->reason(), "reason", 200); !s.ok()) return s;
     }
@@ -407,7 +407,7 @@ grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRef
       if (!row) return absl::NotFoundError("payment not found");
       const auto& p = row->payment;
       if (!req->amount().currency().empty() && req->amount().currency() != p.amount().currency()) {
-        return absl::InvalidArgumentError("amount: currency of the payment required");
+        return status::FieldError("amount", "invalid", "currency of the payment required");
       }
       const int64_t available = p.refund_amount_available();
       if (req->refund_amount_available() != available) {
@@ -444,7 +444,7 @@ grpc::Status Service::GetReport(grpc::ServerContext* ctx, const v1::GetReportReq
   return grpcx::Handle(ctx, "GetReport", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
     absl::CivilDay day;
-    if (!absl::ParseCivilTime(req->day(), &day)) return absl::InvalidArgumentError("day: invalid_date");
+    if (!absl::ParseCivilTime(req->day(), &day)) return status::FieldError("day", "invalid_date");
     return store_->Transact([&](pqxx::work& tx) {
       *resp = Store::Report(tx, caller.tenant, absl::FormatCivilTime(day));
       return absl::OkStatus();

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "libs/api/text.h"
 #include "libs/auth/tokens.h"
+#include "libs/status/status.h"
 #include "services/submission/json_schema.h"
 
 namespace stadtportal::submission {
@@ -53,12 +54,15 @@ std::string ControlCharactersAt(const nlohmann::json& j, const std::string& path
 
 absl::StatusOr<Definition> CheckDefinition(const std::string& text) {
   const auto json = nlohmann::json::parse(text, nullptr, false);
-  if (json.is_discarded()) return absl::InvalidArgumentError("definition: not valid JSON");
+  if (json.is_discarded()) return status::FieldError("definition", "invalid", "not valid JSON");
   if (auto at = ControlCharactersAt(json, "", true); !at.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("definition", at, ": control_characters"));
+    return status::FieldError(absl::StrCat("definition", at), "control_characters");
   }
   if (auto errors = Schema().Validate(json); !errors.empty()) {
-    return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+    // Each "/json/pointer: message" names the place in the definition.
+    std::vector<status::FieldViolation> violations;
+    for (const auto& e : errors) violations.push_back({e.substr(0, e.find(": ")), "invalid"});
+    return status::InvalidFields(std::move(violations), absl::StrJoin(errors, "; "));
   }
   auto form = Form::Parse(json["form"]);
   if (!form.ok()) return form.status();
@@ -66,7 +70,7 @@ absl::StatusOr<Definition> CheckDefinition(const std::string& text) {
   if (!unit.empty()) {
     const FieldDef* f = form->Find(unit);
     if (f == nullptr || f->type != "number" || !f->integer || !f->required) {
-      return absl::InvalidArgumentError("fee: per_unit_field must name a required integer number field");
+      return status::FieldError("fee", "invalid", "per_unit_field must name a required integer number field");
     }
   }
   Definition d;

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "libs/api/api.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::submission {
 namespace {
@@ -121,14 +122,14 @@ absl::StatusOr<Form> Form::Parse(const nlohmann::json& form) {
   std::set<std::string> ids;
   for (const auto& step : form.at("steps")) {
     const std::string step_id = step.at("id");
-    if (out.HasStep(step_id)) return absl::InvalidArgumentError("form: duplicate step " + step_id);
+    if (out.HasStep(step_id)) return status::FieldError("form", "invalid", "duplicate step " + step_id);
     out.steps_.push_back(step_id);
     for (const auto& j : step.at("fields")) {
       FieldDef f;
       f.id = j.at("id");
       f.type = j.at("type");
       f.step = step_id;
-      if (!ids.insert(f.id).second) return absl::InvalidArgumentError("form: duplicate field " + f.id);
+      if (!ids.insert(f.id).second) return status::FieldError("form", "invalid", "duplicate field " + f.id);
       f.required = j.value("required", false);
       f.integer = j.value("integer", false);
       f.min = j.value("min", nlohmann::json());
@@ -139,7 +140,7 @@ absl::StatusOr<Form> Form::Parse(const nlohmann::json& form) {
         try {
           f.pattern = std::regex(j["pattern"].get<std::string>(), std::regex::ECMAScript);
         } catch (const std::regex_error&) {
-          return absl::InvalidArgumentError("form: invalid pattern of " + f.id);
+          return status::FieldError("form", "invalid", "invalid pattern of " + f.id);
         }
       }
       for (const auto& o : j.value("options", nlohmann::json::array())) f.options.push_back(o.at("value"));
@@ -149,27 +150,27 @@ absl::StatusOr<Form> Form::Parse(const nlohmann::json& form) {
       f.max_files = j.value("max_files", f.max_files);
       const bool choice = f.type == "select" || f.type == "multiselect";
       if (choice != !f.options.empty()) {
-        return absl::InvalidArgumentError("form: options belong to select and multiselect fields: " + f.id);
+        return status::FieldError("form", "invalid", "options belong to select and multiselect fields: " + f.id);
       }
       if ((f.type == "file") == f.accept.empty()) {
-        return absl::InvalidArgumentError("form: accept belongs to file fields: " + f.id);
+        return status::FieldError("form", "invalid", "accept belongs to file fields: " + f.id);
       }
       for (const auto* bound : {&f.min, &f.max}) {
         if (bound->is_null()) continue;
         const bool ok = f.type == "number" ? bound->is_number()
                         : f.type == "date" ? Bound(*bound, absl::CivilDay(2000, 1, 1)).has_value()
                                            : false;
-        if (!ok) return absl::InvalidArgumentError("form: min/max do not fit the type of " + f.id);
+        if (!ok) return status::FieldError("form", "invalid", "min/max do not fit the type of " + f.id);
       }
       if (j.contains("visible_when")) {
         const auto& c = j["visible_when"];
         Condition cond{c.at("field"), c.value("equals", nlohmann::json()), {}};
         for (const auto& v : c.value("in", nlohmann::json::array())) cond.in.push_back(v);
         const FieldDef* on = out.Find(cond.field);
-        if (on == nullptr) return absl::InvalidArgumentError("form: " + f.id + " depends on a later or unknown field");
-        if (on->type == "file") return absl::InvalidArgumentError("form: " + f.id + " depends on a file field");
+        if (on == nullptr) return status::FieldError("form", "invalid", f.id + " depends on a later or unknown field");
+        if (on->type == "file") return status::FieldError("form", "invalid", f.id + " depends on a file field");
         if (cond.equals.is_null() == cond.in.empty()) {
-          return absl::InvalidArgumentError("form: the condition of " + f.id + " needs equals or in");
+          return status::FieldError("form", "invalid", "the condition of " + f.id + " needs equals or in");
         }
         f.visible_when = std::move(cond);
       }

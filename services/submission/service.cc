@@ -14,6 +14,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
+#include "libs/status/status.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/receipt.h"
 #include "services/submission/reference.h"
@@ -65,9 +66,9 @@ absl::StatusOr<Owner> OwnerOf(const auth::Caller& caller) {
 }
 
 absl::Status FieldErrors(const std::vector<FieldError>& errors, const std::string& prefix) {
-  std::vector<std::string> parts;
-  for (const auto& e : errors) parts.push_back(absl::StrCat(prefix, e.field, ": ", e.code));
-  return absl::InvalidArgumentError(absl::StrJoin(parts, "; "));
+  std::vector<status::FieldViolation> violations;
+  for (const auto& e : errors) violations.push_back({prefix + e.field, e.code});
+  return status::InvalidFields(std::move(violations));
 }
 
 absl::StatusOr<std::shared_ptr<const Service::Published>> Service::Load(const std::string& tenant,
@@ -170,11 +171,11 @@ grpc::Status Service::PublishOnlineService(grpc::ServerContext* ctx, const v1::P
   return grpcx::Handle(ctx, "PublishOnlineService", [&](const auth::Caller& caller) -> absl::Status {
     if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
     if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
-    if (req->definition_json().size() > (1 << 20)) return absl::InvalidArgumentError("definition: too_long");
+    if (req->definition_json().size() > (1 << 20)) return status::FieldError("definition", "too_long");
     auto d = CheckDefinition(req->definition_json());
     if (!d.ok()) return d.status();
     if (!req->service_id().empty() && d->id != req->service_id()) {
-      return absl::InvalidArgumentError("definition.id: must match the path");
+      return status::FieldError("definition.id", "invalid", "must match the path");
     }
     if (d->tenant != caller.tenant) return absl::PermissionDeniedError("definition of another tenant");
     return grpcx::Respond(resp, store_->Publish(*d, caller.account_id));
@@ -220,17 +221,17 @@ grpc::Status Service::UpdateDraft(grpc::ServerContext* ctx, const v1::UpdateDraf
   return grpcx::Handle(ctx, "UpdateDraft", [&](const auth::Caller& caller) -> absl::Status {
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
-    if (req->expected_version() <= 0) return absl::InvalidArgumentError("version: required");
+    if (req->expected_version() <= 0) return status::FieldError("version", "required");
     auto patch = nlohmann::json::parse(req->data_json(), nullptr, false);
-    if (patch.is_discarded() || !patch.is_object()) return absl::InvalidArgumentError("data: wrong_type");
+    if (patch.is_discarded() || !patch.is_object()) return status::FieldError("data", "wrong_type");
     auto loaded = LoadDraft(*owner, req->id());
     if (!loaded.ok()) return loaded.status();
     auto& [draft, published] = *loaded;
     if (!req->completed_step().empty() && !published->form.HasStep(req->completed_step())) {
-      return absl::InvalidArgumentError("completed_step: invalid_option");
+      return status::FieldError("completed_step", "invalid_option");
     }
     if (draft.version() != req->expected_version()) {
-      return absl::AbortedError(absl::StrCat("version: the draft changed; current version ", draft.version()));
+      return status::Stale("version", absl::StrCat("the draft changed; current version ", draft.version()));
     }
     const std::set<std::string> read_only(draft.read_only_fields().begin(), draft.read_only_fields().end());
     auto data = nlohmann::json::parse(draft.data_json());
@@ -263,7 +264,7 @@ grpc::Status Service::ListDrafts(grpc::ServerContext* ctx, const v1::ListDraftsR
     auto page = api::ParsePage(req->page());
     if (!page.ok()) return page.status();
     if (!page->after.empty() && !std::regex_match(page->after, std::regex("^[0-9]{1,18}$"))) {
-      return absl::InvalidArgumentError("page_token: invalid");
+      return status::MalformedField("page_token", "invalid");
     }
     auto list = store_->ListDrafts(*owner, *page);
     if (!list.ok()) return list.status();
@@ -296,7 +297,7 @@ grpc::Status Service::ValidateDraft(grpc::ServerContext* ctx, const v1::Validate
     if (!loaded.ok()) return loaded.status();
     const auto& [draft, published] = *loaded;
     if (!req->step().empty() && !published->form.HasStep(req->step())) {
-      return absl::InvalidArgumentError("step: invalid_option");
+      return status::FieldError("step", "invalid_option");
     }
     const auto errors = Check(*published, draft, req->step());
     resp->set_valid(errors.empty());
@@ -322,15 +323,15 @@ grpc::Status Service::AddAttachment(grpc::ServerContext* ctx, const v1::AddAttac
     auto loaded = LoadDraft(*owner, req->draft_id());
     if (!loaded.ok()) return loaded.status();
     const FieldDef* field = loaded->second->form.Find(req->field());
-    if (field == nullptr) return absl::InvalidArgumentError("field: unknown_field");
-    if (field->type != "file") return absl::InvalidArgumentError("field: not_a_file_field");
-    if (req->content().empty()) return absl::InvalidArgumentError("file: required");
+    if (field == nullptr) return status::FieldError("field", "unknown_field");
+    if (field->type != "file") return status::FieldError("field", "not_a_file_field");
+    if (req->content().empty()) return status::FieldError("file", "required");
     if (static_cast<int64_t>(req->content().size()) > field->max_size_bytes) {
-      return absl::InvalidArgumentError("file: too_large");
+      return status::FieldError("file", "too_large");
     }
     const std::string type = api::SniffMediaType(req->content());
     if (type.empty() || std::find(field->accept.begin(), field->accept.end(), type) == field->accept.end()) {
-      return absl::InvalidArgumentError("file: type_not_allowed");
+      return status::FieldError("file", "type_not_allowed");
     }
     v1::Attachment meta;
     meta.set_field(field->id);
@@ -416,12 +417,12 @@ grpc::Status Service::ListSubmissions(grpc::ServerContext* ctx, const v1::ListSu
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
     if (!req->status().empty() && !IsStatus(req->status())) {
-      return absl::InvalidArgumentError("status: invalid_option");
+      return status::FieldError("status", "invalid_option");
     }
     auto page = api::ParsePage(req->page());
     if (!page.ok()) return page.status();
     if (!page->after.empty() && !std::regex_match(page->after, std::regex("^[0-9]{1,18}$"))) {
-      return absl::InvalidArgumentError("page_token: invalid");
+      return status::MalformedField("page_token", "invalid");
     }
     return grpcx::Respond(resp, store_->ListSubmissions(*owner, req->status(), *page));
   });
@@ -469,12 +470,12 @@ grpc::Status Service::GiveFeedback(grpc::ServerContext* ctx, const v1::GiveFeedb
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
     if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;
-    if (req->rating() < 1 || req->rating() > 5) return absl::InvalidArgumentError("rating: out_of_range");
+    if (req->rating() < 1 || req->rating() > 5) return status::FieldError("rating", "out_of_range");
     if (!req->comment().empty()) {
       if (auto s = api::ValidateText(req->comment(), "comment", 1000, api::TextKind::kMultiline); !s.ok()) {
         if (s.message().find("control_characters") != absl::string_view::npos) return s;
         const bool utf8 = s.message().find("UTF-8") != absl::string_view::npos;
-        return absl::InvalidArgumentError(utf8 ? "comment: wrong_type" : "comment: too_long");
+        return status::FieldError("comment", utf8 ? "wrong_type" : "too_long");
       }
     }
     auto feedback = store_->GiveFeedback(*owner, req->submission_id(), req->rating(), req->comment());
@@ -511,8 +512,8 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::SetStatusReq
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
     if (!tenant.ok()) return tenant.status();
     if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;
-    if (!MayCause(Actor::kDepartment, req->status())) return absl::InvalidArgumentError("status: invalid_option");
-    if (req->note().size() > 2000) return absl::InvalidArgumentError("note: too_long");
+    if (!MayCause(Actor::kDepartment, req->status())) return status::FieldError("status", "invalid_option");
+    if (req->note().size() > 2000) return status::FieldError("note", "too_long");
     if (!req->note().empty()) {
       if (auto s = api::ValidateText(req->note(), "note", 2000, api::TextKind::kMultiline); !s.ok()) return s;
     }

@@ -6,6 +6,7 @@
 #include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "libs/log/log.h"
+#include "libs/status/status.h"
 #include "services/submission/reference.h"
 
 namespace stadtportal::submission {
@@ -140,7 +141,7 @@ absl::Status UpsertVersion(pqxx::work& tx, const Definition& d, const std::strin
   const auto current = tx.exec_prepared("submission_current_version", d.tenant, d.id);
   const int current_version = current.empty() ? 0 : current[0]["form_version"].as<int>();
   if (require_next && d.version != current_version + 1) {
-    return absl::AbortedError(absl::StrCat("version: expected ", current_version + 1));
+    return status::Stale("version", absl::StrCat("expected ", current_version + 1));
   }
   if (d.version >= current_version) {
     const auto& fee = j["fee"];
@@ -410,7 +411,7 @@ absl::StatusOr<v1::Draft> Store::UpdateDraft(const Owner& owner, const std::stri
     if (res.empty()) {
       auto current = LoadDraft(tx, owner, id);
       if (!current.ok()) return current.status();
-      return absl::AbortedError(absl::StrCat("version: the draft changed; current version ", current->version()));
+      return status::Stale("version", absl::StrCat("the draft changed; current version ", current->version()));
     }
     auto d = LoadDraft(tx, owner, id);
     if (!d.ok()) return d.status();
@@ -466,7 +467,7 @@ absl::StatusOr<v1::Attachment> Store::AddAttachment(const Owner& owner, const st
       return absl::NotFoundError("draft not found");
     }
     if (tx.exec_prepared("submission_count_attachments", draft_id, meta.field())[0]["files"].as<int>() >= max_files) {
-      return absl::InvalidArgumentError("file: too_many_files");
+      return status::FieldError("file", "too_many_files");
     }
     auto res =
         tx.exec_prepared("submission_insert_attachment", owner.tenant, owner.party_id, draft_id, meta.field(),
@@ -509,7 +510,7 @@ absl::StatusOr<v1::Submission> Store::Submit(const NewSubmission& n) {
     auto lock = tx.exec_prepared("submission_lock_draft", n.owner.tenant, n.owner.party_id, n.draft_id);
     if (lock.empty()) return absl::NotFoundError("draft not found");
     if (lock[0]["version"].as<int64_t>() != n.draft_version) {
-      return absl::AbortedError("version: the draft changed while it was submitted");
+      return status::Stale("version", "the draft changed while it was submitted");
     }
     const std::string service_id = lock[0]["service_id"].as<std::string>();
     auto ref = tx.exec_prepared("submission_next_reference", n.owner.tenant);
@@ -565,7 +566,7 @@ absl::StatusOr<v1::Submission> Store::Withdraw(const Owner& owner, const std::st
     auto lock = tx.exec_prepared("submission_lock_submission", owner.tenant, owner.party_id, id);
     if (lock.empty()) return absl::NotFoundError("submission not found");
     if (!MayMove(Actor::kApplicant, lock[0]["status"].as<std::string>(), "withdrawn")) {
-      return absl::FailedPreconditionError("status: decided");
+      return status::FieldConflict("status", "decided");
     }
     tx.exec_prepared("submission_set_status", id, "withdrawn");
     tx.exec_prepared("submission_add_history", id, "withdrawn", "");
@@ -625,7 +626,7 @@ absl::Status Store::ChangeStatus(pqxx::work& tx, Actor actor, const std::string&
   if (lock.empty()) return absl::NotFoundError("submission not found");
   const std::string from = lock[0]["status"].as<std::string>();
   if (from == status) return absl::OkStatus();  // Said twice: once in the history.
-  if (!MayMove(actor, from, status)) return absl::FailedPreconditionError("status: illegal_transition");
+  if (!MayMove(actor, from, status)) return status::FieldConflict("status", "illegal_transition");
   tx.exec_prepared("submission_set_status", id, status);
   tx.exec_prepared("submission_add_history", id, status, note);
   return absl::OkStatus();

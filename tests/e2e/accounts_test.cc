@@ -44,7 +44,7 @@ TEST_CASE("create an organisation, invite by mail, accept, act for it, switch ba
   auto accepted = AcceptInvitation(stack, c, ben, ben_mail);
   REQUIRE(Status(accepted) == 200);
   CHECK(json::parse(accepted->body)["role"] == "member");
-  CHECK(Status(PostJson(c, "/api/v1/invitations/accept", {{"token", token}}, Bearer(cem))) == 400);  // Reused.
+  CHECK(Status(PostJson(c, "/api/v1/invitations/accept", {{"token", token}}, Bearer(cem))) == 422);  // Reused.
 
   // Ben acts for the organisation: a new session id, and the organisation's data.
   auto acting = PostJson(c, "/api/v1/me/acting-party", {{"party_id", org}}, Bearer(ben));
@@ -123,7 +123,7 @@ TEST_CASE("bad organisation input gets 4xx problems with field errors and change
     INFO(name);
     auto r = PostJson(c, "/api/v1/organisations", body, Bearer(anna));
     REQUIRE(r);
-    CHECK(r->status == 400);
+    CHECK(r->status == 422);
     auto problem = json::parse(r->body);
     REQUIRE(problem["errors"].size() >= 1);
     CHECK(problem["errors"][0]["field"] == field);
@@ -136,10 +136,10 @@ TEST_CASE("bad organisation input gets 4xx problems with field errors and change
   REQUIRE(Status(created) == 201);
   const std::string base = "/api/v1/organisations/" + json::parse(created->body)["id"].get<std::string>();
   auto bad_role = PostJson(c, base + "/invitations", {{"email", UniqueEmail()}, {"role", "king"}}, Bearer(anna));
-  CHECK(Status(bad_role) == 400);
+  CHECK(Status(bad_role) == 422);
   auto bad_mail = PostJson(c, base + "/invitations", {{"email", "not-an-address"}, {"role", "member"}}, Bearer(anna));
-  CHECK(Status(bad_mail) == 400);
-  CHECK(Status(PostJson(c, "/api/v1/invitations/accept", {{"token", "forged"}}, Bearer(anna))) == 400);
+  CHECK(Status(bad_mail) == 422);
+  CHECK(Status(PostJson(c, "/api/v1/invitations/accept", {{"token", "forged"}}, Bearer(anna))) == 422);
 }
 
 }  // namespace stadtportal::e2e
@@ -170,14 +170,14 @@ TEST_CASE("profile, preferences and consents over REST; another person's token s
       c.Patch("/api/v1/me/profile",
               {{"Authorization", "Bearer " + anna["token"].get<std::string>()}, {"Accept-Language", "en"}},
               json({{"birth_date", "2999-01-01"}, {"address", {{"postcode", "123"}}}}).dump(), "application/json");
-  REQUIRE(Status(bad) == 400);
+  REQUIRE(Status(bad) == 422);
   auto errors = json::parse(bad->body)["errors"];
   REQUIRE(errors.size() == 2);
   CHECK(errors[0]["field"] == "address.postcode");
   CHECK(errors[1]["field"] == "birth_date");
   CHECK(errors[1]["message"] == "The date must not be in the future.");
-  CHECK(Status(patch(anna, {{"given_name", std::string(10000, 'x')}})) == 400);
-  CHECK(Status(patch(anna, {{"shoe_size", "44"}})) == 400);
+  CHECK(Status(patch(anna, {{"given_name", std::string(10000, 'x')}})) == 422);
+  CHECK(Status(patch(anna, {{"shoe_size", "44"}})) == 422);
 
   // Ben's token shows Ben's (empty) profile, never Anna's.
   auto bens = c.Get("/api/v1/me/profile", Bearer(ben));
@@ -193,7 +193,7 @@ TEST_CASE("profile, preferences and consents over REST; another person's token s
   CHECK(json::parse(c.Get("/api/v1/me/preferences", Bearer(anna))->body)["email"]["status_changes"] == false);
   CHECK(json::parse(c.Get("/api/v1/me/preferences", Bearer(ben))->body)["email"]["status_changes"] == true);
   CHECK(Status(c.Put("/api/v1/me/preferences", Bearer(anna), R"({"language":"en","email":{"messages":"yes"}})",
-                     "application/json")) == 400);
+                     "application/json")) == 422);
 
   auto given = PostJson(c, "/api/v1/me/consents", {{"purpose", "satisfaction-survey"}, {"text_version", "2026-01"}},
                         Bearer(anna));
@@ -224,7 +224,7 @@ TEST_CASE("tenant administrators find, lock and unlock accounts; every access is
 
   // Not for ordinary accounts, and never without a reason.
   CHECK(Status(c.Get(("/api/v1/admin/accounts?q=" + ben_mail + "&reason=support").c_str(), Bearer(ben))) == 403);
-  CHECK(Status(c.Get(("/api/v1/admin/accounts?q=" + ben_mail).c_str(), Bearer(admin))) == 400);
+  CHECK(Status(c.Get(("/api/v1/admin/accounts?q=" + ben_mail).c_str(), Bearer(admin))) == 422);
 
   auto found = c.Get(("/api/v1/admin/accounts?q=" + ben_mail + "&reason=ticket%204711").c_str(), Bearer(admin));
   REQUIRE(Status(found) == 200);
@@ -308,7 +308,7 @@ TEST_CASE("an organisation name cannot write headers or a body into the platform
            {with_street, "address.street"}}) {
     INFO(field);
     auto r = PostJson(c, "/api/v1/organisations", body, Bearer(anna));
-    REQUIRE(Status(r) == 400);
+    REQUIRE(Status(r) == 422);
     auto problem = json::parse(r->body);
     REQUIRE(problem["errors"].size() == 1);
     CHECK(problem["errors"][0]["field"] == field);
@@ -319,7 +319,7 @@ TEST_CASE("an organisation name cannot write headers or a body into the platform
   CHECK(json::parse(listed->body)["items"].empty());
   auto bad_name = PostJson(c, "/api/v1/auth/register",
                            {{"email", UniqueEmail()}, {"password", kPassword}, {"display_name", attack}});
-  REQUIRE(Status(bad_name) == 400);
+  REQUIRE(Status(bad_name) == 422);
   CHECK(json::parse(bad_name->body)["errors"][0]["code"] == "control_characters");
 
   // A name stored as an earlier version accepted it still cannot shape the mail.

@@ -390,7 +390,7 @@ class Fixture {
     read("department", Token(own_token), "/api/v1/backoffice/replies");
     read("administrator", Bearer(admin), "/api/v1/admin/accounts?q=" + anna_mail + "&reason=matrix");
     read("administrator", Bearer(admin), "/api/v1/admin/dead-letters");
-    // The invitation still open: its token still names it (a wrong token is 400 either way).
+    // The invitation still open: its token still names it (a wrong token is 422 either way).
     return out;
   }
 
@@ -706,21 +706,21 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
          return Post("/api/v1/admin/dead-letters/replay", {{"submission_id", o.delivered}});
        }},
 
-      // An invitation to the organisation: refused (400 for a token that names no open invitation).
+      // An invitation to the organisation: refused (422 for a token that names no open invitation).
       {"POST /api/v1/invitations/accept",
        K::kOwned,
        false,
        [invitation](const Owner&) {
          return Post("/api/v1/invitations/accept", {{"token", invitation}});
        },
-       {400}},
+       {422}},
       {"POST /api/v1/invitations/decline",
        K::kOwned,
        false,
        [invitation](const Owner&) {
          return Post("/api/v1/invitations/decline", {{"token", invitation}});
        },
-       {400}},
+       {422}},
 
       // Last: these end the caller's own session (or try to change its password).
       {"POST /api/v1/auth/password-change", K::kOwn, false,

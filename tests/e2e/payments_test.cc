@@ -160,7 +160,7 @@ TEST_CASE("browser closed after paying and the webhook lost: the reconciliation 
   CHECK(Payment(c, admin, p["id"])["refund_amount_available"] == 1200);
 
   auto report = c.Get("/api/v1/admin/payments/report?day=2026-13-40", Bearer(admin));
-  CHECK(Status(report) == 400);
+  CHECK(Status(report) == 422);
 
   // Webhooks that are not the provider's are refused.
   auto forged = c.Post("/api/v1/payment-webhooks/testpay", {{"Testpay-Signature", "t=1,v1=abc"}},

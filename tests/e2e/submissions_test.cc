@@ -174,7 +174,8 @@ TEST_CASE("bad input is refused with 422 field errors, never 5xx, and changes no
   auto overlong = Patch(c, path, {{"data", {{"breed", std::string(5000, 'x')}}}}, anna, "\"1\"");
   CHECK(Status(overlong) == 422);
   CHECK(Errors(overlong) == std::set<std::string>{"breed:too_long"});
-  CHECK(Status(Patch(c, path, {{"info", 1}}, anna, "\"1\"")) == 400);  // Not a draft update at all.
+  CHECK(Status(Patch(c, path, {{"info", 1}}, anna, "\"1\"")) ==
+        422);  // Not a draft update: an unknown field, data missing.
 
   // Invalid dates and IBAN, and a missing conditionally required file: found at submit.
   REQUIRE(

@@ -7,7 +7,6 @@
 
 #include "libs/http/json_body.h"
 
-using stadtportal::http::FieldError;
 using stadtportal::http::FieldSpec;
 using stadtportal::http::FieldType;
 
@@ -21,21 +20,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   httplib::Request req;
   req.set_header("Content-Type", "application/json");
   req.body = input;
-  std::vector<FieldError> errors;
-  auto body = stadtportal::http::ParseJsonBody(req, kFields, &errors);
+  auto body = stadtportal::http::ParseJsonBody(req, kFields);
   if (body.ok()) {
-    if (!errors.empty()) std::abort();
     const std::string email = (*body)["email"];
     if (body->contains("amount_minor")) (void)(*body)["amount_minor"].get<int64_t>();
     (void)body->value("amount_minor", int64_t{0});
     if (body->contains("ok")) (void)(*body)["ok"].get<bool>();
     if (body->contains("data")) (void)(*body)["data"].dump();
     (void)body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  } else if (errors.empty()) {
+  } else if (stadtportal::status::FieldViolations(body.status()).empty()) {
     std::abort();  // A refusal always says why.
   }
   // The other readers of outside text in the same file.
-  (void)stadtportal::http::FieldErrorsFromMessage(input);
   req.set_header("Accept-Language", input);
   const std::string lang = stadtportal::http::Language(req);
   if (lang != "de" && lang != "en") std::abort();
