@@ -188,17 +188,30 @@ class Testpay {
     if (it == checkouts_.end()) return Error(res, 404, "no such checkout");
     auto& c = it->second;
     const int64_t amount = j["amount_minor"];
+    // Idempotency: the same refund_id answers the refund made for it, and makes no other.
+    const std::string key =
+        j.contains("refund_id") && j["refund_id"].is_string() ? j["refund_id"].get<std::string>() : "";
+    if (!key.empty()) {
+      auto done = refunds_.find(it->first + "/" + key);
+      if (done != refunds_.end()) {
+        res.status = 201;
+        return res.set_content(done->second, "application/json");
+      }
+    }
     if (c.state != "succeeded") return Error(res, 409, "not paid");
     if (amount <= 0 || c.refunded_minor + amount > c.amount_minor) return Error(res, 422, "amount exceeds the payment");
     c.refunded_minor += amount;
     res.status = 201;
-    res.set_content(json{{"id", "rfd_" + auth::RandomToken(12)}, {"state", "succeeded"}}.dump(), "application/json");
+    const std::string answer = json{{"id", "rfd_" + auth::RandomToken(12)}, {"state", "succeeded"}}.dump();
+    if (!key.empty()) refunds_[it->first + "/" + key] = answer;
+    res.set_content(answer, "application/json");
   }
 
   std::string api_key_, secret_, public_url_;
   std::mutex mu_;
   std::map<std::string, Checkout> checkouts_;
   std::map<std::string, std::string> by_order_;
+  std::map<std::string, std::string> refunds_;  // "<checkout>/<refund_id>" → the answer.
   Webhooks webhooks_;
 };
 

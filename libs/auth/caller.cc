@@ -107,6 +107,14 @@ std::string Signer::Sign(const Caller& c, const std::string& audience) const {
                      {"sid", c.session_ref}});
 }
 
+std::string Signer::SignSelf(const std::string& tenant, const std::string& audience) const {
+  Caller self;
+  self.account_id = issuer_;
+  self.tenant = tenant;
+  self.roles = {"service"};
+  return Sign(self, audience);
+}
+
 std::string Signer::SignClaims(const nlohmann::json& payload) const {
   nlohmann::json header = {{"alg", "EdDSA"}, {"typ", "JWT"}, {"kid", kid_}};
   const std::string signing_input =

@@ -52,7 +52,7 @@ inline constexpr char kGateway[] = "gateway";
 // The part names of tokens signed by platform parts other than the gateway, each with
 // its own key and only for itself as a `service` caller (see Verifier).
 inline const std::vector<std::string>& ServiceIssuers() {
-  static const std::vector<std::string> kIssuers = {"connector"};
+  static const std::vector<std::string> kIssuers = {"connector", "payment"};
   return kIssuers;
 }
 
@@ -76,6 +76,9 @@ class Signer {
   // A caller token for calls to the service `audience` ("submission", …): only that
   // service accepts it.
   std::string Sign(const Caller& caller, const std::string& audience) const;
+  // A service issuer's token for calls to `audience`: the only caller its key may assert,
+  // itself (subject = its part name) as the platform `service` role, for `tenant`.
+  std::string SignSelf(const std::string& tenant, const std::string& audience) const;
   // A JWT (EdDSA) over any claims, e.g. an OAuth 2.0 client assertion (RFC 7523).
   std::string SignClaims(const nlohmann::json& claims) const;
   const std::string& kid() const { return kid_; }

@@ -214,8 +214,25 @@ TEST_CASE("the connector's key is trusted only for the connector itself as a pla
   auto same_kid = Signer::FromKey(NewSigningKey("g1"), seconds(60), "connector");
   CHECK_FALSE(clash->TrustServiceKeys("connector", same_kid->PublicKey()).ok());
   CHECK_FALSE(clash->TrustServiceKeys("gateway", connector->PublicKey()).ok());
-  CHECK_FALSE(clash->TrustServiceKeys("payment", connector->PublicKey()).ok());
-  CHECK_FALSE(Signer::FromKey(NewSigningKey("x"), seconds(60), "payment").ok());
+  CHECK_FALSE(clash->TrustServiceKeys("messaging", connector->PublicKey()).ok());
+  CHECK_FALSE(Signer::FromKey(NewSigningKey("x"), seconds(60), "messaging").ok());
+
+  // The payment service signs for itself too, under a key of its own: never as the connector.
+  auto payment = Signer::FromKey(NewSigningKey("p1"), seconds(60), "payment");
+  REQUIRE(payment.ok());
+  REQUIRE(verifier->TrustServiceKeys("payment", payment->PublicKey()).ok());
+  Caller payment_itself = ConnectorItself();
+  payment_itself.account_id = "payment";
+  CHECK(verifier->Verify(payment->Sign(payment_itself, "submission")).ok());
+  auto self = verifier->Verify(payment->SignSelf("09564000", "submission"));
+  REQUIRE(self.ok());
+  CHECK(self->account_id == "payment");
+  CHECK(self->tenant == "09564000");
+  CHECK(self->roles == std::vector<std::string>{"service"});
+  CHECK(verifier->Verify(payment->Sign(ConnectorItself(), "submission")).status().message() ==
+        "caller token asserts a caller its signer may not");
+  CHECK(verifier->Verify(connector->Sign(payment_itself, "submission")).status().message() ==
+        "caller token asserts a caller its signer may not");
 }
 
 TEST_CASE("headers and claims of unexpected types are refused, never thrown on", "[unit]") {

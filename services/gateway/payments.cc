@@ -12,7 +12,6 @@ namespace stadtportal::gateway {
 namespace {
 
 namespace pv1 = payment::v1;
-namespace sv1 = submission::v1;
 using google::protobuf::util::TimeUtil;
 using Req = const httplib::Request&;
 using Res = httplib::Response&;
@@ -91,25 +90,9 @@ void Service::AddPaymentRoutes() {
                   if (!body) return;
                   provider = body->value("provider", "");
                 }
-                // The fee comes from the submission, read as the caller (so only its owner pays it).
-                sv1::GetSubmissionRequest get;
-                get.set_id(p.at("id"));
-                sv1::Submission submission;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("submission"));
-                if (auto s = status::FromGrpc(submission_->GetSubmission(ctx.get(), get, &submission)); !s.ok()) {
-                  return Fail(req, res, s);
-                }
-                if (submission.status() != "awaiting_payment") {
-                  return Fail(req, res,
-                              status::FieldConflict(
-                                  "status", "invalid",
-                                  absl::StrCat("the submission is ", submission.status(), ", not awaiting payment")));
-                }
+                // The payment service asks the submission service for the fee and status itself.
                 pv1::CreatePaymentRequest in;
-                in.set_submission_id(submission.id());
-                *in.mutable_amount() = submission.fee();
-                in.set_description(submission.service_name().de());
-                in.set_reference(submission.reference());
+                in.set_submission_id(p.at("id"));
                 in.set_idempotency_key(req.get_header_value("Idempotency-Key"));
                 in.set_provider(provider);
                 pv1::Payment out;

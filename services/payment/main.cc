@@ -2,6 +2,7 @@
 #include "libs/app/app.h"
 #include "libs/app/periodic.h"
 #include "libs/events/events.h"
+#include "libs/grpc/client.h"
 #include "services/payment/service.h"
 
 int main(int argc, char** argv) {
@@ -13,8 +14,13 @@ int main(int argc, char** argv) {
     const auto reconcile_every = env.Millis("STADTPORTAL_PAYMENT_RECONCILE_INTERVAL_MS", std::chrono::minutes(1));
     const auto reconcile_after = std::chrono::seconds(env.Int("STADTPORTAL_PAYMENT_RECONCILE_AFTER_S", 300, 0, 86400));
 
+    // Payment asks submission what a payment is for as the platform service, with its own
+    // key (STADTPORTAL_PAYMENT_SIGNING_KEY), which services trust for nothing else.
+    auto signer = auth::Signer::FromEnv(env, "payment");
     auto& db = ctx.Database(payment::Store::Prepare);
-    auto service = std::make_unique<payment::Service>(std::make_shared<payment::Store>(db), providers, options);
+    auto service =
+        std::make_unique<payment::Service>(std::make_shared<payment::Store>(db), providers, options,
+                                           grpcx::MakeChannel(env.Required("STADTPORTAL_SUBMISSION_ADDR")), signer);
     auto* core = service.get();  // Owned by the server, which outlives the jobs.
     auto relay = std::make_shared<events::Relay>(db, ctx.Redis(), "payment");
     auto reconcile = std::make_shared<app::Periodic>("payment-reconciliation", reconcile_every,

@@ -224,7 +224,7 @@ absl::StatusOr<WebhookEvent> PaypalProvider::VerifyWebhook(const std::map<std::s
 }
 
 absl::StatusOr<RefundResult> PaypalProvider::Refund(const std::string& order_id, int64_t amount_minor,
-                                                    const std::string& currency) {
+                                                    const std::string& currency, const std::string& refund_id) {
   auto api = Api();
   if (!api.ok()) return api.status();
   auto& c = *api;
@@ -242,10 +242,9 @@ absl::StatusOr<RefundResult> PaypalProvider::Refund(const std::string& order_id,
   }
   if (capture.empty()) return RefundResult{false, "", "no capture to refund"};
   const nlohmann::json body = {{"amount", {{"value", PaypalAmount(amount_minor)}, {"currency_code", currency}}}};
+  // PayPal-Request-Id makes the refund idempotent at PayPal: asked again, it answers the same.
   auto r = c.Post(("/v2/payments/captures/" + capture + "/refund").c_str(),
-                  {{"PayPal-Request-Id",
-                    absl::StrCat("refund-", capture, "-", amount_minor, "-", absl::ToUnixMillis(absl::Now()))}},
-                  body.dump(), "application/json");
+                  {{"PayPal-Request-Id", "refund-" + refund_id}}, body.dump(), "application/json");
   if (!r) return Failed(r, "refund");
   auto refund = Json(r, "refund");
   if ((r->status == 200 || r->status == 201) && refund.ok() && refund->value("status", "") != "CANCELLED" &&

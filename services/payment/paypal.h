@@ -34,8 +34,8 @@ class PaypalProvider final : public Provider {
   absl::StatusOr<ProviderState> Capture(const std::string& order_id) override;
   absl::StatusOr<WebhookEvent> VerifyWebhook(const std::map<std::string, std::string>& headers,
                                              const std::string& body) override;
-  absl::StatusOr<RefundResult> Refund(const std::string& order_id, int64_t amount_minor,
-                                      const std::string& currency) override;
+  absl::StatusOr<RefundResult> Refund(const std::string& order_id, int64_t amount_minor, const std::string& currency,
+                                      const std::string& refund_id) override;
 
  private:
   // A cached access token, renewed a minute before it expires.

@@ -70,8 +70,11 @@ class Provider {
   // UNAUTHENTICATED when the notification is not the provider's (signature, format).
   virtual absl::StatusOr<WebhookEvent> VerifyWebhook(const std::map<std::string, std::string>& headers,
                                                      const std::string& body) = 0;
+  // `refund_id` (the platform's refund id) is also the provider-side idempotency key: the
+  // same id answers the same refund, so a refund whose outcome was never recorded can be
+  // asked again without giving the money back twice.
   virtual absl::StatusOr<RefundResult> Refund(const std::string& provider_ref, int64_t amount_minor,
-                                              const std::string& currency) = 0;
+                                              const std::string& currency, const std::string& refund_id) = 0;
 };
 
 // The providers named in STADTPORTAL_PAYMENT_PROVIDERS (default testpay), in that order

@@ -1,7 +1,6 @@
 #include "services/payment/service.h"
 
 #include <algorithm>
-#include <regex>
 
 #include <google/protobuf/util/time_util.h>
 #include <prometheus/counter.h>
@@ -10,8 +9,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "libs/api/api.h"
+#include "libs/api/idempotency.h"
 #include "libs/audit/audit.h"
 #include "libs/events/events.h"
+#include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
@@ -61,6 +62,9 @@ bool IsAdmin(const auth::Caller& c) { return auth::HasRole(c, "tenant-admin"); }
 
 absl::Status CheckId(const std::string& id) { return api::CheckId(id, "payment"); }
 
+// How long the submission service may take to answer what a payment is for.
+constexpr auto kSubmissionDeadline = std::chrono::seconds(5);
+
 }  // namespace
 
 Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
@@ -73,8 +77,13 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   return o;
 }
 
-Service::Service(std::shared_ptr<Store> store, std::vector<std::shared_ptr<Provider>> providers, Options options)
-    : store_(std::move(store)), providers_(std::move(providers)), options_(std::move(options)) {
+Service::Service(std::shared_ptr<Store> store, std::vector<std::shared_ptr<Provider>> providers, Options options,
+                 std::shared_ptr<grpc::Channel> submission, auth::Signer signer)
+    : store_(std::move(store)),
+      providers_(std::move(providers)),
+      options_(std::move(options)),
+      submission_(submission::v1::SubmissionService::NewStub(submission)),
+      signer_(std::move(signer)) {
   for (const char* s : {"success", "failed", "cancelled", "error"}) PaymentsTotal().Add({{"state", s}});
   AutomaticRefundsTotal().Add({});
 }
@@ -84,6 +93,24 @@ Provider* Service::Find(const std::string& name) const {
     if (p->name() == name) return p.get();
   }
   return nullptr;
+}
+
+absl::StatusOr<submission::v1::PaymentTerms> Service::Terms(const std::string& tenant, const std::string& submission_id,
+                                                            const std::string& party) const {
+  submission::v1::GetPaymentTermsRequest req;
+  req.mutable_tenant()->set_key(tenant);
+  req.set_submission_id(submission_id);
+  req.set_party_id(party);
+  submission::v1::PaymentTerms terms;
+  auto ctx = grpcx::NewClientContext(kSubmissionDeadline, signer_.SignSelf(tenant, "submission"));
+  absl::Status s = status::FromGrpc(submission_->GetPaymentTerms(ctx.get(), req, &terms));
+  if (s.code() == absl::StatusCode::kNotFound) return absl::NotFoundError("submission not found");
+  if (!s.ok()) {
+    log::Warn("submission service did not answer",
+              {{"submission", submission_id}, {"error", std::string(s.message())}});
+    return absl::UnavailableError("submission service unavailable; retry");
+  }
+  return terms;
 }
 
 namespace {
@@ -110,55 +137,39 @@ absl::Status Service::Transition(pqxx::work& tx, PaymentRow& row, const std::str
   return absl::OkStatus();
 }
 
-void Service::RefundAutomatically(pqxx::work& tx, PaymentRow& row, Provider& provider, const std::string& why) {
+absl::StatusOr<Service::Next> Service::Apply(pqxx::work& tx, PaymentRow& row, const ProviderState& st,
+                                             const std::string& source) {
+  Next next;
   const auto& p = row.payment;
-  auto refund = Store::InsertRefund(tx, p.id(), p.amount().amount_minor(), p.amount().currency(), why, "system");
-  auto r = provider.Refund(p.provider_reference(), p.amount().amount_minor(), p.amount().currency());
-  const bool ok = r.ok() && r->succeeded;
-  Store::SettleRefund(tx, refund.id(), ok ? "success" : "error", r.ok() ? r->provider_ref : "",
-                      ok ? why : RefundFailure(r, p.id()));
-  if (ok) Store::AddRefunded(tx, p.id(), p.amount().amount_minor());
-  Store::AddEvent(tx, p.id(), row.state, why, "refund", {{"refund_id", refund.id()}, {"refunded", ok}});
-  AutomaticRefundsTotal().Add({}).Increment();
-  log::Warn("payment refunded automatically",
-            {{"payment", p.id()}, {"submission", p.submission_id()}, {"why", why}, {"refunded", ok}});
-}
-
-absl::Status Service::Apply(pqxx::work& tx, PaymentRow& row, const ProviderState& st, const std::string& source,
-                            Provider& provider) {
+  // All money of the payment goes back (a duplicate or late payment): inserted here, made at
+  // the provider after commit.
+  auto refund_all = [&](const std::string& why) {
+    next.refund = Store::InsertRefund(tx, p.id(), p.amount().amount_minor(), p.amount().currency(), why, "system");
+  };
   if (Final(row.state)) {
-    // Money that arrives for a payment that has ended (expired, cancelled) goes back.
-    if (st.outcome == Outcome::kSucceeded && row.state != "success") {
-      RefundAutomatically(tx, row, provider, "late_success_refunded");
+    // Money that arrives for a payment that has ended (expired, cancelled) goes back, once.
+    if (st.outcome == Outcome::kSucceeded && row.state != "success" && !Store::HasAutomaticRefund(tx, p.id())) {
+      refund_all("late_success_refunded");
     }
-    return absl::OkStatus();
+    return next;
   }
+  absl::Status s = absl::OkStatus();
   switch (st.outcome) {
-    case Outcome::kPending: return absl::OkStatus();
-    case Outcome::kApproved: {
-      if (row.state != "submitted") {
-        if (auto s = Transition(tx, row, "submitted", "", source); !s.ok()) return s;
-      }
-      auto captured = provider.Capture(row.payment.provider_reference());
-      if (!captured.ok()) {
-        // Stays submitted: the reconciliation captures it later.
-        log::Warn("capture failed",
-                  {{"payment", row.payment.id()}, {"error", std::string(captured.status().message())}});
-        return absl::OkStatus();
-      }
-      if (captured->outcome == Outcome::kApproved) return absl::OkStatus();
-      return Apply(tx, row, *captured, source, provider);
-    }
-    case Outcome::kSucceeded: {
-      const auto& p = row.payment;
+    case Outcome::kPending: break;
+    case Outcome::kApproved:
+      if (row.state != "submitted") s = Transition(tx, row, "submitted", "", source);
+      next.capture = s.ok();
+      break;
+    case Outcome::kSucceeded:
       Store::LockSubmission(tx, p.tenant().key(), p.submission_id());
       if (Store::HasSuccess(tx, p.tenant().key(), p.submission_id())) {
         // Never two successful payments for one submission: this one goes back.
-        if (auto s = Transition(tx, row, "success", "duplicate_refunded", source); !s.ok()) return s;
-        RefundAutomatically(tx, row, provider, "duplicate_refunded");
-        return absl::OkStatus();
+        s = Transition(tx, row, "success", "duplicate_refunded", source);
+        if (s.ok()) refund_all("duplicate_refunded");
+        break;
       }
-      if (auto s = Transition(tx, row, "success", "", source); !s.ok()) return s;
+      s = Transition(tx, row, "success", "", source);
+      if (!s.ok()) break;
       events::Publish(tx, "payment.succeeded", p.submission_id(),
                       {{"payment_id", p.id()},
                        {"submission_id", p.submission_id()},
@@ -166,14 +177,90 @@ absl::Status Service::Apply(pqxx::work& tx, PaymentRow& row, const ProviderState
                        {"amount_minor", p.amount().amount_minor()},
                        {"currency", p.amount().currency()},
                        {"provider", p.provider()}});
-      return absl::OkStatus();
-    }
-    case Outcome::kDeclined: return Transition(tx, row, "failed", st.reason.empty() ? "declined" : st.reason, source);
+      break;
+    case Outcome::kDeclined:
+      s = Transition(tx, row, "failed", st.reason.empty() ? "declined" : st.reason, source);
+      break;
     case Outcome::kCancelled:
-      return Transition(tx, row, "cancelled", st.reason.empty() ? "cancelled_by_user" : st.reason, source);
-    case Outcome::kError: return Transition(tx, row, "error", "provider_error", source);
+      s = Transition(tx, row, "cancelled", st.reason.empty() ? "cancelled_by_user" : st.reason, source);
+      break;
+    case Outcome::kError: s = Transition(tx, row, "error", "provider_error", source); break;
   }
-  return absl::OkStatus();
+  if (!s.ok()) return s;
+  return next;
+}
+
+absl::StatusOr<Service::Applied> Service::ApplyLocked(const std::string& tenant, const std::string& id,
+                                                      const ProviderState& st, const std::string& source, bool expire) {
+  return store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<Applied> {
+    auto row = Store::Lock(tx, tenant, id);
+    if (!row) return absl::NotFoundError("payment not found");
+    auto next = Apply(tx, *row, st, source);
+    if (!next.ok()) return next.status();
+    // An approved payment is captured first; it does not expire meanwhile.
+    if (expire && !next->capture && !Final(row->state) && Store::AgeSeconds(tx, id) >= options_.expiry.count()) {
+      if (auto t = Transition(tx, *row, "cancelled", "expired", "expiry"); !t.ok()) return t;
+    }
+    return Applied{row->state, *std::move(next)};
+  });
+}
+
+absl::StatusOr<std::string> Service::Continue(const v1::Payment& payment, Applied applied, const std::string& source,
+                                              Provider& provider, bool expire) {
+  // At most: capture, then apply what the capture answered (which asks for no second capture).
+  while (true) {
+    if (applied.next.refund) {
+      const v1::Refund refund = *applied.next.refund;
+      auto settled = FinishRefund(payment, refund, provider, false,
+                                  [&](pqxx::work& tx, const PaymentRow& row, const v1::Refund&, bool ok) {
+                                    Store::AddEvent(tx, payment.id(), row.state, refund.reason(), "refund",
+                                                    {{"refund_id", refund.id()}, {"refunded", ok}});
+                                  });
+      AutomaticRefundsTotal().Add({}).Increment();
+      log::Warn("payment refunded automatically", {{"payment", payment.id()},
+                                                   {"submission", payment.submission_id()},
+                                                   {"why", refund.reason()},
+                                                   {"refunded", settled.ok() && settled->state() == "success"}});
+      if (!settled.ok()) return settled.status();
+    }
+    if (!applied.next.capture) return applied.state;
+    auto captured = provider.Capture(payment.provider_reference());
+    if (!captured.ok()) {
+      // Stays submitted: the reconciliation captures it later.
+      log::Warn("capture failed", {{"payment", payment.id()}, {"error", std::string(captured.status().message())}});
+      return applied.state;
+    }
+    if (captured->outcome == Outcome::kApproved) return applied.state;
+    auto next = ApplyLocked(payment.tenant().key(), payment.id(), *captured, source, expire);
+    if (!next.ok()) return next.status();
+    applied = *std::move(next);
+  }
+}
+
+absl::StatusOr<v1::Refund> Service::FinishRefund(const v1::Payment& payment, const v1::Refund& refund,
+                                                 Provider& provider, bool keep_in_doubt, const RecordRefund& record) {
+  // The refund id is the provider's idempotency key: asked again, it gives nothing back twice.
+  auto r = provider.Refund(payment.provider_reference(), refund.amount().amount_minor(), refund.amount().currency(),
+                           refund.id());
+  if (!r.ok() && keep_in_doubt) return r.status();
+  const bool ok = r.ok() && r->succeeded;
+  v1::Refund settled = refund;
+  settled.set_state(ok ? "success" : "error");
+  settled.set_reason(ok ? refund.reason() : RefundFailure(r, payment.id()));
+  return store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Refund> {
+    auto row = Store::Lock(tx, payment.tenant().key(), payment.id());
+    if (!row) return absl::NotFoundError("payment not found");
+    if (!Store::SettleRefund(tx, refund.id(), settled.state(), r.ok() ? r->provider_ref : "", settled.reason())) {
+      // Recorded meanwhile (the reconciliation asked too): that record stands.
+      for (const auto& f : row->payment.refunds()) {
+        if (f.id() == refund.id()) return f;
+      }
+      return absl::NotFoundError("refund not found");
+    }
+    if (ok) Store::AddRefunded(tx, payment.id(), refund.amount().amount_minor());
+    record(tx, *row, settled, ok);
+    return settled;
+  });
 }
 
 grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePaymentRequest* req, v1::Payment* resp) {
@@ -181,17 +268,24 @@ grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePa
     auto party = auth::ScopeParty(caller);
     if (!party.ok()) return party.status();
     const std::string tenant = caller.tenant.empty() ? options_.default_tenant : caller.tenant;
-    if (auto s = api::ValidateUuid(req->submission_id(), "submission_id"); !s.ok()) return s;
-    if (auto s = api::ValidateMoney(req->amount(), "amount"); !s.ok()) return s;
-    if (req->amount().amount_minor() == 0) return status::FieldError("amount", "invalid", "must be positive");
-    if (auto s = api::ValidateText(req->description(), "description", 140); !s.ok()) return s;
-    if (!req->reference().empty()) {
-      if (auto s = api::ValidateText(req->reference(), "reference", 64); !s.ok()) return s;
+    // What is paid comes from the submission, read for the paying party (so only its owner
+    // pays it; anyone else's, like a malformed id, is not found), with no transaction held.
+    if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;
+    auto terms = Terms(tenant, req->submission_id(), *party);
+    if (!terms.ok()) return terms.status();
+    if (terms->status() != "awaiting_payment") {
+      return status::FieldConflict("status", "invalid",
+                                   absl::StrCat("the submission is ", terms->status(), ", not awaiting payment"));
     }
-    static const std::regex kKey("^[\\x21-\\x7E]{8,255}$");
-    if (!std::regex_match(req->idempotency_key(), kKey)) return status::FieldError("idempotency_key", "invalid");
+    if (auto s = api::ValidateIdempotencyKey(req->idempotency_key()); !s.ok()) return s;
     Provider* provider = req->provider().empty() ? providers_.front().get() : Find(req->provider());
     if (provider == nullptr) return status::FieldError("provider", "invalid_option");
+    if (auto s = api::ValidateMoney(terms->fee(), "amount"); !s.ok()) return s;
+    if (terms->fee().amount_minor() == 0) return status::FieldError("amount", "invalid", "must be positive");
+    if (auto s = api::ValidateText(terms->service_name().de(), "description", 140); !s.ok()) return s;
+    if (!terms->reference().empty()) {
+      if (auto s = api::ValidateText(terms->reference(), "reference", 64); !s.ok()) return s;
+    }
     // Everything but the key: a repeat with the same key must carry exactly this.
     v1::CreatePaymentRequest content = *req;
     content.clear_idempotency_key();
@@ -205,45 +299,59 @@ grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePa
                  *party,
                  caller.acting_party.empty() ? "person" : "organisation",
                  req->submission_id(),
-                 req->amount().amount_minor(),
-                 req->amount().currency(),
-                 req->description(),
-                 req->reference(),
+                 terms->fee().amount_minor(),
+                 terms->fee().currency(),
+                 terms->service_name().de(),
+                 terms->reference(),
                  provider->name(),
                  req->idempotency_key(),
                  fingerprint};
-    v1::Payment out;
-    absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
-      if (Store::HasSuccess(tx, tenant, n.submission_id)) return status::FieldConflict("submission", "already_paid");
-      // The row stays locked until commit: concurrent duplicates wait and then return it.
+    // 1. Claim: the payment is inserted (or the key's payment found) in a short transaction.
+    auto claimed = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<PaymentRow> {
+      if (Store::HasSuccess(tx, tenant, n.submission_id)) {
+        return status::FieldConflict("submission", "already_paid");
+      }
+      // A concurrent insert of the same key is waited for (until its short commit).
       auto inserted = Store::Insert(tx, n);
       if (!inserted) return absl::AbortedError("concurrent request with the same idempotency key; retry");
       auto& [row, fresh] = *inserted;
-      if (!fresh) {
-        if (row.fingerprint != fingerprint) return status::FieldError("idempotency_key", "reused");
-        out = row.payment;
-        return absl::OkStatus();
-      }
-      Store::AddEvent(tx, row.payment.id(), "created", "", "api");
-      const std::string base = absl::StrCat(options_.public_url, "/api/v1/payments/", row.payment.id());
-      auto checkout = provider->Start(
-          {row.payment.id(), n.amount_minor, n.currency, n.reference, n.description, base + "/return", base + "/return",
-           absl::StrCat(options_.public_url, "/api/v1/payment-webhooks/", provider->name())});
-      if (!checkout.ok()) {
-        log::Warn("provider refused the checkout",
-                  {{"provider", provider->name()}, {"error", std::string(checkout.status().message())}});
-        if (auto t = Transition(tx, row, "error", "provider_error", "api"); !t.ok()) return t;
-      } else {
-        Store::SetStarted(tx, row.payment.id(), checkout->provider_ref, checkout->next_url);
-        Store::AddEvent(tx, row.payment.id(), "started", "", "api", {{"provider_ref", checkout->provider_ref}});
-      }
-      auto current = Store::Get(tx, tenant, row.payment.id());
-      out = current->payment;
-      return absl::OkStatus();
+      if (!fresh && row.fingerprint != fingerprint) return status::FieldError("idempotency_key", "reused");
+      if (fresh) Store::AddEvent(tx, row.payment.id(), "created", "", "api");
+      return std::move(row);
     });
-    if (!s.ok()) return s;
-    *resp = std::move(out);
-    return absl::OkStatus();
+    if (!claimed.ok()) return claimed.status();
+    const v1::Payment& p = claimed->payment;
+    // Started or ended already: the key's answer. Still "created": this request inserted it,
+    // or a concurrent or interrupted one with the same key did, and the checkout is
+    // (re)started — the payment id is the provider's idempotency key, so all of them get the
+    // one checkout.
+    if (claimed->state != "created") {
+      *resp = p;
+      return absl::OkStatus();
+    }
+    // 2. The provider's checkout, with no transaction or pooled connection held.
+    const std::string base = absl::StrCat(options_.public_url, "/api/v1/payments/", p.id());
+    auto checkout = provider->Start({p.id(), p.amount().amount_minor(), p.amount().currency(), p.reference(),
+                                     p.description(), base + "/return", base + "/return",
+                                     absl::StrCat(options_.public_url, "/api/v1/payment-webhooks/", provider->name())});
+    if (!checkout.ok()) {
+      log::Warn("provider refused the checkout",
+                {{"provider", provider->name()}, {"error", std::string(checkout.status().message())}});
+    }
+    // 3. The outcome, in another short transaction, unless a concurrent duplicate recorded it.
+    auto created = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Payment> {
+      auto row = Store::Lock(tx, tenant, p.id());
+      if (!row) return absl::NotFoundError("payment not found");
+      if (row->state != "created") return row->payment;
+      if (!checkout.ok()) {
+        if (auto t = Transition(tx, *row, "error", "provider_error", "api"); !t.ok()) return t;
+      } else {
+        Store::SetStarted(tx, p.id(), checkout->provider_ref, checkout->next_url);
+        Store::AddEvent(tx, p.id(), "started", "", "api", {{"provider_ref", checkout->provider_ref}});
+      }
+      return Store::Get(tx, tenant, p.id())->payment;
+    });
+    return grpcx::Respond(resp, std::move(created));
   });
 }
 
@@ -252,40 +360,36 @@ grpc::Status Service::GetPayment(grpc::ServerContext* ctx, const v1::GetPaymentR
     if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
     if (auto s = CheckId(req->id()); !s.ok()) return s;
     auto party = auth::ScopeParty(caller);
-    return store_->Transact([&](pqxx::work& tx) -> absl::Status {
+    return grpcx::Respond(resp, store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Payment> {
       auto row = Store::Get(tx, caller.tenant, req->id());
       if (!row || (row->payment.party().id() != *party && !IsAdmin(caller))) {
         return absl::NotFoundError("payment not found");
       }
-      *resp = row->payment;
-      return absl::OkStatus();
-    });
+      return row->payment;
+    }));
   });
 }
 
 absl::StatusOr<std::string> Service::Sync(const std::string& tenant, const std::string& id, const std::string& source,
                                           bool expire) {
-  std::string state;
-  absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
-    auto row = Store::Lock(tx, tenant, id);
-    if (!row) return absl::NotFoundError("payment not found");
-    state = row->state;
-    if (Final(row->state)) return absl::OkStatus();
-    Provider* provider = Find(row->payment.provider());
-    if (provider == nullptr) return absl::FailedPreconditionError("provider no longer configured");
-    if (!row->payment.provider_reference().empty()) {
-      auto st = provider->Query(row->payment.provider_reference());
-      if (!st.ok()) return st.status();
-      if (auto a = Apply(tx, *row, *st, source, *provider); !a.ok()) return a;
-    }
-    if (expire && !Final(row->state) && Store::AgeSeconds(tx, id) >= options_.expiry.count()) {
-      if (auto t = Transition(tx, *row, "cancelled", "expired", "expiry"); !t.ok()) return t;
-    }
-    state = row->state;
-    return absl::OkStatus();
+  auto row = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<PaymentRow> {
+    auto found = Store::Get(tx, tenant, id);
+    if (!found) return absl::NotFoundError("payment not found");
+    return *std::move(found);
   });
-  if (!s.ok()) return s;
-  return state;
+  if (!row.ok()) return row.status();
+  if (Final(row->state)) return row->state;
+  Provider* provider = Find(row->payment.provider());
+  if (provider == nullptr) return absl::FailedPreconditionError("provider no longer configured");
+  ProviderState st;  // Without a checkout at the provider only the expiry applies.
+  if (!row->payment.provider_reference().empty()) {
+    auto queried = provider->Query(row->payment.provider_reference());  // No transaction held.
+    if (!queried.ok()) return queried.status();
+    st = *queried;
+  }
+  auto applied = ApplyLocked(tenant, id, st, source, expire);
+  if (!applied.ok()) return applied.status();
+  return Continue(row->payment, *std::move(applied), source, *provider, expire);
 }
 
 grpc::Status Service::CompleteReturn(grpc::ServerContext* ctx, const v1::CompleteReturnRequest* req,
@@ -326,27 +430,38 @@ grpc::Status Service::HandleWebhook(grpc::ServerContext* ctx, const v1::HandleWe
     if (std::llabs(now - event->created_unix) > options_.webhook_window.count()) {
       return reject(absl::UnauthenticatedError("webhook timestamp outside the accepted window"));
     }
-    std::string outcome = "applied";
-    bool repeated = false;
-    absl::Status s = store_->Transact([&](pqxx::work& tx) -> absl::Status {
+    struct Seen {
+      bool repeated = false;  // The provider sent this event before: nothing changes.
+      PaymentRow row;
+      std::string before;
+      Next next;
+    };
+    auto seen = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<Seen> {
       if (!Store::RecordWebhook(tx, provider->name(), event->event_id)) {
-        repeated = true;
-        return absl::AlreadyExistsError("event already processed");
+        Seen repeated;
+        repeated.repeated = true;
+        return repeated;
       }
       auto row = Store::LockByProviderRef(tx, provider->name(), event->provider_ref);
       if (!row) return absl::NotFoundError("no payment for this notification");
-      const std::string before = row->state;
-      if (auto a = Apply(tx, *row, {event->outcome, ""}, "webhook", *provider); !a.ok()) return a;
-      if (row->state == before) outcome = "ignored";
-      return absl::OkStatus();
+      Seen out{false, *row, row->state, {}};
+      auto next = Apply(tx, out.row, {event->outcome, ""}, "webhook");
+      if (!next.ok()) return next.status();
+      out.next = *std::move(next);
+      return out;
     });
-    if (repeated) {
+    // A conflict is not this event's repeat: the provider is asked to send it again.
+    if (seen.status().code() == absl::StatusCode::kAlreadyExists) return absl::AbortedError("concurrent update, retry");
+    if (!seen.ok()) return seen.status();
+    if (seen->repeated) {
       WebhooksTotal().Add({{"provider", provider->name()}, {"outcome", "duplicate"}}).Increment();
-      return s;
+      return absl::AlreadyExistsError("event already processed");
     }
-    // Any other conflict is not this event's repeat: the provider is asked to send it again.
-    if (s.code() == absl::StatusCode::kAlreadyExists) return absl::AbortedError("concurrent update, retry");
-    if (!s.ok()) return s;
+    // The notification is recorded with the change; a capture or refund that follows and
+    // fails is left to the reconciliation.
+    auto state = Continue(seen->row.payment, {seen->row.state, seen->next}, "webhook", *provider, false);
+    if (!state.ok()) return state.status();
+    const std::string outcome = *state == seen->before ? "ignored" : "applied";
     WebhooksTotal().Add({{"provider", provider->name()}, {"outcome", outcome}}).Increment();
     resp->set_outcome(outcome);
     return absl::OkStatus();
@@ -355,16 +470,14 @@ grpc::Status Service::HandleWebhook(grpc::ServerContext* ctx, const v1::HandleWe
 
 v1::ReconcileResponse Service::ReconcileNow(std::chrono::seconds older_than) {
   v1::ReconcileResponse out;
-  std::vector<OpenPayment> open;
-  absl::Status s = store_->Transact([&](pqxx::work& tx) {
-    open = Store::Unfinished(tx, older_than.count(), 500);
-    return absl::OkStatus();
+  auto open = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<OpenPayment>> {
+    return Store::Unfinished(tx, older_than.count(), 500);
   });
-  if (!s.ok()) {
-    log::Warn("reconciliation could not list payments", {{"error", std::string(s.message())}});
+  if (!open.ok()) {
+    log::Warn("reconciliation could not list payments", {{"error", std::string(open.status().message())}});
     return out;
   }
-  for (const auto& p : open) {
+  for (const auto& p : *open) {
     out.set_checked(out.checked() + 1);
     auto state = Sync(p.tenant, p.id, "reconcile", true);
     if (!state.ok()) {
@@ -381,7 +494,42 @@ v1::ReconcileResponse Service::ReconcileNow(std::chrono::seconds older_than) {
   if (out.checked() > 0) {
     log::Info("reconciliation", {{"checked", out.checked()}, {"settled", out.settled()}, {"expired", out.expired()}});
   }
+  ResolveRefundsInDoubt(older_than);
   return out;
+}
+
+void Service::ResolveRefundsInDoubt(std::chrono::seconds older_than) {
+  struct InDoubt {
+    PaymentRow row;
+    std::vector<v1::Refund> refunds;
+  };
+  auto payments = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<InDoubt>> {
+    std::vector<InDoubt> out;
+    for (const auto& d : Store::RefundsInDoubt(tx, older_than.count(), 100)) {
+      auto row = Store::Get(tx, d.tenant, d.payment_id);
+      if (row) out.push_back({*row, Store::SubmittedRefunds(tx, d.payment_id, older_than.count())});
+    }
+    return out;
+  });
+  if (!payments.ok()) {
+    log::Warn("reconciliation could not list refunds", {{"error", std::string(payments.status().message())}});
+    return;
+  }
+  for (const auto& d : *payments) {
+    Provider* provider = Find(d.row.payment.provider());
+    if (provider == nullptr) continue;
+    for (const auto& refund : d.refunds) {
+      auto settled = FinishRefund(d.row.payment, refund, *provider, true,
+                                  [&](pqxx::work& tx, const PaymentRow& row, const v1::Refund& f, bool ok) {
+                                    Store::AddEvent(
+                                        tx, row.payment.id(), row.state, ok ? "refunded" : "refund_failed", "reconcile",
+                                        {{"refund_id", f.id()}, {"amount_minor", f.amount().amount_minor()}});
+                                  });
+      log::Info("refund in doubt asked again", {{"payment", d.row.payment.id()},
+                                                {"refund", refund.id()},
+                                                {"state", settled.ok() ? settled->state() : "submitted"}});
+    }
+  }
 }
 
 grpc::Status Service::Reconcile(grpc::ServerContext* ctx, const v1::ReconcileRequest* req,
@@ -402,7 +550,13 @@ grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRef
     if (!req->reason().empty()) {
       if (auto s = api::ValidateText(req->reason(), "reason", 200); !s.ok()) return s;
     }
-    return store_->Transact([&](pqxx::work& tx) -> absl::Status {
+    struct Planned {
+      v1::Payment payment;
+      v1::Refund refund;
+      Provider* provider;
+    };
+    // 1. The refund is checked and inserted "submitted" (its amount no longer available).
+    auto planned = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<Planned> {
       auto row = Store::Lock(tx, caller.tenant, req->payment_id());
       if (!row) return absl::NotFoundError("payment not found");
       const auto& p = row->payment;
@@ -418,25 +572,25 @@ grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRef
       }
       Provider* provider = Find(p.provider());
       if (provider == nullptr) return absl::FailedPreconditionError("provider no longer configured");
-      auto refund = Store::InsertRefund(tx, p.id(), req->amount().amount_minor(), p.amount().currency(), req->reason(),
-                                        caller.account_id);
-      auto r = provider->Refund(p.provider_reference(), req->amount().amount_minor(), p.amount().currency());
-      const bool ok = r.ok() && r->succeeded;
-      const std::string why = ok ? req->reason() : RefundFailure(r, p.id());
-      Store::SettleRefund(tx, refund.id(), ok ? "success" : "error", r.ok() ? r->provider_ref : "", why);
-      if (ok) Store::AddRefunded(tx, p.id(), req->amount().amount_minor());
-      Store::AddEvent(tx, p.id(), row->state, ok ? "refunded" : "refund_failed", "refund",
-                      {{"refund_id", refund.id()}, {"amount_minor", req->amount().amount_minor()}});
-      auto entry = audit::Of(
-          caller, "refund.create",
-          {{"payment_id", p.id()}, {"refund_id", refund.id()}, {"amount_minor", req->amount().amount_minor()}});
-      entry.outcome = ok ? "succeeded" : "failed";
-      audit::Record(tx, entry);
-      refund.set_state(ok ? "success" : "error");
-      refund.set_reason(why);
-      *resp = refund;
-      return absl::OkStatus();
+      return Planned{p,
+                     Store::InsertRefund(tx, p.id(), req->amount().amount_minor(), p.amount().currency(), req->reason(),
+                                         caller.account_id),
+                     provider};
     });
+    if (!planned.ok()) return planned.status();
+    // 2. The provider, with no transaction held; 3. the outcome, history and audit entry.
+    auto settled = FinishRefund(
+        planned->payment, planned->refund, *planned->provider, false,
+        [&](pqxx::work& tx, const PaymentRow& row, const v1::Refund& f, bool ok) {
+          Store::AddEvent(tx, f.payment_id(), row.state, ok ? "refunded" : "refund_failed", "refund",
+                          {{"refund_id", f.id()}, {"amount_minor", f.amount().amount_minor()}});
+          auto entry = audit::Of(
+              caller, "refund.create",
+              {{"payment_id", f.payment_id()}, {"refund_id", f.id()}, {"amount_minor", f.amount().amount_minor()}});
+          entry.outcome = ok ? "succeeded" : "failed";
+          audit::Record(tx, entry);
+        });
+    return grpcx::Respond(resp, std::move(settled));
   });
 }
 
@@ -445,10 +599,9 @@ grpc::Status Service::GetReport(grpc::ServerContext* ctx, const v1::GetReportReq
     if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
     absl::CivilDay day;
     if (!absl::ParseCivilTime(req->day(), &day)) return status::FieldError("day", "invalid_date");
-    return store_->Transact([&](pqxx::work& tx) {
-      *resp = Store::Report(tx, caller.tenant, absl::FormatCivilTime(day));
-      return absl::OkStatus();
-    });
+    return grpcx::Respond(resp, store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Report> {
+      return Store::Report(tx, caller.tenant, absl::FormatCivilTime(day));
+    }));
   });
 }
 

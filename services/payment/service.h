@@ -1,7 +1,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,7 @@
 #include "services/payment/provider.h"
 #include "services/payment/store.h"
 #include "stadtportal/payment/v1/payment.grpc.pb.h"
+#include "stadtportal/submission/v1/submission.grpc.pb.h"
 
 namespace stadtportal::payment {
 
@@ -28,13 +31,17 @@ struct Options {
 
 // gRPC edge and state machine of payments:
 //   created → started → submitted → success | failed | cancelled | error
-// (created and started may also end directly). Every change is one transaction with
-// the payment row locked: state, an append-only event, and — on success — the
-// payment.succeeded event for the submission service.
+// (created and started may also end directly). Every change is one short transaction
+// with the payment row locked: state, an append-only event, and — on success — the
+// payment.succeeded event for the submission service. Provider calls run between such
+// transactions, never inside one (ADR 0017).
 class Service final : public v1::PaymentService::Service {
  public:
-  // `providers`: the first is the default.
-  Service(std::shared_ptr<Store> store, std::vector<std::shared_ptr<Provider>> providers, Options options);
+  // `providers`: the first is the default. The submission service is asked for the fee
+  // and status of what is paid, as the platform service `payment` (its tokens signed
+  // by `signer`, the payment service's own key).
+  Service(std::shared_ptr<Store> store, std::vector<std::shared_ptr<Provider>> providers, Options options,
+          std::shared_ptr<grpc::Channel> submission, auth::Signer signer);
 
   grpc::Status CreatePayment(grpc::ServerContext* ctx, const v1::CreatePaymentRequest* req, v1::Payment* resp) override;
   grpc::Status GetPayment(grpc::ServerContext* ctx, const v1::GetPaymentRequest* req, v1::Payment* resp) override;
@@ -52,21 +59,51 @@ class Service final : public v1::PaymentService::Service {
   v1::ReconcileResponse ReconcileNow(std::chrono::seconds older_than);
 
  private:
+  // What a committed change leaves to do at the provider, with no transaction held.
+  struct Next {
+    bool capture = false;              // The payer approved: take the money (Provider::Capture).
+    std::optional<v1::Refund> refund;  // An automatic refund, inserted "submitted": give it back.
+  };
+  // A change applied with the row locked: the state afterwards and what follows.
+  struct Applied {
+    std::string state;
+    Next next;
+  };
+  // How a refund's outcome enters the payment's history (and the audit log), in the
+  // transaction that records it.
+  using RecordRefund = std::function<void(pqxx::work& tx, const PaymentRow& row, const v1::Refund& settled, bool ok)>;
+
   Provider* Find(const std::string& name) const;
-  // Moves the payment along what the provider says.
-  absl::Status Apply(pqxx::work& tx, PaymentRow& row, const ProviderState& st, const std::string& source,
-                     Provider& provider);
+  // What paying the submission takes (fee, reference, name, status), if it is `party`'s.
+  absl::StatusOr<submission::v1::PaymentTerms> Terms(const std::string& tenant, const std::string& submission_id,
+                                                     const std::string& party) const;
+  // Moves the payment along what the provider says (database only; the row is locked).
+  absl::StatusOr<Next> Apply(pqxx::work& tx, PaymentRow& row, const ProviderState& st, const std::string& source);
   absl::Status Transition(pqxx::work& tx, PaymentRow& row, const std::string& to, const std::string& reason,
                           const std::string& source);
-  // Gives all money of a payment back at once (duplicate or late payments).
-  void RefundAutomatically(pqxx::work& tx, PaymentRow& row, Provider& provider, const std::string& why);
+  // Apply in one short transaction; with `expire`, an unpaid payment past the expiry is cancelled.
+  absl::StatusOr<Applied> ApplyLocked(const std::string& tenant, const std::string& id, const ProviderState& st,
+                                      const std::string& source, bool expire);
+  // Does what a committed change left (capture, automatic refund), each provider call outside
+  // any transaction and each outcome recorded in a short one; returns the state afterwards.
+  absl::StatusOr<std::string> Continue(const v1::Payment& payment, Applied applied, const std::string& source,
+                                       Provider& provider, bool expire);
+  // Asks the provider for a "submitted" refund (no transaction or connection held), then records
+  // the outcome with the payment locked. With `keep_in_doubt`, a refund the provider could not
+  // be asked about stays submitted (the reconciliation asks again with the same refund id).
+  absl::StatusOr<v1::Refund> FinishRefund(const v1::Payment& payment, const v1::Refund& refund, Provider& provider,
+                                          bool keep_in_doubt, const RecordRefund& record);
   // Asks the provider about one unfinished payment; returns its state afterwards.
   absl::StatusOr<std::string> Sync(const std::string& tenant, const std::string& id, const std::string& source,
                                    bool expire);
+  // Asks the providers again about refunds whose outcome was never recorded (see ADR 0017).
+  void ResolveRefundsInDoubt(std::chrono::seconds older_than);
 
   std::shared_ptr<Store> store_;
   std::vector<std::shared_ptr<Provider>> providers_;
   Options options_;
+  std::unique_ptr<submission::v1::SubmissionService::Stub> submission_;
+  auth::Signer signer_;
 };
 
 }  // namespace stadtportal::payment

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include <grpcpp/server_builder.h>
 #include <httplib.h>
 #include <catch2/catch.hpp>
 
@@ -21,13 +22,15 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr char kAnna[] = "0b6f5e2a-3c1d-4e8f-9a7b-1c2d3e4f5a6b";
+constexpr char kBen[] = "7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a";
+constexpr char kTenant[] = "09564000";
 constexpr char kKey[] = "test-api-key";
 constexpr char kSecret[] = "test-webhook-secret";
 
 auth::Caller Person(const std::string& id) {
   auth::Caller c;
   c.account_id = id;
-  c.tenant = "09564000";
+  c.tenant = kTenant;
   c.assurance = "low";
   return c;
 }
@@ -38,11 +41,125 @@ auth::Caller Admin() {
   return c;
 }
 
+// The submission service as the payment service meets it, over a real gRPC channel: it
+// verifies the caller token (the payment service's own key, as itself, for
+// submission) and answers GetPaymentTerms from the submissions the tests register.
+class Submissions final : public submission::v1::SubmissionService::Service {
+ public:
+  struct Row {
+    std::string owner;
+    std::string status;
+    int64_t fee;
+    std::string currency;
+  };
+  static inline std::mutex mu;
+  static inline std::map<std::string, Row> rows;  // By id.
+  std::atomic<int> asked{0};
+
+  explicit Submissions(const auth::Signer& payment) {
+    auto v = auth::Verifier::FromKeys(auth::Signer::FromKey(auth::NewSigningKey("gw"), 60s)->PublicKey(), "submission");
+    REQUIRE(v->TrustServiceKeys("payment", payment.PublicKey()).ok());
+    verifier_ = std::make_unique<auth::Verifier>(*std::move(v));
+  }
+
+  grpc::Status GetPaymentTerms(grpc::ServerContext* ctx, const submission::v1::GetPaymentTermsRequest* req,
+                               submission::v1::PaymentTerms* resp) override {
+    ++asked;
+    auto caller = verifier_->Verify(grpcx::ClientMetadata(*ctx, auth::kCallerMetadataKey));
+    if (!caller.ok() || caller->account_id != "payment" || caller->tenant != kTenant ||
+        req->tenant().key() != kTenant) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "not the payment service of this tenant");
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = rows.find(req->submission_id());
+    if (it == rows.end() || it->second.owner != req->party_id()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "submission not found");
+    }
+    resp->set_submission_id(it->first);
+    resp->set_status(it->second.status);
+    resp->mutable_fee()->set_amount_minor(it->second.fee);
+    resp->mutable_fee()->set_currency(it->second.currency);
+    resp->set_reference("NUE-2026-000123");
+    resp->mutable_service_name()->set_de("Personenstandsurkunde bestellen");
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::unique_ptr<auth::Verifier> verifier_;
+};
+
+// A submission awaiting its fee (by default Anna's, 24 EUR), known to Submissions.
+std::string NewSubmission(const std::string& owner = kAnna, int64_t fee = 2400, const std::string& currency = "EUR",
+                          const std::string& status = "awaiting_payment");
+
+// The real testpay adapter, watched: before each call it takes a lease of the service's
+// pool of ONE connection itself. Were the service holding that connection (a transaction)
+// across the provider call, the lease would time out: counted in `held`. It can also
+// crash the service right after the provider answered (an exception thrown through the
+// handler: nothing after the call is recorded), once per arming.
+class WatchedProvider final : public Provider {
+ public:
+  WatchedProvider(std::shared_ptr<Provider> inner, db::Pool& pool) : inner_(std::move(inner)), pool_(pool) {}
+  std::string name() const override { return inner_->name(); }
+  absl::StatusOr<Checkout> Start(const CheckoutRequest& r) override {
+    Check("start");
+    auto out = inner_->Start(r);
+    if (out.ok()) last_next_url = out->next_url;
+    Crash("start");
+    return out;
+  }
+  absl::StatusOr<ProviderState> Query(const std::string& ref) override {
+    Check("query");
+    return inner_->Query(ref);
+  }
+  absl::StatusOr<ProviderState> Capture(const std::string& ref) override {
+    Check("capture");
+    return inner_->Capture(ref);
+  }
+  absl::StatusOr<WebhookEvent> VerifyWebhook(const std::map<std::string, std::string>& headers,
+                                             const std::string& body) override {
+    return inner_->VerifyWebhook(headers, body);
+  }
+  absl::StatusOr<RefundResult> Refund(const std::string& ref, int64_t amount, const std::string& currency,
+                                      const std::string& refund_id) override {
+    Check("refund");
+    auto out = inner_->Refund(ref, amount, currency, refund_id);
+    Crash("refund");
+    return out;
+  }
+
+  std::mutex mu;
+  std::map<std::string, int> calls;  // By kind.
+  std::atomic<int> held{0};
+  std::string crash_after;  // "start" | "refund": throw once after that call.
+  std::string last_next_url;
+
+ private:
+  void Check(const std::string& kind) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++calls[kind];
+    }
+    if (!pool_.Acquire().ok()) ++held;
+  }
+  void Crash(const std::string& kind) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (crash_after != kind) return;
+    crash_after.clear();
+    throw std::runtime_error("crashed after the provider call");
+  }
+  std::shared_ptr<Provider> inner_;
+  db::Pool& pool_;
+};
+
 // The payment service against the real testpay simulator; its webhooks reach the
-// service through a small HTTP endpoint standing in for the gateway route.
+// service through a small HTTP endpoint standing in for the gateway route. With
+// `watched`, the service has a pool of one connection and a WatchedProvider.
 struct Fixture {
   testing::TestSchema schema{db::EmbeddedMigrations(), "payment"};
-  std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
+  std::unique_ptr<db::Pool> one_connection;
+  std::shared_ptr<Store> store;
+  std::shared_ptr<WatchedProvider> watched;
   uint16_t testpay_port = testing::FreePort();
   testing::Process testpay{STADTPORTAL_BIN_DIR "/stadtportal-testpay",
                            {},
@@ -53,12 +170,26 @@ struct Fixture {
   httplib::Server hooks;
   std::thread hooks_thread;
   uint16_t hooks_port = 0;
+  auth::Signer signer = *auth::Signer::FromKey(auth::NewSigningKey("payment-test"), 60s, "payment");
+  Submissions submissions{signer};
+  std::unique_ptr<grpc::Server> submission_server;
   std::unique_ptr<Service> service;
   std::mutex mu;
   std::vector<std::pair<std::string, std::string>> received;  // (signature, body)
   std::atomic<int> answered{0};
 
-  explicit Fixture(std::chrono::seconds expiry = std::chrono::seconds(5400)) {
+  explicit Fixture(std::chrono::seconds expiry = std::chrono::seconds(5400), bool watch = false) {
+    if (watch) {
+      db::PoolOptions po;
+      po.url = testing::DatabaseUrl();
+      po.schema = schema.name();
+      po.size = 1;
+      po.acquire_timeout = 1500ms;
+      one_connection = std::make_unique<db::Pool>(po, Store::Prepare);
+      store = std::make_shared<Store>(*one_connection);
+    } else {
+      store = std::make_shared<Store>(schema.pool(Store::Prepare));
+    }
     hooks.Post("/api/v1/payment-webhooks/testpay", [this](const httplib::Request& req, httplib::Response& res) {
       {
         std::lock_guard<std::mutex> lock(mu);
@@ -72,17 +203,24 @@ struct Fixture {
     Options o;
     o.public_url = "http://127.0.0.1:" + std::to_string(hooks_port);
     o.expiry = expiry;
-    service = std::make_unique<Service>(
-        store,
-        std::vector<std::shared_ptr<Provider>>{std::make_shared<TestpayProvider>(
-            TestpayOptions{"http://127.0.0.1:" + std::to_string(testpay_port), kKey, kSecret})},
-        o);
+    std::shared_ptr<Provider> testpay_provider = std::make_shared<TestpayProvider>(
+        TestpayOptions{"http://127.0.0.1:" + std::to_string(testpay_port), kKey, kSecret});
+    if (watch) {
+      watched = std::make_shared<WatchedProvider>(testpay_provider, *one_connection);
+      testpay_provider = watched;
+    }
+    grpc::ServerBuilder builder;
+    builder.RegisterService(&submissions);
+    submission_server = builder.BuildAndStart();
+    service = std::make_unique<Service>(store, std::vector<std::shared_ptr<Provider>>{testpay_provider}, o,
+                                        submission_server->InProcessChannel({}), signer);
     httplib::Client probe("127.0.0.1", testpay_port);
     REQUIRE(testing::Eventually([&] { return static_cast<bool>(probe.Get("/pay/none")); }, 10s));
   }
   ~Fixture() {
     hooks.stop();
     hooks_thread.join();
+    submission_server->Shutdown();
   }
 
   grpc::Status Deliver(const std::string& signature, const std::string& body) {
@@ -95,14 +233,10 @@ struct Fixture {
     return service->HandleWebhook(&ctx, &req, &resp);
   }
 
-  v1::Payment Create(const std::string& key, const std::string& submission, int64_t amount = 2400) {
+  v1::Payment Create(const std::string& key, const std::string& submission) {
     grpc::ServerContext ctx;
     v1::CreatePaymentRequest req;
     req.set_submission_id(submission);
-    req.mutable_amount()->set_amount_minor(amount);
-    req.mutable_amount()->set_currency("EUR");
-    req.set_description("Personenstandsurkunde bestellen");
-    req.set_reference("NUE-2026-000123");
     req.set_idempotency_key(key);
     v1::Payment p;
     auto s = service->CreatePayment(&ctx, &req, &p);
@@ -140,22 +274,20 @@ struct Fixture {
   }
 
   int64_t Count(const std::string& sql) {
-    int64_t n = 0;
-    REQUIRE(store
-                ->Transact([&](pqxx::work& tx) {
-                  n = tx.exec1(sql)[0].as<int64_t>();
-                  return absl::OkStatus();
-                })
-                .ok());
-    return n;
+    auto n = store->Transact([&](pqxx::work& tx) -> absl::StatusOr<int64_t> { return tx.exec1(sql)[0].as<int64_t>(); });
+    REQUIRE(n.ok());
+    return *n;
   }
 };
 
-std::string NewSubmission() {
+std::string NewSubmission(const std::string& owner, int64_t fee, const std::string& currency,
+                          const std::string& status) {
   // A fresh submission id per test (payments reference submissions by id).
   static std::atomic<int> n{0};
   char buf[40];
   std::snprintf(buf, sizeof buf, "aaaaaaaa-0000-4000-8000-%012d", ++n + static_cast<int>(getpid() % 100000) * 100);
+  std::lock_guard<std::mutex> lock(Submissions::mu);
+  Submissions::rows[buf] = {owner, status, fee, currency};
   return buf;
 }
 
@@ -201,9 +333,6 @@ TEST_CASE("a paid fee: checkout, payer pays, signed webhook, success and one eve
   grpc::ServerContext ctx;
   v1::CreatePaymentRequest again;
   again.set_submission_id(submission);
-  again.mutable_amount()->set_amount_minor(2400);
-  again.mutable_amount()->set_currency("EUR");
-  again.set_description("x");
   again.set_idempotency_key("pay-key-0002");
   v1::Payment ignored;
   CHECK(f.service->CreatePayment(&ctx, &again, &ignored).error_message() == "submission: already_paid");
@@ -222,9 +351,6 @@ TEST_CASE("20 parallel identical requests with one key make one payment; another
       grpc::ServerContext ctx;
       v1::CreatePaymentRequest req;
       req.set_submission_id(submission);
-      req.mutable_amount()->set_amount_minor(2400);
-      req.mutable_amount()->set_currency("EUR");
-      req.set_description("Personenstandsurkunde bestellen");
       req.set_idempotency_key("parallel-key-01");
       v1::Payment p;
       if (f.service->CreatePayment(&ctx, &req, &p).ok()) {
@@ -242,16 +368,13 @@ TEST_CASE("20 parallel identical requests with one key make one payment; another
   grpcx::TestCaller anna(Person(kAnna));
   grpc::ServerContext ctx;
   v1::CreatePaymentRequest other;
-  other.set_submission_id(submission);
-  other.mutable_amount()->set_amount_minor(9900);
-  other.mutable_amount()->set_currency("EUR");
-  other.set_description("Personenstandsurkunde bestellen");
+  other.set_submission_id(NewSubmission());  // Another of Anna's submissions.
   other.set_idempotency_key("parallel-key-01");
   v1::Payment p;
   CHECK(f.service->CreatePayment(&ctx, &other, &p).error_message() == "idempotency_key: reused");
   // Another party may use the same key for its own payment.
-  grpcx::TestCaller ben(Person("7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a"));
-  other.set_submission_id(NewSubmission());
+  grpcx::TestCaller ben(Person(kBen));
+  other.set_submission_id(NewSubmission(kBen));
   REQUIRE(f.service->CreatePayment(&ctx, &other, &p).ok());
   CHECK(f.Count("SELECT count(*) FROM payments") == 2);
 }
@@ -330,7 +453,13 @@ TEST_CASE("two successful payments for one submission: the second is refunded an
   REQUIRE(testing::Eventually([&] { return f.Get(first.id()).finished() && f.Get(second.id()).finished(); }, 10s));
   CHECK(f.Count("SELECT count(*) FROM payments WHERE state = 'success' AND reason = ''") == 1);
   CHECK(f.Count("SELECT count(*) FROM payments WHERE reason = 'duplicate_refunded'") == 1);
-  CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'success' AND reason = 'duplicate_refunded'") == 1);
+  // The money goes back right after the duplicate is settled (no provider call inside its transaction).
+  CHECK(testing::Eventually(
+      [&] {
+        return f.Count("SELECT count(*) FROM refunds WHERE state = 'success' AND reason = 'duplicate_refunded'") == 1;
+      },
+      10s));
+  CHECK(f.Count("SELECT count(*) FROM refunds") == 1);
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded'") == 1);
 }
 
@@ -481,30 +610,165 @@ TEST_CASE("bad payment requests are refused and store nothing", "[integration]")
   grpcx::TestCaller anna(Person(kAnna));
   grpc::ServerContext ctx;
   v1::CreatePaymentRequest req;
-  req.set_submission_id("not-a-uuid");
-  req.mutable_amount()->set_amount_minor(2400);
-  req.mutable_amount()->set_currency("EUR");
-  req.set_description("x");
   req.set_idempotency_key("bad-request-01");
   v1::Payment p;
-  CHECK(f.service->CreatePayment(&ctx, &req, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  req.set_submission_id(NewSubmission());
-  req.mutable_amount()->set_amount_minor(0);
-  CHECK(f.service->CreatePayment(&ctx, &req, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  req.mutable_amount()->set_amount_minor(100);
-  req.mutable_amount()->set_currency("euro");
-  CHECK(f.service->CreatePayment(&ctx, &req, &p).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  req.mutable_amount()->set_currency("EUR");
+  auto refused = [&](const std::string& submission) {
+    req.set_submission_id(submission);
+    return f.service->CreatePayment(&ctx, &req, &p);
+  };
+  // Malformed, unknown, another party's: not found. The fee is the submission's: the
+  // request carries none, and the submission must be awaiting it.
+  CHECK(refused("not-a-uuid").error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(refused("bbbbbbbb-0000-4000-8000-000000000000").error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(refused(NewSubmission(kBen)).error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(refused(NewSubmission(kAnna, 2400, "EUR", "submitted")).error_message() ==
+        "status: the submission is submitted, not awaiting payment");
+  CHECK(refused(NewSubmission(kAnna, 0)).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(refused(NewSubmission(kAnna, 100, "euro")).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  req.set_idempotency_key("short");
+  CHECK(refused(NewSubmission()).error_message() == "idempotency_key: invalid");
+  req.set_idempotency_key("bad-request-01");
   req.set_provider("bitcoin");
-  CHECK(f.service->CreatePayment(&ctx, &req, &p).error_message() == "provider: invalid_option");
+  CHECK(refused(NewSubmission()).error_message() == "provider: invalid_option");
   CHECK(f.Count("SELECT count(*) FROM payments") == 0);
+  // The submission's figures are what is paid.
+  auto fee = f.Create("fee-key-000001", NewSubmission(kAnna, 1750, "EUR"));
+  CHECK(fee.amount().amount_minor() == 1750);
+  CHECK(fee.amount().currency() == "EUR");
+  CHECK(fee.reference() == "NUE-2026-000123");
+  CHECK(fee.description() == "Personenstandsurkunde bestellen");
   // Someone else's payment is not found.
   req.set_provider("");
   auto mine = f.Create("mine-key-00001", NewSubmission());
-  grpcx::TestCaller ben(Person("7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a"));
+  grpcx::TestCaller ben(Person(kBen));
   v1::GetPaymentRequest get;
   get.set_id(mine.id());
   CHECK(f.service->GetPayment(&ctx, &get, &p).error_code() == grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_CASE("no provider call runs while the service holds a pooled connection", "[integration]") {
+  Fixture f(std::chrono::seconds(5400), true);
+  std::string paid_id;
+  {
+    grpcx::TestCaller anna(Person(kAnna));
+    // Checkouts, a webhook success, a duplicate refunded automatically.
+    const auto submission = NewSubmission();
+    auto first = f.Create("watch-key-0001", submission);
+    auto second = f.Create("watch-key-0002", submission);
+    f.Pay(first, "success");
+    f.Pay(second, "success");
+    REQUIRE(testing::Eventually([&] { return f.Get(first.id()).finished() && f.Get(second.id()).finished(); }, 10s));
+    paid_id = f.Get(first.id()).reason().empty() ? first.id() : second.id();  // The other went back.
+    // The payer's return and the reconciliation ask the provider.
+    f.Webhooks("drop");
+    auto returned = f.Create("watch-key-0003", NewSubmission());
+    f.Pay(returned, "success");
+    grpc::ServerContext ctx;
+    v1::CompleteReturnRequest back;
+    back.set_id(returned.id());
+    v1::Payment state;
+    REQUIRE(f.service->CompleteReturn(&ctx, &back, &state).ok());
+    CHECK(state.state() == v1::PAYMENT_STATE_SUCCESS);
+    auto lost = f.Create("watch-key-0004", NewSubmission());
+    f.Pay(lost, "success");
+    CHECK(f.service->ReconcileNow(0s).settled() == 1);
+  }
+  grpcx::TestCaller admin(Admin());
+  grpc::ServerContext ctx;
+  v1::CreateRefundRequest req;
+  req.set_payment_id(paid_id);
+  req.mutable_amount()->set_amount_minor(1200);
+  req.set_refund_amount_available(2400);
+  v1::Refund refund;
+  REQUIRE(f.service->CreateRefund(&ctx, &req, &refund).ok());
+  CHECK(refund.state() == "success");
+
+  CHECK(testing::Eventually([&] { return f.Count("SELECT count(*) FROM refunds WHERE state = 'success'") == 2; }, 10s));
+  std::lock_guard<std::mutex> lock(f.watched->mu);
+  CHECK(f.watched->calls["start"] == 4);
+  CHECK(f.watched->calls["query"] >= 2);
+  CHECK(f.watched->calls["refund"] == 2);  // The duplicate's and the administrator's.
+  CHECK(f.watched->held == 0);
+}
+
+TEST_CASE("a crash after the provider's checkout: a retry with the key resumes it, the reconciliation ends it",
+          "[integration]") {
+  Fixture f(std::chrono::seconds(0), true);
+  grpcx::TestCaller anna(Person(kAnna));
+  auto create = [&](const std::string& key, const std::string& submission, v1::Payment* out) {
+    grpc::ServerContext ctx;
+    v1::CreatePaymentRequest req;
+    req.set_submission_id(submission);
+    req.set_idempotency_key(key);
+    return f.service->CreatePayment(&ctx, &req, out);
+  };
+  v1::Payment p;
+  f.watched->crash_after = "start";
+  const auto submission = NewSubmission();
+  CHECK(create("crash-key-0001", submission, &p).error_code() == grpc::StatusCode::INTERNAL);
+  const std::string checkout = f.watched->last_next_url;
+  REQUIRE_FALSE(checkout.empty());
+  // Claimed, the checkout made at the provider, its outcome never recorded.
+  CHECK(f.Count("SELECT count(*) FROM payments WHERE state = 'created' AND provider_ref = ''") == 1);
+  REQUIRE(create("crash-key-0001", submission, &p).ok());
+  CHECK(p.state() == v1::PAYMENT_STATE_STARTED);
+  CHECK(p.next_url() == checkout);  // The provider answered the same checkout.
+  CHECK(f.Count("SELECT count(*) FROM payments") == 1);
+  REQUIRE(p.events_size() == 2);
+  CHECK(p.events(1).state() == "started");
+  f.Pay(p, "success");
+  REQUIRE(testing::Eventually([&] { return f.Get(p.id()).state() == v1::PAYMENT_STATE_SUCCESS; }, 10s));
+
+  // Without a retry, the periodic job ends the claimed payment after the expiry.
+  f.watched->crash_after = "start";
+  CHECK(create("crash-key-0002", NewSubmission(), &p).error_code() == grpc::StatusCode::INTERNAL);
+  CHECK(f.service->ReconcileNow(0s).expired() == 1);
+  CHECK(f.Count("SELECT count(*) FROM payments WHERE state = 'cancelled' AND reason = 'expired'") == 1);
+  CHECK(f.watched->held == 0);
+}
+
+TEST_CASE(
+    "a crash after the provider's refund: the reconciliation asks again with the refund's id, money goes back once",
+    "[integration]") {
+  Fixture f(std::chrono::seconds(5400), true);
+  v1::Payment paid;
+  {
+    grpcx::TestCaller anna(Person(kAnna));
+    paid = f.Create("refund-crash-01", NewSubmission());
+    f.Pay(paid, "success");
+    REQUIRE(testing::Eventually([&] { return f.Get(paid.id()).finished(); }, 10s));
+  }
+  grpcx::TestCaller admin(Admin());
+  grpc::ServerContext ctx;
+  v1::CreateRefundRequest req;
+  req.set_payment_id(paid.id());
+  req.mutable_amount()->set_amount_minor(1000);
+  req.set_refund_amount_available(2400);
+  v1::Refund refund;
+  f.watched->crash_after = "refund";
+  CHECK(f.service->CreateRefund(&ctx, &req, &refund).error_code() == grpc::StatusCode::INTERNAL);
+  auto provider_refunded = [&] {
+    httplib::Client c("127.0.0.1", f.testpay_port);
+    c.set_bearer_token_auth(kKey);
+    auto r = c.Get(("/v1/checkouts/" + paid.provider_reference()).c_str());
+    REQUIRE(r);
+    return nlohmann::json::parse(r->body).at("refunded_minor").get<int64_t>();
+  };
+  CHECK(provider_refunded() == 1000);
+  // In doubt: still submitted, its amount held back so it cannot be refunded twice.
+  CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'submitted'") == 1);
+  CHECK(f.Get(paid.id()).refund_amount_available() == 1400);
+  f.service->ReconcileNow(0s);
+  CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'success'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'submitted'") == 0);
+  CHECK(provider_refunded() == 1000);  // Asked again with the same id: nothing given twice.
+  auto after = f.Get(paid.id());
+  CHECK(after.refund_amount_available() == 1400);
+  CHECK(after.events(after.events_size() - 1).source() == "reconcile");
+  CHECK(after.events(after.events_size() - 1).reason() == "refunded");
+  f.service->ReconcileNow(0s);
+  CHECK(provider_refunded() == 1000);
+  CHECK(f.watched->held == 0);
 }
 
 TEST_CASE("testpay, the simulator, is refused unless the deployment says it is for development", "[unit]") {

@@ -8,9 +8,15 @@ namespace {
 using google::protobuf::util::TimeUtil;
 
 constexpr char kColumns[] =
-    "id::text, tenant, party_id::text, party_kind, submission_id, amount_minor, currency, description, state, "
-    "(extract(epoch FROM created_at) * 1000000)::bigint, request_fingerprint, reference, provider, provider_ref, "
-    "next_url, finished, reason, refunded_minor, (extract(epoch FROM updated_at) * 1000000)::bigint";
+    "id::text AS id, tenant, party_id::text AS party_id, party_kind, submission_id, amount_minor, currency, "
+    "description, state, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, request_fingerprint, "
+    "reference, provider, provider_ref, next_url, finished, reason, refunded_minor, "
+    "(extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us";
+
+// The columns of a refund as ToRefund reads them (`r` refunds, `p` its payment).
+constexpr char kRefundColumns[] =
+    "r.id::text AS id, r.payment_id::text AS payment_id, r.amount_minor, p.currency, r.state, r.reason, "
+    "(extract(epoch FROM r.created_at) * 1000000)::bigint AS created_us";
 
 v1::PaymentState ParseState(const std::string& s) {
   if (s == "started") return v1::PAYMENT_STATE_STARTED;
@@ -25,27 +31,27 @@ v1::PaymentState ParseState(const std::string& s) {
 PaymentRow ToRow(const pqxx::row& r) {
   PaymentRow row;
   auto& p = row.payment;
-  p.set_id(r[0].as<std::string>());
-  p.mutable_tenant()->set_key(r[1].as<std::string>());
-  p.mutable_party()->set_id(r[2].as<std::string>());
-  p.mutable_party()->set_kind(r[3].as<std::string>() == "person" ? common::v1::PARTY_KIND_PERSON
-                                                                 : common::v1::PARTY_KIND_ORGANISATION);
-  p.set_submission_id(r[4].as<std::string>());
-  p.mutable_amount()->set_amount_minor(r[5].as<int64_t>());
-  p.mutable_amount()->set_currency(r[6].as<std::string>());
-  p.set_description(r[7].as<std::string>());
-  row.state = r[8].as<std::string>();
+  p.set_id(r["id"].as<std::string>());
+  p.mutable_tenant()->set_key(r["tenant"].as<std::string>());
+  p.mutable_party()->set_id(r["party_id"].as<std::string>());
+  p.mutable_party()->set_kind(r["party_kind"].as<std::string>() == "person" ? common::v1::PARTY_KIND_PERSON
+                                                                            : common::v1::PARTY_KIND_ORGANISATION);
+  p.set_submission_id(r["submission_id"].as<std::string>());
+  p.mutable_amount()->set_amount_minor(r["amount_minor"].as<int64_t>());
+  p.mutable_amount()->set_currency(r["currency"].as<std::string>());
+  p.set_description(r["description"].as<std::string>());
+  row.state = r["state"].as<std::string>();
   p.set_state(ParseState(row.state));
-  *p.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[9].as<int64_t>());
-  row.fingerprint = r[10].as<std::string>();
-  p.set_reference(r[11].as<std::string>());
-  p.set_provider(r[12].as<std::string>());
-  p.set_provider_reference(r[13].as<std::string>());
-  p.set_next_url(r[14].as<std::string>());
-  p.set_finished(r[15].as<bool>());
-  p.set_reason(r[16].as<std::string>());
-  const int64_t refunded = r[17].as<int64_t>();
-  *p.mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[18].as<int64_t>());
+  *p.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r["created_us"].as<int64_t>());
+  row.fingerprint = r["request_fingerprint"].as<std::string>();
+  p.set_reference(r["reference"].as<std::string>());
+  p.set_provider(r["provider"].as<std::string>());
+  p.set_provider_reference(r["provider_ref"].as<std::string>());
+  p.set_next_url(r["next_url"].as<std::string>());
+  p.set_finished(r["finished"].as<bool>());
+  p.set_reason(r["reason"].as<std::string>());
+  const int64_t refunded = r["refunded_minor"].as<int64_t>();
+  *p.mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r["updated_us"].as<int64_t>());
   if (row.state == "success" && p.reason() != "duplicate_refunded") {
     p.set_refund_amount_available(p.amount().amount_minor() - refunded);
   }
@@ -54,13 +60,13 @@ PaymentRow ToRow(const pqxx::row& r) {
 
 v1::Refund ToRefund(const pqxx::row& r) {
   v1::Refund f;
-  f.set_id(r[0].as<std::string>());
-  f.set_payment_id(r[1].as<std::string>());
-  f.mutable_amount()->set_amount_minor(r[2].as<int64_t>());
-  f.mutable_amount()->set_currency(r[3].as<std::string>());
-  f.set_state(r[4].as<std::string>());
-  f.set_reason(r[5].as<std::string>());
-  *f.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
+  f.set_id(r["id"].as<std::string>());
+  f.set_payment_id(r["payment_id"].as<std::string>());
+  f.mutable_amount()->set_amount_minor(r["amount_minor"].as<int64_t>());
+  f.mutable_amount()->set_currency(r["currency"].as<std::string>());
+  f.set_state(r["state"].as<std::string>());
+  f.set_reason(r["reason"].as<std::string>());
+  *f.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r["created_us"].as<int64_t>());
   return f;
 }
 
@@ -69,10 +75,10 @@ PaymentRow Complete(pqxx::work& tx, PaymentRow row) {
   auto& p = row.payment;
   for (const auto& e : tx.exec_prepared("payment_events", p.id())) {
     auto* ev = p.add_events();
-    ev->set_state(e[0].as<std::string>());
-    ev->set_reason(e[1].as<std::string>());
-    ev->set_source(e[2].as<std::string>());
-    *ev->mutable_at() = TimeUtil::MicrosecondsToTimestamp(e[3].as<int64_t>());
+    ev->set_state(e["state"].as<std::string>());
+    ev->set_reason(e["reason"].as<std::string>());
+    ev->set_source(e["source"].as<std::string>());
+    *ev->mutable_at() = TimeUtil::MicrosecondsToTimestamp(e["at_us"].as<int64_t>());
   }
   for (const auto& r : tx.exec_prepared("payment_refunds", p.id())) *p.add_refunds() = ToRefund(r);
   if (p.refund_amount_available() > 0) {
@@ -85,6 +91,7 @@ PaymentRow Complete(pqxx::work& tx, PaymentRow row) {
 
 void Store::Prepare(pqxx::connection& conn) {
   const std::string cols = kColumns;
+  const std::string refund_cols = kRefundColumns;
   conn.prepare("payment_insert",
                "INSERT INTO payments (tenant, party_id, party_kind, submission_id, amount_minor, currency, description,"
                " reference, provider, idempotency_key, request_fingerprint)"
@@ -98,12 +105,11 @@ void Store::Prepare(pqxx::connection& conn) {
                "SELECT " + cols + " FROM payments WHERE provider = $1 AND provider_ref = $2 FOR UPDATE");
   conn.prepare("payment_get", "SELECT " + cols + " FROM payments WHERE tenant = $1 AND id = $2::uuid");
   conn.prepare("payment_events",
-               "SELECT state, reason, source, (extract(epoch FROM at) * 1000000)::bigint FROM payment_events"
+               "SELECT state, reason, source, (extract(epoch FROM at) * 1000000)::bigint AS at_us FROM payment_events"
                " WHERE payment_id = $1::uuid ORDER BY seq");
-  conn.prepare("payment_refunds",
-               "SELECT r.id::text, r.payment_id::text, r.amount_minor, p.currency, r.state, r.reason,"
-               " (extract(epoch FROM r.created_at) * 1000000)::bigint FROM refunds r JOIN payments p"
-               " ON p.id = r.payment_id WHERE r.payment_id = $1::uuid ORDER BY r.created_at, r.id");
+  conn.prepare("payment_refunds", "SELECT " + refund_cols +
+                                      " FROM refunds r JOIN payments p ON p.id = r.payment_id"
+                                      " WHERE r.payment_id = $1::uuid ORDER BY r.created_at, r.id");
   conn.prepare("payment_has_success",
                "SELECT 1 FROM payments WHERE tenant = $1 AND submission_id = $2 AND state = 'success'"
                " AND reason <> 'duplicate_refunded'");
@@ -124,20 +130,31 @@ void Store::Prepare(pqxx::connection& conn) {
                "INSERT INTO webhook_events (provider, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
                " RETURNING event_id");
   conn.prepare("payment_unfinished",
-               "SELECT tenant, id::text FROM payments WHERE NOT finished"
+               "SELECT tenant, id::text AS id FROM payments WHERE NOT finished"
                " AND updated_at <= now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2");
   conn.prepare("payment_age",
-               "SELECT extract(epoch FROM now() - created_at)::bigint FROM payments WHERE id = $1::uuid");
+               "SELECT extract(epoch FROM now() - created_at)::bigint AS age_s FROM payments WHERE id = $1::uuid");
   conn.prepare("payment_pending_refunds",
-               "SELECT coalesce(sum(amount_minor), 0)::bigint FROM refunds WHERE payment_id = $1::uuid"
+               "SELECT coalesce(sum(amount_minor), 0)::bigint AS pending FROM refunds WHERE payment_id = $1::uuid"
                " AND state = 'submitted'");
   conn.prepare("payment_insert_refund",
                "INSERT INTO refunds (payment_id, amount_minor, state, reason, requested_by)"
                " VALUES ($1::uuid, $2, 'submitted', $3, $4)"
-               " RETURNING id::text, payment_id::text, amount_minor, $5::text, state, reason,"
-               " (extract(epoch FROM created_at) * 1000000)::bigint");
+               " RETURNING id::text AS id, payment_id::text AS payment_id, amount_minor, $5::text AS currency, state,"
+               " reason, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us");
   conn.prepare("payment_settle_refund",
-               "UPDATE refunds SET state = $2, provider_ref = $3, reason = $4, updated_at = now() WHERE id = $1::uuid");
+               "UPDATE refunds SET state = $2, provider_ref = $3, reason = $4, updated_at = now()"
+               " WHERE id = $1::uuid AND state = 'submitted' RETURNING id");
+  conn.prepare("payment_has_automatic_refund",
+               "SELECT 1 FROM refunds WHERE payment_id = $1::uuid AND requested_by = 'system'");
+  conn.prepare("payment_refunds_in_doubt",
+               "SELECT DISTINCT p.tenant, p.id::text AS id FROM refunds r JOIN payments p ON p.id = r.payment_id"
+               " WHERE r.state = 'submitted' AND r.created_at <= now() - make_interval(secs => $1) LIMIT $2");
+  conn.prepare("payment_submitted_refunds",
+               "SELECT " + refund_cols +
+                   " FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.payment_id = $1::uuid"
+                   " AND r.state = 'submitted' AND r.created_at <= now() - make_interval(secs => $2)"
+                   " ORDER BY r.created_at, r.id");
   conn.prepare("payment_add_refunded",
                "UPDATE payments SET refunded_minor = refunded_minor + $2, updated_at = now() WHERE id = $1::uuid");
   // A day's figures per provider (UTC day of creation for payments and refunds).
@@ -149,12 +166,14 @@ void Store::Prepare(pqxx::connection& conn) {
                "   AND r.created_at < $2::date + 1),"
                " providers AS (SELECT provider FROM p UNION SELECT provider FROM r)"
                " SELECT pr.provider,"
-               "  (SELECT count(*) FROM p WHERE p.provider = pr.provider AND state = 'success'),"
-               "  (SELECT coalesce(sum(amount_minor), 0) FROM p WHERE p.provider = pr.provider AND state = 'success'),"
-               "  (SELECT count(*) FROM r WHERE r.provider = pr.provider),"
-               "  (SELECT coalesce(sum(amount_minor), 0) FROM r WHERE r.provider = pr.provider),"
-               "  (SELECT count(*) FROM p WHERE p.provider = pr.provider AND NOT finished),"
+               "  (SELECT count(*) FROM p WHERE p.provider = pr.provider AND state = 'success') AS successes,"
+               "  (SELECT coalesce(sum(amount_minor), 0) FROM p WHERE p.provider = pr.provider AND state = 'success')"
+               "   AS success_minor,"
+               "  (SELECT count(*) FROM r WHERE r.provider = pr.provider) AS refunds,"
+               "  (SELECT coalesce(sum(amount_minor), 0) FROM r WHERE r.provider = pr.provider) AS refund_minor,"
+               "  (SELECT count(*) FROM p WHERE p.provider = pr.provider AND NOT finished) AS open,"
                "  (SELECT count(*) FROM p WHERE p.provider = pr.provider AND state IN ('failed', 'cancelled', 'error'))"
+               "   AS failed"
                " FROM providers pr ORDER BY pr.provider");
 }
 
@@ -216,17 +235,17 @@ bool Store::RecordWebhook(pqxx::work& tx, const std::string& provider, const std
 std::vector<OpenPayment> Store::Unfinished(pqxx::work& tx, int64_t older_than_seconds, int limit) {
   std::vector<OpenPayment> out;
   for (const auto& r : tx.exec_prepared("payment_unfinished", older_than_seconds, limit)) {
-    out.push_back({r[0].as<std::string>(), r[1].as<std::string>()});
+    out.push_back({r["tenant"].as<std::string>(), r["id"].as<std::string>()});
   }
   return out;
 }
 
 int64_t Store::AgeSeconds(pqxx::work& tx, const std::string& id) {
-  return tx.exec_prepared("payment_age", id)[0][0].as<int64_t>();
+  return tx.exec_prepared("payment_age", id)[0]["age_s"].as<int64_t>();
 }
 
 int64_t Store::PendingRefunds(pqxx::work& tx, const std::string& payment_id) {
-  return tx.exec_prepared("payment_pending_refunds", payment_id)[0][0].as<int64_t>();
+  return tx.exec_prepared("payment_pending_refunds", payment_id)[0]["pending"].as<int64_t>();
 }
 
 v1::Refund Store::InsertRefund(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor,
@@ -236,9 +255,30 @@ v1::Refund Store::InsertRefund(pqxx::work& tx, const std::string& payment_id, in
       tx.exec_prepared("payment_insert_refund", payment_id, amount_minor, reason, requested_by, currency)[0]);
 }
 
-void Store::SettleRefund(pqxx::work& tx, const std::string& refund_id, const std::string& state,
+bool Store::SettleRefund(pqxx::work& tx, const std::string& refund_id, const std::string& state,
                          const std::string& provider_ref, const std::string& reason) {
-  tx.exec_prepared("payment_settle_refund", refund_id, state, provider_ref, reason);
+  return !tx.exec_prepared("payment_settle_refund", refund_id, state, provider_ref, reason).empty();
+}
+
+bool Store::HasAutomaticRefund(pqxx::work& tx, const std::string& payment_id) {
+  return !tx.exec_prepared("payment_has_automatic_refund", payment_id).empty();
+}
+
+std::vector<RefundInDoubt> Store::RefundsInDoubt(pqxx::work& tx, int64_t older_than_seconds, int limit) {
+  std::vector<RefundInDoubt> out;
+  for (const auto& r : tx.exec_prepared("payment_refunds_in_doubt", older_than_seconds, limit)) {
+    out.push_back({r["tenant"].as<std::string>(), r["id"].as<std::string>()});
+  }
+  return out;
+}
+
+std::vector<v1::Refund> Store::SubmittedRefunds(pqxx::work& tx, const std::string& payment_id,
+                                                int64_t older_than_seconds) {
+  std::vector<v1::Refund> out;
+  for (const auto& r : tx.exec_prepared("payment_submitted_refunds", payment_id, older_than_seconds)) {
+    out.push_back(ToRefund(r));
+  }
+  return out;
 }
 
 void Store::AddRefunded(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor) {
@@ -250,13 +290,13 @@ v1::Report Store::Report(pqxx::work& tx, const std::string& tenant, const std::s
   out.set_day(day);
   for (const auto& r : tx.exec_prepared("payment_report", tenant, day)) {
     auto* p = out.add_providers();
-    p->set_provider(r[0].as<std::string>());
-    p->set_successes(r[1].as<int>());
-    p->set_success_amount_minor(r[2].as<int64_t>());
-    p->set_refunds(r[3].as<int>());
-    p->set_refund_amount_minor(r[4].as<int64_t>());
-    p->set_open(r[5].as<int>());
-    p->set_failed(r[6].as<int>());
+    p->set_provider(r["provider"].as<std::string>());
+    p->set_successes(r["successes"].as<int>());
+    p->set_success_amount_minor(r["success_minor"].as<int64_t>());
+    p->set_refunds(r["refunds"].as<int>());
+    p->set_refund_amount_minor(r["refund_minor"].as<int64_t>());
+    p->set_open(r["open"].as<int>());
+    p->set_failed(r["failed"].as<int>());
   }
   return out;
 }

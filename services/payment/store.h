@@ -40,13 +40,24 @@ struct OpenPayment {
   std::string id;
 };
 
+// A refund left "submitted" (its outcome at the provider was never recorded).
+struct RefundInDoubt {
+  std::string tenant;
+  std::string payment_id;
+};
+
 // The payment schema: all SQL of the service, as named prepared statements. The state
-// machine (service.cc) composes these steps inside one transaction per change.
+// machine (service.cc) composes these steps inside one short transaction per change;
+// no provider or other network call ever runs inside one (see ADR 0017).
 class Store {
  public:
   explicit Store(db::Pool& pool) : pool_(pool) {}
   static void Prepare(pqxx::connection& conn);
-  absl::Status Transact(const std::function<absl::Status(pqxx::work&)>& fn) { return pool_.Transact(fn); }
+  // db::Pool::Transact: `fn` returns absl::Status or absl::StatusOr<T>, and so does this.
+  template <typename Fn>
+  auto Transact(Fn&& fn) {
+    return pool_.Transact(std::forward<Fn>(fn));
+  }
 
   // Inserts the payment unless its key exists (then waits for a concurrent insert of the
   // same key to commit and returns that one); `second` tells whether it was inserted.
@@ -77,8 +88,17 @@ class Store {
   static v1::Refund InsertRefund(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor,
                                  const std::string& currency, const std::string& reason,
                                  const std::string& requested_by);
-  static void SettleRefund(pqxx::work& tx, const std::string& refund_id, const std::string& state,
+  // Records a submitted refund's outcome; false when it was no longer submitted (the
+  // reconciliation settled it meanwhile), and then changes nothing.
+  static bool SettleRefund(pqxx::work& tx, const std::string& refund_id, const std::string& state,
                            const std::string& provider_ref, const std::string& reason);
+  // Whether the payment has a refund the platform made on its own (duplicate, late success).
+  static bool HasAutomaticRefund(pqxx::work& tx, const std::string& payment_id);
+  // Payments with refunds "submitted" for at least `older_than_seconds`.
+  static std::vector<RefundInDoubt> RefundsInDoubt(pqxx::work& tx, int64_t older_than_seconds, int limit);
+  // The payment's refunds "submitted" for at least `older_than_seconds`, oldest first.
+  static std::vector<v1::Refund> SubmittedRefunds(pqxx::work& tx, const std::string& payment_id,
+                                                  int64_t older_than_seconds);
   static void AddRefunded(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor);
 
   static v1::Report Report(pqxx::work& tx, const std::string& tenant, const std::string& day);

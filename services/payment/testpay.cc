@@ -103,9 +103,9 @@ absl::StatusOr<WebhookEvent> TestpayProvider::VerifyWebhook(const std::map<std::
 }
 
 absl::StatusOr<RefundResult> TestpayProvider::Refund(const std::string& ref, int64_t amount_minor,
-                                                     const std::string& currency) {
+                                                     const std::string& currency, const std::string& refund_id) {
   auto c = Client(options_);
-  const nlohmann::json body = {{"amount_minor", amount_minor}, {"currency", currency}};
+  const nlohmann::json body = {{"amount_minor", amount_minor}, {"currency", currency}, {"refund_id", refund_id}};
   auto r = c.Post(("/v1/checkouts/" + ref + "/refunds").c_str(), body.dump(), "application/json");
   if (!r) return Failed(r, "refund");
   const auto j = nlohmann::json::parse(r->body, nullptr, false);

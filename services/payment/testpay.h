@@ -27,7 +27,7 @@ class TestpayProvider final : public Provider {
   absl::StatusOr<WebhookEvent> VerifyWebhook(const std::map<std::string, std::string>& headers,
                                              const std::string& body) override;
   absl::StatusOr<RefundResult> Refund(const std::string& provider_ref, int64_t amount_minor,
-                                      const std::string& currency) override;
+                                      const std::string& currency, const std::string& refund_id) override;
 
  private:
   TestpayOptions options_;

@@ -506,6 +506,26 @@ grpc::Status Service::GetDeliverySnapshot(grpc::ServerContext* ctx, const v1::Ge
   });
 }
 
+grpc::Status Service::GetPaymentTerms(grpc::ServerContext* ctx, const v1::GetPaymentTermsRequest* req,
+                                      v1::PaymentTerms* resp) {
+  return grpcx::Handle(ctx, "GetPaymentTerms", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireService(caller); !s.ok()) return s;
+    auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
+    if (!tenant.ok()) return tenant.status();
+    if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;
+    if (auto s = api::ValidateUuid(req->party_id(), "party_id"); !s.ok()) return s;
+    // Read as the paying party: another party's submission is not found.
+    auto submission = store_->GetSubmission(Owner{*tenant, req->party_id()}, req->submission_id());
+    if (!submission.ok()) return submission.status();
+    resp->set_submission_id(submission->id());
+    resp->set_status(submission->status());
+    *resp->mutable_fee() = submission->fee();
+    resp->set_reference(submission->reference());
+    *resp->mutable_service_name() = submission->service_name();
+    return absl::OkStatus();
+  });
+}
+
 grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::SetStatusRequest* req, v1::Submission* resp) {
   return grpcx::Handle(ctx, "SetStatus", [&](const auth::Caller& caller) -> absl::Status {
     if (auto s = RequireService(caller); !s.ok()) return s;

@@ -64,6 +64,8 @@ class Service final : public v1::SubmissionService::Service {
   grpc::Status GetDeliverySnapshot(grpc::ServerContext* ctx, const v1::GetDeliverySnapshotRequest* req,
                                    v1::DeliverySnapshot* resp) override;
   grpc::Status SetStatus(grpc::ServerContext* ctx, const v1::SetStatusRequest* req, v1::Submission* resp) override;
+  grpc::Status GetPaymentTerms(grpc::ServerContext* ctx, const v1::GetPaymentTermsRequest* req,
+                               v1::PaymentTerms* resp) override;
 
   // Writes the catalogue views counted since the last flush (a periodic job and at stop):
   // one funnel row per tenant and service instead of one write per page view.

@@ -45,6 +45,9 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
   // The connector has a key of its own.
   connector_key_ = auth::NewSigningKey("e2e-connector");
   connector_public_keys_ = auth::Signer::FromKey(connector_key_, std::chrono::seconds(60), "connector")->PublicKey();
+  // So has the payment service.
+  payment_key_ = auth::NewSigningKey("e2e-payment");
+  payment_public_keys_ = auth::Signer::FromKey(payment_key_, std::chrono::seconds(60), "payment")->PublicKey();
   smtp_port_ = testing::FreePort();
   maildir_ = dir_ + "/maildir-" + std::to_string(smtp_port_);
   StartSmtp();
@@ -113,6 +116,7 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
           {"STADTPORTAL_SHUTDOWN_DELAY_MS", "300"},
           {"STADTPORTAL_CALLER_PUBLIC_KEYS", public_keys_},
           {"STADTPORTAL_CONNECTOR_PUBLIC_KEYS", connector_public_keys_},
+          {"STADTPORTAL_PAYMENT_PUBLIC_KEYS", payment_public_keys_},
           {"STADTPORTAL_SMTP_URL", "smtp://127.0.0.1:" + std::to_string(smtp_port_)},
           {"STADTPORTAL_MAIL_RETRY_MAX_S", "2"},
           {"STADTPORTAL_PUBLIC_URL", "https://portal.example"},
@@ -169,6 +173,11 @@ void Stack::Start(Instance& i, const std::map<std::string, std::string>& extra_e
     env["STADTPORTAL_CONNECTOR_MAX_ATTEMPTS"] = "5";
     env["STADTPORTAL_CONNECTOR_BREAKER_THRESHOLD"] = "50";
     env["STADTPORTAL_CONNECTOR_POLL_MS"] = "50";
+  }
+  if (i.service == "payment") {
+    // Payment asks submission what a payment is for, as the platform service.
+    env["STADTPORTAL_SUBMISSION_ADDR"] = addresses_.at("STADTPORTAL_SUBMISSION_ADDR");
+    env["STADTPORTAL_PAYMENT_SIGNING_KEY"] = payment_key_;
   }
   for (const auto& [k, v] : service_env_[i.service]) {
     if (v.empty()) {
