@@ -173,10 +173,9 @@ TEST_CASE("browser closed after paying and the webhook lost: the reconciliation 
 TEST_CASE("the payment service does not start with testpay unless test providers are allowed", "[e2e]") {
   Stack stack;
   REQUIRE(stack.WaitReady(60s));
-  auto env = stack.BaseEnv();
+  auto env = stack.ServiceEnv("payment");                       // As Stack::Start gives it.
   REQUIRE(env.count("STADTPORTAL_ALLOW_TEST_PROVIDERS") == 1);  // The stack's payment service runs with it.
   env.erase("STADTPORTAL_ALLOW_TEST_PROVIDERS");
-  env["STADTPORTAL_DATABASE_URL"] = testing::ServiceDatabaseUrl("payment");  // As Stack::Start gives it.
   env["STADTPORTAL_PAYMENT_PROVIDERS"] = "paypal,testpay";
   env["STADTPORTAL_PAYPAL_CLIENT_ID"] = "id";
   env["STADTPORTAL_PAYPAL_CLIENT_SECRET"] = "secret";

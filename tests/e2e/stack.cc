@@ -155,13 +155,11 @@ std::string Stack::AllLogs() const {
   return all;
 }
 
-void Stack::Start(Instance& i, const std::map<std::string, std::string>& extra_env) {
+std::map<std::string, std::string> Stack::ServiceEnv(const std::string& service) const {
   auto env = BaseEnv();
   // Each service as its own database role: its schema only.
-  env["STADTPORTAL_DATABASE_URL"] = testing::ServiceDatabaseUrl(i.service);
-  env["STADTPORTAL_GRPC_PORT"] = std::to_string(i.grpc_port);
-  env["STADTPORTAL_ADMIN_PORT"] = std::to_string(i.admin_port);
-  if (i.service == "connector") {
+  env["STADTPORTAL_DATABASE_URL"] = testing::ServiceDatabaseUrl(service);
+  if (service == "connector") {
     // The connector calls submission and messaging as the platform service; quick
     // retries keep the delivery tests short.
     for (const auto& [k, v] : addresses_) env[k] = v;
@@ -174,11 +172,18 @@ void Stack::Start(Instance& i, const std::map<std::string, std::string>& extra_e
     env["STADTPORTAL_CONNECTOR_BREAKER_THRESHOLD"] = "50";
     env["STADTPORTAL_CONNECTOR_POLL_MS"] = "50";
   }
-  if (i.service == "payment") {
+  if (service == "payment") {
     // Payment asks submission what a payment is for, as the platform service.
     env["STADTPORTAL_SUBMISSION_ADDR"] = addresses_.at("STADTPORTAL_SUBMISSION_ADDR");
     env["STADTPORTAL_PAYMENT_SIGNING_KEY"] = payment_key_;
   }
+  return env;
+}
+
+void Stack::Start(Instance& i, const std::map<std::string, std::string>& extra_env) {
+  auto env = ServiceEnv(i.service);
+  env["STADTPORTAL_GRPC_PORT"] = std::to_string(i.grpc_port);
+  env["STADTPORTAL_ADMIN_PORT"] = std::to_string(i.admin_port);
   for (const auto& [k, v] : service_env_[i.service]) {
     if (v.empty()) {
       env.erase(k);

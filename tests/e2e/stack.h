@@ -51,6 +51,9 @@ class Stack {
   // Waits until GET /readyz answers 200.
   bool WaitReady(std::chrono::milliseconds timeout);
   std::map<std::string, std::string> BaseEnv() const;
+  // What Start gives a replica of `service` besides its ports: BaseEnv, its own database
+  // role, and the addresses and keys it calls other services with.
+  std::map<std::string, std::string> ServiceEnv(const std::string& service) const;
   // The Maildir the stack's SMTP server (aiosmtpd) delivers into.
   const std::string& maildir() const { return maildir_; }
   // The bodies of all mails to `to` delivered so far.
