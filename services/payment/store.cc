@@ -1,11 +1,9 @@
 #include "services/payment/store.h"
 
-#include <google/protobuf/util/time_util.h>
+#include "libs/db/row.h"
 
 namespace stadtportal::payment {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 constexpr char kColumns[] =
     "id::text AS id, tenant, party_id::text AS party_id, party_kind, submission_id, amount_minor, currency, "
@@ -42,7 +40,7 @@ PaymentRow ToRow(const pqxx::row& r) {
   p.set_description(r["description"].as<std::string>());
   row.state = r["state"].as<std::string>();
   p.set_state(ParseState(row.state));
-  *p.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r["created_us"].as<int64_t>());
+  *p.mutable_created_at() = db::Micros(r["created_us"]);
   row.fingerprint = r["request_fingerprint"].as<std::string>();
   p.set_reference(r["reference"].as<std::string>());
   p.set_provider(r["provider"].as<std::string>());
@@ -51,7 +49,7 @@ PaymentRow ToRow(const pqxx::row& r) {
   p.set_finished(r["finished"].as<bool>());
   p.set_reason(r["reason"].as<std::string>());
   const int64_t refunded = r["refunded_minor"].as<int64_t>();
-  *p.mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r["updated_us"].as<int64_t>());
+  *p.mutable_updated_at() = db::Micros(r["updated_us"]);
   if (row.state == "success" && p.reason() != "duplicate_refunded") {
     p.set_refund_amount_available(p.amount().amount_minor() - refunded);
   }
@@ -66,7 +64,7 @@ v1::Refund ToRefund(const pqxx::row& r) {
   f.mutable_amount()->set_currency(r["currency"].as<std::string>());
   f.set_state(r["state"].as<std::string>());
   f.set_reason(r["reason"].as<std::string>());
-  *f.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r["created_us"].as<int64_t>());
+  *f.mutable_created_at() = db::Micros(r["created_us"]);
   return f;
 }
 
@@ -78,7 +76,7 @@ PaymentRow Complete(pqxx::work& tx, PaymentRow row) {
     ev->set_state(e["state"].as<std::string>());
     ev->set_reason(e["reason"].as<std::string>());
     ev->set_source(e["source"].as<std::string>());
-    *ev->mutable_at() = TimeUtil::MicrosecondsToTimestamp(e["at_us"].as<int64_t>());
+    *ev->mutable_at() = db::Micros(e["at_us"]);
   }
   for (const auto& r : tx.exec_prepared("payment_refunds", p.id())) *p.add_refunds() = ToRefund(r);
   if (p.refund_amount_available() > 0) {
