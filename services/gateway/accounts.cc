@@ -1,17 +1,14 @@
 // The gateway's routes for organisations, memberships and acting for an organisation.
 #include <set>
 
-#include <google/protobuf/util/time_util.h>
-
-#include "libs/grpc/client.h"
 #include "libs/status/status.h"
+#include "services/gateway/json.h"
 #include "services/gateway/service.h"
 
 namespace stadtportal::gateway {
 namespace {
 
 namespace acv1 = accounts::v1;
-using google::protobuf::util::TimeUtil;
 using http::FieldSpec;
 using http::FieldType;
 
@@ -58,7 +55,7 @@ nlohmann::json MembershipJson(const acv1::Membership& m) {
   return {{"organisation_id", m.organisation_id()},
           {"person", PartyJson(m.person())},
           {"role", RoleName(m.role())},
-          {"since", TimeUtil::ToString(m.since())}};
+          {"since", json::Time(m.since())}};
 }
 
 nlohmann::json ProfileJson(const acv1::Profile& p) {
@@ -67,11 +64,11 @@ nlohmann::json ProfileJson(const acv1::Profile& p) {
     nlohmann::json j = {{"value", a.value()},
                         {"source", a.source()},
                         {"verified", a.source() == "provider"},
-                        {"updated_at", TimeUtil::ToString(a.updated_at())}};
+                        {"updated_at", json::Time(a.updated_at())}};
     if (a.source() == "provider") {
       j["provider"] = a.provider();
       j["assurance_level"] = a.assurance_level();
-      j["vouched_at"] = TimeUtil::ToString(a.vouched_at());
+      j["vouched_at"] = json::Time(a.vouched_at());
     }
     attributes[a.name()] = j;
   }
@@ -90,320 +87,265 @@ nlohmann::json ConsentJson(const acv1::Consent& c) {
   nlohmann::json j = {{"id", c.id()},
                       {"purpose", c.purpose()},
                       {"text_version", c.text_version()},
-                      {"given_at", TimeUtil::ToString(c.given_at())},
-                      {"withdrawn_at", nullptr}};
-  if (c.has_withdrawn_at()) j["withdrawn_at"] = TimeUtil::ToString(c.withdrawn_at());
+                      {"given_at", json::Time(c.given_at())},
+                      {"withdrawn_at", json::TimeOrNull(c.has_withdrawn_at(), c.withdrawn_at())}};
   return j;
 }
 
 }  // namespace
 
 void Service::AddAccountsRoutes() {
-  using Req = const httplib::Request&;
-  using Res = httplib::Response&;
-  using P = const http::Params&;
+  Add({"POST", "/api/v1/organisations", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    auto body = Body(req, res,
+                     {{"name", {FieldType::kString}},
+                      {"legal_form", {FieldType::kString}},
+                      {"register_number", {FieldType::kString, false}},
+                      {"address", {FieldType::kObject}}});
+    if (!body) return;
+    acv1::CreateOrganisationRequest in;
+    in.set_name((*body)["name"]);
+    const std::string form = (*body)["legal_form"];
+    in.set_legal_form(form == "company"       ? acv1::LEGAL_FORM_COMPANY
+                      : form == "association" ? acv1::LEGAL_FORM_ASSOCIATION
+                      : form == "authority"   ? acv1::LEGAL_FORM_AUTHORITY
+                                              : acv1::LEGAL_FORM_UNSPECIFIED);
+    in.set_register_number(body->value("register_number", ""));
+    std::vector<http::FieldError> errors;
+    auto* address = in.mutable_address();
+    for (const auto& [name, setter] : std::vector<std::pair<std::string, void (acv1::Address::*)(const std::string&)>>{
+             {"street", &acv1::Address::set_street},
+             {"house_number", &acv1::Address::set_house_number},
+             {"postcode", &acv1::Address::set_postcode},
+             {"city", &acv1::Address::set_city},
+             {"country", &acv1::Address::set_country}}) {
+      const auto& v = (*body)["address"];
+      if (!v.contains(name))
+        errors.push_back({"address." + name, "required"});
+      else if (!v[name].is_string())
+        errors.push_back({"address." + name, "wrong_type_string"});
+      else
+        (address->*setter)(v[name].get<std::string>());
+    }
+    if (!errors.empty()) return Fail(req, res, status::InvalidFields(std::move(errors), "invalid address"));
+    acv1::Organisation out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::CreateOrganisation, in, &out)) return;
+    http::WriteJson(res, 201, OrganisationJson(out));
+  });
 
-  // Calls accounts as the authenticated caller; writes the problem on failure.
-  auto call = [this](Req req, Res res, const Authenticated& a, auto rpc, const auto& in, auto* out) {
-    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a.Token("accounts"));
-    absl::Status s = status::FromGrpc(((*accounts_).*rpc)(ctx.get(), in, out));
-    if (!s.ok()) Fail(req, res, s);
-    return s.ok();
-  };
+  Add({"GET", "/api/v1/organisations", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    acv1::ListMyOrganisationsRequest in;
+    acv1::ListMyOrganisationsResponse out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::ListMyOrganisations, in, &out)) return;
+    http::WriteJson(res, 200, {{"items", json::Array(out.organisations(), OrganisationJson)}});
+  });
 
-  router_.Add("POST", "/api/v1/organisations", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                auto body = Body(req, res,
-                                 {{"name", {FieldType::kString}},
-                                  {"legal_form", {FieldType::kString}},
-                                  {"register_number", {FieldType::kString, false}},
-                                  {"address", {FieldType::kObject}}});
-                if (!body) return;
-                acv1::CreateOrganisationRequest in;
-                in.set_name((*body)["name"]);
-                const std::string form = (*body)["legal_form"];
-                in.set_legal_form(form == "company"       ? acv1::LEGAL_FORM_COMPANY
-                                  : form == "association" ? acv1::LEGAL_FORM_ASSOCIATION
-                                  : form == "authority"   ? acv1::LEGAL_FORM_AUTHORITY
-                                                          : acv1::LEGAL_FORM_UNSPECIFIED);
-                in.set_register_number(body->value("register_number", ""));
-                std::vector<http::FieldError> errors;
-                auto* address = in.mutable_address();
-                for (const auto& [name, setter] :
-                     std::vector<std::pair<std::string, void (acv1::Address::*)(const std::string&)>>{
-                         {"street", &acv1::Address::set_street},
-                         {"house_number", &acv1::Address::set_house_number},
-                         {"postcode", &acv1::Address::set_postcode},
-                         {"city", &acv1::Address::set_city},
-                         {"country", &acv1::Address::set_country}}) {
-                  const auto& v = (*body)["address"];
-                  if (!v.contains(name))
-                    errors.push_back({"address." + name, "required"});
-                  else if (!v[name].is_string())
-                    errors.push_back({"address." + name, "wrong_type_string"});
-                  else
-                    (address->*setter)(v[name].get<std::string>());
-                }
-                if (!errors.empty()) return Fail(req, res, status::InvalidFields(std::move(errors), "invalid address"));
-                acv1::Organisation out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::CreateOrganisation, in, &out)) return;
-                http::WriteJson(res, 201, OrganisationJson(out));
-              }));
+  Add({"GET", "/api/v1/organisations/{id}", Who::kSession}, [this](Req req, Res res, P p, const Authenticated& a) {
+    acv1::GetOrganisationRequest in;
+    in.set_id(p.at("id"));
+    acv1::Organisation out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::GetOrganisation, in, &out)) return;
+    http::WriteJson(res, 200, OrganisationJson(out));
+  });
 
-  router_.Add("GET", "/api/v1/organisations", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                acv1::ListMyOrganisationsRequest in;
-                acv1::ListMyOrganisationsResponse out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::ListMyOrganisations, in, &out)) return;
-                nlohmann::json items = nlohmann::json::array();
-                for (const auto& o : out.organisations()) items.push_back(OrganisationJson(o));
-                http::WriteJson(res, 200, {{"items", items}});
-              }));
+  Add({"GET", "/api/v1/organisations/{id}/members", Who::kSession},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        acv1::ListMembersRequest in;
+        in.set_organisation_id(p.at("id"));
+        acv1::ListMembersResponse out;
+        if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::ListMembers, in, &out)) return;
+        http::WriteJson(res, 200, {{"items", json::Array(out.members(), MembershipJson)}});
+      });
 
-  router_.Add("GET", "/api/v1/organisations/{id}", Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                acv1::GetOrganisationRequest in;
-                in.set_id(p.at("id"));
-                acv1::Organisation out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::GetOrganisation, in, &out)) return;
-                http::WriteJson(res, 200, OrganisationJson(out));
-              }));
-
-  router_.Add("GET", "/api/v1/organisations/{id}/members", Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                acv1::ListMembersRequest in;
-                in.set_organisation_id(p.at("id"));
-                acv1::ListMembersResponse out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::ListMembers, in, &out)) return;
-                nlohmann::json items = nlohmann::json::array();
-                for (const auto& m : out.members()) items.push_back(MembershipJson(m));
-                http::WriteJson(res, 200, {{"items", items}});
-              }));
-
-  router_.Add("POST", "/api/v1/organisations/{id}/invitations", Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                auto body = Body(req, res, {{"email", {FieldType::kString}}, {"role", {FieldType::kString}}});
-                if (!body) return;
-                acv1::InviteMemberRequest in;
-                in.set_organisation_id(p.at("id"));
-                in.set_email((*body)["email"]);
-                in.set_role(ParseRole((*body)["role"]));
-                in.set_language(http::Language(req));
-                acv1::Invitation out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::InviteMember, in, &out)) return;
-                http::WriteJson(res, 201,
-                                {{"id", out.id()},
-                                 {"organisation_id", out.organisation_id()},
-                                 {"email", out.email()},
-                                 {"role", RoleName(out.role())},
-                                 {"expires_at", TimeUtil::ToString(out.expires_at())}});
-              }));
+  Add({"POST", "/api/v1/organisations/{id}/invitations", Who::kSession},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        auto body = Body(req, res, {{"email", {FieldType::kString}}, {"role", {FieldType::kString}}});
+        if (!body) return;
+        acv1::InviteMemberRequest in;
+        in.set_organisation_id(p.at("id"));
+        in.set_email((*body)["email"]);
+        in.set_role(ParseRole((*body)["role"]));
+        in.set_language(http::Language(req));
+        acv1::Invitation out;
+        if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::InviteMember, in, &out)) return;
+        http::WriteJson(res, 201,
+                        {{"id", out.id()},
+                         {"organisation_id", out.organisation_id()},
+                         {"email", out.email()},
+                         {"role", RoleName(out.role())},
+                         {"expires_at", json::Time(out.expires_at())}});
+      });
 
   for (const bool accept : {true, false}) {
-    router_.Add("POST", accept ? "/api/v1/invitations/accept" : "/api/v1/invitations/decline",
-                Limited("auth", [this, call, accept](Req req, Res res, P) {
-                  auto a = Authenticate(req, res);
-                  if (!a) return;
-                  auto body = Body(req, res, {{"token", {FieldType::kString}}});
-                  if (!body) return;
-                  acv1::AnswerInvitationRequest in;
-                  in.set_token((*body)["token"]);
-                  if (accept) {
-                    acv1::Membership out;
-                    if (!call(req, res, *a, &acv1::AccountsService::Stub::AcceptInvitation, in, &out)) return;
-                    http::WriteJson(res, 200, MembershipJson(out));
-                  } else {
-                    acv1::DeclineInvitationResponse out;
-                    if (!call(req, res, *a, &acv1::AccountsService::Stub::DeclineInvitation, in, &out)) return;
-                    res.status = 204;
-                  }
-                }));
+    Add({"POST", accept ? "/api/v1/invitations/accept" : "/api/v1/invitations/decline", Who::kSession, "auth"},
+        [this, accept](Req req, Res res, P, const Authenticated& a) {
+          auto body = Body(req, res, {{"token", {FieldType::kString}}});
+          if (!body) return;
+          acv1::AnswerInvitationRequest in;
+          in.set_token((*body)["token"]);
+          if (accept) {
+            acv1::Membership out;
+            if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::AcceptInvitation, in, &out)) return;
+            http::WriteJson(res, 200, MembershipJson(out));
+          } else {
+            acv1::DeclineInvitationResponse out;
+            if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::DeclineInvitation, in, &out)) return;
+            res.status = 204;
+          }
+        });
   }
 
-  router_.Add("PATCH", "/api/v1/organisations/{id}/members/{party_id}",
-              Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                auto body = Body(req, res, {{"role", {FieldType::kString}}});
-                if (!body) return;
-                acv1::ChangeRoleRequest in;
-                in.set_organisation_id(p.at("id"));
-                in.set_person_party_id(p.at("party_id"));
-                in.set_role(ParseRole((*body)["role"]));
-                acv1::Membership out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::ChangeRole, in, &out)) return;
-                http::WriteJson(res, 200, MembershipJson(out));
-              }));
-
-  router_.Add("DELETE", "/api/v1/organisations/{id}/members/{party_id}",
-              Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                acv1::RemoveMemberRequest in;
-                in.set_organisation_id(p.at("id"));
-                in.set_person_party_id(p.at("party_id"));
-                acv1::RemoveMemberResponse out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::RemoveMember, in, &out)) return;
-                res.status = 204;
-              }));
-
-  router_.Add("GET", "/api/v1/me/profile", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                acv1::GetProfileRequest in;
-                acv1::Profile out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::GetProfile, in, &out)) return;
-                http::WriteJson(res, 200, ProfileJson(out));
-              }));
-
-  router_.Add(
-      "PATCH", "/api/v1/me/profile", Limited("default", [this, call](Req req, Res res, P) {
-        auto a = Authenticate(req, res);
-        if (!a) return;
-        const FieldSpec optional_text{FieldType::kString, false};
-        auto body = Body(req, res,
-                         {{"given_name", optional_text},
-                          {"family_name", optional_text},
-                          {"birth_date", optional_text},
-                          {"phone", optional_text},
-                          {"contact_email", optional_text},
-                          {"address", {FieldType::kObject, false}}});
+  Add({"PATCH", "/api/v1/organisations/{id}/members/{party_id}", Who::kSession},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        auto body = Body(req, res, {{"role", {FieldType::kString}}});
         if (!body) return;
-        acv1::UpdateProfileRequest in;
-        std::vector<http::FieldError> errors;
-        for (auto it = body->begin(); it != body->end(); ++it) {
-          if (it.key() != "address") {
-            (*in.mutable_values())[it.key()] = it.value().get<std::string>();
-            continue;
-          }
-          for (auto f = it.value().begin(); f != it.value().end(); ++f) {
-            static const std::set<std::string> kParts = {"street", "house_number", "postcode", "city", "country"};
-            const std::string name = "address." + f.key();
-            if (kParts.count(f.key()) == 0)
-              errors.push_back({name, "unknown_field"});
-            else if (!f.value().is_string())
-              errors.push_back({name, "wrong_type_string"});
-            else
-              (*in.mutable_values())[name] = f.value().get<std::string>();
-          }
-        }
-        if (!errors.empty()) return Fail(req, res, status::InvalidFields(std::move(errors), "invalid address"));
-        acv1::Profile out;
-        if (!call(req, res, *a, &acv1::AccountsService::Stub::UpdateProfile, in, &out)) return;
-        http::WriteJson(res, 200, ProfileJson(out));
-      }));
+        acv1::ChangeRoleRequest in;
+        in.set_organisation_id(p.at("id"));
+        in.set_person_party_id(p.at("party_id"));
+        in.set_role(ParseRole((*body)["role"]));
+        acv1::Membership out;
+        if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::ChangeRole, in, &out)) return;
+        http::WriteJson(res, 200, MembershipJson(out));
+      });
 
-  router_.Add("GET", "/api/v1/me/preferences", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                acv1::GetPreferencesRequest in;
-                acv1::Preferences out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::GetPreferences, in, &out)) return;
-                http::WriteJson(res, 200, PreferencesJson(out));
-              }));
+  Add({"DELETE", "/api/v1/organisations/{id}/members/{party_id}", Who::kSession},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        acv1::RemoveMemberRequest in;
+        in.set_organisation_id(p.at("id"));
+        in.set_person_party_id(p.at("party_id"));
+        acv1::RemoveMemberResponse out;
+        if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::RemoveMember, in, &out)) return;
+        res.status = 204;
+      });
 
-  router_.Add("PUT", "/api/v1/me/preferences", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                auto body = Body(req, res, {{"language", {FieldType::kString}}, {"email", {FieldType::kObject}}});
-                if (!body) return;
-                acv1::Preferences in;
-                in.set_language((*body)["language"]);
-                std::vector<http::FieldError> errors;
-                const auto& email = (*body)["email"];
-                for (const auto& [name, setter] :
-                     std::vector<std::pair<std::string, void (acv1::NotificationPreferences::*)(bool)>>{
-                         {"messages", &acv1::NotificationPreferences::set_messages},
-                         {"status_changes", &acv1::NotificationPreferences::set_status_changes},
-                         {"reminders", &acv1::NotificationPreferences::set_reminders}}) {
-                  if (!email.contains(name))
-                    errors.push_back({"email." + name, "required"});
-                  else if (!email[name].is_boolean())
-                    errors.push_back({"email." + name, "wrong_type_boolean"});
-                  else
-                    (in.mutable_email()->*setter)(email[name].get<bool>());
-                }
-                if (email.size() > 3) errors.push_back({"email", "unknown_field"});
-                if (!errors.empty())
-                  return Fail(req, res, status::InvalidFields(std::move(errors), "invalid preferences"));
-                acv1::Preferences out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::UpdatePreferences, in, &out)) return;
-                http::WriteJson(res, 200, PreferencesJson(out));
-              }));
+  Add({"GET", "/api/v1/me/profile", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    acv1::GetProfileRequest in;
+    acv1::Profile out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::GetProfile, in, &out)) return;
+    http::WriteJson(res, 200, ProfileJson(out));
+  });
 
-  router_.Add("GET", "/api/v1/me/consents", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                acv1::ListConsentsRequest in;
-                acv1::ListConsentsResponse out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::ListConsents, in, &out)) return;
-                nlohmann::json items = nlohmann::json::array();
-                for (const auto& c : out.consents()) items.push_back(ConsentJson(c));
-                http::WriteJson(res, 200, {{"items", items}});
-              }));
+  Add({"PATCH", "/api/v1/me/profile", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    const FieldSpec optional_text{FieldType::kString, false};
+    auto body = Body(req, res,
+                     {{"given_name", optional_text},
+                      {"family_name", optional_text},
+                      {"birth_date", optional_text},
+                      {"phone", optional_text},
+                      {"contact_email", optional_text},
+                      {"address", {FieldType::kObject, false}}});
+    if (!body) return;
+    acv1::UpdateProfileRequest in;
+    std::vector<http::FieldError> errors;
+    for (auto it = body->begin(); it != body->end(); ++it) {
+      if (it.key() != "address") {
+        (*in.mutable_values())[it.key()] = it.value().get<std::string>();
+        continue;
+      }
+      for (auto f = it.value().begin(); f != it.value().end(); ++f) {
+        static const std::set<std::string> kParts = {"street", "house_number", "postcode", "city", "country"};
+        const std::string name = "address." + f.key();
+        if (kParts.count(f.key()) == 0)
+          errors.push_back({name, "unknown_field"});
+        else if (!f.value().is_string())
+          errors.push_back({name, "wrong_type_string"});
+        else
+          (*in.mutable_values())[name] = f.value().get<std::string>();
+      }
+    }
+    if (!errors.empty()) return Fail(req, res, status::InvalidFields(std::move(errors), "invalid address"));
+    acv1::Profile out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::UpdateProfile, in, &out)) return;
+    http::WriteJson(res, 200, ProfileJson(out));
+  });
 
-  router_.Add("POST", "/api/v1/me/consents", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                auto body = Body(req, res, {{"purpose", {FieldType::kString}}, {"text_version", {FieldType::kString}}});
-                if (!body) return;
-                acv1::GiveConsentRequest in;
-                in.set_purpose((*body)["purpose"]);
-                in.set_text_version((*body)["text_version"]);
-                acv1::Consent out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::GiveConsent, in, &out)) return;
-                http::WriteJson(res, 201, ConsentJson(out));
-              }));
+  Add({"GET", "/api/v1/me/preferences", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    acv1::GetPreferencesRequest in;
+    acv1::Preferences out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::GetPreferences, in, &out)) return;
+    http::WriteJson(res, 200, PreferencesJson(out));
+  });
 
-  router_.Add("POST", "/api/v1/me/consents/{id}/withdraw", Limited("default", [this, call](Req req, Res res, P p) {
-                auto a = Authenticate(req, res);
-                if (!a) return;
-                acv1::WithdrawConsentRequest in;
-                in.set_id(p.at("id"));
-                acv1::Consent out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::WithdrawConsent, in, &out)) return;
-                http::WriteJson(res, 200, ConsentJson(out));
-              }));
+  Add({"PUT", "/api/v1/me/preferences", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    auto body = Body(req, res, {{"language", {FieldType::kString}}, {"email", {FieldType::kObject}}});
+    if (!body) return;
+    acv1::Preferences in;
+    in.set_language((*body)["language"]);
+    std::vector<http::FieldError> errors;
+    const auto& email = (*body)["email"];
+    for (const auto& [name, setter] :
+         std::vector<std::pair<std::string, void (acv1::NotificationPreferences::*)(bool)>>{
+             {"messages", &acv1::NotificationPreferences::set_messages},
+             {"status_changes", &acv1::NotificationPreferences::set_status_changes},
+             {"reminders", &acv1::NotificationPreferences::set_reminders}}) {
+      if (!email.contains(name))
+        errors.push_back({"email." + name, "required"});
+      else if (!email[name].is_boolean())
+        errors.push_back({"email." + name, "wrong_type_boolean"});
+      else
+        (in.mutable_email()->*setter)(email[name].get<bool>());
+    }
+    if (email.size() > 3) errors.push_back({"email", "unknown_field"});
+    if (!errors.empty()) return Fail(req, res, status::InvalidFields(std::move(errors), "invalid preferences"));
+    acv1::Preferences out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::UpdatePreferences, in, &out)) return;
+    http::WriteJson(res, 200, PreferencesJson(out));
+  });
+
+  Add({"GET", "/api/v1/me/consents", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    acv1::ListConsentsRequest in;
+    acv1::ListConsentsResponse out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::ListConsents, in, &out)) return;
+    http::WriteJson(res, 200, {{"items", json::Array(out.consents(), ConsentJson)}});
+  });
+
+  Add({"POST", "/api/v1/me/consents", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    auto body = Body(req, res, {{"purpose", {FieldType::kString}}, {"text_version", {FieldType::kString}}});
+    if (!body) return;
+    acv1::GiveConsentRequest in;
+    in.set_purpose((*body)["purpose"]);
+    in.set_text_version((*body)["text_version"]);
+    acv1::Consent out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::GiveConsent, in, &out)) return;
+    http::WriteJson(res, 201, ConsentJson(out));
+  });
+
+  Add({"POST", "/api/v1/me/consents/{id}/withdraw", Who::kSession},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        acv1::WithdrawConsentRequest in;
+        in.set_id(p.at("id"));
+        acv1::Consent out;
+        if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::WithdrawConsent, in, &out)) return;
+        http::WriteJson(res, 200, ConsentJson(out));
+      });
 
   // The party the session acts for, checked against current memberships: a person who
   // left the organisation gets 404 until switching back.
-  router_.Add("GET", "/api/v1/me/acting-party", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res, /*acting_party_checked=*/false);
-                if (!a) return;
-                acv1::CheckActingPartyRequest in;
-                in.set_party_id(a->session.acting_party_id());
-                acv1::Party out;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::CheckActingParty, in, &out)) return;
-                http::WriteJson(res, 200, PartyJson(out));
-              }));
+  Add({"GET", "/api/v1/me/acting-party", Who::kSessionAnyParty}, [this](Req req, Res res, P, const Authenticated& a) {
+    acv1::CheckActingPartyRequest in;
+    in.set_party_id(a.session.acting_party_id());
+    acv1::Party out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::CheckActingParty, in, &out)) return;
+    http::WriteJson(res, 200, PartyJson(out));
+  });
 
-  router_.Add("POST", "/api/v1/me/acting-party", Limited("default", [this, call](Req req, Res res, P) {
-                auto a = Authenticate(req, res, /*acting_party_checked=*/false);
-                if (!a) return;
-                auto body = Body(req, res, {{"party_id", {FieldType::kString}}});
-                if (!body) return;
-                acv1::CheckActingPartyRequest check;
-                check.set_party_id((*body)["party_id"]);
-                acv1::Party party;
-                if (!call(req, res, *a, &acv1::AccountsService::Stub::CheckActingParty, check, &party)) return;
-                identity::v1::SetActingPartyRequest in;
-                in.set_session_id(a->session_id);
-                // Acting as oneself is recorded as "no acting party".
-                in.set_acting_party_id(party.kind() == common::v1::PARTY_KIND_ORGANISATION ? party.id() : "");
-                identity::v1::LoginResponse out;
-                auto ctx = grpcx::NewClientContext(options_.grpc_deadline, a->Token("identity"));
-                absl::Status s = status::FromGrpc(identity_->SetActingParty(ctx.get(), in, &out));
-                if (!s.ok()) return Fail(req, res, s);
-                WriteSession(res, out);  // A privilege change: a new session id.
-                auto body_json = nlohmann::json::parse(res.body);
-                body_json["acting_party"] = PartyJson(party);
-                http::WriteJson(res, 200, body_json);
-              }));
+  Add({"POST", "/api/v1/me/acting-party", Who::kSessionAnyParty}, [this](Req req, Res res, P, const Authenticated& a) {
+    auto body = Body(req, res, {{"party_id", {FieldType::kString}}});
+    if (!body) return;
+    acv1::CheckActingPartyRequest check;
+    check.set_party_id((*body)["party_id"]);
+    acv1::Party party;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::CheckActingParty, check, &party)) return;
+    identity::v1::SetActingPartyRequest in;
+    in.set_session_id(a.session_id);
+    // Acting as oneself is recorded as "no acting party".
+    in.set_acting_party_id(party.kind() == common::v1::PARTY_KIND_ORGANISATION ? party.id() : "");
+    identity::v1::LoginResponse out;
+    if (!Call(req, res, a, *identity_, &identity::v1::IdentityService::Stub::SetActingParty, in, &out)) return;
+    WriteSession(res, out);  // A privilege change: a new session id.
+    auto body_json = nlohmann::json::parse(res.body);
+    body_json["acting_party"] = PartyJson(party);
+    http::WriteJson(res, 200, body_json);
+  });
 }
 
 }  // namespace stadtportal::gateway

@@ -11,6 +11,7 @@
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
 #include "libs/status/status.h"
+#include "services/gateway/json.h"
 
 namespace stadtportal::gateway {
 namespace {
@@ -28,24 +29,17 @@ const std::vector<std::pair<std::string, std::string>>& KnownServices() {
   return kServices;
 }
 
-const char* AssuranceLevel(submission::v1::AssuranceLevel l) {
-  switch (l) {
-    case submission::v1::ASSURANCE_LEVEL_HIGH: return "high";
-    case submission::v1::ASSURANCE_LEVEL_SUBSTANTIAL: return "substantial";
-    default: return "low";
-  }
-}
-
 nlohmann::json ServiceJson(const submission::v1::OnlineService& s) {
+  nlohmann::json fee = json::Money(s.fee());
+  fee["per_unit"] = s.fee_per_unit();
   return {
       {"id", s.id()},
-      {"name", {{"de", s.name().de()}, {"en", s.name().en()}}},
-      {"description", {{"de", s.description().de()}, {"en", s.description().en()}}},
+      {"name", json::Text(s.name())},
+      {"description", json::Text(s.description())},
       {"category", s.category()},
       {"department", s.department()},
-      {"required_assurance_level", AssuranceLevel(s.required_assurance_level())},
-      {"fee",
-       {{"amount_minor", s.fee().amount_minor()}, {"currency", s.fee().currency()}, {"per_unit", s.fee_per_unit()}}},
+      {"required_assurance_level", json::AssuranceLevel(s.required_assurance_level())},
+      {"fee", fee},
       {"form_version", s.form_version()},
   };
 }
@@ -95,13 +89,6 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   AddPaymentRoutes();
   AddMailboxRoutes();
   AddBackofficeRoutes();
-  // Bodies beyond the JSON routes' limit: a draft's answers, form definitions, and uploads.
-  router_.SetBodyLimit("PATCH", "/api/v1/drafts/{id}", kMaxDraftBody);
-  router_.SetBodyLimit("POST", "/api/v1/admin/services/{id}/versions", kMaxFormDefinitionBody);
-  router_.SetUpload("POST", "/api/v1/drafts/{id}/attachments");
-  router_.SetUpload("POST", "/api/v1/mailbox/threads/{id}/messages");
-  // Documents travel inside the JSON (base64).
-  router_.SetUpload("POST", "/api/v1/backoffice/submissions/{id}/messages");
   // Every upload route needs a caller: without credentials, no slot and no reading.
   router_.SetUploadGate([](const httplib::Request& req) { return NamesCaller(req); });
   AddOperatorRoutes();
@@ -110,43 +97,10 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
 }
 
 void Service::AddRoutes() {
-  router_.Add("GET", "/healthz", [](const httplib::Request&, httplib::Response& res, const http::Params&) {
-    http::WriteJson(res, 200, {{"status", "alive"}});
-  });
-  router_.Add("GET", "/readyz",
-              [this](const httplib::Request&, httplib::Response& res, const http::Params&) { Readyz(res); });
-  router_.Add("GET", "/api/v1/services",
-              Limited("default", [this](const httplib::Request& req, httplib::Response& res, const http::Params&) {
-                ListServices(req, res);
-              }));
-  router_.Add("GET", "/api/v1/services/{id}",
-              Limited("default", [this](const httplib::Request& req, httplib::Response& res, const http::Params& p) {
-                GetService(req, p.at("id"), res);
-              }));
-}
-
-Service::Handler Service::Limited(const std::string& group, Handler handler) {
-  const http::Rate rate = group == "auth" ? options_.auth_rate : options_.default_rate;
-  return [this, group, rate, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
-                                                           const http::Params& p) {
-    if (limiter_ != nullptr) {
-      auto d = limiter_->Take(group, http::ClientKey(Client(req)), rate);
-      if (!d.ok()) {
-        // Rate limiting must not take the API down with Redis: let the request pass.
-        log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
-      } else {
-        res.set_header("RateLimit-Limit", std::to_string(d->limit));
-        res.set_header("RateLimit-Remaining", std::to_string(d->remaining));
-        res.set_header("RateLimit-Reset", std::to_string(d->reset_seconds));
-        if (!d->allowed) {
-          res.set_header("Retry-After", std::to_string(d->retry_after));
-          Fail(req, res, absl::ResourceExhaustedError("too many requests; retry later"));
-          return;
-        }
-      }
-    }
-    handler(req, res, p);
-  };
+  Add({"GET", "/healthz", Who::kAnyone, ""}, [](Req, Res res, P) { http::WriteJson(res, 200, {{"status", "alive"}}); });
+  Add({"GET", "/readyz", Who::kAnyone, ""}, [this](Req, Res res, P) { Readyz(res); });
+  Add({"GET", "/api/v1/services"}, [this](Req req, Res res, P) { ListServices(req, res); });
+  Add({"GET", "/api/v1/services/{id}"}, [this](Req req, Res res, P p) { GetService(req, p.at("id"), res); });
 }
 
 std::string Service::AnonymousToken(const std::string& service) const {
@@ -162,8 +116,7 @@ std::string Service::AnonymousToken(const std::string& service) const {
   return cached.token;
 }
 
-void Service::Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
-                   const nlohmann::json& extra) {
+void Service::Fail(Req req, Res res, const absl::Status& s, const nlohmann::json& extra) {
   const std::string m(s.message());
   const auto pos = m.find("retry after ");
   if (s.code() == absl::StatusCode::kResourceExhausted && !res.has_header("Retry-After")) {
@@ -183,7 +136,7 @@ void Service::Fail(const httplib::Request& req, httplib::Response& res, const ab
   http::WriteProblem(res, s, http::Language(req), extra);
 }
 
-absl::Status Service::ParsePageParams(const httplib::Request& req, common::v1::PageRequest* page) {
+absl::Status Service::ParsePageParams(Req req, common::v1::PageRequest* page) {
   if (req.has_param("page_size")) {
     int size = 0;
     if (!absl::SimpleAtoi(req.get_param_value("page_size"), &size) || size < 1 || size > 100) {
@@ -195,8 +148,8 @@ absl::Status Service::ParsePageParams(const httplib::Request& req, common::v1::P
   return absl::OkStatus();
 }
 
-std::optional<nlohmann::json> Service::Body(const httplib::Request& req, httplib::Response& res,
-                                            const std::map<std::string, http::FieldSpec>& fields, size_t max_bytes) {
+std::optional<nlohmann::json> Service::Body(Req req, Res res, const std::map<std::string, http::FieldSpec>& fields,
+                                            size_t max_bytes) {
   // Upload routes take files; a JSON body there is held to the JSON limit.
   if (req.body.size() > (max_bytes != 0 ? max_bytes : options_.edge.max_body_bytes)) {
     http::WriteHttpProblem(res, 413, "request body too large");
@@ -210,7 +163,7 @@ std::optional<nlohmann::json> Service::Body(const httplib::Request& req, httplib
   return *body;
 }
 
-void Service::Readyz(httplib::Response& res) {
+void Service::Readyz(Res res) {
   if (stopping_) {
     http::WriteProblem(res, absl::UnavailableError("shutting down"));
     return;
@@ -246,33 +199,21 @@ void Service::Readyz(httplib::Response& res) {
                      {{"detail", absl::StrCat("not ready: ", absl::StrJoin(not_ready, ", "))}, {"services", services}});
 }
 
-void Service::ListServices(const httplib::Request& req, httplib::Response& res) {
+void Service::ListServices(Req req, Res res) {
   submission::v1::ListOnlineServicesRequest in;
   in.set_query(req.get_param_value("q"));
   in.set_category(req.get_param_value("category"));
   if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
   submission::v1::ListOnlineServicesResponse out;
-  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("submission"));
-  if (auto s = status::FromGrpc(submission_->ListOnlineServices(ctx.get(), in, &out)); !s.ok()) {
-    Fail(req, res, s);
-    return;
-  }
-  nlohmann::json items = nlohmann::json::array();
-  for (const auto& s : out.services()) items.push_back(ServiceJson(s));
-  nlohmann::json body = {{"items", items}};
-  if (!out.page().next_page_token().empty()) body["next_page_token"] = out.page().next_page_token();
-  http::WriteJson(res, 200, body);
+  if (!Call(req, res, *submission_, &submission::v1::SubmissionService::Stub::ListOnlineServices, in, &out)) return;
+  http::WriteJson(res, 200, json::Page(json::Array(out.services(), ServiceJson), out.page()));
 }
 
-void Service::GetService(const httplib::Request& req, const std::string& id, httplib::Response& res) {
+void Service::GetService(Req req, const std::string& id, Res res) {
   submission::v1::GetOnlineServiceRequest in;
   in.set_id(id);
   submission::v1::OnlineService out;
-  auto ctx = grpcx::NewClientContext(options_.grpc_deadline, AnonymousToken("submission"));
-  if (auto s = status::FromGrpc(submission_->GetOnlineService(ctx.get(), in, &out)); !s.ok()) {
-    Fail(req, res, s);
-    return;
-  }
+  if (!Call(req, res, *submission_, &submission::v1::SubmissionService::Stub::GetOnlineService, in, &out)) return;
   nlohmann::json body = ServiceJson(out);
   body["retention_days"] = out.retention_days();
   body["form"] = nlohmann::json::parse(out.form_json())["form"];

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
@@ -15,12 +16,14 @@
 #include "absl/status/statusor.h"
 #include "libs/auth/caller.h"
 #include "libs/config/config.h"
+#include "libs/grpc/client.h"
 #include "libs/http/client_address.h"
 #include "libs/http/json_body.h"
 #include "libs/http/rate_limit.h"
 #include "libs/http/server.h"
 #include "libs/metrics/metrics.h"
 #include "libs/redis/client.h"
+#include "libs/status/status.h"
 #include "stadtportal/accounts/v1/accounts.grpc.pb.h"
 #include "stadtportal/connector/v1/connector.grpc.pb.h"
 #include "stadtportal/identity/v1/identity.grpc.pb.h"
@@ -84,6 +87,39 @@ struct Authenticated {
   mutable std::map<std::string, std::string> tokens_;
 };
 
+// Who may call a route. The route table resolves the caller before the handler runs;
+// a refused caller gets the problem and the handler never runs.
+enum class Who {
+  kAnyone,  // No caller needed (catalogue, log-in, the payer's return, webhooks, probes).
+  // A session (bearer token, or cookie + CSRF token for unsafe methods). One acting for an
+  // organisation is checked against the current memberships (403 once the person left).
+  kSession,
+  // A session whose acting party is not checked: the routes that show and switch it.
+  kSessionAnyParty,
+  // A session for administration: one with an administrative role that has not passed
+  // the second factor gets 403 "second factor required" (sessions without such a role
+  // pass on; the services refuse them).
+  kAdmin,
+  // A back office's access token (OAuth 2.0 client credentials).
+  kBackoffice,
+};
+
+// One route of the REST API.
+struct Route {
+  std::string method;
+  std::string path;  // Template, e.g. "/api/v1/drafts/{id}".
+  Who who = Who::kAnyone;
+  // Rate-limit group, per client: "auth" (log-in, registration, resets), "default", or ""
+  // for none (probes, provider webhooks). Checked before the caller is resolved.
+  std::string limit = "default";
+  size_t max_body = 0;  // A body limit of its own (0: the JSON routes' limit).
+  bool upload = false;  // Takes files: the upload limit and slots (http::EdgeOptions).
+};
+
+using Req = const httplib::Request&;
+using Res = httplib::Response&;
+using P = const http::Params&;
+
 // The REST edge: routes /api/v1 to the services over gRPC, answers /healthz and /readyz
 // (and /metrics on the admin port), resolves sessions (bearer token or cookie + CSRF token), limits rates,
 // and maps every error to application/problem+json.
@@ -103,6 +139,14 @@ class Service {
   // "METHOD /path" of every route, for the OpenAPI contract test.
   std::vector<std::string> Routes() const { return router_.Routes(); }
 
+  // The route table: each route states who may call it (`route.who`), its rate-limit
+  // group and body limit; the handler gets the resolved caller. The constructor adds the
+  // API's routes; more may be added before Start.
+  using CallerHandler = std::function<void(Req, Res, P, const Authenticated&)>;
+  using AnonymousHandler = std::function<void(Req, Res, P)>;
+  void Add(const Route& route, CallerHandler handler);
+  void Add(const Route& route, AnonymousHandler handler);  // Who::kAnyone only.
+
   static constexpr char kSessionCookie[] = "__Host-stadtportal_session";
   // Bodies larger than the JSON routes' default (STADTPORTAL_HTTP_MAX_BODY_BYTES, 64 KiB):
   // a draft's answers, and a form definition an administrator publishes.
@@ -110,7 +154,9 @@ class Service {
   static constexpr size_t kMaxFormDefinitionBody = 1 << 20;
 
  private:
-  using Handler = std::function<void(const httplib::Request&, httplib::Response&, const http::Params&)>;
+  template <typename Stub, typename In, typename Out>
+  using Rpc = grpc::Status (Stub::*)(grpc::ClientContext*, const In&, Out*);
+
   void AddRoutes();
   void AddAuthRoutes();
   void AddAccountsRoutes();
@@ -119,46 +165,74 @@ class Service {
   void AddMailboxRoutes();
   void AddBackofficeRoutes();
   void AddOperatorRoutes();
-  // Resolves a back office's access token (OAuth 2.0 client credentials); on failure
-  // writes the problem and returns nullopt.
-  std::optional<Authenticated> AuthenticateClient(const httplib::Request& req, httplib::Response& res);
-  // The client of a request (through trusted proxies only).
-  std::string Client(const httplib::Request& req) const { return http::ClientAddress(req, options_.trusted_proxies); }
-  // Wraps a handler with the rate limit of its group, per client.
-  Handler Limited(const std::string& group, Handler handler);
-
-  void Readyz(httplib::Response& res);
-  void ListServices(const httplib::Request& req, httplib::Response& res);
-  void GetService(const httplib::Request& req, const std::string& id, httplib::Response& res);
-
-  // Resolves the request's session; on failure writes the problem and returns nullopt.
-  // A session acting for an organisation is checked against the current memberships
-  // (403 once the person left or was removed), except where `acting_party_checked` is
-  // false: the routes that show the acting party and switch back. Administrative roles go
-  // into the caller token only once the session has passed the second factor.
+  // Installs `handler` behind the route's rate limit and body limit.
+  void Register(const Route& route, AnonymousHandler handler);
+  // The caller of a request as `who` asks; on failure writes the problem and returns nullopt.
+  std::optional<Authenticated> Resolve(Req req, Res res, Who who);
   // Whether a request carries credentials at all (a Bearer token or the session cookie),
   // checked before anything is asked of identity.
-  static bool NamesCaller(const httplib::Request& req);
-  std::optional<Authenticated> Authenticate(const httplib::Request& req, httplib::Response& res,
-                                            bool acting_party_checked = true);
-  // Authenticate for administrative routes: a session with an administrative role that
-  // has not passed the second factor gets 403 "second factor required" (enrol first when
-  // the account has none). Sessions without such a role pass on (services refuse them).
-  std::optional<Authenticated> AuthenticateAdmin(const httplib::Request& req, httplib::Response& res);
+  static bool NamesCaller(Req req);
+  // Resolves the request's session (Who::kSession, or kSessionAnyParty without the
+  // membership check). Administrative roles go into the caller token only once the
+  // session has passed the second factor.
+  std::optional<Authenticated> Authenticate(Req req, Res res, bool acting_party_checked);
+  // Authenticate for Who::kAdmin.
+  std::optional<Authenticated> AuthenticateAdmin(Req req, Res res);
+  // Resolves a back office's access token (Who::kBackoffice).
+  std::optional<Authenticated> AuthenticateClient(Req req, Res res);
+  // The client of a request (through trusted proxies only).
+  std::string Client(Req req) const { return http::ClientAddress(req, options_.trusted_proxies); }
+  // Whether the client is within the rate of `group`; if not, writes 429.
+  bool WithinRate(Req req, Res res, const std::string& group);
+
+  void Readyz(Res res);
+  void ListServices(Req req, Res res);
+  void GetService(Req req, const std::string& id, Res res);
+
   // The anonymous caller's token for calls to `service`.
   std::string AnonymousToken(const std::string& service) const;
+  // The service a stub calls, the audience of the caller tokens sent to it.
+  static const char* Part(const identity::v1::IdentityService::Stub&) { return "identity"; }
+  static const char* Part(const accounts::v1::AccountsService::Stub&) { return "accounts"; }
+  static const char* Part(const submission::v1::SubmissionService::Stub&) { return "submission"; }
+  static const char* Part(const payment::v1::PaymentService::Stub&) { return "payment"; }
+  static const char* Part(const messaging::v1::MessagingService::Stub&) { return "messaging"; }
+  static const char* Part(const connector::v1::ConnectorService::Stub&) { return "connector"; }
+  // Calls `rpc` of `stub` with the caller token `token`, within the gRPC deadline.
+  template <typename Stub, typename In, typename Out>
+  absl::Status Invoke(const std::string& token, Stub& stub, Rpc<Stub, In, Out> rpc, const std::type_identity_t<In>& in,
+                      Out* out) const {
+    auto ctx = grpcx::NewClientContext(options_.grpc_deadline, token);
+    return status::FromGrpc((stub.*rpc)(ctx.get(), in, out));
+  }
+  // A route's call to a service as the caller `a`: on failure writes the problem (Fail)
+  // and returns false.
+  template <typename Stub, typename In, typename Out>
+  bool Call(Req req, Res res, const Authenticated& a, Stub& stub, Rpc<Stub, In, Out> rpc,
+            const std::type_identity_t<In>& in, Out* out) {
+    return Succeeded(req, res, Invoke(a.Token(Part(stub)), stub, rpc, in, out));
+  }
+  // The same as the anonymous caller.
+  template <typename Stub, typename In, typename Out>
+  bool Call(Req req, Res res, Stub& stub, Rpc<Stub, In, Out> rpc, const std::type_identity_t<In>& in, Out* out) {
+    return Succeeded(req, res, Invoke(AnonymousToken(Part(stub)), stub, rpc, in, out));
+  }
+  // s.ok(); else writes the problem.
+  bool Succeeded(Req req, Res res, const absl::Status& s) {
+    if (!s.ok()) Fail(req, res, s);
+    return s.ok();
+  }
   // Writes `s` as the one problem document (status::Problem: 400, 422 with the field
   // errors in the request's language, 412 for a stale version, …), with Retry-After on
   // throttling and the required level on assurance refusals.
-  void Fail(const httplib::Request& req, httplib::Response& res, const absl::Status& s,
-            const nlohmann::json& extra = nlohmann::json::object());
+  void Fail(Req req, Res res, const absl::Status& s, const nlohmann::json& extra = nlohmann::json::object());
   // Parses the JSON body (at most `max_bytes`, 0: the JSON routes' limit); on failure
   // writes the problem and returns nullopt.
-  std::optional<nlohmann::json> Body(const httplib::Request& req, httplib::Response& res,
-                                     const std::map<std::string, http::FieldSpec>& fields, size_t max_bytes = 0);
+  std::optional<nlohmann::json> Body(Req req, Res res, const std::map<std::string, http::FieldSpec>& fields,
+                                     size_t max_bytes = 0);
   // page_size and page_token query parameters; a malformed page size is refused.
-  static absl::Status ParsePageParams(const httplib::Request& req, common::v1::PageRequest* page);
-  void WriteSession(httplib::Response& res, const identity::v1::LoginResponse& login);
+  static absl::Status ParsePageParams(Req req, common::v1::PageRequest* page);
+  void WriteSession(Res res, const identity::v1::LoginResponse& login);
 
   Options options_;
   auth::Signer signer_;

@@ -1,12 +1,16 @@
 #include "services/gateway/service.h"
 
+#include <atomic>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <regex>
 #include <set>
 
 #include <catch2/catch.hpp>
 
 #include "absl/strings/ascii.h"
+#include "libs/grpc/server.h"
 
 #include "libs/testing/openapi.h"
 #include "libs/testing/testing.h"
@@ -14,12 +18,14 @@
 namespace stadtportal::gateway {
 namespace {
 
-// A gateway whose downstream services are all unreachable.
+// A gateway whose downstream services are all unreachable but `reachable` (name → target);
+// `add` adds routes before it starts.
 struct Fixture {
   std::unique_ptr<Service> gateway;
   uint16_t port = 0;
 
-  Fixture() {
+  explicit Fixture(const std::map<std::string, std::string>& reachable = {},
+                   const std::function<void(Service&)>& add = nullptr) {
     Options o;
     o.http.host = "127.0.0.1";
     o.http.port = 0;
@@ -29,16 +35,45 @@ struct Fixture {
     o.grpc_deadline = std::chrono::milliseconds(300);
     o.ready_timeout = std::chrono::milliseconds(300);
     for (const std::string name : {"identity", "accounts", "submission", "payment", "messaging", "connector"}) {
-      o.downstreams.push_back({name, "ipv4:127.0.0.1:" + std::to_string(testing::FreePort()), "x." + name});
+      const auto it = reachable.find(name);
+      o.downstreams.push_back(
+          {name, it != reachable.end() ? it->second : "ipv4:127.0.0.1:" + std::to_string(testing::FreePort()),
+           "x." + name});
     }
     auto signer = auth::Signer::FromKey(auth::NewSigningKey("test"), std::chrono::seconds(60));
     REQUIRE(signer.ok());
     gateway = std::make_unique<Service>(o, *signer, nullptr);
+    if (add) add(*gateway);
     auto p = gateway->Start();
     REQUIRE(p.ok());
     port = *p;
   }
   ~Fixture() { gateway->Shutdown(); }
+};
+
+// Identity as far as resolving callers goes: the session "citizen" of a citizen, the
+// session "admin" of a tenant admin who has not passed the second factor; no back-office
+// token is valid.
+class Sessions final : public identity::v1::IdentityService::Service {
+ public:
+  grpc::Status ResolveSession(grpc::ServerContext*, const identity::v1::ResolveSessionRequest* req,
+                              identity::v1::Session* resp) override {
+    if (req->session_id() != "citizen" && req->session_id() != "admin") {
+      return {grpc::StatusCode::UNAUTHENTICATED, "session unknown or expired"};
+    }
+    resp->set_account_id("6f1c1b1e-0d7e-4c5a-9a43-1f0d2b7c9e01");
+    resp->mutable_tenant()->set_key(config::kDefaultTenant);
+    resp->set_session_ref("ref");
+    if (req->session_id() == "admin") {
+      resp->add_roles("tenant-admin");
+      resp->set_second_factor(identity::v1::SECOND_FACTOR_REQUIRED);
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status ResolveClientToken(grpc::ServerContext*, const identity::v1::ResolveClientTokenRequest*,
+                                  identity::v1::ClientInfo*) override {
+    return {grpc::StatusCode::UNAUTHENTICATED, "unknown token"};
+  }
 };
 
 }  // namespace
@@ -116,6 +151,60 @@ TEST_CASE("gateway metrics are served on the admin port only, labelled by route 
   CHECK(m->body.find("operation=\"GET /api/v1/services/{id}\"") != std::string::npos);
   CHECK(m->body.find("operation=\"GET unmatched\"") != std::string::npos);
   CHECK(m->body.find("12345") == std::string::npos);
+}
+
+TEST_CASE("the route table refuses callers a route does not take before its handler runs", "[unit]") {
+  grpcx::ServerOptions so;
+  so.host = "127.0.0.1";
+  grpcx::Server identity(so);
+  identity.AddService(std::make_unique<Sessions>(), identity::v1::IdentityService::service_full_name());
+  REQUIRE(identity.Start().ok());
+  std::map<std::string, std::atomic<int>> called;
+  for (const char* who : {"session", "admin", "backoffice"}) called[who] = 0;
+  Fixture f({{"identity", "ipv4:127.0.0.1:" + std::to_string(identity.port())}}, [&](Service& s) {
+    for (const auto& [path, who] : std::vector<std::pair<std::string, Who>>{
+             {"session", Who::kSession}, {"admin", Who::kAdmin}, {"backoffice", Who::kBackoffice}}) {
+      s.Add({"GET", "/test/" + path, who}, [&called, path = path](Req, Res res, P, const Authenticated&) {
+        ++called[path];
+        res.status = 204;
+      });
+    }
+    // A handler without a caller cannot be given to a route that needs one, nor the reverse.
+    CHECK_THROWS_AS(s.Add({"GET", "/test/wrong", Who::kSession}, Service::AnonymousHandler([](Req, Res, P) {})),
+                    std::logic_error);
+    CHECK_THROWS_AS(s.Add({"GET", "/test/wrong"}, Service::CallerHandler([](Req, Res, P, const Authenticated&) {})),
+                    std::logic_error);
+  });
+  httplib::Client c("127.0.0.1", f.port);
+  auto get = [&](const std::string& path, const std::string& session) {
+    httplib::Headers headers;
+    if (!session.empty()) headers.emplace("Authorization", "Bearer " + session);
+    auto r = c.Get(path.c_str(), headers);
+    REQUIRE(r);
+    return r->status;
+  };
+  // No credentials: 401 on every route that needs a caller.
+  CHECK(get("/test/session", "") == 401);
+  CHECK(get("/test/admin", "") == 401);
+  CHECK(get("/test/backoffice", "") == 401);
+  CHECK(get("/test/session", "expired") == 401);
+  // A citizen's session is no back office's access token.
+  CHECK(get("/test/backoffice", "citizen") == 401);
+  // An administrator's session before the second factor is refused on administrative routes.
+  auto admin = c.Get("/test/admin", {{"Authorization", "Bearer admin"}});
+  REQUIRE(admin);
+  CHECK(admin->status == 403);
+  CHECK(nlohmann::json::parse(admin->body)["second_factor"] == "verify");
+  CHECK(called["session"].load() == 0);
+  CHECK(called["admin"].load() == 0);
+  CHECK(called["backoffice"].load() == 0);
+  // The caller the route takes reaches the handler.
+  CHECK(get("/test/session", "citizen") == 204);
+  CHECK(get("/test/admin", "citizen") == 204);
+  CHECK(called["session"].load() == 1);
+  CHECK(called["admin"].load() == 1);
+  CHECK(called["backoffice"].load() == 0);
+  identity.Shutdown();
 }
 
 }  // namespace stadtportal::gateway

@@ -1,0 +1,219 @@
+// The gateway's route table: the rate limit, the caller each route asks for, then the
+// handler. The only place that resolves callers.
+#include <algorithm>
+#include <stdexcept>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "libs/log/log.h"
+#include "services/gateway/json.h"
+#include "services/gateway/service.h"
+
+namespace stadtportal::gateway {
+namespace {
+
+namespace idv1 = identity::v1;
+namespace acv1 = accounts::v1;
+
+bool IsUnsafe(const std::string& method) { return method != "GET" && method != "HEAD" && method != "OPTIONS"; }
+
+std::string CookieValue(Req req, const std::string& name) {
+  for (absl::string_view header : absl::StrSplit(req.get_header_value("Cookie"), ';')) {
+    header = absl::StripAsciiWhitespace(header);
+    if (absl::StartsWith(header, name + "=")) return std::string(header.substr(name.size() + 1));
+  }
+  return "";
+}
+
+// Compares without an early exit, so timing tells nothing about the token.
+bool SameToken(const std::string& a, const std::string& b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+void Service::Add(const Route& route, CallerHandler handler) {
+  if (route.who == Who::kAnyone) throw std::logic_error("route without a caller: " + route.path);
+  Register(route, [this, who = route.who, handler = std::move(handler)](Req req, Res res, P p) {
+    if (auto a = Resolve(req, res, who)) handler(req, res, p, *a);
+  });
+}
+
+void Service::Add(const Route& route, AnonymousHandler handler) {
+  if (route.who != Who::kAnyone) throw std::logic_error("route needs a caller: " + route.path);
+  Register(route, std::move(handler));
+}
+
+void Service::Register(const Route& route, AnonymousHandler handler) {
+  if (route.limit.empty()) {
+    router_.Add(route.method, route.path, std::move(handler));
+  } else {
+    router_.Add(route.method, route.path,
+                [this, group = route.limit, handler = std::move(handler)](Req req, Res res, P p) {
+                  if (WithinRate(req, res, group)) handler(req, res, p);
+                });
+  }
+  if (route.upload) {
+    router_.SetUpload(route.method, route.path);
+  } else if (route.max_body != 0) {
+    router_.SetBodyLimit(route.method, route.path, route.max_body);
+  }
+}
+
+bool Service::WithinRate(Req req, Res res, const std::string& group) {
+  if (limiter_ == nullptr) return true;
+  auto d =
+      limiter_->Take(group, http::ClientKey(Client(req)), group == "auth" ? options_.auth_rate : options_.default_rate);
+  if (!d.ok()) {
+    // Rate limiting must not take the API down with Redis: let the request pass.
+    log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
+    return true;
+  }
+  res.set_header("RateLimit-Limit", std::to_string(d->limit));
+  res.set_header("RateLimit-Remaining", std::to_string(d->remaining));
+  res.set_header("RateLimit-Reset", std::to_string(d->reset_seconds));
+  if (d->allowed) return true;
+  res.set_header("Retry-After", std::to_string(d->retry_after));
+  Fail(req, res, absl::ResourceExhaustedError("too many requests; retry later"));
+  return false;
+}
+
+std::optional<Authenticated> Service::Resolve(Req req, Res res, Who who) {
+  switch (who) {
+    case Who::kBackoffice: return AuthenticateClient(req, res);
+    case Who::kAdmin: return AuthenticateAdmin(req, res);
+    case Who::kSessionAnyParty: return Authenticate(req, res, /*acting_party_checked=*/false);
+    default: return Authenticate(req, res, /*acting_party_checked=*/true);
+  }
+}
+
+bool Service::NamesCaller(Req req) {
+  const std::string authorization = req.get_header_value("Authorization");
+  return (authorization.size() > 7 && absl::StartsWith(authorization, "Bearer ")) ||
+         !CookieValue(req, kSessionCookie).empty();
+}
+
+std::optional<Authenticated> Service::Authenticate(Req req, Res res, bool acting_party_checked) {
+  Authenticated a;
+  bool from_cookie = false;
+  const std::string authorization = req.get_header_value("Authorization");
+  if (!authorization.empty()) {
+    if (!absl::StartsWith(authorization, "Bearer ")) {
+      Fail(req, res, absl::UnauthenticatedError("use Authorization: Bearer <token>"));
+      return std::nullopt;
+    }
+    a.session_id = authorization.substr(7);
+  } else {
+    a.session_id = CookieValue(req, kSessionCookie);
+    from_cookie = true;
+  }
+  if (a.session_id.empty()) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    Fail(req, res, absl::UnauthenticatedError("log-in required"));
+    return std::nullopt;
+  }
+  idv1::ResolveSessionRequest in;
+  in.set_session_id(a.session_id);
+  absl::Status s =
+      Invoke(AnonymousToken("identity"), *identity_, &idv1::IdentityService::Stub::ResolveSession, in, &a.session);
+  // A session of another municipality is no session here.
+  if (s.ok() && a.session.tenant().key() != options_.tenant)
+    s = absl::UnauthenticatedError("session unknown or expired");
+  if (!s.ok()) {
+    if (s.code() == absl::StatusCode::kUnauthenticated)
+      res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    Fail(req, res, s);
+    return std::nullopt;
+  }
+  // Browsers send cookies on their own: unsafe requests must prove they come from our pages.
+  if (from_cookie && IsUnsafe(req.method) && !SameToken(req.get_header_value("X-CSRF-Token"), a.session.csrf_token())) {
+    Fail(req, res, absl::PermissionDeniedError("X-CSRF-Token missing or wrong"));
+    return std::nullopt;
+  }
+  // Per account too, so that one account cannot spread its load over many addresses.
+  if (limiter_ != nullptr) {
+    auto d = limiter_->Take("account", a.session.account_id(), options_.default_rate);
+    if (d.ok() && !d->allowed) {
+      res.set_header("Retry-After", std::to_string(d->retry_after));
+      Fail(req, res, absl::ResourceExhaustedError("too many requests for this account; retry later"));
+      return std::nullopt;
+    }
+    if (!d.ok()) log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
+  }
+  auth::Caller& caller = a.caller;
+  caller.account_id = a.session.account_id();
+  caller.acting_party = a.session.acting_party_id();
+  caller.tenant = a.session.tenant().key();
+  caller.assurance = json::AssuranceLevel(a.session.assurance_level());
+  for (const auto& role : a.session.roles()) {
+    // Administrative roles only with the second factor passed, so that no service acts
+    // on them for a session that has only the password.
+    if (!auth::IsAdminRole(role) || a.session.second_factor() == idv1::SECOND_FACTOR_PASSED) {
+      caller.roles.push_back(role);
+    }
+  }
+  caller.session_ref = a.session.session_ref();
+  a.signer = &signer_;
+  // Acting for an organisation lasts only as long as the membership: asked at every
+  // request (only sessions acting for an organisation pay for it), so a removal applies
+  // to the removed member's next call to any service.
+  if (acting_party_checked && !caller.acting_party.empty()) {
+    acv1::CheckActingPartyRequest check;
+    check.set_party_id(caller.acting_party);
+    acv1::Party party;
+    absl::Status m =
+        Invoke(a.Token("accounts"), *accounts_, &acv1::AccountsService::Stub::CheckActingParty, check, &party);
+    if (m.code() == absl::StatusCode::kNotFound) m = absl::PermissionDeniedError("acting_party: not_a_member");
+    if (!m.ok()) {
+      Fail(req, res, m);
+      return std::nullopt;
+    }
+  }
+  return a;
+}
+
+std::optional<Authenticated> Service::AuthenticateAdmin(Req req, Res res) {
+  auto a = Authenticate(req, res, /*acting_party_checked=*/true);
+  if (!a) return a;
+  const bool admin = std::any_of(a->session.roles().begin(), a->session.roles().end(), auth::IsAdminRole);
+  if (!admin || a->session.second_factor() == idv1::SECOND_FACTOR_PASSED) return a;
+  const bool enrolled = a->session.second_factor() == idv1::SECOND_FACTOR_REQUIRED;
+  Fail(req, res,
+       absl::PermissionDeniedError(enrolled ? "second factor required: send a code to POST /api/v1/auth/totp/verify"
+                                            : "second factor required: enrol at POST /api/v1/auth/totp/enrol"),
+       {{"second_factor", enrolled ? "verify" : "enrol"}});
+  return std::nullopt;
+}
+
+std::optional<Authenticated> Service::AuthenticateClient(Req req, Res res) {
+  const std::string authorization = req.get_header_value("Authorization");
+  if (!absl::StartsWith(authorization, "Bearer ") || authorization.size() <= 7) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    Fail(req, res, absl::UnauthenticatedError("back offices send Authorization: Bearer <access token>"));
+    return std::nullopt;
+  }
+  idv1::ResolveClientTokenRequest in;
+  in.set_access_token(authorization.substr(7));
+  idv1::ClientInfo client;
+  if (auto s =
+          Invoke(AnonymousToken("identity"), *identity_, &idv1::IdentityService::Stub::ResolveClientToken, in, &client);
+      !s.ok()) {
+    res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    Fail(req, res,
+         s.code() == absl::StatusCode::kUnauthenticated ? absl::UnauthenticatedError("invalid or expired token") : s);
+    return std::nullopt;
+  }
+  Authenticated a;
+  a.caller.account_id = client.client_id();
+  a.caller.tenant = client.tenant();
+  a.caller.acting_party = client.department();
+  a.caller.roles = {"department", "destination:" + client.destination()};
+  a.signer = &signer_;
+  a.department = client.department();
+  return a;
+}
+
+}  // namespace stadtportal::gateway
