@@ -46,6 +46,6 @@ Entry Of(const auth::Caller& caller, std::string action, nlohmann::json targets)
   return e;
 }
 
-void Record(pqxx::work& tx, const Entry& entry) { events::Publish(tx, kTopic, entry.actor, entry.ToJson()); }
+void Record(pqxx::work& tx, const Entry& entry) { events::PublishJson(tx, kTopic, entry.actor, entry.ToJson()); }
 
 }  // namespace stadtportal::audit

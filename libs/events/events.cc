@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "absl/strings/str_cat.h"
 #include "libs/auth/tokens.h"
 #include "libs/log/log.h"
+#include "libs/metrics/metrics.h"
 
 namespace stadtportal::events {
 namespace {
@@ -18,11 +21,45 @@ std::string Field(const redisReply* fields, const std::string& name) {
   return "";
 }
 
+prometheus::Family<prometheus::Counter>& Rejected() {
+  static auto& family = prometheus::BuildCounter()
+                            .Name("stadtportal_events_rejected_total")
+                            .Help("Events a consumer refused because their payload is not their topic's message.")
+                            .Register(*metrics::Registry());
+  return family;
+}
+
 }  // namespace
+
+nlohmann::json ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  o.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, o);
+  return nlohmann::json::parse(out);
+}
+
+absl::Status FromJson(const nlohmann::json& json, google::protobuf::Message* message) {
+  if (!json.is_object()) return absl::InvalidArgumentError("event payload is not a JSON object");
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;
+  auto s = google::protobuf::util::JsonStringToMessage(json.dump(), message, o);
+  if (!s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("event payload is not a ", message->GetTypeName()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Handlers::operator()(pqxx::work& tx, const Event& e) const {
+  auto it = by_topic_.find(e.topic);
+  if (it == by_topic_.end()) return absl::InvalidArgumentError("no handler for the event's topic");
+  return it->second(tx, e);
+}
 
 std::string StreamOf(const std::string& topic) { return "sp:events:" + topic; }
 
-void Publish(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload) {
+void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload) {
   tx.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3::jsonb)", topic, key, payload.dump());
 }
 
@@ -99,6 +136,13 @@ absl::Status Consumer::Handle(const std::string& stream, const redisReply* messa
     if (fresh.empty()) return absl::OkStatus();  // Seen before: the effect is there.
     return handler_(tx, e);
   });
+  if (absl::IsInvalidArgument(s)) {
+    // Can never succeed: kept in the publisher's outbox for an operator, not retried.
+    log::Error("event refused: payload is not its topic's message",
+               {{"group", group_}, {"event", e.id}, {"topic", e.topic}, {"error", std::string(s.message())}});
+    Rejected().Add({{"group", group_}}).Increment();
+    return redis_->Command({"XACK", stream, group_, entry}).status();
+  }
   if (!s.ok()) {
     log::Warn("event not handled; it will be retried",
               {{"group", group_}, {"event", e.id}, {"topic", e.topic}, {"error", std::string(s.message())}});

@@ -2,9 +2,12 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <google/protobuf/message.h>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
@@ -12,13 +15,16 @@
 #include "absl/status/statusor.h"
 #include "libs/app/periodic.h"
 #include "libs/db/pool.h"
+#include "libs/events/topics.h"
 #include "libs/redis/client.h"
 
 // Events between services: a service writes an event into its own `outbox` table in the
 // transaction that makes the change; a relay moves it to the Redis Stream of its topic;
 // consumers read with a consumer group per service and apply each event in a
 // transaction that records its id in their `inbox` table. At-least-once transport,
-// exactly-once effect. Both tables are created by each service's migrations:
+// exactly-once effect. Payloads are the messages of proto/stadtportal/events/v1 as JSON;
+// each message has its topic (libs/events/topics.h). Both tables are created by each
+// service's migrations:
 //   outbox (id bigint identity PK, topic, key, payload jsonb, created_at, published_at)
 //   inbox  (event_id text PK, topic, received_at)
 namespace stadtportal::events {
@@ -33,8 +39,46 @@ struct Event {
 // The Redis Stream of a topic.
 std::string StreamOf(const std::string& topic);
 
-// Writes an event in the caller's transaction.
-void Publish(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload);
+// An event message as JSON: proto field names, fields at their default value included.
+nlohmann::json ToJson(const google::protobuf::Message& message);
+// Reads an event's JSON into `message`, ignoring fields it does not know (a newer
+// publisher's additions); INVALID_ARGUMENT when the JSON is not such a message.
+absl::Status FromJson(const nlohmann::json& json, google::protobuf::Message* message);
+
+// Writes an event in the caller's transaction, under the topic of its message type.
+template <class M>
+void Publish(pqxx::work& tx, const std::string& key, const M& payload) {
+  PublishJson(tx, std::string(Topic<M>::kName), key, ToJson(payload));
+}
+// The untyped form, for tests and tools that replay stored events.
+void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload);
+
+// A consumer's handlers, one per topic, each receiving its topic's message:
+//   Handlers h;
+//   h.On<v1::PaymentSucceeded>([](pqxx::work& tx, const v1::PaymentSucceeded& e) { ... });
+//   Consumer consumer(pool, redis, "submission", h);
+// An event whose payload is not its topic's message is refused with INVALID_ARGUMENT
+// (the consumer logs it and does not retry it).
+class Handlers {
+ public:
+  template <class M>
+  Handlers& On(std::function<absl::Status(pqxx::work&, const M&)> handle) {
+    const std::string topic(Topic<M>::kName);
+    topics_.push_back(topic);
+    by_topic_[topic] = [handle = std::move(handle)](pqxx::work& tx, const Event& e) -> absl::Status {
+      M message;
+      if (auto s = FromJson(e.payload, &message); !s.ok()) return s;
+      return handle(tx, message);
+    };
+    return *this;
+  }
+  const std::vector<std::string>& Topics() const { return topics_; }
+  absl::Status operator()(pqxx::work& tx, const Event& e) const;
+
+ private:
+  std::vector<std::string> topics_;
+  std::map<std::string, std::function<absl::Status(pqxx::work&, const Event&)>> by_topic_;
+};
 
 // Moves unpublished outbox rows to their streams, oldest first. Safe on every replica
 // (rows are claimed with SKIP LOCKED); a row published twice after a crash is deduped by
@@ -58,12 +102,17 @@ class Relay {
 // Runs `handler` for each event of `topics` in a transaction of `pool` that also records
 // the event in `inbox`: an event seen before is acknowledged without running the handler
 // again. A failing handler leaves the event pending; it is claimed again after
-// `retry_after` (by this or another replica).
+// `retry_after` (by this or another replica). An event refused as INVALID_ARGUMENT (not its
+// topic's message) can never succeed: it is logged as an error, counted
+// (stadtportal_events_rejected_total) and acknowledged; it stays in the publisher's outbox.
 class Consumer {
  public:
   using Handler = std::function<absl::Status(pqxx::work&, const Event&)>;
   Consumer(db::Pool& pool, redis::Options redis, std::string group, std::vector<std::string> topics, Handler handler,
            std::chrono::milliseconds retry_after = std::chrono::seconds(30));
+  Consumer(db::Pool& pool, redis::Options redis, std::string group, Handlers handlers,
+           std::chrono::milliseconds retry_after = std::chrono::seconds(30))
+      : Consumer(pool, std::move(redis), std::move(group), handlers.Topics(), Handler(handlers), retry_after) {}
   void Start() { job_.Start(); }
   void Stop() { job_.Stop(); }
   // Reads and handles one batch (waiting up to `block` for new events); returns how

@@ -38,15 +38,15 @@ TEST_CASE("events travel from the outbox to a consumer once in effect, even when
   const std::string other = "test." + auth::RandomToken(6);
 
   REQUIRE(pool.Transact([&](pqxx::work& tx) {
-                Publish(tx, topic, "a", {{"n", 1}});
-                Publish(tx, topic, "b", {{"n", 2}});
-                Publish(tx, other, "c", {{"n", 3}});
+                PublishJson(tx, topic, "a", {{"n", 1}});
+                PublishJson(tx, topic, "b", {{"n", 2}});
+                PublishJson(tx, other, "c", {{"n", 3}});
                 return absl::OkStatus();
               })
               .ok());
   // A rolled-back change publishes nothing.
   REQUIRE_FALSE(pool.Transact([&](pqxx::work& tx) {
-                      Publish(tx, topic, "lost", {{"n", 9}});
+                      PublishJson(tx, topic, "lost", {{"n", 9}});
                       return absl::AbortedError("changed my mind");
                     })
                     .ok());
@@ -87,7 +87,7 @@ TEST_CASE("an event whose handler fails is retried until it succeeds", "[integra
   redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
   const std::string topic = "test." + auth::RandomToken(6);
   REQUIRE(pool.Transact([&](pqxx::work& tx) {
-                Publish(tx, topic, "k", {{"n", 1}});
+                PublishJson(tx, topic, "k", {{"n", 1}});
                 return absl::OkStatus();
               })
               .ok());

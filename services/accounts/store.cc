@@ -447,12 +447,13 @@ absl::StatusOr<v1::Preferences> Store::SetPreferences(const std::string& tenant,
     tx.exec_prepared("accounts_set_preferences", tenant, party_id, p.language(), p.email().messages(),
                      p.email().status_changes(), p.email().reminders());
     // Messaging follows the preferences for its notifications.
-    events::Publish(tx, "preferences.changed", party_id,
-                    {{"party_id", party_id},
-                     {"tenant", tenant},
-                     {"language", p.language()},
-                     {"messages", p.email().messages()},
-                     {"status_changes", p.email().status_changes()}});
+    events::v1::PreferencesChanged e;
+    e.set_tenant(tenant);
+    e.set_party_id(party_id);
+    e.set_language(p.language());
+    e.set_messages(p.email().messages());
+    e.set_status_changes(p.email().status_changes());
+    events::Publish(tx, party_id, e);
     return ReadPreferences(tx, tenant, party_id);
   });
 }

@@ -258,9 +258,11 @@ int Service::DeliverDue() {
         Store::MarkDelivered(tx, due.submission_id);
         Store::BreakerResult(tx, due.tenant, due.destination, true, options_.breaker_threshold,
                              static_cast<int>(options_.breaker_open.count()));
-        events::Publish(
-            tx, "delivery.delivered", due.submission_id,
-            {{"tenant", due.tenant}, {"submission_id", due.submission_id}, {"destination", due.destination}});
+        events::v1::DeliveryDelivered e;
+        e.set_tenant(due.tenant);
+        e.set_submission_id(due.submission_id);
+        e.set_destination(due.destination);
+        events::Publish(tx, due.submission_id, e);
         Deliveries().Add({{"outcome", "delivered"}}).Increment();
         continue;
       }
@@ -274,8 +276,11 @@ int Service::DeliverDue() {
                            static_cast<int>(options_.breaker_open.count()));
       if (!due.delayed_reported) {
         Store::MarkDelayedReported(tx, due.submission_id);
-        events::Publish(tx, "delivery.delayed", due.submission_id,
-                        {{"tenant", due.tenant}, {"submission_id", due.submission_id}});
+        events::v1::DeliveryDelayed e;
+        e.set_tenant(due.tenant);
+        e.set_submission_id(due.submission_id);
+        e.set_destination(due.destination);
+        events::Publish(tx, due.submission_id, e);
       }
       Deliveries().Add({{"outcome", dead ? "dead" : "failed"}}).Increment();
       log::Warn(dead ? "delivery given up: dead letter" : "delivery failed; will retry",
@@ -352,8 +357,11 @@ grpc::Status Service::Acknowledge(grpc::ServerContext* ctx, const v1::Acknowledg
       if (d->state() == "dead") return status::FieldConflict("state", "invalid", "dead letter; replay it first");
       Store::MarkAcknowledged(tx, req->submission_id());
       if (d->state() != "acknowledged") {
-        events::Publish(tx, "delivery.acknowledged", req->submission_id(),
-                        {{"tenant", caller.tenant}, {"submission_id", req->submission_id()}});
+        events::v1::DeliveryAcknowledged e;
+        e.set_tenant(caller.tenant);
+        e.set_submission_id(req->submission_id());
+        e.set_destination(d->destination());
+        events::Publish(tx, req->submission_id(), e);
       }
       auto again = Store::LockDelivery(tx, caller.tenant, d->destination(), req->submission_id());
       *resp = *again;

@@ -237,10 +237,11 @@ absl::Status Store::MarkVerified(pqxx::work& tx, const std::string& account_id) 
   auto res = tx.exec_prepared("identity_mark_verified", account_id);
   // Other services learn the verified address (messaging sends notifications to it).
   if (!res.empty()) {
-    events::Publish(tx, "account.verified", account_id,
-                    {{"account_id", account_id},
-                     {"tenant", res[0]["tenant"].as<std::string>()},
-                     {"email", res[0]["email"].as<std::string>()}});
+    events::v1::AccountVerified e;
+    e.set_tenant(res[0]["tenant"].as<std::string>());
+    e.set_account_id(account_id);
+    e.set_email(res[0]["email"].as<std::string>());
+    events::Publish(tx, account_id, e);
   }
   return absl::OkStatus();
 }

@@ -170,13 +170,15 @@ absl::StatusOr<Service::Next> Service::Apply(pqxx::work& tx, PaymentRow& row, co
       }
       s = Transition(tx, row, "success", "", source);
       if (!s.ok()) break;
-      events::Publish(tx, "payment.succeeded", p.submission_id(),
-                      {{"payment_id", p.id()},
-                       {"submission_id", p.submission_id()},
-                       {"tenant", p.tenant().key()},
-                       {"amount_minor", p.amount().amount_minor()},
-                       {"currency", p.amount().currency()},
-                       {"provider", p.provider()}});
+      {
+        events::v1::PaymentSucceeded e;
+        e.set_tenant(p.tenant().key());
+        e.set_payment_id(p.id());
+        e.set_submission_id(p.submission_id());
+        *e.mutable_amount() = p.amount();
+        e.set_provider(p.provider());
+        events::Publish(tx, p.submission_id(), e);
+      }
       break;
     case Outcome::kDeclined:
       s = Transition(tx, row, "failed", st.reason.empty() ? "declined" : st.reason, source);

@@ -125,9 +125,21 @@ absl::StatusOr<v1::OnlineService> LoadService(pqxx::work& tx, const std::string&
   return out;
 }
 
-// Where the submissions of an online service are delivered.
-std::string Destination(pqxx::work& tx, const std::string& tenant, const std::string& service_id) {
-  return tx.exec_prepared("submission_destination", tenant, service_id)[0]["destination"].as<std::string>();
+// Publishes that a submission goes to its department now (submitted without a fee, or
+// paid), naming the destination its online service delivers to.
+void PublishReadyForDelivery(pqxx::work& tx, const std::string& tenant, const std::string& id,
+                             const std::string& reference, const std::string& party_id, const std::string& service_id,
+                             const std::string& payment_id) {
+  events::v1::SubmissionReadyForDelivery e;
+  e.set_tenant(tenant);
+  e.set_submission_id(id);
+  e.set_reference(reference);
+  e.set_party_id(party_id);
+  e.set_service_id(service_id);
+  e.set_destination(
+      tx.exec_prepared("submission_destination", tenant, service_id)[0]["destination"].as<std::string>());
+  e.set_payment_id(payment_id);
+  events::Publish(tx, id, e);
 }
 
 void Funnel(pqxx::work& tx, const std::string& tenant, const FunnelEvent& e) {
@@ -526,12 +538,8 @@ absl::StatusOr<v1::Submission> Store::Submit(const NewSubmission& n) {
     if (status != "submitted") tx.exec_prepared("submission_add_history", id, status, "");
     tx.exec_prepared("submission_move_attachments", n.draft_id, id);
     tx.exec_prepared("submission_remove_submitted_draft", n.draft_id);
-    const nlohmann::json event = {
-        {"submission_id", id},      {"reference", reference},
-        {"tenant", n.owner.tenant}, {"party_id", n.owner.party_id},
-        {"service_id", service_id}, {"destination", Destination(tx, n.owner.tenant, service_id)},
-        {"fee_minor", n.fee_minor}, {"fee_currency", n.fee_currency}};
-    events::Publish(tx, fee ? "submission.awaiting_payment" : "submission.ready_for_delivery", id, event);
+    // With a fee due, the payment's success makes it ready (MarkPaid).
+    if (!fee) PublishReadyForDelivery(tx, n.owner.tenant, id, reference, n.owner.party_id, service_id, "");
     Funnel(tx, n.owner.tenant, {"submitted", service_id, n.draft_id, "", "", ""});
     return LoadSubmission(tx, n.owner, id);
   });
@@ -570,11 +578,12 @@ absl::StatusOr<v1::Submission> Store::Withdraw(const Owner& owner, const std::st
     }
     tx.exec_prepared("submission_set_status", id, "withdrawn");
     tx.exec_prepared("submission_add_history", id, "withdrawn", "");
-    const nlohmann::json event = {{"submission_id", id},
-                                  {"reference", lock[0]["reference"].as<std::string>()},
-                                  {"tenant", owner.tenant},
-                                  {"service_id", lock[0]["service_id"].as<std::string>()}};
-    events::Publish(tx, "submission.withdrawn", id, event);
+    events::v1::SubmissionWithdrawn e;
+    e.set_tenant(owner.tenant);
+    e.set_submission_id(id);
+    e.set_reference(lock[0]["reference"].as<std::string>());
+    e.set_service_id(lock[0]["service_id"].as<std::string>());
+    events::Publish(tx, id, e);
     return LoadSubmission(tx, owner, id);
   });
 }
@@ -591,15 +600,8 @@ absl::Status Store::MarkPaid(pqxx::work& tx, const std::string& tenant, const st
   const pqxx::row row = lock[0];
   tx.exec_prepared("submission_set_status", submission_id, "paid");
   tx.exec_prepared("submission_add_history", submission_id, "paid", "");
-  const std::string service_id = row["service_id"].as<std::string>();
-  const nlohmann::json event = {{"submission_id", submission_id},
-                                {"reference", row["reference"].as<std::string>()},
-                                {"tenant", tenant},
-                                {"party_id", row["party_id"].as<std::string>()},
-                                {"service_id", service_id},
-                                {"destination", Destination(tx, tenant, service_id)},
-                                {"payment_id", payment_id}};
-  events::Publish(tx, "submission.ready_for_delivery", submission_id, event);
+  PublishReadyForDelivery(tx, tenant, submission_id, row["reference"].as<std::string>(),
+                          row["party_id"].as<std::string>(), row["service_id"].as<std::string>(), payment_id);
   return absl::OkStatus();
 }
 
