@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "libs/db/network_guard.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
 
@@ -36,6 +37,7 @@ int Main(const std::string& service, const std::function<int(const config::Env&)
       throw config::Error(absl::StrCat("STADTPORTAL_LOG_LEVEL: ", e.what()));
     }
     log::Init(service, level);
+    db::SetStrictTransactions(env.Bool("STADTPORTAL_STRICT_TRANSACTIONS", false));
     metrics::RegisterBuildInfo(service, STADTPORTAL_VERSION);
     return body(env);
   } catch (const config::Error& e) {

@@ -1,6 +1,7 @@
 #include "libs/db/pool.h"
 
 #include "absl/strings/str_cat.h"
+#include "libs/db/network_guard.h"
 #include "libs/log/log.h"
 
 namespace stadtportal::db {
@@ -69,6 +70,7 @@ void Pool::Return(std::unique_ptr<pqxx::connection> conn) {
 absl::Status Pool::Transact(const std::function<absl::Status(pqxx::work&)>& fn) {
   auto lease = Acquire();
   if (!lease.ok()) return lease.status();
+  TransactionScope scope;
   try {
     pqxx::work tx(**lease);
     absl::Status s = fn(tx);
@@ -92,6 +94,11 @@ absl::Status Pool::Transact(const std::function<absl::Status(pqxx::work&)>& fn) 
     if (!(*lease)->is_open()) lease->Discard();
     return absl::InternalError(absl::StrCat("database error: ", e.what()));
   }
+}
+
+PoolStats Pool::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return PoolStats{outstanding_, static_cast<int>(idle_.size())};
 }
 
 absl::Status Pool::Ping() {

@@ -31,6 +31,12 @@ struct PoolOptions {
   static PoolOptions FromEnv(const config::Env& env, std::string schema);
 };
 
+// How many connections are lent out and how many wait idle (tests, gauges).
+struct PoolStats {
+  int in_use = 0;
+  int idle = 0;
+};
+
 // Prepares the named statements a store uses; runs once on every new connection.
 using Prepare = std::function<void(pqxx::connection&)>;
 
@@ -62,9 +68,10 @@ class Pool {
   absl::StatusOr<Lease> Acquire();
 
   // Runs `fn` in one transaction and commits if it returns OK. libpqxx exceptions are
-  // mapped here, once for every store: unique violation → ALREADY_EXISTS, check or
-  // foreign-key violation → FAILED_PRECONDITION, serialization failure → ABORTED,
-  // lost connection → UNAVAILABLE, anything else → INTERNAL.
+  // mapped here, once for every store: unique violation → ALREADY_EXISTS, foreign-key
+  // violation → FAILED_PRECONDITION, check violation → INVALID_ARGUMENT, serialization
+  // failure → ABORTED, lost connection → UNAVAILABLE, anything else → INTERNAL. `fn` makes
+  // no call across the network (libs/db/network_guard.h).
   absl::Status Transact(const std::function<absl::Status(pqxx::work&)>& fn);
 
   // The same for a transaction that produces a value: `fn` returns absl::StatusOr<T>,
@@ -88,6 +95,7 @@ class Pool {
   absl::Status Ping();
 
   const PoolOptions& options() const { return options_; }
+  PoolStats stats() const;
 
  private:
   void Return(std::unique_ptr<pqxx::connection> conn);
@@ -95,7 +103,7 @@ class Pool {
 
   PoolOptions options_;
   Prepare prepare_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
   int outstanding_ = 0;  // Leases handed out plus connections being opened; idle ones not counted.

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "libs/db/network_guard.h"
 #include "libs/testing/testing.h"
 
 namespace stadtportal::db {
@@ -103,3 +104,21 @@ TEST_CASE("a connection the server closed is replaced", "[integration]") {
 }
 
 }  // namespace stadtportal::db
+
+TEST_CASE("the pool reports lent and idle connections, and marks the thread inside a transaction", "[integration]") {
+  testing::TestSchema schema(kFiles, "poolstats");
+  auto& pool = schema.pool();
+  REQUIRE(pool.Ping().ok());
+  CHECK(pool.stats().in_use == 0);
+  CHECK(pool.stats().idle == 1);
+  CHECK_FALSE(InTransaction());
+  REQUIRE(pool.Transact([&](pqxx::work&) {
+                CHECK(InTransaction());
+                CHECK(pool.stats().in_use == 1);
+                CHECK(pool.stats().idle == 0);
+                return absl::OkStatus();
+              })
+              .ok());
+  CHECK_FALSE(InTransaction());
+  CHECK(pool.stats().in_use == 0);
+}

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "libs/auth/caller.h"
+#include "libs/db/network_guard.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
@@ -62,6 +63,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
 
 std::unique_ptr<grpc::ClientContext> NewClientContext(std::chrono::milliseconds deadline,
                                                       const std::string& caller_token) {
+  db::ExpectNoTransaction("grpc");
   auto ctx = std::make_unique<grpc::ClientContext>();
   auto add = [&ctx](const std::string& key, const std::string& value) {
     if (value.empty()) return;

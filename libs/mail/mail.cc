@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libs/api/text.h"
+#include "libs/db/network_guard.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
 #include "libs/status/status.h"
@@ -144,6 +145,7 @@ absl::StatusOr<std::string> Compose(const std::string& from, const Mail& mail, a
 }
 
 absl::Status Send(const SmtpOptions& options, const Mail& mail) {
+  db::ExpectNoTransaction("smtp");
   auto message = Compose(options.from, mail, absl::Now());
   if (!message.ok()) return message.status();
   CURL* curl = curl_easy_init();
