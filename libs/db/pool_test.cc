@@ -103,8 +103,6 @@ TEST_CASE("a connection the server closed is replaced", "[integration]") {
   CHECK(pool.Ping().ok());
 }
 
-}  // namespace stadtportal::db
-
 TEST_CASE("the pool reports lent and idle connections, and marks the thread inside a transaction", "[integration]") {
   testing::TestSchema schema(kFiles, "poolstats");
   auto& pool = schema.pool();
@@ -122,3 +120,5 @@ TEST_CASE("the pool reports lent and idle connections, and marks the thread insi
   CHECK_FALSE(InTransaction());
   CHECK(pool.stats().in_use == 0);
 }
+
+}  // namespace stadtportal::db
