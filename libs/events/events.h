@@ -45,13 +45,14 @@ nlohmann::json ToJson(const google::protobuf::Message& message);
 // publisher's additions); INVALID_ARGUMENT when the JSON is not such a message.
 absl::Status FromJson(const nlohmann::json& json, google::protobuf::Message* message);
 
+// The untyped form, for tests and tools that replay stored events.
+void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload);
+
 // Writes an event in the caller's transaction, under the topic of its message type.
 template <class M>
 void Publish(pqxx::work& tx, const std::string& key, const M& payload) {
   PublishJson(tx, std::string(Topic<M>::kName), key, ToJson(payload));
 }
-// The untyped form, for tests and tools that replay stored events.
-void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload);
 
 // A consumer's handlers, one per topic, each receiving its topic's message:
 //   Handlers h;
