@@ -6,9 +6,9 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "libs/api/delivery.h"
 #include "libs/auth/tokens.h"
 #include "libs/events/events.h"
 #include "libs/grpc/client.h"
@@ -44,29 +44,6 @@ prometheus::Family<prometheus::Gauge>& BacklogGauge() {
 absl::Status RequireAdmin(const auth::Caller& c) { return auth::RequireRole(c, "tenant-admin"); }
 
 absl::Status CheckId(const std::string& id) { return api::CheckId(id, "submission"); }
-
-// The JSON document a push destination receives.
-std::string Document(const sv1::DeliverySnapshot& snap) {
-  std::string submission;
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(snap.submission(), &submission, o);
-  nlohmann::json files = nlohmann::json::array();
-  for (const auto& f : snap.files()) {
-    files.push_back({{"id", f.attachment().id()},
-                     {"field", f.attachment().field()},
-                     {"filename", f.attachment().filename()},
-                     {"media_type", f.attachment().media_type()},
-                     {"size", f.attachment().size()},
-                     {"sha256", f.attachment().sha256()},
-                     {"content_base64", absl::Base64Escape(f.content())}});
-  }
-  return nlohmann::json{{"delivery_id", snap.submission().id()},
-                        {"destination", snap.destination()},
-                        {"submission", nlohmann::json::parse(submission)},
-                        {"files", files}}
-      .dump();
-}
 
 }  // namespace
 
@@ -239,8 +216,16 @@ int Service::DeliverDue() {
           error = "snapshot: " + std::string(got.message());
         }
       }
+      std::string body;
       if (error.empty()) {
-        const std::string body = Document(snap);
+        auto doc = api::DeliveryDocument(snap);
+        if (doc.ok()) {
+          body = doc->dump();
+        } else {
+          error = std::string(doc.status().message());
+        }
+      }
+      if (error.empty()) {
         const int64_t ts = absl::ToUnixSeconds(absl::Now());
         auto r = Post(*endpoint,
                       {{"X-Stadtportal-Delivery", due.submission_id},
