@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "libs/db/network_guard.h"
 #include "libs/testing/testing.h"
 
 int main(int argc, char* argv[]) {
@@ -11,5 +12,7 @@ int main(int argc, char* argv[]) {
   // is an error return for the test to check, not the end of the test process.
   std::signal(SIGPIPE, SIG_IGN);
   stadtportal::testing::KillProcessesAtAbnormalEnd();
+  // A call across the network inside a database transaction ends the test.
+  stadtportal::db::SetStrictTransactions(true);
   return Catch::Session().run(argc, argv);
 }

@@ -10,6 +10,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "libs/auth/tokens.h"
+#include "libs/db/network_guard.h"
 #include "libs/status/status.h"
 
 namespace stadtportal::connector {
@@ -116,8 +118,13 @@ absl::StatusOr<Endpoint> ResolveEndpoint(const std::string& url, const EgressPol
   return e;
 }
 
+std::string DeliverySignature(const std::string& secret, int64_t timestamp, const std::string& body) {
+  return "v1=" + auth::HmacSha256Hex(secret, absl::StrCat(timestamp, ".", body));
+}
+
 PushResult Post(const Endpoint& endpoint, const std::vector<std::pair<std::string, std::string>>& headers,
                 const std::string& body, std::chrono::milliseconds timeout) {
+  db::ExpectNoTransaction("http");
   GlobalInit();
   PushResult out;
   if (endpoint.addresses.empty()) {

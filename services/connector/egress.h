@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,8 +41,15 @@ struct PushResult {
   std::string error;    // Empty on a 2xx answer.
 };
 
+// A push destination's signing secret: 32 to 200 bytes.
+inline constexpr size_t kMinSecretBytes = 32;
+
+// The signature header of a push delivery: "v1=" + hex HMAC-SHA256(secret, timestamp + "." + body).
+std::string DeliverySignature(const std::string& secret, int64_t timestamp, const std::string& body);
+
 // POSTs `body` as JSON to the endpoint's first address: the connection is refused for
-// any other address; no redirects are followed and no proxy is used.
+// any other address; no redirects are followed and no proxy is used. Never inside a
+// database transaction (libs/db/network_guard.h).
 PushResult Post(const Endpoint& endpoint, const std::vector<std::pair<std::string, std::string>>& headers,
                 const std::string& body, std::chrono::milliseconds timeout);
 

@@ -5,30 +5,13 @@
 #include <string>
 
 #include "libs/auth/caller.h"
-#include "libs/config/config.h"
-#include "services/connector/egress.h"
+#include "services/connector/options.h"
 #include "services/connector/store.h"
 #include "stadtportal/connector/v1/connector.grpc.pb.h"
 #include "stadtportal/messaging/v1/messaging.grpc.pb.h"
 #include "stadtportal/submission/v1/submission.grpc.pb.h"
 
 namespace stadtportal::connector {
-
-struct Options {
-  std::string default_tenant = config::kDefaultTenant;
-  // Where push deliveries may go: public addresses, and the networks operators allow.
-  EgressPolicy egress;
-  int max_attempts = 10;
-  std::chrono::seconds max_age{24 * 60 * 60};
-  std::chrono::milliseconds backoff_base{1000};
-  std::chrono::milliseconds backoff_max{5 * 60 * 1000};
-  int breaker_threshold = 5;
-  std::chrono::seconds breaker_open{30};
-  std::chrono::milliseconds http_timeout{10000};
-  // STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS, _ALLOW_HTTP, _MAX_ATTEMPTS, _MAX_AGE_S, _BACKOFF_BASE_MS, _BACKOFF_MAX_MS,
-  // _BREAKER_THRESHOLD, _BREAKER_OPEN_S, _HTTP_TIMEOUT_MS.
-  static Options FromEnv(const config::Env& env, const std::string& tenant);
-};
 
 // The back-office caller's destination ("destination:<id>" role) and department.
 struct BackofficeCaller {
@@ -37,8 +20,9 @@ struct BackofficeCaller {
   std::string client_id;
 };
 
-// gRPC edge of the connector and its delivery worker. Calls submission (snapshots,
-// statuses) and messaging (department messages) as the platform service.
+// gRPC edge of the connector. Calls submission (snapshots, statuses) and messaging
+// (department messages) as the platform service, never inside a transaction: a call is
+// checked in one short transaction and recorded in another.
 class Service final : public v1::ConnectorService::Service {
  public:
   Service(std::shared_ptr<Store> store, Options options, std::shared_ptr<grpc::Channel> submission,
@@ -65,15 +49,14 @@ class Service final : public v1::ConnectorService::Service {
   grpc::Status ListMessages(grpc::ServerContext* ctx, const v1::FetchRequest* req,
                             messaging::v1::ListRepliesResponse* resp) override;
 
-  // One round of the worker: delivers due push deliveries; returns how many were tried.
-  int DeliverDue();
-  // Refreshes the gauges (dead letters, oldest undelivered).
-  void UpdateGauges();
+  // The submission's snapshot with its files, from submission (the delivery worker's source).
+  absl::StatusOr<submission::v1::DeliverySnapshot> Snapshot(const std::string& tenant,
+                                                            const std::string& submission_id) const;
 
  private:
   std::string ServiceToken(const std::string& tenant, const std::string& service) const;
-  // A delivery of the caller's destination, locked; NOT_FOUND otherwise.
-  absl::StatusOr<v1::Delivery> OwnDelivery(pqxx::work& tx, const auth::Caller& caller, const std::string& id);
+  // A delivery of the caller's destination; NOT_FOUND otherwise.
+  absl::StatusOr<v1::Delivery> OwnDelivery(const auth::Caller& caller, const std::string& id);
   absl::Status PostToMailbox(const std::string& tenant, const submission::v1::DeliverySnapshot& snapshot,
                              const BackofficeCaller& bo, const std::string& key, const std::string& body, bool notice,
                              const google::protobuf::RepeatedPtrField<v1::BackofficeAttachment>& files,
@@ -87,11 +70,5 @@ class Service final : public v1::ConnectorService::Service {
 };
 
 absl::StatusOr<BackofficeCaller> BackofficeOf(const auth::Caller& caller);
-
-// A push destination's signing secret: 32 to 200 bytes.
-inline constexpr size_t kMinSecretBytes = 32;
-
-// The signature header of a push delivery: "v1=" + hex HMAC-SHA256(secret, timestamp + "." + body).
-std::string DeliverySignature(const std::string& secret, int64_t timestamp, const std::string& body);
 
 }  // namespace stadtportal::connector

@@ -1,4 +1,5 @@
 #include "services/connector/service.h"
+#include "services/connector/delivery_worker.h"
 
 #include <httplib.h>
 #include <catch2/catch.hpp>
@@ -7,6 +8,7 @@
 #include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
+#include "services/connector/test_schema.h"
 
 namespace stadtportal::connector {
 namespace {
@@ -22,7 +24,7 @@ auth::Caller Admin() {
 // A public address (never contacted by these tests): registrations need one that resolves.
 constexpr char kPublicUrl[] = "https://93.184.215.14/inbox";
 
-struct Fixture {
+struct Fixture : ConnectorSchema {
   explicit Fixture(Options options = {}) : service(MakeService(options)) {}
   std::unique_ptr<Service> MakeService(Options options) {
     // Submission and messaging are not called by these tests: channels to nowhere.
@@ -30,18 +32,6 @@ struct Fixture {
         store, options, grpcx::MakeChannel("127.0.0.1:1"), grpcx::MakeChannel("127.0.0.1:1"),
         *auth::Signer::FromKey(auth::NewSigningKey("t"), std::chrono::seconds(60), "connector"));
   }
-  int64_t Count(const std::string& sql) {
-    int64_t n = -1;
-    REQUIRE(store
-                ->Transact([&](pqxx::work& tx) {
-                  n = tx.exec1(sql)[0].as<int64_t>();
-                  return absl::OkStatus();
-                })
-                .ok());
-    return n;
-  }
-  testing::TestSchema schema{db::EmbeddedMigrations(), "connector"};
-  std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
   std::unique_ptr<Service> service;
   grpc::ServerContext ctx;
 };
@@ -80,8 +70,8 @@ TEST_CASE("destinations are created by admins, with secrets rotated and never sh
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE payload::text LIKE '%" + std::string(40, 's') + "%'") == 0);
   req.set_secret(std::string(40, 't'));
   REQUIRE(f.service->PutDestination(&f.ctx, &req, &d).ok());
-  REQUIRE(f.store
-              ->Transact([&](pqxx::work& tx) {
+  REQUIRE(f.pool
+              .Transact([&](pqxx::work& tx) {
                 auto r = tx.exec1("SELECT secret, previous_secret FROM destinations WHERE id = 'standesamt'");
                 CHECK(r[0].as<std::string>() == std::string(40, 't'));
                 CHECK(r[1].as<std::string>() == std::string(40, 's'));
@@ -146,8 +136,8 @@ TEST_CASE("push destinations: every non-public address class and a missing or sh
   good.set_secret("");
   CHECK(f.service->PutDestination(&f.ctx, &good, &d).ok());
   // An existing destination without a secret (from before secrets were required) must get one.
-  REQUIRE(f.store
-              ->Transact([&](pqxx::work& tx) {
+  REQUIRE(f.pool
+              .Transact([&](pqxx::work& tx) {
                 tx.exec("UPDATE destinations SET secret = ''");
                 return absl::OkStatus();
               })
@@ -182,8 +172,8 @@ TEST_CASE("push at send time: a name that resolves to loopback now is refused; r
   Fixture f(production);
   const std::vector<std::string> hosts = {"localhost", "127.1", "0x7f.1", "[::ffff:127.0.0.1]", "2130706433"};
   std::vector<std::string> ids;
-  REQUIRE(f.store
-              ->Transact([&](pqxx::work& tx) {
+  REQUIRE(f.pool
+              .Transact([&](pqxx::work& tx) {
                 // Registered while their names pointed elsewhere (or before addresses were checked).
                 for (size_t i = 0; i < hosts.size(); ++i) {
                   const std::string dest = "amt-" + std::to_string(i);
@@ -199,7 +189,11 @@ TEST_CASE("push at send time: a name that resolves to loopback now is refused; r
                 return absl::OkStatus();
               })
               .ok());
-  CHECK(f.service->DeliverDue() == static_cast<int>(hosts.size()));
+  // Refused before the snapshot is asked for.
+  DeliveryWorker worker(f.store, production, [](const std::string&, const std::string&) {
+    return absl::StatusOr<submission::v1::DeliverySnapshot>(absl::InternalError("not asked for"));
+  });
+  CHECK(worker.DeliverDue(10) == static_cast<int>(hosts.size()));
   for (size_t i = 0; i < hosts.size(); ++i) {
     INFO(hosts[i]);
     v1::ListAttemptsRequest req;
@@ -235,33 +229,6 @@ TEST_CASE("push at send time: a name that resolves to loopback now is refused; r
   CHECK(r.error == "HTTP 307");
   receiver.stop();
   serving.join();
-}
-
-TEST_CASE("deliveries: once per submission, dead letters for unknown destinations, replay", "[integration]") {
-  Fixture f;
-  const std::string id = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a6b";
-  REQUIRE(f.store
-              ->Transact([&](pqxx::work& tx) {
-                for (int i = 0; i < 2; ++i) {
-                  Store::AddDelivery(tx, "09564000", id, "standesamt", "6f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f",
-                                     "NUE-2026-000001", "civil-registry-certificate");
-                }
-                Store::Reschedule(tx, id, 0, "unknown destination standesamt", true);
-                return absl::OkStatus();
-              })
-              .ok());
-  grpcx::TestCaller admin(Admin());
-  v1::ListDeadLettersRequest list;
-  v1::ListDeliveriesResponse dead;
-  REQUIRE(f.service->ListDeadLetters(&f.ctx, &list, &dead).ok());
-  REQUIRE(dead.deliveries_size() == 1);
-  CHECK(dead.deliveries(0).last_error() == "unknown destination standesamt");
-  v1::ReplayRequest replay;
-  replay.set_submission_id(id);
-  v1::ReplayResponse replayed;
-  REQUIRE(f.service->Replay(&f.ctx, &replay, &replayed).ok());
-  CHECK(replayed.replayed() == 1);
-  CHECK(f.service->Replay(&f.ctx, &replay, &replayed).error_code() == grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_CASE("back-office callers are bound to their destination; signatures are HMAC over time and body", "[unit]") {

@@ -1,46 +1,58 @@
 #include "services/connector/store.h"
 
-#include <google/protobuf/util/time_util.h>
+#include "libs/db/row.h"
+#include "libs/events/events.h"
+#include "libs/status/status.h"
 
 namespace stadtportal::connector {
 namespace {
 
-using google::protobuf::util::TimeUtil;
-
 constexpr char kColumns[] =
-    "tenant, id, name, mode, endpoint_url, (extract(epoch FROM updated_at) * 1000000)::bigint, secret <> ''";
+    "tenant, id, name, mode, endpoint_url, (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_at,"
+    " secret <> '' AS has_secret";
 
 constexpr char kDeliveryColumns[] =
-    "submission_id::text, destination, reference, state, attempts, last_error,"
-    " (extract(epoch FROM created_at) * 1000000)::bigint,"
-    " coalesce((extract(epoch FROM delivered_at) * 1000000)::bigint, 0),"
-    " coalesce((extract(epoch FROM acknowledged_at) * 1000000)::bigint, 0), service_id";
+    "submission_id::text AS submission_id, destination, reference, state, attempts, last_error,"
+    " (extract(epoch FROM created_at) * 1000000)::bigint AS created_at,"
+    " (extract(epoch FROM delivered_at) * 1000000)::bigint AS delivered_at,"
+    " (extract(epoch FROM acknowledged_at) * 1000000)::bigint AS acknowledged_at, service_id";
 
 v1::Destination ToDestination(const pqxx::row& r) {
   v1::Destination d;
-  d.mutable_tenant()->set_key(r[0].as<std::string>());
-  d.set_id(r[1].as<std::string>());
-  d.set_name(r[2].as<std::string>());
-  d.set_mode(r[3].as<std::string>() == "push" ? v1::DELIVERY_MODE_PUSH : v1::DELIVERY_MODE_PULL);
-  d.set_endpoint_url(r[4].as<std::string>());
-  *d.mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[5].as<int64_t>());
-  d.set_has_secret(r[6].as<bool>());
+  d.mutable_tenant()->set_key(r["tenant"].as<std::string>());
+  d.set_id(r["id"].as<std::string>());
+  d.set_name(r["name"].as<std::string>());
+  d.set_mode(r["mode"].as<std::string>() == "push" ? v1::DELIVERY_MODE_PUSH : v1::DELIVERY_MODE_PULL);
+  d.set_endpoint_url(r["endpoint_url"].as<std::string>());
+  *d.mutable_updated_at() = db::Micros(r["updated_at"]);
+  d.set_has_secret(r["has_secret"].as<bool>());
   return d;
 }
 
 v1::Delivery ToDelivery(const pqxx::row& r) {
   v1::Delivery d;
-  d.set_submission_id(r[0].as<std::string>());
-  d.set_destination(r[1].as<std::string>());
-  d.set_reference(r[2].as<std::string>());
-  d.set_state(r[3].as<std::string>());
-  d.set_attempts(r[4].as<int>());
-  d.set_last_error(r[5].as<std::string>());
-  *d.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
-  if (r[7].as<int64_t>() != 0) *d.mutable_delivered_at() = TimeUtil::MicrosecondsToTimestamp(r[7].as<int64_t>());
-  if (r[8].as<int64_t>() != 0) *d.mutable_acknowledged_at() = TimeUtil::MicrosecondsToTimestamp(r[8].as<int64_t>());
-  d.set_service_id(r[9].as<std::string>());
+  d.set_submission_id(r["submission_id"].as<std::string>());
+  d.set_destination(r["destination"].as<std::string>());
+  d.set_reference(r["reference"].as<std::string>());
+  d.set_state(r["state"].as<std::string>());
+  d.set_attempts(r["attempts"].as<int>());
+  d.set_last_error(r["last_error"].as<std::string>());
+  *d.mutable_created_at() = db::Micros(r["created_at"]);
+  if (!r["delivered_at"].is_null()) *d.mutable_delivered_at() = db::Micros(r["delivered_at"]);
+  if (!r["acknowledged_at"].is_null()) *d.mutable_acknowledged_at() = db::Micros(r["acknowledged_at"]);
+  d.set_service_id(r["service_id"].as<std::string>());
   return d;
+}
+
+// The delivery events carry the same three fields.
+template <class M>
+void PublishDelivery(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
+                     const std::string& destination) {
+  M e;
+  e.set_tenant(tenant);
+  e.set_submission_id(submission_id);
+  e.set_destination(destination);
+  events::Publish(tx, submission_id, e);
 }
 
 }  // namespace
@@ -61,16 +73,29 @@ void Store::Prepare(pqxx::connection& conn) {
                "SELECT name, mode, endpoint_url, secret FROM destinations WHERE tenant = $1 AND id = $2");
   conn.prepare("connector_add_delivery",
                "INSERT INTO deliveries (submission_id, tenant, destination, party_id, reference, service_id)"
-               " VALUES ($1::uuid, $2, $3, $4::uuid, $5, $6) ON CONFLICT (submission_id) DO NOTHING");
-  conn.prepare("connector_claim_due",
-               "SELECT d.tenant, d.submission_id::text, d.destination, t.endpoint_url, t.secret, d.attempts,"
-               " extract(epoch FROM now() - d.created_at)::bigint,"
-               " d.delayed_reported"
-               " FROM deliveries d JOIN destinations t ON t.tenant = d.tenant AND t.id = d.destination"
-               " LEFT JOIN breakers b ON b.tenant = d.tenant AND b.destination = d.destination"
-               " WHERE d.state = 'pending' AND t.mode = 'push' AND d.next_attempt_at <= now()"
-               " AND coalesce(b.open_until <= now(), true)"
-               " ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED");
+               " VALUES ($1::uuid, $2, $3, $4::uuid, $5, $6) ON CONFLICT (submission_id) DO NOTHING"
+               " RETURNING submission_id");
+  // The lease is taken in the claiming statement; the rows are not locked past it.
+  conn.prepare("connector_claim",
+               "WITH due AS ("
+               "  SELECT d.submission_id FROM deliveries d"
+               "  JOIN destinations t ON t.tenant = d.tenant AND t.id = d.destination"
+               "  LEFT JOIN breakers b ON b.tenant = d.tenant AND b.destination = d.destination"
+               "  WHERE d.state = 'pending' AND t.mode = 'push' AND d.next_attempt_at <= now()"
+               "  AND (d.lease_until IS NULL OR d.lease_until <= now()) AND coalesce(b.open_until <= now(), true)"
+               "  ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED)"
+               " UPDATE deliveries d SET lease_until = now() + make_interval(secs => $2::double precision / 1000),"
+               " lease_token = $3"
+               " FROM due, destinations t"
+               " WHERE d.submission_id = due.submission_id AND t.tenant = d.tenant AND t.id = d.destination"
+               " RETURNING d.tenant, d.submission_id::text AS submission_id, d.destination, t.endpoint_url, t.secret,"
+               " d.attempts, extract(epoch FROM now() - d.created_at)::bigint AS age_seconds, d.delayed_reported,"
+               " d.snapshot");
+  conn.prepare("connector_keep_snapshot",
+               "UPDATE deliveries SET snapshot = $3 WHERE submission_id = $1::uuid AND lease_token = $2");
+  conn.prepare("connector_end_lease",
+               "UPDATE deliveries SET lease_until = NULL, lease_token = NULL"
+               " WHERE submission_id = $1::uuid AND lease_token = $2 RETURNING state");
   conn.prepare("connector_record_attempt",
                "INSERT INTO delivery_attempts (submission_id, http_status, error, duration_ms)"
                " VALUES ($1::uuid, $2, $3, $4)");
@@ -91,12 +116,18 @@ void Store::Prepare(pqxx::connection& conn) {
                " consecutive_failures = CASE WHEN $3 THEN 0 ELSE breakers.consecutive_failures + 1 END,"
                " open_until = CASE WHEN $3 THEN NULL WHEN breakers.consecutive_failures + 1 >= $4"
                "   THEN now() + make_interval(secs => $5) ELSE breakers.open_until END");
+  conn.prepare("connector_withdrawal",
+               "INSERT INTO withdrawals (submission_id, tenant) VALUES ($1::uuid, $2) ON CONFLICT DO NOTHING");
+  conn.prepare("connector_was_withdrawn", "SELECT 1 FROM withdrawals WHERE submission_id = $1::uuid");
+  conn.prepare("connector_withdraw",
+               "UPDATE deliveries SET state = 'withdrawn', last_error = 'withdrawn by the applicant before delivery'"
+               " WHERE submission_id = $1::uuid AND state IN ('pending', 'dead') RETURNING submission_id");
   conn.prepare("connector_list_deliveries",
                "SELECT " + dcols +
                    " FROM deliveries WHERE tenant = $1 AND ($2 = '' OR destination = $2) AND state = $3"
                    " ORDER BY created_at LIMIT $4");
   conn.prepare("connector_attempts",
-               "SELECT (extract(epoch FROM a.at) * 1000000)::bigint, a.http_status, a.error, a.duration_ms"
+               "SELECT (extract(epoch FROM a.at) * 1000000)::bigint AS at, a.http_status, a.error, a.duration_ms"
                " FROM delivery_attempts a JOIN deliveries d ON d.submission_id = a.submission_id"
                " WHERE d.tenant = $1 AND a.submission_id = $2::uuid ORDER BY a.id");
   conn.prepare("connector_replay",
@@ -106,170 +137,224 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("connector_breaker_reset",
                "UPDATE breakers SET consecutive_failures = 0, open_until = NULL WHERE tenant = $1"
                " AND ($2 = '' OR destination = $2)");
+  conn.prepare("connector_find_delivery",
+               "SELECT " + dcols + " FROM deliveries WHERE tenant = $1 AND destination = $2 AND submission_id = $3::uuid");
   conn.prepare("connector_lock_delivery",
                "SELECT " + dcols +
                    " FROM deliveries WHERE tenant = $1 AND destination = $2 AND submission_id = $3::uuid FOR UPDATE");
   conn.prepare("connector_mark_acknowledged",
                "UPDATE deliveries SET state = 'acknowledged', acknowledged_at = coalesce(acknowledged_at, now())"
-               " WHERE submission_id = $1::uuid");
+               " WHERE submission_id = $1::uuid RETURNING " +
+                   dcols);
   conn.prepare("connector_log_access",
                "INSERT INTO access_log (tenant, party_id, submission_id, client_id, action)"
-               " VALUES ($1, $2::uuid, $3::uuid, $4, $5)");
+               " SELECT $1, party_id, submission_id, $3, $4 FROM deliveries"
+               " WHERE tenant = $1 AND submission_id = $2::uuid RETURNING id");
   conn.prepare("connector_backlog",
-               "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead'),"
+               "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead') AS dead_letters,"
+               " (SELECT count(*) FROM deliveries WHERE state = 'withdrawn') AS withdrawn,"
                " coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM deliveries"
-               " WHERE state = 'pending'), 0)::bigint");
-  conn.prepare("connector_party_of", "SELECT party_id::text FROM deliveries WHERE submission_id = $1::uuid");
+               " WHERE state = 'pending'), 0)::bigint AS oldest_undelivered_seconds");
 }
 
 absl::StatusOr<v1::Destination> Store::PutDestination(const DestinationRow& d, const audit::Entry& audit) {
-  v1::Destination out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    out = ToDestination(
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Destination> {
+    auto out = ToDestination(
         tx.exec_prepared1("connector_put_destination", d.tenant, d.id, d.name, d.mode, d.endpoint_url, d.secret));
     audit::Record(tx, audit);
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::ListDestinationsResponse> Store::ListDestinations(const std::string& tenant, const api::Page& page) {
-  v1::ListDestinationsResponse out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto res = tx.exec_prepared("connector_list_destinations", tenant, page.after, page.size + 1);
-    for (const auto& row : res) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListDestinationsResponse> {
+    v1::ListDestinationsResponse out;
+    for (const auto& row : tx.exec_prepared("connector_list_destinations", tenant, page.after, page.size + 1)) {
       if (out.destinations_size() == page.size) {
         out.mutable_page()->set_next_page_token(api::NextPageToken(out.destinations(page.size - 1).id()));
         break;
       }
       *out.add_destinations() = ToDestination(row);
     }
+    return out;
+  });
+}
+
+absl::StatusOr<std::optional<DestinationRow>> Store::FindDestination(const std::string& tenant,
+                                                                     const std::string& id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::optional<DestinationRow>> {
+    auto res = tx.exec_prepared("connector_find_destination", tenant, id);
+    if (res.empty()) return std::optional<DestinationRow>();
+    const auto& r = res[0];
+    return DestinationRow{tenant,
+                          id,
+                          r["name"].as<std::string>(),
+                          r["mode"].as<std::string>(),
+                          r["endpoint_url"].as<std::string>(),
+                          r["secret"].as<std::string>()};
+  });
+}
+
+absl::StatusOr<std::vector<Due>> Store::Claim(int limit, std::chrono::milliseconds lease,
+                                              const std::string& lease_token) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<Due>> {
+    std::vector<Due> out;
+    for (const auto& r :
+         tx.exec_prepared("connector_claim", limit, static_cast<double>(lease.count()), lease_token)) {
+      Due d;
+      d.tenant = r["tenant"].as<std::string>();
+      d.submission_id = r["submission_id"].as<std::string>();
+      d.destination = r["destination"].as<std::string>();
+      d.endpoint_url = r["endpoint_url"].as<std::string>();
+      d.secret = r["secret"].as<std::string>();
+      d.attempts = r["attempts"].as<int>();
+      d.age_seconds = r["age_seconds"].as<int64_t>();
+      d.delayed_reported = r["delayed_reported"].as<bool>();
+      d.lease_token = lease_token;
+      if (!r["snapshot"].is_null()) d.snapshot = pqxx::binarystring(r["snapshot"]).str();
+      out.push_back(std::move(d));
+    }
+    return out;
+  });
+}
+
+absl::Status Store::KeepSnapshot(const Due& due, const std::string& snapshot) {
+  return pool_.Transact([&](pqxx::work& tx) {
+    tx.exec_prepared("connector_keep_snapshot", due.submission_id, due.lease_token, pqxx::binarystring(snapshot));
     return absl::OkStatus();
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
-std::optional<DestinationRow> Store::FindDestination(pqxx::work& tx, const std::string& tenant, const std::string& id) {
-  auto res = tx.exec_prepared("connector_find_destination", tenant, id);
-  if (res.empty()) return std::nullopt;
-  return DestinationRow{tenant,
-                        id,
-                        res[0][0].as<std::string>(),
-                        res[0][1].as<std::string>(),
-                        res[0][2].as<std::string>(),
-                        res[0][3].as<std::string>()};
+absl::StatusOr<Recorded> Store::Record(const Due& due, const Attempt& attempt, const Breaker& breaker) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<Recorded> {
+    auto lease = tx.exec_prepared("connector_end_lease", due.submission_id, due.lease_token);
+    if (lease.empty()) return Recorded::kLeaseLost;
+    tx.exec_prepared("connector_record_attempt", due.submission_id, attempt.http_status, attempt.error.substr(0, 500),
+                     attempt.duration_ms);
+    if (lease[0]["state"].as<std::string>() != "pending") return Recorded::kMovedOn;
+    const bool ok = attempt.error.empty();
+    if (ok) {
+      tx.exec_prepared("connector_mark_delivered", due.submission_id);
+      PublishDelivery<events::v1::DeliveryDelivered>(tx, due.tenant, due.submission_id, due.destination);
+    } else {
+      tx.exec_prepared("connector_reschedule", due.submission_id, static_cast<double>(attempt.retry_in_ms),
+                       attempt.error.substr(0, 500), attempt.dead);
+      // The applicant hears of the delay once.
+      if (!due.delayed_reported) {
+        tx.exec_prepared("connector_delayed_reported", due.submission_id);
+        PublishDelivery<events::v1::DeliveryDelayed>(tx, due.tenant, due.submission_id, due.destination);
+      }
+    }
+    tx.exec_prepared("connector_breaker", due.tenant, due.destination, ok, breaker.threshold, breaker.open_for_s);
+    return Recorded::kApplied;
+  });
 }
 
-void Store::AddDelivery(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
+absl::StatusOr<Backlog> Store::ReadBacklog() {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<Backlog> {
+    auto r = tx.exec_prepared1("connector_backlog");
+    return Backlog{r["dead_letters"].as<int64_t>(), r["oldest_undelivered_seconds"].as<int64_t>(),
+                   r["withdrawn"].as<int64_t>()};
+  });
+}
+
+bool Store::AddDelivery(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
                         const std::string& destination, const std::string& party_id, const std::string& reference,
                         const std::string& service_id) {
-  tx.exec_prepared("connector_add_delivery", submission_id, tenant, destination, party_id, reference, service_id);
+  return !tx.exec_prepared("connector_add_delivery", submission_id, tenant, destination, party_id, reference,
+                           service_id)
+              .empty();
 }
 
-std::vector<Due> Store::ClaimDue(pqxx::work& tx, int limit) {
-  std::vector<Due> out;
-  for (const auto& r : tx.exec_prepared("connector_claim_due", limit)) {
-    out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(), r[3].as<std::string>(),
-                   r[4].as<std::string>(), r[5].as<int>(), r[6].as<int64_t>(), r[7].as<bool>()});
-  }
-  return out;
+bool Store::HasDestination(pqxx::work& tx, const std::string& tenant, const std::string& id) {
+  return !tx.exec_prepared("connector_find_destination", tenant, id).empty();
 }
 
-void Store::RecordAttempt(pqxx::work& tx, const std::string& submission_id, int http_status, const std::string& error,
-                          int duration_ms) {
-  tx.exec_prepared("connector_record_attempt", submission_id, http_status, error.substr(0, 500), duration_ms);
+void Store::DeadLetter(pqxx::work& tx, const std::string& submission_id, const std::string& error) {
+  tx.exec_prepared("connector_reschedule", submission_id, 0.0, error.substr(0, 500), true);
 }
 
-void Store::MarkDelivered(pqxx::work& tx, const std::string& submission_id) {
-  tx.exec_prepared("connector_mark_delivered", submission_id);
+bool Store::Withdraw(pqxx::work& tx, const std::string& tenant, const std::string& submission_id) {
+  tx.exec_prepared("connector_withdrawal", submission_id, tenant);
+  return !tx.exec_prepared("connector_withdraw", submission_id).empty();
 }
 
-void Store::Reschedule(pqxx::work& tx, const std::string& submission_id, int64_t delay_ms, const std::string& error,
-                       bool dead) {
-  tx.exec_prepared("connector_reschedule", submission_id, static_cast<double>(delay_ms), error.substr(0, 500), dead);
-}
-
-void Store::MarkDelayedReported(pqxx::work& tx, const std::string& submission_id) {
-  tx.exec_prepared("connector_delayed_reported", submission_id);
-}
-
-void Store::BreakerResult(pqxx::work& tx, const std::string& tenant, const std::string& destination, bool ok,
-                          int threshold, int open_for_s) {
-  tx.exec_prepared("connector_breaker", tenant, destination, ok, threshold, open_for_s);
+bool Store::WasWithdrawn(pqxx::work& tx, const std::string& submission_id) {
+  return !tx.exec_prepared("connector_was_withdrawn", submission_id).empty();
 }
 
 absl::StatusOr<v1::ListDeliveriesResponse> Store::ListDeliveries(const std::string& tenant,
                                                                  const std::string& destination,
                                                                  const std::string& state, int limit) {
-  v1::ListDeliveriesResponse out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListDeliveriesResponse> {
+    v1::ListDeliveriesResponse out;
     for (const auto& r : tx.exec_prepared("connector_list_deliveries", tenant, destination, state, limit)) {
       *out.add_deliveries() = ToDelivery(r);
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<v1::ListAttemptsResponse> Store::ListAttempts(const std::string& tenant,
                                                              const std::string& submission_id) {
-  v1::ListAttemptsResponse out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListAttemptsResponse> {
+    v1::ListAttemptsResponse out;
     for (const auto& r : tx.exec_prepared("connector_attempts", tenant, submission_id)) {
       auto* a = out.add_attempts();
-      *a->mutable_at() = TimeUtil::MicrosecondsToTimestamp(r[0].as<int64_t>());
-      a->set_http_status(r[1].as<int>());
-      a->set_error(r[2].as<std::string>());
-      a->set_duration_ms(r[3].as<int>());
+      *a->mutable_at() = db::Micros(r["at"]);
+      a->set_http_status(r["http_status"].as<int>());
+      a->set_error(r["error"].as<std::string>());
+      a->set_duration_ms(r["duration_ms"].as<int>());
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<int> Store::Replay(const std::string& tenant, const std::string& submission_id,
                                   const std::string& destination, const audit::Entry& audit) {
-  int n = 0;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    n = static_cast<int>(tx.exec_prepared("connector_replay", tenant, submission_id, destination).size());
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
+    const int n = static_cast<int>(tx.exec_prepared("connector_replay", tenant, submission_id, destination).size());
     tx.exec_prepared("connector_breaker_reset", tenant, destination);
     auto entry = audit;
     entry.targets["replayed"] = n;
     audit::Record(tx, entry);
+    return n;
+  });
+}
+
+absl::StatusOr<v1::Delivery> Store::FindDelivery(const std::string& tenant, const std::string& destination,
+                                                 const std::string& submission_id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Delivery> {
+    auto res = tx.exec_prepared("connector_find_delivery", tenant, destination, submission_id);
+    if (res.empty()) return absl::NotFoundError("submission not found");
+    return ToDelivery(res[0]);
+  });
+}
+
+absl::StatusOr<v1::Delivery> Store::Acknowledge(const std::string& tenant, const std::string& destination,
+                                                const std::string& submission_id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Delivery> {
+    auto res = tx.exec_prepared("connector_lock_delivery", tenant, destination, submission_id);
+    if (res.empty()) return absl::NotFoundError("submission not found");
+    const std::string state = res[0]["state"].as<std::string>();
+    if (state == "dead") return status::FieldConflict("state", "invalid", "dead letter; replay it first");
+    if (state == "withdrawn") return status::FieldConflict("state", "invalid", "withdrawn by the applicant");
+    auto out = ToDelivery(tx.exec_prepared1("connector_mark_acknowledged", submission_id));
+    if (state != "acknowledged") {
+      PublishDelivery<events::v1::DeliveryAcknowledged>(tx, tenant, submission_id, destination);
+    }
+    return out;
+  });
+}
+
+absl::Status Store::LogAccess(const std::string& tenant, const std::string& submission_id,
+                              const std::string& client_id, const std::string& action) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    if (tx.exec_prepared("connector_log_access", tenant, submission_id, client_id, action).empty()) {
+      return absl::NotFoundError("submission not found");
+    }
     return absl::OkStatus();
   });
-  if (!s.ok()) return s;
-  return n;
-}
-
-std::optional<v1::Delivery> Store::LockDelivery(pqxx::work& tx, const std::string& tenant,
-                                                const std::string& destination, const std::string& submission_id) {
-  auto res = tx.exec_prepared("connector_lock_delivery", tenant, destination, submission_id);
-  if (res.empty()) return std::nullopt;
-  return ToDelivery(res[0]);
-}
-
-void Store::MarkAcknowledged(pqxx::work& tx, const std::string& submission_id) {
-  tx.exec_prepared("connector_mark_acknowledged", submission_id);
-}
-
-void Store::LogAccess(pqxx::work& tx, const std::string& tenant, const std::string& party_id,
-                      const std::string& submission_id, const std::string& client_id, const std::string& action) {
-  tx.exec_prepared("connector_log_access", tenant, party_id, submission_id, client_id, action);
-}
-
-Backlog Store::ReadBacklog(pqxx::work& tx) {
-  auto r = tx.exec_prepared1("connector_backlog");
-  return {r[0].as<int64_t>(), r[1].as<int64_t>()};
-}
-
-std::string Store::PartyOf(pqxx::work& tx, const std::string& submission_id) {
-  auto res = tx.exec_prepared("connector_party_of", submission_id);
-  return res.empty() ? "" : res[0][0].as<std::string>();
 }
 
 }  // namespace stadtportal::connector

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,7 +22,7 @@ struct DestinationRow {
   std::string secret;  // "" keeps the current one.
 };
 
-// What the delivery worker needs about a due delivery.
+// A due push delivery, claimed by one worker until `lease_token`'s lease ends.
 struct Due {
   std::string tenant;
   std::string submission_id;
@@ -31,59 +32,96 @@ struct Due {
   int attempts = 0;
   int64_t age_seconds = 0;
   bool delayed_reported = false;
+  std::string lease_token;
+  // The submission's snapshot (a serialized submission.v1.DeliverySnapshot) once fetched.
+  std::optional<std::string> snapshot;
 };
 
-// What waits: dead letters, and the age of the oldest undelivered submission.
+// One attempt at a push delivery; an empty error means delivered.
+struct Attempt {
+  int http_status = 0;
+  std::string error;
+  int duration_ms = 0;
+  // On failure: when to try again, or give up (a dead letter).
+  int64_t retry_in_ms = 0;
+  bool dead = false;
+};
+
+// Circuit breaker per destination: `threshold` failures in a row open it for `open_for_s`;
+// a success closes it.
+struct Breaker {
+  int threshold = 5;
+  int open_for_s = 30;
+};
+
+// What an attempt's record changed.
+enum class Recorded {
+  kLeaseLost,  // Another worker claimed the delivery since (our lease ended): nothing recorded.
+  kApplied,    // The attempt and the delivery's new state.
+  kMovedOn,    // No longer pending (withdrawn or acknowledged meanwhile): the attempt only.
+};
+
+// What waits: dead letters, and the age of the oldest undelivered submission; and what
+// was withdrawn before delivery.
 struct Backlog {
   int64_t dead_letters = 0;
   int64_t oldest_undelivered_seconds = 0;
+  int64_t withdrawn = 0;
 };
 
-// The connector schema: all SQL of the service, as named prepared statements. Deliveries
-// are changed with their row locked; the worker's steps take the caller's transaction.
+// The connector schema: all SQL of the service, as named prepared statements. Every method
+// is one short transaction; the static ones run in an event consumer's transaction.
+// Delivery states: pending → delivered → acknowledged; pending → dead (replayed to
+// pending); pending or dead → withdrawn (the applicant withdrew before delivery).
 class Store {
  public:
   explicit Store(db::Pool& pool) : pool_(pool) {}
   static void Prepare(pqxx::connection& conn);
-  absl::Status Transact(const std::function<absl::Status(pqxx::work&)>& fn) { return pool_.Transact(fn); }
 
   // `audit`: the administrator's entry, recorded in the same transaction.
   absl::StatusOr<v1::Destination> PutDestination(const DestinationRow& d, const audit::Entry& audit);
   // Ordered by id.
   absl::StatusOr<v1::ListDestinationsResponse> ListDestinations(const std::string& tenant, const api::Page& page);
-  static std::optional<DestinationRow> FindDestination(pqxx::work& tx, const std::string& tenant,
-                                                       const std::string& id);
+  absl::StatusOr<std::optional<DestinationRow>> FindDestination(const std::string& tenant, const std::string& id);
 
-  // From submission.ready_for_delivery: a pending delivery (once per submission).
-  static void AddDelivery(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
+  // The delivery worker. Claims up to `limit` due push deliveries of destinations whose
+  // circuit is closed, for `lease` (SKIP LOCKED, rows not locked beyond the claim).
+  absl::StatusOr<std::vector<Due>> Claim(int limit, std::chrono::milliseconds lease, const std::string& lease_token);
+  // Keeps the fetched snapshot with a delivery the caller holds the lease of.
+  absl::Status KeepSnapshot(const Due& due, const std::string& snapshot);
+  // Records an attempt and the delivery's new state, breaker and events (delivery.delivered,
+  // the first delivery.delayed), and ends the lease — if it is still the caller's.
+  absl::StatusOr<Recorded> Record(const Due& due, const Attempt& attempt, const Breaker& breaker);
+  absl::StatusOr<Backlog> ReadBacklog();
+
+  // Event consumers. A pending delivery (once per submission): false when it exists already.
+  static bool AddDelivery(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
                           const std::string& destination, const std::string& party_id, const std::string& reference,
                           const std::string& service_id);
-  // Due push deliveries of destinations whose circuit is closed, locked (SKIP LOCKED)
-  // for the caller's transaction.
-  static std::vector<Due> ClaimDue(pqxx::work& tx, int limit);
-  static void RecordAttempt(pqxx::work& tx, const std::string& submission_id, int http_status, const std::string& error,
-                            int duration_ms);
-  static void MarkDelivered(pqxx::work& tx, const std::string& submission_id);
-  static void Reschedule(pqxx::work& tx, const std::string& submission_id, int64_t delay_ms, const std::string& error,
-                         bool dead);
-  static void MarkDelayedReported(pqxx::work& tx, const std::string& submission_id);
-  // Circuit breaker: failures in a row open it for `open_for_s`; a success closes it.
-  static void BreakerResult(pqxx::work& tx, const std::string& tenant, const std::string& destination, bool ok,
-                            int threshold, int open_for_s);
+  static bool HasDestination(pqxx::work& tx, const std::string& tenant, const std::string& id);
+  // Gives a pending delivery up at once (a dead letter with `error`).
+  static void DeadLetter(pqxx::work& tx, const std::string& submission_id, const std::string& error);
+  // Notes the withdrawal (also for a delivery that arrives later) and withdraws a delivery
+  // that is pending or dead; false when there was none to withdraw.
+  static bool Withdraw(pqxx::work& tx, const std::string& tenant, const std::string& submission_id);
+  static bool WasWithdrawn(pqxx::work& tx, const std::string& submission_id);
 
+  // Operators and back offices.
   absl::StatusOr<v1::ListDeliveriesResponse> ListDeliveries(const std::string& tenant, const std::string& destination,
                                                             const std::string& state, int limit);
   absl::StatusOr<v1::ListAttemptsResponse> ListAttempts(const std::string& tenant, const std::string& submission_id);
   absl::StatusOr<int> Replay(const std::string& tenant, const std::string& submission_id,
                              const std::string& destination, const audit::Entry& audit);
-  // The delivery of a destination (NOT_FOUND for another destination's).
-  static std::optional<v1::Delivery> LockDelivery(pqxx::work& tx, const std::string& tenant,
-                                                  const std::string& destination, const std::string& submission_id);
-  static void MarkAcknowledged(pqxx::work& tx, const std::string& submission_id);
-  static void LogAccess(pqxx::work& tx, const std::string& tenant, const std::string& party_id,
-                        const std::string& submission_id, const std::string& client_id, const std::string& action);
-  static Backlog ReadBacklog(pqxx::work& tx);
-  static std::string PartyOf(pqxx::work& tx, const std::string& submission_id);
+  // The delivery of a destination; NOT_FOUND for another destination's.
+  absl::StatusOr<v1::Delivery> FindDelivery(const std::string& tenant, const std::string& destination,
+                                            const std::string& submission_id);
+  // Marks it acknowledged (delivery.acknowledged the first time); a dead letter or a
+  // withdrawn delivery cannot be.
+  absl::StatusOr<v1::Delivery> Acknowledge(const std::string& tenant, const std::string& destination,
+                                           const std::string& submission_id);
+  // A read of personal data, on the citizen's access log.
+  absl::Status LogAccess(const std::string& tenant, const std::string& submission_id, const std::string& client_id,
+                         const std::string& action);
 
  private:
   db::Pool& pool_;

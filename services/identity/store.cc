@@ -68,7 +68,8 @@ void Store::Prepare(pqxx::connection& conn) {
   Clients::Prepare(conn);
   conn.prepare("identity_create_account",
                std::string("INSERT INTO accounts (tenant, email, email_normalized, display_name, language, "
-                           "password_hash) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ") +
+                           "password_hash) VALUES ($1, $2, $3, $4, $5, $6)"
+                           " ON CONFLICT ON CONSTRAINT accounts_email_unique DO NOTHING RETURNING ") +
                    kColumns);
   conn.prepare("identity_get_account",
                std::string("SELECT ") + kColumns + " FROM accounts WHERE tenant = $1 AND id = $2::uuid");
@@ -138,17 +139,16 @@ void Store::Prepare(pqxx::connection& conn) {
 
 absl::Status Store::CreateAccount(const NewAccount& a, const std::string& token_hash, std::chrono::seconds token_ttl,
                                   const std::function<mail::Mail(const v1::Account&)>& mail) {
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
-    auto account = ToAccount(tx.exec_prepared1("identity_create_account", a.tenant, a.email, a.email_normalized,
-                                               a.display_name, a.language, a.password_hash));
+  return pool_.Transact([&](pqxx::work& tx) {
+    auto created = tx.exec_prepared("identity_create_account", a.tenant, a.email, a.email_normalized, a.display_name,
+                                    a.language, a.password_hash);
+    if (created.empty()) return absl::AlreadyExistsError("an account with this e-mail exists");
+    auto account = ToAccount(created[0]);
     tx.exec_prepared("identity_insert_token", Bytes(token_hash), a.tenant, account.id(), "verify_email",
                      static_cast<double>(token_ttl.count()));
     mail::Outbox::Enqueue(tx, a.tenant, mail(account));
     return absl::OkStatus();
   });
-  if (s.code() == absl::StatusCode::kAlreadyExists)
-    return absl::AlreadyExistsError("an account with this e-mail exists");
-  return s;
 }
 
 absl::StatusOr<v1::Account> Store::GetAccount(const std::string& tenant, const std::string& id) {

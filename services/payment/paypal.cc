@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "libs/db/network_guard.h"
 
 namespace stadtportal::payment {
 namespace {
@@ -16,6 +17,7 @@ constexpr auto kTimeout = std::chrono::seconds(10);
 const httplib::Headers kJsonHeaders = {{"Content-Type", "application/json"}};
 
 httplib::Client Client(const std::string& base) {
+  db::ExpectNoTransaction("http");
   httplib::Client c(base);
   c.set_connection_timeout(kTimeout);
   c.set_read_timeout(kTimeout);

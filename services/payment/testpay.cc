@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "libs/auth/tokens.h"
+#include "libs/db/network_guard.h"
 
 namespace stadtportal::payment {
 namespace {
@@ -17,6 +18,7 @@ namespace {
 constexpr auto kTimeout = std::chrono::seconds(10);
 
 httplib::Client Client(const TestpayOptions& o) {
+  db::ExpectNoTransaction("http");
   httplib::Client c(o.base_url);
   c.set_connection_timeout(kTimeout);
   c.set_read_timeout(kTimeout);

@@ -111,6 +111,8 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
   return {{"STADTPORTAL_REDIS_URL", StackRedisUrl()},
           {"STADTPORTAL_LISTEN_HOST", "127.0.0.1"},
           {"STADTPORTAL_LOG_LEVEL", "debug"},
+          // A call across the network inside a database transaction ends the service.
+          {"STADTPORTAL_STRICT_TRANSACTIONS", "true"},
           {"STADTPORTAL_SHUTDOWN_GRACE_MS", "5000"},
           // As in Kubernetes: callers see NOT_SERVING before the server refuses calls.
           {"STADTPORTAL_SHUTDOWN_DELAY_MS", "300"},
@@ -171,6 +173,8 @@ std::map<std::string, std::string> Stack::ServiceEnv(const std::string& service)
     env["STADTPORTAL_CONNECTOR_MAX_ATTEMPTS"] = "5";
     env["STADTPORTAL_CONNECTOR_BREAKER_THRESHOLD"] = "50";
     env["STADTPORTAL_CONNECTOR_POLL_MS"] = "50";
+    // A delivery's lease is this plus 15 s: a connector killed mid-request resends soon.
+    env["STADTPORTAL_CONNECTOR_HTTP_TIMEOUT_MS"] = "5000";
   }
   if (service == "payment") {
     // Payment asks submission what a payment is for, as the platform service.

@@ -1,0 +1,236 @@
+#include "services/connector/delivery_worker.h"
+
+#include <httplib.h>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "libs/testing/testing.h"
+#include "services/connector/test_schema.h"
+
+namespace stadtportal::connector {
+namespace {
+
+namespace sv1 = submission::v1;
+using namespace std::chrono_literals;
+
+constexpr char kTenant[] = "09564000";
+const std::string kSecret(40, 's');
+
+// A department's system on loopback; `delay` before it answers 200.
+struct Receiver {
+  explicit Receiver(std::chrono::milliseconds delay = 0ms, int fail_first = 0) : delay(delay), fail_first(fail_first) {
+    server.Post("/inbox", [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++in_flight;
+        keys.push_back(req.get_header_value("Idempotency-Key"));
+        bodies.push_back(req.body);
+        signatures_ok = signatures_ok && req.get_header_value("X-Stadtportal-Signature") ==
+                                             DeliverySignature(kSecret,
+                                                               std::stoll(req.get_header_value("X-Stadtportal-Timestamp")),
+                                                               req.body);
+      }
+      std::this_thread::sleep_for(this->delay);
+      std::lock_guard<std::mutex> lock(mu);
+      --in_flight;
+      res.status = ++answered <= this->fail_first ? 503 : 200;
+      if (res.status == 200) ++delivered;
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    serving = std::thread([this] { server.listen_after_bind(); });
+  }
+  ~Receiver() {
+    server.stop();
+    serving.join();
+  }
+  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port, "/inbox"); }
+  int InFlight() {
+    std::lock_guard<std::mutex> lock(mu);
+    return in_flight;
+  }
+  int Delivered() {
+    std::lock_guard<std::mutex> lock(mu);
+    return delivered;
+  }
+
+  std::chrono::milliseconds delay;
+  int fail_first;
+  httplib::Server server;
+  std::thread serving;
+  int port = 0;
+  std::mutex mu;
+  int in_flight = 0;
+  int answered = 0;
+  int delivered = 0;
+  bool signatures_ok = true;
+  std::vector<std::string> keys;
+  std::vector<std::string> bodies;
+};
+
+Options Local() {
+  Options o;
+  o.egress.allowed = *net::ParseNetworks("127.0.0.1/32");
+  o.egress.allow_http = true;
+  o.http_timeout = 30s;  // Longer than the slow receiver takes.
+  o.poll = 50ms;
+  o.backoff_base = 1ms;
+  o.backoff_max = 1ms;
+  return o;
+}
+
+struct Fixture : ConnectorSchema {
+  // The snapshot submission would give; counts the calls.
+  absl::StatusOr<sv1::DeliverySnapshot> Snapshot(const std::string& tenant, const std::string& id) {
+    ++snapshot_calls;
+    sv1::DeliverySnapshot s;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      s.set_destination(destinations.at(id));
+    }
+    s.set_party_id("6f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f");
+    s.mutable_submission()->set_id(id);
+    s.mutable_submission()->set_reference("NUE-2026-" + id.substr(30));
+    s.mutable_submission()->set_data_json(R"({"tenant":")" + tenant + R"("})");
+    return s;
+  }
+  DeliveryWorker Worker(Options o) {
+    return DeliveryWorker(store, o, [this](const std::string& t, const std::string& id) { return Snapshot(t, id); });
+  }
+  void Destination(const std::string& id, const std::string& url) {
+    REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                  tx.exec_params("INSERT INTO destinations (tenant, id, name, mode, endpoint_url, secret)"
+                                 " VALUES ($1, $2, 'Amt', 'push', $3, $4)",
+                                 kTenant, id, url, kSecret);
+                  return absl::OkStatus();
+                })
+                .ok());
+  }
+  std::string Add(const std::string& destination) {
+    const std::string id = absl::StrCat("3f0c9a52-7a61-4d8e-9f1b-", 100000000000 + next++);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      destinations[id] = destination;
+    }
+    REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                  Store::AddDelivery(tx, kTenant, id, destination, "6f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f",
+                                     "NUE-2026-000001", "civil-registry-certificate");
+                  return absl::OkStatus();
+                })
+                .ok());
+    return id;
+  }
+  std::mutex mu;
+  std::map<std::string, std::string> destinations;
+  std::atomic<int> snapshot_calls{0};
+  int64_t next = 1;
+};
+
+}  // namespace
+
+TEST_CASE("a receiver that answers after 20 s holds no database connection, and other deliveries go on meanwhile",
+          "[integration]") {
+  Fixture f;
+  Receiver slow(20s);
+  Receiver fast;
+  f.Destination("langsam", slow.Url());
+  f.Destination("schnell", fast.Url());
+  auto o = Local();
+  o.parallel = 4;
+  auto worker = f.Worker(o);
+  const std::string waiting = f.Add("langsam");
+  std::vector<std::string> quick;
+  for (int i = 0; i < 6; ++i) quick.push_back(f.Add("schnell"));
+  const auto start = std::chrono::steady_clock::now();
+  worker.Start();
+
+  REQUIRE(testing::Eventually([&] { return slow.InFlight() == 1; }, 5s));
+  REQUIRE(testing::Eventually([&] { return fast.Delivered() == 6; }, 5s));
+  // While the slow request is in flight: no connection lent out (the idle workers' polls
+  // borrow one for a moment, so each sample waits briefly for such a poll to end), and new
+  // deliveries to the fast receiver are made within moments.
+  std::vector<int> in_use;
+  int added = 0;
+  while (std::chrono::steady_clock::now() - start < 17s) {
+    in_use.push_back(f.pool.stats().in_use);
+    CHECK(testing::Eventually([&] { return f.pool.stats().in_use == 0; }, 200ms));
+    quick.push_back(f.Add("schnell"));
+    ++added;
+    CHECK(testing::Eventually([&] { return fast.Delivered() == 6 + added; }, 2s));
+    CHECK(slow.InFlight() == 1);
+    std::this_thread::sleep_for(1500ms);
+  }
+  const int fast_meanwhile = fast.Delivered();
+  CHECK(slow.InFlight() == 1);  // Still waiting for the slow receiver.
+  CHECK(fast_meanwhile >= 12);
+  REQUIRE(testing::Eventually([&] { return f.State(waiting) == "delivered"; }, 10s));
+  worker.Stop();
+  for (const auto& id : quick) CHECK(f.State(id) == "delivered");
+  CHECK(f.pool.stats().in_use == 0);
+  CHECK(fast.signatures_ok);
+  CHECK(slow.signatures_ok);
+  testing::Report(absl::StrCat("connector: during a 20 s push, pool in_use samples [", absl::StrJoin(in_use, ","),
+                               "], ", fast_meanwhile, " deliveries to a fast receiver completed meanwhile"));
+}
+
+TEST_CASE("retries send the kept snapshot under the same idempotency key; a failure is reported once",
+          "[integration]") {
+  Fixture f;
+  Receiver flaky(0ms, 2);  // 503 twice, then 200.
+  f.Destination("amt", flaky.Url());
+  auto worker = f.Worker(Local());
+  const std::string id = f.Add("amt");
+  for (int round = 0; round < 3; ++round) {
+    REQUIRE(testing::Eventually([&] { return worker.DeliverDue(10) == 1; }, 2s));
+  }
+  CHECK(f.State(id) == "delivered");
+  CHECK(f.snapshot_calls == 1);
+  REQUIRE(flaky.keys.size() == 3);
+  CHECK(std::set<std::string>(flaky.keys.begin(), flaky.keys.end()) == std::set<std::string>{id});
+  CHECK(flaky.bodies[0] == flaky.bodies[2]);
+  auto doc = nlohmann::json::parse(flaky.bodies[2]);
+  CHECK(doc["delivery_id"] == id);
+  CHECK(doc["destination"] == "amt");
+  CHECK(doc["submission"]["data"]["tenant"] == kTenant);
+  CHECK(f.Count("SELECT count(*) FROM delivery_attempts") == 3);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'delivery.delayed'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'delivery.delivered'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM deliveries WHERE lease_token IS NOT NULL OR lease_until IS NOT NULL") == 0);
+}
+
+TEST_CASE("a lease that ended lets another worker claim the delivery; only the lease's holder records",
+          "[integration]") {
+  Fixture f;
+  f.Destination("amt", "http://127.0.0.1:9/inbox");
+  const std::string id = f.Add("amt");
+  auto first = f.store->Claim(10, 1ms, "first");
+  REQUIRE(first.ok());
+  REQUIRE(first->size() == 1);
+  // Claimed again once the lease has ended (a worker that died mid-request), and not
+  // while a lease runs.
+  std::this_thread::sleep_for(20ms);
+  CHECK(f.store->Claim(10, 60s, "second")->size() == 1);
+  auto again = f.store->Claim(10, 60s, "third");
+  REQUIRE(again.ok());
+  CHECK(again->empty());
+
+  Attempt ok;
+  ok.http_status = 200;
+  Breaker breaker;
+  CHECK(*f.store->Record(first->front(), ok, breaker) == Recorded::kLeaseLost);
+  CHECK(f.State(id) == "pending");
+  CHECK(f.Count("SELECT count(*) FROM delivery_attempts") == 0);
+  Due second = first->front();
+  second.lease_token = "second";
+  CHECK(*f.store->Record(second, ok, breaker) == Recorded::kApplied);
+  CHECK(f.State(id) == "delivered");
+  CHECK(*f.store->Record(second, ok, breaker) == Recorded::kLeaseLost);  // Recorded once.
+  CHECK(f.Count("SELECT count(*) FROM delivery_attempts") == 1);
+}
+
+}  // namespace stadtportal::connector

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "libs/config/config.h"
+#include "services/connector/egress.h"
+
+namespace stadtportal::connector {
+
+struct Options {
+  std::string default_tenant = config::kDefaultTenant;
+  // Where push deliveries may go: public addresses, and the networks operators allow.
+  EgressPolicy egress;
+  int max_attempts = 10;
+  std::chrono::seconds max_age{24 * 60 * 60};
+  std::chrono::milliseconds backoff_base{1000};
+  std::chrono::milliseconds backoff_max{5 * 60 * 1000};
+  int breaker_threshold = 5;
+  std::chrono::seconds breaker_open{30};
+  std::chrono::milliseconds http_timeout{10000};
+  // Deliveries pushed at the same time (worker threads), and how often they look for due ones.
+  int parallel = 4;
+  std::chrono::milliseconds poll{200};
+  // How long a worker may take for a delivery it claimed (fetching the snapshot, at most
+  // kSnapshotDeadline, and the request) before another may claim it again.
+  std::chrono::milliseconds lease() const { return kSnapshotDeadline + http_timeout + std::chrono::seconds(5); }
+  static constexpr std::chrono::seconds kSnapshotDeadline{10};
+
+  // STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS, _ALLOW_HTTP, _MAX_ATTEMPTS, _MAX_AGE_S, _BACKOFF_BASE_MS, _BACKOFF_MAX_MS,
+  // _BREAKER_THRESHOLD, _BREAKER_OPEN_S, _HTTP_TIMEOUT_MS, _PARALLEL, _POLL_MS.
+  static Options FromEnv(const config::Env& env, const std::string& tenant);
+};
+
+}  // namespace stadtportal::connector
