@@ -207,7 +207,8 @@ TEST_CASE("a certificate order goes from draft to submission", "[integration]") 
   CHECK(s.history(1).status() == "awaiting_payment");
   REQUIRE(s.attachments_size() == 1);
   CHECK(s.attachments(0).sha256() == attachment.sha256());
-  CHECK(Count(f, "SELECT count(*) FROM outbox WHERE topic = 'submission.awaiting_payment'") == 1);
+  // With a fee due, nothing goes to the department before the payment (MarkPaid publishes).
+  CHECK(Count(f, "SELECT count(*) FROM outbox WHERE topic = 'submission.ready_for_delivery'") == 0);
 
   // The same key again: the same submission. With another draft: refused.
   v1::Submission again;
