@@ -11,23 +11,15 @@
 #include "libs/api/api.h"
 #include "libs/api/idempotency.h"
 #include "libs/audit/audit.h"
-#include "libs/events/events.h"
 #include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
 #include "libs/status/status.h"
+#include "services/payment/states.h"
 
 namespace stadtportal::payment {
 namespace {
-
-prometheus::Family<prometheus::Counter>& PaymentsTotal() {
-  static auto& family = prometheus::BuildCounter()
-                            .Name("stadtportal_payments_total")
-                            .Help("Payments that reached a final state, by state.")
-                            .Register(*metrics::Registry());
-  return family;
-}
 
 prometheus::Family<prometheus::Counter>& WebhooksTotal() {
   static auto& family =
@@ -46,16 +38,6 @@ prometheus::Family<prometheus::Counter>& AutomaticRefundsTotal() {
                                 "that succeeded after it had ended.")
                             .Register(*metrics::Registry());
   return family;
-}
-
-bool Final(const std::string& s) { return s == "success" || s == "failed" || s == "cancelled" || s == "error"; }
-
-bool Allowed(const std::string& from, const std::string& to) {
-  if (from == "created") return to == "started" || to == "error" || to == "cancelled" || to == "failed";
-  if (from == "started")
-    return to == "submitted" || to == "success" || to == "failed" || to == "cancelled" || to == "error";
-  if (from == "submitted") return to == "success" || to == "failed" || to == "cancelled" || to == "error";
-  return false;
 }
 
 bool IsAdmin(const auth::Caller& c) { return auth::HasRole(c, "tenant-admin"); }
@@ -84,7 +66,6 @@ Service::Service(std::shared_ptr<Store> store, std::vector<std::shared_ptr<Provi
       options_(std::move(options)),
       submission_(submission::v1::SubmissionService::NewStub(submission)),
       signer_(std::move(signer)) {
-  for (const char* s : {"success", "failed", "cancelled", "error"}) PaymentsTotal().Add({{"state", s}});
   AutomaticRefundsTotal().Add({});
 }
 
@@ -125,99 +106,13 @@ std::string RefundFailure(const absl::StatusOr<RefundResult>& r, const std::stri
 
 }  // namespace
 
-absl::Status Service::Transition(pqxx::work& tx, PaymentRow& row, const std::string& to, const std::string& reason,
-                                 const std::string& source) {
-  if (!Allowed(row.state, to)) {
-    return absl::FailedPreconditionError(absl::StrCat("state: ", row.state, " cannot become ", to));
-  }
-  Store::SetState(tx, row.payment.id(), to, reason);
-  Store::AddEvent(tx, row.payment.id(), to, reason, source);
-  row.state = to;
-  if (Final(to)) PaymentsTotal().Add({{"state", to}}).Increment();
-  return absl::OkStatus();
-}
-
-absl::StatusOr<Service::Next> Service::Apply(pqxx::work& tx, PaymentRow& row, const ProviderState& st,
-                                             const std::string& source) {
-  Next next;
-  const auto& p = row.payment;
-  // All money of the payment goes back (a duplicate or late payment): inserted here, made at
-  // the provider after commit.
-  auto refund_all = [&](const std::string& why) {
-    next.refund = Store::InsertRefund(tx, p.id(), p.amount().amount_minor(), p.amount().currency(), why, "system");
-  };
-  if (Final(row.state)) {
-    // Money that arrives for a payment that has ended (expired, cancelled) goes back, once.
-    if (st.outcome == Outcome::kSucceeded && row.state != "success" && !Store::HasAutomaticRefund(tx, p.id())) {
-      refund_all("late_success_refunded");
-    }
-    return next;
-  }
-  absl::Status s = absl::OkStatus();
-  switch (st.outcome) {
-    case Outcome::kPending: break;
-    case Outcome::kApproved:
-      if (row.state != "submitted") s = Transition(tx, row, "submitted", "", source);
-      next.capture = s.ok();
-      break;
-    case Outcome::kSucceeded:
-      Store::LockSubmission(tx, p.tenant().key(), p.submission_id());
-      if (Store::HasSuccess(tx, p.tenant().key(), p.submission_id())) {
-        // Never two successful payments for one submission: this one goes back.
-        s = Transition(tx, row, "success", "duplicate_refunded", source);
-        if (s.ok()) refund_all("duplicate_refunded");
-        break;
-      }
-      s = Transition(tx, row, "success", "", source);
-      if (!s.ok()) break;
-      {
-        events::v1::PaymentSucceeded e;
-        e.set_tenant(p.tenant().key());
-        e.set_payment_id(p.id());
-        e.set_submission_id(p.submission_id());
-        *e.mutable_amount() = p.amount();
-        e.set_provider(p.provider());
-        events::Publish(tx, p.submission_id(), e);
-      }
-      break;
-    case Outcome::kDeclined:
-      s = Transition(tx, row, "failed", st.reason.empty() ? "declined" : st.reason, source);
-      break;
-    case Outcome::kCancelled:
-      s = Transition(tx, row, "cancelled", st.reason.empty() ? "cancelled_by_user" : st.reason, source);
-      break;
-    case Outcome::kError: s = Transition(tx, row, "error", "provider_error", source); break;
-  }
-  if (!s.ok()) return s;
-  return next;
-}
-
-absl::StatusOr<Service::Applied> Service::ApplyLocked(const std::string& tenant, const std::string& id,
-                                                      const ProviderState& st, const std::string& source, bool expire) {
-  return store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<Applied> {
-    auto row = Store::Lock(tx, tenant, id);
-    if (!row) return absl::NotFoundError("payment not found");
-    auto next = Apply(tx, *row, st, source);
-    if (!next.ok()) return next.status();
-    // An approved payment is captured first; it does not expire meanwhile.
-    if (expire && !next->capture && !Final(row->state) && Store::AgeSeconds(tx, id) >= options_.expiry.count()) {
-      if (auto t = Transition(tx, *row, "cancelled", "expired", "expiry"); !t.ok()) return t;
-    }
-    return Applied{row->state, *std::move(next)};
-  });
-}
-
 absl::StatusOr<std::string> Service::Continue(const v1::Payment& payment, Applied applied, const std::string& source,
                                               Provider& provider, bool expire) {
   // At most: capture, then apply what the capture answered (which asks for no second capture).
   while (true) {
     if (applied.next.refund) {
       const v1::Refund refund = *applied.next.refund;
-      auto settled = FinishRefund(payment, refund, provider, false,
-                                  [&](pqxx::work& tx, const PaymentRow& row, const v1::Refund&, bool ok) {
-                                    Store::AddEvent(tx, payment.id(), row.state, refund.reason(), "refund",
-                                                    {{"refund_id", refund.id()}, {"refunded", ok}});
-                                  });
+      auto settled = FinishRefund(payment, refund, provider, false, {"refund", true, std::nullopt});
       AutomaticRefundsTotal().Add({}).Increment();
       log::Warn("payment refunded automatically", {{"payment", payment.id()},
                                                    {"submission", payment.submission_id()},
@@ -233,14 +128,14 @@ absl::StatusOr<std::string> Service::Continue(const v1::Payment& payment, Applie
       return applied.state;
     }
     if (captured->outcome == Outcome::kApproved) return applied.state;
-    auto next = ApplyLocked(payment.tenant().key(), payment.id(), *captured, source, expire);
+    auto next = store_->ApplyProviderState(payment.tenant().key(), payment.id(), *captured, source, Expiry(expire));
     if (!next.ok()) return next.status();
     applied = *std::move(next);
   }
 }
 
 absl::StatusOr<v1::Refund> Service::FinishRefund(const v1::Payment& payment, const v1::Refund& refund,
-                                                 Provider& provider, bool keep_in_doubt, const RecordRefund& record) {
+                                                 Provider& provider, bool keep_in_doubt, const RefundRecord& how) {
   // The refund id is the provider's idempotency key: asked again, it gives nothing back twice.
   auto r = provider.Refund(payment.provider_reference(), refund.amount().amount_minor(), refund.amount().currency(),
                            refund.id());
@@ -249,20 +144,7 @@ absl::StatusOr<v1::Refund> Service::FinishRefund(const v1::Payment& payment, con
   v1::Refund settled = refund;
   settled.set_state(ok ? "success" : "error");
   settled.set_reason(ok ? refund.reason() : RefundFailure(r, payment.id()));
-  return store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Refund> {
-    auto row = Store::Lock(tx, payment.tenant().key(), payment.id());
-    if (!row) return absl::NotFoundError("payment not found");
-    if (!Store::SettleRefund(tx, refund.id(), settled.state(), r.ok() ? r->provider_ref : "", settled.reason())) {
-      // Recorded meanwhile (the reconciliation asked too): that record stands.
-      for (const auto& f : row->payment.refunds()) {
-        if (f.id() == refund.id()) return f;
-      }
-      return absl::NotFoundError("refund not found");
-    }
-    if (ok) Store::AddRefunded(tx, payment.id(), refund.amount().amount_minor());
-    record(tx, *row, settled, ok);
-    return settled;
-  });
+  return store_->RecordRefund(payment, settled, r.ok() ? r->provider_ref : "", how);
 }
 
 grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePaymentRequest* req, v1::Payment* resp) {
@@ -309,18 +191,7 @@ grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePa
                  req->idempotency_key(),
                  fingerprint};
     // 1. Claim: the payment is inserted (or the key's payment found) in a short transaction.
-    auto claimed = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<PaymentRow> {
-      if (Store::HasSuccess(tx, tenant, n.submission_id)) {
-        return status::FieldConflict("submission", "already_paid");
-      }
-      // A concurrent insert of the same key is waited for (until its short commit).
-      auto inserted = Store::Insert(tx, n);
-      if (!inserted) return absl::AbortedError("concurrent request with the same idempotency key; retry");
-      auto& [row, fresh] = *inserted;
-      if (!fresh && row.fingerprint != fingerprint) return status::FieldError("idempotency_key", "reused");
-      if (fresh) Store::AddEvent(tx, row.payment.id(), "created", "", "api");
-      return std::move(row);
-    });
+    auto claimed = store_->Claim(n);
     if (!claimed.ok()) return claimed.status();
     const v1::Payment& p = claimed->payment;
     // Started or ended already: the key's answer. Still "created": this request inserted it,
@@ -341,19 +212,7 @@ grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePa
                 {{"provider", provider->name()}, {"error", std::string(checkout.status().message())}});
     }
     // 3. The outcome, in another short transaction, unless a concurrent duplicate recorded it.
-    auto created = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Payment> {
-      auto row = Store::Lock(tx, tenant, p.id());
-      if (!row) return absl::NotFoundError("payment not found");
-      if (row->state != "created") return row->payment;
-      if (!checkout.ok()) {
-        if (auto t = Transition(tx, *row, "error", "provider_error", "api"); !t.ok()) return t;
-      } else {
-        Store::SetStarted(tx, p.id(), checkout->provider_ref, checkout->next_url);
-        Store::AddEvent(tx, p.id(), "started", "", "api", {{"provider_ref", checkout->provider_ref}});
-      }
-      return Store::Get(tx, tenant, p.id())->payment;
-    });
-    return grpcx::Respond(resp, std::move(created));
+    return grpcx::Respond(resp, store_->RecordCheckout(tenant, p.id(), checkout));
   });
 }
 
@@ -362,23 +221,18 @@ grpc::Status Service::GetPayment(grpc::ServerContext* ctx, const v1::GetPaymentR
     if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
     if (auto s = CheckId(req->id()); !s.ok()) return s;
     auto party = auth::ScopeParty(caller);
-    return grpcx::Respond(resp, store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Payment> {
-      auto row = Store::Get(tx, caller.tenant, req->id());
-      if (!row || (row->payment.party().id() != *party && !IsAdmin(caller))) {
-        return absl::NotFoundError("payment not found");
-      }
-      return row->payment;
-    }));
+    auto row = store_->Get(caller.tenant, req->id());
+    if (!row.ok()) return row.status();
+    // Another party's payment is not found, like one that does not exist.
+    if (row->payment.party().id() != *party && !IsAdmin(caller)) return absl::NotFoundError("payment not found");
+    *resp = row->payment;
+    return absl::OkStatus();
   });
 }
 
 absl::StatusOr<std::string> Service::Sync(const std::string& tenant, const std::string& id, const std::string& source,
                                           bool expire) {
-  auto row = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<PaymentRow> {
-    auto found = Store::Get(tx, tenant, id);
-    if (!found) return absl::NotFoundError("payment not found");
-    return *std::move(found);
-  });
+  auto row = store_->Get(tenant, id);
   if (!row.ok()) return row.status();
   if (Final(row->state)) return row->state;
   Provider* provider = Find(row->payment.provider());
@@ -389,7 +243,7 @@ absl::StatusOr<std::string> Service::Sync(const std::string& tenant, const std::
     if (!queried.ok()) return queried.status();
     st = *queried;
   }
-  auto applied = ApplyLocked(tenant, id, st, source, expire);
+  auto applied = store_->ApplyProviderState(tenant, id, st, source, Expiry(expire));
   if (!applied.ok()) return applied.status();
   return Continue(row->payment, *std::move(applied), source, *provider, expire);
 }
@@ -432,26 +286,7 @@ grpc::Status Service::HandleWebhook(grpc::ServerContext* ctx, const v1::HandleWe
     if (std::llabs(now - event->created_unix) > options_.webhook_window.count()) {
       return reject(absl::UnauthenticatedError("webhook timestamp outside the accepted window"));
     }
-    struct Seen {
-      bool repeated = false;  // The provider sent this event before: nothing changes.
-      PaymentRow row;
-      std::string before;
-      Next next;
-    };
-    auto seen = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<Seen> {
-      if (!Store::RecordWebhook(tx, provider->name(), event->event_id)) {
-        Seen repeated;
-        repeated.repeated = true;
-        return repeated;
-      }
-      auto row = Store::LockByProviderRef(tx, provider->name(), event->provider_ref);
-      if (!row) return absl::NotFoundError("no payment for this notification");
-      Seen out{false, *row, row->state, {}};
-      auto next = Apply(tx, out.row, {event->outcome, ""}, "webhook");
-      if (!next.ok()) return next.status();
-      out.next = *std::move(next);
-      return out;
-    });
+    auto seen = store_->ApplyWebhook(provider->name(), *event);
     // A conflict is not this event's repeat: the provider is asked to send it again.
     if (seen.status().code() == absl::StatusCode::kAlreadyExists) return absl::AbortedError("concurrent update, retry");
     if (!seen.ok()) return seen.status();
@@ -472,9 +307,7 @@ grpc::Status Service::HandleWebhook(grpc::ServerContext* ctx, const v1::HandleWe
 
 v1::ReconcileResponse Service::ReconcileNow(std::chrono::seconds older_than) {
   v1::ReconcileResponse out;
-  auto open = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<OpenPayment>> {
-    return Store::Unfinished(tx, older_than.count(), 500);
-  });
+  auto open = store_->Unfinished(older_than.count(), 500);
   if (!open.ok()) {
     log::Warn("reconciliation could not list payments", {{"error", std::string(open.status().message())}});
     return out;
@@ -501,18 +334,7 @@ v1::ReconcileResponse Service::ReconcileNow(std::chrono::seconds older_than) {
 }
 
 void Service::ResolveRefundsInDoubt(std::chrono::seconds older_than) {
-  struct InDoubt {
-    PaymentRow row;
-    std::vector<v1::Refund> refunds;
-  };
-  auto payments = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<InDoubt>> {
-    std::vector<InDoubt> out;
-    for (const auto& d : Store::RefundsInDoubt(tx, older_than.count(), 100)) {
-      auto row = Store::Get(tx, d.tenant, d.payment_id);
-      if (row) out.push_back({*row, Store::SubmittedRefunds(tx, d.payment_id, older_than.count())});
-    }
-    return out;
-  });
+  auto payments = store_->RefundsInDoubt(older_than.count(), 100);
   if (!payments.ok()) {
     log::Warn("reconciliation could not list refunds", {{"error", std::string(payments.status().message())}});
     return;
@@ -521,12 +343,7 @@ void Service::ResolveRefundsInDoubt(std::chrono::seconds older_than) {
     Provider* provider = Find(d.row.payment.provider());
     if (provider == nullptr) continue;
     for (const auto& refund : d.refunds) {
-      auto settled = FinishRefund(d.row.payment, refund, *provider, true,
-                                  [&](pqxx::work& tx, const PaymentRow& row, const v1::Refund& f, bool ok) {
-                                    Store::AddEvent(
-                                        tx, row.payment.id(), row.state, ok ? "refunded" : "refund_failed", "reconcile",
-                                        {{"refund_id", f.id()}, {"amount_minor", f.amount().amount_minor()}});
-                                  });
+      auto settled = FinishRefund(d.row.payment, refund, *provider, true, {"reconcile", false, std::nullopt});
       log::Info("refund in doubt asked again", {{"payment", d.row.payment.id()},
                                                 {"refund", refund.id()},
                                                 {"state", settled.ok() ? settled->state() : "submitted"}});
@@ -552,46 +369,16 @@ grpc::Status Service::CreateRefund(grpc::ServerContext* ctx, const v1::CreateRef
     if (!req->reason().empty()) {
       if (auto s = api::ValidateText(req->reason(), "reason", 200); !s.ok()) return s;
     }
-    struct Planned {
-      v1::Payment payment;
-      v1::Refund refund;
-      Provider* provider;
-    };
     // 1. The refund is checked and inserted "submitted" (its amount no longer available).
-    auto planned = store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<Planned> {
-      auto row = Store::Lock(tx, caller.tenant, req->payment_id());
-      if (!row) return absl::NotFoundError("payment not found");
-      const auto& p = row->payment;
-      if (!req->amount().currency().empty() && req->amount().currency() != p.amount().currency()) {
-        return status::FieldError("amount", "invalid", "currency of the payment required");
-      }
-      const int64_t available = p.refund_amount_available();
-      if (req->refund_amount_available() != available) {
-        return absl::AbortedError(absl::StrCat("refund_amount_available: stale; now ", available));
-      }
-      if (req->amount().amount_minor() > available) {
-        return absl::FailedPreconditionError(absl::StrCat("amount: exceeds the available ", available));
-      }
-      Provider* provider = Find(p.provider());
-      if (provider == nullptr) return absl::FailedPreconditionError("provider no longer configured");
-      return Planned{p,
-                     Store::InsertRefund(tx, p.id(), req->amount().amount_minor(), p.amount().currency(), req->reason(),
-                                         caller.account_id),
-                     provider};
-    });
+    auto planned = store_->PlanRefund(caller.tenant, *req, caller.account_id,
+                                      [this](const std::string& name) { return Find(name) != nullptr; });
     if (!planned.ok()) return planned.status();
+    const auto& [payment, refund] = *planned;
     // 2. The provider, with no transaction held; 3. the outcome, history and audit entry.
-    auto settled = FinishRefund(
-        planned->payment, planned->refund, *planned->provider, false,
-        [&](pqxx::work& tx, const PaymentRow& row, const v1::Refund& f, bool ok) {
-          Store::AddEvent(tx, f.payment_id(), row.state, ok ? "refunded" : "refund_failed", "refund",
-                          {{"refund_id", f.id()}, {"amount_minor", f.amount().amount_minor()}});
-          auto entry = audit::Of(
-              caller, "refund.create",
-              {{"payment_id", f.payment_id()}, {"refund_id", f.id()}, {"amount_minor", f.amount().amount_minor()}});
-          entry.outcome = ok ? "succeeded" : "failed";
-          audit::Record(tx, entry);
-        });
+    auto entry = audit::Of(
+        caller, "refund.create",
+        {{"payment_id", payment.id()}, {"refund_id", refund.id()}, {"amount_minor", refund.amount().amount_minor()}});
+    auto settled = FinishRefund(payment, refund, *Find(payment.provider()), false, {"refund", false, entry});
     return grpcx::Respond(resp, std::move(settled));
   });
 }
@@ -601,9 +388,7 @@ grpc::Status Service::GetReport(grpc::ServerContext* ctx, const v1::GetReportReq
     if (auto s = auth::RequireRole(caller, "tenant-admin"); !s.ok()) return s;
     absl::CivilDay day;
     if (!absl::ParseCivilTime(req->day(), &day)) return status::FieldError("day", "invalid_date");
-    return grpcx::Respond(resp, store_->Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Report> {
-      return Store::Report(tx, caller.tenant, absl::FormatCivilTime(day));
-    }));
+    return grpcx::Respond(resp, store_->Report(caller.tenant, absl::FormatCivilTime(day)));
   });
 }
 

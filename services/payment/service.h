@@ -29,12 +29,9 @@ struct Options {
   static Options FromEnv(const config::Env& env, const std::string& tenant);
 };
 
-// gRPC edge and state machine of payments:
-//   created → started → submitted → success | failed | cancelled | error
-// (created and started may also end directly). Every change is one short transaction
-// with the payment row locked: state, an append-only event, and — on success — the
-// payment.succeeded event for the submission service. Provider calls run between such
-// transactions, never inside one (ADR 0017).
+// gRPC edge and workflow of payments (states: services/payment/states.h): each step that
+// changes a payment is one short store transaction (services/payment/store.h); provider
+// calls run between such transactions, never inside one (ADR 0017).
 class Service final : public v1::PaymentService::Service {
  public:
   // `providers`: the first is the default. The submission service is asked for the fee
@@ -59,31 +56,14 @@ class Service final : public v1::PaymentService::Service {
   v1::ReconcileResponse ReconcileNow(std::chrono::seconds older_than);
 
  private:
-  // What a committed change leaves to do at the provider, with no transaction held.
-  struct Next {
-    bool capture = false;              // The payer approved: take the money (Provider::Capture).
-    std::optional<v1::Refund> refund;  // An automatic refund, inserted "submitted": give it back.
-  };
-  // A change applied with the row locked: the state afterwards and what follows.
-  struct Applied {
-    std::string state;
-    Next next;
-  };
-  // How a refund's outcome enters the payment's history (and the audit log), in the
-  // transaction that records it.
-  using RecordRefund = std::function<void(pqxx::work& tx, const PaymentRow& row, const v1::Refund& settled, bool ok)>;
-
   Provider* Find(const std::string& name) const;
   // What paying the submission takes (fee, reference, name, status), if it is `party`'s.
   absl::StatusOr<submission::v1::PaymentTerms> Terms(const std::string& tenant, const std::string& submission_id,
                                                      const std::string& party) const;
-  // Moves the payment along what the provider says (database only; the row is locked).
-  absl::StatusOr<Next> Apply(pqxx::work& tx, PaymentRow& row, const ProviderState& st, const std::string& source);
-  absl::Status Transition(pqxx::work& tx, PaymentRow& row, const std::string& to, const std::string& reason,
-                          const std::string& source);
-  // Apply in one short transaction; with `expire`, an unpaid payment past the expiry is cancelled.
-  absl::StatusOr<Applied> ApplyLocked(const std::string& tenant, const std::string& id, const ProviderState& st,
-                                      const std::string& source, bool expire);
+  // With `expire`, the expiry an unpaid payment is cancelled after (Store::ApplyProviderState).
+  std::optional<std::chrono::seconds> Expiry(bool expire) const {
+    return expire ? std::optional<std::chrono::seconds>(options_.expiry) : std::nullopt;
+  }
   // Does what a committed change left (capture, automatic refund), each provider call outside
   // any transaction and each outcome recorded in a short one; returns the state afterwards.
   absl::StatusOr<std::string> Continue(const v1::Payment& payment, Applied applied, const std::string& source,
@@ -92,7 +72,7 @@ class Service final : public v1::PaymentService::Service {
   // the outcome with the payment locked. With `keep_in_doubt`, a refund the provider could not
   // be asked about stays submitted (the reconciliation asks again with the same refund id).
   absl::StatusOr<v1::Refund> FinishRefund(const v1::Payment& payment, const v1::Refund& refund, Provider& provider,
-                                          bool keep_in_doubt, const RecordRefund& record);
+                                          bool keep_in_doubt, const RefundRecord& how);
   // Asks the provider about one unfinished payment; returns its state afterwards.
   absl::StatusOr<std::string> Sync(const std::string& tenant, const std::string& id, const std::string& source,
                                    bool expire);

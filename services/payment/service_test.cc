@@ -274,7 +274,8 @@ struct Fixture {
   }
 
   int64_t Count(const std::string& sql) {
-    auto n = store->Transact([&](pqxx::work& tx) -> absl::StatusOr<int64_t> { return tx.exec1(sql)[0].as<int64_t>(); });
+    db::Pool& pool = one_connection != nullptr ? *one_connection : schema.pool();
+    auto n = pool.Transact([&](pqxx::work& tx) -> absl::StatusOr<int64_t> { return tx.exec1(sql)[0].as<int64_t>(); });
     REQUIRE(n.ok());
     return *n;
   }

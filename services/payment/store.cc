@@ -1,6 +1,13 @@
 #include "services/payment/store.h"
 
+#include <prometheus/counter.h>
+
+#include "absl/strings/str_cat.h"
 #include "libs/db/row.h"
+#include "libs/events/events.h"
+#include "libs/metrics/metrics.h"
+#include "libs/status/status.h"
+#include "services/payment/states.h"
 
 namespace stadtportal::payment {
 namespace {
@@ -68,6 +75,10 @@ v1::Refund ToRefund(const pqxx::row& r) {
   return f;
 }
 
+int64_t PendingRefunds(pqxx::work& tx, const std::string& payment_id) {
+  return tx.exec_prepared("payment_pending_refunds", payment_id)[0]["pending"].as<int64_t>();
+}
+
 // Adds history and refunds; the available refund amount also excludes pending refunds.
 PaymentRow Complete(pqxx::work& tx, PaymentRow row) {
   auto& p = row.payment;
@@ -85,7 +96,209 @@ PaymentRow Complete(pqxx::work& tx, PaymentRow row) {
   return row;
 }
 
+
+std::optional<std::pair<PaymentRow, bool>> Insert(pqxx::work& tx, const NewPayment& p) {
+  auto res = tx.exec_prepared("payment_insert", p.tenant, p.party_id, p.party_kind, p.submission_id, p.amount_minor,
+                              p.currency, p.description, p.reference, p.provider, p.idempotency_key, p.fingerprint);
+  if (!res.empty()) return std::make_pair(ToRow(res[0]), true);
+  // The key exists: ON CONFLICT waited for a concurrent insert of it to commit.
+  res = tx.exec_prepared("payment_by_key", p.tenant, p.party_id, p.idempotency_key);
+  if (res.empty()) return std::nullopt;
+  return std::make_pair(Complete(tx, ToRow(res[0])), false);
+}
+
+std::optional<PaymentRow> Lock(pqxx::work& tx, const std::string& tenant, const std::string& id) {
+  auto res = tx.exec_prepared("payment_lock", tenant, id);
+  if (res.empty()) return std::nullopt;
+  return Complete(tx, ToRow(res[0]));
+}
+
+std::optional<PaymentRow> LockByProviderRef(pqxx::work& tx, const std::string& provider,
+                                                   const std::string& provider_ref) {
+  auto res = tx.exec_prepared("payment_lock_by_ref", provider, provider_ref);
+  if (res.empty()) return std::nullopt;
+  return Complete(tx, ToRow(res[0]));
+}
+
+std::optional<PaymentRow> Find(pqxx::work& tx, const std::string& tenant, const std::string& id) {
+  auto res = tx.exec_prepared("payment_get", tenant, id);
+  if (res.empty()) return std::nullopt;
+  return Complete(tx, ToRow(res[0]));
+}
+
+bool HasSuccess(pqxx::work& tx, const std::string& tenant, const std::string& submission_id) {
+  return !tx.exec_prepared("payment_has_success", tenant, submission_id).empty();
+}
+
+void LockSubmission(pqxx::work& tx, const std::string& tenant, const std::string& submission_id) {
+  tx.exec_prepared("payment_lock_submission", tenant, submission_id);
+}
+
+void SetStarted(pqxx::work& tx, const std::string& id, const std::string& provider_ref,
+                       const std::string& next_url) {
+  tx.exec_prepared("payment_set_started", id, provider_ref, next_url);
+}
+
+void SetState(pqxx::work& tx, const std::string& id, const std::string& state, const std::string& reason) {
+  tx.exec_prepared("payment_set_state", id, state, reason);
+}
+
+void AddEvent(pqxx::work& tx, const std::string& id, const std::string& state, const std::string& reason,
+              const std::string& source, const nlohmann::json& detail = nlohmann::json::object()) {
+  tx.exec_prepared("payment_add_event", id, state, reason, source, detail.dump());
+}
+
+bool RecordWebhook(pqxx::work& tx, const std::string& provider, const std::string& event_id) {
+  return !tx.exec_prepared("payment_record_webhook", provider, event_id).empty();
+}
+
+std::vector<OpenPayment> UnfinishedOf(pqxx::work& tx, int64_t older_than_seconds, int limit) {
+  std::vector<OpenPayment> out;
+  for (const auto& r : tx.exec_prepared("payment_unfinished", older_than_seconds, limit)) {
+    out.push_back({r["tenant"].as<std::string>(), r["id"].as<std::string>()});
+  }
+  return out;
+}
+
+int64_t AgeSeconds(pqxx::work& tx, const std::string& id) {
+  return tx.exec_prepared("payment_age", id)[0]["age_s"].as<int64_t>();
+}
+
+v1::Refund InsertRefund(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor,
+                               const std::string& currency, const std::string& reason,
+                               const std::string& requested_by) {
+  return ToRefund(
+      tx.exec_prepared("payment_insert_refund", payment_id, amount_minor, reason, requested_by, currency)[0]);
+}
+
+bool SettleRefund(pqxx::work& tx, const std::string& refund_id, const std::string& state,
+                         const std::string& provider_ref, const std::string& reason) {
+  return !tx.exec_prepared("payment_settle_refund", refund_id, state, provider_ref, reason).empty();
+}
+
+bool HasAutomaticRefund(pqxx::work& tx, const std::string& payment_id) {
+  return !tx.exec_prepared("payment_has_automatic_refund", payment_id).empty();
+}
+
+std::vector<std::pair<std::string, std::string>> PaymentsWithRefundsInDoubt(pqxx::work& tx, int64_t older_than_seconds,
+                                                                         int limit) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : tx.exec_prepared("payment_refunds_in_doubt", older_than_seconds, limit)) {
+    out.push_back({r["tenant"].as<std::string>(), r["id"].as<std::string>()});
+  }
+  return out;
+}
+
+std::vector<v1::Refund> SubmittedRefunds(pqxx::work& tx, const std::string& payment_id,
+                                                int64_t older_than_seconds) {
+  std::vector<v1::Refund> out;
+  for (const auto& r : tx.exec_prepared("payment_submitted_refunds", payment_id, older_than_seconds)) {
+    out.push_back(ToRefund(r));
+  }
+  return out;
+}
+
+void AddRefunded(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor) {
+  tx.exec_prepared("payment_add_refunded", payment_id, amount_minor);
+}
+
+v1::Report ReportOf(pqxx::work& tx, const std::string& tenant, const std::string& day) {
+  v1::Report out;
+  out.set_day(day);
+  for (const auto& r : tx.exec_prepared("payment_report", tenant, day)) {
+    auto* p = out.add_providers();
+    p->set_provider(r["provider"].as<std::string>());
+    p->set_successes(r["successes"].as<int>());
+    p->set_success_amount_minor(r["success_minor"].as<int64_t>());
+    p->set_refunds(r["refunds"].as<int>());
+    p->set_refund_amount_minor(r["refund_minor"].as<int64_t>());
+    p->set_open(r["open"].as<int>());
+    p->set_failed(r["failed"].as<int>());
+  }
+  return out;
+}
+
+
+prometheus::Family<prometheus::Counter>& PaymentsTotal() {
+  static auto& family = prometheus::BuildCounter()
+                            .Name("stadtportal_payments_total")
+                            .Help("Payments that reached a final state, by state.")
+                            .Register(*metrics::Registry());
+  return family;
+}
+
+absl::Status Transition(pqxx::work& tx, PaymentRow& row, const std::string& to, const std::string& reason,
+                        const std::string& source) {
+  if (!Allowed(row.state, to)) {
+    return absl::FailedPreconditionError(absl::StrCat("state: ", row.state, " cannot become ", to));
+  }
+  SetState(tx, row.payment.id(), to, reason);
+  AddEvent(tx, row.payment.id(), to, reason, source);
+  row.state = to;
+  if (Final(to)) PaymentsTotal().Add({{"state", to}}).Increment();
+  return absl::OkStatus();
+}
+
+// Moves the payment along what the provider says (the row is locked).
+absl::StatusOr<Next> Apply(pqxx::work& tx, PaymentRow& row, const ProviderState& st, const std::string& source) {
+  Next next;
+  const auto& p = row.payment;
+  // All money of the payment goes back (a duplicate or late payment): inserted here, made at
+  // the provider after commit.
+  auto refund_all = [&](const std::string& why) {
+    next.refund = InsertRefund(tx, p.id(), p.amount().amount_minor(), p.amount().currency(), why, "system");
+  };
+  if (Final(row.state)) {
+    // Money that arrives for a payment that has ended (expired, cancelled) goes back, once.
+    if (st.outcome == Outcome::kSucceeded && row.state != "success" && !HasAutomaticRefund(tx, p.id())) {
+      refund_all("late_success_refunded");
+    }
+    return next;
+  }
+  absl::Status s = absl::OkStatus();
+  switch (st.outcome) {
+    case Outcome::kPending: break;
+    case Outcome::kApproved:
+      if (row.state != "submitted") s = Transition(tx, row, "submitted", "", source);
+      next.capture = s.ok();
+      break;
+    case Outcome::kSucceeded:
+      LockSubmission(tx, p.tenant().key(), p.submission_id());
+      if (HasSuccess(tx, p.tenant().key(), p.submission_id())) {
+        // Never two successful payments for one submission: this one goes back.
+        s = Transition(tx, row, "success", "duplicate_refunded", source);
+        if (s.ok()) refund_all("duplicate_refunded");
+        break;
+      }
+      s = Transition(tx, row, "success", "", source);
+      if (!s.ok()) break;
+      {
+        events::v1::PaymentSucceeded e;
+        e.set_tenant(p.tenant().key());
+        e.set_payment_id(p.id());
+        e.set_submission_id(p.submission_id());
+        *e.mutable_amount() = p.amount();
+        e.set_provider(p.provider());
+        events::Publish(tx, p.submission_id(), e);
+      }
+      break;
+    case Outcome::kDeclined:
+      s = Transition(tx, row, "failed", st.reason.empty() ? "declined" : st.reason, source);
+      break;
+    case Outcome::kCancelled:
+      s = Transition(tx, row, "cancelled", st.reason.empty() ? "cancelled_by_user" : st.reason, source);
+      break;
+    case Outcome::kError: s = Transition(tx, row, "error", "provider_error", source); break;
+  }
+  if (!s.ok()) return s;
+  return next;
+}
+
 }  // namespace
+
+Store::Store(db::Pool& pool) : pool_(pool) {
+  for (const char* s : {"success", "failed", "cancelled", "error"}) PaymentsTotal().Add({{"state", s}});
+}
 
 void Store::Prepare(pqxx::connection& conn) {
   const std::string cols = kColumns;
@@ -175,128 +388,150 @@ void Store::Prepare(pqxx::connection& conn) {
                " FROM providers pr ORDER BY pr.provider");
 }
 
-std::optional<std::pair<PaymentRow, bool>> Store::Insert(pqxx::work& tx, const NewPayment& p) {
-  auto res = tx.exec_prepared("payment_insert", p.tenant, p.party_id, p.party_kind, p.submission_id, p.amount_minor,
-                              p.currency, p.description, p.reference, p.provider, p.idempotency_key, p.fingerprint);
-  if (!res.empty()) return std::make_pair(ToRow(res[0]), true);
-  // The key exists: ON CONFLICT waited for a concurrent insert of it to commit.
-  res = tx.exec_prepared("payment_by_key", p.tenant, p.party_id, p.idempotency_key);
-  if (res.empty()) return std::nullopt;
-  return std::make_pair(Complete(tx, ToRow(res[0])), false);
+
+absl::StatusOr<PaymentRow> Store::Claim(const NewPayment& n) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<PaymentRow> {
+    if (HasSuccess(tx, n.tenant, n.submission_id)) return status::FieldConflict("submission", "already_paid");
+    // A concurrent insert of the same key is waited for (until its short commit).
+    auto inserted = Insert(tx, n);
+    if (!inserted) return absl::AbortedError("concurrent request with the same idempotency key; retry");
+    auto& [row, fresh] = *inserted;
+    if (!fresh && row.fingerprint != n.fingerprint) return status::FieldError("idempotency_key", "reused");
+    if (fresh) AddEvent(tx, row.payment.id(), "created", "", "api");
+    return std::move(row);
+  });
 }
 
-std::optional<PaymentRow> Store::Lock(pqxx::work& tx, const std::string& tenant, const std::string& id) {
-  auto res = tx.exec_prepared("payment_lock", tenant, id);
-  if (res.empty()) return std::nullopt;
-  return Complete(tx, ToRow(res[0]));
+absl::StatusOr<v1::Payment> Store::RecordCheckout(const std::string& tenant, const std::string& id,
+                                                  const absl::StatusOr<Checkout>& checkout) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Payment> {
+    auto row = Lock(tx, tenant, id);
+    if (!row) return absl::NotFoundError("payment not found");
+    if (row->state != "created") return row->payment;
+    if (!checkout.ok()) {
+      if (auto t = Transition(tx, *row, "error", "provider_error", "api"); !t.ok()) return t;
+    } else {
+      SetStarted(tx, id, checkout->provider_ref, checkout->next_url);
+      AddEvent(tx, id, "started", "", "api", {{"provider_ref", checkout->provider_ref}});
+    }
+    return Find(tx, tenant, id)->payment;
+  });
 }
 
-std::optional<PaymentRow> Store::LockByProviderRef(pqxx::work& tx, const std::string& provider,
-                                                   const std::string& provider_ref) {
-  auto res = tx.exec_prepared("payment_lock_by_ref", provider, provider_ref);
-  if (res.empty()) return std::nullopt;
-  return Complete(tx, ToRow(res[0]));
+absl::StatusOr<PaymentRow> Store::Get(const std::string& tenant, const std::string& id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<PaymentRow> {
+    auto found = Find(tx, tenant, id);
+    if (!found) return absl::NotFoundError("payment not found");
+    return *std::move(found);
+  });
 }
 
-std::optional<PaymentRow> Store::Get(pqxx::work& tx, const std::string& tenant, const std::string& id) {
-  auto res = tx.exec_prepared("payment_get", tenant, id);
-  if (res.empty()) return std::nullopt;
-  return Complete(tx, ToRow(res[0]));
+absl::StatusOr<Applied> Store::ApplyProviderState(const std::string& tenant, const std::string& id,
+                                                  const ProviderState& st, const std::string& source,
+                                                  std::optional<std::chrono::seconds> expiry) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<Applied> {
+    auto row = Lock(tx, tenant, id);
+    if (!row) return absl::NotFoundError("payment not found");
+    auto next = Apply(tx, *row, st, source);
+    if (!next.ok()) return next.status();
+    // An approved payment is captured first; it does not expire meanwhile.
+    if (expiry && !next->capture && !Final(row->state) && AgeSeconds(tx, id) >= expiry->count()) {
+      if (auto t = Transition(tx, *row, "cancelled", "expired", "expiry"); !t.ok()) return t;
+    }
+    return Applied{row->state, *std::move(next)};
+  });
 }
 
-bool Store::HasSuccess(pqxx::work& tx, const std::string& tenant, const std::string& submission_id) {
-  return !tx.exec_prepared("payment_has_success", tenant, submission_id).empty();
+absl::StatusOr<WebhookApplied> Store::ApplyWebhook(const std::string& provider, const WebhookEvent& event) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<WebhookApplied> {
+    WebhookApplied out;
+    if (!RecordWebhook(tx, provider, event.event_id)) {
+      out.repeated = true;
+      return out;
+    }
+    auto row = LockByProviderRef(tx, provider, event.provider_ref);
+    if (!row) return absl::NotFoundError("no payment for this notification");
+    out.row = *std::move(row);
+    out.before = out.row.state;
+    auto next = Apply(tx, out.row, {event.outcome, ""}, "webhook");
+    if (!next.ok()) return next.status();
+    out.next = *std::move(next);
+    return out;
+  });
 }
 
-void Store::LockSubmission(pqxx::work& tx, const std::string& tenant, const std::string& submission_id) {
-  tx.exec_prepared("payment_lock_submission", tenant, submission_id);
+absl::StatusOr<v1::Refund> Store::RecordRefund(const v1::Payment& payment, const v1::Refund& settled,
+                                               const std::string& provider_ref, const RefundRecord& how) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Refund> {
+    auto row = Lock(tx, payment.tenant().key(), payment.id());
+    if (!row) return absl::NotFoundError("payment not found");
+    if (!SettleRefund(tx, settled.id(), settled.state(), provider_ref, settled.reason())) {
+      // Recorded meanwhile (the reconciliation asked too): that record stands.
+      for (const auto& f : row->payment.refunds()) {
+        if (f.id() == settled.id()) return f;
+      }
+      return absl::NotFoundError("refund not found");
+    }
+    const bool ok = settled.state() == "success";
+    if (ok) AddRefunded(tx, payment.id(), settled.amount().amount_minor());
+    if (how.automatic) {
+      AddEvent(tx, payment.id(), row->state, settled.reason(), how.source,
+               {{"refund_id", settled.id()}, {"refunded", ok}});
+    } else {
+      AddEvent(tx, payment.id(), row->state, ok ? "refunded" : "refund_failed", how.source,
+               {{"refund_id", settled.id()}, {"amount_minor", settled.amount().amount_minor()}});
+    }
+    if (how.audit) {
+      audit::Entry entry = *how.audit;
+      entry.outcome = ok ? "succeeded" : "failed";
+      audit::Record(tx, entry);
+    }
+    return settled;
+  });
 }
 
-void Store::SetStarted(pqxx::work& tx, const std::string& id, const std::string& provider_ref,
-                       const std::string& next_url) {
-  tx.exec_prepared("payment_set_started", id, provider_ref, next_url);
+absl::StatusOr<std::pair<v1::Payment, v1::Refund>> Store::PlanRefund(
+    const std::string& tenant, const v1::CreateRefundRequest& req, const std::string& requested_by,
+    const std::function<bool(const std::string&)>& provider_known) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::pair<v1::Payment, v1::Refund>> {
+    auto row = Lock(tx, tenant, req.payment_id());
+    if (!row) return absl::NotFoundError("payment not found");
+    const auto& p = row->payment;
+    if (!req.amount().currency().empty() && req.amount().currency() != p.amount().currency()) {
+      return status::FieldError("amount", "invalid", "currency of the payment required");
+    }
+    const int64_t available = p.refund_amount_available();
+    if (req.refund_amount_available() != available) {
+      return absl::AbortedError(absl::StrCat("refund_amount_available: stale; now ", available));
+    }
+    if (req.amount().amount_minor() > available) {
+      return absl::FailedPreconditionError(absl::StrCat("amount: exceeds the available ", available));
+    }
+    if (!provider_known(p.provider())) return absl::FailedPreconditionError("provider no longer configured");
+    return std::make_pair(p, InsertRefund(tx, p.id(), req.amount().amount_minor(), p.amount().currency(),
+                                          req.reason(), requested_by));
+  });
 }
 
-void Store::SetState(pqxx::work& tx, const std::string& id, const std::string& state, const std::string& reason) {
-  tx.exec_prepared("payment_set_state", id, state, reason);
+absl::StatusOr<std::vector<OpenPayment>> Store::Unfinished(int64_t older_than_seconds, int limit) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<OpenPayment>> {
+    return UnfinishedOf(tx, older_than_seconds, limit);
+  });
 }
 
-void Store::AddEvent(pqxx::work& tx, const std::string& id, const std::string& state, const std::string& reason,
-                     const std::string& source, const nlohmann::json& detail) {
-  tx.exec_prepared("payment_add_event", id, state, reason, source, detail.dump());
+absl::StatusOr<std::vector<InDoubt>> Store::RefundsInDoubt(int64_t older_than_seconds, int limit) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<InDoubt>> {
+    std::vector<InDoubt> out;
+    for (const auto& [tenant, payment_id] : PaymentsWithRefundsInDoubt(tx, older_than_seconds, limit)) {
+      auto row = Find(tx, tenant, payment_id);
+      if (row) out.push_back({*row, SubmittedRefunds(tx, payment_id, older_than_seconds)});
+    }
+    return out;
+  });
 }
 
-bool Store::RecordWebhook(pqxx::work& tx, const std::string& provider, const std::string& event_id) {
-  return !tx.exec_prepared("payment_record_webhook", provider, event_id).empty();
-}
-
-std::vector<OpenPayment> Store::Unfinished(pqxx::work& tx, int64_t older_than_seconds, int limit) {
-  std::vector<OpenPayment> out;
-  for (const auto& r : tx.exec_prepared("payment_unfinished", older_than_seconds, limit)) {
-    out.push_back({r["tenant"].as<std::string>(), r["id"].as<std::string>()});
-  }
-  return out;
-}
-
-int64_t Store::AgeSeconds(pqxx::work& tx, const std::string& id) {
-  return tx.exec_prepared("payment_age", id)[0]["age_s"].as<int64_t>();
-}
-
-int64_t Store::PendingRefunds(pqxx::work& tx, const std::string& payment_id) {
-  return tx.exec_prepared("payment_pending_refunds", payment_id)[0]["pending"].as<int64_t>();
-}
-
-v1::Refund Store::InsertRefund(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor,
-                               const std::string& currency, const std::string& reason,
-                               const std::string& requested_by) {
-  return ToRefund(
-      tx.exec_prepared("payment_insert_refund", payment_id, amount_minor, reason, requested_by, currency)[0]);
-}
-
-bool Store::SettleRefund(pqxx::work& tx, const std::string& refund_id, const std::string& state,
-                         const std::string& provider_ref, const std::string& reason) {
-  return !tx.exec_prepared("payment_settle_refund", refund_id, state, provider_ref, reason).empty();
-}
-
-bool Store::HasAutomaticRefund(pqxx::work& tx, const std::string& payment_id) {
-  return !tx.exec_prepared("payment_has_automatic_refund", payment_id).empty();
-}
-
-std::vector<RefundInDoubt> Store::RefundsInDoubt(pqxx::work& tx, int64_t older_than_seconds, int limit) {
-  std::vector<RefundInDoubt> out;
-  for (const auto& r : tx.exec_prepared("payment_refunds_in_doubt", older_than_seconds, limit)) {
-    out.push_back({r["tenant"].as<std::string>(), r["id"].as<std::string>()});
-  }
-  return out;
-}
-
-std::vector<v1::Refund> Store::SubmittedRefunds(pqxx::work& tx, const std::string& payment_id,
-                                                int64_t older_than_seconds) {
-  std::vector<v1::Refund> out;
-  for (const auto& r : tx.exec_prepared("payment_submitted_refunds", payment_id, older_than_seconds)) {
-    out.push_back(ToRefund(r));
-  }
-  return out;
-}
-
-void Store::AddRefunded(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor) {
-  tx.exec_prepared("payment_add_refunded", payment_id, amount_minor);
-}
-
-v1::Report Store::Report(pqxx::work& tx, const std::string& tenant, const std::string& day) {
-  v1::Report out;
-  out.set_day(day);
-  for (const auto& r : tx.exec_prepared("payment_report", tenant, day)) {
-    auto* p = out.add_providers();
-    p->set_provider(r["provider"].as<std::string>());
-    p->set_successes(r["successes"].as<int>());
-    p->set_success_amount_minor(r["success_minor"].as<int64_t>());
-    p->set_refunds(r["refunds"].as<int>());
-    p->set_refund_amount_minor(r["refund_minor"].as<int64_t>());
-    p->set_open(r["open"].as<int>());
-    p->set_failed(r["failed"].as<int>());
-  }
-  return out;
+absl::StatusOr<v1::Report> Store::Report(const std::string& tenant, const std::string& day) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Report> { return ReportOf(tx, tenant, day); });
 }
 
 }  // namespace stadtportal::payment

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -8,7 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "libs/audit/audit.h"
 #include "libs/db/pool.h"
+#include "services/payment/provider.h"
 #include "stadtportal/payment/v1/payment.pb.h"
 
 namespace stadtportal::payment {
@@ -40,68 +44,83 @@ struct OpenPayment {
   std::string id;
 };
 
-// A refund left "submitted" (its outcome at the provider was never recorded).
-struct RefundInDoubt {
-  std::string tenant;
-  std::string payment_id;
+// What a committed change leaves to do at the provider, with no transaction held.
+struct Next {
+  bool capture = false;              // The payer approved: take the money (Provider::Capture).
+  std::optional<v1::Refund> refund;  // An automatic refund, inserted "submitted": give it back.
 };
 
-// The payment schema: all SQL of the service, as named prepared statements. The state
-// machine (service.cc) composes these steps inside one short transaction per change;
-// no provider or other network call ever runs inside one (see ADR 0017).
+// A change applied with the row locked: the state afterwards and what follows.
+struct Applied {
+  std::string state;
+  Next next;
+};
+
+// A provider notification applied: `repeated` when the provider sent it before (nothing
+// changed); else the payment, its state before, and what follows.
+struct WebhookApplied {
+  bool repeated = false;
+  PaymentRow row;
+  std::string before;
+  Next next;
+};
+
+// A payment with refunds whose outcome was never recorded.
+struct InDoubt {
+  PaymentRow row;
+  std::vector<v1::Refund> refunds;
+};
+
+// How a refund's outcome enters the payment's history (and the audit log).
+struct RefundRecord {
+  std::string source;  // "refund", "reconcile"
+  // A refund the platform made on its own: the history names its reason; else whether
+  // it was "refunded" or "refund_failed" with the amount.
+  bool automatic = false;
+  std::optional<audit::Entry> audit;  // Recorded with the outcome (succeeded / failed).
+};
+
+// The payment schema and its state machine (services/payment/states.h): every method is
+// one short transaction with the payment row locked where it changes — state, an
+// append-only event, and on success the payment.succeeded event for the submission
+// service. Provider calls run between such transactions, never inside one (ADR 0017).
 class Store {
  public:
-  explicit Store(db::Pool& pool) : pool_(pool) {}
+  explicit Store(db::Pool& pool);
   static void Prepare(pqxx::connection& conn);
-  // db::Pool::Transact: `fn` returns absl::Status or absl::StatusOr<T>, and so does this.
-  template <typename Fn>
-  auto Transact(Fn&& fn) {
-    return pool_.Transact(std::forward<Fn>(fn));
-  }
 
-  // Inserts the payment unless its key exists (then waits for a concurrent insert of the
-  // same key to commit and returns that one); `second` tells whether it was inserted.
-  static std::optional<std::pair<PaymentRow, bool>> Insert(pqxx::work& tx, const NewPayment& p);
-  // The payment with its history and refunds, locked for the transaction.
-  static std::optional<PaymentRow> Lock(pqxx::work& tx, const std::string& tenant, const std::string& id);
-  static std::optional<PaymentRow> LockByProviderRef(pqxx::work& tx, const std::string& provider,
-                                                     const std::string& provider_ref);
-  static std::optional<PaymentRow> Get(pqxx::work& tx, const std::string& tenant, const std::string& id);
-  static bool HasSuccess(pqxx::work& tx, const std::string& tenant, const std::string& submission_id);
-  // Serialises the transactions that settle payments of one submission (until commit), so
-  // two payments succeeding at once see each other: one stays, the other is refunded.
-  // Each transaction holds only its own payment's row lock when it waits here.
-  static void LockSubmission(pqxx::work& tx, const std::string& tenant, const std::string& submission_id);
+  // Inserts the payment unless its key exists (then the key's payment, waiting for a
+  // concurrent insert of it to commit); refuses a submission paid already and a key
+  // reused for other content.
+  absl::StatusOr<PaymentRow> Claim(const NewPayment& n);
+  // The provider's answer to the checkout of a payment still "created": started, or
+  // error. A payment a concurrent request started already stays as it is.
+  absl::StatusOr<v1::Payment> RecordCheckout(const std::string& tenant, const std::string& id,
+                                             const absl::StatusOr<Checkout>& checkout);
+  absl::StatusOr<PaymentRow> Get(const std::string& tenant, const std::string& id);
+  // Moves the payment along what the provider says; with `expiry`, an unpaid payment older
+  // than that is cancelled ("expired") unless it is about to be captured.
+  absl::StatusOr<Applied> ApplyProviderState(const std::string& tenant, const std::string& id,
+                                             const ProviderState& st, const std::string& source,
+                                             std::optional<std::chrono::seconds> expiry);
+  // A verified notification of `provider`, once per provider event id.
+  absl::StatusOr<WebhookApplied> ApplyWebhook(const std::string& provider, const WebhookEvent& event);
+  // Records a "submitted" refund's outcome (`settled`: state success or error, and reason)
+  // with the payment locked; when it was settled meanwhile, that record stands.
+  absl::StatusOr<v1::Refund> RecordRefund(const v1::Payment& payment, const v1::Refund& settled,
+                                          const std::string& provider_ref, const RefundRecord& how);
+  // Checks a refund against the payment (currency, the available amount the requester saw,
+  // the amount) and inserts it "submitted", so its amount is no longer available.
+  // `provider_known`: whether the payment's provider is still configured.
+  absl::StatusOr<std::pair<v1::Payment, v1::Refund>> PlanRefund(
+      const std::string& tenant, const v1::CreateRefundRequest& req, const std::string& requested_by,
+      const std::function<bool(const std::string&)>& provider_known);
 
-  static void SetStarted(pqxx::work& tx, const std::string& id, const std::string& provider_ref,
-                         const std::string& next_url);
-  static void SetState(pqxx::work& tx, const std::string& id, const std::string& state, const std::string& reason);
-  static void AddEvent(pqxx::work& tx, const std::string& id, const std::string& state, const std::string& reason,
-                       const std::string& source, const nlohmann::json& detail = nlohmann::json::object());
-  // False when the provider's event was seen before.
-  static bool RecordWebhook(pqxx::work& tx, const std::string& provider, const std::string& event_id);
-  static std::vector<OpenPayment> Unfinished(pqxx::work& tx, int64_t older_than_seconds, int limit);
-  // Seconds since the payment was created.
-  static int64_t AgeSeconds(pqxx::work& tx, const std::string& id);
-
-  static int64_t PendingRefunds(pqxx::work& tx, const std::string& payment_id);
-  static v1::Refund InsertRefund(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor,
-                                 const std::string& currency, const std::string& reason,
-                                 const std::string& requested_by);
-  // Records a submitted refund's outcome; false when it was no longer submitted (the
-  // reconciliation settled it meanwhile), and then changes nothing.
-  static bool SettleRefund(pqxx::work& tx, const std::string& refund_id, const std::string& state,
-                           const std::string& provider_ref, const std::string& reason);
-  // Whether the payment has a refund the platform made on its own (duplicate, late success).
-  static bool HasAutomaticRefund(pqxx::work& tx, const std::string& payment_id);
+  // Unfinished payments not changed for `older_than_seconds`, oldest change first.
+  absl::StatusOr<std::vector<OpenPayment>> Unfinished(int64_t older_than_seconds, int limit);
   // Payments with refunds "submitted" for at least `older_than_seconds`.
-  static std::vector<RefundInDoubt> RefundsInDoubt(pqxx::work& tx, int64_t older_than_seconds, int limit);
-  // The payment's refunds "submitted" for at least `older_than_seconds`, oldest first.
-  static std::vector<v1::Refund> SubmittedRefunds(pqxx::work& tx, const std::string& payment_id,
-                                                  int64_t older_than_seconds);
-  static void AddRefunded(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor);
-
-  static v1::Report Report(pqxx::work& tx, const std::string& tenant, const std::string& day);
+  absl::StatusOr<std::vector<InDoubt>> RefundsInDoubt(int64_t older_than_seconds, int limit);
+  absl::StatusOr<v1::Report> Report(const std::string& tenant, const std::string& day);
 
  private:
   db::Pool& pool_;
