@@ -91,7 +91,7 @@ PaymentRow Complete(pqxx::work& tx, PaymentRow row) {
   }
   for (const auto& r : tx.exec_prepared("payment_refunds", p.id())) *p.add_refunds() = ToRefund(r);
   if (p.refund_amount_available() > 0) {
-    p.set_refund_amount_available(p.refund_amount_available() - Store::PendingRefunds(tx, p.id()));
+    p.set_refund_amount_available(p.refund_amount_available() - PendingRefunds(tx, p.id()));
   }
   return row;
 }
