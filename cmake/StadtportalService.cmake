@@ -1,10 +1,23 @@
-# stadtportal_embed_migrations(TARGET <name> DIR <migrations dir> OUT <variable>)
+# stadtportal_embed_migrations(TARGET <name> [DIR <migrations dir>] [LIBRARIES <libs>] OUT <variable>)
 # Generates a source that compiles the versioned SQL files into a binary, so the
 # binary (and its container) always carries exactly the migrations it was built with.
-# Sets <variable> to the generated file, to be added to the service's executables.
+# LIBRARIES adds the migrations of shared libraries (libs/<lib>/migrations: the tables
+# a library works on, e.g. events' outbox and inbox; versions from 900 on, see
+# docs/adr/0018-event-contracts.md). Sets <variable> to the generated file, to be added
+# to the service's executables.
 function(stadtportal_embed_migrations)
-  cmake_parse_arguments(ARG "" "TARGET;DIR;OUT" "" ${ARGN})
-  file(GLOB sql CONFIGURE_DEPENDS "${ARG_DIR}/V*__*.sql")
+  cmake_parse_arguments(ARG "" "TARGET;DIR;OUT" "LIBRARIES" ${ARGN})
+  set(sql "")
+  foreach(dir IN LISTS ARG_DIR ARG_LIBRARIES)
+    if(NOT IS_ABSOLUTE "${dir}")
+      set(dir "${PROJECT_SOURCE_DIR}/libs/${dir}/migrations")
+    endif()
+    file(GLOB files CONFIGURE_DEPENDS "${dir}/V*__*.sql")
+    if(NOT files)
+      message(FATAL_ERROR "no migrations in ${dir}")
+    endif()
+    list(APPEND sql ${files})
+  endforeach()
   list(SORT sql)
   set(out "${CMAKE_CURRENT_BINARY_DIR}/${ARG_TARGET}_migrations.cc")
   add_custom_command(
@@ -16,14 +29,17 @@ function(stadtportal_embed_migrations)
   set(${ARG_OUT} "${out}" PARENT_SCOPE)
 endfunction()
 
-# stadtportal_service(NAME <name> SOURCES <files> DEPS <targets> TESTS <files>)
+# stadtportal_service(NAME <name> SOURCES <files> DEPS <targets> TESTS <files>
+#                     [LIBRARY_MIGRATIONS <libs>])
 # Declares the three targets every service has, named alike:
 #   <name>_lib (logic, linked by main and tests), <name> (binary), <name>_test.
+# LIBRARY_MIGRATIONS: the libraries whose tables the service has (events, mail).
 function(stadtportal_service)
-  cmake_parse_arguments(ARG "" "NAME" "SOURCES;DEPS;TESTS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME" "SOURCES;DEPS;TESTS;LIBRARY_MIGRATIONS" ${ARGN})
   add_library(${ARG_NAME}_lib STATIC ${ARG_SOURCES})
   target_link_libraries(${ARG_NAME}_lib PUBLIC ${ARG_DEPS} stadtportal_options)
-  stadtportal_embed_migrations(TARGET ${ARG_NAME} DIR "${CMAKE_CURRENT_SOURCE_DIR}/migrations" OUT migrations)
+  stadtportal_embed_migrations(TARGET ${ARG_NAME} DIR "${CMAKE_CURRENT_SOURCE_DIR}/migrations"
+                               LIBRARIES ${ARG_LIBRARY_MIGRATIONS} OUT migrations)
   add_executable(${ARG_NAME} main.cc ${migrations})
   set_target_properties(${ARG_NAME} PROPERTIES OUTPUT_NAME "stadtportal-${ARG_NAME}"
                                                RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/bin")

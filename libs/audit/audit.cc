@@ -1,37 +1,44 @@
 #include "libs/audit/audit.h"
 
 #include <regex>
+#include <tuple>
 
 #include "libs/events/events.h"
 #include "libs/log/log.h"
 
 namespace stadtportal::audit {
 
-nlohmann::json Entry::ToJson() const {
-  return {{"tenant", tenant},   {"actor", actor},     {"session_ref", session_ref}, {"action", action},
-          {"targets", targets}, {"outcome", outcome}, {"request_id", request_id}};
+events::v1::AuditRecorded Entry::ToEvent() const {
+  events::v1::AuditRecorded e;
+  e.set_tenant(tenant);
+  e.set_actor(actor);
+  e.set_session_ref(session_ref);
+  e.set_action(action);
+  // Targets are a JSON object by construction (Of, or an object literal).
+  (void)events::FromJson(targets.is_object() ? targets : nlohmann::json::object(), e.mutable_targets());
+  e.set_outcome(outcome);
+  e.set_request_id(request_id);
+  return e;
 }
 
-absl::StatusOr<Entry> Entry::FromJson(const nlohmann::json& j) {
+absl::StatusOr<Entry> Entry::FromEvent(const events::v1::AuditRecorded& event) {
   static const std::regex kTenant("^[0-9]{8}$");
   static const std::regex kAction("^[a-z_]+\\.[a-z_]+$");
-  if (!j.is_object()) return absl::InvalidArgumentError("audit entry: not an object");
   Entry e;
-  for (auto [name, field] : {std::make_pair("tenant", &e.tenant), std::make_pair("actor", &e.actor),
-                             std::make_pair("session_ref", &e.session_ref), std::make_pair("action", &e.action),
-                             std::make_pair("outcome", &e.outcome), std::make_pair("request_id", &e.request_id)}) {
-    if (!j.contains(name) || !j[name].is_string() || j[name].get_ref<const std::string&>().size() > 200) {
-      return absl::InvalidArgumentError(std::string("audit entry: ") + name + " missing or malformed");
-    }
-    *field = j[name].get<std::string>();
+  for (auto [name, field, value] :
+       {std::make_tuple("tenant", &e.tenant, &event.tenant()), std::make_tuple("actor", &e.actor, &event.actor()),
+        std::make_tuple("session_ref", &e.session_ref, &event.session_ref()),
+        std::make_tuple("action", &e.action, &event.action()), std::make_tuple("outcome", &e.outcome, &event.outcome()),
+        std::make_tuple("request_id", &e.request_id, &event.request_id())}) {
+    if (value->size() > 200) return absl::InvalidArgumentError(std::string("audit entry: ") + name + " too long");
+    *field = *value;
   }
   if (!std::regex_match(e.tenant, kTenant)) return absl::InvalidArgumentError("audit entry: tenant malformed");
   if (!std::regex_match(e.action, kAction)) return absl::InvalidArgumentError("audit entry: action malformed");
   if (e.actor.empty()) return absl::InvalidArgumentError("audit entry: actor missing");
   if (e.outcome != "succeeded" && e.outcome != "refused" && e.outcome != "failed")
     return absl::InvalidArgumentError("audit entry: outcome");
-  if (!j.contains("targets") || !j["targets"].is_object()) return absl::InvalidArgumentError("audit entry: targets");
-  e.targets = j["targets"];
+  e.targets = events::ToJson(event.targets());
   return e;
 }
 
@@ -46,6 +53,6 @@ Entry Of(const auth::Caller& caller, std::string action, nlohmann::json targets)
   return e;
 }
 
-void Record(pqxx::work& tx, const Entry& entry) { events::PublishJson(tx, kTopic, entry.actor, entry.ToJson()); }
+void Record(pqxx::work& tx, const Entry& entry) { events::Publish(tx, entry.actor, entry.ToEvent()); }
 
 }  // namespace stadtportal::audit

@@ -7,15 +7,14 @@
 
 #include "absl/status/statusor.h"
 #include "libs/auth/caller.h"
+#include "stadtportal/events/v1/events.pb.h"
 
 // The audit log of administrative actions (docs/adr/0016-operators.md): who (account,
 // session reference), what (action, target ids, outcome), when, and the request id.
 // Every service records an entry in the transaction that makes the change, as an
-// `audit.recorded` event through its outbox; identity keeps the one audit log and
-// consumes the events into it exactly once.
+// `audit.recorded` event (events::v1::AuditRecorded) through its outbox; identity keeps
+// the one audit log and consumes the events into it exactly once.
 namespace stadtportal::audit {
-
-inline constexpr char kTopic[] = "audit.recorded";
 
 struct Entry {
   std::string tenant;
@@ -26,9 +25,11 @@ struct Entry {
   std::string outcome = "succeeded";                  // "succeeded" | "refused" | "failed"
   std::string request_id;
 
-  nlohmann::json ToJson() const;
-  // INVALID_ARGUMENT naming the field that is missing or malformed.
-  static absl::StatusOr<Entry> FromJson(const nlohmann::json& j);
+  // The event that carries the entry to identity.
+  events::v1::AuditRecorded ToEvent() const;
+  // The entry an event carries; INVALID_ARGUMENT naming the field that is missing or
+  // malformed (events come from other services: checked before they are kept).
+  static absl::StatusOr<Entry> FromEvent(const events::v1::AuditRecorded& e);
 };
 
 // An entry for an action of `caller` in the current request (its request id is taken

@@ -95,4 +95,35 @@ TEST_CASE("a changed applied migration and a failing one are reported", "[integr
   Drop(schema);
 }
 
+TEST_CASE("a table moved into a library migration leaves the applied file, which names its old checksum",
+          "[integration]") {
+  const std::vector<MigrationFile> before = {
+      {"V001__things_and_outbox.sql", "CREATE TABLE things (id int);\nCREATE TABLE outbox (id int);\n"}};
+  const std::string library_sql = "CREATE TABLE IF NOT EXISTS outbox (id int);\n";
+  // A database migrated before the move…
+  const auto existing = UniqueSchema();
+  REQUIRE(Migrate(testing::DatabaseUrl(), existing, before).ok());
+  const std::vector<MigrationFile> after = {
+      {"V001__things_and_outbox.sql", "-- applied as " + Checksum(before[0].sql) + "\nCREATE TABLE things (id int);\n"},
+      {"V900__outbox.sql", library_sql}};
+  auto r = Migrate(testing::DatabaseUrl(), existing, after);
+  REQUIRE(r.ok());
+  CHECK(r->already_applied == 1);
+  CHECK(r->applied == 1);
+  // …and a new one end up alike.
+  const auto fresh = UniqueSchema();
+  REQUIRE(Migrate(testing::DatabaseUrl(), fresh, after).ok());
+  for (const auto& schema : {existing, fresh}) {
+    CHECK(Count(schema, "things") == 0);
+    CHECK(Count(schema, "outbox") == 0);
+    CHECK(Count(schema, "schema_migrations") == 2);
+  }
+  // Another edit is still refused, whatever the file claims.
+  auto edited = after;
+  edited[0].sql = "-- applied as 0123456789abcdef\nCREATE TABLE things (id int);\n";
+  CHECK(Migrate(testing::DatabaseUrl(), existing, edited).status().code() == absl::StatusCode::kFailedPrecondition);
+  Drop(existing);
+  Drop(fresh);
+}
+
 }  // namespace stadtportal::db

@@ -54,6 +54,12 @@ void Publish(pqxx::work& tx, const std::string& key, const M& payload) {
   PublishJson(tx, std::string(Topic<M>::kName), key, ToJson(payload));
 }
 
+// A message as a consumer receives it, under its topic (for tests of handlers).
+template <class M>
+Event EventOf(const std::string& id, const std::string& key, const M& message) {
+  return {id, std::string(Topic<M>::kName), key, ToJson(message)};
+}
+
 // A consumer's handlers, one per topic, each receiving its topic's message:
 //   Handlers h;
 //   h.On<v1::PaymentSucceeded>([](pqxx::work& tx, const v1::PaymentSucceeded& e) { ... });
@@ -64,12 +70,18 @@ class Handlers {
  public:
   template <class M>
   Handlers& On(std::function<absl::Status(pqxx::work&, const M&)> handle) {
+    return On<M>(std::function<absl::Status(pqxx::work&, const Event&, const M&)>(
+        [handle = std::move(handle)](pqxx::work& tx, const Event&, const M& message) { return handle(tx, message); }));
+  }
+  // The same for a handler that also reads the envelope (the event id names the publisher).
+  template <class M>
+  Handlers& On(std::function<absl::Status(pqxx::work&, const Event&, const M&)> handle) {
     const std::string topic(Topic<M>::kName);
     topics_.push_back(topic);
     by_topic_[topic] = [handle = std::move(handle)](pqxx::work& tx, const Event& e) -> absl::Status {
       M message;
       if (auto s = FromJson(e.payload, &message); !s.ok()) return s;
-      return handle(tx, message);
+      return handle(tx, e, message);
     };
     return *this;
   }

@@ -57,6 +57,16 @@ std::string ServiceDatabaseUrl(const std::string& service) {
 }
 std::string RedisUrl() { return RequiredEnv("STADTPORTAL_TEST_REDIS_URL"); }
 
+std::string QueryValue(db::Pool& pool, const std::string& sql) {
+  std::string out;
+  auto s = pool.Transact([&](pqxx::work& tx) {
+    out = tx.exec1(sql)[0].as<std::string>();
+    return absl::OkStatus();
+  });
+  if (!s.ok()) throw std::runtime_error(std::string(s.message()));
+  return out;
+}
+
 std::string TempDir() {
   const char* dir = std::getenv("STADTPORTAL_TEST_TMP");
   return dir != nullptr && *dir != '\0' ? dir : "/tmp";

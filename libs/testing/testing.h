@@ -40,6 +40,10 @@ class TestSchema {
   std::unique_ptr<db::Pool> pool_;
 };
 
+// The text of the first column of the first row `sql` returns, read in its own
+// transaction of `pool`; throws (failing the test) when the query fails or returns no row.
+std::string QueryValue(db::Pool& pool, const std::string& sql);
+
 // The test run's directory for logs and files ($STADTPORTAL_TEST_TMP, which scripts/test
 // sets and removes afterwards; /tmp when unset).
 std::string TempDir();

@@ -1,6 +1,7 @@
 // stadtportal-accounts: persons, organisations and memberships. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
 #include "libs/events/events.h"
+#include "services/accounts/consumers.h"
 #include "services/accounts/service.h"
 
 int main(int argc, char** argv) {
@@ -15,12 +16,8 @@ int main(int argc, char** argv) {
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
     auto event_relay = std::make_shared<events::Relay>(db, ctx.Redis(), "accounts");
     // Verified addresses from identity: invitations are accepted only by their addressee.
-    auto verified = std::make_shared<events::Consumer>(
-        db, redis::Options::FromEnv(ctx.env()), "accounts", std::vector<std::string>{"account.verified"},
-        [](pqxx::work& tx, const events::Event& e) {
-          return accounts::Store::SetVerifiedEmail(tx, e.key, e.payload.value("tenant", ""),
-                                                   e.payload.value("email", ""));
-        });
+    auto verified =
+        std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "accounts", accounts::Consumers());
     ctx.OnServing([relay, event_relay, verified] {
       relay->Start();
       event_relay->Start();

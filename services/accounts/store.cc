@@ -363,11 +363,10 @@ absl::StatusOr<v1::Membership> Store::AcceptInvitation(const std::string& token_
 absl::Status Store::SetVerifiedEmail(pqxx::work& tx, const std::string& account_id, const std::string& tenant,
                                      const std::string& email) {
   // From identity, and checked all the same: a malformed event changes nothing.
+  if (auto s = api::ValidateUuid(account_id, "account_id"); !s.ok()) return s;
+  if (!config::IsTenantKey(tenant)) return status::FieldError("tenant", "invalid");
   auto normalized = api::NormalizeEmail(email, "email");
-  if (!api::ValidateUuid(account_id, "account_id").ok() || !config::IsTenantKey(tenant) || !normalized.ok()) {
-    log::Warn("account.verified event ignored: malformed");
-    return absl::OkStatus();
-  }
+  if (!normalized.ok()) return normalized.status();
   tx.exec_prepared("accounts_set_verified_email", account_id, tenant, *normalized);
   return absl::OkStatus();
 }

@@ -72,7 +72,8 @@ class Store {
   // the invitation stays open.
   absl::StatusOr<v1::Membership> AcceptInvitation(const std::string& token_hash, const std::string& person_id);
   absl::Status DeclineInvitation(const std::string& token_hash, const std::string& person_id);
-  // Records an identity account's verified address (account.verified events).
+  // Records an identity account's verified address (account.verified events);
+  // INVALID_ARGUMENT, nothing written, when the account id, tenant or address is malformed.
   static absl::Status SetVerifiedEmail(pqxx::work& tx, const std::string& account_id, const std::string& tenant,
                                        const std::string& email);
 

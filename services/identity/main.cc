@@ -1,8 +1,7 @@
 // stadtportal-identity: log-in accounts and sessions. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
-#include "libs/audit/audit.h"
 #include "libs/events/events.h"
-#include "services/identity/audit_log.h"
+#include "services/identity/consumers.h"
 #include "services/identity/service.h"
 
 int main(int argc, char** argv) {
@@ -15,8 +14,8 @@ int main(int argc, char** argv) {
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
     auto event_relay = std::make_shared<events::Relay>(db, ctx.Redis(), "identity");
     // Identity keeps the audit log of every service (docs/adr/0016-operators.md).
-    auto audit = std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "identity",
-                                                    std::vector<std::string>{audit::kTopic}, identity::ApplyAuditEvent);
+    auto audit =
+        std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "identity", identity::Consumers());
     ctx.OnServing([relay, event_relay, audit] {
       relay->Start();
       event_relay->Start();

@@ -2,6 +2,7 @@
 #include "libs/app/app.h"
 #include "libs/events/events.h"
 #include "libs/mail/mail.h"
+#include "services/messaging/consumers.h"
 #include "services/messaging/service.h"
 
 int main(int argc, char** argv) {
@@ -18,19 +19,8 @@ int main(int argc, char** argv) {
     auto mails =
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
     // Where notifications go: verified addresses from identity, preferences from accounts.
-    auto contacts = std::make_shared<events::Consumer>(
-        db, redis::Options::FromEnv(ctx.env()), "messaging",
-        std::vector<std::string>{"account.verified", "preferences.changed"},
-        [](pqxx::work& tx, const events::Event& e) {
-          const std::string tenant = e.payload.value("tenant", "");
-          if (e.topic == "account.verified") {
-            messaging::Store::SetContactEmail(tx, e.key, tenant, e.payload.value("email", ""));
-          } else {
-            messaging::Store::SetContactPreferences(tx, e.key, tenant, e.payload.value("language", "de"),
-                                                    e.payload.value("messages", true));
-          }
-          return absl::OkStatus();
-        });
+    auto contacts =
+        std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "messaging", messaging::Consumers());
     ctx.OnServing([mails, contacts] {
       mails->Start();
       contacts->Start();

@@ -4,6 +4,7 @@
 #include "libs/events/events.h"
 #include "libs/log/log.h"
 #include "services/submission/catalogue.h"
+#include "services/submission/consumers.h"
 #include "services/submission/service.h"
 
 int main(int argc, char** argv) {
@@ -14,17 +15,8 @@ int main(int argc, char** argv) {
     auto& db = ctx.Database(submission::Store::Prepare);
     auto store = std::make_shared<submission::Store>(db);
     auto relay = std::make_shared<events::Relay>(db, ctx.Redis(), "submission");
-    auto paid = std::make_shared<events::Consumer>(
-        db, redis::Options::FromEnv(ctx.env()), "submission",
-        std::vector<std::string>{"payment.succeeded", "delivery.delivered", "delivery.delayed",
-                                 "delivery.acknowledged"},
-        [](pqxx::work& tx, const events::Event& e) {
-          const std::string tenant = e.payload.value("tenant", "");
-          if (e.topic == "payment.succeeded") {
-            return submission::Store::MarkPaid(tx, tenant, e.key, e.payload.value("payment_id", ""));
-          }
-          return submission::Store::ApplyDeliveryEvent(tx, e.topic, tenant, e.key);
-        });
+    auto consumer = std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "submission",
+                                                       submission::Consumers());
     // The catalogue files in the binary are published before the first call is served.
     auto catalogue = submission::LoadCatalogue();
     if (!catalogue.ok()) throw config::Error(std::string(catalogue.status().message()));
@@ -41,14 +33,14 @@ int main(int argc, char** argv) {
     auto* views = service.get();  // Owned by the server, which outlives the jobs.
     auto flush = std::make_shared<app::Periodic>("flush-catalogue-views", std::chrono::seconds(10),
                                                  [views] { views->FlushViews(); });
-    ctx.OnServing([purge, flush, relay, paid] {
+    ctx.OnServing([purge, flush, relay, consumer] {
       purge->Start();
       flush->Start();
       relay->Start();
-      paid->Start();
+      consumer->Start();
     });
-    ctx.OnStopping([purge, flush, views, relay, paid] {
-      paid->Stop();
+    ctx.OnStopping([purge, flush, views, relay, consumer] {
+      consumer->Stop();
       relay->Stop();
       purge->Stop();
       flush->Stop();

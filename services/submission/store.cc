@@ -136,8 +136,7 @@ void PublishReadyForDelivery(pqxx::work& tx, const std::string& tenant, const st
   e.set_reference(reference);
   e.set_party_id(party_id);
   e.set_service_id(service_id);
-  e.set_destination(
-      tx.exec_prepared("submission_destination", tenant, service_id)[0]["destination"].as<std::string>());
+  e.set_destination(tx.exec_prepared("submission_destination", tenant, service_id)[0]["destination"].as<std::string>());
   e.set_payment_id(payment_id);
   events::Publish(tx, id, e);
 }
@@ -206,6 +205,16 @@ absl::StatusOr<v1::Submission> LoadSubmission(pqxx::work& tx, const Owner& owner
 
 std::string ArrayLiteral(const std::vector<std::string>& ids) {
   return absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+}
+
+// The delivery reached `status` (delivered, received by the department): the delay ends;
+// a later status stays.
+absl::Status Reached(pqxx::work& tx, const std::string& tenant, const std::string& id, const std::string& status) {
+  tx.exec_prepared("submission_set_delayed", tenant, id, false);
+  auto lock = tx.exec_prepared("submission_lock_any", tenant, id);
+  if (lock.empty()) return absl::OkStatus();  // Not ours (another tenant's deployment).
+  if (!MayMove(Actor::kDelivery, lock[0]["status"].as<std::string>(), status)) return absl::OkStatus();
+  return Store::ChangeStatus(tx, Actor::kDelivery, tenant, id, status, "");
 }
 
 }  // namespace
@@ -645,19 +654,17 @@ absl::StatusOr<v1::Submission> Store::SetStatus(const std::string& tenant, const
   });
 }
 
-absl::Status Store::ApplyDeliveryEvent(pqxx::work& tx, const std::string& topic, const std::string& tenant,
-                                       const std::string& id) {
-  if (topic == "delivery.delayed") {
-    tx.exec_prepared("submission_set_delayed", tenant, id, true);
-    return absl::OkStatus();
-  }
-  const std::string status = topic == "delivery.delivered" ? "delivered" : "received_by_department";
-  tx.exec_prepared("submission_set_delayed", tenant, id, false);
-  auto lock = tx.exec_prepared("submission_lock_any", tenant, id);
-  if (lock.empty()) return absl::OkStatus();  // Not ours (another tenant's deployment).
-  // A later status (the department already answered) stays.
-  if (!MayMove(Actor::kDelivery, lock[0]["status"].as<std::string>(), status)) return absl::OkStatus();
-  return ChangeStatus(tx, Actor::kDelivery, tenant, id, status, "");
+absl::Status Store::MarkDelayed(pqxx::work& tx, const std::string& tenant, const std::string& id) {
+  tx.exec_prepared("submission_set_delayed", tenant, id, true);
+  return absl::OkStatus();
+}
+
+absl::Status Store::MarkDelivered(pqxx::work& tx, const std::string& tenant, const std::string& id) {
+  return Reached(tx, tenant, id, "delivered");
+}
+
+absl::Status Store::MarkReceived(pqxx::work& tx, const std::string& tenant, const std::string& id) {
+  return Reached(tx, tenant, id, "received_by_department");
 }
 
 absl::StatusOr<v1::Feedback> Store::GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,

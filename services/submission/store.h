@@ -115,9 +115,12 @@ class Store {
   // submission to `status` (MayMove); the same status again is no change.
   static absl::Status ChangeStatus(pqxx::work& tx, Actor actor, const std::string& tenant, const std::string& id,
                                    const std::string& status, const std::string& note);
-  // delivery.delivered / delivery.delayed / delivery.acknowledged from the connector.
-  static absl::Status ApplyDeliveryEvent(pqxx::work& tx, const std::string& topic, const std::string& tenant,
-                                         const std::string& id);
+  // What the connector reports, inside the consumer's transaction. Delivered and received
+  // by the department end a delay; a later status (the department already answered)
+  // stays; a submission of another tenant is not touched.
+  static absl::Status MarkDelivered(pqxx::work& tx, const std::string& tenant, const std::string& id);
+  static absl::Status MarkReceived(pqxx::work& tx, const std::string& tenant, const std::string& id);
+  static absl::Status MarkDelayed(pqxx::work& tx, const std::string& tenant, const std::string& id);
   // ALREADY_EXISTS when feedback was given.
   absl::StatusOr<v1::Feedback> GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,
                                             const std::string& comment);

@@ -1,3 +1,5 @@
+-- applied as 4e8a33b47cf76769
+-- (with mail_outbox, which libs/mail/migrations now creates)
 -- Organisations (details of parties of kind organisation), memberships with roles,
 -- invitations by e-mail, and the mail outbox.
 CREATE TABLE organisations (
@@ -36,18 +38,3 @@ CREATE TABLE invitations (
   created_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX invitations_by_organisation ON invitations (organisation_id);
-
-CREATE TABLE mail_outbox (
-  id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  tenant          text NOT NULL CHECK (tenant ~ '^[0-9]{8}$'),
-  recipient       text NOT NULL,
-  subject         text NOT NULL,
-  body            text,
-  attempts        integer NOT NULL DEFAULT 0,
-  next_attempt_at timestamptz NOT NULL DEFAULT now(),
-  claimed_until   timestamptz,
-  sent_at         timestamptz,
-  last_error      text,
-  created_at      timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX mail_outbox_pending ON mail_outbox (next_attempt_at) WHERE sent_at IS NULL;

@@ -1,3 +1,5 @@
+-- applied as ce4017e2bc16c9e6
+-- (with outbox and inbox, which libs/events/migrations now creates)
 -- Deliveries with their attempts and dead letters, per-destination circuit breakers,
 -- signing secrets, the access log of back-office reads, and the event tables.
 ALTER TABLE destinations DROP CONSTRAINT push_needs_https;  -- Enforced by the service (http only for loopback tests).
@@ -54,19 +56,3 @@ CREATE TABLE access_log (
   at            timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX access_log_party ON access_log (tenant, party_id, at);
-
-CREATE TABLE outbox (
-  id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  topic        text        NOT NULL,
-  key          text        NOT NULL,
-  payload      jsonb       NOT NULL,
-  created_at   timestamptz NOT NULL DEFAULT now(),
-  published_at timestamptz
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-
-CREATE TABLE inbox (
-  event_id    text        PRIMARY KEY,
-  topic       text        NOT NULL,
-  received_at timestamptz NOT NULL DEFAULT now()
-);

@@ -1,3 +1,5 @@
+-- applied as a5496a905fab93a0
+-- (with mail_outbox, which libs/mail/migrations now creates)
 -- Passwords (Argon2id, parameters inside each hash), roles, e-mail tokens and the
 -- outbox of mails to send.
 ALTER TABLE accounts
@@ -16,20 +18,3 @@ CREATE TABLE email_tokens (
   created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX email_tokens_expiry ON email_tokens (expires_at);
-
--- Mails are written in the same transaction as the change that causes them and sent
--- by a background sender, retried with backoff; the body is cleared once sent.
-CREATE TABLE mail_outbox (
-  id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  tenant          text NOT NULL CHECK (tenant ~ '^[0-9]{8}$'),
-  recipient       text NOT NULL,
-  subject         text NOT NULL,
-  body            text,
-  attempts        integer NOT NULL DEFAULT 0,
-  next_attempt_at timestamptz NOT NULL DEFAULT now(),
-  claimed_until   timestamptz,
-  sent_at         timestamptz,
-  last_error      text,
-  created_at      timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX mail_outbox_pending ON mail_outbox (next_attempt_at) WHERE sent_at IS NULL;

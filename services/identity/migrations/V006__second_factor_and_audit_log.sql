@@ -1,3 +1,5 @@
+-- applied as 4198e64af72ec435
+-- (with inbox, which libs/events/migrations now creates)
 -- The second factor (TOTP, RFC 6238) of an account: one secret, confirmed by a first
 -- code; `last_step` is the newest time step used, so a code is accepted once.
 CREATE TABLE totp_factors (
@@ -41,10 +43,3 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
   FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
   FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
-
--- Events consumed (audit.recorded), for their exactly-once effect (libs/events).
-CREATE TABLE inbox (
-  event_id    text        PRIMARY KEY,
-  topic       text        NOT NULL,
-  received_at timestamptz NOT NULL DEFAULT now()
-);

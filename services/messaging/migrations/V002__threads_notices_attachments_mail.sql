@@ -1,3 +1,5 @@
+-- applied as 21dde8cdf93b6ef9
+-- (with inbox and mail_outbox, which libs/events/migrations and libs/mail/migrations now create)
 -- Threads, notices, read receipts, attachments, notification contacts and mail.
 CREATE TABLE threads (
   id              uuid        PRIMARY KEY,
@@ -72,24 +74,3 @@ CREATE TABLE contacts (
   notify_messages boolean     NOT NULL DEFAULT true,
   updated_at      timestamptz NOT NULL DEFAULT now()
 );
-
-CREATE TABLE inbox (
-  event_id    text        PRIMARY KEY,
-  topic       text        NOT NULL,
-  received_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE mail_outbox (
-  id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  tenant          text NOT NULL CHECK (tenant ~ '^[0-9]{8}$'),
-  recipient       text NOT NULL,
-  subject         text NOT NULL,
-  body            text,
-  attempts        integer NOT NULL DEFAULT 0,
-  next_attempt_at timestamptz NOT NULL DEFAULT now(),
-  claimed_until   timestamptz,
-  sent_at         timestamptz,
-  last_error      text,
-  created_at      timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX mail_outbox_pending ON mail_outbox (next_attempt_at) WHERE sent_at IS NULL;

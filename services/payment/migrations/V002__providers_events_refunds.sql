@@ -1,3 +1,5 @@
+-- applied as f387ce2f1bb506c0
+-- (with outbox and inbox, which libs/events/migrations now creates)
 -- Provider data, the append-only event history, webhook dedupe, refunds, and the
 -- outbox/inbox of events between services.
 ALTER TABLE payments
@@ -57,19 +59,3 @@ CREATE TABLE refunds (
   updated_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX refunds_payment ON refunds (payment_id);
-
-CREATE TABLE outbox (
-  id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  topic        text        NOT NULL,
-  key          text        NOT NULL,
-  payload      jsonb       NOT NULL,
-  created_at   timestamptz NOT NULL DEFAULT now(),
-  published_at timestamptz
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-
-CREATE TABLE inbox (
-  event_id    text        PRIMARY KEY,
-  topic       text        NOT NULL,
-  received_at timestamptz NOT NULL DEFAULT now()
-);

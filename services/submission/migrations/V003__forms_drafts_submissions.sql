@@ -1,3 +1,5 @@
+-- applied as ac8266eb4ee04e32
+-- (with outbox, which libs/events/migrations now creates)
 -- Versioned form definitions, drafts with attachments, submissions with their status
 -- history, the delivery outbox, funnel events and feedback.
 ALTER TABLE online_services
@@ -98,18 +100,6 @@ CREATE TABLE attachments (
 );
 CREATE INDEX attachments_draft ON attachments (draft_id) WHERE draft_id IS NOT NULL;
 CREATE INDEX attachments_submission ON attachments (submission_id) WHERE submission_id IS NOT NULL;
-
--- Events for other services (delivery, payment), published by a relay; consumers
--- dedupe by id.
-CREATE TABLE outbox (
-  id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  topic        text        NOT NULL,
-  key          text        NOT NULL,
-  payload      jsonb       NOT NULL,
-  created_at   timestamptz NOT NULL DEFAULT now(),
-  published_at timestamptz
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
 
 -- Where applicants give up: the KPI source. No personal data.
 CREATE TABLE funnel_events (

@@ -1,0 +1,19 @@
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include "absl/status/status.h"
+#include "libs/events/events.h"
+
+// The events accounts consumes, each in the consumer's transaction (exactly once with its
+// inbox).
+namespace stadtportal::accounts {
+
+// account.verified from identity: invitations are accepted only by their addressee's
+// verified account; a malformed message is refused (INVALID_ARGUMENT).
+absl::Status OnAccountVerified(pqxx::work& tx, const events::v1::AccountVerified& e);
+
+// The handlers of accounts' consumer.
+events::Handlers Consumers();
+
+}  // namespace stadtportal::accounts

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include "absl/status/status.h"
+#include "libs/events/events.h"
+
+// The events submission consumes: payments and the connector's delivery reports. Each
+// handler runs in the consumer's transaction (exactly once with its inbox); a message
+// naming no submission id is refused (INVALID_ARGUMENT).
+namespace stadtportal::submission {
+
+// The fee is paid: awaiting_payment → paid, and on to delivery.
+absl::Status OnPaymentSucceeded(pqxx::work& tx, const events::v1::PaymentSucceeded& e);
+// The department's system accepted the submission: delivered, the delay ends.
+absl::Status OnDeliveryDelivered(pqxx::work& tx, const events::v1::DeliveryDelivered& e);
+// The first delivery attempt failed: the applicant sees "delivery delayed".
+absl::Status OnDeliveryDelayed(pqxx::work& tx, const events::v1::DeliveryDelayed& e);
+// The department's back office acknowledged receipt: received_by_department.
+absl::Status OnDeliveryAcknowledged(pqxx::work& tx, const events::v1::DeliveryAcknowledged& e);
+
+// The handlers of submission's consumer.
+events::Handlers Consumers();
+
+}  // namespace stadtportal::submission

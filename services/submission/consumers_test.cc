@@ -1,0 +1,124 @@
+#include "services/submission/consumers.h"
+
+#include <catch2/catch.hpp>
+
+#include "libs/events/testing.h"
+#include "services/submission/catalogue.h"
+#include "services/submission/store.h"
+
+namespace stadtportal::submission {
+namespace {
+
+constexpr char kTenant[] = "09564000";
+
+struct Fixture : events::HandlerTest {
+  Fixture() : HandlerTest("submission", Store::Prepare, Consumers()) {
+    REQUIRE(Store(pool()).SyncCatalogue(*LoadCatalogue()).ok());
+  }
+
+  // A submission in `status`, as Submit and the status changes before would leave it.
+  std::string Insert(const std::string& status) {
+    return Query(
+        "INSERT INTO submissions (id, tenant, party_id, account_id, service_id, form_version, reference, status, data,"
+        " fee_minor, fee_currency, draft_id, idempotency_key) SELECT gen_random_uuid(), '09564000',"
+        " gen_random_uuid(), gen_random_uuid(), 'dog-tax-registration', 1, 'NUE-2026-' || (1000 + count(*)), '" +
+        status + "', '{}', 0, 'EUR', gen_random_uuid(), 'k' FROM submissions RETURNING id");
+  }
+  std::string Status(const std::string& id) { return Query("SELECT status FROM submissions WHERE id = '" + id + "'"); }
+  bool Delayed(const std::string& id) {
+    return Query("SELECT delivery_delayed FROM submissions WHERE id = '" + id + "'") == "t";
+  }
+  std::string History(const std::string& id) {
+    return Query(
+        "SELECT coalesce(string_agg(status, ',' ORDER BY seq), '') FROM submission_history"
+        " WHERE submission_id = '" +
+        id + "'");
+  }
+};
+
+template <class M>
+M About(const std::string& id, const std::string& tenant = kTenant) {
+  M m;
+  m.set_tenant(tenant);
+  m.set_submission_id(id);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("payment.succeeded: awaiting payment becomes paid and ready for delivery, once", "[integration]") {
+  Fixture f;
+  const std::string id = f.Insert("awaiting_payment");
+  auto paid = About<events::v1::PaymentSucceeded>(id);
+  paid.set_payment_id("pay-1");
+  for (int i = 0; i < 2; ++i) REQUIRE(f.Apply(OnPaymentSucceeded, paid).ok());  // The second changes nothing.
+  CHECK(f.Status(id) == "paid");
+  CHECK(f.History(id) == "paid");
+  auto ready = nlohmann::json::parse(
+      f.Query("SELECT payload::text FROM outbox WHERE topic = 'submission.ready_for_delivery' AND key = '" + id + "'"));
+  CHECK(ready["payment_id"] == "pay-1");
+  CHECK(ready["destination"] == f.Query("SELECT destination FROM online_services WHERE tenant = "
+                                        "'09564000' AND id = 'dog-tax-registration'"));
+  CHECK(f.Query("SELECT count(*) FROM outbox") == "1");
+
+  // A withdrawn submission stays withdrawn; another tenant's is not touched.
+  const std::string withdrawn = f.Insert("withdrawn");
+  REQUIRE(f.Apply(OnPaymentSucceeded, About<events::v1::PaymentSucceeded>(withdrawn)).ok());
+  CHECK(f.Status(withdrawn) == "withdrawn");
+  const std::string waiting = f.Insert("awaiting_payment");
+  REQUIRE(f.Apply(OnPaymentSucceeded, About<events::v1::PaymentSucceeded>(waiting, "09162000")).ok());
+  CHECK(f.Status(waiting) == "awaiting_payment");
+  CHECK(f.Query("SELECT count(*) FROM outbox") == "1");
+}
+
+TEST_CASE("delivery.delivered: delivered once; a later status stays", "[integration]") {
+  Fixture f;
+  const std::string id = f.Insert("paid");
+  for (int i = 0; i < 2; ++i) REQUIRE(f.Apply(OnDeliveryDelivered, About<events::v1::DeliveryDelivered>(id)).ok());
+  CHECK(f.Status(id) == "delivered");
+  CHECK(f.History(id) == "delivered");
+
+  // The back office acknowledged before the push was reported: received_by_department stays.
+  const std::string received = f.Insert("received_by_department");
+  REQUIRE(f.Apply(OnDeliveryDelivered, About<events::v1::DeliveryDelivered>(received)).ok());
+  CHECK(f.Status(received) == "received_by_department");
+  CHECK(f.History(received).empty());
+}
+
+TEST_CASE("delivery.delayed: the applicant sees the delay until the submission is delivered", "[integration]") {
+  Fixture f;
+  const std::string id = f.Insert("submitted");
+  for (int i = 0; i < 2; ++i) REQUIRE(f.Apply(OnDeliveryDelayed, About<events::v1::DeliveryDelayed>(id)).ok());
+  CHECK(f.Delayed(id));
+  CHECK(f.Status(id) == "submitted");
+  REQUIRE(f.Apply(OnDeliveryDelivered, About<events::v1::DeliveryDelivered>(id)).ok());
+  CHECK_FALSE(f.Delayed(id));
+  CHECK(f.Status(id) == "delivered");
+}
+
+TEST_CASE("delivery.acknowledged: received by the department, once; a decision stays", "[integration]") {
+  Fixture f;
+  const std::string id = f.Insert("delivered");
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(f.Apply(OnDeliveryAcknowledged, About<events::v1::DeliveryAcknowledged>(id)).ok());
+  }
+  CHECK(f.Status(id) == "received_by_department");
+  CHECK(f.History(id) == "received_by_department");
+  const std::string approved = f.Insert("approved");
+  REQUIRE(f.Apply(OnDeliveryAcknowledged, About<events::v1::DeliveryAcknowledged>(approved)).ok());
+  CHECK(f.Status(approved) == "approved");
+}
+
+TEST_CASE("submission's consumer refuses a payload that is not its topic's message", "[integration]") {
+  Fixture f;
+  const std::string id = f.Insert("awaiting_payment");
+  auto event = events::EventOf("payment-1", id, About<events::v1::PaymentSucceeded>(id));
+  event.payload["amount"] = "12 EUR";
+  CHECK(f.Handle(event).code() == absl::StatusCode::kInvalidArgument);
+  // A message that names no submission can never apply either.
+  event = events::EventOf("connector-1", id, About<events::v1::DeliveryDelivered>("'; DROP TABLE submissions; --"));
+  CHECK(f.Handle(event).code() == absl::StatusCode::kInvalidArgument);
+  CHECK(f.Status(id) == "awaiting_payment");
+}
+
+}  // namespace stadtportal::submission
