@@ -56,8 +56,8 @@ struct RefundResult {
 };
 
 // A payment provider. Implementations speak the provider's published protocol; the
-// core (service.cc) owns states, history, idempotency and events. A new provider
-// (ePayBL, giropay) is a new implementation registered in main.cc.
+// core (service.cc, store.cc, states.h) owns states, history, idempotency and events. A
+// new provider is a new implementation registered in providers.cc.
 class Provider {
  public:
   virtual ~Provider() = default;
