@@ -1,5 +1,5 @@
 // stadtportal-keygen KID [PART]: prints a new caller-token key pair of the signing PART
-// ("gateway", "connector" or "payment") as two lines,
+// ("gateway", "connector", "payment" or "accounts") as two lines,
 //   STADTPORTAL_CALLER_SIGNING_KEY=KID:…     (secret, for the gateway only)
 //   STADTPORTAL_CALLER_PUBLIC_KEYS=KID:…     (for every service)
 // or, for another part, STADTPORTAL_<PART>_SIGNING_KEY / STADTPORTAL_<PART>_PUBLIC_KEYS.
@@ -31,7 +31,7 @@ int Print(const std::string& kid, const std::string& part) {
 int main(int argc, char** argv) {
   using namespace stadtportal;
   if (argc != 2 && argc != 3) {
-    std::fprintf(stderr, "usage: stadtportal-keygen KID [gateway|connector|payment]\n");
+    std::fprintf(stderr, "usage: stadtportal-keygen KID [gateway|connector|payment|accounts]\n");
     return 2;
   }
   const std::string kid = argv[1];

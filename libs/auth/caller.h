@@ -52,7 +52,7 @@ inline constexpr char kGateway[] = "gateway";
 // The part names of tokens signed by platform parts other than the gateway, each with
 // its own key and only for itself as a `service` caller (see Verifier).
 inline const std::vector<std::string>& ServiceIssuers() {
-  static const std::vector<std::string> kIssuers = {"connector", "payment"};
+  static const std::vector<std::string> kIssuers = {"connector", "payment", "accounts"};
   return kIssuers;
 }
 

@@ -1,6 +1,7 @@
 // stadtportal-accounts: persons, organisations and memberships. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
 #include "libs/events/events.h"
+#include "libs/grpc/client.h"
 #include "services/accounts/consumers.h"
 #include "services/accounts/service.h"
 
@@ -28,6 +29,10 @@ int main(int argc, char** argv) {
       event_relay->Stop();
       relay->Stop();
     });
-    ctx.AddService<accounts::v1::AccountsService>(std::make_unique<accounts::Service>(store, options, relay.get()));
+    // Switching the acting party has identity rotate the session, asked as the platform
+    // service with accounts' own key (STADTPORTAL_ACCOUNTS_SIGNING_KEY).
+    ctx.AddService<accounts::v1::AccountsService>(std::make_unique<accounts::Service>(
+        store, options, relay.get(), grpcx::MakeChannel(ctx.env().Required("STADTPORTAL_IDENTITY_ADDR")),
+        auth::Signer::FromEnv(ctx.env(), "accounts")));
   });
 }

@@ -9,11 +9,15 @@
 #include "absl/time/time.h"
 #include "libs/api/api.h"
 #include "libs/auth/tokens.h"
+#include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
 #include "libs/status/status.h"
 
 namespace stadtportal::accounts {
 namespace {
+
+// Identity rotating a session: one indexed read and write.
+constexpr std::chrono::milliseconds kIdentityDeadline{3000};
 
 // Rank for the role rules: a smaller number is more powerful.
 int Rank(const std::string& role) { return role == "owner" ? 0 : role == "admin" ? 1 : 2; }
@@ -60,6 +64,14 @@ mail::Mail InvitationMail(const std::string& language, const std::string& to, co
 }
 
 }  // namespace
+
+Service::Service(std::shared_ptr<Store> store, Options options, mail::Relay* relay,
+                 std::shared_ptr<grpc::ChannelInterface> identity_channel, auth::Signer signer)
+    : store_(std::move(store)),
+      options_(std::move(options)),
+      relay_(relay),
+      identity_(identity_channel != nullptr ? identity::v1::IdentityService::NewStub(identity_channel) : nullptr),
+      signer_(std::move(signer)) {}
 
 std::string Service::Tenant(const auth::Caller& caller) const {
   return caller.tenant.empty() ? options_.default_tenant : caller.tenant;
@@ -281,23 +293,42 @@ grpc::Status Service::RemoveMember(grpc::ServerContext* ctx, const v1::RemoveMem
   });
 }
 
+absl::StatusOr<v1::Party> Service::ActingParty(const auth::Caller& caller, const std::string& party_id) {
+  if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
+  if (party_id.empty() || party_id == caller.account_id) return Person(caller);
+  // A membership check (the gateway asks at every request acting for an organisation):
+  // one read, as a person's party id is its identity account id.
+  if (!api::ValidateUuid(party_id, "party_id").ok()) return NotMember();
+  auto org = store_->GetOrganisation(Tenant(caller), party_id, caller.account_id);
+  if (!org.ok()) return org.status();
+  return org->party();
+}
+
 grpc::Status Service::CheckActingParty(grpc::ServerContext* ctx, const v1::CheckActingPartyRequest* req,
                                        v1::Party* resp) {
   return grpcx::Handle(ctx, "CheckActingParty", [&](const auth::Caller& caller) -> absl::Status {
-    // Not Me(): switching back must work after the organisation was left.
-    if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
-    if (!req->party_id().empty() && req->party_id() != caller.account_id) {
-      // A membership check (the gateway asks at every request acting for an
-      // organisation): one read, as a person's party id is its identity account id.
-      if (!api::ValidateUuid(req->party_id(), "party_id").ok()) return NotMember();
-      auto org = store_->GetOrganisation(Tenant(caller), req->party_id(), caller.account_id);
-      if (!org.ok()) return org.status();
-      *resp = org->party();
-      return absl::OkStatus();
+    return grpcx::Respond(resp, ActingParty(caller, req->party_id()));
+  });
+}
+
+grpc::Status Service::SwitchActingParty(grpc::ServerContext* ctx, const v1::SwitchActingPartyRequest* req,
+                                        v1::SwitchActingPartyResponse* resp) {
+  return grpcx::Handle(ctx, "SwitchActingParty", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = ActingParty(caller, req->party_id());
+    if (!party.ok()) return party.status();
+    if (identity_ == nullptr) return absl::UnavailableError("identity is not configured");
+    // Identity takes the switch from accounts only, as the platform service, for the
+    // session of the account named here (the caller's).
+    identity::v1::SetActingPartyRequest in;
+    in.set_session_id(req->session_id());
+    in.set_account_id(caller.account_id);
+    // Acting as oneself is recorded as "no acting party".
+    in.set_acting_party_id(party->kind() == common::v1::PARTY_KIND_ORGANISATION ? party->id() : "");
+    auto call = grpcx::NewClientContext(kIdentityDeadline, signer_.SignSelf(Tenant(caller), "identity"));
+    if (auto s = status::FromGrpc(identity_->SetActingParty(call.get(), in, resp->mutable_login())); !s.ok()) {
+      return s;
     }
-    auto me = Person(caller);
-    if (!me.ok()) return me.status();
-    *resp = *me;
+    *resp->mutable_party() = *std::move(party);
     return absl::OkStatus();
   });
 }

@@ -7,6 +7,7 @@
 #include "libs/mail/mail.h"
 #include "services/accounts/store.h"
 #include "stadtportal/accounts/v1/accounts.grpc.pb.h"
+#include "stadtportal/identity/v1/identity.grpc.pb.h"
 
 namespace stadtportal::accounts {
 
@@ -20,8 +21,11 @@ struct Options {
 // calls the store, maps errors.
 class Service final : public v1::AccountsService::Service {
  public:
-  Service(std::shared_ptr<Store> store, Options options, mail::Relay* relay = nullptr)
-      : store_(std::move(store)), options_(std::move(options)), relay_(relay) {}
+  // `identity_channel`: where SwitchActingParty has sessions rotated, as the platform
+  // service signed by `signer` (STADTPORTAL_ACCOUNTS_SIGNING_KEY); without it,
+  // SwitchActingParty is UNAVAILABLE.
+  Service(std::shared_ptr<Store> store, Options options, mail::Relay* relay = nullptr,
+          std::shared_ptr<grpc::ChannelInterface> identity_channel = nullptr, auth::Signer signer = {});
 
   grpc::Status CreateParty(grpc::ServerContext* ctx, const v1::CreatePartyRequest* req, v1::Party* resp) override;
   grpc::Status GetParty(grpc::ServerContext* ctx, const v1::GetPartyRequest* req, v1::Party* resp) override;
@@ -45,6 +49,8 @@ class Service final : public v1::AccountsService::Service {
                             v1::RemoveMemberResponse* resp) override;
   grpc::Status CheckActingParty(grpc::ServerContext* ctx, const v1::CheckActingPartyRequest* req,
                                 v1::Party* resp) override;
+  grpc::Status SwitchActingParty(grpc::ServerContext* ctx, const v1::SwitchActingPartyRequest* req,
+                                 v1::SwitchActingPartyResponse* resp) override;
   grpc::Status GetProfile(grpc::ServerContext* ctx, const v1::GetProfileRequest* req, v1::Profile* resp) override;
   grpc::Status UpdateProfile(grpc::ServerContext* ctx, const v1::UpdateProfileRequest* req, v1::Profile* resp) override;
   grpc::Status GetPreferences(grpc::ServerContext* ctx, const v1::GetPreferencesRequest* req,
@@ -64,10 +70,15 @@ class Service final : public v1::AccountsService::Service {
   // The caller's role in the organisation; NOT_FOUND when not a member (or no such organisation).
   absl::StatusOr<std::string> MyRole(const auth::Caller& caller, const v1::Party& me, const std::string& org);
   std::string Tenant(const auth::Caller& caller) const;
+  // The party the caller may act for: itself (empty or its own id), or an organisation it
+  // is a member of (NOT_FOUND otherwise). Not Me(): switching back works after leaving.
+  absl::StatusOr<v1::Party> ActingParty(const auth::Caller& caller, const std::string& party_id);
 
   std::shared_ptr<Store> store_;
   Options options_;
   mail::Relay* relay_;
+  std::unique_ptr<identity::v1::IdentityService::Stub> identity_;
+  auth::Signer signer_;
 };
 
 // INVALID_ARGUMENT "<name>: <code>" unless `value` is valid for the profile attribute

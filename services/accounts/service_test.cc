@@ -1,9 +1,11 @@
 #include "services/accounts/service.h"
 
+#include <mutex>
 #include <regex>
 
 #include <catch2/catch.hpp>
 
+#include "libs/auth/caller.h"
 #include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
 
@@ -433,6 +435,105 @@ TEST_CASE("an invitation is accepted only by the account whose verified address 
   dora_elsewhere.tenant = "09162000";
   f.Verified(dora_elsewhere, "dora@example.de");
   CHECK(f.Accept(dora, dora_token, &m).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+}
+
+}  // namespace stadtportal::accounts
+
+namespace stadtportal::accounts {
+namespace {
+
+// Identity as far as switching goes: records what it was asked and by whom.
+class Sessions final : public identity::v1::IdentityService::Service {
+ public:
+  explicit Sessions(auth::Verifier verifier) : verifier_(std::move(verifier)) {}
+  grpc::Status SetActingParty(grpc::ServerContext* ctx, const identity::v1::SetActingPartyRequest* req,
+                              identity::v1::LoginResponse* resp) override {
+    auto caller = verifier_.Verify(grpcx::ClientMetadata(*ctx, auth::kCallerMetadataKey));
+    std::lock_guard<std::mutex> lock(mu_);
+    asked.push_back(*req);
+    callers.push_back(caller.ok() ? *caller : auth::Caller{});
+    resp->set_session_id("rotated");
+    resp->mutable_session()->set_acting_party_id(req->acting_party_id());
+    return grpc::Status::OK;
+  }
+  std::mutex mu_;
+  std::vector<identity::v1::SetActingPartyRequest> asked;
+  std::vector<auth::Caller> callers;
+
+ private:
+  auth::Verifier verifier_;
+};
+
+}  // namespace
+
+TEST_CASE("switching the acting party checks the membership, then has identity rotate the session as accounts",
+          "[integration]") {
+  testing::TestSchema schema{db::EmbeddedMigrations(), "accounts"};
+  auto store = std::make_shared<Store>(schema.pool(Store::Prepare));
+  auto signer = auth::Signer::FromKey(auth::NewSigningKey("accounts-test"), std::chrono::seconds(60), "accounts");
+  REQUIRE(signer.ok());
+  auto gateway = auth::Signer::FromKey(auth::NewSigningKey("gateway-test"), std::chrono::seconds(60));
+  auto verifier = auth::Verifier::FromKeys(gateway->PublicKey(), "identity");
+  REQUIRE(verifier.ok());
+  REQUIRE(verifier->TrustServiceKeys("accounts", signer->PublicKey()).ok());
+  Sessions identity(*verifier);
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&identity);
+  auto server = builder.BuildAndStart();
+  Service service(store, Options{}, nullptr, server->InProcessChannel({}), *signer);
+  grpc::ServerContext ctx;
+
+  // Anna's organisation; Ben is no member.
+  v1::Organisation org;
+  {
+    grpcx::TestCaller scope(kAnna);
+    v1::CreateOrganisationRequest req;
+    req.set_name("Bäckerei Schmidt GmbH");
+    req.set_legal_form(v1::LEGAL_FORM_COMPANY);
+    req.set_register_number("HRB 12345");
+    auto* a = req.mutable_address();
+    a->set_street("Hauptmarkt");
+    a->set_house_number("18");
+    a->set_postcode("90403");
+    a->set_city("Nürnberg");
+    a->set_country("DE");
+    REQUIRE(service.CreateOrganisation(&ctx, &req, &org).ok());
+  }
+  v1::SwitchActingPartyRequest req;
+  req.set_session_id("session-of-the-caller");
+  req.set_party_id(org.party().id());
+  v1::SwitchActingPartyResponse resp;
+  {
+    grpcx::TestCaller scope(kBen);
+    CHECK(service.SwitchActingParty(&ctx, &req, &resp).error_code() == grpc::StatusCode::NOT_FOUND);
+    req.set_party_id("not-a-uuid");
+    CHECK(service.SwitchActingParty(&ctx, &req, &resp).error_code() == grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpcx::TestCaller anonymous(auth::Caller{});
+    CHECK(service.SwitchActingParty(&ctx, &req, &resp).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  }
+  CHECK(identity.asked.empty());  // Refused before identity is asked.
+
+  grpcx::TestCaller scope(kAnna);
+  req.set_party_id(org.party().id());
+  REQUIRE(service.SwitchActingParty(&ctx, &req, &resp).ok());
+  CHECK(resp.party().id() == org.party().id());
+  CHECK(resp.login().session_id() == "rotated");
+  // And back to herself: no acting party.
+  req.set_party_id("");
+  REQUIRE(service.SwitchActingParty(&ctx, &req, &resp).ok());
+  CHECK(resp.party().kind() == common::v1::PARTY_KIND_PERSON);
+  REQUIRE(identity.asked.size() == 2);
+  CHECK(identity.asked[0].session_id() == "session-of-the-caller");
+  CHECK(identity.asked[0].account_id() == kAnna.account_id);
+  CHECK(identity.asked[0].acting_party_id() == org.party().id());
+  CHECK(identity.asked[1].acting_party_id().empty());
+  // Asked as accounts itself, the platform service, for Anna's tenant.
+  CHECK(identity.callers[0].account_id == "accounts");
+  CHECK(identity.callers[0].roles == std::vector<std::string>{"service"});
+  CHECK(identity.callers[0].tenant == "09564000");
+  server->Shutdown();
 }
 
 }  // namespace stadtportal::accounts

@@ -328,23 +328,18 @@ void Service::AddAccountsRoutes() {
     http::WriteJson(res, 200, PartyJson(out));
   });
 
+  // One call: accounts checks the membership and has identity rotate the session.
   Add({"POST", "/api/v1/me/acting-party", Who::kSessionAnyParty}, [this](Req req, Res res, P, const Authenticated& a) {
     auto body = Body(req, res, {{"party_id", {FieldType::kString}}});
     if (!body) return;
-    acv1::CheckActingPartyRequest check;
-    check.set_party_id((*body)["party_id"]);
-    acv1::Party party;
-    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::CheckActingParty, check, &party)) return;
-    identity::v1::SetActingPartyRequest in;
+    acv1::SwitchActingPartyRequest in;
     in.set_session_id(a.session_id);
-    // Acting as oneself is recorded as "no acting party".
-    in.set_acting_party_id(party.kind() == common::v1::PARTY_KIND_ORGANISATION ? party.id() : "");
-    identity::v1::LoginResponse out;
-    if (!Call(req, res, a, *identity_, &identity::v1::IdentityService::Stub::SetActingParty, in, &out)) return;
-    WriteSession(res, out);  // A privilege change: a new session id.
-    auto body_json = nlohmann::json::parse(res.body);
-    body_json["acting_party"] = PartyJson(party);
-    http::WriteJson(res, 200, body_json);
+    in.set_party_id((*body)["party_id"]);
+    acv1::SwitchActingPartyResponse out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::SwitchActingParty, in, &out)) return;
+    auto session = StartSession(res, out.login());  // A privilege change: a new session id.
+    session["acting_party"] = PartyJson(out.party());
+    http::WriteJson(res, 200, session);
   });
 }
 

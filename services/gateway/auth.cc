@@ -22,17 +22,16 @@ idv1::Language ParseLanguage(const nlohmann::json& body) {
 
 }  // namespace
 
-void Service::WriteSession(Res res, const idv1::LoginResponse& login) {
+nlohmann::json Service::StartSession(Res res, const idv1::LoginResponse& login) {
   const auto& s = login.session();
   const int64_t max_age = std::max<int64_t>(
       0, TimeUtil::TimestampToSeconds(s.expires_at()) - TimeUtil::TimestampToSeconds(TimeUtil::GetCurrentTime()));
   res.set_header("Set-Cookie", std::string(kSessionCookie) + "=" + login.session_id() +
                                    "; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age));
-  http::WriteJson(res, 200,
-                  {{"token", login.session_id()},
-                   {"expires_at", json::Time(s.expires_at())},
-                   {"assurance_level", json::AssuranceLevel(s.assurance_level())},
-                   {"csrf_token", s.csrf_token()}});
+  return {{"token", login.session_id()},
+          {"expires_at", json::Time(s.expires_at())},
+          {"assurance_level", json::AssuranceLevel(s.assurance_level())},
+          {"csrf_token", s.csrf_token()}};
 }
 
 void Service::AddAuthRoutes() {
@@ -83,7 +82,7 @@ void Service::AddAuthRoutes() {
     in.set_client_ip(Client(req));
     idv1::LoginResponse out;
     if (!Call(req, res, *identity_, &idv1::IdentityService::Stub::Login, in, &out)) return;
-    WriteSession(res, out);
+    http::WriteJson(res, 200, StartSession(res, out));
   });
 
   for (const bool everywhere : {false, true}) {
@@ -132,7 +131,7 @@ void Service::AddAuthRoutes() {
     in.set_new_password((*body)["new_password"]);
     idv1::LoginResponse out;
     if (!Call(req, res, a, *identity_, &idv1::IdentityService::Stub::ChangePassword, in, &out)) return;
-    WriteSession(res, out);
+    http::WriteJson(res, 200, StartSession(res, out));
   });
 
   auto account_json = [](const idv1::Account& a) {

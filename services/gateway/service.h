@@ -232,7 +232,9 @@ class Service {
                                      size_t max_bytes = 0);
   // page_size and page_token query parameters; a malformed page size is refused.
   static absl::Status ParsePageParams(Req req, common::v1::PageRequest* page);
-  void WriteSession(Res res, const identity::v1::LoginResponse& login);
+  // Sets the session cookie of `login` and returns its document (token, expiry,
+  // assurance level, CSRF token).
+  static nlohmann::json StartSession(Res res, const identity::v1::LoginResponse& login);
 
   Options options_;
   auth::Signer signer_;

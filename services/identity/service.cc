@@ -307,14 +307,20 @@ grpc::Status Service::ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::C
 grpc::Status Service::SetActingParty(grpc::ServerContext* ctx, const v1::SetActingPartyRequest* req,
                                      v1::LoginResponse* resp) {
   return grpcx::Handle(ctx, "SetActingParty", [&](const auth::Caller& caller) -> absl::Status {
+    // Accounts decides whom a person may act for (it checked the membership): only its own
+    // platform token is taken, for the session of the account it names.
+    if (!auth::HasRole(caller, "service") || caller.account_id != "accounts") {
+      return absl::PermissionDeniedError("the acting party is switched through accounts");
+    }
     if (!req->acting_party_id().empty()) {
       if (auto s = api::ValidateUuid(req->acting_party_id(), "acting_party_id"); !s.ok()) return s;
     }
     // The current roles and state, not the copy in the old session.
     auto session = CurrentSession(req->session_id());
     if (!session.ok()) return session.status();
-    // Only the session's own account may switch it (the gateway checked membership).
-    if (caller.account_id != session->account_id()) return absl::PermissionDeniedError("not your session");
+    if (session->account_id() != req->account_id() || session->tenant().key() != caller.tenant) {
+      return absl::PermissionDeniedError("not your session");
+    }
     return grpcx::Respond(resp, sessions_.Rotate(req->session_id(), *session, req->acting_party_id()));
   });
 }

@@ -95,6 +95,21 @@ struct Fixture {
     req.set_session_id(id);
     return service.ResolveSession(&ctx, &req, out);
   }
+
+  // As accounts switches the acting party of `account`'s session after the membership check.
+  grpc::Status SwitchActingParty(const std::string& session_id, const std::string& account, const std::string& party,
+                                 v1::LoginResponse* out) {
+    auth::Caller accounts;
+    accounts.account_id = "accounts";
+    accounts.tenant = "09564000";
+    accounts.roles = {"service"};
+    grpcx::TestCaller as_accounts(accounts);
+    v1::SetActingPartyRequest req;
+    req.set_session_id(session_id);
+    req.set_account_id(account);
+    req.set_acting_party_id(party);
+    return service.SetActingParty(&ctx, &req, out);
+  }
 };
 
 }  // namespace
@@ -525,15 +540,10 @@ namespace stadtportal::identity {
 TEST_CASE("switching the acting party rotates the session id and records the party", "[integration]") {
   Fixture f;
   auto session = f.RegisterVerifyLogin();
-  auth::Caller caller;
-  caller.account_id = session.session().account_id();
-  caller.tenant = "09564000";
-  grpcx::TestCaller scope(caller);
-  v1::SetActingPartyRequest req;
-  req.set_session_id(session.session_id());
-  req.set_acting_party_id("44444444-4444-4444-8444-444444444444");
+  const std::string account = session.session().account_id();
+  const std::string org = "44444444-4444-4444-8444-444444444444";
   v1::LoginResponse rotated;
-  REQUIRE(f.service.SetActingParty(&f.ctx, &req, &rotated).ok());
+  REQUIRE(f.SwitchActingParty(session.session_id(), account, org, &rotated).ok());
   CHECK(rotated.session_id() != session.session_id());
   CHECK(rotated.session().acting_party_id() == "44444444-4444-4444-8444-444444444444");
   v1::Session s;
@@ -541,13 +551,23 @@ TEST_CASE("switching the acting party rotates the session id and records the par
   REQUIRE(f.Resolve(rotated.session_id(), &s).ok());
   CHECK(s.acting_party_id() == "44444444-4444-4444-8444-444444444444");
 
-  auth::Caller other;
-  other.account_id = "55555555-5555-4555-8555-555555555555";
-  grpcx::TestCaller as_other(other);
-  req.set_session_id(rotated.session_id());
+  // Another account's session is not switched, nor by the person directly (only accounts
+  // checks memberships).
+  const std::string current = rotated.session_id();
+  CHECK(f.SwitchActingParty(current, "55555555-5555-4555-8555-555555555555", org, &rotated).error_code() ==
+        grpc::StatusCode::PERMISSION_DENIED);
+  auth::Caller person;
+  person.account_id = account;
+  person.tenant = "09564000";
+  grpcx::TestCaller as_person(person);
+  v1::SetActingPartyRequest req;
+  req.set_session_id(current);
+  req.set_account_id(account);
+  req.set_acting_party_id(org);
   CHECK(f.service.SetActingParty(&f.ctx, &req, &rotated).error_code() == grpc::StatusCode::PERMISSION_DENIED);
-  req.set_acting_party_id("not-a-uuid");
-  CHECK(f.service.SetActingParty(&f.ctx, &req, &rotated).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(f.SwitchActingParty(current, account, "not-a-uuid", &rotated).error_code() ==
+        grpc::StatusCode::INVALID_ARGUMENT);
+  REQUIRE(f.Resolve(current, &s).ok());
 }
 
 }  // namespace stadtportal::identity
@@ -579,18 +599,15 @@ TEST_CASE("sessions carry the account's current roles and state; rotating never 
 
   // Rotation keeps the absolute expiry, however often and however late.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  v1::SetActingPartyRequest req;
-  req.set_session_id(session.session_id());
   v1::LoginResponse rotated;
-  REQUIRE(f.service.SetActingParty(&f.ctx, &req, &rotated).ok());
+  REQUIRE(f.SwitchActingParty(session.session_id(), account, "", &rotated).ok());
   CHECK(rotated.session().expires_at().seconds() == session.session().expires_at().seconds());
   CHECK(std::vector<std::string>(rotated.session().roles().begin(), rotated.session().roles().end()) ==
         std::vector<std::string>{"tenant-admin"});
   sql("UPDATE accounts SET roles = '{}' WHERE id = '" + account + "'");
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  req.set_session_id(rotated.session_id());
   v1::LoginResponse again;
-  REQUIRE(f.service.SetActingParty(&f.ctx, &req, &again).ok());
+  REQUIRE(f.SwitchActingParty(rotated.session_id(), account, "", &again).ok());
   CHECK(again.session().expires_at().seconds() == session.session().expires_at().seconds());
   CHECK(again.session().roles().empty());
 
@@ -696,10 +713,8 @@ TEST_CASE("TOTP: a secret shown once, confirmed by a first code; each code passe
   CHECK(resolved.second_factor() == v1::SECOND_FACTOR_PASSED);
 
   // Switching the acting party keeps the factor passed under the new session id.
-  v1::SetActingPartyRequest act;
-  act.set_session_id(second.session_id());
   v1::LoginResponse rotated;
-  REQUIRE(f.service.SetActingParty(&f.ctx, &act, &rotated).ok());
+  REQUIRE(f.SwitchActingParty(second.session_id(), caller.account_id, "", &rotated).ok());
   CHECK(rotated.session().second_factor() == v1::SECOND_FACTOR_PASSED);
 
   // Someone else's session cannot be used.

@@ -48,6 +48,9 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
   // So has the payment service.
   payment_key_ = auth::NewSigningKey("e2e-payment");
   payment_public_keys_ = auth::Signer::FromKey(payment_key_, std::chrono::seconds(60), "payment")->PublicKey();
+  // And accounts.
+  accounts_key_ = auth::NewSigningKey("e2e-accounts");
+  accounts_public_keys_ = auth::Signer::FromKey(accounts_key_, std::chrono::seconds(60), "accounts")->PublicKey();
   smtp_port_ = testing::FreePort();
   maildir_ = dir_ + "/maildir-" + std::to_string(smtp_port_);
   StartSmtp();
@@ -119,6 +122,7 @@ std::map<std::string, std::string> Stack::BaseEnv() const {
           {"STADTPORTAL_CALLER_PUBLIC_KEYS", public_keys_},
           {"STADTPORTAL_CONNECTOR_PUBLIC_KEYS", connector_public_keys_},
           {"STADTPORTAL_PAYMENT_PUBLIC_KEYS", payment_public_keys_},
+          {"STADTPORTAL_ACCOUNTS_PUBLIC_KEYS", accounts_public_keys_},
           {"STADTPORTAL_SMTP_URL", "smtp://127.0.0.1:" + std::to_string(smtp_port_)},
           {"STADTPORTAL_MAIL_RETRY_MAX_S", "2"},
           {"STADTPORTAL_PUBLIC_URL", "https://portal.example"},
@@ -180,6 +184,11 @@ std::map<std::string, std::string> Stack::ServiceEnv(const std::string& service)
     // Payment asks submission what a payment is for, as the platform service.
     env["STADTPORTAL_SUBMISSION_ADDR"] = addresses_.at("STADTPORTAL_SUBMISSION_ADDR");
     env["STADTPORTAL_PAYMENT_SIGNING_KEY"] = payment_key_;
+  }
+  if (service == "accounts") {
+    // Accounts has identity rotate a session when switching its acting party.
+    env["STADTPORTAL_IDENTITY_ADDR"] = addresses_.at("STADTPORTAL_IDENTITY_ADDR");
+    env["STADTPORTAL_ACCOUNTS_SIGNING_KEY"] = accounts_key_;
   }
   return env;
 }

@@ -78,6 +78,8 @@ class Stack {
   std::string connector_public_keys_;
   std::string payment_key_;
   std::string payment_public_keys_;
+  std::string accounts_key_;
+  std::string accounts_public_keys_;
   uint16_t smtp_port_ = 0;
   std::unique_ptr<testing::Process> smtp_;
   std::vector<Instance> instances_;
