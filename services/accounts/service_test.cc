@@ -468,8 +468,7 @@ class Sessions final : public identity::v1::IdentityService::Service {
 
 TEST_CASE("switching the acting party checks the membership, then has identity rotate the session as accounts",
           "[integration]") {
-  testing::TestSchema schema{db::EmbeddedMigrations(), "accounts"};
-  auto store = std::make_shared<Store>(schema.pool(Store::Prepare));
+  Fixture f;
   auto signer = auth::Signer::FromKey(auth::NewSigningKey("accounts-test"), std::chrono::seconds(60), "accounts");
   REQUIRE(signer.ok());
   auto gateway = auth::Signer::FromKey(auth::NewSigningKey("gateway-test"), std::chrono::seconds(60));
@@ -480,25 +479,11 @@ TEST_CASE("switching the acting party checks the membership, then has identity r
   grpc::ServerBuilder builder;
   builder.RegisterService(&identity);
   auto server = builder.BuildAndStart();
-  Service service(store, Options{}, nullptr, server->InProcessChannel({}), *signer);
+  Service service(f.store, Options{}, nullptr, server->InProcessChannel({}), *signer);
   grpc::ServerContext ctx;
 
   // Anna's organisation; Ben is no member.
-  v1::Organisation org;
-  {
-    grpcx::TestCaller scope(kAnna);
-    v1::CreateOrganisationRequest req;
-    req.set_name("Bäckerei Schmidt GmbH");
-    req.set_legal_form(v1::LEGAL_FORM_COMPANY);
-    req.set_register_number("HRB 12345");
-    auto* a = req.mutable_address();
-    a->set_street("Hauptmarkt");
-    a->set_house_number("18");
-    a->set_postcode("90403");
-    a->set_city("Nürnberg");
-    a->set_country("DE");
-    REQUIRE(service.CreateOrganisation(&ctx, &req, &org).ok());
-  }
+  auto org = f.CreateOrganisation(kAnna, "Bäckerei Schmidt GmbH");
   v1::SwitchActingPartyRequest req;
   req.set_session_id("session-of-the-caller");
   req.set_party_id(org.party().id());
