@@ -4,6 +4,7 @@
 #include <regex>
 
 #include <catch2/catch.hpp>
+#include <grpcpp/grpcpp.h>
 
 #include "libs/auth/caller.h"
 #include "libs/grpc/handler.h"
