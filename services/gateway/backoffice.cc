@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/api/api.h"
+#include "libs/api/delivery.h"
 #include "libs/status/status.h"
 #include "services/gateway/json.h"
 #include "services/gateway/service.h"
@@ -118,19 +119,10 @@ void Service::AddBackofficeRoutes() {
         in.set_submission_id(p.at("id"));
         submission::v1::DeliverySnapshot out;
         if (!Call(req, res, a, *connector_, &cv1::ConnectorService::Stub::Fetch, in, &out)) return;
-        nlohmann::json files = nlohmann::json::array();
-        for (const auto& f : out.files()) {
-          files.push_back({{"id", f.attachment().id()},
-                           {"field", f.attachment().field()},
-                           {"filename", f.attachment().filename()},
-                           {"media_type", f.attachment().media_type()},
-                           {"sha256", f.attachment().sha256()},
-                           {"content_base64", absl::Base64Escape(f.content())}});
-        }
-        nlohmann::json submission = json::Proto(out.submission());
-        submission["data"] = nlohmann::json::parse(out.submission().data_json());
-        submission.erase("data_json");
-        http::WriteJson(res, 200, {{"submission", submission}, {"files", files}});
+        // The one delivery document, as push destinations receive it.
+        auto document = api::DeliveryDocument(out);
+        if (!document.ok()) return Fail(req, res, document.status());
+        http::WriteJson(res, 200, *document);
       });
 
   Add({"POST", "/api/v1/backoffice/submissions/{id}/acknowledge", Who::kBackoffice},

@@ -1,6 +1,5 @@
 #include "services/gateway/json.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 
 namespace stadtportal::gateway::json {
@@ -59,15 +58,6 @@ const char* AssuranceLevel(submission::v1::AssuranceLevel l) {
     case submission::v1::ASSURANCE_LEVEL_SUBSTANTIAL: return "substantial";
     default: return "low";
   }
-}
-
-nlohmann::json Proto(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  o.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-  return nlohmann::json::parse(out);
 }
 
 }  // namespace stadtportal::gateway::json

@@ -2,7 +2,6 @@
 
 #include <string>
 
-#include <google/protobuf/message.h>
 #include <google/protobuf/repeated_ptr_field.h>
 #include <google/protobuf/timestamp.pb.h>
 #include <nlohmann/json.hpp>
@@ -31,8 +30,6 @@ nlohmann::json SubmissionAttachment(const submission::v1::Attachment& a);
 nlohmann::json MessageAttachment(const messaging::v1::Attachment& a);
 // "citizen", "department" or "system".
 const char* SenderKind(messaging::v1::SenderKind k);
-// Any message with the proto field names and every field, defaults included.
-nlohmann::json Proto(const google::protobuf::Message& m);
 
 // "low", "substantial" or "high".
 const char* AssuranceLevel(identity::v1::AssuranceLevel l);
