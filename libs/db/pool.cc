@@ -82,6 +82,10 @@ absl::Status Pool::Transact(const std::function<absl::Status(pqxx::work&)>& fn) 
     return absl::FailedPreconditionError("refers to a record that does not exist");
   } catch (const pqxx::check_violation& e) {
     return absl::InvalidArgumentError("violates a constraint");
+  } catch (const pqxx::data_exception& e) {
+    // A value the database cannot take (bad encoding, a NUL character, out of range, not of
+    // its type): the caller's, and no retry makes it succeed.
+    return absl::InvalidArgumentError("a value the database cannot take");
   } catch (const pqxx::serialization_failure& e) {
     return absl::AbortedError("concurrent update, retry");
   } catch (const pqxx::broken_connection& e) {

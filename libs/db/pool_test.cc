@@ -1,5 +1,7 @@
 #include "libs/db/pool.h"
 
+#include <functional>
+
 #include <catch2/catch.hpp>
 
 #include "libs/db/network_guard.h"
@@ -34,6 +36,33 @@ TEST_CASE("the pool maps database errors to canonical codes", "[integration]") {
   CHECK(s.code() == absl::StatusCode::kNotFound);
   CHECK(insert("c", 3).ok());
   CHECK(pool.Ping().ok());
+}
+
+TEST_CASE("a value the database cannot take is INVALID_ARGUMENT, not an error to retry", "[integration]") {
+  testing::TestSchema schema(kFiles, "pool");
+  auto& pool = schema.pool([](pqxx::connection& c) {
+    c.prepare("insert_item", "INSERT INTO items VALUES ($1, $2)");
+    c.prepare("insert_item_text", "INSERT INTO items VALUES ($1, $2::integer)");
+    c.prepare("as_json", "SELECT $1::jsonb");
+  });
+  auto run = [&](const std::function<void(pqxx::work&)>& fn) {
+    return pool.Transact([&](pqxx::work& tx) {
+      fn(tx);
+      return absl::OkStatus();
+    });
+  };
+  // Not UTF-8.
+  CHECK(run([](pqxx::work& tx) { tx.exec_prepared("insert_item", std::string("\xff\xfe"), 1); }).code() ==
+        absl::StatusCode::kInvalidArgument);
+  // A NUL character where text is stored.
+  CHECK(run([](pqxx::work& tx) { tx.exec_prepared("as_json", R"({"name": "a\u0000b"})"); }).code() ==
+        absl::StatusCode::kInvalidArgument);
+  // Out of range, and not of the column's type.
+  CHECK(run([](pqxx::work& tx) { tx.exec_prepared("insert_item_text", "a", "99999999999"); }).code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(run([](pqxx::work& tx) { tx.exec_prepared("insert_item_text", "a", "one"); }).code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(run([](pqxx::work& tx) { tx.exec_prepared("insert_item", "a", 1); }).ok());
 }
 
 TEST_CASE("a transaction that produces a value commits only with the value", "[integration]") {

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <regex>
+
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +26,7 @@ std::string Field(const redisReply* fields, const std::string& name) {
 prometheus::Family<prometheus::Counter>& Rejected() {
   static auto& family = prometheus::BuildCounter()
                             .Name("stadtportal_events_rejected_total")
-                            .Help("Events a consumer refused because their payload is not their topic's message.")
+                            .Help("Events a consumer refused: a malformed id, or a payload it can never apply.")
                             .Register(*metrics::Registry());
   return family;
 }
@@ -130,15 +132,22 @@ absl::Status Consumer::Handle(const std::string& stream, const redisReply* messa
   }
   Event e{Field(fields, "id"), Field(fields, "topic"), Field(fields, "key"),
           nlohmann::json::parse(Field(fields, "payload"), nullptr, false)};
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
-    auto fresh = tx.exec_params(
-        "INSERT INTO inbox (event_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id", e.id, e.topic);
-    if (fresh.empty()) return absl::OkStatus();  // Seen before: the effect is there.
-    return handler_(tx, e);
-  });
+  // The id is the relay's "<source>-<outbox id>": any other (an empty one…) would stand in
+  // the inbox for every later event with the same id, which would then never be handled.
+  static const std::regex kId("^[a-z]+-[0-9]+$");
+  absl::Status s = absl::InvalidArgumentError("event id is not \"<source>-<outbox id>\"");
+  if (std::regex_match(e.id, kId)) {
+    s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+      auto fresh = tx.exec_params(
+          "INSERT INTO inbox (event_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id", e.id,
+          e.topic);
+      if (fresh.empty()) return absl::OkStatus();  // Seen before: the effect is there.
+      return handler_(tx, e);
+    });
+  }
   if (absl::IsInvalidArgument(s)) {
     // Can never succeed: kept in the publisher's outbox for an operator, not retried.
-    log::Error("event refused: payload is not its topic's message",
+    log::Error("event refused",
                {{"group", group_}, {"event", e.id}, {"topic", e.topic}, {"error", std::string(s.message())}});
     Rejected().Add({{"group", group_}}).Increment();
     return redis_->Command({"XACK", stream, group_, entry}).status();

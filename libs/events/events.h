@@ -115,9 +115,11 @@ class Relay {
 // Runs `handler` for each event of `topics` in a transaction of `pool` that also records
 // the event in `inbox`: an event seen before is acknowledged without running the handler
 // again. A failing handler leaves the event pending; it is claimed again after
-// `retry_after` (by this or another replica). An event refused as INVALID_ARGUMENT (not its
-// topic's message) can never succeed: it is logged as an error, counted
-// (stadtportal_events_rejected_total) and acknowledged; it stays in the publisher's outbox.
+// `retry_after` (by this or another replica). An event refused as INVALID_ARGUMENT (an id
+// that is not the relay's "<source>-<outbox id>", checked before the inbox; not its topic's
+// message; a value its handler or the database refuses) can never succeed: it is logged as
+// an error, counted (stadtportal_events_rejected_total) and acknowledged; it stays in the
+// publisher's outbox.
 class Consumer {
  public:
   using Handler = std::function<absl::Status(pqxx::work&, const Event&)>;

@@ -29,6 +29,13 @@ int64_t Scalar(db::Pool& pool, const std::string& sql) {
   return n;
 }
 
+// A name of its own in lowercase letters, as the services publishing events have.
+std::string RandomName() {
+  std::string out;
+  for (char c : auth::RandomToken(9)) out += static_cast<char>('a' + static_cast<unsigned char>(c) % 26);
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("events travel from the outbox to a consumer once in effect, even when published twice", "[integration]") {
@@ -121,7 +128,7 @@ TEST_CASE("typed events: Publish, relay, and the topic's handler receives its me
   redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
   // The topics are the real ones, whose streams other tests share: the keys and the
   // publisher's name are this test's own.
-  const std::string run = auth::RandomToken(6);
+  const std::string run = RandomName();
   const std::string delivered_key = "delivered-" + run, paid_key = "paid-" + run;
   v1::DeliveryDelivered delivered;
   delivered.set_tenant("09564000");
@@ -173,7 +180,7 @@ TEST_CASE("a payload that is not its topic's message is acknowledged, not retrie
   testing::TestSchema schema(kFiles, "events");
   auto& pool = schema.pool();
   redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
-  const std::string run = auth::RandomToken(6);
+  const std::string run = RandomName();
   v1::DeliveryDelayed good;
   good.set_submission_id("good-" + run);
   REQUIRE(pool.Transact([&](pqxx::work& tx) {
@@ -214,6 +221,35 @@ TEST_CASE("a payload that is not its topic's message is acknowledged, not retrie
   CHECK(Scalar(pool, "SELECT count(*) FROM inbox WHERE event_id = '" + publisher + "-2'") == 1);
   CHECK(Scalar(pool, "SELECT count(*) FROM effects") == 1);
   CHECK(Scalar(pool, "SELECT count(*) FROM outbox WHERE key = 'poison-" + run + "'") == 1);
+}
+
+TEST_CASE("an event whose id is not the relay's \"<source>-<outbox id>\" is refused before the inbox",
+          "[integration]") {
+  testing::TestSchema schema(kFiles, "events");
+  auto& pool = schema.pool();
+  redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
+  const std::string topic = "test." + auth::RandomToken(6);
+  // Written to the stream by someone else than a relay; an empty id twice, as it would
+  // otherwise stand in the inbox for the second.
+  for (const std::string id : {"", "", "Payment-1", "payment-", "-1", "payment-1x", "payment 1", "payment-1\n"}) {
+    REQUIRE(redis.Command({"XADD", StreamOf(topic), "*", "id", id, "topic", topic, "key", "k", "payload", "{}"}).ok());
+  }
+  REQUIRE(redis.Command({"XADD", StreamOf(topic), "*", "id", "payment-7", "topic", topic, "key", "k", "payload", "{}"})
+              .ok());
+  std::vector<std::string> handled;
+  Consumer consumer(
+      pool, *redis::Options::FromUrl(testing::RedisUrl()), "idgroup", {topic},
+      [&](pqxx::work&, const Event& e) {
+        handled.push_back(e.id);
+        return absl::OkStatus();
+      },
+      std::chrono::milliseconds(1));
+  CHECK(*consumer.PollOnce(std::chrono::milliseconds(50)) == 9);  // Every one acknowledged…
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(*consumer.PollOnce(std::chrono::milliseconds(50)) == 0);  // Refused ones are not claimed again.
+  CHECK(handled == std::vector<std::string>{"payment-7"});        // …one handled.
+  CHECK(Scalar(pool, "SELECT count(*) FROM inbox") == 1);
+  CHECK(redis.Command({"XPENDING", StreamOf(topic), "idgroup"})->raw()->element[0]->integer == 0);
 }
 
 }  // namespace stadtportal::events

@@ -28,7 +28,7 @@ absl::Status OnReadyForDelivery(pqxx::work& tx, const events::v1::SubmissionRead
                           e.service_id())) {
     return absl::OkStatus();  // Known already: its state is the worker's and the operators'.
   }
-  if (Store::WasWithdrawn(tx, e.submission_id())) {
+  if (Store::WasWithdrawn(tx, e.tenant(), e.submission_id())) {
     Store::Withdraw(tx, e.tenant(), e.submission_id());
     return absl::OkStatus();
   }

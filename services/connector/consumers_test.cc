@@ -117,8 +117,8 @@ TEST_CASE("submission.withdrawn: a delivery not yet delivered is withdrawn and n
   const std::string dead = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a63";
   const std::string early = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a64";
   for (const auto& id : {pending, delivered, dead}) REQUIRE(c.Handle(Ready(id, "standesamt")).ok());
-  REQUIRE(c.Exec("UPDATE deliveries SET state = 'delivered', delivered_at = now() WHERE submission_id = '" +
-                 delivered + "'")
+  REQUIRE(c.Exec("UPDATE deliveries SET state = 'delivered', delivered_at = now() WHERE submission_id = '" + delivered +
+                 "'")
               .ok());
   REQUIRE(c.Exec("UPDATE deliveries SET state = 'dead' WHERE submission_id = '" + dead + "'").ok());
 
@@ -138,8 +138,7 @@ TEST_CASE("submission.withdrawn: a delivery not yet delivered is withdrawn and n
   entry.actor = "5a5a5a5a-1b1b-4c4c-8d8d-9e9e9e9e9e9e";
   CHECK(*c.store->Replay(kTenant, "", "standesamt", entry) == 0);
   // Nor acknowledged by the back office.
-  CHECK(c.store->Acknowledge(kTenant, "standesamt", pending).status().code() ==
-        absl::StatusCode::kFailedPrecondition);
+  CHECK(c.store->Acknowledge(kTenant, "standesamt", pending).status().code() == absl::StatusCode::kFailedPrecondition);
 
   // A withdrawal that arrives before the submission's delivery withdraws it when it comes.
   REQUIRE(c.Handle(Withdrawn(early)).ok());
@@ -148,6 +147,40 @@ TEST_CASE("submission.withdrawn: a delivery not yet delivered is withdrawn and n
   CHECK(c.State(early) == "withdrawn");
   // Refused: not a submission id.
   CHECK(c.Handle(Withdrawn("nope")).code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("submission.withdrawn of another tenant withdraws nothing, before or after the delivery arrives",
+          "[integration]") {
+  Consuming c;
+  REQUIRE(c.Exec("INSERT INTO destinations (tenant, id, name, mode, endpoint_url, secret) VALUES"
+                 " ('09564000', 'standesamt', 'Amt', 'push', 'http://127.0.0.1:9/inbox', repeat('s', 40))")
+              .ok());
+  auto foreign = [](const std::string& id) {
+    auto e = Withdrawn(id);
+    e.set_tenant("09162000");
+    return e;
+  };
+  const std::string pending = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a71";
+  REQUIRE(c.Handle(Ready(pending, "standesamt")).ok());
+  REQUIRE(c.Handle(foreign(pending)).ok());
+  CHECK(c.State(pending) == "pending");
+  CHECK(c.Count("SELECT count(*) FROM deliveries WHERE state = 'withdrawn'") == 0);
+
+  // Arriving before the delivery: the delivery comes pending all the same.
+  const std::string early = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a72";
+  REQUIRE(c.Handle(foreign(early)).ok());
+  REQUIRE(c.Handle(Ready(early, "standesamt")).ok());
+  CHECK(c.State(early) == "pending");
+
+  // Nor does it take the place of the tenant's own withdrawal that arrives early too.
+  const std::string withdrawn = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a73";
+  REQUIRE(c.Handle(foreign(withdrawn)).ok());
+  REQUIRE(c.Handle(Withdrawn(withdrawn)).ok());
+  REQUIRE(c.Handle(Ready(withdrawn, "standesamt")).ok());
+  CHECK(c.State(withdrawn) == "withdrawn");
+  // The tenant's own withdrawal of the first still applies.
+  REQUIRE(c.Handle(Withdrawn(pending)).ok());
+  CHECK(c.State(pending) == "withdrawn");
 }
 
 }  // namespace stadtportal::connector

@@ -66,12 +66,14 @@ void DeliveryWorker::Stop() {
 }
 
 int DeliveryWorker::DeliverDue(int limit) {
+  // The leases begin with the claim (a little after this).
+  const auto claimed_at = std::chrono::steady_clock::now();
   auto claimed = store_->Claim(limit, options_.lease(), auth::RandomToken(16));
   if (!claimed.ok()) {
     log::Warn("deliveries not claimed", {{"error", std::string(claimed.status().message())}});
     return 0;
   }
-  for (const auto& due : *claimed) Deliver(due);
+  for (const auto& due : *claimed) Deliver(due, claimed_at);
   return static_cast<int>(claimed->size());
 }
 
@@ -87,7 +89,7 @@ absl::StatusOr<sv1::DeliverySnapshot> DeliveryWorker::Snapshot(const Due& due) {
   return fetched;
 }
 
-void DeliveryWorker::Deliver(const Due& due) {
+void DeliveryWorker::Deliver(const Due& due, std::chrono::steady_clock::time_point claimed_at) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   const auto start = std::chrono::steady_clock::now();
   Attempt a;
@@ -105,6 +107,14 @@ void DeliveryWorker::Deliver(const Due& due) {
     a.error = std::string(doc.status().message());
   } else {
     body = doc->dump();
+  }
+  // A request that might end only after the lease (another worker may have claimed the
+  // delivery by then) is not started: a failed attempt like any other, tried again after
+  // the backoff, and given up after the last.
+  const int spent_ms = MillisSince(claimed_at);
+  if (a.error.empty() &&
+      std::chrono::milliseconds(spent_ms) + options_.http_timeout + Options::kLeaseMargin > options_.lease()) {
+    a.error = absl::StrCat("lease too short: ", spent_ms, " ms of it spent before the request");
   }
   if (a.error.empty()) {
     const int64_t ts = absl::ToUnixSeconds(absl::Now());
@@ -125,8 +135,8 @@ void DeliveryWorker::Deliver(const Due& due) {
         std::min<int64_t>(options_.backoff_max.count(), options_.backoff_base.count() << std::min(due.attempts, 20));
     a.retry_in_ms = std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(cap, 1))(rng);
   }
-  auto recorded = store_->Record(
-      due, a, Breaker{options_.breaker_threshold, static_cast<int>(options_.breaker_open.count())});
+  auto recorded =
+      store_->Record(due, a, Breaker{options_.breaker_threshold, static_cast<int>(options_.breaker_open.count())});
   if (!recorded.ok()) {
     // The lease ends and the delivery is sent again (the receiver dedupes it).
     log::Warn("delivery outcome not recorded",
@@ -134,9 +144,10 @@ void DeliveryWorker::Deliver(const Due& due) {
     return;
   }
   if (*recorded == Recorded::kLeaseLost) {
-    log::Warn("delivery lease ended before the outcome was recorded", {{"submission", due.submission_id}});
-    return;
+    log::Warn("delivery lease ended before the outcome was recorded; recorded all the same",
+              {{"submission", due.submission_id}});
   }
+  if (*recorded == Recorded::kDuplicate) return;
   if (*recorded == Recorded::kMovedOn) {
     log::Info("delivery attempt for a delivery no longer pending",
               {{"submission", due.submission_id}, {"error", a.error}});

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,11 +15,11 @@
 
 // Push deliveries to the departments' systems. A worker claims one due delivery with a
 // lease in a short transaction, sends it with no transaction and no pooled connection
-// held, and records the outcome in another short transaction (only while the lease is
-// still its own). A worker that dies between the two leaves a lease that ends, and the
-// delivery is sent again under the same Idempotency-Key (the submission id), so the
-// department applies it once. The snapshot is fetched from submission once and kept with
-// the delivery for every retry.
+// held, and records the outcome in another short transaction, once per claim (a request
+// that could outlast the lease is not started). A worker that dies between the two leaves
+// a lease that ends, and the delivery is sent again under the same Idempotency-Key (the
+// submission id), so the department applies it once. The snapshot is fetched from
+// submission once and kept with the delivery for every retry.
 namespace stadtportal::connector {
 
 // The submission's snapshot with its files (submission.GetDeliverySnapshot).
@@ -42,7 +43,8 @@ class DeliveryWorker {
   void UpdateGauges();
 
  private:
-  void Deliver(const Due& due);
+  // `claimed_at`: when the claim of its lease began.
+  void Deliver(const Due& due, std::chrono::steady_clock::time_point claimed_at);
   absl::StatusOr<submission::v1::DeliverySnapshot> Snapshot(const Due& due);
 
   std::shared_ptr<Store> store_;

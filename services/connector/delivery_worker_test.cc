@@ -31,10 +31,10 @@ struct Receiver {
         ++in_flight;
         keys.push_back(req.get_header_value("Idempotency-Key"));
         bodies.push_back(req.body);
-        signatures_ok = signatures_ok && req.get_header_value("X-Stadtportal-Signature") ==
-                                             DeliverySignature(kSecret,
-                                                               std::stoll(req.get_header_value("X-Stadtportal-Timestamp")),
-                                                               req.body);
+        signatures_ok =
+            signatures_ok &&
+            req.get_header_value("X-Stadtportal-Signature") ==
+                DeliverySignature(kSecret, std::stoll(req.get_header_value("X-Stadtportal-Timestamp")), req.body);
       }
       std::this_thread::sleep_for(this->delay);
       std::lock_guard<std::mutex> lock(mu);
@@ -104,9 +104,10 @@ struct Fixture : ConnectorSchema {
   }
   void Destination(const std::string& id, const std::string& url) {
     REQUIRE(pool.Transact([&](pqxx::work& tx) {
-                  tx.exec_params("INSERT INTO destinations (tenant, id, name, mode, endpoint_url, secret)"
-                                 " VALUES ($1, $2, 'Amt', 'push', $3, $4)",
-                                 kTenant, id, url, kSecret);
+                  tx.exec_params(
+                      "INSERT INTO destinations (tenant, id, name, mode, endpoint_url, secret)"
+                      " VALUES ($1, $2, 'Amt', 'push', $3, $4)",
+                      kTenant, id, url, kSecret);
                   return absl::OkStatus();
                 })
                 .ok());
@@ -203,7 +204,7 @@ TEST_CASE("retries send the kept snapshot under the same idempotency key; a fail
   CHECK(f.Count("SELECT count(*) FROM deliveries WHERE lease_token IS NOT NULL OR lease_until IS NOT NULL") == 0);
 }
 
-TEST_CASE("a lease that ended lets another worker claim the delivery; only the lease's holder records",
+TEST_CASE("a lease that ended lets another worker claim the delivery; each claim's attempt is recorded once",
           "[integration]") {
   Fixture f;
   f.Destination("amt", "http://127.0.0.1:9/inbox");
@@ -222,15 +223,90 @@ TEST_CASE("a lease that ended lets another worker claim the delivery; only the l
   Attempt ok;
   ok.http_status = 200;
   Breaker breaker;
+  // The first worker's request succeeded after its lease had ended: it counts; the second
+  // worker's lease stays.
   CHECK(*f.store->Record(first->front(), ok, breaker) == Recorded::kLeaseLost);
-  CHECK(f.State(id) == "pending");
-  CHECK(f.Count("SELECT count(*) FROM delivery_attempts") == 0);
+  CHECK(f.State(id) == "delivered");
+  CHECK(f.Count("SELECT count(*) FROM deliveries WHERE lease_token = 'second'") == 1);
+  CHECK(*f.store->Record(first->front(), ok, breaker) == Recorded::kDuplicate);
   Due second = first->front();
   second.lease_token = "second";
-  CHECK(*f.store->Record(second, ok, breaker) == Recorded::kApplied);
-  CHECK(f.State(id) == "delivered");
-  CHECK(*f.store->Record(second, ok, breaker) == Recorded::kLeaseLost);  // Recorded once.
-  CHECK(f.Count("SELECT count(*) FROM delivery_attempts") == 1);
+  CHECK(*f.store->Record(second, ok, breaker) == Recorded::kMovedOn);  // Delivered already: the attempt only.
+  CHECK(*f.store->Record(second, ok, breaker) == Recorded::kDuplicate);
+  CHECK(f.Count("SELECT count(*) FROM delivery_attempts") == 2);
+  CHECK(f.Count("SELECT attempts FROM deliveries") == 1);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'delivery.delivered'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM deliveries WHERE lease_token IS NOT NULL") == 0);
+}
+
+TEST_CASE("a delivery whose every send outlasts its lease is counted each time and becomes a dead letter",
+          "[integration]") {
+  Fixture f;
+  f.Destination("amt", "http://127.0.0.1:9/inbox");
+  const std::string id = f.Add("amt");
+  constexpr int kMaxAttempts = 3;
+  Breaker breaker;
+  breaker.threshold = 100;  // Only the attempts decide here.
+  auto claimed = f.store->Claim(1, 1ms, "claim-0");
+  REQUIRE(claimed.ok());
+  REQUIRE(claimed->size() == 1);
+  Due sending = claimed->front();
+  std::vector<int64_t> counted;
+  for (int claim = 1; claim <= 10; ++claim) {
+    // The send outlasts the lease, and another worker claims the delivery meanwhile…
+    std::this_thread::sleep_for(20ms);
+    auto next = f.store->Claim(1, 1ms, absl::StrCat("claim-", claim));
+    REQUIRE(next.ok());
+    // …before the first records its failure.
+    Attempt failed;
+    failed.error = "Timeout was reached";
+    failed.dead = sending.attempts + 1 >= kMaxAttempts;
+    CHECK(*f.store->Record(sending, failed, breaker) == Recorded::kLeaseLost);
+    counted.push_back(f.Count("SELECT attempts FROM deliveries"));
+    if (f.State(id) == "dead") break;
+    REQUIRE(next->size() == 1);
+    sending = next->front();
+  }
+  // Each claim read the count before the one before it was recorded: given up one late.
+  CHECK(counted == std::vector<int64_t>{1, 2, 3, 4});
+  CHECK(f.State(id) == "dead");
+  std::this_thread::sleep_for(20ms);
+  CHECK(f.store->Claim(1, 1ms, "after")->empty());
+  CHECK(f.Count("SELECT count(*) FROM delivery_attempts") == 4);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'delivery.delayed'") == 1);
+}
+
+TEST_CASE("a request that could outlast its lease is not started: a failed attempt, retried or given up",
+          "[integration]") {
+  Fixture f;
+  Receiver receiver;
+  f.Destination("amt", receiver.Url());
+  auto o = Local();
+  o.http_timeout = 1s;
+  o.snapshot_deadline = 100ms;  // The snapshot below takes longer: too little of the lease is left.
+  auto slow_snapshots = [&f](const std::string& tenant, const std::string& id) {
+    std::this_thread::sleep_for(300ms);
+    return f.Snapshot(tenant, id);
+  };
+  o.max_attempts = 2;
+  DeliveryWorker worker(f.store, o, slow_snapshots);
+  const std::string retried = f.Add("amt");
+  REQUIRE(worker.DeliverDue(1) == 1);
+  CHECK(receiver.Delivered() == 0);
+  CHECK(f.State(retried) == "pending");
+  CHECK(f.Count("SELECT count(*) FROM delivery_attempts WHERE error LIKE 'lease too short: %'") == 1);
+  // The kept snapshot leaves time enough for the request.
+  REQUIRE(testing::Eventually([&] { return worker.DeliverDue(1) == 1; }, 2s));
+  CHECK(f.State(retried) == "delivered");
+  CHECK(receiver.Delivered() == 1);
+
+  o.max_attempts = 1;
+  DeliveryWorker last(f.store, o, slow_snapshots);
+  const std::string given_up = f.Add("amt");
+  REQUIRE(last.DeliverDue(1) == 1);
+  CHECK(f.State(given_up) == "dead");
+  CHECK(receiver.Delivered() == 1);
+  CHECK(f.Count("SELECT attempts FROM deliveries WHERE submission_id = '" + given_up + "'") == 1);
 }
 
 }  // namespace stadtportal::connector

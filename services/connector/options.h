@@ -22,10 +22,14 @@ struct Options {
   // Deliveries pushed at the same time (worker threads), and how often they look for due ones.
   int parallel = 4;
   std::chrono::milliseconds poll{200};
-  // How long a worker may take for a delivery it claimed (fetching the snapshot, at most
-  // kSnapshotDeadline, and the request) before another may claim it again.
-  std::chrono::milliseconds lease() const { return kSnapshotDeadline + http_timeout + std::chrono::seconds(5); }
-  static constexpr std::chrono::seconds kSnapshotDeadline{10};
+  // How long fetching a submission's snapshot may take.
+  std::chrono::milliseconds snapshot_deadline{10000};
+  // How long a worker may take for a delivery it claimed before another may claim it
+  // again: fetching the snapshot, the request, and kLeaseMargin for the rest (resolving the
+  // endpoint, recording the outcome, the clocks' difference). A request that could not end
+  // within the lease is not started.
+  std::chrono::milliseconds lease() const { return snapshot_deadline + http_timeout + kLeaseMargin; }
+  static constexpr std::chrono::seconds kLeaseMargin{5};
 
   // STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS, _ALLOW_HTTP, _MAX_ATTEMPTS, _MAX_AGE_S, _BACKOFF_BASE_MS, _BACKOFF_MAX_MS,
   // _BREAKER_THRESHOLD, _BREAKER_OPEN_S, _HTTP_TIMEOUT_MS, _PARALLEL, _POLL_MS.

@@ -132,12 +132,12 @@ grpc::Status Service::Replay(grpc::ServerContext* ctx, const v1::ReplayRequest* 
 }
 
 absl::StatusOr<sv1::DeliverySnapshot> Service::Snapshot(const std::string& tenant,
-                                                      const std::string& submission_id) const {
+                                                        const std::string& submission_id) const {
   sv1::GetDeliverySnapshotRequest get;
   get.mutable_tenant()->set_key(tenant);
   get.set_id(submission_id);
   sv1::DeliverySnapshot snap;
-  auto c = grpcx::NewClientContext(Options::kSnapshotDeadline, ServiceToken(tenant, "submission"));
+  auto c = grpcx::NewClientContext(options_.snapshot_deadline, ServiceToken(tenant, "submission"));
   if (auto s = status::FromGrpc(submission_->GetDeliverySnapshot(c.get(), get, &snap)); !s.ok()) return s;
   return snap;
 }
@@ -146,7 +146,10 @@ absl::StatusOr<v1::Delivery> Service::OwnDelivery(const auth::Caller& caller, co
   auto bo = BackofficeOf(caller);
   if (!bo.ok()) return bo.status();
   if (auto s = CheckId(id); !s.ok()) return s;
-  return store_->FindDelivery(caller.tenant, bo->destination, id);
+  auto d = store_->FindDelivery(caller.tenant, bo->destination, id);
+  // Withdrawn before delivery: nothing more of it is read or changed by the department.
+  if (d.ok() && d->state() == "withdrawn") return WithdrawnRefusal();
+  return d;
 }
 
 grpc::Status Service::ListNew(grpc::ServerContext* ctx, const v1::ListNewRequest* req,

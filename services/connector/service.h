@@ -55,7 +55,8 @@ class Service final : public v1::ConnectorService::Service {
 
  private:
   std::string ServiceToken(const std::string& tenant, const std::string& service) const;
-  // A delivery of the caller's destination; NOT_FOUND otherwise.
+  // A delivery of the caller's destination; NOT_FOUND otherwise, WithdrawnRefusal once the
+  // applicant withdrew it.
   absl::StatusOr<v1::Delivery> OwnDelivery(const auth::Caller& caller, const std::string& id);
   absl::Status PostToMailbox(const std::string& tenant, const submission::v1::DeliverySnapshot& snapshot,
                              const BackofficeCaller& bo, const std::string& key, const std::string& body, bool notice,

@@ -231,6 +231,57 @@ TEST_CASE("push at send time: a name that resolves to loopback now is refused; r
   serving.join();
 }
 
+TEST_CASE("a back office neither reads nor changes a delivery the applicant withdrew", "[integration]") {
+  Fixture f;
+  const std::string pending = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a71";
+  const std::string withdrawn = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a72";
+  REQUIRE(f.pool
+              .Transact([&](pqxx::work& tx) {
+                for (const auto& id : {pending, withdrawn}) {
+                  Store::AddDelivery(tx, "09564000", id, "standesamt", "6f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f",
+                                     "NUE-2026-000001", "civil-registry-certificate");
+                }
+                Store::Withdraw(tx, "09564000", withdrawn);
+                return absl::OkStatus();
+              })
+              .ok());
+  auth::Caller c;
+  c.account_id = "standesamt-client";
+  c.tenant = "09564000";
+  c.roles = {"department", "destination:standesamt"};
+  c.acting_party = "Standesamt";
+  grpcx::TestCaller department(c);
+  // Each call as the department makes it; submission and messaging are not reachable here,
+  // so a call that passes the check ends UNAVAILABLE.
+  auto calls = [&](const std::string& id) {
+    std::vector<grpc::Status> out;
+    v1::FetchRequest fetch;
+    fetch.set_submission_id(id);
+    submission::v1::DeliverySnapshot snapshot;
+    out.push_back(f.service->Fetch(&f.ctx, &fetch, &snapshot));
+    v1::BackofficeStatusRequest set;
+    set.set_submission_id(id);
+    set.set_status("in_review");
+    submission::v1::Submission submission;
+    out.push_back(f.service->SetStatus(&f.ctx, &set, &submission));
+    v1::BackofficeMessageRequest send;
+    send.set_submission_id(id);
+    send.set_message_key("question-1");
+    send.set_body("Bitte reichen Sie die Geburtsurkunde nach.");
+    v1::BackofficeMessageResponse sent;
+    out.push_back(f.service->SendMessage(&f.ctx, &send, &sent));
+    messaging::v1::ListRepliesResponse replies;
+    out.push_back(f.service->ListMessages(&f.ctx, &fetch, &replies));
+    return out;
+  };
+  for (const auto& s : calls(withdrawn)) {
+    CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK(s.error_message().rfind("state: invalid", 0) == 0);
+  }
+  for (const auto& s : calls(pending)) CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(f.Count("SELECT count(*) FROM access_log") == 0);
+}
+
 TEST_CASE("back-office callers are bound to their destination; signatures are HMAC over time and body", "[unit]") {
   auth::Caller c;
   c.roles = {"department", "destination:standesamt"};

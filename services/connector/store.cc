@@ -57,6 +57,8 @@ void PublishDelivery(pqxx::work& tx, const std::string& tenant, const std::strin
 
 }  // namespace
 
+absl::Status WithdrawnRefusal() { return status::FieldConflict("state", "invalid", "withdrawn by the applicant"); }
+
 void Store::Prepare(pqxx::connection& conn) {
   const std::string cols = kColumns;
   const std::string dcols = kDeliveryColumns;
@@ -89,16 +91,16 @@ void Store::Prepare(pqxx::connection& conn) {
                " FROM due, destinations t"
                " WHERE d.submission_id = due.submission_id AND t.tenant = d.tenant AND t.id = d.destination"
                " RETURNING d.tenant, d.submission_id::text AS submission_id, d.destination, t.endpoint_url, t.secret,"
-               " d.attempts, extract(epoch FROM now() - d.created_at)::bigint AS age_seconds, d.delayed_reported,"
-               " d.snapshot");
+               " d.attempts, extract(epoch FROM now() - d.created_at)::bigint AS age_seconds, d.snapshot");
   conn.prepare("connector_keep_snapshot",
                "UPDATE deliveries SET snapshot = $3 WHERE submission_id = $1::uuid AND lease_token = $2");
   conn.prepare("connector_end_lease",
                "UPDATE deliveries SET lease_until = NULL, lease_token = NULL"
                " WHERE submission_id = $1::uuid AND lease_token = $2 RETURNING state");
+  conn.prepare("connector_lock_state", "SELECT state FROM deliveries WHERE submission_id = $1::uuid FOR UPDATE");
   conn.prepare("connector_record_attempt",
-               "INSERT INTO delivery_attempts (submission_id, http_status, error, duration_ms)"
-               " VALUES ($1::uuid, $2, $3, $4)");
+               "INSERT INTO delivery_attempts (submission_id, lease_token, http_status, error, duration_ms)"
+               " VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT (submission_id, lease_token) DO NOTHING RETURNING id");
   conn.prepare("connector_mark_delivered",
                "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = now(),"
                " last_error = '' WHERE submission_id = $1::uuid");
@@ -108,7 +110,8 @@ void Store::Prepare(pqxx::connection& conn) {
                " next_attempt_at = now() + make_interval(secs => $2::double precision / 1000)"
                " WHERE submission_id = $1::uuid");
   conn.prepare("connector_delayed_reported",
-               "UPDATE deliveries SET delayed_reported = true WHERE submission_id = $1::uuid");
+               "UPDATE deliveries SET delayed_reported = true WHERE submission_id = $1::uuid AND NOT delayed_reported"
+               " RETURNING submission_id");
   conn.prepare("connector_breaker",
                "INSERT INTO breakers (tenant, destination, consecutive_failures, open_until)"
                " VALUES ($1, $2, CASE WHEN $3 THEN 0 ELSE 1 END, NULL)"
@@ -118,10 +121,11 @@ void Store::Prepare(pqxx::connection& conn) {
                "   THEN now() + make_interval(secs => $5) ELSE breakers.open_until END");
   conn.prepare("connector_withdrawal",
                "INSERT INTO withdrawals (submission_id, tenant) VALUES ($1::uuid, $2) ON CONFLICT DO NOTHING");
-  conn.prepare("connector_was_withdrawn", "SELECT 1 FROM withdrawals WHERE submission_id = $1::uuid");
+  conn.prepare("connector_was_withdrawn", "SELECT 1 FROM withdrawals WHERE submission_id = $1::uuid AND tenant = $2");
   conn.prepare("connector_withdraw",
                "UPDATE deliveries SET state = 'withdrawn', last_error = 'withdrawn by the applicant before delivery'"
-               " WHERE submission_id = $1::uuid AND state IN ('pending', 'dead') RETURNING submission_id");
+               " WHERE submission_id = $1::uuid AND tenant = $2 AND state IN ('pending', 'dead')"
+               " RETURNING submission_id");
   conn.prepare("connector_list_deliveries",
                "SELECT " + dcols +
                    " FROM deliveries WHERE tenant = $1 AND ($2 = '' OR destination = $2) AND state = $3"
@@ -137,8 +141,9 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("connector_breaker_reset",
                "UPDATE breakers SET consecutive_failures = 0, open_until = NULL WHERE tenant = $1"
                " AND ($2 = '' OR destination = $2)");
-  conn.prepare("connector_find_delivery",
-               "SELECT " + dcols + " FROM deliveries WHERE tenant = $1 AND destination = $2 AND submission_id = $3::uuid");
+  conn.prepare(
+      "connector_find_delivery",
+      "SELECT " + dcols + " FROM deliveries WHERE tenant = $1 AND destination = $2 AND submission_id = $3::uuid");
   conn.prepare("connector_lock_delivery",
                "SELECT " + dcols +
                    " FROM deliveries WHERE tenant = $1 AND destination = $2 AND submission_id = $3::uuid FOR UPDATE");
@@ -180,8 +185,7 @@ absl::StatusOr<v1::ListDestinationsResponse> Store::ListDestinations(const std::
   });
 }
 
-absl::StatusOr<std::optional<DestinationRow>> Store::FindDestination(const std::string& tenant,
-                                                                     const std::string& id) {
+absl::StatusOr<std::optional<DestinationRow>> Store::FindDestination(const std::string& tenant, const std::string& id) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::optional<DestinationRow>> {
     auto res = tx.exec_prepared("connector_find_destination", tenant, id);
     if (res.empty()) return std::optional<DestinationRow>();
@@ -199,8 +203,7 @@ absl::StatusOr<std::vector<Due>> Store::Claim(int limit, std::chrono::millisecon
                                               const std::string& lease_token) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<Due>> {
     std::vector<Due> out;
-    for (const auto& r :
-         tx.exec_prepared("connector_claim", limit, static_cast<double>(lease.count()), lease_token)) {
+    for (const auto& r : tx.exec_prepared("connector_claim", limit, static_cast<double>(lease.count()), lease_token)) {
       Due d;
       d.tenant = r["tenant"].as<std::string>();
       d.submission_id = r["submission_id"].as<std::string>();
@@ -209,7 +212,6 @@ absl::StatusOr<std::vector<Due>> Store::Claim(int limit, std::chrono::millisecon
       d.secret = r["secret"].as<std::string>();
       d.attempts = r["attempts"].as<int>();
       d.age_seconds = r["age_seconds"].as<int64_t>();
-      d.delayed_reported = r["delayed_reported"].as<bool>();
       d.lease_token = lease_token;
       if (!r["snapshot"].is_null()) d.snapshot = pqxx::binarystring(r["snapshot"]).str();
       out.push_back(std::move(d));
@@ -227,11 +229,22 @@ absl::Status Store::KeepSnapshot(const Due& due, const std::string& snapshot) {
 
 absl::StatusOr<Recorded> Store::Record(const Due& due, const Attempt& attempt, const Breaker& breaker) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<Recorded> {
+    // One attempt per claim, counted once: a second record of the same claim changes nothing.
+    if (tx.exec_prepared("connector_record_attempt", due.submission_id, due.lease_token, attempt.http_status,
+                         attempt.error.substr(0, 500), attempt.duration_ms)
+            .empty()) {
+      return Recorded::kDuplicate;
+    }
+    // Also when the lease ended and another worker claimed the delivery meanwhile, the
+    // attempt was made: its outcome counts (a delivery whose sends outlast their leases
+    // still reaches its last attempt and becomes a dead letter). Only the other worker's
+    // lease is left as it is; its own record finds the delivery as this one leaves it.
     auto lease = tx.exec_prepared("connector_end_lease", due.submission_id, due.lease_token);
-    if (lease.empty()) return Recorded::kLeaseLost;
-    tx.exec_prepared("connector_record_attempt", due.submission_id, attempt.http_status, attempt.error.substr(0, 500),
-                     attempt.duration_ms);
-    if (lease[0]["state"].as<std::string>() != "pending") return Recorded::kMovedOn;
+    const bool ours = !lease.empty();
+    const std::string state =
+        ours ? lease[0]["state"].as<std::string>()
+             : tx.exec_prepared1("connector_lock_state", due.submission_id)["state"].as<std::string>();
+    if (state != "pending") return Recorded::kMovedOn;
     const bool ok = attempt.error.empty();
     if (ok) {
       tx.exec_prepared("connector_mark_delivered", due.submission_id);
@@ -240,13 +253,12 @@ absl::StatusOr<Recorded> Store::Record(const Due& due, const Attempt& attempt, c
       tx.exec_prepared("connector_reschedule", due.submission_id, static_cast<double>(attempt.retry_in_ms),
                        attempt.error.substr(0, 500), attempt.dead);
       // The applicant hears of the delay once.
-      if (!due.delayed_reported) {
-        tx.exec_prepared("connector_delayed_reported", due.submission_id);
+      if (!tx.exec_prepared("connector_delayed_reported", due.submission_id).empty()) {
         PublishDelivery<events::v1::DeliveryDelayed>(tx, due.tenant, due.submission_id, due.destination);
       }
     }
     tx.exec_prepared("connector_breaker", due.tenant, due.destination, ok, breaker.threshold, breaker.open_for_s);
-    return Recorded::kApplied;
+    return ours ? Recorded::kApplied : Recorded::kLeaseLost;
   });
 }
 
@@ -276,11 +288,11 @@ void Store::DeadLetter(pqxx::work& tx, const std::string& submission_id, const s
 
 bool Store::Withdraw(pqxx::work& tx, const std::string& tenant, const std::string& submission_id) {
   tx.exec_prepared("connector_withdrawal", submission_id, tenant);
-  return !tx.exec_prepared("connector_withdraw", submission_id).empty();
+  return !tx.exec_prepared("connector_withdraw", submission_id, tenant).empty();
 }
 
-bool Store::WasWithdrawn(pqxx::work& tx, const std::string& submission_id) {
-  return !tx.exec_prepared("connector_was_withdrawn", submission_id).empty();
+bool Store::WasWithdrawn(pqxx::work& tx, const std::string& tenant, const std::string& submission_id) {
+  return !tx.exec_prepared("connector_was_withdrawn", submission_id, tenant).empty();
 }
 
 absl::StatusOr<v1::ListDeliveriesResponse> Store::ListDeliveries(const std::string& tenant,
@@ -338,7 +350,7 @@ absl::StatusOr<v1::Delivery> Store::Acknowledge(const std::string& tenant, const
     if (res.empty()) return absl::NotFoundError("submission not found");
     const std::string state = res[0]["state"].as<std::string>();
     if (state == "dead") return status::FieldConflict("state", "invalid", "dead letter; replay it first");
-    if (state == "withdrawn") return status::FieldConflict("state", "invalid", "withdrawn by the applicant");
+    if (state == "withdrawn") return WithdrawnRefusal();
     auto out = ToDelivery(tx.exec_prepared1("connector_mark_acknowledged", submission_id));
     if (state != "acknowledged") {
       PublishDelivery<events::v1::DeliveryAcknowledged>(tx, tenant, submission_id, destination);
@@ -347,8 +359,8 @@ absl::StatusOr<v1::Delivery> Store::Acknowledge(const std::string& tenant, const
   });
 }
 
-absl::Status Store::LogAccess(const std::string& tenant, const std::string& submission_id,
-                              const std::string& client_id, const std::string& action) {
+absl::Status Store::LogAccess(const std::string& tenant, const std::string& submission_id, const std::string& client_id,
+                              const std::string& action) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
     if (tx.exec_prepared("connector_log_access", tenant, submission_id, client_id, action).empty()) {
       return absl::NotFoundError("submission not found");

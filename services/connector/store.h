@@ -31,7 +31,6 @@ struct Due {
   std::string secret;
   int attempts = 0;
   int64_t age_seconds = 0;
-  bool delayed_reported = false;
   std::string lease_token;
   // The submission's snapshot (a serialized submission.v1.DeliverySnapshot) once fetched.
   std::optional<std::string> snapshot;
@@ -56,9 +55,11 @@ struct Breaker {
 
 // What an attempt's record changed.
 enum class Recorded {
-  kLeaseLost,  // Another worker claimed the delivery since (our lease ended): nothing recorded.
-  kApplied,    // The attempt and the delivery's new state.
-  kMovedOn,    // No longer pending (withdrawn or acknowledged meanwhile): the attempt only.
+  kApplied,    // The attempt and the delivery's new state; the lease ended.
+  kLeaseLost,  // The same, though the lease had ended and another worker claimed the delivery
+               // meanwhile: that worker's lease stays.
+  kMovedOn,    // No longer pending (withdrawn, acknowledged or delivered meanwhile): the attempt only.
+  kDuplicate,  // The claim's attempt is on record already: nothing changed.
 };
 
 // What waits: dead letters, and the age of the oldest undelivered submission; and what
@@ -68,6 +69,10 @@ struct Backlog {
   int64_t oldest_undelivered_seconds = 0;
   int64_t withdrawn = 0;
 };
+
+// The refusal of a back office's work on a delivery the applicant withdrew
+// (FAILED_PRECONDITION "state: invalid").
+absl::Status WithdrawnRefusal();
 
 // The connector schema: all SQL of the service, as named prepared statements. Every method
 // is one short transaction; the static ones run in an event consumer's transaction.
@@ -89,8 +94,9 @@ class Store {
   absl::StatusOr<std::vector<Due>> Claim(int limit, std::chrono::milliseconds lease, const std::string& lease_token);
   // Keeps the fetched snapshot with a delivery the caller holds the lease of.
   absl::Status KeepSnapshot(const Due& due, const std::string& snapshot);
-  // Records an attempt and the delivery's new state, breaker and events (delivery.delivered,
-  // the first delivery.delayed), and ends the lease — if it is still the caller's.
+  // Records the attempt of a claim (once) and, while the delivery is pending, its new
+  // state, breaker and events (delivery.delivered, the first delivery.delayed); ends the
+  // lease if it is still the caller's.
   absl::StatusOr<Recorded> Record(const Due& due, const Attempt& attempt, const Breaker& breaker);
   absl::StatusOr<Backlog> ReadBacklog();
 
@@ -101,10 +107,10 @@ class Store {
   static bool HasDestination(pqxx::work& tx, const std::string& tenant, const std::string& id);
   // Gives a pending delivery up at once (a dead letter with `error`).
   static void DeadLetter(pqxx::work& tx, const std::string& submission_id, const std::string& error);
-  // Notes the withdrawal (also for a delivery that arrives later) and withdraws a delivery
-  // that is pending or dead; false when there was none to withdraw.
+  // Notes the withdrawal (also for a delivery that arrives later) and withdraws the
+  // tenant's delivery if it is pending or dead; false when there was none to withdraw.
   static bool Withdraw(pqxx::work& tx, const std::string& tenant, const std::string& submission_id);
-  static bool WasWithdrawn(pqxx::work& tx, const std::string& submission_id);
+  static bool WasWithdrawn(pqxx::work& tx, const std::string& tenant, const std::string& submission_id);
 
   // Operators and back offices.
   absl::StatusOr<v1::ListDeliveriesResponse> ListDeliveries(const std::string& tenant, const std::string& destination,

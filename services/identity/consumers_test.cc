@@ -1,6 +1,8 @@
 #include "services/identity/consumers.h"
 
 #include <functional>
+#include <utility>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -60,6 +62,37 @@ TEST_CASE("audit.recorded: the entry is kept once under the publishing service",
   CHECK(f.pool().Transact([&](pqxx::work& tx) { return OnAuditRecorded(tx, event, malformed); }).code() ==
         absl::StatusCode::kInvalidArgument);
   CHECK(f.Query("SELECT count(*) FROM audit_log") == "1");
+}
+
+TEST_CASE("audit.recorded: a service records only its own actions", "[integration]") {
+  Fixture f;
+  auto as = [](const std::string& action) {
+    auto e = Recorded();
+    e.set_action(action);
+    return e;
+  };
+  const std::string actor = "66666666-6666-4666-8666-666666666666";
+  for (const auto& [id, action] : std::vector<std::pair<std::string, std::string>>{
+           {"payment-1", "refund.create"}, {"connector-2", "destination.put"}, {"connector-3", "dead_letter.replay"}}) {
+    INFO(id << " " << action);
+    CHECK(f.Handle(events::EventOf(id, actor, as(action))).ok());
+  }
+  CHECK(f.Query("SELECT string_agg(service || ' ' || action, ',' ORDER BY id) FROM audit_log") ==
+        "payment refund.create,connector destination.put,connector dead_letter.replay");
+  // Another service's actions, identity's own (never events), and services that record none.
+  for (const auto& [id, action] :
+       std::vector<std::pair<std::string, std::string>>{{"payment-4", "destination.put"},
+                                                        {"payment-5", "role.grant"},
+                                                        {"connector-6", "refund.create"},
+                                                        {"connector-7", "totp.reset"},
+                                                        {"identity-8", "role.grant"},
+                                                        {"submission-9", "refund.create"},
+                                                        {"accounts-10", "account.lock"},
+                                                        {"messaging-11", "dead_letter.replay"}}) {
+    INFO(id << " " << action);
+    CHECK(f.Handle(events::EventOf(id, actor, as(action))).code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(f.Query("SELECT count(*) FROM audit_log") == "3");
 }
 
 TEST_CASE("identity's consumer refuses a payload that is not its topic's message", "[integration]") {

@@ -1,5 +1,7 @@
 #include "services/submission/consumers.h"
 
+#include <type_traits>
+
 #include <catch2/catch.hpp>
 
 #include "libs/events/testing.h"
@@ -10,6 +12,7 @@ namespace stadtportal::submission {
 namespace {
 
 constexpr char kTenant[] = "09564000";
+constexpr char kPayment[] = "7b2e4c1a-9f3d-4e8b-a6c5-1d2e3f4a5b6c";
 
 struct Fixture : events::HandlerTest {
   Fixture() : HandlerTest("submission", Store::Prepare, Consumers()) {
@@ -41,6 +44,7 @@ M About(const std::string& id, const std::string& tenant = kTenant) {
   M m;
   m.set_tenant(tenant);
   m.set_submission_id(id);
+  if constexpr (std::is_same_v<M, events::v1::PaymentSucceeded>) m.set_payment_id(kPayment);
   return m;
 }
 
@@ -50,13 +54,12 @@ TEST_CASE("payment.succeeded: awaiting payment becomes paid and ready for delive
   Fixture f;
   const std::string id = f.Insert("awaiting_payment");
   auto paid = About<events::v1::PaymentSucceeded>(id);
-  paid.set_payment_id("pay-1");
   for (int i = 0; i < 2; ++i) REQUIRE(f.Apply(OnPaymentSucceeded, paid).ok());  // The second changes nothing.
   CHECK(f.Status(id) == "paid");
   CHECK(f.History(id) == "paid");
   auto ready = nlohmann::json::parse(
       f.Query("SELECT payload::text FROM outbox WHERE topic = 'submission.ready_for_delivery' AND key = '" + id + "'"));
-  CHECK(ready["payment_id"] == "pay-1");
+  CHECK(ready["payment_id"] == kPayment);
   CHECK(ready["destination"] == f.Query("SELECT destination FROM online_services WHERE tenant = "
                                         "'09564000' AND id = 'dog-tax-registration'"));
   CHECK(f.Query("SELECT count(*) FROM outbox") == "1");
@@ -119,6 +122,33 @@ TEST_CASE("submission's consumer refuses a payload that is not its topic's messa
   event = events::EventOf("connector-1", id, About<events::v1::DeliveryDelivered>("'; DROP TABLE submissions; --"));
   CHECK(f.Handle(event).code() == absl::StatusCode::kInvalidArgument);
   CHECK(f.Status(id) == "awaiting_payment");
+}
+
+TEST_CASE("submission's consumer refuses an event with a malformed tenant or id; nothing changes", "[integration]") {
+  Fixture f;
+  const std::string id = f.Insert("awaiting_payment");
+  const std::string delivered = f.Insert("delivered");
+  for (const std::string tenant : {"", "0956400", "09564000 ", "x9564000", "'; --"}) {
+    INFO(tenant);
+    CHECK(f.Apply(OnPaymentSucceeded, About<events::v1::PaymentSucceeded>(id, tenant)).code() ==
+          absl::StatusCode::kInvalidArgument);
+    CHECK(f.Apply(OnDeliveryDelivered, About<events::v1::DeliveryDelivered>(id, tenant)).code() ==
+          absl::StatusCode::kInvalidArgument);
+    CHECK(f.Apply(OnDeliveryDelayed, About<events::v1::DeliveryDelayed>(id, tenant)).code() ==
+          absl::StatusCode::kInvalidArgument);
+    CHECK(f.Apply(OnDeliveryAcknowledged, About<events::v1::DeliveryAcknowledged>(delivered, tenant)).code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  for (const std::string payment : {"", "pay-1", "7b2e4c1a-9f3d-4e8b-a6c5-1d2e3f4a5b6c'"}) {
+    INFO(payment);
+    auto paid = About<events::v1::PaymentSucceeded>(id);
+    paid.set_payment_id(payment);
+    CHECK(f.Apply(OnPaymentSucceeded, paid).code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(f.Status(id) == "awaiting_payment");
+  CHECK_FALSE(f.Delayed(id));
+  CHECK(f.Status(delivered) == "delivered");
+  CHECK(f.Query("SELECT count(*) FROM outbox") == "0");
 }
 
 }  // namespace stadtportal::submission
