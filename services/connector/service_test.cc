@@ -276,7 +276,7 @@ TEST_CASE("a back office neither reads nor changes a delivery the applicant with
   };
   for (const auto& s : calls(withdrawn)) {
     CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
-    CHECK(s.error_message().rfind("state: invalid", 0) == 0);
+    CHECK(s.error_message() == "state: withdrawn by the applicant");
   }
   for (const auto& s : calls(pending)) CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
   CHECK(f.Count("SELECT count(*) FROM access_log") == 0);

@@ -71,7 +71,7 @@ struct Backlog {
 };
 
 // The refusal of a back office's work on a delivery the applicant withdrew
-// (FAILED_PRECONDITION "state: invalid").
+// (FAILED_PRECONDITION "state: withdrawn by the applicant", code invalid).
 absl::Status WithdrawnRefusal();
 
 // The connector schema: all SQL of the service, as named prepared statements. Every method
