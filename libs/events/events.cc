@@ -72,25 +72,23 @@ Relay::Relay(db::Pool& pool, redis::Client& redis, std::string source, std::chro
       }) {}
 
 absl::StatusOr<int> Relay::RelayOnce(int limit) {
-  int published = 0;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
     auto rows = tx.exec_params(
-        "SELECT id, topic, key, payload::text FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
+        "SELECT id, topic, key, payload::text AS payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
         " FOR UPDATE SKIP LOCKED",
         limit);
+    int published = 0;
     for (const auto& r : rows) {
-      const std::string id = absl::StrCat(source_, "-", r[0].as<int64_t>());
-      auto added =
-          redis_.Command({"XADD", StreamOf(r[1].as<std::string>()), "*", "id", id, "topic", r[1].as<std::string>(),
-                          "key", r[2].as<std::string>(), "payload", r[3].as<std::string>()});
+      const auto outbox_id = r["id"].as<int64_t>();
+      const std::string topic = r["topic"].as<std::string>();
+      auto added = redis_.Command({"XADD", StreamOf(topic), "*", "id", absl::StrCat(source_, "-", outbox_id), "topic",
+                                   topic, "key", r["key"].as<std::string>(), "payload", r["payload"].as<std::string>()});
       if (!added.ok()) return added.status();  // Rolls back: the rest goes next time.
-      tx.exec_params("UPDATE outbox SET published_at = now() WHERE id = $1", r[0].as<int64_t>());
+      tx.exec_params("UPDATE outbox SET published_at = now() WHERE id = $1", outbox_id);
       ++published;
     }
-    return absl::OkStatus();
+    return published;
   });
-  if (!s.ok()) return s;
-  return published;
 }
 
 Consumer::Consumer(db::Pool& pool, redis::Options redis, std::string group, std::vector<std::string> topics,

@@ -41,18 +41,16 @@ void Outbox::Enqueue(pqxx::work& tx, const std::string& tenant, const Mail& mail
 }
 
 absl::StatusOr<std::vector<Pending>> Outbox::Claim(int limit) {
-  std::vector<Pending> out;
-  absl::Status s = pool_.Transact([&](pqxx::work& tx) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<Pending>> {
+    std::vector<Pending> out;
     for (const auto& r : tx.exec_prepared("mail_outbox_claim", limit)) {
-      out.push_back(
-          {r[0].as<int64_t>(),
-           {r[1].as<std::string>(), r[2].as<std::string>(), r[3].is_null() ? std::string() : r[3].as<std::string>()},
-           r[4].as<int>()});
+      out.push_back({r["id"].as<int64_t>(),
+                     {r["recipient"].as<std::string>(), r["subject"].as<std::string>(),
+                      r["body"].is_null() ? std::string() : r["body"].as<std::string>()},
+                     r["attempts"].as<int>()});
     }
-    return absl::OkStatus();
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::Status Outbox::MarkSent(int64_t id) {
