@@ -262,6 +262,15 @@ absl::Status RequireRole(const Caller& caller, const std::string& role) {
   return absl::PermissionDeniedError(absl::StrCat("the ", role, " role is required"));
 }
 
+bool IsService(const Caller& caller, std::string_view part) {
+  return HasRole(caller, kServiceRole) && caller.account_id == part;
+}
+
+absl::Status RequireService(const Caller& caller, std::string_view part) {
+  if (IsService(caller, part)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("only the ", part, " service may call this"));
+}
+
 std::string DestinationOf(const Caller& caller) {
   constexpr std::string_view kPrefix = "destination:";
   for (const auto& r : caller.roles) {

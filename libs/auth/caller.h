@@ -37,6 +37,12 @@ absl::StatusOr<std::string> ScopeParty(const Caller& caller);
 bool HasRole(const Caller& caller, const std::string& role);
 // PERMISSION_DENIED "the <role> role is required" unless the caller has it.
 absl::Status RequireRole(const Caller& caller, const std::string& role);
+// PERMISSION_DENIED unless the caller is the platform service `part` ("connector",
+// "payment"; one of ServiceIssuers()) speaking for itself: a call meant for one part is
+// refused to every other part's key.
+absl::Status RequireService(const Caller& caller, std::string_view part);
+// Whether the caller is the platform service `part`.
+bool IsService(const Caller& caller, std::string_view part);
 // The delivery destination a back-office (department) caller is bound to: its
 // "destination:<id>" role; "" when it has none.
 std::string DestinationOf(const Caller& caller);

@@ -319,4 +319,21 @@ TEST_CASE("data is scoped to the acting organisation, else to the person", "[uni
   CHECK(ScopeParty(Caller{}).status().code() == absl::StatusCode::kUnauthenticated);
 }
 
+TEST_CASE("a call meant for one platform service is refused to every other caller", "[unit]") {
+  Caller connector;
+  connector.account_id = "connector";
+  connector.roles = {"service"};
+  Caller payment = connector;
+  payment.account_id = "payment";
+  Caller pretender;  // Names the connector but is no platform service.
+  pretender.account_id = "connector";
+  pretender.roles = {"tenant-admin"};
+  CHECK(RequireService(connector, "connector").ok());
+  CHECK(RequireService(payment, "connector").code() == absl::StatusCode::kPermissionDenied);
+  CHECK(RequireService(pretender, "connector").code() == absl::StatusCode::kPermissionDenied);
+  CHECK(RequireService(payment, "payment").ok());
+  CHECK(IsService(connector, "connector"));
+  CHECK_FALSE(IsService(connector, "payment"));
+}
+
 }  // namespace stadtportal::auth

@@ -18,10 +18,10 @@ constexpr size_t kMaxBody = 20000;
 constexpr int kMaxAttachments = 5;
 constexpr size_t kMaxAttachmentBytes = 10 << 20;
 
-// Departments (back-office clients) and platform services post into mailboxes.
+// Departments (back-office clients) post into mailboxes, and the connector for them.
 absl::Status CheckPoster(const auth::Caller& caller) {
-  if (auth::HasRole(caller, "department") || auth::HasRole(caller, "service")) return absl::OkStatus();
-  return absl::PermissionDeniedError("the department or service role is required");
+  if (auth::HasRole(caller, "department") || auth::IsService(caller, "connector")) return absl::OkStatus();
+  return absl::PermissionDeniedError("the department role is required");
 }
 
 // The destination whose threads a back-office call reads or writes: a department
@@ -95,8 +95,8 @@ grpc::Status Service::PostMessage(grpc::ServerContext* ctx, const v1::PostMessag
       auto scope = DestinationScope(caller, req->destination());
       if (!scope.ok()) return scope.status();
       destination = *scope;
-    } else if (!auth::HasRole(caller, "service")) {
-      return absl::PermissionDeniedError("the service role is required");
+    } else if (!auth::IsService(caller, "connector")) {
+      return absl::PermissionDeniedError("only the connector service may write as the system");
     }
     if (auto s = CheckBody(req->body()); !s.ok()) return s;
     if (auto s = api::ValidateText(req->message_key(), "message_key", 200); !s.ok()) return s;

@@ -486,19 +486,10 @@ grpc::Status Service::GiveFeedback(grpc::ServerContext* ctx, const v1::GiveFeedb
   });
 }
 
-namespace {
-
-absl::Status RequireService(const auth::Caller& caller) {
-  if (auth::HasRole(caller, "service")) return absl::OkStatus();
-  return absl::PermissionDeniedError("platform services only");
-}
-
-}  // namespace
-
 grpc::Status Service::GetDeliverySnapshot(grpc::ServerContext* ctx, const v1::GetDeliverySnapshotRequest* req,
                                           v1::DeliverySnapshot* resp) {
   return grpcx::Handle(ctx, "GetDeliverySnapshot", [&](const auth::Caller& caller) -> absl::Status {
-    if (auto s = RequireService(caller); !s.ok()) return s;
+    if (auto s = auth::RequireService(caller, "connector"); !s.ok()) return s;
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
     if (!tenant.ok()) return tenant.status();
     if (auto s = api::CheckId(req->id(), "submission"); !s.ok()) return s;
@@ -509,7 +500,7 @@ grpc::Status Service::GetDeliverySnapshot(grpc::ServerContext* ctx, const v1::Ge
 grpc::Status Service::GetPaymentTerms(grpc::ServerContext* ctx, const v1::GetPaymentTermsRequest* req,
                                       v1::PaymentTerms* resp) {
   return grpcx::Handle(ctx, "GetPaymentTerms", [&](const auth::Caller& caller) -> absl::Status {
-    if (auto s = RequireService(caller); !s.ok()) return s;
+    if (auto s = auth::RequireService(caller, "payment"); !s.ok()) return s;
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
     if (!tenant.ok()) return tenant.status();
     if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;
@@ -528,7 +519,7 @@ grpc::Status Service::GetPaymentTerms(grpc::ServerContext* ctx, const v1::GetPay
 
 grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::SetStatusRequest* req, v1::Submission* resp) {
   return grpcx::Handle(ctx, "SetStatus", [&](const auth::Caller& caller) -> absl::Status {
-    if (auto s = RequireService(caller); !s.ok()) return s;
+    if (auto s = auth::RequireService(caller, "connector"); !s.ok()) return s;
     auto tenant = api::ResolveTenant(req->tenant(), caller.tenant);
     if (!tenant.ok()) return tenant.status();
     if (auto s = api::CheckId(req->submission_id(), "submission"); !s.ok()) return s;

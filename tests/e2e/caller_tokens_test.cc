@@ -98,6 +98,64 @@ TEST_CASE("the connector's key cannot act as a citizen, an administrator or an o
   }
 }
 
+TEST_CASE("a platform service's key reaches only the calls meant for it", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto connector = auth::Signer::FromKey(stack.connector_key(), 60s, "connector");
+  auto payment = auth::Signer::FromKey(stack.payment_key(), 60s, "payment");
+  REQUIRE(connector.ok());
+  REQUIRE(payment.ok());
+  const std::string tenant = "09564000";
+  const std::string unknown = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a6b";
+  auto submission = submission::v1::SubmissionService::NewStub(ChannelTo(stack, "submission"));
+  auto snapshot = [&](const auth::Signer& as) {
+    auto ctx = grpcx::NewClientContext(5s, as.SignSelf(tenant, "submission"));
+    submission::v1::GetDeliverySnapshotRequest in;
+    in.set_id(unknown);
+    submission::v1::DeliverySnapshot out;
+    return submission->GetDeliverySnapshot(ctx.get(), in, &out).error_code();
+  };
+  auto set_status = [&](const auth::Signer& as) {
+    auto ctx = grpcx::NewClientContext(5s, as.SignSelf(tenant, "submission"));
+    submission::v1::SetStatusRequest in;
+    in.set_submission_id(unknown);
+    in.set_status("in_progress");
+    submission::v1::Submission out;
+    return submission->SetStatus(ctx.get(), in, &out).error_code();
+  };
+  auto terms = [&](const auth::Signer& as) {
+    auto ctx = grpcx::NewClientContext(5s, as.SignSelf(tenant, "submission"));
+    submission::v1::GetPaymentTermsRequest in;
+    in.set_submission_id(unknown);
+    in.set_party_id(unknown);
+    submission::v1::PaymentTerms out;
+    return submission->GetPaymentTerms(ctx.get(), in, &out).error_code();
+  };
+  auto post_as_system = [&](const auth::Signer& as) {
+    auto ctx = grpcx::NewClientContext(5s, as.SignSelf(tenant, "messaging"));
+    messaging::v1::PostMessageRequest in;
+    in.mutable_party()->set_id(unknown);
+    in.set_sender_kind(messaging::v1::SENDER_KIND_SYSTEM);
+    in.set_subject("Ihr Antrag");
+    in.set_body("Ihr Antrag ist eingegangen.");
+    in.set_message_key("e2e-system-message");
+    in.set_destination("ordnungsamt");
+    messaging::v1::Message out;
+    return messaging::v1::MessagingService::NewStub(ChannelTo(stack, "messaging"))
+        ->PostMessage(ctx.get(), in, &out)
+        .error_code();
+  };
+  // The connector reads snapshots and sets statuses; payment reads payment terms. Each is
+  // refused the other's calls (an unknown submission is otherwise simply not found).
+  CHECK(snapshot(*connector) == grpc::StatusCode::NOT_FOUND);
+  CHECK(snapshot(*payment) == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(set_status(*connector) == grpc::StatusCode::NOT_FOUND);
+  CHECK(set_status(*payment) == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(terms(*payment) == grpc::StatusCode::NOT_FOUND);
+  CHECK(terms(*connector) == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(post_as_system(*payment) == grpc::StatusCode::PERMISSION_DENIED);
+}
+
 TEST_CASE("a caller token made for one service is refused by every other", "[e2e]") {
   Stack stack;
   REQUIRE(stack.WaitReady(60s));

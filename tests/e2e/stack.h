@@ -66,6 +66,8 @@ class Stack {
   std::string SignCaller(const auth::Caller& caller, const std::string& service) const;
   // The connector's signing key ("kid:base64 seed"), as the connector gets it.
   const std::string& connector_key() const { return connector_key_; }
+  // The payment service's signing key, as payment gets it.
+  const std::string& payment_key() const { return payment_key_; }
   // All log output of all processes so far.
   std::string AllLogs() const;
 
