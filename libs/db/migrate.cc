@@ -104,9 +104,19 @@ absl::StatusOr<MigrationResult> Migrate(const std::string& url, const std::strin
       const std::string sum = Checksum(p.file->sql);
       auto it = applied.find(p.version);
       if (it != applied.end()) {
-        if (it->second.second != sum && !AppliedAs(p.file->sql, it->second.second)) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("migration ", p.file->name, " in schema ", schema, " was changed after it was applied"));
+        if (it->second.second != sum) {
+          if (!AppliedAs(p.file->sql, it->second.second)) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("migration ", p.file->name, " in schema ", schema, " was changed after it was applied"));
+          }
+          // Accepted once: the file's new content becomes the applied one, so a further
+          // edit of it is refused like any other.
+          pqxx::work tx(conn);
+          tx.exec("UPDATE " + q_schema + ".schema_migrations SET checksum = " + tx.quote(sum) +
+                  " WHERE version = " + tx.quote(p.version));
+          tx.commit();
+          log::Warn("migration accepted under its earlier checksum",
+                    {{"schema", schema}, {"migration", p.file->name}, {"was", it->second.second}, {"now", sum}});
         }
         ++result.already_applied;
         continue;

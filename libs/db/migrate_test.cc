@@ -118,10 +118,16 @@ TEST_CASE("a table moved into a library migration leaves the applied file, which
     CHECK(Count(schema, "outbox") == 0);
     CHECK(Count(schema, "schema_migrations") == 2);
   }
-  // Another edit is still refused, whatever the file claims.
+  // Another edit is still refused, whatever the file claims…
   auto edited = after;
   edited[0].sql = "-- applied as 0123456789abcdef\nCREATE TABLE things (id int);\n";
   CHECK(Migrate(testing::DatabaseUrl(), existing, edited).status().code() == absl::StatusCode::kFailedPrecondition);
+  // …also one that keeps the line naming the earlier checksum: the accepted content is now
+  // the applied one.
+  edited[0].sql = after[0].sql + "ALTER TABLE things ADD COLUMN name text;\n";
+  for (const auto& schema : {existing, fresh}) {
+    CHECK(Migrate(testing::DatabaseUrl(), schema, edited).status().code() == absl::StatusCode::kFailedPrecondition);
+  }
   Drop(existing);
   Drop(fresh);
 }
