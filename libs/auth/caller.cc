@@ -268,7 +268,7 @@ bool IsService(const Caller& caller, std::string_view part) {
 
 absl::Status RequireService(const Caller& caller, std::string_view part) {
   if (IsService(caller, part)) return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat("only the ", part, " service may call this"));
+  return absl::PermissionDeniedError(absl::StrCat("only the ", std::string(part), " service may call this"));
 }
 
 std::string DestinationOf(const Caller& caller) {
