@@ -18,6 +18,8 @@ namespace {
 
 // Identity rotating a session: one indexed read and write.
 constexpr std::chrono::milliseconds kIdentityDeadline{3000};
+// Kept back from the caller's deadline for the answer to travel back.
+constexpr std::chrono::milliseconds kAnswerMargin{200};
 
 // Rank for the role rules: a smaller number is more powerful.
 int Rank(const std::string& role) { return role == "owner" ? 0 : role == "admin" ? 1 : 2; }
@@ -314,6 +316,12 @@ grpc::Status Service::CheckActingParty(grpc::ServerContext* ctx, const v1::Check
 grpc::Status Service::SwitchActingParty(grpc::ServerContext* ctx, const v1::SwitchActingPartyRequest* req,
                                         v1::SwitchActingPartyResponse* resp) {
   return grpcx::Handle(ctx, "SwitchActingParty", [&](const auth::Caller& caller) -> absl::Status {
+    // Only the caller's own session switches: its token names the session by its hash, so
+    // another session of the same person (or a session id from elsewhere) is refused.
+    if (caller.session_ref.empty() ||
+        absl::BytesToHexString(auth::Sha256(req->session_id())) != caller.session_ref) {
+      return absl::PermissionDeniedError("not the caller's session");
+    }
     auto party = ActingParty(caller, req->party_id());
     if (!party.ok()) return party.status();
     if (identity_ == nullptr) return absl::UnavailableError("identity is not configured");
@@ -324,7 +332,14 @@ grpc::Status Service::SwitchActingParty(grpc::ServerContext* ctx, const v1::Swit
     in.set_account_id(caller.account_id);
     // Acting as oneself is recorded as "no acting party".
     in.set_acting_party_id(party->kind() == common::v1::PARTY_KIND_ORGANISATION ? party->id() : "");
-    auto call = grpcx::NewClientContext(kIdentityDeadline, signer_.SignSelf(Tenant(caller), "identity"));
+    // Within the caller's own deadline, with time left to answer: a rotation whose answer
+    // arrived after the gateway gave up would leave the person without a session.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx->deadline() -
+                                                                            std::chrono::system_clock::now()) -
+                      kAnswerMargin;
+    if (left <= std::chrono::milliseconds(0)) return absl::DeadlineExceededError("no time left to switch");
+    auto call =
+        grpcx::NewClientContext(std::min(kIdentityDeadline, left), signer_.SignSelf(Tenant(caller), "identity"));
     if (auto s = status::FromGrpc(identity_->SetActingParty(call.get(), in, resp->mutable_login())); !s.ok()) {
       return s;
     }

@@ -6,7 +6,9 @@
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/escaping.h"
 #include "libs/auth/caller.h"
+#include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
 
@@ -489,8 +491,14 @@ TEST_CASE("switching the acting party checks the membership, then has identity r
   req.set_session_id("session-of-the-caller");
   req.set_party_id(org.party().id());
   v1::SwitchActingPartyResponse resp;
+  // The gateway names the caller's session in the token by its hash.
+  auto in_session = [](auth::Caller c, const std::string& session_id) {
+    c.session_ref = absl::BytesToHexString(auth::Sha256(session_id));
+    return c;
+  };
+  const auth::Caller anna = in_session(kAnna, "session-of-the-caller");
   {
-    grpcx::TestCaller scope(kBen);
+    grpcx::TestCaller scope(in_session(kBen, "session-of-the-caller"));
     CHECK(service.SwitchActingParty(&ctx, &req, &resp).error_code() == grpc::StatusCode::NOT_FOUND);
     req.set_party_id("not-a-uuid");
     CHECK(service.SwitchActingParty(&ctx, &req, &resp).error_code() == grpc::StatusCode::NOT_FOUND);
@@ -499,9 +507,16 @@ TEST_CASE("switching the acting party checks the membership, then has identity r
     grpcx::TestCaller anonymous(auth::Caller{});
     CHECK(service.SwitchActingParty(&ctx, &req, &resp).error_code() == grpc::StatusCode::UNAUTHENTICATED);
   }
+  {
+    // Anna's token from another of her sessions (or none): that session is not switched.
+    grpcx::TestCaller other(in_session(kAnna, "another-session"));
+    CHECK(service.SwitchActingParty(&ctx, &req, &resp).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    grpcx::TestCaller none(kAnna);
+    CHECK(service.SwitchActingParty(&ctx, &req, &resp).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  }
   CHECK(identity.asked.empty());  // Refused before identity is asked.
 
-  grpcx::TestCaller scope(kAnna);
+  grpcx::TestCaller scope(anna);
   req.set_party_id(org.party().id());
   REQUIRE(service.SwitchActingParty(&ctx, &req, &resp).ok());
   CHECK(resp.party().id() == org.party().id());
