@@ -309,7 +309,7 @@ grpc::Status Service::SetActingParty(grpc::ServerContext* ctx, const v1::SetActi
   return grpcx::Handle(ctx, "SetActingParty", [&](const auth::Caller& caller) -> absl::Status {
     // Accounts decides whom a person may act for (it checked the membership): only its own
     // platform token is taken, for the session of the account it names.
-    if (!auth::HasRole(caller, "service") || caller.account_id != "accounts") {
+    if (!auth::IsService(caller, "accounts")) {
       return absl::PermissionDeniedError("the acting party is switched through accounts");
     }
     if (!req->acting_party_id().empty()) {
