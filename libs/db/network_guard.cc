@@ -14,10 +14,9 @@ thread_local int depth = 0;
 std::atomic<bool> strict{false};
 
 prometheus::Family<prometheus::Counter>& Violations() {
-  static auto& family = prometheus::BuildCounter()
-                            .Name("stadtportal_network_calls_in_transaction_total")
-                            .Help("Calls across the network made while a database transaction was open, by kind.")
-                            .Register(*metrics::Registry());
+  static auto& family =
+      metrics::CounterFamily("stadtportal_network_calls_in_transaction_total",
+                             "Calls across the network made while a database transaction was open, by kind.");
   return family;
 }
 

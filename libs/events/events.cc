@@ -24,10 +24,9 @@ std::string Field(const redisReply* fields, const std::string& name) {
 }
 
 prometheus::Family<prometheus::Counter>& Rejected() {
-  static auto& family = prometheus::BuildCounter()
-                            .Name("stadtportal_events_rejected_total")
-                            .Help("Events a consumer refused: a malformed id, or a payload it can never apply.")
-                            .Register(*metrics::Registry());
+  static auto& family =
+      metrics::CounterFamily("stadtportal_events_rejected_total",
+                             "Events a consumer refused: a malformed id, or a payload it can never apply.");
   return family;
 }
 
@@ -81,8 +80,9 @@ absl::StatusOr<int> Relay::RelayOnce(int limit) {
     for (const auto& r : rows) {
       const auto outbox_id = r["id"].as<int64_t>();
       const std::string topic = r["topic"].as<std::string>();
-      auto added = redis_.Command({"XADD", StreamOf(topic), "*", "id", absl::StrCat(source_, "-", outbox_id), "topic",
-                                   topic, "key", r["key"].as<std::string>(), "payload", r["payload"].as<std::string>()});
+      auto added =
+          redis_.Command({"XADD", StreamOf(topic), "*", "id", absl::StrCat(source_, "-", outbox_id), "topic", topic,
+                          "key", r["key"].as<std::string>(), "payload", r["payload"].as<std::string>()});
       if (!added.ok()) return added.status();  // Rolls back: the rest goes next time.
       tx.exec_params("UPDATE outbox SET published_at = now() WHERE id = $1", outbox_id);
       ++published;

@@ -175,10 +175,8 @@ absl::Status Send(const SmtpOptions& options, const Mail& mail) {
 namespace {
 
 prometheus::Family<prometheus::Counter>& MailsTotal() {
-  static auto& family = prometheus::BuildCounter()
-                            .Name("stadtportal_mails_total")
-                            .Help("Mails handed to the SMTP server, by result (sent, failed, rejected).")
-                            .Register(*metrics::Registry());
+  static auto& family = metrics::CounterFamily("stadtportal_mails_total",
+                                               "Mails handed to the SMTP server, by result (sent, failed, rejected).");
   return family;
 }
 

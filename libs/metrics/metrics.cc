@@ -40,6 +40,14 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return kBuckets;
 }
 
+prometheus::Family<prometheus::Counter>& CounterFamily(const std::string& name, const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(*Registry());
+}
+
+prometheus::Family<prometheus::Gauge>& GaugeFamily(const std::string& name, const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(*Registry());
+}
+
 Red::Red(const std::string& prefix, const std::string& help_subject)
     : started_(prometheus::BuildCounter()
                    .Name(prefix + "_started_total")

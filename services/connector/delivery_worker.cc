@@ -19,20 +19,16 @@ namespace {
 namespace sv1 = submission::v1;
 
 prometheus::Family<prometheus::Counter>& Deliveries() {
-  static auto& f = prometheus::BuildCounter()
-                       .Name("stadtportal_deliveries_total")
-                       .Help("Delivery attempts to back offices, by outcome (delivered, failed, dead).")
-                       .Register(*metrics::Registry());
+  static auto& f = metrics::CounterFamily("stadtportal_deliveries_total",
+                                          "Delivery attempts to back offices, by outcome (delivered, failed, dead).");
   return f;
 }
 
 prometheus::Family<prometheus::Gauge>& BacklogGauge() {
-  static auto& f = prometheus::BuildGauge()
-                       .Name("stadtportal_delivery_backlog")
-                       .Help(
+  static auto& f =
+      metrics::GaugeFamily("stadtportal_delivery_backlog",
                            "dead_letters: deliveries given up; oldest_undelivered_seconds: age of the oldest "
-                           "submission not yet delivered; withdrawn: deliveries withdrawn before delivery.")
-                       .Register(*metrics::Registry());
+                           "submission not yet delivered; withdrawn: deliveries withdrawn before delivery.");
   return f;
 }
 

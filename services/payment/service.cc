@@ -22,21 +22,16 @@ namespace stadtportal::payment {
 namespace {
 
 prometheus::Family<prometheus::Counter>& WebhooksTotal() {
-  static auto& family =
-      prometheus::BuildCounter()
-          .Name("stadtportal_payment_webhooks_total")
-          .Help("Provider notifications, by provider and outcome (applied, ignored, rejected, duplicate).")
-          .Register(*metrics::Registry());
+  static auto& family = metrics::CounterFamily(
+      "stadtportal_payment_webhooks_total",
+      "Provider notifications, by provider and outcome (applied, ignored, rejected, duplicate).");
   return family;
 }
 
 prometheus::Family<prometheus::Counter>& AutomaticRefundsTotal() {
-  static auto& family = prometheus::BuildCounter()
-                            .Name("stadtportal_payment_automatic_refunds_total")
-                            .Help(
-                                "Money given back automatically: a second success for one submission, or a payment "
-                                "that succeeded after it had ended.")
-                            .Register(*metrics::Registry());
+  static auto& family = metrics::CounterFamily("stadtportal_payment_automatic_refunds_total",
+                                               "Money given back automatically: a second success for one submission, "
+                                               "or a payment that succeeded after it had ended.");
   return family;
 }
 

@@ -96,7 +96,6 @@ PaymentRow Complete(pqxx::work& tx, PaymentRow row) {
   return row;
 }
 
-
 std::optional<std::pair<PaymentRow, bool>> Insert(pqxx::work& tx, const NewPayment& p) {
   auto res = tx.exec_prepared("payment_insert", p.tenant, p.party_id, p.party_kind, p.submission_id, p.amount_minor,
                               p.currency, p.description, p.reference, p.provider, p.idempotency_key, p.fingerprint);
@@ -114,7 +113,7 @@ std::optional<PaymentRow> Lock(pqxx::work& tx, const std::string& tenant, const 
 }
 
 std::optional<PaymentRow> LockByProviderRef(pqxx::work& tx, const std::string& provider,
-                                                   const std::string& provider_ref) {
+                                            const std::string& provider_ref) {
   auto res = tx.exec_prepared("payment_lock_by_ref", provider, provider_ref);
   if (res.empty()) return std::nullopt;
   return Complete(tx, ToRow(res[0]));
@@ -134,8 +133,7 @@ void LockSubmission(pqxx::work& tx, const std::string& tenant, const std::string
   tx.exec_prepared("payment_lock_submission", tenant, submission_id);
 }
 
-void SetStarted(pqxx::work& tx, const std::string& id, const std::string& provider_ref,
-                       const std::string& next_url) {
+void SetStarted(pqxx::work& tx, const std::string& id, const std::string& provider_ref, const std::string& next_url) {
   tx.exec_prepared("payment_set_started", id, provider_ref, next_url);
 }
 
@@ -165,14 +163,13 @@ int64_t AgeSeconds(pqxx::work& tx, const std::string& id) {
 }
 
 v1::Refund InsertRefund(pqxx::work& tx, const std::string& payment_id, int64_t amount_minor,
-                               const std::string& currency, const std::string& reason,
-                               const std::string& requested_by) {
+                        const std::string& currency, const std::string& reason, const std::string& requested_by) {
   return ToRefund(
       tx.exec_prepared("payment_insert_refund", payment_id, amount_minor, reason, requested_by, currency)[0]);
 }
 
 bool SettleRefund(pqxx::work& tx, const std::string& refund_id, const std::string& state,
-                         const std::string& provider_ref, const std::string& reason) {
+                  const std::string& provider_ref, const std::string& reason) {
   return !tx.exec_prepared("payment_settle_refund", refund_id, state, provider_ref, reason).empty();
 }
 
@@ -181,7 +178,7 @@ bool HasAutomaticRefund(pqxx::work& tx, const std::string& payment_id) {
 }
 
 std::vector<std::pair<std::string, std::string>> PaymentsWithRefundsInDoubt(pqxx::work& tx, int64_t older_than_seconds,
-                                                                         int limit) {
+                                                                            int limit) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& r : tx.exec_prepared("payment_refunds_in_doubt", older_than_seconds, limit)) {
     out.push_back({r["tenant"].as<std::string>(), r["id"].as<std::string>()});
@@ -189,8 +186,7 @@ std::vector<std::pair<std::string, std::string>> PaymentsWithRefundsInDoubt(pqxx
   return out;
 }
 
-std::vector<v1::Refund> SubmittedRefunds(pqxx::work& tx, const std::string& payment_id,
-                                                int64_t older_than_seconds) {
+std::vector<v1::Refund> SubmittedRefunds(pqxx::work& tx, const std::string& payment_id, int64_t older_than_seconds) {
   std::vector<v1::Refund> out;
   for (const auto& r : tx.exec_prepared("payment_submitted_refunds", payment_id, older_than_seconds)) {
     out.push_back(ToRefund(r));
@@ -218,12 +214,9 @@ v1::Report ReportOf(pqxx::work& tx, const std::string& tenant, const std::string
   return out;
 }
 
-
 prometheus::Family<prometheus::Counter>& PaymentsTotal() {
-  static auto& family = prometheus::BuildCounter()
-                            .Name("stadtportal_payments_total")
-                            .Help("Payments that reached a final state, by state.")
-                            .Register(*metrics::Registry());
+  static auto& family =
+      metrics::CounterFamily("stadtportal_payments_total", "Payments that reached a final state, by state.");
   return family;
 }
 
@@ -388,7 +381,6 @@ void Store::Prepare(pqxx::connection& conn) {
                " FROM providers pr ORDER BY pr.provider");
 }
 
-
 absl::StatusOr<PaymentRow> Store::Claim(const NewPayment& n) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<PaymentRow> {
     if (HasSuccess(tx, n.tenant, n.submission_id)) return status::FieldConflict("submission", "already_paid");
@@ -508,8 +500,8 @@ absl::StatusOr<std::pair<v1::Payment, v1::Refund>> Store::PlanRefund(
       return absl::FailedPreconditionError(absl::StrCat("amount: exceeds the available ", available));
     }
     if (!provider_known(p.provider())) return absl::FailedPreconditionError("provider no longer configured");
-    return std::make_pair(p, InsertRefund(tx, p.id(), req.amount().amount_minor(), p.amount().currency(),
-                                          req.reason(), requested_by));
+    return std::make_pair(
+        p, InsertRefund(tx, p.id(), req.amount().amount_minor(), p.amount().currency(), req.reason(), requested_by));
   });
 }
 
