@@ -316,14 +316,14 @@ grpc::Status Service::CheckActingParty(grpc::ServerContext* ctx, const v1::Check
 grpc::Status Service::SwitchActingParty(grpc::ServerContext* ctx, const v1::SwitchActingPartyRequest* req,
                                         v1::SwitchActingPartyResponse* resp) {
   return grpcx::Handle(ctx, "SwitchActingParty", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = ActingParty(caller, req->party_id());
+    if (!party.ok()) return party.status();
     // Only the caller's own session switches: its token names the session by its hash, so
     // another session of the same person (or a session id from elsewhere) is refused.
     if (caller.session_ref.empty() ||
         absl::BytesToHexString(auth::Sha256(req->session_id())) != caller.session_ref) {
       return absl::PermissionDeniedError("not the caller's session");
     }
-    auto party = ActingParty(caller, req->party_id());
-    if (!party.ok()) return party.status();
     if (identity_ == nullptr) return absl::UnavailableError("identity is not configured");
     // Identity takes the switch from accounts only, as the platform service, for the
     // session of the account named here (the caller's).
