@@ -509,6 +509,7 @@ TEST_CASE("switching the acting party checks the membership, then has identity r
   }
   {
     // Anna's token from another of her sessions (or none): that session is not switched.
+    req.set_party_id(org.party().id());
     grpcx::TestCaller other(in_session(kAnna, "another-session"));
     CHECK(service.SwitchActingParty(&ctx, &req, &resp).error_code() == grpc::StatusCode::PERMISSION_DENIED);
     grpcx::TestCaller none(kAnna);
