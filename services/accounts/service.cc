@@ -320,8 +320,7 @@ grpc::Status Service::SwitchActingParty(grpc::ServerContext* ctx, const v1::Swit
     if (!party.ok()) return party.status();
     // Only the caller's own session switches: its token names the session by its hash, so
     // another session of the same person (or a session id from elsewhere) is refused.
-    if (caller.session_ref.empty() ||
-        absl::BytesToHexString(auth::Sha256(req->session_id())) != caller.session_ref) {
+    if (caller.session_ref.empty() || absl::BytesToHexString(auth::Sha256(req->session_id())) != caller.session_ref) {
       return absl::PermissionDeniedError("not the caller's session");
     }
     if (identity_ == nullptr) return absl::UnavailableError("identity is not configured");
@@ -334,9 +333,9 @@ grpc::Status Service::SwitchActingParty(grpc::ServerContext* ctx, const v1::Swit
     in.set_acting_party_id(party->kind() == common::v1::PARTY_KIND_ORGANISATION ? party->id() : "");
     // Within the caller's own deadline, with time left to answer: a rotation whose answer
     // arrived after the gateway gave up would leave the person without a session.
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx->deadline() -
-                                                                            std::chrono::system_clock::now()) -
-                      kAnswerMargin;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(ctx->deadline() - std::chrono::system_clock::now()) -
+        kAnswerMargin;
     if (left <= std::chrono::milliseconds(0)) return absl::DeadlineExceededError("no time left to switch");
     auto call =
         grpcx::NewClientContext(std::min(kIdentityDeadline, left), signer_.SignSelf(Tenant(caller), "identity"));

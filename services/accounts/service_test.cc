@@ -3,8 +3,8 @@
 #include <mutex>
 #include <regex>
 
-#include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
+#include <catch2/catch.hpp>
 
 #include "absl/strings/escaping.h"
 #include "libs/auth/caller.h"

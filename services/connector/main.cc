@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
         std::make_shared<events::Consumer>(db, redis::Options::FromEnv(env), "connector", connector::Consumers());
     auto relay = std::make_shared<events::Relay>(db, ctx.Redis(), "connector");
     auto worker = std::make_shared<connector::DeliveryWorker>(
-        store, options, [core](const std::string& tenant, const std::string& id) { return core->Snapshot(tenant, id); });
+        store, options,
+        [core](const std::string& tenant, const std::string& id) { return core->Snapshot(tenant, id); });
     auto gauges = std::make_shared<app::Periodic>("delivery-gauges", std::chrono::seconds(5),
                                                   [worker] { worker->UpdateGauges(); });
     ctx.OnServing([consumer, relay, worker, gauges] {

@@ -14,9 +14,9 @@ const std::vector<std::string> kStates = {"created", "started", "submitted", "su
 
 TEST_CASE("a payment moves only forward, and a final state never changes", "[unit]") {
   const std::vector<std::pair<std::string, std::string>> allowed = {
-      {"created", "started"},   {"created", "error"},     {"created", "cancelled"},   {"created", "failed"},
-      {"started", "submitted"}, {"started", "success"},   {"started", "failed"},      {"started", "cancelled"},
-      {"started", "error"},     {"submitted", "success"}, {"submitted", "failed"},    {"submitted", "cancelled"},
+      {"created", "started"},   {"created", "error"},     {"created", "cancelled"}, {"created", "failed"},
+      {"started", "submitted"}, {"started", "success"},   {"started", "failed"},    {"started", "cancelled"},
+      {"started", "error"},     {"submitted", "success"}, {"submitted", "failed"},  {"submitted", "cancelled"},
       {"submitted", "error"},
   };
   for (const auto& from : kStates) {

@@ -100,9 +100,8 @@ class Store {
   absl::StatusOr<PaymentRow> Get(const std::string& tenant, const std::string& id);
   // Moves the payment along what the provider says; with `expiry`, an unpaid payment older
   // than that is cancelled ("expired") unless it is about to be captured.
-  absl::StatusOr<Applied> ApplyProviderState(const std::string& tenant, const std::string& id,
-                                             const ProviderState& st, const std::string& source,
-                                             std::optional<std::chrono::seconds> expiry);
+  absl::StatusOr<Applied> ApplyProviderState(const std::string& tenant, const std::string& id, const ProviderState& st,
+                                             const std::string& source, std::optional<std::chrono::seconds> expiry);
   // A verified notification of `provider`, once per provider event id.
   absl::StatusOr<WebhookApplied> ApplyWebhook(const std::string& provider, const WebhookEvent& event);
   // Records a "submitted" refund's outcome (`settled`: state success or error, and reason)
