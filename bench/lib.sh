@@ -50,7 +50,8 @@ bench_nginx_stop() {
 # throughput).
 bench_wrk() {
   local url="$1" connections="$2" seconds="$3" out
-  local args=(-t2 -c"$connections" -d"${seconds}s" --latency)
+  # A slow answer is latency (its p99 shows), not an error: wrk's default timeout is 2 s.
+  local args=(-t2 -c"$connections" -d"${seconds}s" --latency --timeout 30s)
   [ $# -gt 3 ] && args+=(-H "$4")
   out="$(wrk "${args[@]}" "$url")" || sp_die "wrk failed on $url"
   if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
