@@ -67,12 +67,19 @@ void Pool::Return(std::unique_ptr<pqxx::connection> conn) {
   cv_.notify_one();
 }
 
-absl::Status Pool::Transact(const std::function<absl::Status(pqxx::work&)>& fn) {
+absl::Status Pool::Transact(const std::function<absl::Status(pqxx::work&)>& fn) { return Run<pqxx::work>(fn); }
+
+absl::Status Pool::Read(const std::function<absl::Status(pqxx::nontransaction&)>& fn) {
+  return Run<pqxx::nontransaction>(fn);
+}
+
+template <typename Tx>
+absl::Status Pool::Run(const std::function<absl::Status(Tx&)>& fn) {
   auto lease = Acquire();
   if (!lease.ok()) return lease.status();
   TransactionScope scope;
   try {
-    pqxx::work tx(**lease);
+    Tx tx(**lease);
     absl::Status s = fn(tx);
     if (s.ok()) tx.commit();
     return s;
@@ -106,7 +113,7 @@ PoolStats Pool::stats() const {
 }
 
 absl::Status Pool::Ping() {
-  return Transact([](pqxx::work& tx) {
+  return Read([](pqxx::nontransaction& tx) {
     tx.exec("SELECT 1");
     return absl::OkStatus();
   });

@@ -75,20 +75,25 @@ class Pool {
   absl::Status Transact(const std::function<absl::Status(pqxx::work&)>& fn);
 
   // The same for a transaction that produces a value: `fn` returns absl::StatusOr<T>,
-  // and so does Transact. The one idiom for every store method that reads or writes:
+  // and so does Transact. The one idiom for every store method that writes, or reads
+  // with more than one statement (they see one snapshot):
   //   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<Submission> { ... });
   template <typename Fn, typename R = std::invoke_result_t<Fn&, pqxx::work&>,
             typename = std::enable_if_t<!std::is_same_v<R, absl::Status>>>
   R Transact(Fn&& fn) {
-    std::optional<typename R::value_type> out;
-    absl::Status s = Transact(std::function<absl::Status(pqxx::work&)>([&](pqxx::work& tx) -> absl::Status {
-      R r = fn(tx);
-      if (!r.ok()) return r.status();
-      out.emplace(*std::move(r));
-      return absl::OkStatus();
-    }));
-    if (!s.ok()) return s;
-    return *std::move(out);
+    return Produce<pqxx::work, R>(fn, [this](const auto& f) { return Transact(f); });
+  }
+
+  // A store method that reads with ONE statement runs it without a transaction block
+  // (PostgreSQL runs a lone statement as its own transaction, so it sees one snapshot
+  // too): no BEGIN and COMMIT round trips. Errors are mapped as in Transact. `fn` only
+  // reads and runs exactly one statement; anything else uses Transact:
+  //   return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<Submission> { ... });
+  absl::Status Read(const std::function<absl::Status(pqxx::nontransaction&)>& fn);
+  template <typename Fn, typename R = std::invoke_result_t<Fn&, pqxx::nontransaction&>,
+            typename = std::enable_if_t<!std::is_same_v<R, absl::Status>>>
+  R Read(Fn&& fn) {
+    return Produce<pqxx::nontransaction, R>(fn, [this](const auto& f) { return Read(f); });
   }
 
   // SELECT 1 on a pooled connection.
@@ -98,6 +103,23 @@ class Pool {
   PoolStats stats() const;
 
  private:
+  // Runs `fn` (returning absl::StatusOr<T>) through `run` (Transact or Read on an
+  // absl::Status function) and hands its value out.
+  template <typename Tx, typename R, typename Fn, typename Run>
+  static R Produce(Fn& fn, Run run) {
+    std::optional<typename R::value_type> out;
+    absl::Status s = run(std::function<absl::Status(Tx&)>([&](Tx& tx) -> absl::Status {
+      R r = fn(tx);
+      if (!r.ok()) return r.status();
+      out.emplace(*std::move(r));
+      return absl::OkStatus();
+    }));
+    if (!s.ok()) return s;
+    return *std::move(out);
+  }
+  // Transact and Read: `fn` on a leased connection, libpqxx exceptions mapped.
+  template <typename Tx>
+  absl::Status Run(const std::function<absl::Status(Tx&)>& fn);
   void Return(std::unique_ptr<pqxx::connection> conn);
   absl::StatusOr<std::unique_ptr<pqxx::connection>> Open();
 

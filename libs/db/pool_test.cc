@@ -97,6 +97,52 @@ TEST_CASE("a transaction that produces a value commits only with the value", "[i
   CHECK(*count() == 1);
 }
 
+TEST_CASE("a read runs its one statement without a transaction block, errors mapped alike", "[integration]") {
+  testing::TestSchema schema(kFiles, "pool");
+  auto& pool = schema.pool([](pqxx::connection& c) {
+    c.prepare("insert_item", "INSERT INTO items VALUES ($1, $2)");
+    c.prepare("get_item", "SELECT n FROM items WHERE id = $1");
+  });
+  REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                tx.exec_prepared("insert_item", "a", 7);
+                return absl::OkStatus();
+              })
+              .ok());
+  auto get = [&](const std::string& id) {
+    return pool.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<int> {
+      auto res = tx.exec_prepared("get_item", id);
+      if (res.empty()) return absl::NotFoundError("no item");
+      return res[0]["n"].as<int>();
+    });
+  };
+  REQUIRE(get("a").ok());
+  CHECK(*get("a") == 7);
+  CHECK(get("b").status().code() == absl::StatusCode::kNotFound);
+  // The statement is its own transaction (no BEGIN before it); in Transact it is not.
+  const auto alone = [](auto& tx) -> absl::StatusOr<bool> {
+    return tx.exec1("SELECT statement_timestamp() = transaction_timestamp()")[0].template as<bool>();
+  };
+  auto read = pool.Read(alone);
+  REQUIRE(read.ok());
+  CHECK(*read);
+  auto transact = pool.Transact(alone);
+  REQUIRE(transact.ok());
+  CHECK_FALSE(*transact);
+  // Errors map as for a transaction, and the connection serves the next call.
+  CHECK(pool.Read([](pqxx::nontransaction& tx) {
+              tx.exec("SELECT 1 / 0");
+              return absl::OkStatus();
+            })
+            .code() == absl::StatusCode::kInvalidArgument);
+  CHECK(pool.Read([](pqxx::nontransaction& tx) {
+              CHECK(InTransaction());
+              tx.exec("SELECT * FROM no_such_table");
+              return absl::OkStatus();
+            })
+            .code() == absl::StatusCode::kInternal);
+  CHECK(*get("a") == 7);
+}
+
 TEST_CASE("the pool hands out at most its size and waits for a returned lease", "[integration]") {
   testing::TestSchema schema(kFiles, "pool");
   PoolOptions o{testing::DatabaseUrl(), schema.name(), 2, std::chrono::milliseconds(200)};

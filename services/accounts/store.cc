@@ -272,7 +272,7 @@ absl::StatusOr<v1::Party> Store::CreateParty(const NewParty& p) {
 }
 
 absl::StatusOr<v1::Party> Store::GetParty(const std::string& tenant, const std::string& id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Party> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::Party> {
     auto res = tx.exec_prepared("accounts_get_party", tenant, id);
     if (res.empty()) return absl::NotFoundError("party not found");
     return ToParty(res[0]);
@@ -299,7 +299,7 @@ absl::StatusOr<v1::Organisation> Store::CreateOrganisation(const NewOrganisation
 
 absl::StatusOr<v1::Organisation> Store::GetOrganisation(const std::string& tenant, const std::string& id,
                                                         const std::string& person_id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Organisation> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::Organisation> {
     auto res = tx.exec_prepared("accounts_get_organisation", tenant, id, person_id);
     if (res.empty()) return absl::NotFoundError("organisation not found");
     return ToOrganisation(res[0]);
@@ -308,7 +308,7 @@ absl::StatusOr<v1::Organisation> Store::GetOrganisation(const std::string& tenan
 
 absl::StatusOr<std::vector<v1::Organisation>> Store::ListOrganisationsOf(const std::string& tenant,
                                                                          const std::string& person_id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::Organisation>> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::vector<v1::Organisation>> {
     std::vector<v1::Organisation> out;
     for (const auto& r : tx.exec_prepared("accounts_organisations_of", tenant, person_id))
       out.push_back(ToOrganisation(r));
@@ -318,7 +318,7 @@ absl::StatusOr<std::vector<v1::Organisation>> Store::ListOrganisationsOf(const s
 
 absl::StatusOr<std::vector<v1::Membership>> Store::ListMembers(const std::string& tenant,
                                                                const std::string& organisation_id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::Membership>> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::vector<v1::Membership>> {
     std::vector<v1::Membership> out;
     for (const auto& r : tx.exec_prepared("accounts_members", tenant, organisation_id)) out.push_back(ToMembership(r));
     return out;
@@ -327,7 +327,7 @@ absl::StatusOr<std::vector<v1::Membership>> Store::ListMembers(const std::string
 
 absl::StatusOr<std::optional<std::string>> Store::RoleOf(const std::string& tenant, const std::string& organisation_id,
                                                          const std::string& person_id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::optional<std::string>> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::optional<std::string>> {
     auto res = tx.exec_prepared("accounts_role_of", tenant, organisation_id, person_id);
     if (res.empty()) return std::optional<std::string>();
     return std::optional<std::string>(res[0]["role"].as<std::string>());
@@ -458,7 +458,7 @@ absl::StatusOr<v1::Preferences> Store::SetPreferences(const std::string& tenant,
 }
 
 absl::StatusOr<std::vector<v1::Consent>> Store::ListConsents(const std::string& tenant, const std::string& party_id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::Consent>> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::vector<v1::Consent>> {
     std::vector<v1::Consent> out;
     for (const auto& r : tx.exec_prepared("accounts_consents", tenant, party_id)) out.push_back(ToConsent(r));
     return out;

@@ -172,7 +172,7 @@ absl::StatusOr<v1::Destination> Store::PutDestination(const DestinationRow& d, c
 }
 
 absl::StatusOr<v1::ListDestinationsResponse> Store::ListDestinations(const std::string& tenant, const api::Page& page) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListDestinationsResponse> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::ListDestinationsResponse> {
     v1::ListDestinationsResponse out;
     for (const auto& row : tx.exec_prepared("connector_list_destinations", tenant, page.after, page.size + 1)) {
       if (out.destinations_size() == page.size) {
@@ -186,7 +186,7 @@ absl::StatusOr<v1::ListDestinationsResponse> Store::ListDestinations(const std::
 }
 
 absl::StatusOr<std::optional<DestinationRow>> Store::FindDestination(const std::string& tenant, const std::string& id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::optional<DestinationRow>> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::optional<DestinationRow>> {
     auto res = tx.exec_prepared("connector_find_destination", tenant, id);
     if (res.empty()) return std::optional<DestinationRow>();
     const auto& r = res[0];
@@ -263,7 +263,7 @@ absl::StatusOr<Recorded> Store::Record(const Due& due, const Attempt& attempt, c
 }
 
 absl::StatusOr<Backlog> Store::ReadBacklog() {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<Backlog> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<Backlog> {
     auto r = tx.exec_prepared1("connector_backlog");
     return Backlog{r["dead_letters"].as<int64_t>(), r["oldest_undelivered_seconds"].as<int64_t>(),
                    r["withdrawn"].as<int64_t>()};
@@ -298,7 +298,7 @@ bool Store::WasWithdrawn(pqxx::work& tx, const std::string& tenant, const std::s
 absl::StatusOr<v1::ListDeliveriesResponse> Store::ListDeliveries(const std::string& tenant,
                                                                  const std::string& destination,
                                                                  const std::string& state, int limit) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListDeliveriesResponse> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::ListDeliveriesResponse> {
     v1::ListDeliveriesResponse out;
     for (const auto& r : tx.exec_prepared("connector_list_deliveries", tenant, destination, state, limit)) {
       *out.add_deliveries() = ToDelivery(r);
@@ -309,7 +309,7 @@ absl::StatusOr<v1::ListDeliveriesResponse> Store::ListDeliveries(const std::stri
 
 absl::StatusOr<v1::ListAttemptsResponse> Store::ListAttempts(const std::string& tenant,
                                                              const std::string& submission_id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListAttemptsResponse> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::ListAttemptsResponse> {
     v1::ListAttemptsResponse out;
     for (const auto& r : tx.exec_prepared("connector_attempts", tenant, submission_id)) {
       auto* a = out.add_attempts();
@@ -336,7 +336,7 @@ absl::StatusOr<int> Store::Replay(const std::string& tenant, const std::string& 
 
 absl::StatusOr<v1::Delivery> Store::FindDelivery(const std::string& tenant, const std::string& destination,
                                                  const std::string& submission_id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Delivery> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::Delivery> {
     auto res = tx.exec_prepared("connector_find_delivery", tenant, destination, submission_id);
     if (res.empty()) return absl::NotFoundError("submission not found");
     return ToDelivery(res[0]);

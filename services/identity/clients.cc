@@ -42,7 +42,7 @@ Found ToFound(const pqxx::row& r) {
 }
 
 absl::StatusOr<Found> FindClient(db::Pool& pool, const std::string& client_id) {
-  return pool.Transact([&](pqxx::work& tx) -> absl::StatusOr<Found> {
+  return pool.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<Found> {
     auto res = tx.exec_prepared("identity_find_client", client_id);
     if (res.empty()) return Refused();
     return ToFound(res[0]);

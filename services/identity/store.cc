@@ -152,7 +152,7 @@ absl::Status Store::CreateAccount(const NewAccount& a, const std::string& token_
 }
 
 absl::StatusOr<v1::Account> Store::GetAccount(const std::string& tenant, const std::string& id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Account> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::Account> {
     auto res = tx.exec_prepared("identity_get_account", tenant, id);
     if (res.empty()) return absl::NotFoundError("account not found");
     return ToAccount(res[0]);
@@ -163,7 +163,7 @@ namespace {
 
 absl::StatusOr<Credentials> FindCredentials(db::Pool& pool, const char* statement, const std::string& tenant,
                                             const std::string& key) {
-  return pool.Transact([&](pqxx::work& tx) -> absl::StatusOr<Credentials> {
+  return pool.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<Credentials> {
     auto res = tx.exec_prepared(statement, tenant, key);
     if (res.empty()) return absl::NotFoundError("account not found");
     return ToCredentials(res[0]);
@@ -288,7 +288,7 @@ absl::Status Store::StartTotp(const std::string& tenant, const std::string& acco
 }
 
 absl::StatusOr<TotpFactor> Store::GetTotp(const std::string& account_id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<TotpFactor> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<TotpFactor> {
     auto res = tx.exec_prepared("identity_get_totp", account_id);
     if (res.empty()) return absl::NotFoundError("no second factor enrolled");
     TotpFactor out;
@@ -325,7 +325,7 @@ void Store::InsertAudit(pqxx::work& tx, const std::string& service, const audit:
 
 absl::StatusOr<std::vector<v1::AuditEntry>> Store::ListAudit(const std::string& tenant, int64_t before, int limit,
                                                              const std::string& actor, const std::string& action) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::AuditEntry>> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::vector<v1::AuditEntry>> {
     std::vector<v1::AuditEntry> out;
     for (const auto& r : tx.exec_prepared("identity_list_audit", tenant, before, actor, action, limit)) {
       out.push_back(ToAuditEntry(r));
@@ -347,7 +347,7 @@ absl::StatusOr<v1::Account> Store::SetRole(const std::string& tenant, const std:
 }
 
 absl::StatusOr<std::vector<v1::Account>> Store::ListAdmins(const std::string& tenant) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::vector<v1::Account>> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::vector<v1::Account>> {
     std::vector<v1::Account> out;
     for (const auto& r : tx.exec_prepared("identity_list_admins", tenant)) out.push_back(ToAccount(r));
     return out;

@@ -247,7 +247,7 @@ absl::StatusOr<v1::ListThreadsResponse> Store::ListThreads(const Owner& owner, b
 }
 
 absl::StatusOr<v1::Thread> Store::ThreadHeader(const Owner& owner, const std::string& id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Thread> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::Thread> {
     auto res = tx.exec_prepared("messaging_get_thread", owner.tenant, owner.party_id, id);
     if (res.empty()) return absl::NotFoundError("thread not found");
     return ToThread(res[0]);
@@ -274,7 +274,7 @@ absl::StatusOr<v1::Message> Store::MarkRead(const Owner& owner, const std::strin
 }
 
 absl::StatusOr<v1::AttachmentContent> Store::GetAttachment(const Owner& owner, const std::string& id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::AttachmentContent> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::AttachmentContent> {
     auto res = tx.exec_prepared("messaging_get_attachment", owner.tenant, owner.party_id, id);
     if (res.empty()) return absl::NotFoundError("attachment not found");
     return ToContent(res[0]);
@@ -284,7 +284,7 @@ absl::StatusOr<v1::AttachmentContent> Store::GetAttachment(const Owner& owner, c
 absl::StatusOr<v1::AttachmentContent> Store::GetDepartmentAttachment(const std::string& tenant,
                                                                      const std::string& destination,
                                                                      const std::string& id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::AttachmentContent> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::AttachmentContent> {
     auto res = tx.exec_prepared("messaging_get_department_attachment", tenant, destination, id);
     if (res.empty()) return absl::NotFoundError("attachment not found");
     return ToContent(res[0]);

@@ -369,7 +369,7 @@ absl::StatusOr<v1::OnlineService> Store::Publish(const Definition& d, const std:
 }
 
 absl::StatusOr<v1::ListOnlineServicesResponse> Store::ListOnlineServices(const CatalogueQuery& q) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListOnlineServicesResponse> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::ListOnlineServicesResponse> {
     v1::ListOnlineServicesResponse out;
     // One row more than the page tells whether another page follows.
     auto res = tx.exec_prepared("submission_list_online_services", q.tenant, q.text, q.category, q.page.after,
@@ -391,7 +391,7 @@ absl::StatusOr<v1::OnlineService> Store::GetOnlineService(const std::string& ten
 
 absl::StatusOr<nlohmann::json> Store::GetDefinition(const std::string& tenant, const std::string& service_id,
                                                     int version) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<nlohmann::json> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<nlohmann::json> {
     auto res = tx.exec_prepared("submission_get_definition", tenant, service_id, version);
     if (res.empty()) return absl::NotFoundError("form version not found");
     return nlohmann::json::parse(res[0]["definition"].as<std::string>());
@@ -444,7 +444,7 @@ absl::StatusOr<v1::Draft> Store::UpdateDraft(const Owner& owner, const std::stri
 }
 
 absl::StatusOr<v1::ListDraftsResponse> Store::ListDrafts(const Owner& owner, const api::Page& page) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListDraftsResponse> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::ListDraftsResponse> {
     v1::ListDraftsResponse out;
     const int64_t after = page.after.empty() ? INT64_MAX : std::stoll(page.after);
     auto res = tx.exec_prepared("submission_list_drafts", owner.tenant, owner.party_id, after, page.size + 1);
@@ -498,7 +498,7 @@ absl::StatusOr<v1::Attachment> Store::AddAttachment(const Owner& owner, const st
 }
 
 absl::StatusOr<v1::AttachmentContent> Store::GetAttachment(const Owner& owner, const std::string& id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::AttachmentContent> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::AttachmentContent> {
     auto res = tx.exec_prepared("submission_get_attachment", owner.tenant, owner.party_id, id);
     if (res.empty()) return absl::NotFoundError("attachment not found");
     return ToContent(res[0]);
@@ -556,7 +556,7 @@ absl::StatusOr<v1::Submission> Store::Submit(const NewSubmission& n) {
 
 absl::StatusOr<v1::ListSubmissionsResponse> Store::ListSubmissions(const Owner& owner, const std::string& status,
                                                                    const api::Page& page) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::ListSubmissionsResponse> {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::ListSubmissionsResponse> {
     v1::ListSubmissionsResponse out;
     const int64_t after = page.after.empty() ? INT64_MAX : std::stoll(page.after);
     auto res = status.empty()
