@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "libs/auth/token_cache.h"
 #include "libs/config/config.h"
 
 // The caller of a service call: resolved once by the gateway from the session and
@@ -80,8 +81,13 @@ class Signer {
   static std::string SigningKeySetting(const std::string& issuer);
   static std::string PublicKeysSetting(const std::string& issuer);
   // A caller token for calls to the service `audience` ("submission", …): only that
-  // service accepts it.
+  // service accepts it. The token signed for the same caller and audience during the
+  // first quarter of its lifetime is handed out again (at most kCachedTokens kept), so
+  // a caller's requests are not each signed anew.
   std::string Sign(const Caller& caller, const std::string& audience) const;
+  static constexpr size_t kCachedTokens = 4096;
+  // How many signed tokens are kept now (tests).
+  size_t cached_tokens() const { return signed_.size(); }
   // A service issuer's token for calls to `audience`: the only caller its key may assert,
   // itself (subject = its part name) as the platform `service` role, for `tenant`.
   std::string SignSelf(const std::string& tenant, const std::string& audience) const;
@@ -99,6 +105,7 @@ class Signer {
   std::string secret_;  // 64-byte libsodium secret key.
   std::string public_;  // 32 bytes.
   std::chrono::seconds lifetime_{60};
+  mutable TokenCache<std::string> signed_{kCachedTokens};  // Claims without times → token.
 };
 
 // Verifies caller tokens (every service). Several public keys per signing part may be
@@ -121,8 +128,12 @@ class Verifier {
   static Verifier FromEnv(const config::Env& env, const std::string& audience);
   // UNAUTHENTICATED when the token is missing, malformed, signed by an unknown key,
   // badly signed, for another service, expired, not yet valid, or asserts what its
-  // signer may not.
+  // signer may not. A token accepted before (the exact same bytes, at most
+  // kCachedTokens kept) is not verified again until it expires; a refused one always is.
   absl::StatusOr<Caller> Verify(const std::string& token) const;
+  static constexpr size_t kCachedTokens = 4096;
+  // How many verified tokens are kept now (tests).
+  size_t cached_tokens() const { return verified_.size(); }
 
  private:
   struct Key {
@@ -130,8 +141,11 @@ class Verifier {
     std::string issuer;      // The part holding the signing key.
   };
   absl::Status AddKeys(const std::string& issuer, const std::string& keys);
+  absl::StatusOr<Caller> VerifyAnew(const std::string& token, int64_t now, int64_t* accepted_until) const;
   std::string audience_;             // "stadtportal-<service>"
   std::map<std::string, Key> keys_;  // kid → key.
+  // Token → its caller.
+  mutable TokenCache<Caller> verified_{kCachedTokens};
 };
 
 // Verifies a JWT signed with EdDSA by the 32-byte `public_key`; returns its claims

@@ -2,9 +2,12 @@
 
 #include <sodium.h>
 
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
 
 namespace stadtportal::auth {
 namespace {
@@ -131,6 +134,93 @@ TEST_CASE("forged, tampered, expired and unknown-key tokens are rejected", "[uni
             ->Verify(SignRaw(key, {{"alg", "EdDSA"}, {"kid", "k1"}},
                              Claims(Anna(), "stadtportal-gateway", "stadtportal-submission")))
             .ok());
+}
+
+TEST_CASE("a verified token is kept: tampered bytes never match it, expiry is checked at every use", "[unit]") {
+  const std::string key = NewSigningKey("k1");
+  auto signer = Signer::FromKey(key, seconds(60));
+  auto verifier = Verifier::FromKeys(signer->PublicKey(), "submission");
+  const std::string token = signer->Sign(Anna(), "submission");
+  REQUIRE(verifier->Verify(token).ok());
+  CHECK(verifier->cached_tokens() == 1);
+  REQUIRE(verifier->Verify(token).ok());
+  CHECK(verifier->Verify(token)->account_id == Anna().account_id);
+  CHECK(verifier->cached_tokens() == 1);
+  // Bytes changed all over (header, claims, signature): refused, and a refusal is never
+  // kept, so it is refused again. (The last character of a part may carry unused bits.)
+  for (size_t i = 0; i + 1 < token.size(); i += 7) {
+    if (token[i + 1] == '.') continue;
+    std::string tampered = token;
+    tampered[i] = tampered[i] == 'A' ? 'B' : 'A';
+    INFO(i);
+    CHECK(Code(verifier->Verify(tampered)) == kUnauthenticated);
+    CHECK(Code(verifier->Verify(tampered)) == kUnauthenticated);
+  }
+  CHECK(verifier->cached_tokens() == 1);
+  // A copy keeps nothing of the original's.
+  Verifier copy = *verifier;
+  CHECK(copy.cached_tokens() == 0);
+
+  // Accepted in its last second (expired, within the tolerated clock difference), kept,
+  // and refused once that second is over although it is kept.
+  const int64_t now = std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto claims = Claims(Anna(), "stadtportal-gateway", "stadtportal-submission");
+  claims["iat"] = now - 15;
+  claims["exp"] = now - 5;
+  const std::string ending = SignRaw(key, {{"alg", "EdDSA"}, {"kid", "k1"}}, claims);
+  auto last = verifier->Verify(ending);
+  if (std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch()).count() == now) {
+    REQUIRE(last.ok());
+    CHECK(verifier->cached_tokens() == 2);
+  }
+  std::this_thread::sleep_until(std::chrono::system_clock::time_point(seconds(now + 1)) +
+                                std::chrono::milliseconds(10));
+  CHECK(verifier->Verify(ending).status().message() == "caller token expired");
+}
+
+TEST_CASE("a signer hands a caller's token out again for a quarter of its lifetime", "[unit]") {
+  auto signer = Signer::FromKey(NewSigningKey("k1"), seconds(60));
+  auto verifier = Verifier::FromKeys(signer->PublicKey(), "submission");
+  const std::string token = signer->Sign(Anna(), "submission");
+  CHECK(signer->Sign(Anna(), "submission") == token);
+  CHECK(signer->cached_tokens() == 1);
+  // Another audience, another caller, another role: each its own token.
+  CHECK(signer->Sign(Anna(), "payment") != token);
+  auto other = Anna();
+  other.roles = {};
+  CHECK(signer->Sign(other, "submission") != token);
+  other = Anna();
+  other.acting_party = "22222222-2222-4222-8222-222222222222";
+  const std::string acting = signer->Sign(other, "submission");
+  CHECK(acting != token);
+  CHECK(verifier->Verify(acting)->acting_party == other.acting_party);
+  CHECK(verifier->Verify(token)->acting_party.empty());
+  CHECK(signer->cached_tokens() == 4);
+  // A token handed out again is good for at least three quarters of the lifetime.
+  std::string payload;
+  REQUIRE(
+      absl::WebSafeBase64Unescape(token.substr(token.find('.') + 1, token.rfind('.') - token.find('.') - 1), &payload));
+  const int64_t now = std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CHECK(nlohmann::json::parse(payload)["exp"].get<int64_t>() - now >= 45);
+}
+
+TEST_CASE("signed and verified tokens kept stay within their bound", "[unit]") {
+  auto signer = Signer::FromKey(NewSigningKey("k1"), seconds(60));
+  auto verifier = Verifier::FromKeys(signer->PublicKey(), "submission");
+  REQUIRE(Signer::kCachedTokens == Verifier::kCachedTokens);
+  auto c = Anna();
+  std::string first;
+  for (size_t i = 0; i < Signer::kCachedTokens + 20; ++i) {
+    c.account_id = absl::StrFormat("00000000-0000-4000-8000-%012d", i);
+    const std::string token = signer->Sign(c, "submission");
+    if (i == 0) first = token;
+    REQUIRE(verifier->Verify(token).ok());
+  }
+  CHECK(signer->cached_tokens() == Signer::kCachedTokens);
+  CHECK(verifier->cached_tokens() == Verifier::kCachedTokens);
+  // The oldest went first: the first token is verified anew (and still accepted).
+  CHECK(verifier->Verify(first).ok());
+  CHECK(verifier->cached_tokens() == Verifier::kCachedTokens);
 }
 
 TEST_CASE("a token is accepted only by the service it names as audience", "[unit]") {
