@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <regex>
+#include <thread>
 
 #include <google/protobuf/util/json_util.h>
 
@@ -186,6 +188,76 @@ absl::StatusOr<int> Consumer::PollOnce(std::chrono::milliseconds block) {
     }
   }
   return handled;
+}
+
+Broadcast::Broadcast(redis::Options redis, std::vector<std::string> topics, OnEvent on_event,
+                     std::function<void()> on_reset, std::chrono::milliseconds block)
+    : redis_(std::make_unique<redis::Client>([&] {
+        redis.command_timeout = std::max(redis.command_timeout, block + std::chrono::milliseconds(1000));
+        return redis;
+      }())),
+      topics_(std::move(topics)),
+      on_event_(std::move(on_event)),
+      on_reset_(std::move(on_reset)),
+      block_(block),
+      job_("event-broadcast", std::chrono::milliseconds(1), [this] {
+        auto n = PollOnce();
+        if (!n.ok()) {
+          log::Warn("event broadcast failed", {{"error", std::string(n.status().message())}});
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+      }) {}
+
+bool Broadcast::live() const {
+  const int64_t heard = heard_ns_.load();
+  return heard != 0 && std::chrono::steady_clock::now().time_since_epoch().count() - heard <
+                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(3 * block_).count();
+}
+
+absl::StatusOr<int> Broadcast::PollOnce() {
+  const auto fail = [this](absl::Status s) {
+    last_ids_.clear();  // Positioned anew (and reset) once Redis answers again.
+    heard_ns_ = 0;
+    return s;
+  };
+  if (last_ids_.empty()) {
+    // The newest entry of each stream now: events after it are read, none before is missed.
+    std::vector<std::string> ids;
+    for (const auto& t : topics_) {
+      auto newest = redis_->Command({"XREVRANGE", StreamOf(t), "+", "-", "COUNT", "1"});
+      if (!newest.ok()) return fail(newest.status());
+      const redisReply* r = newest->raw();
+      ids.push_back(r->type == REDIS_REPLY_ARRAY && r->elements == 1
+                        ? std::string(r->element[0]->element[0]->str, r->element[0]->element[0]->len)
+                        : "0-0");
+    }
+    on_reset_();
+    last_ids_ = std::move(ids);
+  }
+  std::vector<std::string> args = {"XREAD", "COUNT", "100", "BLOCK", std::to_string(block_.count()), "STREAMS"};
+  for (const auto& t : topics_) args.push_back(StreamOf(t));
+  for (const auto& id : last_ids_) args.push_back(id);
+  auto read = redis_->Command(args);
+  if (!read.ok()) return fail(read.status());
+  heard_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  int passed = 0;
+  if (read->is_nil()) return passed;
+  for (size_t s = 0; s < read->size(); ++s) {
+    const redisReply* stream = read->raw()->element[s];
+    const std::string name(stream->element[0]->str, stream->element[0]->len);
+    const auto topic = std::find_if(topics_.begin(), topics_.end(), [&](const auto& t) { return StreamOf(t) == name; });
+    if (topic == topics_.end()) continue;
+    for (size_t i = 0; i < stream->element[1]->elements; ++i) {
+      const redisReply* message = stream->element[1]->element[i];
+      last_ids_[topic - topics_.begin()] = std::string(message->element[0]->str, message->element[0]->len);
+      const redisReply* fields = message->element[1];
+      if (fields == nullptr || fields->type != REDIS_REPLY_ARRAY) continue;
+      on_event_(Event{Field(fields, "id"), Field(fields, "topic"), Field(fields, "key"),
+                      nlohmann::json::parse(Field(fields, "payload"), nullptr, false)});
+      ++passed;
+    }
+  }
+  return passed;
 }
 
 }  // namespace stadtportal::events

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -146,6 +147,34 @@ class Consumer {
   Handler handler_;
   std::chrono::milliseconds retry_after_;
   bool groups_ready_ = false;
+  app::Periodic job_;
+};
+
+// Every event of `topics`, on every replica that listens: a reader without a consumer
+// group, inbox or acknowledgement, for caches that drop what an event makes stale (the
+// gateway's catalogue). It starts at the streams' ends; `on_reset` runs before the
+// first read and again after a lost connection (events may have been missed: drop
+// everything). `live()` holds while the reader heard from Redis within three read
+// timeouts: a cache serves only then.
+class Broadcast {
+ public:
+  using OnEvent = std::function<void(const Event&)>;
+  Broadcast(redis::Options redis, std::vector<std::string> topics, OnEvent on_event, std::function<void()> on_reset,
+            std::chrono::milliseconds block = std::chrono::milliseconds(1000));
+  void Start() { job_.Start(); }
+  void Stop() { job_.Stop(); }
+  bool live() const;
+  // Reads once (waiting up to the read timeout); returns how many events it passed on.
+  absl::StatusOr<int> PollOnce();
+
+ private:
+  std::unique_ptr<redis::Client> redis_;  // Its own connection: reads block.
+  std::vector<std::string> topics_;
+  OnEvent on_event_;
+  std::function<void()> on_reset_;
+  std::chrono::milliseconds block_;
+  std::vector<std::string> last_ids_;  // Per topic; empty until positioned.
+  std::atomic<int64_t> heard_ns_{0};   // steady_clock of the last answer from Redis.
   app::Periodic job_;
 };
 

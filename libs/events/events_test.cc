@@ -253,3 +253,56 @@ TEST_CASE("an event whose id is not the relay's \"<source>-<outbox id>\" is refu
 }
 
 }  // namespace stadtportal::events
+
+TEST_CASE("a broadcast passes every new event to every replica, from where it started", "[integration]") {
+  testing::TestSchema schema(kFiles, "events");
+  auto& pool = schema.pool();
+  redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
+  const std::string topic = "test." + auth::RandomToken(6);
+  Relay relay(pool, redis, RandomName());
+  const auto publish = [&](const std::string& key) {
+    REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                  PublishJson(tx, topic, key, {{"key", key}});
+                  return absl::OkStatus();
+                })
+                .ok());
+    REQUIRE(relay.RelayOnce().ok());
+  };
+  publish("before");  // Already in the stream when the readers start: not passed on.
+
+  struct Reader {
+    std::vector<std::string> keys;
+    int resets = 0;
+    std::unique_ptr<Broadcast> broadcast;
+  };
+  std::vector<Reader> readers(2);
+  for (auto& r : readers) {
+    r.broadcast = std::make_unique<Broadcast>(
+        *redis::Options::FromUrl(testing::RedisUrl()), std::vector<std::string>{topic},
+        [&r](const Event& e) { r.keys.push_back(e.key); }, [&r] { ++r.resets; }, std::chrono::milliseconds(100));
+    CHECK_FALSE(r.broadcast->live());
+    REQUIRE(r.broadcast->PollOnce().ok());  // Positions at the end, nothing new yet.
+    CHECK(r.resets == 1);
+    CHECK(r.broadcast->live());
+  }
+  publish("first");
+  publish("second");
+  for (auto& r : readers) {
+    REQUIRE(r.broadcast->PollOnce().ok());
+    CHECK(r.keys == std::vector<std::string>{"first", "second"});
+    CHECK(r.resets == 1);
+  }
+  // Without answers from Redis for three read timeouts, a reader is no longer live.
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  CHECK_FALSE(readers[0].broadcast->live());
+}
+
+TEST_CASE("a broadcast that loses Redis is not live and resets when it is back", "[integration]") {
+  auto options = *redis::Options::FromUrl("redis://127.0.0.1:" + std::to_string(testing::FreePort()));
+  options.max_attempts = 1;
+  int resets = 0;
+  Broadcast b(options, {"test.nothing"}, [](const Event&) {}, [&] { ++resets; }, std::chrono::milliseconds(100));
+  CHECK_FALSE(b.PollOnce().ok());
+  CHECK_FALSE(b.live());
+  CHECK(resets == 0);  // Not positioned, so nothing to reset yet; it resets before its first read.
+}

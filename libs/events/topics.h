@@ -45,6 +45,10 @@ struct Topic<v1::DeliveryAcknowledged> {
   static constexpr std::string_view kName = "delivery.acknowledged";
 };
 template <>
+struct Topic<v1::CatalogueChanged> {
+  static constexpr std::string_view kName = "catalogue.changed";
+};
+template <>
 struct Topic<v1::AuditRecorded> {
   static constexpr std::string_view kName = "audit.recorded";
 };

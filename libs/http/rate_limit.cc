@@ -1,5 +1,6 @@
 #include "libs/http/rate_limit.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/numbers.h"
@@ -9,27 +10,30 @@
 namespace stadtportal::http {
 namespace {
 
-// KEYS[1]: bucket. ARGV: capacity, period in ms. Returns {allowed, tokens left, ms to full, ms to next}.
+// KEYS[1]: bucket. ARGV: capacity, period in ms, tokens wanted. Takes up to that many
+// (at least one, or none when the bucket has less than one). Returns {tokens taken,
+// tokens left, ms to full, ms to next}.
 constexpr char kScript[] = R"lua(
 local cap = tonumber(ARGV[1])
 local rate = cap / tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(b[1]) or cap
 local ts = tonumber(b[2]) or now
 tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
+local taken = 0
 if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
+  taken = math.min(want, math.floor(tokens))
+  tokens = tokens - taken
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
 local full = math.ceil((cap - tokens) / rate)
 redis.call('PEXPIRE', KEYS[1], full + 1000)
 local wait = 0
-if allowed == 0 then wait = math.ceil((1 - tokens) / rate) end
-return {allowed, math.floor(tokens), full, wait}
+if taken == 0 then wait = math.ceil((1 - tokens) / rate) end
+return {taken, math.floor(tokens), full, wait}
 )lua";
 
 }  // namespace
@@ -47,16 +51,73 @@ absl::StatusOr<Rate> Rate::Parse(const std::string& text) {
 }
 
 absl::StatusOr<Decision> RateLimiter::Take(const std::string& group, const std::string& key, const Rate& rate) {
-  const std::string period_ms = std::to_string(rate.period.count() * 1000);
   // The rate is part of the bucket's name: a changed limit starts with full buckets.
-  const std::string bucket =
-      absl::StrCat("sp:ratelimit:", group, ":", rate.requests, "/", rate.period.count(), ":", key);
-  auto r = redis_.Command({"EVAL", kScript, "1", bucket, std::to_string(rate.requests), period_ms});
+  std::string bucket = absl::StrCat("sp:ratelimit:", group, ":", rate.requests, "/", rate.period.count(), ":", key);
+  const auto now = std::chrono::steady_clock::now();
+  const auto seconds_until = [now](std::chrono::steady_clock::time_point t) {
+    return std::max(1, static_cast<int>(std::ceil(std::chrono::duration<double>(t - now).count())));
+  };
+  int want = 1;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = leases_.find(bucket); it != leases_.end()) {
+      Lease& l = it->second;
+      if (now < l.refused_until) {
+        return Decision{false, rate.requests, 0, l.reset_seconds, seconds_until(l.refused_until)};
+      }
+      if (now < l.lapses && l.tokens > 0) {
+        --l.tokens;
+        return Decision{true, rate.requests, l.remaining + l.tokens, l.reset_seconds, 0};
+      }
+      // A lease used up within its lifetime: a busy client, so a larger one.
+      if (now < l.lapses) want = l.next;
+    }
+  }
+  const int most = std::max(1, std::min(kLeaseMax, rate.requests / 20));
+  want = std::clamp(want, 1, most);
+  int granted = 0;
+  auto d = TakeShared(bucket, rate, want, &granted);
+  if (!d.ok()) return d;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (leases_.size() >= kMaxLeases && leases_.find(bucket) == leases_.end()) {
+    for (auto it = leases_.begin(); it != leases_.end();) {
+      it = now >= it->second.lapses && now >= it->second.refused_until ? leases_.erase(it) : ++it;
+    }
+    if (leases_.size() >= kMaxLeases) leases_.clear();
+  }
+  Lease& l = leases_[bucket];
+  l.remaining = d->remaining;
+  l.reset_seconds = d->reset_seconds;
+  if (granted == 0) {
+    // No token before retry_after in the shared bucket, whatever other replicas do:
+    // refused here without asking again (within the lease lifetime).
+    l.tokens = 0;
+    l.refused_until = now + std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(d->retry_after),
+                                                                           kLeaseLifetime);
+    return d;
+  }
+  if (now >= l.lapses) l.tokens = 0;
+  l.tokens += granted - 1;
+  l.next = std::min(most, granted * 2);
+  l.lapses = now + kLeaseLifetime;
+  d->remaining += l.tokens;
+  return d;
+}
+
+absl::StatusOr<Decision> RateLimiter::TakeShared(const std::string& bucket, const Rate& rate, int want,
+                                                 int* granted) {
+  ++redis_calls_;
+  auto r = redis_.Command({"EVAL", kScript, "1", bucket, std::to_string(rate.requests),
+                           std::to_string(rate.period.count() * 1000), std::to_string(want)});
   if (!r.ok()) return r.status();
   const redisReply* raw = r->raw();
   if (raw->type != REDIS_REPLY_ARRAY || raw->elements != 4) return absl::InternalError("unexpected rate-limit reply");
+  for (size_t i = 0; i < 4; ++i) {
+    if (raw->element[i]->type != REDIS_REPLY_INTEGER) return absl::InternalError("unexpected rate-limit reply");
+  }
+  *granted = static_cast<int>(std::clamp<long long>(raw->element[0]->integer, 0, want));
   Decision d;
-  d.allowed = raw->element[0]->integer == 1;
+  d.allowed = *granted > 0;
   d.limit = rate.requests;
   d.remaining = static_cast<int>(raw->element[1]->integer);
   d.reset_seconds = static_cast<int>(std::ceil(static_cast<double>(raw->element[2]->integer) / 1000.0));

@@ -315,9 +315,13 @@ std::vector<std::string> Router::Routes() const {
   return out;
 }
 
+std::string JsonText(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 void WriteJson(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+  res.set_content(JsonText(body), "application/json");
 }
 
 namespace {

@@ -149,6 +149,8 @@ void WriteProblem(httplib::Response& res, const absl::Status& s, const std::stri
                   const nlohmann::json& extra = nlohmann::json::object());
 // Writes a problem the HTTP layer raises itself (405, 413, …), see status::HttpProblem.
 void WriteHttpProblem(httplib::Response& res, int http_status, const std::string& detail);
+// `body` as the API writes JSON (compact; invalid UTF-8 replaced).
+std::string JsonText(const nlohmann::json& body);
 void WriteJson(httplib::Response& res, int status, const nlohmann::json& body);
 
 // Applies the options (TCP_NODELAY on, timeouts and the request deadline, keep-alive

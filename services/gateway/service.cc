@@ -69,12 +69,22 @@ Options Options::FromEnv(const config::Env& env) {
   o.ready_timeout = env.Millis("STADTPORTAL_READY_TIMEOUT_MS", o.ready_timeout);
   o.shutdown_delay = env.Millis("STADTPORTAL_SHUTDOWN_DELAY_MS", o.shutdown_delay);
   o.token_url = env.String("STADTPORTAL_OAUTH_TOKEN_URL", o.token_url);
+  o.events_redis = redis::Options::FromEnv(env);
   return o;
 }
 
 Service::Service(Options options, auth::Signer signer, redis::Client* redis)
-    : options_(std::move(options)), signer_(std::move(signer)), router_("http_server", options_.edge) {
+    : options_(std::move(options)),
+      signer_(std::move(signer)),
+      router_("http_server", options_.edge),
+      catalogue_([this] { return catalogue_events_ != nullptr && catalogue_events_->live(); }),
+      views_job_("catalogue-views", std::chrono::seconds(10), [this] { ReportViews(); }) {
   if (redis != nullptr) limiter_ = std::make_unique<http::RateLimiter>(*redis);
+  if (options_.events_redis) {
+    catalogue_events_ = std::make_unique<events::Broadcast>(
+        *options_.events_redis, std::vector<std::string>{std::string(events::Topic<events::v1::CatalogueChanged>::kName)},
+        [this](const events::Event&) { catalogue_.DropAll(); }, [this] { catalogue_.DropAll(); });
+  }
   for (const auto& d : options_.downstreams) channels_[d.name] = grpcx::MakeChannel(d.target);
   identity_ = identity::v1::IdentityService::NewStub(channels_.at("identity"));
   accounts_ = accounts::v1::AccountsService::NewStub(channels_.at("accounts"));
@@ -199,25 +209,96 @@ void Service::Readyz(Res res) {
                      {{"detail", absl::StrCat("not ready: ", absl::StrJoin(not_ready, ", "))}, {"services", services}});
 }
 
+namespace {
+
+prometheus::Counter& CatalogueCacheCounter(const std::string& result) {
+  static auto& family = metrics::CounterFamily("stadtportal_gateway_catalogue_cache_total",
+                                               "Catalogue requests answered from the cache (hit) or not (miss).");
+  return family.Add({{"result", result}});
+}
+
+}  // namespace
+
+void Service::WriteCatalogue(Req req, Res res, const CatalogueCache::Entry& entry) {
+  res.set_header("ETag", entry.etag);
+  // Caches (an ingress, a CDN) may keep it, but ask again each time: a new form version
+  // applies at once. Asking with If-None-Match costs a 304 without a body.
+  res.set_header("Cache-Control", "public, no-cache");
+  if (EtagMatches(req.get_header_value("If-None-Match"), entry.etag)) {
+    res.status = 304;
+    return;
+  }
+  res.status = 200;
+  res.set_content(entry.body, "application/json");
+}
+
 void Service::ListServices(Req req, Res res) {
   submission::v1::ListOnlineServicesRequest in;
   in.set_query(req.get_param_value("q"));
   in.set_category(req.get_param_value("category"));
   if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
-  submission::v1::ListOnlineServicesResponse out;
-  if (!Call(req, res, *submission_, &submission::v1::SubmissionService::Stub::ListOnlineServices, in, &out)) return;
-  http::WriteJson(res, 200, json::Page(json::Array(out.services(), ServiceJson), out.page()));
+  const std::string key = absl::StrCat("list\x1f", in.query(), "\x1f", in.category(), "\x1f",
+                                       in.page().page_size(), "\x1f", in.page().page_token());
+  auto entry = catalogue_.Get(key);
+  CatalogueCacheCounter(entry != nullptr ? "hit" : "miss").Increment();
+  if (entry == nullptr) {
+    const uint64_t generation = catalogue_.generation();
+    submission::v1::ListOnlineServicesResponse out;
+    if (!Call(req, res, *submission_, &submission::v1::SubmissionService::Stub::ListOnlineServices, in, &out)) return;
+    entry = catalogue_.Put(key, http::JsonText(json::Page(json::Array(out.services(), ServiceJson), out.page())),
+                           generation);
+  }
+  WriteCatalogue(req, res, *entry);
 }
 
 void Service::GetService(Req req, const std::string& id, Res res) {
-  submission::v1::GetOnlineServiceRequest in;
-  in.set_id(id);
-  submission::v1::OnlineService out;
-  if (!Call(req, res, *submission_, &submission::v1::SubmissionService::Stub::GetOnlineService, in, &out)) return;
-  nlohmann::json body = ServiceJson(out);
-  body["retention_days"] = out.retention_days();
-  body["form"] = nlohmann::json::parse(out.form_json())["form"];
-  http::WriteJson(res, 200, body);
+  const std::string key = "service\x1f" + id;
+  auto entry = catalogue_.Get(key);
+  CatalogueCacheCounter(entry != nullptr ? "hit" : "miss").Increment();
+  if (entry != nullptr) {
+    // Answered here, not by the submission service: counted here for its funnel.
+    std::lock_guard<std::mutex> lock(views_mu_);
+    ++views_[id];
+  } else {
+    const uint64_t generation = catalogue_.generation();
+    submission::v1::GetOnlineServiceRequest in;
+    in.set_id(id);
+    submission::v1::OnlineService out;
+    if (!Call(req, res, *submission_, &submission::v1::SubmissionService::Stub::GetOnlineService, in, &out)) return;
+    nlohmann::json body = ServiceJson(out);
+    body["retention_days"] = out.retention_days();
+    body["form"] = nlohmann::json::parse(out.form_json())["form"];
+    entry = catalogue_.Put(key, http::JsonText(body), generation);
+  }
+  WriteCatalogue(req, res, *entry);
+}
+
+void Service::ReportViews() {
+  std::map<std::string, int64_t> views;
+  {
+    std::lock_guard<std::mutex> lock(views_mu_);
+    views.swap(views_);
+  }
+  submission::v1::RecordViewsRequest in;
+  int64_t total = 0;
+  const auto send = [&] {
+    submission::v1::RecordViewsResponse out;
+    if (auto s = Invoke(AnonymousToken("submission"), *submission_,
+                        &submission::v1::SubmissionService::Stub::RecordViews, in, &out);
+        !s.ok()) {
+      log::Warn("catalogue views lost", {{"error", std::string(s.message())}, {"count", total}});
+    }
+    in.clear_views();
+    total = 0;
+  };
+  for (const auto& [id, count] : views) {
+    auto* v = in.add_views();
+    v->set_service_id(id);
+    v->set_count(std::min<int64_t>(count, 1000000000));
+    total += count;
+    if (in.views_size() == 1000) send();  // A report carries up to 1,000 services.
+  }
+  if (in.views_size() > 0) send();
 }
 
 absl::StatusOr<uint16_t> Service::Start() {
@@ -237,6 +318,8 @@ absl::StatusOr<uint16_t> Service::Start() {
   if (port <= 0)
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.http.host, ":", options_.http.port));
   thread_ = std::thread([this] { server_.listen_after_bind(); });
+  if (catalogue_events_ != nullptr) catalogue_events_->Start();
+  views_job_.Start();
   // Until the loop runs, stop() would race with it: wait for it (a few milliseconds).
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!server_.is_running()) {
@@ -253,6 +336,9 @@ void Service::Shutdown() {
   if (options_.shutdown_delay.count() > 0) std::this_thread::sleep_for(options_.shutdown_delay);
   server_.stop();
   if (thread_.joinable()) thread_.join();
+  if (catalogue_events_ != nullptr) catalogue_events_->Stop();
+  views_job_.Stop();
+  ReportViews();
   log::Info("http server stopped");
 }
 

@@ -14,8 +14,10 @@
 #include <httplib.h>
 
 #include "absl/status/statusor.h"
+#include "libs/app/periodic.h"
 #include "libs/auth/caller.h"
 #include "libs/config/config.h"
+#include "libs/events/events.h"
 #include "libs/grpc/client.h"
 #include "libs/http/client_address.h"
 #include "libs/http/json_body.h"
@@ -29,6 +31,7 @@
 #include "stadtportal/identity/v1/identity.grpc.pb.h"
 #include "stadtportal/messaging/v1/messaging.grpc.pb.h"
 #include "stadtportal/payment/v1/payment.grpc.pb.h"
+#include "services/gateway/catalogue_cache.h"
 #include "stadtportal/submission/v1/submission.grpc.pb.h"
 
 namespace stadtportal::gateway {
@@ -58,6 +61,9 @@ struct Options {
   // Per client (http::ClientAddress); the auth group covers log-in, registration and resets.
   http::Rate auth_rate{20, std::chrono::seconds(60)};
   http::Rate default_rate{300, std::chrono::seconds(60)};
+  // Where the event streams are (the catalogue cache learns of new form versions there);
+  // none: no catalogue cache.
+  std::optional<redis::Options> events_redis;
 
   // STADTPORTAL_{IDENTITY,ACCOUNTS,SUBMISSION,PAYMENT,MESSAGING,CONNECTOR}_ADDR (required),
   // STADTPORTAL_TENANT, STADTPORTAL_GRPC_DEADLINE_MS, STADTPORTAL_READY_TIMEOUT_MS,
@@ -188,6 +194,11 @@ class Service {
   void Readyz(Res res);
   void ListServices(Req req, Res res);
   void GetService(Req req, const std::string& id, Res res);
+  // A catalogue answer with its ETag, or 304 when the request's If-None-Match names it.
+  static void WriteCatalogue(Req req, Res res, const CatalogueCache::Entry& entry);
+  // Reports the views answered from the catalogue cache to the submission service,
+  // which counts them with its own (funnel "viewed").
+  void ReportViews();
 
   // The anonymous caller's token for calls to `service`.
   std::string AnonymousToken(const std::string& service) const;
@@ -259,6 +270,11 @@ class Service {
   };
   mutable std::mutex anonymous_mu_;
   mutable std::map<std::string, CachedToken> anonymous_tokens_;
+  std::unique_ptr<events::Broadcast> catalogue_events_;
+  CatalogueCache catalogue_;
+  std::mutex views_mu_;
+  std::map<std::string, int64_t> views_;  // Service id → views answered from the cache.
+  app::Periodic views_job_;
 };
 
 }  // namespace stadtportal::gateway

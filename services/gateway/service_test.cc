@@ -226,4 +226,46 @@ TEST_CASE("the gateway serves exactly the routes of docs/api/openapi.yaml", "[un
   for (const auto& d : documented) CHECK(served.count(d) == 1);
 }
 
+TEST_CASE("the catalogue cache serves only while live, and never an answer older than a change", "[unit]") {
+  bool live = true;
+  CatalogueCache cache([&] { return live; }, 3);
+  CHECK(cache.Get("a") == nullptr);
+  auto g = cache.generation();
+  auto a = cache.Put("a", R"({"v":1})", g);
+  REQUIRE(cache.Get("a") != nullptr);
+  CHECK(cache.Get("a")->body == R"({"v":1})");
+  CHECK(a->etag.size() == 34);
+  CHECK(a->etag.front() == '"');
+  // An answer fetched before a change is handed out but not kept.
+  const auto before = cache.generation();
+  cache.DropAll();
+  CHECK(cache.Get("a") == nullptr);
+  auto stale = cache.Put("a", R"({"v":1})", before);
+  CHECK(stale->body == R"({"v":1})");
+  CHECK(cache.Get("a") == nullptr);
+  auto fresh = cache.Put("a", R"({"v":2})", cache.generation());
+  CHECK(cache.Get("a")->body == R"({"v":2})");
+  CHECK(fresh->etag != a->etag);
+  // Not live (no invalidations arrive): nothing served, nothing kept.
+  live = false;
+  CHECK(cache.Get("a") == nullptr);
+  cache.Put("b", "{}", cache.generation());
+  live = true;
+  CHECK(cache.Get("b") == nullptr);
+  // Bounded: a full cache starts over.
+  for (const std::string key : {"c", "d", "e"}) cache.Put(key, "{}", cache.generation());
+  CHECK(cache.size() <= 3);
+}
+
+TEST_CASE("If-None-Match is compared weakly, lists and * included", "[unit]") {
+  const std::string etag = "\"0123abcd\"";
+  CHECK(EtagMatches(etag, etag));
+  CHECK(EtagMatches("W/" + etag, etag));
+  CHECK(EtagMatches("\"other\", " + etag, etag));
+  CHECK(EtagMatches("*", etag));
+  CHECK_FALSE(EtagMatches("", etag));
+  CHECK_FALSE(EtagMatches("\"0123abc\"", etag));
+  CHECK_FALSE(EtagMatches("0123abcd", etag));
+}
+
 }  // namespace stadtportal::gateway

@@ -151,6 +151,24 @@ grpc::Status Service::GetOnlineService(grpc::ServerContext* ctx, const v1::GetOn
   });
 }
 
+grpc::Status Service::RecordViews(grpc::ServerContext* ctx, const v1::RecordViewsRequest* req,
+                                  v1::RecordViewsResponse*) {
+  return grpcx::Handle(ctx, "RecordViews", [&](const auth::Caller& caller) -> absl::Status {
+    if (caller.tenant.empty()) return absl::UnauthenticatedError("caller token without a tenant");
+    if (req->views_size() > 1000) return status::MalformedField("views", "too_many");
+    for (const auto& v : req->views()) {
+      if (auto s = api::ValidateSlug(v.service_id(), "service_id"); !s.ok()) return s;
+      if (v.count() < 1 || v.count() > 1000000000) return status::MalformedField("count", "out_of_range");
+    }
+    std::lock_guard<std::mutex> lock(views_mu_);
+    for (const auto& v : req->views()) {
+      int& n = views_[{caller.tenant, v.service_id()}];
+      n = static_cast<int>(std::min<int64_t>(int64_t{n} + v.count(), 1000000000));
+    }
+    return absl::OkStatus();
+  });
+}
+
 void Service::FlushViews() {
   std::map<std::pair<std::string, std::string>, int> views;
   {

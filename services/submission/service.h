@@ -33,6 +33,8 @@ class Service final : public v1::SubmissionService::Service {
 
   grpc::Status ListOnlineServices(grpc::ServerContext* ctx, const v1::ListOnlineServicesRequest* req,
                                   v1::ListOnlineServicesResponse* resp) override;
+  grpc::Status RecordViews(grpc::ServerContext* ctx, const v1::RecordViewsRequest* req,
+                           v1::RecordViewsResponse* resp) override;
   grpc::Status GetOnlineService(grpc::ServerContext* ctx, const v1::GetOnlineServiceRequest* req,
                                 v1::OnlineService* resp) override;
   grpc::Status PublishOnlineService(grpc::ServerContext* ctx, const v1::PublishOnlineServiceRequest* req,

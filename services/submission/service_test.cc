@@ -132,6 +132,30 @@ TEST_CASE("the catalogue is searched by text and category; a service carries its
       2);
   f.service.FlushViews();
   CHECK(Count(f, "SELECT count(*) FROM funnel_events WHERE event = 'viewed'") == 1);
+
+  // Views the gateway answered from its cache are added to the same count.
+  v1::RecordViewsRequest views;
+  v1::RecordViewsResponse recorded;
+  auto* v = views.add_views();
+  v->set_service_id("dog-tax-registration");
+  v->set_count(40);
+  {
+    auth::Caller anonymous;
+    anonymous.tenant = "09564000";
+    grpcx::TestCaller gateway(anonymous);
+    REQUIRE(f.service.RecordViews(&f.ctx, &views, &recorded).ok());
+    f.service.FlushViews();
+    CHECK(Count(f, "SELECT sum(count) FROM funnel_events WHERE event = 'viewed' AND service_id = "
+                   "'dog-tax-registration'") == 42);
+    for (auto [id, count] : {std::pair<std::string, int64_t>{"Not A Slug", 1}, {"dog-tax-registration", 0},
+                             {"dog-tax-registration", -5}, {"dog-tax-registration", 2000000000}}) {
+      v->set_service_id(id);
+      v->set_count(count);
+      CHECK(f.service.RecordViews(&f.ctx, &views, &recorded).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    }
+    f.service.FlushViews();
+    CHECK(Count(f, "SELECT sum(count) FROM funnel_events WHERE event = 'viewed'") == 42);
+  }
   get.set_id("Not A Slug");
   CHECK(f.service.GetOnlineService(&f.ctx, &get, &s).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   get.set_id("no-such-service");
@@ -427,6 +451,10 @@ TEST_CASE("a new form version is published by an admin; earlier drafts keep thei
   REQUIRE(f.service.PublishOnlineService(&f.ctx, &publish, &published).ok());
   CHECK(published.form_version() == 2);
   CHECK(published.fee().amount_minor() == 1800);
+  // Caches of the catalogue learn of the new version (the start's sync published none:
+  // its versions were current already or the first).
+  CHECK(Count(f, "SELECT count(*) FROM outbox WHERE topic = 'catalogue.changed' AND key = 'library-fee-payment'"
+                 " AND (payload->>'form_version')::int = 2") == 1);
   // Publishing version 2 again is a conflict; a broken definition is refused with its problems.
   CHECK(f.service.PublishOnlineService(&f.ctx, &publish, &published).error_code() == grpc::StatusCode::ABORTED);
   d["version"] = 3;

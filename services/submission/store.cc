@@ -171,6 +171,13 @@ absl::Status UpsertVersion(pqxx::work& tx, const Definition& d, const std::strin
                                                       " differs from the published one; publish a new version"));
   }
   tx.exec_prepared("submission_set_form_version", d.tenant, d.id, d.version);
+  if (d.version > current_version) {
+    events::v1::CatalogueChanged e;
+    e.set_tenant(d.tenant);
+    e.set_service_id(d.id);
+    e.set_form_version(d.version);
+    events::Publish(tx, d.id, e);
+  }
   return absl::OkStatus();
 }
 
