@@ -252,8 +252,6 @@ TEST_CASE("an event whose id is not the relay's \"<source>-<outbox id>\" is refu
   CHECK(redis.Command({"XPENDING", StreamOf(topic), "idgroup"})->raw()->element[0]->integer == 0);
 }
 
-}  // namespace stadtportal::events
-
 TEST_CASE("a broadcast passes every new event to every replica, from where it started", "[integration]") {
   testing::TestSchema schema(kFiles, "events");
   auto& pool = schema.pool();
@@ -306,3 +304,5 @@ TEST_CASE("a broadcast that loses Redis is not live and resets when it is back",
   CHECK_FALSE(b.live());
   CHECK(resets == 0);  // Not positioned, so nothing to reset yet; it resets before its first read.
 }
+
+}  // namespace stadtportal::events

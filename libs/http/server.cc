@@ -77,21 +77,21 @@ void BoundedThreadPool::Work() {
 
 namespace {
 
-// "/api/v1/services/{id}" → ^/api/v1/services/([^/]+)$ and names {"id"}.
-std::regex Compile(const std::string& pattern, std::vector<std::string>& names) {
-  static const std::regex kParam(R"(\{([a-z_]+)\})");
-  std::string re = "^";
-  auto begin = std::sregex_iterator(pattern.begin(), pattern.end(), kParam);
-  size_t last = 0;
-  for (auto it = begin; it != std::sregex_iterator(); ++it) {
-    re += pattern.substr(last, static_cast<size_t>(it->position()) - last);
-    re += "([^/]+)";
-    names.push_back((*it)[1].str());
-    last = static_cast<size_t>(it->position() + it->length());
+// "/api/v1/services/{id}" → segments {"api", "v1", "services", "{id}"}, names {"id"}.
+// Segments are compared as strings: matching costs no regular expression per route.
+std::vector<std::string> Segments(const std::string& pattern, std::vector<std::string>& names) {
+  std::vector<std::string> segments = absl::StrSplit(pattern, '/');
+  for (const auto& segment : segments) {
+    if (segment.size() > 2 && segment.front() == '{' && segment.back() == '}') {
+      names.push_back(segment.substr(1, segment.size() - 2));
+    } else if (segment.find_first_of("{}") != std::string::npos) {
+      throw std::logic_error("a route parameter must be a whole segment: " + pattern);
+    }
   }
-  re += pattern.substr(last) + "$";
-  return std::regex(re);
+  return segments;
 }
+
+bool IsParameter(const std::string& segment) { return !segment.empty() && segment.front() == '{'; }
 
 // Which part of a request holds a value no handler may see: httplib has URL-decoded
 // the path, the query and even header values, so "%7F" or "%FF" arrive as raw bytes.
@@ -165,7 +165,7 @@ void Router::EdgeHeaders(const httplib::Request& req, httplib::Response& res) co
 
 void Router::Add(const std::string& method, const std::string& pattern, Handler handler) {
   Route r{method, pattern, {}, {}, std::move(handler), edge_.max_body_bytes, false};
-  r.re = Compile(pattern, r.names);
+  r.segments = Segments(pattern, r.names);
   routes_.push_back(std::move(r));
 }
 
@@ -188,8 +188,18 @@ void Router::SetUpload(const std::string& method, const std::string& pattern) {
 
 Router::Match Router::Find(const httplib::Request& req) const {
   Match out;
+  const std::vector<absl::string_view> path = absl::StrSplit(req.path, '/');
   for (const auto& r : routes_) {
-    if (!std::regex_match(req.path, out.captures, r.re)) continue;
+    if (r.segments.size() != path.size()) continue;
+    bool matches = true;
+    for (size_t i = 0; i < path.size() && matches; ++i) {
+      matches = IsParameter(r.segments[i]) ? !path[i].empty() : path[i] == r.segments[i];
+    }
+    if (!matches) continue;
+    out.captures.clear();
+    for (size_t i = 0; i < path.size(); ++i) {
+      if (IsParameter(r.segments[i])) out.captures.emplace_back(path[i]);
+    }
     if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
       out.route = &r;
       return out;
@@ -362,7 +372,6 @@ void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
   Match& found = Matched(req);
   std::vector<std::string>& allowed = found.allowed;
   const Route* match = unclean.empty() ? found.route : nullptr;
-  const std::smatch& m = found.captures;
   // Bounded label: the route template, or "unmatched" for any unknown path.
   const std::string op = req.method + " " + (match != nullptr ? match->pattern : std::string("unmatched"));
   red_.Started(op);
@@ -380,7 +389,7 @@ void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
     }
   } else if (match != nullptr) {
     Params params;
-    for (size_t i = 0; i < match->names.size(); ++i) params[match->names[i]] = m[i + 1].str();
+    for (size_t i = 0; i < match->names.size(); ++i) params[match->names[i]] = found.captures[i];
     try {
       match->handler(req, res, params);
     } catch (const std::exception& e) {

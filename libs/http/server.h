@@ -5,7 +5,6 @@
 #include <deque>
 #include <functional>
 #include <mutex>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -110,7 +109,8 @@ class Router {
   struct Route {
     std::string method;
     std::string pattern;
-    std::regex re;
+    // The pattern's segments between slashes; "{name}" takes one non-empty segment.
+    std::vector<std::string> segments;
     std::vector<std::string> names;
     Handler handler;
     size_t max_body;
@@ -120,7 +120,7 @@ class Router {
   // method differs, the methods allowed.
   struct Match {
     const Route* route = nullptr;
-    std::smatch captures;
+    std::vector<std::string> captures;  // The values of the route's names, in order.
     std::vector<std::string> allowed;
   };
   Match Find(const httplib::Request& req) const;

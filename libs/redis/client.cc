@@ -1,5 +1,6 @@
 #include "libs/redis/client.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -66,16 +67,20 @@ Options Options::FromEnv(const config::Env& env) {
   return *o;
 }
 
-Client::Client(Options options) : options_(std::move(options)) {}
-
-Client::~Client() {
-  if (ctx_ != nullptr) redisFree(ctx_);
+Client::Client(Options options) : options_(std::move(options)) {
+  for (int i = 0; i < std::max(1, options_.connections); ++i) connections_.push_back(std::make_unique<Connection>());
 }
 
-absl::Status Client::ConnectLocked() {
-  if (ctx_ != nullptr) {
-    redisFree(ctx_);
-    ctx_ = nullptr;
+Client::~Client() {
+  for (auto& c : connections_) {
+    if (c->ctx != nullptr) redisFree(c->ctx);
+  }
+}
+
+absl::Status Client::ConnectLocked(Connection& conn) {
+  if (conn.ctx != nullptr) {
+    redisFree(conn.ctx);
+    conn.ctx = nullptr;
   }
   redisContext* c = redisConnectWithTimeout(options_.host.c_str(), options_.port, ToTimeval(options_.connect_timeout));
   if (c == nullptr) return absl::UnavailableError("redis: out of memory");
@@ -106,12 +111,29 @@ absl::Status Client::ConnectLocked() {
       return s;
     }
   }
-  ctx_ = c;
+  conn.ctx = c;
   return absl::OkStatus();
 }
 
 absl::StatusOr<Reply> Client::Command(const std::vector<std::string>& args) {
-  std::lock_guard<std::mutex> lock(mu_);
+  // A free connection, starting at the next in turn; if all are busy, wait for that one.
+  const size_t n = connections_.size();
+  const size_t first = next_.fetch_add(1, std::memory_order_relaxed) % n;
+  std::unique_lock<std::mutex> lock;
+  Connection* conn = nullptr;
+  for (size_t i = 0; i < n && conn == nullptr; ++i) {
+    Connection& candidate = *connections_[(first + i) % n];
+    std::unique_lock<std::mutex> attempt(candidate.mu, std::try_to_lock);
+    if (attempt.owns_lock()) {
+      lock = std::move(attempt);
+      conn = &candidate;
+    }
+  }
+  if (conn == nullptr) {
+    conn = connections_[first].get();
+    lock = std::unique_lock<std::mutex>(conn->mu);
+  }
+  redisContext*& ctx = conn->ctx;
   absl::Status last = absl::UnavailableError("redis: not connected");
   auto backoff = options_.initial_backoff;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
@@ -119,16 +141,16 @@ absl::StatusOr<Reply> Client::Command(const std::vector<std::string>& args) {
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
-    if (ctx_ == nullptr || ctx_->err != 0) {
-      last = ConnectLocked();
+    if (ctx == nullptr || ctx->err != 0) {
+      last = ConnectLocked(*conn);
       if (!last.ok()) continue;
       if (attempt > 0) log::Info("redis reconnected", {{"host", options_.host}, {"port", options_.port}});
     }
-    auto* r = Send(ctx_, args);
+    auto* r = Send(ctx, args);
     if (r == nullptr) {
-      last = absl::UnavailableError(absl::StrCat("redis: ", ctx_->errstr));
-      redisFree(ctx_);
-      ctx_ = nullptr;
+      last = absl::UnavailableError(absl::StrCat("redis: ", ctx->errstr));
+      redisFree(ctx);
+      ctx = nullptr;
       continue;
     }
     Reply reply(r);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,8 @@ struct Options {
   int max_attempts = 4;
   std::chrono::milliseconds initial_backoff{50};
   std::chrono::milliseconds max_backoff{1000};
+  // Connections opened (when first needed) for commands from many threads at once.
+  int connections = 4;
 
   // Parses redis://[:password@]host[:port][/db].
   static absl::StatusOr<Options> FromUrl(const std::string& url);
@@ -49,8 +52,10 @@ class Reply {
   std::unique_ptr<redisReply, Free> r_;
 };
 
-// A Redis connection that reconnects with exponential backoff when the server went
-// away (restart, failover). Thread-safe; commands are serialised on the connection.
+// Redis connections (up to Options::connections, opened when first needed) that
+// reconnect with exponential backoff when the server went away (restart, failover).
+// Thread-safe: a command takes a free connection, or waits for one; one command never
+// depends on another having run on the same connection (no MULTI across calls).
 // A command whose connection broke is sent again on the new connection, so commands
 // must be safe to repeat (SET, EXPIRE, XADD with explicit ids, Lua scripts guarded by
 // keys) — callers of INCR-like commands accept at-least-once.
@@ -67,10 +72,14 @@ class Client {
   absl::Status Ping();
 
  private:
-  absl::Status ConnectLocked();
+  struct Connection {
+    std::mutex mu;
+    redisContext* ctx = nullptr;
+  };
+  absl::Status ConnectLocked(Connection& c);
   Options options_;
-  std::mutex mu_;
-  redisContext* ctx_ = nullptr;
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::atomic<size_t> next_{0};
 };
 
 }  // namespace stadtportal::redis
