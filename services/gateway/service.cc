@@ -222,7 +222,9 @@ prometheus::Counter& CatalogueCacheCounter(const std::string& result) {
 void Service::WriteCatalogue(Req req, Res res, const CatalogueCache::Entry& entry) {
   res.set_header("ETag", entry.etag);
   // Caches (an ingress, a CDN) may keep it, but ask again each time: a new form version
-  // applies at once. Asking with If-None-Match costs a 304 without a body.
+  // applies at once. Asking with If-None-Match costs a 304 without a body. (In place of
+  // the edge's "no-store" for every other answer.)
+  res.headers.erase("Cache-Control");
   res.set_header("Cache-Control", "public, no-cache");
   if (EtagMatches(req.get_header_value("If-None-Match"), entry.etag)) {
     res.status = 304;

@@ -46,12 +46,14 @@ int CacheHits(Stack& stack) {
 
 TEST_CASE("catalogue answers are cached with an ETag, and a new form version is served at once", "[e2e]") {
   Stack stack;
+  REQUIRE(stack.WaitReady(60s));
   auto c = stack.Http();
   auto first = c.Get(kPath);
   REQUIRE(Status(first) == 200);
   const std::string etag = first->get_header_value("ETag");
   CHECK(etag.size() == 34);
   CHECK(first->get_header_value("Cache-Control") == "public, no-cache");
+  CHECK(first->get_header_value_count("Cache-Control") == 1);
   const int version = json::parse(first->body)["form_version"];
 
   // The reader of catalogue events is live within a moment; then answers come from the cache.
