@@ -109,6 +109,18 @@ class DeadlineStream final : public httplib::Stream {
 
 }  // namespace
 
+int Server::Bind(const std::string& host, int port, int backlog) {
+  set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listening_ = sock;
+  });
+  const int bound = port == 0 ? bind_to_any_port(host) : (bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) return -1;
+  // listen() again on a listening socket sets its backlog.
+  if (listening_ != INVALID_SOCKET && ::listen(listening_, backlog) != 0) return -1;
+  return bound;
+}
+
 bool Server::RequestDeadlinePassed() { return deadline_passed; }
 
 void Server::CloseAfterResponse() { close_after_response = true; }

@@ -311,12 +311,7 @@ absl::StatusOr<uint16_t> Service::Start() {
         absl::StrCat("cannot serve metrics on ", options_.http.host, ":", options_.admin_port, ": ", e.what()));
   }
   log::Info("metrics listening", {{"port", admin_->port()}});
-  int port = options_.http.port;
-  if (port == 0) {
-    port = server_.bind_to_any_port(options_.http.host);
-  } else if (!server_.bind_to_port(options_.http.host, port)) {
-    port = -1;
-  }
+  const int port = server_.Bind(options_.http.host, options_.http.port);
   if (port <= 0)
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.http.host, ":", options_.http.port));
   thread_ = std::thread([this] { server_.listen_after_bind(); });
