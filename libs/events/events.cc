@@ -234,11 +234,19 @@ absl::StatusOr<int> Broadcast::PollOnce() {
     on_reset_();
     last_ids_ = std::move(ids);
   }
+  const uint64_t connects = redis_->connects();
   std::vector<std::string> args = {"XREAD", "COUNT", "100", "BLOCK", std::to_string(block_.count()), "STREAMS"};
   for (const auto& t : topics_) args.push_back(StreamOf(t));
   for (const auto& id : last_ids_) args.push_back(id);
   auto read = redis_->Command(args);
   if (!read.ok()) return fail(read.status());
+  if (redis_->connects() != connects) {
+    // Reconnected within the call: the server may have lost entries (a restart without
+    // persistence, a failover). Drop everything now and position anew.
+    on_reset_();
+    last_ids_.clear();
+    return 0;
+  }
   heard_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
   int passed = 0;
   if (read->is_nil()) return passed;

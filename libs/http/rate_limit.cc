@@ -43,8 +43,8 @@ absl::StatusOr<Rate> Rate::Parse(const std::string& text) {
   Rate r;
   int64_t period = 0;
   if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &r.requests) || !absl::SimpleAtoi(parts[1], &period) ||
-      r.requests < 1 || period < 1 || period > 86400) {
-    return absl::InvalidArgumentError("expected REQUESTS/SECONDS, e.g. 20/60");
+      r.requests < 1 || r.requests > 1000000000 || period < 1 || period > 86400) {
+    return absl::InvalidArgumentError("expected REQUESTS/SECONDS, e.g. 20/60 (at most 1000000000 requests)");
   }
   r.period = std::chrono::seconds(period);
   return r;
@@ -76,7 +76,8 @@ absl::StatusOr<Decision> RateLimiter::Take(const std::string& group, const std::
   const int most = std::max(1, std::min(kLeaseMax, rate.requests / 20));
   want = std::clamp(want, 1, most);
   int granted = 0;
-  auto d = TakeShared(bucket, rate, want, &granted);
+  int64_t next_ms = 0;
+  auto d = TakeShared(bucket, rate, want, &granted, &next_ms);
   if (!d.ok()) return d;
   std::lock_guard<std::mutex> lock(mu_);
   if (leases_.size() >= kMaxLeases && leases_.find(bucket) == leases_.end()) {
@@ -89,11 +90,15 @@ absl::StatusOr<Decision> RateLimiter::Take(const std::string& group, const std::
   l.remaining = d->remaining;
   l.reset_seconds = d->reset_seconds;
   if (granted == 0) {
-    // No token before retry_after in the shared bucket, whatever other replicas do:
-    // refused here without asking again (within the lease lifetime).
-    l.tokens = 0;
-    l.refused_until = now + std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(d->retry_after),
-                                                                           kLeaseLifetime);
+    // Another thread of this client may have just taken a lease: its tokens serve first.
+    if (now < l.lapses && l.tokens > 0) {
+      --l.tokens;
+      return Decision{true, rate.requests, l.remaining + l.tokens, l.reset_seconds, 0};
+    }
+    // No token in the shared bucket before next_ms, whatever other replicas do: refused
+    // here without asking again until then (at most the lease lifetime).
+    l.refused_until =
+        now + std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(next_ms), kLeaseLifetime);
     return d;
   }
   if (now >= l.lapses) l.tokens = 0;
@@ -105,7 +110,7 @@ absl::StatusOr<Decision> RateLimiter::Take(const std::string& group, const std::
 }
 
 absl::StatusOr<Decision> RateLimiter::TakeShared(const std::string& bucket, const Rate& rate, int want,
-                                                 int* granted) {
+                                                 int* granted, int64_t* next_ms) {
   ++redis_calls_;
   auto r = redis_.Command({"EVAL", kScript, "1", bucket, std::to_string(rate.requests),
                            std::to_string(rate.period.count() * 1000), std::to_string(want)});
@@ -116,6 +121,7 @@ absl::StatusOr<Decision> RateLimiter::TakeShared(const std::string& bucket, cons
     if (raw->element[i]->type != REDIS_REPLY_INTEGER) return absl::InternalError("unexpected rate-limit reply");
   }
   *granted = static_cast<int>(std::clamp<long long>(raw->element[0]->integer, 0, want));
+  *next_ms = std::max<long long>(1, raw->element[3]->integer);
   Decision d;
   d.allowed = *granted > 0;
   d.limit = rate.requests;

@@ -63,7 +63,9 @@ class RateLimiter {
     int reset_seconds = 0;
   };
   // Takes up to `want` tokens from the shared bucket; the decision counts the first.
-  absl::StatusOr<Decision> TakeShared(const std::string& bucket, const Rate& rate, int want, int* granted);
+  // `next_ms`: until the bucket's next token when none was taken.
+  absl::StatusOr<Decision> TakeShared(const std::string& bucket, const Rate& rate, int want, int* granted,
+                                      int64_t* next_ms);
 
   redis::Client& redis_;
   std::mutex mu_;

@@ -112,6 +112,7 @@ absl::Status Client::ConnectLocked(Connection& conn) {
     }
   }
   conn.ctx = c;
+  ++connects_;
   return absl::OkStatus();
 }
 

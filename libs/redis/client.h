@@ -70,6 +70,9 @@ class Client {
   // server UNAVAILABLE after the last attempt.
   absl::StatusOr<Reply> Command(const std::vector<std::string>& args);
   absl::Status Ping();
+  // Connections made so far (reconnects included): a reader that keeps a position in a
+  // stream across calls learns that the server may have been replaced in between.
+  uint64_t connects() const { return connects_.load(); }
 
  private:
   struct Connection {
@@ -80,6 +83,7 @@ class Client {
   Options options_;
   std::vector<std::unique_ptr<Connection>> connections_;
   std::atomic<size_t> next_{0};
+  std::atomic<uint64_t> connects_{0};
 };
 
 }  // namespace stadtportal::redis

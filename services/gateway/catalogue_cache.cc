@@ -27,11 +27,16 @@ uint64_t CatalogueCache::generation() const {
   return generation_;
 }
 
-std::shared_ptr<const CatalogueCache::Entry> CatalogueCache::Put(const std::string& key, std::string body,
-                                                                 uint64_t generation) {
+std::shared_ptr<const CatalogueCache::Entry> CatalogueCache::Uncached(std::string body) {
   auto entry = std::make_shared<Entry>();
   entry->etag = "\"" + absl::BytesToHexString(auth::Sha256(body).substr(0, 16)) + "\"";
   entry->body = std::move(body);
+  return entry;
+}
+
+std::shared_ptr<const CatalogueCache::Entry> CatalogueCache::Put(const std::string& key, std::string body,
+                                                                 uint64_t generation) {
+  auto entry = Uncached(std::move(body));
   if (!live_()) return entry;
   std::lock_guard<std::mutex> lock(mu_);
   if (generation != generation_) return entry;

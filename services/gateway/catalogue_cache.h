@@ -16,7 +16,8 @@ namespace stadtportal::gateway {
 // `catalogue.changed` event drops every entry on every replica (events::Broadcast), and
 // the replica that passed the publication on drops them at once. While the event reader
 // is not live (Redis unreachable, starting) nothing is served from or put into the cache.
-// Each entry also lapses after `lifetime`. See docs/adr/0022-catalogue-cache.md.
+// Each entry also lapses after `lifetime`. See
+// docs/adr/0022-catalogue-cache-and-rate-limit-leases.md.
 class CatalogueCache {
  public:
   struct Entry {
@@ -25,8 +26,10 @@ class CatalogueCache {
   };
   // `live`: whether invalidations currently arrive.
   CatalogueCache(std::function<bool()> live, size_t max_entries = 2048,
-                 std::chrono::seconds lifetime = std::chrono::seconds(300));
+                 std::chrono::seconds lifetime = std::chrono::seconds(60));
 
+  // An entry for an answer that is not kept (its ETag computed all the same).
+  static std::shared_ptr<const Entry> Uncached(std::string body);
   // The entry of `key`, or null.
   std::shared_ptr<const Entry> Get(const std::string& key);
   // The generation to pass to Put: read it before asking the submission service.

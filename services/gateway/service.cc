@@ -78,12 +78,13 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
       signer_(std::move(signer)),
       router_("http_server", options_.edge),
       catalogue_([this] { return catalogue_events_ != nullptr && catalogue_events_->live(); }),
+      catalogue_pages_([this] { return catalogue_events_ != nullptr && catalogue_events_->live(); }, 256),
       views_job_("catalogue-views", std::chrono::seconds(10), [this] { ReportViews(); }) {
   if (redis != nullptr) limiter_ = std::make_unique<http::RateLimiter>(*redis);
   if (options_.events_redis) {
     catalogue_events_ = std::make_unique<events::Broadcast>(
         *options_.events_redis, std::vector<std::string>{std::string(events::Topic<events::v1::CatalogueChanged>::kName)},
-        [this](const events::Event&) { catalogue_.DropAll(); }, [this] { catalogue_.DropAll(); });
+        [this](const events::Event&) { DropCatalogue(); }, [this] { DropCatalogue(); });
   }
   for (const auto& d : options_.downstreams) channels_[d.name] = grpcx::MakeChannel(d.target);
   identity_ = identity::v1::IdentityService::NewStub(channels_.at("identity"));
@@ -219,13 +220,22 @@ prometheus::Counter& CatalogueCacheCounter(const std::string& result) {
 
 }  // namespace
 
+void Service::DropCatalogue() {
+  catalogue_.DropAll();
+  catalogue_pages_.DropAll();
+}
+
 void Service::WriteCatalogue(Req req, Res res, const CatalogueCache::Entry& entry) {
   res.set_header("ETag", entry.etag);
   // Caches (an ingress, a CDN) may keep it, but ask again each time: a new form version
   // applies at once. Asking with If-None-Match costs a 304 without a body. (In place of
-  // the edge's "no-store" for every other answer.)
-  res.headers.erase("Cache-Control");
+  // the edge's "no-store" for every other answer.) What concerns only this client (its
+  // rate-limit budget) is not kept for others; CORS headers depend on the Origin.
+  for (const char* name : {"Cache-Control", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Vary"}) {
+    res.headers.erase(name);
+  }
   res.set_header("Cache-Control", "public, no-cache");
+  res.set_header("Vary", "Origin");
   if (EtagMatches(req.get_header_value("If-None-Match"), entry.etag)) {
     res.status = 304;
     return;
@@ -239,22 +249,26 @@ void Service::ListServices(Req req, Res res) {
   in.set_query(req.get_param_value("q"));
   in.set_category(req.get_param_value("category"));
   if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
-  const std::string key = absl::StrCat("list\x1f", in.query(), "\x1f", in.category(), "\x1f",
-                                       in.page().page_size(), "\x1f", in.page().page_token());
-  auto entry = catalogue_.Get(key);
+  // First pages only, in a cache of their own: later pages (tokens anyone can make) and
+  // search words must not push the services out.
+  const bool cacheable = in.page().page_token().empty();
+  const std::string key =
+      absl::StrCat(in.query(), "\x1f", in.category(), "\x1f", in.page().page_size());
+  auto entry = cacheable ? catalogue_pages_.Get(key) : nullptr;
   CatalogueCacheCounter(entry != nullptr ? "hit" : "miss").Increment();
   if (entry == nullptr) {
-    const uint64_t generation = catalogue_.generation();
+    const uint64_t generation = catalogue_pages_.generation();
     submission::v1::ListOnlineServicesResponse out;
     if (!Call(req, res, *submission_, &submission::v1::SubmissionService::Stub::ListOnlineServices, in, &out)) return;
-    entry = catalogue_.Put(key, http::JsonText(json::Page(json::Array(out.services(), ServiceJson), out.page())),
-                           generation);
+    std::string body = http::JsonText(json::Page(json::Array(out.services(), ServiceJson), out.page()));
+    entry = cacheable ? catalogue_pages_.Put(key, std::move(body), generation)
+                      : CatalogueCache::Uncached(std::move(body));
   }
   WriteCatalogue(req, res, *entry);
 }
 
 void Service::GetService(Req req, const std::string& id, Res res) {
-  const std::string key = "service\x1f" + id;
+  const std::string& key = id;
   auto entry = catalogue_.Get(key);
   CatalogueCacheCounter(entry != nullptr ? "hit" : "miss").Increment();
   if (entry != nullptr) {

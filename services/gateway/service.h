@@ -196,6 +196,8 @@ class Service {
   void GetService(Req req, const std::string& id, Res res);
   // A catalogue answer with its ETag, or 304 when the request's If-None-Match names it.
   static void WriteCatalogue(Req req, Res res, const CatalogueCache::Entry& entry);
+  // A form version was published: every cached catalogue answer goes.
+  void DropCatalogue();
   // Reports the views answered from the catalogue cache to the submission service,
   // which counts them with its own (funnel "viewed").
   void ReportViews();
@@ -270,8 +272,11 @@ class Service {
   };
   mutable std::mutex anonymous_mu_;
   mutable std::map<std::string, CachedToken> anonymous_tokens_;
-  std::unique_ptr<events::Broadcast> catalogue_events_;
+  // Online services by id, and first pages of the list by query; before the reader of
+  // their events, which calls into them until it is stopped.
   CatalogueCache catalogue_;
+  CatalogueCache catalogue_pages_;
+  std::unique_ptr<events::Broadcast> catalogue_events_;
   std::mutex views_mu_;
   std::map<std::string, int64_t> views_;  // Service id → views answered from the cache.
   app::Periodic views_job_;

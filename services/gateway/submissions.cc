@@ -267,7 +267,7 @@ void Service::AddSubmissionRoutes() {
         sv1::OnlineService out;
         if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::PublishOnlineService, in, &out)) return;
         // This replica serves the new version at once; the others on its event.
-        catalogue_.DropAll();
+        DropCatalogue();
         http::WriteJson(res, 201,
                         {{"id", out.id()}, {"form_version", out.form_version()}, {"destination", out.destination()}});
       });

@@ -108,8 +108,21 @@ absl::StatusOr<v1::Session> SessionStore::Resolve(const std::string& session_id)
   const auto unknown = absl::UnauthenticatedError("session unknown or expired");
   if (session_id.empty() || session_id.size() > 128) return unknown;
   const std::string key = SessionKey(session_id);
-  auto r = redis_.Command({"HGETALL", key});
+  // Read and, while within its absolute lifetime, extended by the idle time: one round
+  // trip (this runs for every request of every session).
+  static constexpr char kResolve[] =
+      "local f = redis.call('HGETALL', KEYS[1]) "
+      "for i = 1, #f, 2 do "
+      "  if f[i] == 'abs' then "
+      "    local left = (tonumber(f[i + 1]) or 0) - tonumber(ARGV[2]) "
+      "    if left > 0 then redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left)) end "
+      "  end "
+      "end "
+      "return f";
+  const int64_t now = Now();
+  auto r = redis_.Command({"EVAL", kResolve, "1", key, std::to_string(options_.idle.count()), std::to_string(now)});
   if (!r.ok()) return r.status();
+  if (r->type() != REDIS_REPLY_ARRAY) return absl::InternalError("unexpected session reply");
   std::map<std::string, std::string> f;
   const redisReply* raw = r->raw();
   for (size_t i = 0; i + 1 < raw->elements; i += 2) {
@@ -118,13 +131,10 @@ absl::StatusOr<v1::Session> SessionStore::Resolve(const std::string& session_id)
   }
   int64_t absolute = 0;
   if (f.empty() || !absl::SimpleAtoi(f["abs"], &absolute)) return unknown;
-  const int64_t now = Now();
   if (absolute <= now) {
     if (auto d = Delete(session_id); !d.ok()) return d;
     return unknown;
   }
-  const auto idle = std::min<int64_t>(options_.idle.count(), absolute - now);
-  if (auto e = redis_.Command({"EXPIRE", key, std::to_string(idle)}); !e.ok()) return e.status();
   v1::Session s;
   s.set_account_id(f["account"]);
   s.mutable_tenant()->set_key(f["tenant"]);

@@ -154,7 +154,11 @@ grpc::Status Service::GetOnlineService(grpc::ServerContext* ctx, const v1::GetOn
 grpc::Status Service::RecordViews(grpc::ServerContext* ctx, const v1::RecordViewsRequest* req,
                                   v1::RecordViewsResponse*) {
   return grpcx::Handle(ctx, "RecordViews", [&](const auth::Caller& caller) -> absl::Status {
-    if (caller.tenant.empty()) return absl::UnauthenticatedError("caller token without a tenant");
+    // The gateway's own anonymous token only: no account, no service key, no role.
+    if (!caller.anonymous() || !caller.roles.empty()) return absl::PermissionDeniedError("only the gateway reports views");
+    // Counted where GetOnlineService counts a view without a tenant.
+    auto tenant = api::ResolveTenant({}, options_.default_tenant);
+    if (!tenant.ok()) return tenant.status();
     if (req->views_size() > 1000) return status::MalformedField("views", "too_many");
     for (const auto& v : req->views()) {
       if (auto s = api::ValidateSlug(v.service_id(), "service_id"); !s.ok()) return s;
@@ -162,7 +166,9 @@ grpc::Status Service::RecordViews(grpc::ServerContext* ctx, const v1::RecordView
     }
     std::lock_guard<std::mutex> lock(views_mu_);
     for (const auto& v : req->views()) {
-      int& n = views_[{caller.tenant, v.service_id()}];
+      // Bounded until the next flush: beyond kMaxViewKeys services, new ones wait for it.
+      if (views_.size() >= kMaxViewKeys && views_.find({*tenant, v.service_id()}) == views_.end()) continue;
+      int& n = views_[{*tenant, v.service_id()}];
       n = static_cast<int>(std::min<int64_t>(int64_t{n} + v.count(), 1000000000));
     }
     return absl::OkStatus();

@@ -91,6 +91,7 @@ class Service final : public v1::SubmissionService::Service {
 
   std::shared_ptr<Store> store_;
   Options options_;
+  static constexpr size_t kMaxViewKeys = 10000;
   std::mutex views_mu_;
   std::map<std::pair<std::string, std::string>, int> views_;  // (tenant, service) → count
   std::mutex cache_mu_;

@@ -147,6 +147,11 @@ TEST_CASE("the catalogue is searched by text and category; a service carries its
     f.service.FlushViews();
     CHECK(Count(f, "SELECT sum(count) FROM funnel_events WHERE event = 'viewed' AND service_id = "
                    "'dog-tax-registration'") == 42);
+    // Nobody but the gateway's anonymous token reports views.
+    {
+      grpcx::TestCaller anna(Person(kAnna));
+      CHECK(f.service.RecordViews(&f.ctx, &views, &recorded).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    }
     for (auto [id, count] : {std::pair<std::string, int64_t>{"Not A Slug", 1}, {"dog-tax-registration", 0},
                              {"dog-tax-registration", -5}, {"dog-tax-registration", 2000000000}}) {
       v->set_service_id(id);

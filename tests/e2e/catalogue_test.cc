@@ -54,6 +54,9 @@ TEST_CASE("catalogue answers are cached with an ETag, and a new form version is 
   CHECK(etag.size() == 34);
   CHECK(first->get_header_value("Cache-Control") == "public, no-cache");
   CHECK(first->get_header_value_count("Cache-Control") == 1);
+  // Nothing of this client's kept for others: no rate-limit budget; CORS varies by Origin.
+  CHECK_FALSE(first->has_header("RateLimit-Remaining"));
+  CHECK(first->get_header_value("Vary") == "Origin");
   const int version = json::parse(first->body)["form_version"];
 
   // The reader of catalogue events is live within a moment; then answers come from the cache.
