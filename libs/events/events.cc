@@ -98,6 +98,7 @@ Consumer::Consumer(db::Pool& pool, redis::Options redis, std::string group, std:
     : pool_(pool),
       redis_(std::make_unique<redis::Client>([&] {
         redis.command_timeout = std::max(redis.command_timeout, std::chrono::milliseconds(2000));
+        redis.connections = 1;  // One reader, one connection.
         return redis;
       }())),
       group_(std::move(group)),
@@ -194,6 +195,7 @@ Broadcast::Broadcast(redis::Options redis, std::vector<std::string> topics, OnEv
                      std::function<void()> on_reset, std::chrono::milliseconds block)
     : redis_(std::make_unique<redis::Client>([&] {
         redis.command_timeout = std::max(redis.command_timeout, block + std::chrono::milliseconds(1000));
+        redis.connections = 1;  // One reader, one connection: connects() counts its reconnects.
         return redis;
       }())),
       topics_(std::move(topics)),
