@@ -264,14 +264,6 @@ class Service {
   std::unique_ptr<metrics::AdminServer> admin_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
-  // The anonymous caller token for a service is the same for every anonymous request:
-  // signed once per half lifetime instead of per request.
-  struct CachedToken {
-    std::string token;
-    std::chrono::steady_clock::time_point until;
-  };
-  mutable std::mutex anonymous_mu_;
-  mutable std::map<std::string, CachedToken> anonymous_tokens_;
   // Online services by id, and first pages of the list by query; before the reader of
   // their events, which calls into them until it is stopped.
   CatalogueCache catalogue_;
