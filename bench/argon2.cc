@@ -50,7 +50,9 @@ int main(int argc, char** argv) {
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
-  auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))]; };
+  auto pct = [&](double p) {
+    return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))];
+  };
   // The parameters: the hash up to its salt.
   const std::string params = hash.substr(0, hash.find('$', hash.find("t=")));
   std::printf("calls=%zu errors=%ld rate=%.1f/s p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f params=%s\n", all.size(),

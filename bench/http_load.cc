@@ -108,61 +108,60 @@ int Rate(const std::string& base, const std::string& path, double rate, double s
   // Connection i sends at start + i·gap + k·interval: together `rate` per second, spread evenly.
   const auto interval = std::chrono::duration<double>(connections / rate);
   const auto gap = interval / connections;
-  return RunThreads(base, connections, seconds,
-                    [&](int i, httplib::Client& c, Clock::time_point start, Results& results) {
-                      const auto until = start + std::chrono::duration<double>(seconds);
-                      for (long k = 0;; ++k) {
-                        const auto due =
-                            start + std::chrono::duration_cast<Clock::duration>(gap * (i + 1) + interval * k);
-                        if (due >= until) break;
-                        std::this_thread::sleep_until(due);
-                        auto r = c.Get(path, headers);
-                        if (!r || r->status / 100 != 2) {
-                          results.Fail(Describe("GET", r));
-                          continue;
-                        }
-                        results.Add(i, due);
-                      }
-                    });
+  return RunThreads(
+      base, connections, seconds, [&](int i, httplib::Client& c, Clock::time_point start, Results& results) {
+        const auto until = start + std::chrono::duration<double>(seconds);
+        for (long k = 0;; ++k) {
+          const auto due = start + std::chrono::duration_cast<Clock::duration>(gap * (i + 1) + interval * k);
+          if (due >= until) break;
+          std::this_thread::sleep_until(due);
+          auto r = c.Get(path, headers);
+          if (!r || r->status / 100 != 2) {
+            results.Fail(Describe("GET", r));
+            continue;
+          }
+          results.Add(i, due);
+        }
+      });
 }
 
 int Submit(const std::string& base, const std::string& session, const std::string& service, const json& data,
            double seconds, int connections) {
   const httplib::Headers auth = {{"Authorization", "Bearer " + session}};
   const std::string body = json{{"data", data}}.dump();
-  return RunThreads(base, connections, seconds,
-                    [&](int i, httplib::Client& c, Clock::time_point start, Results& results) {
-                      const auto until = start + std::chrono::duration<double>(seconds);
-                      while (Clock::now() < until) {
-                        const auto from = Clock::now();
-                        auto created = c.Post("/api/v1/services/" + service + "/drafts", auth, "{}", "application/json");
-                        if (!created || created->status != 201) {
-                          results.Fail(Describe("create draft", created));
-                          continue;
-                        }
-                        const json draft = json::parse(created->body, nullptr, false);
-                        if (!draft.is_object() || !draft.contains("id") || !draft["id"].is_string()) {
-                          results.Fail(Describe("create draft (no id)", created));
-                          continue;
-                        }
-                        const std::string id = draft["id"].get<std::string>();
-                        httplib::Headers save_headers = auth;
-                        save_headers.emplace("If-Match", "\"1\"");
-                        auto saved = c.Patch("/api/v1/drafts/" + id, save_headers, body, "application/json");
-                        if (!saved || saved->status != 200) {
-                          results.Fail(Describe("save draft", saved));
-                          continue;
-                        }
-                        httplib::Headers submit_headers = auth;
-                        submit_headers.emplace("Idempotency-Key", "bench-" + id);
-                        auto submitted = c.Post("/api/v1/drafts/" + id + "/submit", submit_headers, "", "application/json");
-                        if (!submitted || submitted->status != 201) {
-                          results.Fail(Describe("submit", submitted));
-                          continue;
-                        }
-                        results.Add(i, from);
-                      }
-                    });
+  return RunThreads(
+      base, connections, seconds, [&](int i, httplib::Client& c, Clock::time_point start, Results& results) {
+        const auto until = start + std::chrono::duration<double>(seconds);
+        while (Clock::now() < until) {
+          const auto from = Clock::now();
+          auto created = c.Post("/api/v1/services/" + service + "/drafts", auth, "{}", "application/json");
+          if (!created || created->status != 201) {
+            results.Fail(Describe("create draft", created));
+            continue;
+          }
+          const json draft = json::parse(created->body, nullptr, false);
+          if (!draft.is_object() || !draft.contains("id") || !draft["id"].is_string()) {
+            results.Fail(Describe("create draft (no id)", created));
+            continue;
+          }
+          const std::string id = draft["id"].get<std::string>();
+          httplib::Headers save_headers = auth;
+          save_headers.emplace("If-Match", "\"1\"");
+          auto saved = c.Patch("/api/v1/drafts/" + id, save_headers, body, "application/json");
+          if (!saved || saved->status != 200) {
+            results.Fail(Describe("save draft", saved));
+            continue;
+          }
+          httplib::Headers submit_headers = auth;
+          submit_headers.emplace("Idempotency-Key", "bench-" + id);
+          auto submitted = c.Post("/api/v1/drafts/" + id + "/submit", submit_headers, "", "application/json");
+          if (!submitted || submitted->status != 201) {
+            results.Fail(Describe("submit", submitted));
+            continue;
+          }
+          results.Add(i, from);
+        }
+      });
 }
 
 int Login(const std::string& base, const std::string& email, const std::string& password, double seconds,

@@ -25,6 +25,14 @@ std::string Field(const redisReply* fields, const std::string& name) {
   return "";
 }
 
+// A reader's own connection (its reads block): one, with a command timeout beyond the
+// longest read; connects() then counts its reconnects.
+std::unique_ptr<redis::Client> ReaderClient(redis::Options redis, std::chrono::milliseconds block) {
+  redis.command_timeout = std::max(redis.command_timeout, block + std::chrono::milliseconds(1000));
+  redis.connections = 1;
+  return std::make_unique<redis::Client>(redis);
+}
+
 prometheus::Family<prometheus::Counter>& Rejected() {
   static auto& family =
       metrics::CounterFamily("stadtportal_events_rejected_total",
@@ -96,11 +104,7 @@ absl::StatusOr<int> Relay::RelayOnce(int limit) {
 Consumer::Consumer(db::Pool& pool, redis::Options redis, std::string group, std::vector<std::string> topics,
                    Handler handler, std::chrono::milliseconds retry_after)
     : pool_(pool),
-      redis_(std::make_unique<redis::Client>([&] {
-        redis.command_timeout = std::max(redis.command_timeout, std::chrono::milliseconds(2000));
-        redis.connections = 1;  // One reader, one connection.
-        return redis;
-      }())),
+      redis_(ReaderClient(std::move(redis), std::chrono::milliseconds(1000))),
       group_(std::move(group)),
       consumer_(absl::StrCat(group_, "-", getpid(), "-", auth::RandomToken(4))),
       topics_(std::move(topics)),
@@ -193,18 +197,13 @@ absl::StatusOr<int> Consumer::PollOnce(std::chrono::milliseconds block) {
 
 Broadcast::Broadcast(redis::Options redis, std::vector<std::string> topics, OnEvent on_event,
                      std::function<void()> on_reset, std::chrono::milliseconds block)
-    : redis_(std::make_unique<redis::Client>([&] {
-        redis.command_timeout = std::max(redis.command_timeout, block + std::chrono::milliseconds(1000));
-        redis.connections = 1;  // One reader, one connection: connects() counts its reconnects.
-        return redis;
-      }())),
+    : redis_(ReaderClient(std::move(redis), block)),
       topics_(std::move(topics)),
       on_event_(std::move(on_event)),
       on_reset_(std::move(on_reset)),
       block_(block),
       job_("event-broadcast", std::chrono::milliseconds(1), [this] {
-        auto n = PollOnce();
-        if (!n.ok()) {
+        if (auto n = PollOnce(); !n.ok()) {
           log::Warn("event broadcast failed", {{"error", std::string(n.status().message())}});
           std::this_thread::sleep_for(std::chrono::milliseconds(500));
         }

@@ -154,8 +154,8 @@ class Consumer {
 // group, inbox or acknowledgement, for caches that drop what an event makes stale (the
 // gateway's catalogue). It starts at the streams' ends; `on_reset` runs before the
 // first read and again after a lost connection, also one the client re-established
-// within a call (events may have been missed: drop everything). `live()` holds while the reader heard from Redis within three read
-// timeouts: a cache serves only then.
+// within a call (events may have been missed: drop everything). `live()` holds while the reader heard from Redis within
+// three read timeouts: a cache serves only then.
 class Broadcast {
  public:
   using OnEvent = std::function<void(const Event&)>;

@@ -299,7 +299,8 @@ TEST_CASE("a broadcast that loses Redis is not live and resets when it is back",
   auto options = *redis::Options::FromUrl("redis://127.0.0.1:" + std::to_string(testing::FreePort()));
   options.max_attempts = 1;
   int resets = 0;
-  Broadcast b(options, {"test.nothing"}, [](const Event&) {}, [&] { ++resets; }, std::chrono::milliseconds(100));
+  Broadcast b(
+      options, {"test.nothing"}, [](const Event&) {}, [&] { ++resets; }, std::chrono::milliseconds(100));
   CHECK_FALSE(b.PollOnce().ok());
   CHECK_FALSE(b.live());
   CHECK(resets == 0);  // Not positioned, so nothing to reset yet; it resets before its first read.

@@ -109,8 +109,8 @@ absl::StatusOr<Decision> RateLimiter::Take(const std::string& group, const std::
   return d;
 }
 
-absl::StatusOr<Decision> RateLimiter::TakeShared(const std::string& bucket, const Rate& rate, int want,
-                                                 int* granted, int64_t* next_ms) {
+absl::StatusOr<Decision> RateLimiter::TakeShared(const std::string& bucket, const Rate& rate, int want, int* granted,
+                                                 int64_t* next_ms) {
   ++redis_calls_;
   auto r = redis_.Command({"EVAL", kScript, "1", bucket, std::to_string(rate.requests),
                            std::to_string(rate.period.count() * 1000), std::to_string(want)});

@@ -83,7 +83,8 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   if (redis != nullptr) limiter_ = std::make_unique<http::RateLimiter>(*redis);
   if (options_.events_redis) {
     catalogue_events_ = std::make_unique<events::Broadcast>(
-        *options_.events_redis, std::vector<std::string>{std::string(events::Topic<events::v1::CatalogueChanged>::kName)},
+        *options_.events_redis,
+        std::vector<std::string>{std::string(events::Topic<events::v1::CatalogueChanged>::kName)},
         [this](const events::Event&) { DropCatalogue(); }, [this] { DropCatalogue(); });
   }
   for (const auto& d : options_.downstreams) channels_[d.name] = grpcx::MakeChannel(d.target);
@@ -246,8 +247,7 @@ void Service::ListServices(Req req, Res res) {
   // First pages only, in a cache of their own: later pages (tokens anyone can make) and
   // search words must not push the services out.
   const bool cacheable = in.page().page_token().empty();
-  const std::string key =
-      absl::StrCat(in.query(), "\x1f", in.category(), "\x1f", in.page().page_size());
+  const std::string key = absl::StrCat(in.query(), "\x1f", in.category(), "\x1f", in.page().page_size());
   auto entry = cacheable ? catalogue_pages_.Get(key) : nullptr;
   CatalogueCacheCounter(entry != nullptr ? "hit" : "miss").Increment();
   if (entry == nullptr) {
@@ -255,8 +255,8 @@ void Service::ListServices(Req req, Res res) {
     submission::v1::ListOnlineServicesResponse out;
     if (!Call(req, res, *submission_, &submission::v1::SubmissionService::Stub::ListOnlineServices, in, &out)) return;
     std::string body = http::JsonText(json::Page(json::Array(out.services(), ServiceJson), out.page()));
-    entry = cacheable ? catalogue_pages_.Put(key, std::move(body), generation)
-                      : CatalogueCache::Uncached(std::move(body));
+    entry =
+        cacheable ? catalogue_pages_.Put(key, std::move(body), generation) : CatalogueCache::Uncached(std::move(body));
   }
   WriteCatalogue(req, res, *entry);
 }

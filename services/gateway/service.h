@@ -26,12 +26,12 @@
 #include "libs/metrics/metrics.h"
 #include "libs/redis/client.h"
 #include "libs/status/status.h"
+#include "services/gateway/catalogue_cache.h"
 #include "stadtportal/accounts/v1/accounts.grpc.pb.h"
 #include "stadtportal/connector/v1/connector.grpc.pb.h"
 #include "stadtportal/identity/v1/identity.grpc.pb.h"
 #include "stadtportal/messaging/v1/messaging.grpc.pb.h"
 #include "stadtportal/payment/v1/payment.grpc.pb.h"
-#include "services/gateway/catalogue_cache.h"
 #include "stadtportal/submission/v1/submission.grpc.pb.h"
 
 namespace stadtportal::gateway {

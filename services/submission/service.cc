@@ -155,7 +155,8 @@ grpc::Status Service::RecordViews(grpc::ServerContext* ctx, const v1::RecordView
                                   v1::RecordViewsResponse*) {
   return grpcx::Handle(ctx, "RecordViews", [&](const auth::Caller& caller) -> absl::Status {
     // The gateway's own anonymous token only: no account, no service key, no role.
-    if (!caller.anonymous() || !caller.roles.empty()) return absl::PermissionDeniedError("only the gateway reports views");
+    if (!caller.anonymous() || !caller.roles.empty())
+      return absl::PermissionDeniedError("only the gateway reports views");
     // Counted where GetOnlineService counts a view without a tenant.
     auto tenant = api::ResolveTenant({}, options_.default_tenant);
     if (!tenant.ok()) return tenant.status();

@@ -145,15 +145,18 @@ TEST_CASE("the catalogue is searched by text and category; a service carries its
     grpcx::TestCaller gateway(anonymous);
     REQUIRE(f.service.RecordViews(&f.ctx, &views, &recorded).ok());
     f.service.FlushViews();
-    CHECK(Count(f, "SELECT sum(count) FROM funnel_events WHERE event = 'viewed' AND service_id = "
-                   "'dog-tax-registration'") == 42);
+    CHECK(Count(f,
+                "SELECT sum(count) FROM funnel_events WHERE event = 'viewed' AND service_id = "
+                "'dog-tax-registration'") == 42);
     // Nobody but the gateway's anonymous token reports views.
     {
       grpcx::TestCaller anna(Person(kAnna));
       CHECK(f.service.RecordViews(&f.ctx, &views, &recorded).error_code() == grpc::StatusCode::PERMISSION_DENIED);
     }
-    for (auto [id, count] : {std::pair<std::string, int64_t>{"Not A Slug", 1}, {"dog-tax-registration", 0},
-                             {"dog-tax-registration", -5}, {"dog-tax-registration", 2000000000}}) {
+    for (auto [id, count] : {std::pair<std::string, int64_t>{"Not A Slug", 1},
+                             {"dog-tax-registration", 0},
+                             {"dog-tax-registration", -5},
+                             {"dog-tax-registration", 2000000000}}) {
       v->set_service_id(id);
       v->set_count(count);
       CHECK(f.service.RecordViews(&f.ctx, &views, &recorded).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
@@ -458,8 +461,9 @@ TEST_CASE("a new form version is published by an admin; earlier drafts keep thei
   CHECK(published.fee().amount_minor() == 1800);
   // Caches of the catalogue learn of the new version (the start's sync published none:
   // its versions were current already or the first).
-  CHECK(Count(f, "SELECT count(*) FROM outbox WHERE topic = 'catalogue.changed' AND key = 'library-fee-payment'"
-                 " AND (payload->>'form_version')::int = 2") == 1);
+  CHECK(Count(f,
+              "SELECT count(*) FROM outbox WHERE topic = 'catalogue.changed' AND key = 'library-fee-payment'"
+              " AND (payload->>'form_version')::int = 2") == 1);
   // Publishing version 2 again is a conflict; a broken definition is refused with its problems.
   CHECK(f.service.PublishOnlineService(&f.ctx, &publish, &published).error_code() == grpc::StatusCode::ABORTED);
   d["version"] = 3;

@@ -105,8 +105,7 @@ TEST_CASE("catalogue answers are cached with an ETag, and a new form version is 
   submission::v1::OnlineService out;
   auto channel = grpcx::MakeChannel("ipv4:127.0.0.1:" + std::to_string(stack.instance("submission").grpc_port));
   REQUIRE(submission::v1::SubmissionService::NewStub(channel)->PublishOnlineService(ctx.get(), in, &out).ok());
-  REQUIRE(testing::Eventually(
-      [&] { return json::parse(c.Get(kPath)->body)["form_version"] == version + 2; }, 5s));
+  REQUIRE(testing::Eventually([&] { return json::parse(c.Get(kPath)->body)["form_version"] == version + 2; }, 5s));
   for (int i = 0; i < 20; ++i) CHECK(json::parse(c.Get(kPath)->body)["fee"]["amount_minor"] == 2100);
 }
 
