@@ -14,6 +14,14 @@ sp_start_saml_idp() {
   local dir="$1" port="$2" sp_metadata="$3" log="$4"
   [ -d "$SP_SAML_IDP_WWW" ] || sp_die "SimpleSAMLphp is not installed (scripts/install-deps)"
   [ -r "$sp_metadata" ] || sp_die "SP metadata $sp_metadata is not readable"
+  [[ "$port" =~ ^[0-9]{1,5}$ ]] || sp_die "sp_start_saml_idp: bad port '$port'"
+  # The paths go into PHP string literals.
+  case "$dir$sp_metadata" in *[\'\\]*) sp_die "sp_start_saml_idp: quote or backslash in a path" ;; esac
+  # Already running from this directory: its pid.
+  if [ -s "$dir/idp.pid" ] && kill -0 "$(cat "$dir/idp.pid")" 2>/dev/null; then
+    cat "$dir/idp.pid"
+    return 0
+  fi
   mkdir -p "$dir"/{config,cert,metadata,log,tmp,data,sessions}
   dir="$(cd "$dir" && pwd)"
   sp_metadata="$(cd "$(dirname "$sp_metadata")" && pwd)/$(basename "$sp_metadata")"
@@ -133,13 +141,13 @@ PHP
   # The SP is trusted from its XML metadata (metadata.sources); no PHP-defined SPs.
   echo '<?php' >"$dir/metadata/saml20-sp-remote.php"
 
-  SIMPLESAMLPHP_CONFIG_DIR="$dir/config" SP_SAML_IDP_WWW="$SP_SAML_IDP_WWW" \
+  SIMPLESAMLPHP_CONFIG_DIR="$dir/config" \
     php -d "session.save_path=$dir/sessions" -d display_errors=stderr \
     -S "127.0.0.1:$port" -t "$SP_SAML_IDP_WWW" "$SP_ROOT/scripts/lib/idp/router.php" >>"$log" 2>&1 &
   local pid=$!
   echo "$pid" >"$dir/idp.pid"
-  local i
-  for i in $(seq 1 100); do
+
+  for _ in $(seq 1 100); do
     curl -fsS -o /dev/null "${base}saml2/idp/metadata.php" 2>/dev/null && { echo "$pid"; return 0; }
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1

@@ -1,7 +1,7 @@
 <?php
 // Front controller for PHP's built-in web server: maps /simplesaml/<script>.php/<path info>
 // onto SimpleSAMLphp's www directory the way Apache's Alias does.
-$www = getenv('SP_SAML_IDP_WWW') ?: '/usr/share/simplesamlphp/www';
+$www = $_SERVER['DOCUMENT_ROOT'];  // -t of php -S
 $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
 if (!is_string($path) || strpos($path, '/simplesaml/') !== 0 || strpos($path, '..') !== false) {
     http_response_code(404);
