@@ -77,8 +77,8 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
     : options_(std::move(options)),
       signer_(std::move(signer)),
       router_("http_server", options_.edge),
-      catalogue_([this] { return catalogue_events_ != nullptr && catalogue_events_->live(); }),
-      catalogue_pages_([this] { return catalogue_events_ != nullptr && catalogue_events_->live(); }, 256),
+      catalogue_([this] { return CatalogueLive(); }),
+      catalogue_pages_([this] { return CatalogueLive(); }, 256),
       views_job_("catalogue-views", std::chrono::seconds(10), [this] { ReportViews(); }) {
   if (redis != nullptr) limiter_ = std::make_unique<http::RateLimiter>(*redis);
   if (options_.events_redis) {
@@ -207,13 +207,18 @@ void Service::Readyz(Res res) {
 
 namespace {
 
-prometheus::Counter& CatalogueCacheCounter(const std::string& result) {
+// The two counters, looked up once (not per request).
+prometheus::Counter& CatalogueCacheCounter(bool hit) {
   static auto& family = metrics::CounterFamily("stadtportal_gateway_catalogue_cache_total",
                                                "Catalogue requests answered from the cache (hit) or not (miss).");
-  return family.Add({{"result", result}});
+  static prometheus::Counter& hits = family.Add({{"result", "hit"}});
+  static prometheus::Counter& misses = family.Add({{"result", "miss"}});
+  return hit ? hits : misses;
 }
 
 }  // namespace
+
+bool Service::CatalogueLive() const { return catalogue_events_ != nullptr && catalogue_events_->live(); }
 
 void Service::DropCatalogue() {
   catalogue_.DropAll();
@@ -249,7 +254,7 @@ void Service::ListServices(Req req, Res res) {
   const bool cacheable = in.page().page_token().empty();
   const std::string key = absl::StrCat(in.query(), "\x1f", in.category(), "\x1f", in.page().page_size());
   auto entry = cacheable ? catalogue_pages_.Get(key) : nullptr;
-  CatalogueCacheCounter(entry != nullptr ? "hit" : "miss").Increment();
+  CatalogueCacheCounter(entry != nullptr).Increment();
   if (entry == nullptr) {
     const uint64_t generation = catalogue_pages_.generation();
     submission::v1::ListOnlineServicesResponse out;
@@ -264,7 +269,7 @@ void Service::ListServices(Req req, Res res) {
 void Service::GetService(Req req, const std::string& id, Res res) {
   const std::string& key = id;
   auto entry = catalogue_.Get(key);
-  CatalogueCacheCounter(entry != nullptr ? "hit" : "miss").Increment();
+  CatalogueCacheCounter(entry != nullptr).Increment();
   if (entry != nullptr) {
     // Answered here, not by the submission service: counted here for its funnel.
     std::lock_guard<std::mutex> lock(views_mu_);

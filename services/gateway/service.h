@@ -198,6 +198,8 @@ class Service {
   static void WriteCatalogue(Req req, Res res, const CatalogueCache::Entry& entry);
   // A form version was published: every cached catalogue answer goes.
   void DropCatalogue();
+  // Whether the catalogue caches may serve: their events are being read.
+  bool CatalogueLive() const;
   // Reports the views answered from the catalogue cache to the submission service,
   // which counts them with its own (funnel "viewed").
   void ReportViews();
