@@ -5,6 +5,8 @@
 //   node k8s.mjs reject <good.yaml> <cases.yaml>   the good set passes, and each case —
 //       the good set broken in one place — is refused with the problem it names.
 //   node k8s.mjs base <helm output> <out dir>  writes the kustomize base from the chart.
+//   node k8s.mjs confined <rendered.yaml> <workload> <name>…   each named ConfigMap or
+//       Secret (a generated name's hash suffix aside) reaches that workload, and no other.
 // Run with NODE_PATH pointing at the tools' node_modules (scripts/check-k8s does).
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -203,8 +205,37 @@ if (command === "validate") {
     path.join(out, "kustomization.yaml"),
     header + YAML.stringify({ apiVersion: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization", resources: Object.keys(files).sort() }),
   );
+} else if (command === "confined") {
+  // Which ConfigMaps and Secrets each workload's pods read: volumes, env, envFrom.
+  const [rendered, workload, ...names] = args;
+  const docs = documents(fs.readFileSync(rendered, "utf8"));
+  const reads = (pod) => {
+    const refs = [];
+    for (const v of pod.volumes ?? []) refs.push(v.configMap?.name, v.secret?.secretName);
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      for (const e of c.envFrom ?? []) refs.push(e.configMapRef?.name, e.secretRef?.name);
+      for (const e of c.env ?? []) refs.push(e.valueFrom?.configMapKeyRef?.name, e.valueFrom?.secretKeyRef?.name);
+    }
+    return refs.filter(Boolean);
+  };
+  const is = (ref, name) => ref === name || new RegExp(`^${name}-[a-z0-9]{10}$`).test(ref);
+  const workloads = docs.filter((d) => ["Deployment", "StatefulSet", "Job"].includes(d.kind));
+  if (!workloads.some((w) => w.metadata.name === workload)) {
+    failed = true;
+    console.error(`${rendered}: no workload ${workload}`);
+  }
+  for (const name of names) {
+    for (const w of workloads) {
+      const mine = w.metadata.name === workload;
+      if (reads(w.spec.template.spec).some((r) => is(r, name)) !== mine) {
+        failed = true;
+        console.error(`${rendered}: ${w.kind} ${w.metadata.name} ${mine ? "does not read" : "reads"} ${name}`);
+      }
+    }
+  }
+  if (!failed) console.log(`${path.basename(rendered)}: ${names.join(", ")} reach ${workload} only`);
 } else {
-  console.error("usage: k8s.mjs validate <files…> | reject <good> <cases> | base <rendered> <dir>");
+  console.error("usage: k8s.mjs validate <files…> | reject <good> <cases> | base <rendered> <dir> | confined <rendered> <workload> <names…>");
   process.exit(2);
 }
 process.exit(failed ? 1 : 0);

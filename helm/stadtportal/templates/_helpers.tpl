@@ -96,3 +96,126 @@ redis: {{ .Values.networkPolicy.redisPort }}
 {{- define "stadtportal.databaseSecret" -}}
 {{- printf "%s-%s" .root.Values.secrets.database.namePrefix .name -}}
 {{- end -}}
+
+{{/* A part's non-secret settings, its ConfigMap's data (docs/configuration.md). The
+part's checksum/config is of these alone: a change rolls the parts it concerns. */}}
+{{- define "stadtportal.configData" -}}
+{{- $ := .root }}
+{{- $name := .name }}
+{{- $svc := index $.Values.services $name -}}
+STADTPORTAL_TENANT: {{ $.Values.tenant | quote }}
+STADTPORTAL_LOG_LEVEL: {{ $.Values.logLevel | quote }}
+STADTPORTAL_LISTEN_HOST: "0.0.0.0"
+STADTPORTAL_PUBLIC_URL: {{ $.Values.publicUrl | quote }}
+STADTPORTAL_SHUTDOWN_DELAY_MS: {{ $.Values.pods.shutdownDelayMs | quote }}
+STADTPORTAL_SHUTDOWN_GRACE_MS: {{ $.Values.pods.shutdownGraceMs | quote }}
+{{- if eq $name "gateway" }}
+STADTPORTAL_HTTP_PORT: {{ $svc.httpPort | quote }}
+STADTPORTAL_ADMIN_PORT: {{ $svc.adminPort | quote }}
+STADTPORTAL_TRUSTED_PROXIES: {{ join "," $svc.trustedProxies | quote }}
+STADTPORTAL_OAUTH_TOKEN_URL: {{ printf "%s/api/v1/oauth/token" $.Values.publicUrl | quote }}
+{{- else }}
+STADTPORTAL_GRPC_PORT: {{ $svc.grpcPort | quote }}
+STADTPORTAL_ADMIN_PORT: {{ $svc.adminPort | quote }}
+STADTPORTAL_GRPC_MAX_CONNECTION_AGE_MS: {{ $.Values.pods.grpcMaxConnectionAgeMs | quote }}
+STADTPORTAL_MIGRATE_ON_START: {{ (not $.Values.migrations.job) | quote }}
+STADTPORTAL_DB_STARTUP_TIMEOUT_MS: "120000"
+{{- end }}
+{{- range $callee := $svc.calls }}
+{{ printf "STADTPORTAL_%s_ADDR" (upper $callee) }}: {{ include "stadtportal.grpcTarget" (dict "root" $ "name" $callee) | quote }}
+{{- end }}
+{{- if has "smtp" $svc.egress }}
+STADTPORTAL_SMTP_URL: {{ $.Values.smtp.url | quote }}
+STADTPORTAL_MAIL_FROM: {{ $.Values.smtp.from | quote }}
+{{- end }}
+{{- if eq $name "messaging" }}
+STADTPORTAL_PORTAL_NAME: {{ $.Values.portalName | quote }}
+{{- end }}
+{{- if eq $name "connector" }}
+STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS: {{ join "," $.Values.deliveries.allowedNetworks | quote }}
+{{- end }}
+{{- if eq $name "payment" }}
+STADTPORTAL_PAYMENT_PROVIDERS: {{ $.Values.payment.providers | quote }}
+STADTPORTAL_ALLOW_TEST_PROVIDERS: {{ $.Values.payment.allowTestProviders | quote }}
+STADTPORTAL_PAYMENT_CALLBACK_URL: {{ $.Values.publicUrl | quote }}
+STADTPORTAL_TESTPAY_URL: {{ $.Values.payment.testpayUrl | quote }}
+STADTPORTAL_PAYPAL_BASE_URL: {{ $.Values.payment.paypalBaseUrl | quote }}
+{{- end }}
+{{- if and (eq $name "identity") $.Values.federation.enabled }}
+{{- include "stadtportal.federationEnv" $ }}
+{{- end }}
+{{- range $k, $v := $svc.env }}
+{{ $k }}: {{ $v | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Where identity finds the federation files: the provider documents and IdP metadata
+(the ConfigMap <release>-federation), our SAML key pair (federation.samlKeySecret) and
+the private_key_jwt key (federation.oidcPrivateKey). */}}
+{{- define "stadtportal.federationDirs" -}}
+files: /etc/stadtportal/federation
+saml: /etc/stadtportal/saml
+oidc: /etc/stadtportal/oidc
+{{- end -}}
+
+{{/* The provider kinds federation.providers has, e.g. {saml: true} (root context). */}}
+{{- define "stadtportal.federationKinds" -}}
+{{- range .Values.federation.providers }}
+{{ .kind }}: true
+{{- end }}
+{{- end -}}
+
+{{/* The federation ConfigMap's data (root context): providers.json, each SAML
+provider's saml.idp_metadata pointed at its file in the mount, and the IdP metadata
+files. Refuses values identity would refuse at start: a SAML provider whose metadata is
+not in federation.idpMetadata, an id used twice, a missing Secret. */}}
+{{- define "stadtportal.federationFiles" -}}
+{{- $f := .Values.federation }}
+{{- $dirs := include "stadtportal.federationDirs" . | fromYaml }}
+{{- $kinds := include "stadtportal.federationKinds" . | fromYaml | default dict }}
+{{- if and $kinds.saml (not $f.samlKeySecret) }}
+{{- fail "federation.samlKeySecret is required with a SAML provider" }}
+{{- end }}
+{{- if and $kinds.oidc (not $f.oidcSecrets) (not $f.oidcPrivateKey.name) }}
+{{- fail "federation.oidcSecrets (or federation.oidcPrivateKey) is required with an OpenID Connect provider" }}
+{{- end }}
+{{- $providers := list }}
+{{- $ids := dict }}
+{{- range $f.providers }}
+{{- $p := deepCopy . }}
+{{- if hasKey $ids $p.id }}
+{{- fail (printf "federation.providers: id %s used twice" $p.id) }}
+{{- end }}
+{{- $_ := set $ids $p.id true }}
+{{- if eq $p.kind "saml" }}
+{{- $file := base $p.saml.idp_metadata }}
+{{- if not (hasKey $f.idpMetadata $file) }}
+{{- fail (printf "federation.providers: %s's saml.idp_metadata %s is not a key of federation.idpMetadata" $p.id $file) }}
+{{- end }}
+{{- $_ := set $p.saml "idp_metadata" (printf "%s/%s" $dirs.files $file) }}
+{{- else if and (not $p.oidc.client_secret_env) (not $f.oidcPrivateKey.name) }}
+{{- fail (printf "federation.providers: %s needs oidc.client_secret_env (or federation.oidcPrivateKey)" $p.id) }}
+{{- end }}
+{{- $providers = append $providers $p }}
+{{- end -}}
+providers.json: {{ toPrettyJson $providers | quote }}
+{{- range $file, $xml := $f.idpMetadata }}
+{{ $file }}: {{ $xml | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Identity's federation settings in its ConfigMap (root context). */}}
+{{- define "stadtportal.federationEnv" -}}
+{{- $f := .Values.federation }}
+{{- $dirs := include "stadtportal.federationDirs" . | fromYaml }}
+{{- $kinds := include "stadtportal.federationKinds" . | fromYaml | default dict }}
+STADTPORTAL_FEDERATION_PROVIDERS: {{ printf "%s/providers.json" $dirs.files | quote }}
+STADTPORTAL_FEDERATION_FLOW_S: {{ $f.flowSeconds | quote }}
+{{- if $kinds.saml }}
+STADTPORTAL_SAML_KEY_FILE: {{ printf "%s/tls.key" $dirs.saml | quote }}
+STADTPORTAL_SAML_CERT_FILE: {{ printf "%s/tls.crt" $dirs.saml | quote }}
+{{- end }}
+{{- if and $kinds.oidc $f.oidcPrivateKey.name }}
+STADTPORTAL_OIDC_PRIVATE_KEY_FILE: {{ printf "%s/%s" $dirs.oidc $f.oidcPrivateKey.key | quote }}
+{{- end }}
+{{- end -}}
