@@ -52,5 +52,9 @@ template <>
 struct Topic<v1::AuditRecorded> {
   static constexpr std::string_view kName = "audit.recorded";
 };
+template <>
+struct Topic<v1::AccountIdentified> {
+  static constexpr std::string_view kName = "account.identified";
+};
 
 }  // namespace stadtportal::events

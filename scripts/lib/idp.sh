@@ -162,3 +162,20 @@ sp_stop_saml_idp() {
   kill "$(cat "$pidfile")" 2>/dev/null || true
   rm -f "$pidfile"
 }
+
+# sp_saml_sp_placeholder <file> <entity id> <certificate PEM file>: a first description of
+# our service provider (entity id and key only) for sp_start_saml_idp, until the identity
+# service serves the real one; the IdP reads the file at every request, so writing the
+# served metadata over it later takes effect at once. With the key in it, the IdP encrypts.
+sp_saml_sp_placeholder() {
+  local file="$1" entity="$2" cert="$3" body
+  case "$entity" in *[\"\<\>\&]*) sp_die "sp_saml_sp_placeholder: bad entity id" ;; esac
+  body="$(grep -v -- '-----' "$cert" | tr -d '\n')" || sp_die "sp_saml_sp_placeholder: cannot read $cert"
+  cat >"$file" <<XML
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="$entity">
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor><ds:KeyInfo><ds:X509Data><ds:X509Certificate>$body</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>
+XML
+}

@@ -1,16 +1,85 @@
 #include "services/accounts/consumers.h"
 
+#include <regex>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "libs/api/api.h"
+#include "libs/config/config.h"
+#include "libs/log/log.h"
+#include "libs/status/status.h"
+#include "services/accounts/service.h"
 #include "services/accounts/store.h"
 
 namespace stadtportal::accounts {
+namespace {
+
+// Provider field (identity's federation::ProfileFields) → profile attribute.
+const std::map<std::string, std::string>& ProfileNames() {
+  static const std::map<std::string, std::string> kNames = {
+      {"given_name", "given_name"},   {"family_name", "family_name"},          {"birth_date", "birth_date"},
+      {"email", "contact_email"},     {"postal_code", "address.postcode"},     {"locality", "address.city"},
+      {"country", "address.country"}, {"house_number", "address.house_number"}};
+  return kNames;
+}
+
+// The profile values of what a provider asserted. A street with its number at the end
+// ("Heidestraße 17", as the state ID accounts send it) gives street and house number.
+std::map<std::string, std::string> ProfileValues(const google::protobuf::Map<std::string, std::string>& asserted) {
+  std::map<std::string, std::string> values;
+  for (const auto& [field, value] : asserted) {
+    if (field == "street") {
+      static const std::regex kStreetNumber(R"(^(.*\S)\s+([0-9]+ ?[A-Za-z]?(-[0-9]+ ?[A-Za-z]?)?)$)");
+      std::smatch m;
+      if (std::regex_match(value, m, kStreetNumber)) {
+        values["address.street"] = m[1].str();
+        values["address.house_number"] = m[2].str();
+      } else {
+        values["address.street"] = value;
+      }
+      continue;
+    }
+    const auto it = ProfileNames().find(field);
+    if (it != ProfileNames().end()) values[it->second] = value;
+  }
+  // A German postcode unless the provider named another country.
+  if (values.count("address.postcode") != 0 && values.count("address.country") == 0) values["address.country"] = "DE";
+  const std::string country = values.count("address.country") != 0 ? values["address.country"] : "DE";
+  const std::string today = absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone());
+  for (auto it = values.begin(); it != values.end();) {
+    if (auto s = ValidateProfileValue(it->first, it->second, country, today); !s.ok() || it->second.empty()) {
+      log::Warn("asserted attribute left out", {{"attribute", it->first}, {"error", std::string(s.message())}});
+      it = values.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return values;
+}
+
+}  // namespace
 
 absl::Status OnAccountVerified(pqxx::work& tx, const events::v1::AccountVerified& e) {
   return Store::SetVerifiedEmail(tx, e.account_id(), e.tenant(), e.email());
 }
 
+absl::Status OnAccountIdentified(pqxx::work& tx, const events::v1::AccountIdentified& e) {
+  // From identity, and checked all the same: a malformed event changes nothing.
+  if (auto s = api::ValidateUuid(e.account_id(), "account_id"); !s.ok()) return s;
+  if (!config::IsTenantKey(e.tenant())) return status::FieldError("tenant", "invalid");
+  static const std::regex kProvider("^[a-z0-9][a-z0-9-]{0,62}$");
+  if (!std::regex_match(e.provider(), kProvider)) return status::FieldError("provider", "invalid");
+  const std::string& level = e.assurance_level();
+  if (level != "low" && level != "substantial" && level != "high") {
+    return status::FieldError("assurance_level", "invalid");
+  }
+  return Store::RecordIdentified(tx, e.tenant(), e.account_id(), ProfileValues(e.attributes()), e.provider(), level);
+}
+
 events::Handlers Consumers() {
   events::Handlers h;
   h.On<events::v1::AccountVerified>(OnAccountVerified);
+  h.On<events::v1::AccountIdentified>(OnAccountIdentified);
   return h;
 }
 

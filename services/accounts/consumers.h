@@ -13,6 +13,12 @@ namespace stadtportal::accounts {
 // verified account; a malformed message is refused (INVALID_ARGUMENT).
 absl::Status OnAccountVerified(pqxx::work& tx, const events::v1::AccountVerified& e);
 
+// account.identified from identity: what an upstream provider vouched for becomes the
+// person's verified profile (provider, level, time), each value checked as a person's own
+// would be; a value that fails is left out (logged by name), the others count. A
+// malformed message is refused (INVALID_ARGUMENT).
+absl::Status OnAccountIdentified(pqxx::work& tx, const events::v1::AccountIdentified& e);
+
 // The handlers of accounts' consumer.
 events::Handlers Consumers();
 

@@ -1,5 +1,7 @@
 #include "services/accounts/consumers.h"
 
+#include <functional>
+
 #include <catch2/catch.hpp>
 
 #include "libs/events/testing.h"
@@ -56,6 +58,59 @@ TEST_CASE("accounts' consumer refuses a payload that is not its topic's message"
   event.payload["email"] = nlohmann::json::array({"anna@example.de", "ben@example.de"});
   CHECK(f.Handle(event).code() == absl::StatusCode::kInvalidArgument);
   CHECK(f.Verified().empty());
+}
+
+TEST_CASE("account.identified: what a provider vouched for becomes the verified profile; bad values are left out",
+          "[integration]") {
+  Fixture f;
+  events::v1::AccountIdentified e;
+  e.set_tenant("09564000");
+  e.set_account_id(kAccount);
+  e.set_provider("bundid");
+  e.set_assurance_level("substantial");
+  auto& a = *e.mutable_attributes();
+  a["given_name"] = "Erika";
+  a["family_name"] = "Mustermann";
+  a["birth_date"] = "1964-08-12";
+  a["street"] = "Heidestraße 17a";
+  a["postal_code"] = "51147";
+  a["locality"] = "Köln";
+  a["email"] = "erika.mustermann@example.org";
+  a["persistent_id"] = "bPK2-erika";  // No profile attribute: not kept.
+  REQUIRE(f.Apply(OnAccountIdentified, e).ok());
+  const std::string rows =
+      "SELECT string_agg(name || '=' || value || '|' || source || '|' || provider || '|' || assurance, ';' "
+      "ORDER BY name) FROM profile_attributes p JOIN parties y ON y.id = p.party_id "
+      "WHERE y.identity_account_id = '" +
+      std::string(kAccount) + "'";
+  CHECK(f.Query(rows) ==
+        "address.city=Köln|provider|bundid|substantial;address.country=DE|provider|bundid|substantial;"
+        "address.house_number=17a|provider|bundid|substantial;address.postcode=51147|provider|bundid|substantial;"
+        "address.street=Heidestraße|provider|bundid|substantial;birth_date=1964-08-12|provider|bundid|substantial;"
+        "contact_email=erika.mustermann@example.org|provider|bundid|substantial;"
+        "family_name=Mustermann|provider|bundid|substantial;given_name=Erika|provider|bundid|substantial");
+
+  // A later log-in at a higher level replaces; a value that fails its check is left out.
+  e.set_assurance_level("high");
+  a["birth_date"] = "2999-01-01";
+  a["given_name"] = "Erika\x01";
+  REQUIRE(f.Apply(OnAccountIdentified, e).ok());
+  CHECK(f.Query("SELECT value || '|' || assurance FROM profile_attributes WHERE name = 'birth_date'") ==
+        "1964-08-12|substantial");
+  CHECK(f.Query("SELECT value || '|' || assurance FROM profile_attributes WHERE name = 'family_name'") ==
+        "Mustermann|high");
+
+  // Malformed messages change nothing and are refused.
+  const std::vector<std::function<void(events::v1::AccountIdentified&)>> breaks = {
+      [](auto& b) { b.set_account_id("42"); }, [](auto& b) { b.set_tenant("9564"); },
+      [](auto& b) { b.set_provider("Bund ID"); }, [](auto& b) { b.set_assurance_level("very high"); }};
+  for (const auto& spoil : breaks) {
+    auto broken = e;
+    spoil(broken);
+    broken.mutable_attributes()->at("family_name") = "Fälschung";
+    CHECK(f.Apply(OnAccountIdentified, broken).code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(f.Query("SELECT value FROM profile_attributes WHERE name = 'family_name'") == "Mustermann");
 }
 
 }  // namespace stadtportal::accounts

@@ -435,6 +435,17 @@ absl::Status Store::RecordVerified(const std::string& tenant, const std::string&
   });
 }
 
+absl::Status Store::RecordIdentified(pqxx::work& tx, const std::string& tenant, const std::string& account_id,
+                                     const std::map<std::string, std::string>& values, const std::string& provider,
+                                     const std::string& assurance) {
+  tx.exec_prepared("accounts_ensure_person", tenant, account_id);
+  const auto party = ToParty(tx.exec_prepared1("accounts_person_of", tenant, account_id));
+  for (const auto& [name, value] : values) {
+    tx.exec_prepared("accounts_profile_set_verified", tenant, party.id(), name, value, provider, assurance);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Preferences> Store::GetPreferences(const std::string& tenant, const std::string& party_id) {
   return pool_.Transact(
       [&](pqxx::work& tx) -> absl::StatusOr<v1::Preferences> { return ReadPreferences(tx, tenant, party_id); });

@@ -88,6 +88,11 @@ class Store {
   // "<name>: verified" (nothing written) if one of them was vouched for by a provider.
   absl::StatusOr<v1::Profile> UpdateProfile(const std::string& tenant, const std::string& party_id,
                                             const std::map<std::string, std::string>& values);
+  // account.identified: the attributes an upstream provider vouched for go into the
+  // profile of the account's person (made if it has none), replacing earlier values.
+  static absl::Status RecordIdentified(pqxx::work& tx, const std::string& tenant, const std::string& account_id,
+                                       const std::map<std::string, std::string>& values, const std::string& provider,
+                                       const std::string& assurance);
   // Records attributes vouched for by an identity provider (replacing earlier values).
   absl::Status RecordVerified(const std::string& tenant, const std::string& party_id,
                               const std::map<std::string, std::string>& values, const std::string& provider,

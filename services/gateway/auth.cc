@@ -97,6 +97,10 @@ void Service::AddAuthRoutes() {
             return;
           res.set_header("Set-Cookie",
                          std::string(kSessionCookie) + "=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
+          // A session from a provider with single log-out: the browser ends it there too.
+          if (!out.upstream_logout_url().empty()) {
+            return http::WriteJson(res, 200, {{"upstream_logout_url", out.upstream_logout_url()}});
+          }
           res.status = 204;
         });
   }

@@ -35,6 +35,25 @@ bool SameToken(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+std::string Service::SessionOf(Req req) {
+  const std::string authorization = req.get_header_value("Authorization");
+  if (absl::StartsWith(authorization, "Bearer ") && authorization.size() > 7) return authorization.substr(7);
+  return CookieValue(req, kSessionCookie);
+}
+
+std::string Service::FlowOf(Req req) { return CookieValue(req, kFederationCookie); }
+
+std::string Service::LiveSessionOf(Req req) {
+  const std::string session_id = SessionOf(req);
+  if (session_id.empty()) return "";
+  idv1::ResolveSessionRequest in;
+  in.set_session_id(session_id);
+  idv1::Session session;
+  const absl::Status s =
+      Invoke(AnonymousToken("identity"), *identity_, &idv1::IdentityService::Stub::ResolveSession, in, &session);
+  return s.ok() && session.tenant().key() == options_.tenant ? session_id : "";
+}
+
 void Service::Add(const Route& route, CallerHandler handler) {
   if (route.who == Who::kAnyone) throw std::logic_error("route without a caller: " + route.path);
   Register(route, [this, who = route.who, handler = std::move(handler)](Req req, Res res, P p) {

@@ -104,6 +104,7 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   // Every upload route needs a caller: without credentials, no slot and no reading.
   router_.SetUploadGate([](const httplib::Request& req) { return NamesCaller(req); });
   AddOperatorRoutes();
+  AddFederationRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }
@@ -137,6 +138,7 @@ void Service::Fail(Req req, Res res, const absl::Status& s, const nlohmann::json
     // Step-up hint: the level to log in with.
     nlohmann::json with_level = extra;
     with_level["required_assurance_level"] = m.substr(17);
+    with_level["step_up_providers"] = StepUpProviders(m.substr(17));
     return http::WriteProblem(res, s, http::Language(req), with_level);
   }
   http::WriteProblem(res, s, http::Language(req), extra);

@@ -154,6 +154,10 @@ class Service {
   void Add(const Route& route, AnonymousHandler handler);  // Who::kAnyone only.
 
   static constexpr char kSessionCookie[] = "__Host-stadtportal_session";
+  // The log-in flow with an upstream provider: only the browser that began it finishes it.
+  static constexpr char kFederationCookie[] = "__Secure-stadtportal_federation";
+  // A SAML response (signed, encrypted, form-encoded base64).
+  static constexpr size_t kMaxSamlResponseBody = 512 * 1024;
   // Bodies larger than the JSON routes' default (STADTPORTAL_HTTP_MAX_BODY_BYTES, 64 KiB):
   // a draft's answers, and a form definition an administrator publishes.
   static constexpr size_t kMaxDraftBody = 256 * 1024;
@@ -171,6 +175,23 @@ class Service {
   void AddMailboxRoutes();
   void AddBackofficeRoutes();
   void AddOperatorRoutes();
+  void AddFederationRoutes();
+  // Begins a log-in at `provider` (step-up or linking with `session_id`): a 303 to it
+  // (`redirect`) or its URL as JSON, with the flow cookie.
+  void StartFederatedLogin(Req req, Res res, const std::string& provider, const std::string& minimum_level,
+                           const std::string& return_to, const std::string& session_id, bool redirect);
+  // The provider's answer, as the browser brought it: a session and a 303 to where the
+  // flow began, or the problem (with "reason" for a refused answer).
+  void FinishFederatedLogin(Req req, Res res, const std::string& provider, const std::string& relay_state,
+                            const std::string& saml_response, const std::string& code, const std::string& error);
+  // The session id a request names (Bearer token or cookie), unresolved; "" for none.
+  static std::string SessionOf(Req req);
+  // The same, only if it is a live session of this tenant ("" otherwise, no problem written).
+  std::string LiveSessionOf(Req req);
+  // The flow id of the browser's log-in with an upstream provider (its cookie).
+  static std::string FlowOf(Req req);
+  // The providers that can give `level`, with where to begin the step-up (for 403s).
+  nlohmann::json StepUpProviders(const std::string& level);
   // Installs `handler` behind the route's rate limit and body limit.
   void Register(const Route& route, AnonymousHandler handler);
   // The caller of a request as `who` asks; on failure writes the problem and returns nullopt.

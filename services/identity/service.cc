@@ -1,7 +1,10 @@
 #include "services/identity/service.h"
 
 #include <algorithm>
+#include <optional>
 #include <regex>
+
+#include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -73,7 +76,7 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
 }
 
 Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, mail::Relay* relay,
-                 std::shared_ptr<Clients> clients)
+                 std::shared_ptr<Clients> clients, std::shared_ptr<federation::Federation> federation)
     : store_(std::move(store)),
       options_(std::move(options)),
       hasher_(options_.hash),
@@ -82,7 +85,8 @@ Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options opt
       mail_limiter_(redis),
       totp_limiter_(redis),
       relay_(relay),
-      clients_(std::move(clients)) {}
+      clients_(std::move(clients)),
+      federation_(std::move(federation)) {}
 
 std::string Service::Link(const std::string& page, const std::string& token) const {
   return options_.public_url + "/" + page + "?token=" + token;
@@ -101,10 +105,10 @@ absl::StatusOr<bool> Service::MayMail(const std::string& tenant, const std::stri
   return d->allowed;
 }
 
-absl::StatusOr<v1::LoginResponse> Service::NewSession(const v1::Account& account) {
+absl::StatusOr<v1::LoginResponse> Service::NewSession(const v1::Account& account, v1::AssuranceLevel level,
+                                                      const std::string& method) {
   std::vector<std::string> roles(account.roles().begin(), account.roles().end());
-  // A local password proves possession of the account only: assurance level low.
-  auto login = sessions_.Create(account.id(), account.tenant().key(), roles, v1::ASSURANCE_LEVEL_LOW, "password");
+  auto login = sessions_.Create(account.id(), account.tenant().key(), roles, level, method);
   if (!login.ok()) return login;
   // With a confirmed second factor the session has yet to pass it.
   auto enrolled = store_->TotpConfirmed(account.id());
@@ -205,6 +209,7 @@ grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* re
       if (!stored.ok()) log::Warn("password rehash not stored", {{"error", std::string(stored.message())}});
     }
     if (auto s = throttle_.Succeeded(*email, req->client_ip()); !s.ok()) return s;
+    // A local password proves possession of the account only: assurance level low.
     auto session = NewSession(found->account);
     if (!session.ok()) return session.status();
     *resp = *session;
@@ -218,10 +223,27 @@ grpc::Status Service::ResolveSession(grpc::ServerContext* ctx, const v1::Resolve
                        [&]() -> absl::Status { return grpcx::Respond(resp, CurrentSession(req->session_id())); });
 }
 
-grpc::Status Service::Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req, v1::LogoutResponse*) {
+grpc::Status Service::Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req, v1::LogoutResponse* resp) {
   return grpcx::Handle(ctx, "Logout", [&]() -> absl::Status {
     if (auto s = sessions_.Resolve(req->session_id()); !s.ok()) return s.status();
-    return sessions_.Delete(req->session_id());
+    // A session from a provider with single log-out ends there too: the browser goes on.
+    auto upstream = sessions_.GetUpstream(req->session_id());
+    if (!upstream.ok()) return upstream.status();
+    if (auto d = sessions_.Delete(req->session_id()); !d.ok()) return d;
+    if (upstream->provider.empty() || federation_ == nullptr) return absl::OkStatus();
+    federation::Identity identity;
+    identity.provider = upstream->provider;
+    identity.subject = upstream->subject;
+    identity.logout_hint = upstream->logout_hint;
+    auto url = federation_->LogoutUrl(identity);
+    if (url.ok()) {
+      resp->set_upstream_logout_url(*url);
+    } else if (url.status().code() != absl::StatusCode::kNotFound) {
+      // Ours has ended; the provider's stays (its own lifetime).
+      log::Warn("single log-out unavailable",
+                {{"provider", upstream->provider}, {"error", std::string(url.status().message())}});
+    }
+    return absl::OkStatus();
   });
 }
 
@@ -529,6 +551,148 @@ grpc::Status Service::ListAuditLog(grpc::ServerContext* ctx, const v1::ListAudit
     if (more) entries->pop_back();
     if (more) resp->mutable_page()->set_next_page_token(api::NextPageToken(std::to_string(entries->back().id())));
     for (auto& e : *entries) *resp->add_entries() = std::move(e);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<federation::Federation*> Service::Upstreams() {
+  if (federation_ == nullptr) return absl::FailedPreconditionError("no upstream identity providers configured");
+  return federation_.get();
+}
+
+grpc::Status Service::ListProviders(grpc::ServerContext* ctx, const v1::ListProvidersRequest*,
+                                    v1::ListProvidersResponse* resp) {
+  return grpcx::Handle(ctx, "ListProviders", [&]() -> absl::Status {
+    if (federation_ == nullptr) return absl::OkStatus();
+    for (const auto& p : federation_->providers()) {
+      auto* out = resp->add_providers();
+      out->set_id(p.id);
+      out->set_kind(p.kind == federation::Provider::Kind::kSaml ? "saml" : "oidc");
+      out->set_name_de(p.name_de);
+      out->set_name_en(p.name_en);
+      out->set_highest_level(p.Highest());
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GetSamlMetadata(grpc::ServerContext* ctx, const v1::GetSamlMetadataRequest* req,
+                                      v1::SamlMetadata* resp) {
+  return grpcx::Handle(ctx, "GetSamlMetadata", [&]() -> absl::Status {
+    auto upstreams = Upstreams();
+    if (!upstreams.ok()) return absl::NotFoundError("provider not found");
+    auto xml = (*upstreams)->Metadata(req->provider());
+    if (!xml.ok()) return xml.status();
+    resp->set_xml(*xml);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::StartFederatedLogin(grpc::ServerContext* ctx, const v1::StartFederatedLoginRequest* req,
+                                          v1::StartFederatedLoginResponse* resp) {
+  return grpcx::Handle(ctx, "StartFederatedLogin", [&]() -> absl::Status {
+    auto upstreams = Upstreams();
+    if (!upstreams.ok()) return absl::NotFoundError("provider not found");
+    if (!v1::AssuranceLevel_IsValid(req->minimum_level())) return status::FieldError("minimum_level", "invalid");
+    federation::FlowContext context;
+    context.return_to = req->return_to();
+    if (!req->session_id().empty()) {
+      // Step-up or linking: the session proves the account (its password or provider).
+      auto session = CurrentSession(req->session_id());
+      if (!session.ok()) return session.status();
+      context.account_id = session->account_id();
+      context.session_ref = session->session_ref();
+    }
+    auto started = (*upstreams)->Start(req->provider(), req->minimum_level(), context);
+    if (!started.ok()) return started.status();
+    resp->set_redirect_url(started->redirect_url);
+    resp->set_flow_id(started->flow_id);
+    *resp->mutable_expires_at() =
+        google::protobuf::util::TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(started->expires_at));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::FinishFederatedLoginRequest* req,
+                                           v1::FinishFederatedLoginResponse* resp) {
+  return grpcx::Handle(ctx, "FinishFederatedLogin", [&]() -> absl::Status {
+    auto upstreams = Upstreams();
+    if (!upstreams.ok()) return absl::NotFoundError("provider not found");
+    if ((*upstreams)->Find(req->provider()) == nullptr) return absl::NotFoundError("provider not found");
+    federation::Upstream::Answer answer{req->saml_response(), req->code(), req->error()};
+    auto finished = (*upstreams)->Finish(req->provider(), req->flow_id(), req->relay_state(), answer, absl::Now());
+    if (!finished.ok()) {
+      // The reason only: never the answer, its tokens or who it named.
+      if (const auto reason = federation::RefusalReason(finished.status()); !reason.empty()) {
+        log::Info("upstream answer refused", {{"provider", req->provider()}, {"reason", reason}});
+      }
+      return finished.status();
+    }
+    const auto& identity = finished->identity;
+    const std::string method =
+        absl::StrCat((*upstreams)->Find(req->provider())->kind == federation::Provider::Kind::kSaml ? "saml:" : "oidc:",
+                     req->provider());
+    // Step-up and linking finish only in the session that began them, still valid.
+    std::optional<v1::Session> session;
+    if (!req->session_id().empty()) {
+      auto current = CurrentSession(req->session_id());
+      if (current.ok()) session = *current;
+    }
+    const std::string& link_to = finished->context.account_id;
+    if (!link_to.empty() && (!session || session->session_ref() != finished->context.session_ref)) {
+      return status::FieldConflict("session", "changed");
+    }
+    auto account = store_->RecordFederatedLogin(options_.default_tenant, identity, link_to);
+    if (!account.ok()) return account.status();
+    absl::StatusOr<v1::LoginResponse> login;
+    if (!link_to.empty()) {
+      // The session goes on under a new id at the higher of the two levels; its drafts
+      // and acting party are the account's and stay.
+      const auto level = std::max(session->assurance_level(), identity.level);
+      login = sessions_.StepUp(req->session_id(), *session, level, method);
+    } else {
+      // Another log-in in the same browser ends the session it had.
+      if (session) {
+        if (auto d = sessions_.Delete(req->session_id()); !d.ok()) return d;
+      }
+      login = NewSession(account->account, identity.level, method);
+    }
+    if (!login.ok()) return login.status();
+    if (auto u =
+            sessions_.SetUpstream(login->session_id(), {identity.provider, identity.subject, identity.logout_hint});
+        !u.ok()) {
+      return u;
+    }
+    *resp->mutable_login() = *login;
+    resp->set_return_to(finished->context.return_to);
+    resp->set_outcome(account->outcome);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListLinkedProviders(grpc::ServerContext* ctx, const v1::ListLinkedProvidersRequest* req,
+                                          v1::ListLinkedProvidersResponse* resp) {
+  return grpcx::Handle(ctx, "ListLinkedProviders", [&]() -> absl::Status {
+    auto session = CurrentSession(req->session_id());
+    if (!session.ok()) return session.status();
+    auto linked = store_->ListLinkedProviders(session->tenant().key(), session->account_id());
+    if (!linked.ok()) return linked.status();
+    for (auto& p : *linked) *resp->add_providers() = std::move(p);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::UnlinkProvider(grpc::ServerContext* ctx, const v1::UnlinkProviderRequest* req,
+                                     v1::ListLinkedProvidersResponse* resp) {
+  return grpcx::Handle(ctx, "UnlinkProvider", [&]() -> absl::Status {
+    auto session = CurrentSession(req->session_id());
+    if (!session.ok()) return session.status();
+    if (auto s = store_->UnlinkProvider(session->tenant().key(), session->account_id(), req->provider()); !s.ok()) {
+      return s;
+    }
+    auto linked = store_->ListLinkedProviders(session->tenant().key(), session->account_id());
+    if (!linked.ok()) return linked.status();
+    for (auto& p : *linked) *resp->add_providers() = std::move(p);
     return absl::OkStatus();
   });
 }

@@ -8,6 +8,7 @@
 #include "libs/mail/mail.h"
 #include "libs/redis/client.h"
 #include "services/identity/clients.h"
+#include "services/identity/federation/flows.h"
 #include "services/identity/mails.h"
 #include "services/identity/password.h"
 #include "services/identity/sessions.h"
@@ -40,8 +41,9 @@ struct Options {
 class Service final : public v1::IdentityService::Service {
  public:
   // `relay` (may be null) is woken after mails were queued.
+  // `federation` (may be null: local accounts only) holds the upstream providers.
   Service(std::shared_ptr<Store> store, redis::Client& redis, Options options, mail::Relay* relay = nullptr,
-          std::shared_ptr<Clients> clients = nullptr);
+          std::shared_ptr<Clients> clients = nullptr, std::shared_ptr<federation::Federation> federation = nullptr);
 
   grpc::Status Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req, v1::RegisterResponse* resp) override;
   grpc::Status VerifyEmail(grpc::ServerContext* ctx, const v1::VerifyEmailRequest* req,
@@ -80,9 +82,26 @@ class Service final : public v1::IdentityService::Service {
   grpc::Status VerifyTotp(grpc::ServerContext* ctx, const v1::TotpCodeRequest* req, v1::Session* resp) override;
   grpc::Status ListAuditLog(grpc::ServerContext* ctx, const v1::ListAuditLogRequest* req,
                             v1::ListAuditLogResponse* resp) override;
+  grpc::Status ListProviders(grpc::ServerContext* ctx, const v1::ListProvidersRequest* req,
+                             v1::ListProvidersResponse* resp) override;
+  grpc::Status GetSamlMetadata(grpc::ServerContext* ctx, const v1::GetSamlMetadataRequest* req,
+                               v1::SamlMetadata* resp) override;
+  grpc::Status StartFederatedLogin(grpc::ServerContext* ctx, const v1::StartFederatedLoginRequest* req,
+                                   v1::StartFederatedLoginResponse* resp) override;
+  grpc::Status FinishFederatedLogin(grpc::ServerContext* ctx, const v1::FinishFederatedLoginRequest* req,
+                                    v1::FinishFederatedLoginResponse* resp) override;
+  grpc::Status ListLinkedProviders(grpc::ServerContext* ctx, const v1::ListLinkedProvidersRequest* req,
+                                   v1::ListLinkedProvidersResponse* resp) override;
+  grpc::Status UnlinkProvider(grpc::ServerContext* ctx, const v1::UnlinkProviderRequest* req,
+                              v1::ListLinkedProvidersResponse* resp) override;
 
  private:
-  absl::StatusOr<v1::LoginResponse> NewSession(const v1::Account& account);
+  // A new session of the account, at `level` reached by `method`.
+  absl::StatusOr<v1::LoginResponse> NewSession(const v1::Account& account,
+                                               v1::AssuranceLevel level = v1::ASSURANCE_LEVEL_LOW,
+                                               const std::string& method = "password");
+  // The federation, or FAILED_PRECONDITION when the deployment has no upstream providers.
+  absl::StatusOr<federation::Federation*> Upstreams();
   // The session behind `session_id` with its account's current roles, read from the
   // database at every resolution: a lock or a role change applies to the next request.
   // A locked or vanished account ends the session (UNAUTHENTICATED).
@@ -109,6 +128,7 @@ class Service final : public v1::IdentityService::Service {
   http::RateLimiter totp_limiter_;
   mail::Relay* relay_;
   std::shared_ptr<Clients> clients_;
+  std::shared_ptr<federation::Federation> federation_;
 };
 
 }  // namespace stadtportal::identity

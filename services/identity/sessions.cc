@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "libs/auth/tokens.h"
 #include "libs/log/log.h"
+#include "services/identity/federation/providers.h"
 
 namespace stadtportal::identity {
 namespace {
@@ -29,18 +30,10 @@ int64_t Now() {
 std::string SessionKey(const std::string& session_id) { return "sp:session:" + SessionStore::Ref(session_id); }
 std::string AccountKey(const std::string& account_id) { return "sp:account-sessions:" + account_id; }
 
-const char* LevelName(v1::AssuranceLevel l) {
-  switch (l) {
-    case v1::ASSURANCE_LEVEL_HIGH: return "high";
-    case v1::ASSURANCE_LEVEL_SUBSTANTIAL: return "substantial";
-    default: return "low";
-  }
-}
-
+// A session's level as stored; a session always has one (low at the least).
 v1::AssuranceLevel ParseLevel(const std::string& s) {
-  if (s == "high") return v1::ASSURANCE_LEVEL_HIGH;
-  if (s == "substantial") return v1::ASSURANCE_LEVEL_SUBSTANTIAL;
-  return v1::ASSURANCE_LEVEL_LOW;
+  const auto level = federation::LevelOf(s);
+  return level == v1::ASSURANCE_LEVEL_UNSPECIFIED ? v1::ASSURANCE_LEVEL_LOW : level;
 }
 
 const char* SecondFactorName(v1::SecondFactor f) {
@@ -74,7 +67,7 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& accoun
   auto r = redis_.Command({"HSET",    key,
                            "account", account_id,
                            "tenant",  tenant,
-                           "acr",     LevelName(level),
+                           "acr",     federation::LevelName(level),
                            "amr",     method,
                            "roles",   absl::StrJoin(roles, ","),
                            "csrf",    csrf,
@@ -150,15 +143,39 @@ absl::StatusOr<v1::Session> SessionStore::Resolve(const std::string& session_id)
   return s;
 }
 
-absl::Status SessionStore::SetSecondFactor(const std::string& session_id, v1::SecondFactor state) {
-  // Only an existing session: a plain HSET would bring back an expired one without expiry.
+absl::Status SessionStore::SetFields(const std::string& session_id, const std::vector<std::string>& fields) {
   static constexpr char kScript[] =
-      "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], 'mfa', ARGV[1]) end "
+      "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], unpack(ARGV)) end "
       "return -1";
-  auto r = redis_.Command({"EVAL", kScript, "1", SessionKey(session_id), SecondFactorName(state)});
+  std::vector<std::string> command = {"EVAL", kScript, "1", SessionKey(session_id)};
+  command.insert(command.end(), fields.begin(), fields.end());
+  auto r = redis_.Command(command);
   if (!r.ok()) return r.status();
   if (r->integer() < 0) return absl::UnauthenticatedError("session unknown or expired");
   return absl::OkStatus();
+}
+
+absl::Status SessionStore::SetSecondFactor(const std::string& session_id, v1::SecondFactor state) {
+  return SetFields(session_id, {"mfa", SecondFactorName(state)});
+}
+
+absl::Status SessionStore::SetUpstream(const std::string& session_id, const SessionUpstream& upstream) {
+  return SetFields(session_id, {"up", upstream.provider, "up_sub", upstream.subject, "up_hint", upstream.logout_hint});
+}
+
+absl::StatusOr<SessionUpstream> SessionStore::GetUpstream(const std::string& session_id) {
+  auto r = redis_.Command({"HMGET", SessionKey(session_id), "up", "up_sub", "up_hint"});
+  if (!r.ok()) return r.status();
+  SessionUpstream out;
+  const redisReply* raw = r->raw();
+  auto field = [&](size_t i) {
+    const redisReply* e = i < raw->elements ? raw->element[i] : nullptr;
+    return e != nullptr && e->type == REDIS_REPLY_STRING ? std::string(e->str, e->len) : std::string();
+  };
+  out.provider = field(0);
+  out.subject = field(1);
+  out.logout_hint = field(2);
+  return out;
 }
 
 absl::Status SessionStore::Delete(const std::string& session_id) {
@@ -173,9 +190,20 @@ absl::Status SessionStore::Delete(const std::string& session_id) {
 
 absl::StatusOr<v1::LoginResponse> SessionStore::Rotate(const std::string& session_id, const v1::Session& current,
                                                        const std::string& acting_party) {
+  return Renew(session_id, current, acting_party, current.assurance_level(), current.auth_method());
+}
+
+absl::StatusOr<v1::LoginResponse> SessionStore::StepUp(const std::string& session_id, const v1::Session& current,
+                                                       v1::AssuranceLevel level, const std::string& method) {
+  return Renew(session_id, current, current.acting_party_id(), level, method);
+}
+
+absl::StatusOr<v1::LoginResponse> SessionStore::Renew(const std::string& session_id, const v1::Session& current,
+                                                      const std::string& acting_party, v1::AssuranceLevel level,
+                                                      const std::string& method) {
   std::vector<std::string> roles(current.roles().begin(), current.roles().end());
-  auto fresh = Create(current.account_id(), current.tenant().key(), roles, current.assurance_level(),
-                      current.auth_method(), acting_party, TimeUtil::TimestampToSeconds(current.expires_at()));
+  auto fresh = Create(current.account_id(), current.tenant().key(), roles, level, method, acting_party,
+                      TimeUtil::TimestampToSeconds(current.expires_at()));
   if (!fresh.ok()) return fresh.status();
   // The second factor passed stays passed for the session under its new id.
   if (current.second_factor() != v1::SECOND_FACTOR_NOT_ENROLLED) {

@@ -9,6 +9,14 @@
 
 namespace stadtportal::identity {
 
+// The upstream provider a session came from: its single log-out is asked for when the
+// session ends.
+struct SessionUpstream {
+  std::string provider;  // "" when the session did not come from one.
+  std::string subject;
+  std::string logout_hint;
+};
+
 struct SessionOptions {
   std::chrono::seconds idle{30 * 60};
   std::chrono::seconds absolute{12 * 60 * 60};
@@ -34,14 +42,29 @@ class SessionStore {
   // id ends. The new id keeps the session's absolute expiry: rotating never extends it.
   absl::StatusOr<v1::LoginResponse> Rotate(const std::string& session_id, const v1::Session& current,
                                            const std::string& acting_party);
+  // A new session id for `current` at `level`, reached by `method` ("saml:bundid"); the
+  // old id ends, the acting party, the second factor and the absolute expiry stay.
+  absl::StatusOr<v1::LoginResponse> StepUp(const std::string& session_id, const v1::Session& current,
+                                           v1::AssuranceLevel level, const std::string& method);
   absl::Status DeleteAllOf(const std::string& account_id);
   // Records where the session stands with the second factor (UNAUTHENTICATED if the
   // session is gone).
   absl::Status SetSecondFactor(const std::string& session_id, v1::SecondFactor state);
+  // Records (UNAUTHENTICATED if the session is gone) and reads the session's upstream.
+  absl::Status SetUpstream(const std::string& session_id, const SessionUpstream& upstream);
+  absl::StatusOr<SessionUpstream> GetUpstream(const std::string& session_id);
 
   static std::string Ref(const std::string& session_id);
 
  private:
+  // HSET of `fields` (name, value, …) on an existing session only: a plain HSET would
+  // bring back an expired one without expiry.
+  absl::Status SetFields(const std::string& session_id, const std::vector<std::string>& fields);
+  // Rotate and StepUp: `current` under a new id with these.
+  absl::StatusOr<v1::LoginResponse> Renew(const std::string& session_id, const v1::Session& current,
+                                          const std::string& acting_party, v1::AssuranceLevel level,
+                                          const std::string& method);
+
   redis::Client& redis_;
   SessionOptions options_;
 };

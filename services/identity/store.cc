@@ -1,17 +1,22 @@
 #include "services/identity/store.h"
 
+#include <google/protobuf/util/time_util.h>
+
+#include "libs/api/api.h"
 #include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "services/identity/clients.h"
 
+#include "absl/strings/str_join.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
+#include "services/identity/federation/providers.h"
 
 namespace stadtportal::identity {
 namespace {
 
 constexpr char kColumns[] =
-    "id::text AS id, tenant, email, display_name, language, state, "
+    "id::text AS id, tenant, coalesce(email, '') AS email, display_name, language, state, "
     "(extract(epoch FROM created_at) * 1000000)::bigint AS created_at, array_to_string(roles, ',') AS roles, "
     "coalesce(password_hash, '') AS password_hash, email_verified_at IS NOT NULL AS verified";
 
@@ -94,12 +99,36 @@ void Store::Prepare(pqxx::connection& conn) {
                    "strpos(lower(display_name), lower($2)) > 0) ORDER BY email_normalized LIMIT 50");
   conn.prepare(
       "identity_set_locked",
-      std::string("UPDATE accounts SET state = CASE WHEN $3 THEN 'locked' WHEN email_verified_at IS NULL "
-                  "THEN 'pending_verification' ELSE 'active' END WHERE tenant = $1 AND id = $2::uuid RETURNING ") +
+      std::string(
+          "UPDATE accounts SET state = CASE WHEN $3 THEN 'locked' WHEN email_verified_at IS NULL AND NOT EXISTS "
+          "(SELECT 1 FROM federated_identities f WHERE f.account_id = accounts.id) "
+          "THEN 'pending_verification' ELSE 'active' END WHERE tenant = $1 AND id = $2::uuid RETURNING ") +
           kColumns);
   conn.prepare("identity_log_access",
                "INSERT INTO admin_access_log (tenant, admin_account_id, action, target_account_id, reason) "
                "VALUES ($1, $2::uuid, $3, $4::uuid, $5)");
+  conn.prepare("identity_federated_find",
+               "SELECT account_id::text AS account_id FROM federated_identities "
+               "WHERE tenant = $1 AND provider = $2 AND subject = $3 FOR UPDATE");
+  conn.prepare("identity_federated_seen",
+               "UPDATE federated_identities SET level = $4, last_login_at = now() "
+               "WHERE tenant = $1 AND provider = $2 AND subject = $3");
+  conn.prepare("identity_federated_link",
+               "INSERT INTO federated_identities (tenant, provider, subject, account_id, level) "
+               "VALUES ($1, $2, $3, $4::uuid, $5) ON CONFLICT DO NOTHING");
+  conn.prepare("identity_create_federated_account",
+               std::string("INSERT INTO accounts (tenant, display_name, language, state) "
+                           "VALUES ($1, $2, 'de', 'active') RETURNING ") +
+                   kColumns);
+  conn.prepare("identity_federated_list",
+               "SELECT provider, level, (extract(epoch FROM linked_at) * 1000000)::bigint AS linked_at, "
+               "(extract(epoch FROM last_login_at) * 1000000)::bigint AS last_login_at FROM federated_identities "
+               "WHERE tenant = $1 AND account_id = $2::uuid ORDER BY provider");
+  conn.prepare("identity_federated_unlink",
+               "DELETE FROM federated_identities f WHERE tenant = $1 AND account_id = $2::uuid AND provider = $3 "
+               "RETURNING (SELECT count(*) FROM federated_identities o WHERE o.account_id = f.account_id "
+               "AND o.provider <> f.provider) AS others, "
+               "(SELECT password_hash IS NOT NULL FROM accounts a WHERE a.id = f.account_id) AS has_password");
   conn.prepare("identity_start_totp",
                "INSERT INTO totp_factors (account_id, tenant, secret) VALUES ($1::uuid, $2, $3) "
                "ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, last_step = 0, created_at = now() "
@@ -364,6 +393,87 @@ absl::StatusOr<v1::Account> Store::ResetTotp(const std::string& tenant, const st
     audit.targets["account_id"] = out.id();
     InsertAudit(tx, "identity", audit);
     return out;
+  });
+}
+
+absl::StatusOr<FederatedAccount> Store::RecordFederatedLogin(const std::string& tenant,
+                                                             const federation::Identity& identity,
+                                                             const std::string& link_to) {
+  const std::string level = federation::LevelName(identity.level);
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<FederatedAccount> {
+    FederatedAccount out;
+    auto found = tx.exec_prepared("identity_federated_find", tenant, identity.provider, identity.subject);
+    if (!found.empty()) {
+      const auto account_id = found[0]["account_id"].as<std::string>();
+      if (!link_to.empty() && account_id != link_to) {
+        return status::FieldConflict("provider", "linked_to_another_account");
+      }
+      tx.exec_prepared("identity_federated_seen", tenant, identity.provider, identity.subject, level);
+      out.account = ToAccount(tx.exec_prepared1("identity_get_account", tenant, account_id));
+      out.outcome = link_to.empty() ? "login" : "step_up";
+    } else if (!link_to.empty()) {
+      auto account = tx.exec_prepared("identity_get_account", tenant, link_to);
+      if (account.empty()) return absl::UnauthenticatedError("session unknown or expired");
+      out.account = ToAccount(account[0]);
+      if (tx.exec_prepared0("identity_federated_link", tenant, identity.provider, identity.subject, link_to, level)
+              .affected_rows() == 0) {
+        return status::FieldConflict("provider", "another_person_linked");
+      }
+      out.outcome = "linked";
+    } else {
+      std::vector<std::string> name;
+      for (const char* part : {"given_name", "family_name"}) {
+        auto it = identity.attributes.find(part);
+        if (it != identity.attributes.end() && !it->second.empty()) name.push_back(it->second);
+      }
+      // The name the provider asserted, if it is a fit display name.
+      std::string display_name = absl::StrJoin(name, " ");
+      if (!api::ValidateText(display_name, "display_name", 100).ok()) display_name.clear();
+      out.account = ToAccount(tx.exec_prepared1("identity_create_federated_account", tenant, display_name));
+      tx.exec_prepared0("identity_federated_link", tenant, identity.provider, identity.subject, out.account.id(),
+                        level);
+      out.outcome = "created";
+    }
+    if (out.account.state() == v1::ACCOUNT_STATE_LOCKED) return absl::PermissionDeniedError("account: locked");
+    // The profile takes what the provider vouched for (accounts consumes it).
+    events::v1::AccountIdentified e;
+    e.set_tenant(tenant);
+    e.set_account_id(out.account.id());
+    e.set_provider(identity.provider);
+    e.set_assurance_level(level);
+    for (const auto& [field, value] : identity.attributes) (*e.mutable_attributes())[field] = value;
+    *e.mutable_identified_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+    events::Publish(tx, out.account.id(), e);
+    return out;
+  });
+}
+
+absl::StatusOr<std::vector<v1::LinkedProvider>> Store::ListLinkedProviders(const std::string& tenant,
+                                                                           const std::string& account_id) {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::vector<v1::LinkedProvider>> {
+    std::vector<v1::LinkedProvider> out;
+    for (const auto& r : tx.exec_prepared("identity_federated_list", tenant, account_id)) {
+      v1::LinkedProvider p;
+      p.set_provider(r["provider"].as<std::string>());
+      p.set_level(federation::LevelOf(r["level"].as<std::string>()));
+      *p.mutable_linked_at() = db::Micros(r["linked_at"]);
+      *p.mutable_last_login_at() = db::Micros(r["last_login_at"]);
+      out.push_back(std::move(p));
+    }
+    return out;
+  });
+}
+
+absl::Status Store::UnlinkProvider(const std::string& tenant, const std::string& account_id,
+                                   const std::string& provider) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    auto res = tx.exec_prepared("identity_federated_unlink", tenant, account_id, provider);
+    if (res.empty()) return absl::NotFoundError("provider not linked");
+    // Never the last way in: rolled back.
+    if (res[0]["others"].as<int64_t>() == 0 && !res[0]["has_password"].as<bool>()) {
+      return status::FieldConflict("provider", "last_login_method");
+    }
+    return absl::OkStatus();
   });
 }
 

@@ -9,6 +9,7 @@
 #include "libs/audit/audit.h"
 #include "libs/db/pool.h"
 #include "libs/mail/mail.h"
+#include "services/identity/federation/federation.h"
 #include "stadtportal/identity/v1/identity.pb.h"
 
 namespace stadtportal::identity {
@@ -33,6 +34,14 @@ struct Credentials {
 struct TotpFactor {
   std::string secret;
   bool confirmed = false;
+};
+
+// The account of a log-in with an upstream provider, and what became of it: "login",
+// "step_up" (the session's own account), "linked" (the provider newly linked to the
+// session's account) or "created" (a new account).
+struct FederatedAccount {
+  v1::Account account;
+  std::string outcome;
 };
 
 // The identity schema: all SQL of the service, as named prepared statements.
@@ -112,6 +121,21 @@ class Store {
   absl::StatusOr<v1::Account> ResetTotp(const std::string& tenant, const std::string& email_normalized,
                                         audit::Entry audit);
   absl::Status SetPasswordHash(pqxx::work& tx, const std::string& account_id, const std::string& hash);
+
+  // A log-in through an upstream provider: the account linked to the identity's provider
+  // and subject; with `link_to` (an account that proved itself with its session) that
+  // account, linking the provider to it; else a new account. The level and time are
+  // recorded and account.identified published (the profile takes the attributes), in one
+  // transaction. FAILED_PRECONDITION "provider: linked_to_another_account" when the
+  // person is linked to another account than `link_to`, "provider: another_person_linked"
+  // when `link_to` has another person of this provider; PERMISSION_DENIED "account: locked".
+  absl::StatusOr<FederatedAccount> RecordFederatedLogin(const std::string& tenant, const federation::Identity& identity,
+                                                        const std::string& link_to);
+  absl::StatusOr<std::vector<v1::LinkedProvider>> ListLinkedProviders(const std::string& tenant,
+                                                                      const std::string& account_id);
+  // NOT_FOUND when not linked; FAILED_PRECONDITION "provider: last_login_method" when the
+  // account has no password and no other provider.
+  absl::Status UnlinkProvider(const std::string& tenant, const std::string& account_id, const std::string& provider);
 
  private:
   db::Pool& pool_;

@@ -459,6 +459,28 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
          return Request{
              "POST", "/api/v1/oauth/token", "grant_type=client_credentials", "application/x-www-form-urlencoded", {}};
        }},
+      // Log-in with upstream providers: public; a forged answer logs nobody in.
+      {"GET /api/v1/auth/providers", K::kPublic, false, [](const Owner&) { return Get("/api/v1/auth/providers"); }},
+      {"GET /api/v1/auth/providers/{provider}/login", K::kPublic, false,
+       [](const Owner&) { return Get("/api/v1/auth/providers/bundid/login?return_to=/"); }},
+      {"POST /api/v1/auth/providers/{provider}/login", K::kPublic, false,
+       [](const Owner&) {
+         return Post("/api/v1/auth/providers/bundid/login", {{"minimum_level", "substantial"}});
+       }},
+      {"GET /api/v1/auth/saml/{provider}/metadata", K::kPublic, false,
+       [](const Owner&) { return Get("/api/v1/auth/saml/bundid/metadata"); }},
+      {"POST /api/v1/auth/saml/{provider}/acs", K::kPublic, false,
+       [](const Owner&) {
+         return Request{"POST",
+                        "/api/v1/auth/saml/bundid/acs",
+                        "SAMLResponse=PHNhbWxwOlJlc3BvbnNlLz4%3D&RelayState=x",
+                        "application/x-www-form-urlencoded",
+                        {}};
+       }},
+      {"GET /api/v1/auth/saml/{provider}/slo", K::kPublic, false,
+       [](const Owner&) { return Get("/api/v1/auth/saml/bundid/slo"); }},
+      {"GET /api/v1/auth/oidc/{provider}/callback", K::kPublic, false,
+       [](const Owner&) { return Get("/api/v1/auth/oidc/generic-oidc/callback?code=forged&state=forged"); }},
       // The payer's return and the providers' webhooks: public, show and change nothing of the owner's.
       {"GET /api/v1/payments/{id}/return", K::kPublic, true,
        [](const Owner& o) { return Get("/api/v1/payments/" + o.payment + "/return"); }},
@@ -484,6 +506,11 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
       {"POST /api/v1/auth/totp/verify", K::kOwn, false,
        [](const Owner&) {
          return Post("/api/v1/auth/totp/verify", {{"code", "123456"}});
+       }},
+      {"GET /api/v1/me/providers", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/providers"); }},
+      {"DELETE /api/v1/me/providers/{provider}", K::kOwn, false,
+       [](const Owner&) {
+         return Request{"DELETE", "/api/v1/me/providers/bundid", "", "", {}};
        }},
       {"GET /api/v1/me/profile", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/profile"); }},
       {"PATCH /api/v1/me/profile", K::kOwn, false,

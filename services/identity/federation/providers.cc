@@ -76,6 +76,20 @@ Level Provider::Highest() const {
   return highest;
 }
 
+const char* LevelName(Level level) {
+  switch (level) {
+    case v1::ASSURANCE_LEVEL_LOW: return "low";
+    case v1::ASSURANCE_LEVEL_SUBSTANTIAL: return "substantial";
+    case v1::ASSURANCE_LEVEL_HIGH: return "high";
+    default: return "";
+  }
+}
+
+Level LevelOf(const std::string& name) {
+  auto level = ParseLevel(name);
+  return level.ok() ? *level : v1::ASSURANCE_LEVEL_UNSPECIFIED;
+}
+
 const std::vector<std::string>& ProfileFields() {
   static const std::vector<std::string> kFields = {"given_name",    "family_name",       "birth_date",     "email",
                                                    "street",        "postal_code",       "locality",       "country",

@@ -61,6 +61,9 @@ absl::StatusOr<std::vector<Provider>> ParseProviders(const nlohmann::json& docum
 // The level `asserted` means at `provider`; PERMISSION_DENIED "level_unknown" when its
 // table does not name it (a response with it is refused, never taken as low).
 absl::StatusOr<Level> AssertedLevel(const Provider& provider, const std::string& asserted);
+// "low", "substantial", "high" ("" for unspecified), and back (UNSPECIFIED for others).
+const char* LevelName(Level level);
+Level LevelOf(const std::string& name);
 // Whether `level` is at least `required`.
 bool Reaches(Level level, Level required);
 // The ids of the providers that can assert `required` or more, in the list's order: the

@@ -1,4 +1,5 @@
 #include "services/identity/federation/providers.h"
+#include "services/identity/federation/flows.h"
 
 #include <fstream>
 #include <sstream>
@@ -97,6 +98,28 @@ TEST_CASE("a provider document with a fault is refused, naming it", "[unit]") {
   CHECK(Refusal(with(oidc, P("/oidc/claims/Given-Name"), "given_name")).find("claims") != std::string::npos);
   auto twice = ParseProviders(nlohmann::json::array({saml, saml}));
   CHECK(twice.status().message().find("twice") != absl::string_view::npos);
+}
+
+TEST_CASE("a log-in returns only to a path of the portal", "[unit]") {
+  for (const std::string ok : {"/", "/antraege", "/drafts/42?step=2", "/a/b#c"}) {
+    INFO(ok);
+    CHECK(Federation::IsReturnPath(ok));
+  }
+  for (const std::string& bad : std::vector<std::string>{
+           "", "antraege", "//evil.example/", "/\\evil.example", "https://evil.example/", "/a b",
+           "/a\r\nSet-Cookie: x=1", "/a\tb", std::string("/a\0b", 4), "/" + std::string(512, 'a'), "/\x7f"}) {
+    INFO(bad);
+    CHECK_FALSE(Federation::IsReturnPath(bad));
+  }
+}
+
+TEST_CASE("level names both ways; anything else is no level", "[unit]") {
+  for (const Level l : {v1::ASSURANCE_LEVEL_LOW, v1::ASSURANCE_LEVEL_SUBSTANTIAL, v1::ASSURANCE_LEVEL_HIGH}) {
+    CHECK(LevelOf(LevelName(l)) == l);
+  }
+  CHECK(std::string(LevelName(v1::ASSURANCE_LEVEL_UNSPECIFIED)).empty());
+  CHECK(LevelOf("High") == v1::ASSURANCE_LEVEL_UNSPECIFIED);
+  CHECK(LevelOf("") == v1::ASSURANCE_LEVEL_UNSPECIFIED);
 }
 
 }  // namespace stadtportal::identity::federation
