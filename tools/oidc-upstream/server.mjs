@@ -6,6 +6,11 @@
 //   STADTPORTAL_OIDC_OP_PORT           port on 127.0.0.1 (issuer http://127.0.0.1:PORT)
 //   STADTPORTAL_OIDC_OP_CLIENT_SECRET  the client secret of client "stadtportal" (16+ characters)
 //   STADTPORTAL_OIDC_OP_REDIRECT_URI   its redirect URI (default: the gateway's generic callback on :8080)
+//   STADTPORTAL_OIDC_OP_SECOND_CLIENT_JWKS  optional: the public JWK set (JSON) of a second client,
+//                                      "stadtportal-second", that authenticates with private_key_jwt
+//                                      (same redirect URI): a relying party of another service at
+//                                      the same provider, for tests of audience checks and of
+//                                      private_key_jwt client authentication
 //   STADTPORTAL_OIDC_OP_STATE          folder for the signing keys (jwks.json: created on first start,
 //                                      read on later starts, so a key rotation can be staged by editing it)
 //
@@ -60,15 +65,37 @@ function signingKeys() {
   return jwks;
 }
 
-const provider = new Provider(issuer, {
-  clients: [{
-    client_id: 'stadtportal',
-    client_secret: clientSecret,
+const clients = [{
+  client_id: 'stadtportal',
+  client_secret: clientSecret,
+  redirect_uris: [redirectUri],
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'client_secret_basic',
+}];
+if (process.env.STADTPORTAL_OIDC_OP_SECOND_CLIENT_JWKS) {
+  let jwks;
+  try {
+    jwks = JSON.parse(process.env.STADTPORTAL_OIDC_OP_SECOND_CLIENT_JWKS);
+  } catch {
+    jwks = undefined;
+  }
+  if (!Array.isArray(jwks?.keys) || jwks.keys.some((key) => key.d !== undefined)) {
+    console.error('oidc-upstream: STADTPORTAL_OIDC_OP_SECOND_CLIENT_JWKS is not a public JWK set');
+    process.exit(2);
+  }
+  clients.push({
+    client_id: 'stadtportal-second',
     redirect_uris: [redirectUri],
     grant_types: ['authorization_code'],
     response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
-  }],
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks,
+  });
+}
+
+const provider = new Provider(issuer, {
+  clients,
   responseTypes: ['code'],
   pkce: { required: () => true },
   acrValues: ACR_VALUES,

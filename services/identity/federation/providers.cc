@@ -54,6 +54,14 @@ bool IsClaim(const std::string& name) {
          std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
 }
 
+// A claim name, or a member of the standard address claim ("address.street_address").
+bool IsClaimOrAddressMember(const std::string& name) {
+  for (const char* member : {"address.street_address", "address.postal_code", "address.locality", "address.country"}) {
+    if (name == member) return true;
+  }
+  return IsClaim(name);
+}
+
 // https, or http on loopback (local runs and tests); no user info, query or fragment.
 bool IsIssuer(const std::string& url) {
   std::string rest;
@@ -156,7 +164,7 @@ absl::StatusOr<Provider> ParseProvider(const nlohmann::json& d) {
   if (!p.oidc.requested_acr.empty() && p.levels.count(p.oidc.requested_acr) == 0) {
     return Invalid(p.id, "oidc.requested_acr must be one of the provider's levels");
   }
-  auto claims = FieldMap(p.id, *settings, "claims", IsClaim);
+  auto claims = FieldMap(p.id, *settings, "claims", IsClaimOrAddressMember);
   if (!claims.ok()) return claims.status();
   p.oidc.claims = *std::move(claims);
   return p;

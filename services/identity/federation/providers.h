@@ -32,7 +32,8 @@ struct OidcSettings {
   std::string client_secret_env;    // The variable holding the secret, never the secret.
   std::vector<std::string> scopes;  // Always with "openid".
   std::string requested_acr;        // acr_values asked for ("" for none).
-  // Claim name → profile field.
+  // Claim name → profile field; the members of the address claim as
+  // "address.street_address", "address.postal_code", "address.locality", "address.country".
   std::map<std::string, std::string> claims;
 };
 

@@ -46,6 +46,9 @@ TEST_CASE("the shipped provider templates are valid and map the levels they asse
   CHECK(oidc.kind == Provider::Kind::kOidc);
   CHECK(oidc.oidc.client_secret_env == "STADTPORTAL_OIDC_GENERIC_CLIENT_SECRET");
   CHECK(oidc.Highest() == v1::ASSURANCE_LEVEL_HIGH);
+  // Members of the address claim map to the address fields.
+  CHECK(oidc.oidc.claims.at("address.street_address") == "street");
+  CHECK(oidc.oidc.claims.at("address.locality") == "locality");
 }
 
 TEST_CASE("levels: a lower level never reaches a higher one; step-up names who can give it", "[unit]") {
@@ -96,6 +99,8 @@ TEST_CASE("a provider document with a fault is refused, naming it", "[unit]") {
   CHECK(Refusal(with(oidc, P("/oidc/scopes"), {"profile"})).find("openid") != std::string::npos);
   CHECK(Refusal(with(oidc, P("/oidc/requested_acr"), "urn:other")).find("requested_acr") != std::string::npos);
   CHECK(Refusal(with(oidc, P("/oidc/claims/Given-Name"), "given_name")).find("claims") != std::string::npos);
+  CHECK(Refusal(with(oidc, P("/oidc/claims/address.formatted"), "street")).find("claims") != std::string::npos);
+  CHECK(Refusal(with(oidc, P("/oidc/claims/address.street_address"), "street")).empty());
   auto twice = ParseProviders(nlohmann::json::array({saml, saml}));
   CHECK(twice.status().message().find("twice") != absl::string_view::npos);
 }
