@@ -73,7 +73,34 @@ absl::Status OnAccountIdentified(pqxx::work& tx, const events::v1::AccountIdenti
   if (level != "low" && level != "substantial" && level != "high") {
     return status::FieldError("assurance_level", "invalid");
   }
-  return Store::RecordIdentified(tx, e.tenant(), e.account_id(), ProfileValues(e.attributes()), e.provider(), level);
+  const auto& asserted = e.attributes();
+  if (asserted.count("organisation_id") == 0) {
+    return Store::RecordIdentified(tx, e.tenant(), e.account_id(), ProfileValues(asserted), e.provider(), level);
+  }
+  // A company account: the address is the company's, the rest the representative's.
+  VouchedOrganisation organisation;
+  organisation.id = asserted.at("organisation_id");
+  organisation.name = asserted.count("organisation_name") != 0 ? asserted.at("organisation_name") : "";
+  google::protobuf::Map<std::string, std::string> person;
+  for (const auto& [field, value] : asserted) {
+    if (field == "street" || field == "postal_code" || field == "locality" || field == "country") continue;
+    if (field != "organisation_id" && field != "organisation_name") person[field] = value;
+  }
+  const auto address = ProfileValues(asserted);
+  auto part = [&](const char* name) {
+    auto it = address.find(name);
+    return it == address.end() ? std::string() : it->second;
+  };
+  organisation.address.set_street(part("address.street"));
+  organisation.address.set_house_number(part("address.house_number"));
+  organisation.address.set_postcode(part("address.postcode"));
+  organisation.address.set_city(part("address.city"));
+  organisation.address.set_country(part("address.country"));
+  if (auto s = api::ValidateText(organisation.id, "organisation_id", 100); !s.ok()) return s;
+  if (auto s = api::ValidateText(organisation.name, "organisation_name", 200); !s.ok()) return s;
+  if (auto s = ValidateAddress(organisation.address); !s.ok()) return s;
+  return Store::RecordIdentified(tx, e.tenant(), e.account_id(), ProfileValues(person), e.provider(), level,
+                                 &organisation);
 }
 
 events::Handlers Consumers() {

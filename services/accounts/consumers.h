@@ -16,7 +16,9 @@ absl::Status OnAccountVerified(pqxx::work& tx, const events::v1::AccountVerified
 // account.identified from identity: what an upstream provider vouched for becomes the
 // person's verified profile (provider, level, time), each value checked as a person's own
 // would be; a value that fails is left out (logged by name), the others count. A
-// malformed message is refused (INVALID_ARGUMENT).
+// malformed message is refused (INVALID_ARGUMENT). A company account's log-in (with
+// organisation_id) makes or joins the organisation the provider vouched for
+// (Store::RecordIdentified); its address is the organisation's.
 absl::Status OnAccountIdentified(pqxx::work& tx, const events::v1::AccountIdentified& e);
 
 // The handlers of accounts' consumer.

@@ -113,4 +113,50 @@ TEST_CASE("account.identified: what a provider vouched for becomes the verified 
   CHECK(f.Query("SELECT value FROM profile_attributes WHERE name = 'family_name'") == "Mustermann");
 }
 
+TEST_CASE("account.identified by a company account: the organisation made once, its representatives members",
+          "[integration]") {
+  Fixture f;
+  auto company = [](const std::string& account, const std::string& given) {
+    events::v1::AccountIdentified e;
+    e.set_tenant("09564000");
+    e.set_account_id(account);
+    e.set_provider("elster-company");
+    e.set_assurance_level("substantial");
+    auto& a = *e.mutable_attributes();
+    a["given_name"] = given;
+    a["family_name"] = "Schmidt";
+    a["organisation_id"] = "ELSTER-UK-4711";
+    a["organisation_name"] = "Bäckerei Schmidt GmbH";
+    a["street"] = "Hauptmarkt 1";
+    a["postal_code"] = "90403";
+    a["locality"] = "Nürnberg";
+    return e;
+  };
+  const std::string second = "4d5e6f7a-8b9c-4d0e-8f1a-2b3c4d5e6f70";
+  REQUIRE(f.Apply(OnAccountIdentified, company(kAccount, "Klara")).ok());
+  REQUIRE(f.Apply(OnAccountIdentified, company(second, "Karl")).ok());
+  REQUIRE(f.Apply(OnAccountIdentified, company(kAccount, "Klara")).ok());  // Again: nothing new.
+  CHECK(f.Query("SELECT count(*) FROM organisations") == "1");
+  CHECK(f.Query("SELECT p.display_name || '|' || o.street || '|' || o.house_number || '|' || o.postcode || '|' || "
+                "o.city || '|' || o.country || '|' || o.provider || '|' || o.provider_id FROM organisations o "
+                "JOIN parties p ON p.id = o.party_id") ==
+        "Bäckerei Schmidt GmbH|Hauptmarkt|1|90403|Nürnberg|DE|elster-company|ELSTER-UK-4711");
+  CHECK(f.Query("SELECT string_agg(y.identity_account_id || '=' || m.role, ';' ORDER BY m.role DESC) "
+                "FROM memberships m JOIN parties y ON y.id = m.person_id") ==
+        std::string(kAccount) + "=owner;" + second + "=admin");
+  // The company's address is not the person's.
+  CHECK(f.Query("SELECT count(*) FROM profile_attributes WHERE name LIKE 'address.%'") == "0");
+  CHECK(f.Query("SELECT count(*) FROM profile_attributes WHERE name = 'given_name' AND source = 'provider'") == "2");
+
+  // A company without a name, or with an address that is none: refused, nothing written.
+  auto nameless = company("5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a81", "Nina");
+  nameless.mutable_attributes()->erase("organisation_name");
+  CHECK(f.Apply(OnAccountIdentified, nameless).code() == absl::StatusCode::kInvalidArgument);
+  auto nowhere = company("5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a81", "Nina");
+  (*nowhere.mutable_attributes())["organisation_id"] = "ELSTER-UK-4712";
+  (*nowhere.mutable_attributes())["postal_code"] = "9040";
+  CHECK(f.Apply(OnAccountIdentified, nowhere).code() == absl::StatusCode::kInvalidArgument);
+  CHECK(f.Query("SELECT count(*) FROM organisations") == "1");
+}
+
 }  // namespace stadtportal::accounts

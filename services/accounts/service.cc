@@ -38,15 +38,6 @@ bool IsPostcode(const std::string& postcode, const std::string& country) {
   return std::regex_match(postcode, country == "DE" ? kDe : kOther);
 }
 
-absl::Status ValidateAddress(const v1::Address& a) {
-  if (auto s = api::ValidateText(a.street(), "address.street", 200); !s.ok()) return s;
-  if (auto s = api::ValidateText(a.house_number(), "address.house_number", 20); !s.ok()) return s;
-  if (auto s = api::ValidateText(a.city(), "address.city", 100); !s.ok()) return s;
-  if (!IsCountry(a.country())) return status::FieldError("address.country", "invalid_country");
-  if (!IsPostcode(a.postcode(), a.country())) return status::FieldError("address.postcode", "invalid_postcode");
-  return absl::OkStatus();
-}
-
 mail::Mail InvitationMail(const std::string& language, const std::string& to, const std::string& name,
                           const std::string& link) {
   // Validated when stored, and still inserted as plain text: a stored name must not
@@ -66,6 +57,15 @@ mail::Mail InvitationMail(const std::string& language, const std::string& to, co
 }
 
 }  // namespace
+
+absl::Status ValidateAddress(const v1::Address& a) {
+  if (auto s = api::ValidateText(a.street(), "address.street", 200); !s.ok()) return s;
+  if (auto s = api::ValidateText(a.house_number(), "address.house_number", 20); !s.ok()) return s;
+  if (auto s = api::ValidateText(a.city(), "address.city", 100); !s.ok()) return s;
+  if (!IsCountry(a.country())) return status::FieldError("address.country", "invalid_country");
+  if (!IsPostcode(a.postcode(), a.country())) return status::FieldError("address.postcode", "invalid_postcode");
+  return absl::OkStatus();
+}
 
 Service::Service(std::shared_ptr<Store> store, Options options, mail::Relay* relay,
                  std::shared_ptr<grpc::ChannelInterface> identity_channel, auth::Signer signer)

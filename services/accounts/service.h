@@ -81,6 +81,9 @@ class Service final : public v1::AccountsService::Service {
   auth::Signer signer_;
 };
 
+// INVALID_ARGUMENT "address.<part>: <code>" for an organisation's address that is not one.
+absl::Status ValidateAddress(const v1::Address& a);
+
 // INVALID_ARGUMENT "<name>: <code>" unless `value` is valid for the profile attribute
 // `name` (given_name, family_name, birth_date YYYY-MM-DD not in the future, phone,
 // contact_email, address.street|house_number|postcode|city|country).

@@ -174,6 +174,11 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("accounts_insert_membership",
                "INSERT INTO memberships (tenant, organisation_id, person_id, role) VALUES ($1, $2::uuid, $3::uuid, $4) "
                "ON CONFLICT (organisation_id, person_id) DO NOTHING");
+  conn.prepare("accounts_organisation_by_provider",
+               "SELECT party_id::text AS party_id FROM organisations WHERE tenant = $1 AND provider = $2 "
+               "AND provider_id = $3 FOR UPDATE");
+  conn.prepare("accounts_vouch_organisation",
+               "UPDATE organisations SET provider = $3, provider_id = $4 WHERE tenant = $1 AND party_id = $2::uuid");
   conn.prepare("accounts_get_organisation",
                "SELECT " + org +
                    " FROM parties p JOIN organisations o ON o.party_id = p.id "
@@ -437,12 +442,28 @@ absl::Status Store::RecordVerified(const std::string& tenant, const std::string&
 
 absl::Status Store::RecordIdentified(pqxx::work& tx, const std::string& tenant, const std::string& account_id,
                                      const std::map<std::string, std::string>& values, const std::string& provider,
-                                     const std::string& assurance) {
+                                     const std::string& assurance, const VouchedOrganisation* organisation) {
   tx.exec_prepared("accounts_ensure_person", tenant, account_id);
-  const auto party = ToParty(tx.exec_prepared1("accounts_person_of", tenant, account_id));
+  const auto person = ToParty(tx.exec_prepared1("accounts_person_of", tenant, account_id));
   for (const auto& [name, value] : values) {
-    tx.exec_prepared("accounts_profile_set_verified", tenant, party.id(), name, value, provider, assurance);
+    tx.exec_prepared("accounts_profile_set_verified", tenant, person.id(), name, value, provider, assurance);
   }
+  if (organisation == nullptr) return absl::OkStatus();
+  auto found = tx.exec_prepared("accounts_organisation_by_provider", tenant, provider, organisation->id);
+  if (!found.empty()) {
+    // A further representative of a company already here: a member who may act for it
+    // (an existing membership keeps its role).
+    tx.exec_prepared("accounts_insert_membership", tenant, found[0]["party_id"].as<std::string>(), person.id(),
+                     "admin");
+    return absl::OkStatus();
+  }
+  // The company's first log-in: the organisation, with the person as its owner.
+  const auto& a = organisation->address;
+  auto party = ToParty(tx.exec_prepared1("accounts_create_party", tenant, "organisation", organisation->name, ""));
+  tx.exec_prepared("accounts_insert_organisation", party.id(), tenant, "company", "", a.street(), a.house_number(),
+                   a.postcode(), a.city(), a.country());
+  tx.exec_prepared("accounts_vouch_organisation", tenant, party.id(), provider, organisation->id);
+  tx.exec_prepared("accounts_insert_membership", tenant, party.id(), person.id(), "owner");
   return absl::OkStatus();
 }
 

@@ -28,6 +28,13 @@ struct NewOrganisation {
   std::string owner_id;  // The creating person's party.
 };
 
+// An organisation as an identity provider vouched for it (company accounts).
+struct VouchedOrganisation {
+  std::string id;  // The provider's id of it.
+  std::string name;
+  v1::Address address;
+};
+
 struct NewInvitation {
   std::string tenant;
   std::string organisation_id;
@@ -89,10 +96,13 @@ class Store {
   absl::StatusOr<v1::Profile> UpdateProfile(const std::string& tenant, const std::string& party_id,
                                             const std::map<std::string, std::string>& values);
   // account.identified: the attributes an upstream provider vouched for go into the
-  // profile of the account's person (made if it has none), replacing earlier values.
+  // profile of the account's person (made if it has none), replacing earlier values. With
+  // `organisation` (a company account's log-in): the organisation the provider knows by
+  // its id is made at the first log-in, with the person as owner; a later representative
+  // becomes a member (admin) of it.
   static absl::Status RecordIdentified(pqxx::work& tx, const std::string& tenant, const std::string& account_id,
                                        const std::map<std::string, std::string>& values, const std::string& provider,
-                                       const std::string& assurance);
+                                       const std::string& assurance, const VouchedOrganisation* organisation = nullptr);
   // Records attributes vouched for by an identity provider (replacing earlier values).
   absl::Status RecordVerified(const std::string& tenant, const std::string& party_id,
                               const std::map<std::string, std::string>& values, const std::string& provider,

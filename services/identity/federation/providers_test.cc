@@ -105,6 +105,15 @@ TEST_CASE("a provider document with a fault is refused, naming it", "[unit]") {
   CHECK(twice.status().message().find("twice") != absl::string_view::npos);
 }
 
+TEST_CASE("the company account template maps the organisation attributes", "[unit]") {
+  auto elster = ParseProvider(Template("elster-company.json"));
+  REQUIRE(elster.ok());
+  CHECK(elster->saml.attributes.at("urn:oid:2.5.4.10") == "organisation_name");
+  CHECK(elster->saml.attributes.at("urn:oid:2.5.4.97") == "organisation_id");
+  CHECK(elster->Highest() == v1::ASSURANCE_LEVEL_HIGH);
+  CHECK(AssertedLevel(*elster, "STORK-QAA-Level-1").status().code() == absl::StatusCode::kPermissionDenied);
+}
+
 TEST_CASE("a log-in returns only to a path of the portal", "[unit]") {
   for (const std::string ok : {"/", "/antraege", "/drafts/42?step=2", "/a/b#c"}) {
     INFO(ok);
