@@ -163,9 +163,15 @@ void Service::AddFederationRoutes() {
         if (!absl::StartsWith(req.get_header_value("Content-Type"), "application/x-www-form-urlencoded")) {
           return Fail(req, res, status::MalformedField("SAMLResponse", "form_expected"));
         }
-        const std::string response = req.get_param_value("SAMLResponse");
+        httplib::Params form;
+        httplib::detail::parse_query_text(req.body, form);
+        auto field = [&form](const char* name) {
+          auto it = form.find(name);
+          return it == form.end() ? std::string() : it->second;
+        };
+        const std::string response = field("SAMLResponse");
         if (response.empty()) return Fail(req, res, status::MalformedField("SAMLResponse", "missing"));
-        FinishFederatedLogin(req, res, p.at("provider"), req.get_param_value("RelayState"), response, "", "");
+        FinishFederatedLogin(req, res, p.at("provider"), field("RelayState"), response, "", "");
       });
 
   // Where the SAML provider sends the browser after single log-out: the portal.

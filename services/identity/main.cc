@@ -2,6 +2,7 @@
 #include "libs/app/app.h"
 #include "libs/events/events.h"
 #include "services/identity/consumers.h"
+#include "services/identity/federation/upstreams.h"
 #include "services/identity/service.h"
 
 int main(int argc, char** argv) {
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
     ctx.AddService<identity::v1::IdentityService>(std::make_unique<identity::Service>(
         store, ctx.Redis(), options, relay.get(),
         std::make_shared<identity::Clients>(
-            db, ctx.Redis(), std::chrono::seconds(ctx.env().Int("STADTPORTAL_CLIENT_TOKEN_TTL_S", 300, 30, 3600)))));
+            db, ctx.Redis(), std::chrono::seconds(ctx.env().Int("STADTPORTAL_CLIENT_TOKEN_TTL_S", 300, 30, 3600))),
+        identity::federation::FederationFromEnv(ctx.env(), options.public_url, ctx.Redis())));
   });
 }
