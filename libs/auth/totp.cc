@@ -8,27 +8,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "libs/net/url.h"
 
 namespace stadtportal::auth {
-namespace {
-
-// Percent-encodes everything but RFC 3986 unreserved characters (labels of the URI).
-std::string Escape(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 std::string TotpCode(const std::string& secret, int64_t step, int digits) {
   unsigned char counter[8];
@@ -118,8 +100,9 @@ std::optional<std::string> FromBase32(const std::string& text) {
 }
 
 std::string OtpauthUri(const std::string& issuer, const std::string& account, const std::string& secret) {
-  return absl::StrCat("otpauth://totp/", Escape(issuer), ":", Escape(account), "?secret=", Base32(secret),
-                      "&issuer=", Escape(issuer), "&algorithm=SHA1&digits=", kTotpDigits, "&period=", kTotpStepSeconds);
+  return absl::StrCat("otpauth://totp/", net::PercentEncode(issuer), ":", net::PercentEncode(account),
+                      "?secret=", Base32(secret), "&issuer=", net::PercentEncode(issuer),
+                      "&algorithm=SHA1&digits=", kTotpDigits, "&period=", kTotpStepSeconds);
 }
 
 }  // namespace stadtportal::auth

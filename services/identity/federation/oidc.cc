@@ -25,6 +25,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/db/network_guard.h"
 #include "libs/log/log.h"
+#include "libs/net/url.h"
 
 namespace stadtportal::identity::federation {
 namespace {
@@ -44,27 +45,10 @@ bool Base64UrlDecode(absl::string_view in, std::string* out) {
 
 std::string Base64Url(absl::string_view data) { return absl::WebSafeBase64Escape(data); }
 
-// Percent-encoding of everything but the unreserved characters (RFC 3986 §2.3): for
-// query strings and application/x-www-form-urlencoded bodies alike.
-std::string Escape(absl::string_view s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-        c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string Form(const std::vector<std::pair<std::string, std::string>>& fields) {
   std::vector<std::string> parts;
-  for (const auto& [name, value] : fields) parts.push_back(absl::StrCat(Escape(name), "=", Escape(value)));
+  for (const auto& [name, value] : fields)
+    parts.push_back(absl::StrCat(net::PercentEncode(name), "=", net::PercentEncode(value)));
   return absl::StrJoin(parts, "&");
 }
 
@@ -733,9 +717,9 @@ absl::StatusOr<Identity> OidcRelyingParty::FinishUncounted(const std::string& co
     fields.emplace_back("client_assertion", *assertion);
   } else {
     // client_secret_basic: both parts form-encoded first (RFC 6749 §2.3.1).
-    headers.push_back(absl::StrCat(
-        "Authorization: Basic ",
-        absl::Base64Escape(absl::StrCat(Escape(provider_.oidc.client_id), ":", Escape(options_.client_secret)))));
+    headers.push_back(absl::StrCat("Authorization: Basic ",
+                                   absl::Base64Escape(absl::StrCat(net::PercentEncode(provider_.oidc.client_id), ":",
+                                                                   net::PercentEncode(options_.client_secret)))));
   }
   const std::string body = Form(fields);
   auto answer = Fetch((*metadata)->token_endpoint, headers, &body, options_);
