@@ -428,6 +428,8 @@ TEST_CASE("an OpenID Connect provider: the same journey at its acr", "[e2e]") {
   auto draft = PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerOf(token));
   REQUIRE(Status(draft) == 201);
   CHECK(json::parse(draft->body)["data"]["given_name"] == "Max");
+  const auto read_only = json::parse(draft->body)["read_only_fields"].get<std::vector<std::string>>();
+  CHECK(std::find(read_only.begin(), read_only.end(), "birth_date") != read_only.end());
 
   // The provider's answer again (a replayed callback): the flow is gone.
   const double before = f.Refusals("state");
@@ -435,6 +437,13 @@ TEST_CASE("an OpenID Connect provider: the same journey at its acr", "[e2e]") {
   CHECK(replay.status == 403);
   CHECK(json::parse(replay.body)["reason"] == "state");
   CHECK(f.Refusals("state") == before + 1);
+
+  // Log-out: on to the provider's end-session endpoint with the ID token as hint.
+  auto out = c.Post("/api/v1/auth/logout", BearerOf(token), "", "application/json");
+  REQUIRE(Status(out) == 200);
+  const std::string end_session = json::parse(out->body)["upstream_logout_url"];
+  CHECK(end_session.rfind(f.op, 0) == 0);
+  CHECK(end_session.find("id_token_hint=") != std::string::npos);
 }
 
 TEST_CASE("step-up: a password session gets 403 naming the providers, steps up through BundID, keeps its draft",
