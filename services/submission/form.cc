@@ -13,6 +13,22 @@ namespace {
 
 const std::vector<std::string> kAddressParts = {"street", "house_number", "postcode", "city"};
 
+// A pattern the regex compiler can take: at most 512 bytes, and every counted repetition
+// ({n}, {n,}, {n,m}) at most 1000 (libstdc++ overflows on larger counts).
+bool IsBoundedPattern(const std::string& pattern) {
+  if (pattern.size() > 512) return false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] != '{' && pattern[i] != ',') continue;
+    size_t digits = 0, value = 0;
+    for (size_t k = i + 1; k < pattern.size() && pattern[k] >= '0' && pattern[k] <= '9'; ++k, ++digits) {
+      if (digits == 4) return false;
+      value = value * 10 + static_cast<size_t>(pattern[k] - '0');
+    }
+    if (value > 1000) return false;
+  }
+  return true;
+}
+
 bool IsStringType(const std::string& t) {
   return t == "text" || t == "date" || t == "select" || t == "iban" || t == "email" || t == "phone";
 }
@@ -137,8 +153,13 @@ absl::StatusOr<Form> Form::Parse(const nlohmann::json& form) {
       if (j.contains("min_length")) f.min_length = j["min_length"].get<size_t>();
       f.max_length = j.value("max_length", f.max_length);
       if (j.contains("pattern")) {
+        const std::string pattern = j["pattern"].get<std::string>();
+        if (!IsBoundedPattern(pattern)) {
+          return status::FieldError("form", "invalid",
+                                    "pattern of " + f.id + " too long or with a repetition over 1000");
+        }
         try {
-          f.pattern = std::regex(j["pattern"].get<std::string>(), std::regex::ECMAScript);
+          f.pattern = std::regex(pattern, std::regex::ECMAScript);
         } catch (const std::regex_error&) {
           return status::FieldError("form", "invalid", "invalid pattern of " + f.id);
         }

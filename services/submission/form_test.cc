@@ -102,6 +102,17 @@ TEST_CASE("a definition that breaks the schema or the form rules is refused", "[
   broken["form"]["steps"][0]["fields"][0]["label"]["de"] = "Name\xe2\x80\xae";  // U+202E
   CHECK(CheckDefinition(broken.dump()).status().message() ==
         "definition/form/steps/0/fields/0/label/de: control_characters");
+  // Patterns the regex compiler cannot take safely (a count that overflows it, found by
+  // the fuzzer) are refused; counts up to 1000 are fine.
+  for (const std::string pattern : {"^[0-9]{1111111111111111111111}$", "^a{2,99999}$", "^a{1001}$"}) {
+    broken = d;
+    broken["form"]["steps"][0]["fields"][0]["pattern"] = pattern;
+    CHECK(CheckDefinition(broken.dump()).status().message().find("too long or with a repetition over 1000") !=
+          std::string::npos);
+  }
+  broken = d;
+  broken["form"]["steps"][0]["fields"][0]["pattern"] = "^[A-Za-z ]{1,1000}$";
+  CHECK(CheckDefinition(broken.dump()).ok());
 }
 
 TEST_CASE("a complete certificate order is valid; its fee follows the copies", "[unit]") {
