@@ -78,14 +78,20 @@ absl::Status OnAccountIdentified(pqxx::work& tx, const events::v1::AccountIdenti
     return Store::RecordIdentified(tx, e.tenant(), e.account_id(), ProfileValues(asserted), e.provider(), level);
   }
   // A company account: the address is the company's, the rest the representative's.
-  VouchedOrganisation organisation;
-  organisation.id = asserted.at("organisation_id");
-  organisation.name = asserted.count("organisation_name") != 0 ? asserted.at("organisation_name") : "";
   google::protobuf::Map<std::string, std::string> person;
   for (const auto& [field, value] : asserted) {
     if (field == "street" || field == "postal_code" || field == "locality" || field == "country") continue;
     if (field != "organisation_id" && field != "organisation_name") person[field] = value;
   }
+  if (level == "low") {
+    // Acting for a company needs a company's proof (substantial at least, as ELSTER's
+    // company accounts give): at low, anyone could name any organisation and join it.
+    log::Warn("organisation asserted at level low left out", {{"provider", e.provider()}});
+    return Store::RecordIdentified(tx, e.tenant(), e.account_id(), ProfileValues(person), e.provider(), level);
+  }
+  VouchedOrganisation organisation;
+  organisation.id = asserted.at("organisation_id");
+  organisation.name = asserted.count("organisation_name") != 0 ? asserted.at("organisation_name") : "";
   const auto address = ProfileValues(asserted);
   auto part = [&](const char* name) {
     auto it = address.find(name);

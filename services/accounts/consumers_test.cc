@@ -157,6 +157,24 @@ TEST_CASE("account.identified by a company account: the organisation made once, 
   (*nowhere.mutable_attributes())["postal_code"] = "9040";
   CHECK(f.Apply(OnAccountIdentified, nowhere).code() == absl::StatusCode::kInvalidArgument);
   CHECK(f.Query("SELECT count(*) FROM organisations") == "1");
+
+  // At level low anyone could name any company: the person's own attributes count, but
+  // no organisation is joined or made, and its address is not taken as the person's.
+  const std::string stranger = "6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b92";
+  for (const char* id : {"ELSTER-UK-4711", "ELSTER-UK-4713"}) {
+    auto low = company(stranger, "Mallory");
+    low.set_assurance_level("low");
+    (*low.mutable_attributes())["organisation_id"] = id;
+    REQUIRE(f.Apply(OnAccountIdentified, low).ok());
+  }
+  CHECK(f.Query("SELECT count(*) FROM organisations") == "1");
+  CHECK(f.Query("SELECT count(*) FROM memberships m JOIN parties y ON y.id = m.person_id "
+                "WHERE y.identity_account_id = '" +
+                stranger + "'") == "0");
+  CHECK(f.Query("SELECT value || '|' || assurance FROM profile_attributes p JOIN parties y ON y.id = p.party_id "
+                "WHERE y.identity_account_id = '" +
+                stranger + "' AND name = 'given_name'") == "Mallory|low");
+  CHECK(f.Query("SELECT count(*) FROM profile_attributes WHERE name LIKE 'address.%'") == "0");
 }
 
 }  // namespace stadtportal::accounts
