@@ -34,10 +34,12 @@ absl::StatusOr<idv1::AssuranceLevel> ParseLevel(const std::string& name) {
   return status::FieldError("minimum_level", "invalid");
 }
 
-// A cross-site POST (the SAML response) must carry it back: SameSite=None.
+// A cross-site POST (the SAML response) must carry it back: SameSite=None. __Host- (so
+// Path=/, no Domain): a neighbouring subdomain cannot plant its own flow in the browser
+// (a log-in into the planter's account).
 std::string FlowCookie(const std::string& value, int64_t max_age) {
   return std::string(Service::kFederationCookie) + "=" + value +
-         "; Path=/api/v1/auth/; Secure; HttpOnly; SameSite=None; Max-Age=" + std::to_string(max_age);
+         "; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=" + std::to_string(max_age);
 }
 
 nlohmann::json LinkedProviders(const idv1::ListLinkedProvidersResponse& out) {

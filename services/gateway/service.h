@@ -155,7 +155,7 @@ class Service {
 
   static constexpr char kSessionCookie[] = "__Host-stadtportal_session";
   // The log-in flow with an upstream provider: only the browser that began it finishes it.
-  static constexpr char kFederationCookie[] = "__Secure-stadtportal_federation";
+  static constexpr char kFederationCookie[] = "__Host-stadtportal_federation";
   // A SAML response (signed, encrypted, form-encoded base64).
   static constexpr size_t kMaxSamlResponseBody = 512 * 1024;
   // Bodies larger than the JSON routes' default (STADTPORTAL_HTTP_MAX_BODY_BYTES, 64 KiB):

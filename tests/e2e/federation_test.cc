@@ -356,7 +356,7 @@ TEST_CASE("BundID over SAML: log-in creates the account at level substantial wit
   CHECK(done.location == "/antraege");
   const std::string token = b.Cookie(f.gateway, "__Host-stadtportal_session");
   REQUIRE(!token.empty());
-  CHECK(b.Cookie(f.gateway, "__Secure-stadtportal_federation").empty());  // The flow is used up.
+  CHECK(b.Cookie(f.gateway, "__Host-stadtportal_federation").empty());  // The flow is used up.
 
   auto session = c.Get("/api/v1/me", BearerOf(token));
   REQUIRE(Status(session) == 200);
@@ -514,6 +514,14 @@ TEST_CASE("SAML answers the flow did not ask for are refused and counted", "[e2e
   const double unsolicited = f.Refusals("unsolicited");
   auto start = b.Get(f.gateway + "/api/v1/auth/providers/bundid/login");
   REQUIRE(start.status == 303);
+  // The flow cookie cannot be planted by a neighbouring subdomain (__Host-: no Domain,
+  // Path=/), and goes with the provider's cross-site POST.
+  const auto cookie = start.headers.find("Set-Cookie");
+  REQUIRE(cookie != start.headers.end());
+  CHECK(cookie->second.rfind("__Host-stadtportal_federation=", 0) == 0);
+  CHECK(cookie->second.find("; Path=/;") != std::string::npos);
+  CHECK(cookie->second.find("Domain") == std::string::npos);
+  CHECK(cookie->second.find("SameSite=None") != std::string::npos);
   auto replay = b.PostForm(f.gateway + "/api/v1/auth/saml/bundid/acs", {{"SAMLResponse", saml}, {"RelayState", "x"}});
   CHECK(replay.status == 403);
   CHECK(json::parse(replay.body)["reason"] == "unsolicited");
