@@ -42,6 +42,14 @@ std::string FlowCookie(const std::string& value, int64_t max_age) {
          "; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=" + std::to_string(max_age);
 }
 
+// A link followed from another site (Sec-Fetch-Site) begins a plain log-in: the
+// browser's session would bind the flow to the account, and whoever the provider then
+// names (an upstream session the other site planted) would be linked to it.
+bool FromOurPages(const httplib::Request& req) {
+  const std::string site = req.get_header_value("Sec-Fetch-Site");
+  return site.empty() || site == "same-origin" || site == "none";
+}
+
 nlohmann::json LinkedProviders(const idv1::ListLinkedProvidersResponse& out) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& p : out.providers()) {
@@ -137,10 +145,11 @@ void Service::AddFederationRoutes() {
 
   // A browser's link ("Log in with BundID"): on to the provider (303). With a session
   // (cookie or token) it is step-up, or linking the provider to the account; a session
-  // that has ended is ignored (a plain log-in).
+  // that has ended, or a link from another site, is ignored (a plain log-in).
   Add({"GET", "/api/v1/auth/providers/{provider}/login", Who::kAnyone, "auth"}, [this](Req req, Res res, P p) {
     StartFederatedLogin(req, res, p.at("provider"), req.get_param_value("minimum_level"),
-                        req.get_param_value("return_to"), LiveSessionOf(req), /*redirect=*/true);
+                        req.get_param_value("return_to"), FromOurPages(req) ? LiveSessionOf(req) : "",
+                        /*redirect=*/true);
   });
 
   // The same for a program (the portal's pages): the URL to send the browser to, as JSON.

@@ -500,6 +500,23 @@ TEST_CASE("step-up: a password session gets 403 naming the providers, steps up t
   CHECK(linked["providers"][0]["provider"] == "bundid");
   // With a password as well, the provider can be removed again.
   CHECK(Status(c.Delete("/api/v1/me/providers/bundid", BearerOf(high))) == 200);
+
+  // A link from another site never binds the flow to the browser's session (else whoever
+  // the provider then names, say an upstream session the other site planted, would be
+  // linked to the account): it is a plain log-in.
+  const std::string bert = Onboard(f.stack, c, UniqueEmail())["token"];
+  Browser victim;
+  victim.SetCookie(f.gateway, "__Host-stadtportal_session", bert);
+  auto planted =
+      f.SamlLogIn(victim, "erika", "erika-test-1", "?minimum_level=substantial", {{"Sec-Fetch-Site", "cross-site"}});
+  INFO(planted.body);
+  REQUIRE(planted.status == 303);
+  const auto erika_me =
+      json::parse(c.Get("/api/v1/me", BearerOf(erika.Cookie(f.gateway, "__Host-stadtportal_session")))->body);
+  const auto now_me =
+      json::parse(c.Get("/api/v1/me", BearerOf(victim.Cookie(f.gateway, "__Host-stadtportal_session")))->body);
+  CHECK(now_me["account_id"] == erika_me["account_id"]);
+  CHECK(Status(c.Get("/api/v1/me", BearerOf(bert))) == 401);  // Its session ended.
 }
 
 TEST_CASE("SAML answers the flow did not ask for are refused and counted", "[e2e]") {
