@@ -690,6 +690,10 @@ grpc::Status Service::UnlinkProvider(grpc::ServerContext* ctx, const v1::UnlinkP
     if (auto s = store_->UnlinkProvider(session->tenant().key(), session->account_id(), req->provider()); !s.ok()) {
       return s;
     }
+    // Whoever came in through it is out (this session, which removes it, goes on).
+    if (auto s = sessions_.DeleteFromUpstream(session->account_id(), req->provider(), req->session_id()); !s.ok()) {
+      return s;
+    }
     auto linked = store_->ListLinkedProviders(session->tenant().key(), session->account_id());
     if (!linked.ok()) return linked.status();
     for (auto& p : *linked) *resp->add_providers() = std::move(p);

@@ -226,6 +226,24 @@ absl::Status SessionStore::DeleteAllOf(const std::string& account_id) {
   return d.ok() ? absl::OkStatus() : d.status();
 }
 
+absl::Status SessionStore::DeleteFromUpstream(const std::string& account_id, const std::string& provider,
+                                              const std::string& keep_session_id) {
+  auto members = redis_.Command({"SMEMBERS", AccountKey(account_id)});
+  if (!members.ok()) return members.status();
+  const std::string keep = Ref(keep_session_id);
+  const redisReply* raw = members->raw();
+  for (size_t i = 0; i < raw->elements; ++i) {
+    const std::string ref(raw->element[i]->str, raw->element[i]->len);
+    if (ref == keep) continue;
+    auto up = redis_.Command({"HGET", "sp:session:" + ref, "up"});
+    if (!up.ok()) return up.status();
+    if (up->is_nil() || up->str() != provider) continue;
+    if (auto d = redis_.Command({"DEL", "sp:session:" + ref}); !d.ok()) return d.status();
+    if (auto r = redis_.Command({"SREM", AccountKey(account_id), ref}); !r.ok()) return r.status();
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // Per account and client: a stranger's failures delay only the stranger, never the

@@ -47,6 +47,10 @@ class SessionStore {
   absl::StatusOr<v1::LoginResponse> StepUp(const std::string& session_id, const v1::Session& current,
                                            v1::AssuranceLevel level, const std::string& method);
   absl::Status DeleteAllOf(const std::string& account_id);
+  // Ends the account's sessions that came from `provider` (SetUpstream), except
+  // `keep_session_id`'s.
+  absl::Status DeleteFromUpstream(const std::string& account_id, const std::string& provider,
+                                  const std::string& keep_session_id);
   // Records where the session stands with the second factor (UNAUTHENTICATED if the
   // session is gone).
   absl::Status SetSecondFactor(const std::string& session_id, v1::SecondFactor state);

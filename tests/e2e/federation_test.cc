@@ -498,8 +498,17 @@ TEST_CASE("step-up: a password session gets 403 naming the providers, steps up t
   CHECK(Status(PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerOf(high))) == 201);
   auto linked = json::parse(c.Get("/api/v1/me/providers", BearerOf(high))->body);
   CHECK(linked["providers"][0]["provider"] == "bundid");
-  // With a password as well, the provider can be removed again.
+  // Max logs in to the account through BundID elsewhere as well.
+  Browser elsewhere;
+  REQUIRE(f.SamlLogIn(elsewhere, "max", "max-test-1").status == 303);
+  const std::string other = elsewhere.Cookie(f.gateway, "__Host-stadtportal_session");
+  REQUIRE(Status(c.Get("/api/v1/me", BearerOf(other))) == 200);
+  CHECK(json::parse(c.Get("/api/v1/me", BearerOf(other))->body)["account_id"] == session["account_id"]);
+  // With a password as well, the provider can be removed again; whoever came in through
+  // it is out, the session that removed it goes on.
   CHECK(Status(c.Delete("/api/v1/me/providers/bundid", BearerOf(high))) == 200);
+  CHECK(Status(c.Get("/api/v1/me", BearerOf(other))) == 401);
+  CHECK(Status(c.Get("/api/v1/me", BearerOf(high))) == 200);
 
   // A link from another site never binds the flow to the browser's session (else whoever
   // the provider then names, say an upstream session the other site planted, would be
