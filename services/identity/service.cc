@@ -121,7 +121,10 @@ absl::StatusOr<v1::LoginResponse> Service::NewSession(const v1::Account& account
 }
 
 absl::StatusOr<v1::Session> Service::CurrentSession(const std::string& session_id) {
-  auto session = sessions_.Resolve(session_id);
+  return CheckedSession(sessions_.Resolve(session_id));
+}
+
+absl::StatusOr<v1::Session> Service::CheckedSession(absl::StatusOr<v1::Session> session) {
   if (!session.ok()) return session;
   auto account = store_->GetAccount(session->tenant().key(), session->account_id());
   if (!account.ok() && account.status().code() != absl::StatusCode::kNotFound) return account.status();
@@ -632,15 +635,18 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
     const std::string method =
         absl::StrCat((*upstreams)->Find(req->provider())->kind == federation::Provider::Kind::kSaml ? "saml:" : "oidc:",
                      req->provider());
-    // Step-up and linking finish only in the session that began them, still valid.
+    // Step-up and linking finish only in the session that began them, still valid. The
+    // browser's flow cookie proves it began the flow: the session is the flow's, as the
+    // SAML answer (a cross-site POST) comes without the SameSite=Lax session cookie.
     std::optional<v1::Session> session;
-    if (!req->session_id().empty()) {
+    const std::string& link_to = finished->context.account_id;
+    if (!link_to.empty()) {
+      auto began = CheckedSession(sessions_.ResolveRef(finished->context.session_ref));
+      if (!began.ok() || began->account_id() != link_to) return status::FieldConflict("session", "changed");
+      session = *began;
+    } else if (!req->session_id().empty()) {
       auto current = CurrentSession(req->session_id());
       if (current.ok()) session = *current;
-    }
-    const std::string& link_to = finished->context.account_id;
-    if (!link_to.empty() && (!session || session->session_ref() != finished->context.session_ref)) {
-      return status::FieldConflict("session", "changed");
     }
     auto account = store_->RecordFederatedLogin(options_.default_tenant, identity, link_to);
     if (!account.ok()) return account.status();
@@ -649,7 +655,7 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
       // The session goes on under a new id at the higher of the two levels; its drafts
       // and acting party are the account's and stay.
       const auto level = std::max(session->assurance_level(), identity.level);
-      login = sessions_.StepUp(req->session_id(), *session, level, method);
+      login = sessions_.StepUp(*session, level, method);
     } else {
       // Another log-in in the same browser ends the session it had.
       if (session) {

@@ -106,6 +106,8 @@ class Service final : public v1::IdentityService::Service {
   // database at every resolution: a lock or a role change applies to the next request.
   // A locked or vanished account ends the session (UNAUTHENTICATED).
   absl::StatusOr<v1::Session> CurrentSession(const std::string& session_id);
+  // The same for a session just resolved (by id or by reference).
+  absl::StatusOr<v1::Session> CheckedSession(absl::StatusOr<v1::Session> session);
   // A code for the session's own account: confirms the enrolment (`confirm`) or passes
   // the confirmed factor; the session is marked as having passed it.
   // Takes one of the account's attempts in `bucket` ("totp": codes, "totp-enrolment":

@@ -2,6 +2,8 @@
 
 #include "libs/http/client_address.h"
 
+#include <algorithm>
+
 #include <sodium.h>
 
 #include <google/protobuf/util/time_util.h>
@@ -98,9 +100,18 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& accoun
 }
 
 absl::StatusOr<v1::Session> SessionStore::Resolve(const std::string& session_id) {
+  if (session_id.empty() || session_id.size() > 128) return absl::UnauthenticatedError("session unknown or expired");
+  return ResolveRef(Ref(session_id));
+}
+
+absl::StatusOr<v1::Session> SessionStore::ResolveRef(const std::string& session_ref) {
   const auto unknown = absl::UnauthenticatedError("session unknown or expired");
-  if (session_id.empty() || session_id.size() > 128) return unknown;
-  const std::string key = SessionKey(session_id);
+  if (session_ref.size() != 64 || !std::all_of(session_ref.begin(), session_ref.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      })) {
+    return unknown;
+  }
+  const std::string key = "sp:session:" + session_ref;
   // Read and, while within its absolute lifetime, extended by the idle time: one round
   // trip (this runs for every request of every session).
   static constexpr char kResolve[] =
@@ -125,7 +136,7 @@ absl::StatusOr<v1::Session> SessionStore::Resolve(const std::string& session_id)
   int64_t absolute = 0;
   if (f.empty() || !absl::SimpleAtoi(f["abs"], &absolute)) return unknown;
   if (absolute <= now) {
-    if (auto d = Delete(session_id); !d.ok()) return d;
+    if (auto d = DeleteRef(session_ref); !d.ok()) return d;
     return unknown;
   }
   v1::Session s;
@@ -137,7 +148,7 @@ absl::StatusOr<v1::Session> SessionStore::Resolve(const std::string& session_id)
   s.set_csrf_token(f["csrf"]);
   *s.mutable_expires_at() = TimeUtil::SecondsToTimestamp(absolute);
   *s.mutable_idle_expires_at() = TimeUtil::SecondsToTimestamp(std::min(absolute, now + options_.idle.count()));
-  s.set_session_ref(Ref(session_id));
+  s.set_session_ref(session_ref);
   s.set_acting_party_id(f["act"]);
   s.set_second_factor(ParseSecondFactor(f["mfa"]));
   return s;
@@ -178,27 +189,29 @@ absl::StatusOr<SessionUpstream> SessionStore::GetUpstream(const std::string& ses
   return out;
 }
 
-absl::Status SessionStore::Delete(const std::string& session_id) {
-  const std::string key = SessionKey(session_id);
+absl::Status SessionStore::Delete(const std::string& session_id) { return DeleteRef(Ref(session_id)); }
+
+absl::Status SessionStore::DeleteRef(const std::string& session_ref) {
+  const std::string key = "sp:session:" + session_ref;
   auto account = redis_.Command({"HGET", key, "account"});
   if (!account.ok()) return account.status();
   if (auto d = redis_.Command({"DEL", key}); !d.ok()) return d.status();
   if (account->is_nil()) return absl::OkStatus();
-  auto r = redis_.Command({"SREM", AccountKey(account->str()), Ref(session_id)});
+  auto r = redis_.Command({"SREM", AccountKey(account->str()), session_ref});
   return r.ok() ? absl::OkStatus() : r.status();
 }
 
 absl::StatusOr<v1::LoginResponse> SessionStore::Rotate(const std::string& session_id, const v1::Session& current,
                                                        const std::string& acting_party) {
-  return Renew(session_id, current, acting_party, current.assurance_level(), current.auth_method());
+  return Renew(Ref(session_id), current, acting_party, current.assurance_level(), current.auth_method());
 }
 
-absl::StatusOr<v1::LoginResponse> SessionStore::StepUp(const std::string& session_id, const v1::Session& current,
-                                                       v1::AssuranceLevel level, const std::string& method) {
-  return Renew(session_id, current, current.acting_party_id(), level, method);
+absl::StatusOr<v1::LoginResponse> SessionStore::StepUp(const v1::Session& current, v1::AssuranceLevel level,
+                                                       const std::string& method) {
+  return Renew(current.session_ref(), current, current.acting_party_id(), level, method);
 }
 
-absl::StatusOr<v1::LoginResponse> SessionStore::Renew(const std::string& session_id, const v1::Session& current,
+absl::StatusOr<v1::LoginResponse> SessionStore::Renew(const std::string& session_ref, const v1::Session& current,
                                                       const std::string& acting_party, v1::AssuranceLevel level,
                                                       const std::string& method) {
   std::vector<std::string> roles(current.roles().begin(), current.roles().end());
@@ -210,7 +223,7 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Renew(const std::string& session
     if (auto m = SetSecondFactor(fresh->session_id(), current.second_factor()); !m.ok()) return m;
     fresh->mutable_session()->set_second_factor(current.second_factor());
   }
-  if (auto d = Delete(session_id); !d.ok()) return d;
+  if (auto d = DeleteRef(session_ref); !d.ok()) return d;
   return fresh;
 }
 

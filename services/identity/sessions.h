@@ -36,16 +36,19 @@ class SessionStore {
                                            int64_t absolute_at = 0);
   // UNAUTHENTICATED if unknown or expired; renews the idle expiry.
   absl::StatusOr<v1::Session> Resolve(const std::string& session_id);
+  // The same by the session's reference (Ref(), v1::Session::session_ref).
+  absl::StatusOr<v1::Session> ResolveRef(const std::string& session_ref);
   absl::Status Delete(const std::string& session_id);
   // A new session id for `current` (the session behind `session_id` as just resolved,
   // with the account's current roles), acting for `acting_party` ("" = oneself); the old
   // id ends. The new id keeps the session's absolute expiry: rotating never extends it.
   absl::StatusOr<v1::LoginResponse> Rotate(const std::string& session_id, const v1::Session& current,
                                            const std::string& acting_party);
-  // A new session id for `current` at `level`, reached by `method` ("saml:bundid"); the
-  // old id ends, the acting party, the second factor and the absolute expiry stay.
-  absl::StatusOr<v1::LoginResponse> StepUp(const std::string& session_id, const v1::Session& current,
-                                           v1::AssuranceLevel level, const std::string& method);
+  // A new session id for `current` (as just resolved) at `level`, reached by `method`
+  // ("saml:bundid"); the old id ends, the acting party, the second factor and the
+  // absolute expiry stay.
+  absl::StatusOr<v1::LoginResponse> StepUp(const v1::Session& current, v1::AssuranceLevel level,
+                                           const std::string& method);
   absl::Status DeleteAllOf(const std::string& account_id);
   // Ends the account's sessions that came from `provider` (SetUpstream), except
   // `keep_session_id`'s.
@@ -64,8 +67,9 @@ class SessionStore {
   // HSET of `fields` (name, value, …) on an existing session only: a plain HSET would
   // bring back an expired one without expiry.
   absl::Status SetFields(const std::string& session_id, const std::vector<std::string>& fields);
+  absl::Status DeleteRef(const std::string& session_ref);
   // Rotate and StepUp: `current` under a new id with these.
-  absl::StatusOr<v1::LoginResponse> Renew(const std::string& session_id, const v1::Session& current,
+  absl::StatusOr<v1::LoginResponse> Renew(const std::string& session_ref, const v1::Session& current,
                                           const std::string& acting_party, v1::AssuranceLevel level,
                                           const std::string& method);
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <thread>
 
@@ -259,7 +260,8 @@ struct Federated {
   // From the gateway's login link through the IdP's form to the answer posted back to our
   // ACS; returns the ACS page (not followed further) and leaves the SAMLResponse in `saml`.
   Browser::Page SamlLogIn(Browser& b, const std::string& user, const std::string& password,
-                          const std::string& query = "", httplib::Headers headers = {}, std::string* saml = nullptr) {
+                          const std::string& query = "", httplib::Headers headers = {}, std::string* saml = nullptr,
+                          const std::function<void()>& before_answer = nullptr) {
     auto start = b.Get(gateway + "/api/v1/auth/providers/bundid/login" + query, headers);
     INFO("location: " + start.location);
     REQUIRE(start.status == 303);
@@ -280,7 +282,16 @@ struct Federated {
     REQUIRE(back != forms.end());
     CHECK(back->action == gateway + "/api/v1/auth/saml/bundid/acs");
     if (saml != nullptr) *saml = back->fields["SAMLResponse"];
-    return b.PostForm(back->action, back->fields, headers);
+    if (before_answer) before_answer();
+    // The IdP's page posts across sites: like a browser, without the SameSite=Lax session
+    // cookie (kept for the pages after, unless the answer set another).
+    const std::string session = b.Cookie(gateway, "__Host-stadtportal_session");
+    b.DropCookie(gateway, "__Host-stadtportal_session");
+    auto done = b.PostForm(back->action, back->fields, headers);
+    if (!session.empty() && b.Cookie(gateway, "__Host-stadtportal_session").empty()) {
+      b.SetCookie(gateway, "__Host-stadtportal_session", session);
+    }
+    return done;
   }
 
   Browser::Page OidcLogIn(Browser& b, const std::string& user, const std::string& password) {
@@ -510,6 +521,16 @@ TEST_CASE("step-up: a password session gets 403 naming the providers, steps up t
   CHECK(Status(c.Get("/api/v1/me", BearerOf(other))) == 401);
   CHECK(Status(c.Get("/api/v1/me", BearerOf(high))) == 200);
 
+  // A step-up whose session ended meanwhile (logged out) links nothing.
+  const std::string cara = Onboard(f.stack, c, UniqueEmail())["token"];
+  Browser left;
+  left.SetCookie(f.gateway, "__Host-stadtportal_session", cara);
+  auto ended = f.SamlLogIn(left, "max", "max-test-1", "?minimum_level=substantial", {}, nullptr, [&] {
+    CHECK(Status(c.Post("/api/v1/auth/logout", BearerOf(cara), "", "application/json")) == 204);
+  });
+  CHECK(ended.status == 409);
+  CHECK(json::parse(ended.body)["errors"][0]["code"] == "changed");
+
   // A link from another site never binds the flow to the browser's session (else whoever
   // the provider then names, say an upstream session the other site planted, would be
   // linked to the account): it is a plain log-in.
@@ -525,7 +546,9 @@ TEST_CASE("step-up: a password session gets 403 naming the providers, steps up t
   const auto now_me =
       json::parse(c.Get("/api/v1/me", BearerOf(victim.Cookie(f.gateway, "__Host-stadtportal_session")))->body);
   CHECK(now_me["account_id"] == erika_me["account_id"]);
-  CHECK(Status(c.Get("/api/v1/me", BearerOf(bert))) == 401);  // Its session ended.
+  auto bert_linked = c.Get("/api/v1/me/providers", BearerOf(bert));
+  REQUIRE(Status(bert_linked) == 200);
+  CHECK(json::parse(bert_linked->body)["providers"].empty());
 }
 
 TEST_CASE("SAML answers the flow did not ask for are refused and counted", "[e2e]") {
