@@ -35,7 +35,8 @@ struct Identity {
 //   element is not the consumed one), doctype, audience, destination, recipient,
 //   expired, not_yet_valid, replayed, unsolicited (InResponseTo is not our request),
 //   level_below, level_unknown, malformed, status (the IdP answered an error status),
-//   decrypt.
+//   decrypt, transform (a signature transform other than the enveloped signature and
+//   canonicalisation).
 //   OpenID Connect: state, nonce, audience, azp, issuer, expired, not_yet_valid, alg,
 //   kid, bad_signature, code (the token endpoint refused the code), subject (userinfo
 //   sub differs), level_below, level_unknown, malformed, upstream (unreachable, too

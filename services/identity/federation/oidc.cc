@@ -348,6 +348,11 @@ bool IsAllowedAlg(const std::string& alg) { return alg == "RS256" || alg == "PS2
 
 }  // namespace
 
+bool EndpointAllowed(const std::string& issuer, const std::string& endpoint) {
+  const std::string scheme = AllowedScheme(endpoint);
+  return !scheme.empty() && scheme == AllowedScheme(issuer);
+}
+
 bool SameState(const std::string& a, const std::string& b) { return !a.empty() && ConstantTimeEqual(a, b); }
 
 absl::StatusOr<nlohmann::json> VerifyIdToken(const std::string& jwt, const nlohmann::json& jwks,
@@ -530,11 +535,13 @@ absl::StatusOr<std::shared_ptr<const OidcRelyingParty::Metadata>> OidcRelyingPar
     m->userinfo_endpoint = Text(*d, "userinfo_endpoint");
     m->end_session_endpoint = Text(*d, "end_session_endpoint");
     for (const std::string* url : {&m->authorization_endpoint, &m->token_endpoint, &m->jwks_uri}) {
-      if (AllowedScheme(*url).empty()) return absl::UnavailableError("discovery: an endpoint is missing or not https");
+      if (!EndpointAllowed(issuer, *url)) {
+        return absl::UnavailableError("discovery: an endpoint is missing or not of the issuer's scheme");
+      }
     }
     for (const std::string* url : {&m->userinfo_endpoint, &m->end_session_endpoint}) {
-      if (!url->empty() && AllowedScheme(*url).empty()) {
-        return absl::UnavailableError("discovery: an endpoint is not https");
+      if (!url->empty() && !EndpointAllowed(issuer, *url)) {
+        return absl::UnavailableError("discovery: an endpoint is not of the issuer's scheme");
       }
     }
     const auto methods = d->find("code_challenge_methods_supported");

@@ -31,6 +31,11 @@ struct OidcRequest {
 // Whether two state values are equal, in time independent of where they differ.
 bool SameState(const std::string& a, const std::string& b);
 
+// Whether an endpoint a discovery document names may be used for `issuer`: fetchable
+// (https, or http on loopback) and with the issuer's own scheme, so an https provider
+// cannot point us at plain-http addresses (loopback services included).
+bool EndpointAllowed(const std::string& issuer, const std::string& endpoint);
+
 // What an ID token must say to be ours.
 struct IdTokenExpectations {
   std::string issuer;     // Compared exactly.

@@ -426,6 +426,13 @@ TEST_CASE("oidc: the authorization request is code flow with PKCE S256, fresh st
   CHECK(SameState(substantial->state, std::string(substantial->state)));
   CHECK_FALSE(SameState(substantial->state, high->state));
   CHECK_FALSE(SameState("", ""));
+  // Discovered endpoints keep the issuer's scheme: an https provider cannot send us to
+  // plain http, not even on loopback.
+  CHECK(EndpointAllowed("https://id.example.de", "https://token.id.example.de/token"));
+  CHECK_FALSE(EndpointAllowed("https://id.example.de", "http://127.0.0.1:6379/"));
+  CHECK_FALSE(EndpointAllowed("https://id.example.de", "http://id.example.de/token"));
+  CHECK_FALSE(EndpointAllowed("https://id.example.de", "file:///etc/passwd"));
+  CHECK(EndpointAllowed("http://127.0.0.1:9400", "http://127.0.0.1:9400/token"));
   // A provider whose table cannot reach the level is not asked.
   Provider low_only = GenericOidc();
   low_only.levels = {{"http://eidas.europa.eu/LoA/low", v1::ASSURANCE_LEVEL_LOW}};

@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -159,6 +160,22 @@ int CountBelow(const xmlNode* n, const char* ns, const char* name) {
     count += CountBelow(c, ns, name);
   }
   return count;
+}
+
+// Whether every signature transform below `n` is one a SAML signature needs: the
+// enveloped signature and canonicalisation (exclusive or inclusive, with or without
+// comments). XSLT, XPath and the rest are refused before any signature is checked.
+bool OnlyKnownTransforms(const xmlNode* n) {
+  static const std::set<std::string> kAllowed = {
+      "http://www.w3.org/2000/09/xmldsig#enveloped-signature", "http://www.w3.org/2001/10/xml-exc-c14n#",
+      "http://www.w3.org/2001/10/xml-exc-c14n#WithComments", "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+      "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments"};
+  for (const xmlNode* c = n->children; c != nullptr; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE) continue;
+    if (Is(c, kDs, "Transform") && kAllowed.count(Attr(c, "Algorithm").value_or("")) == 0) return false;
+    if (!OnlyKnownTransforms(c)) return false;
+  }
+  return true;
 }
 
 // A DTD, an entity declaration or an entity reference anywhere below `n`.
@@ -531,6 +548,7 @@ absl::StatusOr<Identity> SamlServiceProvider::Check(const std::string& saml_resp
   if (assertions == 0) return Refused("malformed");
   const bool encrypted = Child(root, kSaml, "EncryptedAssertion") != nullptr;
   if (!encrypted && Child(root, kSaml, "Assertion") == nullptr) return Refused("wrapped");
+  if (!OnlyKnownTransforms(root)) return Refused("transform");
 
   std::lock_guard<std::mutex> lock(mu_);
   SilenceXmlErrors();
@@ -571,6 +589,7 @@ absl::StatusOr<Identity> SamlServiceProvider::Check(const std::string& saml_resp
   // Checked again by us, on the very element whose signature Lasso verified.
   if (!Is(assertion, kSaml, "Assertion")) return Refused("malformed");
   if (HasEntities(assertion)) return Refused("doctype");
+  if (!OnlyKnownTransforms(assertion)) return Refused("transform");  // Decrypted only now.
   if (CountBelow(assertion, kSaml, "Assertion") + CountBelow(assertion, kSaml, "EncryptedAssertion") > 0) {
     return Refused("wrapped");
   }

@@ -507,6 +507,19 @@ TEST_CASE("saml: the attack matrix, each answer refused with its reason and coun
     ExpectRefused(s, s.SignedByIdp(Replace(clear, "STORK-QAA-Level-3", "STORK-QAA-Level-5")), id, "level_unknown");
   }
 
+  SECTION("a signature transform beyond the enveloped signature and canonicalisation") {
+    std::string xml;
+    REQUIRE(absl::Base64Unescape(response, &xml));
+    for (const char* algorithm :
+         {"http://www.w3.org/TR/1999/REC-xslt-19991116", "http://www.w3.org/TR/1999/REC-xpath-19991116",
+          "http://www.w3.org/2002/06/xmldsig-filter2"}) {
+      INFO(algorithm);
+      const std::string with =
+          Replace(xml, "<ds:Transforms>", absl::StrCat("<ds:Transforms><ds:Transform Algorithm=\"", algorithm, "\"/>"));
+      ExpectRefused(s, absl::Base64Escape(with), id, "transform");
+    }
+  }
+
   SECTION("XML with a DTD and entities") {
     std::string xml;
     REQUIRE(absl::Base64Unescape(response, &xml));
