@@ -37,6 +37,7 @@ nlohmann::json ServiceJson(const submission::v1::OnlineService& s) {
       {"name", json::Text(s.name())},
       {"description", json::Text(s.description())},
       {"category", s.category()},
+      {"leika", s.leika()},
       {"department", s.department()},
       {"required_assurance_level", json::AssuranceLevel(s.required_assurance_level())},
       {"fee", fee},
@@ -250,11 +251,13 @@ void Service::ListServices(Req req, Res res) {
   submission::v1::ListOnlineServicesRequest in;
   in.set_query(req.get_param_value("q"));
   in.set_category(req.get_param_value("category"));
+  in.set_leika(req.get_param_value("leika"));
   if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
   // First pages only, in a cache of their own: later pages (tokens anyone can make) and
   // search words must not push the services out.
   const bool cacheable = in.page().page_token().empty();
-  const std::string key = absl::StrCat(in.query(), "\x1f", in.category(), "\x1f", in.page().page_size());
+  const std::string key =
+      absl::StrCat(in.query(), "\x1f", in.category(), "\x1f", in.leika(), "\x1f", in.page().page_size());
   auto entry = cacheable ? catalogue_pages_.Get(key) : nullptr;
   CatalogueCacheCounter(entry != nullptr).Increment();
   if (entry == nullptr) {

@@ -78,7 +78,7 @@ absl::StatusOr<Definition> CheckDefinition(const std::string& text) {
   d.tenant = json["tenant"];
   d.id = json["id"];
   d.version = json["version"];
-  d.sha256 = absl::BytesToHexString(auth::Sha256(json.dump()));  // Of the normalised JSON: formatting is not a change.
+  d.sha256 = DefinitionSha256(json);
   return d;
 }
 
@@ -98,6 +98,10 @@ absl::StatusOr<std::vector<Definition>> LoadCatalogue() {
     return std::tie(a.tenant, a.id, a.version) < std::tie(b.tenant, b.id, b.version);
   });
   return out;
+}
+
+std::string DefinitionSha256(const nlohmann::json& definition) {
+  return absl::BytesToHexString(auth::Sha256(definition.dump()));
 }
 
 Form FormOf(const Definition& d) { return *Form::Parse(d.json["form"]); }

@@ -31,6 +31,10 @@ absl::StatusOr<Definition> CheckDefinition(const std::string& text);
 // Every compiled-in definition, checked. INVALID_ARGUMENT naming the file otherwise.
 absl::StatusOr<std::vector<Definition>> LoadCatalogue();
 
+// The SHA-256 (hex) by which a published version is recognised: of the normalised JSON,
+// so formatting is not a change.
+std::string DefinitionSha256(const nlohmann::json& definition);
+
 // The form of a checked definition.
 Form FormOf(const Definition& d);
 

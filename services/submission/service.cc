@@ -36,6 +36,11 @@ absl::Status CheckAssurance(const auth::Caller& caller, const std::string& requi
   return absl::PermissionDeniedError(absl::StrCat("assurance_level: ", required));
 }
 
+// A federal service key (LeiKa / FIM Leistungsschlüssel): 14 digits.
+bool IsServiceKey(const std::string& key) {
+  return key.size() == 14 && std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 absl::CivilDay Today() { return absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()); }
 
 std::vector<FunnelEvent> ValidationFailed(const std::string& service_id, const std::string& draft_id,
@@ -130,7 +135,11 @@ grpc::Status Service::ListOnlineServices(grpc::ServerContext* ctx, const v1::Lis
     if (!req->category().empty()) {
       if (auto s = api::ValidateSlug(req->category(), "category"); !s.ok()) return s;
     }
-    return grpcx::Respond(resp, store_->ListOnlineServices({*tenant, req->query(), req->category(), *page}));
+    if (!req->leika().empty() && !IsServiceKey(req->leika())) {
+      return status::FieldError("leika", "invalid", "expected a federal service key of 14 digits");
+    }
+    return grpcx::Respond(resp,
+                          store_->ListOnlineServices({*tenant, req->query(), req->category(), req->leika(), *page}));
   });
 }
 

@@ -1,5 +1,6 @@
 #include "services/submission/service.h"
 
+#include <algorithm>
 #include <set>
 
 #include <catch2/catch.hpp>
@@ -168,6 +169,147 @@ TEST_CASE("the catalogue is searched by text and category; a service carries its
   CHECK(f.service.GetOnlineService(&f.ctx, &get, &s).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   get.set_id("no-such-service");
   CHECK(f.service.GetOnlineService(&f.ctx, &get, &s).error_code() == grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_CASE("a service is found by its federal service key, with the other filters", "[integration]") {
+  Fixture f;
+  v1::ListOnlineServicesRequest req;
+  v1::ListOnlineServicesResponse resp;
+  REQUIRE(f.service.ListOnlineServices(&f.ctx, &req, &resp).ok());
+  std::set<std::string> keys;
+  for (const auto& s : resp.services()) {
+    CHECK(s.leika().size() == 14);
+    keys.insert(s.leika());
+  }
+  CHECK(keys.size() == 6);  // Every seeded service its own key.
+
+  req.set_leika("99102013104000");
+  REQUIRE(f.service.ListOnlineServices(&f.ctx, &req, &resp).ok());
+  REQUIRE(resp.services_size() == 1);
+  CHECK(resp.services(0).id() == "dog-tax-registration");
+  CHECK(resp.services(0).leika() == "99102013104000");
+  req.set_category("taxes");
+  req.set_query("hund");
+  REQUIRE(f.service.ListOnlineServices(&f.ctx, &req, &resp).ok());
+  CHECK(resp.services_size() == 1);
+  req.set_category("traffic");  // Every filter applies.
+  REQUIRE(f.service.ListOnlineServices(&f.ctx, &req, &resp).ok());
+  CHECK(resp.services_size() == 0);
+  req.clear_category();
+  req.clear_query();
+  req.set_leika("99108001001000");
+  REQUIRE(f.service.ListOnlineServices(&f.ctx, &req, &resp).ok());
+  REQUIRE(resp.services_size() == 1);
+  CHECK(resp.services(0).id() == "residential-parking-permit");
+  req.set_leika("99999999999999");  // Well-formed, nobody's.
+  REQUIRE(f.service.ListOnlineServices(&f.ctx, &req, &resp).ok());
+  CHECK(resp.services_size() == 0);
+  CHECK(resp.page().next_page_token().empty());
+  for (const std::string bad :
+       {"9910201310400", "991020131040000", "9910201310400x", " 9910201310400", "%", "99102013104000' OR '1'='1",
+        "\xd9\xa1\xd9\xa2\xd9\xa3\xd9\xa4\xd9\xa5\xd9\xa6\xd9\xa7"}) {
+    req.set_leika(bad);
+    auto status = f.service.ListOnlineServices(&f.ctx, &req, &resp);
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(status.error_message().rfind("leika: ", 0) == 0);
+  }
+
+  v1::GetOnlineServiceRequest get;
+  v1::OnlineService s;
+  get.set_id("civil-registry-certificate");
+  REQUIRE(f.service.GetOnlineService(&f.ctx, &get, &s).ok());
+  CHECK(s.leika() == "99027002012000");
+  CHECK(nlohmann::json::parse(s.form_json())["leika"] == "99027002012000");
+}
+
+TEST_CASE("a definition without a service key is refused; a new version may change the key", "[integration]") {
+  Fixture f;
+  nlohmann::json d;
+  for (const auto& [path, text] : CatalogueFiles()) {
+    if (path == "09564000/contact-person-report.v1.json") d = nlohmann::json::parse(text);
+  }
+  auto admin = Person(kBen);
+  admin.roles = {"tenant-admin"};
+  grpcx::TestCaller as_admin(admin);
+  v1::PublishOnlineServiceRequest publish;
+  publish.set_service_id("contact-person-report");
+  v1::OnlineService published;
+  d["version"] = 2;
+  for (const nlohmann::json& bad : {nlohmann::json(), nlohmann::json("1234567890123"), nlohmann::json(99027002012000),
+                                    nlohmann::json("9902700201200a")}) {
+    if (bad.is_null()) {
+      d.erase("leika");
+    } else {
+      d["leika"] = bad;
+    }
+    publish.set_definition_json(d.dump());
+    auto status = f.service.PublishOnlineService(&f.ctx, &publish, &published);
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(status.error_message().find("leika") != std::string::npos);
+  }
+  d["leika"] = "99000000000123";
+  publish.set_definition_json(d.dump());
+  REQUIRE(f.service.PublishOnlineService(&f.ctx, &publish, &published).ok());
+  CHECK(published.leika() == "99000000000123");
+  v1::ListOnlineServicesRequest req;
+  v1::ListOnlineServicesResponse resp;
+  req.set_leika("99000000000123");
+  REQUIRE(f.service.ListOnlineServices(&f.ctx, &req, &resp).ok());
+  REQUIRE(resp.services_size() == 1);
+  CHECK(resp.services(0).form_version() == 2);
+  req.set_leika("00000000000003");  // The old key no longer finds it.
+  REQUIRE(f.service.ListOnlineServices(&f.ctx, &req, &resp).ok());
+  CHECK(resp.services_size() == 0);
+}
+
+TEST_CASE("a version published before definitions carried their key is recognised without it", "[integration]") {
+  Fixture f;
+  // As the previous release published it: the same definition without the key, and the
+  // service row with the default the migration gives rows it does not know.
+  auto catalogue = *LoadCatalogue();
+  const auto& dog = *std::find_if(catalogue.begin(), catalogue.end(),
+                                  [](const Definition& d) { return d.id == "dog-tax-registration"; });
+  auto old = dog.json;
+  old.erase("leika");
+  auto publish_old = [&](const nlohmann::json& definition) {
+    REQUIRE(f.pool
+                .Transact([&](pqxx::work& tx) {
+                  tx.exec_params(
+                      "UPDATE form_versions SET definition = $1::jsonb, sha256 = $2"
+                      " WHERE service_id = 'dog-tax-registration' AND version = 1",
+                      definition.dump(), DefinitionSha256(definition));
+                  tx.exec("UPDATE online_services SET leika = DEFAULT WHERE id = 'dog-tax-registration'");
+                  return absl::OkStatus();
+                })
+                .ok());
+  };
+  publish_old(old);
+  CHECK(Count(f, "SELECT leika::bigint FROM online_services WHERE id = 'dog-tax-registration'") == 0);
+  auto s = f.store->SyncCatalogue(catalogue);
+  INFO(s.message());
+  REQUIRE(s.ok());
+  // The service takes the file's key; the published copy stays as it was.
+  CHECK(Count(f, "SELECT leika::bigint FROM online_services WHERE id = 'dog-tax-registration'") == 99102013104000);
+  CHECK(Count(f,
+              "SELECT count(*) FROM form_versions WHERE service_id = 'dog-tax-registration' AND version = 1"
+              " AND NOT definition ? 'leika' AND sha256 = '" +
+                  DefinitionSha256(old) + "'") == 1);
+  REQUIRE(f.store->SyncCatalogue(catalogue).ok());
+
+  // A key published with its definition differing from the file's is a change like any other.
+  auto changed = catalogue;
+  for (auto& d : changed) {
+    if (d.id != "residential-parking-permit") continue;
+    d.json["leika"] = "99108001001001";
+    d.sha256 = DefinitionSha256(d.json);
+  }
+  s = f.store->SyncCatalogue(changed);
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(std::string(s.message()).find("publish a new version") != std::string::npos);
+  // So is a published definition without a key that differs in anything else.
+  old["department"] = "Anderes Amt";
+  publish_old(old);
+  CHECK(f.store->SyncCatalogue(catalogue).code() == absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("a certificate order goes from draft to submission", "[integration]") {

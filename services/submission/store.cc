@@ -16,7 +16,7 @@ using db::Micros;
 
 constexpr char kServiceColumns[] =
     "tenant, id, name_de, name_en, description_de, description_en, category, department, "
-    "required_assurance_level, fee_minor, fee_currency, fee_per_unit, retention_days, form_version, destination";
+    "required_assurance_level, fee_minor, fee_currency, fee_per_unit, retention_days, form_version, destination, leika";
 
 // Draft columns (d = drafts, o = online_services).
 constexpr char kDraftColumns[] =
@@ -56,6 +56,7 @@ v1::OnlineService ToService(const pqxx::row& r) {
   s.set_retention_days(r["retention_days"].as<int>());
   s.set_form_version(r["form_version"].as<int>());
   s.set_destination(r["destination"].as<std::string>());
+  s.set_leika(r["leika"].as<std::string>());
   return s;
 }
 
@@ -162,13 +163,22 @@ absl::Status UpsertVersion(pqxx::work& tx, const Definition& d, const std::strin
                      j["description"]["en"].get<std::string>(), j["category"].get<std::string>(),
                      j["department"].get<std::string>(), j["required_assurance_level"].get<std::string>(),
                      fee["amount_minor"].get<int64_t>(), fee["currency"].get<std::string>(), !unit_field.empty(),
-                     j["retention_days"].get<int>(), j["destination"].get<std::string>(), unit_field);
+                     j["retention_days"].get<int>(), j["destination"].get<std::string>(), unit_field,
+                     j["leika"].get<std::string>());
   }
   tx.exec_prepared("submission_insert_form_version", d.tenant, d.id, d.version, j.dump(), d.sha256, published_by);
   const auto stored = tx.exec_prepared("submission_form_version_sha", d.tenant, d.id, d.version);
-  if (stored[0]["sha256"].as<std::string>() != d.sha256) {
-    return absl::FailedPreconditionError(absl::StrCat("catalogue: ", d.tenant, "/", d.id, " version ", d.version,
-                                                      " differs from the published one; publish a new version"));
+  const auto stored_sha = stored[0]["sha256"].as<std::string>();
+  if (stored_sha != d.sha256) {
+    // A version published before definitions carried their service key is the same
+    // definition without the key. Its stored copy stays as published (so the previous
+    // release still starts); the service row has the key. Any other change is refused.
+    auto without_key = j;
+    without_key.erase("leika");
+    if (stored_sha != DefinitionSha256(without_key)) {
+      return absl::FailedPreconditionError(absl::StrCat("catalogue: ", d.tenant, "/", d.id, " version ", d.version,
+                                                        " differs from the published one; publish a new version"));
+    }
   }
   tx.exec_prepared("submission_set_form_version", d.tenant, d.id, d.version);
   if (d.version > current_version) {
@@ -228,13 +238,14 @@ absl::Status Reached(pqxx::work& tx, const std::string& tenant, const std::strin
 
 void Store::Prepare(pqxx::connection& conn) {
   const std::string service_cols = kServiceColumns;
-  // $2: search text ('' = all), $3: category ('' = all), $4: keyset cursor, $5: limit.
+  // $2: search text ('' = all), $3: category ('' = all), $4: keyset cursor, $5: limit,
+  // $6: federal service key ('' = all).
   conn.prepare("submission_list_online_services",
                "SELECT " + service_cols +
                    " FROM online_services WHERE tenant = $1 AND form_version > 0"
                    " AND ($2 = '' OR strpos(lower(name_de || ' ' || name_en || ' ' || description_de || ' ' ||"
                    " description_en), lower($2)) > 0)"
-                   " AND ($3 = '' OR category = $3) AND id > $4 ORDER BY id LIMIT $5");
+                   " AND ($3 = '' OR category = $3) AND ($6 = '' OR leika = $6) AND id > $4 ORDER BY id LIMIT $5");
   conn.prepare("submission_get_online_service",
                "SELECT " + service_cols +
                    ", (SELECT definition::text FROM form_versions f WHERE f.tenant = s.tenant AND f.service_id = s.id"
@@ -245,11 +256,12 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_upsert_service",
                "INSERT INTO online_services (tenant, id, name_de, name_en, description_de, description_en, category,"
                " department, required_assurance_level, fee_minor, fee_currency, fee_per_unit, retention_days,"
-               " destination, fee_unit_field) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+               " destination, fee_unit_field, leika)"
+               " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                " ON CONFLICT (tenant, id) DO UPDATE SET name_de = $3, name_en = $4, description_de = $5,"
                " description_en = $6, category = $7, department = $8, required_assurance_level = $9,"
                " fee_minor = $10, fee_currency = $11, fee_per_unit = $12, retention_days = $13, destination = $14,"
-               " fee_unit_field = $15");
+               " fee_unit_field = $15, leika = $16");
   conn.prepare("submission_insert_form_version",
                "INSERT INTO form_versions (tenant, service_id, version, definition, sha256, published_by)"
                " VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT DO NOTHING");
@@ -380,7 +392,7 @@ absl::StatusOr<v1::ListOnlineServicesResponse> Store::ListOnlineServices(const C
     v1::ListOnlineServicesResponse out;
     // One row more than the page tells whether another page follows.
     auto res = tx.exec_prepared("submission_list_online_services", q.tenant, q.text, q.category, q.page.after,
-                                q.page.size + 1);
+                                q.page.size + 1, q.leika);
     for (const auto& row : res) {
       if (out.services_size() == q.page.size) {
         out.mutable_page()->set_next_page_token(api::NextPageToken(out.services(q.page.size - 1).id()));

@@ -20,6 +20,7 @@ struct CatalogueQuery {
   std::string tenant;
   std::string text;      // "" = all
   std::string category;  // "" = all
+  std::string leika;     // The federal service key, exactly; "" = all
   api::Page page;
 };
 
@@ -60,7 +61,8 @@ class Store {
   static void Prepare(pqxx::connection& conn);
 
   // Catalogue files → tables: service rows follow the newest file; a version already
-  // published must be byte-identical (FAILED_PRECONDITION otherwise).
+  // published must be byte-identical (FAILED_PRECONDITION otherwise), or be that
+  // definition without its service key (published before definitions carried one).
   absl::Status SyncCatalogue(const std::vector<Definition>& definitions);
   // A new version (exactly current + 1, else ABORTED) published by an admin.
   absl::StatusOr<v1::OnlineService> Publish(const Definition& d, const std::string& published_by);

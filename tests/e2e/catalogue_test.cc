@@ -1,9 +1,11 @@
 // The gateway's catalogue cache against the real binaries: ETag and 304, a new form
 // version served at once by the replica that published it and after its event by the
-// others, and views answered from the cache counted in the funnel.
+// others, and views answered from the cache counted in the funnel; finding a service by
+// its federal service key (LeiKa), each key its own cached answer.
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -107,6 +109,72 @@ TEST_CASE("catalogue answers are cached with an ETag, and a new form version is 
   REQUIRE(submission::v1::SubmissionService::NewStub(channel)->PublishOnlineService(ctx.get(), in, &out).ok());
   REQUIRE(testing::Eventually([&] { return json::parse(c.Get(kPath)->body)["form_version"] == version + 2; }, 5s));
   for (int i = 0; i < 20; ++i) CHECK(json::parse(c.Get(kPath)->body)["fee"]["amount_minor"] == 2100);
+}
+
+TEST_CASE("a partner finds an online service by its federal service key", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  auto ids = [&](const std::string& query) {
+    auto r = c.Get("/api/v1/services?" + query);
+    INFO(query << ": " << (r ? r->body : "no answer"));
+    REQUIRE(Status(r) == 200);
+    const json body = json::parse(r->body);
+    std::vector<std::string> out;
+    for (const auto& item : body["items"]) out.push_back(item["id"]);
+    return out;
+  };
+  using Ids = std::vector<std::string>;
+
+  auto all = c.Get("/api/v1/services");
+  REQUIRE(Status(all) == 200);
+  const json listed_all = json::parse(all->body);
+  REQUIRE(listed_all["items"].size() == 6);
+  for (const auto& item : listed_all["items"]) {
+    INFO(item.dump());
+    CHECK(item["leika"].get<std::string>().size() == 14);
+  }
+  auto detail = c.Get("/api/v1/services/dog-tax-registration");
+  REQUIRE(Status(detail) == 200);
+  CHECK(json::parse(detail->body)["leika"] == "99102013104000");
+
+  // Two keys in a row, each answered from the cache once it is live: each its own answer.
+  REQUIRE(testing::Eventually(
+      [&] {
+        const int hits = CacheHits(stack);
+        return ids("leika=99102013104000") == Ids{"dog-tax-registration"} && CacheHits(stack) > hits;
+      },
+      5s));
+  for (int i = 0; i < 3; ++i) {
+    CHECK(ids("leika=99108001001000") == Ids{"residential-parking-permit"});
+    CHECK(ids("leika=99102013104000") == Ids{"dog-tax-registration"});
+    CHECK(ids("leika=99027002012000") == Ids{"civil-registry-certificate"});
+  }
+  auto listed = c.Get("/api/v1/services?leika=99108001001000");
+  REQUIRE(Status(listed) == 200);
+  CHECK(json::parse(listed->body)["items"][0]["leika"] == "99108001001000");
+
+  // Combined with the other filters; a key nobody has is an empty list.
+  CHECK(ids("leika=99102013104000&category=taxes&q=hund") == Ids{"dog-tax-registration"});
+  CHECK(ids("category=traffic&leika=99102013104000").empty());
+  CHECK(ids("leika=99102013104000&q=urkunde").empty());
+  CHECK(ids("leika=99999999999999").empty());
+  CHECK(ids("leika=99102013104000&page_size=1") == Ids{"dog-tax-registration"});
+
+  // A malformed key is refused naming the parameter, and never cached.
+  for (const std::string bad :
+       {"123", "9910201310400", "991020131040000", "9910201310400a", "99102013104000%20",
+        "%D9%A1%D9%A2%D9%A3%D9%A4%D9%A5%D9%A6%D9%A7", "99102013104000%27--", "-9910201310400"}) {
+    INFO(bad);
+    auto r = c.Get("/api/v1/services?leika=" + bad);
+    REQUIRE(r);
+    CHECK(r->status == 422);
+    CHECK(r->get_header_value("Content-Type") == "application/problem+json");
+    auto problem = json::parse(r->body);
+    REQUIRE(problem["errors"].size() == 1);
+    CHECK(problem["errors"][0]["field"] == "leika");
+    CHECK(Status(c.Get("/api/v1/services?leika=" + bad)) == 422);
+  }
 }
 
 }  // namespace stadtportal::e2e
