@@ -73,6 +73,8 @@ void Service::StartFederatedLogin(Req req, Res res, const std::string& provider,
   in.set_minimum_level(*level);
   in.set_return_to(return_to);
   in.set_session_id(session_id);
+  // A plain log-in: the session the browser has ends with it.
+  if (session_id.empty()) in.set_replaces_session_id(SessionOf(req));
   idv1::StartFederatedLoginResponse out;
   if (!Call(req, res, *identity_, &idv1::IdentityService::Stub::StartFederatedLogin, in, &out)) return;
   const int64_t max_age = std::max<int64_t>(

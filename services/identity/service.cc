@@ -605,6 +605,9 @@ grpc::Status Service::StartFederatedLogin(grpc::ServerContext* ctx, const v1::St
       if (!session.ok()) return session.status();
       context.account_id = session->account_id();
       context.session_ref = session->session_ref();
+    } else if (!req->replaces_session_id().empty()) {
+      // A log-in in a browser that has a session: that session ends when the log-in does.
+      if (auto had = sessions_.Resolve(req->replaces_session_id()); had.ok()) context.session_ref = had->session_ref();
     }
     auto started = (*upstreams)->Start(req->provider(), req->minimum_level(), context);
     if (!started.ok()) return started.status();
@@ -660,6 +663,9 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
       // Another log-in in the same browser ends the session it had.
       if (session) {
         if (auto d = sessions_.Delete(req->session_id()); !d.ok()) return d;
+      }
+      if (!finished->context.session_ref.empty()) {
+        if (auto d = sessions_.DeleteRef(finished->context.session_ref); !d.ok()) return d;
       }
       login = NewSession(account->account, identity.level, method);
     }

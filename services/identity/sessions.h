@@ -39,6 +39,8 @@ class SessionStore {
   // The same by the session's reference (Ref(), v1::Session::session_ref).
   absl::StatusOr<v1::Session> ResolveRef(const std::string& session_ref);
   absl::Status Delete(const std::string& session_id);
+  // The same by the session's reference (an unknown one is no error).
+  absl::Status DeleteRef(const std::string& session_ref);
   // A new session id for `current` (the session behind `session_id` as just resolved,
   // with the account's current roles), acting for `acting_party` ("" = oneself); the old
   // id ends. The new id keeps the session's absolute expiry: rotating never extends it.
@@ -67,7 +69,6 @@ class SessionStore {
   // HSET of `fields` (name, value, …) on an existing session only: a plain HSET would
   // bring back an expired one without expiry.
   absl::Status SetFields(const std::string& session_id, const std::vector<std::string>& fields);
-  absl::Status DeleteRef(const std::string& session_ref);
   // Rotate and StepUp: `current` under a new id with these.
   absl::StatusOr<v1::LoginResponse> Renew(const std::string& session_ref, const v1::Session& current,
                                           const std::string& acting_party, v1::AssuranceLevel level,

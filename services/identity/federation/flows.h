@@ -67,6 +67,8 @@ struct FlowStarted {
 struct FlowContext {
   // Step-up or linking: the account and session that began the flow ("" for a log-in).
   std::string account_id;
+  // With account_id: the session that began the flow. Without: the session the browser
+  // had, which the log-in ends ("" for none).
   std::string session_ref;
   // A path of the portal ("/…"); "/" when none was given.
   std::string return_to;
