@@ -106,9 +106,9 @@ absl::StatusOr<bool> Service::MayMail(const std::string& tenant, const std::stri
 }
 
 absl::StatusOr<v1::LoginResponse> Service::NewSession(const v1::Account& account, v1::AssuranceLevel level,
-                                                      const std::string& method) {
+                                                      const std::string& method, int64_t until) {
   std::vector<std::string> roles(account.roles().begin(), account.roles().end());
-  auto login = sessions_.Create(account.id(), account.tenant().key(), roles, level, method);
+  auto login = sessions_.Create(account.id(), account.tenant().key(), roles, level, method, "", until);
   if (!login.ok()) return login;
   // With a confirmed second factor the session has yet to pass it.
   auto enrolled = store_->TotpConfirmed(account.id());
@@ -653,12 +653,15 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
     }
     auto account = store_->RecordFederatedLogin(options_.default_tenant, identity, link_to);
     if (!account.ok()) return account.status();
+    // Never longer than the provider allows (SAML SessionNotOnOrAfter).
+    const int64_t until =
+        identity.session_until == absl::InfiniteFuture() ? 0 : absl::ToUnixSeconds(identity.session_until);
     absl::StatusOr<v1::LoginResponse> login;
     if (!link_to.empty()) {
       // The session goes on under a new id at the higher of the two levels; its drafts
       // and acting party are the account's and stay.
       const auto level = std::max(session->assurance_level(), identity.level);
-      login = sessions_.StepUp(*session, level, method);
+      login = sessions_.StepUp(*session, level, method, until);
     } else {
       // Another log-in in the same browser ends the session it had.
       if (session) {
@@ -667,7 +670,7 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
       if (!finished->context.session_ref.empty()) {
         if (auto d = sessions_.DeleteRef(finished->context.session_ref); !d.ok()) return d;
       }
-      login = NewSession(account->account, identity.level, method);
+      login = NewSession(account->account, identity.level, method, until);
     }
     if (!login.ok()) return login.status();
     if (auto u =

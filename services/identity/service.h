@@ -97,9 +97,10 @@ class Service final : public v1::IdentityService::Service {
 
  private:
   // A new session of the account, at `level` reached by `method`.
+  // It ends at `until` (Unix seconds) when given and earlier than the absolute lifetime.
   absl::StatusOr<v1::LoginResponse> NewSession(const v1::Account& account,
                                                v1::AssuranceLevel level = v1::ASSURANCE_LEVEL_LOW,
-                                               const std::string& method = "password");
+                                               const std::string& method = "password", int64_t until = 0);
   // The federation, or FAILED_PRECONDITION when the deployment has no upstream providers.
   absl::StatusOr<federation::Federation*> Upstreams();
   // The session behind `session_id` with its account's current roles, read from the

@@ -63,7 +63,8 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& accoun
   const std::string id = RandomToken(32);
   const std::string csrf = RandomToken(32);
   const int64_t now = Now();
-  const int64_t absolute = absolute_at > 0 ? absolute_at : now + options_.absolute.count();
+  const int64_t longest = now + options_.absolute.count();
+  const int64_t absolute = absolute_at > 0 ? std::min(absolute_at, longest) : longest;
   if (absolute <= now) return absl::UnauthenticatedError("session unknown or expired");
   const std::string key = SessionKey(id);
   auto r = redis_.Command({"HSET",    key,
@@ -207,8 +208,12 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Rotate(const std::string& sessio
 }
 
 absl::StatusOr<v1::LoginResponse> SessionStore::StepUp(const v1::Session& current, v1::AssuranceLevel level,
-                                                       const std::string& method) {
-  return Renew(current.session_ref(), current, current.acting_party_id(), level, method);
+                                                       const std::string& method, int64_t until) {
+  v1::Session capped = current;
+  if (until > 0 && until < TimeUtil::TimestampToSeconds(current.expires_at())) {
+    *capped.mutable_expires_at() = TimeUtil::SecondsToTimestamp(until);
+  }
+  return Renew(current.session_ref(), capped, current.acting_party_id(), level, method);
 }
 
 absl::StatusOr<v1::LoginResponse> SessionStore::Renew(const std::string& session_ref, const v1::Session& current,

@@ -28,8 +28,8 @@ class SessionStore {
  public:
   SessionStore(redis::Client& redis, SessionOptions options) : redis_(redis), options_(options) {}
 
-  // A new session (new random id ≥ 256 bit) for the account. It ends at `absolute_at`
-  // (Unix seconds) when given, else after the absolute lifetime from now.
+  // A new session (new random id ≥ 256 bit) for the account. It ends after the absolute
+  // lifetime from now, or at `absolute_at` (Unix seconds) when given and earlier.
   absl::StatusOr<v1::LoginResponse> Create(const std::string& account_id, const std::string& tenant,
                                            const std::vector<std::string>& roles, v1::AssuranceLevel level,
                                            const std::string& method, const std::string& acting_party = "",
@@ -49,8 +49,9 @@ class SessionStore {
   // A new session id for `current` (as just resolved) at `level`, reached by `method`
   // ("saml:bundid"); the old id ends, the acting party, the second factor and the
   // absolute expiry stay.
+  // It ends at `until` (Unix seconds) instead when given and earlier.
   absl::StatusOr<v1::LoginResponse> StepUp(const v1::Session& current, v1::AssuranceLevel level,
-                                           const std::string& method);
+                                           const std::string& method, int64_t until = 0);
   absl::Status DeleteAllOf(const std::string& account_id);
   // Ends the account's sessions that came from `provider` (SetUpstream), except
   // `keep_session_id`'s.

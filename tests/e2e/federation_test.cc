@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "tests/e2e/stack.h"
 
 namespace stadtportal::e2e {
@@ -372,6 +374,13 @@ TEST_CASE("BundID over SAML: log-in creates the account at level substantial wit
   auto session = c.Get("/api/v1/me", BearerOf(token));
   REQUIRE(Status(session) == 200);
   CHECK(json::parse(session->body)["assurance_level"] == "substantial");
+  // The IdP allows a session of 8 h (SessionNotOnOrAfter); ours would last 12 h.
+  absl::Time ends;
+  std::string err;
+  REQUIRE(absl::ParseTime(absl::RFC3339_full, json::parse(session->body)["session_expires_at"].get<std::string>(),
+                          &ends, &err));
+  CHECK(ends <= absl::Now() + absl::Hours(8) + absl::Minutes(1));
+  CHECK(ends >= absl::Now() + absl::Hours(8) - absl::Minutes(5));
 
   const auto profile = ByName(VerifiedProfile(c, token, 8));
   CHECK(profile.at("given_name")["value"] == "Erika");

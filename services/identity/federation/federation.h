@@ -26,6 +26,9 @@ struct Identity {
   std::string logout_hint;
   // Until when the upstream vouches for this log-in (assertion NotOnOrAfter / token exp).
   absl::Time valid_until = absl::InfinitePast();
+  // The latest end the provider allows for a session made from it (SAML
+  // SessionNotOnOrAfter); InfiniteFuture when it sets none.
+  absl::Time session_until = absl::InfiniteFuture();
 };
 
 // Why an upstream answer was refused: one word from this list, used as the metric label

@@ -661,10 +661,12 @@ absl::StatusOr<Identity> SamlServiceProvider::Check(const std::string& saml_resp
   const auto statements = Children(assertion, kSaml, "AuthnStatement");
   if (statements.size() != 1) return Refused("malformed");
   const xmlNode* statement = statements.front();
+  absl::Time session_until = absl::InfiniteFuture();
   if (auto session_end = Attr(statement, "SessionNotOnOrAfter")) {
     auto t = Instant(session_end);
     if (!t.ok()) return t.status();
     if (now - kSkew >= *t) return Refused("expired");
+    session_until = *t;
   }
   const std::string asserted = Text(Child(Child(statement, kSaml, "AuthnContext"), kSaml, "AuthnContextClassRef"));
   auto level = AssertedLevel(provider_, asserted);
@@ -678,6 +680,7 @@ absl::StatusOr<Identity> SamlServiceProvider::Check(const std::string& saml_resp
   identity.asserted = asserted;
   identity.logout_hint = Attr(statement, "SessionIndex").value_or("");
   identity.valid_until = *std::min_element(not_on_or_after.begin(), not_on_or_after.end());
+  identity.session_until = session_until;
   for (const xmlNode* st : Children(assertion, kSaml, "AttributeStatement")) {
     for (const xmlNode* a : Children(st, kSaml, "Attribute")) {
       const auto field = provider_.saml.attributes.find(Attr(a, "Name").value_or(""));
