@@ -105,6 +105,17 @@ const std::vector<std::string>& ProfileFields() {
   return kFields;
 }
 
+// Organisation attributes make or join a company (accounts): only from a provider whose
+// document says it speaks for companies.
+absl::Status OrganisationFieldsAllowed(const Provider& p, const std::map<std::string, std::string>& fields) {
+  for (const auto& [name, field] : fields) {
+    if ((field == "organisation_id" || field == "organisation_name") && !p.organisation_accounts) {
+      return Invalid(p.id, absl::StrCat("'", name, "' maps to ", field, ", which needs organisation_accounts: true"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Provider> ParseProvider(const nlohmann::json& d) {
   if (!d.is_object()) return Invalid("", "a provider is a JSON object");
   Provider p;
@@ -128,6 +139,9 @@ absl::StatusOr<Provider> ParseProvider(const nlohmann::json& d) {
     }
     p.levels[asserted] = *parsed;
   }
+  const auto company = d.find("organisation_accounts");
+  if (company != d.end() && !company->is_boolean()) return Invalid(p.id, "organisation_accounts is true or false");
+  p.organisation_accounts = company != d.end() && company->get<bool>();
   const auto settings = d.find(kind);
   if (settings == d.end() || !settings->is_object()) return Invalid(p.id, absl::StrCat(kind, " settings missing"));
   if (p.kind == Provider::Kind::kSaml) {
@@ -140,6 +154,7 @@ absl::StatusOr<Provider> ParseProvider(const nlohmann::json& d) {
     auto attributes = FieldMap(p.id, *settings, "attributes", IsOid);
     if (!attributes.ok()) return attributes.status();
     p.saml.attributes = *std::move(attributes);
+    if (auto s = OrganisationFieldsAllowed(p, p.saml.attributes); !s.ok()) return s;
     return p;
   }
   p.oidc.issuer = Text(*settings, "issuer");
@@ -167,6 +182,7 @@ absl::StatusOr<Provider> ParseProvider(const nlohmann::json& d) {
   auto claims = FieldMap(p.id, *settings, "claims", IsClaimOrAddressMember);
   if (!claims.ok()) return claims.status();
   p.oidc.claims = *std::move(claims);
+  if (auto s = OrganisationFieldsAllowed(p, p.oidc.claims); !s.ok()) return s;
   return p;
 }
 

@@ -44,6 +44,9 @@ struct Provider {
   // What the provider asserts (STORK-QAA-Level-3, http://eidas.europa.eu/LoA/high, …) →
   // our level. Only the values named here count.
   std::map<std::string, Level> levels;
+  // A company account provider (ELSTER): only its answers may carry organisation
+  // attributes (organisation_id, organisation_name), which make or join a company.
+  bool organisation_accounts = false;
   SamlSettings saml;
   OidcSettings oidc;
 

@@ -110,6 +110,17 @@ TEST_CASE("the company account template maps the organisation attributes", "[uni
   REQUIRE(elster.ok());
   CHECK(elster->saml.attributes.at("urn:oid:2.5.4.10") == "organisation_name");
   CHECK(elster->saml.attributes.at("urn:oid:2.5.4.97") == "organisation_id");
+  CHECK(elster->organisation_accounts);
+  // Without the flag, a provider cannot name organisations.
+  auto document = Template("elster-company.json");
+  document.erase("organisation_accounts");
+  CHECK(ParseProvider(document).status().message().find("needs organisation_accounts: true") !=
+        absl::string_view::npos);
+  document["organisation_accounts"] = "yes";
+  CHECK(ParseProvider(document).status().message().find("true or false") != absl::string_view::npos);
+  auto bundid = ParseProvider(Template("bundid.json"));
+  REQUIRE(bundid.ok());
+  CHECK_FALSE(bundid->organisation_accounts);
   CHECK(elster->Highest() == v1::ASSURANCE_LEVEL_HIGH);
   CHECK(AssertedLevel(*elster, "STORK-QAA-Level-1").status().code() == absl::StatusCode::kPermissionDenied);
 }
