@@ -86,6 +86,7 @@ Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options opt
       totp_limiter_(redis),
       relay_(relay),
       clients_(std::move(clients)),
+      partners_(store_->pool()),
       federation_(std::move(federation)) {}
 
 std::string Service::Link(const std::string& page, const std::string& token) const {
@@ -447,6 +448,60 @@ grpc::Status Service::RotateClientSecret(grpc::ServerContext* ctx, const v1::Rot
     if (clients_ == nullptr) return absl::UnimplementedError("back-office clients are not configured");
     return grpcx::Respond(resp, clients_->RotateSecret(caller.tenant, req->client_id(),
                                                        audit::Of(caller, "backoffice_client.rotate_secret", {})));
+  });
+}
+
+grpc::Status Service::CreatePartnerClient(grpc::ServerContext* ctx, const v1::CreatePartnerClientRequest* req,
+                                          v1::PartnerClientCredentials* resp) {
+  return grpcx::Handle(ctx, "CreatePartnerClient", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, "register a partner portal"); !s.ok()) return s;
+    return grpcx::Respond(
+        resp, partners_.Create(caller.tenant, *req, caller.account_id, audit::Of(caller, "partner_client.create", {})));
+  });
+}
+
+grpc::Status Service::ListPartnerClients(grpc::ServerContext* ctx, const v1::ListPartnerClientsRequest* req,
+                                         v1::ListPartnerClientsResponse* resp) {
+  return grpcx::Handle(ctx, "ListPartnerClients", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, "list partner portals"); !s.ok()) return s;
+    auto page = api::ParsePage(req->page());
+    if (!page.ok()) return page.status();
+    auto clients = partners_.List(caller.tenant, page->after, page->size + 1);
+    if (!clients.ok()) return clients.status();
+    const bool more = static_cast<int>(clients->size()) > page->size;
+    if (more) clients->pop_back();
+    if (more) resp->mutable_page()->set_next_page_token(api::NextPageToken(clients->back().client_id()));
+    for (auto& c : *clients) *resp->add_clients() = std::move(c);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GetPartnerClient(grpc::ServerContext* ctx, const v1::GetPartnerClientRequest* req,
+                                       v1::PartnerClient* resp) {
+  return grpcx::Handle(ctx, "GetPartnerClient", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, "read a partner portal"); !s.ok()) return s;
+    return grpcx::Respond(resp, partners_.Get(caller.tenant, req->client_id()));
+  });
+}
+
+grpc::Status Service::SetPartnerClientDisabled(grpc::ServerContext* ctx, const v1::SetPartnerClientDisabledRequest* req,
+                                               v1::PartnerClient* resp) {
+  return grpcx::Handle(ctx, "SetPartnerClientDisabled", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, "disable a partner portal"); !s.ok()) return s;
+    return grpcx::Respond(
+        resp, partners_.SetDisabled(
+                  caller.tenant, req->client_id(), req->disabled(),
+                  audit::Of(caller, req->disabled() ? "partner_client.disable" : "partner_client.enable", {})));
+  });
+}
+
+grpc::Status Service::RotatePartnerClientCredentials(grpc::ServerContext* ctx,
+                                                     const v1::RotatePartnerClientCredentialsRequest* req,
+                                                     v1::PartnerClientCredentials* resp) {
+  return grpcx::Handle(ctx, "RotatePartnerClientCredentials", [&](const auth::Caller& caller) -> absl::Status {
+    if (auto s = RequireAdmin(caller, "rotate a partner portal's credentials"); !s.ok()) return s;
+    return grpcx::Respond(resp, partners_.RotateCredentials(
+                                    caller.tenant, *req, audit::Of(caller, "partner_client.rotate_credentials", {})));
   });
 }
 

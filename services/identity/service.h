@@ -10,6 +10,7 @@
 #include "services/identity/clients.h"
 #include "services/identity/federation/flows.h"
 #include "services/identity/mails.h"
+#include "services/identity/partners.h"
 #include "services/identity/password.h"
 #include "services/identity/sessions.h"
 #include "services/identity/store.h"
@@ -76,6 +77,17 @@ class Service final : public v1::IdentityService::Service {
                                  v1::BackofficeClient* resp) override;
   grpc::Status RotateClientSecret(grpc::ServerContext* ctx, const v1::RotateClientSecretRequest* req,
                                   v1::CreateClientResponse* resp) override;
+  grpc::Status CreatePartnerClient(grpc::ServerContext* ctx, const v1::CreatePartnerClientRequest* req,
+                                   v1::PartnerClientCredentials* resp) override;
+  grpc::Status ListPartnerClients(grpc::ServerContext* ctx, const v1::ListPartnerClientsRequest* req,
+                                  v1::ListPartnerClientsResponse* resp) override;
+  grpc::Status GetPartnerClient(grpc::ServerContext* ctx, const v1::GetPartnerClientRequest* req,
+                                v1::PartnerClient* resp) override;
+  grpc::Status SetPartnerClientDisabled(grpc::ServerContext* ctx, const v1::SetPartnerClientDisabledRequest* req,
+                                        v1::PartnerClient* resp) override;
+  grpc::Status RotatePartnerClientCredentials(grpc::ServerContext* ctx,
+                                              const v1::RotatePartnerClientCredentialsRequest* req,
+                                              v1::PartnerClientCredentials* resp) override;
   grpc::Status EnrolTotp(grpc::ServerContext* ctx, const v1::EnrolTotpRequest* req,
                          v1::EnrolTotpResponse* resp) override;
   grpc::Status ConfirmTotp(grpc::ServerContext* ctx, const v1::TotpCodeRequest* req, v1::Session* resp) override;
@@ -131,6 +143,7 @@ class Service final : public v1::IdentityService::Service {
   http::RateLimiter totp_limiter_;
   mail::Relay* relay_;
   std::shared_ptr<Clients> clients_;
+  PartnerClients partners_;
   std::shared_ptr<federation::Federation> federation_;
 };
 

@@ -48,6 +48,7 @@ struct FederatedAccount {
 class Store {
  public:
   explicit Store(db::Pool& pool) : pool_(pool) {}
+  db::Pool& pool() { return pool_; }
   static void Prepare(pqxx::connection& conn);
 
   // Creates the account with an e-mail token and queues the mail made from the token,

@@ -155,6 +155,12 @@ class Fixture {
     other_client =
         Parse(PostJson(c, "/api/v1/admin/backoffice-clients",
                        {{"destination", "gesundheitsamt"}, {"department", "Gesundheitsamt"}}, Bearer(admin)));
+    own_partner = Parse(PostJson(c, "/api/v1/admin/partner-clients",
+                                 {{"name", "Landesportal " + tag},
+                                  {"redirect_uris", {"https://partner.example/callback"}},
+                                  {"scopes", {"openid"}},
+                                  {"token_endpoint_auth_method", "client_secret_basic"}},
+                                 Bearer(admin)));
 
     // The owners: Anna, and her organisation (acted for in a second session of hers).
     person.name = "person";
@@ -395,7 +401,7 @@ class Fixture {
   }
 
   Stack stack;
-  json admin, own_client, other_client;
+  json admin, own_client, other_client, own_partner;
   std::string own_token, anna_mail, anna_id, org_name, consent, ben_party, ivy_token;
   Owner person, org;
   std::string otto_mail, mona_mail, mona_org;
@@ -712,6 +718,32 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
                      "/rotate-secret");
        }},
       {"GET /api/v1/admin/audit-log", K::kAdmin, false, [](const Owner&) { return Get("/api/v1/admin/audit-log"); }},
+      {"POST /api/v1/admin/partner-clients", K::kAdmin, false,
+       [](const Owner&) {
+         return Post("/api/v1/admin/partner-clients", {{"name", "Mallory"},
+                                                       {"redirect_uris", {"https://mallory.example/cb"}},
+                                                       {"scopes", {"openid", "profile"}},
+                                                       {"token_endpoint_auth_method", "client_secret_basic"}});
+       }},
+      {"GET /api/v1/admin/partner-clients", K::kAdmin, false,
+       [](const Owner&) { return Get("/api/v1/admin/partner-clients"); }},
+      {"GET /api/v1/admin/partner-clients/{id}", K::kAdmin, false,
+       [&f](const Owner&) {
+         return Get("/api/v1/admin/partner-clients/" + f.own_partner["client_id"].get<std::string>());
+       }},
+      {"POST /api/v1/admin/partner-clients/{id}/disable", K::kAdmin, false,
+       [&f](const Owner&) {
+         return Post("/api/v1/admin/partner-clients/" + f.own_partner["client_id"].get<std::string>() + "/disable");
+       }},
+      {"POST /api/v1/admin/partner-clients/{id}/enable", K::kAdmin, false,
+       [&f](const Owner&) {
+         return Post("/api/v1/admin/partner-clients/" + f.own_partner["client_id"].get<std::string>() + "/enable");
+       }},
+      {"POST /api/v1/admin/partner-clients/{id}/rotate-credentials", K::kAdmin, false,
+       [&f](const Owner&) {
+         return Post("/api/v1/admin/partner-clients/" + f.own_partner["client_id"].get<std::string>() +
+                     "/rotate-credentials");
+       }},
       {"PUT /api/v1/admin/destinations/{id}", K::kAdmin, false,
        [](const Owner&) {
          return Request{"PUT",

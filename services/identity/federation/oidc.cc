@@ -816,4 +816,10 @@ absl::StatusOr<std::string> OidcRelyingParty::LogoutUrl(const Identity& identity
   return WithQuery((*metadata)->end_session_endpoint, Form(q));
 }
 
+bool IsUsablePublicJwk(const nlohmann::json& jwk) {
+  if (!jwk.is_object()) return false;
+  const std::string kty = Text(jwk, "kty");
+  return PublicKey(jwk, kty == "RSA" ? "RS256" : kty == "EC" ? "ES256" : "") != nullptr;
+}
+
 }  // namespace stadtportal::identity::federation

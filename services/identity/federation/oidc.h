@@ -56,6 +56,11 @@ inline constexpr size_t kMaxIdTokenBytes = 16 * 1024;
 absl::StatusOr<nlohmann::json> VerifyIdToken(const std::string& jwt, const nlohmann::json& jwks,
                                              const IdTokenExpectations& expected, absl::Time now);
 
+// Whether `jwk` is a public signing key we can verify with: RSA of 2048 bits or more, or
+// EC P-256 with its point on the curve (the checks VerifyIdToken applies to a provider's
+// keys; used for the key sets partner portals register).
+bool IsUsablePublicJwk(const nlohmann::json& jwk);
+
 class OidcRelyingParty {
  public:
   struct Options {
