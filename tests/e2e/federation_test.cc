@@ -600,6 +600,8 @@ TEST_CASE("SAML answers the flow did not ask for are refused and counted", "[e2e
   CHECK(b.Get(f.gateway + "/api/v1/auth/providers/..%2F..%2Fetc/login").status == 404);
   // A return path to another site is refused before the browser leaves.
   CHECK(b.Get(f.gateway + "/api/v1/auth/providers/bundid/login?return_to=//evil.example/").status == 422);
+  // Raw non-ASCII would go into the Location header as it is: refused (percent-encoded is fine).
+  CHECK(b.Get(f.gateway + "/api/v1/auth/providers/bundid/login?return_to=/stra%C3%9Fe").status == 422);
   CHECK(b.Get(f.gateway + "/api/v1/auth/providers/bundid/login?minimum_level=ultra").status == 422);
   // The log lines name the reason, never the answer.
   const std::string logs = f.stack.AllLogs();

@@ -49,7 +49,8 @@ bool Federation::IsReturnPath(const std::string& path) {
   if (path.empty() || path.size() > 512 || path[0] != '/') return false;
   if (path.size() > 1 && (path[1] == '/' || path[1] == '\\')) return false;
   for (unsigned char c : path) {
-    if (c < 0x21 || c == 0x7f || c == '\\') return false;
+    // Printable ASCII only: it becomes a Location header (other characters percent-encoded).
+    if (c < 0x21 || c > 0x7e || c == '\\') return false;
   }
   return true;
 }

@@ -104,8 +104,8 @@ class Federation {
   // NOT_FOUND when the provider has no single log-out (or is no longer configured).
   absl::StatusOr<std::string> LogoutUrl(const Identity& identity);
 
-  // Whether `path` may be returned to: "/" followed by no "/" or "\", no scheme, no
-  // control characters, at most 512 bytes.
+  // Whether `path` may be returned to: "/" followed by no "/" or "\", no scheme, printable
+  // ASCII only (no control characters, no raw non-ASCII), at most 512 bytes.
   static bool IsReturnPath(const std::string& path);
 
  private:

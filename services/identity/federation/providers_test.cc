@@ -126,13 +126,14 @@ TEST_CASE("the company account template maps the organisation attributes", "[uni
 }
 
 TEST_CASE("a log-in returns only to a path of the portal", "[unit]") {
-  for (const std::string ok : {"/", "/antraege", "/drafts/42?step=2", "/a/b#c"}) {
+  for (const std::string ok : {"/", "/antraege", "/drafts/42?step=2", "/a/b#c", "/stra%C3%9Fe"}) {
     INFO(ok);
     CHECK(Federation::IsReturnPath(ok));
   }
-  for (const std::string& bad : std::vector<std::string>{
-           "", "antraege", "//evil.example/", "/\\evil.example", "https://evil.example/", "/a b",
-           "/a\r\nSet-Cookie: x=1", "/a\tb", std::string("/a\0b", 4), "/" + std::string(512, 'a'), "/\x7f"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "antraege", "//evil.example/", "/\\evil.example", "https://evil.example/", "/a b",
+                                "/a\r\nSet-Cookie: x=1", "/a\tb", std::string("/a\0b", 4), "/" + std::string(512, 'a'),
+                                "/\x7f", "/\xc3\xa4"}) {
     INFO(bad);
     CHECK_FALSE(Federation::IsReturnPath(bad));
   }
