@@ -613,8 +613,15 @@ grpc::Status Service::ListAuditLog(grpc::ServerContext* ctx, const v1::ListAudit
   });
 }
 
+absl::Status Service::ListLinked(const v1::Session& session, v1::ListLinkedProvidersResponse* resp) {
+  auto linked = store_->ListLinkedProviders(session.tenant().key(), session.account_id());
+  if (!linked.ok()) return linked.status();
+  for (auto& p : *linked) *resp->add_providers() = std::move(p);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<federation::Federation*> Service::Upstreams() {
-  if (federation_ == nullptr) return absl::FailedPreconditionError("no upstream identity providers configured");
+  if (federation_ == nullptr) return absl::NotFoundError("provider not found");  // None configured.
   return federation_.get();
 }
 
@@ -638,7 +645,7 @@ grpc::Status Service::GetSamlMetadata(grpc::ServerContext* ctx, const v1::GetSam
                                       v1::SamlMetadata* resp) {
   return grpcx::Handle(ctx, "GetSamlMetadata", [&]() -> absl::Status {
     auto upstreams = Upstreams();
-    if (!upstreams.ok()) return absl::NotFoundError("provider not found");
+    if (!upstreams.ok()) return upstreams.status();
     auto xml = (*upstreams)->Metadata(req->provider());
     if (!xml.ok()) return xml.status();
     resp->set_xml(*xml);
@@ -650,7 +657,7 @@ grpc::Status Service::StartFederatedLogin(grpc::ServerContext* ctx, const v1::St
                                           v1::StartFederatedLoginResponse* resp) {
   return grpcx::Handle(ctx, "StartFederatedLogin", [&]() -> absl::Status {
     auto upstreams = Upstreams();
-    if (!upstreams.ok()) return absl::NotFoundError("provider not found");
+    if (!upstreams.ok()) return upstreams.status();
     if (!v1::AssuranceLevel_IsValid(req->minimum_level())) return status::FieldError("minimum_level", "invalid");
     federation::FlowContext context;
     context.return_to = req->return_to();
@@ -678,8 +685,9 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
                                            v1::FinishFederatedLoginResponse* resp) {
   return grpcx::Handle(ctx, "FinishFederatedLogin", [&]() -> absl::Status {
     auto upstreams = Upstreams();
-    if (!upstreams.ok()) return absl::NotFoundError("provider not found");
-    if ((*upstreams)->Find(req->provider()) == nullptr) return absl::NotFoundError("provider not found");
+    if (!upstreams.ok()) return upstreams.status();
+    const federation::Provider* provider = (*upstreams)->Find(req->provider());
+    if (provider == nullptr) return absl::NotFoundError("provider not found");
     federation::Upstream::Answer answer{req->saml_response(), req->code(), req->error()};
     auto finished = (*upstreams)->Finish(req->provider(), req->flow_id(), req->relay_state(), answer, absl::Now());
     if (!finished.ok()) {
@@ -691,8 +699,7 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
     }
     const auto& identity = finished->identity;
     const std::string method =
-        absl::StrCat((*upstreams)->Find(req->provider())->kind == federation::Provider::Kind::kSaml ? "saml:" : "oidc:",
-                     req->provider());
+        absl::StrCat(provider->kind == federation::Provider::Kind::kSaml ? "saml:" : "oidc:", provider->id);
     // Step-up and linking finish only in the session that began them, still valid. The
     // browser's flow cookie proves it began the flow: the session is the flow's, as the
     // SAML answer (a cross-site POST) comes without the SameSite=Lax session cookie.
@@ -702,9 +709,6 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
       auto began = CheckedSession(sessions_.ResolveRef(finished->context.session_ref));
       if (!began.ok() || began->account_id() != link_to) return status::FieldConflict("session", "changed");
       session = *began;
-    } else if (!req->session_id().empty()) {
-      auto current = CurrentSession(req->session_id());
-      if (current.ok()) session = *current;
     }
     auto account = store_->RecordFederatedLogin(options_.default_tenant, identity, link_to);
     if (!account.ok()) return account.status();
@@ -718,8 +722,9 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
       const auto level = std::max(session->assurance_level(), identity.level);
       login = sessions_.StepUp(*session, level, method, until);
     } else {
-      // Another log-in in the same browser ends the session it had.
-      if (session) {
+      // Another log-in in the same browser ends the session it had: the one it brought
+      // (if any), and the one the flow named at its start.
+      if (!req->session_id().empty()) {
         if (auto d = sessions_.Delete(req->session_id()); !d.ok()) return d;
       }
       if (!finished->context.session_ref.empty()) {
@@ -745,10 +750,7 @@ grpc::Status Service::ListLinkedProviders(grpc::ServerContext* ctx, const v1::Li
   return grpcx::Handle(ctx, "ListLinkedProviders", [&]() -> absl::Status {
     auto session = CurrentSession(req->session_id());
     if (!session.ok()) return session.status();
-    auto linked = store_->ListLinkedProviders(session->tenant().key(), session->account_id());
-    if (!linked.ok()) return linked.status();
-    for (auto& p : *linked) *resp->add_providers() = std::move(p);
-    return absl::OkStatus();
+    return ListLinked(*session, resp);
   });
 }
 
@@ -764,10 +766,7 @@ grpc::Status Service::UnlinkProvider(grpc::ServerContext* ctx, const v1::UnlinkP
     if (auto s = sessions_.DeleteFromUpstream(session->account_id(), req->provider(), req->session_id()); !s.ok()) {
       return s;
     }
-    auto linked = store_->ListLinkedProviders(session->tenant().key(), session->account_id());
-    if (!linked.ok()) return linked.status();
-    for (auto& p : *linked) *resp->add_providers() = std::move(p);
-    return absl::OkStatus();
+    return ListLinked(*session, resp);
   });
 }
 

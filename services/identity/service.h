@@ -113,8 +113,11 @@ class Service final : public v1::IdentityService::Service {
   absl::StatusOr<v1::LoginResponse> NewSession(const v1::Account& account,
                                                v1::AssuranceLevel level = v1::ASSURANCE_LEVEL_LOW,
                                                const std::string& method = "password", int64_t until = 0);
-  // The federation, or FAILED_PRECONDITION when the deployment has no upstream providers.
+  // The federation; NOT_FOUND "provider not found" when the deployment has no upstream
+  // providers (as for an unknown one).
   absl::StatusOr<federation::Federation*> Upstreams();
+  // The providers linked to the session's account, into `resp`.
+  absl::Status ListLinked(const v1::Session& session, v1::ListLinkedProvidersResponse* resp);
   // The session behind `session_id` with its account's current roles, read from the
   // database at every resolution: a lock or a role change applies to the next request.
   // A locked or vanished account ends the session (UNAUTHENTICATED).

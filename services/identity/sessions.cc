@@ -29,7 +29,9 @@ int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string SessionKey(const std::string& session_id) { return "sp:session:" + SessionStore::Ref(session_id); }
+// A session's key in Redis, by its reference (the SHA-256 of its id), or by its id.
+std::string RefKey(const std::string& session_ref) { return "sp:session:" + session_ref; }
+std::string SessionKey(const std::string& session_id) { return RefKey(SessionStore::Ref(session_id)); }
 std::string AccountKey(const std::string& account_id) { return "sp:account-sessions:" + account_id; }
 
 // A session's level as stored; a session always has one (low at the least).
@@ -112,7 +114,7 @@ absl::StatusOr<v1::Session> SessionStore::ResolveRef(const std::string& session_
       })) {
     return unknown;
   }
-  const std::string key = "sp:session:" + session_ref;
+  const std::string key = RefKey(session_ref);
   // Read and, while within its absolute lifetime, extended by the idle time: one round
   // trip (this runs for every request of every session).
   static constexpr char kResolve[] =
@@ -193,7 +195,7 @@ absl::StatusOr<SessionUpstream> SessionStore::GetUpstream(const std::string& ses
 absl::Status SessionStore::Delete(const std::string& session_id) { return DeleteRef(Ref(session_id)); }
 
 absl::Status SessionStore::DeleteRef(const std::string& session_ref) {
-  const std::string key = "sp:session:" + session_ref;
+  const std::string key = RefKey(session_ref);
   auto account = redis_.Command({"HGET", key, "account"});
   if (!account.ok()) return account.status();
   if (auto d = redis_.Command({"DEL", key}); !d.ok()) return d.status();
@@ -238,7 +240,7 @@ absl::Status SessionStore::DeleteAllOf(const std::string& account_id) {
   std::vector<std::string> del = {"DEL", AccountKey(account_id)};
   const redisReply* raw = members->raw();
   for (size_t i = 0; i < raw->elements; ++i) {
-    del.push_back("sp:session:" + std::string(raw->element[i]->str, raw->element[i]->len));
+    del.push_back(RefKey(std::string(raw->element[i]->str, raw->element[i]->len)));
   }
   auto d = redis_.Command(del);
   return d.ok() ? absl::OkStatus() : d.status();
@@ -253,11 +255,10 @@ absl::Status SessionStore::DeleteFromUpstream(const std::string& account_id, con
   for (size_t i = 0; i < raw->elements; ++i) {
     const std::string ref(raw->element[i]->str, raw->element[i]->len);
     if (ref == keep) continue;
-    auto up = redis_.Command({"HGET", "sp:session:" + ref, "up"});
+    auto up = redis_.Command({"HGET", RefKey(ref), "up"});
     if (!up.ok()) return up.status();
     if (up->is_nil() || up->str() != provider) continue;
-    if (auto d = redis_.Command({"DEL", "sp:session:" + ref}); !d.ok()) return d.status();
-    if (auto r = redis_.Command({"SREM", AccountKey(account_id), ref}); !r.ok()) return r.status();
+    if (auto d = DeleteRef(ref); !d.ok()) return d;
   }
   return absl::OkStatus();
 }

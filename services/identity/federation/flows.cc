@@ -7,20 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "libs/auth/tokens.h"
 #include "libs/status/status.h"
+#include "services/identity/federation/oidc.h"
 
 namespace stadtportal::identity::federation {
 namespace {
 
 std::string FlowKey(const std::string& flow_id) {
   return "sp:fed-flow:" + absl::BytesToHexString(auth::Sha256(flow_id));
-}
-
-// Compares without an early exit.
-bool Same(const std::string& a, const std::string& b) {
-  if (a.size() != b.size() || a.empty()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
 }
 
 // Flow ids are ours: 43 URL-safe characters (32 random bytes).
@@ -99,7 +92,8 @@ absl::StatusOr<FlowFinished> Federation::Finish(const std::string& provider_id, 
   if (!got.ok()) return got.status();
   if (got->is_nil()) return refuse(no_flow);
   const auto record = nlohmann::json::parse(got->str(), nullptr, /*allow_exceptions=*/false);
-  if (!record.is_object() || record.value("provider", "") != provider_id || !Same(record.value("relay", ""), relay)) {
+  if (!record.is_object() || record.value("provider", "") != provider_id ||
+      !SameState(record.value("relay", ""), relay)) {
     return refuse(no_flow);
   }
   const Level minimum = LevelOf(record.value("minimum", ""));

@@ -28,7 +28,8 @@ struct OidcRequest {
   Level minimum = v1::ASSURANCE_LEVEL_UNSPECIFIED;
 };
 
-// Whether two state values are equal, in time independent of where they differ.
+// Whether two state or relay values are equal and not empty, in time independent of where
+// they differ (also the log-in flow's relay value, flows.cc).
 bool SameState(const std::string& a, const std::string& b);
 
 // Whether an endpoint a discovery document names may be used for `issuer`: fetchable
