@@ -144,6 +144,16 @@ STADTPORTAL_PAYPAL_BASE_URL: {{ $.Values.payment.paypalBaseUrl | quote }}
 {{- if and (eq $name "identity") $.Values.federation.enabled }}
 {{- include "stadtportal.federationEnv" $ }}
 {{- end }}
+{{- if and (eq $name "identity") $.Values.openidProvider.enabled }}
+{{- with $.Values.openidProvider }}
+STADTPORTAL_OP_ISSUER: {{ $.Values.publicUrl | quote }}
+STADTPORTAL_OP_ACCESS_TOKEN_S: {{ .accessTokenSeconds | quote }}
+STADTPORTAL_OP_ID_TOKEN_S: {{ .idTokenSeconds | quote }}
+STADTPORTAL_OP_GRANT_S: {{ .grantSeconds | quote }}
+STADTPORTAL_OP_KEY_ROTATION_S: {{ .keyRotationSeconds | quote }}
+STADTPORTAL_OP_KEY_PUBLISH_AHEAD_S: {{ .keyPublishAheadSeconds | quote }}
+{{- end }}
+{{- end }}
 {{- range $k, $v := $svc.env }}
 {{ $k }}: {{ $v | quote }}
 {{- end }}
