@@ -147,11 +147,11 @@ STADTPORTAL_PAYPAL_BASE_URL: {{ $.Values.payment.paypalBaseUrl | quote }}
 {{- if and (eq $name "identity") $.Values.openidProvider.enabled }}
 {{- with $.Values.openidProvider }}
 STADTPORTAL_OP_ISSUER: {{ $.Values.publicUrl | quote }}
-STADTPORTAL_OP_ACCESS_TOKEN_S: {{ .accessTokenSeconds | quote }}
-STADTPORTAL_OP_ID_TOKEN_S: {{ .idTokenSeconds | quote }}
-STADTPORTAL_OP_GRANT_S: {{ .grantSeconds | quote }}
-STADTPORTAL_OP_KEY_ROTATION_S: {{ .keyRotationSeconds | quote }}
-STADTPORTAL_OP_KEY_PUBLISH_AHEAD_S: {{ .keyPublishAheadSeconds | quote }}
+STADTPORTAL_OP_ACCESS_TOKEN_S: {{ .accessTokenSeconds | int64 | quote }}
+STADTPORTAL_OP_ID_TOKEN_S: {{ .idTokenSeconds | int64 | quote }}
+STADTPORTAL_OP_GRANT_S: {{ .grantSeconds | int64 | quote }}
+STADTPORTAL_OP_KEY_ROTATION_S: {{ .keyRotationSeconds | int64 | quote }}
+STADTPORTAL_OP_KEY_PUBLISH_AHEAD_S: {{ .keyPublishAheadSeconds | int64 | quote }}
 {{- end }}
 {{- end }}
 {{- range $k, $v := $svc.env }}
