@@ -27,10 +27,16 @@ int main(int argc, char** argv) {
       event_relay->Stop();
       relay->Stop();
     });
-    ctx.AddService<identity::v1::IdentityService>(std::make_unique<identity::Service>(
+    auto service = std::make_unique<identity::Service>(
         store, ctx.Redis(), options, relay.get(),
         std::make_shared<identity::Clients>(
             db, ctx.Redis(), std::chrono::seconds(ctx.env().Int("STADTPORTAL_CLIENT_TOKEN_TTL_S", 300, 30, 3600))),
-        identity::federation::FederationFromEnv(ctx.env(), options.public_url, ctx.Redis())));
+        identity::federation::FederationFromEnv(ctx.env(), options.public_url, ctx.Redis()));
+    // The OpenID Provider's key rotation and back-channel logout deliveries.
+    if (auto* op = service->openid_provider(); op != nullptr) {
+      ctx.OnServing([op] { op->StartJobs(); });
+      ctx.OnStopping([op] { op->StopJobs(); });
+    }
+    ctx.AddService<identity::v1::IdentityService>(std::move(service));
   });
 }

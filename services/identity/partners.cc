@@ -200,6 +200,10 @@ void PartnerClients::Prepare(pqxx::connection& conn) {
                             " ORDER BY id LIMIT $3"));
   conn.prepare("identity_get_partner_client",
                absl::StrCat("SELECT ", kColumns, " FROM partner_clients WHERE tenant = $1 AND id = $2::uuid"));
+  conn.prepare("identity_find_partner_client",
+               absl::StrCat("SELECT ", kColumns,
+                            ", coalesce(secret_hash, '') AS secret_hash FROM partner_clients"
+                            " WHERE tenant = $1 AND id = $2::uuid"));
   conn.prepare("identity_set_partner_client_disabled",
                absl::StrCat("UPDATE partner_clients SET disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, now())"
                             " END, updated_at = now() WHERE tenant = $1 AND id = $2::uuid RETURNING ",
@@ -285,6 +289,15 @@ absl::StatusOr<v1::PartnerClient> PartnerClients::Get(const std::string& tenant,
     auto res = tx.exec_prepared("identity_get_partner_client", tenant, client_id);
     if (res.empty()) return absl::NotFoundError("partner client not found");
     return ToPartnerClient(res[0]);
+  });
+}
+
+absl::StatusOr<RegisteredPartner> PartnerClients::Find(const std::string& tenant, const std::string& client_id) {
+  if (!api::ValidateUuid(client_id, "client_id").ok()) return absl::NotFoundError("partner client not found");
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<RegisteredPartner> {
+    auto res = tx.exec_prepared("identity_find_partner_client", tenant, client_id);
+    if (res.empty()) return absl::NotFoundError("partner client not found");
+    return RegisteredPartner{ToPartnerClient(res[0]), res[0]["secret_hash"].as<std::string>()};
   });
 }
 

@@ -36,6 +36,12 @@ std::string HttpsUriProblem(const std::string& uri);
 // "invalid" also for a `use` other than sig or an `alg` the key is not for.
 std::string JwksProblem(const std::string& jwks_json);
 
+// A partner portal with what its authentication is checked against.
+struct RegisteredPartner {
+  v1::PartnerClient client;
+  std::string secret_hash;  // Hex SHA-256 of the secret (client_secret_basic), else "".
+};
+
 // Partner portals (Portalverbund): the relying parties of the OpenID Provider to come,
 // registered by tenant admins. Only registration here; secrets are kept as SHA-256.
 class PartnerClients {
@@ -51,6 +57,8 @@ class PartnerClients {
   absl::StatusOr<std::vector<v1::PartnerClient>> List(const std::string& tenant, const std::string& after, int limit);
   // NOT_FOUND for a client of another tenant or none.
   absl::StatusOr<v1::PartnerClient> Get(const std::string& tenant, const std::string& client_id);
+  // The same with the secret's hash, for the OpenID Provider (disabled ones too).
+  absl::StatusOr<RegisteredPartner> Find(const std::string& tenant, const std::string& client_id);
   absl::StatusOr<v1::PartnerClient> SetDisabled(const std::string& tenant, const std::string& client_id, bool disabled,
                                                 audit::Entry audit);
   absl::StatusOr<v1::PartnerClientCredentials> RotateCredentials(const std::string& tenant,

@@ -72,6 +72,7 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   auto totp_rate = http::Rate::Parse(env.String("STADTPORTAL_TOTP_RATE", "5/300"));
   if (!totp_rate.ok()) throw config::Error("STADTPORTAL_TOTP_RATE: " + std::string(totp_rate.status().message()));
   o.totp_rate = *totp_rate;
+  o.op = provider::ProviderOptions::FromEnv(env);
   return o;
 }
 
@@ -87,7 +88,17 @@ Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options opt
       relay_(relay),
       clients_(std::move(clients)),
       partners_(store_->pool()),
-      federation_(std::move(federation)) {}
+      federation_(std::move(federation)) {
+  if (options_.op.enabled()) {
+    std::weak_ptr<federation::Federation> upstreams = federation_;
+    op_ = std::make_unique<provider::OpenIdProvider>(
+        options_.op, options_.default_tenant, store_->pool(), redis, store_, [upstreams](v1::AssuranceLevel level) {
+          auto f = upstreams.lock();
+          if (f == nullptr) return false;
+          return !federation::ProvidersReaching(f->providers(), level).empty();
+        });
+  }
+}
 
 std::string Service::Link(const std::string& page, const std::string& token) const {
   return options_.public_url + "/" + page + "?token=" + token;
@@ -130,7 +141,7 @@ absl::StatusOr<v1::Session> Service::CheckedSession(absl::StatusOr<v1::Session> 
   auto account = store_->GetAccount(session->tenant().key(), session->account_id());
   if (!account.ok() && account.status().code() != absl::StatusCode::kNotFound) return account.status();
   if (!account.ok() || account->state() == v1::ACCOUNT_STATE_LOCKED) {
-    if (auto s = sessions_.DeleteAllOf(session->account_id()); !s.ok()) return s;
+    if (auto s = EndAllSessions(session->account_id()); !s.ok()) return s;
     return absl::UnauthenticatedError("session unknown or expired");
   }
   session->mutable_roles()->CopyFrom(account->roles());
@@ -180,45 +191,62 @@ grpc::Status Service::VerifyEmail(grpc::ServerContext* ctx, const v1::VerifyEmai
   });
 }
 
-grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* req, v1::LoginResponse* resp) {
-  return grpcx::Handle(ctx, "Login", [&]() -> absl::Status {
-    auto tenant = api::ResolveTenant(req->tenant(), options_.default_tenant);
-    if (!tenant.ok()) return tenant.status();
-    auto email = api::NormalizeEmail(req->email(), "email");
-    if (!email.ok()) return email.status();
-    if (req->password().empty() || req->password().size() > 1024) return BadCredentials();
-    if (auto s = throttle_.Check(*email, req->client_ip()); !s.ok()) return s;
+absl::StatusOr<v1::LoginResponse> Service::PasswordLogin(grpc::ServerContext* ctx, const v1::LoginRequest& req) {
+  auto tenant = api::ResolveTenant(req.tenant(), options_.default_tenant);
+  if (!tenant.ok()) return tenant.status();
+  auto email = api::NormalizeEmail(req.email(), "email");
+  if (!email.ok()) return email.status();
+  if (req.password().empty() || req.password().size() > 1024) return BadCredentials();
+  if (auto s = throttle_.Check(*email, req.client_ip()); !s.ok()) return s;
 
-    auto found = store_->FindByEmail(*tenant, *email);
-    if (!found.ok() && found.status().code() != absl::StatusCode::kNotFound) return found.status();
-    bool ok = false;
-    if (found.ok()) {
-      auto verified = hasher_.Verify(found->password_hash, req->password(), Deadline(ctx));
-      if (!verified.ok()) return verified.status();
-      ok = *verified;
-    } else if (auto s = hasher_.VerifyDummy(req->password(), Deadline(ctx)); !s.ok()) {
-      return s;
-    }
-    if (!ok) {
-      if (auto s = throttle_.Failed(*email, req->client_ip()); !s.ok()) return s;
-      return BadCredentials();
-    }
-    // The password was right: from here on, answers may say more.
-    if (found->account.state() == v1::ACCOUNT_STATE_LOCKED) return absl::PermissionDeniedError("account: locked");
-    if (!found->verified) return status::FieldConflict("email", "not_verified");
-    if (hasher_.NeedsRehash(found->password_hash)) {
-      // Stronger parameters apply from this log-in on; failing to store them is not fatal.
-      auto h = hasher_.Hash(req->password(), Deadline(ctx));
-      absl::Status stored = h.ok() ? store_->SetPasswordHash(found->account.id(), *h) : h.status();
-      if (!stored.ok()) log::Warn("password rehash not stored", {{"error", std::string(stored.message())}});
-    }
-    if (auto s = throttle_.Succeeded(*email, req->client_ip()); !s.ok()) return s;
-    // A local password proves possession of the account only: assurance level low.
-    auto session = NewSession(found->account);
-    if (!session.ok()) return session.status();
-    *resp = *session;
-    return absl::OkStatus();
-  });
+  auto found = store_->FindByEmail(*tenant, *email);
+  if (!found.ok() && found.status().code() != absl::StatusCode::kNotFound) return found.status();
+  bool ok = false;
+  if (found.ok()) {
+    auto verified = hasher_.Verify(found->password_hash, req.password(), Deadline(ctx));
+    if (!verified.ok()) return verified.status();
+    ok = *verified;
+  } else if (auto s = hasher_.VerifyDummy(req.password(), Deadline(ctx)); !s.ok()) {
+    return s;
+  }
+  if (!ok) {
+    if (auto s = throttle_.Failed(*email, req.client_ip()); !s.ok()) return s;
+    return BadCredentials();
+  }
+  // The password was right: from here on, answers may say more.
+  if (found->account.state() == v1::ACCOUNT_STATE_LOCKED) return absl::PermissionDeniedError("account: locked");
+  if (!found->verified) return status::FieldConflict("email", "not_verified");
+  if (hasher_.NeedsRehash(found->password_hash)) {
+    // Stronger parameters apply from this log-in on; failing to store them is not fatal.
+    auto h = hasher_.Hash(req.password(), Deadline(ctx));
+    absl::Status stored = h.ok() ? store_->SetPasswordHash(found->account.id(), *h) : h.status();
+    if (!stored.ok()) log::Warn("password rehash not stored", {{"error", std::string(stored.message())}});
+  }
+  if (auto s = throttle_.Succeeded(*email, req.client_ip()); !s.ok()) return s;
+  // A local password proves possession of the account only: assurance level low.
+  return NewSession(found->account);
+}
+
+grpc::Status Service::Login(grpc::ServerContext* ctx, const v1::LoginRequest* req, v1::LoginResponse* resp) {
+  return grpcx::Handle(ctx, "Login", [&]() -> absl::Status { return grpcx::Respond(resp, PasswordLogin(ctx, *req)); });
+}
+
+absl::Status Service::EndSessionByRef(const std::string& session_ref) {
+  auto session = sessions_.ResolveRef(session_ref);
+  if (auto d = sessions_.DeleteRef(session_ref); !d.ok()) return d;
+  if (op_ == nullptr || !session.ok()) return absl::OkStatus();
+  return op_->EndSessionGrants(session->sid());
+}
+
+absl::Status Service::EndSessionById(const std::string& session_id) {
+  if (session_id.empty() || session_id.size() > 128) return absl::OkStatus();
+  return EndSessionByRef(SessionStore::Ref(session_id));
+}
+
+absl::Status Service::EndAllSessions(const std::string& account_id) {
+  if (auto s = sessions_.DeleteAllOf(account_id); !s.ok()) return s;
+  if (op_ == nullptr) return absl::OkStatus();
+  return op_->EndAccountGrants(account_id);
 }
 
 grpc::Status Service::ResolveSession(grpc::ServerContext* ctx, const v1::ResolveSessionRequest* req,
@@ -233,7 +261,7 @@ grpc::Status Service::Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* 
     // A session from a provider with single log-out ends there too: the browser goes on.
     auto upstream = sessions_.GetUpstream(req->session_id());
     if (!upstream.ok()) return upstream.status();
-    if (auto d = sessions_.Delete(req->session_id()); !d.ok()) return d;
+    if (auto d = EndSessionById(req->session_id()); !d.ok()) return d;
     if (upstream->provider.empty() || federation_ == nullptr) return absl::OkStatus();
     federation::Identity identity;
     identity.provider = upstream->provider;
@@ -255,7 +283,7 @@ grpc::Status Service::LogoutAll(grpc::ServerContext* ctx, const v1::LogoutReques
   return grpcx::Handle(ctx, "LogoutAll", [&]() -> absl::Status {
     auto s = sessions_.Resolve(req->session_id());
     if (!s.ok()) return s.status();
-    return sessions_.DeleteAllOf(s->account_id());
+    return EndAllSessions(s->account_id());
   });
 }
 
@@ -277,7 +305,7 @@ grpc::Status Service::ChangePassword(grpc::ServerContext* ctx, const v1::ChangeP
     // Also ends every outstanding reset link: the new password is the only way in.
     if (auto s = store_->ReplacePassword(found->account.id(), *hash); !s.ok()) return s;
     // A privilege change: every session ends, this one continues under a new id.
-    if (auto s = sessions_.DeleteAllOf(found->account.id()); !s.ok()) return s;
+    if (auto s = EndAllSessions(found->account.id()); !s.ok()) return s;
     auto fresh = NewSession(found->account);
     if (!fresh.ok()) return fresh.status();
     *resp = *fresh;
@@ -326,7 +354,7 @@ grpc::Status Service::ConfirmPasswordReset(grpc::ServerContext* ctx, const v1::C
           return store_->SetPasswordHash(tx, id, *hash);
         });
     if (!account.ok()) return account.status();
-    return sessions_.DeleteAllOf(*account);
+    return EndAllSessions(*account);
   });
 }
 
@@ -396,7 +424,7 @@ grpc::Status Service::SetAccountLocked(grpc::ServerContext* ctx, const v1::SetAc
         audit::Of(caller, req->locked() ? "account.lock" : "account.unlock", {{"account_id", req->account_id()}}));
     if (!a.ok()) return a.status();
     if (req->locked()) {
-      if (auto s = sessions_.DeleteAllOf(req->account_id()); !s.ok()) return s;
+      if (auto s = EndAllSessions(req->account_id()); !s.ok()) return s;
     }
     *resp = *a;
     return absl::OkStatus();
@@ -725,10 +753,10 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
       // Another log-in in the same browser ends the session it had: the one it brought
       // (if any), and the one the flow named at its start.
       if (!req->session_id().empty()) {
-        if (auto d = sessions_.Delete(req->session_id()); !d.ok()) return d;
+        if (auto d = EndSessionById(req->session_id()); !d.ok()) return d;
       }
       if (!finished->context.session_ref.empty()) {
-        if (auto d = sessions_.DeleteRef(finished->context.session_ref); !d.ok()) return d;
+        if (auto d = EndSessionByRef(finished->context.session_ref); !d.ok()) return d;
       }
       login = NewSession(account->account, identity.level, method, until);
     }

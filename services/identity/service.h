@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "libs/config/config.h"
@@ -12,6 +13,7 @@
 #include "services/identity/mails.h"
 #include "services/identity/partners.h"
 #include "services/identity/password.h"
+#include "services/identity/provider/provider.h"
 #include "services/identity/sessions.h"
 #include "services/identity/store.h"
 #include "stadtportal/identity/v1/identity.grpc.pb.h"
@@ -34,6 +36,8 @@ struct Options {
   std::string portal_name = "stadtportal";
   // Second-factor codes tried per account (STADTPORTAL_TOTP_RATE, "5/300").
   http::Rate totp_rate{5, std::chrono::seconds(300)};
+  // The OpenID Provider for partner portals (STADTPORTAL_OP_*); disabled without issuer.
+  provider::ProviderOptions op;
 
   static Options FromEnv(const config::Env& env, const std::string& tenant);
 };
@@ -107,6 +111,30 @@ class Service final : public v1::IdentityService::Service {
   grpc::Status UnlinkProvider(grpc::ServerContext* ctx, const v1::UnlinkProviderRequest* req,
                               v1::ListLinkedProvidersResponse* resp) override;
 
+  // The OpenID Provider (provider/service_rpcs.cc).
+  grpc::Status GetOpenIdConfiguration(grpc::ServerContext* ctx, const v1::GetOpenIdConfigurationRequest* req,
+                                      v1::JsonDocument* resp) override;
+  grpc::Status GetProviderJwks(grpc::ServerContext* ctx, const v1::GetProviderJwksRequest* req,
+                               v1::JsonDocument* resp) override;
+  grpc::Status Authorize(grpc::ServerContext* ctx, const v1::AuthorizeRequest* req,
+                         v1::AuthorizeResponse* resp) override;
+  grpc::Status ContinueAuthorization(grpc::ServerContext* ctx, const v1::ContinueAuthorizationRequest* req,
+                                     v1::AuthorizeResponse* resp) override;
+  grpc::Status ExchangeToken(grpc::ServerContext* ctx, const v1::TokenRequest* req, v1::TokenResponse* resp) override;
+  grpc::Status ResolveAccessToken(grpc::ServerContext* ctx, const v1::ResolveAccessTokenRequest* req,
+                                  v1::AccessTokenInfo* resp) override;
+  grpc::Status IntrospectToken(grpc::ServerContext* ctx, const v1::IntrospectTokenRequest* req,
+                               v1::IntrospectTokenResponse* resp) override;
+  grpc::Status EndSession(grpc::ServerContext* ctx, const v1::EndSessionRequest* req,
+                          v1::EndSessionResponse* resp) override;
+  grpc::Status ListConnectedPortals(grpc::ServerContext* ctx, const v1::ListConnectedPortalsRequest* req,
+                                    v1::ListConnectedPortalsResponse* resp) override;
+  grpc::Status RevokeConnectedPortal(grpc::ServerContext* ctx, const v1::RevokeConnectedPortalRequest* req,
+                                     v1::ListConnectedPortalsResponse* resp) override;
+
+  // The OpenID Provider, null when not configured (main starts its jobs).
+  provider::OpenIdProvider* openid_provider() { return op_.get(); }
+
  private:
   // A new session of the account, at `level` reached by `method`.
   // It ends at `until` (Unix seconds) when given and earlier than the absolute lifetime.
@@ -131,6 +159,18 @@ class Service final : public v1::IdentityService::Service {
   absl::Status TakeTotpAttempt(const std::string& bucket, const std::string& account_id);
   absl::StatusOr<v1::Session> CheckTotp(const auth::Caller& caller, const v1::TotpCodeRequest& req, bool confirm);
   std::string Link(const std::string& page, const std::string& token) const;
+  // The Login RPC's checks and throttling: a new session for right credentials.
+  absl::StatusOr<v1::LoginResponse> PasswordLogin(grpc::ServerContext* ctx, const v1::LoginRequest& req);
+  // A session ends (by its id or reference; an unknown one is no error): the partner
+  // portals' grants of its sid end with it (back-channel log-out).
+  absl::Status EndSessionById(const std::string& session_id);
+  absl::Status EndSessionByRef(const std::string& session_ref);
+  // Every session of the account ends, and every grant of it at partner portals.
+  absl::Status EndAllSessions(const std::string& account_id);
+  // The OpenID Provider, or FAILED_PRECONDITION "openid provider not configured".
+  absl::StatusOr<provider::OpenIdProvider*> Op();
+  // The browser's session when it has a valid one (nullopt otherwise).
+  absl::StatusOr<std::optional<v1::Session>> BrowserSession(const std::string& session_id);
   void MailsQueued();
   // Whether another register or reset mail may go to this address now (a token bucket
   // per tenant and address in Redis, shared by all replicas).
@@ -148,6 +188,7 @@ class Service final : public v1::IdentityService::Service {
   std::shared_ptr<Clients> clients_;
   PartnerClients partners_;
   std::shared_ptr<federation::Federation> federation_;
+  std::unique_ptr<provider::OpenIdProvider> op_;
 };
 
 }  // namespace stadtportal::identity

@@ -61,10 +61,13 @@ std::string SessionStore::Ref(const std::string& session_id) { return absl::Byte
 absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& account_id, const std::string& tenant,
                                                        const std::vector<std::string>& roles, v1::AssuranceLevel level,
                                                        const std::string& method, const std::string& acting_party,
-                                                       int64_t absolute_at) {
+                                                       int64_t absolute_at, const std::string& sid,
+                                                       int64_t authenticated_at) {
   const std::string id = RandomToken(32);
   const std::string csrf = RandomToken(32);
+  const std::string session_sid = sid.empty() ? RandomToken(16) : sid;
   const int64_t now = Now();
+  const int64_t auth_at = authenticated_at > 0 ? authenticated_at : now;
   const int64_t longest = now + options_.absolute.count();
   const int64_t absolute = absolute_at > 0 ? std::min(absolute_at, longest) : longest;
   if (absolute <= now) return absl::UnauthenticatedError("session unknown or expired");
@@ -78,7 +81,9 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& accoun
                            "csrf",    csrf,
                            "created", std::to_string(now),
                            "abs",     std::to_string(absolute),
-                           "act",     acting_party});
+                           "act",     acting_party,
+                           "auth",    std::to_string(auth_at),
+                           "sid",     session_sid});
   if (!r.ok()) return r.status();
   const int64_t idle = std::min<int64_t>(options_.idle.count(), absolute - now);
   if (auto e = redis_.Command({"EXPIRE", key, std::to_string(idle)}); !e.ok()) return e.status();
@@ -99,6 +104,8 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Create(const std::string& accoun
   *s->mutable_idle_expires_at() = TimeUtil::SecondsToTimestamp(std::min(absolute, now + options_.idle.count()));
   s->set_session_ref(Ref(id));
   s->set_acting_party_id(acting_party);
+  *s->mutable_authenticated_at() = TimeUtil::SecondsToTimestamp(auth_at);
+  s->set_sid(session_sid);
   return out;
 }
 
@@ -154,6 +161,11 @@ absl::StatusOr<v1::Session> SessionStore::ResolveRef(const std::string& session_
   s.set_session_ref(session_ref);
   s.set_acting_party_id(f["act"]);
   s.set_second_factor(ParseSecondFactor(f["mfa"]));
+  // Sessions begun before the authentication time was kept: their creation.
+  int64_t auth_at = 0;
+  if (!absl::SimpleAtoi(f["auth"], &auth_at) && !absl::SimpleAtoi(f["created"], &auth_at)) auth_at = 0;
+  *s.mutable_authenticated_at() = TimeUtil::SecondsToTimestamp(auth_at);
+  s.set_sid(f["sid"]);
   return s;
 }
 
@@ -206,7 +218,8 @@ absl::Status SessionStore::DeleteRef(const std::string& session_ref) {
 
 absl::StatusOr<v1::LoginResponse> SessionStore::Rotate(const std::string& session_id, const v1::Session& current,
                                                        const std::string& acting_party) {
-  return Renew(Ref(session_id), current, acting_party, current.assurance_level(), current.auth_method());
+  return Renew(Ref(session_id), current, acting_party, current.assurance_level(), current.auth_method(),
+               TimeUtil::TimestampToSeconds(current.authenticated_at()));
 }
 
 absl::StatusOr<v1::LoginResponse> SessionStore::StepUp(const v1::Session& current, v1::AssuranceLevel level,
@@ -215,15 +228,15 @@ absl::StatusOr<v1::LoginResponse> SessionStore::StepUp(const v1::Session& curren
   if (until > 0 && until < TimeUtil::TimestampToSeconds(current.expires_at())) {
     *capped.mutable_expires_at() = TimeUtil::SecondsToTimestamp(until);
   }
-  return Renew(current.session_ref(), capped, current.acting_party_id(), level, method);
+  return Renew(current.session_ref(), capped, current.acting_party_id(), level, method, 0);
 }
 
 absl::StatusOr<v1::LoginResponse> SessionStore::Renew(const std::string& session_ref, const v1::Session& current,
                                                       const std::string& acting_party, v1::AssuranceLevel level,
-                                                      const std::string& method) {
+                                                      const std::string& method, int64_t authenticated_at) {
   std::vector<std::string> roles(current.roles().begin(), current.roles().end());
   auto fresh = Create(current.account_id(), current.tenant().key(), roles, level, method, acting_party,
-                      TimeUtil::TimestampToSeconds(current.expires_at()));
+                      TimeUtil::TimestampToSeconds(current.expires_at()), current.sid(), authenticated_at);
   if (!fresh.ok()) return fresh.status();
   // The second factor passed stays passed for the session under its new id.
   if (current.second_factor() != v1::SECOND_FACTOR_NOT_ENROLLED) {

@@ -29,11 +29,14 @@ class SessionStore {
   SessionStore(redis::Client& redis, SessionOptions options) : redis_(redis), options_(options) {}
 
   // A new session (new random id ≥ 256 bit) for the account. It ends after the absolute
-  // lifetime from now, or at `absolute_at` (Unix seconds) when given and earlier.
+  // lifetime from now, or at `absolute_at` (Unix seconds) when given and earlier. Its
+  // `sid` (towards partner portals) is `sid`, or a new random one; the person
+  // authenticated at `authenticated_at` (Unix seconds), or now.
   absl::StatusOr<v1::LoginResponse> Create(const std::string& account_id, const std::string& tenant,
                                            const std::vector<std::string>& roles, v1::AssuranceLevel level,
                                            const std::string& method, const std::string& acting_party = "",
-                                           int64_t absolute_at = 0);
+                                           int64_t absolute_at = 0, const std::string& sid = "",
+                                           int64_t authenticated_at = 0);
   // UNAUTHENTICATED if unknown or expired; renews the idle expiry.
   absl::StatusOr<v1::Session> Resolve(const std::string& session_id);
   // The same by the session's reference (Ref(), v1::Session::session_ref).
@@ -43,12 +46,13 @@ class SessionStore {
   absl::Status DeleteRef(const std::string& session_ref);
   // A new session id for `current` (the session behind `session_id` as just resolved,
   // with the account's current roles), acting for `acting_party` ("" = oneself); the old
-  // id ends. The new id keeps the session's absolute expiry: rotating never extends it.
+  // id ends. The new id keeps the session's absolute expiry (rotating never extends it),
+  // its sid and its authentication time.
   absl::StatusOr<v1::LoginResponse> Rotate(const std::string& session_id, const v1::Session& current,
                                            const std::string& acting_party);
   // A new session id for `current` (as just resolved) at `level`, reached by `method`
-  // ("saml:bundid"); the old id ends, the acting party, the second factor and the
-  // absolute expiry stay.
+  // ("saml:bundid"); the old id ends, the acting party, the second factor, the sid and
+  // the absolute expiry stay; the authentication time is now.
   // It ends at `until` (Unix seconds) instead when given and earlier.
   absl::StatusOr<v1::LoginResponse> StepUp(const v1::Session& current, v1::AssuranceLevel level,
                                            const std::string& method, int64_t until = 0);
@@ -73,7 +77,7 @@ class SessionStore {
   // Rotate and StepUp: `current` under a new id with these.
   absl::StatusOr<v1::LoginResponse> Renew(const std::string& session_ref, const v1::Session& current,
                                           const std::string& acting_party, v1::AssuranceLevel level,
-                                          const std::string& method);
+                                          const std::string& method, int64_t authenticated_at);
 
   redis::Client& redis_;
   SessionOptions options_;

@@ -7,6 +7,7 @@
 #include "libs/events/events.h"
 #include "services/identity/clients.h"
 #include "services/identity/partners.h"
+#include "services/identity/provider/provider.h"
 
 #include "absl/strings/str_join.h"
 #include "libs/log/log.h"
@@ -73,6 +74,7 @@ pqxx::binarystring Bytes(const std::string& s) { return pqxx::binarystring(s); }
 void Store::Prepare(pqxx::connection& conn) {
   Clients::Prepare(conn);
   PartnerClients::Prepare(conn);
+  provider::OpenIdProvider::Prepare(conn);
   conn.prepare("identity_create_account",
                std::string("INSERT INTO accounts (tenant, email, email_normalized, display_name, language, "
                            "password_hash) VALUES ($1, $2, $3, $4, $5, $6)"

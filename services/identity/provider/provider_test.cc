@@ -1,0 +1,942 @@
+#include "services/identity/provider/provider.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <regex>
+#include <thread>
+
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "libs/auth/tokens.h"
+#include "libs/grpc/handler.h"
+#include "libs/testing/testing.h"
+#include "services/identity/federation/jose.h"
+#include "services/identity/service.h"
+
+namespace stadtportal::identity {
+namespace {
+
+constexpr char kPassword[] = "Lebkuchen-am-Hauptmarkt";
+constexpr char kIssuer[] = "https://portal.example";
+constexpr char kRedirect[] = "https://partner.example/callback?portal=1";
+constexpr char kJwtBearer[] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+auth::Caller Admin() {
+  auth::Caller c;
+  c.account_id = "77777777-7777-4777-8777-777777777777";
+  c.tenant = "09564000";
+  c.roles = {"tenant-admin"};
+  c.session_ref = "op-admin-ref";
+  return c;
+}
+
+std::string PercentDecode(const std::string& in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size()) {
+      out.push_back(static_cast<char>(std::stoi(in.substr(i + 1, 2), nullptr, 16)));
+      i += 2;
+    } else if (in[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+// The query parameters of a URL.
+std::map<std::string, std::string> Query(const std::string& url) {
+  std::map<std::string, std::string> out;
+  const size_t q = url.find('?');
+  if (q == std::string::npos) return out;
+  for (absl::string_view part : absl::StrSplit(url.substr(q + 1), '&', absl::SkipEmpty())) {
+    const size_t eq = part.find('=');
+    out[PercentDecode(std::string(part.substr(0, eq)))] =
+        eq == absl::string_view::npos ? "" : PercentDecode(std::string(part.substr(eq + 1)));
+  }
+  return out;
+}
+
+nlohmann::json Claims(const std::string& jwt) {
+  auto c = jose::UnverifiedClaims(jwt, 1 << 16);
+  REQUIRE(c);
+  return *c;
+}
+
+nlohmann::json Header(const std::string& jwt) {
+  std::string raw;
+  REQUIRE(jose::Base64UrlDecode(jwt.substr(0, jwt.find('.')), &raw));
+  return nlohmann::json::parse(raw);
+}
+
+// An EC P-256 key of a partner portal (private_key_jwt) and its public JWK.
+struct PartnerKey {
+  jose::Pkey key{EVP_EC_gen("P-256")};
+  std::string kid = "partner-key-1";
+
+  nlohmann::json Jwk() const {
+    unsigned char point[65];
+    size_t len = 0;
+    REQUIRE(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &len) == 1);
+    REQUIRE(len == 65);
+    return {{"kty", "EC"},
+            {"crv", "P-256"},
+            {"kid", kid},
+            {"use", "sig"},
+            {"x", jose::Base64Url(std::string(reinterpret_cast<char*>(point) + 1, 32))},
+            {"y", jose::Base64Url(std::string(reinterpret_cast<char*>(point) + 33, 32))}};
+  }
+
+  std::string Assertion(const std::string& client_id, nlohmann::json overrides = nlohmann::json::object(),
+                        const std::string& alg = "ES256") const {
+    const int64_t now = absl::ToUnixSeconds(absl::Now());
+    nlohmann::json claims = {
+        {"iss", client_id}, {"sub", client_id}, {"aud", std::string(kIssuer) + "/api/v1/oidc/token"},
+        {"iat", now},       {"exp", now + 60},  {"jti", auth::RandomToken(16)}};
+    for (const auto& [k, v] : overrides.items()) claims[k] = v;
+    return jose::SignCompact(key.get(), {{"alg", alg}, {"kid", kid}, {"typ", "JWT"}}, claims);
+  }
+};
+
+struct Fixture {
+  testing::TestSchema schema{db::EmbeddedMigrations(), "identity"};
+  std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
+  redis::Client redis{*redis::Options::FromUrl(testing::RedisUrl())};
+  // Seconds the provider's clock is ahead of the real one.
+  std::shared_ptr<std::atomic<int64_t>> offset = std::make_shared<std::atomic<int64_t>>(0);
+  Options options = [this] {
+    Options o;
+    o.hash = {1, 8 * 1024 * 1024};
+    o.public_url = kIssuer;
+    o.op.issuer = kIssuer;
+    o.op.secret = std::string(32, '\x07');
+    o.op.api_audience = std::string(kIssuer) + "/api/v1";
+    o.op.key_rotation = std::chrono::hours(24 * 30);
+    o.op.key_publish_ahead = std::chrono::hours(24);
+    auto off = offset;
+    o.op.clock = [off] { return absl::Now() + absl::Seconds(off->load()); };
+    return o;
+  }();
+  Service service{store, redis, options};
+  grpc::ServerContext ctx;
+  std::string email = "op." + std::to_string(std::random_device{}()) + "@example.de";
+  std::string ip = "198.51.100." + std::to_string(std::random_device{}() % 250);
+  PartnerKey partner_key;
+
+  provider::OpenIdProvider& op() { return *service.openid_provider(); }
+
+  v1::PartnerClientCredentials Partner(const std::string& method = "client_secret_basic",
+                                       const std::string& redirect = kRedirect,
+                                       const std::string& backchannel = "https://partner.example/backchannel") {
+    grpcx::TestCaller admin(Admin());
+    v1::CreatePartnerClientRequest r;
+    r.set_name("Landesportal");
+    r.add_redirect_uris(redirect);
+    r.add_post_logout_redirect_uris("https://partner.example/bye");
+    r.set_backchannel_logout_uri(backchannel);
+    for (const char* s : {"openid", "profile", "email", "submissions:read"}) r.add_scopes(s);
+    r.set_token_endpoint_auth_method(method);
+    if (method == "private_key_jwt") r.set_jwks_json(nlohmann::json{{"keys", {partner_key.Jwk()}}}.dump());
+    v1::PartnerClientCredentials out;
+    auto s = service.CreatePartnerClient(&ctx, &r, &out);
+    REQUIRE(s.error_message() == "");
+    return out;
+  }
+
+  v1::LoginResponse Person() {
+    v1::RegisterRequest reg;
+    reg.set_email(email);
+    reg.set_password(kPassword);
+    reg.set_display_name("Anna Muster");
+    v1::RegisterResponse registered;
+    REQUIRE(service.Register(&ctx, &reg, &registered).ok());
+    auto account = store->FindByEmail("09564000", email);
+    REQUIRE(account.ok());
+    REQUIRE(
+        schema.pool().Transact([&](pqxx::work& tx) { return store->MarkVerified(tx, account->account.id()); }).ok());
+    return Login();
+  }
+
+  v1::LoginResponse Login() {
+    v1::LoginRequest req;
+    req.set_email(email);
+    req.set_password(kPassword);
+    req.set_client_ip(ip);
+    v1::LoginResponse out;
+    REQUIRE(service.Login(&ctx, &req, &out).ok());
+    return out;
+  }
+
+  std::string verifier = auth::RandomToken(32);
+
+  std::map<std::string, std::string> Params(const std::string& client_id) {
+    return {{"response_type", "code"},
+            {"client_id", client_id},
+            {"redirect_uri", kRedirect},
+            {"scope", "openid email"},
+            {"state", "st-123"},
+            {"nonce", "n-456"},
+            {"code_challenge", jose::Base64Url(auth::Sha256(verifier))},
+            {"code_challenge_method", "S256"}};
+  }
+
+  v1::AuthorizeResponse Authorize(const std::map<std::string, std::string>& params, const std::string& session_id) {
+    v1::AuthorizeRequest req;
+    for (const auto& [k, v] : params) (*req.mutable_params())[k] = v;
+    req.set_session_id(session_id);
+    v1::AuthorizeResponse out;
+    auto s = service.Authorize(&ctx, &req, &out);
+    REQUIRE(s.error_message() == "");
+    return out;
+  }
+
+  v1::AuthorizeResponse Continue(const v1::Interaction& i, const std::string& session_id,
+                                 v1::ContinueAuthorizationRequest::Decision decision,
+                                 const std::string& password = "") {
+    v1::ContinueAuthorizationRequest req;
+    req.set_pending_id(i.pending_id());
+    req.set_csrf_token(i.csrf_token());
+    req.set_session_id(session_id);
+    req.set_decision(decision);
+    if (!password.empty()) {
+      req.set_email(email);
+      req.set_password(password);
+      req.set_client_ip(ip);
+    }
+    v1::AuthorizeResponse out;
+    auto s = service.ContinueAuthorization(&ctx, &req, &out);
+    REQUIRE(s.error_message() == "");
+    return out;
+  }
+
+  // A code for the session, consenting on the way when asked.
+  std::string Code(const std::string& client_id, const std::string& session_id,
+                   std::map<std::string, std::string> extra = {}) {
+    auto params = Params(client_id);
+    for (const auto& [k, v] : extra) params[k] = v;
+    auto r = Authorize(params, session_id);
+    if (r.has_interaction()) {
+      REQUIRE(r.interaction().kind() == v1::Interaction::KIND_CONSENT);
+      r = Continue(r.interaction(), session_id, v1::ContinueAuthorizationRequest::DECISION_ALLOW);
+    }
+    REQUIRE(r.has_redirect_uri());
+    auto q = Query(r.redirect_uri());
+    REQUIRE(q.count("code"));
+    return q["code"];
+  }
+
+  static std::string Basic(const v1::PartnerClientCredentials& c) {
+    return "Basic " + absl::Base64Escape(c.client().client_id() + ":" + c.client_secret());
+  }
+
+  grpc::Status Token(const std::map<std::string, std::string>& params, const std::string& authorization,
+                     v1::TokenResponse* out) {
+    v1::TokenRequest req;
+    for (const auto& [k, v] : params) (*req.mutable_params())[k] = v;
+    req.set_authorization(authorization);
+    return service.ExchangeToken(&ctx, &req, out);
+  }
+
+  grpc::Status Exchange(const v1::PartnerClientCredentials& c, const std::string& code, v1::TokenResponse* out) {
+    return Token({{"grant_type", "authorization_code"},
+                  {"code", code},
+                  {"redirect_uri", kRedirect},
+                  {"code_verifier", verifier}},
+                 Basic(c), out);
+  }
+
+  grpc::Status Refresh(const v1::PartnerClientCredentials& c, const std::string& refresh, v1::TokenResponse* out) {
+    return Token({{"grant_type", "refresh_token"}, {"refresh_token", refresh}}, Basic(c), out);
+  }
+
+  grpc::Status Resolve(const std::string& token, v1::AccessTokenInfo* out) {
+    v1::ResolveAccessTokenRequest req;
+    req.set_access_token(token);
+    return service.ResolveAccessToken(&ctx, &req, out);
+  }
+
+  nlohmann::json Jwks() {
+    v1::GetProviderJwksRequest req;
+    v1::JsonDocument doc;
+    REQUIRE(service.GetProviderJwks(&ctx, &req, &doc).ok());
+    return nlohmann::json::parse(doc.json());
+  }
+
+  // Verifies a token of ours against the published JWK Set.
+  absl::StatusOr<jose::Jws> Verify(const std::string& jwt) {
+    return jose::VerifyCompact(jwt, Jwks(), {"RS256"}, 1 << 16);
+  }
+};
+
+void CheckRefused(const grpc::Status& s, grpc::StatusCode code, const std::string& prefix) {
+  INFO(s.error_message());
+  CHECK(s.error_code() == code);
+  CHECK(s.error_message().rfind(prefix, 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("openid provider: not configured answers FAILED_PRECONDITION", "[integration]") {
+  testing::TestSchema schema{db::EmbeddedMigrations(), "identity"};
+  auto store = std::make_shared<Store>(schema.pool(Store::Prepare));
+  redis::Client redis{*redis::Options::FromUrl(testing::RedisUrl())};
+  Service service{store, redis, Options{}};
+  grpc::ServerContext ctx;
+  v1::GetOpenIdConfigurationRequest req;
+  v1::JsonDocument doc;
+  auto s = service.GetOpenIdConfiguration(&ctx, &req, &doc);
+  CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(s.error_message() == "openid provider not configured");
+  v1::TokenRequest token;
+  v1::TokenResponse out;
+  CHECK(service.ExchangeToken(&ctx, &token, &out).error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(service.openid_provider() == nullptr);
+}
+
+TEST_CASE("openid provider: configuration from the environment", "[unit]") {
+  const std::string secret = absl::Base64Escape(std::string(32, 'k'));
+  auto o = provider::ProviderOptions::FromEnv(config::Env(std::map<std::string, std::string>{
+      {"STADTPORTAL_OP_ISSUER", "https://portal.example"}, {"STADTPORTAL_OP_SECRET", secret}}));
+  CHECK(o.enabled());
+  CHECK(o.api_audience == "https://portal.example/api/v1");
+  CHECK(o.access_token == std::chrono::seconds(300));
+  CHECK(o.grant == std::chrono::seconds(43200));
+  CHECK_FALSE(provider::ProviderOptions::FromEnv(config::Env(std::map<std::string, std::string>{})).enabled());
+  CHECK_THROWS_AS(provider::ProviderOptions::FromEnv(config::Env(
+                      std::map<std::string, std::string>{{"STADTPORTAL_OP_ISSUER", "https://portal.example"}})),
+                  config::Error);
+  CHECK_THROWS_AS(provider::ProviderOptions::FromEnv(config::Env(std::map<std::string, std::string>{
+                      {"STADTPORTAL_OP_ISSUER", "http://portal.example"}, {"STADTPORTAL_OP_SECRET", secret}})),
+                  config::Error);
+  CHECK_THROWS_AS(provider::ProviderOptions::FromEnv(config::Env(
+                      std::map<std::string, std::string>{{"STADTPORTAL_OP_ISSUER", "https://portal.example"},
+                                                         {"STADTPORTAL_OP_SECRET", absl::Base64Escape("short")}})),
+                  config::Error);
+}
+
+TEST_CASE("openid provider: discovery and the JWK Set", "[integration]") {
+  Fixture f;
+  v1::GetOpenIdConfigurationRequest req;
+  v1::JsonDocument doc;
+  REQUIRE(f.service.GetOpenIdConfiguration(&f.ctx, &req, &doc).ok());
+  const auto d = nlohmann::json::parse(doc.json());
+  CHECK(d["issuer"] == kIssuer);
+  CHECK(d["token_endpoint"] == "https://portal.example/api/v1/oidc/token");
+  CHECK(d["jwks_uri"] == "https://portal.example/api/v1/oidc/jwks");
+  CHECK(d["response_types_supported"] == nlohmann::json::array({"code"}));
+  CHECK(d["grant_types_supported"] == nlohmann::json::array({"authorization_code", "refresh_token"}));
+  CHECK(d["subject_types_supported"] == nlohmann::json::array({"pairwise"}));
+  CHECK(d["code_challenge_methods_supported"] == nlohmann::json::array({"S256"}));
+  CHECK(d["token_endpoint_auth_methods_supported"] ==
+        nlohmann::json::array({"private_key_jwt", "client_secret_basic"}));
+  CHECK(d["request_parameter_supported"] == false);
+  CHECK(d["backchannel_logout_session_supported"] == true);
+  CHECK(d["authorization_response_iss_parameter_supported"] == true);
+  CHECK(d["acr_values_supported"] == nlohmann::json::array({"low", "substantial", "high"}));
+
+  const auto jwks = f.Jwks();
+  REQUIRE(jwks["keys"].size() == 1);
+  const auto& key = jwks["keys"][0];
+  CHECK(key["kty"] == "RSA");
+  CHECK(key["alg"] == "RS256");
+  CHECK(key["use"] == "sig");
+  for (const char* m : {"d", "p", "q", "dp", "dq", "qi"}) CHECK_FALSE(key.contains(m));
+  // The private key is stored sealed, never as PEM.
+  const auto sealed = testing::QueryValue(f.schema.pool(), "SELECT private_sealed FROM op_signing_keys");
+  CHECK(sealed.find("PRIVATE KEY") == std::string::npos);
+  std::string raw;
+  REQUIRE(absl::Base64Unescape(sealed, &raw));
+  CHECK(raw.find("PRIVATE KEY") == std::string::npos);
+}
+
+TEST_CASE("openid provider: signing keys rotate (current, next ahead, retired until its tokens expired)",
+          "[integration]") {
+  Fixture f;
+  auto& keys = f.op().keys();
+  const absl::Time t0 = absl::Now();
+  *f.offset = 0;
+  REQUIRE(keys.Rotate(t0).ok());
+  REQUIRE(keys.Rotate(t0).ok());  // Idempotent.
+  auto set = f.Jwks();
+  REQUIRE(set["keys"].size() == 1);
+  const std::string first = set["keys"][0]["kid"];
+  const auto signed_kid = [&] {
+    auto t = keys.Sign({{"x", 1}}, "");
+    REQUIRE(t.ok());
+    return Header(*t)["kid"].get<std::string>();
+  };
+  CHECK(signed_kid() == first);
+
+  const int64_t rotation = 30 * 86400, ahead = 86400;
+  // Not yet within the publish-ahead time: no next key.
+  *f.offset = rotation - ahead - 10;
+  REQUIRE(keys.Rotate(f.options.op.clock()).ok());
+  CHECK(f.Jwks()["keys"].size() == 1);
+  // A day before the rotation the next key is published, and not yet used.
+  *f.offset = rotation - ahead + 1;
+  REQUIRE(keys.Rotate(f.options.op.clock()).ok());
+  set = f.Jwks();
+  REQUIRE(set["keys"].size() == 2);
+  const std::string next = set["keys"][1]["kid"];
+  CHECK(next != first);
+  CHECK(signed_kid() == first);
+  // It becomes current at the rotation; the old one stays published while its tokens live.
+  *f.offset = rotation + 5;
+  REQUIRE(keys.Rotate(f.options.op.clock()).ok());
+  CHECK(signed_kid() == next);
+  set = f.Jwks();
+  CHECK(set["keys"].size() == 2);
+  // After the longest token lifetime it is gone.
+  *f.offset = rotation + 301;
+  REQUIRE(keys.Rotate(f.options.op.clock()).ok());
+  set = f.Jwks();
+  REQUIRE(set["keys"].size() == 1);
+  CHECK(set["keys"][0]["kid"] == next);
+  CHECK(testing::QueryValue(f.schema.pool(), "SELECT count(*) FROM op_signing_keys") == "1");
+}
+
+TEST_CASE("openid provider: sessions carry sid and authentication time; rotation keeps both", "[integration]") {
+  Fixture f;
+  SessionStore sessions(f.redis, SessionOptions{});
+  auto created = sessions.Create("11111111-1111-4111-8111-111111111111", "09564000", {}, v1::ASSURANCE_LEVEL_LOW,
+                                 "password", "", 0, "", 1000);
+  REQUIRE(created.ok());
+  const std::string sid = created->session().sid();
+  CHECK(sid.size() >= 16);
+  CHECK(created->session().authenticated_at().seconds() == 1000);
+  auto resolved = sessions.Resolve(created->session_id());
+  REQUIRE(resolved.ok());
+  CHECK(resolved->sid() == sid);
+  CHECK(resolved->authenticated_at().seconds() == 1000);
+  auto rotated = sessions.Rotate(created->session_id(), *resolved, "");
+  REQUIRE(rotated.ok());
+  CHECK(rotated->session().sid() == sid);
+  CHECK(rotated->session().authenticated_at().seconds() == 1000);
+  auto again = sessions.Resolve(rotated->session_id());
+  REQUIRE(again.ok());
+  auto stepped = sessions.StepUp(*again, v1::ASSURANCE_LEVEL_SUBSTANTIAL, "saml:bundid");
+  REQUIRE(stepped.ok());
+  CHECK(stepped->session().sid() == sid);
+  CHECK(stepped->session().authenticated_at().seconds() > 1000);
+  // Another session has another sid.
+  auto other =
+      sessions.Create("11111111-1111-4111-8111-111111111111", "09564000", {}, v1::ASSURANCE_LEVEL_LOW, "password");
+  REQUIRE(other.ok());
+  CHECK(other->session().sid() != sid);
+}
+
+TEST_CASE("openid provider: the authorization request is checked in order", "[integration]") {
+  Fixture f;
+  const auto client = f.Partner();
+  const std::string id = client.client().client_id();
+  const auto shown = [&](std::map<std::string, std::string> params) {
+    auto r = f.Authorize(params, "");
+    INFO(r.DebugString());
+    CHECK_FALSE(r.has_redirect_uri());
+    return r.has_error() ? r.error().error() : "no error";
+  };
+  // Client and redirect URI: an error page, never a redirect.
+  auto p = f.Params(id);
+  p["client_id"] = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+  CHECK(shown(p) == "invalid_client");
+  p["client_id"] = "not-a-uuid'--";
+  CHECK(shown(p) == "invalid_client");
+  for (const std::string variant :
+       {"https://partner.example/callback", "https://partner.example/callback?portal=1&x=1",
+        "https://partner.example/callback?portal=10", "https://PARTNER.example/callback?portal=1",
+        "https://partner.example/callback/?portal=1", "https://partner.example:443/callback?portal=1",
+        "https://partner.example.evil.example/callback?portal=1", "http://partner.example/callback?portal=1",
+        "https://partner.example/callback?portal=1#x", ""}) {
+    p = f.Params(id);
+    p["redirect_uri"] = variant;
+    INFO(variant);
+    CHECK(shown(p) == "invalid_redirect_uri");
+  }
+  // Then errors go to the redirect URI with state and iss.
+  const auto redirected = [&](std::map<std::string, std::string> params) {
+    auto r = f.Authorize(params, "");
+    INFO(r.DebugString());
+    REQUIRE(r.has_redirect_uri());
+    CHECK(r.redirect_uri().rfind("https://partner.example/callback?portal=1&", 0) == 0);
+    auto q = Query(r.redirect_uri());
+    CHECK(q["iss"] == kIssuer);
+    CHECK(q.count("code") == 0);
+    if (params.count("state") && params["state"].size() <= 512) CHECK(q["state"] == params["state"]);
+    return q["error"];
+  };
+  const auto with = [&](std::map<std::string, std::string> changes, std::vector<std::string> remove = {}) {
+    auto params = f.Params(id);
+    for (const auto& [k, v] : changes) params[k] = v;
+    for (const auto& k : remove) params.erase(k);
+    return redirected(params);
+  };
+  CHECK(with({{"response_type", "token"}}) == "unsupported_response_type");
+  CHECK(with({{"response_type", "code id_token"}}) == "unsupported_response_type");
+  CHECK(with({{"request", "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9."}}) == "request_not_supported");
+  CHECK(with({{"request_uri", "https://evil.example/r"}}) == "request_uri_not_supported");
+  CHECK(with({}, {"code_challenge"}) == "invalid_request");
+  CHECK(with({{"code_challenge", "short"}}) == "invalid_request");
+  CHECK(with({{"code_challenge_method", "plain"}}) == "invalid_request");
+  CHECK(with({}, {"code_challenge_method"}) == "invalid_request");
+  CHECK(with({{"scope", "email profile"}}) == "invalid_scope");
+  CHECK(with({{"scope", "openid address"}}) == "invalid_scope");  // Not registered for the client.
+  CHECK(with({{"scope", "openid admin"}}) == "invalid_scope");
+  CHECK(with({{"nonce", std::string(513, 'n')}}) == "invalid_request");
+  CHECK(with({{"state", std::string(513, 's')}}) == "invalid_request");
+  CHECK(with({{"prompt", "none login"}}) == "invalid_request");
+  CHECK(with({{"prompt", "select_account"}}) == "invalid_request");
+  CHECK(with({{"max_age", "-1"}}) == "invalid_request");
+  CHECK(with({{"max_age", "1e3"}}) == "invalid_request");
+  CHECK(with({{"acr_values", "urn:unknown"}}) == "invalid_request");
+  CHECK(with({{"claims", "{not json"}}) == "invalid_request");
+  CHECK(with({{"claims", R"({"id_token":{"acr":{"essential":true,"values":["gold"]}}})"}}) == "invalid_request");
+  // A request object is refused before anything else it carries is read.
+  CHECK(with({{"request", "x"}, {"code_challenge_method", "plain"}}) == "request_not_supported");
+  // prompt=none without a session: login_required.
+  CHECK(with({{"prompt", "none"}}) == "login_required");
+  // A level no provider can give (none configured): unmet_authentication_requirements.
+  auto person = f.Person();
+  auto params = f.Params(id);
+  params["acr_values"] = "substantial high";
+  auto r = f.Authorize(params, person.session_id());
+  REQUIRE(r.has_redirect_uri());
+  CHECK(Query(r.redirect_uri())["error"] == "unmet_authentication_requirements");
+  params = f.Params(id);
+  params["claims"] = R"({"id_token":{"acr":{"essential":true,"values":["high","urn:x"]}}})";
+  r = f.Authorize(params, person.session_id());
+  REQUIRE(r.has_redirect_uri());
+  CHECK(Query(r.redirect_uri())["error"] == "unmet_authentication_requirements");
+  // A disabled client is shown an error too.
+  {
+    grpcx::TestCaller admin(Admin());
+    v1::SetPartnerClientDisabledRequest dis;
+    dis.set_client_id(id);
+    dis.set_disabled(true);
+    v1::PartnerClient out;
+    REQUIRE(f.service.SetPartnerClientDisabled(&f.ctx, &dis, &out).ok());
+  }
+  CHECK(shown(f.Params(id)) == "invalid_client");
+}
+
+TEST_CASE("openid provider: log-in on the page, consent, code, tokens; consent remembered", "[integration]") {
+  Fixture f;
+  const auto client = f.Partner();
+  const std::string id = client.client().client_id();
+  auto person = f.Person();  // Registered; the browser has no session yet.
+
+  auto r = f.Authorize(f.Params(id), "");
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_LOGIN);
+  CHECK(r.interaction().client_name() == "Landesportal");
+  CHECK(r.interaction().pending_id().size() >= 43);
+  const auto login_page = r.interaction();
+
+  // A wrong CSRF token or an unknown pending authorization: an error page.
+  auto bad = login_page;
+  bad.set_csrf_token("forged");
+  auto refused = f.Continue(bad, "", v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED, kPassword);
+  REQUIRE(refused.has_error());
+  CHECK(refused.error().error() == "invalid_request");
+  CHECK_FALSE(refused.has_login());
+  bad = login_page;
+  bad.set_pending_id(auth::RandomToken(32));
+  refused = f.Continue(bad, "", v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED, kPassword);
+  REQUIRE(refused.has_error());
+  CHECK(refused.error().error() == "expired");
+
+  // A wrong password: the page again, saying so.
+  r = f.Continue(login_page, "", v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED, "wrong password!");
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_LOGIN);
+  CHECK(r.interaction().problem() == "credentials");
+  CHECK_FALSE(r.has_login());
+
+  // The right one: a session begins (the old one of the browser ends), consent is asked.
+  r = f.Continue(login_page, person.session_id(), v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED, kPassword);
+  REQUIRE(r.has_login());
+  const std::string session_id = r.login().session_id();
+  CHECK(session_id != person.session_id());
+  v1::Session gone;
+  v1::ResolveSessionRequest resolve;
+  resolve.set_session_id(person.session_id());
+  CHECK(f.service.ResolveSession(&f.ctx, &resolve, &gone).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_CONSENT);
+  CHECK(std::vector<std::string>(r.interaction().scopes().begin(), r.interaction().scopes().end()) ==
+        std::vector<std::string>{"openid", "email"});
+  // Another browser's session cannot consent for it (the pending authorization is bound
+  // to the account asked).
+  r = f.Continue(r.interaction(), session_id, v1::ContinueAuthorizationRequest::DECISION_ALLOW);
+  REQUIRE(r.has_redirect_uri());
+  CHECK(r.redirect_uri().rfind(std::string(kRedirect) + "&code=", 0) == 0);
+  auto q = Query(r.redirect_uri());
+  CHECK(q["state"] == "st-123");
+  CHECK(q["iss"] == kIssuer);
+  REQUIRE(q.count("code"));
+  CHECK(q["code"].size() >= 43);
+  // The pending authorization is gone after the redirect.
+  refused = f.Continue(login_page, session_id, v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED);
+  REQUIRE(refused.has_error());
+  CHECK(refused.error().error() == "expired");
+
+  v1::TokenResponse tokens;
+  auto s = f.Exchange(client, q["code"], &tokens);
+  REQUIRE(s.error_message() == "");
+  CHECK(tokens.token_type() == "Bearer");
+  CHECK(tokens.expires_in() == 300);
+  CHECK(tokens.scope() == "openid email");
+  CHECK_FALSE(tokens.refresh_token().empty());
+
+  v1::Session session;
+  resolve.set_session_id(session_id);
+  REQUIRE(f.service.ResolveSession(&f.ctx, &resolve, &session).ok());
+  auto id_token = f.Verify(tokens.id_token());
+  REQUIRE(id_token.ok());
+  const auto& c = id_token->claims;
+  CHECK(c["iss"] == kIssuer);
+  CHECK(c["aud"] == id);
+  CHECK(c["azp"] == id);
+  CHECK(c["nonce"] == "n-456");
+  CHECK(c["sid"] == session.sid());
+  CHECK(c["acr"] == "low");
+  CHECK(c["amr"] == nlohmann::json::array({"pwd"}));
+  CHECK(c["auth_time"] == session.authenticated_at().seconds());
+  CHECK(c["exp"].get<int64_t>() - c["iat"].get<int64_t>() == 300);
+  CHECK(c["sub"] != session.account_id());
+  CHECK(c["sub"] == f.op().Subject(client.client(), session.account_id()));
+  CHECK_FALSE(c.contains("email"));  // Claims come from userinfo only.
+
+  auto access = f.Verify(tokens.access_token());
+  REQUIRE(access.ok());
+  CHECK(access->header["typ"] == "at+jwt");
+  CHECK(access->claims["aud"] == "https://portal.example/api/v1");
+  CHECK(access->claims["client_id"] == id);
+  CHECK(access->claims["scope"] == "openid email");
+  CHECK(access->claims["sub"] == c["sub"]);
+  v1::AccessTokenInfo info;
+  REQUIRE(f.Resolve(tokens.access_token(), &info).ok());
+  CHECK(info.account_id() == session.account_id());
+  CHECK(info.client_id() == id);
+  CHECK(info.subject() == c["sub"]);
+  CHECK(info.assurance_level() == v1::ASSURANCE_LEVEL_LOW);
+  CHECK(info.email() == f.email);
+  CHECK(info.email_verified());
+  CHECK(info.tenant() == "09564000");
+
+  // Consent is remembered: the next authorization answers with a code at once.
+  f.verifier = auth::RandomToken(32);
+  r = f.Authorize(f.Params(id), session_id);
+  REQUIRE(r.has_redirect_uri());
+  CHECK(Query(r.redirect_uri()).count("code") == 1);
+  // prompt=consent asks again; prompt=none with consent given answers at once.
+  auto params = f.Params(id);
+  params["prompt"] = "consent";
+  r = f.Authorize(params, session_id);
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_CONSENT);
+  // Refusing it: access_denied to the client.
+  r = f.Continue(r.interaction(), session_id, v1::ContinueAuthorizationRequest::DECISION_DENY);
+  REQUIRE(r.has_redirect_uri());
+  CHECK(Query(r.redirect_uri())["error"] == "access_denied");
+  params = f.Params(id);
+  params["prompt"] = "none";
+  r = f.Authorize(params, session_id);
+  REQUIRE(r.has_redirect_uri());
+  CHECK(Query(r.redirect_uri()).count("code") == 1);
+  // A scope not consented yet with prompt=none: consent_required.
+  params["scope"] = "openid email profile";
+  r = f.Authorize(params, session_id);
+  REQUIRE(r.has_redirect_uri());
+  CHECK(Query(r.redirect_uri())["error"] == "consent_required");
+  // prompt=login: log in again even with a session.
+  params = f.Params(id);
+  params["prompt"] = "login";
+  r = f.Authorize(params, session_id);
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_LOGIN);
+  // Logging in on the page satisfies it (a new session), and the code follows.
+  r = f.Continue(r.interaction(), session_id, v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED, kPassword);
+  REQUIRE(r.has_login());
+  CHECK(r.has_redirect_uri());
+  const std::string relogged = r.login().session_id();
+  // Without logging in again, continuing with the old session shows the log-in again.
+  r = f.Authorize(params, relogged);
+  REQUIRE(r.has_interaction());
+  r = f.Continue(r.interaction(), relogged, v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED);
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_LOGIN);
+  // max_age passed since the log-in: log in again.
+  *f.offset = 120;
+  params = f.Params(id);
+  params["max_age"] = "60";
+  r = f.Authorize(params, relogged);
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_LOGIN);
+  params["max_age"] = "600";
+  r = f.Authorize(params, relogged);
+  CHECK(r.has_redirect_uri());
+}
+
+TEST_CASE("openid provider: codes are single-use, bound to client, redirect URI and PKCE verifier", "[integration]") {
+  Fixture f;
+  const auto client = f.Partner();
+  const auto other = f.Partner();
+  auto person = f.Person();
+  v1::TokenResponse tokens;
+
+  // A wrong verifier, another client, another redirect URI: invalid_grant, code spent.
+  auto code = f.Code(client.client().client_id(), person.session_id());
+  auto s = f.Token({{"grant_type", "authorization_code"},
+                    {"code", code},
+                    {"redirect_uri", kRedirect},
+                    {"code_verifier", auth::RandomToken(32)}},
+                   Fixture::Basic(client), &tokens);
+  CheckRefused(s, grpc::StatusCode::INVALID_ARGUMENT, "invalid_grant: code_verifier");
+  code = f.Code(client.client().client_id(), person.session_id());
+  s = f.Token({{"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", kRedirect}},
+              Fixture::Basic(client), &tokens);
+  CheckRefused(s, grpc::StatusCode::INVALID_ARGUMENT, "invalid_grant");
+  code = f.Code(client.client().client_id(), person.session_id());
+  CheckRefused(f.Exchange(other, code, &tokens), grpc::StatusCode::INVALID_ARGUMENT,
+               "invalid_grant: code issued to another client");
+  for (const std::string uri :
+       {"https://partner.example/callback", "https://partner.example/callback?portal=1&a=b", ""}) {
+    code = f.Code(client.client().client_id(), person.session_id());
+    s = f.Token(
+        {{"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", uri}, {"code_verifier", f.verifier}},
+        Fixture::Basic(client), &tokens);
+    CheckRefused(s, grpc::StatusCode::INVALID_ARGUMENT, "invalid_grant: redirect_uri");
+  }
+  // Client authentication: wrong secret, none, another scheme, both at once.
+  code = f.Code(client.client().client_id(), person.session_id());
+  const std::map<std::string, std::string> exchange = {
+      {"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", kRedirect}, {"code_verifier", f.verifier}};
+  CheckRefused(
+      f.Token(exchange, "Basic " + absl::Base64Escape(client.client().client_id() + ":" + other.client_secret()),
+              &tokens),
+      grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
+  CheckRefused(f.Token(exchange, "", &tokens), grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
+  CheckRefused(f.Token(exchange, "Bearer x", &tokens), grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
+  auto with_assertion = exchange;
+  with_assertion["client_assertion_type"] = kJwtBearer;
+  with_assertion["client_assertion"] = f.partner_key.Assertion(client.client().client_id());
+  CheckRefused(f.Token(with_assertion, Fixture::Basic(client), &tokens), grpc::StatusCode::UNAUTHENTICATED,
+               "invalid_client");
+  // A secret client cannot use an assertion instead.
+  with_assertion["client_id"] = client.client().client_id();
+  CheckRefused(f.Token(with_assertion, "", &tokens), grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
+  // Unsupported and missing grant types.
+  auto wrong = exchange;
+  wrong["grant_type"] = "password";
+  CheckRefused(f.Token(wrong, Fixture::Basic(client), &tokens), grpc::StatusCode::INVALID_ARGUMENT,
+               "unsupported_grant_type");
+  wrong.erase("grant_type");
+  CheckRefused(f.Token(wrong, Fixture::Basic(client), &tokens), grpc::StatusCode::INVALID_ARGUMENT, "invalid_request");
+  // The code was not spent by refused client authentication.
+  REQUIRE(f.Token(exchange, Fixture::Basic(client), &tokens).ok());
+  v1::AccessTokenInfo info;
+  REQUIRE(f.Resolve(tokens.access_token(), &info).ok());
+  // Its second use: invalid_grant, and the grant of the first use ends.
+  v1::TokenResponse again;
+  CheckRefused(f.Token(exchange, Fixture::Basic(client), &again), grpc::StatusCode::INVALID_ARGUMENT,
+               "invalid_grant: code already used");
+  CheckRefused(f.Resolve(tokens.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CheckRefused(f.Refresh(client, tokens.refresh_token(), &again), grpc::StatusCode::INVALID_ARGUMENT, "invalid_grant");
+  // An expired code.
+  code = f.Code(client.client().client_id(), person.session_id());
+  REQUIRE(f.redis.Command({"DEL", "sp:op:code:" + absl::BytesToHexString(auth::Sha256(code))}).ok());
+  CheckRefused(f.Exchange(client, code, &tokens), grpc::StatusCode::INVALID_ARGUMENT,
+               "invalid_grant: code unknown or expired");
+}
+
+TEST_CASE("openid provider: refresh tokens rotate; a used one again ends the grant", "[integration]") {
+  Fixture f;
+  const auto client = f.Partner();
+  const auto other = f.Partner();
+  auto person = f.Person();
+  v1::TokenResponse first;
+  REQUIRE(f.Exchange(client, f.Code(client.client().client_id(), person.session_id()), &first).ok());
+  v1::TokenResponse second;
+  REQUIRE(f.Refresh(client, first.refresh_token(), &second).ok());
+  CHECK(second.refresh_token() != first.refresh_token());
+  auto id_token = f.Verify(second.id_token());
+  REQUIRE(id_token.ok());
+  CHECK(id_token->claims["sub"] == Claims(first.id_token())["sub"]);
+  CHECK_FALSE(id_token->claims.contains("nonce"));
+  // A narrower scope is fine, a wider one is not.
+  v1::TokenResponse narrower;
+  REQUIRE(f.Token({{"grant_type", "refresh_token"}, {"refresh_token", second.refresh_token()}, {"scope", "openid"}},
+                  Fixture::Basic(client), &narrower)
+              .ok());
+  CHECK(narrower.scope() == "openid");
+  v1::TokenResponse wider;
+  CheckRefused(
+      f.Token(
+          {{"grant_type", "refresh_token"}, {"refresh_token", narrower.refresh_token()}, {"scope", "openid profile"}},
+          Fixture::Basic(client), &wider),
+      grpc::StatusCode::INVALID_ARGUMENT, "invalid_scope");
+  // The first one again (replayed): the grant ends with all its tokens.
+  v1::AccessTokenInfo info;
+  REQUIRE(f.Resolve(narrower.access_token(), &info).ok());
+  v1::TokenResponse stolen;
+  CheckRefused(f.Refresh(client, first.refresh_token(), &stolen), grpc::StatusCode::INVALID_ARGUMENT,
+               "invalid_grant: refresh token already used");
+  CheckRefused(f.Resolve(narrower.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CheckRefused(f.Resolve(second.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CheckRefused(f.Refresh(client, narrower.refresh_token(), &stolen), grpc::StatusCode::INVALID_ARGUMENT,
+               "invalid_grant");
+  CheckRefused(f.Refresh(client, "unknown-refresh-token", &stolen), grpc::StatusCode::INVALID_ARGUMENT,
+               "invalid_grant: refresh token unknown");
+  // Another client presenting one: refused, and the grant ends (the token has leaked).
+  v1::TokenResponse third;
+  f.verifier = auth::RandomToken(32);
+  REQUIRE(f.Exchange(client, f.Code(client.client().client_id(), person.session_id()), &third).ok());
+  CheckRefused(f.Refresh(other, third.refresh_token(), &stolen), grpc::StatusCode::INVALID_ARGUMENT,
+               "invalid_grant: refresh token issued to another client");
+  CheckRefused(f.Resolve(third.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+}
+
+TEST_CASE("openid provider: private_key_jwt client authentication", "[integration]") {
+  Fixture f;
+  const auto client = f.Partner("private_key_jwt");
+  const std::string id = client.client().client_id();
+  auto person = f.Person();
+  const auto exchange = [&](const std::string& assertion, std::map<std::string, std::string> extra = {}) {
+    auto code = f.Code(id, person.session_id());
+    std::map<std::string, std::string> params = {
+        {"grant_type", "authorization_code"},  {"code", code},
+        {"redirect_uri", kRedirect},           {"code_verifier", f.verifier},
+        {"client_assertion_type", kJwtBearer}, {"client_assertion", assertion}};
+    for (const auto& [k, v] : extra) params[k] = v;
+    v1::TokenResponse tokens;
+    return f.Token(params, "", &tokens);
+  };
+  CHECK(exchange(f.partner_key.Assertion(id)).ok());
+  // The issuer as audience is fine too, and a list containing the token endpoint.
+  CHECK(exchange(f.partner_key.Assertion(id, {{"aud", kIssuer}})).ok());
+  CHECK(exchange(f.partner_key.Assertion(
+                     id, {{"aud", {"https://other.example", std::string(kIssuer) + "/api/v1/oidc/token"}}}))
+            .ok());
+  // A replayed assertion (same jti).
+  const std::string once = f.partner_key.Assertion(id);
+  CHECK(exchange(once).ok());
+  CheckRefused(exchange(once), grpc::StatusCode::UNAUTHENTICATED, "invalid_client: client assertion: jti");
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  CheckRefused(exchange(f.partner_key.Assertion(id, {{"aud", "https://portal.example/api/v1/oidc/tokenx"}})),
+               grpc::StatusCode::UNAUTHENTICATED, "invalid_client: client assertion: audience");
+  CheckRefused(exchange(f.partner_key.Assertion(id, {{"exp", now + 3600}})), grpc::StatusCode::UNAUTHENTICATED,
+               "invalid_client: client assertion: exp");
+  CheckRefused(exchange(f.partner_key.Assertion(id, {{"exp", now - 300}})), grpc::StatusCode::UNAUTHENTICATED,
+               "invalid_client: client assertion: expired");
+  CheckRefused(exchange(f.partner_key.Assertion(id, {{"sub", "someone-else"}})), grpc::StatusCode::UNAUTHENTICATED,
+               "invalid_client");
+  CheckRefused(exchange(f.partner_key.Assertion(id, {{"jti", ""}})), grpc::StatusCode::UNAUTHENTICATED,
+               "invalid_client");
+  // Signed by another key.
+  PartnerKey stranger;
+  CheckRefused(exchange(stranger.Assertion(id)), grpc::StatusCode::UNAUTHENTICATED,
+               "invalid_client: client assertion: bad_signature");
+  // alg none, and an HMAC with the public key as secret.
+  const std::string claims = jose::Base64Url(
+      nlohmann::json{{"iss", id}, {"sub", id}, {"aud", kIssuer}, {"exp", now + 60}, {"jti", "n1"}}.dump());
+  CheckRefused(exchange(jose::Base64Url(R"({"alg":"none"})") + "." + claims + "."), grpc::StatusCode::UNAUTHENTICATED,
+               "invalid_client: client assertion: alg");
+  CheckRefused(exchange(jose::Base64Url(R"({"alg":"HS256","kid":"partner-key-1"})") + "." + claims + ".c2ln"),
+               grpc::StatusCode::UNAUTHENTICATED, "invalid_client: client assertion: alg");
+  // A client_id naming another client than the assertion.
+  CheckRefused(exchange(f.partner_key.Assertion(id), {{"client_id", "3fa85f64-5717-4562-b3fc-2c963f66afa6"}}),
+               grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
+  // Basic credentials for a private_key_jwt client.
+  auto code = f.Code(id, person.session_id());
+  v1::TokenResponse tokens;
+  CheckRefused(f.Token({{"grant_type", "authorization_code"},
+                        {"code", code},
+                        {"redirect_uri", kRedirect},
+                        {"code_verifier", f.verifier}},
+                       "Basic " + absl::Base64Escape(id + ":anything"), &tokens),
+               grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
+}
+
+TEST_CASE("openid provider: access tokens for the API only while valid, ours and their grant alive", "[integration]") {
+  Fixture f;
+  const auto client = f.Partner();
+  auto person = f.Person();
+  v1::TokenResponse tokens;
+  REQUIRE(f.Exchange(client, f.Code(client.client().client_id(), person.session_id()), &tokens).ok());
+  v1::AccessTokenInfo info;
+  REQUIRE(f.Resolve(tokens.access_token(), &info).ok());
+  // An ID token is no access token (no at+jwt, another audience).
+  CheckRefused(f.Resolve(tokens.id_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  // A changed payload breaks the signature.
+  const auto parts = std::vector<std::string>(absl::StrSplit(tokens.access_token(), '.'));
+  auto claims = Claims(tokens.access_token());
+  claims["scope"] = "openid email submissions:read drafts:write";
+  CheckRefused(f.Resolve(parts[0] + "." + jose::Base64Url(claims.dump()) + "." + parts[2], &info),
+               grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  // alg none with our kid.
+  auto header = Header(tokens.access_token());
+  header["alg"] = "none";
+  CheckRefused(f.Resolve(jose::Base64Url(header.dump()) + "." + parts[1] + ".", &info),
+               grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  // A token we signed for another audience (as if for another API).
+  claims = Claims(tokens.access_token());
+  claims["aud"] = "https://portal.example/other";
+  auto foreign = f.op().keys().Sign(claims, "at+jwt");
+  REQUIRE(foreign.ok());
+  CheckRefused(f.Resolve(*foreign, &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token: audience");
+  claims["aud"] = nlohmann::json::array({"https://portal.example/api/v1", "https://portal.example/other"});
+  foreign = f.op().keys().Sign(claims, "at+jwt");
+  CheckRefused(f.Resolve(*foreign, &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token: audience");
+  CheckRefused(f.Resolve("", &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CheckRefused(f.Resolve("a.b.c", &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  // Expired.
+  *f.offset = 301;
+  CheckRefused(f.Resolve(tokens.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token: expired");
+  *f.offset = 0;
+  REQUIRE(f.Resolve(tokens.access_token(), &info).ok());
+  // A disabled client's tokens stop working at once.
+  {
+    grpcx::TestCaller admin(Admin());
+    v1::SetPartnerClientDisabledRequest dis;
+    dis.set_client_id(client.client().client_id());
+    dis.set_disabled(true);
+    v1::PartnerClient out;
+    REQUIRE(f.service.SetPartnerClientDisabled(&f.ctx, &dis, &out).ok());
+  }
+  CheckRefused(f.Resolve(tokens.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  v1::TokenResponse again;
+  CheckRefused(f.Refresh(client, tokens.refresh_token(), &again), grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
+}
+
+TEST_CASE("openid provider: subjects are pairwise per sector", "[integration]") {
+  Fixture f;
+  const auto a = f.Partner();
+  const auto same_host = f.Partner();
+  const auto b =
+      f.Partner("client_secret_basic", "https://other-partner.example/cb", "https://other-partner.example/backchannel");
+  auto person = f.Person();
+  v1::Session session;
+  v1::ResolveSessionRequest resolve;
+  resolve.set_session_id(person.session_id());
+  REQUIRE(f.service.ResolveSession(&f.ctx, &resolve, &session).ok());
+  const std::string sa = f.op().Subject(a.client(), session.account_id());
+  CHECK(sa == f.op().Subject(same_host.client(), session.account_id()));
+  CHECK(sa != f.op().Subject(b.client(), session.account_id()));
+  CHECK(sa != session.account_id());
+  CHECK(sa.find(session.account_id()) == std::string::npos);
+  v1::TokenResponse tokens;
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &tokens).ok());
+  CHECK(Claims(tokens.id_token())["sub"] == sa);
+}
+}  // namespace stadtportal::identity
