@@ -791,8 +791,14 @@ grpc::Status Service::UnlinkProvider(grpc::ServerContext* ctx, const v1::UnlinkP
       return s;
     }
     // Whoever came in through it is out (this session, which removes it, goes on).
-    if (auto s = sessions_.DeleteFromUpstream(session->account_id(), req->provider(), req->session_id()); !s.ok()) {
+    std::vector<std::string> ended;
+    if (auto s = sessions_.DeleteFromUpstream(session->account_id(), req->provider(), req->session_id(), &ended);
+        !s.ok()) {
       return s;
+    }
+    for (const auto& sid : ended) {
+      if (op_ == nullptr) break;
+      if (auto s = op_->EndSessionGrants(sid); !s.ok()) return s;
     }
     return ListLinked(*session, resp);
   });

@@ -260,7 +260,8 @@ absl::Status SessionStore::DeleteAllOf(const std::string& account_id) {
 }
 
 absl::Status SessionStore::DeleteFromUpstream(const std::string& account_id, const std::string& provider,
-                                              const std::string& keep_session_id) {
+                                              const std::string& keep_session_id,
+                                              std::vector<std::string>* ended_sids) {
   auto members = redis_.Command({"SMEMBERS", AccountKey(account_id)});
   if (!members.ok()) return members.status();
   const std::string keep = Ref(keep_session_id);
@@ -268,9 +269,16 @@ absl::Status SessionStore::DeleteFromUpstream(const std::string& account_id, con
   for (size_t i = 0; i < raw->elements; ++i) {
     const std::string ref(raw->element[i]->str, raw->element[i]->len);
     if (ref == keep) continue;
-    auto up = redis_.Command({"HGET", RefKey(ref), "up"});
+    auto up = redis_.Command({"HMGET", RefKey(ref), "up", "sid"});
     if (!up.ok()) return up.status();
-    if (up->is_nil() || up->str() != provider) continue;
+    const redisReply* fields = up->raw();
+    if (fields->elements < 2 || fields->element[0]->type != REDIS_REPLY_STRING ||
+        std::string(fields->element[0]->str, fields->element[0]->len) != provider) {
+      continue;
+    }
+    if (ended_sids != nullptr && fields->element[1]->type == REDIS_REPLY_STRING) {
+      ended_sids->emplace_back(fields->element[1]->str, fields->element[1]->len);
+    }
     if (auto d = DeleteRef(ref); !d.ok()) return d;
   }
   return absl::OkStatus();

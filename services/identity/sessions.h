@@ -58,9 +58,9 @@ class SessionStore {
                                            const std::string& method, int64_t until = 0);
   absl::Status DeleteAllOf(const std::string& account_id);
   // Ends the account's sessions that came from `provider` (SetUpstream), except
-  // `keep_session_id`'s.
+  // `keep_session_id`'s; their sids go into `ended_sids` when given.
   absl::Status DeleteFromUpstream(const std::string& account_id, const std::string& provider,
-                                  const std::string& keep_session_id);
+                                  const std::string& keep_session_id, std::vector<std::string>* ended_sids = nullptr);
   // Records where the session stands with the second factor (UNAUTHENTICATED if the
   // session is gone).
   absl::Status SetSecondFactor(const std::string& session_id, v1::SecondFactor state);

@@ -671,7 +671,7 @@ absl::StatusOr<std::string> OpenIdProvider::IssueCode(const Pending& pending, co
 }
 
 absl::StatusOr<std::optional<Pending>> OpenIdProvider::OpenPending(const std::string& pending_id,
-                                                                   const std::string& csrf,
+                                                                   const std::string& csrf, bool csrf_required,
                                                                    v1::AuthorizeResponse* refused) {
   const auto refuse = [&](const char* error, const char* description) -> std::optional<Pending> {
     CountRefusal(error);
@@ -687,7 +687,7 @@ absl::StatusOr<std::optional<Pending>> OpenIdProvider::OpenPending(const std::st
   auto pending = Pending::FromJson(nlohmann::json::parse(r->str(), nullptr, false));
   if (!pending) return refuse("expired", "the authorization is no longer pending");
   pending->id = pending_id;
-  if (csrf.size() > 128 || !jose::ConstantTimeEqual(csrf, pending->csrf) || csrf.empty()) {
+  if ((csrf_required || !csrf.empty()) && (csrf.size() > 128 || !jose::ConstantTimeEqual(csrf, pending->csrf))) {
     return refuse("invalid_request", "the form's token does not match");
   }
   return pending;
@@ -1002,6 +1002,11 @@ absl::StatusOr<v1::TokenResponse> OpenIdProvider::ExchangeToken(const v1::TokenR
       }
       return OAuth("invalid_grant", "code unknown or expired");
     }
+    // Marked used at once (the grant's id is chosen now): a second use in parallel is
+    // a reuse too.
+    const std::string gid = auth::RandomToken(16);
+    const std::string ttl = std::to_string(options_.grant.count());
+    if (auto m = redis_.Command({"SET", CodeUsedKey(code), gid, "EX", ttl}); !m.ok()) return m.status();
     const auto bound = nlohmann::json::parse(r->str(), nullptr, false);
     if (!bound.is_object()) return absl::InternalError("code record unreadable");
     if (jose::Text(bound, "client_id") != client->client.client_id()) {
@@ -1026,8 +1031,6 @@ absl::StatusOr<v1::TokenResponse> OpenIdProvider::ExchangeToken(const v1::TokenR
     grant.auth_time = bound.value("auth_time", int64_t{0});
     grant.expires = now + options_.grant.count();
     if (auto s = account_usable(grant.tenant, grant.account); !s.ok()) return s;
-    const std::string gid = auth::RandomToken(16);
-    const std::string ttl = std::to_string(options_.grant.count());
     for (const auto& cmd : std::vector<std::vector<std::string>>{{"HSET",      GrantKey(gid),
                                                                   "account",   grant.account,
                                                                   "tenant",    grant.tenant,
@@ -1039,7 +1042,6 @@ absl::StatusOr<v1::TokenResponse> OpenIdProvider::ExchangeToken(const v1::TokenR
                                                                   "auth_time", std::to_string(grant.auth_time),
                                                                   "expires",   std::to_string(grant.expires)},
                                                                  {"EXPIRE", GrantKey(gid), ttl},
-                                                                 {"SET", CodeUsedKey(code), gid, "EX", ttl},
                                                                  {"SADD", AccountGrantsKey(grant.account), gid},
                                                                  {"EXPIRE", AccountGrantsKey(grant.account), ttl}}) {
       if (auto c = redis_.Command(cmd); !c.ok()) return c.status();

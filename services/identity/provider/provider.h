@@ -79,8 +79,11 @@ class OpenIdProvider {
                                                   const std::optional<v1::Session>& session);
   // The pending authorization of `pending_id` if `csrf` is its token; otherwise
   // `refused` holds the error to show (expired, invalid_request) and nullopt is returned.
+  // Without `csrf_required` (a plain continue, e.g. back from a step-up: it changes
+  // nothing but what the browser's own pending authorization leads to) an empty token is
+  // accepted; a wrong one never is.
   absl::StatusOr<std::optional<Pending>> OpenPending(const std::string& pending_id, const std::string& csrf,
-                                                     v1::AuthorizeResponse* refused);
+                                                     bool csrf_required, v1::AuthorizeResponse* refused);
   // Goes on with `pending` and the browser's session now, after `decision`.
   absl::StatusOr<v1::AuthorizeResponse> Continue(Pending pending, const std::optional<v1::Session>& session,
                                                  v1::ContinueAuthorizationRequest::Decision decision);
@@ -112,9 +115,9 @@ class OpenIdProvider {
   absl::Status RevokeConnectedPortal(const std::string& tenant, const std::string& account_id,
                                      const std::string& client_id);
 
-  // One run of the back-channel delivery job: up to `batch` due deliveries; how many
-  // were attempted.
-  absl::StatusOr<int> DeliverBackchannelLogouts(int batch = 20);
+  // One run of the back-channel delivery job: up to `batch` due deliveries (claimed for
+  // 30 s, each attempt at most 5 s); how many were attempted.
+  absl::StatusOr<int> DeliverBackchannelLogouts(int batch = 5);
 
   // The jobs: key rotation every minute, back-channel deliveries every second.
   void StartJobs();

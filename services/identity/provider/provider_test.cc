@@ -3,6 +3,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -555,6 +556,16 @@ TEST_CASE("openid provider: log-in on the page, consent, code, tokens; consent r
   REQUIRE(refused.has_error());
   CHECK(refused.error().error() == "expired");
 
+  // Consent decisions need the token too.
+  bad = login_page;
+  bad.set_csrf_token("");
+  refused = f.Continue(bad, person.session_id(), v1::ContinueAuthorizationRequest::DECISION_ALLOW);
+  REQUIRE(refused.has_error());
+  CHECK(refused.error().error() == "invalid_request");
+  // A plain continue (back from a step-up) goes without it: still the log-in here.
+  r = f.Continue(bad, "", v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED);
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_LOGIN);
   // A wrong password: the page again, saying so.
   r = f.Continue(login_page, "", v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED, "wrong password!");
   REQUIRE(r.has_interaction());
@@ -939,4 +950,396 @@ TEST_CASE("openid provider: subjects are pairwise per sector", "[integration]") 
   REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &tokens).ok());
   CHECK(Claims(tokens.id_token())["sub"] == sa);
 }
+}  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+namespace {
+
+// A partner portal's back-channel logout endpoint on loopback: collects the logout
+// tokens POSTed to it.
+struct Receiver {
+  uint16_t port = testing::FreePort();
+  httplib::Server server;
+  std::thread thread;
+  std::mutex mu;
+  std::vector<std::string> tokens;
+  std::vector<std::string> content_types;
+  std::atomic<int> status{200};
+
+  Receiver() {
+    server.Post("/bc", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu);
+      content_types.push_back(req.get_header_value("Content-Type"));
+      if (req.has_param("logout_token")) tokens.push_back(req.get_param_value("logout_token"));
+      res.status = status.load();
+    });
+    thread = std::thread([this] { server.listen("127.0.0.1", port); });
+    REQUIRE(testing::Eventually([this] { return server.is_running(); }, std::chrono::seconds(5)));
+  }
+  ~Receiver() {
+    server.stop();
+    thread.join();
+  }
+  std::string Uri() const { return "http://127.0.0.1:" + std::to_string(port) + "/bc"; }
+  size_t Count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return tokens.size();
+  }
+  std::vector<std::string> Tokens() {
+    std::lock_guard<std::mutex> lock(mu);
+    return tokens;
+  }
+};
+
+// Registration allows https only; the test's receiver is on loopback http (which the
+// delivery allows).
+void PointBackchannelAt(Fixture& f, const std::string& client_id, const std::string& uri) {
+  REQUIRE(f.schema.pool()
+              .Transact([&](pqxx::work& tx) {
+                tx.exec_params("UPDATE partner_clients SET backchannel_logout_uri = $1 WHERE id = $2::uuid", uri,
+                               client_id);
+                return absl::OkStatus();
+              })
+              .ok());
+}
+
+int64_t Count(Fixture& f, const std::string& sql) { return std::stoll(testing::QueryValue(f.schema.pool(), sql)); }
+
+std::string Introspected(Fixture& f, const v1::PartnerClientCredentials& c, const std::string& token,
+                         v1::IntrospectTokenResponse* out) {
+  v1::IntrospectTokenRequest req;
+  req.set_authorization(Fixture::Basic(c));
+  req.set_token(token);
+  auto s = f.service.IntrospectToken(&f.ctx, &req, out);
+  return s.ok() ? (out->active() ? "active" : "inactive") : s.error_message();
+}
+
+}  // namespace
+
+TEST_CASE("openid provider: log-out ends the session's grants; back-channel logout tokens reach the partners",
+          "[integration]") {
+  Fixture f;
+  Receiver receiver;
+  const auto a = f.Partner();
+  const auto b = f.Partner();
+  PointBackchannelAt(f, a.client().client_id(), receiver.Uri());
+  REQUIRE(f.schema.pool()
+              .Transact([&](pqxx::work& tx) {
+                tx.exec_params("UPDATE partner_clients SET backchannel_logout_uri = NULL WHERE id = $1::uuid",
+                               b.client().client_id());
+                return absl::OkStatus();
+              })
+              .ok());
+  auto person = f.Person();
+  v1::TokenResponse ta, tb;
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &ta).ok());
+  REQUIRE(f.Exchange(b, f.Code(b.client().client_id(), person.session_id()), &tb).ok());
+  // Another session of the same person, with a grant of its own.
+  auto other = f.Login();
+  v1::TokenResponse t_other;
+  f.verifier = auth::RandomToken(32);
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), other.session_id()), &t_other).ok());
+
+  f.op().StartJobs();
+  v1::LogoutRequest logout;
+  logout.set_session_id(person.session_id());
+  v1::LogoutResponse out;
+  REQUIRE(f.service.Logout(&f.ctx, &logout, &out).ok());
+  // The session's grants end at once; the other session's stays.
+  v1::AccessTokenInfo info;
+  CheckRefused(f.Resolve(ta.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CheckRefused(f.Resolve(tb.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CHECK(f.Resolve(t_other.access_token(), &info).ok());
+  v1::TokenResponse refreshed;
+  CheckRefused(f.Refresh(a, ta.refresh_token(), &refreshed), grpc::StatusCode::INVALID_ARGUMENT, "invalid_grant");
+
+  // A logout token reaches the partner within seconds, form-encoded.
+  REQUIRE(testing::Eventually([&] { return receiver.Count() >= 1; }, std::chrono::seconds(10)));
+  f.op().StopJobs();
+  REQUIRE(receiver.Count() == 1);  // One per client and session; b has no back-channel URI.
+  CHECK(receiver.content_types[0].rfind("application/x-www-form-urlencoded", 0) == 0);
+  const std::string token = receiver.Tokens()[0];
+  auto verified = f.Verify(token);
+  REQUIRE(verified.ok());
+  CHECK(verified->header["typ"] == "logout+jwt");
+  CHECK(verified->header["alg"] == "RS256");
+  const auto& c = verified->claims;
+  const auto id_claims = Claims(ta.id_token());
+  CHECK(c["iss"] == kIssuer);
+  CHECK(c["aud"] == a.client().client_id());
+  CHECK(c["sub"] == id_claims["sub"]);
+  CHECK(c["sid"] == id_claims["sid"]);
+  CHECK(c["events"] == nlohmann::json::parse(R"({"http://schemas.openid.net/event/backchannel-logout":{}})"));
+  CHECK(c["jti"].is_string());
+  CHECK(c["exp"].get<int64_t>() > c["iat"].get<int64_t>());
+  CHECK_FALSE(c.contains("nonce"));
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries WHERE delivered_at IS NOT NULL") == 1);
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries WHERE delivered_at IS NULL") == 0);
+}
+
+TEST_CASE("openid provider: failed back-channel deliveries are retried with backoff, then given up", "[integration]") {
+  Fixture f;
+  Receiver receiver;
+  receiver.status = 500;
+  const auto a = f.Partner();
+  PointBackchannelAt(f, a.client().client_id(), receiver.Uri());
+  auto person = f.Person();
+  v1::TokenResponse ta;
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &ta).ok());
+  v1::LogoutRequest logout;
+  logout.set_session_id(person.session_id());
+  v1::LogoutResponse out;
+  REQUIRE(f.service.LogoutAll(&f.ctx, &logout, &out).ok());
+  auto n = f.op().DeliverBackchannelLogouts();
+  REQUIRE(n.ok());
+  CHECK(*n == 1);
+  CHECK(receiver.Count() == 1);
+  CHECK(testing::QueryValue(f.schema.pool(), "SELECT last_error FROM op_backchannel_deliveries") == "HTTP 500");
+  CHECK(Count(f, "SELECT attempts FROM op_backchannel_deliveries") == 1);
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries WHERE next_at > now()") == 1);
+  // Not due yet: nothing is sent.
+  n = f.op().DeliverBackchannelLogouts();
+  REQUIRE(n.ok());
+  CHECK(*n == 0);
+  // A day later and still failing: given up.
+  REQUIRE(f.schema.pool()
+              .Transact([&](pqxx::work& tx) {
+                tx.exec(
+                    "UPDATE op_backchannel_deliveries SET created_at = now() - interval '25 hours', next_at = now()");
+                return absl::OkStatus();
+              })
+              .ok());
+  n = f.op().DeliverBackchannelLogouts();
+  REQUIRE(n.ok());
+  CHECK(*n == 1);
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries WHERE gave_up_at IS NOT NULL") == 1);
+  n = f.op().DeliverBackchannelLogouts();
+  CHECK(*n == 0);
+  // A redirect is not followed; an https-less remote URI is never called.
+  receiver.status = 302;
+  PointBackchannelAt(f, a.client().client_id(), "http://partner.example/bc");
+  auto again = f.Login();
+  f.verifier = auth::RandomToken(32);
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), again.session_id()), &ta).ok());
+  logout.set_session_id(again.session_id());
+  REQUIRE(f.service.Logout(&f.ctx, &logout, &out).ok());
+  n = f.op().DeliverBackchannelLogouts();
+  REQUIRE(n.ok());
+  CHECK(*n == 1);
+  CHECK(testing::QueryValue(f.schema.pool(),
+                            "SELECT last_error FROM op_backchannel_deliveries WHERE uri = 'http://partner.example/bc'")
+            .find("https") != std::string::npos);
+}
+
+TEST_CASE("openid provider: log-out everywhere, locking and a password change end every grant of the account",
+          "[integration]") {
+  Fixture f;
+  const auto a = f.Partner();
+  auto person = f.Person();
+  v1::AccessTokenInfo info;
+  v1::TokenResponse t1, t2;
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &t1).ok());
+  auto second = f.Login();
+  f.verifier = auth::RandomToken(32);
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), second.session_id()), &t2).ok());
+  v1::LogoutRequest logout;
+  logout.set_session_id(second.session_id());
+  v1::LogoutResponse out;
+  REQUIRE(f.service.LogoutAll(&f.ctx, &logout, &out).ok());
+  CheckRefused(f.Resolve(t1.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CheckRefused(f.Resolve(t2.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  // Both sessions' logouts are queued for the partner (one per session).
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries") == 2);
+
+  // Locking.
+  auto third = f.Login();
+  f.verifier = auth::RandomToken(32);
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), third.session_id()), &t1).ok());
+  REQUIRE(f.Resolve(t1.access_token(), &info).ok());
+  {
+    grpcx::TestCaller admin(Admin());
+    v1::SetAccountLockedRequest lock;
+    lock.set_account_id(info.account_id());
+    lock.set_locked(true);
+    lock.set_reason("Missbrauch gemeldet");
+    v1::Account account;
+    REQUIRE(f.service.SetAccountLocked(&f.ctx, &lock, &account).ok());
+  }
+  CheckRefused(f.Resolve(t1.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  v1::TokenResponse refreshed;
+  CheckRefused(f.Refresh(a, t1.refresh_token(), &refreshed), grpc::StatusCode::INVALID_ARGUMENT, "invalid_grant");
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries") == 3);
+}
+
+TEST_CASE("openid provider: connected portals listed and withdrawn; only that portal's grants end", "[integration]") {
+  Fixture f;
+  const auto a = f.Partner();
+  const auto b = f.Partner();
+  auto person = f.Person();
+  v1::TokenResponse ta, tb;
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &ta).ok());
+  REQUIRE(f.Exchange(b, f.Code(b.client().client_id(), person.session_id()), &tb).ok());
+  v1::ListConnectedPortalsRequest list;
+  list.set_session_id(person.session_id());
+  v1::ListConnectedPortalsResponse portals;
+  REQUIRE(f.service.ListConnectedPortals(&f.ctx, &list, &portals).ok());
+  REQUIRE(portals.portals_size() == 2);
+  CHECK(portals.portals(0).name() == "Landesportal");
+  std::vector<std::string> scopes(portals.portals(0).scopes().begin(), portals.portals(0).scopes().end());
+  std::sort(scopes.begin(), scopes.end());
+  CHECK(scopes == std::vector<std::string>{"email", "openid"});
+  CHECK(portals.portals(0).consented_at().seconds() > 0);
+
+  // Another person sees none of them and cannot withdraw them.
+  f.email = "other." + f.email;
+  auto stranger = f.Person();
+  v1::ListConnectedPortalsRequest theirs;
+  theirs.set_session_id(stranger.session_id());
+  v1::ListConnectedPortalsResponse none;
+  REQUIRE(f.service.ListConnectedPortals(&f.ctx, &theirs, &none).ok());
+  CHECK(none.portals_size() == 0);
+  v1::RevokeConnectedPortalRequest revoke;
+  revoke.set_session_id(stranger.session_id());
+  revoke.set_client_id(a.client().client_id());
+  CHECK(f.service.RevokeConnectedPortal(&f.ctx, &revoke, &none).error_code() == grpc::StatusCode::NOT_FOUND);
+  revoke.set_client_id("'; DROP TABLE op_consents; --");
+  CHECK(f.service.RevokeConnectedPortal(&f.ctx, &revoke, &none).error_code() == grpc::StatusCode::NOT_FOUND);
+  v1::AccessTokenInfo info;
+  REQUIRE(f.Resolve(ta.access_token(), &info).ok());
+
+  revoke.set_session_id(person.session_id());
+  revoke.set_client_id(a.client().client_id());
+  v1::ListConnectedPortalsResponse left;
+  REQUIRE(f.service.RevokeConnectedPortal(&f.ctx, &revoke, &left).ok());
+  REQUIRE(left.portals_size() == 1);
+  CHECK(left.portals(0).client_id() == b.client().client_id());
+  CheckRefused(f.Resolve(ta.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CHECK(f.Resolve(tb.access_token(), &info).ok());
+  CHECK(Count(f, absl::StrCat("SELECT count(*) FROM op_backchannel_deliveries WHERE client_id = '",
+                              a.client().client_id(), "'")) == 1);
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries") == 1);
+  // Consent is asked again next time.
+  f.verifier = auth::RandomToken(32);
+  auto r = f.Authorize(f.Params(a.client().client_id()), person.session_id());
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_CONSENT);
+}
+
+TEST_CASE("openid provider: RP-initiated log-out with the ID token as hint", "[integration]") {
+  Fixture f;
+  const auto a = f.Partner();
+  const auto b = f.Partner();
+  auto person = f.Person();
+  v1::TokenResponse ta, tb;
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &ta).ok());
+  REQUIRE(f.Exchange(b, f.Code(b.client().client_id(), person.session_id()), &tb).ok());
+  const auto end = [&](std::map<std::string, std::string> params, const std::string& session_id) {
+    v1::EndSessionRequest req;
+    for (const auto& [k, v] : params) (*req.mutable_params())[k] = v;
+    req.set_session_id(session_id);
+    v1::EndSessionResponse out;
+    auto s = f.service.EndSession(&f.ctx, &req, &out);
+    REQUIRE(s.error_message() == "");
+    return out;
+  };
+  // An unregistered post-logout URI, a forged hint, another browser's session: no
+  // redirect, nothing ends.
+  auto other_browser = f.Login();
+  auto r = end({{"id_token_hint", ta.id_token()}, {"post_logout_redirect_uri", "https://evil.example/bye"}},
+               other_browser.session_id());
+  CHECK(r.redirect_uri().empty());
+  CHECK_FALSE(r.session_ended());
+  r = end({{"id_token_hint", ta.id_token()}, {"post_logout_redirect_uri", "https://partner.example/bye/"}}, "");
+  CHECK(r.redirect_uri().empty());
+  auto parts = std::vector<std::string>(absl::StrSplit(ta.id_token(), '.'));
+  auto claims = Claims(ta.id_token());
+  claims["sid"] = "someone-elses";
+  r = end({{"id_token_hint", parts[0] + "." + jose::Base64Url(claims.dump()) + "." + parts[2]},
+           {"post_logout_redirect_uri", "https://partner.example/bye"}},
+          person.session_id());
+  CHECK(r.redirect_uri().empty());
+  CHECK_FALSE(r.session_ended());
+  // An access token is no ID token hint.
+  r = end({{"id_token_hint", ta.access_token()}, {"post_logout_redirect_uri", "https://partner.example/bye"}},
+          person.session_id());
+  CHECK_FALSE(r.session_ended());
+  // client_id naming another client than the hint's.
+  r = end({{"id_token_hint", ta.id_token()},
+           {"client_id", b.client().client_id()},
+           {"post_logout_redirect_uri", "https://partner.example/bye"}},
+          person.session_id());
+  CHECK(r.redirect_uri().empty());
+  CHECK_FALSE(r.session_ended());
+  v1::AccessTokenInfo info;
+  REQUIRE(f.Resolve(tb.access_token(), &info).ok());
+
+  // The hint names the browser's session (expired hints count): it ends, the redirect
+  // goes to the registered URI with state; the session's other partner is told.
+  *f.offset = 3600;
+  r = end({{"id_token_hint", ta.id_token()},
+           {"post_logout_redirect_uri", "https://partner.example/bye"},
+           {"state", "bye-1"}},
+          person.session_id());
+  *f.offset = 0;
+  CHECK(r.session_ended());
+  CHECK(r.redirect_uri() == "https://partner.example/bye?state=bye-1");
+  v1::Session gone;
+  v1::ResolveSessionRequest resolve;
+  resolve.set_session_id(person.session_id());
+  CHECK(f.service.ResolveSession(&f.ctx, &resolve, &gone).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CheckRefused(f.Resolve(ta.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CheckRefused(f.Resolve(tb.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  CHECK(Count(f, absl::StrCat("SELECT count(*) FROM op_backchannel_deliveries WHERE client_id = '",
+                              b.client().client_id(), "'")) == 1);
+  CHECK(Count(f, absl::StrCat("SELECT count(*) FROM op_backchannel_deliveries WHERE client_id = '",
+                              a.client().client_id(), "'")) == 0);
+  // The other browser's session lives on.
+  resolve.set_session_id(other_browser.session_id());
+  CHECK(f.service.ResolveSession(&f.ctx, &resolve, &gone).ok());
+  // Without a hint: nothing ends, no redirect.
+  r = end({{"post_logout_redirect_uri", "https://partner.example/bye"}}, other_browser.session_id());
+  CHECK(r.redirect_uri().empty());
+  CHECK_FALSE(r.session_ended());
+}
+
+TEST_CASE("openid provider: introspection answers only for the client's own live tokens", "[integration]") {
+  Fixture f;
+  const auto a = f.Partner();
+  const auto b = f.Partner();
+  auto person = f.Person();
+  v1::TokenResponse ta;
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &ta).ok());
+  v1::IntrospectTokenResponse out;
+  CHECK(Introspected(f, a, ta.access_token(), &out) == "active");
+  CHECK(out.token().client_id() == a.client().client_id());
+  CHECK(out.token().subject() == Claims(ta.id_token())["sub"]);
+  CHECK(std::vector<std::string>(out.token().scopes().begin(), out.token().scopes().end()) ==
+        std::vector<std::string>{"openid", "email"});
+  out.Clear();
+  CHECK(Introspected(f, a, ta.refresh_token(), &out) == "active");
+  out.Clear();
+  CHECK(Introspected(f, b, ta.access_token(), &out) == "inactive");
+  CHECK_FALSE(out.has_token());
+  out.Clear();
+  CHECK(Introspected(f, b, ta.refresh_token(), &out) == "inactive");
+  out.Clear();
+  CHECK(Introspected(f, a, ta.id_token(), &out) == "inactive");
+  out.Clear();
+  CHECK(Introspected(f, a, "garbage", &out) == "inactive");
+  // Unauthenticated introspection is refused.
+  v1::IntrospectTokenRequest req;
+  req.set_token(ta.access_token());
+  req.set_authorization("Basic " + absl::Base64Escape(a.client().client_id() + ":wrong"));
+  CHECK(f.service.IntrospectToken(&f.ctx, &req, &out).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  // After log-out: inactive.
+  v1::LogoutRequest logout;
+  logout.set_session_id(person.session_id());
+  v1::LogoutResponse done;
+  REQUIRE(f.service.Logout(&f.ctx, &logout, &done).ok());
+  out.Clear();
+  CHECK(Introspected(f, a, ta.access_token(), &out) == "inactive");
+  out.Clear();
+  CHECK(Introspected(f, a, ta.refresh_token(), &out) == "inactive");
+}
+
 }  // namespace stadtportal::identity

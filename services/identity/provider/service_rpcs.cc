@@ -70,7 +70,11 @@ grpc::Status Service::ContinueAuthorization(grpc::ServerContext* ctx, const v1::
     auto op = Op();
     if (!op.ok()) return op.status();
     v1::AuthorizeResponse refused;
-    auto pending = (*op)->OpenPending(req->pending_id(), req->csrf_token(), &refused);
+    const bool credentials = !req->email().empty() || !req->password().empty();
+    // The page's forms (log-in, consent) carry the CSRF token; the way back from a step-up
+    // (a redirect) need not.
+    const bool csrf_required = credentials || req->decision() != v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED;
+    auto pending = (*op)->OpenPending(req->pending_id(), req->csrf_token(), csrf_required, &refused);
     if (!pending.ok()) return pending.status();
     if (!*pending) {
       *resp = refused;
@@ -78,7 +82,7 @@ grpc::Status Service::ContinueAuthorization(grpc::ServerContext* ctx, const v1::
     }
     std::optional<v1::Session> session;
     std::optional<v1::LoginResponse> login;
-    if (!req->email().empty() || !req->password().empty()) {
+    if (credentials) {
       // The page's log-in: the same checks and throttling as the Login RPC.
       v1::LoginRequest credentials;
       credentials.mutable_tenant()->set_key((*pending)->tenant);
