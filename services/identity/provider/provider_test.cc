@@ -1343,3 +1343,100 @@ TEST_CASE("openid provider: introspection answers only for the client's own live
 }
 
 }  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+namespace {
+
+// An upstream that is never reached: the step-up decision only asks which levels the
+// deployment's providers can give.
+class Unreached final : public federation::Upstream {
+ public:
+  absl::StatusOr<Started> Start(federation::Level) override { return absl::UnavailableError("unreached"); }
+  absl::StatusOr<federation::Identity> Finish(const Answer&, const nlohmann::json&, federation::Level,
+                                              absl::Time) override {
+    return absl::UnavailableError("unreached");
+  }
+  absl::StatusOr<std::string> Metadata() const override { return absl::NotFoundError("none"); }
+  absl::StatusOr<std::string> LogoutUrl(const federation::Identity&) override { return absl::NotFoundError("none"); }
+};
+
+}  // namespace
+
+TEST_CASE("openid provider: a level above the session's asks for a step-up a provider can give", "[integration]") {
+  testing::TestSchema schema{db::EmbeddedMigrations(), "identity"};
+  auto store = std::make_shared<Store>(schema.pool(Store::Prepare));
+  redis::Client redis{*redis::Options::FromUrl(testing::RedisUrl())};
+  // A provider that gives up to substantial.
+  auto provider = federation::ParseProvider(nlohmann::json::parse(R"({
+    "id": "landes-id", "kind": "oidc", "name": {"de": "Landes-ID", "en": "State ID"},
+    "levels": {"urn:low": "low", "urn:substantial": "substantial"},
+    "oidc": {"issuer": "https://id.example.de", "client_id": "stadtportal",
+             "client_secret_env": "STADTPORTAL_TEST_UNUSED", "scopes": ["openid"],
+             "claims": {"email": "email"}}})"));
+  REQUIRE(provider.status().message() == "");
+  std::map<std::string, std::unique_ptr<federation::Upstream>> upstreams;
+  upstreams["landes-id"] = std::make_unique<Unreached>();
+  auto federation = std::make_shared<federation::Federation>(std::vector<federation::Provider>{*provider},
+                                                             std::move(upstreams), redis);
+  Fixture base;  // For its options, partner registration and person.
+  Service service{store, redis, base.options, nullptr, nullptr, federation};
+  grpc::ServerContext ctx;
+  v1::PartnerClientCredentials client;
+  {
+    grpcx::TestCaller admin(Admin());
+    v1::CreatePartnerClientRequest r;
+    r.set_name("Fachportal");
+    r.add_redirect_uris(kRedirect);
+    r.add_scopes("openid");
+    r.set_token_endpoint_auth_method("client_secret_basic");
+    REQUIRE(service.CreatePartnerClient(&ctx, &r, &client).ok());
+  }
+  v1::RegisterRequest reg;
+  reg.set_email(base.email);
+  reg.set_password(kPassword);
+  reg.set_display_name("Anna Muster");
+  v1::RegisterResponse registered;
+  REQUIRE(service.Register(&ctx, &reg, &registered).ok());
+  auto account = store->FindByEmail("09564000", base.email);
+  REQUIRE(account.ok());
+  REQUIRE(schema.pool().Transact([&](pqxx::work& tx) { return store->MarkVerified(tx, account->account.id()); }).ok());
+  v1::LoginRequest login;
+  login.set_email(base.email);
+  login.set_password(kPassword);
+  login.set_client_ip(base.ip);
+  v1::LoginResponse session;
+  REQUIRE(service.Login(&ctx, &login, &session).ok());
+
+  const auto authorize = [&](std::map<std::string, std::string> extra) {
+    auto params = base.Params(client.client().client_id());
+    params["scope"] = "openid";
+    for (const auto& [k, v] : extra) params[k] = v;
+    v1::AuthorizeRequest req;
+    for (const auto& [k, v] : params) (*req.mutable_params())[k] = v;
+    req.set_session_id(session.session_id());
+    v1::AuthorizeResponse out;
+    REQUIRE(service.Authorize(&ctx, &req, &out).ok());
+    return out;
+  };
+  auto r = authorize({{"acr_values", "substantial"}});
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_STEP_UP);
+  CHECK(r.interaction().required_level() == v1::ASSURANCE_LEVEL_SUBSTANTIAL);
+  // The lowest level named is the minimum.
+  r = authorize({{"claims", R"({"id_token":{"acr":{"essential":true,"values":["high","substantial"]}}})"}});
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().required_level() == v1::ASSURANCE_LEVEL_SUBSTANTIAL);
+  // With prompt=none: interaction_required. Above what any provider gives: unmet.
+  r = authorize({{"acr_values", "substantial"}, {"prompt", "none"}});
+  REQUIRE(r.has_redirect_uri());
+  CHECK(Query(r.redirect_uri())["error"] == "interaction_required");
+  r = authorize({{"acr_values", "high"}});
+  REQUIRE(r.has_redirect_uri());
+  CHECK(Query(r.redirect_uri())["error"] == "unmet_authentication_requirements");
+  // An optional acr claim (not essential) asks for nothing.
+  r = authorize({{"claims", R"({"id_token":{"acr":{"values":["high"]}}})"}});
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().kind() == v1::Interaction::KIND_CONSENT);
+}
+
+}  // namespace stadtportal::identity
