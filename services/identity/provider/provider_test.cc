@@ -1440,3 +1440,33 @@ TEST_CASE("openid provider: a level above the session's asks for a step-up a pro
 }
 
 }  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+
+TEST_CASE("openid provider: log-in on the page is throttled like the Login RPC", "[integration]") {
+  Fixture f;
+  const auto client = f.Partner();
+  f.Person();
+  auto r = f.Authorize(f.Params(client.client().client_id()), "");
+  REQUIRE(r.has_interaction());
+  const auto page = r.interaction();
+  std::string problem;
+  int retry = 0;
+  for (int i = 0; i < 4 && problem != "throttled"; ++i) {
+    r = f.Continue(page, "", v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED,
+                   "wrong password " + std::to_string(i));
+    REQUIRE(r.has_interaction());
+    CHECK_FALSE(r.has_login());
+    problem = r.interaction().problem();
+    retry = r.interaction().retry_after_seconds();
+  }
+  CHECK(problem == "throttled");
+  CHECK(retry > 0);
+  // Throttled, the right password gets no session either.
+  r = f.Continue(page, "", v1::ContinueAuthorizationRequest::DECISION_UNSPECIFIED, kPassword);
+  CHECK_FALSE(r.has_login());
+  REQUIRE(r.has_interaction());
+  CHECK(r.interaction().problem() == "throttled");
+}
+
+}  // namespace stadtportal::identity
