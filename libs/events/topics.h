@@ -56,5 +56,13 @@ template <>
 struct Topic<v1::AccountIdentified> {
   static constexpr std::string_view kName = "account.identified";
 };
+template <>
+struct Topic<v1::DocumentRecorded> {
+  static constexpr std::string_view kName = "document.recorded";
+};
+template <>
+struct Topic<v1::ReminderDue> {
+  static constexpr std::string_view kName = "reminder.due";
+};
 
 }  // namespace stadtportal::events

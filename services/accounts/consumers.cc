@@ -109,10 +109,37 @@ absl::Status OnAccountIdentified(pqxx::work& tx, const events::v1::AccountIdenti
                                  &organisation);
 }
 
-events::Handlers Consumers() {
+absl::Status OnDocumentRecorded(pqxx::work& tx, const events::v1::DocumentRecorded& e, const DocumentTypes& types) {
+  // From connector, which checked the back office's values; checked all the same.
+  if (!config::IsTenantKey(e.tenant())) return status::FieldError("tenant", "invalid");
+  if (auto s = api::ValidateUuid(e.party_id(), "party_id"); !s.ok()) return s;
+  if (auto s = api::ValidateUuid(e.submission_id(), "submission_id"); !s.ok()) return s;
+  if (auto s = api::ValidateText(e.reference(), "reference", 40); !s.ok()) return s;
+  if (auto s = api::ValidateSlug(e.destination(), "destination"); !s.ok()) return s;
+  const auto* type = types.Find(e.document_type());
+  if (type == nullptr) return status::FieldError("document_type", "invalid_option");
+  if (!IsDate(e.expires_on())) return status::FieldError("expires_on", "invalid_date");
+  if (auto s = ValidateDocumentLabel(e.label()); !s.ok()) return s;
+  NewDocument d;
+  d.tenant = e.tenant();
+  d.party_id = e.party_id();
+  d.type = e.document_type();
+  d.label = e.label();
+  d.expires_on = e.expires_on();
+  d.source = "department";
+  d.remind_days_before = type->remind_days_before();
+  d.submission_id = e.submission_id();
+  d.reference = e.reference();
+  d.destination = e.destination();
+  return Store::RecordDocument(tx, d);
+}
+
+events::Handlers Consumers(std::shared_ptr<const DocumentTypes> types) {
   events::Handlers h;
   h.On<events::v1::AccountVerified>(OnAccountVerified);
   h.On<events::v1::AccountIdentified>(OnAccountIdentified);
+  h.On<events::v1::DocumentRecorded>(
+      [types](pqxx::work& tx, const events::v1::DocumentRecorded& e) { return OnDocumentRecorded(tx, e, *types); });
   return h;
 }
 

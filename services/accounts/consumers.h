@@ -1,9 +1,12 @@
 #pragma once
 
+#include <memory>
+
 #include <pqxx/pqxx>
 
 #include "absl/status/status.h"
 #include "libs/events/events.h"
+#include "services/accounts/document_types.h"
 
 // The events accounts consumes, each in the consumer's transaction (exactly once with its
 // inbox).
@@ -21,7 +24,13 @@ absl::Status OnAccountVerified(pqxx::work& tx, const events::v1::AccountVerified
 // (Store::RecordIdentified); its address is the organisation's.
 absl::Status OnAccountIdentified(pqxx::work& tx, const events::v1::AccountIdentified& e);
 
+// document.recorded from connector: a department's document (type, expiry) for the
+// applicant's party, recorded once per submission and type, with its reminder scheduled
+// while the person consents (Store::RecordDocument). A malformed message or an unknown
+// type is refused (INVALID_ARGUMENT).
+absl::Status OnDocumentRecorded(pqxx::work& tx, const events::v1::DocumentRecorded& e, const DocumentTypes& types);
+
 // The handlers of accounts' consumer.
-events::Handlers Consumers();
+events::Handlers Consumers(std::shared_ptr<const DocumentTypes> types);
 
 }  // namespace stadtportal::accounts

@@ -13,7 +13,9 @@ namespace {
 constexpr char kAccount[] = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
 
 struct Fixture : events::HandlerTest {
-  Fixture() : HandlerTest("accounts", Store::Prepare, Consumers()) {}
+  Fixture()
+      : HandlerTest("accounts", Store::Prepare,
+                    Consumers(std::make_shared<const DocumentTypes>(*DocumentTypes::Embedded()))) {}
   // The verified addresses: "account|tenant|email" lines.
   std::string Verified() {
     return Query(

@@ -73,7 +73,13 @@ Service::Service(std::shared_ptr<Store> store, Options options, mail::Relay* rel
       options_(std::move(options)),
       relay_(relay),
       identity_(identity_channel != nullptr ? identity::v1::IdentityService::NewStub(identity_channel) : nullptr),
-      signer_(std::move(signer)) {}
+      signer_(std::move(signer)) {
+  if (options_.document_types == nullptr) {
+    auto types = DocumentTypes::Embedded();
+    if (!types.ok()) throw config::Error(std::string(types.status().message()));
+    options_.document_types = std::make_shared<const DocumentTypes>(*std::move(types));
+  }
+}
 
 std::string Service::Tenant(const auth::Caller& caller) const {
   return caller.tenant.empty() ? options_.default_tenant : caller.tenant;
@@ -347,6 +353,33 @@ grpc::Status Service::SwitchActingParty(grpc::ServerContext* ctx, const v1::Swit
   });
 }
 
+bool IsDate(const std::string& value) {
+  static const std::regex kDate("^([0-9]{4})-([0-9]{2})-([0-9]{2})$");
+  std::smatch m;
+  if (!std::regex_match(value, m, kDate)) return false;
+  const int y = std::stoi(m[1].str()), mo = std::stoi(m[2].str()), d = std::stoi(m[3].str());
+  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (y < 1900 || y > 2199 || mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1]) return false;
+  return !(mo == 2 && d == 29 && !leap);
+}
+
+absl::Status ValidateExpiry(const std::string& value, const std::string& today) {
+  if (value.empty()) return status::FieldError("expires_on", "required");
+  if (value.size() != 10 || !IsDate(value)) return status::FieldError("expires_on", "invalid_date");
+  // ISO dates compare as strings.
+  if (value < today) return status::FieldError("expires_on", "too_early", "the document has expired");
+  const std::string latest = std::to_string(std::stoi(today.substr(0, 4)) + 30) + today.substr(4);
+  if (value > latest) return status::FieldError("expires_on", "too_late", "at most 30 years from today");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDocumentLabel(const std::string& value) {
+  if (value.empty()) return absl::OkStatus();
+  if (value.size() > 4 * 80) return status::FieldError("label", "invalid", "at most 80 characters");
+  return api::ValidateText(value, "label", 80);
+}
+
 absl::Status ValidateProfileValue(const std::string& name, const std::string& value, const std::string& country,
                                   const std::string& today) {
   auto invalid = [&](const char* code) { return status::FieldError(name, code); };
@@ -465,6 +498,97 @@ grpc::Status Service::WithdrawConsent(grpc::ServerContext* ctx, const v1::Withdr
     if (!me.ok()) return me.status();
     if (!api::ValidateUuid(req->id(), "id").ok()) return absl::NotFoundError("consent not found");
     return grpcx::Respond(resp, store_->WithdrawConsent(Tenant(caller), me->id(), req->id()));
+  });
+}
+
+absl::StatusOr<std::string> Service::DocumentOwner(const auth::Caller& caller) {
+  auto me = Me(caller);
+  if (!me.ok()) return me.status();
+  return auth::ScopeParty(caller);
+}
+
+v1::Document Service::WithRenewal(v1::Document d) const {
+  if (const auto* type = options_.document_types->Find(d.type()); type != nullptr) {
+    d.set_renewal_service_id(type->renewal_service_id());
+  }
+  return d;
+}
+
+grpc::Status Service::ListDocuments(grpc::ServerContext* ctx, const v1::ListDocumentsRequest*,
+                                    v1::ListDocumentsResponse* resp) {
+  return grpcx::Handle(ctx, "ListDocuments", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = DocumentOwner(caller);
+    if (!owner.ok()) return owner.status();
+    auto list = store_->ListDocuments(Tenant(caller), *owner);
+    if (!list.ok()) return list.status();
+    for (auto& d : *list) *resp->add_documents() = WithRenewal(std::move(d));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GetDocument(grpc::ServerContext* ctx, const v1::GetDocumentRequest* req, v1::Document* resp) {
+  return grpcx::Handle(ctx, "GetDocument", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = DocumentOwner(caller);
+    if (!owner.ok()) return owner.status();
+    if (auto s = api::CheckId(req->id(), "document"); !s.ok()) return s;
+    auto d = store_->GetDocument(Tenant(caller), *owner, req->id());
+    if (!d.ok()) return d.status();
+    *resp = WithRenewal(*std::move(d));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::AddDocument(grpc::ServerContext* ctx, const v1::AddDocumentRequest* req, v1::Document* resp) {
+  return grpcx::Handle(ctx, "AddDocument", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = DocumentOwner(caller);
+    if (!owner.ok()) return owner.status();
+    // Every field error at once, in a stable order.
+    std::vector<status::FieldViolation> errors;
+    std::vector<std::string> messages;
+    auto check = [&](const absl::Status& s) {
+      if (s.ok()) return;
+      for (auto& v : status::FieldViolations(s)) errors.push_back(std::move(v));
+      messages.emplace_back(s.message());
+    };
+    const auto* type = options_.document_types->Find(req->type());
+    if (req->type().empty()) {
+      check(status::FieldError("type", "required"));
+    } else if (type == nullptr) {
+      check(status::FieldError("type", "invalid_option", "not a known document type"));
+    }
+    check(ValidateDocumentLabel(req->label()));
+    check(ValidateExpiry(req->expires_on(), absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone())));
+    if (!errors.empty()) return status::InvalidFields(std::move(errors), absl::StrJoin(messages, "; "));
+    NewDocument d;
+    d.tenant = Tenant(caller);
+    d.party_id = *owner;
+    d.type = req->type();
+    d.label = req->label();
+    d.expires_on = req->expires_on();
+    d.source = "person";
+    d.remind_days_before = type->remind_days_before();
+    auto added = store_->AddDocument(d);
+    if (!added.ok()) return added.status();
+    *resp = WithRenewal(*std::move(added));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::DeleteDocument(grpc::ServerContext* ctx, const v1::DeleteDocumentRequest* req,
+                                     v1::DeleteDocumentResponse*) {
+  return grpcx::Handle(ctx, "DeleteDocument", [&](const auth::Caller& caller) -> absl::Status {
+    auto owner = DocumentOwner(caller);
+    if (!owner.ok()) return owner.status();
+    if (auto s = api::CheckId(req->id(), "document"); !s.ok()) return s;
+    return store_->DeleteDocument(Tenant(caller), *owner, req->id());
+  });
+}
+
+grpc::Status Service::ListDocumentTypes(grpc::ServerContext* ctx, const v1::ListDocumentTypesRequest*,
+                                        v1::ListDocumentTypesResponse* resp) {
+  return grpcx::Handle(ctx, "ListDocumentTypes", [&]() -> absl::Status {
+    for (const auto& t : options_.document_types->All()) *resp->add_types() = t;
+    return absl::OkStatus();
   });
 }
 

@@ -15,6 +15,8 @@ struct Options {
   std::string default_tenant = "09564000";
   std::string public_url = "http://127.0.0.1:8080";  // Links in invitation mails.
   std::chrono::seconds invitation_ttl{7 * 24 * 60 * 60};
+  // The document types (STADTPORTAL_DOCUMENT_TYPES_FILE); null: the compiled-in default.
+  std::shared_ptr<const DocumentTypes> document_types;
 };
 
 // gRPC edge of the accounts service: validates requests, applies the role rules,
@@ -61,10 +63,23 @@ class Service final : public v1::AccountsService::Service {
   grpc::Status GiveConsent(grpc::ServerContext* ctx, const v1::GiveConsentRequest* req, v1::Consent* resp) override;
   grpc::Status WithdrawConsent(grpc::ServerContext* ctx, const v1::WithdrawConsentRequest* req,
                                v1::Consent* resp) override;
+  grpc::Status ListDocuments(grpc::ServerContext* ctx, const v1::ListDocumentsRequest* req,
+                             v1::ListDocumentsResponse* resp) override;
+  grpc::Status GetDocument(grpc::ServerContext* ctx, const v1::GetDocumentRequest* req, v1::Document* resp) override;
+  grpc::Status AddDocument(grpc::ServerContext* ctx, const v1::AddDocumentRequest* req, v1::Document* resp) override;
+  grpc::Status DeleteDocument(grpc::ServerContext* ctx, const v1::DeleteDocumentRequest* req,
+                              v1::DeleteDocumentResponse* resp) override;
+  grpc::Status ListDocumentTypes(grpc::ServerContext* ctx, const v1::ListDocumentTypesRequest* req,
+                                 v1::ListDocumentTypesResponse* resp) override;
 
  private:
   // The caller's person party; UNAUTHENTICATED for anonymous callers.
   absl::StatusOr<v1::Party> Person(const auth::Caller& caller);
+  // The party whose documents the caller sees: the acting party (auth::ScopeParty),
+  // after Me() checked the membership.
+  absl::StatusOr<std::string> DocumentOwner(const auth::Caller& caller);
+  // The document with its type's renewal service.
+  v1::Document WithRenewal(v1::Document d) const;
   // Person(), and PERMISSION_DENIED while acting for an organisation the person left.
   absl::StatusOr<v1::Party> Me(const auth::Caller& caller);
   // The caller's role in the organisation; NOT_FOUND when not a member (or no such organisation).
@@ -83,6 +98,17 @@ class Service final : public v1::AccountsService::Service {
 
 // INVALID_ARGUMENT "address.<part>: <code>" for an organisation's address that is not one.
 absl::Status ValidateAddress(const v1::Address& a);
+
+// Whether `value` is a calendar date YYYY-MM-DD (years 1900 to 2199).
+bool IsDate(const std::string& value);
+
+// INVALID_ARGUMENT "expires_on: <code>" unless `value` is a date (invalid_date) from
+// `today` (too_early) to 30 years after it (too_late); dates YYYY-MM-DD.
+absl::Status ValidateExpiry(const std::string& value, const std::string& today);
+
+// INVALID_ARGUMENT "label: <code>" unless `value` is empty or one line of at most 80
+// characters without control, separator or bidi characters.
+absl::Status ValidateDocumentLabel(const std::string& value);
 
 // INVALID_ARGUMENT "<name>: <code>" unless `value` is valid for the profile attribute
 // `name` (given_name, family_name, birth_date YYYY-MM-DD not in the future, phone,

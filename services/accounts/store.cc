@@ -10,6 +10,9 @@
 namespace stadtportal::accounts {
 namespace {
 
+// The consent that reminders before a document expires need.
+constexpr char kRemindersPurpose[] = "reminders";
+
 using db::Micros;
 
 constexpr char kPartyColumns[] =
@@ -73,6 +76,37 @@ v1::Consent ToConsent(const pqxx::row& r) {
   *c.mutable_given_at() = Micros(r["given_at"]);
   if (r["withdrawn_at"].as<int64_t>() != 0) *c.mutable_withdrawn_at() = Micros(r["withdrawn_at"]);
   return c;
+}
+
+constexpr char kDocumentColumns[] =
+    "d.id::text AS id, d.party_id::text AS party_id, d.type, d.label, to_char(d.expires_on, 'YYYY-MM-DD') AS "
+    "expires_on, d.source, coalesce(d.submission_id::text, '') AS submission_id, d.reference, d.destination, "
+    "(extract(epoch FROM d.created_at) * 1000000)::bigint AS created_at, "
+    "coalesce(to_char(r.due_on, 'YYYY-MM-DD'), '') AS reminder_due_on, coalesce(r.state, '') AS reminder_state";
+// The document's latest reminder (one per due date; a document has one due date).
+constexpr char kDocumentFrom[] =
+    " FROM documents d LEFT JOIN LATERAL (SELECT due_on, state FROM reminders WHERE document_id = d.id "
+    "ORDER BY due_on DESC LIMIT 1) r ON true ";
+// Whether the party has a consent with purpose "reminders" that stands.
+constexpr char kRemindersConsented[] =
+    "EXISTS (SELECT 1 FROM consents c WHERE c.party_id = d.party_id AND c.purpose = 'reminders' "
+    "AND c.withdrawn_at IS NULL)";
+
+v1::Document ToDocument(const pqxx::row& r) {
+  v1::Document d;
+  d.set_id(r["id"].as<std::string>());
+  d.set_party_id(r["party_id"].as<std::string>());
+  d.set_type(r["type"].as<std::string>());
+  d.set_label(r["label"].as<std::string>());
+  d.set_expires_on(r["expires_on"].as<std::string>());
+  d.set_source(r["source"].as<std::string>());
+  d.set_submission_id(r["submission_id"].as<std::string>());
+  d.set_reference(r["reference"].as<std::string>());
+  d.set_destination(r["destination"].as<std::string>());
+  *d.mutable_created_at() = Micros(r["created_at"]);
+  d.set_reminder_due_on(r["reminder_due_on"].as<std::string>());
+  d.set_reminder_state(r["reminder_state"].as<std::string>());
+  return d;
 }
 
 v1::ProfileAttribute ToAttribute(const pqxx::row& r) {
@@ -263,6 +297,56 @@ void Store::Prepare(pqxx::connection& conn) {
                "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, now()) "
                "WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid RETURNING " +
                    consent);
+
+  const std::string document = std::string("SELECT ") + kDocumentColumns + kDocumentFrom;
+  conn.prepare("accounts_documents",
+               document + "WHERE d.tenant = $1 AND d.party_id = $2::uuid ORDER BY d.expires_on, d.created_at, d.id");
+  conn.prepare("accounts_document", document + "WHERE d.tenant = $1 AND d.party_id = $2::uuid AND d.id = $3::uuid");
+  // Serialises a party's additions, so that the count limit holds.
+  conn.prepare("accounts_lock_party", "SELECT id FROM parties WHERE tenant = $1 AND id = $2::uuid FOR UPDATE");
+  conn.prepare("accounts_count_documents",
+               "SELECT count(*) AS n FROM documents WHERE tenant = $1 AND party_id = $2::uuid");
+  conn.prepare("accounts_insert_document",
+               "INSERT INTO documents (tenant, party_id, type, label, expires_on, source, remind_days_before, "
+               "submission_id, reference, destination) "
+               "VALUES ($1, $2::uuid, $3, $4, $5::date, $6, $7, nullif($8, '')::uuid, $9, $10) "
+               "ON CONFLICT (tenant, submission_id, type) WHERE source = 'department' DO NOTHING "
+               "RETURNING id::text AS id");
+  conn.prepare("accounts_ensure_party_of_event",
+               "INSERT INTO parties (id, tenant, kind, display_name, identity_account_id) "
+               "VALUES ($2::uuid, $1, 'person', '', $2::uuid) ON CONFLICT DO NOTHING");
+  conn.prepare("accounts_delete_document",
+               "DELETE FROM documents WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid");
+  // The document's reminder, while the party consents; a reminder a withdrawal cancelled
+  // is scheduled again, a sent one stays sent.
+  // The document's reminder (or all the party's), while the party consents; a reminder a
+  // withdrawal cancelled is scheduled again, a sent one stays sent.
+  const std::string schedule =
+      std::string(
+          "INSERT INTO reminders (tenant, party_id, document_id, due_on) "
+          "SELECT d.tenant, d.party_id, d.id, d.expires_on - d.remind_days_before FROM documents d WHERE ") +
+      kRemindersConsented;
+  const std::string rescheduled =
+      " ON CONFLICT (document_id, due_on) DO UPDATE SET state = 'scheduled', cancelled_at = NULL "
+      "WHERE reminders.state = 'cancelled'";
+  conn.prepare("accounts_schedule_reminder", schedule + " AND d.id = $1::uuid" + rescheduled);
+  conn.prepare("accounts_schedule_party_reminders",
+               schedule + " AND d.tenant = $1 AND d.party_id = $2::uuid" + rescheduled);
+  conn.prepare("accounts_cancel_reminders",
+               std::string("UPDATE reminders r SET state = 'cancelled', cancelled_at = now() FROM documents d "
+                           "WHERE d.id = r.document_id AND r.tenant = $1 AND r.party_id = $2::uuid "
+                           "AND r.state = 'scheduled' AND NOT ") +
+                   kRemindersConsented);
+  conn.prepare("accounts_claim_due_reminders",
+               std::string("SELECT r.id::text AS id, r.tenant, r.party_id::text AS party_id, p.kind AS party_kind, "
+                           "d.id::text AS document_id, d.type, d.label, "
+                           "to_char(d.expires_on, 'YYYY-MM-DD') AS expires_on "
+                           "FROM reminders r JOIN documents d ON d.id = r.document_id "
+                           "JOIN parties p ON p.id = r.party_id "
+                           "WHERE r.state = 'scheduled' AND r.due_on <= $1::date AND d.expires_on >= $1::date AND ") +
+                   kRemindersConsented + " ORDER BY r.due_on, r.id LIMIT $2 FOR UPDATE OF r SKIP LOCKED");
+  conn.prepare("accounts_mark_reminder_sent",
+               "UPDATE reminders SET state = 'sent', sent_at = now() WHERE id = $1::uuid AND state = 'scheduled'");
   mail::Outbox::Prepare(conn);
 }
 
@@ -484,6 +568,7 @@ absl::StatusOr<v1::Preferences> Store::SetPreferences(const std::string& tenant,
     e.set_language(p.language());
     e.set_messages(p.email().messages());
     e.set_status_changes(p.email().status_changes());
+    e.set_reminders(p.email().reminders());
     events::Publish(tx, party_id, e);
     return ReadPreferences(tx, tenant, party_id);
   });
@@ -500,7 +585,9 @@ absl::StatusOr<std::vector<v1::Consent>> Store::ListConsents(const std::string& 
 absl::StatusOr<v1::Consent> Store::GiveConsent(const std::string& tenant, const std::string& party_id,
                                                const std::string& purpose, const std::string& text_version) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Consent> {
-    return ToConsent(tx.exec_prepared1("accounts_give_consent", tenant, party_id, purpose, text_version));
+    auto consent = ToConsent(tx.exec_prepared1("accounts_give_consent", tenant, party_id, purpose, text_version));
+    if (purpose == kRemindersPurpose) tx.exec_prepared("accounts_schedule_party_reminders", tenant, party_id);
+    return consent;
   });
 }
 
@@ -509,7 +596,87 @@ absl::StatusOr<v1::Consent> Store::WithdrawConsent(const std::string& tenant, co
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Consent> {
     auto res = tx.exec_prepared("accounts_withdraw_consent", tenant, party_id, id);
     if (res.empty()) return absl::NotFoundError("consent not found");
-    return ToConsent(res[0]);
+    auto consent = ToConsent(res[0]);
+    // The last standing consent to reminders gone: no pending reminder goes out.
+    if (consent.purpose() == kRemindersPurpose) tx.exec_prepared("accounts_cancel_reminders", tenant, party_id);
+    return consent;
+  });
+}
+
+absl::StatusOr<std::vector<v1::Document>> Store::ListDocuments(const std::string& tenant, const std::string& party_id) {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::vector<v1::Document>> {
+    std::vector<v1::Document> out;
+    for (const auto& r : tx.exec_prepared("accounts_documents", tenant, party_id)) out.push_back(ToDocument(r));
+    return out;
+  });
+}
+
+absl::StatusOr<v1::Document> Store::GetDocument(const std::string& tenant, const std::string& party_id,
+                                                const std::string& id) {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::Document> {
+    auto res = tx.exec_prepared("accounts_document", tenant, party_id, id);
+    if (res.empty()) return absl::NotFoundError("document not found");
+    return ToDocument(res[0]);
+  });
+}
+
+absl::StatusOr<v1::Document> Store::AddDocument(const NewDocument& d) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Document> {
+    tx.exec_prepared("accounts_lock_party", d.tenant, d.party_id);
+    if (tx.exec_prepared1("accounts_count_documents", d.tenant, d.party_id)["n"].as<int64_t>() >=
+        kMaxDocumentsPerParty) {
+      return status::FieldError("documents", "too_many_documents");
+    }
+    const auto id = tx.exec_prepared1("accounts_insert_document", d.tenant, d.party_id, d.type, d.label, d.expires_on,
+                                      d.source, d.remind_days_before, d.submission_id, d.reference, d.destination)["id"]
+                        .as<std::string>();
+    tx.exec_prepared("accounts_schedule_reminder", id);
+    return ToDocument(tx.exec_prepared1("accounts_document", d.tenant, d.party_id, id));
+  });
+}
+
+absl::Status Store::DeleteDocument(const std::string& tenant, const std::string& party_id, const std::string& id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    if (tx.exec_prepared0("accounts_delete_document", tenant, party_id, id).affected_rows() == 0) {
+      return absl::NotFoundError("document not found");
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Store::RecordDocument(pqxx::work& tx, const NewDocument& d) {
+  tx.exec_prepared("accounts_ensure_party_of_event", d.tenant, d.party_id);
+  auto inserted = tx.exec_prepared("accounts_insert_document", d.tenant, d.party_id, d.type, d.label, d.expires_on,
+                                   d.source, d.remind_days_before, d.submission_id, d.reference, d.destination);
+  if (inserted.empty()) return absl::OkStatus();  // Recorded before.
+  tx.exec_prepared("accounts_schedule_reminder", inserted[0]["id"].as<std::string>());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Store::SendDueReminders(const std::string& today, int limit, const DocumentTypes& types) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
+    int sent = 0;
+    for (const auto& r : tx.exec_prepared("accounts_claim_due_reminders", today, limit)) {
+      const auto id = r["id"].as<std::string>();
+      if (tx.exec_prepared0("accounts_mark_reminder_sent", id).affected_rows() != 1) continue;
+      events::v1::ReminderDue e;
+      e.set_tenant(r["tenant"].as<std::string>());
+      e.set_reminder_id(id);
+      e.set_party_id(r["party_id"].as<std::string>());
+      e.set_party_kind(r["party_kind"].as<std::string>());
+      e.set_document_id(r["document_id"].as<std::string>());
+      e.set_document_type(r["type"].as<std::string>());
+      e.set_label(r["label"].as<std::string>());
+      e.set_expires_on(r["expires_on"].as<std::string>());
+      // A type no longer configured is named by its id and renewed nowhere.
+      const auto* type = types.Find(e.document_type());
+      e.set_document_name_de(type != nullptr ? type->name_de() : e.document_type());
+      e.set_document_name_en(type != nullptr ? type->name_en() : e.document_type());
+      e.set_renewal_service_id(type != nullptr ? type->renewal_service_id() : "");
+      events::Publish(tx, e.party_id(), e);
+      ++sent;
+    }
+    return sent;
   });
 }
 

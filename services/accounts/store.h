@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "libs/db/pool.h"
 #include "libs/mail/mail.h"
+#include "services/accounts/document_types.h"
 #include "stadtportal/accounts/v1/accounts.pb.h"
 
 namespace stadtportal::accounts {
@@ -44,6 +45,24 @@ struct NewInvitation {
   std::string invited_by;
   std::chrono::seconds ttl;
 };
+
+// A document with an expiry, as the person enters it or a department records it.
+struct NewDocument {
+  std::string tenant;
+  std::string party_id;
+  std::string type;
+  std::string label;
+  std::string expires_on;  // YYYY-MM-DD, checked.
+  std::string source;      // "person" | "department"
+  int remind_days_before = 0;
+  // Department documents: the approved submission, its reference, the destination.
+  std::string submission_id;
+  std::string reference;
+  std::string destination;
+};
+
+// At most this many documents per party.
+inline constexpr int kMaxDocumentsPerParty = 100;
 
 // The accounts schema: all SQL of the service, as named prepared statements.
 class Store {
@@ -113,11 +132,38 @@ class Store {
                                                  const v1::Preferences& p);
 
   absl::StatusOr<std::vector<v1::Consent>> ListConsents(const std::string& tenant, const std::string& party_id);
+  // A consent with purpose "reminders" also schedules the reminders of the party's
+  // documents (again, if a withdrawal had cancelled them; a sent one stays sent).
   absl::StatusOr<v1::Consent> GiveConsent(const std::string& tenant, const std::string& party_id,
                                           const std::string& purpose, const std::string& text_version);
   // NOT_FOUND unless the consent is the party's; withdrawing twice keeps the first time.
+  // Withdrawing the party's last live consent with purpose "reminders" cancels its
+  // scheduled reminders in the same transaction.
   absl::StatusOr<v1::Consent> WithdrawConsent(const std::string& tenant, const std::string& party_id,
                                               const std::string& id);
+
+  // The party's documents, soonest expiry first, with their reminders' due date and state.
+  absl::StatusOr<std::vector<v1::Document>> ListDocuments(const std::string& tenant, const std::string& party_id);
+  // NOT_FOUND unless the document is the party's.
+  absl::StatusOr<v1::Document> GetDocument(const std::string& tenant, const std::string& party_id,
+                                           const std::string& id);
+  // Stores a person's document and, while the party has a live "reminders" consent,
+  // schedules its reminder (expires_on - remind_days_before) in the same transaction.
+  // INVALID_ARGUMENT "documents: too_many" beyond kMaxDocumentsPerParty.
+  absl::StatusOr<v1::Document> AddDocument(const NewDocument& d);
+  // Removes the document with its reminders; NOT_FOUND unless it is the party's.
+  absl::Status DeleteDocument(const std::string& tenant, const std::string& party_id, const std::string& id);
+  // document.recorded: a department's document, once per submission and type (a repeat
+  // changes nothing), scheduled like a person's. A person party named for the first
+  // time is made (its id is the identity account's).
+  static absl::Status RecordDocument(pqxx::work& tx, const NewDocument& d);
+
+  // One run of the reminder job, in one transaction: claims up to `limit` scheduled
+  // reminders due on or before `today` (YYYY-MM-DD) of documents not expired before it,
+  // whose party has a live "reminders" consent, with FOR UPDATE SKIP LOCKED (another
+  // replica's run skips them); marks each sent and writes its reminder.due event into the
+  // outbox, both committed together or not at all. Returns how many were sent.
+  absl::StatusOr<int> SendDueReminders(const std::string& today, int limit, const DocumentTypes& types);
 
  private:
   db::Pool& pool_;
