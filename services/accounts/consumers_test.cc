@@ -180,3 +180,80 @@ TEST_CASE("account.identified by a company account: the organisation made once, 
 }
 
 }  // namespace stadtportal::accounts
+
+namespace stadtportal::accounts {
+namespace {
+
+constexpr char kSubmission[] = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b";
+
+events::v1::DocumentRecorded Recorded() {
+  events::v1::DocumentRecorded e;
+  e.set_tenant("09564000");
+  e.set_party_id(kAccount);
+  e.set_submission_id(kSubmission);
+  e.set_reference("NUE-2026-000042");
+  e.set_destination("strassenverkehrsamt");
+  e.set_document_type("residential_parking_permit");
+  e.set_expires_on("2031-03-01");
+  e.set_label("Zone 12");
+  return e;
+}
+
+absl::Status Record(Fixture& f, const events::v1::DocumentRecorded& e) {
+  auto types = DocumentTypes::Embedded();
+  return f.pool().Transact([&](pqxx::work& tx) { return OnDocumentRecorded(tx, e, *types); });
+}
+
+}  // namespace
+
+TEST_CASE("document.recorded: the department's document, once per submission and type", "[integration]") {
+  Fixture f;
+  REQUIRE(Record(f, Recorded()).ok());
+  // The event again (at-least-once delivery): nothing more.
+  REQUIRE(Record(f, Recorded()).ok());
+  CHECK(f.Query("SELECT count(*) FROM documents") == "1");
+  CHECK(f.Query("SELECT party_id::text || '|' || type || '|' || expires_on::text || '|' || source || '|' || "
+                "submission_id::text || '|' || reference || '|' || destination || '|' || label FROM documents") ==
+        std::string(kAccount) + "|residential_parking_permit|2031-03-01|department|" + kSubmission +
+            "|NUE-2026-000042|strassenverkehrsamt|Zone 12");
+  // The person had never called accounts: the party is made, as a person with the account's id.
+  CHECK(f.Query("SELECT kind || '|' || identity_account_id::text FROM parties WHERE id = '" + std::string(kAccount) +
+                "'") == "person|" + std::string(kAccount));
+  // No consent: no reminder.
+  CHECK(f.Query("SELECT count(*) FROM reminders") == "0");
+  // Through the consumer's handlers, with a consent standing: scheduled 30 days before.
+  f.Query("WITH c AS (INSERT INTO consents (tenant, party_id, purpose, text_version) VALUES ('09564000', '" +
+          std::string(kAccount) + "', 'reminders', '1') RETURNING id) SELECT count(*) FROM c");
+  auto other = Recorded();
+  other.set_document_type("dog_tax_tag");
+  other.set_label("");
+  REQUIRE(f.Handle(events::EventOf("connector-1", kSubmission, other)).ok());
+  CHECK(f.Query("SELECT to_char(due_on, 'YYYY-MM-DD') || '|' || state FROM reminders") == "2031-01-30|scheduled");
+}
+
+TEST_CASE("document.recorded: malformed messages and unknown types are refused and change nothing", "[integration]") {
+  Fixture f;
+  std::vector<std::function<void(events::v1::DocumentRecorded&)>> breakers = {
+      [](auto& e) { e.set_tenant("9564000"); },
+      [](auto& e) { e.set_party_id("anna"); },
+      [](auto& e) { e.set_submission_id(""); },
+      [](auto& e) { e.set_reference("NUE\n2026"); },
+      [](auto& e) { e.set_destination("Straßenverkehrsamt"); },
+      [](auto& e) { e.set_document_type("driving_licence"); },
+      [](auto& e) { e.set_document_type("residential_parking_permit'; --"); },
+      [](auto& e) { e.set_expires_on("2031-02-30"); },
+      [](auto& e) { e.set_expires_on("01.03.2031"); },
+      [](auto& e) { e.set_label(std::string(81, 'x')); },
+      [](auto& e) { e.set_label("a\u2028b"); },
+  };
+  for (size_t i = 0; i < breakers.size(); ++i) {
+    auto e = Recorded();
+    breakers[i](e);
+    INFO(i);
+    CHECK(Record(f, e).code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(f.Query("SELECT count(*) FROM documents") == "0");
+  CHECK(f.Query("SELECT count(*) FROM parties") == "0");
+}
+
+}  // namespace stadtportal::accounts

@@ -19,8 +19,10 @@ int main(int argc, char** argv) {
     auto mails =
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
     // Where notifications go: verified addresses from identity, preferences from accounts.
-    auto contacts =
-        std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "messaging", messaging::Consumers());
+    // And reminders before documents expire from accounts.
+    auto contacts = std::make_shared<events::Consumer>(
+        db, redis::Options::FromEnv(ctx.env()), "messaging",
+        messaging::Consumers(std::make_shared<const messaging::Templates>(*templates), options));
     ctx.OnServing([mails, contacts] {
       mails->Start();
       contacts->Start();

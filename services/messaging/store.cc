@@ -169,17 +169,26 @@ void Store::Prepare(pqxx::connection& conn) {
                "SELECT " + msg +
                    " FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.tenant = $1 AND t.submission_id = $2"
                    " AND t.destination = $3 ORDER BY m.seq");
-  conn.prepare("messaging_contact", "SELECT email, language, notify_messages FROM contacts WHERE party_id = $1::uuid");
+  conn.prepare("messaging_contact",
+               "SELECT email, language, notify_messages, notify_reminders FROM contacts WHERE party_id = $1::uuid");
   conn.prepare("messaging_contact_email",
                "INSERT INTO contacts (party_id, tenant, email) VALUES ($1::uuid, $2, $3)"
                " ON CONFLICT (party_id) DO UPDATE SET email = $3, updated_at = now()");
   conn.prepare("messaging_contact_preferences",
                "INSERT INTO contacts (party_id, tenant, language, notify_messages) VALUES ($1::uuid, $2, $3, $4)"
                " ON CONFLICT (party_id) DO UPDATE SET language = $3, notify_messages = $4, updated_at = now()");
+  conn.prepare("messaging_contact_reminders",
+               "INSERT INTO contacts (party_id, tenant, notify_reminders) VALUES ($1::uuid, $2, $3)"
+               " ON CONFLICT (party_id) DO UPDATE SET notify_reminders = $3, updated_at = now()");
 }
 
 absl::StatusOr<std::pair<v1::Message, bool>> Store::Post(const NewMessage& m, const OnNew& on_new) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::pair<v1::Message, bool>> {
+  return pool_.Transact(
+      [&](pqxx::work& tx) -> absl::StatusOr<std::pair<v1::Message, bool>> { return PostIn(tx, m, on_new); });
+}
+
+absl::StatusOr<std::pair<v1::Message, bool>> Store::PostIn(pqxx::work& tx, const NewMessage& m, const OnNew& on_new) {
+  {
     auto existing = tx.exec_prepared("messaging_by_key", m.tenant, m.message_key);
     if (!existing.empty()) return std::make_pair(LoadMessage(tx, existing[0]), false);
     std::string thread = m.thread_id;
@@ -213,7 +222,7 @@ absl::StatusOr<std::pair<v1::Message, bool>> Store::Post(const NewMessage& m, co
     auto posted = std::make_pair(LoadMessage(tx, tx.exec_prepared("messaging_get", id)[0]), true);
     if (on_new) on_new(tx, posted.first);
     return posted;
-  });
+  }
 }
 
 absl::StatusOr<v1::ListThreadsResponse> Store::ListThreads(const Owner& owner, bool archived, bool unread_only,
@@ -327,7 +336,7 @@ std::optional<Contact> Store::FindContact(pqxx::work& tx, const std::string& par
   auto res = tx.exec_prepared("messaging_contact", party_id);
   if (res.empty()) return std::nullopt;
   return Contact{res[0]["email"].as<std::string>(), res[0]["language"].as<std::string>(),
-                 res[0]["notify_messages"].as<bool>()};
+                 res[0]["notify_messages"].as<bool>(), res[0]["notify_reminders"].as<bool>()};
 }
 
 void Store::SetContactEmail(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
@@ -336,8 +345,11 @@ void Store::SetContactEmail(pqxx::work& tx, const std::string& party_id, const s
 }
 
 void Store::SetContactPreferences(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
-                                  const std::string& language, bool notify_messages) {
+                                  const std::string& language, bool notify_messages,
+                                  std::optional<bool> notify_reminders) {
   tx.exec_prepared("messaging_contact_preferences", party_id, tenant, language, notify_messages);
+  if (notify_reminders.has_value())
+    tx.exec_prepared("messaging_contact_reminders", party_id, tenant, *notify_reminders);
 }
 
 }  // namespace stadtportal::messaging

@@ -48,6 +48,7 @@ struct Contact {
   std::string email;
   std::string language;
   bool notify_messages = true;
+  bool notify_reminders = true;
 };
 
 // The messaging schema: all SQL of the service, as named prepared statements.
@@ -60,6 +61,8 @@ class Store {
   // `on_new` runs in the same transaction for a new message (the notification mail).
   using OnNew = std::function<void(pqxx::work&, const v1::Message&)>;
   absl::StatusOr<std::pair<v1::Message, bool>> Post(const NewMessage& m, const OnNew& on_new);
+  // The same inside the caller's transaction (an event's consumer).
+  static absl::StatusOr<std::pair<v1::Message, bool>> PostIn(pqxx::work& tx, const NewMessage& m, const OnNew& on_new);
 
   // Newest activity first; the token continues after the last thread of a page.
   absl::StatusOr<v1::ListThreadsResponse> ListThreads(const Owner& owner, bool archived, bool unread_only,
@@ -85,7 +88,8 @@ class Store {
   static void SetContactEmail(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
                               const std::string& email);
   static void SetContactPreferences(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
-                                    const std::string& language, bool notify_messages);
+                                    const std::string& language, bool notify_messages,
+                                    std::optional<bool> notify_reminders = std::nullopt);
 
  private:
   db::Pool& pool_;

@@ -10,7 +10,8 @@ namespace stadtportal::messaging {
 const std::vector<std::pair<std::string, std::string>>& TemplateFiles();  // Generated (CMake).
 
 const std::set<std::string>& NotificationVariables() {
-  static const std::set<std::string> kVariables = {"sender", "mailbox_url", "portal_name"};
+  static const std::set<std::string> kVariables = {"sender",   "mailbox_url", "portal_name",
+                                                   "document", "expires_on",  "renewal_url"};
   return kVariables;
 }
 
@@ -48,7 +49,7 @@ absl::StatusOr<Templates> Templates::Load(const std::vector<std::pair<std::strin
 }
 
 absl::StatusOr<Templates> Templates::Embedded() {
-  return Load(TemplateFiles(), {"message", "notice"}, NotificationVariables());
+  return Load(TemplateFiles(), {"message", "notice", "reminder"}, NotificationVariables());
 }
 
 absl::StatusOr<mail::Mail> Templates::Render(const std::string& type, const std::string& language,

@@ -21,7 +21,7 @@ class Templates {
   // `files`: (file name, text); `variables`: the variables the code supplies.
   static absl::StatusOr<Templates> Load(const std::vector<std::pair<std::string, std::string>>& files,
                                         const std::set<std::string>& types, const std::set<std::string>& variables);
-  // The compiled-in templates for the types "message" and "notice".
+  // The compiled-in templates for the types "message", "notice" and "reminder".
   static absl::StatusOr<Templates> Embedded();
 
   // Values are inserted as plain text (api::PlainLine): control characters, line and
