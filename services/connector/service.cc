@@ -1,6 +1,9 @@
 #include "services/connector/service.h"
 
+#include <regex>
+
 #include "absl/strings/str_cat.h"
+#include "libs/api/api.h"
 #include "libs/auth/tokens.h"
 #include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
@@ -16,6 +19,22 @@ namespace mv1 = messaging::v1;
 absl::Status RequireAdmin(const auth::Caller& c) { return auth::RequireRole(c, "tenant-admin"); }
 
 absl::Status CheckId(const std::string& id) { return api::CheckId(id, "submission"); }
+
+// A document issued on approval: a document type's shape (accounts knows the types and
+// refuses an unknown one), a date, a one-line label.
+absl::Status CheckIssuedDocument(const std::string& status, const v1::IssuedDocument& d) {
+  if (status != "approved") return status::FieldError("document", "invalid", "only with the status approved");
+  static const std::regex kType("^[a-z][a-z0-9_]{0,63}$");
+  static const std::regex kDate("^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$");
+  if (d.type().empty()) return status::FieldError("document.type", "required");
+  if (!std::regex_match(d.type(), kType)) return status::FieldError("document.type", "invalid_option");
+  if (!std::regex_match(d.expires_on(), kDate)) return status::FieldError("document.expires_on", "invalid_date");
+  if (!d.label().empty()) {
+    if (d.label().size() > 4 * 80) return status::FieldError("document.label", "invalid");
+    if (auto s = api::ValidateText(d.label(), "document.label", 80); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -237,15 +256,32 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::BackofficeSt
     // Checked here, then set by submission (setting the current status again is a no-op,
     // and the message is posted once by its key: a repeated request changes nothing).
     if (auto d = OwnDelivery(caller, req->submission_id()); !d.ok()) return d.status();
+    if (req->has_document()) {
+      if (auto s = CheckIssuedDocument(req->status(), req->document()); !s.ok()) return s;
+    }
     sv1::SetStatusRequest set;
     set.mutable_tenant()->set_key(caller.tenant);
     set.set_submission_id(req->submission_id());
     set.set_status(req->status());
     auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant, "submission"));
     if (auto s = status::FromGrpc(submission_->SetStatus(c.get(), set, resp)); !s.ok()) return s;
-    if (req->message().empty()) return absl::OkStatus();
+    if (req->message().empty() && !req->has_document()) return absl::OkStatus();
     auto snap = Snapshot(caller.tenant, req->submission_id());
     if (!snap.ok()) return snap.status();
+    if (req->has_document()) {
+      // Accounts records it once per submission and type: a repeated request changes nothing.
+      events::v1::DocumentRecorded e;
+      e.set_tenant(caller.tenant);
+      e.set_party_id(snap->party_id());
+      e.set_submission_id(req->submission_id());
+      e.set_reference(snap->submission().reference());
+      e.set_destination(bo->destination);
+      e.set_document_type(req->document().type());
+      e.set_expires_on(req->document().expires_on());
+      e.set_label(req->document().label());
+      if (auto s = store_->RecordDocument(e); !s.ok()) return s;
+    }
+    if (req->message().empty()) return absl::OkStatus();
     return PostToMailbox(caller.tenant, *snap, *bo, absl::StrCat("status-", req->submission_id(), "-", req->status()),
                          req->message(), false, {}, nullptr);
   });

@@ -369,4 +369,11 @@ absl::Status Store::LogAccess(const std::string& tenant, const std::string& subm
   });
 }
 
+absl::Status Store::RecordDocument(const events::v1::DocumentRecorded& e) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    events::Publish(tx, e.submission_id(), e);
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace stadtportal::connector

@@ -10,6 +10,7 @@
 #include "libs/audit/audit.h"
 #include "libs/db/pool.h"
 #include "stadtportal/connector/v1/connector.pb.h"
+#include "stadtportal/events/v1/events.pb.h"
 
 namespace stadtportal::connector {
 
@@ -126,6 +127,8 @@ class Store {
   absl::StatusOr<v1::Delivery> Acknowledge(const std::string& tenant, const std::string& destination,
                                            const std::string& submission_id);
   // A read of personal data, on the citizen's access log.
+  // Publishes document.recorded (accounts records the document) in one transaction.
+  absl::Status RecordDocument(const events::v1::DocumentRecorded& e);
   absl::Status LogAccess(const std::string& tenant, const std::string& submission_id, const std::string& client_id,
                          const std::string& action);
 

@@ -1,6 +1,7 @@
 // The gateway's routes for organisations, memberships and acting for an organisation.
 #include <set>
 
+#include "libs/log/log.h"
 #include "libs/status/status.h"
 #include "services/gateway/json.h"
 #include "services/gateway/service.h"
@@ -90,6 +91,32 @@ nlohmann::json ConsentJson(const acv1::Consent& c) {
                       {"given_at", json::Time(c.given_at())},
                       {"withdrawn_at", json::TimeOrNull(c.has_withdrawn_at(), c.withdrawn_at())}};
   return j;
+}
+
+nlohmann::json DocumentJson(const acv1::Document& d) {
+  nlohmann::json j = {{"id", d.id()},
+                      {"type", d.type()},
+                      {"label", d.label()},
+                      {"expires_on", d.expires_on()},
+                      {"source", d.source()},
+                      {"created_at", json::Time(d.created_at())},
+                      {"renewal_service_id", d.renewal_service_id().empty() ? nlohmann::json(nullptr)
+                                                                            : nlohmann::json(d.renewal_service_id())},
+                      {"reminder", d.reminder_state().empty() ? nlohmann::json(nullptr)
+                                                              : nlohmann::json{{"due_on", d.reminder_due_on()},
+                                                                               {"state", d.reminder_state()}}}};
+  if (d.source() == "department") {
+    j["submission"] = {{"id", d.submission_id()}, {"reference", d.reference()}, {"destination", d.destination()}};
+  }
+  return j;
+}
+
+nlohmann::json DocumentTypeJson(const acv1::DocumentType& t) {
+  return {{"id", t.id()},
+          {"name", {{"de", t.name_de()}, {"en", t.name_en()}}},
+          {"remind_days_before", t.remind_days_before()},
+          {"renewal_service_id",
+           t.renewal_service_id().empty() ? nlohmann::json(nullptr) : nlohmann::json(t.renewal_service_id())}};
 }
 
 }  // namespace
@@ -341,6 +368,92 @@ void Service::AddAccountsRoutes() {
     session["acting_party"] = PartyJson(out.party());
     http::WriteJson(res, 200, session);
   });
+
+  AddDocumentRoutes();
+}
+
+// Documents with an expiry of the acting party, and the reminders before they expire.
+void Service::AddDocumentRoutes() {
+  Add({"GET", "/api/v1/document-types"}, [this](Req req, Res res, P) {
+    acv1::ListDocumentTypesRequest in;
+    acv1::ListDocumentTypesResponse out;
+    if (!Call(req, res, *accounts_, &acv1::AccountsService::Stub::ListDocumentTypes, in, &out)) return;
+    http::WriteJson(res, 200, {{"items", json::Array(out.types(), DocumentTypeJson)}});
+  });
+
+  Add({"GET", "/api/v1/me/documents", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    acv1::ListDocumentsRequest in;
+    acv1::ListDocumentsResponse out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::ListDocuments, in, &out)) return;
+    http::WriteJson(res, 200, {{"items", json::Array(out.documents(), DocumentJson)}});
+  });
+
+  Add({"POST", "/api/v1/me/documents", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    auto body = Body(
+        req, res,
+        {{"type", {FieldType::kString}}, {"label", {FieldType::kString, false}}, {"expires_on", {FieldType::kString}}});
+    if (!body) return;
+    acv1::AddDocumentRequest in;
+    in.set_type((*body)["type"]);
+    in.set_label(body->value("label", ""));
+    in.set_expires_on((*body)["expires_on"]);
+    acv1::Document out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::AddDocument, in, &out)) return;
+    res.set_header("Location", "/api/v1/me/documents/" + out.id());
+    http::WriteJson(res, 201, DocumentJson(out));
+  });
+
+  Add({"GET", "/api/v1/me/documents/{id}", Who::kSession}, [this](Req req, Res res, P p, const Authenticated& a) {
+    acv1::GetDocumentRequest in;
+    in.set_id(p.at("id"));
+    acv1::Document out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::GetDocument, in, &out)) return;
+    http::WriteJson(res, 200, DocumentJson(out));
+  });
+
+  Add({"DELETE", "/api/v1/me/documents/{id}", Who::kSession}, [this](Req req, Res res, P p, const Authenticated& a) {
+    acv1::DeleteDocumentRequest in;
+    in.set_id(p.at("id"));
+    acv1::DeleteDocumentResponse out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::DeleteDocument, in, &out)) return;
+    res.status = 204;
+  });
+
+  // The renewal a reminder links to (the portal's page /dokumente/{id}/verlaengern calls
+  // it): a draft of the document type's online service, made by the submission service's
+  // normal draft creation, prefilled from the profile and with the document's type,
+  // label and expiry offered as document.type, document.label, document.expires_on.
+  Add({"POST", "/api/v1/me/documents/{id}/renewal", Who::kSession},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        acv1::GetDocumentRequest get;
+        get.set_id(p.at("id"));
+        acv1::Document document;
+        if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::GetDocument, get, &document)) return;
+        if (document.renewal_service_id().empty()) {
+          return Fail(req, res, status::FieldConflict("type", "no_online_renewal", "no online service renews this"));
+        }
+        submission::v1::CreateDraftRequest in;
+        in.set_service_id(document.renewal_service_id());
+        // Prefill from the profile: a convenience, so an unavailable profile does not block.
+        acv1::Profile profile;
+        if (auto s = Invoke(a.Token("accounts"), *accounts_, &acv1::AccountsService::Stub::GetProfile, {}, &profile);
+            !s.ok()) {
+          log::Warn("profile for prefill unavailable", {{"error", std::string(s.message())}});
+        }
+        for (const auto& attr : profile.attributes()) {
+          auto& v = (*in.mutable_profile())[attr.name()];
+          v.set_value(attr.value());
+          v.set_verified(attr.source() == "provider");
+        }
+        (*in.mutable_profile())["document.type"].set_value(document.type());
+        if (!document.label().empty()) (*in.mutable_profile())["document.label"].set_value(document.label());
+        (*in.mutable_profile())["document.expires_on"].set_value(document.expires_on());
+        submission::v1::Draft out;
+        if (!Call(req, res, a, *submission_, &submission::v1::SubmissionService::Stub::CreateDraft, in, &out)) return;
+        res.set_header("Location", "/api/v1/drafts/" + out.id());
+        http::WriteJson(res, 201,
+                        {{"draft_id", out.id()}, {"service_id", out.service_id()}, {"document_id", document.id()}});
+      });
 }
 
 }  // namespace stadtportal::gateway

@@ -136,13 +136,34 @@ void Service::AddBackofficeRoutes() {
 
   Add({"POST", "/api/v1/backoffice/submissions/{id}/status", Who::kBackoffice},
       [this](Req req, Res res, P p, const Authenticated& a) {
-        auto body =
-            Body(req, res, {{"status", {http::FieldType::kString}}, {"message", {http::FieldType::kString, false}}});
+        auto body = Body(req, res,
+                         {{"status", {http::FieldType::kString}},
+                          {"message", {http::FieldType::kString, false}},
+                          {"document", {http::FieldType::kObject, false}}});
         if (!body) return;
         cv1::BackofficeStatusRequest in;
         in.set_submission_id(p.at("id"));
         in.set_status((*body)["status"]);
         in.set_message(body->value("message", ""));
+        if (body->contains("document")) {
+          // The document issued on approval: {type, expires_on, label?}, each a string.
+          const auto& d = (*body)["document"];
+          std::vector<status::FieldViolation> errors;
+          for (const auto& [key, value] : d.items()) {
+            if (key != "type" && key != "expires_on" && key != "label") {
+              errors.push_back({"document." + key, "unknown_field"});
+            } else if (!value.is_string()) {
+              errors.push_back({"document." + key, "wrong_type_string"});
+            }
+          }
+          for (const char* key : {"type", "expires_on"}) {
+            if (!d.contains(key)) errors.push_back({std::string("document.") + key, "required"});
+          }
+          if (!errors.empty()) return Fail(req, res, status::InvalidFields(std::move(errors), "invalid document"));
+          in.mutable_document()->set_type(d["type"].get<std::string>());
+          in.mutable_document()->set_expires_on(d["expires_on"].get<std::string>());
+          in.mutable_document()->set_label(d.value("label", ""));
+        }
         submission::v1::Submission out;
         if (!Call(req, res, a, *connector_, &cv1::ConnectorService::Stub::SetStatus, in, &out)) return;
         http::WriteJson(res, 200, {{"submission_id", out.id()}, {"status", out.status()}});

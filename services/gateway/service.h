@@ -170,6 +170,7 @@ class Service {
   void AddRoutes();
   void AddAuthRoutes();
   void AddAccountsRoutes();
+  void AddDocumentRoutes();
   void AddSubmissionRoutes();
   void AddPaymentRoutes();
   void AddMailboxRoutes();
