@@ -7,6 +7,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
+#include "libs/status/status.h"
 #include "libs/testing/testing.h"
 #include "services/connector/test_schema.h"
 
@@ -295,6 +296,49 @@ TEST_CASE("back-office callers are bound to their destination; signatures are HM
   CHECK(DeliverySignature("Jefe", 0, "what do ya want for nothing?") != DeliverySignature("Jefe", 1, "x"));
   CHECK(auth::HmacSha256Hex("Jefe", "what do ya want for nothing?") ==
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST_CASE("a back office's issued document is checked before anything is set or recorded", "[integration]") {
+  Fixture f;
+  const std::string id = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a73";
+  REQUIRE(f.pool
+              .Transact([&](pqxx::work& tx) {
+                Store::AddDelivery(tx, "09564000", id, "stadtkaemmerei", "6f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f",
+                                   "NUE-2026-000002", "dog-tax-registration");
+                return absl::OkStatus();
+              })
+              .ok());
+  auth::Caller c;
+  c.account_id = "kaemmerei-client";
+  c.tenant = "09564000";
+  c.roles = {"department", "destination:stadtkaemmerei"};
+  c.acting_party = "Stadtkämmerei";
+  grpcx::TestCaller department(c);
+  auto set = [&](const std::string& status, const std::string& type, const std::string& expires_on,
+                 const std::string& label) {
+    v1::BackofficeStatusRequest req;
+    req.set_submission_id(id);
+    req.set_status(status);
+    req.mutable_document()->set_type(type);
+    req.mutable_document()->set_expires_on(expires_on);
+    req.mutable_document()->set_label(label);
+    submission::v1::Submission out;
+    return f.service->SetStatus(&f.ctx, &req, &out);
+  };
+  auto field = [](const grpc::Status& s) {
+    auto v = status::FieldViolations(status::FromGrpc(s));
+    return v.empty() ? std::string() : v[0].field + ":" + v[0].code;
+  };
+  CHECK(field(set("in_progress", "dog_tax_tag", "2030-01-31", "")) == "document:invalid");
+  CHECK(field(set("approved", "", "2030-01-31", "")) == "document.type:required");
+  CHECK(field(set("approved", "Dog Tax Tag", "2030-01-31", "")) == "document.type:invalid_option");
+  CHECK(field(set("approved", "dog_tax_tag", "31.01.2030", "")) == "document.expires_on:invalid_date");
+  CHECK(field(set("approved", "dog_tax_tag", "2030-13-01", "")) == "document.expires_on:invalid_date");
+  CHECK(field(set("approved", "dog_tax_tag", "2030-01-31", "Marke\n4711")) == "document.label:control_characters");
+  CHECK(field(set("approved", "dog_tax_tag", "2030-01-31", std::string(81, 'x'))) == "document.label:invalid");
+  // Well-formed, it goes on to the submission service (not reachable here).
+  CHECK(set("approved", "dog_tax_tag", "2030-01-31", "Marke 4711").error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'document.recorded'") == 0);
 }
 
 }  // namespace stadtportal::connector

@@ -3,6 +3,8 @@
 // clock set through STADTPORTAL_REMINDER_CLOCK_FILE (no sleeping until a due date).
 #include <fstream>
 
+#include <pqxx/pqxx>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +18,15 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+
+// What the accounts replicas wrote into the outbox as reminder.due for `party`: at the
+// source, not only after messaging's idempotency.
+int DueEventsFor(const std::string& party) {
+  pqxx::connection conn(testing::DatabaseUrl());
+  pqxx::read_transaction tx(conn);
+  return tx.exec1("SELECT count(*) FROM accounts.outbox WHERE topic = 'reminder.due' AND key = " + tx.quote(party))[0]
+      .as<int>();
+}
 
 std::string InDays(int days) {
   return absl::FormatTime("%Y-%m-%d", absl::Now() + absl::Hours(24 * days), absl::UTCTimeZone());
@@ -34,7 +45,8 @@ int ReminderThreads(httplib::Client& c, const json& login) {
   auto r = c.Get("/api/v1/mailbox/threads?page_size=100", Bearer(login));
   REQUIRE(Status(r) == 200);
   int n = 0;
-  for (const auto& t : json::parse(r->body)["items"]) {
+  const json threads = json::parse(r->body);
+  for (const auto& t : threads["items"]) {
     const std::string subject = t["subject"];
     if (subject.rfind("Erinnerung: ", 0) == 0 || subject.rfind("Reminder: ", 0) == 0) ++n;
   }
@@ -142,13 +154,20 @@ TEST_CASE(
   REQUIRE(stack.WaitReady(60s));
 
   SetClock(clock, 70);
-  REQUIRE(testing::Eventually([&] { return ReminderThreads(c, anna) >= 1 && !ReminderMails(stack, anna_mail).empty(); },
-                              30s));
+  const bool reminded = testing::Eventually(
+      [&] { return ReminderThreads(c, anna) >= 1 && !ReminderMails(stack, anna_mail).empty(); }, 30s);
+  INFO(c.Get("/api/v1/mailbox/threads?page_size=100", Bearer(anna))->body);
+  INFO(stack.MailsTo(anna_mail).size() << " mails to Anna");
+  REQUIRE(reminded);
   // Both replicas keep running their jobs: still exactly one of each.
   std::this_thread::sleep_for(2s);
   REQUIRE(stack.Restart(stack.instance("accounts", 1)));
   std::this_thread::sleep_for(2s);
   CHECK(ReminderThreads(c, anna) == 1);
+  const std::string anna_id = json::parse(c.Get("/api/v1/me", Bearer(anna))->body)["account_id"];
+  CHECK(DueEventsFor(anna_id) == 1);
+  CHECK(DueEventsFor(json::parse(c.Get("/api/v1/me", Bearer(ben))->body)["account_id"]) == 0);
+  CHECK(DueEventsFor(json::parse(c.Get("/api/v1/me", Bearer(clara))->body)["account_id"]) == 0);
   const auto mails = ReminderMails(stack, anna_mail);
   REQUIRE(mails.size() == 1);
   const std::string link = "https://portal.example/dokumente/" + permit["id"].get<std::string>() + "/verlaengern";
@@ -246,6 +265,13 @@ TEST_CASE("a department records the document it issued on approval; the applican
   const std::string status = "/api/v1/backoffice/submissions/" + id + "/status";
   REQUIRE(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/acknowledge", json::object(), Token(token))) ==
           200);
+  // The acknowledgement reaches the submission as an event.
+  REQUIRE(testing::Eventually(
+      [&] {
+        auto r = c.Get(("/api/v1/submissions/" + id).c_str(), Bearer(anna));
+        return Status(r) == 200 && json::parse(r->body)["status"] == "received_by_department";
+      },
+      15s));
   const json tag = {{"type", "dog_tax_tag"}, {"expires_on", InDays(365)}, {"label", "Marke 4711"}};
   // A document goes with an approval only, and well-formed.
   CHECK(Status(PostJson(c, status, {{"status", "in_progress"}, {"document", tag}}, Token(token))) == 422);
