@@ -94,7 +94,7 @@ struct Owner {
   std::string name;
   json session;  // The owner's own session (acting for the organisation for one).
   std::string party, draft, draft_etag, attachment, fee_submission, payment, delivered, thread, message,
-      mailbox_attachment;
+      mailbox_attachment, document;
   std::vector<std::string> markers;
 };
 
@@ -341,7 +341,18 @@ class Fixture {
     const std::string reply = "Danke " + o.name + " " + tag;
     REQUIRE(Status(PostJson(c, "/api/v1/mailbox/threads/" + o.thread + "/messages", {{"body", reply}},
                             Bearer(o.session))) == 201);
-    const std::vector<std::string> more = {o.draft,
+    // A document with an expiry, with a label only the owner may see.
+    const std::string label = "Marke " + o.name + " " + tag;
+    o.document = Parse(PostJson(
+        c, "/api/v1/me/documents",
+        {{"type", "residential_parking_permit"},
+         {"expires_on", absl::FormatTime("%Y-%m-%d", absl::Now() + absl::Hours(24 * 400), absl::UTCTimeZone())},
+         {"label", label}},
+        Bearer(o.session)))["id"]
+                     .get<std::string>();
+    const std::vector<std::string> more = {o.document,
+                                           label,
+                                           o.draft,
                                            o.attachment,
                                            ordered,
                                            submission["reference"].get<std::string>(),
@@ -376,7 +387,8 @@ class Fixture {
             "/api/v1/submissions/" + o->fee_submission, "/api/v1/submissions/" + o->delivered,
             "/api/v1/payments/" + o->payment, std::string("/api/v1/mailbox/threads"),
             std::string("/api/v1/mailbox/threads?archived=true"), "/api/v1/mailbox/threads/" + o->thread,
-            "/api/v1/mailbox/attachments/" + o->mailbox_attachment}) {
+            "/api/v1/mailbox/attachments/" + o->mailbox_attachment, std::string("/api/v1/me/documents"),
+            "/api/v1/me/documents/" + o->document}) {
         read(o->name, h, path);
       }
       for (const std::string& path : {"/api/v1/backoffice/submissions/" + o->delivered,
@@ -541,6 +553,21 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
        }},
       {"POST /api/v1/me/consents/{id}/withdraw", K::kOwned, false,
        [&f](const Owner&) { return Post("/api/v1/me/consents/" + f.consent + "/withdraw"); }},
+      // Documents with an expiry: the acting party's own.
+      {"GET /api/v1/document-types", K::kPublic, false, [](const Owner&) { return Get("/api/v1/document-types"); }},
+      {"GET /api/v1/me/documents", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/documents"); }},
+      {"POST /api/v1/me/documents", K::kOwn, false,
+       [today](const Owner&) {
+         return Post("/api/v1/me/documents", {{"type", "dog_tax_tag"}, {"expires_on", today}});
+       }},
+      {"GET /api/v1/me/documents/{id}", K::kOwned, true,
+       [](const Owner& o) { return Get("/api/v1/me/documents/" + o.document); }},
+      {"DELETE /api/v1/me/documents/{id}", K::kOwned, true,
+       [](const Owner& o) {
+         return Request{"DELETE", "/api/v1/me/documents/" + o.document, "", "", {}};
+       }},
+      {"POST /api/v1/me/documents/{id}/renewal", K::kOwned, true,
+       [](const Owner& o) { return Post("/api/v1/me/documents/" + o.document + "/renewal"); }},
       {"GET /api/v1/me/acting-party", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/acting-party"); }},
       {"POST /api/v1/me/acting-party", K::kOwned, false,
        [&f](const Owner&) {
