@@ -6,8 +6,19 @@
 #include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "libs/api/text.h"
+#include "libs/metrics/metrics.h"
 
 namespace stadtportal::accounts {
+namespace {
+
+prometheus::Family<prometheus::Counter>& RemindersTotal() {
+  static auto& family = metrics::CounterFamily(
+      "stadtportal_accounts_reminders_total",
+      "Runs of the reminder job's batches: reminders sent (committed with their events), and failed runs.");
+  return family;
+}
+
+}  // namespace
 
 Clock SystemClock() {
   return []() -> absl::StatusOr<absl::Time> { return absl::Now(); };
@@ -41,12 +52,20 @@ Clock ClockFromEnv(const config::Env& env) {
 
 absl::StatusOr<int> ReminderJob::RunOnce() {
   auto now = clock_();
-  if (!now.ok()) return now.status();
+  if (!now.ok()) {
+    RemindersTotal().Add({{"outcome", "failed"}}).Increment();
+    return now.status();
+  }
   const std::string today = absl::FormatTime("%Y-%m-%d", *now, absl::UTCTimeZone());
   int total = 0;
   for (;;) {
     auto sent = store_->SendDueReminders(today, batch_, *types_);
-    if (!sent.ok()) return sent.status();
+    if (!sent.ok()) {
+      RemindersTotal().Add({{"outcome", "failed"}}).Increment();
+      return sent.status();
+    }
+    // Counted once committed.
+    RemindersTotal().Add({{"outcome", "sent"}}).Increment(*sent);
     total += *sent;
     if (*sent < batch_) return total;
   }
