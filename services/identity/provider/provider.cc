@@ -48,6 +48,17 @@ std::string SidGrantsKey(const std::string& sid) { return "sp:op:sid-grants:" + 
 std::string AccountGrantsKey(const std::string& account) { return "sp:op:account-grants:" + account; }
 std::string RefreshKey(const std::string& token) { return "sp:op:refresh:" + Hashed(token); }
 std::string RefreshUsedKey(const std::string& token) { return "sp:op:refresh-used:" + Hashed(token); }
+// A grant ended by the reuse of the code that made it, perhaps before it was made.
+std::string GrantEndedKey(const std::string& gid) { return "sp:op:grant-ended:" + gid; }
+
+// Takes a single-use value (GETDEL of KEYS[1]) and, in the same step, marks it used
+// (KEYS[2] = ARGV[1], the grant, for ARGV[2] seconds): a second use, even one in
+// parallel, always finds the mark.
+constexpr char kTakeOnce[] = R"lua(
+local v = redis.call('GETDEL', KEYS[1])
+if v then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2]) end
+return v
+)lua";
 
 prometheus::Family<prometheus::Counter>& IssuedFamily() {
   static auto& f = metrics::CounterFamily("stadtportal_identity_op_tokens_issued_total",
@@ -990,23 +1001,27 @@ absl::StatusOr<v1::TokenResponse> OpenIdProvider::ExchangeToken(const v1::TokenR
     const std::string code = Param(p, "code");
     if (code.empty()) return OAuth("invalid_request", "code required");
     if (!IsTokenChars(code, 128)) return OAuth("invalid_grant", "code unknown or expired");
-    auto r = redis_.Command({"GETDEL", CodeKey(code)});
+    // Taken and marked used in one step (the grant's id is chosen now): a second use,
+    // even in parallel, is a reuse.
+    const std::string gid = auth::RandomToken(16);
+    const std::string ttl = std::to_string(options_.grant.count());
+    auto r = redis_.Command({"EVAL", kTakeOnce, "2", CodeKey(code), CodeUsedKey(code), gid, ttl});
     if (!r.ok()) return r.status();
     if (r->is_nil()) {
-      // A code used before: the grant its first use created ends (RFC 6749 §4.1.2).
+      // A code used before: the grant its first use created ends (RFC 6749 §4.1.2), also
+      // when that use is still making it (it looks for the mark once the grant exists).
       auto used = redis_.Command({"GET", CodeUsedKey(code)});
       if (!used.ok()) return used.status();
       if (!used->is_nil()) {
-        if (auto s = RevokeGrants({used->str()}, "", false); !s.ok()) return s;
+        const std::string first = used->str();
+        if (IsTokenChars(first, 64)) {
+          if (auto m = redis_.Command({"SET", GrantEndedKey(first), "1", "EX", ttl}); !m.ok()) return m.status();
+        }
+        if (auto s = RevokeGrants({first}, "", false); !s.ok()) return s;
         return OAuth("invalid_grant", "code already used");
       }
       return OAuth("invalid_grant", "code unknown or expired");
     }
-    // Marked used at once (the grant's id is chosen now): a second use in parallel is
-    // a reuse too.
-    const std::string gid = auth::RandomToken(16);
-    const std::string ttl = std::to_string(options_.grant.count());
-    if (auto m = redis_.Command({"SET", CodeUsedKey(code), gid, "EX", ttl}); !m.ok()) return m.status();
     const auto bound = nlohmann::json::parse(r->str(), nullptr, false);
     if (!bound.is_object()) return absl::InternalError("code record unreadable");
     if (jose::Text(bound, "client_id") != client->client.client_id()) {
@@ -1052,6 +1067,13 @@ absl::StatusOr<v1::TokenResponse> OpenIdProvider::ExchangeToken(const v1::TokenR
         if (auto c = redis_.Command(cmd); !c.ok()) return c.status();
       }
     }
+    // The code used again meanwhile: the grant just made ends before any token leaves.
+    auto ended = redis_.Command({"GET", GrantEndedKey(gid)});
+    if (!ended.ok()) return ended.status();
+    if (!ended->is_nil()) {
+      if (auto s = RevokeGrants({gid}, "", false); !s.ok()) return s;
+      return OAuth("invalid_grant", "code already used");
+    }
     return Issue(*client, grant, gid, jose::Text(bound, "nonce"), grant.scopes, grant_type);
   }
   if (grant_type == "refresh_token") {
@@ -1090,12 +1112,12 @@ absl::StatusOr<v1::TokenResponse> OpenIdProvider::ExchangeToken(const v1::TokenR
       }
     }
     if (auto s = account_usable((*grant)->tenant, (*grant)->account); !s.ok()) return s;
-    // Used up now; a use in parallel that got here first makes this one a reuse.
-    auto taken = redis_.Command({"GETDEL", RefreshKey(refresh)});
+    // Used up and marked used in one step; a use in parallel that got here first makes
+    // this one a reuse (and the grant it renewed ends).
+    const std::string left = std::to_string(std::max<int64_t>(1, (*grant)->expires - now));
+    auto taken = redis_.Command({"EVAL", kTakeOnce, "2", RefreshKey(refresh), RefreshUsedKey(refresh), gid, left});
     if (!taken.ok()) return taken.status();
     if (taken->is_nil()) return reused();
-    const std::string left = std::to_string(std::max<int64_t>(1, (*grant)->expires - now));
-    if (auto u = redis_.Command({"SET", RefreshUsedKey(refresh), gid, "EX", left}); !u.ok()) return u.status();
     return Issue(*client, **grant, gid, "", scopes, grant_type);
   }
   if (grant_type.empty()) return OAuth("invalid_request", "grant_type required");

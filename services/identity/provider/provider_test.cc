@@ -818,6 +818,58 @@ TEST_CASE("openid provider: refresh tokens rotate; a used one again ends the gra
   CheckRefused(f.Resolve(third.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
 }
 
+TEST_CASE("openid provider: the same refresh token or code twice at once is a reuse too (the grant ends)",
+          "[integration]") {
+  Fixture f;
+  const auto client = f.Partner();
+  auto person = f.Person();
+  // Two requests with the same credential at the same moment, each on its own thread.
+  const auto both = [&](const std::map<std::string, std::string>& params, v1::TokenResponse* a, v1::TokenResponse* b) {
+    grpc::Status sa, sb;
+    const auto call = [&](v1::TokenResponse* out, grpc::Status* s) {
+      v1::TokenRequest req;
+      for (const auto& [k, v] : params) (*req.mutable_params())[k] = v;
+      req.set_authorization(Fixture::Basic(client));
+      grpc::ServerContext ctx;
+      *s = f.service.ExchangeToken(&ctx, &req, out);
+    };
+    std::thread ta(call, a, &sa), tb(call, b, &sb);
+    ta.join();
+    tb.join();
+    return std::make_pair(sa, sb);
+  };
+  // Whatever one of the two got is dead afterwards: its grant ended.
+  const auto check_ended = [&](const std::pair<grpc::Status, grpc::Status>& s, const v1::TokenResponse& a,
+                               const v1::TokenResponse& b) {
+    INFO(s.first.error_message() << " | " << s.second.error_message());
+    REQUIRE_FALSE((s.first.ok() && s.second.ok()));
+    const v1::TokenResponse& won = s.first.ok() ? a : b;
+    if (!s.first.ok() && !s.second.ok()) return;
+    v1::AccessTokenInfo info;
+    CheckRefused(f.Resolve(won.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+    v1::TokenResponse after;
+    CheckRefused(f.Refresh(client, won.refresh_token(), &after), grpc::StatusCode::INVALID_ARGUMENT, "invalid_grant");
+  };
+  for (int round = 0; round < 15; ++round) {
+    v1::TokenResponse tokens;
+    f.verifier = auth::RandomToken(32);
+    REQUIRE(f.Exchange(client, f.Code(client.client().client_id(), person.session_id()), &tokens).ok());
+    v1::TokenResponse a, b;
+    check_ended(both({{"grant_type", "refresh_token"}, {"refresh_token", tokens.refresh_token()}}, &a, &b), a, b);
+  }
+  for (int round = 0; round < 15; ++round) {
+    f.verifier = auth::RandomToken(32);
+    const std::string code = f.Code(client.client().client_id(), person.session_id());
+    v1::TokenResponse a, b;
+    check_ended(both({{"grant_type", "authorization_code"},
+                      {"code", code},
+                      {"redirect_uri", kRedirect},
+                      {"code_verifier", f.verifier}},
+                     &a, &b),
+                a, b);
+  }
+}
+
 TEST_CASE("openid provider: private_key_jwt client authentication", "[integration]") {
   Fixture f;
   const auto client = f.Partner("private_key_jwt");
