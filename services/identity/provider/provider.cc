@@ -507,7 +507,12 @@ absl::StatusOr<v1::AuthorizeResponse> OpenIdProvider::Authorize(const v1::Author
       const auto part = claims.find(member);
       if (part == claims.end() || !part->is_object()) continue;
       const auto acr = part->find("acr");
-      if (acr == part->end() || !acr->is_object() || acr->value("essential", false) != true) continue;
+      if (acr == part->end() || !acr->is_object()) continue;
+      const auto essential = acr->find("essential");
+      if (essential != acr->end() && !essential->is_boolean()) {
+        return refuse("invalid_request", "claims: essential must be true or false");
+      }
+      if (essential == acr->end() || *essential != true) continue;
       std::vector<std::string> values = JsonStrings(acr->value("values", nlohmann::json()));
       if (acr->contains("value") && (*acr)["value"].is_string()) values.push_back((*acr)["value"].get<std::string>());
       if (values.empty()) continue;

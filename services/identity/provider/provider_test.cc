@@ -502,6 +502,9 @@ TEST_CASE("openid provider: the authorization request is checked in order", "[in
   CHECK(with({{"acr_values", "urn:unknown"}}) == "invalid_request");
   CHECK(with({{"claims", "{not json"}}) == "invalid_request");
   CHECK(with({{"claims", R"({"id_token":{"acr":{"essential":true,"values":["gold"]}}})"}}) == "invalid_request");
+  // Members of the wrong JSON type are a malformed request, not a failure of ours.
+  CHECK(with({{"claims", R"({"id_token":{"acr":{"essential":"yes","values":["high"]}}})"}}) == "invalid_request");
+  CHECK(with({{"claims", R"({"userinfo":{"acr":{"essential":1,"value":"high"}}})"}}) == "invalid_request");
   // A request object is refused before anything else it carries is read.
   CHECK(with({{"request", "x"}, {"code_challenge_method", "plain"}}) == "request_not_supported");
   // prompt=none without a session: login_required.
