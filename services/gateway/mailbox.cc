@@ -39,32 +39,34 @@ nlohmann::json ThreadJson(const mv1::Thread& t) {
 }  // namespace
 
 void Service::AddMailboxRoutes() {
-  Add({"GET", "/api/v1/mailbox/threads", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
-    mv1::ListThreadsRequest in;
-    for (const auto& [name, field] : {std::make_pair("archived", &mv1::ListThreadsRequest::set_archived),
-                                      std::make_pair("unread", &mv1::ListThreadsRequest::set_unread_only)}) {
-      const std::string v = req.get_param_value(name);
-      if (v.empty()) continue;
-      if (v != "true" && v != "false") {
-        return Fail(req, res, status::MalformedField(name, "invalid", "true or false"));
-      }
-      (in.*field)(v == "true");
-    }
-    if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
-    mv1::ListThreadsResponse out;
-    if (!Call(req, res, a, *messaging_, &mv1::MessagingService::Stub::ListThreads, in, &out)) return;
-    nlohmann::json body = json::Page(json::Array(out.threads(), ThreadJson), out.page());
-    body["unread_total"] = out.unread_total();
-    http::WriteJson(res, 200, body);
-  });
+  Add({"GET", "/api/v1/mailbox/threads", Who::kSession, "default", 0, false, "mailbox:read"},
+      [this](Req req, Res res, P, const Authenticated& a) {
+        mv1::ListThreadsRequest in;
+        for (const auto& [name, field] : {std::make_pair("archived", &mv1::ListThreadsRequest::set_archived),
+                                          std::make_pair("unread", &mv1::ListThreadsRequest::set_unread_only)}) {
+          const std::string v = req.get_param_value(name);
+          if (v.empty()) continue;
+          if (v != "true" && v != "false") {
+            return Fail(req, res, status::MalformedField(name, "invalid", "true or false"));
+          }
+          (in.*field)(v == "true");
+        }
+        if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
+        mv1::ListThreadsResponse out;
+        if (!Call(req, res, a, *messaging_, &mv1::MessagingService::Stub::ListThreads, in, &out)) return;
+        nlohmann::json body = json::Page(json::Array(out.threads(), ThreadJson), out.page());
+        body["unread_total"] = out.unread_total();
+        http::WriteJson(res, 200, body);
+      });
 
-  Add({"GET", "/api/v1/mailbox/threads/{id}", Who::kSession}, [this](Req req, Res res, P p, const Authenticated& a) {
-    mv1::GetThreadRequest in;
-    in.set_id(p.at("id"));
-    mv1::Thread out;
-    if (!Call(req, res, a, *messaging_, &mv1::MessagingService::Stub::GetThread, in, &out)) return;
-    http::WriteJson(res, 200, ThreadJson(out));
-  });
+  Add({"GET", "/api/v1/mailbox/threads/{id}", Who::kSession, "default", 0, false, "mailbox:read"},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        mv1::GetThreadRequest in;
+        in.set_id(p.at("id"));
+        mv1::Thread out;
+        if (!Call(req, res, a, *messaging_, &mv1::MessagingService::Stub::GetThread, in, &out)) return;
+        http::WriteJson(res, 200, ThreadJson(out));
+      });
 
   // A reply: JSON {"body"} or multipart/form-data with a "body" field and "files" parts.
   Add({"POST", "/api/v1/mailbox/threads/{id}/messages", Who::kSession, "default", 0, /*upload=*/true},
@@ -106,17 +108,18 @@ void Service::AddMailboxRoutes() {
         http::WriteJson(res, 200, MessageJson(out));
       });
 
-  Add({"GET", "/api/v1/mailbox/attachments/{id}", Who::kSession}, [this](Req req, Res res, P p,
-                                                                         const Authenticated& a) {
-    mv1::GetAttachmentRequest in;
-    in.set_id(p.at("id"));
-    mv1::AttachmentContent out;
-    if (!Call(req, res, a, *messaging_, &mv1::MessagingService::Stub::GetAttachment, in, &out)) return;
-    res.set_header("Content-Disposition", absl::StrCat("attachment; filename=\"", out.attachment().filename(), "\""));
-    res.set_header("X-Content-Type-Options", "nosniff");
-    res.set_header("Cache-Control", "private, no-store");
-    res.set_content(out.content(), out.attachment().media_type().c_str());
-  });
+  Add({"GET", "/api/v1/mailbox/attachments/{id}", Who::kSession, "default", 0, false, "mailbox:read"},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        mv1::GetAttachmentRequest in;
+        in.set_id(p.at("id"));
+        mv1::AttachmentContent out;
+        if (!Call(req, res, a, *messaging_, &mv1::MessagingService::Stub::GetAttachment, in, &out)) return;
+        res.set_header("Content-Disposition",
+                       absl::StrCat("attachment; filename=\"", out.attachment().filename(), "\""));
+        res.set_header("X-Content-Type-Options", "nosniff");
+        res.set_header("Cache-Control", "private, no-store");
+        res.set_content(out.content(), out.attachment().media_type().c_str());
+      });
 
   for (const bool archive : {true, false}) {
     Add({"POST", archive ? "/api/v1/mailbox/threads/{id}/archive" : "/api/v1/mailbox/threads/{id}/unarchive",

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "libs/log/log.h"
@@ -43,6 +44,26 @@ std::string Service::SessionOf(Req req) {
 
 std::string Service::FlowOf(Req req) { return CookieValue(req, kFederationCookie); }
 
+std::string Service::CookieOf(Req req, const std::string& name) { return CookieValue(req, name); }
+
+bool Service::IsJwt(const std::string& token) {
+  if (token.size() > 8192) return false;
+  int dots = 0;
+  size_t part = 0;
+  for (char c : token) {
+    if (c == '.') {
+      if (part == 0) return false;
+      ++dots;
+      part = 0;
+    } else if (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') {
+      ++part;
+    } else {
+      return false;
+    }
+  }
+  return dots == 2 && part > 0;
+}
+
 std::string Service::LiveSessionOf(Req req) {
   const std::string session_id = SessionOf(req);
   if (session_id.empty()) return "";
@@ -56,13 +77,17 @@ std::string Service::LiveSessionOf(Req req) {
 
 void Service::Add(const Route& route, CallerHandler handler) {
   if (route.who == Who::kAnyone) throw std::logic_error("route without a caller: " + route.path);
-  Register(route, [this, who = route.who, handler = std::move(handler)](Req req, Res res, P p) {
-    if (auto a = Resolve(req, res, who)) handler(req, res, p, *a);
+  // Partner tokens act for the person only: never on administrative or back-office routes.
+  if (!route.scope.empty() && route.who != Who::kSession && route.who != Who::kPartner)
+    throw std::logic_error("a scope on a route not for sessions: " + route.path);
+  Register(route, [this, who = route.who, scope = route.scope, handler = std::move(handler)](Req req, Res res, P p) {
+    if (auto a = Resolve(req, res, who, scope)) handler(req, res, p, *a);
   });
 }
 
 void Service::Add(const Route& route, AnonymousHandler handler) {
   if (route.who != Who::kAnyone) throw std::logic_error("route needs a caller: " + route.path);
+  if (!route.scope.empty()) throw std::logic_error("a scope without a caller: " + route.path);
   Register(route, std::move(handler));
 }
 
@@ -100,8 +125,19 @@ bool Service::WithinRate(Req req, Res res, const std::string& group) {
   return false;
 }
 
-std::optional<Authenticated> Service::Resolve(Req req, Res res, Who who) {
+std::optional<Authenticated> Service::Resolve(Req req, Res res, Who who, const std::string& scope) {
+  // A partner portal's access token (a JWT; session ids never are one) goes to the OpenID
+  // Provider, never to the sessions: on a route without a scope for it, 403 at best.
+  const std::string authorization = req.get_header_value("Authorization");
+  if (who != Who::kBackoffice && absl::StartsWith(authorization, "Bearer ") && IsJwt(authorization.substr(7))) {
+    return AuthenticatePartner(req, res, authorization.substr(7),
+                               who == Who::kSession || who == Who::kPartner ? scope : "");
+  }
   switch (who) {
+    case Who::kPartner:
+      res.set_header("WWW-Authenticate", NamesCaller(req) ? "Bearer error=\"invalid_token\"" : "Bearer");
+      Fail(req, res, absl::UnauthenticatedError("send a partner portal's access token: Authorization: Bearer <token>"));
+      return std::nullopt;
     case Who::kBackoffice: return AuthenticateClient(req, res);
     case Who::kAdmin: return AuthenticateAdmin(req, res);
     case Who::kSessionAnyParty: return Authenticate(req, res, /*acting_party_checked=*/false);
@@ -191,6 +227,60 @@ std::optional<Authenticated> Service::Authenticate(Req req, Res res, bool acting
       return std::nullopt;
     }
   }
+  return a;
+}
+
+std::optional<Authenticated> Service::AuthenticatePartner(Req req, Res res, const std::string& token,
+                                                          const std::string& scope) {
+  idv1::ResolveAccessTokenRequest in;
+  in.set_access_token(token);
+  idv1::AccessTokenInfo info;
+  absl::Status s =
+      Invoke(AnonymousToken("identity"), *identity_, &idv1::IdentityService::Stub::ResolveAccessToken, in, &info);
+  // Without an OpenID Provider (FAILED_PRECONDITION) a JWT is no credential here either;
+  // a token of another municipality neither.
+  if ((s.ok() && info.tenant() != options_.tenant) || s.code() == absl::StatusCode::kFailedPrecondition ||
+      s.code() == absl::StatusCode::kInvalidArgument || s.code() == absl::StatusCode::kNotFound) {
+    s = absl::UnauthenticatedError("invalid or expired token");
+  }
+  if (!s.ok()) {
+    if (s.code() == absl::StatusCode::kUnauthenticated) {
+      res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+      s = absl::UnauthenticatedError("invalid or expired token");
+    }
+    Fail(req, res, s);
+    return std::nullopt;
+  }
+  if (scope.empty() || std::find(info.scopes().begin(), info.scopes().end(), scope) == info.scopes().end()) {
+    res.set_header("WWW-Authenticate", scope.empty() ? std::string("Bearer error=\"insufficient_scope\"")
+                                                     : "Bearer error=\"insufficient_scope\", scope=\"" + scope + "\"");
+    Fail(req, res,
+         absl::PermissionDeniedError(scope.empty() ? "insufficient_scope: not open to partner portals"
+                                                   : "insufficient_scope: the token needs the scope " + scope),
+         scope.empty() ? nlohmann::json::object() : nlohmann::json{{"scope", scope}});
+    return std::nullopt;
+  }
+  if (limiter_ != nullptr) {
+    auto d = limiter_->Take("account", info.account_id(), options_.default_rate);
+    if (d.ok() && !d->allowed) {
+      res.set_header("Retry-After", std::to_string(d->retry_after));
+      Fail(req, res, absl::ResourceExhaustedError("too many requests for this account; retry later"));
+      return std::nullopt;
+    }
+    if (!d.ok()) log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
+  }
+  Authenticated a;
+  // No session: the person acting as themself at the token's level, without any role.
+  a.session.set_account_id(info.account_id());
+  a.session.mutable_tenant()->set_key(info.tenant());
+  a.session.set_assurance_level(info.assurance_level());
+  a.session.set_session_ref("partner:" + info.token_id());
+  a.caller.account_id = info.account_id();
+  a.caller.tenant = info.tenant();
+  a.caller.assurance = json::AssuranceLevel(info.assurance_level());
+  a.caller.session_ref = a.session.session_ref();
+  a.signer = &signer_;
+  a.partner = std::move(info);
   return a;
 }
 

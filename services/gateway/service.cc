@@ -106,6 +106,7 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   router_.SetUploadGate([](const httplib::Request& req) { return NamesCaller(req); });
   AddOperatorRoutes();
   AddFederationRoutes();
+  AddOpenIdRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }

@@ -80,6 +80,8 @@ struct Authenticated {
   auth::Caller caller;
   const auth::Signer* signer = nullptr;
   std::string department;  // Back-office callers: the department the client acts for.
+  // Partner portals' callers (an access token of our OpenID Provider): what it grants.
+  std::optional<identity::v1::AccessTokenInfo> partner;
 
   // The caller's signed token for calls to `service` ("submission", …), the only service
   // that accepts it; signed on first use (most requests call one service).
@@ -108,6 +110,9 @@ enum class Who {
   kAdmin,
   // A back office's access token (OAuth 2.0 client credentials).
   kBackoffice,
+  // A partner portal's access token of our OpenID Provider with the route's scope only
+  // (userinfo); sessions are no caller here.
+  kPartner,
 };
 
 // One route of the REST API.
@@ -120,6 +125,10 @@ struct Route {
   std::string limit = "default";
   size_t max_body = 0;  // A body limit of its own (0: the JSON routes' limit).
   bool upload = false;  // Takes files: the upload limit and slots (http::EdgeOptions).
+  // Who::kSession routes a partner portal may call on the person's behalf with an access
+  // token of our OpenID Provider: the scope the token needs ("submissions:read", …);
+  // "" for none (partner tokens get 403 insufficient_scope).
+  std::string scope = "";
 };
 
 using Req = const httplib::Request&;
@@ -156,6 +165,9 @@ class Service {
   static constexpr char kSessionCookie[] = "__Host-stadtportal_session";
   // The log-in flow with an upstream provider: only the browser that began it finishes it.
   static constexpr char kFederationCookie[] = "__Host-stadtportal_federation";
+  // A pending authorization of the OpenID Provider (its log-in, step-up or consent page):
+  // only the browser that began it goes on with it.
+  static constexpr char kAuthorizeCookie[] = "__Host-stadtportal_authorize";
   // A SAML response (signed, encrypted, form-encoded base64).
   static constexpr size_t kMaxSamlResponseBody = 512 * 1024;
   // Bodies larger than the JSON routes' default (STADTPORTAL_HTTP_MAX_BODY_BYTES, 64 KiB):
@@ -177,6 +189,18 @@ class Service {
   void AddBackofficeRoutes();
   void AddOperatorRoutes();
   void AddFederationRoutes();
+  // The OpenID Provider's endpoints for partner portals (openid.cc).
+  void AddOpenIdRoutes();
+  // An authorization's next step as the browser gets it: a 303 to the client, the page
+  // of the interaction (with the pending authorization's cookie), or the error page.
+  // `form_origin` is the client's redirect URI origin the page's forms may lead to.
+  void AnswerAuthorization(Req req, Res res, const identity::v1::AuthorizeResponse& out, std::string form_origin);
+  // ContinueAuthorization with the browser's pending authorization and session.
+  void ContinueAuthorization(Req req, Res res, identity::v1::ContinueAuthorizationRequest in);
+  // A token-endpoint-style failure: RFC 6749 5.2 JSON for OAuth errors, else the problem.
+  void FailOAuth(Req req, Res res, const absl::Status& s);
+  // Userinfo: the claims of the access token's scopes.
+  void UserInfo(Req req, Res res, const Authenticated& a);
   // Begins a log-in at `provider` (step-up or linking with `session_id`): a 303 to it
   // (`redirect`) or its URL as JSON, with the flow cookie.
   void StartFederatedLogin(Req req, Res res, const std::string& provider, const std::string& minimum_level,
@@ -189,6 +213,8 @@ class Service {
   static std::string SessionOf(Req req);
   // The same, only if it is a live session of this tenant ("" otherwise, no problem written).
   std::string LiveSessionOf(Req req);
+  // The value of the request's cookie `name` ("" for none).
+  static std::string CookieOf(Req req, const std::string& name);
   // The flow id of the browser's log-in with an upstream provider (its cookie).
   static std::string FlowOf(Req req);
   // The providers that can give `level`, with where to begin the step-up (for 403s).
@@ -196,7 +222,7 @@ class Service {
   // Installs `handler` behind the route's rate limit and body limit.
   void Register(const Route& route, AnonymousHandler handler);
   // The caller of a request as `who` asks; on failure writes the problem and returns nullopt.
-  std::optional<Authenticated> Resolve(Req req, Res res, Who who);
+  std::optional<Authenticated> Resolve(Req req, Res res, Who who, const std::string& scope);
   // Whether a request carries credentials at all (a Bearer token or the session cookie),
   // checked before anything is asked of identity.
   static bool NamesCaller(Req req);
@@ -204,6 +230,14 @@ class Service {
   // membership check). Administrative roles go into the caller token only once the
   // session has passed the second factor.
   std::optional<Authenticated> Authenticate(Req req, Res res, bool acting_party_checked);
+  // A partner portal's access token (a JWT of our OpenID Provider) on a Who::kSession
+  // route that declares `scope`: the person acting as themself at the token's level,
+  // without roles. 401 invalid_token when unresolvable, 403 insufficient_scope without
+  // the route's scope.
+  std::optional<Authenticated> AuthenticatePartner(Req req, Res res, const std::string& token,
+                                                   const std::string& scope);
+  // Whether a Bearer value is shaped as a JWT (three base64url parts), not a session id.
+  static bool IsJwt(const std::string& token);
   // Authenticate for Who::kAdmin.
   std::optional<Authenticated> AuthenticateAdmin(Req req, Res res);
   // Resolves a back office's access token (Who::kBackoffice).

@@ -65,46 +65,49 @@ void SetETag(Res res, int64_t version) { res.set_header("ETag", absl::StrCat("\"
 }  // namespace
 
 void Service::AddSubmissionRoutes() {
-  Add({"POST", "/api/v1/services/{id}/drafts", Who::kSession}, [this](Req req, Res res, P p, const Authenticated& a) {
-    sv1::CreateDraftRequest in;
-    in.set_service_id(p.at("id"));
-    // Prefill from the profile: a convenience, so an unavailable profile does not block.
-    accounts::v1::Profile profile;
-    if (auto s =
-            Invoke(a.Token("accounts"), *accounts_, &accounts::v1::AccountsService::Stub::GetProfile, {}, &profile);
-        !s.ok()) {
-      log::Warn("profile for prefill unavailable", {{"error", std::string(s.message())}});
-    }
-    for (const auto& attr : profile.attributes()) {
-      auto& v = (*in.mutable_profile())[attr.name()];
-      v.set_value(attr.value());
-      v.set_verified(attr.source() == "provider");
-    }
-    sv1::Draft out;
-    if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::CreateDraft, in, &out)) return;
-    SetETag(res, out.version());
-    res.set_header("Location", "/api/v1/drafts/" + out.id());
-    http::WriteJson(res, 201, DraftJson(out));
-  });
+  Add({"POST", "/api/v1/services/{id}/drafts", Who::kSession, "default", 0, false, "drafts:write"},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        sv1::CreateDraftRequest in;
+        in.set_service_id(p.at("id"));
+        // Prefill from the profile: a convenience, so an unavailable profile does not block.
+        accounts::v1::Profile profile;
+        if (auto s =
+                Invoke(a.Token("accounts"), *accounts_, &accounts::v1::AccountsService::Stub::GetProfile, {}, &profile);
+            !s.ok()) {
+          log::Warn("profile for prefill unavailable", {{"error", std::string(s.message())}});
+        }
+        for (const auto& attr : profile.attributes()) {
+          auto& v = (*in.mutable_profile())[attr.name()];
+          v.set_value(attr.value());
+          v.set_verified(attr.source() == "provider");
+        }
+        sv1::Draft out;
+        if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::CreateDraft, in, &out)) return;
+        SetETag(res, out.version());
+        res.set_header("Location", "/api/v1/drafts/" + out.id());
+        http::WriteJson(res, 201, DraftJson(out));
+      });
 
-  Add({"GET", "/api/v1/drafts", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
-    sv1::ListDraftsRequest in;
-    if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
-    sv1::ListDraftsResponse out;
-    if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::ListDrafts, in, &out)) return;
-    http::WriteJson(res, 200, json::Page(json::Array(out.drafts(), DraftJson), out.page()));
-  });
+  Add({"GET", "/api/v1/drafts", Who::kSession, "default", 0, false, "drafts:write"},
+      [this](Req req, Res res, P, const Authenticated& a) {
+        sv1::ListDraftsRequest in;
+        if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
+        sv1::ListDraftsResponse out;
+        if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::ListDrafts, in, &out)) return;
+        http::WriteJson(res, 200, json::Page(json::Array(out.drafts(), DraftJson), out.page()));
+      });
 
-  Add({"GET", "/api/v1/drafts/{id}", Who::kSession}, [this](Req req, Res res, P p, const Authenticated& a) {
-    sv1::GetDraftRequest in;
-    in.set_id(p.at("id"));
-    sv1::Draft out;
-    if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::GetDraft, in, &out)) return;
-    SetETag(res, out.version());
-    http::WriteJson(res, 200, DraftJson(out));
-  });
+  Add({"GET", "/api/v1/drafts/{id}", Who::kSession, "default", 0, false, "drafts:write"},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        sv1::GetDraftRequest in;
+        in.set_id(p.at("id"));
+        sv1::Draft out;
+        if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::GetDraft, in, &out)) return;
+        SetETag(res, out.version());
+        http::WriteJson(res, 200, DraftJson(out));
+      });
 
-  Add({"PATCH", "/api/v1/drafts/{id}", Who::kSession, "default", kMaxDraftBody},
+  Add({"PATCH", "/api/v1/drafts/{id}", Who::kSession, "default", kMaxDraftBody, false, "drafts:write"},
       [this](Req req, Res res, P p, const Authenticated& a) {
         const int64_t version = IfMatchVersion(req.get_header_value("If-Match"));
         if (version == 0) {
@@ -186,38 +189,42 @@ void Service::AddSubmissionRoutes() {
     res.status = 204;
   });
 
-  Add({"POST", "/api/v1/drafts/{id}/submit", Who::kSession}, [this](Req req, Res res, P p, const Authenticated& a) {
-    if (!req.has_header("Idempotency-Key")) {
-      return Fail(req, res, status::MalformedField("Idempotency-Key", "required", "send an Idempotency-Key header"));
-    }
-    sv1::SubmitDraftRequest in;
-    in.set_draft_id(p.at("id"));
-    in.set_idempotency_key(req.get_header_value("Idempotency-Key"));
-    sv1::Submission out;
-    if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::SubmitDraft, in, &out)) return;
-    res.set_header("Location", "/api/v1/submissions/" + out.id());
-    http::WriteJson(res, 201, SubmissionJson(out, true));
-  });
+  Add({"POST", "/api/v1/drafts/{id}/submit", Who::kSession, "default", 0, false, "drafts:write"},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        if (!req.has_header("Idempotency-Key")) {
+          return Fail(req, res,
+                      status::MalformedField("Idempotency-Key", "required", "send an Idempotency-Key header"));
+        }
+        sv1::SubmitDraftRequest in;
+        in.set_draft_id(p.at("id"));
+        in.set_idempotency_key(req.get_header_value("Idempotency-Key"));
+        sv1::Submission out;
+        if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::SubmitDraft, in, &out)) return;
+        res.set_header("Location", "/api/v1/submissions/" + out.id());
+        http::WriteJson(res, 201, SubmissionJson(out, true));
+      });
 
-  Add({"GET", "/api/v1/submissions", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
-    sv1::ListSubmissionsRequest in;
-    in.set_status(req.get_param_value("status"));
-    if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
-    sv1::ListSubmissionsResponse out;
-    if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::ListSubmissions, in, &out)) return;
-    http::WriteJson(
-        res, 200,
-        json::Page(json::Array(out.submissions(), [](const sv1::Submission& s) { return SubmissionJson(s, false); }),
-                   out.page()));
-  });
+  Add({"GET", "/api/v1/submissions", Who::kSession, "default", 0, false, "submissions:read"},
+      [this](Req req, Res res, P, const Authenticated& a) {
+        sv1::ListSubmissionsRequest in;
+        in.set_status(req.get_param_value("status"));
+        if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
+        sv1::ListSubmissionsResponse out;
+        if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::ListSubmissions, in, &out)) return;
+        http::WriteJson(res, 200,
+                        json::Page(json::Array(out.submissions(),
+                                               [](const sv1::Submission& s) { return SubmissionJson(s, false); }),
+                                   out.page()));
+      });
 
-  Add({"GET", "/api/v1/submissions/{id}", Who::kSession}, [this](Req req, Res res, P p, const Authenticated& a) {
-    sv1::GetSubmissionRequest in;
-    in.set_id(p.at("id"));
-    sv1::Submission out;
-    if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::GetSubmission, in, &out)) return;
-    http::WriteJson(res, 200, SubmissionJson(out, true));
-  });
+  Add({"GET", "/api/v1/submissions/{id}", Who::kSession, "default", 0, false, "submissions:read"},
+      [this](Req req, Res res, P p, const Authenticated& a) {
+        sv1::GetSubmissionRequest in;
+        in.set_id(p.at("id"));
+        sv1::Submission out;
+        if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::GetSubmission, in, &out)) return;
+        http::WriteJson(res, 200, SubmissionJson(out, true));
+      });
 
   Add({"POST", "/api/v1/submissions/{id}/withdraw", Who::kSession},
       [this](Req req, Res res, P p, const Authenticated& a) {
