@@ -24,6 +24,7 @@
 #include "libs/redis/client.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
 
 namespace stadtportal::e2e {
@@ -51,10 +52,17 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
   // And accounts.
   accounts_key_ = auth::NewSigningKey("e2e-accounts");
   accounts_public_keys_ = auth::Signer::FromKey(accounts_key_, std::chrono::seconds(60), "accounts")->PublicKey();
+  {
+    // The OpenID Provider's secret (key encryption, pairwise subjects): 32 random bytes.
+    std::random_device random;
+    std::string bytes(32, '\0');
+    for (auto& b : bytes) b = static_cast<char>(random() & 0xff);
+    op_secret_ = absl::Base64Escape(bytes);
+  }
   smtp_port_ = testing::FreePort();
+  gateway_port_ = testing::FreePort();
   maildir_ = dir_ + "/maildir-" + std::to_string(smtp_port_);
   StartSmtp();
-  gateway_port_ = testing::FreePort();
   gateway_admin_port_ = testing::FreePort();
   testpay_port_ = testing::FreePort();
   testpay_ = std::make_unique<testing::Process>(
@@ -184,6 +192,11 @@ std::map<std::string, std::string> Stack::ServiceEnv(const std::string& service)
     // Payment asks submission what a payment is for, as the platform service.
     env["STADTPORTAL_SUBMISSION_ADDR"] = addresses_.at("STADTPORTAL_SUBMISSION_ADDR");
     env["STADTPORTAL_PAYMENT_SIGNING_KEY"] = payment_key_;
+  }
+  if (service == "identity") {
+    // The OpenID Provider for partner portals, at the gateway's address.
+    env["STADTPORTAL_OP_ISSUER"] = "http://127.0.0.1:" + std::to_string(gateway_port_);
+    env["STADTPORTAL_OP_SECRET"] = op_secret_;
   }
   if (service == "accounts") {
     // Accounts has identity rotate a session when switching its acting party.

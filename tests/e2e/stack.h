@@ -42,6 +42,8 @@ class Stack {
   std::vector<Instance>& instances() { return instances_; }
   Instance& instance(const std::string& service, int replica = 0);
   uint16_t gateway_port() const { return gateway_port_; }
+  // The OpenID Provider's issuer (identity's STADTPORTAL_OP_ISSUER): the gateway's origin.
+  std::string issuer() const { return "http://127.0.0.1:" + std::to_string(gateway_port_); }
   // The gateway's /metrics port.
   uint16_t gateway_admin_port() const { return gateway_admin_port_; }
   // The testpay simulator the payment service uses.
@@ -82,6 +84,7 @@ class Stack {
   std::string payment_public_keys_;
   std::string accounts_key_;
   std::string accounts_public_keys_;
+  std::string op_secret_;  // STADTPORTAL_OP_SECRET of identity's OpenID Provider.
   uint16_t smtp_port_ = 0;
   std::unique_ptr<testing::Process> smtp_;
   std::vector<Instance> instances_;
