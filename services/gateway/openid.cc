@@ -190,11 +190,14 @@ void Service::AnswerAuthorization(Req req, Res res, const idv1::AuthorizeRespons
                   : i.kind() == idv1::Interaction::KIND_STEP_UP ? pages::Page::Kind::kStepUp
                                                                 : pages::Page::Kind::kLogin;
       if (page.kind != pages::Page::Kind::kConsent) {
-        // Log in (or again, higher) with a provider, and come back to this authorization.
+        // Log in (or again, higher) with a provider, and come back to this authorization
+        // with the page's CSRF token (the way back is a GET without our form).
         const std::string level = page.required_level.empty() ? "low" : page.required_level;
+        const std::string back =
+            httplib::detail::encode_query_param(std::string(kContinuePath) + "?csrf_token=" + i.csrf_token());
         for (const auto& p : StepUpProviders(level)) {
           page.providers.push_back(
-              {p["name"].value(page.lang, ""), p["step_up_url"].get<std::string>() + "&return_to=" + kContinuePath});
+              {p["name"].value(page.lang, ""), p["step_up_url"].get<std::string>() + "&return_to=" + back});
         }
       }
       if (!i.pending_id().empty()) res.set_header("Set-Cookie", AuthorizeCookie(i.pending_id(), form_origin, 600));
@@ -291,7 +294,8 @@ void Service::AddOpenIdRoutes() {
       absl::Status s = Invoke(AnonymousToken("identity"), *identity_, rpc, {}, &out);
       if (s.code() == absl::StatusCode::kFailedPrecondition) s = absl::NotFoundError("no OpenID Provider here");
       if (!Succeeded(req, res, s)) return;
-      for (const char* name : {"Cache-Control", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}) {
+      for (const char* name : {"Cache-Control", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                               "Access-Control-Allow-Origin", "Access-Control-Allow-Credentials"}) {
         res.headers.erase(name);
       }
       res.set_header("Cache-Control", "public, max-age=" + std::to_string(std::max(0, out.max_age_seconds())));

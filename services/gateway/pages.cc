@@ -53,6 +53,12 @@ const std::string& T(const std::string& lang, const std::string& key) {
       {"problem.throttled",
        {"Zu viele Versuche. Bitte versuchen Sie es in {seconds} Sekunden erneut.",
         "Too many attempts. Please try again in {seconds} seconds."}},
+      {"problem.locked",
+       {"Dieses Konto ist gesperrt. Bitte wenden Sie sich an die Stadt.",
+        "This account is locked. Please contact the city."}},
+      {"problem.not_verified",
+       {"Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse mit dem Link, den wir Ihnen geschickt haben.",
+        "Please confirm your e-mail address first with the link we sent you."}},
       {"error.prefix", {"Fehler: ", "Error: "}},
       {"stepup.title", {"Höheres Vertrauensniveau nötig", "A higher level of assurance is needed"}},
       {"stepup.intro",
@@ -137,6 +143,7 @@ std::string LoginBody(const Page& p, bool* error) {
   if (p.problem == "throttled") {
     problem = Text(l, "problem.throttled", {{"seconds", std::to_string(std::max(1, p.retry_after_seconds))}});
   }
+  if (p.problem == "locked" || p.problem == "not_verified") problem = Text(l, "problem." + p.problem);
   if (!p.problem.empty() && problem.empty()) problem = Text(l, "error.other");
   *error = !problem.empty();
   if (*error) {
