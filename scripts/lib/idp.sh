@@ -90,6 +90,19 @@ $config = [
             'urn:oid:2.5.4.7' => ['Köln'],
             'urn:oid:1.3.6.1.4.1.25484.494450.3' => ['bPK2-erika-0c7f3a9e5d1b4c2a'],
         ],
+        // Linked to a local account by step-up in the OpenID Provider's e2e test only.
+        'lena:lena-test-1' => [
+            'assurance' => ['STORK-QAA-Level-3'],
+            'urn:oid:2.5.4.42' => ['Lena'],
+            'urn:oid:2.5.4.4' => ['Linkmann'],
+            'urn:oid:1.2.40.0.10.2.1.1.55' => ['1991-04-23'],
+            'urn:oid:0.9.2342.19200300.100.1.3' => ['lena.linkmann@example.org'],
+            'urn:oid:2.5.4.16' => ['Hauptmarkt 1, 90403 Nürnberg'],
+            'urn:oid:2.5.4.9' => ['Hauptmarkt 1'],
+            'urn:oid:2.5.4.17' => ['90403'],
+            'urn:oid:2.5.4.7' => ['Nürnberg'],
+            'urn:oid:1.3.6.1.4.1.25484.494450.3' => ['bPK2-lena-7d3c1a90e4b25f68'],
+        ],
         'max:max-test-1' => [
             'assurance' => ['STORK-QAA-Level-4'],
             'urn:oid:2.5.4.42' => ['Max'],

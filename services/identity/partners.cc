@@ -228,7 +228,8 @@ absl::StatusOr<v1::PartnerClientCredentials> PartnerClients::Create(const std::s
   CheckUris(req.redirect_uris(), "redirect_uris", true, bad);
   CheckUris(req.post_logout_redirect_uris(), "post_logout_redirect_uris", false, bad);
   if (!req.backchannel_logout_uri().empty()) {
-    if (auto p = HttpsUriProblem(req.backchannel_logout_uri()); !p.empty()) {
+    const std::string& uri = req.backchannel_logout_uri();
+    if (auto p = loopback_backchannel_ ? RedirectUriProblem(uri) : HttpsUriProblem(uri); !p.empty()) {
       bad.push_back({"backchannel_logout_uri", p});
     }
   }

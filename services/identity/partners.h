@@ -27,7 +27,8 @@ inline constexpr size_t kMaxPartnerJwksBytes = 32 * 1024;
 // ("user_info"), no wildcard ("wildcard"), at most kMaxPartnerUriBytes ("too_long"),
 // "not_https", else "invalid".
 std::string RedirectUriProblem(const std::string& uri);
-// The same for URIs we call ourselves (back-channel logout, JWKS): https only.
+// The same for URIs we call ourselves (back-channel logout, JWKS): https only (a
+// development deployment may allow back-channel URIs on loopback: PartnerClients).
 std::string HttpsUriProblem(const std::string& uri);
 // Why a JWK Set is refused ("" when it may be registered): "invalid" (not a JSON object
 // with `keys`), "too_large", "too_many_keys", "no_keys", "private_key" (a private
@@ -46,7 +47,10 @@ struct RegisteredPartner {
 // registered by tenant admins. Only registration here; secrets are kept as SHA-256.
 class PartnerClients {
  public:
-  explicit PartnerClients(db::Pool& pool) : pool_(pool) {}
+  // `loopback_backchannel`: back-channel log-out URIs may be http on loopback (development
+  // and test deployments only).
+  explicit PartnerClients(db::Pool& pool, bool loopback_backchannel = false)
+      : pool_(pool), loopback_backchannel_(loopback_backchannel) {}
   static void Prepare(pqxx::connection& conn);
 
   // Each change is recorded in the audit log with `audit` (the client's id added).
@@ -67,6 +71,7 @@ class PartnerClients {
 
  private:
   db::Pool& pool_;
+  bool loopback_backchannel_;
 };
 
 }  // namespace stadtportal::identity

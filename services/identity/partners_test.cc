@@ -44,8 +44,10 @@ struct Fixture {
   testing::TestSchema schema{db::EmbeddedMigrations(), "identity"};
   std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
   redis::Client redis{*redis::Options::FromUrl(testing::RedisUrl())};
-  Service service{store, redis, Options{}};
+  Service service;
   grpc::ServerContext ctx;
+
+  explicit Fixture(Options options = {}) : service(store, redis, options) {}
 
   static v1::CreatePartnerClientRequest Valid() {
     v1::CreatePartnerClientRequest r;
@@ -213,6 +215,29 @@ TEST_CASE("partner clients: hostile registrations are refused, each field named"
   CHECK(std::vector<std::string>(out.client().redirect_uris().begin(), out.client().redirect_uris().end()) ==
         std::vector<std::string>{"http://127.0.0.1:8400/cb?x=%2F", "http://localhost/cb"});
   CHECK(nlohmann::json::parse(out.client().jwks_json()) == nlohmann::json::parse(Jwks({kRsa2048, kEc256})));
+}
+
+TEST_CASE("partner clients: back-channel URIs on loopback only in a development deployment", "[integration]") {
+  auto with = [](const std::string& uri) {
+    auto r = Fixture::Valid();
+    r.set_backchannel_logout_uri(uri);
+    return r;
+  };
+  Options development;
+  development.loopback_backchannel = true;
+  Fixture f(development);
+  v1::PartnerClientCredentials out;
+  CHECK(f.Create(with("http://127.0.0.1:9000/logout"), &out).ok());
+  CHECK(out.client().backchannel_logout_uri() == "http://127.0.0.1:9000/logout");
+  CHECK(f.Refusals(with("http://partner.example/logout")) ==
+        std::vector<std::string>{"backchannel_logout_uri: not_https"});
+  CHECK(f.Refusals(with("http://127.0.0.1.evil.example/logout")) ==
+        std::vector<std::string>{"backchannel_logout_uri: not_https"});
+  // Production (the default, as in the case above): https only, loopback too.
+  using Values = std::map<std::string, std::string>;
+  CHECK_FALSE(Options::FromEnv(config::Env(Values{}), "09564000").loopback_backchannel);
+  CHECK(Options::FromEnv(config::Env(Values{{"STADTPORTAL_ALLOW_TEST_PROVIDERS", "true"}}), "09564000")
+            .loopback_backchannel);
 }
 
 TEST_CASE("partner clients: a secret shown once and kept hashed; disable, enable, rotate; all audited",

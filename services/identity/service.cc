@@ -73,6 +73,7 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   if (!totp_rate.ok()) throw config::Error("STADTPORTAL_TOTP_RATE: " + std::string(totp_rate.status().message()));
   o.totp_rate = *totp_rate;
   o.op = provider::ProviderOptions::FromEnv(env);
+  o.loopback_backchannel = env.Bool("STADTPORTAL_ALLOW_TEST_PROVIDERS", false);
   return o;
 }
 
@@ -87,7 +88,7 @@ Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options opt
       totp_limiter_(redis),
       relay_(relay),
       clients_(std::move(clients)),
-      partners_(store_->pool()),
+      partners_(store_->pool(), options_.loopback_backchannel),
       federation_(std::move(federation)) {
   if (options_.op.enabled()) {
     std::weak_ptr<federation::Federation> upstreams = federation_;

@@ -38,6 +38,9 @@ struct Options {
   http::Rate totp_rate{5, std::chrono::seconds(300)};
   // The OpenID Provider for partner portals (STADTPORTAL_OP_*); disabled without issuer.
   provider::ProviderOptions op;
+  // A development or test deployment (STADTPORTAL_ALLOW_TEST_PROVIDERS=true): partners'
+  // back-channel log-out URIs may be http on loopback, as their redirect URIs may.
+  bool loopback_backchannel = false;
 
   static Options FromEnv(const config::Env& env, const std::string& tenant);
 };

@@ -113,6 +113,7 @@ enum class Kind {
   kAdmin,            // Tenant administrators only: 401/403/404.
   kBackofficeOwn,    // A back-office client's own list: the client gets its own, others 401/403.
   kBackofficeOwned,  // A delivery of the owner's destination: 401/403/404 only.
+  kPartner,          // A partner portal's access token only (userinfo): every other caller 401/403.
 };
 
 struct Request {
@@ -499,6 +500,53 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
        [](const Owner&) { return Get("/api/v1/auth/saml/bundid/slo"); }},
       {"GET /api/v1/auth/oidc/{provider}/callback", K::kPublic, false,
        [](const Owner&) { return Get("/api/v1/auth/oidc/generic-oidc/callback?code=forged&state=forged"); }},
+      // The OpenID Provider for partner portals: public endpoints; forged forms, codes and
+      // tokens get nobody anything, and the page shows none of the owners' data.
+      {"GET /.well-known/openid-configuration", K::kPublic, false,
+       [](const Owner&) { return Get("/.well-known/openid-configuration"); }},
+      {"GET /api/v1/oidc/jwks", K::kPublic, false, [](const Owner&) { return Get("/api/v1/oidc/jwks"); }},
+      {"GET /api/v1/oidc/authorize", K::kPublic, false,
+       [&f](const Owner&) {
+         return Get("/api/v1/oidc/authorize?response_type=code&scope=openid&client_id=" +
+                    f.own_partner["client_id"].get<std::string>() +
+                    "&redirect_uri=https%3A%2F%2Fpartner.example%2Fcallback&state=s&code_challenge_method=S256"
+                    "&code_challenge=" +
+                    std::string(43, 'A'));
+       }},
+      {"POST /api/v1/oidc/authorize/login", K::kPublic, false,
+       [&f](const Owner&) {
+         return Request{"POST",
+                        "/api/v1/oidc/authorize/login",
+                        "csrf_token=forged&email=" + httplib::detail::encode_query_param(f.anna_mail) + "&password=x",
+                        "application/x-www-form-urlencoded",
+                        {{"Cookie", "__Host-stadtportal_authorize=forged-pending-id"}}};
+       }},
+      {"POST /api/v1/oidc/authorize/consent", K::kPublic, false,
+       [](const Owner&) {
+         return Request{"POST",
+                        "/api/v1/oidc/authorize/consent",
+                        "csrf_token=forged&decision=allow",
+                        "application/x-www-form-urlencoded",
+                        {{"Cookie", "__Host-stadtportal_authorize=forged-pending-id"}}};
+       }},
+      {"GET /api/v1/oidc/authorize/continue", K::kPublic, false,
+       [](const Owner&) { return Get("/api/v1/oidc/authorize/continue?csrf_token=forged"); }},
+      {"POST /api/v1/oidc/token", K::kPublic, false,
+       [](const Owner&) {
+         return Request{"POST",
+                        "/api/v1/oidc/token",
+                        "grant_type=authorization_code&code=forged-code&code_verifier=" + std::string(43, 'a'),
+                        "application/x-www-form-urlencoded",
+                        {}};
+       }},
+      {"POST /api/v1/oidc/introspect", K::kPublic, false,
+       [](const Owner&) {
+         return Request{"POST", "/api/v1/oidc/introspect", "token=forged", "application/x-www-form-urlencoded", {}};
+       }},
+      {"GET /api/v1/oidc/userinfo", K::kPartner, false, [](const Owner&) { return Get("/api/v1/oidc/userinfo"); }},
+      {"POST /api/v1/oidc/userinfo", K::kPartner, false, [](const Owner&) { return Post("/api/v1/oidc/userinfo"); }},
+      {"GET /api/v1/oidc/logout", K::kPublic, false,
+       [](const Owner&) { return Get("/api/v1/oidc/logout?post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F"); }},
       // The payer's return and the providers' webhooks: public, show and change nothing of the owner's.
       {"GET /api/v1/payments/{id}/return", K::kPublic, true,
        [](const Owner& o) { return Get("/api/v1/payments/" + o.payment + "/return"); }},
@@ -526,6 +574,13 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
          return Post("/api/v1/auth/totp/verify", {{"code", "123456"}});
        }},
       {"GET /api/v1/me/providers", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/providers"); }},
+      {"GET /api/v1/me/connected-portals", K::kOwn, false,
+       [](const Owner&) { return Get("/api/v1/me/connected-portals"); }},
+      {"DELETE /api/v1/me/connected-portals/{client_id}", K::kOwn, false,
+       [&f](const Owner&) {
+         return Request{
+             "DELETE", "/api/v1/me/connected-portals/" + f.own_partner["client_id"].get<std::string>(), "", "", {}};
+       }},
       {"DELETE /api/v1/me/providers/{provider}", K::kOwn, false,
        [](const Owner&) {
          return Request{"DELETE", "/api/v1/me/providers/bundid", "", "", {}};
@@ -847,7 +902,10 @@ void CheckCoverage(const std::vector<Entry>& entries) {
     REQUIRE(e != entries.end());
     if (e->kind == Kind::kPublic) CHECK(d.schemes.empty());
     if (Backoffice(e->kind)) CHECK(d.schemes == std::set<std::string>{"backoffice"});
-    if (e->kind != Kind::kPublic && !Backoffice(e->kind)) CHECK(d.schemes.count("bearer") == 1);
+    if (e->kind == Kind::kPartner) CHECK(d.schemes == std::set<std::string>{"partner"});
+    if (e->kind != Kind::kPublic && e->kind != Kind::kPartner && !Backoffice(e->kind)) {
+      CHECK(d.schemes.count("bearer") == 1);
+    }
   }
   CHECK(documented.size() > 70);
   for (const auto& op : covered) {

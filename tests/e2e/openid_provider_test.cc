@@ -491,7 +491,8 @@ TEST_CASE("OpenID Provider: partner tokens read the person's own data, with thei
   INFO((list ? list->body : "no answer"));
   REQUIRE(Status(list) == 200);
   std::set<std::string> ids;
-  for (const auto& s : json::parse(list->body)["items"]) ids.insert(s["id"].get<std::string>());
+  const json listed = json::parse(list->body);
+  for (const auto& s : listed["items"]) ids.insert(s["id"].get<std::string>());
   CHECK(ids == std::set<std::string>{mine});
   CHECK(Status(c.Get(("/api/v1/submissions/" + mine).c_str(), BearerToken(access))) == 200);
   CHECK(Status(c.Get(("/api/v1/submissions/" + theirs).c_str(), BearerToken(access))) == 404);
@@ -571,20 +572,16 @@ TEST_CASE(
   const json admin = Admin(f.stack, c);
   const Partner a = Register(c, admin, "Portal A", {"openid", "profile"}, "a");
 
-  // Erika's own account (from her state ID), with a password as well.
-  const std::string erika = "erika.mustermann@example.org";
-  Browser first;
-  REQUIRE(f.SamlLogIn(first, "erika", "erika-test-1").status == 303);
-  REQUIRE(Status(PostJson(c, "/api/v1/auth/password-reset", {{"email", erika}})) == 202);
-  REQUIRE(Status(PostJson(
-              c, "/api/v1/auth/password-reset/confirm",
-              {{"token", MailedToken(f.stack, erika, "password-reset/confirm")}, {"new_password", kPassword}})) == 204);
+  // A local account (password, level low); its person is Lena of the BundID stand-in,
+  // not linked to any account yet.
+  const std::string lena = UniqueEmail();
+  Onboard(f.stack, c, lena);
 
   // A password session (low): a code at low.
   Browser b;
   Pkce pkce;
   const std::string low_code =
-      CodeOf(Through(b, b.Get(AuthorizeUrl(gateway, a, pkce, "openid profile")), erika), a, gateway);
+      CodeOf(Through(b, b.Get(AuthorizeUrl(gateway, a, pkce, "openid profile")), lena), a, gateway);
   const json low = JwtPart(Exchange(c, a, low_code, pkce)["id_token"], 1);
   CHECK(low["acr"] == "low");
   std::this_thread::sleep_for(1100ms);
@@ -608,7 +605,7 @@ TEST_CASE(
                    0) == 0);
 
   // Through BundID and back to the authorization: the code, the ID token at substantial.
-  auto done = f.SamlLogIn(b, "erika", "erika-test-1", href.substr(href.find('?')));
+  auto done = f.SamlLogIn(b, "lena", "lena-test-1", href.substr(href.find('?')));
   INFO(done.body);
   REQUIRE(done.status == 303);
   CHECK(done.location.rfind("/api/v1/oidc/authorize/continue?csrf_token=", 0) == 0);
@@ -632,12 +629,16 @@ TEST_CASE(
       10s));
   INFO(claims.dump());
   CHECK(claims["sub"] == high["sub"]);
-  CHECK(claims["given_name"] == "Erika");
-  CHECK(claims["family_name"] == "Mustermann");
-  CHECK(claims["name"] == "Erika Mustermann");
-  CHECK(claims["birthdate"] == "1964-08-12");
+  CHECK(claims["given_name"] == "Lena");
+  CHECK(claims["family_name"] == "Linkmann");
+  CHECK(claims["name"] == "Lena Linkmann");
+  CHECK(claims["birthdate"] == "1991-04-23");
   CHECK_FALSE(claims.contains("email"));    // Not asked for.
   CHECK_FALSE(claims.contains("address"));  // Not asked for.
+
+  // Lena's state ID is unlinked again (the account has its password), so the test can run
+  // again on the same database.
+  CHECK(Status(c.Delete("/api/v1/me/providers/bundid", Bearer(Login(c, lena)))) == 200);
 }
 
 }  // namespace stadtportal::e2e

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -53,11 +54,26 @@ Stack::Stack(std::map<std::string, int> replicas, std::map<std::string, std::str
   accounts_key_ = auth::NewSigningKey("e2e-accounts");
   accounts_public_keys_ = auth::Signer::FromKey(accounts_key_, std::chrono::seconds(60), "accounts")->PublicKey();
   {
-    // The OpenID Provider's secret (key encryption, pairwise subjects): 32 random bytes.
-    std::random_device random;
-    std::string bytes(32, '\0');
-    for (auto& b : bytes) b = static_cast<char>(random() & 0xff);
-    op_secret_ = absl::Base64Escape(bytes);
+    // The OpenID Provider's secret (key encryption, pairwise subjects): 32 random bytes,
+    // one per test run, since the stacks of a run share identity's signing keys in the
+    // database (sealed with it).
+    const std::string path = testing::TempDir() + "/e2e-op-secret";
+    std::ifstream in(path);
+    std::getline(in, op_secret_);
+    if (op_secret_.empty()) {
+      std::random_device random;
+      std::string bytes(32, '\0');
+      for (auto& b : bytes) b = static_cast<char>(random() & 0xff);
+      const std::string mine = absl::Base64Escape(bytes);
+      const std::string part = path + "." + std::to_string(getpid());
+      std::ofstream(part) << mine << "\n";
+      // The first stack's secret wins (a link never replaces an existing file).
+      if (link(part.c_str(), path.c_str()) != 0 && errno != EEXIST) FAIL("cannot keep the OP secret in " << path);
+      std::remove(part.c_str());
+      std::ifstream again(path);
+      std::getline(again, op_secret_);
+    }
+    REQUIRE(op_secret_.size() == 44);
   }
   smtp_port_ = testing::FreePort();
   gateway_port_ = testing::FreePort();
