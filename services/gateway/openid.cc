@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "libs/api/text.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
 #include "services/gateway/json.h"
@@ -40,6 +41,10 @@ absl::StatusOr<std::map<std::string, std::string>> Single(const httplib::Params&
       }
     }
     if (value.size() > kMaxValue) return absl::InvalidArgumentError("invalid_request: " + name + " too long");
+    // Form bodies arrive URL-decoded and unchecked by the edge (queries are checked there).
+    if (!api::IsPlainText(value)) {
+      return absl::InvalidArgumentError("invalid_request: " + name + " holds control characters or invalid UTF-8");
+    }
     if (!out.emplace(name, value).second) return absl::InvalidArgumentError("invalid_request: " + name + " repeated");
   }
   return out;

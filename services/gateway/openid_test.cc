@@ -315,6 +315,10 @@ TEST_CASE("the token endpoint answers OAuth errors by RFC 6749 5.2, never cached
   auto down = post("grant_type=down");
   CHECK(down->status == 503);
   CHECK(down->body.find("10.0.0.1") == std::string::npos);
+  // A form value of invalid UTF-8 or with control characters: refused here, before gRPC.
+  auto raw = post("grant_type=authorization_code&client_id=%FF&client_secret=%00");
+  CHECK(raw->status == 400);
+  CHECK(nlohmann::json::parse(raw->body)["error"] == "invalid_request");
   auto json = c.Post("/api/v1/oidc/token", R"({"grant_type":"authorization_code"})", "application/json");
   REQUIRE(json);
   CHECK(json->status == 400);

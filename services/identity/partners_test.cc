@@ -226,6 +226,7 @@ TEST_CASE("partner clients: back-channel URIs on loopback only in a development 
   Options development;
   development.loopback_backchannel = true;
   Fixture f(development);
+  grpcx::TestCaller admin(Admin());
   v1::PartnerClientCredentials out;
   CHECK(f.Create(with("http://127.0.0.1:9000/logout"), &out).ok());
   CHECK(out.client().backchannel_logout_uri() == "http://127.0.0.1:9000/logout");
