@@ -745,6 +745,15 @@ absl::StatusOr<nlohmann::json> OpenIdProvider::ClientKeys(const v1::PartnerClien
       // A refetch (unknown kid) at most every 10 s; otherwise cached for 5 minutes.
       if ((!refetch && age < absl::Minutes(5)) || (refetch && age < absl::Seconds(10))) return it->second.jwks;
     }
+    // One attempt per URI every 10 s, whatever it gave: anyone can name a client (its id
+    // is public), and a failing or slow key set must not cost a fetch per request.
+    auto tried = jwks_attempts_.find(uri);
+    if (tried != jwks_attempts_.end() && now - tried->second < absl::Seconds(10)) {
+      if (it != client_jwks_.end()) return it->second.jwks;
+      return absl::UnavailableError("partner key set not fetched");
+    }
+    if (jwks_attempts_.size() > 1000) jwks_attempts_.clear();
+    jwks_attempts_[uri] = now;
   }
   fetch::Limits limits;
   limits.timeout = std::chrono::seconds(5);

@@ -167,7 +167,8 @@ class OpenIdProvider {
     nlohmann::json jwks;
     absl::Time fetched;
   };
-  std::map<std::string, CachedJwks> client_jwks_;  // By jwks_uri.
+  std::map<std::string, CachedJwks> client_jwks_;    // By jwks_uri.
+  std::map<std::string, absl::Time> jwks_attempts_;  // By jwks_uri: the last fetch begun.
 
   std::unique_ptr<app::Periodic> rotation_job_;
   std::unique_ptr<app::Periodic> backchannel_job_;

@@ -1525,3 +1525,71 @@ TEST_CASE("openid provider: log-in on the page is throttled like the Login RPC",
 }
 
 }  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+
+TEST_CASE("openid provider: a partner's JWKS URI is fetched, cached, and not hammered while it fails",
+          "[integration]") {
+  Fixture f;
+  // The partners' key sets on loopback: /good answers the key set, /bad fails; each counts.
+  std::atomic<int> good_hits{0}, bad_hits{0};
+  const std::string set = nlohmann::json{{"keys", {f.partner_key.Jwk()}}}.dump();
+  httplib::Server server;
+  server.Get("/good", [&](const httplib::Request&, httplib::Response& res) {
+    ++good_hits;
+    res.set_content(set, "application/json");
+  });
+  server.Get("/bad", [&](const httplib::Request&, httplib::Response& res) {
+    ++bad_hits;
+    res.status = 503;
+  });
+  const uint16_t port = testing::FreePort();
+  std::thread thread([&] { server.listen("127.0.0.1", port); });
+  REQUIRE(testing::Eventually([&] { return server.is_running(); }, std::chrono::seconds(5)));
+  struct Stop {
+    httplib::Server& s;
+    std::thread& t;
+    ~Stop() {
+      s.stop();
+      t.join();
+    }
+  } stop{server, thread};
+  const auto point_keys_at = [&](const std::string& client_id, const std::string& path) {
+    REQUIRE(f.schema.pool()
+                .Transact([&](pqxx::work& tx) {
+                  tx.exec_params("UPDATE partner_clients SET jwks = NULL, jwks_uri = $1 WHERE id = $2::uuid",
+                                 "http://127.0.0.1:" + std::to_string(port) + path, client_id);
+                  return absl::OkStatus();
+                })
+                .ok());
+  };
+  const auto good = f.Partner("private_key_jwt");
+  const auto bad = f.Partner("private_key_jwt");
+  point_keys_at(good.client().client_id(), "/good");
+  point_keys_at(bad.client().client_id(), "/bad");
+  auto person = f.Person();
+  const auto exchange = [&](const v1::PartnerClientCredentials& c, v1::TokenResponse* out) {
+    f.verifier = auth::RandomToken(32);
+    const std::string id = c.client().client_id();
+    return f.Token({{"grant_type", "authorization_code"},
+                    {"code", f.Code(id, person.session_id())},
+                    {"redirect_uri", kRedirect},
+                    {"code_verifier", f.verifier},
+                    {"client_assertion_type", kJwtBearer},
+                    {"client_assertion", f.partner_key.Assertion(id)}},
+                   "", out);
+  };
+  // Fetched once, then from the cache.
+  v1::TokenResponse tokens;
+  REQUIRE(exchange(good, &tokens).ok());
+  REQUIRE(exchange(good, &tokens).ok());
+  CHECK(good_hits.load() == 1);
+  // A failing key set: invalid_client, and anyone naming the client (its id is public)
+  // does not make us fetch again and again (each fetch may take seconds).
+  for (int i = 0; i < 4; ++i) {
+    CheckRefused(exchange(bad, &tokens), grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
+  }
+  CHECK(bad_hits.load() == 1);
+}
+
+}  // namespace stadtportal::identity
