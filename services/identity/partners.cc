@@ -116,21 +116,36 @@ bool HasPrivateMember(const nlohmann::json& jwk) {
   return false;
 }
 
-// Field violations of a list of URIs, each as "<field>[<i>]".
+// The host of a URI that passed UriProblem, in lower case and without its port.
+std::string HostOfUri(const std::string& uri) {
+  std::string rest = uri.substr(uri.find("://") + 3);
+  rest = rest.substr(0, rest.find_first_of("/?"));
+  if (const size_t colon = rest.rfind(':'); colon != std::string::npos) rest = rest.substr(0, colon);
+  return absl::AsciiStrToLower(rest);
+}
+
+// Field violations of a list of URIs, each as "<field>[<i>]". `one_host`: all on the
+// first one's host (redirect URIs: that host is the client's sector, which the pairwise
+// subjects derive from; URIs on other hosts would let a partner name another's sector).
 void CheckUris(const google::protobuf::RepeatedPtrField<std::string>& uris, const std::string& field, bool required,
-               std::vector<status::FieldViolation>& out) {
+               bool one_host, std::vector<status::FieldViolation>& out) {
   if (required && uris.empty()) out.push_back({field, "required"});
   if (static_cast<size_t>(uris.size()) > kMaxPartnerUris) {
     out.push_back({field, "too_many"});
     return;
   }
   std::set<std::string> seen;
+  std::string host;
   for (int i = 0; i < uris.size(); ++i) {
     const std::string item = absl::StrCat(field, "[", i, "]");
     if (auto p = RedirectUriProblem(uris[i]); !p.empty()) {
       out.push_back({item, p});
     } else if (!seen.insert(uris[i]).second) {
       out.push_back({item, "duplicate"});
+    } else if (one_host && i == 0) {
+      host = HostOfUri(uris[i]);
+    } else if (one_host && !host.empty() && HostOfUri(uris[i]) != host) {
+      out.push_back({item, "another_host"});
     }
   }
 }
@@ -225,8 +240,8 @@ absl::StatusOr<v1::PartnerClientCredentials> PartnerClients::Create(const std::s
     for (auto& v : status::FieldViolations(s)) bad.push_back(v);
     if (status::FieldViolations(s).empty()) bad.push_back({"name", "invalid"});
   }
-  CheckUris(req.redirect_uris(), "redirect_uris", true, bad);
-  CheckUris(req.post_logout_redirect_uris(), "post_logout_redirect_uris", false, bad);
+  CheckUris(req.redirect_uris(), "redirect_uris", true, true, bad);
+  CheckUris(req.post_logout_redirect_uris(), "post_logout_redirect_uris", false, false, bad);
   if (!req.backchannel_logout_uri().empty()) {
     const std::string& uri = req.backchannel_logout_uri();
     if (auto p = loopback_backchannel_ ? RedirectUriProblem(uri) : HttpsUriProblem(uri); !p.empty()) {

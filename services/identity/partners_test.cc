@@ -203,17 +203,29 @@ TEST_CASE("partner clients: hostile registrations are refused, each field named"
   // Loopback http for partners under development; every URI kept exactly as given.
   req = Fixture::Valid();
   req.set_redirect_uris(0, "http://127.0.0.1:8400/cb?x=%2F");
-  req.add_redirect_uris("http://localhost/cb");
+  req.add_redirect_uris("http://127.0.0.1/cb");
   req.add_redirect_uris("HTTPS://partner.example/cb");
   CHECK(f.Refusals(req) == std::vector<std::string>{"redirect_uris[2]: not_https"});
   req.mutable_redirect_uris()->RemoveLast();
+  // All redirect URIs on the first one's host (its sector: the pairwise subjects): a
+  // partner naming another partner's host first would get that partner's subjects.
+  {
+    auto hosts = req;
+    hosts.add_redirect_uris("http://localhost/cb");
+    CHECK(f.Refusals(hosts) == std::vector<std::string>{"redirect_uris[2]: another_host"});
+    hosts = Fixture::Valid();
+    hosts.set_redirect_uris(0, "https://landesportal.example/cb");
+    hosts.add_redirect_uris("https://evil.example/cb");
+    hosts.add_redirect_uris("https://LANDESPORTAL.example:8443/cb");
+    CHECK(f.Refusals(hosts) == std::vector<std::string>{"redirect_uris[1]: another_host"});
+  }
   req.set_token_endpoint_auth_method("private_key_jwt");
   req.set_jwks_json(Jwks({kRsa2048, kEc256}));
   v1::PartnerClientCredentials out;
   REQUIRE(f.Create(req, &out).ok());
   CHECK(out.client_secret().empty());
   CHECK(std::vector<std::string>(out.client().redirect_uris().begin(), out.client().redirect_uris().end()) ==
-        std::vector<std::string>{"http://127.0.0.1:8400/cb?x=%2F", "http://localhost/cb"});
+        std::vector<std::string>{"http://127.0.0.1:8400/cb?x=%2F", "http://127.0.0.1/cb"});
   CHECK(nlohmann::json::parse(out.client().jwks_json()) == nlohmann::json::parse(Jwks({kRsa2048, kEc256})));
 }
 
