@@ -680,6 +680,9 @@ absl::StatusOr<std::string> OpenIdProvider::IssueCode(const Pending& pending, co
       {"acr", federation::LevelName(session.assurance_level())},
       {"amr", Amr(session.auth_method(), session.second_factor() == v1::SECOND_FACTOR_PASSED).dump()},
       {"auth_time", TimeUtil::TimestampToSeconds(session.authenticated_at())},
+      // The session's absolute end (earlier when an upstream provider limits it): the
+      // grant ends no later.
+      {"session_expires", TimeUtil::TimestampToSeconds(session.expires_at())},
   };
   auto r = redis_.Command({"SET", CodeKey(code), bound.dump(), "EX", std::to_string(kCodeSeconds)});
   if (!r.ok()) return r.status();
@@ -1059,20 +1062,24 @@ absl::StatusOr<v1::TokenResponse> OpenIdProvider::ExchangeToken(const v1::TokenR
     grant.scopes = bound.value("scopes", std::vector<std::string>{});
     grant.auth_time = bound.value("auth_time", int64_t{0});
     grant.expires = now + options_.grant.count();
+    const int64_t session_expires = bound.value("session_expires", int64_t{0});
+    if (session_expires > 0) grant.expires = std::min(grant.expires, session_expires);
+    if (grant.expires <= now) return OAuth("invalid_grant", "the session has ended");
     if (auto s = account_usable(grant.tenant, grant.account); !s.ok()) return s;
-    for (const auto& cmd : std::vector<std::vector<std::string>>{{"HSET",      GrantKey(gid),
-                                                                  "account",   grant.account,
-                                                                  "tenant",    grant.tenant,
-                                                                  "client",    grant.client,
-                                                                  "sid",       grant.sid,
-                                                                  "acr",       grant.acr,
-                                                                  "amr",       grant.amr,
-                                                                  "scopes",    ScopeString(grant.scopes),
-                                                                  "auth_time", std::to_string(grant.auth_time),
-                                                                  "expires",   std::to_string(grant.expires)},
-                                                                 {"EXPIRE", GrantKey(gid), ttl},
-                                                                 {"SADD", AccountGrantsKey(grant.account), gid},
-                                                                 {"EXPIRE", AccountGrantsKey(grant.account), ttl}}) {
+    for (const auto& cmd :
+         std::vector<std::vector<std::string>>{{"HSET",      GrantKey(gid),
+                                                "account",   grant.account,
+                                                "tenant",    grant.tenant,
+                                                "client",    grant.client,
+                                                "sid",       grant.sid,
+                                                "acr",       grant.acr,
+                                                "amr",       grant.amr,
+                                                "scopes",    ScopeString(grant.scopes),
+                                                "auth_time", std::to_string(grant.auth_time),
+                                                "expires",   std::to_string(grant.expires)},
+                                               {"EXPIRE", GrantKey(gid), std::to_string(grant.expires - now)},
+                                               {"SADD", AccountGrantsKey(grant.account), gid},
+                                               {"EXPIRE", AccountGrantsKey(grant.account), ttl}}) {
       if (auto c = redis_.Command(cmd); !c.ok()) return c.status();
     }
     if (!grant.sid.empty()) {

@@ -11,6 +11,7 @@
 #include <regex>
 #include <thread>
 
+#include <google/protobuf/util/time_util.h>
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
@@ -1590,6 +1591,37 @@ TEST_CASE("openid provider: a partner's JWKS URI is fetched, cached, and not ham
     CheckRefused(exchange(bad, &tokens), grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
   }
   CHECK(bad_hits.load() == 1);
+}
+
+}  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+
+TEST_CASE("openid provider: a grant ends no later than the session it came from would (upstream limits hold)",
+          "[integration]") {
+  Fixture f;
+  const auto client = f.Partner();
+  auto person = f.Person();
+  // The session ends in 120 s (as a SAML SessionNotOnOrAfter caps a step-up's session).
+  const int64_t ends = absl::ToUnixSeconds(absl::Now()) + 120;
+  REQUIRE(f.redis.Command({"HSET", "sp:session:" + SessionStore::Ref(person.session_id()), "abs", std::to_string(ends)})
+              .ok());
+  v1::TokenResponse tokens;
+  REQUIRE(f.Exchange(client, f.Code(client.client().client_id(), person.session_id()), &tokens).ok());
+  v1::IntrospectTokenRequest req;
+  req.set_authorization(Fixture::Basic(client));
+  req.set_token(tokens.refresh_token());
+  v1::IntrospectTokenResponse out;
+  REQUIRE(f.service.IntrospectToken(&f.ctx, &req, &out).ok());
+  REQUIRE(out.active());
+  CHECK(google::protobuf::util::TimeUtil::TimestampToSeconds(out.token().expires_at()) <= ends);
+  // Past that moment the grant is gone with all its tokens.
+  f.offset->store(121);
+  v1::AccessTokenInfo info;
+  CheckRefused(f.Resolve(tokens.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  v1::TokenResponse refreshed;
+  CheckRefused(f.Refresh(client, tokens.refresh_token(), &refreshed), grpc::StatusCode::INVALID_ARGUMENT,
+               "invalid_grant");
 }
 
 }  // namespace stadtportal::identity
