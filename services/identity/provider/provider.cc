@@ -50,6 +50,11 @@ std::string RefreshKey(const std::string& token) { return "sp:op:refresh:" + Has
 std::string RefreshUsedKey(const std::string& token) { return "sp:op:refresh-used:" + Hashed(token); }
 // A grant ended by the reuse of the code that made it, perhaps before it was made.
 std::string GrantEndedKey(const std::string& gid) { return "sp:op:grant-ended:" + gid; }
+// When a session (by sid) or all of an account's sessions ended (Unix milliseconds), kept
+// as long as a code issued before may still be exchanged: such a code makes no grant.
+std::string SidEndedKey(const std::string& sid) { return "sp:op:sid-ended:" + Hashed(sid); }
+std::string AccountEndedKey(const std::string& account) { return "sp:op:account-ended:" + account; }
+constexpr int64_t kEndedMarkSeconds = 120;
 
 // Takes a single-use value (GETDEL of KEYS[1]) and, in the same step, marks it used
 // (KEYS[2] = ARGV[1], the grant, for ARGV[2] seconds): a second use, even one in
@@ -683,6 +688,7 @@ absl::StatusOr<std::string> OpenIdProvider::IssueCode(const Pending& pending, co
       // The session's absolute end (earlier when an upstream provider limits it): the
       // grant ends no later.
       {"session_expires", TimeUtil::TimestampToSeconds(session.expires_at())},
+      {"issued_ms", absl::ToUnixMillis(options_.clock())},
   };
   auto r = redis_.Command({"SET", CodeKey(code), bound.dump(), "EX", std::to_string(kCodeSeconds)});
   if (!r.ok()) return r.status();
@@ -935,6 +941,12 @@ std::vector<std::string> Members(const redis::Reply& reply) {
 
 absl::Status OpenIdProvider::EndSessionGrants(const std::string& sid, const std::string& except_client) {
   if (sid.empty()) return absl::OkStatus();
+  // First the mark (codes issued before it make no grant), then the grants listed.
+  if (auto m = redis_.Command({"SET", SidEndedKey(sid), std::to_string(absl::ToUnixMillis(options_.clock())), "EX",
+                               std::to_string(kEndedMarkSeconds)});
+      !m.ok()) {
+    return m.status();
+  }
   auto members = redis_.Command({"SMEMBERS", SidGrantsKey(sid)});
   if (!members.ok()) return members.status();
   if (auto s = RevokeGrants(Members(*members), except_client, true); !s.ok()) return s;
@@ -944,6 +956,11 @@ absl::Status OpenIdProvider::EndSessionGrants(const std::string& sid, const std:
 
 absl::Status OpenIdProvider::EndAccountGrants(const std::string& account_id) {
   if (account_id.empty()) return absl::OkStatus();
+  if (auto m = redis_.Command({"SET", AccountEndedKey(account_id), std::to_string(absl::ToUnixMillis(options_.clock())),
+                               "EX", std::to_string(kEndedMarkSeconds)});
+      !m.ok()) {
+    return m.status();
+  }
   auto members = redis_.Command({"SMEMBERS", AccountGrantsKey(account_id)});
   if (!members.ok()) return members.status();
   if (auto s = RevokeGrants(Members(*members), "", true); !s.ok()) return s;
@@ -1094,6 +1111,21 @@ absl::StatusOr<v1::TokenResponse> OpenIdProvider::ExchangeToken(const v1::TokenR
     if (!ended->is_nil()) {
       if (auto s = RevokeGrants({gid}, "", false); !s.ok()) return s;
       return OAuth("invalid_grant", "code already used");
+    }
+    // The session logged out (or all of the account's) after the code was issued: its
+    // grants ended then, and so does this one (looked for once the grant is listed with
+    // the session and account, which is what the log-out ends).
+    const int64_t issued_ms = bound.value("issued_ms", int64_t{0});
+    std::vector<std::string> marks = {AccountEndedKey(grant.account)};
+    if (!grant.sid.empty()) marks.push_back(SidEndedKey(grant.sid));
+    for (const auto& mark : marks) {
+      auto at = redis_.Command({"GET", mark});
+      if (!at.ok()) return at.status();
+      int64_t ended_ms = 0;
+      if (!at->is_nil() && absl::SimpleAtoi(at->str(), &ended_ms) && ended_ms >= issued_ms) {
+        if (auto s = RevokeGrants({gid}, "", false); !s.ok()) return s;
+        return OAuth("invalid_grant", "the session has ended");
+      }
     }
     return Issue(*client, grant, gid, jose::Text(bound, "nonce"), grant.scopes, grant_type);
   }

@@ -1625,3 +1625,31 @@ TEST_CASE("openid provider: a grant ends no later than the session it came from 
 }
 
 }  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+
+TEST_CASE("openid provider: a code issued before its session's log-out (or log-out everywhere) makes no grant",
+          "[integration]") {
+  Fixture f;
+  const auto client = f.Partner();
+  f.Person();
+  v1::TokenResponse tokens;
+  for (const bool everywhere : {false, true}) {
+    INFO("everywhere " << everywhere);
+    auto session = f.Login();
+    f.verifier = auth::RandomToken(32);
+    const std::string code = f.Code(client.client().client_id(), session.session_id());
+    // The person logs out while the partner's callback is still on its way.
+    v1::LogoutRequest logout;
+    logout.set_session_id(session.session_id());
+    v1::LogoutResponse out;
+    REQUIRE((everywhere ? f.service.LogoutAll(&f.ctx, &logout, &out) : f.service.Logout(&f.ctx, &logout, &out)).ok());
+    CheckRefused(f.Exchange(client, code, &tokens), grpc::StatusCode::INVALID_ARGUMENT, "invalid_grant");
+  }
+  // A session begun after the log-out everywhere gives codes that work.
+  auto fresh = f.Login();
+  f.verifier = auth::RandomToken(32);
+  REQUIRE(f.Exchange(client, f.Code(client.client().client_id(), fresh.session_id()), &tokens).ok());
+}
+
+}  // namespace stadtportal::identity
