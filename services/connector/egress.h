@@ -7,33 +7,23 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "libs/net/address.h"
+#include "libs/net/egress.h"
 
 // Where push deliveries may go. Every push URL is resolved at registration and again at
 // each send; only public addresses pass, unless an operator's allow-list names them, and
 // a request goes to the address that was checked (pinned), never to a second lookup.
 namespace stadtportal::connector {
 
-struct EgressPolicy {
-  // Non-public networks that are allowed anyway (STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS;
-  // e.g. 127.0.0.1 for local runs and tests, or a department's network behind a VPN).
-  std::vector<net::Network> allowed;
-  // http:// endpoints, and only when every address is in `allowed` (development).
-  bool allow_http = false;
-};
-
+// The platform's egress policy (libs/net/egress.h); the connector's allow-list is
+// STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS, http:// is STADTPORTAL_CONNECTOR_ALLOW_HTTP.
+using EgressPolicy = net::EgressPolicy;
 // A push endpoint, parsed and resolved; every address passed the policy.
-struct Endpoint {
-  std::string url;
-  std::string host;  // As in the URL, without the brackets of an IPv6 literal.
-  int port = 0;
-  std::vector<net::Address> addresses;
-};
+using Endpoint = net::Endpoint;
 
 // INVALID_ARGUMENT ("endpoint_url: …") when `url` is not an https:// URL without user
 // information, its host does not resolve, or any address it resolves to is not public
 // (loopback, private, link-local, CGNAT, unique-local, multicast, documentation, …) and
-// not allowed.
+// not allowed (net::ResolveEgress).
 absl::StatusOr<Endpoint> ResolveEndpoint(const std::string& url, const EgressPolicy& policy);
 
 struct PushResult {

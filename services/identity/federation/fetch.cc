@@ -65,12 +65,11 @@ std::string AllowedScheme(const std::string& url) {
   return "";
 }
 
-// One request; UNAVAILABLE naming what went wrong (never the body or the headers).
-// `form` set: a POST of that x-www-form-urlencoded body.
-absl::StatusOr<Answer> Fetch(const std::string& url, const std::vector<std::string>& headers, const std::string* form,
-                             const Limits& limits) {
-  const std::string scheme = AllowedScheme(url);
-  if (scheme.empty()) return absl::UnavailableError("not an https URL (http only on loopback)");
+namespace {
+
+// One request to `url` with `scheme`; `pinned` set: to its checked address only.
+absl::StatusOr<Answer> Perform(const std::string& url, const std::string& scheme, const net::Endpoint* pinned,
+                               const std::vector<std::string>& headers, const std::string* form, const Limits& limits) {
   db::ExpectNoTransaction("http");
   CurlGlobalInit();
   CURL* curl = curl_easy_init();
@@ -85,6 +84,8 @@ absl::StatusOr<Answer> Fetch(const std::string& url, const std::vector<std::stri
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, scheme.c_str());
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
   if (scheme == "http") curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+  std::optional<net::PinnedConnection> pin;
+  if (pinned != nullptr) pin.emplace(curl, *pinned);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   if (form != nullptr) {
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
@@ -110,6 +111,26 @@ absl::StatusOr<Answer> Fetch(const std::string& url, const std::vector<std::stri
   if (rc != CURLE_OK) return absl::UnavailableError(curl_easy_strerror(rc));
   answer.body = std::move(received.body);
   return answer;
+}
+
+}  // namespace
+
+absl::StatusOr<Answer> Fetch(const std::string& url, const std::vector<std::string>& headers, const std::string* form,
+                             const Limits& limits) {
+  const std::string scheme = AllowedScheme(url);
+  if (scheme.empty()) return absl::UnavailableError("not an https URL (http only on loopback)");
+  return Perform(url, scheme, nullptr, headers, form, limits);
+}
+
+absl::StatusOr<Answer> FetchPartner(const std::string& url, const net::EgressPolicy& policy,
+                                    const std::vector<std::string>& headers, const std::string* form,
+                                    const Limits& limits) {
+  const std::string scheme = AllowedScheme(url);
+  if (scheme.empty()) return absl::InvalidArgumentError("not an https URL (http only on loopback)");
+  CurlGlobalInit();
+  auto endpoint = net::ResolveEgress(url, policy);
+  if (!endpoint.ok()) return endpoint.status();
+  return Perform(url, scheme, &*endpoint, headers, form, limits);
 }
 
 // The answer's body as a JSON object, when it is one (application/json, or a JSON-based

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "libs/net/egress.h"
 
 // Requests identity makes to other parties (upstream providers' discovery, keys and token
 // endpoints; partner portals' key sets and back-channel logout): every exchange with a
@@ -35,6 +36,15 @@ std::string AllowedScheme(const std::string& url);
 // `form` set: a POST of that x-www-form-urlencoded body.
 absl::StatusOr<Answer> Fetch(const std::string& url, const std::vector<std::string>& headers, const std::string* form,
                              const Limits& limits);
+
+// A request to a URL a partner registered (key set, back-channel log-out): the URL must
+// be allowed by AllowedScheme, and its host is resolved and checked against `policy` now
+// (net::ResolveEgress: INVALID_ARGUMENT or PERMISSION_DENIED naming why, before any
+// connection); the request then goes to the checked address only, without a proxy.
+// Otherwise as Fetch.
+absl::StatusOr<Answer> FetchPartner(const std::string& url, const net::EgressPolicy& policy,
+                                    const std::vector<std::string>& headers, const std::string* form,
+                                    const Limits& limits);
 
 // The answer's body as a JSON object, when it is one (application/json, or a JSON-based
 // type such as application/jwk-set+json).

@@ -46,6 +46,10 @@ ProviderOptions ProviderOptions::FromEnv(const config::Env& env) {
   if (o.key_publish_ahead >= o.key_rotation) {
     throw config::Error("STADTPORTAL_OP_KEY_PUBLISH_AHEAD_S: must be below STADTPORTAL_OP_KEY_ROTATION_S");
   }
+  auto allowed = net::ParseNetworks(env.String("STADTPORTAL_OP_ALLOWED_NETWORKS", ""));
+  if (!allowed.ok()) throw config::Error("STADTPORTAL_OP_ALLOWED_NETWORKS: " + std::string(allowed.status().message()));
+  o.partner_egress.allowed = *std::move(allowed);
+  o.partner_egress.allow_http = env.Bool("STADTPORTAL_ALLOW_TEST_PROVIDERS", false);
   return o;
 }
 

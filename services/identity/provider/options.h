@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libs/config/config.h"
+#include "libs/net/egress.h"
 
 namespace stadtportal::identity::provider {
 
@@ -24,6 +25,10 @@ struct ProviderOptions {
   std::chrono::seconds grant{43200};              // STADTPORTAL_OP_GRANT_S
   std::chrono::seconds key_rotation{2592000};     // STADTPORTAL_OP_KEY_ROTATION_S
   std::chrono::seconds key_publish_ahead{86400};  // STADTPORTAL_OP_KEY_PUBLISH_AHEAD_S
+  // Where requests to partner portals (their key sets, back-channel log-out) may go: public
+  // addresses, and the non-public networks of STADTPORTAL_OP_ALLOWED_NETWORKS; http:// only
+  // in test deployments (STADTPORTAL_ALLOW_TEST_PROVIDERS=true) and only to allowed networks.
+  net::EgressPolicy partner_egress;
   // The clock of key rotation, token times and expiry checks (tests move it).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 

@@ -767,7 +767,8 @@ absl::StatusOr<nlohmann::json> OpenIdProvider::ClientKeys(const v1::PartnerClien
   fetch::Limits limits;
   limits.timeout = std::chrono::seconds(5);
   limits.max_bytes = kMaxPartnerJwksBytes;
-  auto answer = fetch::Fetch(uri, {}, nullptr, limits);
+  // The key set's host is checked at each fetch: partners register it (libs/net/egress.h).
+  auto answer = fetch::FetchPartner(uri, options_.partner_egress, {}, nullptr, limits);
   if (!answer.ok() || answer->status != 200) {
     log::Warn(
         "openid provider: partner key set not fetched",
@@ -1409,6 +1410,9 @@ absl::StatusOr<int> OpenIdProvider::DeliverBackchannelLogouts(int batch) {
         {"events", {{"http://schemas.openid.net/event/backchannel-logout", nlohmann::json::object()}}}};
     if (!d.sid.empty()) claims["sid"] = d.sid;
     std::string error;
+    // A destination refused by the egress policy: given up at once (a retry would be
+    // refused again; the partner's registration must change).
+    bool refused = false;
     auto token = keys_.Sign(claims, "logout+jwt");
     if (!token.ok()) {
       error = "not signed";
@@ -1417,9 +1421,12 @@ absl::StatusOr<int> OpenIdProvider::DeliverBackchannelLogouts(int batch) {
       fetch::Limits limits;
       limits.timeout = std::chrono::seconds(5);
       limits.max_bytes = 64 * 1024;
-      auto answer = fetch::Fetch(d.uri, {"Content-Type: application/x-www-form-urlencoded"}, &body, limits);
+      // The partner's host is resolved and checked now, and the request pinned to it.
+      auto answer = fetch::FetchPartner(d.uri, options_.partner_egress,
+                                        {"Content-Type: application/x-www-form-urlencoded"}, &body, limits);
       if (!answer.ok()) {
         error = std::string(answer.status().message());
+        refused = answer.status().code() == absl::StatusCode::kPermissionDenied;
       } else if (answer->status != 200 && answer->status != 204) {
         error = absl::StrCat("HTTP ", answer->status);
       }
@@ -1435,12 +1442,12 @@ absl::StatusOr<int> OpenIdProvider::DeliverBackchannelLogouts(int batch) {
     }
     // Backoff: 2, 4, 8 … seconds, at most an hour; after a day it is given up.
     const int64_t backoff = std::min<int64_t>(3600, int64_t{2} << std::min(d.attempts, 11));
-    BackchannelFamily().Add({{"outcome", d.too_old ? "gave_up" : "failed"}}).Increment();
+    const bool give_up = d.too_old || refused;
+    BackchannelFamily().Add({{"outcome", refused ? "refused" : (give_up ? "gave_up" : "failed")}}).Increment();
     log::Warn("openid provider: back-channel logout not delivered",
-              {{"client_id", d.client_id}, {"attempts", d.attempts + 1}, {"error", error}, {"gave_up", d.too_old}});
+              {{"client_id", d.client_id}, {"attempts", d.attempts + 1}, {"error", error}, {"gave_up", give_up}});
     auto s = pool_.Transact([&](pqxx::work& tx) -> absl::Status {
-      tx.exec_prepared("identity_op_logout_failed", d.id, error.substr(0, 200), static_cast<double>(backoff),
-                       d.too_old);
+      tx.exec_prepared("identity_op_logout_failed", d.id, error.substr(0, 200), static_cast<double>(backoff), give_up);
       return absl::OkStatus();
     });
     if (!s.ok()) return s;

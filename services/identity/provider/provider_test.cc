@@ -11,6 +11,12 @@
 #include <regex>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <google/protobuf/util/time_util.h>
 #include <httplib.h>
 
@@ -22,6 +28,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
+#include "services/identity/federation/fetch.h"
 #include "services/identity/federation/jose.h"
 #include "services/identity/service.h"
 
@@ -112,6 +119,13 @@ struct PartnerKey {
 };
 
 struct Fixture {
+  Fixture() = default;
+  // `loopback_partners` false: no network is allowed for partner URLs (a production
+  // deployment's default), though http:// is (a test deployment).
+  explicit Fixture(bool loopback_partners) : loopback_partners(loopback_partners) {}
+
+  // The partners' key sets and back-channel receivers in these tests are on loopback.
+  bool loopback_partners = true;
   testing::TestSchema schema{db::EmbeddedMigrations(), "identity"};
   std::shared_ptr<Store> store = std::make_shared<Store>(schema.pool(Store::Prepare));
   redis::Client redis{*redis::Options::FromUrl(testing::RedisUrl())};
@@ -128,6 +142,8 @@ struct Fixture {
     o.op.key_publish_ahead = std::chrono::hours(24);
     auto off = offset;
     o.op.clock = [off] { return absl::Now() + absl::Seconds(off->load()); };
+    o.op.partner_egress.allow_http = true;
+    if (loopback_partners) o.op.partner_egress.allowed = {*net::ParseNetwork("127.0.0.1")};
     return o;
   }();
   Service service{store, redis, options};
@@ -324,6 +340,23 @@ TEST_CASE("openid provider: configuration from the environment", "[unit]") {
   CHECK_THROWS_AS(provider::ProviderOptions::FromEnv(config::Env(
                       std::map<std::string, std::string>{{"STADTPORTAL_OP_ISSUER", "https://portal.example"},
                                                          {"STADTPORTAL_OP_SECRET", absl::Base64Escape("short")}})),
+                  config::Error);
+  // Partner URLs: public addresses only, http:// nowhere, unless configured.
+  CHECK(o.partner_egress.allowed.empty());
+  CHECK_FALSE(o.partner_egress.allow_http);
+  auto test = provider::ProviderOptions::FromEnv(
+      config::Env(std::map<std::string, std::string>{{"STADTPORTAL_OP_ISSUER", "https://portal.example"},
+                                                     {"STADTPORTAL_OP_SECRET", secret},
+                                                     {"STADTPORTAL_OP_ALLOWED_NETWORKS", "127.0.0.1, 10.20.0.0/16"},
+                                                     {"STADTPORTAL_ALLOW_TEST_PROVIDERS", "true"}}));
+  REQUIRE(test.partner_egress.allowed.size() == 2);
+  CHECK(net::AnyContains(test.partner_egress.allowed, *net::ParseAddress("10.20.3.4")));
+  CHECK_FALSE(net::AnyContains(test.partner_egress.allowed, *net::ParseAddress("10.21.3.4")));
+  CHECK(test.partner_egress.allow_http);
+  CHECK_THROWS_AS(provider::ProviderOptions::FromEnv(config::Env(
+                      std::map<std::string, std::string>{{"STADTPORTAL_OP_ISSUER", "https://portal.example"},
+                                                         {"STADTPORTAL_OP_SECRET", secret},
+                                                         {"STADTPORTAL_OP_ALLOWED_NETWORKS", "intranet.example"}})),
                   config::Error);
 }
 
@@ -1650,6 +1683,185 @@ TEST_CASE("openid provider: a code issued before its session's log-out (or log-o
   auto fresh = f.Login();
   f.verifier = auth::RandomToken(32);
   REQUIRE(f.Exchange(client, f.Code(client.client().client_id(), fresh.session_id()), &tokens).ok());
+}
+
+}  // namespace stadtportal::identity
+
+namespace stadtportal::identity {
+namespace {
+
+// Counts the connections made to a loopback port, whatever is sent over them (TLS or not).
+struct Listener {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  uint16_t port = 0;
+  std::atomic<int> accepted{0};
+  std::atomic<bool> stop{false};
+  std::thread thread;
+
+  Listener() {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(fd, 16) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port = ntohs(a.sin_port);
+    thread = std::thread([this] {
+      while (!stop) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 20) <= 0) continue;
+        const int c = accept(fd, nullptr, nullptr);
+        if (c < 0) continue;
+        ++accepted;
+        close(c);
+      }
+    });
+  }
+  ~Listener() {
+    stop = true;
+    thread.join();
+    close(fd);
+  }
+};
+
+// Partner URLs whose hosts are not on the public internet: private, link-local (cloud
+// metadata), loopback by IPv6 literal, by name over https, and by http (a test deployment).
+std::vector<std::string> InwardUris(const Listener& l) {
+  const std::string p = std::to_string(l.port);
+  return {"https://10.0.0.1/jwks",         "https://169.254.169.254/latest/meta-data/",
+          "https://[::1]:" + p + "/jwks",  "https://localhost:" + p + "/jwks",
+          "https://127.0.0.1:" + p + "/x", "http://127.0.0.1:" + p + "/jwks",
+          "https://[::ffff:10.1.2.3]/jwks"};
+}
+
+}  // namespace
+
+TEST_CASE("openid provider: partner URLs on non-public addresses are refused before any connection", "[integration]") {
+  Listener listener;
+  net::EgressPolicy none;
+  none.allow_http = true;
+  fetch::Limits limits;
+  limits.timeout = std::chrono::seconds(3);
+  for (const auto& uri : InwardUris(listener)) {
+    INFO(uri);
+    auto answer = fetch::FetchPartner(uri, none, {}, nullptr, limits);
+    REQUIRE_FALSE(answer.ok());
+    CHECK(answer.status().code() == absl::StatusCode::kPermissionDenied);
+    CHECK(std::string(answer.status().message()).find("which is not allowed") != std::string::npos);
+  }
+  CHECK(listener.accepted.load() == 0);
+  // An allowed network is reached (here: a TLS handshake with something that is not a
+  // TLS server, which fails after the connection was made).
+  net::EgressPolicy loopback = none;
+  loopback.allowed = {*net::ParseNetwork("127.0.0.0/8")};
+  auto reached = fetch::FetchPartner("https://127.0.0.1:" + std::to_string(listener.port) + "/jwks", loopback, {},
+                                     nullptr, limits);
+  CHECK_FALSE(reached.ok());
+  CHECK(reached.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(listener.accepted.load() == 1);
+  // http:// to a public address is not allowed even where http is (development only).
+  auto plain = fetch::FetchPartner("http://192.0.2.1/jwks", loopback, {}, nullptr, limits);
+  CHECK(plain.status().code() != absl::StatusCode::kOk);
+  CHECK(listener.accepted.load() == 1);
+}
+
+TEST_CASE("openid provider: a partner's key set on a non-public address is not fetched (invalid_client)",
+          "[integration]") {
+  Fixture f(false);
+  Listener listener;
+  auto person = f.Person();
+  for (const auto& uri : InwardUris(listener)) {
+    INFO(uri);
+    const auto client = f.Partner("private_key_jwt");
+    const std::string id = client.client().client_id();
+    REQUIRE(f.schema.pool()
+                .Transact([&](pqxx::work& tx) {
+                  tx.exec_params("UPDATE partner_clients SET jwks = NULL, jwks_uri = $1 WHERE id = $2::uuid", uri, id);
+                  return absl::OkStatus();
+                })
+                .ok());
+    f.verifier = auth::RandomToken(32);
+    v1::TokenResponse tokens;
+    CheckRefused(f.Token({{"grant_type", "authorization_code"},
+                          {"code", f.Code(id, person.session_id())},
+                          {"redirect_uri", kRedirect},
+                          {"code_verifier", f.verifier},
+                          {"client_assertion_type", kJwtBearer},
+                          {"client_assertion", f.partner_key.Assertion(id)}},
+                         "", &tokens),
+                 grpc::StatusCode::UNAUTHENTICATED, "invalid_client");
+  }
+  CHECK(listener.accepted.load() == 0);
+}
+
+TEST_CASE("openid provider: back-channel log-out to a non-public address is refused and given up at once",
+          "[integration]") {
+  Fixture f(false);
+  Listener listener;
+  const auto a = f.Partner();
+  f.Person();
+  for (const auto& uri : InwardUris(listener)) {
+    INFO(uri);
+    PointBackchannelAt(f, a.client().client_id(), uri);
+    auto session = f.Login();
+    f.verifier = auth::RandomToken(32);
+    v1::TokenResponse tokens;
+    REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), session.session_id()), &tokens).ok());
+    v1::LogoutRequest logout;
+    logout.set_session_id(session.session_id());
+    v1::LogoutResponse out;
+    REQUIRE(f.service.Logout(&f.ctx, &logout, &out).ok());
+    auto n = f.op().DeliverBackchannelLogouts();
+    REQUIRE(n.ok());
+    CHECK(*n == 1);
+    const std::string where = absl::StrCat(" FROM op_backchannel_deliveries WHERE uri = '", uri, "'");
+    CHECK(testing::QueryValue(f.schema.pool(), "SELECT last_error" + where).find("which is not allowed") !=
+          std::string::npos);
+    CHECK(Count(f, "SELECT attempts" + where) == 1);
+    CHECK(Count(f, "SELECT count(*)" + where + " AND gave_up_at IS NOT NULL AND delivered_at IS NULL") == 1);
+    // Not tried again.
+    n = f.op().DeliverBackchannelLogouts();
+    REQUIRE(n.ok());
+    CHECK(*n == 0);
+  }
+  CHECK(listener.accepted.load() == 0);
+}
+
+TEST_CASE("openid provider: back-channel log-out reaches a non-public network that is allowed", "[integration]") {
+  Receiver receiver;
+  {
+    // Not allowed: not sent.
+    Fixture f(false);
+    const auto a = f.Partner();
+    PointBackchannelAt(f, a.client().client_id(), receiver.Uri());
+    auto person = f.Person();
+    v1::TokenResponse tokens;
+    REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &tokens).ok());
+    v1::LogoutRequest logout;
+    logout.set_session_id(person.session_id());
+    v1::LogoutResponse out;
+    REQUIRE(f.service.Logout(&f.ctx, &logout, &out).ok());
+    REQUIRE(f.op().DeliverBackchannelLogouts().ok());
+    CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries WHERE gave_up_at IS NOT NULL") == 1);
+  }
+  CHECK(receiver.Count() == 0);
+  // 127.0.0.1 allowed (STADTPORTAL_OP_ALLOWED_NETWORKS=127.0.0.1): delivered.
+  Fixture f(true);
+  const auto a = f.Partner();
+  PointBackchannelAt(f, a.client().client_id(), receiver.Uri());
+  auto person = f.Person();
+  v1::TokenResponse tokens;
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &tokens).ok());
+  v1::LogoutRequest logout;
+  logout.set_session_id(person.session_id());
+  v1::LogoutResponse out;
+  REQUIRE(f.service.Logout(&f.ctx, &logout, &out).ok());
+  auto n = f.op().DeliverBackchannelLogouts();
+  REQUIRE(n.ok());
+  CHECK(*n == 1);
+  CHECK(receiver.Count() == 1);
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries WHERE delivered_at IS NOT NULL") == 1);
 }
 
 }  // namespace stadtportal::identity
