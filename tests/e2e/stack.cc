@@ -213,6 +213,8 @@ std::map<std::string, std::string> Stack::ServiceEnv(const std::string& service)
     // The OpenID Provider for partner portals, at the gateway's address.
     env["STADTPORTAL_OP_ISSUER"] = "http://127.0.0.1:" + std::to_string(gateway_port_);
     env["STADTPORTAL_OP_SECRET"] = op_secret_;
+    // The partner portals of the tests (key sets, back-channel receivers) are on loopback.
+    env["STADTPORTAL_OP_ALLOWED_NETWORKS"] = "127.0.0.1/32";
   }
   if (service == "accounts") {
     // Accounts has identity rotate a session when switching its acting party.

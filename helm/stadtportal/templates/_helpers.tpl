@@ -152,6 +152,7 @@ STADTPORTAL_OP_ID_TOKEN_S: {{ .idTokenSeconds | int64 | quote }}
 STADTPORTAL_OP_GRANT_S: {{ .grantSeconds | int64 | quote }}
 STADTPORTAL_OP_KEY_ROTATION_S: {{ .keyRotationSeconds | int64 | quote }}
 STADTPORTAL_OP_KEY_PUBLISH_AHEAD_S: {{ .keyPublishAheadSeconds | int64 | quote }}
+STADTPORTAL_OP_ALLOWED_NETWORKS: {{ join "," (.allowedNetworks | default list) | quote }}
 {{- end }}
 {{- end }}
 {{- range $k, $v := $svc.env }}
