@@ -37,4 +37,8 @@ std::string HmacSha256Hex(const std::string& key, const std::string& message) {
   return out;
 }
 
+bool ConstantTimeEqual(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 }  // namespace stadtportal::auth

@@ -12,5 +12,8 @@ std::string RandomToken(size_t bytes = 32);
 std::string Sha256(const std::string& data);
 // Hex HMAC-SHA256 of `message` under `key` (webhook and delivery signatures).
 std::string HmacSha256Hex(const std::string& key, const std::string& message);
+// Whether two secrets (tokens, digests, codes) are equal, in time independent of where
+// they differ.
+bool ConstantTimeEqual(const std::string& a, const std::string& b);
 
 }  // namespace stadtportal::auth

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "libs/auth/tokens.h"
 #include "libs/log/log.h"
 #include "services/gateway/json.h"
 #include "services/gateway/service.h"
@@ -27,12 +28,7 @@ std::string CookieValue(Req req, const std::string& name) {
 }
 
 // Compares without an early exit, so timing tells nothing about the token.
-bool SameToken(const std::string& a, const std::string& b) {
-  if (a.size() != b.size() || a.empty()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
+bool SameToken(const std::string& a, const std::string& b) { return !a.empty() && auth::ConstantTimeEqual(a, b); }
 
 }  // namespace
 
@@ -125,6 +121,19 @@ bool Service::WithinRate(Req req, Res res, const std::string& group) {
   return false;
 }
 
+bool Service::WithinAccountRate(Req req, Res res, const std::string& account_id) {
+  if (limiter_ == nullptr) return true;
+  auto d = limiter_->Take("account", account_id, options_.default_rate);
+  if (!d.ok()) {
+    log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
+    return true;
+  }
+  if (d->allowed) return true;
+  res.set_header("Retry-After", std::to_string(d->retry_after));
+  Fail(req, res, absl::ResourceExhaustedError("too many requests for this account; retry later"));
+  return false;
+}
+
 std::optional<Authenticated> Service::Resolve(Req req, Res res, Who who, const std::string& scope) {
   // A partner portal's access token (a JWT; session ids never are one) goes to the OpenID
   // Provider, never to the sessions: on a route without a scope for it, 403 at best.
@@ -188,16 +197,7 @@ std::optional<Authenticated> Service::Authenticate(Req req, Res res, bool acting
     Fail(req, res, absl::PermissionDeniedError("X-CSRF-Token missing or wrong"));
     return std::nullopt;
   }
-  // Per account too, so that one account cannot spread its load over many addresses.
-  if (limiter_ != nullptr) {
-    auto d = limiter_->Take("account", a.session.account_id(), options_.default_rate);
-    if (d.ok() && !d->allowed) {
-      res.set_header("Retry-After", std::to_string(d->retry_after));
-      Fail(req, res, absl::ResourceExhaustedError("too many requests for this account; retry later"));
-      return std::nullopt;
-    }
-    if (!d.ok()) log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
-  }
+  if (!WithinAccountRate(req, res, a.session.account_id())) return std::nullopt;
   auth::Caller& caller = a.caller;
   caller.account_id = a.session.account_id();
   caller.acting_party = a.session.acting_party_id();
@@ -260,15 +260,7 @@ std::optional<Authenticated> Service::AuthenticatePartner(Req req, Res res, cons
          scope.empty() ? nlohmann::json::object() : nlohmann::json{{"scope", scope}});
     return std::nullopt;
   }
-  if (limiter_ != nullptr) {
-    auto d = limiter_->Take("account", info.account_id(), options_.default_rate);
-    if (d.ok() && !d->allowed) {
-      res.set_header("Retry-After", std::to_string(d->retry_after));
-      Fail(req, res, absl::ResourceExhaustedError("too many requests for this account; retry later"));
-      return std::nullopt;
-    }
-    if (!d.ok()) log::Warn("rate limit unavailable", {{"error", std::string(d.status().message())}});
-  }
+  if (!WithinAccountRate(req, res, info.account_id())) return std::nullopt;
   Authenticated a;
   // No session: the person acting as themself at the token's level, without any role.
   a.session.set_account_id(info.account_id());

@@ -246,6 +246,9 @@ class Service {
   std::string Client(Req req) const { return http::ClientAddress(req, options_.trusted_proxies); }
   // Whether the client is within the rate of `group`; if not, writes 429.
   bool WithinRate(Req req, Res res, const std::string& group);
+  // The same per account (sessions and partner tokens alike), so that one account cannot
+  // spread its load over many addresses.
+  bool WithinAccountRate(Req req, Res res, const std::string& account_id);
 
   void Readyz(Res res);
   void ListServices(Req req, Res res);

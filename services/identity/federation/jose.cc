@@ -2,7 +2,6 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
@@ -59,10 +58,6 @@ bool Base64UrlDecode(absl::string_view in, std::string* out) {
 }
 
 std::string Base64Url(absl::string_view data) { return absl::WebSafeBase64Escape(data); }
-
-bool ConstantTimeEqual(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
 
 std::string Text(const nlohmann::json& object, const char* name) {
   if (!object.is_object()) return "";

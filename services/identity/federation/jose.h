@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "libs/auth/tokens.h"
 
 // JOSE pieces shared by the OpenID Connect relying party (oidc.h) and the OpenID Provider
 // for partner portals (provider/): base64url, JWK to key, JWS signatures (RS256, PS256,
@@ -22,8 +23,7 @@ namespace stadtportal::identity::jose {
 bool Base64UrlDecode(absl::string_view in, std::string* out);
 std::string Base64Url(absl::string_view data);
 
-// Equal in time independent of where they differ.
-bool ConstantTimeEqual(const std::string& a, const std::string& b);
+using auth::ConstantTimeEqual;
 
 // A string member of a JSON object, "" when missing or not a string.
 std::string Text(const nlohmann::json& object, const char* name);
