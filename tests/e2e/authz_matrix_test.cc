@@ -86,8 +86,6 @@ json Parse(const httplib::Result& r, int line = __builtin_LINE()) {
   return json::parse(r->body);
 }
 
-httplib::Headers Token(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
-
 // Everything of one owner (a person, or an organisation acted for by its owner) that
 // the matrix aims at, and the strings that must never reach anyone else.
 struct Owner {
@@ -245,7 +243,7 @@ class Fixture {
     return {{"anonymous", {}},
             {"another person", Bearer(Login(c_, otto_mail))},
             {"member of another organisation", Bearer(mona_acting)},
-            {"back office of another destination", Token(ClientToken(other_client)), true},
+            {"back office of another destination", BearerToken(ClientToken(other_client)), true},
             {"citizen session at the back-office API", Bearer(person.session), false, true}};
   }
 
@@ -306,12 +304,12 @@ class Fixture {
     const json delivered = Parse(c.Get(("/api/v1/submissions/" + o.delivered).c_str(), Bearer(o.session)));
     REQUIRE(testing::Eventually(
         [&] {
-          auto r = c.Get("/api/v1/backoffice/submissions", Token(own_token));
+          auto r = c.Get("/api/v1/backoffice/submissions", BearerToken(own_token));
           return r && r->status == 200 && r->body.find(o.delivered) != std::string::npos;
         },
         20s));
     const std::string base = "/api/v1/backoffice/submissions/" + o.delivered;
-    REQUIRE(Status(PostJson(c, base + "/acknowledge", json::object(), Token(own_token))) == 200);
+    REQUIRE(Status(PostJson(c, base + "/acknowledge", json::object(), BearerToken(own_token))) == 200);
     const std::string notice = "Ihr Bescheid " + o.name + " " + tag;
     REQUIRE(Status(PostJson(
                 c, base + "/messages",
@@ -319,7 +317,7 @@ class Fixture {
                  {"message_key", "matrix-" + o.delivered},
                  {"notice", true},
                  {"attachments", {{{"filename", "Bescheid.pdf"}, {"content_base64", absl::Base64Escape(kPdf)}}}}},
-                Token(own_token))) == 201);
+                BearerToken(own_token))) == 201);
     REQUIRE(testing::Eventually(
         [&] {
           auto r = c.Get("/api/v1/mailbox/threads", Bearer(o.session));
@@ -394,7 +392,7 @@ class Fixture {
       }
       for (const std::string& path : {"/api/v1/backoffice/submissions/" + o->delivered,
                                       "/api/v1/backoffice/submissions/" + o->delivered + "/messages"}) {
-        read("department", Token(own_token), path);
+        read("department", BearerToken(own_token), path);
       }
       read("administrator", Bearer(admin), "/api/v1/admin/deliveries/" + o->delivered + "/attempts");
     }
@@ -405,8 +403,8 @@ class Fixture {
           "/api/v1/organisations/" + org.party + "/members"}) {
       read("person", anna, path);
     }
-    read("department", Token(own_token), "/api/v1/backoffice/submissions");
-    read("department", Token(own_token), "/api/v1/backoffice/replies");
+    read("department", BearerToken(own_token), "/api/v1/backoffice/submissions");
+    read("department", BearerToken(own_token), "/api/v1/backoffice/replies");
     read("administrator", Bearer(admin), "/api/v1/admin/accounts?q=" + anna_mail + "&reason=matrix");
     read("administrator", Bearer(admin), "/api/v1/admin/dead-letters");
     // The invitation still open: its token still names it (a wrong token is 422 either way).

@@ -116,22 +116,10 @@ const json kContactReport = {{"contact_name", "Ben Beispiel"}, {"contact_phone",
                              {"contact_date", "2026-11-20"},   {"infection", "measles"},
                              {"reporter_name", "Anna"},        {"reporter_phone", "0911 654321"}};
 
-const json kDogTax = {
-    {"dog_name", "Rex"},
-    {"breed", "Dackel"},
-    {"birth_date", "2024-03-01"},
-    {"kept_since", "2024-05-01"},
-    {"chip_number", "276098106543210"},
-    {"given_name", "Anna"},
-    {"family_name", "Muster"},
-    {"address", {{"street", "Hauptmarkt"}, {"house_number", "18"}, {"postcode", "90403"}, {"city", "Nürnberg"}}}};
-
 json Submission(httplib::Client& c, const json& login, const std::string& id) {
   auto r = c.Get(("/api/v1/submissions/" + id).c_str(), Bearer(login));
   return r && r->status == 200 ? json::parse(r->body) : json::object();
 }
-
-httplib::Headers Token(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
 }  // namespace
 
@@ -248,30 +236,30 @@ TEST_CASE("pull and the back-office API: client credentials, scope per destinati
   const std::string id = Apply(c, anna, "dog-tax-registration", kDogTax);
   REQUIRE(testing::Eventually(
       [&] {
-        auto r = c.Get("/api/v1/backoffice/submissions", Token(token));
+        auto r = c.Get("/api/v1/backoffice/submissions", BearerToken(token));
         return r && r->status == 200 && r->body.find(id) != std::string::npos;
       },
       15s));
-  auto fetched = c.Get(("/api/v1/backoffice/submissions/" + id).c_str(), Token(token));
+  auto fetched = c.Get(("/api/v1/backoffice/submissions/" + id).c_str(), BearerToken(token));
   REQUIRE(Status(fetched) == 200);
   CHECK(json::parse(fetched->body)["submission"]["data"]["dog_name"] == "Rex");
   CHECK(Submission(c, anna, id)["status"] == "submitted");  // Not before the acknowledgement.
 
   // Another destination's client, citizens' sessions and made-up tokens see nothing.
-  CHECK(Status(c.Get(("/api/v1/backoffice/submissions/" + id).c_str(), Token(ga_token))) == 404);
-  CHECK(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/acknowledge", json::object(), Token(ga_token))) ==
-        404);
-  CHECK(c.Get("/api/v1/backoffice/submissions", Token(ga_token))->body.find(id) == std::string::npos);
+  CHECK(Status(c.Get(("/api/v1/backoffice/submissions/" + id).c_str(), BearerToken(ga_token))) == 404);
+  CHECK(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/acknowledge", json::object(),
+                        BearerToken(ga_token))) == 404);
+  CHECK(c.Get("/api/v1/backoffice/submissions", BearerToken(ga_token))->body.find(id) == std::string::npos);
   CHECK(Status(c.Get("/api/v1/backoffice/submissions", Bearer(anna))) == 401);
-  CHECK(Status(c.Get("/api/v1/backoffice/submissions", Token("forged-token"))) == 401);
+  CHECK(Status(c.Get("/api/v1/backoffice/submissions", BearerToken("forged-token"))) == 401);
   CHECK(Status(c.Get("/api/v1/backoffice/submissions")) == 401);
 
-  REQUIRE(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/acknowledge", json::object(), Token(token))) ==
-          200);
+  REQUIRE(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/acknowledge", json::object(),
+                          BearerToken(token))) == 200);
   REQUIRE(testing::Eventually([&] { return Submission(c, anna, id)["status"] == "received_by_department"; }, 15s));
 
   auto progress = PostJson(c, "/api/v1/backoffice/submissions/" + id + "/status",
-                           {{"status", "in_progress"}, {"message", "Wir prüfen Ihre Anmeldung."}}, Token(token));
+                           {{"status", "in_progress"}, {"message", "Wir prüfen Ihre Anmeldung."}}, BearerToken(token));
   REQUIRE(Status(progress) == 200);
   const std::string pdf = "%PDF-1.4\n1 0 obj\n<< >>\nendobj\n";
   auto notice =
@@ -280,17 +268,17 @@ TEST_CASE("pull and the back-office API: client credentials, scope per destinati
                 {"message_key", "bescheid-1"},
                 {"notice", true},
                 {"attachments", {{{"filename", "Bescheid.pdf"}, {"content_base64", absl::Base64Escape(pdf)}}}}},
-               Token(token));
+               BearerToken(token));
   REQUIRE(Status(notice) == 201);
   REQUIRE(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/status", {{"status", "approved"}},
-                          Token(token))) == 200);
+                          BearerToken(token))) == 200);
   // Illegal transitions, unknown statuses and oversized messages change nothing.
   CHECK(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/status", {{"status", "in_progress"}},
-                        Token(token))) == 409);
-  CHECK(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/status", {{"status", "lost"}}, Token(token))) ==
-        422);
+                        BearerToken(token))) == 409);
+  CHECK(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/status", {{"status", "lost"}},
+                        BearerToken(token))) == 422);
   CHECK(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/status",
-                        {{"status", "closed"}, {"message", std::string(25000, 'x')}}, Token(token))) == 422);
+                        {{"status", "closed"}, {"message", std::string(25000, 'x')}}, BearerToken(token))) == 422);
 
   json s = Submission(c, anna, id);
   CHECK(s["status"] == "approved");
@@ -306,15 +294,15 @@ TEST_CASE("pull and the back-office API: client credentials, scope per destinati
   // The department sees when the citizen first read its messages.
   const std::string notice_id = thread["messages"][1]["id"];
   REQUIRE(Status(PostJson(c, "/api/v1/mailbox/messages/" + notice_id + "/read", json::object(), Bearer(anna))) == 200);
-  auto case_messages = c.Get(("/api/v1/backoffice/submissions/" + id + "/messages").c_str(), Token(token));
+  auto case_messages = c.Get(("/api/v1/backoffice/submissions/" + id + "/messages").c_str(), BearerToken(token));
   REQUIRE(Status(case_messages) == 200);
   CHECK_FALSE(json::parse(case_messages->body)["items"][1]["first_read_at"].is_null());
   CHECK(json::parse(case_messages->body)["items"][0]["first_read_at"].is_null());
-  CHECK(Status(c.Get(("/api/v1/backoffice/submissions/" + id + "/messages").c_str(), Token(ga_token))) == 404);
+  CHECK(Status(c.Get(("/api/v1/backoffice/submissions/" + id + "/messages").c_str(), BearerToken(ga_token))) == 404);
   // The citizen's reply reaches the department.
   REQUIRE(Status(PostJson(c, "/api/v1/mailbox/threads/" + threads[0]["id"].get<std::string>() + "/messages",
                           {{"body", "Vielen Dank!"}}, Bearer(anna))) == 201);
-  auto replies = c.Get("/api/v1/backoffice/replies", Token(token));
+  auto replies = c.Get("/api/v1/backoffice/replies", BearerToken(token));
   REQUIRE(Status(replies) == 200);
   CHECK(json::parse(replies->body)["items"].back()["body"] == "Vielen Dank!");
   // Another destination's client whose department has the same name sees none of it.
@@ -328,10 +316,10 @@ TEST_CASE("pull and the back-office API: client credentials, scope per destinati
                  "grant_type=client_credentials");
   REQUIRE(Status(other_issued) == 200);
   const std::string other_token = json::parse(other_issued->body)["access_token"];
-  auto other_replies = c.Get("/api/v1/backoffice/replies", Token(other_token));
+  auto other_replies = c.Get("/api/v1/backoffice/replies", BearerToken(other_token));
   REQUIRE(Status(other_replies) == 200);
   CHECK(other_replies->body.find("Vielen Dank!") == std::string::npos);
-  CHECK(Status(c.Get(("/api/v1/backoffice/submissions/" + id + "/messages").c_str(), Token(other_token))) == 404);
+  CHECK(Status(c.Get(("/api/v1/backoffice/submissions/" + id + "/messages").c_str(), BearerToken(other_token))) == 404);
   CHECK(stack.AllLogs().find("\"level\":\"error\"") == std::string::npos);
 }
 

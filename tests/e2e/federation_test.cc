@@ -22,13 +22,11 @@ namespace {
 
 using nlohmann::json;
 
-httplib::Headers BearerOf(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
-
 // The verified profile once accounts took identity's event (asynchronous): up to 10 s.
 json VerifiedProfile(httplib::Client& c, const std::string& token, size_t attributes) {
   json profile;
   for (int i = 0; i < 100; ++i) {
-    auto r = c.Get("/api/v1/me/profile", BearerOf(token));
+    auto r = c.Get("/api/v1/me/profile", BearerToken(token));
     if (Status(r) == 200) {
       profile = json::parse(r->body);
       size_t verified = 0;
@@ -69,7 +67,7 @@ TEST_CASE("BundID over SAML: log-in creates the account at level substantial wit
   REQUIRE(!token.empty());
   CHECK(b.Cookie(f.gateway, "__Host-stadtportal_federation").empty());  // The flow is used up.
 
-  auto session = c.Get("/api/v1/me", BearerOf(token));
+  auto session = c.Get("/api/v1/me", BearerToken(token));
   REQUIRE(Status(session) == 200);
   CHECK(json::parse(session->body)["assurance_level"] == "substantial");
   // The IdP allows a session of 8 h (SessionNotOnOrAfter); ours would last 12 h.
@@ -92,7 +90,7 @@ TEST_CASE("BundID over SAML: log-in creates the account at level substantial wit
   CHECK(profile.at("family_name")["assurance_level"] == "substantial");
 
   // A substantial-level service: allowed, its name and birth date prefilled read-only.
-  auto draft = PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerOf(token));
+  auto draft = PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerToken(token));
   INFO(draft->body);
   REQUIRE(Status(draft) == 201);
   const auto d = json::parse(draft->body);
@@ -104,27 +102,27 @@ TEST_CASE("BundID over SAML: log-in creates the account at level substantial wit
   }
   // Verified means the person cannot change it.
   auto change =
-      c.Patch("/api/v1/me/profile", BearerOf(token), json{{"family_name", "Anders"}}.dump(), "application/json");
+      c.Patch("/api/v1/me/profile", BearerToken(token), json{{"family_name", "Anders"}}.dump(), "application/json");
   CHECK(Status(change) == 409);
 
   // The same person again: the same account, no second one.
   Browser again;
   REQUIRE(f.SamlLogIn(again, "erika", "erika-test-1").status == 303);
-  auto me1 = json::parse(c.Get("/api/v1/me", BearerOf(token))->body);
-  auto me2 = json::parse(c.Get("/api/v1/me", BearerOf(again.Cookie(f.gateway, "__Host-stadtportal_session")))->body);
+  auto me1 = json::parse(c.Get("/api/v1/me", BearerToken(token))->body);
+  auto me2 = json::parse(c.Get("/api/v1/me", BearerToken(again.Cookie(f.gateway, "__Host-stadtportal_session")))->body);
   CHECK(me1["account_id"] == me2["account_id"]);
 
-  auto linked = c.Get("/api/v1/me/providers", BearerOf(token));
+  auto linked = c.Get("/api/v1/me/providers", BearerToken(token));
   REQUIRE(Status(linked) == 200);
   CHECK(json::parse(linked->body)["providers"][0]["provider"] == "bundid");
   // The only way into this account cannot be removed.
-  CHECK(Status(c.Delete("/api/v1/me/providers/bundid", BearerOf(token))) == 409);
+  CHECK(Status(c.Delete("/api/v1/me/providers/bundid", BearerToken(token))) == 409);
 
   // Log-out ends the IdP's session too (single log-out).
-  auto out = c.Post("/api/v1/auth/logout", BearerOf(token), "", "application/json");
+  auto out = c.Post("/api/v1/auth/logout", BearerToken(token), "", "application/json");
   REQUIRE(Status(out) == 200);
   CHECK(json::parse(out->body)["upstream_logout_url"].get<std::string>().rfind(f.idp, 0) == 0);
-  CHECK(Status(c.Get("/api/v1/me", BearerOf(token))) == 401);
+  CHECK(Status(c.Get("/api/v1/me", BearerToken(token))) == 401);
 }
 
 TEST_CASE("an OpenID Connect provider: the same journey at its acr", "[e2e]") {
@@ -136,14 +134,14 @@ TEST_CASE("an OpenID Connect provider: the same journey at its acr", "[e2e]") {
   REQUIRE(done.status == 303);
   const std::string token = b.Cookie(f.gateway, "__Host-stadtportal_session");
   REQUIRE(!token.empty());
-  auto session = json::parse(c.Get("/api/v1/me", BearerOf(token))->body);
+  auto session = json::parse(c.Get("/api/v1/me", BearerToken(token))->body);
   CHECK(session["assurance_level"] == "high");
   const auto profile = ByName(VerifiedProfile(c, token, 3));
   CHECK(profile.at("given_name")["value"] == "Max");
   CHECK(profile.at("birth_date")["value"] == "1980-01-31");
   CHECK(profile.at("birth_date")["provider"] == "generic-oidc");
   CHECK(profile.at("birth_date")["assurance_level"] == "high");
-  auto draft = PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerOf(token));
+  auto draft = PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerToken(token));
   REQUIRE(Status(draft) == 201);
   CHECK(json::parse(draft->body)["data"]["given_name"] == "Max");
   const auto read_only = json::parse(draft->body)["read_only_fields"].get<std::vector<std::string>>();
@@ -157,7 +155,7 @@ TEST_CASE("an OpenID Connect provider: the same journey at its acr", "[e2e]") {
   CHECK(f.Refusals("state") == before + 1);
 
   // Log-out: on to the provider's end-session endpoint with the ID token as hint.
-  auto out = c.Post("/api/v1/auth/logout", BearerOf(token), "", "application/json");
+  auto out = c.Post("/api/v1/auth/logout", BearerToken(token), "", "application/json");
   REQUIRE(Status(out) == 200);
   const std::string end_session = json::parse(out->body)["upstream_logout_url"];
   CHECK(end_session.rfind(f.op, 0) == 0);
@@ -173,11 +171,11 @@ TEST_CASE("step-up: a password session gets 403 naming the providers, steps up t
   const std::string low = anna["token"];
 
   // An open draft of a low-level service.
-  auto dog = PostJson(c, "/api/v1/services/dog-tax-registration/drafts", json::object(), BearerOf(low));
+  auto dog = PostJson(c, "/api/v1/services/dog-tax-registration/drafts", json::object(), BearerToken(low));
   REQUIRE(Status(dog) == 201);
   const std::string draft_id = json::parse(dog->body)["id"];
 
-  auto refused = PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerOf(low));
+  auto refused = PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerToken(low));
   REQUIRE(Status(refused) == 403);
   const auto problem = json::parse(refused->body);
   CHECK(problem["required_assurance_level"] == "substantial");
@@ -195,7 +193,7 @@ TEST_CASE("step-up: a password session gets 403 naming the providers, steps up t
   auto taken = f.SamlLogIn(b, "erika", "erika-test-1", "?minimum_level=substantial");
   CHECK(taken.status == 409);
   CHECK(json::parse(taken.body)["errors"][0]["code"] == "linked_to_another_account");
-  CHECK(Status(c.Get("/api/v1/me", BearerOf(low))) == 200);
+  CHECK(Status(c.Get("/api/v1/me", BearerToken(low))) == 200);
   b = Browser();
   b.SetCookie(f.gateway, "__Host-stadtportal_session", low);
   auto done = f.SamlLogIn(b, "max", "max-test-1", "?minimum_level=substantial&return_to=/weiter");
@@ -204,36 +202,36 @@ TEST_CASE("step-up: a password session gets 403 naming the providers, steps up t
   CHECK(done.location == "/weiter");
   const std::string high = b.Cookie(f.gateway, "__Host-stadtportal_session");
   REQUIRE(!high.empty());
-  CHECK(high != low);                                        // Rotated …
-  CHECK(Status(c.Get("/api/v1/me", BearerOf(low))) == 401);  // … the old id is gone.
-  auto session = json::parse(c.Get("/api/v1/me", BearerOf(high))->body);
+  CHECK(high != low);                                           // Rotated …
+  CHECK(Status(c.Get("/api/v1/me", BearerToken(low))) == 401);  // … the old id is gone.
+  auto session = json::parse(c.Get("/api/v1/me", BearerToken(high))->body);
   CHECK(session["assurance_level"] == "high");  // Max's level, above the one asked for.
   CHECK(session["auth_method"] == "saml:bundid");
 
   // The draft is intact and the service now allowed.
-  auto kept = c.Get(("/api/v1/drafts/" + draft_id).c_str(), BearerOf(high));
+  auto kept = c.Get(("/api/v1/drafts/" + draft_id).c_str(), BearerToken(high));
   CHECK(Status(kept) == 200);
-  CHECK(Status(PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerOf(high))) == 201);
-  auto linked = json::parse(c.Get("/api/v1/me/providers", BearerOf(high))->body);
+  CHECK(Status(PostJson(c, "/api/v1/services/change-of-address/drafts", json::object(), BearerToken(high))) == 201);
+  auto linked = json::parse(c.Get("/api/v1/me/providers", BearerToken(high))->body);
   CHECK(linked["providers"][0]["provider"] == "bundid");
   // Max logs in to the account through BundID elsewhere as well.
   Browser elsewhere;
   REQUIRE(f.SamlLogIn(elsewhere, "max", "max-test-1").status == 303);
   const std::string other = elsewhere.Cookie(f.gateway, "__Host-stadtportal_session");
-  REQUIRE(Status(c.Get("/api/v1/me", BearerOf(other))) == 200);
-  CHECK(json::parse(c.Get("/api/v1/me", BearerOf(other))->body)["account_id"] == session["account_id"]);
+  REQUIRE(Status(c.Get("/api/v1/me", BearerToken(other))) == 200);
+  CHECK(json::parse(c.Get("/api/v1/me", BearerToken(other))->body)["account_id"] == session["account_id"]);
   // With a password as well, the provider can be removed again; whoever came in through
   // it is out, the session that removed it goes on.
-  CHECK(Status(c.Delete("/api/v1/me/providers/bundid", BearerOf(high))) == 200);
-  CHECK(Status(c.Get("/api/v1/me", BearerOf(other))) == 401);
-  CHECK(Status(c.Get("/api/v1/me", BearerOf(high))) == 200);
+  CHECK(Status(c.Delete("/api/v1/me/providers/bundid", BearerToken(high))) == 200);
+  CHECK(Status(c.Get("/api/v1/me", BearerToken(other))) == 401);
+  CHECK(Status(c.Get("/api/v1/me", BearerToken(high))) == 200);
 
   // A step-up whose session ended meanwhile (logged out) links nothing.
   const std::string cara = Onboard(f.stack, c, UniqueEmail())["token"];
   Browser left;
   left.SetCookie(f.gateway, "__Host-stadtportal_session", cara);
   auto ended = f.SamlLogIn(left, "max", "max-test-1", "?minimum_level=substantial", {}, nullptr, [&] {
-    CHECK(Status(c.Post("/api/v1/auth/logout", BearerOf(cara), "", "application/json")) == 204);
+    CHECK(Status(c.Post("/api/v1/auth/logout", BearerToken(cara), "", "application/json")) == 204);
   });
   CHECK(ended.status == 409);
   CHECK(json::parse(ended.body)["errors"][0]["code"] == "changed");
@@ -250,15 +248,15 @@ TEST_CASE("step-up: a password session gets 403 naming the providers, steps up t
   INFO(planted.body);
   REQUIRE(planted.status == 303);
   const auto erika_me =
-      json::parse(c.Get("/api/v1/me", BearerOf(erika.Cookie(f.gateway, "__Host-stadtportal_session")))->body);
+      json::parse(c.Get("/api/v1/me", BearerToken(erika.Cookie(f.gateway, "__Host-stadtportal_session")))->body);
   const auto now_me =
-      json::parse(c.Get("/api/v1/me", BearerOf(victim.Cookie(f.gateway, "__Host-stadtportal_session")))->body);
+      json::parse(c.Get("/api/v1/me", BearerToken(victim.Cookie(f.gateway, "__Host-stadtportal_session")))->body);
   CHECK(now_me["account_id"] == erika_me["account_id"]);
   // The log-in ended the session the browser had, though the provider's answer came
   // without its cookie.
-  CHECK(Status(c.Get("/api/v1/me", BearerOf(bert))) == 401);
+  CHECK(Status(c.Get("/api/v1/me", BearerToken(bert))) == 401);
   const std::string bert_again = Login(c, bert_mail)["token"];
-  auto bert_linked = c.Get("/api/v1/me/providers", BearerOf(bert_again));
+  auto bert_linked = c.Get("/api/v1/me/providers", BearerToken(bert_again));
   REQUIRE(Status(bert_linked) == 200);
   CHECK(json::parse(bert_linked->body)["providers"].empty());
 }

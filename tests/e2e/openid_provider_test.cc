@@ -183,8 +183,6 @@ json JwtPart(const std::string& jwt, int part) {
   return json::parse(decoded);
 }
 
-httplib::Headers BearerToken(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
-
 // A partner token for the person `email`, logging in on the page in a new browser.
 json TokenFor(Stack& stack, httplib::Client& c, const Partner& p, const std::string& email, const std::string& scope) {
   const std::string gateway = "http://127.0.0.1:" + std::to_string(stack.gateway_port());

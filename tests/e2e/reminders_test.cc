@@ -81,18 +81,6 @@ json Documents(httplib::Client& c, const json& login) {
   return json::parse(r->body)["items"];
 }
 
-const json kDogTax = {
-    {"dog_name", "Rex"},
-    {"breed", "Dackel"},
-    {"birth_date", "2024-03-01"},
-    {"kept_since", "2024-05-01"},
-    {"chip_number", "276098106543210"},
-    {"given_name", "Anna"},
-    {"family_name", "Muster"},
-    {"address", {{"street", "Hauptmarkt"}, {"house_number", "18"}, {"postcode", "90403"}, {"city", "Nürnberg"}}}};
-
-httplib::Headers Token(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
-
 }  // namespace
 
 TEST_CASE(
@@ -258,13 +246,13 @@ TEST_CASE("a department records the document it issued on approval; the applican
   const std::string id = Apply(c, anna, "dog-tax-registration", kDogTax);
   REQUIRE(testing::Eventually(
       [&] {
-        auto r = c.Get("/api/v1/backoffice/submissions", Token(token));
+        auto r = c.Get("/api/v1/backoffice/submissions", BearerToken(token));
         return r && r->status == 200 && r->body.find(id) != std::string::npos;
       },
       15s));
   const std::string status = "/api/v1/backoffice/submissions/" + id + "/status";
-  REQUIRE(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/acknowledge", json::object(), Token(token))) ==
-          200);
+  REQUIRE(Status(PostJson(c, "/api/v1/backoffice/submissions/" + id + "/acknowledge", json::object(),
+                          BearerToken(token))) == 200);
   // The acknowledgement reaches the submission as an event.
   REQUIRE(testing::Eventually(
       [&] {
@@ -274,18 +262,18 @@ TEST_CASE("a department records the document it issued on approval; the applican
       15s));
   const json tag = {{"type", "dog_tax_tag"}, {"expires_on", InDays(365)}, {"label", "Marke 4711"}};
   // A document goes with an approval only, and well-formed.
-  CHECK(Status(PostJson(c, status, {{"status", "in_progress"}, {"document", tag}}, Token(token))) == 422);
+  CHECK(Status(PostJson(c, status, {{"status", "in_progress"}, {"document", tag}}, BearerToken(token))) == 422);
   auto malformed =
       PostJson(c, status, {{"status", "approved"}, {"document", {{"type", 7}, {"expires_on", "1.1.2030"}, {"x", ""}}}},
-               Token(token));
+               BearerToken(token));
   CHECK(Status(malformed) == 422);
   CHECK(Status(PostJson(
             c, status, {{"status", "approved"}, {"document", {{"type", "dog_tax_tag"}, {"expires_on", "2030-02-30x"}}}},
-            Token(token))) == 422);
+            BearerToken(token))) == 422);
   CHECK(Documents(c, anna).empty());
-  REQUIRE(Status(PostJson(c, status, {{"status", "approved"}, {"document", tag}}, Token(token))) == 200);
+  REQUIRE(Status(PostJson(c, status, {{"status", "approved"}, {"document", tag}}, BearerToken(token))) == 200);
   // The same request again (a back office retrying): still one document.
-  REQUIRE(Status(PostJson(c, status, {{"status", "approved"}, {"document", tag}}, Token(token))) == 200);
+  REQUIRE(Status(PostJson(c, status, {{"status", "approved"}, {"document", tag}}, BearerToken(token))) == 200);
   REQUIRE(testing::Eventually([&] { return Documents(c, anna).size() == 1; }, 15s));
   std::this_thread::sleep_for(1s);
   const json documents = Documents(c, anna);

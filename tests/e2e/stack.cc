@@ -296,9 +296,19 @@ httplib::Result PostJson(httplib::Client& c, const std::string& path, const nloh
   return c.Post(path.c_str(), headers, body.dump(), "application/json");
 }
 
-httplib::Headers Bearer(const nlohmann::json& login) {
-  return {{"Authorization", "Bearer " + login["token"].get<std::string>()}};
-}
+httplib::Headers Bearer(const nlohmann::json& login) { return BearerToken(login["token"].get<std::string>()); }
+
+httplib::Headers BearerToken(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
+
+const nlohmann::json kDogTax = {
+    {"dog_name", "Rex"},
+    {"breed", "Dackel"},
+    {"birth_date", "2024-03-01"},
+    {"kept_since", "2024-05-01"},
+    {"chip_number", "276098106543210"},
+    {"given_name", "Anna"},
+    {"family_name", "Muster"},
+    {"address", {{"street", "Hauptmarkt"}, {"house_number", "18"}, {"postcode", "90403"}, {"city", "Nürnberg"}}}};
 
 std::string MailedToken(Stack& stack, const std::string& to, const std::string& link_part) {
   std::string token;

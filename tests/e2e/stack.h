@@ -113,6 +113,10 @@ std::string UniqueEmail();
 httplib::Result PostJson(httplib::Client& c, const std::string& path, const nlohmann::json& body,
                          httplib::Headers headers = {});
 httplib::Headers Bearer(const nlohmann::json& login);
+// The same for a bare token (a back office's, a partner portal's, a session id).
+httplib::Headers BearerToken(const std::string& token);
+// Answers of the seeded dog-tax registration form that pass its checks.
+extern const nlohmann::json kDogTax;
 // The token of the newest mail to `to` whose link contains `link_part`.
 std::string MailedToken(Stack& stack, const std::string& to, const std::string& link_part);
 // Registers `email`, verifies it by the mailed link and logs in; returns the log-in answer.
