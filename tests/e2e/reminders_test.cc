@@ -8,7 +8,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tests/e2e/stack.h"
@@ -230,18 +229,7 @@ TEST_CASE("a department records the document it issued on approval; the applican
   json admin = Admin(stack, c);
   json anna = Onboard(stack, c, UniqueEmail());
   GiveConsent(c, anna);
-  REQUIRE(Status(c.Put("/api/v1/admin/destinations/stadtkaemmerei", Bearer(admin),
-                       json{{"name", "Stadtkämmerei"}, {"mode", "pull"}}.dump(), "application/json")) == 200);
-  auto made = PostJson(c, "/api/v1/admin/backoffice-clients",
-                       {{"destination", "stadtkaemmerei"}, {"department", "Stadtkämmerei"}}, Bearer(admin));
-  REQUIRE(Status(made) == 201);
-  const json client = json::parse(made->body);
-  auto issued = c.Post("/api/v1/oauth/token",
-                       {{"Authorization", "Basic " + absl::Base64Escape(client["client_id"].get<std::string>() + ":" +
-                                                                        client["client_secret"].get<std::string>())}},
-                       "grant_type=client_credentials", "application/x-www-form-urlencoded");
-  REQUIRE(Status(issued) == 200);
-  const std::string token = json::parse(issued->body)["access_token"];
+  const std::string token = BackofficeToken(c, admin, "stadtkaemmerei", "Stadtkämmerei");
 
   const std::string id = Apply(c, anna, "dog-tax-registration", kDogTax);
   REQUIRE(testing::Eventually(

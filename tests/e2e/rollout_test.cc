@@ -11,7 +11,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/escaping.h"
 #include "libs/grpc/client.h"
 #include "tests/e2e/stack.h"
 
@@ -60,19 +59,7 @@ TEST_CASE("rolling restart of every service, one replica at a time, under steady
   const json submission = SubmitCertificate(c, anna);
   const std::string payment =
       StartPayment(c, anna, submission["id"], "rollout-" + submission["id"].get<std::string>())["id"];
-  REQUIRE(Status(c.Put("/api/v1/admin/destinations/stadtkaemmerei", Bearer(admin),
-                       json{{"name", "Stadtkämmerei"}, {"mode", "pull"}}.dump(), "application/json")) == 200);
-  auto made = PostJson(c, "/api/v1/admin/backoffice-clients",
-                       {{"destination", "stadtkaemmerei"}, {"department", "Stadtkämmerei"}}, Bearer(admin));
-  REQUIRE(Status(made) == 201);
-  const json client = json::parse(made->body);
-  auto issued = c.Post("/api/v1/oauth/token",
-                       {{"Authorization", "Basic " + absl::Base64Escape(client["client_id"].get<std::string>() + ":" +
-                                                                        client["client_secret"].get<std::string>())}},
-                       "grant_type=client_credentials", "application/x-www-form-urlencoded");
-  REQUIRE(Status(issued) == 200);
-  const httplib::Headers backoffice = {
-      {"Authorization", "Bearer " + json::parse(issued->body)["access_token"].get<std::string>()}};
+  const httplib::Headers backoffice = BearerToken(BackofficeToken(c, admin, "stadtkaemmerei", "Stadtkämmerei"));
 
   // The steady load: four clients, each going round every service's routes.
   Tally tally;

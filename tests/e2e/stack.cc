@@ -298,6 +298,22 @@ httplib::Result PostJson(httplib::Client& c, const std::string& path, const nloh
 
 httplib::Headers Bearer(const nlohmann::json& login) { return BearerToken(login["token"].get<std::string>()); }
 
+std::string BackofficeToken(httplib::Client& c, const nlohmann::json& admin, const std::string& destination,
+                            const std::string& department) {
+  REQUIRE(Status(c.Put(("/api/v1/admin/destinations/" + destination).c_str(), Bearer(admin),
+                       nlohmann::json{{"name", department}, {"mode", "pull"}}.dump(), "application/json")) == 200);
+  auto made = PostJson(c, "/api/v1/admin/backoffice-clients",
+                       {{"destination", destination}, {"department", department}}, Bearer(admin));
+  REQUIRE(Status(made) == 201);
+  const auto client = nlohmann::json::parse(made->body);
+  auto issued = c.Post("/api/v1/oauth/token",
+                       {{"Authorization", "Basic " + absl::Base64Escape(client["client_id"].get<std::string>() + ":" +
+                                                                        client["client_secret"].get<std::string>())}},
+                       "grant_type=client_credentials", "application/x-www-form-urlencoded");
+  REQUIRE(Status(issued) == 200);
+  return nlohmann::json::parse(issued->body)["access_token"].get<std::string>();
+}
+
 httplib::Headers BearerToken(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
 const nlohmann::json kDogTax = {

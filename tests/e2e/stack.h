@@ -113,6 +113,10 @@ std::string UniqueEmail();
 httplib::Result PostJson(httplib::Client& c, const std::string& path, const nlohmann::json& body,
                          httplib::Headers headers = {});
 httplib::Headers Bearer(const nlohmann::json& login);
+// Makes the pull destination `destination` and a back-office client for it (as the tenant
+// admin `admin`) and returns that client's access token (client credentials).
+std::string BackofficeToken(httplib::Client& c, const nlohmann::json& admin, const std::string& destination,
+                            const std::string& department);
 // The same for a bare token (a back office's, a partner portal's, a session id).
 httplib::Headers BearerToken(const std::string& token);
 // Answers of the seeded dog-tax registration form that pass its checks.
