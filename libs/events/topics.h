@@ -64,5 +64,33 @@ template <>
 struct Topic<v1::ReminderDue> {
   static constexpr std::string_view kName = "reminder.due";
 };
+template <>
+struct Topic<v1::SubmissionStatusChanged> {
+  static constexpr std::string_view kName = "submission.status_changed";
+};
+template <>
+struct Topic<v1::PaymentRefunded> {
+  static constexpr std::string_view kName = "payment.refunded";
+};
+template <>
+struct Topic<v1::MessageReceived> {
+  static constexpr std::string_view kName = "message.received";
+};
+template <>
+struct Topic<v1::ConsentChanged> {
+  static constexpr std::string_view kName = "consent.changed";
+};
+template <>
+struct Topic<v1::ProviderLinkChanged> {
+  static constexpr std::string_view kName = "provider.link_changed";
+};
+template <>
+struct Topic<v1::DataAccessed> {
+  static constexpr std::string_view kName = "data.accessed";
+};
+template <>
+struct Topic<v1::PartyErasureRequested> {
+  static constexpr std::string_view kName = "party.erasure_requested";
+};
 
 }  // namespace stadtportal::events
