@@ -205,6 +205,29 @@ if (command === "validate") {
     path.join(out, "kustomization.yaml"),
     header + YAML.stringify({ apiVersion: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization", resources: Object.keys(files).sort() }),
   );
+} else if (command === "rules") {
+  // The rendered PrometheusRules' groups as a Prometheus rule file next to a copy of the
+  // rules' unit tests, and every alert tested both firing and silent.
+  const [rendered, testsFile, out] = args;
+  const groups = documents(fs.readFileSync(rendered, "utf8"))
+    .filter((d) => d.kind === "PrometheusRule")
+    .flatMap((r) => r.spec.groups);
+  fs.writeFileSync(path.join(out, "rules.yaml"), YAML.stringify({ groups }));
+  fs.copyFileSync(testsFile, path.join(out, path.basename(testsFile)));
+  const cases = YAML.parse(fs.readFileSync(testsFile, "utf8")).tests.flatMap((t) => t.alert_rule_test ?? []);
+  const alerts = groups.flatMap((g) => g.rules).filter((r) => r.alert).map((r) => r.alert);
+  for (const alert of alerts) {
+    const mine = cases.filter((c) => c.alertname === alert);
+    if (!mine.some((c) => (c.exp_alerts ?? []).length > 0) || !mine.some((c) => (c.exp_alerts ?? []).length === 0)) {
+      failed = true;
+      console.error(`alert ${alert}: needs a test where it fires and one where it stays silent`);
+    }
+  }
+  if (!alerts.length) {
+    failed = true;
+    console.error(`${rendered}: no alert rules`);
+  }
+  if (!failed) console.log(`alert rules: each of the ${alerts.length} alerts has a firing and a silent test`);
 } else if (command === "confined") {
   // Which ConfigMaps and Secrets each workload's pods read: volumes, env, envFrom.
   const [rendered, workload, ...names] = args;
