@@ -228,6 +228,26 @@ if (command === "validate") {
     console.error(`${rendered}: no alert rules`);
   }
   if (!failed) console.log(`alert rules: each of the ${alerts.length} alerts has a firing and a silent test`);
+} else if (command === "dashboards") {
+  // Every panel query of the dashboards as a recording rule for promtool to parse, with
+  // the dashboards' variables filled in.
+  const [out, ...files] = args;
+  const rules = [];
+  for (const file of files) {
+    const dash = JSON.parse(fs.readFileSync(file, "utf8"));
+    for (const p of dash.panels ?? [])
+      for (const t of p.targets ?? []) {
+        if (!t.expr) {
+          failed = true;
+          console.error(`${file}: panel "${p.title}" has a target without a query`);
+          continue;
+        }
+        const expr = t.expr.replaceAll("$namespace", "stadtportal").replaceAll("$service", ".*");
+        rules.push({ record: `dashboard:query_${rules.length}:${dash.uid.replaceAll("-", "_")}`, expr });
+      }
+  }
+  fs.writeFileSync(path.join(out, "dashboard-queries.yaml"), YAML.stringify({ groups: [{ name: "dashboards", rules }] }));
+  if (!failed) console.log(`dashboards: ${rules.length} panel queries from ${files.length} dashboard(s)`);
 } else if (command === "confined") {
   // Which ConfigMaps and Secrets each workload's pods read: volumes, env, envFrom.
   const [rendered, workload, ...names] = args;
