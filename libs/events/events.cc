@@ -4,11 +4,15 @@
 
 #include <algorithm>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "libs/app/retention.h"
 #include "libs/auth/tokens.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
@@ -31,6 +35,70 @@ std::unique_ptr<redis::Client> ReaderClient(redis::Options redis, std::chrono::m
   redis.command_timeout = std::max(redis.command_timeout, block + std::chrono::milliseconds(1000));
   redis.connections = 1;
   return std::make_unique<redis::Client>(redis);
+}
+
+// A stream entry id "<ms>-<seq>".
+struct StreamId {
+  int64_t ms = 0;
+  int64_t seq = 0;
+  static std::optional<StreamId> Parse(const std::string& text) {
+    StreamId id;
+    const auto dash = text.find('-');
+    if (dash == std::string::npos || !absl::SimpleAtoi(text.substr(0, dash), &id.ms) ||
+        !absl::SimpleAtoi(text.substr(dash + 1), &id.seq)) {
+      return std::nullopt;
+    }
+    return id;
+  }
+  std::string Text() const { return absl::StrCat(ms, "-", seq); }
+  bool operator<(const StreamId& o) const { return std::tie(ms, seq) < std::tie(o.ms, o.seq); }
+};
+
+std::string Str(const redisReply* r) {
+  return r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) ? std::string(r->str, r->len)
+                                                                                          : "";
+}
+
+// How far `stream` may be trimmed: `limit`, or less far when a consumer group has not
+// read (after its last-delivered id) or not acknowledged (its oldest pending id) an older
+// entry; the second member says whether such an entry exists (the group held it back).
+absl::StatusOr<std::pair<StreamId, bool>> SafeMinId(redis::Client& redis, const std::string& stream, StreamId limit) {
+  auto groups = redis.Command({"XINFO", "GROUPS", stream});
+  if (!groups.ok()) return groups.status();
+  StreamId minid = limit;
+  bool held = false;
+  const redisReply* list = groups->raw();
+  for (size_t g = 0; list->type == REDIS_REPLY_ARRAY && g < list->elements; ++g) {
+    const redisReply* info = list->element[g];
+    std::string name, last_delivered;
+    long long pending = 0;
+    for (size_t i = 0; info->type == REDIS_REPLY_ARRAY && i + 1 < info->elements; i += 2) {
+      const std::string key = Str(info->element[i]);
+      if (key == "name") name = Str(info->element[i + 1]);
+      if (key == "last-delivered-id") last_delivered = Str(info->element[i + 1]);
+      if (key == "pending" && info->element[i + 1]->type == REDIS_REPLY_INTEGER)
+        pending = info->element[i + 1]->integer;
+    }
+    std::vector<StreamId> bounds;
+    // Entries after the last delivered one are unread by the group.
+    if (auto id = StreamId::Parse(last_delivered)) bounds.push_back({id->ms, id->seq + 1});
+    if (pending > 0) {
+      auto summary = redis.Command({"XPENDING", stream, name});
+      if (!summary.ok()) return summary.status();
+      const redisReply* s = summary->raw();
+      if (s->type == REDIS_REPLY_ARRAY && s->elements >= 2) {
+        if (auto id = StreamId::Parse(Str(s->element[1]))) bounds.push_back(*id);
+      }
+    }
+    for (const auto& b : bounds) minid = std::min(minid, b);
+  }
+  if (minid < limit) {
+    // Held back only if an entry older than the limit stays.
+    auto older = redis.Command({"XRANGE", stream, minid.Text(), "(" + limit.Text(), "COUNT", "1"});
+    if (!older.ok()) return older.status();
+    held = older->type() == REDIS_REPLY_ARRAY && older->size() > 0;
+  }
+  return std::make_pair(minid, held);
 }
 
 prometheus::Family<prometheus::Counter>& Rejected() {
@@ -78,7 +146,85 @@ Relay::Relay(db::Pool& pool, redis::Client& redis, std::string source, std::chro
     : pool_(pool), redis_(redis), source_(std::move(source)), job_("event-relay", interval, [this] {
         auto n = RelayOnce();
         if (!n.ok()) log::Warn("event relay failed", {{"error", std::string(n.status().message())}});
+        if (!retention_.has_value() || std::chrono::steady_clock::now() - last_prune_ < retention_->every) return;
+        last_prune_ = std::chrono::steady_clock::now();
+        auto pruned = PruneOnce(*retention_);
+        if (!pruned.ok()) {
+          app::CountRetention("event", "failed");
+          log::Warn("event pruning failed", {{"error", std::string(pruned.status().message())}});
+        }
       }) {}
+
+Relay::Relay(db::Pool& pool, redis::Client& redis, std::string source, EventRetention retention,
+             std::chrono::milliseconds interval)
+    : Relay(pool, redis, std::move(source), interval) {
+  retention_ = std::move(retention);
+}
+
+EventRetention EventRetention::FromEnv(const config::Env& env) {
+  EventRetention r;
+  r.age = std::chrono::hours(24 * env.Int("STADTPORTAL_EVENT_RETENTION_DAYS", 30, 1, 3650));
+  r.every = app::RetentionInterval(env);
+  r.clock = app::ClockFromEnv(env);
+  return r;
+}
+
+absl::StatusOr<Pruned> Relay::PruneOnce(const EventRetention& retention) {
+  auto now = retention.clock();
+  if (!now.ok()) return now.status();
+  const absl::Time cutoff = *now - absl::FromChrono(retention.age);
+  Pruned out;
+  // The streams of this service's topics: those in its outbox, those it prunes now, and
+  // those held back last time.
+  std::set<std::string> topics;
+  {
+    std::lock_guard<std::mutex> lock(prune_mu_);
+    topics.swap(held_back_topics_);
+  }
+  auto listed = pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::set<std::string>> {
+    std::set<std::string> found;
+    for (const auto& row : tx.exec("SELECT DISTINCT topic FROM outbox")) found.insert(row[0].as<std::string>());
+    return found;
+  });
+  if (!listed.ok()) return listed.status();
+  topics.insert(listed->begin(), listed->end());
+  // The outbox, in batches (each its own short transaction).
+  const std::string at = absl::FormatTime(absl::RFC3339_full, cutoff, absl::UTCTimeZone());
+  for (int batch = 0; batch < 100; ++batch) {
+    auto deleted = pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+      auto rows = tx.exec_params(
+          "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < $1::timestamptz"
+          " ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING topic",
+          at);
+      for (const auto& row : rows) topics.insert(row[0].as<std::string>());
+      return static_cast<int64_t>(rows.size());
+    });
+    if (!deleted.ok()) return deleted.status();
+    app::CountRetention("event", "deleted", *deleted);
+    out.outbox_rows += *deleted;
+    if (*deleted < 1000) break;
+  }
+  const StreamId limit{absl::ToUnixMillis(cutoff), 0};
+  for (const auto& topic : topics) {
+    const std::string stream = StreamOf(topic);
+    auto minid = SafeMinId(redis_, stream, limit);
+    if (!minid.ok()) return minid.status();
+    if (minid->second) {
+      ++out.held_back;
+      app::CountRetention("event_stream", "held_back");
+      log::Warn("event stream kept past its retention: a consumer group has older unread or pending entries",
+                {{"stream", stream}});
+      std::lock_guard<std::mutex> lock(prune_mu_);
+      held_back_topics_.insert(topic);
+    }
+    if (minid->first.ms <= 0) continue;
+    auto trimmed = redis_.Command({"XTRIM", stream, "MINID", minid->first.Text()});
+    if (!trimmed.ok()) return trimmed.status();
+    app::CountRetention("event_stream", "deleted", trimmed->integer());
+    out.stream_entries += trimmed->integer();
+  }
+  return out;
+}
 
 absl::StatusOr<int> Relay::RelayOnce(int limit) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {

@@ -5,6 +5,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include <pqxx/pqxx>
 
 #include "absl/status/statusor.h"
+#include "libs/app/clock.h"
 #include "libs/app/periodic.h"
 #include "libs/db/pool.h"
 #include "libs/events/topics.h"
@@ -94,22 +98,52 @@ class Handlers {
   std::map<std::string, std::function<absl::Status(pqxx::work&, const Event&)>> by_topic_;
 };
 
+// How long published events are kept, in the outbox and in the streams.
+struct EventRetention {
+  std::chrono::hours age{24 * 30};
+  // How often the relay prunes.
+  std::chrono::milliseconds every{std::chrono::hours(1)};
+  app::Clock clock = app::SystemClock();
+  // STADTPORTAL_EVENT_RETENTION_DAYS (default 30, 1–3650), STADTPORTAL_RETENTION_INTERVAL_MS,
+  // STADTPORTAL_CLOCK_FILE.
+  static EventRetention FromEnv(const config::Env& env);
+};
+
+// What one prune did.
+struct Pruned {
+  int64_t outbox_rows = 0;     // Deleted from this service's outbox.
+  int64_t stream_entries = 0;  // Trimmed from the streams.
+  int64_t held_back = 0;       // Streams trimmed less far: a group has not read or acknowledged an older entry.
+};
+
 // Moves unpublished outbox rows to their streams, oldest first. Safe on every replica
 // (rows are claimed with SKIP LOCKED); a row published twice after a crash is deduped by
-// consumers through its id.
+// consumers through its id. With an EventRetention it also prunes, every `every`.
 class Relay {
  public:
   Relay(db::Pool& pool, redis::Client& redis, std::string source,
+        std::chrono::milliseconds interval = std::chrono::milliseconds(100));
+  Relay(db::Pool& pool, redis::Client& redis, std::string source, EventRetention retention,
         std::chrono::milliseconds interval = std::chrono::milliseconds(100));
   void Start() { job_.Start(); }
   void Stop() { job_.Stop(); }
   // One batch; returns how many events were published.
   absl::StatusOr<int> RelayOnce(int limit = 100);
+  // Deletes the outbox rows published before the clock's now minus the retention's age
+  // (SKIP LOCKED batches) and trims the streams of the outbox's topics to the same age with
+  // XTRIM MINID — never past an entry a consumer group has not yet read (its
+  // last-delivered id) or not acknowledged (its oldest pending entry): such a stream is
+  // trimmed only up to that entry and counted as held back, so no consumer loses an event.
+  absl::StatusOr<Pruned> PruneOnce(const EventRetention& retention);
 
  private:
   db::Pool& pool_;
   redis::Client& redis_;
   std::string source_;
+  std::optional<EventRetention> retention_;
+  std::chrono::steady_clock::time_point last_prune_{};
+  std::mutex prune_mu_;
+  std::set<std::string> held_back_topics_;  // Trimmed again at the next prune.
   app::Periodic job_;
 };
 

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "absl/strings/match.h"
+#include "absl/time/clock.h"
 #include "libs/auth/tokens.h"
 #include "libs/testing/testing.h"
 
@@ -304,6 +305,67 @@ TEST_CASE("a broadcast that loses Redis is not live and resets when it is back",
   CHECK_FALSE(b.PollOnce().ok());
   CHECK_FALSE(b.live());
   CHECK(resets == 0);  // Not positioned, so nothing to reset yet; it resets before its first read.
+}
+
+}  // namespace stadtportal::events
+
+namespace stadtportal::events {
+
+TEST_CASE("published events are pruned after their retention; a stream is never trimmed past an unread entry",
+          "[integration]") {
+  testing::TestSchema schema(kFiles, "events");
+  auto& pool = schema.pool();
+  redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
+  const std::string topic = "test." + RandomName();
+  const std::string quiet = "test." + RandomName();  // No consumer group.
+  REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                for (int i = 0; i < 3; ++i) PublishJson(tx, topic, "k", {{"n", i}});
+                PublishJson(tx, quiet, "k", {{"n", 9}});
+                return absl::OkStatus();
+              })
+              .ok());
+  Relay relay(pool, redis, "testsvc");
+  REQUIRE(*relay.RelayOnce() == 4);
+  // A group that read one entry without acknowledging it, and has not read the others.
+  REQUIRE(redis.Command({"XGROUP", "CREATE", StreamOf(topic), "g", "0"}).ok());
+  REQUIRE(redis.Command({"XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", StreamOf(topic), ">"}).ok());
+  auto length = [&](const std::string& t) { return redis.Command({"XLEN", StreamOf(t)})->integer(); };
+
+  EventRetention retention;
+  retention.age = std::chrono::hours(24 * 30);
+  retention.clock = app::FixedClock(absl::Now() + absl::Hours(24 * 29));
+  auto pruned = relay.PruneOnce(retention);
+  REQUIRE(pruned.ok());
+  CHECK(pruned->outbox_rows == 0);  // Not yet 30 days old.
+  CHECK(length(topic) == 3);
+
+  retention.clock = app::FixedClock(absl::Now() + absl::Hours(24 * 31));
+  pruned = relay.PruneOnce(retention);
+  INFO(pruned.status().message());
+  REQUIRE(pruned.ok());
+  CHECK(pruned->outbox_rows == 4);
+  CHECK(Scalar(pool, "SELECT count(*) FROM outbox") == 0);
+  CHECK(length(quiet) == 0);
+  CHECK(length(topic) == 3);  // The pending entry and the two unread after it stay.
+  CHECK(pruned->held_back == 1);
+
+  // Once the group has read and acknowledged everything, the next prune trims the rest
+  // (the outbox no longer names the topic: it remembered the stream it held back).
+  auto read = redis.Command({"XREADGROUP", "GROUP", "g", "c", "COUNT", "10", "STREAMS", StreamOf(topic), "0"});
+  REQUIRE(read.ok());
+  auto rest = redis.Command({"XREADGROUP", "GROUP", "g", "c", "COUNT", "10", "STREAMS", StreamOf(topic), ">"});
+  REQUIRE(rest.ok());
+  auto range = redis.Command({"XRANGE", StreamOf(topic), "-", "+"});
+  for (size_t i = 0; i < range->size(); ++i) {
+    const auto* e = range->raw()->element[i]->element[0];
+    REQUIRE(redis.Command({"XACK", StreamOf(topic), "g", std::string(e->str, e->len)}).ok());
+  }
+  pruned = relay.PruneOnce(retention);
+  REQUIRE(pruned.ok());
+  CHECK(pruned->held_back == 0);
+  CHECK(pruned->stream_entries == 3);
+  CHECK(length(topic) == 0);
+  (void)redis.Command({"DEL", StreamOf(topic), StreamOf(quiet)});
 }
 
 }  // namespace stadtportal::events

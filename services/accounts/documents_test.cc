@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "absl/time/clock.h"
+#include "libs/app/retention.h"
 #include "libs/auth/caller.h"
 #include "libs/grpc/handler.h"
 #include "libs/status/status.h"
@@ -473,7 +474,7 @@ TEST_CASE("reminders: a clock that cannot be read sends nothing", "[integration]
     std::ofstream out(path);
     out << "tomorrow";
   }
-  ReminderJob job{f.store, f.types, FileClock(path)};
+  ReminderJob job{f.store, f.types, app::FileClock(path)};
   CHECK_FALSE(job.RunOnce().ok());
   CHECK(f.DueEvents() == 0);
   {
@@ -484,16 +485,35 @@ TEST_CASE("reminders: a clock that cannot be read sends nothing", "[integration]
   CHECK(f.DueEvents() == 1);
 }
 
-TEST_CASE("reminders: the clock file is refused outside test deployments", "[unit]") {
-  using Env = std::map<std::string, std::string>;
-  CHECK_THROWS_WITH(ClockFromEnv(config::Env(Env{{"STADTPORTAL_REMINDER_CLOCK_FILE", "/tmp/clock"}})),
-                    Catch::Contains("STADTPORTAL_ALLOW_TEST_PROVIDERS"));
-  CHECK_NOTHROW(ClockFromEnv(config::Env(
-      Env{{"STADTPORTAL_REMINDER_CLOCK_FILE", "/tmp/clock"}, {"STADTPORTAL_ALLOW_TEST_PROVIDERS", "true"}})));
-  auto system = ClockFromEnv(config::Env(Env{}));
-  auto now = system();
-  REQUIRE(now.ok());
-  CHECK(absl::AbsDuration(*now - absl::Now()) < absl::Seconds(5));
+}  // namespace stadtportal::accounts
+
+namespace stadtportal::accounts {
+
+TEST_CASE("retention: a document goes with its reminders twelve months after its expiry", "[integration][retention]") {
+  Fixture f;
+  const auto anna = Person(kAnna);
+  f.Consent(anna);
+  const auto soon = f.Add(anna, "residential_parking_permit", InDays(10));
+  const auto later = f.Add(anna, "passport", InDays(400));
+  REQUIRE(f.ReminderState(soon.id()) == "scheduled");
+  auto run = [&] {
+    auto ended = app::RunRetention(f.clock.clock(), "document", "deleted", [&](absl::Time now, int limit) {
+      return f.store->EndDocumentRetention(now, limit);
+    });
+    INFO(ended.status().message());
+    REQUIRE(ended.ok());
+    return *ended;
+  };
+  f.clock.days = 10 + 360;  // Eleven and a bit months after its expiry: kept.
+  CHECK(run() == 0);
+  CHECK(f.List(anna).size() == 2);
+  f.clock.days = 10 + 370;
+  CHECK(run() == 1);
+  const auto left = f.List(anna);
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].id() == later.id());
+  CHECK(f.Count("SELECT count(*) FROM reminders WHERE document_id = '" + soon.id() + "'") == 0);
+  CHECK(f.Count("SELECT count(*) FROM reminders WHERE document_id = '" + later.id() + "'") == 1);
 }
 
 }  // namespace stadtportal::accounts

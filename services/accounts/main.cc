@@ -1,6 +1,7 @@
 // stadtportal-accounts: persons, organisations and memberships. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
 #include "libs/app/periodic.h"
+#include "libs/app/retention.h"
 #include "libs/events/events.h"
 #include "libs/grpc/client.h"
 #include "libs/log/log.h"
@@ -18,12 +19,13 @@ int main(int argc, char** argv) {
     options.document_types =
         std::make_shared<const accounts::DocumentTypes>(accounts::DocumentTypes::FromEnv(ctx.env()));
     const auto remind_every = ctx.env().Millis("STADTPORTAL_REMINDER_INTERVAL_MS", std::chrono::minutes(15));
-    auto clock = accounts::ClockFromEnv(ctx.env());
+    auto clock = app::ClockFromEnv(ctx.env());
     auto& db = ctx.Database(accounts::Store::Prepare);
     auto store = std::make_shared<accounts::Store>(db);
     auto relay =
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
-    auto event_relay = std::make_shared<events::Relay>(db, ctx.Redis(), "accounts");
+    auto event_relay =
+        std::make_shared<events::Relay>(db, ctx.Redis(), "accounts", events::EventRetention::FromEnv(ctx.env()));
     // Verified addresses from identity: invitations are accepted only by their addressee.
     // And documents departments record on approval.
     auto verified = std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "accounts",
@@ -39,13 +41,20 @@ int main(int argc, char** argv) {
         log::Info("document reminders sent", {{"count", std::to_string(*sent)}});
       }
     });
-    ctx.OnServing([relay, event_relay, verified, reminders] {
+    // Documents twelve months past their expiry go, with their reminders.
+    auto retention = app::RetentionPeriodic("document", app::RetentionInterval(ctx.env()), [store, clock] {
+      return app::RunRetention(clock, "document", "deleted",
+                               [store](absl::Time now, int limit) { return store->EndDocumentRetention(now, limit); });
+    });
+    ctx.OnServing([relay, event_relay, verified, reminders, retention] {
       relay->Start();
       event_relay->Start();
       verified->Start();
       reminders->Start();
+      retention->Start();
     });
-    ctx.OnStopping([relay, event_relay, verified, reminders] {
+    ctx.OnStopping([relay, event_relay, verified, reminders, retention] {
+      retention->Stop();
       reminders->Stop();
       verified->Stop();
       event_relay->Stop();

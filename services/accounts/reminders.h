@@ -6,25 +6,14 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "libs/config/config.h"
+#include "libs/app/clock.h"
 #include "services/accounts/document_types.h"
 #include "services/accounts/store.h"
 
 namespace stadtportal::accounts {
 
-// What time it is for the reminder job. Production: the system clock. Tests set it: a
-// function of their own (unit and integration tests), or a file the job reads at every
-// run (STADTPORTAL_REMINDER_CLOCK_FILE, for the processes of the end-to-end tests).
-using Clock = std::function<absl::StatusOr<absl::Time>()>;
-
-Clock SystemClock();
-// The time in the file at `path` (RFC 3339, e.g. "2027-03-01T08:00:00Z"), read anew at
-// every call; an unreadable or malformed file is an error (the run sends nothing).
-Clock FileClock(std::string path);
-// STADTPORTAL_REMINDER_CLOCK_FILE, allowed only where STADTPORTAL_ALLOW_TEST_PROVIDERS
-// marks a development or test deployment (else config::Error: the service does not
-// start); without it, SystemClock().
-Clock ClockFromEnv(const config::Env& env);
+// The job's "now": app::ClockFromEnv (STADTPORTAL_CLOCK_FILE in end-to-end tests).
+using Clock = app::Clock;
 
 // The periodic job on every replica: sends the reminders due today (the clock's date in
 // UTC) in batches of `batch`, each batch one transaction (Store::SendDueReminders): a

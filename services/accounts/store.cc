@@ -1,6 +1,7 @@
 #include "services/accounts/store.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/time/time.h"
 #include "libs/api/api.h"
 #include "libs/db/row.h"
 #include "libs/events/events.h"
@@ -315,6 +316,12 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("accounts_ensure_party_of_event",
                "INSERT INTO parties (id, tenant, kind, display_name, identity_account_id) "
                "VALUES ($2::uuid, $1, 'person', '', $2::uuid) ON CONFLICT DO NOTHING");
+  // The retention job: documents whose expiry lies more than twelve months before the
+  // clock's day in Nuremberg ($1); their reminders go with them (ON DELETE CASCADE).
+  conn.prepare("accounts_delete_expired_documents",
+               "DELETE FROM documents WHERE id IN (SELECT id FROM documents WHERE expires_on <"
+               " (($1::timestamptz AT TIME ZONE 'Europe/Berlin')::date - interval '12 months')::date"
+               " ORDER BY expires_on LIMIT $2 FOR UPDATE SKIP LOCKED)");
   conn.prepare("accounts_delete_document",
                "DELETE FROM documents WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid");
   // The document's reminder, while the party consents; a reminder a withdrawal cancelled
@@ -677,6 +684,13 @@ absl::StatusOr<int> Store::SendDueReminders(const std::string& today, int limit,
       ++sent;
     }
     return sent;
+  });
+}
+
+absl::StatusOr<int> Store::EndDocumentRetention(absl::Time now, int limit) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
+    const std::string at = absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone());
+    return static_cast<int>(tx.exec_prepared0("accounts_delete_expired_documents", at, limit).affected_rows());
   });
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "libs/db/pool.h"
 #include "libs/mail/mail.h"
 #include "services/accounts/document_types.h"
@@ -164,6 +165,11 @@ class Store {
   // replica's run skips them); marks each sent and writes its reminder.due event into the
   // outbox, both committed together or not at all. Returns how many were sent.
   absl::StatusOr<int> SendDueReminders(const std::string& today, int limit, const DocumentTypes& types);
+
+  // The retention job's step: deletes up to `limit` documents whose expiry date lies more
+  // than twelve months before `now`'s day in Nuremberg, with their reminders, in one
+  // transaction (rows claimed FOR UPDATE SKIP LOCKED). Returns how many documents.
+  absl::StatusOr<int> EndDocumentRetention(absl::Time now, int limit);
 
  private:
   db::Pool& pool_;

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
     auto* core = service.get();  // Owned by the server, which outlives the jobs.
     auto consumer =
         std::make_shared<events::Consumer>(db, redis::Options::FromEnv(env), "connector", connector::Consumers());
-    auto relay = std::make_shared<events::Relay>(db, ctx.Redis(), "connector");
+    auto relay =
+        std::make_shared<events::Relay>(db, ctx.Redis(), "connector", events::EventRetention::FromEnv(ctx.env()));
     auto worker = std::make_shared<connector::DeliveryWorker>(
         store, options,
         [core](const std::string& tenant, const std::string& id) { return core->Snapshot(tenant, id); });

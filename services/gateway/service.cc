@@ -288,6 +288,9 @@ void Service::GetService(Req req, const std::string& id, Res res) {
     if (!Call(req, res, *submission_, &submission::v1::SubmissionService::Stub::GetOnlineService, in, &out)) return;
     nlohmann::json body = ServiceJson(out);
     body["retention_days"] = out.retention_days();
+    body["retention_years"] = out.retention_years();
+    body["retention_legal_basis"] = out.retention_legal_basis();
+    body["lasting_value"] = out.lasting_value();
     body["form"] = nlohmann::json::parse(out.form_json())["form"];
     entry = catalogue_.Put(key, http::JsonText(body), generation);
   }

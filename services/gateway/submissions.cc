@@ -42,6 +42,10 @@ nlohmann::json SubmissionJson(const sv1::Submission& s, bool full) {
                       {"submitted_at", json::Time(s.submitted_at())},
                       {"withdrawable", s.withdrawable()},
                       {"delivery_delayed", s.delivery_delayed()}};
+  if (s.has_closed_at()) {
+    j["closed_at"] = json::Time(s.closed_at());
+    j["retain_until"] = json::Time(s.retain_until());
+  }
   if (!full) return j;
   j["data"] = nlohmann::json::parse(s.data_json());
   j["attachments"] = json::Array(s.attachments(), json::SubmissionAttachment);
@@ -208,6 +212,13 @@ void Service::AddSubmissionRoutes() {
       [this](Req req, Res res, P, const Authenticated& a) {
         sv1::ListSubmissionsRequest in;
         in.set_status(req.get_param_value("status"));
+        // Unset: all (as before the archive view); false: open ones; true: closed ones.
+        if (const std::string v = req.get_param_value("archived"); !v.empty()) {
+          if (v != "true" && v != "false") {
+            return Fail(req, res, status::MalformedField("archived", "invalid", "true or false"));
+          }
+          in.set_archived(v == "true");
+        }
         if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
         sv1::ListSubmissionsResponse out;
         if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::ListSubmissions, in, &out)) return;

@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
     auto store = std::make_shared<identity::Store>(db);
     auto relay =
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
-    auto event_relay = std::make_shared<events::Relay>(db, ctx.Redis(), "identity");
+    auto event_relay =
+        std::make_shared<events::Relay>(db, ctx.Redis(), "identity", events::EventRetention::FromEnv(ctx.env()));
     // Identity keeps the audit log of every service (docs/adr/0016-operators.md).
     auto audit =
         std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "identity", identity::Consumers());

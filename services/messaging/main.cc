@@ -1,5 +1,6 @@
 // stadtportal-messaging: the secure mailbox. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
+#include "libs/app/retention.h"
 #include "libs/events/events.h"
 #include "libs/mail/mail.h"
 #include "services/messaging/consumers.h"
@@ -23,11 +24,19 @@ int main(int argc, char** argv) {
     auto contacts = std::make_shared<events::Consumer>(
         db, redis::Options::FromEnv(ctx.env()), "messaging",
         messaging::Consumers(std::make_shared<const messaging::Templates>(*templates), options));
-    ctx.OnServing([mails, contacts] {
+    // Threads past retain_until go, with their messages and files.
+    auto retention = app::RetentionPeriodic(
+        "thread", app::RetentionInterval(ctx.env()), [store, clock = app::ClockFromEnv(ctx.env())] {
+          return app::RunRetention(clock, "thread", "deleted",
+                                   [store](absl::Time now, int limit) { return store->EndRetention(now, limit); });
+        });
+    ctx.OnServing([mails, contacts, retention] {
       mails->Start();
       contacts->Start();
+      retention->Start();
     });
-    ctx.OnStopping([mails, contacts] {
+    ctx.OnStopping([mails, contacts, retention] {
+      retention->Stop();
       contacts->Stop();
       mails->Stop();
     });

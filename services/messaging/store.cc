@@ -4,7 +4,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "libs/db/row.h"
 #include "libs/status/status.h"
 
@@ -115,7 +117,8 @@ void Store::Prepare(pqxx::connection& conn) {
                "UPDATE threads SET destination = $2, department = CASE WHEN department = '' THEN $3 ELSE department END"
                " WHERE id = $1::uuid AND destination = '' AND $2 <> ''");
   conn.prepare("messaging_touch_thread",
-               "UPDATE threads SET last_message_at = now(), archived_at = NULL WHERE id = $1::uuid");
+               "UPDATE threads SET last_message_at = now(), archived_at = NULL,"
+               " retain_until = greatest(retain_until, now() + interval '10 years') WHERE id = $1::uuid");
   conn.prepare("messaging_insert",
                "INSERT INTO messages (tenant, party_id, party_kind, sender_kind, subject, body, message_key, thread_id,"
                " sender_name, notice) VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8::uuid, $9, $10)"
@@ -158,6 +161,20 @@ void Store::Prepare(pqxx::connection& conn) {
                    ", a.content FROM message_attachments a"
                    " JOIN messages m ON m.id = a.message_id JOIN threads t ON t.id = m.thread_id"
                    " WHERE a.tenant = $1 AND t.destination = $2 AND a.id = $3::uuid");
+  // The retention job: threads kept past retain_until ($1, the clock's now).
+  conn.prepare("messaging_expired_threads",
+               "SELECT id::text AS id FROM threads WHERE retain_until <= $1::timestamptz ORDER BY retain_until"
+               " LIMIT $2 FOR UPDATE SKIP LOCKED");
+  conn.prepare("messaging_retention_on", "SELECT set_config('stadtportal.retention', 'on', true)");
+  conn.prepare("messaging_delete_thread_files",
+               "DELETE FROM message_attachments WHERE message_id IN"
+               " (SELECT id FROM messages WHERE thread_id = ANY($1::uuid[]))");
+  conn.prepare("messaging_delete_thread_messages", "DELETE FROM messages WHERE thread_id = ANY($1::uuid[])");
+  conn.prepare("messaging_delete_threads", "DELETE FROM threads WHERE id = ANY($1::uuid[])");
+  conn.prepare("messaging_retained",
+               "SELECT t.id::text AS id, to_char(t.retain_until AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS until,"
+               " EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = t.id AND m.notice) AS notice FROM threads t"
+               " WHERE t.tenant = $1 AND t.party_id = $2::uuid ORDER BY t.seq DESC LIMIT $3");
   conn.prepare("messaging_set_archived",
                "UPDATE threads SET archived_at = CASE WHEN $4 THEN coalesce(archived_at, now()) ELSE NULL END"
                " WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid RETURNING id");
@@ -350,6 +367,40 @@ void Store::SetContactPreferences(pqxx::work& tx, const std::string& party_id, c
   tx.exec_prepared("messaging_contact_preferences", party_id, tenant, language, notify_messages);
   if (notify_reminders.has_value())
     tx.exec_prepared("messaging_contact_reminders", party_id, tenant, *notify_reminders);
+}
+
+absl::StatusOr<int> Store::EndRetention(absl::Time now, int limit) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
+    const std::string at = absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone());
+    std::vector<std::string> ids;
+    for (const auto& row : tx.exec_prepared("messaging_expired_threads", at, limit)) {
+      ids.push_back(row["id"].as<std::string>());
+    }
+    if (ids.empty()) return 0;
+    const std::string array = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+    tx.exec_prepared("messaging_retention_on");  // Messages may be deleted in this transaction only.
+    tx.exec_prepared("messaging_delete_thread_files", array);
+    tx.exec_prepared("messaging_delete_thread_messages", array);
+    tx.exec_prepared("messaging_delete_threads", array);
+    return static_cast<int>(ids.size());
+  });
+}
+
+absl::StatusOr<common::v1::RetainedRecords> Store::RetainedRecords(const std::string& tenant,
+                                                                   const std::string& party_id) {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<common::v1::RetainedRecords> {
+    common::v1::RetainedRecords out;
+    for (const auto& row : tx.exec_prepared("messaging_retained", tenant, party_id, kMaxRetainedRecords)) {
+      auto* r = out.add_records();
+      r->set_service("messaging");
+      r->set_kind("thread");
+      r->set_id(row["id"].as<std::string>());
+      r->set_rule(row["notice"].as<bool>() ? kNoticeThreadRule : kThreadRule);
+      r->set_legal_basis(kThreadLegalBasis);
+      r->set_until(row["until"].as<std::string>());
+    }
+    return out;
+  });
 }
 
 }  // namespace stadtportal::messaging

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "libs/api/api.h"
 #include "libs/db/pool.h"
 #include "stadtportal/messaging/v1/messaging.pb.h"
@@ -51,6 +52,14 @@ struct Contact {
   bool notify_reminders = true;
 };
 
+// The mailbox's retention rules, as docs/data-protection.md names them.
+inline constexpr char kThreadRule[] = "mailbox thread: kept 10 years after its last message, then deleted";
+inline constexpr char kNoticeThreadRule[] =
+    "mailbox thread with an official notice (proof of delivery): kept 10 years after its last message, then deleted";
+inline constexpr char kThreadLegalBasis[] =
+    "Art. 6(1)(e) GDPR; the procedure's correspondence per the municipality's filing plan (platform default, "
+    "confirmed by the data protection officer)";
+
 // The messaging schema: all SQL of the service, as named prepared statements.
 class Store {
  public:
@@ -90,6 +99,16 @@ class Store {
   static void SetContactPreferences(pqxx::work& tx, const std::string& party_id, const std::string& tenant,
                                     const std::string& language, bool notify_messages,
                                     std::optional<bool> notify_reminders = std::nullopt);
+
+  // The retention job's step: deletes up to `limit` threads whose retain_until is at or
+  // before `now` (claimed FOR UPDATE SKIP LOCKED), with their messages, notices, read
+  // receipts and files, in one transaction. Returns how many threads.
+  absl::StatusOr<int> EndRetention(absl::Time now, int limit);
+
+  // The party's mailbox threads, kept until their retain_until (ten years after the last
+  // message), newest first, at most kMaxRetainedRecords.
+  absl::StatusOr<common::v1::RetainedRecords> RetainedRecords(const std::string& tenant, const std::string& party_id);
+  static constexpr int kMaxRetainedRecords = 5000;
 
  private:
   db::Pool& pool_;

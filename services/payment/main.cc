@@ -1,6 +1,7 @@
 // stadtportal-payment: fees paid online. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
 #include "libs/app/periodic.h"
+#include "libs/app/retention.h"
 #include "libs/events/events.h"
 #include "libs/grpc/client.h"
 #include "services/payment/service.h"
@@ -18,18 +19,27 @@ int main(int argc, char** argv) {
     // key (STADTPORTAL_PAYMENT_SIGNING_KEY), which services trust for nothing else.
     auto signer = auth::Signer::FromEnv(env, "payment");
     auto& db = ctx.Database(payment::Store::Prepare);
-    auto service =
-        std::make_unique<payment::Service>(std::make_shared<payment::Store>(db), providers, options,
-                                           grpcx::MakeChannel(env.Required("STADTPORTAL_SUBMISSION_ADDR")), signer);
+    auto store = std::make_shared<payment::Store>(db);
+    auto service = std::make_unique<payment::Service>(
+        store, providers, options, grpcx::MakeChannel(env.Required("STADTPORTAL_SUBMISSION_ADDR")), signer);
     auto* core = service.get();  // Owned by the server, which outlives the jobs.
-    auto relay = std::make_shared<events::Relay>(db, ctx.Redis(), "payment");
+    auto relay =
+        std::make_shared<events::Relay>(db, ctx.Redis(), "payment", events::EventRetention::FromEnv(ctx.env()));
     auto reconcile = std::make_shared<app::Periodic>("payment-reconciliation", reconcile_every,
                                                      [core, reconcile_after] { core->ReconcileNow(reconcile_after); });
-    ctx.OnServing([relay, reconcile] {
+    // Cash records ten years after the end of their year: anonymised.
+    auto retention =
+        app::RetentionPeriodic("payment", app::RetentionInterval(env), [store, clock = app::ClockFromEnv(env)] {
+          return app::RunRetention(clock, "payment", "anonymised",
+                                   [store](absl::Time now, int limit) { return store->EndRetention(now, limit); });
+        });
+    ctx.OnServing([relay, reconcile, retention] {
       relay->Start();
       reconcile->Start();
+      retention->Start();
     });
-    ctx.OnStopping([relay, reconcile] {
+    ctx.OnStopping([relay, reconcile, retention] {
+      retention->Stop();
       reconcile->Stop();
       relay->Stop();
     });

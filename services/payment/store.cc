@@ -3,6 +3,8 @@
 #include <prometheus/counter.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "libs/metrics/metrics.h"
@@ -38,7 +40,8 @@ PaymentRow ToRow(const pqxx::row& r) {
   auto& p = row.payment;
   p.set_id(r["id"].as<std::string>());
   p.mutable_tenant()->set_key(r["tenant"].as<std::string>());
-  p.mutable_party()->set_id(r["party_id"].as<std::string>());
+  // Empty once the payment's retention ended and it was anonymised.
+  p.mutable_party()->set_id(r["party_id"].is_null() ? "" : r["party_id"].as<std::string>());
   p.mutable_party()->set_kind(r["party_kind"].as<std::string>() == "person" ? common::v1::PARTY_KIND_PERSON
                                                                             : common::v1::PARTY_KIND_ORGANISATION);
   p.set_submission_id(r["submission_id"].as<std::string>());
@@ -359,6 +362,26 @@ void Store::Prepare(pqxx::connection& conn) {
                    " FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.payment_id = $1::uuid"
                    " AND r.state = 'submitted' AND r.created_at <= now() - make_interval(secs => $2)"
                    " ORDER BY r.created_at, r.id");
+  // The retention job: finished payments kept past their last day ($1: the clock's now,
+  // read as a day in Nuremberg).
+  conn.prepare("payment_expired",
+               "SELECT id::text AS id FROM payments WHERE anonymised_at IS NULL AND finished"
+               " AND retain_until < ($1::timestamptz AT TIME ZONE 'Europe/Berlin')::date ORDER BY retain_until"
+               " LIMIT $2 FOR UPDATE SKIP LOCKED");
+  // The party and the provider's references go; amounts, states and dates stay.
+  conn.prepare("payment_anonymise",
+               "UPDATE payments SET party_id = NULL, idempotency_key = id::text, request_fingerprint = '',"
+               " provider_ref = '', next_url = '', anonymised_at = now() WHERE id = ANY($1::uuid[])");
+  conn.prepare("payment_retention_on", "SELECT set_config('stadtportal.retention', 'on', true)");
+  conn.prepare("payment_anonymise_refunds",
+               "UPDATE refunds SET provider_ref = '' WHERE payment_id = ANY($1::uuid[]) AND provider_ref <> ''");
+  conn.prepare("payment_anonymise_events",
+               "UPDATE payment_events SET detail = detail - 'provider_ref' WHERE payment_id = ANY($1::uuid[])"
+               " AND detail ? 'provider_ref'");
+  conn.prepare("payment_retained",
+               "SELECT id::text AS id, reference, to_char(retain_until, 'YYYY-MM-DD') AS until FROM payments"
+               " WHERE tenant = $1 AND party_id = $2::uuid AND anonymised_at IS NULL ORDER BY created_at DESC"
+               " LIMIT $3");
   conn.prepare("payment_add_refunded",
                "UPDATE payments SET refunded_minor = refunded_minor + $2, updated_at = now() WHERE id = $1::uuid");
   // A day's figures per provider (UTC day of creation for payments and refunds).
@@ -524,6 +547,40 @@ absl::StatusOr<std::vector<InDoubt>> Store::RefundsInDoubt(int64_t older_than_se
 
 absl::StatusOr<v1::Report> Store::Report(const std::string& tenant, const std::string& day) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Report> { return ReportOf(tx, tenant, day); });
+}
+
+absl::StatusOr<int> Store::EndRetention(absl::Time now, int limit) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
+    const std::string at = absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone());
+    std::vector<std::string> ids;
+    for (const auto& row : tx.exec_prepared("payment_expired", at, limit)) ids.push_back(row["id"].as<std::string>());
+    if (ids.empty()) return 0;
+    const std::string array = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+    // The history's one permitted change (V004): the provider's reference leaves it.
+    tx.exec_prepared("payment_retention_on");
+    tx.exec_prepared("payment_anonymise_events", array);
+    tx.exec_prepared("payment_anonymise_refunds", array);
+    tx.exec_prepared("payment_anonymise", array);
+    return static_cast<int>(ids.size());
+  });
+}
+
+absl::StatusOr<common::v1::RetainedRecords> Store::RetainedRecords(const std::string& tenant,
+                                                                   const std::string& party_id) {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<common::v1::RetainedRecords> {
+    common::v1::RetainedRecords out;
+    for (const auto& row : tx.exec_prepared("payment_retained", tenant, party_id, kMaxRetainedRecords)) {
+      auto* r = out.add_records();
+      r->set_service("payment");
+      r->set_kind("payment");
+      r->set_id(row["id"].as<std::string>());
+      r->set_reference(row["reference"].as<std::string>());
+      r->set_rule(kCashRecordRule);
+      r->set_legal_basis(kCashRecordLegalBasis);
+      r->set_until(row["until"].as<std::string>());
+    }
+    return out;
+  });
 }
 
 }  // namespace stadtportal::payment

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "libs/audit/audit.h"
 #include "libs/db/pool.h"
 #include "services/payment/provider.h"
@@ -84,6 +85,13 @@ struct RefundRecord {
 // one short transaction with the payment row locked where it changes — state, an
 // append-only event, and on success the payment.succeeded event for the submission
 // service. Provider calls run between such transactions, never inside one (ADR 0017).
+// The cash-record retention rule, as docs/data-protection.md names it.
+inline constexpr char kCashRecordRule[] =
+    "cash record: kept 10 years after the end of the year of payment, then anonymised";
+inline constexpr char kCashRecordLegalBasis[] =
+    "Art. 6(1)(c) GDPR with the municipal budget and cash rules (Art. 71 BayHO; KommHV-Kameralistik / "
+    "KommHV-Doppik)";
+
 class Store {
  public:
   explicit Store(db::Pool& pool);
@@ -120,6 +128,19 @@ class Store {
   // Payments with refunds "submitted" for at least `older_than_seconds`.
   absl::StatusOr<std::vector<InDoubt>> RefundsInDoubt(int64_t older_than_seconds, int limit);
   absl::StatusOr<v1::Report> Report(const std::string& tenant, const std::string& day);
+
+  // The retention job's step: anonymises up to `limit` finished payments whose last day
+  // (retain_until) lies before `now`'s day in Nuremberg, in one transaction (rows claimed
+  // FOR UPDATE SKIP LOCKED): the party, the idempotency key and fingerprint, and the
+  // provider's references go; amounts, states, reasons, dates and the refunds' amounts
+  // stay. Returns how many.
+  absl::StatusOr<int> EndRetention(absl::Time now, int limit);
+
+  // The party's payments the cash-record rule still keeps (all not anonymised yet), newest
+  // first, at most kMaxRetainedRecords; `until` is the last day of the tenth year after
+  // the year of the payment's last change.
+  absl::StatusOr<common::v1::RetainedRecords> RetainedRecords(const std::string& tenant, const std::string& party_id);
+  static constexpr int kMaxRetainedRecords = 5000;
 
  private:
   db::Pool& pool_;

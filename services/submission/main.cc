@@ -1,10 +1,12 @@
 // stadtportal-submission: catalogue, drafts and submissions. Wiring only; the logic is in service.cc and store.cc.
 #include "libs/app/app.h"
 #include "libs/app/periodic.h"
+#include "libs/app/retention.h"
 #include "libs/events/events.h"
 #include "libs/log/log.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/consumers.h"
+#include "services/submission/retention.h"
 #include "services/submission/service.h"
 
 int main(int argc, char** argv) {
@@ -14,7 +16,8 @@ int main(int argc, char** argv) {
     const auto purge_every = ctx.env().Millis("STADTPORTAL_DRAFT_PURGE_INTERVAL_MS", std::chrono::minutes(10));
     auto& db = ctx.Database(submission::Store::Prepare);
     auto store = std::make_shared<submission::Store>(db);
-    auto relay = std::make_shared<events::Relay>(db, ctx.Redis(), "submission");
+    auto relay =
+        std::make_shared<events::Relay>(db, ctx.Redis(), "submission", events::EventRetention::FromEnv(ctx.env()));
     auto consumer = std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "submission",
                                                        submission::Consumers());
     // The catalogue files in the binary are published before the first call is served.
@@ -29,20 +32,27 @@ int main(int argc, char** argv) {
         log::Info("expired drafts purged", {{"count", std::to_string(*n)}});
       }
     });
+    // Closed submissions whose retention ended: handed to the archive, anonymised.
+    auto retention_job = std::make_shared<submission::RetentionJob>(store, app::ClockFromEnv(ctx.env()),
+                                                                    submission::ArchiveDirFromEnv(ctx.env()));
+    auto retention = app::RetentionPeriodic("submission", app::RetentionInterval(ctx.env()),
+                                            [retention_job] { return retention_job->RunOnce(); });
     auto service = std::make_unique<submission::Service>(store, options);
     auto* views = service.get();  // Owned by the server, which outlives the jobs.
     auto flush = std::make_shared<app::Periodic>("flush-catalogue-views", std::chrono::seconds(10),
                                                  [views] { views->FlushViews(); });
-    ctx.OnServing([purge, flush, relay, consumer] {
+    ctx.OnServing([purge, flush, relay, consumer, retention] {
       purge->Start();
+      retention->Start();
       flush->Start();
       relay->Start();
       consumer->Start();
     });
-    ctx.OnStopping([purge, flush, views, relay, consumer] {
+    ctx.OnStopping([purge, flush, views, relay, consumer, retention] {
       consumer->Stop();
       relay->Stop();
       purge->Stop();
+      retention->Stop();
       flush->Stop();
       views->FlushViews();
     });

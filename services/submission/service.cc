@@ -458,7 +458,9 @@ grpc::Status Service::ListSubmissions(grpc::ServerContext* ctx, const v1::ListSu
     if (!page->after.empty() && !std::regex_match(page->after, std::regex("^[0-9]{1,18}$"))) {
       return status::MalformedField("page_token", "invalid");
     }
-    return grpcx::Respond(resp, store_->ListSubmissions(*owner, req->status(), *page));
+    return grpcx::Respond(resp, store_->ListSubmissions(
+                                    *owner, req->status(),
+                                    req->has_archived() ? std::optional<bool>(req->archived()) : std::nullopt, *page));
   });
 }
 

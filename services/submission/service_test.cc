@@ -1,10 +1,13 @@
 #include "services/submission/service.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
+#include <google/protobuf/util/time_util.h>
 #include <catch2/catch.hpp>
 
+#include "absl/time/time.h"
 #include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
 #include "services/submission/catalogue.h"
@@ -670,16 +673,16 @@ TEST_CASE("my submissions are read through an index, newest first, without sorti
               })
               .ok());
   for (const auto& [statement, extra] : std::vector<std::pair<std::string, std::string>>{
-           {"submission_list_submissions", ""}, {"submission_list_submissions_by_status", ", 'approved'"}}) {
+           {"submission_list_submissions", ", ''"}, {"submission_list_submissions_by_status", ", '', 'approved'"}}) {
     std::string plan;
     absl::Status explained = f.pool.Transact([&](pqxx::work& tx) {
       // The statement as the service runs it (libpqxx prepares on first use), with a
       // generic plan, as the server uses after a few executions.
       tx.exec("SET LOCAL plan_cache_mode = force_generic_plan");
-      if (extra.empty()) {
-        tx.exec_prepared(statement, "09564000", "00000000-0000-4000-8000-000000000007", INT64_MAX, 21);
+      if (extra == ", ''") {
+        tx.exec_prepared(statement, "09564000", "00000000-0000-4000-8000-000000000007", INT64_MAX, 21, "");
       } else {
-        tx.exec_prepared(statement, "09564000", "00000000-0000-4000-8000-000000000007", INT64_MAX, 21, "approved");
+        tx.exec_prepared(statement, "09564000", "00000000-0000-4000-8000-000000000007", INT64_MAX, 21, "", "approved");
       }
       for (const auto& row : tx.exec("EXPLAIN EXECUTE " + statement +
                                      "('09564000', '00000000-0000-4000-8000-000000000007',"
@@ -723,6 +726,159 @@ TEST_CASE("a successful payment moves the submission to paid and on to delivery,
   REQUIRE(s.history_size() == 3);
   CHECK(s.history(2).status() == "paid");
   CHECK(Count(f, "SELECT count(*) FROM outbox WHERE topic = 'submission.ready_for_delivery'") == 1);
+}
+
+}  // namespace stadtportal::submission
+
+namespace stadtportal::submission {
+
+TEST_CASE("every service states its retention rule; a definition without one is refused", "[integration][retention]") {
+  Fixture f;
+  v1::GetOnlineServiceRequest get;
+  get.set_id("change-of-address");
+  v1::OnlineService s;
+  REQUIRE(f.service.GetOnlineService(&f.ctx, &get, &s).ok());
+  CHECK(s.retention_years() == 5);
+  CHECK(s.lasting_value());
+  CHECK(s.retention_legal_basis().find("GDPR") != std::string::npos);
+  get.set_id("dog-tax-registration");
+  REQUIRE(f.service.GetOnlineService(&f.ctx, &get, &s).ok());
+  CHECK(s.retention_years() == 10);
+  CHECK_FALSE(s.lasting_value());
+
+  nlohmann::json d;
+  for (const auto& [path, text] : CatalogueFiles()) {
+    if (path == "09564000/dog-tax-registration.v1.json") d = nlohmann::json::parse(text);
+  }
+  d["version"] = 2;
+  for (const auto& [member, bad] :
+       std::vector<std::pair<std::string, nlohmann::json>>{{"retention_years", nullptr},
+                                                           {"retention_years", 0},
+                                                           {"retention_years", 101},
+                                                           {"retention_years", "10"},
+                                                           {"retention_legal_basis", nullptr},
+                                                           {"retention_legal_basis", ""},
+                                                           {"retention_legal_basis", std::string(501, 'x')},
+                                                           {"retention_legal_basis", "Art. 6\nGDPR"},
+                                                           {"lasting_value", nullptr},
+                                                           {"lasting_value", "yes"}}) {
+    auto changed = d;
+    if (bad.is_null()) {
+      changed.erase(member);
+    } else {
+      changed[member] = bad;
+    }
+    auto checked = CheckDefinition(changed.dump());
+    INFO(member << " = " << bad.dump());
+    CHECK(checked.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(checked.status().message()).find(member) != std::string::npos);
+  }
+  // retention_days is no longer required.
+  d.erase("retention_days");
+  CHECK(CheckDefinition(d.dump()).ok());
+}
+
+TEST_CASE("a version published before definitions carried a retention rule is recognised without it",
+          "[integration][retention]") {
+  Fixture f;
+  auto catalogue = *LoadCatalogue();
+  const auto& coa = *std::find_if(catalogue.begin(), catalogue.end(),
+                                  [](const Definition& d) { return d.id == "change-of-address"; });
+  for (bool with_key : {true, false}) {
+    auto old = coa.json;
+    for (const char* m : {"retention_years", "retention_legal_basis", "lasting_value"}) old.erase(m);
+    if (!with_key) old.erase("leika");
+    REQUIRE(f.pool
+                .Transact([&](pqxx::work& tx) {
+                  tx.exec_params(
+                      "UPDATE form_versions SET definition = $1::jsonb, sha256 = $2"
+                      " WHERE service_id = 'change-of-address' AND version = 1",
+                      old.dump(), DefinitionSha256(old));
+                  tx.exec(
+                      "UPDATE online_services SET retention_years = DEFAULT, lasting_value = DEFAULT"
+                      " WHERE id = 'change-of-address'");
+                  return absl::OkStatus();
+                })
+                .ok());
+    auto s = f.store->SyncCatalogue(catalogue);
+    INFO(s.message());
+    REQUIRE(s.ok());
+    // The service row takes the file's rule.
+    CHECK(Count(f, "SELECT retention_years FROM online_services WHERE id = 'change-of-address'") == 5);
+    CHECK(Count(f, "SELECT lasting_value::int FROM online_services WHERE id = 'change-of-address'") == 1);
+    // Anything else changed is still refused.
+    old["department"] = "Anderes Amt";
+    REQUIRE(f.pool
+                .Transact([&](pqxx::work& tx) {
+                  tx.exec_params("UPDATE form_versions SET sha256 = $1 WHERE service_id = 'change-of-address'",
+                                 DefinitionSha256(old));
+                  return absl::OkStatus();
+                })
+                .ok());
+    CHECK(f.store->SyncCatalogue(catalogue).code() == absl::StatusCode::kFailedPrecondition);
+  }
+}
+
+TEST_CASE("a closed submission moves to the archive view and names its retention", "[integration][retention]") {
+  Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  std::vector<v1::Submission> mine;
+  for (const char* key : {"open-one", "withdrawn-one"}) {
+    v1::Draft d = NewDraft(f, "civil-registry-certificate");
+    REQUIRE(Patch(f, d, kCertificate).ok());
+    v1::SubmitDraftRequest submit;
+    submit.set_draft_id(d.id());
+    submit.set_idempotency_key(key);
+    v1::Submission s;
+    REQUIRE(f.service.SubmitDraft(&f.ctx, &submit, &s).ok());
+    CHECK_FALSE(s.has_closed_at());
+    mine.push_back(s);
+  }
+  v1::WithdrawSubmissionRequest withdraw;
+  withdraw.set_id(mine[1].id());
+  v1::Submission withdrawn;
+  REQUIRE(f.service.WithdrawSubmission(&f.ctx, &withdraw, &withdrawn).ok());
+  REQUIRE(withdrawn.has_closed_at());
+  // Five years (the certificate's rule) after it closed.
+  const int64_t closed = google::protobuf::util::TimeUtil::TimestampToSeconds(withdrawn.closed_at());
+  const int64_t until = google::protobuf::util::TimeUtil::TimestampToSeconds(withdrawn.retain_until());
+  CHECK(until - closed >= int64_t{5} * 365 * 86400);
+  CHECK(until - closed <= int64_t{5} * 366 * 86400);
+
+  auto list = [&](std::optional<bool> archived) {
+    v1::ListSubmissionsRequest req;
+    if (archived.has_value()) req.set_archived(*archived);
+    v1::ListSubmissionsResponse resp;
+    REQUIRE(f.service.ListSubmissions(&f.ctx, &req, &resp).ok());
+    std::vector<std::string> ids;
+    for (const auto& s : resp.submissions()) ids.push_back(s.id());
+    return ids;
+  };
+  CHECK(list(std::nullopt) == std::vector<std::string>{mine[1].id(), mine[0].id()});
+  CHECK(list(false) == std::vector<std::string>{mine[0].id()});
+  CHECK(list(true) == std::vector<std::string>{mine[1].id()});
+  v1::ListSubmissionsRequest by_status;
+  by_status.set_status("withdrawn");
+  by_status.set_archived(false);
+  v1::ListSubmissionsResponse none;
+  REQUIRE(f.service.ListSubmissions(&f.ctx, &by_status, &none).ok());
+  CHECK(none.submissions_size() == 0);
+
+  auto retained = f.store->RetainedRecords("09564000", kAnna);
+  REQUIRE(retained.ok());
+  REQUIRE(retained->records_size() == 2);
+  const auto& closed_one = retained->records(0);
+  CHECK(closed_one.service() == "submission");
+  CHECK(closed_one.kind() == "submission");
+  CHECK(closed_one.id() == mine[1].id());
+  CHECK(closed_one.reference() == mine[1].reference());
+  CHECK(closed_one.until() == absl::FormatTime("%Y-%m-%d", absl::FromUnixSeconds(until), absl::UTCTimeZone()));
+  CHECK(closed_one.rule() == "closed submission: kept 5 years after closing, then anonymised");
+  CHECK(closed_one.legal_basis().find("Civil Status Act") != std::string::npos);
+  CHECK(retained->records(1).until().empty());
+  CHECK(retained->records(1).rule().rfind("open procedure", 0) == 0);
+  CHECK(f.store->RetainedRecords("09564000", kBen)->records_size() == 0);
+  CHECK(f.store->RetainedRecords("09564001", kAnna)->records_size() == 0);
 }
 
 }  // namespace stadtportal::submission

@@ -24,6 +24,8 @@ bool Withdrawable(std::string_view status) {
                         "information_requested"});
 }
 
+bool Closed(std::string_view status) { return OneOf(status, {"approved", "rejected", "withdrawn", "closed"}); }
+
 bool MayCause(Actor actor, std::string_view to) {
   switch (actor) {
     case Actor::kApplicant: return to == "withdrawn";

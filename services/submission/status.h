@@ -27,6 +27,9 @@ bool IsStatus(std::string_view status);
 std::string_view InitialStatus(bool fee_due);
 // Whether the applicant may still withdraw (no decision yet).
 bool Withdrawable(std::string_view status);
+// Whether the procedure has ended (approved, rejected, withdrawn, closed): the submission
+// is in the archive view, and its retention runs from the latest such change.
+bool Closed(std::string_view status);
 // Whether `actor` may ever set `to` (e.g. the statuses a department may send).
 bool MayCause(Actor actor, std::string_view to);
 // Whether `to` may follow `from`, whoever causes it.

@@ -78,11 +78,13 @@ TEST_CASE("the applicant may withdraw until a decision", "[status]") {
     const bool decided = s == "approved" || s == "rejected" || s == "withdrawn" || s == "closed";
     INFO(s);
     CHECK(Withdrawable(s) == !decided);
+    CHECK(Closed(s) == decided);
     CHECK(MayMove(Actor::kApplicant, s, "withdrawn") == !decided);
   }
   // Withdrawing is all the applicant may do.
   CHECK_FALSE(MayMove(Actor::kApplicant, "awaiting_payment", "paid"));
   CHECK_FALSE(MayMove(Actor::kApplicant, "in_progress", "approved"));
+  CHECK_FALSE(Closed(""));
 }
 
 TEST_CASE("who may cause which status", "[status]") {

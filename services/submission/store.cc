@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "libs/log/log.h"
@@ -16,7 +17,9 @@ using db::Micros;
 
 constexpr char kServiceColumns[] =
     "tenant, id, name_de, name_en, description_de, description_en, category, department, "
-    "required_assurance_level, fee_minor, fee_currency, fee_per_unit, retention_days, form_version, destination, leika";
+    "required_assurance_level, fee_minor, fee_currency, fee_per_unit, retention_days, form_version, destination, "
+    "leika, "
+    "retention_years, retention_legal_basis, lasting_value";
 
 // Draft columns (d = drafts, o = online_services).
 constexpr char kDraftColumns[] =
@@ -34,7 +37,9 @@ constexpr char kAttachmentColumns[] =
 constexpr char kSubmissionColumns[] =
     "s.id::text AS id, s.reference, s.service_id, o.name_de, o.name_en, s.form_version, s.status, "
     "s.data::text AS data, s.fee_minor, s.fee_currency, "
-    "(extract(epoch FROM s.submitted_at) * 1000000)::bigint AS submitted_at, s.seq, s.delivery_delayed";
+    "(extract(epoch FROM s.submitted_at) * 1000000)::bigint AS submitted_at, s.seq, s.delivery_delayed, "
+    "(extract(epoch FROM s.closed_at) * 1000000)::bigint AS closed_at, "
+    "(extract(epoch FROM s.retain_until) * 1000000)::bigint AS retain_until";
 
 v1::OnlineService ToService(const pqxx::row& r) {
   v1::OnlineService s;
@@ -57,6 +62,9 @@ v1::OnlineService ToService(const pqxx::row& r) {
   s.set_form_version(r["form_version"].as<int>());
   s.set_destination(r["destination"].as<std::string>());
   s.set_leika(r["leika"].as<std::string>());
+  s.set_retention_years(r["retention_years"].as<int>());
+  s.set_retention_legal_basis(r["retention_legal_basis"].as<std::string>());
+  s.set_lasting_value(r["lasting_value"].as<bool>());
   return s;
 }
 
@@ -106,6 +114,10 @@ v1::Submission ToSubmission(const pqxx::row& r) {
   *s.mutable_submitted_at() = Micros(r["submitted_at"]);
   s.set_withdrawable(Withdrawable(s.status()));
   s.set_delivery_delayed(r["delivery_delayed"].as<bool>());
+  if (!r["closed_at"].is_null()) {
+    *s.mutable_closed_at() = Micros(r["closed_at"]);
+    *s.mutable_retain_until() = Micros(r["retain_until"]);
+  }
   return s;
 }
 
@@ -146,6 +158,23 @@ void Funnel(pqxx::work& tx, const std::string& tenant, const FunnelEvent& e) {
   tx.exec_prepared("submission_funnel", tenant, e.service_id, e.event, e.draft_id, e.step, e.field, e.rule, e.count);
 }
 
+// Whether `stored_sha` is that of `definition` without the members later releases added
+// to published versions: the service key, then the retention rule.
+bool PublishedWithout(const nlohmann::json& definition, const std::string& stored_sha) {
+  auto without_retention = definition;
+  for (const char* member : {"retention_years", "retention_legal_basis", "lasting_value"}) {
+    without_retention.erase(member);
+  }
+  auto without_both = without_retention;
+  without_both.erase("leika");
+  auto without_key = definition;
+  without_key.erase("leika");
+  for (const auto* older : {&without_retention, &without_both, &without_key}) {
+    if (stored_sha == DefinitionSha256(*older)) return true;
+  }
+  return false;
+}
+
 // Inserts one version of a definition and points the service at the newest version.
 // `require_next`: the version must be exactly the current one + 1 (admin publishing).
 absl::Status UpsertVersion(pqxx::work& tx, const Definition& d, const std::string& published_by, bool require_next) {
@@ -163,19 +192,21 @@ absl::Status UpsertVersion(pqxx::work& tx, const Definition& d, const std::strin
                      j["description"]["en"].get<std::string>(), j["category"].get<std::string>(),
                      j["department"].get<std::string>(), j["required_assurance_level"].get<std::string>(),
                      fee["amount_minor"].get<int64_t>(), fee["currency"].get<std::string>(), !unit_field.empty(),
-                     j["retention_days"].get<int>(), j["destination"].get<std::string>(), unit_field,
-                     j["leika"].get<std::string>());
+                     // retention_days is no longer a rule; definitions without it keep the column filled.
+                     j.value("retention_days", j["retention_years"].get<int>() * 365),
+                     j["destination"].get<std::string>(), unit_field, j["leika"].get<std::string>(),
+                     j["retention_years"].get<int>(), j["retention_legal_basis"].get<std::string>(),
+                     j["lasting_value"].get<bool>());
   }
   tx.exec_prepared("submission_insert_form_version", d.tenant, d.id, d.version, j.dump(), d.sha256, published_by);
   const auto stored = tx.exec_prepared("submission_form_version_sha", d.tenant, d.id, d.version);
   const auto stored_sha = stored[0]["sha256"].as<std::string>();
   if (stored_sha != d.sha256) {
-    // A version published before definitions carried their service key is the same
-    // definition without the key. Its stored copy stays as published (so the previous
-    // release still starts); the service row has the key. Any other change is refused.
-    auto without_key = j;
-    without_key.erase("leika");
-    if (stored_sha != DefinitionSha256(without_key)) {
+    // A version published before definitions carried their service key, or their
+    // retention rule, is the same definition without them. Its stored copy stays as
+    // published (so the previous release still starts); the service row has the key and
+    // the rule. Any other change is refused.
+    if (!PublishedWithout(j, stored_sha)) {
       return absl::FailedPreconditionError(absl::StrCat("catalogue: ", d.tenant, "/", d.id, " version ", d.version,
                                                         " differs from the published one; publish a new version"));
     }
@@ -224,6 +255,36 @@ std::string ArrayLiteral(const std::vector<std::string>& ids) {
   return absl::StrCat("{", absl::StrJoin(ids, ","), "}");
 }
 
+// The submission with its files, as the department receives it.
+absl::StatusOr<v1::DeliverySnapshot> LoadSnapshot(pqxx::work& tx, const std::string& tenant, const std::string& id) {
+  v1::DeliverySnapshot out;
+  auto res = tx.exec_prepared("submission_snapshot", tenant, id);
+  if (res.empty()) return absl::NotFoundError("submission not found");
+  *out.mutable_submission() = ToSubmission(res[0]);
+  out.set_destination(res[0]["destination"].as<std::string>());
+  out.set_party_id(res[0]["party_id"].is_null() ? "" : res[0]["party_id"].as<std::string>());
+  for (const auto& f : tx.exec_prepared("submission_files", id)) {
+    auto* file = out.add_files();
+    *file = ToContent(f);
+    *out.mutable_submission()->add_attachments() = file->attachment();
+  }
+  return out;
+}
+
+// The retention rule of a submission as docs/data-protection.md names it.
+std::string RetentionRule(int years, bool lasting_value, bool open) {
+  return absl::StrCat(open ? "open procedure; once closed, kept " : "closed submission: kept ", years,
+                      years == 1 ? " year" : " years", " after closing, then ",
+                      lasting_value ? "offered to the archive and anonymised" : "anonymised");
+}
+
+// Sets the status, with its history row; a status that closes the procedure starts the
+// retention (closed_at, retain_until).
+void Move(pqxx::work& tx, const std::string& id, const std::string& status, const std::string& note) {
+  tx.exec_prepared("submission_set_status", id, status, Closed(status));
+  tx.exec_prepared("submission_add_history", id, status, note);
+}
+
 // The delivery reached `status` (delivered, received by the department): the delay ends;
 // a later status stays.
 absl::Status Reached(pqxx::work& tx, const std::string& tenant, const std::string& id, const std::string& status) {
@@ -256,12 +317,13 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_upsert_service",
                "INSERT INTO online_services (tenant, id, name_de, name_en, description_de, description_en, category,"
                " department, required_assurance_level, fee_minor, fee_currency, fee_per_unit, retention_days,"
-               " destination, fee_unit_field, leika)"
-               " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+               " destination, fee_unit_field, leika, retention_years, retention_legal_basis, lasting_value)"
+               " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
                " ON CONFLICT (tenant, id) DO UPDATE SET name_de = $3, name_en = $4, description_de = $5,"
                " description_en = $6, category = $7, department = $8, required_assurance_level = $9,"
                " fee_minor = $10, fee_currency = $11, fee_per_unit = $12, retention_days = $13, destination = $14,"
-               " fee_unit_field = $15, leika = $16");
+               " fee_unit_field = $15, leika = $16, retention_years = $17, retention_legal_basis = $18,"
+               " lasting_value = $19");
   conn.prepare("submission_insert_form_version",
                "INSERT INTO form_versions (tenant, service_id, version, definition, sha256, published_by)"
                " VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT DO NOTHING");
@@ -342,12 +404,14 @@ void Store::Prepare(pqxx::connection& conn) {
                "SELECT status, (extract(epoch FROM at) * 1000000)::bigint AS at, note FROM submission_history"
                " WHERE submission_id = $1 ORDER BY seq");
   // "My submissions", newest first: served by submissions_mine / submissions_mine_status.
+  // $5: '' all, 'open' or 'closed' (the archive view).
+  const std::string archived = " AND ($5 = '' OR (s.closed_at IS NOT NULL) = ($5 = 'closed'))";
   conn.prepare("submission_list_submissions", std::string("SELECT ") + kSubmissionColumns + submission_from +
-                                                  " WHERE s.tenant = $1 AND s.party_id = $2 AND s.seq < $3"
+                                                  " WHERE s.tenant = $1 AND s.party_id = $2 AND s.seq < $3" + archived +
                                                   " ORDER BY s.seq DESC LIMIT $4");
   conn.prepare("submission_list_submissions_by_status",
                std::string("SELECT ") + kSubmissionColumns + submission_from +
-                   " WHERE s.tenant = $1 AND s.party_id = $2 AND s.status = $5 AND s.seq < $3"
+                   " WHERE s.tenant = $1 AND s.party_id = $2 AND s.status = $6 AND s.seq < $3" + archived +
                    " ORDER BY s.seq DESC LIMIT $4");
   conn.prepare("submission_snapshot", std::string("SELECT ") + kSubmissionColumns +
                                           ", o.destination, s.party_id::text AS party_id" + submission_from +
@@ -361,10 +425,44 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_set_delayed",
                "UPDATE submissions SET delivery_delayed = $3, updated_at = now() WHERE tenant = $1 AND id = $2::uuid");
   conn.prepare("submission_destination", "SELECT destination FROM online_services WHERE tenant = $1 AND id = $2");
-  conn.prepare("submission_set_status", "UPDATE submissions SET status = $2, updated_at = now() WHERE id = $1");
+  // $3: the status closes the procedure (Closed): the retention runs from now.
+  conn.prepare("submission_set_status",
+               "UPDATE submissions s SET status = $2, updated_at = now(),"
+               " closed_at = CASE WHEN $3 THEN now() END,"
+               " retain_until = CASE WHEN $3 THEN now() + make_interval(years => o.retention_years) END"
+               " FROM online_services o WHERE s.id = $1 AND o.tenant = s.tenant AND o.id = s.service_id");
   conn.prepare("submission_lock_submission",
                "SELECT status, service_id, reference FROM submissions WHERE tenant = $1 AND party_id = $2 AND id = $3"
                " FOR UPDATE");
+  // The retention job: the oldest submission whose retention ended ($1), one at a time;
+  // $2: records of lasting value may be handed over (an archive folder is configured).
+  conn.prepare("submission_expired",
+               "SELECT s.tenant, s.id::text AS id, o.lasting_value AND s.handed_over_at IS NULL AS hand_over,"
+               " o.retention_years, o.retention_legal_basis FROM submissions s"
+               " JOIN online_services o ON o.tenant = s.tenant AND o.id = s.service_id"
+               " WHERE s.anonymised_at IS NULL AND s.retain_until <= $1::timestamptz"
+               " AND ($2 OR NOT o.lasting_value OR s.handed_over_at IS NOT NULL)"
+               " ORDER BY s.retain_until LIMIT 1 FOR UPDATE OF s SKIP LOCKED");
+  conn.prepare("submission_waiting_for_archive",
+               "SELECT count(*) AS waiting FROM submissions s"
+               " JOIN online_services o ON o.tenant = s.tenant AND o.id = s.service_id"
+               " WHERE s.anonymised_at IS NULL AND s.retain_until <= $1::timestamptz AND o.lasting_value"
+               " AND s.handed_over_at IS NULL");
+  // Party, answers, notes, comments and files go; service, dates, status and fee stay.
+  conn.prepare("submission_anonymise",
+               "UPDATE submissions SET party_id = NULL, account_id = NULL, data = '{}', idempotency_key = id::text,"
+               " anonymised_at = now(), handed_over_at = CASE WHEN $2 THEN now() ELSE handed_over_at END"
+               " WHERE id = $1::uuid");
+  conn.prepare("submission_anonymise_history",
+               "UPDATE submission_history SET note = '' WHERE submission_id = $1::uuid AND note <> ''");
+  conn.prepare("submission_anonymise_feedback",
+               "UPDATE feedback SET comment = '' WHERE submission_id = $1::uuid AND comment <> ''");
+  conn.prepare("submission_delete_files", "DELETE FROM attachments WHERE submission_id = $1::uuid");
+  conn.prepare("submission_retained",
+               "SELECT s.id::text AS id, s.reference, s.service_id, o.retention_years, o.retention_legal_basis,"
+               " o.lasting_value, coalesce(to_char(s.retain_until AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '') AS until"
+               " FROM submissions s JOIN online_services o ON o.tenant = s.tenant AND o.id = s.service_id"
+               " WHERE s.tenant = $1 AND s.party_id = $2 AND s.anonymised_at IS NULL ORDER BY s.seq DESC LIMIT $3");
   conn.prepare("submission_give_feedback",
                "INSERT INTO feedback (submission_id, rating, comment) SELECT id, $4, $5 FROM submissions"
                " WHERE tenant = $1 AND party_id = $2 AND id = $3"
@@ -574,14 +672,16 @@ absl::StatusOr<v1::Submission> Store::Submit(const NewSubmission& n) {
 }
 
 absl::StatusOr<v1::ListSubmissionsResponse> Store::ListSubmissions(const Owner& owner, const std::string& status,
+                                                                   std::optional<bool> archived,
                                                                    const api::Page& page) {
   return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::ListSubmissionsResponse> {
     v1::ListSubmissionsResponse out;
     const int64_t after = page.after.empty() ? INT64_MAX : std::stoll(page.after);
-    auto res = status.empty()
-                   ? tx.exec_prepared("submission_list_submissions", owner.tenant, owner.party_id, after, page.size + 1)
-                   : tx.exec_prepared("submission_list_submissions_by_status", owner.tenant, owner.party_id, after,
-                                      page.size + 1, status);
+    const std::string which = !archived.has_value() ? "" : *archived ? "closed" : "open";
+    auto res = status.empty() ? tx.exec_prepared("submission_list_submissions", owner.tenant, owner.party_id, after,
+                                                 page.size + 1, which)
+                              : tx.exec_prepared("submission_list_submissions_by_status", owner.tenant, owner.party_id,
+                                                 after, page.size + 1, which, status);
     for (int i = 0; i < static_cast<int>(res.size()); ++i) {
       if (i == page.size) {
         out.mutable_page()->set_next_page_token(api::NextPageToken(res[i - 1]["seq"].as<std::string>()));
@@ -604,8 +704,7 @@ absl::StatusOr<v1::Submission> Store::Withdraw(const Owner& owner, const std::st
     if (!MayMove(Actor::kApplicant, lock[0]["status"].as<std::string>(), "withdrawn")) {
       return status::FieldConflict("status", "decided");
     }
-    tx.exec_prepared("submission_set_status", id, "withdrawn");
-    tx.exec_prepared("submission_add_history", id, "withdrawn", "");
+    Move(tx, id, "withdrawn", "");
     events::v1::SubmissionWithdrawn e;
     e.set_tenant(owner.tenant);
     e.set_submission_id(id);
@@ -626,28 +725,14 @@ absl::Status Store::MarkPaid(pqxx::work& tx, const std::string& tenant, const st
     return absl::OkStatus();
   }
   const pqxx::row row = lock[0];
-  tx.exec_prepared("submission_set_status", submission_id, "paid");
-  tx.exec_prepared("submission_add_history", submission_id, "paid", "");
+  Move(tx, submission_id, "paid", "");
   PublishReadyForDelivery(tx, tenant, submission_id, row["reference"].as<std::string>(),
                           row["party_id"].as<std::string>(), row["service_id"].as<std::string>(), payment_id);
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::DeliverySnapshot> Store::Snapshot(const std::string& tenant, const std::string& id) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::DeliverySnapshot> {
-    v1::DeliverySnapshot out;
-    auto res = tx.exec_prepared("submission_snapshot", tenant, id);
-    if (res.empty()) return absl::NotFoundError("submission not found");
-    *out.mutable_submission() = ToSubmission(res[0]);
-    out.set_destination(res[0]["destination"].as<std::string>());
-    out.set_party_id(res[0]["party_id"].as<std::string>());
-    for (const auto& f : tx.exec_prepared("submission_files", id)) {
-      auto* file = out.add_files();
-      *file = ToContent(f);
-      *out.mutable_submission()->add_attachments() = file->attachment();
-    }
-    return out;
-  });
+  return pool_.Transact([&](pqxx::work& tx) { return LoadSnapshot(tx, tenant, id); });
 }
 
 absl::Status Store::ChangeStatus(pqxx::work& tx, Actor actor, const std::string& tenant, const std::string& id,
@@ -657,8 +742,7 @@ absl::Status Store::ChangeStatus(pqxx::work& tx, Actor actor, const std::string&
   const std::string from = lock[0]["status"].as<std::string>();
   if (from == status) return absl::OkStatus();  // Said twice: once in the history.
   if (!MayMove(actor, from, status)) return status::FieldConflict("status", "illegal_transition");
-  tx.exec_prepared("submission_set_status", id, status);
-  tx.exec_prepared("submission_add_history", id, status, note);
+  Move(tx, id, status, note);
   return absl::OkStatus();
 }
 
@@ -684,6 +768,60 @@ absl::Status Store::MarkDelivered(pqxx::work& tx, const std::string& tenant, con
 
 absl::Status Store::MarkReceived(pqxx::work& tx, const std::string& tenant, const std::string& id) {
   return Reached(tx, tenant, id, "received_by_department");
+}
+
+absl::StatusOr<std::optional<ExpiredSubmission>> Store::EndRetention(absl::Time now, bool archive,
+                                                                     const HandOver& hand_over) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<std::optional<ExpiredSubmission>> {
+    const std::string at = absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone());
+    auto claimed = tx.exec_prepared("submission_expired", at, archive);
+    if (claimed.empty()) return std::optional<ExpiredSubmission>();
+    const pqxx::row row = claimed[0];
+    ExpiredSubmission out;
+    out.tenant = row["tenant"].as<std::string>();
+    out.id = row["id"].as<std::string>();
+    out.handed_over = row["hand_over"].as<bool>();
+    if (out.handed_over) {
+      auto snapshot = LoadSnapshot(tx, out.tenant, out.id);
+      if (!snapshot.ok()) return snapshot.status();
+      AddHistory(tx, *snapshot->mutable_submission());
+      ArchiveRecord record{out.tenant, *std::move(snapshot), row["retention_years"].as<int>(),
+                           row["retention_legal_basis"].as<std::string>()};
+      out.reference = record.snapshot.submission().reference();
+      // Written before anything is removed; a failure rolls the whole record back.
+      if (auto s = hand_over(record); !s.ok()) return s;
+    }
+    tx.exec_prepared("submission_delete_files", out.id);
+    tx.exec_prepared("submission_anonymise_history", out.id);
+    tx.exec_prepared("submission_anonymise_feedback", out.id);
+    tx.exec_prepared("submission_anonymise", out.id, out.handed_over);
+    return std::optional<ExpiredSubmission>(std::move(out));
+  });
+}
+
+absl::StatusOr<int64_t> Store::WaitingForArchive(absl::Time now) {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<int64_t> {
+    const std::string at = absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone());
+    return tx.exec_prepared("submission_waiting_for_archive", at)[0]["waiting"].as<int64_t>();
+  });
+}
+
+absl::StatusOr<common::v1::RetainedRecords> Store::RetainedRecords(const std::string& tenant,
+                                                                   const std::string& party_id) {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<common::v1::RetainedRecords> {
+    common::v1::RetainedRecords out;
+    for (const auto& row : tx.exec_prepared("submission_retained", tenant, party_id, kMaxRetainedRecords)) {
+      auto* r = out.add_records();
+      r->set_service("submission");
+      r->set_kind("submission");
+      r->set_id(row["id"].as<std::string>());
+      r->set_reference(row["reference"].as<std::string>());
+      r->set_until(row["until"].as<std::string>());
+      r->set_rule(RetentionRule(row["retention_years"].as<int>(), row["lasting_value"].as<bool>(), r->until().empty()));
+      r->set_legal_basis(row["retention_legal_basis"].as<std::string>());
+    }
+    return out;
+  });
 }
 
 absl::StatusOr<v1::Feedback> Store::GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "libs/api/api.h"
 #include "libs/db/pool.h"
 #include "services/submission/catalogue.h"
@@ -52,6 +54,23 @@ struct NewSubmission {
   nlohmann::json data;           // Visible answers only.
   int64_t fee_minor = 0;
   std::string fee_currency;
+};
+
+// A submission of lasting value whose retention ended, as the archive receives it: the
+// snapshot with its answers, status history and files, and the rule that kept it.
+struct ArchiveRecord {
+  std::string tenant;
+  v1::DeliverySnapshot snapshot;
+  int retention_years = 0;
+  std::string legal_basis;
+};
+
+// What the retention job did to one submission.
+struct ExpiredSubmission {
+  std::string tenant;
+  std::string id;
+  std::string reference;     // Set when handed over.
+  bool handed_over = false;  // Written to the archive before it was anonymised.
 };
 
 // The submission schema: all SQL of the service, as named prepared statements.
@@ -100,8 +119,9 @@ class Store {
   absl::StatusOr<std::optional<std::pair<v1::Submission, std::string>>> FindByIdempotencyKey(const Owner& owner,
                                                                                              const std::string& key);
   absl::StatusOr<v1::Submission> Submit(const NewSubmission& s);
+  // `archived`: unset all, false the open ones, true the closed ones (Closed).
   absl::StatusOr<v1::ListSubmissionsResponse> ListSubmissions(const Owner& owner, const std::string& status,
-                                                              const api::Page& page);
+                                                              std::optional<bool> archived, const api::Page& page);
   absl::StatusOr<v1::Submission> GetSubmission(const Owner& owner, const std::string& id);
   // FAILED_PRECONDITION "status: decided" once approved, rejected, withdrawn or closed.
   absl::StatusOr<v1::Submission> Withdraw(const Owner& owner, const std::string& id);
@@ -123,6 +143,26 @@ class Store {
   static absl::Status MarkDelivered(pqxx::work& tx, const std::string& tenant, const std::string& id);
   static absl::Status MarkReceived(pqxx::work& tx, const std::string& tenant, const std::string& id);
   static absl::Status MarkDelayed(pqxx::work& tx, const std::string& tenant, const std::string& id);
+  // The retention job's step: claims the oldest submission whose retain_until is at or
+  // before `now` (FOR UPDATE SKIP LOCKED: replicas take different ones) and, in one
+  // transaction, hands it to `hand_over` if its service has lasting value and it was not
+  // handed over yet (an error rolls everything back), then deletes its files and
+  // anonymises it: party, answers, status notes and feedback comment go; service, form
+  // version, reference, dates, status, fee and rating stay for the statistics. Without
+  // `archive`, submissions of lasting value not handed over are left waiting.
+  // Nothing to do: nullopt.
+  using HandOver = std::function<absl::Status(const ArchiveRecord&)>;
+  absl::StatusOr<std::optional<ExpiredSubmission>> EndRetention(absl::Time now, bool archive,
+                                                                const HandOver& hand_over);
+  // How many submissions of lasting value wait for the archive (no folder configured).
+  absl::StatusOr<int64_t> WaitingForArchive(absl::Time now);
+
+  // The party's submissions a retention rule still keeps (every one not anonymised yet):
+  // closed ones until their retain_until, open ones with `until` empty (the rule starts
+  // when the procedure closes). At most kMaxRetainedRecords, newest first.
+  absl::StatusOr<common::v1::RetainedRecords> RetainedRecords(const std::string& tenant, const std::string& party_id);
+  static constexpr int kMaxRetainedRecords = 5000;
+
   // ALREADY_EXISTS when feedback was given.
   absl::StatusOr<v1::Feedback> GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,
                                             const std::string& comment);

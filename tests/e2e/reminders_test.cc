@@ -1,6 +1,6 @@
 // Documents with an expiry and the reminder before it, across the real binaries: two
 // accounts replicas, one restarted between scheduling and due time, the reminder job's
-// clock set through STADTPORTAL_REMINDER_CLOCK_FILE (no sleeping until a due date).
+// clock set through STADTPORTAL_CLOCK_FILE (no sleeping until a due date).
 #include <fstream>
 
 #include <pqxx/pqxx>
@@ -89,7 +89,7 @@ TEST_CASE(
   Stack stack({{"accounts", 2}});
   const std::string clock = testing::TempDir() + "/reminder-clock-" + std::to_string(stack.gateway_port());
   SetClock(clock, 0);
-  stack.SetEnv("accounts", "STADTPORTAL_REMINDER_CLOCK_FILE", clock);
+  stack.SetEnv("accounts", "STADTPORTAL_CLOCK_FILE", clock);
   stack.SetEnv("accounts", "STADTPORTAL_REMINDER_INTERVAL_MS", "200");
   REQUIRE(stack.Restart(stack.instance("accounts", 0)));
   REQUIRE(stack.Restart(stack.instance("accounts", 1)));
@@ -214,12 +214,12 @@ TEST_CASE("accounts does not start with a bad document types file or with the te
   CHECK(refused->Output().find("STADTPORTAL_DOCUMENT_TYPES_FILE") != std::string::npos);
   CHECK(refused->Output().find("types[0].remind_days_before") != std::string::npos);
 
-  auto clock = run({{"STADTPORTAL_REMINDER_CLOCK_FILE", "/tmp/clock"}, {"STADTPORTAL_ALLOW_TEST_PROVIDERS", "false"}},
+  auto clock = run({{"STADTPORTAL_CLOCK_FILE", "/tmp/clock"}, {"STADTPORTAL_ALLOW_TEST_PROVIDERS", "false"}},
                    "accounts-test-clock");
   code = clock->Wait(30s);
   INFO(clock->Output());
   CHECK(code > 0);
-  CHECK(clock->Output().find("STADTPORTAL_REMINDER_CLOCK_FILE") != std::string::npos);
+  CHECK(clock->Output().find("STADTPORTAL_CLOCK_FILE") != std::string::npos);
 }
 
 TEST_CASE("a department records the document it issued on approval; the applicant sees it, once", "[e2e]") {

@@ -120,6 +120,11 @@ STADTPORTAL_ADMIN_PORT: {{ $svc.adminPort | quote }}
 STADTPORTAL_GRPC_MAX_CONNECTION_AGE_MS: {{ $.Values.pods.grpcMaxConnectionAgeMs | quote }}
 STADTPORTAL_MIGRATE_ON_START: {{ (not $.Values.migrations.job) | quote }}
 STADTPORTAL_DB_STARTUP_TIMEOUT_MS: "120000"
+STADTPORTAL_RETENTION_INTERVAL_MS: {{ $.Values.retention.intervalMs | quote }}
+STADTPORTAL_EVENT_RETENTION_DAYS: {{ $.Values.retention.eventDays | quote }}
+{{- end }}
+{{- if and (eq $name "submission") $.Values.archive.enabled }}
+STADTPORTAL_ARCHIVE_DIR: {{ $.Values.archive.mountPath | quote }}
 {{- end }}
 {{- range $callee := $svc.calls }}
 {{ printf "STADTPORTAL_%s_ADDR" (upper $callee) }}: {{ include "stadtportal.grpcTarget" (dict "root" $ "name" $callee) | quote }}
