@@ -91,6 +91,8 @@ TEST_CASE(
   SetClock(clock, 0);
   stack.SetEnv("accounts", "STADTPORTAL_CLOCK_FILE", clock);
   stack.SetEnv("accounts", "STADTPORTAL_REMINDER_INTERVAL_MS", "200");
+  // The outbox is read below: the clock moves 70 days, so events are kept longer here.
+  stack.SetEnv("accounts", "STADTPORTAL_EVENT_RETENTION_DAYS", "3650");
   REQUIRE(stack.Restart(stack.instance("accounts", 0)));
   REQUIRE(stack.Restart(stack.instance("accounts", 1)));
   REQUIRE(stack.WaitReady(60s));
