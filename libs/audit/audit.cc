@@ -3,6 +3,8 @@
 #include <regex>
 #include <tuple>
 
+#include <google/protobuf/util/time_util.h>
+
 #include "libs/events/events.h"
 #include "libs/log/log.h"
 
@@ -54,5 +56,47 @@ Entry Of(const auth::Caller& caller, std::string action, nlohmann::json targets)
 }
 
 void Record(pqxx::work& tx, const Entry& entry) { events::Publish(tx, entry.actor, entry.ToEvent()); }
+
+events::v1::DataAccessed Access::ToEvent() const {
+  events::v1::DataAccessed e;
+  e.set_tenant(tenant);
+  e.set_party_id(party_id);
+  e.set_accessor_kind(accessor_kind);
+  e.set_accessor_id(accessor_id);
+  e.set_accessor_name(accessor_name);
+  e.set_resource(resource);
+  e.set_resource_id(resource_id);
+  e.set_reference(reference);
+  e.set_action(action);
+  e.set_purpose(purpose);
+  *e.mutable_occurred_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  return e;
+}
+
+Access PartnerRead(const auth::Caller& caller, std::string resource, std::string resource_id, std::string reference,
+                   std::string action) {
+  Access a;
+  a.tenant = caller.tenant;
+  // A partner reads for the person themself (the verifier refuses an acting party).
+  a.party_id = caller.account_id;
+  a.accessor_kind = "partner";
+  a.accessor_id = caller.partner_id;
+  a.accessor_name = caller.partner_name;
+  a.resource = std::move(resource);
+  a.resource_id = std::move(resource_id);
+  a.reference = std::move(reference);
+  a.action = std::move(action);
+  a.purpose = caller.partner_scope;
+  return a;
+}
+
+void RecordAccess(pqxx::work& tx, const Access& access) { events::Publish(tx, access.party_id, access.ToEvent()); }
+
+absl::Status RecordAccess(db::Pool& pool, const Access& access) {
+  return pool.Transact([&](pqxx::work& tx) {
+    RecordAccess(tx, access);
+    return absl::OkStatus();
+  });
+}
 
 }  // namespace stadtportal::audit

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "libs/auth/caller.h"
+#include "libs/db/pool.h"
 #include "stadtportal/events/v1/events.pb.h"
 
 // The audit log of administrative actions (docs/adr/0016-operators.md): who (account,
@@ -39,5 +40,38 @@ Entry Of(const auth::Caller& caller, std::string action, nlohmann::json targets)
 // Records `entry` in `tx`, the transaction of the action itself: the entry exists
 // exactly when the action took effect.
 void Record(pqxx::work& tx, const Entry& entry);
+
+// A read of a party's data by someone other than the party, for the party's access log
+// (docs/data-protection.md, "Who read my data"): published as `data.accessed` by the
+// service that served the read, in the transaction of its own record of it (or as the
+// record itself where it keeps none). Accounts lists them to the party.
+struct Access {
+  std::string tenant;
+  std::string party_id;
+  std::string accessor_kind;  // "back_office" | "partner" | "administrator"
+  std::string accessor_id;    // The client id, or the administrator's account id.
+  std::string accessor_name;  // The department or partner portal's name, or "administrator".
+  std::string resource;       // "submission", "attachment", "mailbox", "profile", "account"
+  std::string resource_id;    // "" for a list or a look-up.
+  std::string reference;
+  std::string action;   // "read", "list", "lookup", "download", …
+  std::string purpose;  // The administrator's reason, the partner's scope, the procedure.
+
+  // The event, with the time of now.
+  events::v1::DataAccessed ToEvent() const;
+};
+
+// A partner portal's read for the person as the caller token names it: accessor
+// "partner", purpose the scope the gateway let the call in with. Only for callers with
+// caller.partner().
+Access PartnerRead(const auth::Caller& caller, std::string resource, std::string resource_id = "",
+                   std::string reference = "", std::string action = "read");
+
+// Publishes `access` in `tx` (key: the party id).
+void RecordAccess(pqxx::work& tx, const Access& access);
+// The same in a transaction of its own, for services that keep no record of the read
+// themselves: the event is the record. Called before the read is answered; a failure
+// fails the read.
+absl::Status RecordAccess(db::Pool& pool, const Access& access);
 
 }  // namespace stadtportal::audit

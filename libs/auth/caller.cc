@@ -98,6 +98,8 @@ std::string Signer::Sign(const Caller& c, const std::string& audience) const {
   nlohmann::json claims = {{"iss", PartUri(issuer_)}, {"aud", PartUri(audience)}, {"sub", c.account_id},
                            {"act", c.acting_party},   {"ten", c.tenant},          {"acr", c.assurance},
                            {"roles", c.roles},        {"sid", c.session_ref}};
+  // Only on a partner portal's calls, so every other token stays as it was.
+  if (c.partner()) claims["ptn"] = {{"id", c.partner_id}, {"name", c.partner_name}, {"scope", c.partner_scope}};
   const std::string key = claims.dump();
   if (auto token = signed_.Get(key, now)) return *std::move(token);
   claims["iat"] = now;
@@ -217,6 +219,21 @@ absl::StatusOr<Caller> Verifier::VerifyAnew(const std::string& token, int64_t no
     c.roles = payload.at("roles").get<std::vector<std::string>>();
     c.session_ref = payload.at("sid").get<std::string>();
     if (!config::IsTenantKey(c.tenant)) return bad("names no valid tenant");
+    if (auto partner = payload.find("ptn"); partner != payload.end()) {
+      if (!partner->is_object()) return bad("malformed");
+      c.partner_id = partner->at("id").get<std::string>();
+      c.partner_name = partner->at("name").get<std::string>();
+      c.partner_scope = partner->at("scope").get<std::string>();
+      if (c.partner_id.empty() || c.partner_id.size() > kMaxPartnerClaim || c.partner_name.size() > kMaxPartnerClaim ||
+          c.partner_scope.size() > kMaxPartnerClaim) {
+        return bad("malformed");
+      }
+      // A partner portal reads for the person themself, never for an organisation or
+      // with a role; and only the gateway, which checked its access token, names it.
+      if (key->second.issuer != kGateway || c.anonymous() || !c.acting_party.empty() || !c.roles.empty()) {
+        return bad("asserts a partner its signer may not");
+      }
+    }
     if (key->second.issuer == kGateway) {
       // Platform parts are not the gateway's to assert.
       if (HasRole(c, kServiceRole)) return bad("asserts a role its signer may not");

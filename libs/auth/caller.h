@@ -25,9 +25,20 @@ struct Caller {
   std::string assurance;     // "low" | "substantial" | "high" | "" for anonymous.
   std::vector<std::string> roles;
   std::string session_ref;  // A hash of the session (never the session id itself).
+  // A partner portal reading for the person with a delegated access token of our OpenID
+  // Provider: its client id, its registered name and the scope the gateway let the call
+  // in with. Only the gateway asserts them, and only for the person themself (no acting
+  // party, no role); "" for every other caller.
+  std::string partner_id;
+  std::string partner_name;
+  std::string partner_scope;
 
   bool anonymous() const { return account_id.empty(); }
+  bool partner() const { return !partner_id.empty(); }
 };
+
+// Bounds of the partner claims (client id, name, scope) in a caller token.
+inline constexpr size_t kMaxPartnerClaim = 200;
 
 // The party whose data a call reads and writes: the organisation the caller acts for,
 // else the caller's own person party (whose id is the identity account id).

@@ -325,6 +325,79 @@ TEST_CASE("the connector's key is trusted only for the connector itself as a pla
         "caller token asserts a caller its signer may not");
 }
 
+TEST_CASE("a partner portal is named only by the gateway, for the person themself", "[unit]") {
+  const std::string gateway_key = NewSigningKey("g1"), connector_key = NewSigningKey("c1");
+  auto gateway = Signer::FromKey(gateway_key, seconds(60));
+  auto connector = Signer::FromKey(connector_key, seconds(60), "connector");
+  auto verifier = Verifier::FromKeys(gateway->PublicKey(), "submission");
+  REQUIRE(verifier->TrustServiceKeys("connector", connector->PublicKey()).ok());
+  Caller partner = Anna();
+  partner.roles = {};
+  partner.session_ref = "partner:jti-1";
+  partner.partner_id = "33333333-3333-4333-8333-333333333333";
+  partner.partner_name = "Bürgerportal Plus";
+  partner.partner_scope = "submissions:read";
+
+  auto back = verifier->Verify(gateway->Sign(partner, "submission"));
+  REQUIRE(back.ok());
+  CHECK(back->partner());
+  CHECK(back->partner_id == partner.partner_id);
+  CHECK(back->partner_name == "Bürgerportal Plus");
+  CHECK(back->partner_scope == "submissions:read");
+  // The person's own token is no partner's, and another partner's is another token.
+  Caller person = partner;
+  person.partner_id = person.partner_name = person.partner_scope = "";
+  auto own = verifier->Verify(gateway->Sign(person, "submission"));
+  REQUIRE(own.ok());
+  CHECK_FALSE(own->partner());
+  CHECK(own->partner_name.empty());
+  Caller other = partner;
+  other.partner_id = "44444444-4444-4444-8444-444444444444";
+  CHECK(gateway->Sign(other, "submission") != gateway->Sign(partner, "submission"));
+  CHECK(verifier->Verify(gateway->Sign(other, "submission"))->partner_id == other.partner_id);
+
+  // Never with a role or for an organisation, even signed by the gateway.
+  const auto refused = [&](const Caller& c) {
+    return verifier->Verify(gateway->Sign(c, "submission")).status().message() ==
+           "caller token asserts a partner its signer may not";
+  };
+  Caller with_role = partner;
+  with_role.roles = {"tenant-admin"};
+  CHECK(refused(with_role));
+  Caller department = partner;
+  department.roles = {"department", "destination:standesamt"};
+  CHECK(refused(department));
+  Caller acting = partner;
+  acting.acting_party = "22222222-2222-4222-8222-222222222222";
+  CHECK(refused(acting));
+
+  // Another part's key may not name a partner: not for itself, not for anyone.
+  auto self = ConnectorItself();
+  self.partner_id = partner.partner_id;
+  CHECK_FALSE(verifier->Verify(connector->Sign(self, "submission")).ok());
+  auto raw = Claims(ConnectorItself(), "stadtportal-connector", "stadtportal-submission");
+  raw["ptn"] = {{"id", partner.partner_id}, {"name", ""}, {"scope", "submissions:read"}};
+  CHECK(verifier->Verify(SignRaw(connector_key, {{"alg", "EdDSA"}, {"kid", "c1"}}, raw)).status().message() ==
+        "caller token asserts a partner its signer may not");
+
+  // Malformed partner claims are refused, never thrown on.
+  auto claims = Claims(person, "stadtportal-gateway", "stadtportal-submission");
+  for (const nlohmann::json& ptn :
+       {nlohmann::json("33333333"), nlohmann::json::array(), nlohmann::json{{"id", partner.partner_id}},
+        nlohmann::json{{"id", 7}, {"name", ""}, {"scope", ""}}, nlohmann::json{{"id", ""}, {"name", ""}, {"scope", ""}},
+        nlohmann::json{{"id", std::string(kMaxPartnerClaim + 1, 'a')}, {"name", ""}, {"scope", ""}},
+        nlohmann::json{{"id", "a"}, {"name", std::string(kMaxPartnerClaim + 1, 'n')}, {"scope", ""}}}) {
+    INFO(ptn.dump());
+    claims["ptn"] = ptn;
+    CHECK(verifier->Verify(SignRaw(gateway_key, {{"alg", "EdDSA"}, {"kid", "g1"}}, claims)).status().code() ==
+          kUnauthenticated);
+  }
+  claims["ptn"] = {{"id", partner.partner_id}, {"name", "P"}, {"scope", "mailbox:read"}};
+  auto raw_ok = verifier->Verify(SignRaw(gateway_key, {{"alg", "EdDSA"}, {"kid", "g1"}}, claims));
+  REQUIRE(raw_ok.ok());
+  CHECK(raw_ok->partner_scope == "mailbox:read");
+}
+
 TEST_CASE("headers and claims of unexpected types are refused, never thrown on", "[unit]") {
   auto signer = Signer::FromKey(NewSigningKey("k1"), std::chrono::seconds(60));
   REQUIRE(signer.ok());

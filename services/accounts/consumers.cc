@@ -1,6 +1,10 @@
 #include "services/accounts/consumers.h"
 
 #include <regex>
+#include <set>
+#include <tuple>
+
+#include <google/protobuf/util/time_util.h>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -134,12 +138,44 @@ absl::Status OnDocumentRecorded(pqxx::work& tx, const events::v1::DocumentRecord
   return Store::RecordDocument(tx, d);
 }
 
+absl::Status OnDataAccessed(pqxx::work& tx, const events::Event& event, const events::v1::DataAccessed& e) {
+  if (!config::IsTenantKey(e.tenant())) return status::FieldError("tenant", "invalid");
+  if (auto s = api::ValidateUuid(e.party_id(), "party_id"); !s.ok()) return s;
+  static const std::set<std::string> kKinds = {"back_office", "partner", "administrator"};
+  if (kKinds.count(e.accessor_kind()) == 0) return status::FieldError("accessor_kind", "invalid_option");
+  static const std::set<std::string> kResources = {"submission", "attachment", "mailbox", "profile", "account"};
+  if (kResources.count(e.resource()) == 0) return status::FieldError("resource", "invalid_option");
+  static const std::regex kAction("^[a-z][a-z_]{0,31}$");
+  if (!std::regex_match(e.action(), kAction)) return status::FieldError("action", "invalid");
+  // Required texts, then optional ones (checked only when given).
+  for (const auto& [field, value, max] :
+       {std::make_tuple("accessor_id", &e.accessor_id(), 200),
+        std::make_tuple("accessor_name", &e.accessor_name(), 200), std::make_tuple("purpose", &e.purpose(), 500)}) {
+    if (auto s = api::ValidateText(*value, field, max); !s.ok()) return s;
+  }
+  for (const auto& [field, value, max] :
+       {std::make_tuple("resource_id", &e.resource_id(), 100), std::make_tuple("reference", &e.reference(), 100)}) {
+    if (value->empty()) continue;
+    if (auto s = api::ValidateText(*value, field, max); !s.ok()) return s;
+  }
+  // A time the publisher's clock gave: set, and not ahead of ours by more than a skew.
+  const absl::Time at =
+      absl::FromUnixMicros(google::protobuf::util::TimeUtil::TimestampToMicroseconds(e.occurred_at()));
+  if (!e.has_occurred_at() || at < absl::FromUnixSeconds(946684800) || at > absl::Now() + absl::Minutes(5)) {
+    return status::FieldError("occurred_at", "invalid");
+  }
+  if (event.id.empty() || event.id.size() > 100) return status::FieldError("id", "invalid");
+  return Store::AddAccessLogEntry(tx, event.id, e);
+}
+
 events::Handlers Consumers(std::shared_ptr<const DocumentTypes> types) {
   events::Handlers h;
   h.On<events::v1::AccountVerified>(OnAccountVerified);
   h.On<events::v1::AccountIdentified>(OnAccountIdentified);
   h.On<events::v1::DocumentRecorded>(
       [types](pqxx::work& tx, const events::v1::DocumentRecorded& e) { return OnDocumentRecorded(tx, e, *types); });
+  h.On<events::v1::DataAccessed>(
+      std::function<absl::Status(pqxx::work&, const events::Event&, const events::v1::DataAccessed&)>(OnDataAccessed));
   return h;
 }
 

@@ -30,6 +30,12 @@ absl::Status OnAccountIdentified(pqxx::work& tx, const events::v1::AccountIdenti
 // type is refused (INVALID_ARGUMENT).
 absl::Status OnDocumentRecorded(pqxx::work& tx, const events::v1::DocumentRecorded& e, const DocumentTypes& types);
 
+// data.accessed from the service that served a read of a party's data by someone other
+// than the party: one entry of the party's access log per event (its id). Checked as
+// from outside: a tenant key, a party UUID, a known accessor kind and resource, bounded
+// plain texts, a purpose, a time not in the future; INVALID_ARGUMENT otherwise, nothing kept.
+absl::Status OnDataAccessed(pqxx::work& tx, const events::Event& event, const events::v1::DataAccessed& e);
+
 // The handlers of accounts' consumer.
 events::Handlers Consumers(std::shared_ptr<const DocumentTypes> types);
 

@@ -2,6 +2,8 @@
 
 #include <regex>
 
+#include <google/protobuf/util/time_util.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
@@ -415,7 +417,14 @@ grpc::Status Service::GetProfile(grpc::ServerContext* ctx, const v1::GetProfileR
   return grpcx::Handle(ctx, "GetProfile", [&](const auth::Caller& caller) -> absl::Status {
     auto me = Me(caller);
     if (!me.ok()) return me.status();
-    return grpcx::Respond(resp, store_->GetProfile(Tenant(caller), me->id()));
+    auto profile = store_->GetProfile(Tenant(caller), me->id());
+    if (!profile.ok()) return profile.status();
+    // A partner portal's read is on the person's access log before it is answered.
+    if (caller.partner()) {
+      if (auto s = store_->RecordAccess(audit::PartnerRead(caller, "profile")); !s.ok()) return s;
+    }
+    *resp = *std::move(profile);
+    return absl::OkStatus();
   });
 }
 
@@ -589,6 +598,53 @@ grpc::Status Service::ListDocumentTypes(grpc::ServerContext* ctx, const v1::List
   return grpcx::Handle(ctx, "ListDocumentTypes", [&]() -> absl::Status {
     for (const auto& t : options_.document_types->All()) *resp->add_types() = t;
     return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListAccessLog(grpc::ServerContext* ctx, const v1::ListAccessLogRequest* req,
+                                    v1::ListAccessLogResponse* resp) {
+  return grpcx::Handle(ctx, "ListAccessLog", [&](const auth::Caller& caller) -> absl::Status {
+    // The party's own view: a partner portal reads for the person, never who else read.
+    if (caller.partner()) return absl::PermissionDeniedError("not open to partner portals");
+    auto owner = DocumentOwner(caller);
+    if (!owner.ok()) return owner.status();
+    auto page = api::ParsePage(req->page());
+    if (!page.ok()) return page.status();
+    AccessLogQuery q;
+    q.tenant = Tenant(caller);
+    q.party_id = *owner;
+    q.page_size = page->size;
+    if (!page->after.empty()) {
+      static const std::regex kCursor("^(-?[0-9]{1,17})\\|([0-9]{1,18})$");
+      std::smatch m;
+      if (!std::regex_match(page->after, m, kCursor)) {
+        return status::MalformedField("page.page_token", "invalid", "not a token this service issued");
+      }
+      q.after_micros = std::stoll(m[1].str());
+      q.after_id = std::stoll(m[2].str());
+    }
+    // Bounds within the years a log can hold; to after from.
+    constexpr int64_t kMinMicros = 946684800LL * 1000000, kMaxMicros = 4102444800LL * 1000000;  // 2000 … 2100
+    auto bound = [&](const char* field, const google::protobuf::Timestamp& t, int64_t* out) -> absl::Status {
+      using google::protobuf::util::TimeUtil;
+      if (t.nanos() < 0 || t.nanos() > 999999999 || t.seconds() < kMinMicros / 1000000 ||
+          t.seconds() > kMaxMicros / 1000000) {
+        return status::MalformedField(field, "out_of_range");
+      }
+      *out = TimeUtil::TimestampToMicroseconds(t);
+      if (*out < kMinMicros || *out > kMaxMicros) return status::MalformedField(field, "out_of_range");
+      return absl::OkStatus();
+    };
+    if (req->has_from()) {
+      if (auto s = bound("from", req->from(), &q.from_micros); !s.ok()) return s;
+    }
+    if (req->has_to()) {
+      if (auto s = bound("to", req->to(), &q.to_micros); !s.ok()) return s;
+    }
+    if (q.from_micros != 0 && q.to_micros != 0 && q.from_micros >= q.to_micros) {
+      return status::MalformedField("to", "invalid", "must be after from");
+    }
+    return grpcx::Respond(resp, store_->ListAccessLog(q));
   });
 }
 

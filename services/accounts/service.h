@@ -71,6 +71,8 @@ class Service final : public v1::AccountsService::Service {
                               v1::DeleteDocumentResponse* resp) override;
   grpc::Status ListDocumentTypes(grpc::ServerContext* ctx, const v1::ListDocumentTypesRequest* req,
                                  v1::ListDocumentTypesResponse* resp) override;
+  grpc::Status ListAccessLog(grpc::ServerContext* ctx, const v1::ListAccessLogRequest* req,
+                             v1::ListAccessLogResponse* resp) override;
 
  private:
   // The caller's person party; UNAUTHENTICATED for anonymous callers.

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "libs/audit/audit.h"
 #include "libs/db/pool.h"
 #include "libs/mail/mail.h"
 #include "services/accounts/document_types.h"
@@ -64,6 +65,18 @@ struct NewDocument {
 
 // At most this many documents per party.
 inline constexpr int kMaxDocumentsPerParty = 100;
+
+// A page of a party's access log: newest first, after the cursor (0: from the start),
+// within [from, to) (0: unbounded); times in microseconds since the epoch.
+struct AccessLogQuery {
+  std::string tenant;
+  std::string party_id;
+  int64_t after_micros = 0;
+  int64_t after_id = 0;
+  int64_t from_micros = 0;
+  int64_t to_micros = 0;
+  int page_size = 20;
+};
 
 // The accounts schema: all SQL of the service, as named prepared statements.
 class Store {
@@ -170,6 +183,16 @@ class Store {
   // than twelve months before `now`'s day in Nuremberg, with their reminders, in one
   // transaction (rows claimed FOR UPDATE SKIP LOCKED). Returns how many documents.
   absl::StatusOr<int> EndDocumentRetention(absl::Time now, int limit);
+
+  // data.accessed: a read of the party's data by someone else, kept once per event id
+  // (checked by the consumer first; the table's checks refuse the rest).
+  static absl::Status AddAccessLogEntry(pqxx::work& tx, const std::string& event_id, const events::v1::DataAccessed& e);
+  // One page of the party's access log (see AccessLogQuery).
+  absl::StatusOr<v1::ListAccessLogResponse> ListAccessLog(const AccessLogQuery& q);
+
+  // A partner portal's read, published for the person's access log (the event is the
+  // record: the read itself changes nothing here).
+  absl::Status RecordAccess(const audit::Access& access) { return audit::RecordAccess(pool_, access); }
 
  private:
   db::Pool& pool_;

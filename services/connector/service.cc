@@ -36,6 +36,24 @@ absl::Status CheckIssuedDocument(const std::string& status, const v1::IssuedDocu
   return absl::OkStatus();
 }
 
+// A back office's read of a delivered submission's data for the applicant's access log
+// (the party is the delivery's, filled in by Store::LogAccess). The purpose is the
+// procedure the submission was made for: the department reads it to handle that.
+audit::Access BackofficeRead(const auth::Caller& caller, const v1::Delivery& d, std::string resource) {
+  audit::Access a;
+  a.tenant = caller.tenant;
+  a.accessor_kind = "back_office";
+  a.accessor_id = caller.account_id;
+  // The department's name as citizens see it (the client's), else its destination.
+  a.accessor_name = caller.acting_party.empty() ? d.destination() : caller.acting_party;
+  a.resource = std::move(resource);
+  a.resource_id = d.submission_id();
+  a.reference = d.reference();
+  a.action = "read";
+  a.purpose = "procedure: " + d.service_id();
+  return a;
+}
+
 }  // namespace
 
 absl::StatusOr<BackofficeCaller> BackofficeOf(const auth::Caller& caller) {
@@ -190,11 +208,13 @@ grpc::Status Service::ListNew(grpc::ServerContext* ctx, const v1::ListNewRequest
 
 grpc::Status Service::Fetch(grpc::ServerContext* ctx, const v1::FetchRequest* req, sv1::DeliverySnapshot* resp) {
   return grpcx::Handle(ctx, "Fetch", [&](const auth::Caller& caller) -> absl::Status {
-    if (auto d = OwnDelivery(caller, req->submission_id()); !d.ok()) return d.status();
+    auto d = OwnDelivery(caller, req->submission_id());
+    if (!d.ok()) return d.status();
     auto snap = Snapshot(caller.tenant, req->submission_id());
     if (!snap.ok()) return snap.status();
-    // Every read of personal data is on the citizen's access log, before it is answered.
-    if (auto s = store_->LogAccess(caller.tenant, req->submission_id(), caller.account_id, "fetch"); !s.ok()) {
+    // Every read of personal data is on the citizen's access log, before it is answered:
+    // the submission with its attachments.
+    if (auto s = store_->LogAccess(BackofficeRead(caller, *d, "submission"), req->submission_id(), "fetch"); !s.ok()) {
       return s;
     }
     *resp = *std::move(snap);
@@ -310,13 +330,20 @@ grpc::Status Service::ListMessages(grpc::ServerContext* ctx, const v1::FetchRequ
   return grpcx::Handle(ctx, "ListMessages", [&](const auth::Caller& caller) -> absl::Status {
     auto bo = BackofficeOf(caller);
     if (!bo.ok()) return bo.status();
-    if (auto d = OwnDelivery(caller, req->submission_id()); !d.ok()) return d.status();
+    auto d = OwnDelivery(caller, req->submission_id());
+    if (!d.ok()) return d.status();
     mv1::ListSubmissionMessagesRequest in;
     in.mutable_tenant()->set_key(caller.tenant);
     in.set_submission_id(req->submission_id());
     in.set_destination(bo->destination);
     auto c = grpcx::NewClientContext(std::chrono::seconds(10), ServiceToken(caller.tenant, "messaging"));
-    return status::FromGrpc(messaging_->ListSubmissionMessages(c.get(), in, resp));
+    if (auto s = status::FromGrpc(messaging_->ListSubmissionMessages(c.get(), in, resp)); !s.ok()) return s;
+    // The applicant's replies are their data too: on the access log before they are answered.
+    if (auto s = store_->LogAccess(BackofficeRead(caller, *d, "mailbox"), req->submission_id(), "messages"); !s.ok()) {
+      resp->Clear();
+      return s;
+    }
+    return absl::OkStatus();
   });
 }
 

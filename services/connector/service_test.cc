@@ -341,4 +341,45 @@ TEST_CASE("a back office's issued document is checked before anything is set or 
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'document.recorded'") == 0);
 }
 
+TEST_CASE("a back office's read is on the access log with its purpose and published for the applicant",
+          "[integration]") {
+  Fixture f;
+  const std::string id = "3f0c9a52-7a61-4d8e-9f1b-0c2d3e4f5a73";
+  const std::string party = "6f1c2a9e-8d7b-4c3a-9e2f-1a2b3c4d5e6f";
+  REQUIRE(f.pool
+              .Transact([&](pqxx::work& tx) {
+                Store::AddDelivery(tx, "09564000", id, "standesamt", party, "NUE-2026-000003",
+                                   "civil-registry-certificate");
+                return absl::OkStatus();
+              })
+              .ok());
+  audit::Access read;
+  read.tenant = "09564000";
+  read.accessor_kind = "back_office";
+  read.accessor_id = "standesamt-client";
+  read.accessor_name = "Standesamt";
+  read.resource = "submission";
+  read.resource_id = id;
+  read.reference = "NUE-2026-000003";
+  read.action = "read";
+  read.purpose = "procedure: civil-registry-certificate";
+  REQUIRE(f.store->LogAccess(read, id, "fetch").ok());
+  CHECK(f.Count("SELECT count(*) FROM access_log WHERE party_id = '" + party +
+                "' AND client_id = 'standesamt-client' AND action = 'fetch'"
+                " AND purpose = 'procedure: civil-registry-certificate'") == 1);
+  // One data.accessed for the applicant's party (keyed by it), with who, what and why.
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'data.accessed' AND key = '" + party +
+                "' AND payload->>'party_id' = '" + party +
+                "' AND payload->>'accessor_kind' = 'back_office' AND payload->>'accessor_name' = 'Standesamt'"
+                " AND payload->>'resource_id' = '" +
+                id +
+                "' AND payload->>'purpose' = 'procedure: civil-registry-certificate'"
+                " AND payload ? 'occurred_at'") == 1);
+  // Another tenant's delivery (or none) is no read: nothing recorded, nothing published.
+  read.tenant = "09162000";
+  CHECK(f.store->LogAccess(read, id, "fetch").code() == absl::StatusCode::kNotFound);
+  CHECK(f.Count("SELECT count(*) FROM access_log") == 1);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'data.accessed'") == 1);
+}
+
 }  // namespace stadtportal::connector

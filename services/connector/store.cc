@@ -152,9 +152,9 @@ void Store::Prepare(pqxx::connection& conn) {
                " WHERE submission_id = $1::uuid RETURNING " +
                    dcols);
   conn.prepare("connector_log_access",
-               "INSERT INTO access_log (tenant, party_id, submission_id, client_id, action)"
-               " SELECT $1, party_id, submission_id, $3, $4 FROM deliveries"
-               " WHERE tenant = $1 AND submission_id = $2::uuid RETURNING id");
+               "INSERT INTO access_log (tenant, party_id, submission_id, client_id, action, purpose)"
+               " SELECT $1, party_id, submission_id, $3, $4, $5 FROM deliveries"
+               " WHERE tenant = $1 AND submission_id = $2::uuid RETURNING party_id::text AS party_id");
   conn.prepare("connector_backlog",
                "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead') AS dead_letters,"
                " (SELECT count(*) FROM deliveries WHERE state = 'withdrawn') AS withdrawn,"
@@ -359,12 +359,13 @@ absl::StatusOr<v1::Delivery> Store::Acknowledge(const std::string& tenant, const
   });
 }
 
-absl::Status Store::LogAccess(const std::string& tenant, const std::string& submission_id, const std::string& client_id,
-                              const std::string& action) {
+absl::Status Store::LogAccess(audit::Access access, const std::string& submission_id, const std::string& action) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
-    if (tx.exec_prepared("connector_log_access", tenant, submission_id, client_id, action).empty()) {
-      return absl::NotFoundError("submission not found");
-    }
+    auto res = tx.exec_prepared("connector_log_access", access.tenant, submission_id, access.accessor_id, action,
+                                access.purpose);
+    if (res.empty()) return absl::NotFoundError("submission not found");
+    access.party_id = res[0]["party_id"].as<std::string>();
+    audit::RecordAccess(tx, access);
     return absl::OkStatus();
   });
 }

@@ -129,8 +129,10 @@ class Store {
   // A read of personal data, on the citizen's access log.
   // Publishes document.recorded (accounts records the document) in one transaction.
   absl::Status RecordDocument(const events::v1::DocumentRecorded& e);
-  absl::Status LogAccess(const std::string& tenant, const std::string& submission_id, const std::string& client_id,
-                         const std::string& action);
+  // A back office's read of a submission's data: a row of the access log (client, action,
+  // purpose) and `access` published for the party's access log (party id from the
+  // delivery), in one transaction. NOT_FOUND when the tenant has no such delivery.
+  absl::Status LogAccess(audit::Access access, const std::string& submission_id, const std::string& action);
 
  private:
   db::Pool& pool_;

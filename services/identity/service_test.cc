@@ -841,6 +841,51 @@ TEST_CASE("back-office clients: disabled ones and rotated secrets stop working a
   }
 }
 
+TEST_CASE("an administrator's look-up needs a reason and is published for the person's access log", "[integration]") {
+  Fixture f;
+  auto login = f.RegisterVerifyLogin();
+  const std::string anna = login.session().account_id();
+  auto count = [&](const std::string& sql) {
+    auto n = f.schema.pool().Transact(
+        [&](pqxx::work& tx) -> absl::StatusOr<int64_t> { return tx.exec1(sql)[0].as<int64_t>(); });
+    REQUIRE(n.ok());
+    return *n;
+  };
+  grpcx::TestCaller admin(AdminCaller());
+  v1::FindAccountsRequest req;
+  req.set_query(f.email);
+  v1::FindAccountsResponse resp;
+  // No reason, only blanks, control characters or too long: refused, nothing recorded.
+  for (const std::string& reason : {std::string(), std::string("   "), std::string("ticket\n4711"),
+                                    std::string("a\x1b[2Jb"), std::string(501, 'r')}) {
+    INFO(reason.size());
+    req.set_reason(reason);
+    CHECK(f.service.FindAccounts(&f.ctx, &req, &resp).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  CHECK(count("SELECT count(*) FROM outbox WHERE topic = 'data.accessed'") == 0);
+  CHECK(count("SELECT count(*) FROM admin_access_log") == 0);
+
+  req.set_reason("ticket 4711: password reset by phone");
+  REQUIRE(f.service.FindAccounts(&f.ctx, &req, &resp).ok());
+  REQUIRE(resp.accounts_size() == 1);
+  CHECK(count("SELECT count(*) FROM outbox WHERE topic = 'data.accessed' AND key = '" + anna +
+              "' AND payload->>'party_id' = '" + anna +
+              "' AND payload->>'accessor_kind' = 'administrator' AND payload->>'accessor_id' = '" +
+              AdminCaller().account_id +
+              "' AND payload->>'resource' = 'account' AND payload->>'action' = 'lookup'"
+              " AND payload->>'purpose' = 'ticket 4711: password reset by phone'") == 1);
+  // A lock shows the account too, with its own reason.
+  v1::SetAccountLockedRequest lock;
+  lock.set_account_id(anna);
+  lock.set_locked(true);
+  lock.set_reason("ticket 4712: misuse");
+  v1::Account locked;
+  REQUIRE(f.service.SetAccountLocked(&f.ctx, &lock, &locked).ok());
+  CHECK(count("SELECT count(*) FROM outbox WHERE topic = 'data.accessed' AND payload->>'party_id' = '" + anna +
+              "' AND payload->>'action' = 'lock' AND payload->>'purpose' = 'ticket 4712: misuse'") == 1);
+  CHECK(count("SELECT count(*) FROM outbox WHERE topic = 'data.accessed'") == 2);
+}
+
 TEST_CASE("the audit log is append-only, paginated and for tenant admins only", "[integration]") {
   Fixture f;
   for (int i = 0; i < 3; ++i) {

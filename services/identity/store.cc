@@ -69,6 +69,22 @@ v1::AuditEntry ToAuditEntry(const pqxx::row& r) {
 
 pqxx::binarystring Bytes(const std::string& s) { return pqxx::binarystring(s); }
 
+// An administrator's look at a person's account, for the person's access log: the
+// reason the administrator gave is its purpose.
+audit::Access AdminAccess(const std::string& tenant, const std::string& account_id, const std::string& admin_id,
+                          std::string action, const std::string& reason) {
+  audit::Access a;
+  a.tenant = tenant;
+  a.party_id = account_id;  // A person's party id is their account id.
+  a.accessor_kind = "administrator";
+  a.accessor_id = admin_id;
+  a.accessor_name = "administrator";
+  a.resource = "account";
+  a.action = std::move(action);
+  a.purpose = reason;
+  return a;
+}
+
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
@@ -249,6 +265,7 @@ absl::StatusOr<std::vector<v1::Account>> Store::FindAccounts(const std::string& 
     for (const auto& r : tx.exec_prepared("identity_find_accounts", tenant, query)) {
       out.push_back(ToAccount(r));
       tx.exec_prepared("identity_log_access", tenant, admin_id, "find", out.back().id(), reason);
+      audit::RecordAccess(tx, AdminAccess(tenant, out.back().id(), admin_id, "lookup", reason));
     }
     return out;
   });
@@ -261,6 +278,8 @@ absl::StatusOr<v1::Account> Store::SetLocked(const std::string& tenant, const st
     auto res = tx.exec_prepared("identity_set_locked", tenant, account_id, locked);
     if (res.empty()) return absl::NotFoundError("account not found");
     tx.exec_prepared("identity_log_access", tenant, admin_id, locked ? "lock" : "unlock", account_id, reason);
+    // The answer shows the account too: on the person's access log like a look-up.
+    audit::RecordAccess(tx, AdminAccess(tenant, account_id, admin_id, locked ? "lock" : "unlock", reason));
     InsertAudit(tx, "identity", audit);
     return ToAccount(res[0]);
   });

@@ -185,6 +185,12 @@ grpc::Status Service::ListSubmissionMessages(grpc::ServerContext* ctx, const v1:
   });
 }
 
+absl::Status Service::RecordPartnerRead(const auth::Caller& caller, const std::string& resource, const std::string& id,
+                                        const std::string& action) {
+  if (!caller.partner()) return absl::OkStatus();
+  return store_->RecordAccess(audit::PartnerRead(caller, resource, id, "", action));
+}
+
 grpc::Status Service::ListThreads(grpc::ServerContext* ctx, const v1::ListThreadsRequest* req,
                                   v1::ListThreadsResponse* resp) {
   return grpcx::Handle(ctx, "ListThreads", [&](const auth::Caller& caller) -> absl::Status {
@@ -192,8 +198,12 @@ grpc::Status Service::ListThreads(grpc::ServerContext* ctx, const v1::ListThread
     if (!party.ok()) return party.status();
     auto page = api::ParsePage(req->page());
     if (!page.ok()) return page.status();
-    return grpcx::Respond(resp,
-                          store_->ListThreads({caller.tenant, *party}, req->archived(), req->unread_only(), *page));
+    auto list = store_->ListThreads({caller.tenant, *party}, req->archived(), req->unread_only(), *page);
+    if (!list.ok()) return list.status();
+    // A partner portal's read is on the person's access log before it is answered.
+    if (auto s = RecordPartnerRead(caller, "mailbox", "", "list"); !s.ok()) return s;
+    *resp = *std::move(list);
+    return absl::OkStatus();
   });
 }
 
@@ -202,7 +212,11 @@ grpc::Status Service::GetThread(grpc::ServerContext* ctx, const v1::GetThreadReq
     auto party = auth::ScopeParty(caller);
     if (!party.ok()) return party.status();
     if (auto s = api::CheckId(req->id(), "thread"); !s.ok()) return s;
-    return grpcx::Respond(resp, store_->GetThread({caller.tenant, *party}, req->id()));
+    auto thread = store_->GetThread({caller.tenant, *party}, req->id());
+    if (!thread.ok()) return thread.status();
+    if (auto s = RecordPartnerRead(caller, "mailbox", thread->id(), "read"); !s.ok()) return s;
+    *resp = *std::move(thread);
+    return absl::OkStatus();
   });
 }
 
@@ -247,7 +261,11 @@ grpc::Status Service::GetAttachment(grpc::ServerContext* ctx, const v1::GetAttac
     auto party = auth::ScopeParty(caller);
     if (!party.ok()) return party.status();
     if (auto s = api::CheckId(req->id(), "attachment"); !s.ok()) return s;
-    return grpcx::Respond(resp, store_->GetAttachment({caller.tenant, *party}, req->id()));
+    auto attachment = store_->GetAttachment({caller.tenant, *party}, req->id());
+    if (!attachment.ok()) return attachment.status();
+    if (auto s = RecordPartnerRead(caller, "attachment", req->id(), "download"); !s.ok()) return s;
+    *resp = *std::move(attachment);
+    return absl::OkStatus();
   });
 }
 

@@ -46,6 +46,11 @@ class Service final : public v1::MessagingService::Service {
   grpc::Status SetArchived(grpc::ServerContext* ctx, const v1::SetArchivedRequest* req, v1::Thread* resp) override;
 
  private:
+  // A partner portal's read of the person's mailbox, published for their access log
+  // (nothing for the person's own reads).
+  absl::Status RecordPartnerRead(const auth::Caller& caller, const std::string& resource, const std::string& id,
+                                 const std::string& action);
+
   std::shared_ptr<Store> store_;
   Templates templates_;
   Options options_;

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "libs/api/api.h"
+#include "libs/audit/audit.h"
 #include "libs/db/pool.h"
 #include "stadtportal/messaging/v1/messaging.pb.h"
 
@@ -109,6 +110,10 @@ class Store {
   // message), newest first, at most kMaxRetainedRecords.
   absl::StatusOr<common::v1::RetainedRecords> RetainedRecords(const std::string& tenant, const std::string& party_id);
   static constexpr int kMaxRetainedRecords = 5000;
+
+  // A partner portal's read, published for the person's access log (the event is the
+  // record: the read itself changes nothing here).
+  absl::Status RecordAccess(const audit::Access& access) { return audit::RecordAccess(pool_, access); }
 
  private:
   db::Pool& pool_;

@@ -458,9 +458,15 @@ grpc::Status Service::ListSubmissions(grpc::ServerContext* ctx, const v1::ListSu
     if (!page->after.empty() && !std::regex_match(page->after, std::regex("^[0-9]{1,18}$"))) {
       return status::MalformedField("page_token", "invalid");
     }
-    return grpcx::Respond(resp, store_->ListSubmissions(
-                                    *owner, req->status(),
-                                    req->has_archived() ? std::optional<bool>(req->archived()) : std::nullopt, *page));
+    auto list = store_->ListSubmissions(
+        *owner, req->status(), req->has_archived() ? std::optional<bool>(req->archived()) : std::nullopt, *page);
+    if (!list.ok()) return list.status();
+    // A partner portal's read is on the person's access log before it is answered.
+    if (caller.partner()) {
+      if (auto s = store_->RecordAccess(audit::PartnerRead(caller, "submission", "", "", "list")); !s.ok()) return s;
+    }
+    *resp = *std::move(list);
+    return absl::OkStatus();
   });
 }
 
@@ -470,7 +476,14 @@ grpc::Status Service::GetSubmission(grpc::ServerContext* ctx, const v1::GetSubmi
     auto owner = OwnerOf(caller);
     if (!owner.ok()) return owner.status();
     if (auto s = api::CheckId(req->id(), "submission"); !s.ok()) return s;
-    return grpcx::Respond(resp, store_->GetSubmission(*owner, req->id()));
+    auto submission = store_->GetSubmission(*owner, req->id());
+    if (!submission.ok()) return submission.status();
+    if (caller.partner()) {
+      auto read = audit::PartnerRead(caller, "submission", submission->id(), submission->reference());
+      if (auto s = store_->RecordAccess(read); !s.ok()) return s;
+    }
+    *resp = *std::move(submission);
+    return absl::OkStatus();
   });
 }
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "libs/api/api.h"
+#include "libs/audit/audit.h"
 #include "libs/db/pool.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/status.h"
@@ -166,6 +167,10 @@ class Store {
   // ALREADY_EXISTS when feedback was given.
   absl::StatusOr<v1::Feedback> GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,
                                             const std::string& comment);
+
+  // A partner portal's read, published for the person's access log (the event is the
+  // record: the read itself changes nothing here).
+  absl::Status RecordAccess(const audit::Access& access) { return audit::RecordAccess(pool_, access); }
 
  private:
   db::Pool& pool_;

@@ -1217,6 +1217,7 @@ absl::StatusOr<v1::AccessTokenInfo> OpenIdProvider::CheckAccessToken(const std::
   out.set_account_id((*grant)->account);
   out.set_tenant((*grant)->tenant);
   out.set_client_id(client_id);
+  out.set_client_name(client->client.name());
   for (const auto& s : Words(jose::Text(c, "scope"))) out.add_scopes(s);
   out.set_assurance_level(federation::LevelOf((*grant)->acr));
   out.set_subject(jose::Text(c, "sub"));
