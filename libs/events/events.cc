@@ -9,6 +9,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -64,6 +65,9 @@ std::string Str(const redisReply* r) {
 // entry; the second member says whether such an entry exists (the group held it back).
 absl::StatusOr<std::pair<StreamId, bool>> SafeMinId(redis::Client& redis, const std::string& stream, StreamId limit) {
   auto groups = redis.Command({"XINFO", "GROUPS", stream});
+  if (!groups.ok() && absl::StrContains(groups.status().message(), "no such key")) {
+    return std::make_pair(StreamId{}, false);  // No stream (yet, or any more): nothing to trim.
+  }
   if (!groups.ok()) return groups.status();
   StreamId minid = limit;
   bool held = false;

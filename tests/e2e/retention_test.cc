@@ -185,11 +185,12 @@ TEST_CASE(
   CHECK(record["attachments"][0]["filename"] == "Tierheim Nachweis.pdf");
   CHECK(Read(folder / record["attachments"][0]["file"].get<std::string>()) == kPdf);
   CHECK(record["history"].back()["status"] == "withdrawn");
-  std::vector<std::string> entries;
+  // Nothing half-written left beside it (other tests' closed dog tax registrations in
+  // the shared database may be due as well).
   for (const auto& e : fs::directory_iterator(fs::path(archive) / "09564000")) {
-    entries.push_back(e.path().filename().string());
+    CHECK(e.path().filename().string()[0] != '.');
+    CHECK(fs::exists(e.path() / "submission.json"));
   }
-  CHECK(entries == std::vector<std::string>{reference});  // Nothing half-written, nothing else.
 
   // Then anonymised: statistics stay, the person and the files go; the open one untouched.
   const std::string id = withdrawn["id"];
