@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "libs/app/retention.h"
 #include "libs/auth/tokens.h"
+#include "libs/db/row.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
 
@@ -144,6 +145,10 @@ std::string StreamOf(const std::string& topic) { return "sp:events:" + topic; }
 
 void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload) {
   tx.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3::jsonb)", topic, key, payload.dump());
+}
+
+google::protobuf::Timestamp TransactionTime(pqxx::work& tx) {
+  return db::Micros(tx.exec1("SELECT (extract(epoch FROM now()) * 1000000)::bigint AS now_us")["now_us"]);
 }
 
 Relay::Relay(db::Pool& pool, redis::Client& redis, std::string source, std::chrono::milliseconds interval)

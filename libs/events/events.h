@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <google/protobuf/message.h>
+#include <google/protobuf/timestamp.pb.h>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
@@ -52,6 +53,10 @@ absl::Status FromJson(const nlohmann::json& json, google::protobuf::Message* mes
 
 // The untyped form, for tests and tools that replay stored events.
 void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload);
+
+// The time of the caller's transaction (PostgreSQL's now()): the `occurred_at` of an
+// event about a change the transaction makes, the same time its rows carry.
+google::protobuf::Timestamp TransactionTime(pqxx::work& tx);
 
 // Writes an event in the caller's transaction, under the topic of its message type.
 template <class M>

@@ -929,4 +929,46 @@ TEST_CASE("the audit log is append-only, paginated and for tenant admins only", 
   CHECK(f.service.ListAuditLog(&f.ctx, &req, &second).error_code() == grpc::StatusCode::PERMISSION_DENIED);
 }
 
+TEST_CASE("linking and unlinking a provider is published with the account and its time; a refusal is not",
+          "[integration]") {
+  Fixture f;
+  auto events = [&] {
+    return testing::QueryValue(f.schema.pool(),
+                               "SELECT coalesce(string_agg(payload->>'provider' || ':' || (payload->>'state') || ':' ||"
+                               " (key = payload->>'account_id')::text || ':' ||"
+                               " ((payload->>'occurred_at')::timestamptz <= now())::text, ',' ORDER BY id), '')"
+                               " FROM outbox WHERE topic = 'provider.link_changed'");
+  };
+  federation::Identity person;
+  person.provider = "bundid";
+  person.subject = "bundid-subject-1";
+  person.level = v1::ASSURANCE_LEVEL_SUBSTANTIAL;
+  // A first log-in makes the account with the provider linked.
+  auto created = f.store->RecordFederatedLogin("09564000", person, "");
+  REQUIRE(created.ok());
+  CHECK(created->outcome == "created");
+  CHECK(events() == "bundid:linked:true:true");
+  // Logging in again links nothing.
+  REQUIRE(f.store->RecordFederatedLogin("09564000", person, "").ok());
+  CHECK(events() == "bundid:linked:true:true");
+  // A second provider linked to the account that proved itself.
+  federation::Identity elster = person;
+  elster.provider = "elster";
+  elster.subject = "elster-subject-1";
+  auto linked = f.store->RecordFederatedLogin("09564000", elster, created->account.id());
+  REQUIRE(linked.ok());
+  CHECK(linked->outcome == "linked");
+  CHECK(events() == "bundid:linked:true:true,elster:linked:true:true");
+  REQUIRE(f.store->UnlinkProvider("09564000", created->account.id(), "elster").ok());
+  CHECK(events() == "bundid:linked:true:true,elster:linked:true:true,elster:unlinked:true:true");
+  // The last way in stays (rolled back): nothing published.
+  CHECK(f.store->UnlinkProvider("09564000", created->account.id(), "bundid").code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(f.store->UnlinkProvider("09564000", created->account.id(), "elster").code() == absl::StatusCode::kNotFound);
+  CHECK(events() == "bundid:linked:true:true,elster:linked:true:true,elster:unlinked:true:true");
+  CHECK(testing::QueryValue(f.schema.pool(),
+                            "SELECT count(*) FROM outbox WHERE topic = 'provider.link_changed' AND key = '" +
+                                created->account.id() + "'") == "3");
+}
+
 }  // namespace stadtportal::identity

@@ -85,6 +85,19 @@ audit::Access AdminAccess(const std::string& tenant, const std::string& account_
   return a;
 }
 
+// provider.link_changed: the citizen file shows each provider linked and unlinked, at the
+// transaction's time.
+void PublishProviderLink(pqxx::work& tx, const std::string& tenant, const std::string& account_id,
+                         const std::string& provider, const std::string& state) {
+  events::v1::ProviderLinkChanged e;
+  e.set_tenant(tenant);
+  e.set_account_id(account_id);
+  e.set_provider(provider);
+  e.set_state(state);
+  *e.mutable_occurred_at() = events::TransactionTime(tx);
+  events::Publish(tx, account_id, e);
+}
+
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
@@ -458,6 +471,9 @@ absl::StatusOr<FederatedAccount> Store::RecordFederatedLogin(const std::string& 
       out.outcome = "created";
     }
     if (out.account.state() == v1::ACCOUNT_STATE_LOCKED) return absl::PermissionDeniedError("account: locked");
+    if (out.outcome == "linked" || out.outcome == "created") {
+      PublishProviderLink(tx, tenant, out.account.id(), identity.provider, "linked");
+    }
     // The profile takes what the provider vouched for (accounts consumes it).
     events::v1::AccountIdentified e;
     e.set_tenant(tenant);
@@ -496,6 +512,7 @@ absl::Status Store::UnlinkProvider(const std::string& tenant, const std::string&
     if (res[0]["others"].as<int64_t>() == 0 && !res[0]["has_password"].as<bool>()) {
       return status::FieldConflict("provider", "last_login_method");
     }
+    PublishProviderLink(tx, tenant, account_id, provider, "unlinked");
     return absl::OkStatus();
   });
 }

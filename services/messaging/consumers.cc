@@ -71,6 +71,7 @@ absl::Status OnReminderDue(pqxx::work& tx, const events::v1::ReminderDue& e, con
   m.sender_kind = "system";
   m.sender_name = options.portal_name;
   m.message_key = "reminder-" + e.reminder_id();
+  m.reminder = true;
   if (en) {
     m.subject = "Reminder: " + name + " expires on " + date;
     m.body = document + " expires on " + date + ".\n\n" +

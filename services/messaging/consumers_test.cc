@@ -135,6 +135,11 @@ TEST_CASE("reminder.due: one mailbox message and, as the party wants it, one mai
   // The event again (at-least-once delivery, another event id): still one message, one mail.
   REQUIRE(Remind(f, Reminder()).ok());
   CHECK(f.Query("SELECT count(*) FROM messages") == "1");
+  // The reminder in the mailbox is published once, as a reminder.
+  CHECK(f.Query("SELECT count(*) FROM outbox WHERE topic = 'message.received'") == "1");
+  CHECK(f.Query("SELECT payload->>'kind' || '|' || key || '|' || (payload->>'message_id' = (SELECT id::text FROM"
+                " messages)) FROM outbox WHERE topic = 'message.received'") ==
+        "reminder|" + std::string(kAnna) + "|true");
   CHECK(f.Query("SELECT party_id::text || '|' || sender_kind || '|' || subject FROM messages") ==
         std::string(kAnna) + "|system|Erinnerung: Bewohnerparkausweis läuft am 01.03.2027 ab");
   const std::string link = "https://stadtportal.example/dokumente/8b9c0d1e-2f3a-4b4c-9d5e-6f7a8b9c0d1e/verlaengern";

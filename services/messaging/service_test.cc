@@ -69,6 +69,30 @@ struct Fixture {
     return n;
   }
 
+  // The message.received events, oldest first, as "kind:message id"; each checked for its
+  // party, thread, subject and time (the message's).
+  std::string Received() {
+    std::string out;
+    REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                  for (const auto& r :
+                       tx.exec("SELECT payload->>'kind' AS kind, payload->>'message_id' AS id,"
+                               " key = payload->>'party_id' AND payload->>'party_id' = m.party_id::text"
+                               " AND payload->>'thread_id' = m.thread_id::text AND payload->>'subject' = m.subject"
+                               " AND payload->>'tenant' = m.tenant"
+                               " AND (payload->>'occurred_at')::timestamptz = m.created_at AS matches"
+                               " FROM outbox o JOIN messages m ON m.id::text = o.payload->>'message_id'"
+                               " WHERE o.topic = 'message.received' ORDER BY o.id")) {
+                    CHECK(r["matches"].as<bool>());
+                    out += (out.empty() ? "" : ",") + r["kind"].as<std::string>() + ":" + r["id"].as<std::string>();
+                  }
+                  CHECK(tx.exec1("SELECT count(*) FROM outbox WHERE topic = 'message.received'")[0].as<int64_t>() ==
+                        tx.exec1("SELECT count(*) FROM messages")[0].as<int64_t>());
+                  return absl::OkStatus();
+                })
+                .ok());
+    return out;
+  }
+
   void Contact(const std::string& email, const std::string& language, bool notify) {
     REQUIRE(pool.Transact([&](pqxx::work& tx) {
                   Store::SetContactEmail(tx, kAnna, "09564000", email);
@@ -104,6 +128,8 @@ TEST_CASE("a department message starts a thread; the key makes it idempotent; a 
   REQUIRE(f.Post(second, &again).ok());
   CHECK(again.thread_id() == m.thread_id());
   CHECK(f.Count("SELECT count(*) FROM mail_outbox") == 1);
+  // Each message into the mailbox is published once (the repeat was not), at its time.
+  CHECK(f.Received() == "message:" + m.id() + "," + "message:" + again.id());
 }
 
 TEST_CASE("the citizen reads, replies with an attachment; the department fetches the reply", "[integration]") {
@@ -146,6 +172,7 @@ TEST_CASE("the citizen reads, replies with an attachment; the department fetches
     REQUIRE(f.service.GetThread(&f.ctx, &get, &thread).ok());
     CHECK(thread.messages_size() == 2);
     CHECK(thread.unread() == 0);
+    CHECK(f.Received() == "message:" + m.id() + ",reply:" + mine.id());
   }
   grpcx::TestCaller department(Department());
   v1::ListRepliesRequest replies;
@@ -242,6 +269,7 @@ TEST_CASE("notices need their document and stay as they are; threads archive and
   doc->set_content(kPdf);
   REQUIRE(f.Post(notice, &m).ok());
   CHECK(m.notice());
+  CHECK(f.Received() == "notice:" + m.id());
   // The database refuses changes to a message.
   CHECK_FALSE(f.pool
                   .Transact([&](pqxx::work& tx) {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "libs/db/row.h"
+#include "libs/events/events.h"
 #include "libs/status/status.h"
 
 namespace stadtportal::messaging {
@@ -57,6 +58,14 @@ v1::Message ToMessage(const pqxx::row& r) {
   if (r["first_read_at"].as<int64_t>() != 0) *m.mutable_first_read_at() = Micros(r["first_read_at"]);
   m.set_sequence(r["seq"].as<int64_t>());
   return m;
+}
+
+// What message.received calls a message.
+std::string ReceivedKind(const NewMessage& m) {
+  if (m.sender_kind == "citizen") return "reply";
+  if (m.notice) return "notice";
+  if (m.sender_kind == "department") return "message";
+  return m.reminder ? "reminder" : "system";
 }
 
 v1::Thread ToThread(const pqxx::row& r) {
@@ -110,7 +119,7 @@ void Store::Prepare(pqxx::connection& conn) {
                "SELECT id::text AS id FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND submission_id = $3"
                " AND ($4 = '' OR destination IN ($4, '')) ORDER BY destination = $4 DESC, created_at LIMIT 1");
   conn.prepare("messaging_thread_of_party",
-               "SELECT subject FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid"
+               "SELECT subject, submission_id FROM threads WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid"
                " AND ($4 = '' OR destination IN ($4, '')) FOR UPDATE");
   // A thread from before destinations passes to the first destination that writes in it.
   conn.prepare("messaging_claim_thread",
@@ -210,6 +219,7 @@ absl::StatusOr<std::pair<v1::Message, bool>> Store::PostIn(pqxx::work& tx, const
     if (!existing.empty()) return std::make_pair(LoadMessage(tx, existing[0]), false);
     std::string thread = m.thread_id;
     std::string subject = m.subject;
+    std::string submission_id = m.submission_id;
     if (thread.empty() && !m.submission_id.empty()) {
       // One thread per submission: later messages about it join the first one's thread.
       auto same =
@@ -225,6 +235,7 @@ absl::StatusOr<std::pair<v1::Message, bool>> Store::PostIn(pqxx::work& tx, const
       auto t = tx.exec_prepared("messaging_thread_of_party", m.tenant, m.party_id, thread, m.destination);
       if (t.empty()) return absl::NotFoundError("thread not found");
       subject = t[0]["subject"].as<std::string>();
+      submission_id = t[0]["submission_id"].as<std::string>();
       tx.exec_prepared("messaging_claim_thread", thread, m.destination, m.department);
     }
     auto inserted = tx.exec_prepared("messaging_insert", m.tenant, m.party_id, m.party_kind, m.sender_kind, subject,
@@ -237,6 +248,17 @@ absl::StatusOr<std::pair<v1::Message, bool>> Store::PostIn(pqxx::work& tx, const
     }
     tx.exec_prepared("messaging_touch_thread", thread);
     auto posted = std::make_pair(LoadMessage(tx, tx.exec_prepared("messaging_get", id)[0]), true);
+    // The citizen file shows every message into the mailbox and the party's own replies.
+    events::v1::MessageReceived e;
+    e.set_tenant(m.tenant);
+    e.set_party_id(m.party_id);
+    e.set_thread_id(thread);
+    e.set_message_id(id);
+    e.set_kind(ReceivedKind(m));
+    e.set_subject(subject);
+    e.set_submission_id(submission_id);
+    *e.mutable_occurred_at() = posted.first.created_at();
+    events::Publish(tx, m.party_id, e);
     if (on_new) on_new(tx, posted.first);
     return posted;
   }

@@ -42,6 +42,7 @@ struct NewMessage {
   std::string department;   // Display name.
   std::string destination;  // Department messages: the thread's destination.
   bool notice = false;
+  bool reminder = false;  // A reminder before a document expires (reminder.due).
   std::vector<NewAttachment> attachments;
 };
 

@@ -317,6 +317,11 @@ TEST_CASE("a paid fee: checkout, payer pays, signed webhook, success and one eve
   CHECK(paid.events(2).source() == "webhook");
   CHECK(paid.refund_amount_available() == 2400);
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded' AND key = '" + submission + "'") == 1);
+  // The payer's party and the time of the success (its history's) travel with it.
+  CHECK(f.Count("SELECT count(*) FROM outbox o WHERE topic = 'payment.succeeded' AND payload->>'party_id' = '" +
+                std::string(kAnna) +
+                "' AND (payload->>'occurred_at')::timestamptz = (SELECT at FROM payment_events e"
+                " WHERE e.payment_id = (o.payload->>'payment_id')::uuid AND e.state = 'success')") == 1);
 
   // Replayed, forged and stale notifications change nothing.
   const auto [signature, body] = f.received.front();
@@ -440,7 +445,10 @@ TEST_CASE("unpaid payments expire; money arriving later goes back automatically"
   REQUIRE(f.Deliver("t=" + std::to_string(now) + ",v1=" + TestpaySignature(kSecret, now, late), late).ok());
   CHECK(f.Get(p.id()).state() == v1::PAYMENT_STATE_CANCELLED);
   CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'success' AND reason = 'late_success_refunded'") == 1);
-  CHECK(f.Count("SELECT count(*) FROM outbox") == 0);
+  // No success for the submission; the money that went back is the payer's to see.
+  CHECK(f.Count("SELECT count(*) FROM outbox") == 1);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.refunded' AND payload->>'party_id' = '" +
+                std::string(kAnna) + "' AND (payload->'amount'->>'amount_minor')::int = 2400") == 1);
 }
 
 TEST_CASE("two successful payments for one submission: the second is refunded and reported", "[integration]") {
@@ -545,6 +553,7 @@ TEST_CASE("a refund the provider does not make shows a code, never the provider'
   CHECK(payment.refunds(0).reason() == "provider_error");
   CHECK(payment.DebugString().find("127.0.0.1") == std::string::npos);
   CHECK(payment.DebugString().find(std::to_string(f.testpay_port)) == std::string::npos);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.refunded'") == 0);  // Not made: not published.
 }
 
 TEST_CASE("refunds: optimistic concurrency on the available amount, partial refunds, a report", "[integration]") {
@@ -586,6 +595,12 @@ TEST_CASE("refunds: optimistic concurrency on the available amount, partial refu
   CHECK(refund(1200, 2400).first.error_code() == grpc::StatusCode::ABORTED);  // The figure moved.
   REQUIRE(refund(1200, 1200).first.ok());
   CHECK(f.Get(id).refund_amount_available() == 0);
+  // Each refund made is published once, for the payer, at the time it was recorded.
+  CHECK(f.Count("SELECT count(*) FROM outbox o WHERE topic = 'payment.refunded' AND payload->>'party_id' = '" +
+                std::string(kAnna) + "' AND payload->>'payment_id' = '" + id +
+                "' AND (payload->'amount'->>'amount_minor')::int = 1200"
+                " AND (payload->>'occurred_at')::timestamptz = (SELECT updated_at FROM refunds r"
+                " WHERE r.id = (o.payload->>'refund_id')::uuid)") == 2);
   // Each refund is on the audit log (identity keeps it; the entry travels as an event).
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'audit.recorded' AND payload->>'action' = 'refund.create'"
                 " AND payload->'targets'->>'payment_id' = '" +

@@ -275,6 +275,8 @@ absl::StatusOr<Next> Apply(pqxx::work& tx, PaymentRow& row, const ProviderState&
         e.set_submission_id(p.submission_id());
         *e.mutable_amount() = p.amount();
         e.set_provider(p.provider());
+        e.set_party_id(p.party().id());
+        *e.mutable_occurred_at() = events::TransactionTime(tx);
         events::Publish(tx, p.submission_id(), e);
       }
       break;
@@ -488,7 +490,19 @@ absl::StatusOr<v1::Refund> Store::RecordRefund(const v1::Payment& payment, const
       return absl::NotFoundError("refund not found");
     }
     const bool ok = settled.state() == "success";
-    if (ok) AddRefunded(tx, payment.id(), settled.amount().amount_minor());
+    if (ok) {
+      AddRefunded(tx, payment.id(), settled.amount().amount_minor());
+      // The money is back with the payer: the citizen file shows it.
+      events::v1::PaymentRefunded e;
+      e.set_tenant(row->payment.tenant().key());
+      e.set_payment_id(payment.id());
+      e.set_refund_id(settled.id());
+      e.set_submission_id(row->payment.submission_id());
+      e.set_party_id(row->payment.party().id());
+      *e.mutable_amount() = settled.amount();
+      *e.mutable_occurred_at() = events::TransactionTime(tx);
+      events::Publish(tx, row->payment.submission_id(), e);
+    }
     if (how.automatic) {
       AddEvent(tx, payment.id(), row->state, settled.reason(), how.source,
                {{"refund_id", settled.id()}, {"refunded", ok}});

@@ -62,7 +62,11 @@ TEST_CASE("payment.succeeded: awaiting payment becomes paid and ready for delive
   CHECK(ready["payment_id"] == kPayment);
   CHECK(ready["destination"] == f.Query("SELECT destination FROM online_services WHERE tenant = "
                                         "'09564000' AND id = 'dog-tax-registration'"));
-  CHECK(f.Query("SELECT count(*) FROM outbox WHERE topic <> 'catalogue.changed'") == "1");
+  CHECK(f.Query("SELECT count(*) FROM outbox WHERE topic = 'submission.ready_for_delivery'") == "1");
+  // The status change is published once, from awaiting_payment.
+  CHECK(f.Query("SELECT string_agg(payload->>'previous_status' || '>' || (payload->>'status'), ',') FROM outbox"
+                " WHERE topic = 'submission.status_changed'") == "awaiting_payment>paid");
+  CHECK(f.Query("SELECT count(*) FROM outbox WHERE topic <> 'catalogue.changed'") == "2");
 
   // A withdrawn submission stays withdrawn; another tenant's is not touched.
   const std::string withdrawn = f.Insert("withdrawn");
@@ -71,7 +75,7 @@ TEST_CASE("payment.succeeded: awaiting payment becomes paid and ready for delive
   const std::string waiting = f.Insert("awaiting_payment");
   REQUIRE(f.Apply(OnPaymentSucceeded, About<events::v1::PaymentSucceeded>(waiting, "09162000")).ok());
   CHECK(f.Status(waiting) == "awaiting_payment");
-  CHECK(f.Query("SELECT count(*) FROM outbox WHERE topic <> 'catalogue.changed'") == "1");
+  CHECK(f.Query("SELECT count(*) FROM outbox WHERE topic <> 'catalogue.changed'") == "2");
 }
 
 TEST_CASE("delivery.delivered: delivered once; a later status stays", "[integration]") {

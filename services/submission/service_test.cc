@@ -705,17 +705,23 @@ TEST_CASE("my submissions are read through an index, newest first, without sorti
 
 namespace stadtportal::submission {
 
-TEST_CASE("a successful payment moves the submission to paid and on to delivery, once", "[integration]") {
-  Fixture f;
-  grpcx::TestCaller anna(Person(kAnna));
+// A certificate order (with its fee) submitted by the caller with `key`.
+v1::Submission SubmitCertificate(Fixture& f, const std::string& key) {
   v1::Draft d = NewDraft(f, "civil-registry-certificate");
   REQUIRE(Patch(f, d, kCertificate).ok());
   v1::SubmitDraftRequest submit;
   submit.set_draft_id(d.id());
-  submit.set_idempotency_key("pay-then-deliver");
+  submit.set_idempotency_key(key);
   v1::Submission s;
   REQUIRE(f.service.SubmitDraft(&f.ctx, &submit, &s).ok());
   REQUIRE(s.status() == "awaiting_payment");
+  return s;
+}
+
+TEST_CASE("a successful payment moves the submission to paid and on to delivery, once", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  v1::Submission s = SubmitCertificate(f, "pay-then-deliver");
   for (int i = 0; i < 2; ++i) {  // The second time (a duplicate event) changes nothing.
     REQUIRE(f.pool.Transact([&](pqxx::work& tx) { return Store::MarkPaid(tx, "09564000", s.id(), "pay-1"); }).ok());
   }
@@ -879,6 +885,64 @@ TEST_CASE("a closed submission moves to the archive view and names its retention
   CHECK(retained->records(1).rule().rfind("open procedure", 0) == 0);
   CHECK(f.store->RetainedRecords("09564000", kBen)->records_size() == 0);
   CHECK(f.store->RetainedRecords("09564001", kAnna)->records_size() == 0);
+}
+
+// The submission.status_changed events of the outbox, oldest first, as
+// "previous>status@micros" (micros: occurred_at as the history's time).
+std::vector<std::string> StatusEvents(Fixture& f) {
+  std::vector<std::string> out;
+  REQUIRE(f.pool
+              .Transact([&](pqxx::work& tx) {
+                for (const auto& r :
+                     tx.exec("SELECT payload->>'previous_status' AS previous, payload->>'status' AS status,"
+                             " payload->>'party_id' AS party, payload->>'service_id' AS service,"
+                             " payload->>'reference' <> '' AS referenced, key = payload->>'submission_id' AS keyed,"
+                             " (payload->>'occurred_at')::timestamptz = (SELECT h.at FROM submission_history h"
+                             "   WHERE h.submission_id = (o.payload->>'submission_id')::uuid"
+                             "   AND h.status = o.payload->>'status') AS at_history"
+                             " FROM outbox o WHERE topic = 'submission.status_changed' ORDER BY id")) {
+                  out.push_back(r["previous"].as<std::string>() + ">" + r["status"].as<std::string>());
+                  CHECK(r["party"].as<std::string>() == kAnna);
+                  CHECK(r["service"].as<std::string>() == "civil-registry-certificate");
+                  CHECK(r["referenced"].as<bool>());
+                  CHECK(r["keyed"].as<bool>());
+                  CHECK(r["at_history"].as<bool>());
+                }
+                return absl::OkStatus();
+              })
+              .ok());
+  return out;
+}
+
+TEST_CASE("every status a submission takes is published once, at the history's time", "[integration]") {
+  Fixture f;
+  grpcx::TestCaller anna(Person(kAnna));
+  v1::Submission s = SubmitCertificate(f, "status-events");
+  CHECK(StatusEvents(f) == std::vector<std::string>{">submitted", "submitted>awaiting_payment"});
+  auto in_tx = [&](auto step) { REQUIRE(f.pool.Transact(step).ok()); };
+  for (int i = 0; i < 2; ++i) {  // A repeated event moves nothing and publishes nothing.
+    in_tx([&](pqxx::work& tx) { return Store::MarkPaid(tx, "09564000", s.id(), "pay-1"); });
+    in_tx([&](pqxx::work& tx) { return Store::MarkDelivered(tx, "09564000", s.id()); });
+    in_tx([&](pqxx::work& tx) { return Store::MarkReceived(tx, "09564000", s.id()); });
+  }
+  REQUIRE(f.store->SetStatus("09564000", s.id(), "in_progress", "").ok());
+  REQUIRE(f.store->SetStatus("09564000", s.id(), "in_progress", "").ok());  // Said twice.
+  // A transition the status machine refuses publishes nothing.
+  CHECK(!f.store->SetStatus("09564000", s.id(), "submitted", "").ok());
+  REQUIRE(f.store->SetStatus("09564000", s.id(), "approved", "").ok());
+  REQUIRE(f.store->SetStatus("09564000", s.id(), "closed", "").ok());
+  v1::WithdrawSubmissionRequest withdraw;
+  withdraw.set_id(s.id());
+  v1::Submission withdrawn;
+  CHECK(!f.service.WithdrawSubmission(&f.ctx, &withdraw, &withdrawn).ok());  // Decided: nothing published.
+  // Another one, withdrawn while awaiting payment.
+  withdraw.set_id(SubmitCertificate(f, "status-events-withdrawn").id());
+  REQUIRE(f.service.WithdrawSubmission(&f.ctx, &withdraw, &withdrawn).ok());
+  CHECK(StatusEvents(f) == std::vector<std::string>{">submitted", "submitted>awaiting_payment", "awaiting_payment>paid",
+                                                    "paid>delivered", "delivered>received_by_department",
+                                                    "received_by_department>in_progress", "in_progress>approved",
+                                                    "approved>closed", ">submitted", "submitted>awaiting_payment",
+                                                    "awaiting_payment>withdrawn"});
 }
 
 }  // namespace stadtportal::submission

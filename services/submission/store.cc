@@ -278,11 +278,44 @@ std::string RetentionRule(int years, bool lasting_value, bool open) {
                       lasting_value ? "offered to the archive and anonymised" : "anonymised");
 }
 
-// Sets the status, with its history row; a status that closes the procedure starts the
-// retention (closed_at, retain_until).
-void Move(pqxx::work& tx, const std::string& id, const std::string& status, const std::string& note) {
-  tx.exec_prepared("submission_set_status", id, status, Closed(status));
-  tx.exec_prepared("submission_add_history", id, status, note);
+// What a status change names of its submission.
+struct Subject {
+  std::string tenant;
+  std::string id;
+  std::string reference;
+  std::string party_id;
+  std::string service_id;
+};
+
+Subject SubjectOf(const std::string& tenant, const std::string& id, const pqxx::row& lock) {
+  // An anonymised submission names no party.
+  return {tenant, id, lock["reference"].as<std::string>(),
+          lock["party_id"].is_null() ? "" : lock["party_id"].as<std::string>(), lock["service_id"].as<std::string>()};
+}
+
+// A status the submission takes (its column is written by the caller): the history row
+// and, in the same transaction, submission.status_changed at the history's time.
+void RecordStatus(pqxx::work& tx, const Subject& s, const std::string& status, const std::string& previous,
+                  const std::string& note) {
+  const pqxx::row history = tx.exec_prepared1("submission_add_history", s.id, status, note);
+  events::v1::SubmissionStatusChanged e;
+  e.set_tenant(s.tenant);
+  e.set_submission_id(s.id);
+  e.set_reference(s.reference);
+  e.set_party_id(s.party_id);
+  e.set_service_id(s.service_id);
+  e.set_status(status);
+  e.set_previous_status(previous);
+  *e.mutable_occurred_at() = Micros(history["at"]);
+  if (!s.party_id.empty()) events::Publish(tx, s.id, e);  // An anonymised one is nobody's to see.
+}
+
+// Sets the status, with its history row and its event (RecordStatus); a status that
+// closes the procedure starts the retention (closed_at, retain_until).
+void Move(pqxx::work& tx, const Subject& s, const std::string& status, const std::string& previous,
+          const std::string& note) {
+  tx.exec_prepared("submission_set_status", s.id, status, Closed(status));
+  RecordStatus(tx, s, status, previous, note);
 }
 
 // The delivery reached `status` (delivered, received by the department): the delay ends;
@@ -394,7 +427,8 @@ void Store::Prepare(pqxx::connection& conn) {
                " SELECT gen_random_uuid(), d.tenant, d.party_id, $3, d.service_id, d.form_version, $4, $5, $6::jsonb,"
                " $7, $8, d.id, $9 FROM drafts d WHERE d.tenant = $1 AND d.id = $2 RETURNING id::text AS id");
   conn.prepare("submission_add_history",
-               "INSERT INTO submission_history (submission_id, status, note) VALUES ($1, $2, $3)");
+               "INSERT INTO submission_history (submission_id, status, note) VALUES ($1, $2, $3)"
+               " RETURNING (extract(epoch FROM at) * 1000000)::bigint AS at");
   conn.prepare("submission_move_attachments",
                "UPDATE attachments SET submission_id = $2, draft_id = NULL WHERE draft_id = $1");
   conn.prepare("submission_remove_submitted_draft", "DELETE FROM drafts WHERE id = $1");
@@ -660,8 +694,9 @@ absl::StatusOr<v1::Submission> Store::Submit(const NewSubmission& n) {
                                 status, n.data.dump(), n.fee_minor, n.fee_currency, n.idempotency_key);
     const std::string id = ins[0]["id"].as<std::string>();
     // The history always begins with "submitted"; a fee due adds its own step.
-    tx.exec_prepared("submission_add_history", id, "submitted", "");
-    if (status != "submitted") tx.exec_prepared("submission_add_history", id, status, "");
+    const Subject subject{n.owner.tenant, id, reference, n.owner.party_id, service_id};
+    RecordStatus(tx, subject, "submitted", "", "");
+    if (status != "submitted") RecordStatus(tx, subject, status, "submitted", "");
     tx.exec_prepared("submission_move_attachments", n.draft_id, id);
     tx.exec_prepared("submission_remove_submitted_draft", n.draft_id);
     // With a fee due, the payment's success makes it ready (MarkPaid).
@@ -704,7 +739,10 @@ absl::StatusOr<v1::Submission> Store::Withdraw(const Owner& owner, const std::st
     if (!MayMove(Actor::kApplicant, lock[0]["status"].as<std::string>(), "withdrawn")) {
       return status::FieldConflict("status", "decided");
     }
-    Move(tx, id, "withdrawn", "");
+    Move(tx,
+         {owner.tenant, id, lock[0]["reference"].as<std::string>(), owner.party_id,
+          lock[0]["service_id"].as<std::string>()},
+         "withdrawn", lock[0]["status"].as<std::string>(), "");
     events::v1::SubmissionWithdrawn e;
     e.set_tenant(owner.tenant);
     e.set_submission_id(id);
@@ -725,7 +763,7 @@ absl::Status Store::MarkPaid(pqxx::work& tx, const std::string& tenant, const st
     return absl::OkStatus();
   }
   const pqxx::row row = lock[0];
-  Move(tx, submission_id, "paid", "");
+  Move(tx, SubjectOf(tenant, submission_id, row), "paid", row["status"].as<std::string>(), "");
   PublishReadyForDelivery(tx, tenant, submission_id, row["reference"].as<std::string>(),
                           row["party_id"].as<std::string>(), row["service_id"].as<std::string>(), payment_id);
   return absl::OkStatus();
@@ -742,7 +780,7 @@ absl::Status Store::ChangeStatus(pqxx::work& tx, Actor actor, const std::string&
   const std::string from = lock[0]["status"].as<std::string>();
   if (from == status) return absl::OkStatus();  // Said twice: once in the history.
   if (!MayMove(actor, from, status)) return status::FieldConflict("status", "illegal_transition");
-  Move(tx, id, status, note);
+  Move(tx, SubjectOf(tenant, id, lock[0]), status, from, note);
   return absl::OkStatus();
 }
 
