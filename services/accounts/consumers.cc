@@ -12,6 +12,7 @@
 #include "libs/config/config.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
+#include "services/accounts/file.h"
 #include "services/accounts/service.h"
 #include "services/accounts/store.h"
 
@@ -176,6 +177,9 @@ events::Handlers Consumers(std::shared_ptr<const DocumentTypes> types) {
       [types](pqxx::work& tx, const events::v1::DocumentRecorded& e) { return OnDocumentRecorded(tx, e, *types); });
   h.On<events::v1::DataAccessed>(
       std::function<absl::Status(pqxx::work&, const events::Event&, const events::v1::DataAccessed&)>(OnDataAccessed));
+  // The citizen file: status changes, payments, refunds, mailbox messages, reminders,
+  // consents and provider links of every party (file.h).
+  AddFileHandlers(h);
   return h;
 }
 

@@ -355,6 +355,8 @@ TEST_CASE("reminders: none without consent; with it, one reminder N days before 
   CHECK(f.Query("SELECT payload->>'document_name_de' FROM outbox WHERE topic = 'reminder.due'") ==
         "Bewohnerparkausweis");
   CHECK(f.Query("SELECT payload->>'party_kind' FROM outbox WHERE topic = 'reminder.due'") == "person");
+  // Sent at the job's time (its clock, 70 days ahead here), not the database's.
+  CHECK(f.Query("SELECT left(payload->>'occurred_at', 10) FROM outbox WHERE topic = 'reminder.due'") == InDays(70));
   CHECK(f.Query("SELECT payload->>'reminder_id' FROM outbox WHERE topic = 'reminder.due'") ==
         f.Query("SELECT id::text FROM reminders WHERE document_id = '" + annas.id() + "'"));
   // Listed with its reminder.

@@ -1,4 +1,9 @@
 // stadtportal-accounts: persons, organisations and memberships. Wiring only; the logic is in service.cc and store.cc.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
 #include "libs/app/app.h"
 #include "libs/app/periodic.h"
 #include "libs/app/retention.h"
@@ -6,11 +11,55 @@
 #include "libs/grpc/client.h"
 #include "libs/log/log.h"
 #include "services/accounts/consumers.h"
+#include "services/accounts/file.h"
 #include "services/accounts/reminders.h"
 #include "services/accounts/service.h"
 
+namespace {
+
+using namespace stadtportal;
+
+constexpr char kRebuildUsage[] = "usage: stadtportal-accounts rebuild-file [--tenant TENANT]\n";
+
+// The operator command `stadtportal-accounts rebuild-file [--tenant T]`: recomputes the
+// citizen file's items from its journal in one transaction (all tenants without
+// --tenant) with the service's own configuration (STADTPORTAL_DATABASE_URL, also as
+// _FILE), and prints the counts. Exit codes: 0 done, 1 failed, 2 configuration error,
+// 64 usage.
+int RebuildFile(const std::vector<std::string>& args) {
+  std::string tenant;
+  if (args.size() == 2 && args[0] == "--tenant") {
+    tenant = args[1];
+    if (!config::IsTenantKey(tenant)) {
+      std::fprintf(stderr, "stadtportal-accounts: --tenant takes an eight-digit municipality key\n");
+      return 64;
+    }
+  } else if (!args.empty()) {
+    std::fputs(kRebuildUsage, stderr);
+    return 64;
+  }
+  return app::Main("accounts", [&](const config::Env& env) -> int {
+    auto pool_options = db::PoolOptions::FromEnv(env, "accounts");
+    pool_options.size = 1;
+    db::Pool pool(pool_options, accounts::Store::Prepare);
+    auto counts = accounts::RebuildFile(pool, tenant);
+    if (!counts.ok()) {
+      std::fprintf(stderr, "stadtportal-accounts: %s\n", std::string(counts.status().message()).c_str());
+      return 1;
+    }
+    std::printf("rebuilt the citizen file%s: %lld events, %lld items, %lld refused\n",
+                tenant.empty() ? "" : (" of " + tenant).c_str(), static_cast<long long>(counts->events),
+                static_cast<long long>(counts->items), static_cast<long long>(counts->refused));
+    return 0;
+  });
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  using namespace stadtportal;
+  if (argc > 1 && std::strcmp(argv[1], "rebuild-file") == 0) {
+    return RebuildFile(std::vector<std::string>(argv + 2, argv + argc));
+  }
   return app::RunService(argc, argv, {"accounts", 50052, 9102}, [](app::ServiceContext& ctx) {
     accounts::Options options;
     options.default_tenant = ctx.tenant();

@@ -21,10 +21,9 @@ absl::StatusOr<int> ReminderJob::RunOnce() {
     RemindersTotal().Add({{"outcome", "failed"}}).Increment();
     return now.status();
   }
-  const std::string today = absl::FormatTime("%Y-%m-%d", *now, absl::UTCTimeZone());
   int total = 0;
   for (;;) {
-    auto sent = store_->SendDueReminders(today, batch_, *types_);
+    auto sent = store_->SendDueReminders(*now, batch_, *types_);
     if (!sent.ok()) {
       RemindersTotal().Add({{"outcome", "failed"}}).Increment();
       return sent.status();

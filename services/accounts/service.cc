@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libs/api/api.h"
@@ -14,6 +15,7 @@
 #include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
 #include "libs/status/status.h"
+#include "services/accounts/file.h"
 
 namespace stadtportal::accounts {
 namespace {
@@ -645,6 +647,61 @@ grpc::Status Service::ListAccessLog(grpc::ServerContext* ctx, const v1::ListAcce
       return status::MalformedField("to", "invalid", "must be after from");
     }
     return grpcx::Respond(resp, store_->ListAccessLog(q));
+  });
+}
+
+namespace {
+
+// A date filter (YYYY-MM-DD, UTC) as microseconds since the epoch of its midnight.
+int64_t DayMicros(const std::string& date) {
+  absl::CivilDay day;
+  (void)absl::ParseCivilTime(date, &day);
+  return absl::ToUnixMicros(absl::FromCivil(day, absl::UTCTimeZone()));
+}
+
+}  // namespace
+
+grpc::Status Service::ListFileItems(grpc::ServerContext* ctx, const v1::ListFileItemsRequest* req,
+                                    v1::ListFileItemsResponse* resp) {
+  return grpcx::Handle(ctx, "ListFileItems", [&](const auth::Caller& caller) -> absl::Status {
+    // The party's own view: a partner portal never reads the whole file.
+    if (caller.partner()) return absl::PermissionDeniedError("not open to partner portals");
+    // The acting party's file: the person's own, or the organisation's for its members.
+    auto party = DocumentOwner(caller);
+    if (!party.ok()) return party.status();
+    FileQuery q;
+    q.tenant = Tenant(caller);
+    q.party_id = *party;
+    // Query parameters: a bad one is a malformed request (400), the first one named.
+    if (!req->kind().empty() && !IsFileKind(req->kind())) {
+      return status::MalformedField("kind", "invalid_option", "not a kind of the citizen file");
+    }
+    q.kind = req->kind();
+    if (!req->service_id().empty() && !api::ValidateSlug(req->service_id(), "service").ok()) {
+      return status::MalformedField("service", "invalid", "not a service id");
+    }
+    q.service_id = req->service_id();
+    for (const auto& [value, field] : {std::make_pair(&req->from(), "from"), std::make_pair(&req->to(), "to")}) {
+      if (!value->empty() && !IsDate(*value)) return status::MalformedField(field, "invalid_date", "YYYY-MM-DD");
+    }
+    if (!req->from().empty()) q.from_us = DayMicros(req->from());
+    // "to" takes the whole day.
+    if (!req->to().empty()) q.until_us = DayMicros(req->to()) + int64_t{86400} * 1000000;
+    if (q.from_us && q.until_us && *q.from_us >= *q.until_us) {
+      return status::MalformedField("to", "before_from", "to must not be before from");
+    }
+    const int size = req->page().page_size();
+    if (size < 0 || size > 100) return status::MalformedField("page_size", "invalid", "1 to 100");
+    if (size > 0) q.page_size = size;
+    if (!req->page().page_token().empty()) {
+      auto after = ParseFileCursor(req->page().page_token());
+      if (!after.ok()) return after.status();
+      q.after = *after;
+    }
+    auto page = store_->ListFile(q);
+    if (!page.ok()) return page.status();
+    *resp = *std::move(page);
+    return absl::OkStatus();
   });
 }
 

@@ -73,6 +73,8 @@ class Service final : public v1::AccountsService::Service {
                                  v1::ListDocumentTypesResponse* resp) override;
   grpc::Status ListAccessLog(grpc::ServerContext* ctx, const v1::ListAccessLogRequest* req,
                              v1::ListAccessLogResponse* resp) override;
+  grpc::Status ListFileItems(grpc::ServerContext* ctx, const v1::ListFileItemsRequest* req,
+                             v1::ListFileItemsResponse* resp) override;
 
  private:
   // The caller's person party; UNAUTHENTICATED for anonymous callers.

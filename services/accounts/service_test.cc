@@ -359,6 +359,24 @@ TEST_CASE("consents are listed and withdrawable only by their giver", "[integrat
   REQUIRE(f.service.ListConsents(&f.ctx, &list, &all).ok());
   REQUIRE(all.consents_size() == 1);
   CHECK(all.consents(0).has_withdrawn_at());
+  // Withdrawing again keeps the first time.
+  v1::Consent again;
+  REQUIRE(f.service.WithdrawConsent(&f.ctx, &withdraw, &again).ok());
+  CHECK(again.withdrawn_at().seconds() == w.withdrawn_at().seconds());
+  CHECK(again.withdrawn_at().nanos() == w.withdrawn_at().nanos());
+  // Given and withdrawn, each published once, at the consent's own times; the refused
+  // attempts published nothing.
+  CHECK(
+      testing::QueryValue(
+          f.schema.pool(),
+          "SELECT string_agg(payload->>'state' || '|' || key || '|' || (payload->>'party_id') || '|' ||"
+          " (payload->>'consent_id') || '|' || (payload->>'purpose') || '|' || (payload->>'text_version') || '|' ||"
+          " ((payload->>'occurred_at')::timestamptz = CASE payload->>'state' WHEN 'given' THEN c.given_at"
+          " ELSE c.withdrawn_at END)::text, ',' ORDER BY o.id)"
+          " FROM outbox o JOIN consents c ON c.id::text = o.payload->>'consent_id' WHERE topic = 'consent.changed'") ==
+      "given|" + kAnna.account_id + "|" + kAnna.account_id + "|" + c.id() +
+          "|satisfaction-survey|2026-01|true,withdrawn|" + kAnna.account_id + "|" + kAnna.account_id + "|" + c.id() +
+          "|satisfaction-survey|2026-01|true");
 }
 
 }  // namespace stadtportal::accounts

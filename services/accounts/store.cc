@@ -83,6 +83,26 @@ v1::Consent ToConsent(const pqxx::row& r) {
   return c;
 }
 
+// A time parameter in microseconds since the epoch, exactly (no floating point).
+std::string MicrosToTime(const char* param) {
+  return std::string("('epoch'::timestamptz + ") + param + "::bigint * interval '1 microsecond')";
+}
+
+// consent.changed: the citizen file shows each consent given and withdrawn.
+void PublishConsentChanged(pqxx::work& tx, const std::string& tenant, const std::string& party_id,
+                           const v1::Consent& consent, const std::string& state,
+                           const google::protobuf::Timestamp& at) {
+  events::v1::ConsentChanged e;
+  e.set_tenant(tenant);
+  e.set_party_id(party_id);
+  e.set_consent_id(consent.id());
+  e.set_purpose(consent.purpose());
+  e.set_text_version(consent.text_version());
+  e.set_state(state);
+  *e.mutable_occurred_at() = at;
+  events::Publish(tx, party_id, e);
+}
+
 constexpr char kDocumentColumns[] =
     "d.id::text AS id, d.party_id::text AS party_id, d.type, d.label, to_char(d.expires_on, 'YYYY-MM-DD') AS "
     "expires_on, d.source, coalesce(d.submission_id::text, '') AS submission_id, d.reference, d.destination, "
@@ -300,7 +320,7 @@ void Store::Prepare(pqxx::connection& conn) {
           consent);
   conn.prepare("accounts_withdraw_consent",
                "UPDATE consents SET withdrawn_at = coalesce(withdrawn_at, now()) "
-               "WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid RETURNING " +
+               "WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid RETURNING withdrawn_at = now() AS now, " +
                    consent);
 
   const std::string document = std::string("SELECT ") + kDocumentColumns + kDocumentFrom;
@@ -374,6 +394,36 @@ void Store::Prepare(pqxx::connection& conn) {
                " AND ($4::bigint = 0 OR occurred_at >= 'epoch'::timestamptz + $4::bigint * interval '1 microsecond')"
                " AND ($5::bigint = 0 OR occurred_at < 'epoch'::timestamptz + $5::bigint * interval '1 microsecond')"
                " ORDER BY occurred_at DESC, id DESC LIMIT $7");
+  // The citizen file (file.h). Times travel as microseconds since the epoch.
+  conn.prepare("accounts_file_journal",
+               "INSERT INTO file_events (event_id, topic, tenant, party_id, occurred_at, payload)"
+               " VALUES ($1, $2, $3, $4::uuid, " +
+                   std::string(MicrosToTime("$5")) +
+                   ", $6::jsonb) ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
+  conn.prepare("accounts_file_service_of",
+               "SELECT payload->>'service_id' AS service_id FROM file_events WHERE tenant = $1 AND party_id = $2::uuid"
+               " AND topic = 'submission.status_changed' AND payload->>'submission_id' = $3 LIMIT 1");
+  conn.prepare("accounts_file_item",
+               "INSERT INTO file_items (tenant, party_id, occurred_at, event_source, event_seq, kind, service_id,"
+               " summary, link, source_event) VALUES ($1, $2::uuid, " +
+                   std::string(MicrosToTime("$3")) +
+                   ", $4, $5, $6, $7, $8::jsonb, $9, $10) ON CONFLICT (source_event) DO NOTHING RETURNING seq");
+  conn.prepare("accounts_file_backfill_service",
+               "UPDATE file_items SET service_id = $4 WHERE tenant = $1 AND party_id = $2::uuid AND service_id = ''"
+               " AND summary->>'submission_id' = $3");
+  conn.prepare("accounts_file_delete_items", "DELETE FROM file_items WHERE $1 = '' OR tenant = $1");
+  conn.prepare("accounts_file_journal_page",
+               "SELECT event_id, topic, payload::text AS payload FROM file_events WHERE ($1 = '' OR tenant = $1)"
+               " AND event_id > $2 ORDER BY event_id LIMIT $3");
+  // $5/$6: occurred_at from (inclusive) until (exclusive); $7–$9: after this item; $10: limit.
+  conn.prepare("accounts_file_items",
+               "SELECT source_event, kind, (extract(epoch FROM occurred_at) * 1000000)::bigint AS occurred_us,"
+               " service_id, link, summary::text AS summary FROM file_items"
+               " WHERE tenant = $1 AND party_id = $2::uuid AND ($3 = '' OR kind = $3) AND ($4 = '' OR service_id = $4)"
+               " AND occurred_at >= " +
+                   std::string(MicrosToTime("$5")) + " AND occurred_at < " + MicrosToTime("$6") +
+                   " AND (occurred_at, event_source, event_seq) > (" + MicrosToTime("$7") +
+                   ", $8, $9) ORDER BY occurred_at, event_source, event_seq LIMIT $10");
   mail::Outbox::Prepare(conn);
 }
 
@@ -614,6 +664,7 @@ absl::StatusOr<v1::Consent> Store::GiveConsent(const std::string& tenant, const 
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Consent> {
     auto consent = ToConsent(tx.exec_prepared1("accounts_give_consent", tenant, party_id, purpose, text_version));
     if (purpose == kRemindersPurpose) tx.exec_prepared("accounts_schedule_party_reminders", tenant, party_id);
+    PublishConsentChanged(tx, tenant, party_id, consent, "given", consent.given_at());
     return consent;
   });
 }
@@ -624,8 +675,11 @@ absl::StatusOr<v1::Consent> Store::WithdrawConsent(const std::string& tenant, co
     auto res = tx.exec_prepared("accounts_withdraw_consent", tenant, party_id, id);
     if (res.empty()) return absl::NotFoundError("consent not found");
     auto consent = ToConsent(res[0]);
+    // Withdrawn before: told then.
+    if (!res[0]["now"].as<bool>()) return consent;
     // The last standing consent to reminders gone: no pending reminder goes out.
     if (consent.purpose() == kRemindersPurpose) tx.exec_prepared("accounts_cancel_reminders", tenant, party_id);
+    PublishConsentChanged(tx, tenant, party_id, consent, "withdrawn", consent.withdrawn_at());
     return consent;
   });
 }
@@ -680,7 +734,8 @@ absl::Status Store::RecordDocument(pqxx::work& tx, const NewDocument& d) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> Store::SendDueReminders(const std::string& today, int limit, const DocumentTypes& types) {
+absl::StatusOr<int> Store::SendDueReminders(absl::Time now, int limit, const DocumentTypes& types) {
+  const std::string today = absl::FormatTime("%Y-%m-%d", now, absl::UTCTimeZone());
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
     int sent = 0;
     for (const auto& r : tx.exec_prepared("accounts_claim_due_reminders", today, limit)) {
@@ -700,6 +755,7 @@ absl::StatusOr<int> Store::SendDueReminders(const std::string& today, int limit,
       e.set_document_name_de(type != nullptr ? type->name_de() : e.document_type());
       e.set_document_name_en(type != nullptr ? type->name_en() : e.document_type());
       e.set_renewal_service_id(type != nullptr ? type->renewal_service_id() : "");
+      *e.mutable_occurred_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
       events::Publish(tx, e.party_id(), e);
       ++sent;
     }
@@ -744,6 +800,83 @@ absl::StatusOr<v1::ListAccessLogResponse> Store::ListAccessLog(const AccessLogQu
         out.mutable_page()->set_next_page_token(
             api::NextPageToken(absl::StrCat(r["occurred_at"].as<int64_t>(), "|", r["id"].as<int64_t>())));
       }
+    }
+    return out;
+  });
+}
+
+bool Store::JournalFileEvent(pqxx::work& tx, const FileEntry& e) {
+  return !tx.exec_prepared("accounts_file_journal", e.event_id, e.topic, e.tenant, e.party_id, e.occurred_us,
+                           e.payload.dump())
+              .empty();
+}
+
+bool Store::WriteFileItem(pqxx::work& tx, const FileEntry& e) {
+  if (!e.item) return false;
+  const FileItem& item = *e.item;
+  std::string service_id = item.service_id;
+  // A payment, refund or message names its submission: the service is the submission's,
+  // as its statuses in the journal tell.
+  if (service_id.empty() && !item.submission_id.empty()) {
+    auto found = tx.exec_prepared("accounts_file_service_of", e.tenant, e.party_id, item.submission_id);
+    if (!found.empty() && !found[0]["service_id"].is_null()) service_id = found[0]["service_id"].as<std::string>();
+  }
+  const bool written = !tx.exec_prepared("accounts_file_item", e.tenant, e.party_id, e.occurred_us, e.source,
+                                         e.sequence, item.kind, service_id, item.summary.dump(), item.link, e.event_id)
+                            .empty();
+  // Events travel on several streams: a payment or message taken before its submission's
+  // first status gets the service now, as a rebuild would give it.
+  if (written && !item.service_id.empty() && !item.submission_id.empty()) {
+    tx.exec_prepared("accounts_file_backfill_service", e.tenant, e.party_id, item.submission_id, item.service_id);
+  }
+  return written;
+}
+
+void Store::DeleteFileItems(pqxx::work& tx, const std::string& tenant) {
+  tx.exec_prepared("accounts_file_delete_items", tenant);
+}
+
+std::vector<events::Event> Store::FileJournal(pqxx::work& tx, const std::string& tenant, const std::string& after,
+                                              int limit) {
+  std::vector<events::Event> out;
+  for (const auto& r : tx.exec_prepared("accounts_file_journal_page", tenant, after, limit)) {
+    out.push_back({r["event_id"].as<std::string>(), r["topic"].as<std::string>(), "",
+                   nlohmann::json::parse(r["payload"].as<std::string>())});
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ListFileItemsResponse> Store::ListFile(const FileQuery& q) {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<v1::ListFileItemsResponse> {
+    v1::ListFileItemsResponse out;
+    // The open ends: occurred_at is after the epoch (FileEntryOf) and before the year 10000.
+    const int64_t from = q.from_us.value_or(0);
+    const int64_t until = q.until_us.value_or(int64_t{253402300800} * 1000000);
+    int64_t after_us = 0;
+    std::string after_source;
+    int64_t after_seq = 0;
+    if (q.after) {
+      after_us = q.after->first;
+      const auto dash = q.after->second.rfind('-');
+      after_source = q.after->second.substr(0, dash);
+      after_seq = std::stoll(q.after->second.substr(dash + 1));
+    }
+    auto res = tx.exec_prepared("accounts_file_items", q.tenant, q.party_id, q.kind, q.service_id, from, until,
+                                after_us, after_source, after_seq, q.page_size + 1);
+    for (int i = 0; i < static_cast<int>(res.size()); ++i) {
+      if (i == q.page_size) {
+        const auto& last = res[i - 1];
+        out.mutable_page()->set_next_page_token(
+            FileCursor(last["occurred_us"].as<int64_t>(), last["source_event"].as<std::string>()));
+        break;
+      }
+      auto* item = out.add_items();
+      item->set_id(res[i]["source_event"].as<std::string>());
+      item->set_kind(res[i]["kind"].as<std::string>());
+      *item->mutable_occurred_at() = Micros(res[i]["occurred_us"]);
+      item->set_service_id(res[i]["service_id"].as<std::string>());
+      item->set_link(res[i]["link"].as<std::string>());
+      item->set_summary_json(res[i]["summary"].as<std::string>());
     }
     return out;
   });

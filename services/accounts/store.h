@@ -11,6 +11,7 @@
 #include "libs/db/pool.h"
 #include "libs/mail/mail.h"
 #include "services/accounts/document_types.h"
+#include "services/accounts/file.h"
 #include "stadtportal/accounts/v1/accounts.pb.h"
 
 namespace stadtportal::accounts {
@@ -173,11 +174,27 @@ class Store {
   static absl::Status RecordDocument(pqxx::work& tx, const NewDocument& d);
 
   // One run of the reminder job, in one transaction: claims up to `limit` scheduled
-  // reminders due on or before `today` (YYYY-MM-DD) of documents not expired before it,
+  // reminders due on or before today (the UTC date of `now`, the job's clock; each event's
+  // occurred_at is `now`) of documents not expired before it,
   // whose party has a live "reminders" consent, with FOR UPDATE SKIP LOCKED (another
   // replica's run skips them); marks each sent and writes its reminder.due event into the
   // outbox, both committed together or not at all. Returns how many were sent.
-  absl::StatusOr<int> SendDueReminders(const std::string& today, int limit, const DocumentTypes& types);
+  absl::StatusOr<int> SendDueReminders(absl::Time now, int limit, const DocumentTypes& types);
+
+  // The citizen file (file.h). Journals an event once; false when its id was taken before.
+  static bool JournalFileEvent(pqxx::work& tx, const FileEntry& e);
+  // Writes the entry's item once (its event id is unique); false when it has none or had
+  // one. An item naming only its submission takes the service of the submission's
+  // statuses in the journal; a status gives its service to the submission's items taken
+  // before it (the same items whatever order the events came in).
+  static bool WriteFileItem(pqxx::work& tx, const FileEntry& e);
+  // Deletes the items of `tenant` ("" for all), for a rebuild in the same transaction.
+  static void DeleteFileItems(pqxx::work& tx, const std::string& tenant);
+  // Up to `limit` journal entries of `tenant` ("" for all) after the event id `after`, by id.
+  static std::vector<events::Event> FileJournal(pqxx::work& tx, const std::string& tenant, const std::string& after,
+                                                int limit);
+  // A page of the party's items in the timeline's order, with the token of the next.
+  absl::StatusOr<v1::ListFileItemsResponse> ListFile(const FileQuery& q);
 
   // The retention job's step: deletes up to `limit` documents whose expiry date lies more
   // than twelve months before `now`'s day in Nuremberg, with their reminders, in one

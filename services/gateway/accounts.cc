@@ -52,6 +52,19 @@ nlohmann::json OrganisationJson(const acv1::Organisation& o) {
           {"my_role", RoleName(o.my_role())}};
 }
 
+// An item of the citizen file; its summary is accounts' JSON object (an unreadable one
+// shows as empty, never as text).
+nlohmann::json FileItemJson(const acv1::FileItem& i) {
+  nlohmann::json summary = nlohmann::json::parse(i.summary_json(), nullptr, /*allow_exceptions=*/false);
+  if (!summary.is_object()) summary = nlohmann::json::object();
+  return {{"id", i.id()},
+          {"kind", i.kind()},
+          {"occurred_at", json::Time(i.occurred_at())},
+          {"service_id", i.service_id()},
+          {"link", i.link()},
+          {"summary", std::move(summary)}};
+}
+
 nlohmann::json MembershipJson(const acv1::Membership& m) {
   return {{"organisation_id", m.organisation_id()},
           {"person", PartyJson(m.person())},
@@ -367,6 +380,20 @@ void Service::AddAccountsRoutes() {
     auto session = StartSession(res, out.login());  // A privilege change: a new session id.
     session["acting_party"] = PartyJson(out.party());
     http::WriteJson(res, 200, session);
+  });
+
+  // The acting party's citizen file. No partner scope: a partner portal never reads the
+  // whole file (its tokens get 403).
+  Add({"GET", "/api/v1/me/file", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    acv1::ListFileItemsRequest in;
+    in.set_kind(req.get_param_value("kind"));
+    in.set_service_id(req.get_param_value("service"));
+    in.set_from(req.get_param_value("from"));
+    in.set_to(req.get_param_value("to"));
+    if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
+    acv1::ListFileItemsResponse out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::ListFileItems, in, &out)) return;
+    http::WriteJson(res, 200, json::Page(json::Array(out.items(), FileItemJson), out.page()));
   });
 
   AddDocumentRoutes();

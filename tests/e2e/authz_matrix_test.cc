@@ -606,6 +606,8 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
        }},
       {"POST /api/v1/me/consents/{id}/withdraw", K::kOwned, false,
        [&f](const Owner&) { return Post("/api/v1/me/consents/" + f.consent + "/withdraw"); }},
+      // The citizen file: the acting party's own; no partner scope.
+      {"GET /api/v1/me/file", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/file"); }},
       // Documents with an expiry: the acting party's own.
       {"GET /api/v1/document-types", K::kPublic, false, [](const Owner&) { return Get("/api/v1/document-types"); }},
       {"GET /api/v1/me/documents", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/documents"); }},

@@ -14,6 +14,10 @@ namespace stadtportal::e2e {
 // Runs the operator command stadtportal-admin with the stack's configuration; returns
 // its exit code and fills `output` with what it printed.
 int RunAdmin(const Stack& stack, const std::vector<std::string>& args, std::string* output = nullptr);
+// Runs a service binary's operator command (`stadtportal-<service> ARGS…`) with that
+// service's configuration (its database role); returns its exit code and fills `output`.
+int RunServiceCommand(const Stack& stack, const std::string& service, const std::vector<std::string>& args,
+                      std::string* output = nullptr);
 // The TOTP code of a base32 secret for the current time step (+ `offset` steps).
 std::string TotpNow(const std::string& secret_base32, int64_t offset = 0);
 // The enrolment code in what the operator command printed ("" if none).

@@ -386,17 +386,34 @@ nlohmann::json Login(httplib::Client& c, const std::string& email) {
   return nlohmann::json::parse(login->body);
 }
 
-int RunAdmin(const Stack& stack, const std::vector<std::string>& args, std::string* output) {
+namespace {
+
+// Runs an operator command with `env` and waits for it (30 s at most).
+int RunCommand(const std::string& binary, const std::vector<std::string>& args,
+               const std::map<std::string, std::string>& env, std::string* output) {
   static int runs = 0;
-  auto env = stack.BaseEnv();
-  // The operator command works on identity's data, as identity's database role.
-  env["STADTPORTAL_DATABASE_URL"] = testing::ServiceDatabaseUrl("identity");
   testing::Process p(
-      BinaryPath("admin"), args, env,
-      testing::TempDir() + "/admin-" + std::to_string(::getpid()) + "-" + std::to_string(++runs) + ".log");
+      BinaryPath(binary), args, env,
+      testing::TempDir() + "/" + binary + "-" + std::to_string(::getpid()) + "-" + std::to_string(++runs) + ".log");
   const int code = p.Wait(std::chrono::seconds(30));
   if (output != nullptr) *output = p.Output();
   return code;
+}
+
+}  // namespace
+
+int RunAdmin(const Stack& stack, const std::vector<std::string>& args, std::string* output) {
+  auto env = stack.BaseEnv();
+  // The operator command works on identity's data, as identity's database role.
+  env["STADTPORTAL_DATABASE_URL"] = testing::ServiceDatabaseUrl("identity");
+  return RunCommand("admin", args, env, output);
+}
+
+int RunServiceCommand(const Stack& stack, const std::string& service, const std::vector<std::string>& args,
+                      std::string* output) {
+  auto env = stack.BaseEnv();
+  env["STADTPORTAL_DATABASE_URL"] = testing::ServiceDatabaseUrl(service);
+  return RunCommand(service, args, env, output);
 }
 
 std::string TotpNow(const std::string& secret_base32, int64_t offset) {
