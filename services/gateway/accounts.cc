@@ -1,6 +1,9 @@
 // The gateway's routes for organisations, memberships and acting for an organisation.
 #include <set>
 
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/time/time.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
 #include "services/gateway/json.h"
@@ -26,6 +29,21 @@ acv1::Role ParseRole(const std::string& s) {
   if (s == "admin") return acv1::ROLE_ADMIN;
   if (s == "member") return acv1::ROLE_MEMBER;
   return acv1::ROLE_UNSPECIFIED;
+}
+
+// A page token is the services' cursor in base64: anything longer is none of theirs.
+constexpr size_t kMaxPageToken = 200;
+
+nlohmann::json AccessLogJson(const acv1::AccessLogEntry& e) {
+  return {{"occurred_at", json::Time(e.occurred_at())},
+          {"accessor_kind", e.accessor_kind()},
+          {"accessor_id", e.accessor_id().empty() ? nlohmann::json() : nlohmann::json(e.accessor_id())},
+          {"accessor_name", e.accessor_name()},
+          {"resource", e.resource()},
+          {"resource_id", e.resource_id().empty() ? nlohmann::json() : nlohmann::json(e.resource_id())},
+          {"reference", e.reference().empty() ? nlohmann::json() : nlohmann::json(e.reference())},
+          {"action", e.action()},
+          {"purpose", e.purpose()}};
 }
 
 nlohmann::json PartyJson(const acv1::Party& p) {
@@ -357,6 +375,31 @@ void Service::AddAccountsRoutes() {
         if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::WithdrawConsent, in, &out)) return;
         http::WriteJson(res, 200, ConsentJson(out));
       });
+
+  // Who other than the party read its data: the acting party's access log, newest first.
+  // Not for partner portals (no scope: 403).
+  Add({"GET", "/api/v1/me/access-log", Who::kSession}, [this](Req req, Res res, P, const Authenticated& a) {
+    acv1::ListAccessLogRequest in;
+    if (auto s = ParsePageParams(req, in.mutable_page()); !s.ok()) return Fail(req, res, s);
+    if (in.page().page_token().size() > kMaxPageToken) {
+      return Fail(req, res, status::MalformedField("page_token", "invalid", "not a token this API issued"));
+    }
+    for (const auto& [name, field] : {std::make_pair("from", &acv1::ListAccessLogRequest::mutable_from),
+                                      std::make_pair("to", &acv1::ListAccessLogRequest::mutable_to)}) {
+      if (!req.has_param(name)) continue;
+      absl::Time t;
+      std::string error;
+      const std::string v = req.get_param_value(name);
+      if (v.size() > 40 || req.get_param_value_count(name) != 1 ||
+          !absl::ParseTime(absl::RFC3339_full, v, &t, &error)) {
+        return Fail(req, res, status::MalformedField(name, "invalid", "an RFC 3339 time, e.g. 2026-05-01T10:00:00Z"));
+      }
+      *(in.*field)() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+    }
+    acv1::ListAccessLogResponse out;
+    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::ListAccessLog, in, &out)) return;
+    http::WriteJson(res, 200, json::Page(json::Array(out.entries(), AccessLogJson), out.page()));
+  });
 
   // The party the session acts for, checked against current memberships: a person who
   // left the organisation gets 404 until switching back.

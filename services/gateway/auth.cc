@@ -4,6 +4,7 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "libs/api/text.h"
 #include "libs/status/status.h"
 #include "services/gateway/json.h"
 #include "services/gateway/service.h"
@@ -15,6 +16,9 @@ namespace idv1 = identity::v1;
 using google::protobuf::util::TimeUtil;
 using http::FieldSpec;
 using http::FieldType;
+
+// An administrator's reason, as identity bounds it.
+constexpr size_t kMaxReason = 500;
 
 idv1::Language ParseLanguage(const nlohmann::json& body) {
   return body.value("language", "de") == "en" ? idv1::LANGUAGE_EN : idv1::LANGUAGE_DE;
@@ -151,9 +155,19 @@ void Service::AddAuthRoutes() {
 
   Add({"GET", "/api/v1/admin/accounts", Who::kAdmin},
       [this, account_json](Req req, Res res, P, const Authenticated& a) {
+        // The reason is recorded and shown to every person found (their access log): a
+        // look-up without a readable one is a malformed request, and nothing is looked up.
+        const std::string reason = req.get_param_value("reason");
+        if (reason.empty() || req.get_param_value_count("reason") != 1) {
+          return Fail(req, res, status::MalformedField("reason", "required", "say why you look (recorded)"));
+        }
+        if (!api::ValidateText(reason, "reason", kMaxReason).ok()) {
+          return Fail(req, res,
+                      status::MalformedField("reason", "invalid", "1 to 500 characters without control characters"));
+        }
         idv1::FindAccountsRequest in;
         in.set_query(req.get_param_value("q"));
-        in.set_reason(req.get_param_value("reason"));
+        in.set_reason(reason);
         idv1::FindAccountsResponse out;
         if (!Call(req, res, a, *identity_, &idv1::IdentityService::Stub::FindAccounts, in, &out)) return;
         http::WriteJson(res, 200, {{"items", json::Array(out.accounts(), account_json)}});

@@ -261,9 +261,16 @@ void Service::UserInfo(Req req, Res res, const Authenticated& a) {
     claims["email_verified"] = t.email_verified();
   }
   if (has("profile") || has("address")) {
-    // The profile the person keeps with us, read as the person.
+    // The profile the person keeps with us, read as the person for the partner, which
+    // accounts records with the scopes it is read for.
+    Authenticated reading;
+    reading.caller = a.caller;
+    reading.caller.partner_scope = has("profile") && has("address") ? "profile address"
+                                   : has("profile")                 ? "profile"
+                                                                    : "address";
+    reading.signer = a.signer;
     acv1::Profile profile;
-    if (!Call(req, res, a, *accounts_, &acv1::AccountsService::Stub::GetProfile, {}, &profile)) return;
+    if (!Call(req, res, reading, *accounts_, &acv1::AccountsService::Stub::GetProfile, {}, &profile)) return;
     std::map<std::string, std::string> v;
     for (const auto& attr : profile.attributes()) v[attr.name()] = attr.value();
     auto set = [&claims, &v](const char* claim, const char* attribute) {

@@ -54,6 +54,8 @@ class Identity final : public idv1::IdentityService::Service {
     resp->set_assurance_level(idv1::ASSURANCE_LEVEL_SUBSTANTIAL);
     resp->set_subject("pairwise-sub");
     resp->set_token_id("jti-1");
+    resp->set_client_id("client-1");
+    resp->set_client_name("Portal One");
     return grpc::Status::OK;
   }
   grpc::Status Authorize(grpc::ServerContext*, const idv1::AuthorizeRequest* req,
@@ -171,6 +173,10 @@ TEST_CASE("partner access tokens: the person on routes with their scope only, ne
   CHECK(f.callers[0].roles.empty());
   CHECK(f.callers[0].assurance == "substantial");
   CHECK(f.callers[0].session_ref == "partner:jti-1");
+  // The serving service learns the partner and the scope the call came in with.
+  CHECK(f.callers[0].partner_id == "client-1");
+  CHECK(f.callers[0].partner_name == "Portal One");
+  CHECK(f.callers[0].partner_scope == "submissions:read");
 
   // Without the route's scope: 403 naming it.
   auto write = c.Get("/test/write", BearerOf(kReadToken));

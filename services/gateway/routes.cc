@@ -271,6 +271,10 @@ std::optional<Authenticated> Service::AuthenticatePartner(Req req, Res res, cons
   a.caller.tenant = info.tenant();
   a.caller.assurance = json::AssuranceLevel(info.assurance_level());
   a.caller.session_ref = a.session.session_ref();
+  // The serving service records the read for the person's access log: by whom, and why.
+  a.caller.partner_id = info.client_id();
+  a.caller.partner_name = info.client_name();
+  a.caller.partner_scope = scope;
   a.signer = &signer_;
   a.partner = std::move(info);
   return a;

@@ -600,6 +600,8 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
              {}};
        }},
       {"GET /api/v1/me/consents", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/consents"); }},
+      // Who read the caller's data: each caller's own log (a partner token: no scope).
+      {"GET /api/v1/me/access-log", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/access-log"); }},
       {"POST /api/v1/me/consents", K::kOwn, false,
        [](const Owner&) {
          return Post("/api/v1/me/consents", {{"purpose", "satisfaction-survey"}, {"text_version", "2026-01"}});
