@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
     auto store = std::make_shared<messaging::Store>(db);
     auto mails =
         std::make_shared<mail::Relay>(std::make_shared<mail::Outbox>(db), mail::SmtpOptions::FromEnv(ctx.env()));
+    // Every message into a mailbox and every reply, for the citizen file (message.received).
+    auto relay =
+        std::make_shared<events::Relay>(db, ctx.Redis(), "messaging", events::EventRetention::FromEnv(ctx.env()));
     // Where notifications go: verified addresses from identity, preferences from accounts.
     // And reminders before documents expire from accounts.
     auto contacts = std::make_shared<events::Consumer>(
@@ -30,15 +33,17 @@ int main(int argc, char** argv) {
           return app::RunRetention(clock, "thread", "deleted",
                                    [store](absl::Time now, int limit) { return store->EndRetention(now, limit); });
         });
-    ctx.OnServing([mails, contacts, retention] {
+    ctx.OnServing([relay, mails, contacts, retention] {
+      relay->Start();
       mails->Start();
       contacts->Start();
       retention->Start();
     });
-    ctx.OnStopping([mails, contacts, retention] {
+    ctx.OnStopping([relay, mails, contacts, retention] {
       retention->Stop();
       contacts->Stop();
       mails->Stop();
+      relay->Stop();
     });
     ctx.AddService<messaging::v1::MessagingService>(
         std::make_unique<messaging::Service>(store, *std::move(templates), options, mails.get()));

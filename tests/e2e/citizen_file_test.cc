@@ -109,9 +109,12 @@ TEST_CASE("the citizen file shows each thing once, in order, and is the same aft
 
   // Everything arrives through the events; then nothing more comes (each item once).
   std::vector<std::string> history;
-  for (const auto& h : submission()["history"]) history.push_back(h["status"]);
+  const json submitted = submission();  // Kept: a range over a temporary's member would dangle.
+  for (const auto& h : submitted["history"]) history.push_back(h["status"]);
   const size_t expected = 2 + history.size() + 1 + 2;  // Consents, statuses, payment, message and notice.
-  REQUIRE(testing::Eventually([&] { return File(c, anna).size() == expected; }, 20s));
+  const bool settled = testing::Eventually([&] { return File(c, anna).size() == expected; }, 20s);
+  INFO("expected " << expected << " items, the file holds: " << File(c, anna).dump());
+  REQUIRE(settled);
   std::this_thread::sleep_for(1s);
   const json file = File(c, anna);
   REQUIRE(file.size() == expected);
