@@ -147,6 +147,19 @@ void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& ke
   tx.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3::jsonb)", topic, key, payload.dump());
 }
 
+int64_t ErasePublished(pqxx::work& tx, const std::vector<std::string>& values) {
+  int64_t erased = 0;
+  for (const auto& value : values) {
+    if (value.empty()) continue;
+    erased += tx.exec_params(
+                    "DELETE FROM outbox WHERE published_at IS NOT NULL AND (key = $1 OR "
+                    "jsonb_path_exists(payload, '$.** ? (@ == $v)', jsonb_build_object('v', $1::text)))",
+                    value)
+                  .affected_rows();
+  }
+  return erased;
+}
+
 google::protobuf::Timestamp TransactionTime(pqxx::work& tx) {
   return db::Micros(tx.exec1("SELECT (extract(epoch FROM now()) * 1000000)::bigint AS now_us")["now_us"]);
 }

@@ -58,6 +58,13 @@ void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& ke
 // event about a change the transaction makes, the same time its rows carry.
 google::protobuf::Timestamp TransactionTime(pqxx::work& tx);
 
+// The erasure of a person (party.erasure_requested): deletes this service's published
+// outbox rows whose key is one of `values`, or whose payload holds one of them as a whole
+// string value anywhere (an id, an e-mail address — never a part of a longer string).
+// Unpublished rows stay: their consumers still need them, and the next erasure run or the
+// event window ends them. Returns how many rows were deleted.
+int64_t ErasePublished(pqxx::work& tx, const std::vector<std::string>& values);
+
 // Writes an event in the caller's transaction, under the topic of its message type.
 template <class M>
 void Publish(pqxx::work& tx, const std::string& key, const M& payload) {

@@ -376,3 +376,42 @@ TEST_CASE("published events are pruned after their retention; a stream is never 
 }
 
 }  // namespace stadtportal::events
+
+namespace stadtportal::events {
+
+TEST_CASE("an erasure deletes the published outbox rows that name the person, and only those", "[integration]") {
+  testing::TestSchema schema(kFiles, "events");
+  auto& pool = schema.pool();
+  const std::string anna = "0b6c1f0e-1111-4222-8333-944455556666";
+  const std::string mail = "anna@example.org";
+  REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                PublishJson(tx, "t.a", anna, {{"n", 1}});                                      // by key
+                PublishJson(tx, "t.b", "s-1", {{"party_id", anna}});                           // a member
+                PublishJson(tx, "t.c", "s-2", {{"to", {{"list", {mail, "x@example.org"}}}}});  // nested in an array
+                PublishJson(tx, "t.d", "s-3", {{"note", "anna@example.org was here"}});        // a part of a text: kept
+                PublishJson(tx, "t.e", "s-4", {{"party_id", anna + "0"}});                     // another id: kept
+                PublishJson(tx, "t.f", "s-5", {{"party_id", "someone-else"}});
+                tx.exec("UPDATE outbox SET published_at = now()");
+                PublishJson(tx, "t.g", anna, {{"party_id", anna}});  // not yet published: kept
+                return absl::OkStatus();
+              })
+              .ok());
+  int64_t erased = 0;
+  REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                erased = ErasePublished(tx, {anna, mail, ""});
+                return absl::OkStatus();
+              })
+              .ok());
+  CHECK(erased == 3);
+  CHECK(Scalar(pool, "SELECT count(*) FROM outbox WHERE topic IN ('t.a', 't.b', 't.c')") == 0);
+  CHECK(Scalar(pool, "SELECT count(*) FROM outbox WHERE topic IN ('t.d', 't.e', 't.f', 't.g')") == 4);
+  // Again: nothing left to erase.
+  REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                erased = ErasePublished(tx, {anna, mail});
+                return absl::OkStatus();
+              })
+              .ok());
+  CHECK(erased == 0);
+}
+
+}  // namespace stadtportal::events
