@@ -49,13 +49,13 @@ absl::StatusOr<std::string> OwnPerson(const auth::Caller& caller) {
 std::string ExportPath(std::string_view service, std::string_view kind, std::string_view id,
                        std::string_view filename) {
   auto id_part = [](std::string_view s) { return AllOf(s, IsIdChar) ? std::string(s) : SafeSegment(s); };
-  return absl::StrCat(id_part(service), "/", id_part(kind), "/", id_part(id), "/", SafeSegment(filename));
+  return id_part(service) + "/" + id_part(kind) + "/" + id_part(id) + "/" + SafeSegment(filename);
 }
 
 absl::StatusOr<ExportPathParts> ParseExportPath(std::string_view path) {
   const auto refuse = [] { return absl::InvalidArgumentError("not a path of the export"); };
   if (path.size() > kMaxPath) return refuse();
-  std::vector<std::string_view> parts = absl::StrSplit(path, '/');
+  std::vector<std::string> parts = absl::StrSplit(std::string(path), '/');
   if (parts.size() != 4) return refuse();
   for (int i = 0; i < 3; ++i) {
     if (!AllOf(parts[i], IsIdChar)) return refuse();
@@ -63,11 +63,11 @@ absl::StatusOr<ExportPathParts> ParseExportPath(std::string_view path) {
   if (!AllOf(parts[3], IsNameChar) || parts[3] == "." || parts[3] == ".." || parts[3].size() > kMaxFilename) {
     return refuse();
   }
-  return ExportPathParts{std::string(parts[0]), std::string(parts[1]), std::string(parts[2]), std::string(parts[3])};
+  return ExportPathParts{parts[0], parts[1], parts[2], parts[3]};
 }
 
 std::string Tombstone(std::string_view tenant, std::string_view party_id) {
-  return absl::BytesToHexString(auth::Sha256(absl::StrCat(tenant, "/", party_id)));
+  return absl::BytesToHexString(auth::Sha256(std::string(tenant) + "/" + std::string(party_id)));
 }
 
 }  // namespace stadtportal::privacy
