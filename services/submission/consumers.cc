@@ -1,7 +1,9 @@
 #include "services/submission/consumers.h"
 
 #include "libs/api/api.h"
+#include "libs/app/retention.h"
 #include "libs/config/config.h"
+#include "libs/log/log.h"
 #include "libs/status/status.h"
 #include "services/submission/store.h"
 
@@ -37,12 +39,32 @@ absl::Status OnDeliveryAcknowledged(pqxx::work& tx, const events::v1::DeliveryAc
   return Store::MarkReceived(tx, e.tenant(), e.submission_id());
 }
 
+absl::Status OnPartyErasureRequested(pqxx::work& tx, const events::v1::PartyErasureRequested& e) {
+  if (!config::IsTenantKey(e.tenant())) return status::FieldError("tenant", "invalid");
+  if (auto s = api::ValidateUuid(e.party_id(), "party_id"); !s.ok()) return s;
+  const std::string account_id = e.account_id().empty() ? e.party_id() : e.account_id();
+  if (auto s = api::ValidateUuid(account_id, "account_id"); !s.ok()) return s;
+  auto erased = Store::Erase(tx, e.tenant(), e.party_id(), account_id);
+  if (!erased.ok()) return erased.status();
+  // Counted when the handler is done; a transaction that then fails is retried and counted again.
+  app::CountRetention("draft", "erased", erased->drafts);
+  app::CountRetention("submission", "erased", erased->submissions + erased->authored);
+  app::CountRetention("event", "erased", erased->events);
+  log::Info("party erased", {{"party", e.party_id()},
+                             {"drafts", std::to_string(erased->drafts)},
+                             {"submissions", std::to_string(erased->submissions)},
+                             {"authored", std::to_string(erased->authored)},
+                             {"events", std::to_string(erased->events)}});
+  return absl::OkStatus();
+}
+
 events::Handlers Consumers() {
   events::Handlers h;
   h.On<events::v1::PaymentSucceeded>(OnPaymentSucceeded);
   h.On<events::v1::DeliveryDelivered>(OnDeliveryDelivered);
   h.On<events::v1::DeliveryDelayed>(OnDeliveryDelayed);
   h.On<events::v1::DeliveryAcknowledged>(OnDeliveryAcknowledged);
+  h.On<events::v1::PartyErasureRequested>(OnPartyErasureRequested);
   return h;
 }
 

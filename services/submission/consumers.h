@@ -5,7 +5,8 @@
 #include "absl/status/status.h"
 #include "libs/events/events.h"
 
-// The events submission consumes: payments and the connector's delivery reports. Each
+// The events submission consumes: payments, the connector's delivery reports and the
+// erasure of a person. Each
 // handler runs in the consumer's transaction (exactly once with its inbox); a message
 // naming no submission id is refused (INVALID_ARGUMENT).
 namespace stadtportal::submission {
@@ -18,6 +19,10 @@ absl::Status OnDeliveryDelivered(pqxx::work& tx, const events::v1::DeliveryDeliv
 absl::Status OnDeliveryDelayed(pqxx::work& tx, const events::v1::DeliveryDelayed& e);
 // The department's back office acknowledged receipt: received_by_department.
 absl::Status OnDeliveryAcknowledged(pqxx::work& tx, const events::v1::DeliveryAcknowledged& e);
+
+// The person asked for erasure: drafts deleted with their files, submissions no retention
+// rule keeps anonymised, retained ones untouched (Store::Erase). Idempotent.
+absl::Status OnPartyErasureRequested(pqxx::work& tx, const events::v1::PartyErasureRequested& e);
 
 // The handlers of submission's consumer.
 events::Handlers Consumers();

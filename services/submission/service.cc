@@ -4,6 +4,8 @@
 #include <regex>
 #include <set>
 
+#include <google/protobuf/util/time_util.h>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -14,6 +16,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
+#include "libs/privacy/privacy.h"
 #include "libs/status/status.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/receipt.h"
@@ -48,6 +51,81 @@ std::vector<FunnelEvent> ValidationFailed(const std::string& service_id, const s
   std::vector<FunnelEvent> events;
   for (const auto& e : errors) events.push_back({"validation_failed", service_id, draft_id, step, e.field, e.code});
   return events;
+}
+
+constexpr char kExportService[] = "submission";
+
+std::string Rfc3339(const google::protobuf::Timestamp& t) { return google::protobuf::util::TimeUtil::ToString(t); }
+
+// A file of the export, listed without its content.
+common::v1::ExportFile ExportFileOf(const std::string& kind, const std::string& id, const std::string& filename,
+                                    const std::string& content_type, int64_t size) {
+  common::v1::ExportFile f;
+  f.set_path(privacy::ExportPath(kExportService, kind, id, filename));
+  f.set_content_type(content_type);
+  f.set_size_bytes(size);
+  return f;
+}
+
+nlohmann::json AttachmentsJson(const google::protobuf::RepeatedPtrField<v1::Attachment>& attachments,
+                               common::v1::PersonalData* out) {
+  auto list = nlohmann::json::array();
+  for (const auto& a : attachments) {
+    auto file = ExportFileOf("attachment", a.id(), a.filename(), a.media_type(), a.size());
+    list.push_back({{"id", a.id()},
+                    {"field", a.field()},
+                    {"filename", a.filename()},
+                    {"media_type", a.media_type()},
+                    {"size_bytes", a.size()},
+                    {"sha256", a.sha256()},
+                    {"created_at", Rfc3339(a.created_at())},
+                    {"file", file.path()}});
+    *out->add_files() = std::move(file);
+  }
+  return list;
+}
+
+nlohmann::json DraftJson(const v1::Draft& d, common::v1::PersonalData* out) {
+  return {{"id", d.id()},
+          {"online_service", d.service_id()},
+          {"online_service_name", {{"de", d.service_name().de()}, {"en", d.service_name().en()}}},
+          {"form_version", d.form_version()},
+          {"answers", nlohmann::json::parse(d.data_json())},
+          {"last_completed_step", d.last_completed_step()},
+          {"created_at", Rfc3339(d.created_at())},
+          {"updated_at", Rfc3339(d.updated_at())},
+          {"expires_at", Rfc3339(d.expires_at())},
+          {"attachments", AttachmentsJson(d.attachments(), out)}};
+}
+
+nlohmann::json SubmissionJson(const v1::Submission& s, const std::map<std::string, v1::Feedback>& feedback,
+                              const std::string& receipt_path, common::v1::PersonalData* out) {
+  auto history = nlohmann::json::array();
+  for (const auto& h : s.history()) {
+    history.push_back({{"status", h.status()}, {"at", Rfc3339(h.at())}, {"note", h.note()}});
+  }
+  nlohmann::json j = {
+      {"id", s.id()},
+      {"reference", s.reference()},
+      {"online_service", s.service_id()},
+      {"online_service_name", {{"de", s.service_name().de()}, {"en", s.service_name().en()}}},
+      {"form_version", s.form_version()},
+      {"status", s.status()},
+      {"answers", nlohmann::json::parse(s.data_json())},
+      {"fee", {{"amount_minor", s.fee().amount_minor()}, {"currency", s.fee().currency()}}},
+      {"submitted_at", Rfc3339(s.submitted_at())},
+      {"closed_at", s.has_closed_at() ? nlohmann::json(Rfc3339(s.closed_at())) : nlohmann::json()},
+      {"retain_until", s.has_retain_until() ? nlohmann::json(Rfc3339(s.retain_until())) : nlohmann::json()},
+      {"delivery_delayed", s.delivery_delayed()},
+      {"status_history", std::move(history)},
+      {"feedback", nullptr},
+      {"attachments", AttachmentsJson(s.attachments(), out)},
+      {"receipt", receipt_path}};
+  if (auto f = feedback.find(s.id()); f != feedback.end()) {
+    j["feedback"] = {
+        {"rating", f->second.rating()}, {"comment", f->second.comment()}, {"given_at", Rfc3339(f->second.given_at())}};
+  }
+  return j;
 }
 
 }  // namespace
@@ -504,14 +582,21 @@ grpc::Status Service::GetReceipt(grpc::ServerContext* ctx, const v1::GetReceiptR
     if (auto s = api::CheckId(req->id(), "submission"); !s.ok()) return s;
     auto submission = store_->GetSubmission(*owner, req->id());
     if (!submission.ok()) return submission.status();
-    auto published = Load(owner->tenant, submission->service_id(), submission->form_version());
-    if (!published.ok()) return published.status();
-    const std::string lang = req->language() == "en" ? "en" : "de";
-    const std::string title = lang == "de" ? "Eingangsbestätigung" : "Receipt";
-    resp->set_pdf(RenderPdf(title, ReceiptLines(*submission, (*published)->definition, lang)));
-    resp->set_filename(absl::StrCat(submission->reference(), ".pdf"));
+    auto receipt = Receipt(owner->tenant, *submission, req->language() == "en" ? "en" : "de");
+    if (!receipt.ok()) return receipt.status();
+    resp->set_pdf(std::move(receipt->first));
+    resp->set_filename(std::move(receipt->second));
     return absl::OkStatus();
   });
+}
+
+absl::StatusOr<std::pair<std::string, std::string>> Service::Receipt(const std::string& tenant, const v1::Submission& s,
+                                                                     const std::string& language) {
+  auto published = Load(tenant, s.service_id(), s.form_version());
+  if (!published.ok()) return published.status();
+  const std::string title = language == "de" ? "Eingangsbestätigung" : "Receipt";
+  return std::make_pair(RenderPdf(title, ReceiptLines(s, (*published)->definition, language)),
+                        absl::StrCat(s.reference(), ".pdf"));
 }
 
 grpc::Status Service::GiveFeedback(grpc::ServerContext* ctx, const v1::GiveFeedbackRequest* req, v1::Feedback* resp) {
@@ -578,6 +663,78 @@ grpc::Status Service::SetStatus(grpc::ServerContext* ctx, const v1::SetStatusReq
       if (auto s = api::ValidateText(req->note(), "note", 2000, api::TextKind::kMultiline); !s.ok()) return s;
     }
     return grpcx::Respond(resp, store_->SetStatus(*tenant, req->submission_id(), req->status(), req->note()));
+  });
+}
+
+grpc::Status Service::ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                         common::v1::PersonalData* resp) {
+  return grpcx::Handle(ctx, "ExportPersonalData", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    auto records = store_->PersonalData(caller.tenant, *party);
+    if (!records.ok()) return records.status();
+    common::v1::PersonalData out;
+    out.set_service(kExportService);
+    nlohmann::json drafts = nlohmann::json::array(), submissions = nlohmann::json::array();
+    for (const auto& d : records->drafts) drafts.push_back(DraftJson(d, &out));
+    for (const auto& s : records->submissions) {
+      // The receipt as GetReceipt gives it, made again when the file is fetched.
+      auto receipt = Receipt(caller.tenant, s, "de");
+      if (!receipt.ok()) return receipt.status();
+      auto file = ExportFileOf("receipt", s.id(), receipt->second, "application/pdf",
+                               static_cast<int64_t>(receipt->first.size()));
+      submissions.push_back(SubmissionJson(s, records->feedback, file.path(), &out));
+      *out.add_files() = std::move(file);
+    }
+    out.set_json(nlohmann::json{{"drafts", std::move(drafts)}, {"submissions", std::move(submissions)}}.dump());
+    *resp = std::move(out);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::GetPersonalDataFile(grpc::ServerContext* ctx, const common::v1::PersonalDataFileRequest* req,
+                                          common::v1::ExportFile* resp) {
+  return grpcx::Handle(ctx, "GetPersonalDataFile", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    auto parts = privacy::ParseExportPath(req->path());
+    if (!parts.ok()) return parts.status();
+    const auto not_found = [] { return absl::NotFoundError("file not found"); };
+    if (parts->service != kExportService || !api::ValidateUuid(parts->id, "path").ok()) return not_found();
+    const Owner owner{caller.tenant, *party};
+    common::v1::ExportFile out;
+    if (parts->kind == "attachment") {
+      auto a = store_->GetAttachment(owner, parts->id);
+      if (a.status().code() == absl::StatusCode::kNotFound) return not_found();
+      if (!a.ok()) return a.status();
+      out = ExportFileOf("attachment", a->attachment().id(), a->attachment().filename(), a->attachment().media_type(),
+                         static_cast<int64_t>(a->content().size()));
+      out.set_content(std::move(*a->mutable_content()));
+    } else if (parts->kind == "receipt") {
+      auto s = store_->GetSubmission(owner, parts->id);
+      if (s.status().code() == absl::StatusCode::kNotFound) return not_found();
+      if (!s.ok()) return s.status();
+      auto receipt = Receipt(caller.tenant, *s, "de");
+      if (!receipt.ok()) return receipt.status();
+      out = ExportFileOf("receipt", s->id(), receipt->second, "application/pdf",
+                         static_cast<int64_t>(receipt->first.size()));
+      out.set_content(std::move(receipt->first));
+    } else {
+      return not_found();
+    }
+    // The path names the file exactly as the export listed it.
+    if (out.path() != req->path()) return not_found();
+    *resp = std::move(out);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                          common::v1::RetainedRecords* resp) {
+  return grpcx::Handle(ctx, "ListRetainedRecords", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    return grpcx::Respond(resp, store_->RetainedRecords(caller.tenant, *party));
   });
 }
 

@@ -68,6 +68,14 @@ class Service final : public v1::SubmissionService::Service {
   grpc::Status SetStatus(grpc::ServerContext* ctx, const v1::SetStatusRequest* req, v1::Submission* resp) override;
   grpc::Status GetPaymentTerms(grpc::ServerContext* ctx, const v1::GetPaymentTermsRequest* req,
                                v1::PaymentTerms* resp) override;
+  // The person's own data (docs/api/export/submission.schema.json): drafts and submissions,
+  // the files of both and a receipt per submission; only the person acting as themself.
+  grpc::Status ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                  common::v1::PersonalData* resp) override;
+  grpc::Status GetPersonalDataFile(grpc::ServerContext* ctx, const common::v1::PersonalDataFileRequest* req,
+                                   common::v1::ExportFile* resp) override;
+  grpc::Status ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                   common::v1::RetainedRecords* resp) override;
 
   // Writes the catalogue views counted since the last flush (a periodic job and at stop):
   // one funnel row per tenant and service instead of one write per page view.
@@ -86,6 +94,9 @@ class Service final : public v1::SubmissionService::Service {
                                                                                    const std::string& id);
   // Fills the fee for the answers so far.
   void SetFee(const Published& p, const nlohmann::json& data, common::v1::Money* fee) const;
+  // The receipt of a submission (PDF) in `language`, and its file name.
+  absl::StatusOr<std::pair<std::string, std::string>> Receipt(const std::string& tenant, const v1::Submission& s,
+                                                              const std::string& language);
   // Full validation of a draft; `step` "" = all.
   std::vector<FieldError> Check(const Published& p, const v1::Draft& d, const std::string& step) const;
 

@@ -328,6 +328,22 @@ absl::Status Reached(pqxx::work& tx, const std::string& tenant, const std::strin
   return Store::ChangeStatus(tx, Actor::kDelivery, tenant, id, status, "");
 }
 
+// The end of a submission's retention (and of one no rule keeps when its person asks for
+// erasure): files deleted; party, account, answers, status notes and the feedback comment
+// removed; service, form version, reference, dates, status, fee and rating stay.
+void Anonymise(pqxx::work& tx, const std::string& id, bool handed_over) {
+  tx.exec_prepared("submission_delete_files", id);
+  tx.exec_prepared("submission_anonymise_history", id);
+  tx.exec_prepared("submission_anonymise_feedback", id);
+  tx.exec_prepared("submission_anonymise", id, handed_over);
+}
+
+// A submission a retention rule still keeps (RetainedRecords; the erasure leaves exactly
+// these): every one not anonymised yet — open ones until they close, closed ones until
+// their retain_until. Since the erasure's complement is the anonymised ones, which name
+// no party, the erasure anonymises a submission only if this rule is narrowed.
+constexpr char kRetained[] = "s.anonymised_at IS NULL";
+
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
@@ -496,7 +512,38 @@ void Store::Prepare(pqxx::connection& conn) {
                "SELECT s.id::text AS id, s.reference, s.service_id, o.retention_years, o.retention_legal_basis,"
                " o.lasting_value, coalesce(to_char(s.retain_until AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '') AS until"
                " FROM submissions s JOIN online_services o ON o.tenant = s.tenant AND o.id = s.service_id"
-               " WHERE s.tenant = $1 AND s.party_id = $2 AND s.anonymised_at IS NULL ORDER BY s.seq DESC LIMIT $3");
+               " WHERE s.tenant = $1 AND s.party_id = $2 AND " +
+                   std::string(kRetained) + " ORDER BY s.seq DESC LIMIT $3");
+  // The export: the party's own records, oldest first, each kind bounded ($3).
+  conn.prepare("submission_export_drafts", std::string("SELECT ") + kDraftColumns + draft_from +
+                                               " WHERE d.tenant = $1 AND d.party_id = $2 ORDER BY d.seq LIMIT $3");
+  conn.prepare("submission_export_submissions", std::string("SELECT ") + kSubmissionColumns + submission_from +
+                                                    " WHERE s.tenant = $1 AND s.party_id = $2 ORDER BY s.seq LIMIT $3");
+  conn.prepare("submission_export_attachments",
+               std::string("SELECT ") + kAttachmentColumns +
+                   ", coalesce(draft_id::text, '') AS draft_id, coalesce(submission_id::text, '') AS submission_id"
+                   " FROM attachments WHERE tenant = $1 AND party_id = $2 ORDER BY created_at, id LIMIT $3");
+  conn.prepare("submission_export_history",
+               "SELECT h.submission_id::text AS submission_id, h.status, h.note,"
+               " (extract(epoch FROM h.at) * 1000000)::bigint AS at FROM submission_history h"
+               " JOIN submissions s ON s.id = h.submission_id WHERE s.tenant = $1 AND s.party_id = $2"
+               " ORDER BY h.submission_id, h.seq LIMIT $3");
+  conn.prepare("submission_export_feedback",
+               "SELECT f.submission_id::text AS submission_id, f.rating, f.comment,"
+               " (extract(epoch FROM f.given_at) * 1000000)::bigint AS given_at FROM feedback f"
+               " JOIN submissions s ON s.id = f.submission_id WHERE s.tenant = $1 AND s.party_id = $2 LIMIT $3");
+  // The erasure: drafts go with their files (ON DELETE CASCADE); submissions no rule
+  // keeps are anonymised; an organisation's records forget the account that wrote them.
+  conn.prepare("submission_erase_drafts",
+               "DELETE FROM drafts WHERE tenant = $1 AND party_id = $2 RETURNING id::text AS id, service_id");
+  conn.prepare("submission_erase_unretained",
+               "SELECT s.id::text AS id FROM submissions s WHERE s.tenant = $1 AND s.party_id = $2 AND NOT (" +
+                   std::string(kRetained) + ") ORDER BY s.id FOR UPDATE");
+  conn.prepare("submission_erase_draft_author",
+               "UPDATE drafts SET account_id = NULL WHERE tenant = $1 AND account_id = $2");
+  conn.prepare("submission_erase_submission_author",
+               "UPDATE submissions SET account_id = NULL WHERE tenant = $1 AND account_id = $2"
+               " AND party_id IS DISTINCT FROM $2");
   conn.prepare("submission_give_feedback",
                "INSERT INTO feedback (submission_id, rating, comment) SELECT id, $4, $5 FROM submissions"
                " WHERE tenant = $1 AND party_id = $2 AND id = $3"
@@ -829,10 +876,7 @@ absl::StatusOr<std::optional<ExpiredSubmission>> Store::EndRetention(absl::Time 
       // Written before anything is removed; a failure rolls the whole record back.
       if (auto s = hand_over(record); !s.ok()) return s;
     }
-    tx.exec_prepared("submission_delete_files", out.id);
-    tx.exec_prepared("submission_anonymise_history", out.id);
-    tx.exec_prepared("submission_anonymise_feedback", out.id);
-    tx.exec_prepared("submission_anonymise", out.id, out.handed_over);
+    Anonymise(tx, out.id, out.handed_over);
     return std::optional<ExpiredSubmission>(std::move(out));
   });
 }
@@ -874,6 +918,64 @@ absl::StatusOr<v1::Feedback> Store::GiveFeedback(const Owner& owner, const std::
     *out.mutable_given_at() = Micros(res[0]["given_at"]);
     return out;
   });
+}
+
+absl::StatusOr<PersonalRecords> Store::PersonalData(const std::string& tenant, const std::string& party_id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<PersonalRecords> {
+    PersonalRecords out;
+    std::map<std::string, v1::Draft*> drafts;
+    std::map<std::string, v1::Submission*> submissions;
+    for (const auto& row : tx.exec_prepared("submission_export_drafts", tenant, party_id, kMaxExportRecords)) {
+      out.drafts.push_back(ToDraft(row));
+    }
+    for (auto& d : out.drafts) drafts[d.id()] = &d;
+    for (const auto& row : tx.exec_prepared("submission_export_submissions", tenant, party_id, kMaxExportRecords)) {
+      out.submissions.push_back(ToSubmission(row));
+    }
+    for (auto& s : out.submissions) submissions[s.id()] = &s;
+    for (const auto& row : tx.exec_prepared("submission_export_attachments", tenant, party_id, kMaxExportRecords)) {
+      if (auto d = drafts.find(row["draft_id"].as<std::string>()); d != drafts.end()) {
+        *d->second->add_attachments() = ToAttachment(row);
+      } else if (auto s = submissions.find(row["submission_id"].as<std::string>()); s != submissions.end()) {
+        *s->second->add_attachments() = ToAttachment(row);
+      }
+    }
+    for (const auto& row : tx.exec_prepared("submission_export_history", tenant, party_id, kMaxExportRecords)) {
+      auto s = submissions.find(row["submission_id"].as<std::string>());
+      if (s == submissions.end()) continue;
+      auto* h = s->second->add_history();
+      h->set_status(row["status"].as<std::string>());
+      *h->mutable_at() = Micros(row["at"]);
+      h->set_note(row["note"].as<std::string>());
+    }
+    for (const auto& row : tx.exec_prepared("submission_export_feedback", tenant, party_id, kMaxExportRecords)) {
+      v1::Feedback f;
+      f.set_rating(row["rating"].as<int>());
+      f.set_comment(row["comment"].as<std::string>());
+      *f.mutable_given_at() = Micros(row["given_at"]);
+      out.feedback[row["submission_id"].as<std::string>()] = std::move(f);
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<Erased> Store::Erase(pqxx::work& tx, const std::string& tenant, const std::string& party_id,
+                                    const std::string& account_id) {
+  Erased out;
+  for (const auto& row : tx.exec_prepared("submission_erase_drafts", tenant, party_id)) {
+    // The funnel keeps counting it as abandoned (no personal data: ids and the service).
+    Funnel(tx, tenant,
+           {"abandoned", row["service_id"].as<std::string>(), row["id"].as<std::string>(), "", "", "erased"});
+    ++out.drafts;
+  }
+  for (const auto& row : tx.exec_prepared("submission_erase_unretained", tenant, party_id)) {
+    Anonymise(tx, row["id"].as<std::string>(), false);
+    ++out.submissions;
+  }
+  out.authored = tx.exec_prepared("submission_erase_draft_author", tenant, account_id).affected_rows() +
+                 tx.exec_prepared("submission_erase_submission_author", tenant, account_id).affected_rows();
+  out.events = events::ErasePublished(tx, {party_id, account_id});
+  return out;
 }
 
 }  // namespace stadtportal::submission

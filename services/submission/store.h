@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,6 +73,22 @@ struct ExpiredSubmission {
   std::string id;
   std::string reference;     // Set when handed over.
   bool handed_over = false;  // Written to the archive before it was anonymised.
+};
+
+// The person's own drafts and submissions, as the export reads them (one transaction):
+// each with its files' metadata; submissions with their status history and feedback.
+struct PersonalRecords {
+  std::vector<v1::Draft> drafts;
+  std::vector<v1::Submission> submissions;
+  std::map<std::string, v1::Feedback> feedback;  // By submission id.
+};
+
+// What an erasure removed or anonymised.
+struct Erased {
+  int64_t drafts = 0;       // Deleted with their files.
+  int64_t submissions = 0;  // Anonymised: not kept by a retention rule.
+  int64_t authored = 0;     // An organisation's drafts and submissions that no longer name the person's account.
+  int64_t events = 0;       // Published outbox rows naming the person.
 };
 
 // The submission schema: all SQL of the service, as named prepared statements.
@@ -163,6 +180,19 @@ class Store {
   // when the procedure closes). At most kMaxRetainedRecords, newest first.
   absl::StatusOr<common::v1::RetainedRecords> RetainedRecords(const std::string& tenant, const std::string& party_id);
   static constexpr int kMaxRetainedRecords = 5000;
+
+  // The export (ExportPersonalData): the party's drafts and submissions, oldest first, at
+  // most kMaxExportRecords of each kind (and of files, status changes).
+  absl::StatusOr<PersonalRecords> PersonalData(const std::string& tenant, const std::string& party_id);
+  static constexpr int kMaxExportRecords = 10000;
+
+  // party.erasure_requested, in the consumer's transaction: the party's drafts are deleted
+  // with their files; its submissions not kept by a retention rule (the complement of
+  // RetainedRecords' condition) are anonymised as the retention job does; the account is
+  // removed from the organisations' drafts and submissions it wrote; the published events
+  // naming the party go. Retained submissions stay untouched. Idempotent.
+  static absl::StatusOr<Erased> Erase(pqxx::work& tx, const std::string& tenant, const std::string& party_id,
+                                      const std::string& account_id);
 
   // ALREADY_EXISTS when feedback was given.
   absl::StatusOr<v1::Feedback> GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,
