@@ -25,11 +25,12 @@ void Outbox::Prepare(pqxx::connection& conn) {
                "WHERE id IN (SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= now() "
                "AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) "
                "RETURNING id, recipient, subject, body, attempts");
-  conn.prepare("mail_outbox_sent",
-               "UPDATE mail_outbox SET sent_at = now(), body = NULL, claimed_until = NULL, last_error = NULL "
-               "WHERE id = $1");
+  conn.prepare(
+      "mail_outbox_sent",
+      "UPDATE mail_outbox SET sent_at = now(), recipient = '', body = NULL, claimed_until = NULL, last_error = NULL "
+      "WHERE id = $1");
   conn.prepare("mail_outbox_rejected",
-               "UPDATE mail_outbox SET claimed_until = NULL, body = NULL, last_error = $2, "
+               "UPDATE mail_outbox SET claimed_until = NULL, recipient = '', body = NULL, last_error = $2, "
                "next_attempt_at = 'infinity' WHERE id = $1");
   conn.prepare("mail_outbox_failed",
                "UPDATE mail_outbox SET claimed_until = NULL, last_error = $2, "

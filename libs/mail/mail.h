@@ -67,9 +67,11 @@ class Outbox {
 
   // Claims due mails for two minutes (an instance that dies releases them by expiry).
   absl::StatusOr<std::vector<Pending>> Claim(int limit);
+  // Once sent, the row keeps neither body nor address (only subject and times).
   absl::Status MarkSent(int64_t id);
   absl::Status MarkFailed(int64_t id, const std::string& error, int64_t retry_in_seconds);
-  // A mail that can never be sent (an invalid address): not tried again, body cleared.
+  // A mail that can never be sent (an invalid address): not tried again, body and
+  // address cleared.
   absl::Status MarkRejected(int64_t id, const std::string& error);
 
  private:
@@ -77,7 +79,7 @@ class Outbox {
 };
 
 // Delivers the outbox in the background: claims due mails, sends each, marks it sent
-// (body cleared) or schedules a retry with exponential backoff and full jitter; a mail
+// (body and address cleared) or schedules a retry with exponential backoff and full jitter; a mail
 // that can never be sent is marked rejected. Counts stadtportal_mails_total{result}.
 class Relay {
  public:

@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "libs/api/api.h"
+#include "libs/app/retention.h"
 #include "libs/config/config.h"
 #include "libs/log/log.h"
 #include "libs/mail/mail.h"
@@ -101,10 +102,25 @@ absl::Status OnReminderDue(pqxx::work& tx, const events::v1::ReminderDue& e, con
   return posted.status();
 }
 
+absl::Status OnPartyErasureRequested(pqxx::work& tx, const events::v1::PartyErasureRequested& e) {
+  if (auto s = CheckParty(e.party_id(), e.tenant()); !s.ok()) return s;
+  const auto erased = Store::ErasePerson(tx, e.tenant(), e.party_id());
+  const int64_t published = events::ErasePublished(tx, {e.party_id(), erased.email});
+  log::Info("party erased", {{"party_id", e.party_id()},
+                             {"threads", std::to_string(erased.threads)},
+                             {"mails", std::to_string(erased.mails)},
+                             {"contacts", std::to_string(erased.contacts)},
+                             {"events", std::to_string(published)}});
+  // Counted with the handler's success: the consumer commits right after it.
+  if (erased.threads > 0) app::CountRetention("thread", "erased", erased.threads);
+  return absl::OkStatus();
+}
+
 events::Handlers Consumers(std::shared_ptr<const Templates> templates, Options options) {
   events::Handlers h;
   h.On<events::v1::AccountVerified>(OnAccountVerified);
   h.On<events::v1::PreferencesChanged>(OnPreferencesChanged);
+  h.On<events::v1::PartyErasureRequested>(OnPartyErasureRequested);
   h.On<events::v1::ReminderDue>(
       [templates, options = std::move(options)](pqxx::work& tx, const events::v1::ReminderDue& e) {
         return OnReminderDue(tx, e, *templates, options);

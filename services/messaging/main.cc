@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     auto relay =
         std::make_shared<events::Relay>(db, ctx.Redis(), "messaging", events::EventRetention::FromEnv(ctx.env()));
     // Where notifications go: verified addresses from identity, preferences from accounts.
-    // And reminders before documents expire from accounts.
+    // And reminders before documents expire from accounts; erasures from identity.
     auto contacts = std::make_shared<events::Consumer>(
         db, redis::Options::FromEnv(ctx.env()), "messaging",
         messaging::Consumers(std::make_shared<const messaging::Templates>(*templates), options));

@@ -9,6 +9,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
+#include "libs/privacy/privacy.h"
 #include "libs/status/status.h"
 
 namespace stadtportal::messaging {
@@ -275,6 +276,43 @@ grpc::Status Service::SetArchived(grpc::ServerContext* ctx, const v1::SetArchive
     if (!party.ok()) return party.status();
     if (auto s = api::CheckId(req->thread_id(), "thread"); !s.ok()) return s;
     return grpcx::Respond(resp, store_->SetArchived({caller.tenant, *party}, req->thread_id(), req->archived()));
+  });
+}
+
+grpc::Status Service::ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                         common::v1::PersonalData* resp) {
+  return grpcx::Handle(ctx, "ExportPersonalData", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    return grpcx::Respond(resp, store_->ExportPersonalData(caller.tenant, *party));
+  });
+}
+
+grpc::Status Service::GetPersonalDataFile(grpc::ServerContext* ctx, const common::v1::PersonalDataFileRequest* req,
+                                          common::v1::ExportFile* resp) {
+  return grpcx::Handle(ctx, "GetPersonalDataFile", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    auto parts = privacy::ParseExportPath(req->path());
+    if (!parts.ok()) return status::FieldError("path", "invalid");
+    const auto not_found = absl::NotFoundError("file not found");
+    if (parts->service != "messaging" || parts->kind != "attachment" || !api::ValidateUuid(parts->id, "id").ok()) {
+      return not_found;
+    }
+    auto file = store_->PersonalDataFile(caller.tenant, *party, parts->id);
+    if (!file.ok()) return file.status();
+    if (file->path() != req->path()) return not_found;  // The id's file, under another name.
+    *resp = *std::move(file);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                          common::v1::RetainedRecords* resp) {
+  return grpcx::Handle(ctx, "ListRetainedRecords", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    return grpcx::Respond(resp, store_->RetainedRecords(caller.tenant, *party));
   });
 }
 

@@ -44,6 +44,15 @@ class Service final : public v1::MessagingService::Service {
   grpc::Status GetAttachment(grpc::ServerContext* ctx, const v1::GetAttachmentRequest* req,
                              v1::AttachmentContent* resp) override;
   grpc::Status SetArchived(grpc::ServerContext* ctx, const v1::SetArchivedRequest* req, v1::Thread* resp) override;
+  // The person's own data (libs/privacy: only a person acting as themself).
+  grpc::Status ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                  common::v1::PersonalData* resp) override;
+  // An attachment of the export by its path ("messaging/attachment/<id>/<name>"); NOT_FOUND
+  // unless it is in the caller's own mailbox under that very path.
+  grpc::Status GetPersonalDataFile(grpc::ServerContext* ctx, const common::v1::PersonalDataFileRequest* req,
+                                   common::v1::ExportFile* resp) override;
+  grpc::Status ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                   common::v1::RetainedRecords* resp) override;
 
  private:
   // A partner portal's read of the person's mailbox, published for their access log

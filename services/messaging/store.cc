@@ -1,6 +1,9 @@
 #include "services/messaging/store.h"
 
+#include <map>
+
 #include <google/protobuf/util/time_util.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -9,6 +12,7 @@
 #include "absl/time/time.h"
 #include "libs/db/row.h"
 #include "libs/events/events.h"
+#include "libs/privacy/privacy.h"
 #include "libs/status/status.h"
 
 namespace stadtportal::messaging {
@@ -30,6 +34,15 @@ constexpr char kThreadColumns[] =
     " (extract(epoch FROM t.created_at) * 1000000)::bigint AS created_at,"
     " (extract(epoch FROM t.last_message_at) * 1000000)::bigint AS last_message_at,"
     " EXISTS (SELECT 1 FROM messages n WHERE n.thread_id = t.id AND n.notice) AS has_notice";
+
+// The threads (t) a retention rule keeps after the person asked for erasure: a
+// procedure's correspondence — a thread about a submission, one a department wrote in, one
+// with an official notice — until its retain_until. The one condition RetainedRecords
+// lists by and ErasePerson keeps by. The system's own threads (reminders before a
+// document expires) are no procedure's correspondence and go with the erasure.
+constexpr char kRetainedThread[] =
+    "(t.retain_until > now() AND (t.submission_id <> '' OR t.destination <> '' OR t.department <> ''"
+    " OR EXISTS (SELECT 1 FROM messages n WHERE n.thread_id = t.id AND n.notice)))";
 
 // Attachment columns (a = message_attachments).
 constexpr char kAttachmentColumns[] = "a.id::text AS id, a.filename, a.media_type, a.size, a.sha256";
@@ -98,6 +111,20 @@ v1::AttachmentContent ToContent(const pqxx::row& r) {
   *out.mutable_attachment() = ToAttachment(r);
   out.set_content(pqxx::binarystring(r["content"]).str());
   return out;
+}
+
+// A time column selected as microseconds, as RFC 3339 UTC; 0 (not set) as null.
+nlohmann::json Time(const pqxx::field& f) {
+  if (f.as<int64_t>() == 0) return nullptr;
+  return TimeUtil::ToString(Micros(f));
+}
+
+const char* SenderKindName(v1::SenderKind k) {
+  switch (k) {
+    case v1::SENDER_KIND_CITIZEN: return "citizen";
+    case v1::SENDER_KIND_DEPARTMENT: return "department";
+    default: return "system";
+  }
 }
 
 v1::Message LoadMessage(pqxx::work& tx, const pqxx::row& r) {
@@ -183,7 +210,41 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("messaging_retained",
                "SELECT t.id::text AS id, to_char(t.retain_until AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS until,"
                " EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = t.id AND m.notice) AS notice FROM threads t"
-               " WHERE t.tenant = $1 AND t.party_id = $2::uuid ORDER BY t.seq DESC LIMIT $3");
+               " WHERE t.tenant = $1 AND t.party_id = $2::uuid AND " +
+                   std::string(kRetainedThread) + " ORDER BY t.seq DESC LIMIT $3");
+  // The erasure: everything of the party but the retained threads.
+  conn.prepare("messaging_erasable_threads",
+               "SELECT t.id::text AS id FROM threads t WHERE t.tenant = $1 AND t.party_id = $2::uuid AND NOT " +
+                   std::string(kRetainedThread) + " FOR UPDATE");
+  conn.prepare("messaging_erase_contact",
+               "DELETE FROM contacts WHERE party_id = $1::uuid AND tenant = $2 RETURNING email");
+  // The address compared whole, ignoring case: never a pattern or a part of another.
+  conn.prepare("messaging_erase_mails",
+               "DELETE FROM mail_outbox WHERE tenant = $1 AND $2 <> '' AND lower(recipient) = lower($2)");
+  // The export (one transaction, bounded per kind by $3).
+  conn.prepare("messaging_export_threads",
+               "SELECT t.id::text AS id, t.subject, t.submission_id, t.department,"
+               " coalesce((extract(epoch FROM t.archived_at) * 1000000)::bigint, 0) AS archived_at,"
+               " (extract(epoch FROM t.created_at) * 1000000)::bigint AS created_at,"
+               " (extract(epoch FROM t.last_message_at) * 1000000)::bigint AS last_message_at"
+               " FROM threads t WHERE t.tenant = $1 AND t.party_id = $2::uuid ORDER BY t.seq LIMIT $3");
+  conn.prepare("messaging_export_messages",
+               "SELECT " + msg +
+                   " FROM messages m JOIN threads t ON t.id = m.thread_id WHERE t.tenant = $1"
+                   " AND t.party_id = $2::uuid ORDER BY m.seq LIMIT $3");
+  conn.prepare("messaging_export_attachments",
+               std::string("SELECT ") + kAttachmentColumns +
+                   ", a.message_id::text AS message_id FROM message_attachments a"
+                   " JOIN messages m ON m.id = a.message_id JOIN threads t ON t.id = m.thread_id"
+                   " WHERE t.tenant = $1 AND t.party_id = $2::uuid ORDER BY a.created_at, a.id LIMIT $3");
+  conn.prepare("messaging_export_contact",
+               "SELECT email, language, notify_messages, notify_reminders,"
+               " (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_at FROM contacts"
+               " WHERE party_id = $1::uuid AND tenant = $2");
+  // A sent mail keeps no address (libs/mail): only what is still to be sent is the person's.
+  conn.prepare("messaging_export_mails",
+               "SELECT subject, (extract(epoch FROM created_at) * 1000000)::bigint AS created_at FROM mail_outbox"
+               " WHERE tenant = $1 AND $2 <> '' AND lower(recipient) = lower($2) ORDER BY id LIMIT $3");
   conn.prepare("messaging_set_archived",
                "UPDATE threads SET archived_at = CASE WHEN $4 THEN coalesce(archived_at, now()) ELSE NULL END"
                " WHERE tenant = $1 AND party_id = $2::uuid AND id = $3::uuid RETURNING id");
@@ -423,6 +484,114 @@ absl::StatusOr<common::v1::RetainedRecords> Store::RetainedRecords(const std::st
     }
     return out;
   });
+}
+
+absl::StatusOr<common::v1::PersonalData> Store::ExportPersonalData(const std::string& tenant,
+                                                                   const std::string& party_id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<common::v1::PersonalData> {
+    common::v1::PersonalData out;
+    out.set_service("messaging");
+    // Attachments by message, each listed as a file of the export.
+    std::map<std::string, nlohmann::json> attachments;
+    for (const auto& r : tx.exec_prepared("messaging_export_attachments", tenant, party_id, kMaxExported)) {
+      const v1::Attachment a = ToAttachment(r);
+      const std::string path = privacy::ExportPath("messaging", "attachment", a.id(), a.filename());
+      auto& list = attachments[r["message_id"].as<std::string>()];
+      if (list.is_null()) list = nlohmann::json::array();
+      list.push_back({{"id", a.id()},
+                      {"filename", a.filename()},
+                      {"media_type", a.media_type()},
+                      {"size_bytes", a.size()},
+                      {"sha256", a.sha256()},
+                      {"path", path}});
+      auto* file = out.add_files();
+      file->set_path(path);
+      file->set_content_type(a.media_type());
+      file->set_size_bytes(a.size());
+    }
+    std::map<std::string, nlohmann::json> messages;
+    for (const auto& r : tx.exec_prepared("messaging_export_messages", tenant, party_id, kMaxExported)) {
+      const v1::Message m = ToMessage(r);
+      auto& list = messages[m.thread_id()];
+      if (list.is_null()) list = nlohmann::json::array();
+      auto files = attachments.find(m.id());
+      list.push_back({{"id", m.id()},
+                      {"sender_kind", SenderKindName(m.sender_kind())},
+                      {"sender_name", m.sender_name()},
+                      {"subject", m.subject()},
+                      {"body", m.body()},
+                      {"notice", m.notice()},
+                      {"created_at", Time(r["created_at"])},
+                      {"first_read_at", Time(r["first_read_at"])},
+                      {"attachments", files == attachments.end() ? nlohmann::json::array() : files->second}});
+    }
+    nlohmann::json threads = nlohmann::json::array();
+    for (const auto& r : tx.exec_prepared("messaging_export_threads", tenant, party_id, kMaxExported)) {
+      const std::string id = r["id"].as<std::string>();
+      auto in = messages.find(id);
+      threads.push_back({{"id", id},
+                         {"subject", r["subject"].as<std::string>()},
+                         {"submission_id", r["submission_id"].as<std::string>()},
+                         {"department", r["department"].as<std::string>()},
+                         {"archived", r["archived_at"].as<int64_t>() != 0},
+                         {"archived_at", Time(r["archived_at"])},
+                         {"created_at", Time(r["created_at"])},
+                         {"last_message_at", Time(r["last_message_at"])},
+                         {"messages", in == messages.end() ? nlohmann::json::array() : in->second}});
+    }
+    nlohmann::json contact = nullptr;
+    std::string email;
+    if (auto c = tx.exec_prepared("messaging_export_contact", party_id, tenant); !c.empty()) {
+      email = c[0]["email"].as<std::string>();
+      contact = {{"email", email},
+                 {"language", c[0]["language"].as<std::string>()},
+                 {"notify_messages", c[0]["notify_messages"].as<bool>()},
+                 {"notify_reminders", c[0]["notify_reminders"].as<bool>()},
+                 {"updated_at", Time(c[0]["updated_at"])}};
+    }
+    nlohmann::json mails = nlohmann::json::array();
+    for (const auto& r : tx.exec_prepared("messaging_export_mails", tenant, email, kMaxExported)) {
+      mails.push_back({{"subject", r["subject"].as<std::string>()}, {"queued_at", Time(r["created_at"])}});
+    }
+    out.set_json(
+        nlohmann::json{{"threads", std::move(threads)}, {"contact", std::move(contact)}, {"mails", std::move(mails)}}
+            .dump());
+    return out;
+  });
+}
+
+absl::StatusOr<common::v1::ExportFile> Store::PersonalDataFile(const std::string& tenant, const std::string& party_id,
+                                                               const std::string& attachment_id) {
+  auto content = GetAttachment({tenant, party_id}, attachment_id);
+  if (!content.ok()) return content.status();
+  common::v1::ExportFile out;
+  out.set_path(
+      privacy::ExportPath("messaging", "attachment", content->attachment().id(), content->attachment().filename()));
+  out.set_content_type(content->attachment().media_type());
+  out.set_size_bytes(content->attachment().size());
+  out.set_content(std::move(*content->mutable_content()));
+  return out;
+}
+
+Store::Erased Store::ErasePerson(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
+  Erased out;
+  std::vector<std::string> ids;
+  for (const auto& row : tx.exec_prepared("messaging_erasable_threads", tenant, party_id)) {
+    ids.push_back(row["id"].as<std::string>());
+  }
+  if (!ids.empty()) {
+    const std::string array = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+    tx.exec_prepared("messaging_retention_on");  // Messages may be deleted in this transaction only.
+    tx.exec_prepared("messaging_delete_thread_files", array);
+    tx.exec_prepared("messaging_delete_thread_messages", array);
+    tx.exec_prepared("messaging_delete_threads", array);
+  }
+  out.threads = static_cast<int>(ids.size());
+  auto contact = tx.exec_prepared("messaging_erase_contact", party_id, tenant);
+  out.contacts = static_cast<int64_t>(contact.size());
+  if (!contact.empty()) out.email = contact[0]["email"].as<std::string>();
+  if (!out.email.empty()) out.mails = tx.exec_prepared("messaging_erase_mails", tenant, out.email).affected_rows();
+  return out;
 }
 
 }  // namespace stadtportal::messaging

@@ -107,10 +107,35 @@ class Store {
   // receipts and files, in one transaction. Returns how many threads.
   absl::StatusOr<int> EndRetention(absl::Time now, int limit);
 
-  // The party's mailbox threads, kept until their retain_until (ten years after the last
+  // The party's mailbox threads a retention rule keeps after an erasure (kRetainedThread):
+  // a procedure's correspondence, until its retain_until (ten years after the last
   // message), newest first, at most kMaxRetainedRecords.
   absl::StatusOr<common::v1::RetainedRecords> RetainedRecords(const std::string& tenant, const std::string& party_id);
   static constexpr int kMaxRetainedRecords = 5000;
+
+  // The person's section of the export (docs/api/export/messaging.schema.json): threads
+  // with messages, notices, read state and attachments (listed as files, without their
+  // bytes), the notification contact and the mails to its address the outbox still
+  // names; at most kMaxExported of each kind, read in one transaction.
+  absl::StatusOr<common::v1::PersonalData> ExportPersonalData(const std::string& tenant, const std::string& party_id);
+  static constexpr int kMaxExported = 10000;
+  // An attachment of the export by its id, only from the party's own mailbox (NOT_FOUND
+  // otherwise); the content with the export's path.
+  absl::StatusOr<common::v1::ExportFile> PersonalDataFile(const std::string& tenant, const std::string& party_id,
+                                                          const std::string& attachment_id);
+
+  // What an erasure removed.
+  struct Erased {
+    int threads = 0;       // With their messages, notices, read receipts and files.
+    int64_t mails = 0;     // Mail outbox rows addressed to the person.
+    int64_t contacts = 0;  // The notification contact (address, language, choices).
+    std::string email;     // The contact's address, for events::ErasePublished ("" without one).
+  };
+  // party.erasure_requested, in the consumer's transaction: deletes the party's threads
+  // except the retained ones (the condition RetainedRecords lists them by), with their
+  // messages and files, its contact, and the mail outbox rows of `tenant` addressed to the
+  // contact's address (equal ignoring case, nothing else). Idempotent.
+  static Erased ErasePerson(pqxx::work& tx, const std::string& tenant, const std::string& party_id);
 
   // A partner portal's read, published for the person's access log (the event is the
   // record: the read itself changes nothing here).
