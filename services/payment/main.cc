@@ -4,6 +4,7 @@
 #include "libs/app/retention.h"
 #include "libs/events/events.h"
 #include "libs/grpc/client.h"
+#include "services/payment/consumers.h"
 #include "services/payment/service.h"
 
 int main(int argc, char** argv) {
@@ -25,6 +26,9 @@ int main(int argc, char** argv) {
     auto* core = service.get();  // Owned by the server, which outlives the jobs.
     auto relay =
         std::make_shared<events::Relay>(db, ctx.Redis(), "payment", events::EventRetention::FromEnv(ctx.env()));
+    // The erasure of a person (party.erasure_requested).
+    auto consumer =
+        std::make_shared<events::Consumer>(db, redis::Options::FromEnv(env), "payment", payment::Consumers());
     auto reconcile = std::make_shared<app::Periodic>("payment-reconciliation", reconcile_every,
                                                      [core, reconcile_after] { core->ReconcileNow(reconcile_after); });
     // Cash records ten years after the end of their year: anonymised.
@@ -33,14 +37,16 @@ int main(int argc, char** argv) {
           return app::RunRetention(clock, "payment", "anonymised",
                                    [store](absl::Time now, int limit) { return store->EndRetention(now, limit); });
         });
-    ctx.OnServing([relay, reconcile, retention] {
+    ctx.OnServing([relay, consumer, reconcile, retention] {
       relay->Start();
+      consumer->Start();
       reconcile->Start();
       retention->Start();
     });
-    ctx.OnStopping([relay, reconcile, retention] {
+    ctx.OnStopping([relay, consumer, reconcile, retention] {
       retention->Stop();
       reconcile->Stop();
+      consumer->Stop();
       relay->Stop();
     });
     ctx.AddService<payment::v1::PaymentService>(std::move(service));

@@ -5,6 +5,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <prometheus/counter.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -15,6 +16,7 @@
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
+#include "libs/privacy/privacy.h"
 #include "libs/status/status.h"
 #include "services/payment/states.h"
 
@@ -41,6 +43,47 @@ absl::Status CheckId(const std::string& id) { return api::CheckId(id, "payment")
 
 // How long the submission service may take to answer what a payment is for.
 constexpr auto kSubmissionDeadline = std::chrono::seconds(5);
+
+std::string Rfc3339(const google::protobuf::Timestamp& t) { return google::protobuf::util::TimeUtil::ToString(t); }
+
+// "success" for PAYMENT_STATE_SUCCESS: the state as the payment's history names it.
+std::string StateName(v1::PaymentState state) {
+  std::string name = absl::AsciiStrToLower(v1::PaymentState_Name(state));
+  constexpr std::string_view kPrefix = "payment_state_";
+  return name.rfind(kPrefix, 0) == 0 ? name.substr(kPrefix.size()) : name;
+}
+
+nlohmann::json MoneyJson(const common::v1::Money& m) {
+  return {{"amount_minor", m.amount_minor()}, {"currency", m.currency()}};
+}
+
+// A payment as the export shows it: no provider reference, checkout link or idempotency key.
+nlohmann::json PaymentJson(const v1::Payment& p) {
+  auto history = nlohmann::json::array();
+  for (const auto& e : p.events()) {
+    history.push_back({{"state", e.state()}, {"reason", e.reason()}, {"source", e.source()}, {"at", Rfc3339(e.at())}});
+  }
+  auto refunds = nlohmann::json::array();
+  for (const auto& r : p.refunds()) {
+    refunds.push_back({{"id", r.id()},
+                       {"amount", MoneyJson(r.amount())},
+                       {"state", r.state()},
+                       {"reason", r.reason()},
+                       {"created_at", Rfc3339(r.created_at())}});
+  }
+  return {{"id", p.id()},
+          {"submission_id", p.submission_id()},
+          {"reference", p.reference()},
+          {"description", p.description()},
+          {"amount", MoneyJson(p.amount())},
+          {"state", StateName(p.state())},
+          {"reason", p.reason()},
+          {"provider", p.provider()},
+          {"created_at", Rfc3339(p.created_at())},
+          {"updated_at", Rfc3339(p.updated_at())},
+          {"history", std::move(history)},
+          {"refunds", std::move(refunds)}};
+}
 
 }  // namespace
 
@@ -384,6 +427,30 @@ grpc::Status Service::GetReport(grpc::ServerContext* ctx, const v1::GetReportReq
     absl::CivilDay day;
     if (!absl::ParseCivilTime(req->day(), &day)) return status::FieldError("day", "invalid_date");
     return grpcx::Respond(resp, store_->Report(caller.tenant, absl::FormatCivilTime(day)));
+  });
+}
+
+grpc::Status Service::ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                         common::v1::PersonalData* resp) {
+  return grpcx::Handle(ctx, "ExportPersonalData", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    auto records = store_->PersonalData(caller.tenant, *party);
+    if (!records.ok()) return records.status();
+    auto payments = nlohmann::json::array();
+    for (const auto& p : records->payments) payments.push_back(PaymentJson(p));
+    resp->set_service("payment");
+    resp->set_json(nlohmann::json{{"payments", std::move(payments)}}.dump());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                          common::v1::RetainedRecords* resp) {
+  return grpcx::Handle(ctx, "ListRetainedRecords", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    return grpcx::Respond(resp, store_->RetainedRecords(caller.tenant, *party));
   });
 }
 

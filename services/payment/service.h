@@ -50,6 +50,12 @@ class Service final : public v1::PaymentService::Service {
                          v1::ReconcileResponse* resp) override;
   grpc::Status CreateRefund(grpc::ServerContext* ctx, const v1::CreateRefundRequest* req, v1::Refund* resp) override;
   grpc::Status GetReport(grpc::ServerContext* ctx, const v1::GetReportRequest* req, v1::Report* resp) override;
+  // The person's own payments and refunds (docs/api/export/payment.schema.json), and the
+  // ones a rule keeps after an erasure; only the person acting as themself.
+  grpc::Status ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                  common::v1::PersonalData* resp) override;
+  grpc::Status ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                   common::v1::RetainedRecords* resp) override;
 
   // Asks the providers about unfinished payments at least `older_than` old, settles
   // them and expires the unpaid (the periodic job and the Reconcile call).

@@ -1,5 +1,7 @@
 #include "services/payment/store.h"
 
+#include <map>
+
 #include <prometheus/counter.h>
 
 #include "absl/strings/str_cat.h"
@@ -292,6 +294,13 @@ absl::StatusOr<Next> Apply(pqxx::work& tx, PaymentRow& row, const ProviderState&
   return next;
 }
 
+// A payment a rule keeps (RetainedRecords; the erasure deletes every other one of the
+// party): a cash record — money moved: a success, or money that came late and went back
+// (a refund) — not anonymised yet, or an open payment the provider may still settle.
+constexpr char kRetained[] =
+    "p.anonymised_at IS NULL AND (p.state = 'success' OR NOT p.finished"
+    " OR EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id))";
+
 }  // namespace
 
 Store::Store(db::Pool& pool) : pool_(pool) {
@@ -381,9 +390,30 @@ void Store::Prepare(pqxx::connection& conn) {
                "UPDATE payment_events SET detail = detail - 'provider_ref' WHERE payment_id = ANY($1::uuid[])"
                " AND detail ? 'provider_ref'");
   conn.prepare("payment_retained",
-               "SELECT id::text AS id, reference, to_char(retain_until, 'YYYY-MM-DD') AS until FROM payments"
-               " WHERE tenant = $1 AND party_id = $2::uuid AND anonymised_at IS NULL ORDER BY created_at DESC"
-               " LIMIT $3");
+               "SELECT p.id::text AS id, p.reference, p.finished, to_char(p.retain_until, 'YYYY-MM-DD') AS until"
+               " FROM payments p WHERE p.tenant = $1 AND p.party_id = $2::uuid AND " +
+                   std::string(kRetained) + " ORDER BY p.created_at DESC LIMIT $3");
+  // The export: the party's payments, oldest first, with their history and refunds ($3: at most).
+  conn.prepare("payment_export", "SELECT " + cols +
+                                     " FROM payments WHERE tenant = $1 AND party_id = $2::uuid"
+                                     " ORDER BY created_at, id LIMIT $3");
+  conn.prepare("payment_export_events",
+               "SELECT e.payment_id::text AS payment_id, e.state, e.reason, e.source,"
+               " (extract(epoch FROM e.at) * 1000000)::bigint AS at_us FROM payment_events e"
+               " JOIN payments p ON p.id = e.payment_id WHERE p.tenant = $1 AND p.party_id = $2::uuid"
+               " ORDER BY e.payment_id, e.seq LIMIT $3");
+  conn.prepare("payment_export_refunds", "SELECT " + refund_cols +
+                                             " FROM refunds r JOIN payments p ON p.id = r.payment_id"
+                                             " WHERE p.tenant = $1 AND p.party_id = $2::uuid"
+                                             " ORDER BY r.created_at, r.id LIMIT $3");
+  // The erasure: the party's payments no rule keeps, with their history (V005 lets the
+  // history of a payment that never succeeded go, in an erasure only).
+  conn.prepare("payment_erasable",
+               "SELECT p.id::text AS id FROM payments p WHERE p.tenant = $1 AND p.party_id = $2::uuid AND NOT (" +
+                   std::string(kRetained) + ") ORDER BY p.id FOR UPDATE");
+  conn.prepare("payment_erasure_on", "SELECT set_config('stadtportal.erasure', 'on', true)");
+  conn.prepare("payment_erase_events", "DELETE FROM payment_events WHERE payment_id = ANY($1::uuid[])");
+  conn.prepare("payment_erase", "DELETE FROM payments WHERE id = ANY($1::uuid[])");
   conn.prepare("payment_add_refunded",
                "UPDATE payments SET refunded_minor = refunded_minor + $2, updated_at = now() WHERE id = $1::uuid");
   // A day's figures per provider (UTC day of creation for payments and refunds).
@@ -589,12 +619,54 @@ absl::StatusOr<common::v1::RetainedRecords> Store::RetainedRecords(const std::st
       r->set_kind("payment");
       r->set_id(row["id"].as<std::string>());
       r->set_reference(row["reference"].as<std::string>());
-      r->set_rule(kCashRecordRule);
+      const bool open = !row["finished"].as<bool>();
+      r->set_rule(open ? kOpenPaymentRule : kCashRecordRule);
       r->set_legal_basis(kCashRecordLegalBasis);
-      r->set_until(row["until"].as<std::string>());
+      r->set_until(open ? "" : row["until"].as<std::string>());
     }
     return out;
   });
+}
+
+absl::StatusOr<PersonalPayments> Store::PersonalData(const std::string& tenant, const std::string& party_id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<PersonalPayments> {
+    PersonalPayments out;
+    std::map<std::string, v1::Payment*> by_id;
+    for (const auto& row : tx.exec_prepared("payment_export", tenant, party_id, kMaxExportRecords)) {
+      out.payments.push_back(ToRow(row).payment);
+    }
+    for (auto& p : out.payments) by_id[p.id()] = &p;
+    for (const auto& e : tx.exec_prepared("payment_export_events", tenant, party_id, kMaxExportRecords)) {
+      auto p = by_id.find(e["payment_id"].as<std::string>());
+      if (p == by_id.end()) continue;
+      auto* ev = p->second->add_events();
+      ev->set_state(e["state"].as<std::string>());
+      ev->set_reason(e["reason"].as<std::string>());
+      ev->set_source(e["source"].as<std::string>());
+      *ev->mutable_at() = db::Micros(e["at_us"]);
+    }
+    for (const auto& r : tx.exec_prepared("payment_export_refunds", tenant, party_id, kMaxExportRecords)) {
+      if (auto p = by_id.find(r["payment_id"].as<std::string>()); p != by_id.end())
+        *p->second->add_refunds() = ToRefund(r);
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<ErasedPayments> Store::Erase(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
+  ErasedPayments out;
+  std::vector<std::string> ids;
+  for (const auto& row : tx.exec_prepared("payment_erasable", tenant, party_id)) {
+    ids.push_back(row["id"].as<std::string>());
+  }
+  if (!ids.empty()) {
+    const std::string array = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+    tx.exec_prepared("payment_erasure_on");
+    tx.exec_prepared("payment_erase_events", array);
+    out.payments = tx.exec_prepared("payment_erase", array).affected_rows();
+  }
+  out.events = events::ErasePublished(tx, {party_id});
+  return out;
 }
 
 }  // namespace stadtportal::payment

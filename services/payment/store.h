@@ -92,6 +92,23 @@ inline constexpr char kCashRecordLegalBasis[] =
     "Art. 6(1)(c) GDPR with the municipal budget and cash rules (Art. 71 BayHO; KommHV-Kameralistik / "
     "KommHV-Doppik)";
 
+// An open payment (the payer may still pay) the erasure leaves: it becomes a cash record
+// if money moves.
+inline constexpr char kOpenPaymentRule[] =
+    "open payment: kept while the provider may still take the money; then, if money moved, as a cash record";
+
+// The party's payments as the export reads them: each with its history (without the
+// provider's details) and refunds.
+struct PersonalPayments {
+  std::vector<v1::Payment> payments;
+};
+
+// What an erasure removed.
+struct ErasedPayments {
+  int64_t payments = 0;  // Deleted: no money moved, no rule keeps them.
+  int64_t events = 0;    // Published outbox rows naming the person.
+};
+
 class Store {
  public:
   explicit Store(db::Pool& pool);
@@ -136,11 +153,24 @@ class Store {
   // stay. Returns how many.
   absl::StatusOr<int> EndRetention(absl::Time now, int limit);
 
-  // The party's payments the cash-record rule still keeps (all not anonymised yet), newest
-  // first, at most kMaxRetainedRecords; `until` is the last day of the tenth year after
-  // the year of the payment's last change.
+  // The party's payments a rule still keeps, newest first, at most kMaxRetainedRecords:
+  // cash records (money moved: a success, or a refund of money that came late) not
+  // anonymised yet, until the last day of the tenth year after the year of the payment's
+  // last change; and open payments (until empty: not known while the payer may pay).
   absl::StatusOr<common::v1::RetainedRecords> RetainedRecords(const std::string& tenant, const std::string& party_id);
   static constexpr int kMaxRetainedRecords = 5000;
+
+  // The export (ExportPersonalData): the party's payments, oldest first, at most
+  // kMaxExportRecords (and as many history entries and refunds).
+  absl::StatusOr<PersonalPayments> PersonalData(const std::string& tenant, const std::string& party_id);
+  static constexpr int kMaxExportRecords = 10000;
+
+  // party.erasure_requested, in the consumer's transaction: the party's payments that are
+  // no cash record — no money moved (never succeeded, no refund) and finished — are
+  // deleted with their history; the records RetainedRecords lists stay untouched (they
+  // hold no payer's name or address; the party is the cash record's payer). The published
+  // events naming the party go. Idempotent.
+  static absl::StatusOr<ErasedPayments> Erase(pqxx::work& tx, const std::string& tenant, const std::string& party_id);
 
  private:
   db::Pool& pool_;
