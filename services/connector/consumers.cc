@@ -1,6 +1,7 @@
 #include "services/connector/consumers.h"
 
 #include "libs/api/api.h"
+#include "libs/app/retention.h"
 #include "libs/config/config.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
@@ -50,10 +51,27 @@ absl::Status OnWithdrawn(pqxx::work& tx, const events::v1::SubmissionWithdrawn& 
   return absl::OkStatus();
 }
 
+absl::Status OnPartyErasureRequested(pqxx::work& tx, const events::v1::PartyErasureRequested& e) {
+  if (auto s = CheckTenant(e.tenant()); !s.ok()) return s;
+  if (auto s = api::ValidateUuid(e.party_id(), "party_id"); !s.ok()) return s;
+  auto erased = Store::Erase(tx, e.tenant(), e.party_id());
+  if (!erased.ok()) return erased.status();
+  // Counted when the handler is done; a transaction that then fails is retried and counted again.
+  app::CountRetention("delivery", "erased", erased->deliveries);
+  app::CountRetention("access_log", "erased", erased->reads);
+  app::CountRetention("event", "erased", erased->events);
+  log::Info("party erased", {{"party", e.party_id()},
+                             {"deliveries", std::to_string(erased->deliveries)},
+                             {"reads", std::to_string(erased->reads)},
+                             {"events", std::to_string(erased->events)}});
+  return absl::OkStatus();
+}
+
 events::Handlers Consumers() {
   events::Handlers h;
   h.On<events::v1::SubmissionReadyForDelivery>(OnReadyForDelivery);
   h.On<events::v1::SubmissionWithdrawn>(OnWithdrawn);
+  h.On<events::v1::PartyErasureRequested>(OnPartyErasureRequested);
   return h;
 }
 

@@ -18,7 +18,12 @@ absl::Status OnReadyForDelivery(pqxx::work& tx, const events::v1::SubmissionRead
 // (it stays listed with its attempts); a delivered one stays delivered.
 absl::Status OnWithdrawn(pqxx::work& tx, const events::v1::SubmissionWithdrawn& e);
 
-// Both, for the connector's consumer.
+// The person asked for erasure: deliveries the department received lose snapshot and
+// party, reads of the person's data on the access log lose the party; deliveries not yet
+// received stay (Store::Erase). Idempotent.
+absl::Status OnPartyErasureRequested(pqxx::work& tx, const events::v1::PartyErasureRequested& e);
+
+// All three, for the connector's consumer.
 events::Handlers Consumers();
 
 }  // namespace stadtportal::connector

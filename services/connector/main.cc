@@ -2,6 +2,7 @@
 // service.cc (gRPC), delivery_worker.cc (push), consumers.cc (events) and store.cc.
 #include "libs/app/app.h"
 #include "libs/app/periodic.h"
+#include "libs/app/retention.h"
 #include "libs/events/events.h"
 #include "libs/grpc/client.h"
 #include "services/connector/consumers.h"
@@ -29,15 +30,25 @@ int main(int argc, char** argv) {
     auto worker = std::make_shared<connector::DeliveryWorker>(
         store, options,
         [core](const std::string& tenant, const std::string& id) { return core->Snapshot(tenant, id); });
+    // Snapshots of deliveries the department acknowledged, some days later: cleared.
+    auto retention = app::RetentionPeriodic("delivery-snapshot", app::RetentionInterval(env),
+                                            [store, clock = app::ClockFromEnv(env), days = options.snapshot_days] {
+                                              return app::RunRetention(clock, "delivery_snapshot", "deleted",
+                                                                       [store, days](absl::Time now, int limit) {
+                                                                         return store->ClearSnapshots(now, days, limit);
+                                                                       });
+                                            });
     auto gauges = std::make_shared<app::Periodic>("delivery-gauges", std::chrono::seconds(5),
                                                   [worker] { worker->UpdateGauges(); });
-    ctx.OnServing([consumer, relay, worker, gauges] {
+    ctx.OnServing([consumer, relay, worker, gauges, retention] {
       consumer->Start();
       relay->Start();
       worker->Start();
       gauges->Start();
+      retention->Start();
     });
-    ctx.OnStopping([consumer, relay, worker, gauges] {
+    ctx.OnStopping([consumer, relay, worker, gauges, retention] {
+      retention->Stop();
       worker->Stop();
       gauges->Stop();
       consumer->Stop();

@@ -22,6 +22,7 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   o.http_timeout = env.Millis("STADTPORTAL_CONNECTOR_HTTP_TIMEOUT_MS", o.http_timeout);
   o.parallel = static_cast<int>(env.Int("STADTPORTAL_CONNECTOR_PARALLEL", o.parallel, 1, 64));
   o.poll = env.Millis("STADTPORTAL_CONNECTOR_POLL_MS", o.poll);
+  o.snapshot_days = static_cast<int>(env.Int("STADTPORTAL_DELIVERY_SNAPSHOT_DAYS", o.snapshot_days, 1, 3650));
   return o;
 }
 

@@ -24,6 +24,9 @@ struct Options {
   std::chrono::milliseconds poll{200};
   // How long fetching a submission's snapshot may take.
   std::chrono::milliseconds snapshot_deadline{10000};
+  // A delivery's snapshot (the submission as pushed, kept for retries) is cleared this many
+  // days after the department acknowledged it (docs/data-protection.md, "Retention").
+  int snapshot_days = 30;
   // How long a worker may take for a delivery it claimed before another may claim it
   // again: fetching the snapshot, the request, and kLeaseMargin for the rest (resolving the
   // endpoint, recording the outcome, the clocks' difference). A request that could not end
@@ -32,7 +35,8 @@ struct Options {
   static constexpr std::chrono::seconds kLeaseMargin{5};
 
   // STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS, _ALLOW_HTTP, _MAX_ATTEMPTS, _MAX_AGE_S, _BACKOFF_BASE_MS, _BACKOFF_MAX_MS,
-  // _BREAKER_THRESHOLD, _BREAKER_OPEN_S, _HTTP_TIMEOUT_MS, _PARALLEL, _POLL_MS.
+  // _BREAKER_THRESHOLD, _BREAKER_OPEN_S, _HTTP_TIMEOUT_MS, _PARALLEL, _POLL_MS;
+  // STADTPORTAL_DELIVERY_SNAPSHOT_DAYS (1–3650).
   static Options FromEnv(const config::Env& env, const std::string& tenant);
 };
 

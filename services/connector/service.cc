@@ -2,12 +2,16 @@
 
 #include <regex>
 
+#include <google/protobuf/util/time_util.h>
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
 #include "libs/api/api.h"
 #include "libs/auth/tokens.h"
 #include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
+#include "libs/privacy/privacy.h"
 #include "libs/status/status.h"
 
 namespace stadtportal::connector {
@@ -17,6 +21,35 @@ namespace sv1 = submission::v1;
 namespace mv1 = messaging::v1;
 
 absl::Status RequireAdmin(const auth::Caller& c) { return auth::RequireRole(c, "tenant-admin"); }
+
+nlohmann::json Rfc3339(const google::protobuf::Timestamp& t) { return google::protobuf::util::TimeUtil::ToString(t); }
+
+// A delivery as the export shows it: where it went and when, not the snapshot, the
+// endpoint or the errors of the department's system.
+nlohmann::json DeliveryJson(const PersonalDelivery& p) {
+  const auto& d = p.delivery;
+  return {{"submission_id", d.submission_id()},
+          {"reference", d.reference()},
+          {"online_service", d.service_id()},
+          {"destination", d.destination()},
+          {"destination_name", p.destination_name},
+          {"state", d.state()},
+          {"attempts", d.attempts()},
+          {"created_at", Rfc3339(d.created_at())},
+          {"delivered_at", d.has_delivered_at() ? Rfc3339(d.delivered_at()) : nlohmann::json()},
+          {"acknowledged_at", d.has_acknowledged_at() ? Rfc3339(d.acknowledged_at()) : nlohmann::json()}};
+}
+
+nlohmann::json ReadJson(const PersonalRead& r) {
+  return {{"id", r.id},
+          {"submission_id", r.submission_id},
+          {"reference", r.reference},
+          {"client_id", r.client_id},
+          {"department", r.department},
+          {"action", r.action},
+          {"purpose", r.purpose},
+          {"at", Rfc3339(r.at)}};
+}
 
 absl::Status CheckId(const std::string& id) { return api::CheckId(id, "submission"); }
 
@@ -344,6 +377,31 @@ grpc::Status Service::ListMessages(grpc::ServerContext* ctx, const v1::FetchRequ
       return s;
     }
     return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                         common::v1::PersonalData* resp) {
+  return grpcx::Handle(ctx, "ExportPersonalData", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    auto records = store_->PersonalData(caller.tenant, *party);
+    if (!records.ok()) return records.status();
+    auto deliveries = nlohmann::json::array(), reads = nlohmann::json::array();
+    for (const auto& d : records->deliveries) deliveries.push_back(DeliveryJson(d));
+    for (const auto& r : records->reads) reads.push_back(ReadJson(r));
+    resp->set_service("connector");
+    resp->set_json(nlohmann::json{{"deliveries", std::move(deliveries)}, {"reads", std::move(reads)}}.dump());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                          common::v1::RetainedRecords* resp) {
+  return grpcx::Handle(ctx, "ListRetainedRecords", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    return grpcx::Respond(resp, store_->RetainedRecords(caller.tenant, *party));
   });
 }
 

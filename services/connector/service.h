@@ -48,6 +48,13 @@ class Service final : public v1::ConnectorService::Service {
                            v1::BackofficeMessageResponse* resp) override;
   grpc::Status ListMessages(grpc::ServerContext* ctx, const v1::FetchRequest* req,
                             messaging::v1::ListRepliesResponse* resp) override;
+  // The person's own deliveries and the back offices' reads of them
+  // (docs/api/export/connector.schema.json), and the deliveries an erasure leaves; only
+  // the person acting as themself.
+  grpc::Status ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                  common::v1::PersonalData* resp) override;
+  grpc::Status ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                   common::v1::RetainedRecords* resp) override;
 
   // The submission's snapshot with its files, from submission (the delivery worker's source).
   absl::StatusOr<submission::v1::DeliverySnapshot> Snapshot(const std::string& tenant,

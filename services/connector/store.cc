@@ -17,6 +17,13 @@ constexpr char kDeliveryColumns[] =
     " (extract(epoch FROM delivered_at) * 1000000)::bigint AS delivered_at,"
     " (extract(epoch FROM acknowledged_at) * 1000000)::bigint AS acknowledged_at, service_id";
 
+// The same, of deliveries named `d`.
+constexpr char kDeliveryColumnsOf[] =
+    "d.submission_id::text AS submission_id, d.destination, d.reference, d.state, d.attempts, d.last_error,"
+    " (extract(epoch FROM d.created_at) * 1000000)::bigint AS created_at,"
+    " (extract(epoch FROM d.delivered_at) * 1000000)::bigint AS delivered_at,"
+    " (extract(epoch FROM d.acknowledged_at) * 1000000)::bigint AS acknowledged_at, d.service_id";
+
 v1::Destination ToDestination(const pqxx::row& r) {
   v1::Destination d;
   d.mutable_tenant()->set_key(r["tenant"].as<std::string>());
@@ -54,6 +61,10 @@ void PublishDelivery(pqxx::work& tx, const std::string& tenant, const std::strin
   e.set_destination(destination);
   events::Publish(tx, submission_id, e);
 }
+
+// A delivery the department has not received yet: kept (RetainedRecords) when its
+// person asks for erasure; every other one of the party is cleared.
+constexpr char kRetained[] = "d.state IN ('pending', 'delivered', 'dead')";
 
 }  // namespace
 
@@ -155,6 +166,37 @@ void Store::Prepare(pqxx::connection& conn) {
                "INSERT INTO access_log (tenant, party_id, submission_id, client_id, action, purpose)"
                " SELECT $1, party_id, submission_id, $3, $4, $5 FROM deliveries"
                " WHERE tenant = $1 AND submission_id = $2::uuid RETURNING party_id::text AS party_id");
+  // The export: the party's deliveries and the reads of them, oldest first ($3: at most).
+  conn.prepare("connector_export_deliveries",
+               "SELECT " + std::string(kDeliveryColumnsOf) +
+                   ", coalesce(t.name, '') AS destination_name FROM deliveries d"
+                   " LEFT JOIN destinations t ON t.tenant = d.tenant AND t.id = d.destination"
+                   " WHERE d.tenant = $1 AND d.party_id = $2::uuid ORDER BY d.created_at, d.submission_id LIMIT $3");
+  conn.prepare("connector_export_reads",
+               "SELECT a.id, a.submission_id::text AS submission_id, coalesce(d.reference, '') AS reference,"
+               " a.client_id, coalesce(t.name, d.destination, '') AS department, a.action, a.purpose,"
+               " (extract(epoch FROM a.at) * 1000000)::bigint AS at FROM access_log a"
+               " LEFT JOIN deliveries d ON d.submission_id = a.submission_id AND d.tenant = a.tenant"
+               " LEFT JOIN destinations t ON t.tenant = d.tenant AND t.id = d.destination"
+               " WHERE a.tenant = $1 AND a.party_id = $2::uuid ORDER BY a.at, a.id LIMIT $3");
+  conn.prepare("connector_retained",
+               "SELECT d.submission_id::text AS id, d.reference FROM deliveries d"
+               " WHERE d.tenant = $1 AND d.party_id = $2::uuid AND " +
+                   std::string(kRetained) + " ORDER BY d.created_at DESC LIMIT $3");
+  // The erasure: deliveries the department received lose snapshot and party; the
+  // access log keeps who read, when and why, without the party.
+  conn.prepare("connector_erase_deliveries",
+               "UPDATE deliveries d SET snapshot = NULL, party_id = NULL"
+               " WHERE d.tenant = $1 AND d.party_id = $2::uuid AND NOT (" +
+                   std::string(kRetained) + ")");
+  conn.prepare("connector_erase_reads",
+               "UPDATE access_log SET party_id = NULL WHERE tenant = $1 AND party_id = $2::uuid");
+  // The retention job: snapshots of deliveries acknowledged $2 days before $1.
+  conn.prepare("connector_clear_snapshots",
+               "UPDATE deliveries SET snapshot = NULL WHERE submission_id IN ("
+               " SELECT submission_id FROM deliveries WHERE snapshot IS NOT NULL AND state = 'acknowledged'"
+               " AND acknowledged_at <= $1::timestamptz - make_interval(days => $2) ORDER BY acknowledged_at"
+               " LIMIT $3 FOR UPDATE SKIP LOCKED)");
   conn.prepare("connector_backlog",
                "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead') AS dead_letters,"
                " (SELECT count(*) FROM deliveries WHERE state = 'withdrawn') AS withdrawn,"
@@ -364,6 +406,7 @@ absl::Status Store::LogAccess(audit::Access access, const std::string& submissio
     auto res = tx.exec_prepared("connector_log_access", access.tenant, submission_id, access.accessor_id, action,
                                 access.purpose);
     if (res.empty()) return absl::NotFoundError("submission not found");
+    if (res[0]["party_id"].is_null()) return absl::OkStatus();  // Its person was erased.
     access.party_id = res[0]["party_id"].as<std::string>();
     audit::RecordAccess(tx, access);
     return absl::OkStatus();
@@ -374,6 +417,61 @@ absl::Status Store::RecordDocument(const events::v1::DocumentRecorded& e) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
     events::Publish(tx, e.submission_id(), e);
     return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<PersonalDeliveries> Store::PersonalData(const std::string& tenant, const std::string& party_id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<PersonalDeliveries> {
+    PersonalDeliveries out;
+    for (const auto& r : tx.exec_prepared("connector_export_deliveries", tenant, party_id, kMaxExportRecords)) {
+      out.deliveries.push_back({ToDelivery(r), r["destination_name"].as<std::string>()});
+    }
+    for (const auto& r : tx.exec_prepared("connector_export_reads", tenant, party_id, kMaxExportRecords)) {
+      PersonalRead read;
+      read.id = r["id"].as<int64_t>();
+      read.submission_id = r["submission_id"].as<std::string>();
+      read.reference = r["reference"].as<std::string>();
+      read.client_id = r["client_id"].as<std::string>();
+      read.department = r["department"].as<std::string>();
+      read.action = r["action"].as<std::string>();
+      read.purpose = r["purpose"].as<std::string>();
+      read.at = db::Micros(r["at"]);
+      out.reads.push_back(std::move(read));
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<common::v1::RetainedRecords> Store::RetainedRecords(const std::string& tenant,
+                                                                   const std::string& party_id) {
+  return pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<common::v1::RetainedRecords> {
+    common::v1::RetainedRecords out;
+    for (const auto& row : tx.exec_prepared("connector_retained", tenant, party_id, kMaxRetainedRecords)) {
+      auto* r = out.add_records();
+      r->set_service("connector");
+      r->set_kind("delivery");
+      r->set_id(row["id"].as<std::string>());
+      r->set_reference(row["reference"].as<std::string>());
+      r->set_rule(kDeliveryRule);
+      r->set_legal_basis(kDeliveryLegalBasis);
+      r->set_until("");  // Not known: when the department receives it.
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<ErasedDeliveries> Store::Erase(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
+  ErasedDeliveries out;
+  out.deliveries = tx.exec_prepared("connector_erase_deliveries", tenant, party_id).affected_rows();
+  out.reads = tx.exec_prepared("connector_erase_reads", tenant, party_id).affected_rows();
+  out.events = events::ErasePublished(tx, {party_id});
+  return out;
+}
+
+absl::StatusOr<int> Store::ClearSnapshots(absl::Time now, int days, int limit) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
+    const std::string at = absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone());
+    return static_cast<int>(tx.exec_prepared("connector_clear_snapshots", at, days, limit).affected_rows());
   });
 }
 

@@ -6,9 +6,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "libs/api/api.h"
 #include "libs/audit/audit.h"
 #include "libs/db/pool.h"
+#include "stadtportal/common/v1/common.pb.h"
 #include "stadtportal/connector/v1/connector.pb.h"
 #include "stadtportal/events/v1/events.pb.h"
 
@@ -71,6 +73,39 @@ struct Backlog {
   int64_t withdrawn = 0;
 };
 
+// The person's deliveries and the back offices' reads of them, as the export reads them.
+struct PersonalDelivery {
+  v1::Delivery delivery;
+  std::string destination_name;  // The department's system, as registered ("" if no longer).
+};
+struct PersonalRead {
+  int64_t id = 0;
+  std::string submission_id;
+  std::string reference;
+  std::string client_id;   // The back office's client.
+  std::string department;  // Its destination's name.
+  std::string action;      // fetch, messages
+  std::string purpose;
+  google::protobuf::Timestamp at;
+};
+struct PersonalDeliveries {
+  std::vector<PersonalDelivery> deliveries;
+  std::vector<PersonalRead> reads;
+};
+
+// What an erasure changed.
+struct ErasedDeliveries {
+  int64_t deliveries = 0;  // Received by the department: snapshot and party removed.
+  int64_t reads = 0;       // Access log rows that no longer name the party.
+  int64_t events = 0;      // Published outbox rows naming the person.
+};
+
+// The retention rule of a delivery the department has not received yet.
+inline constexpr char kDeliveryRule[] = "kept until the department received the submission";
+inline constexpr char kDeliveryLegalBasis[] =
+    "the submission's legal basis (Art. 6(1)(e) GDPR with the law of its procedure): handing it to the department "
+    "that decides it";
+
 // The refusal of a back office's work on a delivery the applicant withdrew
 // (FAILED_PRECONDITION "state: withdrawn by the applicant", code invalid).
 absl::Status WithdrawnRefusal();
@@ -132,7 +167,27 @@ class Store {
   // A back office's read of a submission's data: a row of the access log (client, action,
   // purpose) and `access` published for the party's access log (party id from the
   // delivery), in one transaction. NOT_FOUND when the tenant has no such delivery.
+  // A delivery that no longer names its party (erased) is logged without it, and nothing
+  // is published (no one to show it to).
   absl::Status LogAccess(audit::Access access, const std::string& submission_id, const std::string& action);
+
+  // The export (ExportPersonalData): the party's deliveries and the reads of them, oldest
+  // first, at most kMaxExportRecords of each.
+  absl::StatusOr<PersonalDeliveries> PersonalData(const std::string& tenant, const std::string& party_id);
+  static constexpr int kMaxExportRecords = 10000;
+  // The party's deliveries the department has not received yet (pending, delivered by
+  // push and not acknowledged, dead letters), newest first: the erasure leaves exactly these.
+  absl::StatusOr<common::v1::RetainedRecords> RetainedRecords(const std::string& tenant, const std::string& party_id);
+  static constexpr int kMaxRetainedRecords = 5000;
+  // party.erasure_requested, in the consumer's transaction: the party's other deliveries
+  // (acknowledged, withdrawn) lose their snapshot and party; the access log's rows about
+  // the party lose the party (client, action, purpose and time stay); the published
+  // events naming the party go. Idempotent.
+  static absl::StatusOr<ErasedDeliveries> Erase(pqxx::work& tx, const std::string& tenant, const std::string& party_id);
+  // The retention job's step: clears the snapshot of up to `limit` deliveries the
+  // department acknowledged at least `days` days before `now` (rows claimed FOR UPDATE
+  // SKIP LOCKED). Returns how many.
+  absl::StatusOr<int> ClearSnapshots(absl::Time now, int days, int limit);
 
  private:
   db::Pool& pool_;

@@ -138,6 +138,7 @@ STADTPORTAL_PORTAL_NAME: {{ $.Values.portalName | quote }}
 {{- end }}
 {{- if eq $name "connector" }}
 STADTPORTAL_CONNECTOR_ALLOWED_NETWORKS: {{ join "," $.Values.deliveries.allowedNetworks | quote }}
+STADTPORTAL_DELIVERY_SNAPSHOT_DAYS: {{ $.Values.deliveries.snapshotDays | quote }}
 {{- end }}
 {{- if eq $name "payment" }}
 STADTPORTAL_PAYMENT_PROVIDERS: {{ $.Values.payment.providers | quote }}
