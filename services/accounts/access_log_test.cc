@@ -10,6 +10,7 @@
 #include "libs/grpc/handler.h"
 #include "services/accounts/consumers.h"
 #include "services/accounts/service.h"
+#include "services/accounts/test_caller.h"
 
 namespace stadtportal::accounts {
 namespace {
@@ -35,13 +36,6 @@ struct Fixture : events::HandlerTest {
   }
   int64_t Entries() { return std::stoll(Query("SELECT count(*) FROM access_log")); }
 
-  static auth::Caller Person(const std::string& account) {
-    auth::Caller c;
-    c.account_id = account;
-    c.tenant = "09564000";
-    c.assurance = "low";
-    return c;
-  }
   grpc::Status List(const auth::Caller& as, const v1::ListAccessLogRequest& req, v1::ListAccessLogResponse* out) {
     grpcx::TestCaller scope(as);
     out->Clear();
@@ -122,7 +116,7 @@ TEST_CASE("the access log: the party's own only, newest first, page by page, wit
   v1::ListAccessLogRequest req;
   req.mutable_page()->set_page_size(4);
   v1::ListAccessLogResponse first, second;
-  REQUIRE(f.List(Fixture::Person(kAnna), req, &first).ok());
+  REQUIRE(f.List(PersonCaller(kAnna), req, &first).ok());
   REQUIRE(first.entries_size() == 4);
   for (int i = 1; i < first.entries_size(); ++i) {
     CHECK(TimeUtil::TimestampToSeconds(first.entries(i - 1).occurred_at()) >
@@ -134,7 +128,7 @@ TEST_CASE("the access log: the party's own only, newest first, page by page, wit
   CHECK(first.entries(0).accessor_id() == "standesamt-client");
   REQUIRE_FALSE(first.page().next_page_token().empty());
   req.mutable_page()->set_page_token(first.page().next_page_token());
-  REQUIRE(f.List(Fixture::Person(kAnna), req, &second).ok());
+  REQUIRE(f.List(PersonCaller(kAnna), req, &second).ok());
   REQUIRE(second.entries_size() == 2);  // Anna's six, none of Ben's.
   CHECK(second.page().next_page_token().empty());
   CHECK(TimeUtil::TimestampToSeconds(second.entries(0).occurred_at()) <
@@ -143,7 +137,7 @@ TEST_CASE("the access log: the party's own only, newest first, page by page, wit
   // Ben sees his one read only.
   v1::ListAccessLogRequest all;
   v1::ListAccessLogResponse bens;
-  REQUIRE(f.List(Fixture::Person(kBen), all, &bens).ok());
+  REQUIRE(f.List(PersonCaller(kBen), all, &bens).ok());
   REQUIRE(bens.entries_size() == 1);
 
   // Within [from, to).
@@ -152,7 +146,7 @@ TEST_CASE("the access log: the party's own only, newest first, page by page, wit
   *window.mutable_from() = TimeUtil::SecondsToTimestamp(now - 60 * 35);
   *window.mutable_to() = TimeUtil::SecondsToTimestamp(now - 60 * 12);
   v1::ListAccessLogResponse within;
-  REQUIRE(f.List(Fixture::Person(kAnna), window, &within).ok());
+  REQUIRE(f.List(PersonCaller(kAnna), window, &within).ok());
   CHECK(within.entries_size() == 3);  // 30, 20 and 15 minutes ago.
 
   // Tampered tokens, bounds the wrong way round or out of range: refused.
@@ -163,19 +157,19 @@ TEST_CASE("the access log: the party's own only, newest first, page by page, wit
     INFO(token);
     v1::ListAccessLogRequest bad;
     bad.mutable_page()->set_page_token(token);
-    CHECK(f.List(Fixture::Person(kAnna), bad, &none).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(f.List(PersonCaller(kAnna), bad, &none).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   }
   v1::ListAccessLogRequest reversed;
   *reversed.mutable_from() = window.to();
   *reversed.mutable_to() = window.from();
-  CHECK(f.List(Fixture::Person(kAnna), reversed, &none).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(f.List(PersonCaller(kAnna), reversed, &none).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   v1::ListAccessLogRequest ancient;
   ancient.mutable_from()->set_seconds(-62135596800);
-  CHECK(f.List(Fixture::Person(kAnna), ancient, &none).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(f.List(PersonCaller(kAnna), ancient, &none).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
 
   // Neither anonymous callers nor a partner portal reading for Anna.
   CHECK(f.List(auth::Caller{}, all, &none).error_code() == grpc::StatusCode::UNAUTHENTICATED);
-  auto partner = Fixture::Person(kAnna);
+  auto partner = PersonCaller(kAnna);
   partner.partner_id = "client-1";
   partner.partner_scope = "profile";
   CHECK(f.List(partner, all, &none).error_code() == grpc::StatusCode::PERMISSION_DENIED);
@@ -187,11 +181,11 @@ TEST_CASE("a partner portal's read of the profile is published for the person; t
   v1::GetProfileRequest req;
   v1::Profile profile;
   {
-    grpcx::TestCaller own(Fixture::Person(kAnna));
+    grpcx::TestCaller own(PersonCaller(kAnna));
     REQUIRE(f.service.GetProfile(&f.ctx, &req, &profile).ok());
   }
   CHECK(f.Query("SELECT count(*) FROM outbox WHERE topic = 'data.accessed'") == "0");
-  auto partner = Fixture::Person(kAnna);
+  auto partner = PersonCaller(kAnna);
   partner.session_ref = "partner:jti-1";
   partner.partner_id = "33333333-3333-4333-8333-333333333333";
   partner.partner_name = "Bürgerportal Plus";

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libs/api/api.h"
+#include "libs/app/retention.h"
 #include "libs/config/config.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
@@ -60,6 +61,49 @@ std::map<std::string, std::string> ProfileValues(const google::protobuf::Map<std
     }
   }
   return values;
+}
+
+namespace ev = events::v1;
+
+// The party an event is about: identity's account events name the account, whose id is
+// its person party's.
+std::string PartyOf(const ev::AccountVerified& e) { return e.account_id(); }
+std::string PartyOf(const ev::AccountIdentified& e) { return e.account_id(); }
+std::string PartyOf(const ev::ProviderLinkChanged& e) { return e.account_id(); }
+template <class M>
+std::string PartyOf(const M& e) {
+  return e.party_id();
+}
+
+// Registers `handle` behind the consumer's one check for erased parties: an event about a
+// party whose tombstone is kept is acknowledged and changes nothing, so a late event
+// cannot bring the party's rows back.
+template <class M>
+void OnUnlessErased(events::Handlers& h,
+                    std::function<absl::Status(pqxx::work&, const events::Event&, const M&)> handle) {
+  h.On<M>(std::function<absl::Status(pqxx::work&, const events::Event&, const M&)>(
+      [handle = std::move(handle)](pqxx::work& tx, const events::Event& e, const M& m) -> absl::Status {
+        if (Store::IsErased(tx, m.tenant(), PartyOf(m))) {
+          log::Info("event about an erased party skipped", {{"event_id", e.id}, {"topic", e.topic}});
+          return absl::OkStatus();
+        }
+        return handle(tx, e, m);
+      }));
+}
+
+// The same for a handler of the message alone.
+template <class M>
+void OnUnlessErased(events::Handlers& h, std::function<absl::Status(pqxx::work&, const M&)> handle) {
+  OnUnlessErased<M>(
+      h, std::function<absl::Status(pqxx::work&, const events::Event&, const M&)>(
+             [handle = std::move(handle)](pqxx::work& tx, const events::Event&, const M& m) { return handle(tx, m); }));
+}
+
+// The citizen file's topics, each journalled by RecordFileEvent.
+template <class M>
+void OnFileEvent(events::Handlers& h) {
+  OnUnlessErased<M>(h, std::function<absl::Status(pqxx::work&, const events::Event&, const M&)>(
+                           [](pqxx::work& tx, const events::Event& e, const M&) { return RecordFileEvent(tx, e); }));
 }
 
 }  // namespace
@@ -169,17 +213,41 @@ absl::Status OnDataAccessed(pqxx::work& tx, const events::Event& event, const ev
   return Store::AddAccessLogEntry(tx, event.id, e);
 }
 
+absl::Status OnPartyErasureRequested(pqxx::work& tx, const events::v1::PartyErasureRequested& e) {
+  if (auto s = api::ValidateUuid(e.party_id(), "party_id"); !s.ok()) return s;
+  if (!config::IsTenantKey(e.tenant())) return status::FieldError("tenant", "invalid");
+  const auto erased = Store::ErasePerson(tx, e.tenant(), e.party_id());
+  std::vector<std::string> published = erased.emails;
+  published.push_back(e.party_id());
+  const int64_t events_erased = events::ErasePublished(tx, published);
+  log::Info("party erased", {{"party_id", e.party_id()},
+                             {"parties", std::to_string(erased.parties)},
+                             {"documents", std::to_string(erased.documents)},
+                             {"rows", std::to_string(erased.rows)},
+                             {"events", std::to_string(events_erased)}});
+  // Counted with the handler's success: the consumer commits right after it.
+  if (erased.parties > 0) app::CountRetention("party", "erased", erased.parties);
+  if (erased.documents > 0) app::CountRetention("document", "erased", erased.documents);
+  return absl::OkStatus();
+}
+
 events::Handlers Consumers(std::shared_ptr<const DocumentTypes> types) {
   events::Handlers h;
-  h.On<events::v1::AccountVerified>(OnAccountVerified);
-  h.On<events::v1::AccountIdentified>(OnAccountIdentified);
-  h.On<events::v1::DocumentRecorded>(
-      [types](pqxx::work& tx, const events::v1::DocumentRecorded& e) { return OnDocumentRecorded(tx, e, *types); });
-  h.On<events::v1::DataAccessed>(
-      std::function<absl::Status(pqxx::work&, const events::Event&, const events::v1::DataAccessed&)>(OnDataAccessed));
+  OnUnlessErased<ev::AccountVerified>(h, OnAccountVerified);
+  OnUnlessErased<ev::AccountIdentified>(h, OnAccountIdentified);
+  OnUnlessErased<ev::DocumentRecorded>(
+      h, [types](pqxx::work& tx, const ev::DocumentRecorded& e) { return OnDocumentRecorded(tx, e, *types); });
+  OnUnlessErased<ev::DataAccessed>(h, OnDataAccessed);
   // The citizen file: status changes, payments, refunds, mailbox messages, reminders,
   // consents and provider links of every party (file.h).
-  AddFileHandlers(h);
+  OnFileEvent<ev::SubmissionStatusChanged>(h);
+  OnFileEvent<ev::PaymentSucceeded>(h);
+  OnFileEvent<ev::PaymentRefunded>(h);
+  OnFileEvent<ev::MessageReceived>(h);
+  OnFileEvent<ev::ReminderDue>(h);
+  OnFileEvent<ev::ConsentChanged>(h);
+  OnFileEvent<ev::ProviderLinkChanged>(h);
+  h.On<ev::PartyErasureRequested>(OnPartyErasureRequested);
   return h;
 }
 

@@ -36,7 +36,13 @@ absl::Status OnDocumentRecorded(pqxx::work& tx, const events::v1::DocumentRecord
 // plain texts, a purpose, a time not in the future; INVALID_ARGUMENT otherwise, nothing kept.
 absl::Status OnDataAccessed(pqxx::work& tx, const events::Event& event, const events::v1::DataAccessed& e);
 
-// The handlers of accounts' consumer.
+// party.erasure_requested from identity: every row of the person goes and its tombstone
+// stays (Store::ErasePerson), with the published events naming the party or its
+// addresses. Idempotent; a malformed message is refused (INVALID_ARGUMENT).
+absl::Status OnPartyErasureRequested(pqxx::work& tx, const events::v1::PartyErasureRequested& e);
+
+// The handlers of accounts' consumer. Every handler but the erasure's runs behind one
+// check: an event about an erased party (late, or delivered again) changes nothing.
 events::Handlers Consumers(std::shared_ptr<const DocumentTypes> types);
 
 }  // namespace stadtportal::accounts

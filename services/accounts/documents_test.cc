@@ -17,6 +17,7 @@
 #include "services/accounts/document_types.h"
 #include "services/accounts/reminders.h"
 #include "services/accounts/service.h"
+#include "services/accounts/test_caller.h"
 
 namespace stadtportal::accounts {
 namespace {
@@ -36,14 +37,6 @@ struct TestClock {
     return [this]() -> absl::StatusOr<absl::Time> { return absl::Now() + absl::Hours(24 * days.load()); };
   }
 };
-
-auth::Caller Person(const std::string& account) {
-  auth::Caller c;
-  c.account_id = account;
-  c.tenant = "09564000";
-  c.assurance = "low";
-  return c;
-}
 
 struct Fixture {
   testing::TestSchema schema{db::EmbeddedMigrations(), "accounts"};
@@ -235,7 +228,7 @@ TEST_CASE("document values: dates, expiry range and labels", "[unit]") {
 
 TEST_CASE("documents: strict validation reports every field error at once; nothing is stored", "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna);
+  const auto anna = PersonCaller(kAnna);
   v1::Document d;
   auto s = f.Add(anna, "driving_licence", "2027-02-30", "two\nlines", &d);
   CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
@@ -256,7 +249,7 @@ TEST_CASE("documents: strict validation reports every field error at once; nothi
 
 TEST_CASE("documents: each party sees and removes only its own", "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna), ben = Person(kBen);
+  const auto anna = PersonCaller(kAnna), ben = PersonCaller(kBen);
   v1::Document permit;
   REQUIRE(f.Add(anna, "residential_parking_permit", InDays(200), "M-AB 123", &permit).ok());
   CHECK(permit.source() == "person");
@@ -287,7 +280,7 @@ TEST_CASE("documents: each party sees and removes only its own", "[integration]"
 
 TEST_CASE("documents: acting for an organisation, the organisation's documents", "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna);
+  const auto anna = PersonCaller(kAnna);
   f.Add(anna, "passport", InDays(100));
   v1::Organisation org;
   {
@@ -316,18 +309,18 @@ TEST_CASE("documents: acting for an organisation, the organisation's documents",
 
 TEST_CASE("documents: at most 100 per party", "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna);
+  const auto anna = PersonCaller(kAnna);
   for (int i = 0; i < kMaxDocumentsPerParty; ++i) f.Add(anna, "dog_tax_tag", InDays(10 + i));
   v1::Document d;
   CHECK(Fields(f.Add(anna, "dog_tax_tag", InDays(5), "", &d)) ==
         std::vector<std::string>{"documents:too_many_documents"});
-  CHECK(f.List(Person(kBen)).empty());
+  CHECK(f.List(PersonCaller(kBen)).empty());
 }
 
 TEST_CASE("reminders: none without consent; with it, one reminder N days before the expiry, exactly once",
           "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna), ben = Person(kBen);
+  const auto anna = PersonCaller(kAnna), ben = PersonCaller(kBen);
   // Permits: reminder 30 days before. Both expire in 100 days: due in 70.
   const auto annas = f.Add(anna, "residential_parking_permit", InDays(100));
   const auto bens = f.Add(ben, "residential_parking_permit", InDays(100));
@@ -374,7 +367,7 @@ TEST_CASE("reminders: none without consent; with it, one reminder N days before 
 TEST_CASE("reminders: a document entered within its reminder period is reminded at once; an expired one never",
           "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna);
+  const auto anna = PersonCaller(kAnna);
   f.Consent(anna);
   const auto soon = f.Add(anna, "passport", InDays(10));  // 90 days before: already past.
   CHECK(f.ReminderState(soon.id()) == "scheduled");
@@ -388,7 +381,7 @@ TEST_CASE("reminders: a document entered within its reminder period is reminded 
 
 TEST_CASE("reminders: withdrawing the consent cancels pending reminders; none is sent", "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna);
+  const auto anna = PersonCaller(kAnna);
   const auto consent = f.Consent(anna);
   const auto second = f.Consent(anna);  // Two standing consents to reminders.
   const auto permit = f.Add(anna, "residential_parking_permit", InDays(100));
@@ -413,7 +406,7 @@ TEST_CASE("reminders: withdrawing the consent cancels pending reminders; none is
 
 TEST_CASE("reminders: removing the document removes its reminder", "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna);
+  const auto anna = PersonCaller(kAnna);
   f.Consent(anna);
   const auto permit = f.Add(anna, "residential_parking_permit", InDays(100));
   REQUIRE(f.Delete(anna, permit.id()).ok());
@@ -428,7 +421,7 @@ TEST_CASE("reminders: two jobs at once send each reminder exactly once", "[integ
   for (int i = 0; i < kParties; ++i) {
     char id[37];
     std::snprintf(id, sizeof id, "2c3d4e5f-6a7b-4c8d-9e0f-%012d", i);
-    const auto p = Person(id);
+    const auto p = PersonCaller(id);
     f.Consent(p);
     f.Add(p, "residential_parking_permit", InDays(31 + i % 3));
   }
@@ -450,7 +443,7 @@ TEST_CASE("reminders: two jobs at once send each reminder exactly once", "[integ
 TEST_CASE("reminders: a row another replica holds is skipped, and sent once that replica's work rolls back",
           "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna);
+  const auto anna = PersonCaller(kAnna);
   f.Consent(anna);
   const auto permit = f.Add(anna, "residential_parking_permit", InDays(100));
   f.clock.days = 70;
@@ -468,7 +461,7 @@ TEST_CASE("reminders: a row another replica holds is skipped, and sent once that
 
 TEST_CASE("reminders: a clock that cannot be read sends nothing", "[integration]") {
   Fixture f;
-  const auto anna = Person(kAnna);
+  const auto anna = PersonCaller(kAnna);
   f.Consent(anna);
   f.Add(anna, "passport", InDays(10));
   const std::string path = testing::TempDir() + "/reminder-clock-test.txt";
@@ -493,7 +486,7 @@ namespace stadtportal::accounts {
 
 TEST_CASE("retention: a document goes with its reminders twelve months after its expiry", "[integration][retention]") {
   Fixture f;
-  const auto anna = Person(kAnna);
+  const auto anna = PersonCaller(kAnna);
   f.Consent(anna);
   const auto soon = f.Add(anna, "residential_parking_permit", InDays(10));
   const auto later = f.Add(anna, "passport", InDays(400));

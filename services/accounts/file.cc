@@ -248,23 +248,6 @@ absl::Status RecordFileEvent(pqxx::work& tx, const events::Event& e) {
   return absl::OkStatus();
 }
 
-void AddFileHandlers(events::Handlers& h) {
-  auto record = [](pqxx::work& tx, const events::Event& e, const auto&) { return RecordFileEvent(tx, e); };
-  h.On<ev::SubmissionStatusChanged>(
-      std::function<absl::Status(pqxx::work&, const events::Event&, const ev::SubmissionStatusChanged&)>(record));
-  h.On<ev::PaymentSucceeded>(
-      std::function<absl::Status(pqxx::work&, const events::Event&, const ev::PaymentSucceeded&)>(record));
-  h.On<ev::PaymentRefunded>(
-      std::function<absl::Status(pqxx::work&, const events::Event&, const ev::PaymentRefunded&)>(record));
-  h.On<ev::MessageReceived>(
-      std::function<absl::Status(pqxx::work&, const events::Event&, const ev::MessageReceived&)>(record));
-  h.On<ev::ReminderDue>(std::function<absl::Status(pqxx::work&, const events::Event&, const ev::ReminderDue&)>(record));
-  h.On<ev::ConsentChanged>(
-      std::function<absl::Status(pqxx::work&, const events::Event&, const ev::ConsentChanged&)>(record));
-  h.On<ev::ProviderLinkChanged>(
-      std::function<absl::Status(pqxx::work&, const events::Event&, const ev::ProviderLinkChanged&)>(record));
-}
-
 absl::StatusOr<RebuildCounts> RebuildFile(db::Pool& pool, const std::string& tenant) {
   if (!tenant.empty() && !config::IsTenantKey(tenant)) return status::FieldError("tenant", "invalid");
   return pool.Transact([&](pqxx::work& tx) -> absl::StatusOr<RebuildCounts> {

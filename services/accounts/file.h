@@ -51,11 +51,10 @@ struct FileEntry {
 // INVALID_ARGUMENT naming the field otherwise.
 absl::StatusOr<FileEntry> FileEntryOf(const events::Event& e);
 
-// The consumer's handler for every topic of the file: journals the event and writes its
-// item, each once (a repeat with the same id changes nothing).
+// The consumer's handler for every topic of the file (consumers.cc registers it, behind
+// the check for erased parties): journals the event and writes its item, each once (a
+// repeat with the same id changes nothing).
 absl::Status RecordFileEvent(pqxx::work& tx, const events::Event& e);
-// Registers RecordFileEvent for the file's topics.
-void AddFileHandlers(events::Handlers& h);
 
 struct RebuildCounts {
   int64_t events = 0;   // Journal entries read.

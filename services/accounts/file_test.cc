@@ -13,6 +13,7 @@
 #include "services/accounts/consumers.h"
 #include "services/accounts/service.h"
 #include "services/accounts/store.h"
+#include "services/accounts/test_caller.h"
 
 namespace stadtportal::accounts {
 namespace {
@@ -99,11 +100,7 @@ struct Fixture : events::HandlerTest {
 
   // A page of the party's file, as "id kind" lines, and the next token.
   grpc::Status List(const std::string& party, v1::ListFileItemsRequest req, v1::ListFileItemsResponse* out) {
-    auth::Caller c;
-    c.account_id = party;
-    c.tenant = "09564000";
-    c.assurance = "low";
-    grpcx::TestCaller scope(c);
+    grpcx::TestCaller scope(PersonCaller(party));
     grpc::ServerContext ctx;
     return service.ListFileItems(&ctx, &req, out);
   }

@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     auto event_relay =
         std::make_shared<events::Relay>(db, ctx.Redis(), "accounts", events::EventRetention::FromEnv(ctx.env()));
     // Verified addresses from identity: invitations are accepted only by their addressee.
-    // And documents departments record on approval.
+    // And documents departments record on approval, the citizen file, erasures.
     auto verified = std::make_shared<events::Consumer>(db, redis::Options::FromEnv(ctx.env()), "accounts",
                                                        accounts::Consumers(options.document_types));
     // Reminders before documents expire, on every replica: each is claimed by one

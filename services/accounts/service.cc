@@ -14,6 +14,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
+#include "libs/privacy/privacy.h"
 #include "libs/status/status.h"
 #include "services/accounts/file.h"
 
@@ -701,6 +702,25 @@ grpc::Status Service::ListFileItems(grpc::ServerContext* ctx, const v1::ListFile
     auto page = store_->ListFile(q);
     if (!page.ok()) return page.status();
     *resp = *std::move(page);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status Service::ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                         common::v1::PersonalData* resp) {
+  return grpcx::Handle(ctx, "ExportPersonalData", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    return grpcx::Respond(resp, store_->ExportPersonalData(Tenant(caller), *party));
+  });
+}
+
+grpc::Status Service::ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest*,
+                                          common::v1::RetainedRecords* resp) {
+  return grpcx::Handle(ctx, "ListRetainedRecords", [&](const auth::Caller& caller) -> absl::Status {
+    auto party = privacy::OwnPerson(caller);
+    if (!party.ok()) return party.status();
+    resp->Clear();  // Nothing of the person is kept after an erasure (docs/data-protection.md).
     return absl::OkStatus();
   });
 }

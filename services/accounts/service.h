@@ -75,6 +75,12 @@ class Service final : public v1::AccountsService::Service {
                              v1::ListAccessLogResponse* resp) override;
   grpc::Status ListFileItems(grpc::ServerContext* ctx, const v1::ListFileItemsRequest* req,
                              v1::ListFileItemsResponse* resp) override;
+  // The person's own data (libs/privacy: only a person acting as themself). Accounts
+  // keeps nothing a retention rule holds after an erasure: ListRetainedRecords is empty.
+  grpc::Status ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                  common::v1::PersonalData* resp) override;
+  grpc::Status ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                   common::v1::RetainedRecords* resp) override;
 
  private:
   // The caller's person party; UNAUTHENTICATED for anonymous callers.

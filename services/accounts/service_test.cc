@@ -11,6 +11,7 @@
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
 #include "libs/testing/testing.h"
+#include "services/accounts/test_caller.h"
 
 namespace stadtportal::accounts {
 namespace {
@@ -21,14 +22,6 @@ struct Fixture {
   mail::Outbox outbox{schema.pool()};
   Service service{store, Options{}};
   grpc::ServerContext ctx;
-
-  static auth::Caller Person(const std::string& account) {
-    auth::Caller c;
-    c.account_id = account;
-    c.tenant = "09564000";
-    c.assurance = "low";
-    return c;
-  }
 
   v1::Organisation CreateOrganisation(const auth::Caller& as, const std::string& name) {
     grpcx::TestCaller scope(as);
@@ -108,9 +101,9 @@ struct Fixture {
   }
 };
 
-const auth::Caller kAnna = Fixture::Person("11111111-1111-4111-8111-111111111111");
-const auth::Caller kBen = Fixture::Person("22222222-2222-4222-8222-222222222222");
-const auth::Caller kCem = Fixture::Person("33333333-3333-4333-8333-333333333333");
+const auth::Caller kAnna = PersonCaller("11111111-1111-4111-8111-111111111111");
+const auth::Caller kBen = PersonCaller("22222222-2222-4222-8222-222222222222");
+const auth::Caller kCem = PersonCaller("33333333-3333-4333-8333-333333333333");
 
 }  // namespace
 
@@ -451,7 +444,7 @@ TEST_CASE("an invitation is accepted only by the account whose verified address 
   // Another tenant's verification of the same address does not count.
   REQUIRE(f.Invite(kAnna, org.party().id(), "dora@example.de", v1::ROLE_MEMBER).ok());
   const auto dora_token = f.LastInvitationToken();
-  const auth::Caller dora = Fixture::Person("44444444-4444-4444-8444-444444444444");
+  const auth::Caller dora = PersonCaller("44444444-4444-4444-8444-444444444444");
   auth::Caller dora_elsewhere = dora;
   dora_elsewhere.tenant = "09162000";
   f.Verified(dora_elsewhere, "dora@example.de");

@@ -1,6 +1,7 @@
 #include "services/accounts/store.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,7 @@
 #include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "libs/log/log.h"
+#include "libs/privacy/privacy.h"
 #include "libs/status/status.h"
 
 namespace stadtportal::accounts {
@@ -424,11 +426,78 @@ void Store::Prepare(pqxx::connection& conn) {
                    std::string(MicrosToTime("$5")) + " AND occurred_at < " + MicrosToTime("$6") +
                    " AND (occurred_at, event_source, event_seq) > (" + MicrosToTime("$7") +
                    ", $8, $9) ORDER BY occurred_at, event_source, event_seq LIMIT $10");
+  // The erasure of a person ($1 tenant, $2 party).
+  conn.prepare("accounts_is_erased", "SELECT EXISTS (SELECT 1 FROM erased_parties WHERE tombstone = $1) AS erased");
+  conn.prepare("accounts_tombstone", "INSERT INTO erased_parties (tombstone) VALUES ($1) ON CONFLICT DO NOTHING");
+  conn.prepare("accounts_erase_emails",
+               "SELECT email FROM verified_emails WHERE tenant = $1 AND account_id = $2::uuid UNION"
+               " SELECT value FROM profile_attributes WHERE tenant = $1 AND party_id = $2::uuid"
+               " AND name = 'contact_email'");
+  // Addresses compared whole, ignoring case: never a pattern or a part of another.
+  conn.prepare("accounts_erase_invitations_to",
+               "DELETE FROM invitations WHERE tenant = $1 AND $2 <> '' AND lower(email) = lower($2)");
+  conn.prepare("accounts_erase_mails_to",
+               "DELETE FROM mail_outbox WHERE tenant = $1 AND $2 <> '' AND lower(recipient) = lower($2)");
+  conn.prepare("accounts_unname_inviter",
+               "UPDATE invitations SET invited_by = NULL WHERE invited_by IN"
+               " (SELECT id FROM parties WHERE tenant = $1 AND kind = 'person'"
+               " AND (id = $2::uuid OR identity_account_id = $2::uuid))");
+  conn.prepare("accounts_erase_documents", "DELETE FROM documents WHERE tenant = $1 AND party_id = $2::uuid");
+  // Profile, preferences, consents and memberships go with the party (ON DELETE CASCADE).
+  conn.prepare("accounts_erase_party",
+               "DELETE FROM parties WHERE tenant = $1 AND kind = 'person'"
+               " AND (id = $2::uuid OR identity_account_id = $2::uuid)");
+  conn.prepare("accounts_erase_verified_email",
+               "DELETE FROM verified_emails WHERE tenant = $1 AND account_id = $2::uuid");
+  conn.prepare("accounts_erase_access_log", "DELETE FROM access_log WHERE tenant = $1 AND party_id = $2::uuid");
+  conn.prepare("accounts_erase_file_items", "DELETE FROM file_items WHERE tenant = $1 AND party_id = $2::uuid");
+  conn.prepare("accounts_erase_file_events", "DELETE FROM file_events WHERE tenant = $1 AND party_id = $2::uuid");
+  // The export ($3: at most this many of each kind).
+  conn.prepare("accounts_export_party",
+               "SELECT " + party + " FROM parties p WHERE p.tenant = $1 AND p.id = $2::uuid AND p.kind = 'person'");
+  conn.prepare("accounts_export_preferences",
+               "SELECT language, email_messages, email_status, email_reminders,"
+               " (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_at FROM preferences"
+               " WHERE tenant = $1 AND party_id = $2::uuid");
+  conn.prepare("accounts_export_memberships",
+               "SELECT m.organisation_id::text AS organisation_id, p.display_name AS organisation_name, m.role,"
+               " (extract(epoch FROM m.since) * 1000000)::bigint AS since FROM memberships m"
+               " JOIN parties p ON p.id = m.organisation_id WHERE m.tenant = $1 AND m.person_id = $2::uuid"
+               " ORDER BY m.since, m.organisation_id LIMIT $3");
+  conn.prepare(
+      "accounts_export_invitations",
+      "SELECT i.id::text AS id, i.organisation_id::text AS organisation_id, p.display_name AS"
+      " organisation_name, i.email, i.role, (extract(epoch FROM i.created_at) * 1000000)::bigint AS created_at,"
+      " (extract(epoch FROM i.expires_at) * 1000000)::bigint AS expires_at,"
+      " coalesce((extract(epoch FROM i.answered_at) * 1000000)::bigint, 0) AS answered_at,"
+      " coalesce(i.answer, '') AS answer FROM invitations i JOIN parties p ON p.id = i.organisation_id"
+      " JOIN verified_emails v ON v.tenant = i.tenant AND lower(v.email) = lower(i.email)"
+      " WHERE i.tenant = $1 AND v.account_id = $2::uuid ORDER BY i.created_at, i.id LIMIT $3");
+  conn.prepare("accounts_export_reminders",
+               "SELECT id::text AS id, document_id::text AS document_id, to_char(due_on, 'YYYY-MM-DD') AS due_on,"
+               " state, coalesce((extract(epoch FROM sent_at) * 1000000)::bigint, 0) AS sent_at,"
+               " coalesce((extract(epoch FROM cancelled_at) * 1000000)::bigint, 0) AS cancelled_at,"
+               " (extract(epoch FROM created_at) * 1000000)::bigint AS created_at FROM reminders"
+               " WHERE tenant = $1 AND party_id = $2::uuid ORDER BY due_on, id LIMIT $3");
+  conn.prepare("accounts_export_verified_email",
+               "SELECT email, (extract(epoch FROM verified_at) * 1000000)::bigint AS verified_at FROM verified_emails"
+               " WHERE tenant = $1 AND account_id = $2::uuid");
+  conn.prepare("accounts_export_access_log",
+               "SELECT (extract(epoch FROM occurred_at) * 1000000)::bigint AS occurred_at, accessor_kind, accessor_id,"
+               " accessor_name, resource, resource_id, reference, action, purpose FROM access_log"
+               " WHERE tenant = $1 AND party_id = $2::uuid ORDER BY occurred_at, id LIMIT $3");
+  conn.prepare("accounts_export_file_items",
+               "SELECT source_event, kind, (extract(epoch FROM occurred_at) * 1000000)::bigint AS occurred_at,"
+               " service_id, link, summary::text AS summary FROM file_items WHERE tenant = $1 AND party_id = $2::uuid"
+               " ORDER BY occurred_at, event_source, event_seq LIMIT $3");
   mail::Outbox::Prepare(conn);
 }
 
 absl::StatusOr<v1::Party> Store::CreateParty(const NewParty& p) {
   auto out = pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Party> {
+    if (p.kind == "person" && IsErased(tx, p.tenant, p.identity_account_id)) {
+      return absl::FailedPreconditionError("the account was erased");
+    }
     return ToParty(tx.exec_prepared1("accounts_create_party", p.tenant, p.kind, p.display_name, p.identity_account_id));
   });
   if (out.status().code() == absl::StatusCode::kAlreadyExists) {
@@ -447,6 +516,7 @@ absl::StatusOr<v1::Party> Store::GetParty(const std::string& tenant, const std::
 
 absl::StatusOr<v1::Party> Store::EnsurePerson(const std::string& tenant, const std::string& identity_account_id) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Party> {
+    if (IsErased(tx, tenant, identity_account_id)) return absl::FailedPreconditionError("the account was erased");
     tx.exec_prepared("accounts_ensure_person", tenant, identity_account_id);
     return ToParty(tx.exec_prepared1("accounts_person_of", tenant, identity_account_id));
   });
@@ -878,6 +948,158 @@ absl::StatusOr<v1::ListFileItemsResponse> Store::ListFile(const FileQuery& q) {
       item->set_link(res[i]["link"].as<std::string>());
       item->set_summary_json(res[i]["summary"].as<std::string>());
     }
+    return out;
+  });
+}
+
+bool Store::IsErased(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
+  return tx.exec_prepared1("accounts_is_erased", privacy::Tombstone(tenant, party_id))["erased"].as<bool>();
+}
+
+Store::Erased Store::ErasePerson(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
+  Erased out;
+  for (const auto& r : tx.exec_prepared("accounts_erase_emails", tenant, party_id)) {
+    out.emails.push_back(r["email"].as<std::string>());
+  }
+  for (const auto& email : out.emails) {
+    out.rows += tx.exec_prepared0("accounts_erase_invitations_to", tenant, email).affected_rows();
+    out.rows += tx.exec_prepared0("accounts_erase_mails_to", tenant, email).affected_rows();
+  }
+  tx.exec_prepared0("accounts_unname_inviter", tenant, party_id);
+  out.documents = tx.exec_prepared0("accounts_erase_documents", tenant, party_id).affected_rows();
+  out.parties = tx.exec_prepared0("accounts_erase_party", tenant, party_id).affected_rows();
+  for (const char* statement : {"accounts_erase_verified_email", "accounts_erase_access_log",
+                                "accounts_erase_file_items", "accounts_erase_file_events"}) {
+    out.rows += tx.exec_prepared0(statement, tenant, party_id).affected_rows();
+  }
+  tx.exec_prepared0("accounts_tombstone", privacy::Tombstone(tenant, party_id));
+  return out;
+}
+
+namespace {
+
+// A time column selected as microseconds, as RFC 3339 UTC; 0 (not set) as null.
+nlohmann::json Time(const pqxx::field& f) {
+  if (f.as<int64_t>() == 0) return nullptr;
+  return TimeUtil::ToString(Micros(f));
+}
+
+nlohmann::json Rfc3339(const google::protobuf::Timestamp& t) { return TimeUtil::ToString(t); }
+
+}  // namespace
+
+absl::StatusOr<common::v1::PersonalData> Store::ExportPersonalData(const std::string& tenant,
+                                                                   const std::string& party_id) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<common::v1::PersonalData> {
+    nlohmann::json doc;
+    doc["party"] = nullptr;
+    if (auto r = tx.exec_prepared("accounts_export_party", tenant, party_id); !r.empty()) {
+      const v1::Party p = ToParty(r[0]);
+      doc["party"] = {{"id", p.id()},
+                      {"kind", "person"},
+                      {"display_name", p.display_name()},
+                      {"created_at", Rfc3339(p.created_at())}};
+    }
+    doc["profile"] = nlohmann::json::array();
+    const v1::Profile profile = ReadProfile(tx, tenant, party_id);
+    for (const auto& a : profile.attributes()) {
+      doc["profile"].push_back({{"name", a.name()},
+                                {"value", a.value()},
+                                {"source", a.source()},
+                                {"provider", a.provider()},
+                                {"assurance_level", a.assurance_level()},
+                                {"vouched_at", a.has_vouched_at() ? Rfc3339(a.vouched_at()) : nullptr},
+                                {"updated_at", Rfc3339(a.updated_at())}});
+    }
+    doc["preferences"] = nullptr;
+    if (auto r = tx.exec_prepared("accounts_export_preferences", tenant, party_id); !r.empty()) {
+      doc["preferences"] = {{"language", r[0]["language"].as<std::string>()},
+                            {"email_messages", r[0]["email_messages"].as<bool>()},
+                            {"email_status_changes", r[0]["email_status"].as<bool>()},
+                            {"email_reminders", r[0]["email_reminders"].as<bool>()},
+                            {"updated_at", Time(r[0]["updated_at"])}};
+    }
+    // Each consent given is a row of its own, withdrawn or not: the history.
+    doc["consents"] = nlohmann::json::array();
+    for (const auto& r : tx.exec_prepared("accounts_consents", tenant, party_id)) {
+      const v1::Consent c = ToConsent(r);
+      doc["consents"].push_back({{"id", c.id()},
+                                 {"purpose", c.purpose()},
+                                 {"text_version", c.text_version()},
+                                 {"given_at", Rfc3339(c.given_at())},
+                                 {"withdrawn_at", c.has_withdrawn_at() ? Rfc3339(c.withdrawn_at()) : nullptr}});
+    }
+    doc["memberships"] = nlohmann::json::array();
+    for (const auto& r : tx.exec_prepared("accounts_export_memberships", tenant, party_id, kMaxExported)) {
+      doc["memberships"].push_back({{"organisation_id", r["organisation_id"].as<std::string>()},
+                                    {"organisation_name", r["organisation_name"].as<std::string>()},
+                                    {"role", r["role"].as<std::string>()},
+                                    {"since", Time(r["since"])}});
+    }
+    doc["invitations"] = nlohmann::json::array();
+    for (const auto& r : tx.exec_prepared("accounts_export_invitations", tenant, party_id, kMaxExported)) {
+      doc["invitations"].push_back({{"id", r["id"].as<std::string>()},
+                                    {"organisation_id", r["organisation_id"].as<std::string>()},
+                                    {"organisation_name", r["organisation_name"].as<std::string>()},
+                                    {"email", r["email"].as<std::string>()},
+                                    {"role", r["role"].as<std::string>()},
+                                    {"created_at", Time(r["created_at"])},
+                                    {"expires_at", Time(r["expires_at"])},
+                                    {"answered_at", Time(r["answered_at"])},
+                                    {"answer", r["answer"].as<std::string>()}});
+    }
+    doc["documents"] = nlohmann::json::array();
+    for (const auto& r : tx.exec_prepared("accounts_documents", tenant, party_id)) {
+      const v1::Document d = ToDocument(r);
+      doc["documents"].push_back({{"id", d.id()},
+                                  {"type", d.type()},
+                                  {"label", d.label()},
+                                  {"expires_on", d.expires_on()},
+                                  {"source", d.source()},
+                                  {"submission_id", d.submission_id()},
+                                  {"reference", d.reference()},
+                                  {"created_at", Rfc3339(d.created_at())}});
+    }
+    doc["reminders"] = nlohmann::json::array();
+    for (const auto& r : tx.exec_prepared("accounts_export_reminders", tenant, party_id, kMaxExported)) {
+      doc["reminders"].push_back({{"id", r["id"].as<std::string>()},
+                                  {"document_id", r["document_id"].as<std::string>()},
+                                  {"due_on", r["due_on"].as<std::string>()},
+                                  {"state", r["state"].as<std::string>()},
+                                  {"sent_at", Time(r["sent_at"])},
+                                  {"cancelled_at", Time(r["cancelled_at"])},
+                                  {"created_at", Time(r["created_at"])}});
+    }
+    doc["verified_email"] = nullptr;
+    if (auto r = tx.exec_prepared("accounts_export_verified_email", tenant, party_id); !r.empty()) {
+      doc["verified_email"] = {{"email", r[0]["email"].as<std::string>()}, {"verified_at", Time(r[0]["verified_at"])}};
+    }
+    doc["access_log"] = nlohmann::json::array();
+    for (const auto& r : tx.exec_prepared("accounts_export_access_log", tenant, party_id, kMaxExported)) {
+      const std::string kind = r["accessor_kind"].as<std::string>();
+      doc["access_log"].push_back({{"occurred_at", Time(r["occurred_at"])},
+                                   {"accessor_kind", kind},
+                                   // As the listing shows it: which administrator is identity's record.
+                                   {"accessor_id", kind == "administrator" ? "" : r["accessor_id"].as<std::string>()},
+                                   {"accessor_name", r["accessor_name"].as<std::string>()},
+                                   {"resource", r["resource"].as<std::string>()},
+                                   {"resource_id", r["resource_id"].as<std::string>()},
+                                   {"reference", r["reference"].as<std::string>()},
+                                   {"action", r["action"].as<std::string>()},
+                                   {"purpose", r["purpose"].as<std::string>()}});
+    }
+    doc["file"] = nlohmann::json::array();
+    for (const auto& r : tx.exec_prepared("accounts_export_file_items", tenant, party_id, kMaxExported)) {
+      doc["file"].push_back({{"id", r["source_event"].as<std::string>()},
+                             {"kind", r["kind"].as<std::string>()},
+                             {"occurred_at", Time(r["occurred_at"])},
+                             {"service_id", r["service_id"].as<std::string>()},
+                             {"link", r["link"].as<std::string>()},
+                             {"summary", nlohmann::json::parse(r["summary"].as<std::string>())}});
+    }
+    common::v1::PersonalData out;
+    out.set_service("accounts");
+    out.set_json(doc.dump());
     return out;
   });
 }

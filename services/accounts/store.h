@@ -85,11 +85,13 @@ class Store {
   explicit Store(db::Pool& pool) : pool_(pool) {}
   static void Prepare(pqxx::connection& conn);
 
-  // ALREADY_EXISTS when the identity account has a person party already.
+  // ALREADY_EXISTS when the identity account has a person party already;
+  // FAILED_PRECONDITION when it was erased.
   absl::StatusOr<v1::Party> CreateParty(const NewParty& p);
   absl::StatusOr<v1::Party> GetParty(const std::string& tenant, const std::string& id);
   // The person party of an identity account, created on first use with the account's
-  // id as its own (so that every service knows it from the caller token).
+  // id as its own (so that every service knows it from the caller token);
+  // FAILED_PRECONDITION, nothing made, when that party was erased.
   absl::StatusOr<v1::Party> EnsurePerson(const std::string& tenant, const std::string& identity_account_id);
 
   absl::StatusOr<v1::Organisation> CreateOrganisation(const NewOrganisation& o);
@@ -206,6 +208,31 @@ class Store {
   static absl::Status AddAccessLogEntry(pqxx::work& tx, const std::string& event_id, const events::v1::DataAccessed& e);
   // One page of the party's access log (see AccessLogQuery).
   absl::StatusOr<v1::ListAccessLogResponse> ListAccessLog(const AccessLogQuery& q);
+
+  // The person's section of the export (docs/api/export/accounts.schema.json): party,
+  // profile, preferences, consents, memberships, invitations to the verified address,
+  // documents and reminders, the verified address, the access log and the citizen file's
+  // items; at most kMaxExported of each kind, read in one transaction. Makes no party.
+  absl::StatusOr<common::v1::PersonalData> ExportPersonalData(const std::string& tenant, const std::string& party_id);
+  static constexpr int kMaxExported = 10000;
+
+  // What an erasure removed.
+  struct Erased {
+    int64_t parties = 0;              // The person's party (with profile, preferences, consents, memberships).
+    int64_t documents = 0;            // With their reminders.
+    int64_t rows = 0;                 // Every other row: invitations, mails, verified address, access log, file.
+    std::vector<std::string> emails;  // The person's addresses accounts knew (for events::ErasePublished).
+  };
+  // party.erasure_requested, in the consumer's transaction: deletes every row of the
+  // person of `tenant` (party, profile, preferences, consents, memberships, documents and
+  // reminders, the verified address, invitations and mails to the person's addresses —
+  // equal ignoring case, in the tenant — the access log, the file's journal and items),
+  // unnames the invitations the person sent, and keeps the party's tombstone. Organisations
+  // stay, also one whose last owner the person was. Idempotent.
+  static Erased ErasePerson(pqxx::work& tx, const std::string& tenant, const std::string& party_id);
+  // Whether the party of `tenant` was erased (its tombstone is kept): the one check by
+  // which the consumer skips a late event about it and no call makes it again.
+  static bool IsErased(pqxx::work& tx, const std::string& tenant, const std::string& party_id);
 
   // A partner portal's read, published for the person's access log (the event is the
   // record: the read itself changes nothing here).
