@@ -5,11 +5,13 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "libs/app/retention.h"
 #include "libs/auth/tokens.h"
 #include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
+#include "libs/testing/json_schema.h"
 #include "services/connector/consumers.h"
 #include "services/connector/service.h"
 #include "services/connector/test_schema.h"
@@ -122,6 +124,11 @@ TEST_CASE("the export holds the person's deliveries and who read them, nothing o
   REQUIRE(f.service.ExportPersonalData(&f.ctx, &req, &data).ok());
   CHECK(data.service() == "connector");
   const auto j = nlohmann::json::parse(data.json());
+  // As its schema describes it, which finds what it does not describe.
+  const auto violations =
+      testing::SchemaViolations(std::string(STADTPORTAL_SOURCE_DIR) + "/docs/api/export/connector.schema.json", j);
+  INFO(absl::StrJoin(violations, "\n"));
+  CHECK(violations.empty());
   REQUIRE(j["deliveries"].size() == 2);
   const auto& d = j["deliveries"][0];
   CHECK(d["submission_id"] == received);

@@ -2,8 +2,10 @@
 #include <grpcpp/create_channel.h>
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_join.h"
 #include "libs/auth/tokens.h"
 #include "libs/grpc/handler.h"
+#include "libs/testing/json_schema.h"
 #include "libs/testing/testing.h"
 #include "services/payment/consumers.h"
 #include "services/payment/service.h"
@@ -109,6 +111,11 @@ TEST_CASE("the export holds the person's payments and refunds without the provid
   CHECK(data.service() == "payment");
   CHECK(data.files_size() == 0);
   const auto j = nlohmann::json::parse(data.json());
+  // As its schema describes it, which finds what it does not describe.
+  const auto violations =
+      testing::SchemaViolations(std::string(STADTPORTAL_SOURCE_DIR) + "/docs/api/export/payment.schema.json", j);
+  INFO(absl::StrJoin(violations, "\n"));
+  CHECK(violations.empty());
   REQUIRE(j["payments"].size() == 5);
   const auto& paid = j["payments"][0];
   CHECK(paid["id"] == p.paid);

@@ -4,8 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_join.h"
 #include "libs/grpc/handler.h"
 #include "libs/privacy/privacy.h"
+#include "libs/testing/json_schema.h"
 #include "libs/testing/testing.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/consumers.h"
@@ -186,6 +188,11 @@ TEST_CASE("the export holds the person's drafts, submissions and files, nothing 
   common::v1::PersonalData data;
   const auto j = Export(f, Person(kAnna), &data);
   CHECK(data.service() == "submission");
+  // As its schema describes it, which finds what it does not describe.
+  const auto violations =
+      testing::SchemaViolations(std::string(STADTPORTAL_SOURCE_DIR) + "/docs/api/export/submission.schema.json", j);
+  INFO(absl::StrJoin(violations, "\n"));
+  CHECK(violations.empty());
 
   REQUIRE(j["drafts"].size() == 1);
   const auto& draft = j["drafts"][0];
