@@ -19,10 +19,19 @@ absl::Status CheckParty(const std::string& party_id, const std::string& tenant) 
   return absl::OkStatus();
 }
 
+// An event about an erased party (late, or delivered again) changes nothing: no contact,
+// thread or mail comes back.
+bool Erased(pqxx::work& tx, const std::string& party_id, const std::string& tenant, const std::string& topic) {
+  if (!Store::IsErased(tx, tenant, party_id)) return false;
+  log::Info("event about an erased party skipped", {{"topic", topic}});
+  return true;
+}
+
 }  // namespace
 
 absl::Status OnAccountVerified(pqxx::work& tx, const events::v1::AccountVerified& e) {
   if (auto s = CheckParty(e.account_id(), e.tenant()); !s.ok()) return s;
+  if (Erased(tx, e.account_id(), e.tenant(), "account.verified")) return absl::OkStatus();
   Store::SetContactEmail(tx, e.account_id(), e.tenant(), e.email());
   return absl::OkStatus();
 }
@@ -30,6 +39,7 @@ absl::Status OnAccountVerified(pqxx::work& tx, const events::v1::AccountVerified
 absl::Status OnPreferencesChanged(pqxx::work& tx, const events::v1::PreferencesChanged& e) {
   if (auto s = CheckParty(e.party_id(), e.tenant()); !s.ok()) return s;
   if (e.language() != "de" && e.language() != "en") return status::FieldError("language", "invalid");
+  if (Erased(tx, e.party_id(), e.tenant(), "preferences.changed")) return absl::OkStatus();
   Store::SetContactPreferences(tx, e.party_id(), e.tenant(), e.language(), e.messages(),
                                e.has_reminders() ? std::optional<bool>(e.reminders()) : std::nullopt);
   return absl::OkStatus();
@@ -54,6 +64,7 @@ absl::Status OnReminderDue(pqxx::work& tx, const events::v1::ReminderDue& e, con
   if (!e.renewal_service_id().empty()) {
     if (auto s = api::ValidateSlug(e.renewal_service_id(), "renewal_service_id"); !s.ok()) return s;
   }
+  if (Erased(tx, e.party_id(), e.tenant(), "reminder.due")) return absl::OkStatus();
   const auto contact = Store::FindContact(tx, e.party_id());
   const bool en = contact.has_value() && contact->language == "en";
   const std::string name = en ? e.document_name_en() : e.document_name_de();

@@ -32,7 +32,8 @@ absl::Status OnReminderDue(pqxx::work& tx, const events::v1::ReminderDue& e, con
 // party.erasure_requested from identity: the person's mailbox goes except the threads a
 // retention rule keeps (Store::ErasePerson, the same condition as ListRetainedRecords),
 // with the contact, the mails to its address and the published events naming the party or
-// the address. Idempotent; a malformed message is refused (INVALID_ARGUMENT).
+// the address; its tombstone stays, and the handlers above skip a later event about the
+// party. Idempotent; a malformed message is refused (INVALID_ARGUMENT).
 absl::Status OnPartyErasureRequested(pqxx::work& tx, const events::v1::PartyErasureRequested& e);
 
 // The handlers of messaging's consumer (`templates` and `options` for the reminders).

@@ -335,6 +335,46 @@ TEST_CASE("erasure comes through messaging's consumer under its topic", "[integr
   CHECK(f.Value("SELECT count(*) FROM contacts WHERE party_id = '" + std::string(kAnna) + "'") == "0");
 }
 
+TEST_CASE("erasure: a late event about the erased person brings no contact, thread or mail back",
+          "[integration][erasure]") {
+  Fixture f;
+  Fill(f);
+  REQUIRE(f.Erase(kAnna).ok());
+  const std::string threads = f.Value("SELECT count(*) FROM threads");
+  const auto handlers = Consumers(std::make_shared<const Templates>(*Templates::Embedded()), Options{});
+  auto take = [&](const events::Event& e) { return f.pool.Transact([&](pqxx::work& tx) { return handlers(tx, e); }); };
+  events::v1::AccountVerified verified;
+  verified.set_tenant(kTenant);
+  verified.set_account_id(kAnna);
+  verified.set_email("anna.schmidt@example.de");
+  REQUIRE(take(events::EventOf("identity-8", kAnna, verified)).ok());
+  events::v1::PreferencesChanged preferences;
+  preferences.set_tenant(kTenant);
+  preferences.set_party_id(kAnna);
+  preferences.set_language("en");
+  preferences.set_messages(true);
+  REQUIRE(take(events::EventOf("accounts-9", kAnna, preferences)).ok());
+  events::v1::ReminderDue reminder;
+  reminder.set_tenant(kTenant);
+  reminder.set_reminder_id("7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d");
+  reminder.set_party_id(kAnna);
+  reminder.set_party_kind("person");
+  reminder.set_document_id("8b9c0d1e-2f3a-4b4c-9d5e-6f7a8b9c0d1e");
+  reminder.set_document_type("passport");
+  reminder.set_document_name_de("Reisepass");
+  reminder.set_document_name_en("Passport");
+  reminder.set_expires_on("2027-03-01");
+  REQUIRE(take(events::EventOf("accounts-10", kAnna, reminder)).ok());
+  CHECK(f.Value("SELECT count(*) FROM contacts WHERE party_id = '" + std::string(kAnna) + "'") == "0");
+  CHECK(f.Value("SELECT count(*) FROM threads") == threads);
+  CHECK(f.Value("SELECT count(*) FROM mail_outbox WHERE lower(recipient) = 'anna.schmidt@example.de'") == "0");
+  // Ben's are taken as ever.
+  reminder.set_party_id(kBen);
+  reminder.set_reminder_id("9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f");
+  REQUIRE(take(events::EventOf("accounts-11", kBen, reminder)).ok());
+  CHECK(f.Value("SELECT count(*) FROM threads") == std::to_string(std::stoi(threads) + 1));
+}
+
 TEST_CASE("a sent mail keeps neither body nor address", "[integration][erasure]") {
   Fixture f;
   f.Mail(kTenant, "anna@example.de", "Neue Nachricht");

@@ -216,6 +216,8 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("messaging_erasable_threads",
                "SELECT t.id::text AS id FROM threads t WHERE t.tenant = $1 AND t.party_id = $2::uuid AND NOT " +
                    std::string(kRetainedThread) + " FOR UPDATE");
+  conn.prepare("messaging_is_erased", "SELECT EXISTS (SELECT 1 FROM erased_parties WHERE tombstone = $1) AS erased");
+  conn.prepare("messaging_tombstone", "INSERT INTO erased_parties (tombstone) VALUES ($1) ON CONFLICT DO NOTHING");
   conn.prepare("messaging_erase_contact",
                "DELETE FROM contacts WHERE party_id = $1::uuid AND tenant = $2 RETURNING email");
   // The address compared whole, ignoring case: never a pattern or a part of another.
@@ -591,7 +593,12 @@ Store::Erased Store::ErasePerson(pqxx::work& tx, const std::string& tenant, cons
   out.contacts = static_cast<int64_t>(contact.size());
   if (!contact.empty()) out.email = contact[0]["email"].as<std::string>();
   if (!out.email.empty()) out.mails = tx.exec_prepared("messaging_erase_mails", tenant, out.email).affected_rows();
+  tx.exec_prepared("messaging_tombstone", privacy::Tombstone(tenant, party_id));
   return out;
+}
+
+bool Store::IsErased(pqxx::work& tx, const std::string& tenant, const std::string& party_id) {
+  return tx.exec_prepared1("messaging_is_erased", privacy::Tombstone(tenant, party_id))["erased"].as<bool>();
 }
 
 }  // namespace stadtportal::messaging

@@ -134,8 +134,12 @@ class Store {
   // party.erasure_requested, in the consumer's transaction: deletes the party's threads
   // except the retained ones (the condition RetainedRecords lists them by), with their
   // messages and files, its contact, and the mail outbox rows of `tenant` addressed to the
-  // contact's address (equal ignoring case, nothing else). Idempotent.
+  // contact's address (equal ignoring case, nothing else), and keeps the party's
+  // tombstone. Idempotent.
   static Erased ErasePerson(pqxx::work& tx, const std::string& tenant, const std::string& party_id);
+  // Whether the party of `tenant` was erased (ErasePerson keeps its tombstone): the
+  // consumer's handlers skip a late event about it.
+  static bool IsErased(pqxx::work& tx, const std::string& tenant, const std::string& party_id);
 
   // A partner portal's read, published for the person's access log (the event is the
   // record: the read itself changes nothing here).
