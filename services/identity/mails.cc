@@ -39,4 +39,21 @@ mail::Mail PasswordResetMail(const std::string& language, const std::string& to,
           link + "\r\n\r\nHaben Sie das nicht angefordert, ignorieren Sie diese Nachricht.\r\n"};
 }
 
+mail::Mail ErasureNoticeMail(const std::string& language, const std::string& to, const std::string& at,
+                             const std::string& portal) {
+  if (language == "en") {
+    return {to, "Your stadtportal account was erased",
+            "Hello,\r\n\r\nyour stadtportal account was erased at " + at +
+                " at your request. Every service of the portal now deletes your data, except records the law "
+                "requires to keep for a time.\r\n\r\nIf this was not you, contact your municipality at once: " +
+                portal + "\r\n"};
+  }
+  return {to, "Ihr stadtportal-Konto wurde gelöscht",
+          "Guten Tag,\r\n\r\nIhr stadtportal-Konto wurde am " + at +
+              " auf Ihren Wunsch gelöscht. Alle Dienste des Portals löschen nun Ihre Daten, außer Unterlagen, die "
+              "nach Gesetz noch eine Zeit lang aufzubewahren sind.\r\n\r\nWaren Sie das nicht, wenden Sie sich "
+              "bitte sofort an Ihre Stadt: " +
+              portal + "\r\n"};
+}
+
 }  // namespace stadtportal::identity

@@ -15,6 +15,7 @@
 #include "libs/audit/audit.h"
 #include "libs/auth/tokens.h"
 #include "libs/auth/totp.h"
+#include "libs/events/events.h"
 #include "libs/grpc/handler.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
@@ -74,6 +75,7 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   o.totp_rate = *totp_rate;
   o.op = provider::ProviderOptions::FromEnv(env);
   o.loopback_backchannel = env.Bool("STADTPORTAL_ALLOW_TEST_PROVIDERS", false);
+  o.event_retention = events::EventRetention::FromEnv(env).age;
   return o;
 }
 

@@ -41,6 +41,9 @@ struct Options {
   // A development or test deployment (STADTPORTAL_ALLOW_TEST_PROVIDERS=true): partners'
   // back-channel log-out URIs may be http on loopback, as their redirect URIs may.
   bool loopback_backchannel = false;
+  // How long an erasure's event is kept (STADTPORTAL_EVENT_RETENTION_DAYS, 30): the
+  // window in which every service applies it; the erasure request is kept that long.
+  std::chrono::hours event_retention{24 * 30};
 
   static Options FromEnv(const config::Env& env, const std::string& tenant);
 };
@@ -135,6 +138,15 @@ class Service final : public v1::IdentityService::Service {
   grpc::Status RevokeConnectedPortal(grpc::ServerContext* ctx, const v1::RevokeConnectedPortalRequest* req,
                                      v1::ListConnectedPortalsResponse* resp) override;
 
+  // The person's own data (personal_data.cc): the export, the records kept after an
+  // erasure, and the erasure.
+  grpc::Status ExportPersonalData(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                  common::v1::PersonalData* resp) override;
+  grpc::Status ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
+                                   common::v1::RetainedRecords* resp) override;
+  grpc::Status RequestErasure(grpc::ServerContext* ctx, const v1::RequestErasureRequest* req,
+                              v1::RequestErasureResponse* resp) override;
+
   // The OpenID Provider, null when not configured (main starts its jobs).
   provider::OpenIdProvider* openid_provider() { return op_.get(); }
 
@@ -178,6 +190,8 @@ class Service final : public v1::IdentityService::Service {
   // Whether another register or reset mail may go to this address now (a token bucket
   // per tenant and address in Redis, shared by all replicas).
   absl::StatusOr<bool> MayMail(const std::string& tenant, const std::string& email);
+  // RequestErasure's checks and the erasure.
+  absl::StatusOr<v1::RequestErasureResponse> Erase(const auth::Caller& caller, const v1::RequestErasureRequest& req);
 
   std::shared_ptr<Store> store_;
   Options options_;

@@ -259,6 +259,41 @@ absl::Status SessionStore::DeleteAllOf(const std::string& account_id) {
   return d.ok() ? absl::OkStatus() : d.status();
 }
 
+absl::StatusOr<std::vector<SessionSummary>> SessionStore::ListOf(const std::string& account_id) {
+  auto members = redis_.Command({"SMEMBERS", AccountKey(account_id)});
+  if (!members.ok()) return members.status();
+  const int64_t now = Now();
+  std::vector<SessionSummary> out;
+  const redisReply* raw = members->raw();
+  for (size_t i = 0; i < raw->elements; ++i) {
+    const std::string key = RefKey(std::string(raw->element[i]->str, raw->element[i]->len));
+    auto fields = redis_.Command({"HMGET", key, "account", "created", "auth", "abs", "amr", "acr", "act"});
+    if (!fields.ok()) return fields.status();
+    auto ttl = redis_.Command({"TTL", key});
+    if (!ttl.ok()) return ttl.status();
+    const redisReply* f = fields->raw();
+    auto field = [&](size_t n) {
+      const redisReply* e = n < f->elements ? f->element[n] : nullptr;
+      return e != nullptr && e->type == REDIS_REPLY_STRING ? std::string(e->str, e->len) : std::string();
+    };
+    SessionSummary s;
+    if (field(0) != account_id || !absl::SimpleAtoi(field(3), &s.expires) || s.expires <= now) continue;  // Gone.
+    if (!absl::SimpleAtoi(field(1), &s.created)) s.created = 0;
+    if (!absl::SimpleAtoi(field(2), &s.authenticated)) s.authenticated = s.created;
+    s.method = field(4);
+    s.level = ParseLevel(field(5));
+    s.acting_party = field(6);
+    // Each use sets the idle expiry anew (capped by the absolute end).
+    const int64_t left = ttl->integer();
+    const int64_t idle = std::min<int64_t>(options_.idle.count(), s.expires - now);
+    s.last_used = left > 0 ? std::max(s.created, now - std::max<int64_t>(0, idle - left)) : s.created;
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SessionSummary& a, const SessionSummary& b) { return a.created < b.created; });
+  return out;
+}
+
 absl::Status SessionStore::DeleteFromUpstream(const std::string& account_id, const std::string& provider,
                                               const std::string& keep_session_id,
                                               std::vector<std::string>* ended_sids) {

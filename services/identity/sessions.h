@@ -17,6 +17,17 @@ struct SessionUpstream {
   std::string logout_hint;
 };
 
+// What the export shows of a session: when and how, never its id, reference or tokens.
+struct SessionSummary {
+  int64_t created = 0;        // Unix seconds.
+  int64_t authenticated = 0;  // The last log-in or step-up.
+  int64_t last_used = 0;      // From its idle expiry (renewed at each use), to the second.
+  int64_t expires = 0;        // Its absolute end.
+  std::string method;         // "password", "saml:bundid", …
+  v1::AssuranceLevel level = v1::ASSURANCE_LEVEL_LOW;
+  std::string acting_party;
+};
+
 struct SessionOptions {
   std::chrono::seconds idle{30 * 60};
   std::chrono::seconds absolute{12 * 60 * 60};
@@ -57,6 +68,8 @@ class SessionStore {
   absl::StatusOr<v1::LoginResponse> StepUp(const v1::Session& current, v1::AssuranceLevel level,
                                            const std::string& method, int64_t until = 0);
   absl::Status DeleteAllOf(const std::string& account_id);
+  // The account's live sessions, oldest first, read without renewing them.
+  absl::StatusOr<std::vector<SessionSummary>> ListOf(const std::string& account_id);
   // Ends the account's sessions that came from `provider` (SetUpstream), except
   // `keep_session_id`'s; their sids go into `ended_sids` when given.
   absl::Status DeleteFromUpstream(const std::string& account_id, const std::string& provider,

@@ -197,6 +197,7 @@ void Store::Prepare(pqxx::connection& conn) {
                "DELETE FROM totp_factors t USING accounts a WHERE t.account_id = a.id AND a.tenant = $1 "
                "AND a.email_normalized = $2");
   mail::Outbox::Prepare(conn);
+  PreparePersonalData(conn);
 }
 
 absl::Status Store::CreateAccount(const NewAccount& a, const std::string& token_hash, std::chrono::seconds token_ttl,

@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/timestamp.pb.h>
+#include <nlohmann/json.hpp>
+
 #include "absl/status/statusor.h"
 #include "libs/audit/audit.h"
 #include "libs/db/pool.h"
@@ -44,12 +47,20 @@ struct FederatedAccount {
   std::string outcome;
 };
 
+// What an erasure removed (for the counters) and when it was asked for.
+struct ErasedAccount {
+  google::protobuf::Timestamp requested_at;
+  int64_t rows = 0;  // Rows deleted or anonymised in the schema, the account's own included.
+};
+
 // The identity schema: all SQL of the service, as named prepared statements.
 class Store {
  public:
   explicit Store(db::Pool& pool) : pool_(pool) {}
   db::Pool& pool() { return pool_; }
   static void Prepare(pqxx::connection& conn);
+  // The statements of the export and the erasure (personal_data.cc).
+  static void PreparePersonalData(pqxx::connection& conn);
 
   // Creates the account with an e-mail token and queues the mail made from the token,
   // in one transaction. ALREADY_EXISTS (nothing written) when the e-mail is taken.
@@ -137,6 +148,22 @@ class Store {
   // NOT_FOUND when not linked; FAILED_PRECONDITION "provider: last_login_method" when the
   // account has no password and no other provider.
   absl::Status UnlinkProvider(const std::string& tenant, const std::string& account_id, const std::string& provider);
+
+  // The GDPR export (personal_data.cc): the account's section of the export document
+  // without its sessions (Redis), read in one read-only transaction: the account (never
+  // a password hash), linked providers, the second factor ("enrolled" only), connected
+  // partner portals, its own audit entries and administrators' look-ups of it.
+  // NOT_FOUND when the tenant has no such account.
+  absl::StatusOr<nlohmann::json> ExportAccount(const std::string& tenant, const std::string& account_id);
+  // The erasure of an account, in one transaction: its tokens, second factor, federated
+  // links, partner consents, mails to its address, its own audit entries (others' entries
+  // keep what they did, without naming it) and the account row go; administrators'
+  // look-ups keep administrator, time and reason without it; published events naming it
+  // go; party.erasure_requested is published and `notice` (made with the request's time)
+  // queued to the address. NOT_FOUND when the account is gone already.
+  absl::StatusOr<ErasedAccount> EraseAccount(
+      const std::string& tenant, const std::string& account_id,
+      const std::function<mail::Mail(const std::string& email, const google::protobuf::Timestamp& at)>& notice);
 
  private:
   db::Pool& pool_;

@@ -1260,6 +1260,41 @@ TEST_CASE("openid provider: log-out everywhere, locking and a password change en
   CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries") == 3);
 }
 
+TEST_CASE("openid provider: the erasure of the account ends its grants and consents", "[integration]") {
+  Fixture f;
+  const auto a = f.Partner();
+  auto person = f.Person();
+  v1::TokenResponse t;
+  REQUIRE(f.Exchange(a, f.Code(a.client().client_id(), person.session_id()), &t).ok());
+  v1::IntrospectTokenResponse out;
+  REQUIRE(Introspected(f, a, t.access_token(), &out) == "active");
+  const std::string account_id = person.session().account_id();
+  REQUIRE(Count(f, "SELECT count(*) FROM op_consents WHERE account_id = '" + account_id + "'") == 1);
+
+  auth::Caller caller;
+  caller.account_id = account_id;
+  caller.tenant = "09564000";
+  caller.session_ref = person.session().session_ref();
+  v1::RequestErasureRequest req;
+  req.set_confirm(f.email);
+  v1::RequestErasureResponse erased;
+  {
+    grpcx::TestCaller as(caller);
+    auto s = f.service.RequestErasure(&f.ctx, &req, &erased);
+    REQUIRE(s.error_message() == "");
+  }
+  CHECK(Introspected(f, a, t.access_token(), &out) == "inactive");
+  CHECK(Introspected(f, a, t.refresh_token(), &out) == "inactive");
+  v1::AccessTokenInfo info;
+  CheckRefused(f.Resolve(t.access_token(), &info), grpc::StatusCode::UNAUTHENTICATED, "invalid_token");
+  v1::TokenResponse refreshed;
+  CheckRefused(f.Refresh(a, t.refresh_token(), &refreshed), grpc::StatusCode::INVALID_ARGUMENT, "invalid_grant");
+  CHECK(Count(f, "SELECT count(*) FROM op_consents") == 0);
+  // The partner learns of the end by back-channel log-out, under its pairwise subject only.
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries") == 1);
+  CHECK(Count(f, "SELECT count(*) FROM op_backchannel_deliveries WHERE subject = '" + account_id + "'") == 0);
+}
+
 TEST_CASE("openid provider: connected portals listed and withdrawn; only that portal's grants end", "[integration]") {
   Fixture f;
   const auto a = f.Partner();
