@@ -63,6 +63,7 @@ class Form {
 
   const FieldDef* Find(const std::string& id) const;
   bool HasStep(const std::string& step) const;
+  const std::vector<std::string>& steps() const { return steps_; }
   const std::vector<FieldDef>& fields() const { return fields_; }
 
   // The shape of a partial update (autosave): unknown fields, wrong types, overlong

@@ -6,6 +6,7 @@
 #include "libs/log/log.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/consumers.h"
+#include "services/submission/kpi.h"
 #include "services/submission/retention.h"
 #include "services/submission/service.h"
 
@@ -37,19 +38,34 @@ int main(int argc, char** argv) {
                                                                     submission::ArchiveDirFromEnv(ctx.env()));
     auto retention = app::RetentionPeriodic("submission", app::RetentionInterval(ctx.env()),
                                             [retention_job] { return retention_job->RunOnce(); });
+    // The KPIs: the days new events marked stale, computed anew (docs/operations.md, "KPIs").
+    const auto kpi_every = ctx.env().Millis("STADTPORTAL_KPI_INTERVAL_MS", std::chrono::minutes(1));
+    auto kpis = std::make_shared<submission::Kpis>(db);
+    auto kpi_job = std::make_shared<app::Periodic>("compute-kpis", kpi_every, [kpis] {
+      for (int round = 0; round < 20; ++round) {
+        auto n = kpis->RunOnce();
+        if (!n.ok()) {
+          log::Warn("KPI computation failed", {{"error", std::string(n.status().message())}});
+          return;
+        }
+        if (*n == 0) return;
+      }
+    });
     auto service = std::make_unique<submission::Service>(store, options);
     auto* views = service.get();  // Owned by the server, which outlives the jobs.
     auto flush = std::make_shared<app::Periodic>("flush-catalogue-views", std::chrono::seconds(10),
                                                  [views] { views->FlushViews(); });
-    ctx.OnServing([purge, flush, relay, consumer, retention] {
+    ctx.OnServing([purge, flush, relay, consumer, retention, kpi_job] {
       purge->Start();
+      kpi_job->Start();
       retention->Start();
       flush->Start();
       relay->Start();
       consumer->Start();
     });
-    ctx.OnStopping([purge, flush, views, relay, consumer, retention] {
+    ctx.OnStopping([purge, flush, views, relay, consumer, retention, kpi_job] {
       consumer->Stop();
+      kpi_job->Stop();
       relay->Stop();
       purge->Stop();
       retention->Stop();

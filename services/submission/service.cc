@@ -139,6 +139,7 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   }
   o.draft_lifetime =
       std::chrono::hours(env.Int("STADTPORTAL_DRAFT_LIFETIME_HOURS", o.draft_lifetime.count(), 1, 24 * 366));
+  o.kpi_min_citizens = static_cast<int>(env.Int("STADTPORTAL_KPI_MIN_CITIZENS", o.kpi_min_citizens, 1, 100));
   return o;
 }
 
@@ -735,6 +736,44 @@ grpc::Status Service::ListRetainedRecords(grpc::ServerContext* ctx, const common
     auto party = privacy::OwnPerson(caller);
     if (!party.ok()) return party.status();
     return grpcx::Respond(resp, store_->RetainedRecords(caller.tenant, *party));
+  });
+}
+
+absl::StatusOr<KpiQuery> Service::KpiRequest(const auth::Caller& caller, const std::string& service_id,
+                                             const std::string& from, const std::string& to,
+                                             const std::string& granularity) {
+  if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");
+  if (auto s = auth::RequireRole(caller, "kpi-reader"); !s.ok()) return s;
+  if (service_id.empty()) return status::MalformedField("service", "required");
+  if (auto s = api::ValidateSlug(service_id, "service"); !s.ok()) return s;
+  KpiQuery q;
+  if (auto s = ParseKpiRange(from, to, granularity, &q); !s.ok()) return s;
+  q.tenant = caller.tenant;
+  q.service_id = service_id;
+  q.min_citizens = options_.kpi_min_citizens;
+  return q;
+}
+
+grpc::Status Service::GetKpis(grpc::ServerContext* ctx, const v1::GetKpisRequest* req, v1::GetKpisResponse* resp) {
+  return grpcx::Handle(ctx, "GetKpis", [&](const auth::Caller& caller) -> absl::Status {
+    auto q = KpiRequest(caller, req->service_id(), req->from(), req->to(), req->granularity());
+    if (!q.ok()) return q.status();
+    if (auto service = store_->GetOnlineService(q->tenant, q->service_id); !service.ok()) return service.status();
+    return grpcx::Respond(resp, kpis_.Get(*q));
+  });
+}
+
+grpc::Status Service::GetFunnel(grpc::ServerContext* ctx, const v1::GetFunnelRequest* req,
+                                v1::GetFunnelResponse* resp) {
+  return grpcx::Handle(ctx, "GetFunnel", [&](const auth::Caller& caller) -> absl::Status {
+    // The funnel sums its range: the longest range of any granularity.
+    auto q = KpiRequest(caller, req->service_id(), req->from(), req->to(), "month");
+    if (!q.ok()) return q.status();
+    auto service = store_->GetOnlineService(q->tenant, q->service_id);
+    if (!service.ok()) return service.status();
+    auto published = Load(q->tenant, q->service_id, service->form_version());
+    if (!published.ok()) return published.status();
+    return grpcx::Respond(resp, kpis_.Funnel(*q, (*published)->form.steps()));
   });
 }
 

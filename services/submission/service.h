@@ -10,6 +10,7 @@
 #include "libs/auth/caller.h"
 #include "libs/config/config.h"
 #include "services/submission/form.h"
+#include "services/submission/kpi.h"
 #include "services/submission/store.h"
 #include "stadtportal/submission/v1/submission.grpc.pb.h"
 
@@ -21,7 +22,10 @@ struct Options {
   std::string reference_prefix = "NUE";
   // Drafts expire this long after their last change.
   std::chrono::hours draft_lifetime{30 * 24};
-  // STADTPORTAL_SUBMISSION_REFERENCE_PREFIX, STADTPORTAL_DRAFT_LIFETIME_HOURS.
+  // KPI cells standing for fewer citizens are suppressed (small-number protection).
+  int kpi_min_citizens = 5;
+  // STADTPORTAL_SUBMISSION_REFERENCE_PREFIX, STADTPORTAL_DRAFT_LIFETIME_HOURS,
+  // STADTPORTAL_KPI_MIN_CITIZENS (1..100).
   static Options FromEnv(const config::Env& env, const std::string& tenant);
 };
 
@@ -29,7 +33,8 @@ struct Options {
 // calls the store, maps errors.
 class Service final : public v1::SubmissionService::Service {
  public:
-  Service(std::shared_ptr<Store> store, Options options) : store_(std::move(store)), options_(std::move(options)) {}
+  Service(std::shared_ptr<Store> store, Options options)
+      : store_(std::move(store)), options_(std::move(options)), kpis_(store_->pool()) {}
 
   grpc::Status ListOnlineServices(grpc::ServerContext* ctx, const v1::ListOnlineServicesRequest* req,
                                   v1::ListOnlineServicesResponse* resp) override;
@@ -76,6 +81,9 @@ class Service final : public v1::SubmissionService::Service {
                                    common::v1::ExportFile* resp) override;
   grpc::Status ListRetainedRecords(grpc::ServerContext* ctx, const common::v1::PersonalDataRequest* req,
                                    common::v1::RetainedRecords* resp) override;
+  grpc::Status GetKpis(grpc::ServerContext* ctx, const v1::GetKpisRequest* req, v1::GetKpisResponse* resp) override;
+  grpc::Status GetFunnel(grpc::ServerContext* ctx, const v1::GetFunnelRequest* req,
+                         v1::GetFunnelResponse* resp) override;
 
   // Writes the catalogue views counted since the last flush (a periodic job and at stop):
   // one funnel row per tenant and service instead of one write per page view.
@@ -100,8 +108,13 @@ class Service final : public v1::SubmissionService::Service {
   // Full validation of a draft; `step` "" = all.
   std::vector<FieldError> Check(const Published& p, const v1::Draft& d, const std::string& step) const;
 
+  // The KPI query of a kpi-reader of the caller's tenant, for an existing service.
+  absl::StatusOr<KpiQuery> KpiRequest(const auth::Caller& caller, const std::string& service_id,
+                                      const std::string& from, const std::string& to, const std::string& granularity);
+
   std::shared_ptr<Store> store_;
   Options options_;
+  Kpis kpis_;
   static constexpr size_t kMaxViewKeys = 10000;
   std::mutex views_mu_;
   std::map<std::pair<std::string, std::string>, int> views_;  // (tenant, service) → count

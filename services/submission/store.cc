@@ -8,6 +8,7 @@
 #include "libs/events/events.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
+#include "services/submission/kpi.h"
 #include "services/submission/reference.h"
 
 namespace stadtportal::submission {
@@ -347,6 +348,7 @@ constexpr char kRetained[] = "s.anonymised_at IS NULL";
 }  // namespace
 
 void Store::Prepare(pqxx::connection& conn) {
+  Kpis::Prepare(conn);
   const std::string service_cols = kServiceColumns;
   // $2: search text ('' = all), $3: category ('' = all), $4: keyset cursor, $5: limit,
   // $6: federal service key ('' = all).

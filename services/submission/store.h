@@ -95,7 +95,9 @@ struct Erased {
 class Store {
  public:
   explicit Store(db::Pool& pool) : pool_(pool) {}
+  // Every statement of the schema, the KPIs' (Kpis::Prepare) too.
   static void Prepare(pqxx::connection& conn);
+  db::Pool& pool() { return pool_; }
 
   // Catalogue files → tables: service rows follow the newest file; a version already
   // published must be byte-identical (FAILED_PRECONDITION otherwise), or be that
