@@ -57,7 +57,7 @@ Entry Of(const auth::Caller& caller, std::string action, nlohmann::json targets)
 
 void Record(pqxx::work& tx, const Entry& entry) { events::Publish(tx, entry.actor, entry.ToEvent()); }
 
-events::v1::DataAccessed Access::ToEvent() const {
+events::v1::DataAccessed Access::ToEvent(const google::protobuf::Timestamp& occurred_at) const {
   events::v1::DataAccessed e;
   e.set_tenant(tenant);
   e.set_party_id(party_id);
@@ -69,7 +69,7 @@ events::v1::DataAccessed Access::ToEvent() const {
   e.set_reference(reference);
   e.set_action(action);
   e.set_purpose(purpose);
-  *e.mutable_occurred_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  *e.mutable_occurred_at() = occurred_at;
   return e;
 }
 
@@ -90,7 +90,9 @@ Access PartnerRead(const auth::Caller& caller, std::string resource, std::string
   return a;
 }
 
-void RecordAccess(pqxx::work& tx, const Access& access) { events::Publish(tx, access.party_id, access.ToEvent()); }
+void RecordAccess(pqxx::work& tx, const Access& access) {
+  events::Publish(tx, access.party_id, access.ToEvent(events::TransactionTime(tx)));
+}
 
 absl::Status RecordAccess(db::Pool& pool, const Access& access) {
   return pool.Transact([&](pqxx::work& tx) {

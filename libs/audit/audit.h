@@ -57,8 +57,8 @@ struct Access {
   std::string action;   // "read", "list", "lookup", "download", …
   std::string purpose;  // The administrator's reason, the partner's scope, the procedure.
 
-  // The event, with the time of now.
-  events::v1::DataAccessed ToEvent() const;
+  // The event, read at `occurred_at`.
+  events::v1::DataAccessed ToEvent(const google::protobuf::Timestamp& occurred_at) const;
 };
 
 // A partner portal's read for the person as the caller token names it: accessor
@@ -67,7 +67,8 @@ struct Access {
 Access PartnerRead(const auth::Caller& caller, std::string resource, std::string resource_id = "",
                    std::string reference = "", std::string action = "read");
 
-// Publishes `access` in `tx` (key: the party id).
+// Publishes `access` in `tx` (key: the party id), at the transaction's time (the time its
+// own record of the read carries).
 void RecordAccess(pqxx::work& tx, const Access& access);
 // The same in a transaction of its own, for services that keep no record of the read
 // themselves: the event is the record. Called before the read is answered; a failure
