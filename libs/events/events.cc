@@ -144,7 +144,8 @@ absl::Status Handlers::operator()(pqxx::work& tx, const Event& e) const {
 std::string StreamOf(const std::string& topic) { return "sp:events:" + topic; }
 
 void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload) {
-  tx.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3::jsonb)", topic, key, payload.dump());
+  tx.exec_params("INSERT INTO outbox (topic, key, payload, traceparent) VALUES ($1, $2, $3::jsonb, NULLIF($4, ''))",
+                 topic, key, payload.dump(), log::CurrentTraceparent());
 }
 
 int64_t ErasePublished(pqxx::work& tx, const std::vector<std::string>& values) {
@@ -251,16 +252,30 @@ absl::StatusOr<Pruned> Relay::PruneOnce(const EventRetention& retention) {
 absl::StatusOr<int> Relay::RelayOnce(int limit) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
     auto rows = tx.exec_params(
-        "SELECT id, topic, key, payload::text AS payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
+        "SELECT id, topic, key, payload::text AS payload, coalesce(traceparent, '') AS traceparent FROM outbox"
+        " WHERE published_at IS NULL ORDER BY id LIMIT $1"
         " FOR UPDATE SKIP LOCKED",
         limit);
     int published = 0;
     for (const auto& r : rows) {
       const auto outbox_id = r["id"].as<int64_t>();
       const std::string topic = r["topic"].as<std::string>();
-      auto added =
-          redis_.Command({"XADD", StreamOf(topic), "*", "id", absl::StrCat(source_, "-", outbox_id), "topic", topic,
-                          "key", r["key"].as<std::string>(), "payload", r["payload"].as<std::string>()});
+      std::vector<std::string> entry = {"XADD",
+                                        StreamOf(topic),
+                                        "*",
+                                        "id",
+                                        absl::StrCat(source_, "-", outbox_id),
+                                        "topic",
+                                        topic,
+                                        "key",
+                                        r["key"].as<std::string>(),
+                                        "payload",
+                                        r["payload"].as<std::string>()};
+      if (const std::string tp = r["traceparent"].as<std::string>(); !tp.empty()) {
+        entry.push_back("traceparent");
+        entry.push_back(tp);
+      }
+      auto added = redis_.Command(entry);
       if (!added.ok()) return added.status();  // Rolls back: the rest goes next time.
       tx.exec_params("UPDATE outbox SET published_at = now() WHERE id = $1", outbox_id);
       ++published;
@@ -304,7 +319,12 @@ absl::Status Consumer::Handle(const std::string& stream, const redisReply* messa
     return redis_->Command({"XACK", stream, group_, entry}).status();
   }
   Event e{Field(fields, "id"), Field(fields, "topic"), Field(fields, "key"),
-          nlohmann::json::parse(Field(fields, "payload"), nullptr, false)};
+          nlohmann::json::parse(Field(fields, "payload"), nullptr, false),
+          log::NormalizeTraceparent(Field(fields, "traceparent"))};
+  // The handler continues the trace of the change that published the event (a fresh one
+  // for an event without any), so its log lines, calls and events carry the same trace id.
+  log::RequestScope scope(log::IsValidRequestId(e.id) ? e.id : log::NewRequestId(),
+                          e.traceparent.empty() ? log::NewTraceparent() : e.traceparent);
   // The id is the relay's "<source>-<outbox id>": any other (an empty one…) would stand in
   // the inbox for every later event with the same id, which would then never be handled.
   static const std::regex kId("^[a-z]+-[0-9]+$");

@@ -40,6 +40,8 @@ struct Event {
   std::string topic;  // "payment.succeeded"
   std::string key;    // What the event is about (a submission id…).
   nlohmann::json payload;
+  // The W3C traceparent of the change that published it ("" when it had none).
+  std::string traceparent = "";
 };
 
 // The Redis Stream of a topic.

@@ -415,3 +415,45 @@ TEST_CASE("an erasure deletes the published outbox rows that name the person, an
 }
 
 }  // namespace stadtportal::events
+
+namespace stadtportal::events {
+
+TEST_CASE("an event carries the trace of the change that published it to its handler", "[integration]") {
+  testing::TestSchema schema(kFiles, "events");
+  auto& pool = schema.pool();
+  redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
+  const std::string topic = "test." + auth::RandomToken(6);
+  const std::string traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  {
+    log::RequestScope request("req-1", traced);
+    REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                  PublishJson(tx, topic, "traced", {{"n", 1}});
+                  return absl::OkStatus();
+                })
+                .ok());
+  }
+  REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                PublishJson(tx, topic, "untraced", {{"n", 2}});
+                return absl::OkStatus();
+              })
+              .ok());
+  Relay relay(pool, redis, "testsvc");
+  REQUIRE(*relay.RelayOnce() == 2);
+
+  std::map<std::string, std::pair<std::string, std::string>> seen;  // key → (event's, bound while handling)
+  Consumer consumer(pool, *redis::Options::FromUrl(testing::RedisUrl()), "tracegroup", {topic},
+                    [&](pqxx::work&, const Event& e) {
+                      seen[e.key] = {e.traceparent, log::CurrentTraceparent()};
+                      return absl::OkStatus();
+                    });
+  REQUIRE(*consumer.PollOnce(std::chrono::milliseconds(50)) == 2);
+  CHECK(seen["traced"].first == traced);
+  CHECK(seen["traced"].second == traced);
+  // Without a trace, the handler gets a fresh one of its own.
+  CHECK(seen["untraced"].first.empty());
+  CHECK(log::NormalizeTraceparent(seen["untraced"].second) == seen["untraced"].second);
+  CHECK_FALSE(seen["untraced"].second.empty());
+  CHECK(log::CurrentTraceparent().empty());  // Unbound again after the handler.
+}
+
+}  // namespace stadtportal::events

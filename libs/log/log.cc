@@ -109,7 +109,10 @@ void Write(Level level, std::string_view msg, const nlohmann::json& fields) {
   line["service"] = g_service;
   line["msg"] = msg;
   if (!t_request_id.empty()) line["request_id"] = t_request_id;
-  if (!t_traceparent.empty()) line["traceparent"] = t_traceparent;
+  if (!t_traceparent.empty()) {
+    line["trace_id"] = t_traceparent.substr(3, 32);
+    line["traceparent"] = t_traceparent;
+  }
   if (fields.is_object()) {
     for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
   }

@@ -45,6 +45,7 @@ TEST_CASE("log lines are single JSON objects carrying the request id", "[unit]")
   CHECK(line["service"] == "test");
   CHECK(line["request_id"] == "req-42");
   CHECK(line["traceparent"] == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  CHECK(line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736");
   CHECK(line["answer"] == 42);
   CHECK(line["ts"].get<std::string>().size() == 24);
 }
