@@ -350,6 +350,7 @@ absl::Status Consumer::Handle(const std::string& stream, const redisReply* messa
               {{"group", group_}, {"event", e.id}, {"topic", e.topic}, {"error", std::string(s.message())}});
     return s;
   }
+  log::Debug("event handled", {{"group", group_}, {"event", e.id}, {"topic", e.topic}});
   return redis_->Command({"XACK", stream, group_, entry}).status();
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "libs/auth/tokens.h"
+#include "libs/log/log.h"
 #include "libs/testing/testing.h"
 
 namespace stadtportal::events {

@@ -110,7 +110,9 @@ void Write(Level level, std::string_view msg, const nlohmann::json& fields) {
   line["msg"] = msg;
   if (!t_request_id.empty()) line["request_id"] = t_request_id;
   if (!t_traceparent.empty()) {
-    line["trace_id"] = t_traceparent.substr(3, 32);
+    // The trace id of a well-formed traceparent; whatever else was bound is written only
+    // as it came (escaped below).
+    if (t_traceparent.size() == 55) line["trace_id"] = t_traceparent.substr(3, 32);
     line["traceparent"] = t_traceparent;
   }
   if (fields.is_object()) {
