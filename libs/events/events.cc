@@ -199,10 +199,15 @@ absl::StatusOr<Pruned> Relay::PruneOnce(const EventRetention& retention) {
   Pruned out;
   // The streams of this service's topics: those in its outbox, those it prunes now, and
   // those held back last time.
+  // The streams held back by earlier prunes (of this or another replica, before a
+  // restart too): kept in Redis beside the streams, whose outbox rows may be gone.
+  const std::string held_key = "sp:events:held-back:" + source_;
   std::set<std::string> topics;
-  {
-    std::lock_guard<std::mutex> lock(prune_mu_);
-    topics.swap(held_back_topics_);
+  auto held = redis_.Command({"SMEMBERS", held_key});
+  if (!held.ok()) return held.status();
+  for (size_t i = 0; i < held->size(); ++i) {
+    const auto* member = held->raw()->element[i];
+    topics.insert(std::string(member->str, member->len));
   }
   auto listed = pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<std::set<std::string>> {
     std::set<std::string> found;
@@ -237,8 +242,9 @@ absl::StatusOr<Pruned> Relay::PruneOnce(const EventRetention& retention) {
       app::CountRetention("event_stream", "held_back");
       log::Warn("event stream kept past its retention: a consumer group has older unread or pending entries",
                 {{"stream", stream}});
-      std::lock_guard<std::mutex> lock(prune_mu_);
-      held_back_topics_.insert(topic);
+      if (auto s = redis_.Command({"SADD", held_key, topic}); !s.ok()) return s.status();
+    } else if (auto s = redis_.Command({"SREM", held_key, topic}); !s.ok()) {
+      return s.status();
     }
     if (minid->first.ms <= 0) continue;
     auto trimmed = redis_.Command({"XTRIM", stream, "MINID", minid->first.Text()});

@@ -147,7 +147,9 @@ class Relay {
   // (SKIP LOCKED batches) and trims the streams of the outbox's topics to the same age with
   // XTRIM MINID — never past an entry a consumer group has not yet read (its
   // last-delivered id) or not acknowledged (its oldest pending entry): such a stream is
-  // trimmed only up to that entry and counted as held back, so no consumer loses an event.
+  // trimmed only up to that entry and counted as held back, so no consumer loses an event;
+  // it is remembered in Redis (sp:events:held-back:<source>) and trimmed again by later
+  // prunes, also after a restart, when its outbox rows are long gone.
   absl::StatusOr<Pruned> PruneOnce(const EventRetention& retention);
 
  private:
@@ -156,8 +158,6 @@ class Relay {
   std::string source_;
   std::optional<EventRetention> retention_;
   std::chrono::steady_clock::time_point last_prune_{};
-  std::mutex prune_mu_;
-  std::set<std::string> held_back_topics_;  // Trimmed again at the next prune.
   app::Periodic job_;
 };
 
