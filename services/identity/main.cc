@@ -1,12 +1,76 @@
 // stadtportal-identity: log-in accounts and sessions. Wiring only; the logic is in service.cc and store.cc.
+#include <cstdio>
+#include <cstring>
+#include <regex>
+#include <string>
+#include <vector>
+
 #include "libs/app/app.h"
 #include "libs/events/events.h"
 #include "services/identity/consumers.h"
 #include "services/identity/federation/upstreams.h"
 #include "services/identity/service.h"
 
+namespace {
+
+using namespace stadtportal;
+
+constexpr char kPublishErasureUsage[] = "usage: stadtportal-identity publish-erasure --tenant TENANT --account ID\n";
+
+// The operator command `stadtportal-identity publish-erasure --tenant T --account ID`:
+// publishes party.erasure_requested again for an account already erased, for a service
+// that was down longer than the event window (docs/operations.md, "An erasure a service
+// missed"). The id is the one the person's erasure answer named. Refused while the
+// account exists (its erasure is the person's, DELETE /api/v1/me). Exit codes: 0 done,
+// 1 failed, 2 configuration error, 64 usage, 65 the account exists.
+int PublishErasure(const std::vector<std::string>& args) {
+  static const std::regex kUuid("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
+  if (args.size() != 4 || args[0] != "--tenant" || args[2] != "--account") {
+    std::fputs(kPublishErasureUsage, stderr);
+    return 64;
+  }
+  const std::string& tenant = args[1];
+  const std::string& account = args[3];
+  if (!config::IsTenantKey(tenant) || !std::regex_match(account, kUuid)) {
+    std::fputs("stadtportal-identity: --tenant takes an eight-digit municipality key, --account an account id\n",
+               stderr);
+    return 64;
+  }
+  return app::Main("identity", [&](const config::Env& env) -> int {
+    auto pool_options = db::PoolOptions::FromEnv(env, "identity");
+    pool_options.size = 1;
+    db::Pool pool(pool_options, identity::Store::Prepare);
+    bool exists = false;
+    auto s = pool.Transact([&](pqxx::work& tx) {
+      exists = !tx.exec_params("SELECT 1 FROM accounts WHERE id = $1::uuid", account).empty();
+      if (exists) return absl::OkStatus();
+      events::v1::PartyErasureRequested e;
+      e.set_tenant(tenant);
+      e.set_account_id(account);
+      e.set_party_id(account);
+      *e.mutable_requested_at() = events::TransactionTime(tx);
+      events::Publish(tx, account, e);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) {
+      std::fprintf(stderr, "stadtportal-identity: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+    if (exists) {
+      std::fputs("stadtportal-identity: the account exists; only the person erases it (DELETE /api/v1/me)\n", stderr);
+      return 65;
+    }
+    std::printf("published party.erasure_requested for %s of %s\n", account.c_str(), tenant.c_str());
+    return 0;
+  });
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  using namespace stadtportal;
+  if (argc > 1 && std::strcmp(argv[1], "publish-erasure") == 0) {
+    return PublishErasure(std::vector<std::string>(argv + 2, argv + argc));
+  }
   return app::RunService(argc, argv, {"identity", 50051, 9101}, [](app::ServiceContext& ctx) {
     auto options = identity::Options::FromEnv(ctx.env(), ctx.tenant());
     auto& db = ctx.Database(identity::Store::Prepare);
