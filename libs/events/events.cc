@@ -169,6 +169,12 @@ Relay::Relay(db::Pool& pool, redis::Client& redis, std::string source, std::chro
     : pool_(pool), redis_(redis), source_(std::move(source)), job_("event-relay", interval, [this] {
         auto n = RelayOnce();
         if (!n.ok()) log::Warn("event relay failed", {{"error", std::string(n.status().message())}});
+        if (std::chrono::steady_clock::now() - last_measure_ >= std::chrono::seconds(5)) {
+          last_measure_ = std::chrono::steady_clock::now();
+          if (auto b = MeasureBacklog(); !b.ok()) {
+            log::Warn("event backlog not measured", {{"error", std::string(b.status().message())}});
+          }
+        }
         if (!retention_.has_value() || std::chrono::steady_clock::now() - last_prune_ < retention_->every) return;
         last_prune_ = std::chrono::steady_clock::now();
         auto pruned = PruneOnce(*retention_);
@@ -253,6 +259,31 @@ absl::StatusOr<Pruned> Relay::PruneOnce(const EventRetention& retention) {
     out.stream_entries += trimmed->integer();
   }
   return out;
+}
+
+namespace {
+
+prometheus::Family<prometheus::Gauge>& OutboxBacklog() {
+  static auto& family = metrics::GaugeFamily(
+      "stadtportal_events_outbox_backlog",
+      "Events not yet moved from this service's outbox to their streams: kind pending (how many) and "
+      "oldest_pending_seconds.");
+  return family;
+}
+
+}  // namespace
+
+absl::StatusOr<Relay::Backlog> Relay::MeasureBacklog() {
+  auto b = pool_.Read([&](pqxx::nontransaction& tx) -> absl::StatusOr<Backlog> {
+    const auto row = tx.exec1(
+        "SELECT count(*) AS pending, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest"
+        " FROM outbox WHERE published_at IS NULL");
+    return Backlog{row["pending"].as<int64_t>(), row["oldest"].as<double>()};
+  });
+  if (!b.ok()) return b.status();
+  OutboxBacklog().Add({{"kind", "pending"}}).Set(static_cast<double>(b->pending));
+  OutboxBacklog().Add({{"kind", "oldest_pending_seconds"}}).Set(b->oldest_seconds);
+  return b;
 }
 
 absl::StatusOr<int> Relay::RelayOnce(int limit) {

@@ -143,6 +143,14 @@ class Relay {
   void Stop() { job_.Stop(); }
   // One batch; returns how many events were published.
   absl::StatusOr<int> RelayOnce(int limit = 100);
+  // The outbox's unpublished events: how many, and the age of the oldest in seconds (0
+  // when none), also set as stadtportal_events_outbox_backlog{kind="pending" |
+  // "oldest_pending_seconds"} (the job measures every 5 s).
+  struct Backlog {
+    int64_t pending = 0;
+    double oldest_seconds = 0;
+  };
+  absl::StatusOr<Backlog> MeasureBacklog();
   // Deletes the outbox rows published before the clock's now minus the retention's age
   // (SKIP LOCKED batches) and trims the streams of the outbox's topics to the same age with
   // XTRIM MINID — never past an entry a consumer group has not yet read (its
@@ -158,6 +166,7 @@ class Relay {
   std::string source_;
   std::optional<EventRetention> retention_;
   std::chrono::steady_clock::time_point last_prune_{};
+  std::chrono::steady_clock::time_point last_measure_{};
   app::Periodic job_;
 };
 

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "libs/auth/tokens.h"
 #include "libs/log/log.h"
+#include "libs/metrics/metrics.h"
 #include "libs/testing/testing.h"
 
 namespace stadtportal::events {
@@ -457,6 +458,40 @@ TEST_CASE("an event carries the trace of the change that published it to its han
   CHECK(log::NormalizeTraceparent(seen["untraced"].second) == seen["untraced"].second);
   CHECK_FALSE(seen["untraced"].second.empty());
   CHECK(log::CurrentTraceparent().empty());  // Unbound again after the handler.
+}
+
+}  // namespace stadtportal::events
+
+namespace stadtportal::events {
+
+TEST_CASE("the relay measures its outbox backlog", "[integration]") {
+  testing::TestSchema schema(kFiles, "events");
+  auto& pool = schema.pool();
+  redis::Client redis(*redis::Options::FromUrl(testing::RedisUrl()));
+  Relay relay(pool, redis, "testsvc");
+  auto empty = relay.MeasureBacklog();
+  REQUIRE(empty.ok());
+  CHECK(empty->pending == 0);
+  CHECK(empty->oldest_seconds == 0);
+
+  const std::string topic = "test." + auth::RandomToken(6);
+  REQUIRE(pool.Transact([&](pqxx::work& tx) {
+                PublishJson(tx, topic, "a", {{"n", 1}});
+                PublishJson(tx, topic, "b", {{"n", 2}});
+                tx.exec("UPDATE outbox SET created_at = now() - interval '90 seconds' WHERE key = 'a'");
+                return absl::OkStatus();
+              })
+              .ok());
+  auto waiting = relay.MeasureBacklog();
+  REQUIRE(waiting.ok());
+  CHECK(waiting->pending == 2);
+  CHECK(waiting->oldest_seconds >= 90);
+  CHECK(waiting->oldest_seconds < 120);
+  CHECK(metrics::Serialize().find("stadtportal_events_outbox_backlog{kind=\"pending\"} 2") != std::string::npos);
+
+  REQUIRE(*relay.RelayOnce() == 2);
+  CHECK(relay.MeasureBacklog()->pending == 0);
+  (void)redis.Command({"DEL", StreamOf(topic)});
 }
 
 }  // namespace stadtportal::events
