@@ -171,4 +171,12 @@ std::string NormalizeTraceparent(std::string_view v) {
 
 std::string NewTraceparent() { return absl::StrCat("00-", RandomHex(32), "-", RandomHex(16), "-00"); }
 
+std::string ChildTraceparent(std::string_view parent) {
+  const std::string valid = NormalizeTraceparent(parent);
+  if (valid.empty()) return NewTraceparent();
+  std::string span = RandomHex(16);
+  while (span == std::string(16, '0')) span = RandomHex(16);
+  return absl::StrCat(valid.substr(0, 36), span, valid.substr(52));
+}
+
 }  // namespace stadtportal::log

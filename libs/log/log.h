@@ -59,5 +59,8 @@ bool IsValidRequestId(std::string_view id);
 std::string NormalizeTraceparent(std::string_view value);
 // A fresh random version-00 traceparent (flags 00: not sampled).
 std::string NewTraceparent();
+// A new span of the trace of `parent` (same trace id and flags, a fresh parent id); a
+// fresh traceparent when `parent` is not a valid one.
+std::string ChildTraceparent(std::string_view parent);
 
 }  // namespace stadtportal::log

@@ -129,3 +129,23 @@ TEST_CASE("request ids are generated and validated", "[unit]") {
 }
 
 }  // namespace stadtportal::log
+
+namespace stadtportal::log {
+
+TEST_CASE("a child span keeps the trace id and flags with a fresh parent id", "[unit]") {
+  const std::string parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::string a = ChildTraceparent(parent), b = ChildTraceparent(parent);
+  CHECK(NormalizeTraceparent(a) == a);
+  CHECK(a.substr(0, 36) == parent.substr(0, 36));
+  CHECK(a.substr(52) == "-01");
+  CHECK(a.substr(36, 16) != parent.substr(36, 16));
+  CHECK(a != b);
+  // Not a traceparent: a trace of its own, never the input.
+  for (const std::string bad : {"", "00-zz", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "a\nb"}) {
+    const std::string fresh = ChildTraceparent(bad);
+    CHECK(NormalizeTraceparent(fresh) == fresh);
+    CHECK(fresh.find('\n') == std::string::npos);
+  }
+}
+
+}  // namespace stadtportal::log

@@ -87,6 +87,10 @@ absl::StatusOr<sv1::DeliverySnapshot> DeliveryWorker::Snapshot(const Due& due) {
 
 void DeliveryWorker::Deliver(const Due& due, std::chrono::steady_clock::time_point claimed_at) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
+  // Each attempt is a span of the submit's trace: its log lines carry the trace id, and
+  // the department's system receives it in the traceparent header.
+  const std::string traceparent = log::ChildTraceparent(due.traceparent);
+  log::RequestScope scope(log::NewRequestId(), traceparent);
   const auto start = std::chrono::steady_clock::now();
   Attempt a;
   // The destination is checked again before anything is fetched or sent: its name may
@@ -118,7 +122,8 @@ void DeliveryWorker::Deliver(const Due& due, std::chrono::steady_clock::time_poi
                   {{"X-Stadtportal-Delivery", due.submission_id},
                    {"X-Stadtportal-Timestamp", std::to_string(ts)},
                    {"X-Stadtportal-Signature", DeliverySignature(due.secret, ts, body)},
-                   {"Idempotency-Key", due.submission_id}},
+                   {"Idempotency-Key", due.submission_id},
+                   {"traceparent", traceparent}},
                   body, options_.http_timeout);
     a.http_status = r.http_status;
     a.error = r.error;

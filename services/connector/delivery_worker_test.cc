@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -10,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "libs/log/log.h"
 #include "libs/testing/testing.h"
 #include "services/connector/test_schema.h"
 
@@ -31,6 +33,7 @@ struct Receiver {
         ++in_flight;
         keys.push_back(req.get_header_value("Idempotency-Key"));
         bodies.push_back(req.body);
+        traceparents.push_back(req.get_header_value("traceparent"));
         signatures_ok =
             signatures_ok &&
             req.get_header_value("X-Stadtportal-Signature") ==
@@ -71,6 +74,7 @@ struct Receiver {
   bool signatures_ok = true;
   std::vector<std::string> keys;
   std::vector<std::string> bodies;
+  std::vector<std::string> traceparents;
 };
 
 Options Local() {
@@ -111,6 +115,11 @@ struct Fixture : ConnectorSchema {
                   return absl::OkStatus();
                 })
                 .ok());
+  }
+  // A delivery created while handling the submit's event, in its trace.
+  std::string Add(const std::string& destination, const std::string& traceparent) {
+    log::RequestScope scope("event-1", traceparent);
+    return Add(destination);
   }
   std::string Add(const std::string& destination) {
     const std::string id = absl::StrCat("3f0c9a52-7a61-4d8e-9f1b-", 100000000000 + next++);
@@ -310,6 +319,38 @@ TEST_CASE("a request that could outlast its lease is not started: a failed attem
   CHECK(f.State(given_up) == "dead");
   CHECK(receiver.Delivered() == 1);
   CHECK(f.Count("SELECT attempts FROM deliveries WHERE submission_id = '" + given_up + "'") == 1);
+}
+
+TEST_CASE("a delivery continues the submit's trace: each attempt a span of it, sent in the traceparent header",
+          "[integration]") {
+  Fixture f;
+  Receiver flaky(0ms, 1);  // 503 once, then 200.
+  f.Destination("amt", flaky.Url());
+  auto worker = f.Worker(Local());
+  const std::string submit = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const std::string traced = f.Add("amt", submit);
+  const std::string untraced = f.Add("amt");
+  for (int round = 0; round < 3 && flaky.Delivered() < 2; ++round) {
+    REQUIRE(testing::Eventually([&] { return worker.DeliverDue(10) >= 1; }, 2s));
+  }
+  REQUIRE(flaky.Delivered() == 2);
+  std::vector<std::string> spans;
+  for (size_t i = 0; i < flaky.keys.size(); ++i) {
+    const std::string& tp = flaky.traceparents[i];
+    INFO(tp);
+    REQUIRE(log::NormalizeTraceparent(tp) == tp);
+    if (flaky.keys[i] == traced) {
+      CHECK(tp.substr(0, 36) == submit.substr(0, 36));  // The submit's trace id…
+      CHECK(tp.substr(52) == "-01");                    // …and its flags,
+      spans.push_back(tp.substr(36, 16));               // in a span of its own per attempt.
+    } else {
+      CHECK(flaky.keys[i] == untraced);
+      CHECK(tp.substr(3, 32) != submit.substr(3, 32));  // A trace of its own.
+    }
+  }
+  REQUIRE_FALSE(spans.empty());
+  CHECK(std::set<std::string>(spans.begin(), spans.end()).size() == spans.size());
+  CHECK(std::find(spans.begin(), spans.end(), submit.substr(36, 16)) == spans.end());
 }
 
 }  // namespace stadtportal::connector

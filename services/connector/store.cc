@@ -2,6 +2,7 @@
 
 #include "libs/db/row.h"
 #include "libs/events/events.h"
+#include "libs/log/log.h"
 #include "libs/status/status.h"
 
 namespace stadtportal::connector {
@@ -84,10 +85,11 @@ void Store::Prepare(pqxx::connection& conn) {
                "SELECT " + cols + " FROM destinations WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3");
   conn.prepare("connector_find_destination",
                "SELECT name, mode, endpoint_url, secret FROM destinations WHERE tenant = $1 AND id = $2");
-  conn.prepare("connector_add_delivery",
-               "INSERT INTO deliveries (submission_id, tenant, destination, party_id, reference, service_id)"
-               " VALUES ($1::uuid, $2, $3, $4::uuid, $5, $6) ON CONFLICT (submission_id) DO NOTHING"
-               " RETURNING submission_id");
+  conn.prepare(
+      "connector_add_delivery",
+      "INSERT INTO deliveries (submission_id, tenant, destination, party_id, reference, service_id, traceparent)"
+      " VALUES ($1::uuid, $2, $3, $4::uuid, $5, $6, NULLIF($7, '')) ON CONFLICT (submission_id) DO NOTHING"
+      " RETURNING submission_id");
   // The lease is taken in the claiming statement; the rows are not locked past it.
   conn.prepare("connector_claim",
                "WITH due AS ("
@@ -102,7 +104,8 @@ void Store::Prepare(pqxx::connection& conn) {
                " FROM due, destinations t"
                " WHERE d.submission_id = due.submission_id AND t.tenant = d.tenant AND t.id = d.destination"
                " RETURNING d.tenant, d.submission_id::text AS submission_id, d.destination, t.endpoint_url, t.secret,"
-               " d.attempts, extract(epoch FROM now() - d.created_at)::bigint AS age_seconds, d.snapshot");
+               " d.attempts, extract(epoch FROM now() - d.created_at)::bigint AS age_seconds, d.snapshot,"
+               " coalesce(d.traceparent, '') AS traceparent");
   conn.prepare("connector_keep_snapshot",
                "UPDATE deliveries SET snapshot = $3 WHERE submission_id = $1::uuid AND lease_token = $2");
   conn.prepare("connector_end_lease",
@@ -256,6 +259,7 @@ absl::StatusOr<std::vector<Due>> Store::Claim(int limit, std::chrono::millisecon
       d.age_seconds = r["age_seconds"].as<int64_t>();
       d.lease_token = lease_token;
       if (!r["snapshot"].is_null()) d.snapshot = pqxx::binarystring(r["snapshot"]).str();
+      d.traceparent = log::NormalizeTraceparent(r["traceparent"].as<std::string>());
       out.push_back(std::move(d));
     }
     return out;
@@ -315,8 +319,9 @@ absl::StatusOr<Backlog> Store::ReadBacklog() {
 bool Store::AddDelivery(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
                         const std::string& destination, const std::string& party_id, const std::string& reference,
                         const std::string& service_id) {
+  // The consumer handles the event in the trace of the submit (libs/events).
   return !tx.exec_prepared("connector_add_delivery", submission_id, tenant, destination, party_id, reference,
-                           service_id)
+                           service_id, log::CurrentTraceparent())
               .empty();
 }
 

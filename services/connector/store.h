@@ -37,6 +37,8 @@ struct Due {
   std::string lease_token;
   // The submission's snapshot (a serialized submission.v1.DeliverySnapshot) once fetched.
   std::optional<std::string> snapshot;
+  // The trace of the submit that created the delivery ("" for deliveries from before).
+  std::string traceparent;
 };
 
 // One attempt at a push delivery; an empty error means delivered.
