@@ -368,6 +368,21 @@ TEST_CASE("erasure: a late event about the erased person brings no contact, thre
   CHECK(f.Value("SELECT count(*) FROM contacts WHERE party_id = '" + std::string(kAnna) + "'") == "0");
   CHECK(f.Value("SELECT count(*) FROM threads") == threads);
   CHECK(f.Value("SELECT count(*) FROM mail_outbox WHERE lower(recipient) = 'anna.schmidt@example.de'") == "0");
+  // A department writing to her afterwards (a notice of a procedure still open) is refused.
+  NewMessage late;
+  late.tenant = kTenant;
+  late.party_id = kAnna;
+  late.party_kind = "person";
+  late.sender_kind = "department";
+  late.sender_name = "Standesamt";
+  late.subject = "Ihr Bescheid";
+  late.body = "Ihr Antrag wurde genehmigt.";
+  late.message_key = "late-notice-1";
+  late.department = "Standesamt";
+  late.destination = "standesamt";
+  late.notice = true;
+  CHECK(f.store->Post(late, nullptr).status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(f.Value("SELECT count(*) FROM threads") == threads);
   // Ben's are taken as ever.
   reminder.set_party_id(kBen);
   reminder.set_reminder_id("9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f");

@@ -280,6 +280,10 @@ absl::StatusOr<std::pair<v1::Message, bool>> Store::PostIn(pqxx::work& tx, const
   {
     auto existing = tx.exec_prepared("messaging_by_key", m.tenant, m.message_key);
     if (!existing.empty()) return std::make_pair(LoadMessage(tx, existing[0]), false);
+    // An erased person has no mailbox: nothing written to it may bring one back.
+    if (IsErased(tx, m.tenant, m.party_id)) {
+      return absl::FailedPreconditionError("the person has erased their account: the mailbox no longer exists");
+    }
     std::string thread = m.thread_id;
     std::string subject = m.subject;
     std::string submission_id = m.submission_id;
