@@ -145,7 +145,7 @@ std::string StreamOf(const std::string& topic) { return "sp:events:" + topic; }
 
 void PublishJson(pqxx::work& tx, const std::string& topic, const std::string& key, const nlohmann::json& payload) {
   tx.exec_params("INSERT INTO outbox (topic, key, payload, traceparent) VALUES ($1, $2, $3::jsonb, NULLIF($4, ''))",
-                 topic, key, payload.dump(), log::CurrentTraceparent());
+                 topic, key, payload.dump(), log::NormalizeTraceparent(log::CurrentTraceparent()));
 }
 
 int64_t ErasePublished(pqxx::work& tx, const std::vector<std::string>& values) {

@@ -54,7 +54,12 @@ absl::Status Respond(Response* resp, absl::StatusOr<T> result) {
 // the one status mapping, logs server-side errors, and turns exceptions into INTERNAL.
 template <typename Fn>
 grpc::Status Handle(grpc::ServerContext* ctx, const char* method, Fn&& fn) {
-  log::RequestScope scope(ClientMetadata(*ctx, kRequestIdKey), ClientMetadata(*ctx, kTraceparentKey));
+  // From other parts, checked all the same: a request id of the allowed form, a W3C
+  // traceparent (anything else is replaced), before they reach a log line or an event.
+  const std::string request_id = ClientMetadata(*ctx, kRequestIdKey);
+  const std::string traceparent = log::NormalizeTraceparent(ClientMetadata(*ctx, kTraceparentKey));
+  log::RequestScope scope(log::IsValidRequestId(request_id) ? request_id : log::NewRequestId(),
+                          traceparent.empty() ? log::NewTraceparent() : traceparent);
   absl::Status s;
   try {
     auto caller = VerifiedCaller(*ctx);

@@ -6,6 +6,7 @@
 
 #include "libs/grpc/client.h"
 #include "libs/grpc/handler.h"
+#include "libs/log/log.h"
 #include "libs/metrics/metrics.h"
 #include "libs/testing/testing.h"
 #include "stadtportal/testing/v1/echo.grpc.pb.h"
@@ -30,6 +31,10 @@ class EchoImpl final : public EchoService::Service {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       if (req->text() == "fail") return absl::InvalidArgumentError("text: fail requested");
+      if (req->text() == "trace") {
+        resp->set_text(log::CurrentRequestId() + " " + log::CurrentTraceparent());
+        return absl::OkStatus();
+      }
       resp->set_text(req->text());
       return absl::OkStatus();
     });
@@ -140,6 +145,25 @@ TEST_CASE("illegal metadata values are left out instead of aborting the process"
     auto s = f.Call("still here", 0, &resp);
     CHECK(s.ok());
     CHECK(resp.text() == "still here");
+  }
+  // What the server binds to its log lines: a valid traceparent and request id as sent,
+  // anything else replaced by fresh ones.
+  const std::string valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  {
+    log::RequestScope scope("req-7", valid);
+    EchoResponse resp;
+    REQUIRE(f.Call("trace", 0, &resp).ok());
+    CHECK(resp.text() == "req-7 " + valid);
+  }
+  for (const std::string& forged : {std::string(55, 'a'), std::string("00-zz"), std::string("ff-") + valid.substr(3)}) {
+    log::RequestScope scope("req 8 with spaces", forged);
+    EchoResponse resp;
+    REQUIRE(f.Call("trace", 0, &resp).ok());
+    const std::string bound = resp.text().substr(resp.text().find(' ') + 1);
+    INFO(forged << " -> " << resp.text());
+    CHECK(log::NormalizeTraceparent(bound) == bound);
+    CHECK(bound != forged);
+    CHECK(log::IsValidRequestId(resp.text().substr(0, resp.text().find(' '))));
   }
   CHECK(IsLegalMetadata("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
   CHECK(IsLegalMetadata("x-request-id", "abc DEF ~"));

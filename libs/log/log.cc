@@ -112,7 +112,7 @@ void Write(Level level, std::string_view msg, const nlohmann::json& fields) {
   if (!t_traceparent.empty()) {
     // The trace id of a well-formed traceparent; whatever else was bound is written only
     // as it came (escaped below).
-    if (t_traceparent.size() == 55) line["trace_id"] = t_traceparent.substr(3, 32);
+    if (NormalizeTraceparent(t_traceparent) == t_traceparent) line["trace_id"] = t_traceparent.substr(3, 32);
     line["traceparent"] = t_traceparent;
   }
   if (fields.is_object()) {

@@ -362,6 +362,22 @@ TEST_CASE("accounts erasure: every row of the person goes, the tombstone stays, 
   CHECK(f.Erase(kBen, "Nürnberg").code() == absl::StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("accounts erasure: an unverified contact address reaches nobody else's invitations or mails",
+          "[integration][erasure]") {
+  Fixture f;
+  Fill(f);
+  // Anna names Carla's address as her contact address (nothing checks it is hers).
+  REQUIRE(f.store->UpdateProfile(kTenant, kAnna, {{"contact_email", "carla@example.de"}}).ok());
+  const std::string carla = "SELECT count(*) FROM invitations WHERE email = 'carla@example.de'";
+  const std::string mails = "SELECT count(*) FROM mail_outbox WHERE recipient = 'carla@example.de'";
+  REQUIRE(f.Query(carla) == "1");
+  REQUIRE(f.Query(mails) == "1");
+  REQUIRE(f.Erase(kAnna).ok());
+  CHECK(f.Query(carla) == "1");
+  CHECK(f.Query(mails) == "1");
+  CHECK(f.Query("SELECT count(*) FROM profile_attributes WHERE value = 'carla@example.de'") == "0");
+}
+
 TEST_CASE("accounts erasure: a late event of any kind about the erased person brings nothing back; calls refuse",
           "[integration][erasure]") {
   Fixture f;

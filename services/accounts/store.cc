@@ -429,10 +429,11 @@ void Store::Prepare(pqxx::connection& conn) {
   // The erasure of a person ($1 tenant, $2 party).
   conn.prepare("accounts_is_erased", "SELECT EXISTS (SELECT 1 FROM erased_parties WHERE tombstone = $1) AS erased");
   conn.prepare("accounts_tombstone", "INSERT INTO erased_parties (tombstone) VALUES ($1) ON CONFLICT DO NOTHING");
+  // Only the address the person proved theirs: an unverified contact address may be
+  // anybody's, and erasing by it would reach another person's invitations and mails (the
+  // contact address itself goes with the profile).
   conn.prepare("accounts_erase_emails",
-               "SELECT email FROM verified_emails WHERE tenant = $1 AND account_id = $2::uuid UNION"
-               " SELECT value FROM profile_attributes WHERE tenant = $1 AND party_id = $2::uuid"
-               " AND name = 'contact_email'");
+               "SELECT email FROM verified_emails WHERE tenant = $1 AND account_id = $2::uuid");
   // Addresses compared whole, ignoring case: never a pattern or a part of another.
   conn.prepare("accounts_erase_invitations_to",
                "DELETE FROM invitations WHERE tenant = $1 AND $2 <> '' AND lower(email) = lower($2)");

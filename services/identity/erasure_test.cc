@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "libs/grpc/handler.h"
+#include "libs/privacy/privacy.h"
 #include "libs/testing/testing.h"
 #include "services/identity/service.h"
 
@@ -336,6 +337,11 @@ TEST_CASE("erasure: no row of the schema names the person afterwards; Ben untouc
   }
   CHECK(notices == 1);
 
+  // Identity remembers the erasure by its tombstone only (for the operator's publish-erasure).
+  CHECK(f.Count("SELECT count(*) FROM erased_accounts WHERE tombstone = '" + privacy::Tombstone(kTenant, anna.id) +
+                "'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM erased_accounts WHERE tombstone = '" + privacy::Tombstone(kTenant, ben.id) +
+                "'") == 0);
   // Nothing names her but the erasure event itself.
   CHECK(f.RowsNaming({anna.id, anna.email, anna.name}, /*but_erasure_event=*/true).empty());
   // The administrator's look-up stays on record without her; so does the lock in the audit log.
@@ -363,6 +369,25 @@ TEST_CASE("erasure: no row of the schema names the person afterwards; Ben untouc
   login.set_client_ip("203.0.113.7");
   v1::LoginResponse again;
   CHECK(f.service.Login(&f.ctx, &login, &again).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_CASE("only a credential the account had renews the log-in time; linking a new provider does not",
+          "[integration]") {
+  Fixture f;
+  auto anna = f.Register("Anna");
+  const int64_t an_hour_ago = absl::ToUnixSeconds(absl::Now() - absl::Hours(1));
+  auto old = f.sessions.Create(anna.id, kTenant, {}, v1::ASSURANCE_LEVEL_LOW, "password", "", 0, "", an_hour_ago);
+  REQUIRE(old.ok());
+  // A provider linked just now: a higher level, but the log-in an hour ago stays the last.
+  auto linked = f.sessions.StepUp(old->session(), v1::ASSURANCE_LEVEL_SUBSTANTIAL, "saml:bundid", 0,
+                                  /*reauthenticated=*/false);
+  REQUIRE(linked.ok());
+  CHECK(linked->session().assurance_level() == v1::ASSURANCE_LEVEL_SUBSTANTIAL);
+  CHECK(linked->session().authenticated_at().seconds() == an_hour_ago);
+  // A provider the account already had: a fresh log-in.
+  auto again = f.sessions.StepUp(linked->session(), v1::ASSURANCE_LEVEL_SUBSTANTIAL, "saml:bundid");
+  REQUIRE(again.ok());
+  CHECK(again->session().authenticated_at().seconds() >= absl::ToUnixSeconds(absl::Now()) - 5);
 }
 
 }  // namespace stadtportal::identity

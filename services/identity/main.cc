@@ -7,6 +7,7 @@
 
 #include "libs/app/app.h"
 #include "libs/events/events.h"
+#include "libs/privacy/privacy.h"
 #include "services/identity/consumers.h"
 #include "services/identity/federation/upstreams.h"
 #include "services/identity/service.h"
@@ -20,9 +21,10 @@ constexpr char kPublishErasureUsage[] = "usage: stadtportal-identity publish-era
 // The operator command `stadtportal-identity publish-erasure --tenant T --account ID`:
 // publishes party.erasure_requested again for an account already erased, for a service
 // that was down longer than the event window (docs/operations.md, "An erasure a service
-// missed"). The id is the one the person's erasure answer named. Refused while the
-// account exists (its erasure is the person's, DELETE /api/v1/me). Exit codes: 0 done,
-// 1 failed, 2 configuration error, 64 usage, 65 the account exists.
+// missed"). The id is the one the person's erasure answer named; only an account whose
+// erasure identity remembers (its tombstone in erased_accounts) — never a living account,
+// an organisation's id or any other. Exit codes: 0 done, 1 failed, 2 configuration error,
+// 64 usage, 65 not an erased account.
 int PublishErasure(const std::vector<std::string>& args) {
   static const std::regex kUuid("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
   if (args.size() != 4 || args[0] != "--tenant" || args[2] != "--account") {
@@ -40,10 +42,12 @@ int PublishErasure(const std::vector<std::string>& args) {
     auto pool_options = db::PoolOptions::FromEnv(env, "identity");
     pool_options.size = 1;
     db::Pool pool(pool_options, identity::Store::Prepare);
-    bool exists = false;
+    bool erased = false;
     auto s = pool.Transact([&](pqxx::work& tx) {
-      exists = !tx.exec_params("SELECT 1 FROM accounts WHERE id = $1::uuid", account).empty();
-      if (exists) return absl::OkStatus();
+      erased =
+          !tx.exec_params("SELECT 1 FROM erased_accounts WHERE tombstone = $1", privacy::Tombstone(tenant, account))
+               .empty();
+      if (!erased) return absl::OkStatus();
       events::v1::PartyErasureRequested e;
       e.set_tenant(tenant);
       e.set_account_id(account);
@@ -56,8 +60,11 @@ int PublishErasure(const std::vector<std::string>& args) {
       std::fprintf(stderr, "stadtportal-identity: %s\n", std::string(s.message()).c_str());
       return 1;
     }
-    if (exists) {
-      std::fputs("stadtportal-identity: the account exists; only the person erases it (DELETE /api/v1/me)\n", stderr);
+    if (!erased) {
+      std::fputs(
+          "stadtportal-identity: not an erased account of this tenant (a living account is erased by its person, "
+          "DELETE /api/v1/me)\n",
+          stderr);
       return 65;
     }
     std::printf("published party.erasure_requested for %s of %s\n", account.c_str(), tenant.c_str());

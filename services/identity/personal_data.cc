@@ -89,6 +89,8 @@ void Store::PreparePersonalData(pqxx::connection& conn) {
       "UPDATE admin_access_log SET target_account_id = NULL WHERE tenant = $1 AND target_account_id = $2::uuid");
   // Tokens, second factor, enrolment codes and federated links go with it (ON DELETE CASCADE).
   conn.prepare("identity_erase_account", "DELETE FROM accounts WHERE tenant = $1 AND id = $2::uuid");
+  conn.prepare("identity_erase_tombstone",
+               "INSERT INTO erased_accounts (tombstone) VALUES ($1) ON CONFLICT (tombstone) DO NOTHING");
 }
 
 absl::StatusOr<nlohmann::json> Store::ExportAccount(const std::string& tenant, const std::string& account_id) {
@@ -179,6 +181,7 @@ absl::StatusOr<ErasedAccount> Store::EraseAccount(
     }
     out.rows += tx.exec_prepared0("identity_erase_admin_access", tenant, account_id).affected_rows();
     out.rows += tx.exec_prepared0("identity_erase_account", tenant, account_id).affected_rows();
+    tx.exec_prepared0("identity_erase_tombstone", privacy::Tombstone(tenant, account_id));
     out.rows += events::ErasePublished(tx, named);
 
     out.requested_at = events::TransactionTime(tx);
