@@ -367,7 +367,10 @@ TEST_CASE("accounts erasure: an unverified contact address reaches nobody else's
   Fixture f;
   Fill(f);
   // Anna names Carla's address as her contact address (nothing checks it is hers).
-  REQUIRE(f.store->UpdateProfile(kTenant, kAnna, {{"contact_email", "carla@example.de"}}).ok());
+  f.Exec("INSERT INTO profile_attributes (tenant, party_id, name, value, source) VALUES ('" + std::string(kTenant) +
+         "', '" + kAnna +
+         "', 'contact_email', 'carla@example.de', 'self') ON CONFLICT (party_id, name) DO UPDATE SET value = "
+         "'carla@example.de', source = 'self'");
   const std::string carla = "SELECT count(*) FROM invitations WHERE email = 'carla@example.de'";
   const std::string mails = "SELECT count(*) FROM mail_outbox WHERE recipient = 'carla@example.de'";
   REQUIRE(f.Query(carla) == "1");
