@@ -71,6 +71,9 @@ Options Options::FromEnv(const config::Env& env) {
   o.shutdown_delay = env.Millis("STADTPORTAL_SHUTDOWN_DELAY_MS", o.shutdown_delay);
   o.token_url = env.String("STADTPORTAL_OAUTH_TOKEN_URL", o.token_url);
   o.events_redis = redis::Options::FromEnv(env);
+  o.export_concurrency = static_cast<int>(env.Int("STADTPORTAL_EXPORT_CONCURRENCY", o.export_concurrency, 1, 64));
+  o.export_deadline = env.Millis("STADTPORTAL_EXPORT_DEADLINE_MS", o.export_deadline);
+  o.retained_deadline = env.Millis("STADTPORTAL_RETAINED_DEADLINE_MS", o.retained_deadline);
   return o;
 }
 
@@ -107,6 +110,7 @@ Service::Service(Options options, auth::Signer signer, redis::Client* redis)
   AddOperatorRoutes();
   AddFederationRoutes();
   AddOpenIdRoutes();
+  AddPersonalDataRoutes();
   http::Configure(server_, options_.http);
   router_.Install(server_);
 }

@@ -64,6 +64,13 @@ struct Options {
   // Where the event streams are (the catalogue cache learns of new form versions there);
   // none: no catalogue cache.
   std::optional<redis::Options> events_redis;
+  // The GDPR export (GET /api/v1/me/export): exports running at once on this replica
+  // (STADTPORTAL_EXPORT_CONCURRENCY, 2), each service's deadline for its section or one
+  // file (STADTPORTAL_EXPORT_DEADLINE_MS, 10 s); the erasure's listing of retained records
+  // (STADTPORTAL_RETAINED_DEADLINE_MS, 2 s).
+  int export_concurrency = 2;
+  std::chrono::milliseconds export_deadline{10000};
+  std::chrono::milliseconds retained_deadline{2000};
 
   // STADTPORTAL_{IDENTITY,ACCOUNTS,SUBMISSION,PAYMENT,MESSAGING,CONNECTOR}_ADDR (required),
   // STADTPORTAL_TENANT, STADTPORTAL_GRPC_DEADLINE_MS, STADTPORTAL_READY_TIMEOUT_MS,
@@ -191,6 +198,8 @@ class Service {
   void AddFederationRoutes();
   // The OpenID Provider's endpoints for partner portals (openid.cc).
   void AddOpenIdRoutes();
+  // The person's own data: the export and the erasure (personal_data.cc).
+  void AddPersonalDataRoutes();
   // An authorization's next step as the browser gets it: a 303 to the client, the page
   // of the interaction (with the pending authorization's cookie), or the error page.
   // `form_origin` is the client's redirect URI origin the page's forms may lead to.
@@ -279,6 +288,13 @@ class Service {
     auto ctx = grpcx::NewClientContext(options_.grpc_deadline, token);
     return status::FromGrpc((stub.*rpc)(ctx.get(), in, out));
   }
+  // The same within `deadline` instead of the gRPC deadline.
+  template <typename Stub, typename In, typename Out>
+  absl::Status InvokeWithin(std::chrono::milliseconds deadline, const std::string& token, Stub& stub,
+                            Rpc<Stub, In, Out> rpc, const std::type_identity_t<In>& in, Out* out) const {
+    auto ctx = grpcx::NewClientContext(deadline, token);
+    return status::FromGrpc((stub.*rpc)(ctx.get(), in, out));
+  }
   // A route's call to a service as the caller `a`: on failure writes the problem (Fail)
   // and returns false.
   template <typename Stub, typename In, typename Out>
@@ -333,6 +349,7 @@ class Service {
   std::mutex views_mu_;
   std::map<std::string, int64_t> views_;  // Service id → views answered from the cache.
   app::Periodic views_job_;
+  std::atomic<int> exports_running_{0};  // GDPR exports being assembled or streamed.
 };
 
 }  // namespace stadtportal::gateway

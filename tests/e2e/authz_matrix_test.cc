@@ -558,6 +558,14 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
 
       // The caller's own account.
       {"GET /api/v1/me", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me"); }},
+      // The GDPR export: each caller's own (an organisation's member and a partner portal: 403).
+      {"GET /api/v1/me/export", K::kOwn, false, [](const Owner&) { return Get("/api/v1/me/export"); }},
+      // The erasure: each caller's own account only; with the owner's address as
+      // confirmation it erases nobody (400), hers least of all.
+      {"DELETE /api/v1/me", K::kOwn, false,
+       [&f](const Owner&) {
+         return Request{"DELETE", "/api/v1/me", json{{"confirm", f.anna_mail}}.dump(), "application/json", {}};
+       }},
       // A second factor: each caller's own (none of them holds an administrative role).
       {"POST /api/v1/auth/totp/enrol", K::kOwn, false,
        [](const Owner&) {
