@@ -53,6 +53,7 @@ class Receiver {
       std::lock_guard<std::mutex> lock(mu_);
       received_.insert(req.get_header_value("Idempotency-Key"));
       documents_[doc["delivery_id"]] = doc;
+      traceparents_[req.get_header_value("Idempotency-Key")] = req.get_header_value("traceparent");
       res.status = 200;
     });
     port_ = static_cast<uint16_t>(server_.bind_to_any_port("127.0.0.1"));
@@ -95,6 +96,11 @@ class Receiver {
     std::lock_guard<std::mutex> lock(mu_);
     return documents_[id];
   }
+  // The traceparent header the delivery of `id` came with.
+  std::string Traceparent(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return traceparents_[id];
+  }
   std::atomic<bool> arrived_{false};
 
  private:
@@ -106,6 +112,7 @@ class Receiver {
   bool down_ = false;
   std::set<std::string> received_;
   std::map<std::string, json> documents_;
+  std::map<std::string, std::string> traceparents_;
 };
 
 httplib::Result Put(httplib::Client& c, const std::string& path, const json& body, const json& login) {
@@ -369,6 +376,46 @@ TEST_CASE("push: a destination whose name resolves inward is refused at send tim
                  admin)) == 422);
   REQUIRE(Status(Put(c, "/api/v1/admin/destinations/gesundheitsamt", {{"name", "Gesundheitsamt"}, {"mode", "pull"}},
                      admin)) == 200);
+}
+
+TEST_CASE("one trace from the citizen's request to the department's webhook", "[e2e]") {
+  Stack stack;
+  REQUIRE(stack.WaitReady(60s));
+  auto c = stack.Http();
+  json admin = Admin(stack, c);
+  json anna = Onboard(stack, c, UniqueEmail());
+  Receiver receiver;
+  REQUIRE(
+      Status(Put(c, "/api/v1/admin/destinations/gesundheitsamt",
+                 {{"name", "Gesundheitsamt"}, {"mode", "push"}, {"endpoint_url", receiver.url()}, {"secret", kSecret}},
+                 admin)) == 200);
+
+  auto created = PostJson(c, "/api/v1/services/contact-person-report/drafts", json::object(), Bearer(anna));
+  REQUIRE(Status(created) == 201);
+  const std::string id = json::parse(created->body)["id"];
+  auto headers = Bearer(anna);
+  headers.emplace("If-Match", "\"1\"");
+  REQUIRE(Status(c.Patch(("/api/v1/drafts/" + id).c_str(), headers, json{{"data", kContactReport}}.dump(),
+                         "application/json")) == 200);
+  // The submit comes with the trace of the citizen's browser.
+  const std::string trace_id = "5a1e0c3b7d9f4e2a8c6b1d3f5e7a9c0b";
+  auto submit = Bearer(anna);
+  submit.emplace("Idempotency-Key", "trace-" + id);
+  submit.emplace("traceparent", "00-" + trace_id + "-1f2e3d4c5b6a7980-01");
+  REQUIRE(Status(c.Post(("/api/v1/drafts/" + id + "/submit").c_str(), submit, "", "application/json")) == 201);
+  REQUIRE(testing::Eventually([&] { return Submission(c, anna, id)["status"] == "delivered"; }, 20s));
+
+  // The department's webhook received it in the same trace (a span of its own).
+  const std::string header = receiver.Traceparent(id);
+  INFO(header);
+  REQUIRE(header.size() == 55);
+  CHECK(header.substr(3, 32) == trace_id);
+  CHECK(header.substr(36, 16) != "1f2e3d4c5b6a7980");
+  // The gateway's, the submission service's and the connector's log lines carry it.
+  const std::string needle = "\"trace_id\":\"" + trace_id + "\"";
+  CHECK(stack.gateway().Output().find(needle) != std::string::npos);
+  CHECK(stack.instance("submission").process->Output().find(needle) != std::string::npos);
+  CHECK(stack.instance("connector").process->Output().find(needle) != std::string::npos);
 }
 
 }  // namespace stadtportal::e2e
