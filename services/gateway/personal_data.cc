@@ -1,6 +1,7 @@
 // The person's own data (docs/data-protection.md "Export and erasure", ADR 0026): the
 // export, assembled from every service over gRPC, as one JSON document or a ZIP with the
 // files; and the erasure of the account, which identity starts and every service applies.
+#include <algorithm>
 #include <future>
 #include <memory>
 
@@ -69,25 +70,39 @@ absl::Status CheckSection(const std::string& service, const PersonalData& data, 
   return absl::OkStatus();
 }
 
-// The export slot of a running export; given back when the last holder goes (the ZIP's
-// stream ends after the handler returned).
+// The export slot of a running export, and its account's one running export; given back
+// when the last holder goes (the ZIP's stream ends after the handler returned).
 class ExportSlot {
  public:
-  explicit ExportSlot(std::atomic<int>& running) : running_(running) {}
-  ~ExportSlot() { running_.fetch_sub(1); }
+  ExportSlot(std::atomic<int>& running, std::mutex& mu, std::set<std::string>& accounts, std::string account)
+      : running_(running), mu_(mu), accounts_(accounts), account_(std::move(account)) {}
+  ~ExportSlot() {
+    running_.fetch_sub(1);
+    std::lock_guard<std::mutex> lock(mu_);
+    accounts_.erase(account_);
+  }
   ExportSlot(const ExportSlot&) = delete;
   ExportSlot& operator=(const ExportSlot&) = delete;
 
  private:
   std::atomic<int>& running_;
+  std::mutex& mu_;
+  std::set<std::string>& accounts_;
+  std::string account_;
 };
+
+// The ZIP's bytes go out in pieces of this size, the stream's time checked before each:
+// a client that reads slowly cannot hold an export slot past the stream's budget.
+constexpr size_t kStreamPiece = 64 * 1024;
 
 // What the ZIP's stream needs once the handler has returned.
 struct ZipJob {
   std::string document;
   std::vector<common::v1::ExportFile> files;
   auth::Caller caller;
+  std::string session_id;  // Checked before each file: a session ended ends the stream.
   absl::Time exported_at;
+  absl::Time stream_until;
   std::shared_ptr<ExportSlot> slot;
 };
 
@@ -99,6 +114,17 @@ void Service::AddPersonalDataRoutes() {
   auto own_person_recently = [this](Req req, Res res, const Authenticated& a) {
     if (auto party = privacy::OwnPerson(a.caller); !party.ok()) {
       Fail(req, res, party.status());
+      return false;
+    }
+    // A session still owing its second factor has the password only; an account with an
+    // administrative role is an administrator's, whatever this session may do.
+    if (a.session.second_factor() == idv1::SECOND_FACTOR_REQUIRED) {
+      Fail(req, res, absl::PermissionDeniedError("the second factor is required first"),
+           {{"code", "second_factor_required"}});
+      return false;
+    }
+    if (!a.session.roles().empty()) {
+      Fail(req, res, absl::PermissionDeniedError("an administrative account cannot do this"));
       return false;
     }
     const int64_t now = absl::ToUnixSeconds(absl::Now());
@@ -127,12 +153,21 @@ void Service::AddPersonalDataRoutes() {
         return Fail(req, res, absl::ResourceExhaustedError("at most 5 exports per hour; retry later"));
       }
     }
+    {
+      std::lock_guard<std::mutex> lock(exports_mu_);
+      if (!exports_by_account_.insert(a.caller.account_id).second) {
+        res.set_header("Retry-After", kRetryAfter);
+        return Fail(req, res, absl::ResourceExhaustedError("an export of this account is running; retry later"));
+      }
+    }
     if (exports_running_.fetch_add(1) >= options_.export_concurrency) {
       exports_running_.fetch_sub(1);
+      std::lock_guard<std::mutex> lock(exports_mu_);
+      exports_by_account_.erase(a.caller.account_id);
       res.set_header("Retry-After", kRetryAfter);
       return Fail(req, res, absl::UnavailableError("too many exports at once; retry later"));
     }
-    auto slot = std::make_shared<ExportSlot>(exports_running_);
+    auto slot = std::make_shared<ExportSlot>(exports_running_, exports_mu_, exports_by_account_, a.caller.account_id);
 
     // Every service's section at once, each within the export's deadline.
     PersonalDataRequest in;
@@ -219,11 +254,21 @@ void Service::AddPersonalDataRoutes() {
     }
     job->files = std::move(listed);
     job->caller = a.caller;
+    job->session_id = a.session_id;
     job->exported_at = exported_at;
+    job->stream_until = absl::Now() + absl::FromChrono(options_.export_stream);
     job->slot = slot;
     res.set_header("Content-Disposition", "attachment; filename=\"stadtportal-export-" + day + ".zip\"");
     res.set_chunked_content_provider("application/zip", [this, job](size_t, httplib::DataSink& sink) {
-      api::ZipWriter zip([&sink](const char* data, size_t size) { return sink.write(data, size); }, job->exported_at);
+      api::ZipWriter zip(
+          [&sink, &job](const char* data, size_t size) {
+            for (size_t at = 0; at < size; at += kStreamPiece) {
+              if (absl::Now() > job->stream_until) return false;  // Read too slowly: cut off.
+              if (!sink.write(data + at, std::min(kStreamPiece, size - at))) return false;
+            }
+            return true;
+          },
+          job->exported_at);
       auto fail = [&](const std::string& what, const absl::Status& s) {
         // The status line is sent: the client sees a cut-off archive, never a whole one.
         log::Warn(
@@ -233,6 +278,16 @@ void Service::AddPersonalDataRoutes() {
       };
       if (auto s = zip.Add("export.json", job->document); !s.ok()) return fail("export.json", s);
       for (const auto& f : job->files) {
+        // The session must still be alive (not logged out, the account not erased).
+        idv1::ResolveSessionRequest check;
+        check.set_session_id(job->session_id);
+        idv1::Session alive;
+        if (auto s = Invoke(AnonymousToken("identity"), *identity_, &idv1::IdentityService::Stub::ResolveSession, check,
+                            &alive);
+            !s.ok()) {
+          return fail("session", s);
+        }
+        if (absl::Now() > job->stream_until) return fail("stream budget", absl::DeadlineExceededError("too slow"));
         common::v1::PersonalDataFileRequest in;
         in.set_path(f.path());
         common::v1::ExportFile out;

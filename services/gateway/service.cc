@@ -73,6 +73,8 @@ Options Options::FromEnv(const config::Env& env) {
   o.events_redis = redis::Options::FromEnv(env);
   o.export_concurrency = static_cast<int>(env.Int("STADTPORTAL_EXPORT_CONCURRENCY", o.export_concurrency, 1, 64));
   o.export_deadline = env.Millis("STADTPORTAL_EXPORT_DEADLINE_MS", o.export_deadline);
+  o.export_stream =
+      std::chrono::seconds(env.Int("STADTPORTAL_EXPORT_STREAM_SECONDS", o.export_stream.count(), 60, 86400));
   o.retained_deadline = env.Millis("STADTPORTAL_RETAINED_DEADLINE_MS", o.retained_deadline);
   return o;
 }

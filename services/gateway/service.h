@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -70,6 +71,9 @@ struct Options {
   // (STADTPORTAL_RETAINED_DEADLINE_MS, 2 s).
   int export_concurrency = 2;
   std::chrono::milliseconds export_deadline{10000};
+  // How long one ZIP may take to stream, however slowly it is read
+  // (STADTPORTAL_EXPORT_STREAM_SECONDS, 15 minutes): then it is cut off.
+  std::chrono::seconds export_stream{15 * 60};
   std::chrono::milliseconds retained_deadline{2000};
 
   // STADTPORTAL_{IDENTITY,ACCOUNTS,SUBMISSION,PAYMENT,MESSAGING,CONNECTOR}_ADDR (required),
@@ -350,6 +354,8 @@ class Service {
   std::map<std::string, int64_t> views_;  // Service id → views answered from the cache.
   app::Periodic views_job_;
   std::atomic<int> exports_running_{0};  // GDPR exports being assembled or streamed.
+  std::mutex exports_mu_;
+  std::set<std::string> exports_by_account_;  // One running export per account.
 };
 
 }  // namespace stadtportal::gateway

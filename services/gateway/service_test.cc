@@ -287,11 +287,18 @@ class ExportIdentity final : public identity::v1::IdentityService::Service {
  public:
   grpc::Status ResolveSession(grpc::ServerContext*, const identity::v1::ResolveSessionRequest* req,
                               identity::v1::Session* resp) override {
-    if (req->session_id() != "fresh") return {grpc::StatusCode::UNAUTHENTICATED, "session unknown or expired"};
+    const std::string& id = req->session_id();
+    if (id != "fresh" && id != "owing" && id != "admin") {
+      return {grpc::StatusCode::UNAUTHENTICATED, "session unknown or expired"};
+    }
     resp->set_account_id(kAccount);
     resp->mutable_tenant()->set_key(config::kDefaultTenant);
     resp->set_session_ref("ref");
     resp->mutable_authenticated_at()->set_seconds(absl::ToUnixSeconds(absl::Now()) - 5);
+    // A session that still owes its second factor (the password only); an administrator's
+    // account whose session has not passed one (the gateway drops its roles from the caller).
+    if (id == "owing") resp->set_second_factor(identity::v1::SECOND_FACTOR_REQUIRED);
+    if (id == "admin") resp->add_roles("tenant-admin");
     return grpc::Status::OK;
   }
   grpc::Status ExportPersonalData(grpc::ServerContext*, const common::v1::PersonalDataRequest*,
@@ -448,6 +455,19 @@ TEST_CASE("the export assembles every service's section, as JSON and as a ZIP; t
   REQUIRE(absl::Base64Unescape(zip["entries"]["submission/attachment/a1/antrag.pdf"].get<std::string>(), &entry));
   CHECK(entry == kPdf);
   CHECK(zip["entries"]["messaging/attachment/m1/leer.txt"] == "");
+
+  // Neither with the password alone while a second factor is owed, nor for an
+  // administrator's account: refused before any service is asked.
+  for (const char* session : {"owing", "admin"}) {
+    INFO(session);
+    const httplib::Headers h = {{"Authorization", std::string("Bearer ") + session}};
+    r = c.Get("/api/v1/me/export", h);
+    REQUIRE(r);
+    CHECK(r->status == 403);
+    r = c.Delete("/api/v1/me", h, R"({"confirm":"anna@example.de"})", "application/json");
+    REQUIRE(r);
+    CHECK(r->status == 403);
+  }
 
   // The erasure: every service's retained records, identity's first; payment pending.
   r = c.Delete("/api/v1/me", fresh, R"({"confirm":" anna@example.de "})", "application/json");
