@@ -392,17 +392,19 @@ TEST_CASE("one trace from the citizen's request to the department's webhook", "[
 
   auto created = PostJson(c, "/api/v1/services/contact-person-report/drafts", json::object(), Bearer(anna));
   REQUIRE(Status(created) == 201);
-  const std::string id = json::parse(created->body)["id"];
+  const std::string draft = json::parse(created->body)["id"];
   auto headers = Bearer(anna);
   headers.emplace("If-Match", "\"1\"");
-  REQUIRE(Status(c.Patch(("/api/v1/drafts/" + id).c_str(), headers, json{{"data", kContactReport}}.dump(),
+  REQUIRE(Status(c.Patch(("/api/v1/drafts/" + draft).c_str(), headers, json{{"data", kContactReport}}.dump(),
                          "application/json")) == 200);
   // The submit comes with the trace of the citizen's browser.
   const std::string trace_id = "5a1e0c3b7d9f4e2a8c6b1d3f5e7a9c0b";
   auto submit = Bearer(anna);
-  submit.emplace("Idempotency-Key", "trace-" + id);
+  submit.emplace("Idempotency-Key", "trace-" + draft);
   submit.emplace("traceparent", "00-" + trace_id + "-1f2e3d4c5b6a7980-01");
-  REQUIRE(Status(c.Post(("/api/v1/drafts/" + id + "/submit").c_str(), submit, "", "application/json")) == 201);
+  auto submitted = c.Post(("/api/v1/drafts/" + draft + "/submit").c_str(), submit, "", "application/json");
+  REQUIRE(Status(submitted) == 201);
+  const std::string id = json::parse(submitted->body)["id"];
   REQUIRE(testing::Eventually([&] { return Submission(c, anna, id)["status"] == "delivered"; }, 20s));
 
   // The department's webhook received it in the same trace (a span of its own).
