@@ -28,6 +28,7 @@
 #include "libs/api/api.h"
 #include "libs/app/app.h"
 #include "libs/auth/caller.h"
+#include "libs/auth/roles.h"
 #include "libs/auth/tokens.h"
 #include "libs/db/pool.h"
 #include "libs/redis/client.h"
@@ -47,7 +48,7 @@ constexpr char kUsage[] =
     "roles: %s\n";
 
 int Usage() {
-  std::fprintf(stderr, kUsage, absl::StrJoin(auth::kAccountRoles, ", ").c_str());
+  std::fprintf(stderr, kUsage, absl::StrJoin(auth::GrantableRoles(), ", ").c_str());
   return 64;
 }
 
@@ -126,7 +127,7 @@ int main(int argc, char** argv) {
       absl::StatusOr<identity::v1::Account> account;
       if (changes_role) {
         const std::string& role = args[2];
-        if (std::find(auth::kAccountRoles.begin(), auth::kAccountRoles.end(), role) == auth::kAccountRoles.end()) {
+        if (const auto& roles = auth::GrantableRoles(); std::find(roles.begin(), roles.end(), role) == roles.end()) {
           return Usage();
         }
         const bool grant = command == "grant-role";

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libs/auth/roles.h"
 
 namespace stadtportal::auth {
 namespace {
@@ -306,7 +307,10 @@ std::string DestinationOf(const Caller& caller) {
   return "";
 }
 
-bool IsAdminRole(const std::string& role) { return absl::EndsWith(role, "-admin"); }
+bool IsAdminRole(const std::string& role) {
+  const auto& granted = GrantableRoles();
+  return absl::EndsWith(role, "-admin") || std::find(granted.begin(), granted.end(), role) != granted.end();
+}
 
 absl::StatusOr<std::string> ScopeParty(const Caller& caller) {
   if (caller.anonymous()) return absl::UnauthenticatedError("log-in required");

@@ -1,9 +1,12 @@
 // The gateway's routes for applying: drafts, attachments, submissions, receipts,
-// feedback, and publishing form versions (tenant admins).
+// feedback, publishing form versions (tenant admins) and the KPIs (kpi-readers).
+#include <cmath>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
 #include "services/gateway/json.h"
@@ -65,6 +68,49 @@ int64_t IfMatchVersion(const std::string& header) {
 }
 
 void SetETag(Res res, int64_t version) { res.set_header("ETag", absl::StrCat("\"", version, "\"")); }
+
+// A KPI figure's number as JSON: integral values as integers (the CSV writes the same text).
+nlohmann::json KpiNumber(double v) {
+  if (std::trunc(v) == v && std::fabs(v) < 9007199254740992.0) return static_cast<int64_t>(v);
+  return v;
+}
+
+// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  return "\"" + absl::StrReplaceAll(s, {{"\"", "\"\""}}) + "\"";
+}
+
+nlohmann::json KpisJson(const sv1::GetKpisResponse& k) {
+  return {{"service_id", k.service_id()},
+          {"from", k.from()},
+          {"to", k.to()},
+          {"granularity", k.granularity()},
+          {"min_citizens", k.min_citizens()},
+          {"periods", json::Array(k.periods(), [](const sv1::KpiPeriod& p) -> nlohmann::json {
+             return {{"start", p.start()},
+                     {"end", p.end()},
+                     {"figures", json::Array(p.figures(), [](const sv1::KpiFigure& f) -> nlohmann::json {
+                        return {{"metric", f.metric()},
+                                {"dim", f.dim()},
+                                {"value", f.has_value() ? KpiNumber(f.value()) : nlohmann::json()},
+                                {"suppressed", f.suppressed()}};
+                      })}};
+           })}};
+}
+
+// The same figures as CSV: one row per period and figure; numbers as in the JSON.
+std::string KpisCsv(const sv1::GetKpisResponse& k) {
+  std::string out = "period_start,period_end,metric,dim,value,suppressed\r\n";
+  for (const auto& p : k.periods()) {
+    for (const auto& f : p.figures()) {
+      absl::StrAppend(&out, CsvField(p.start()), ",", CsvField(p.end()), ",", CsvField(f.metric()), ",",
+                      CsvField(f.dim()), ",", f.has_value() ? KpiNumber(f.value()).dump() : "", ",",
+                      f.suppressed() ? "true" : "false", "\r\n");
+    }
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -289,6 +335,44 @@ void Service::AddSubmissionRoutes() {
         http::WriteJson(res, 201,
                         {{"id", out.id()}, {"form_version", out.form_version()}, {"destination", out.destination()}});
       });
+
+  // Business KPIs of one online service (role kpi-reader; the submission service checks it).
+  Add({"GET", "/api/v1/admin/kpis", Who::kAdmin}, [this](Req req, Res res, P, const Authenticated& a) {
+    sv1::GetKpisRequest in;
+    in.set_service_id(req.get_param_value("service"));
+    in.set_from(req.get_param_value("from"));
+    in.set_to(req.get_param_value("to"));
+    in.set_granularity(req.get_param_value("granularity"));
+    sv1::GetKpisResponse out;
+    if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::GetKpis, in, &out)) return;
+    if (absl::StrContains(req.get_header_value("Accept"), "text/csv")) {
+      res.status = 200;
+      res.set_header("Cache-Control", "no-store");
+      res.set_content(KpisCsv(out), "text/csv; charset=utf-8");
+      return;
+    }
+    http::WriteJson(res, 200, KpisJson(out));
+  });
+
+  Add({"GET", "/api/v1/admin/kpis/funnel", Who::kAdmin}, [this](Req req, Res res, P, const Authenticated& a) {
+    sv1::GetFunnelRequest in;
+    in.set_service_id(req.get_param_value("service"));
+    in.set_from(req.get_param_value("from"));
+    in.set_to(req.get_param_value("to"));
+    sv1::GetFunnelResponse out;
+    if (!Call(req, res, a, *submission_, &sv1::SubmissionService::Stub::GetFunnel, in, &out)) return;
+    http::WriteJson(res, 200,
+                    {{"service_id", out.service_id()},
+                     {"from", out.from()},
+                     {"to", out.to()},
+                     {"min_citizens", out.min_citizens()},
+                     {"steps", json::Array(out.steps(), [](const sv1::FunnelStep& s) -> nlohmann::json {
+                        return {{"step", s.step()},
+                                {"count", s.has_count() ? nlohmann::json(s.count()) : nlohmann::json()},
+                                {"drop_off", s.has_drop_off() ? nlohmann::json(s.drop_off()) : nlohmann::json()},
+                                {"suppressed", s.suppressed()}};
+                      })}});
+  });
 }
 
 }  // namespace stadtportal::gateway

@@ -10,6 +10,7 @@
 #include "services/identity/provider/provider.h"
 
 #include "absl/strings/str_join.h"
+#include "libs/auth/roles.h"
 #include "libs/log/log.h"
 #include "libs/status/status.h"
 #include "services/identity/federation/providers.h"
@@ -192,7 +193,8 @@ void Store::Prepare(pqxx::connection& conn) {
                    kColumns);
   conn.prepare("identity_list_admins", std::string("SELECT ") + kColumns +
                                            " FROM accounts WHERE tenant = $1 AND EXISTS (SELECT 1 FROM unnest(roles) r "
-                                           "WHERE r LIKE '%-admin') ORDER BY email_normalized");
+                                           "WHERE r LIKE '%-admin' OR r = '" +
+                                           auth::kKpiReader + "') ORDER BY email_normalized");
   conn.prepare("identity_reset_totp",
                "DELETE FROM totp_factors t USING accounts a WHERE t.account_id = a.id AND a.tenant = $1 "
                "AND a.email_normalized = $2");

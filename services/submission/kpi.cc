@@ -351,8 +351,7 @@ absl::StatusOr<v1::GetKpisResponse> Kpis::Get(const KpiQuery& q) {
 }
 
 absl::StatusOr<v1::GetFunnelResponse> Kpis::Funnel(const KpiQuery& q, const std::vector<std::string>& steps) {
-  KpiQuery whole = q;
-  auto periods = ReadPeriods(pool_, whole, "day");
+  auto periods = ReadPeriods(pool_, q, "day");
   if (!periods.ok()) return periods.status();
   Cells cells;
   for (const auto& [day, day_cells] : *periods) {

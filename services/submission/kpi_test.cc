@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "libs/grpc/handler.h"
+#include "libs/metrics/metrics.h"
 #include "libs/testing/testing.h"
 #include "services/submission/catalogue.h"
 #include "services/submission/service.h"
@@ -303,6 +304,33 @@ TEST_CASE("only a kpi-reader of the tenant reads KPIs", "[integration][kpi]") {
     grpcx::TestCaller as(c);
     CHECK(service.GetKpis(&ctx, &req, &resp).error_code() != grpc::StatusCode::OK);
   }
+}
+
+// The funnel counter's value for (service, event); -1 when the series does not exist.
+double FunnelCounter(const std::string& service, const std::string& event) {
+  for (const auto& family : metrics::Registry()->Collect()) {
+    if (family.name != "stadtportal_submission_funnel_total") continue;
+    for (const auto& m : family.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : m.label) labels[l.name] = l.value;
+      if (labels["service"] == service && labels["event"] == event) return m.counter.value;
+    }
+  }
+  return -1;
+}
+
+TEST_CASE("the funnel counter exports every service's events from the start, unknown services never",
+          "[integration][kpi]") {
+  Fixture f;  // Syncing the catalogue registers its services.
+  const double before = FunnelCounter(kService, "submitted");
+  CHECK(before >= 0);
+  CHECK(FunnelCounter("dog-tax-registration", "abandoned") >= 0);
+  REQUIRE(f.store->RecordFunnel(kTenant, {{"submitted", kService, "", "", "", ""}}).ok());
+  FunnelEvent views{"viewed", "no-such-service", "", "", "", ""};
+  views.count = 7;
+  REQUIRE(f.store->RecordFunnel(kTenant, {views}).ok());
+  CHECK(FunnelCounter(kService, "submitted") == before + 1);
+  CHECK(FunnelCounter("no-such-service", "viewed") == -1);
 }
 
 }  // namespace

@@ -25,8 +25,14 @@ int main(int argc, char** argv) {
     auto catalogue = submission::LoadCatalogue();
     if (!catalogue.ok()) throw config::Error(std::string(catalogue.status().message()));
     ctx.OnStarting([store, catalogue = *std::move(catalogue)] { return store->SyncCatalogue(catalogue); });
-    auto purge = std::make_shared<app::Periodic>("purge-expired-drafts", purge_every, [store] {
-      auto n = store->PurgeExpiredDrafts(1000);
+    const auto clock = app::ClockFromEnv(ctx.env());
+    auto purge = std::make_shared<app::Periodic>("purge-expired-drafts", purge_every, [store, clock] {
+      auto now = clock();
+      if (!now.ok()) {
+        log::Warn("draft purge skipped", {{"error", std::string(now.status().message())}});
+        return;
+      }
+      auto n = store->PurgeExpiredDrafts(1000, *now);
       if (!n.ok()) {
         log::Warn("draft purge failed", {{"error", std::string(n.status().message())}});
       } else if (*n > 0) {
@@ -34,8 +40,8 @@ int main(int argc, char** argv) {
       }
     });
     // Closed submissions whose retention ended: handed to the archive, anonymised.
-    auto retention_job = std::make_shared<submission::RetentionJob>(store, app::ClockFromEnv(ctx.env()),
-                                                                    submission::ArchiveDirFromEnv(ctx.env()));
+    auto retention_job =
+        std::make_shared<submission::RetentionJob>(store, clock, submission::ArchiveDirFromEnv(ctx.env()));
     auto retention = app::RetentionPeriodic("submission", app::RetentionInterval(ctx.env()),
                                             [retention_job] { return retention_job->RunOnce(); });
     // The KPIs: the days new events marked stale, computed anew (docs/operations.md, "KPIs").

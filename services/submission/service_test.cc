@@ -649,7 +649,7 @@ TEST_CASE("expired drafts are purged and counted as abandoned", "[integration]")
   auto fresh = f.store->CreateDraft({"09564000", kAnna}, kAnna, "dog-tax-registration", 1, nlohmann::json::object(), {},
                                     std::chrono::hours(24));
   REQUIRE(fresh.ok());
-  auto purged = f.store->PurgeExpiredDrafts(100);
+  auto purged = f.store->PurgeExpiredDrafts(100, absl::Now());
   REQUIRE(purged.ok());
   CHECK(*purged == 1);
   CHECK(Count(f, "SELECT count(*) FROM drafts") == 1);

@@ -7,6 +7,7 @@
 #include "libs/db/row.h"
 #include "libs/events/events.h"
 #include "libs/log/log.h"
+#include "libs/metrics/metrics.h"
 #include "libs/status/status.h"
 #include "services/submission/kpi.h"
 #include "services/submission/reference.h"
@@ -155,8 +156,27 @@ void PublishReadyForDelivery(pqxx::work& tx, const std::string& tenant, const st
   events::Publish(tx, id, e);
 }
 
+prometheus::Family<prometheus::Counter>& FunnelTotal() {
+  static auto& family = metrics::CounterFamily("stadtportal_submission_funnel_total",
+                                               "Funnel events written, by online service and event.");
+  return family;
+}
+
+// Every event of a service exported from the start (at 0). Only services registered so
+// are counted: a view reported for an unknown id adds no series (bounded labels).
+void RegisterFunnel(const std::string& service_id) {
+  for (const char* event :
+       {"viewed", "draft_started", "step_completed", "saved", "validation_failed", "submitted", "abandoned"}) {
+    FunnelTotal().Add({{"service", service_id}, {"event", event}});
+  }
+}
+
 void Funnel(pqxx::work& tx, const std::string& tenant, const FunnelEvent& e) {
   tx.exec_prepared("submission_funnel", tenant, e.service_id, e.event, e.draft_id, e.step, e.field, e.rule, e.count);
+  // Counted when written (a rolled-back transaction's events stay counted: rare, and the
+  // KPIs read the table, not the counter).
+  const prometheus::Labels labels = {{"service", e.service_id}, {"event", e.event}};
+  if (FunnelTotal().Has(labels)) FunnelTotal().Add(labels).Increment(e.count);
 }
 
 // Whether `stored_sha` is that of `definition` without the members later releases added
@@ -385,6 +405,7 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_get_definition",
                "SELECT definition::text AS definition FROM form_versions WHERE tenant = $1 AND service_id = $2"
                " AND version = $3");
+  conn.prepare("submission_service_ids", "SELECT DISTINCT id FROM online_services");
   conn.prepare("submission_funnel",
                "INSERT INTO funnel_events (tenant, service_id, event, draft_id, step, field, rule, count)"
                " VALUES ($1, $2, $3, nullif($4, '')::uuid, $5, $6, $7, $8)");
@@ -407,9 +428,10 @@ void Store::Prepare(pqxx::connection& conn) {
                                              " ORDER BY d.seq DESC LIMIT $4");
   conn.prepare("submission_delete_draft",
                "DELETE FROM drafts WHERE tenant = $1 AND party_id = $2 AND id = $3 RETURNING service_id");
-  conn.prepare("submission_purge_drafts",
-               "DELETE FROM drafts WHERE id IN (SELECT id FROM drafts WHERE expires_at < now() ORDER BY expires_at"
-               " LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING tenant, service_id, id::text AS id");
+  conn.prepare(
+      "submission_purge_drafts",
+      "DELETE FROM drafts WHERE id IN (SELECT id FROM drafts WHERE expires_at < $2::timestamptz ORDER BY expires_at"
+      " LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING tenant, service_id, id::text AS id");
   conn.prepare("submission_lock_draft",
                "SELECT version, service_id FROM drafts WHERE tenant = $1 AND party_id = $2 AND id = $3 FOR UPDATE");
 
@@ -557,6 +579,7 @@ absl::Status Store::SyncCatalogue(const std::vector<Definition>& definitions) {
     for (const auto& d : definitions) {
       if (auto s = UpsertVersion(tx, d, "catalogue", false); !s.ok()) return s;
     }
+    for (const auto& row : tx.exec_prepared("submission_service_ids")) RegisterFunnel(row["id"].as<std::string>());
     return absl::OkStatus();
   });
 }
@@ -564,6 +587,7 @@ absl::Status Store::SyncCatalogue(const std::vector<Definition>& definitions) {
 absl::StatusOr<v1::OnlineService> Store::Publish(const Definition& d, const std::string& published_by) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::OnlineService> {
     if (auto s = UpsertVersion(tx, d, published_by, true); !s.ok()) return s;
+    RegisterFunnel(d.id);
     return LoadService(tx, d.tenant, d.id);
   });
 }
@@ -668,9 +692,10 @@ absl::Status Store::DeleteDraft(const Owner& owner, const std::string& id) {
   });
 }
 
-absl::StatusOr<int> Store::PurgeExpiredDrafts(int limit) {
+absl::StatusOr<int> Store::PurgeExpiredDrafts(int limit, absl::Time now) {
   return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<int> {
-    auto res = tx.exec_prepared("submission_purge_drafts", limit);
+    auto res = tx.exec_prepared("submission_purge_drafts", limit,
+                                absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone()));
     for (const auto& row : res) {
       Funnel(tx, row["tenant"].as<std::string>(),
              {"abandoned", row["service_id"].as<std::string>(), row["id"].as<std::string>(), "", "", "expired"});

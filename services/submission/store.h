@@ -126,8 +126,9 @@ class Store {
                                         std::chrono::hours lifetime);
   absl::StatusOr<v1::ListDraftsResponse> ListDrafts(const Owner& owner, const api::Page& page);
   absl::Status DeleteDraft(const Owner& owner, const std::string& id);
-  // Deletes up to `limit` expired drafts (funnel: abandoned); returns how many.
-  absl::StatusOr<int> PurgeExpiredDrafts(int limit);
+  // Deletes up to `limit` drafts expired by `now` (the jobs' clock; funnel: abandoned);
+  // returns how many.
+  absl::StatusOr<int> PurgeExpiredDrafts(int limit, absl::Time now);
 
   // Attachments of a draft: at most `max_files` per field (FAILED_PRECONDITION beyond).
   absl::StatusOr<v1::Attachment> AddAttachment(const Owner& owner, const std::string& draft_id,

@@ -740,6 +740,15 @@ std::vector<Entry> Matrix(Fixture& f, const std::string& invitation) {
        }},
       {"GET /api/v1/admin/payments/report", K::kAdmin, false,
        [today](const Owner&) { return Get("/api/v1/admin/payments/report?day=" + today); }},
+      {"GET /api/v1/admin/kpis", K::kAdmin, false,
+       [today](const Owner&) {
+         return Get("/api/v1/admin/kpis?service=civil-registry-certificate&granularity=day&from=" + today +
+                    "&to=" + today);
+       }},
+      {"GET /api/v1/admin/kpis/funnel", K::kAdmin, false,
+       [today](const Owner&) {
+         return Get("/api/v1/admin/kpis/funnel?service=civil-registry-certificate&from=" + today + "&to=" + today);
+       }},
 
       // The mailbox.
       {"GET /api/v1/mailbox/threads", K::kOwn, false, [](const Owner&) { return Get("/api/v1/mailbox/threads"); }},
