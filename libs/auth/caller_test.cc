@@ -8,6 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "libs/auth/roles.h"
 
 namespace stadtportal::auth {
 namespace {
@@ -497,6 +498,16 @@ TEST_CASE("a call meant for one platform service is refused to every other calle
   CHECK(RequireService(payment, "payment").ok());
   CHECK(IsService(connector, "connector"));
   CHECK_FALSE(IsService(connector, "payment"));
+}
+
+TEST_CASE("granted roles are administrative: a session acts with them only after the second factor", "[unit]") {
+  for (const auto& role : GrantableRoles()) CHECK(IsAdminRole(role));
+  CHECK(IsAdminRole(kKpiReader));
+  CHECK(IsAdminRole("payment-admin"));
+  CHECK_FALSE(IsAdminRole("department"));
+  CHECK_FALSE(IsAdminRole("destination:standesamt"));
+  CHECK_FALSE(IsAdminRole("service"));
+  CHECK_FALSE(IsAdminRole("kpi-readers"));
 }
 
 }  // namespace stadtportal::auth
