@@ -67,6 +67,24 @@ std::string QueryValue(db::Pool& pool, const std::string& sql) {
   return out;
 }
 
+std::map<std::string, int64_t> RowsNaming(db::Pool& pool, const std::string& value) {
+  std::map<std::string, int64_t> out;
+  auto s = pool.Transact([&](pqxx::work& tx) {
+    for (const auto& t : tx.exec("SELECT table_name FROM information_schema.tables WHERE table_schema ="
+                                 " current_schema() AND table_type = 'BASE TABLE'")) {
+      const auto n = tx.exec_params1("SELECT count(*) FROM " + tx.quote_name(t[0].as<std::string>()) +
+                                         " t WHERE strpos(to_jsonb(t)::text, $1) > 0"
+                                         " OR strpos(to_jsonb(t)::text, encode(convert_to($1, 'UTF8'), 'hex')) > 0",
+                                     value)[0]
+                         .as<int64_t>();
+      if (n > 0) out[t[0].as<std::string>()] = n;
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) throw std::runtime_error(std::string(s.message()));
+  return out;
+}
+
 std::string TempDir() {
   const char* dir = std::getenv("STADTPORTAL_TEST_TMP");
   return dir != nullptr && *dir != '\0' ? dir : "/tmp";

@@ -43,6 +43,10 @@ class TestSchema {
 // The text of the first column of the first row `sql` returns, read in its own
 // transaction of `pool`; throws (failing the test) when the query fails or returns no row.
 std::string QueryValue(db::Pool& pool, const std::string& sql);
+// How many rows of each table of the pool's schema hold `value` anywhere: in their text,
+// or in a bytea column as the value's bytes (hex). For erasure tests: the tables that
+// still name a person.
+std::map<std::string, int64_t> RowsNaming(db::Pool& pool, const std::string& value);
 
 // The test run's directory for logs and files ($STADTPORTAL_TEST_TMP, which scripts/test
 // sets and removes afterwards; /tmp when unset).

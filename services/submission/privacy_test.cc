@@ -69,24 +69,8 @@ struct Fixture {
     return s;
   }
 
-  // How many rows of each table of the schema hold `value` anywhere (as text).
-  std::map<std::string, int64_t> RowsNaming(const std::string& value) {
-    std::map<std::string, int64_t> out;
-    REQUIRE(pool.Transact([&](pqxx::work& tx) {
-                  for (const auto& t : tx.exec("SELECT table_name FROM information_schema.tables WHERE table_schema ="
-                                               " current_schema() AND table_type = 'BASE TABLE'")) {
-                    const auto table = tx.quote_name(t[0].as<std::string>());
-                    const auto n =
-                        tx.exec_params1("SELECT count(*) FROM " + table + " t WHERE strpos(to_jsonb(t)::text, $1) > 0",
-                                        value)[0]
-                            .as<int64_t>();
-                    if (n > 0) out[t[0].as<std::string>()] = n;
-                  }
-                  return absl::OkStatus();
-                })
-                .ok());
-    return out;
-  }
+  // How many rows of each table of the schema hold `value` anywhere.
+  std::map<std::string, int64_t> RowsNaming(const std::string& value) { return testing::RowsNaming(pool, value); }
 };
 
 auth::Caller Person(const std::string& id) {

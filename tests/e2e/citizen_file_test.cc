@@ -73,13 +73,7 @@ TEST_CASE("the citizen file shows each thing once, in order, and is the same aft
   const std::string id = s["id"];
   json p = StartPayment(c, anna, id, "pay-" + id);
   {
-    httplib::Client provider("127.0.0.1", stack.testpay_port());
-    const std::string url = p["next_url"];
-    const std::string path = url.substr(url.find("/pay/"));
-    REQUIRE(Status(provider.Get(path.c_str())) == 200);
-    auto paid = provider.Post((path + "/success").c_str());
-    REQUIRE(Status(paid) == 303);
-    const std::string back = paid->get_header_value("Location");
+    const std::string back = PayAtProvider(stack, p, "success");
     REQUIRE(Status(c.Get(back.substr(back.find("/api/v1/")).c_str())) == 200);
   }
   auto submission = [&] { return json::parse(c.Get(("/api/v1/submissions/" + id).c_str(), Bearer(anna))->body); };

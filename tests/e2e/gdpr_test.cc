@@ -91,13 +91,7 @@ bool Retained(const Hit& h, const json& retained) {
 
 // Pays a payment at the testpay simulator and follows the return to the gateway.
 void PayAtTestpay(Stack& stack, httplib::Client& c, const json& payment) {
-  httplib::Client provider("127.0.0.1", stack.testpay_port());
-  const std::string url = payment["next_url"];
-  const std::string path = url.substr(url.find("/pay/"));
-  REQUIRE(Status(provider.Get(path.c_str())) == 200);
-  auto paid = provider.Post((path + "/success").c_str());
-  REQUIRE(Status(paid) == 303);
-  const std::string back = paid->get_header_value("Location");
+  const std::string back = PayAtProvider(stack, payment, "success");
   REQUIRE(Status(c.Get(back.substr(back.find("/api/v1/")).c_str())) == 200);
 }
 

@@ -12,17 +12,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// The payer on testpay's page: chooses an outcome; returns where the browser is sent.
-std::string PayAtProvider(Stack& stack, const json& payment, const std::string& outcome) {
-  httplib::Client provider("127.0.0.1", stack.testpay_port());
-  const std::string url = payment["next_url"];
-  const std::string path = url.substr(url.find("/pay/"));
-  REQUIRE(Status(provider.Get(path.c_str())) == 200);
-  auto r = provider.Post((path + "/" + outcome).c_str());
-  REQUIRE(Status(r) == 303);
-  return r->get_header_value("Location");
-}
-
 std::string SubmissionStatus(httplib::Client& c, const json& login, const std::string& id) {
   auto r = c.Get(("/api/v1/submissions/" + id).c_str(), Bearer(login));
   return r && r->status == 200 ? json::parse(r->body)["status"].get<std::string>() : "";

@@ -521,4 +521,14 @@ nlohmann::json StartPayment(httplib::Client& c, const nlohmann::json& login, con
   return nlohmann::json::parse(r->body);
 }
 
+std::string PayAtProvider(Stack& stack, const nlohmann::json& payment, const std::string& outcome) {
+  httplib::Client provider("127.0.0.1", stack.testpay_port());
+  const std::string url = payment["next_url"];
+  const std::string path = url.substr(url.find("/pay/"));
+  REQUIRE(Status(provider.Get(path.c_str())) == 200);
+  auto r = provider.Post((path + "/" + outcome).c_str());
+  REQUIRE(Status(r) == 303);
+  return r->get_header_value("Location");
+}
+
 }  // namespace stadtportal::e2e

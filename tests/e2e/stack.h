@@ -150,4 +150,8 @@ std::string Apply(httplib::Client& c, const nlohmann::json& login, const std::st
 nlohmann::json StartPayment(httplib::Client& c, const nlohmann::json& login, const std::string& submission,
                             const std::string& idempotency_key);
 
+// The payer on testpay's page: chooses `outcome` ("success", "decline", "cancel");
+// returns where the browser is sent (the 303's Location).
+std::string PayAtProvider(Stack& stack, const nlohmann::json& payment, const std::string& outcome);
+
 }  // namespace stadtportal::e2e
