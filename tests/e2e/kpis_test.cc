@@ -46,20 +46,6 @@ void SetClock(const std::string& path, int days) {
   std::rename((path + ".tmp").c_str(), path.c_str());
 }
 
-// The payer on testpay's page chooses an outcome.
-void PayAtProvider(Stack& stack, const json& payment, const std::string& outcome) {
-  httplib::Client provider("127.0.0.1", stack.testpay_port());
-  const std::string url = payment["next_url"];
-  const std::string path = url.substr(url.find("/pay/"));
-  REQUIRE(Status(provider.Get(path.c_str())) == 200);
-  REQUIRE(Status(provider.Post((path + "/" + outcome).c_str())) == 303);
-}
-
-std::string SubmissionStatus(httplib::Client& c, const json& login, const std::string& id) {
-  auto r = c.Get(("/api/v1/submissions/" + id).c_str(), Bearer(login));
-  return r && r->status == 200 ? json::parse(r->body)["status"].get<std::string>() : "";
-}
-
 json Draft(httplib::Client& c, const json& login) {
   auto created = PostJson(c, std::string("/api/v1/services/") + kService + "/drafts", json::object(), Bearer(login));
   REQUIRE(Status(created) == 201);

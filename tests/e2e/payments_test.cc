@@ -12,11 +12,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-std::string SubmissionStatus(httplib::Client& c, const json& login, const std::string& id) {
-  auto r = c.Get(("/api/v1/submissions/" + id).c_str(), Bearer(login));
-  return r && r->status == 200 ? json::parse(r->body)["status"].get<std::string>() : "";
-}
-
 json Payment(httplib::Client& c, const json& login, const std::string& id) {
   auto r = c.Get(("/api/v1/payments/" + id).c_str(), Bearer(login));
   REQUIRE(Status(r) == 200);

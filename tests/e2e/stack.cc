@@ -531,4 +531,9 @@ std::string PayAtProvider(Stack& stack, const nlohmann::json& payment, const std
   return r->get_header_value("Location");
 }
 
+std::string SubmissionStatus(httplib::Client& c, const nlohmann::json& login, const std::string& id) {
+  auto r = c.Get(("/api/v1/submissions/" + id).c_str(), Bearer(login));
+  return r && r->status == 200 ? nlohmann::json::parse(r->body)["status"].get<std::string>() : "";
+}
+
 }  // namespace stadtportal::e2e

@@ -153,5 +153,7 @@ nlohmann::json StartPayment(httplib::Client& c, const nlohmann::json& login, con
 // The payer on testpay's page: chooses `outcome` ("success", "decline", "cancel");
 // returns where the browser is sent (the 303's Location).
 std::string PayAtProvider(Stack& stack, const nlohmann::json& payment, const std::string& outcome);
+// The status of the submission `id` as `login` sees it; "" when it cannot.
+std::string SubmissionStatus(httplib::Client& c, const nlohmann::json& login, const std::string& id);
 
 }  // namespace stadtportal::e2e
