@@ -313,7 +313,7 @@ double FunnelCounter(const std::string& service, const std::string& event) {
     for (const auto& m : family.metric) {
       std::map<std::string, std::string> labels;
       for (const auto& l : m.label) labels[l.name] = l.value;
-      if (labels["service"] == service && labels["event"] == event) return m.counter.value;
+      if (labels["online_service"] == service && labels["event"] == event) return m.counter.value;
     }
   }
   return -1;

@@ -163,11 +163,13 @@ prometheus::Family<prometheus::Counter>& FunnelTotal() {
 }
 
 // Every event of a service exported from the start (at 0). Only services registered so
-// are counted: a view reported for an unknown id adds no series (bounded labels).
+// are counted: a view reported for an unknown id adds no series (bounded labels). The
+// label is online_service: Prometheus gives every scraped series the part's own
+// `service` label.
 void RegisterFunnel(const std::string& service_id) {
   for (const char* event :
        {"viewed", "draft_started", "step_completed", "saved", "validation_failed", "submitted", "abandoned"}) {
-    FunnelTotal().Add({{"service", service_id}, {"event", event}});
+    FunnelTotal().Add({{"online_service", service_id}, {"event", event}});
   }
 }
 
@@ -175,7 +177,7 @@ void Funnel(pqxx::work& tx, const std::string& tenant, const FunnelEvent& e) {
   tx.exec_prepared("submission_funnel", tenant, e.service_id, e.event, e.draft_id, e.step, e.field, e.rule, e.count);
   // Counted when written (a rolled-back transaction's events stay counted: rare, and the
   // KPIs read the table, not the counter).
-  const prometheus::Labels labels = {{"service", e.service_id}, {"event", e.event}};
+  const prometheus::Labels labels = {{"online_service", e.service_id}, {"event", e.event}};
   if (FunnelTotal().Has(labels)) FunnelTotal().Add(labels).Increment(e.count);
 }
 
