@@ -371,23 +371,4 @@ TEST_CASE("erasure: no row of the schema names the person afterwards; Ben untouc
   CHECK(f.service.Login(&f.ctx, &login, &again).error_code() == grpc::StatusCode::UNAUTHENTICATED);
 }
 
-TEST_CASE("only a credential the account had renews the log-in time; linking a new provider does not",
-          "[integration]") {
-  Fixture f;
-  auto anna = f.Register("Anna");
-  const int64_t an_hour_ago = absl::ToUnixSeconds(absl::Now() - absl::Hours(1));
-  auto old = f.sessions.Create(anna.id, kTenant, {}, v1::ASSURANCE_LEVEL_LOW, "password", "", 0, "", an_hour_ago);
-  REQUIRE(old.ok());
-  // A provider linked just now: a higher level, but the log-in an hour ago stays the last.
-  auto linked = f.sessions.StepUp(old->session(), v1::ASSURANCE_LEVEL_SUBSTANTIAL, "saml:bundid", 0,
-                                  /*reauthenticated=*/false);
-  REQUIRE(linked.ok());
-  CHECK(linked->session().assurance_level() == v1::ASSURANCE_LEVEL_SUBSTANTIAL);
-  CHECK(linked->session().authenticated_at().seconds() == an_hour_ago);
-  // A provider the account already had: a fresh log-in.
-  auto again = f.sessions.StepUp(linked->session(), v1::ASSURANCE_LEVEL_SUBSTANTIAL, "saml:bundid");
-  REQUIRE(again.ok());
-  CHECK(again->session().authenticated_at().seconds() >= absl::ToUnixSeconds(absl::Now()) - 5);
-}
-
 }  // namespace stadtportal::identity

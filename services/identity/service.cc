@@ -751,7 +751,7 @@ grpc::Status Service::FinishFederatedLogin(grpc::ServerContext* ctx, const v1::F
       // The session goes on under a new id at the higher of the two levels; its drafts
       // and acting party are the account's and stay.
       const auto level = std::max(session->assurance_level(), identity.level);
-      login = sessions_.StepUp(*session, level, method, until, /*reauthenticated=*/account->outcome == "step_up");
+      login = sessions_.StepUp(*session, level, method, until);
     } else {
       // Another log-in in the same browser ends the session it had: the one it brought
       // (if any), and the one the flow named at its start.

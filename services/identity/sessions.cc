@@ -223,15 +223,12 @@ absl::StatusOr<v1::LoginResponse> SessionStore::Rotate(const std::string& sessio
 }
 
 absl::StatusOr<v1::LoginResponse> SessionStore::StepUp(const v1::Session& current, v1::AssuranceLevel level,
-                                                       const std::string& method, int64_t until, bool reauthenticated) {
+                                                       const std::string& method, int64_t until) {
   v1::Session capped = current;
   if (until > 0 && until < TimeUtil::TimestampToSeconds(current.expires_at())) {
     *capped.mutable_expires_at() = TimeUtil::SecondsToTimestamp(until);
   }
-  // Only a credential the account already had renews the time of the last log-in: linking
-  // a new provider proves the provider's user, not the account's holder.
-  return Renew(current.session_ref(), capped, current.acting_party_id(), level, method,
-               reauthenticated ? 0 : TimeUtil::TimestampToSeconds(current.authenticated_at()));
+  return Renew(current.session_ref(), capped, current.acting_party_id(), level, method, 0);
 }
 
 absl::StatusOr<v1::LoginResponse> SessionStore::Renew(const std::string& session_ref, const v1::Session& current,

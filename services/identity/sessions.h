@@ -63,11 +63,10 @@ class SessionStore {
                                            const std::string& acting_party);
   // A new session id for `current` (as just resolved) at `level`, reached by `method`
   // ("saml:bundid"); the old id ends, the acting party, the second factor, the sid and
-  // the absolute expiry stay; the authentication time is now when `reauthenticated` (a
-  // credential the account already had), else it stays (a provider linked just now).
+  // the absolute expiry stay; the authentication time is now.
   // It ends at `until` (Unix seconds) instead when given and earlier.
   absl::StatusOr<v1::LoginResponse> StepUp(const v1::Session& current, v1::AssuranceLevel level,
-                                           const std::string& method, int64_t until = 0, bool reauthenticated = true);
+                                           const std::string& method, int64_t until = 0);
   absl::Status DeleteAllOf(const std::string& account_id);
   // The account's live sessions, oldest first, read without renewing them.
   absl::StatusOr<std::vector<SessionSummary>> ListOf(const std::string& account_id);
