@@ -43,6 +43,7 @@ int Main(const std::string& service, const std::function<int(const config::Env&)
     }
     log::Init(service, level);
     db::SetStrictTransactions(env.Bool("STADTPORTAL_STRICT_TRANSACTIONS", false));
+    db::ExportGuardMetrics();
     metrics::RegisterBuildInfo(service, STADTPORTAL_VERSION);
     return body(env);
   } catch (const config::Error& e) {

@@ -19,6 +19,10 @@ void ExpectNoTransaction(std::string_view call);
 
 void SetStrictTransactions(bool strict);
 
+// Exports the violations counter at 0 for every kind of call, so that the alert on it
+// sees the series from the start (app::Main calls it).
+void ExportGuardMetrics();
+
 // Marks the calling thread as inside a transaction for its lifetime (Pool::Transact).
 class TransactionScope {
  public:

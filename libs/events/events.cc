@@ -336,7 +336,9 @@ Consumer::Consumer(db::Pool& pool, redis::Options redis, std::string group, std:
           log::Warn("event consumer failed", {{"group", group_}, {"error", std::string(n.status().message())}});
           std::this_thread::sleep_for(std::chrono::milliseconds(500));
         }
-      }) {}
+      }) {
+  Rejected().Add({{"group", group_}});
+}
 
 absl::Status Consumer::EnsureGroups() {
   if (groups_ready_) return absl::OkStatus();

@@ -33,6 +33,10 @@ struct Topic<v1::PaymentSucceeded> {
   static constexpr std::string_view kName = "payment.succeeded";
 };
 template <>
+struct Topic<v1::PaymentFailed> {
+  static constexpr std::string_view kName = "payment.failed";
+};
+template <>
 struct Topic<v1::DeliveryDelivered> {
   static constexpr std::string_view kName = "delivery.delivered";
 };

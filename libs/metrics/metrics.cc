@@ -48,6 +48,10 @@ prometheus::Family<prometheus::Gauge>& GaugeFamily(const std::string& name, cons
   return prometheus::BuildGauge().Name(name).Help(help).Register(*Registry());
 }
 
+prometheus::Family<prometheus::Histogram>& HistogramFamily(const std::string& name, const std::string& help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(*Registry());
+}
+
 Red::Red(const std::string& prefix, const std::string& help_subject)
     : started_(prometheus::BuildCounter()
                    .Name(prefix + "_started_total")

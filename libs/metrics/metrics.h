@@ -33,10 +33,11 @@ class AdminServer {
   uint16_t port_ = 0;
 };
 
-// A counter or gauge family in the process registry, registered once per name (keep it
+// A counter, gauge or histogram family in the process registry, registered once per name (keep it
 // in a function-local static). Label values must come from a bounded set, never ids.
 prometheus::Family<prometheus::Counter>& CounterFamily(const std::string& name, const std::string& help);
 prometheus::Family<prometheus::Gauge>& GaugeFamily(const std::string& name, const std::string& help);
+prometheus::Family<prometheus::Histogram>& HistogramFamily(const std::string& name, const std::string& help);
 
 // Latency buckets in seconds, shared by gRPC and HTTP request histograms.
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets();

@@ -105,6 +105,11 @@ Service::Service(std::shared_ptr<Store> store, std::vector<std::shared_ptr<Provi
       submission_(submission::v1::SubmissionService::NewStub(submission)),
       signer_(std::move(signer)) {
   AutomaticRefundsTotal().Add({});
+  for (const auto& p : providers_) {
+    for (const char* outcome : {"applied", "ignored", "rejected", "duplicate"}) {
+      WebhooksTotal().Add({{"provider", p->name()}, {"outcome", outcome}});
+    }
+  }
 }
 
 Provider* Service::Find(const std::string& name) const {

@@ -404,6 +404,15 @@ TEST_CASE("declined and cancelled payments end; a new payment for the submission
   REQUIRE(testing::Eventually([&] { return f.Get(retry.id()).finished(); }, 10s));
   CHECK(f.Get(retry.id()).state() == v1::PAYMENT_STATE_SUCCESS);
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.succeeded'") == 1);
+  // Each ending without money is published once for the KPIs, with its outcome and no person.
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.failed' AND key = '" + submission + "'") == 2);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.failed' AND payload->>'outcome' = 'declined'"
+                " AND payload->>'payment_id' = '" +
+                declined.id() + "' AND payload->>'provider' = 'testpay'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.failed' AND payload->>'outcome' = 'cancelled'"
+                " AND payload->>'payment_id' = '" +
+                cancelled.id() + "'") == 1);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.failed' AND payload ? 'party_id'") == 0);
 }
 
 TEST_CASE("a payment whose webhook was lost is settled by the reconciliation", "[integration]") {
@@ -445,8 +454,10 @@ TEST_CASE("unpaid payments expire; money arriving later goes back automatically"
   REQUIRE(f.Deliver("t=" + std::to_string(now) + ",v1=" + TestpaySignature(kSecret, now, late), late).ok());
   CHECK(f.Get(p.id()).state() == v1::PAYMENT_STATE_CANCELLED);
   CHECK(f.Count("SELECT count(*) FROM refunds WHERE state = 'success' AND reason = 'late_success_refunded'") == 1);
-  // No success for the submission; the money that went back is the payer's to see.
-  CHECK(f.Count("SELECT count(*) FROM outbox") == 1);
+  // No success for the submission: the expiry (payment.failed) and the money that went
+  // back, the payer's to see.
+  CHECK(f.Count("SELECT count(*) FROM outbox") == 2);
+  CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.failed' AND payload->>'outcome' = 'expired'") == 1);
   CHECK(f.Count("SELECT count(*) FROM outbox WHERE topic = 'payment.refunded' AND payload->>'party_id' = '" +
                 std::string(kAnna) + "' AND (payload->'amount'->>'amount_minor')::int = 2400") == 1);
 }

@@ -237,6 +237,18 @@ absl::Status Transition(pqxx::work& tx, PaymentRow& row, const std::string& to, 
   return absl::OkStatus();
 }
 
+// A payment that ended without money, for the KPIs (payment.failed).
+void PublishFailed(pqxx::work& tx, const v1::Payment& p, const std::string& outcome) {
+  events::v1::PaymentFailed e;
+  e.set_tenant(p.tenant().key());
+  e.set_payment_id(p.id());
+  e.set_submission_id(p.submission_id());
+  e.set_provider(p.provider());
+  e.set_outcome(outcome);
+  *e.mutable_occurred_at() = events::TransactionTime(tx);
+  events::Publish(tx, p.submission_id(), e);
+}
+
 // Moves the payment along what the provider says (the row is locked).
 absl::StatusOr<Next> Apply(pqxx::work& tx, PaymentRow& row, const ProviderState& st, const std::string& source) {
   Next next;
@@ -284,11 +296,16 @@ absl::StatusOr<Next> Apply(pqxx::work& tx, PaymentRow& row, const ProviderState&
       break;
     case Outcome::kDeclined:
       s = Transition(tx, row, "failed", st.reason.empty() ? "declined" : st.reason, source);
+      if (s.ok()) PublishFailed(tx, p, "declined");
       break;
     case Outcome::kCancelled:
       s = Transition(tx, row, "cancelled", st.reason.empty() ? "cancelled_by_user" : st.reason, source);
+      if (s.ok()) PublishFailed(tx, p, "cancelled");
       break;
-    case Outcome::kError: s = Transition(tx, row, "error", "provider_error", source); break;
+    case Outcome::kError:
+      s = Transition(tx, row, "error", "provider_error", source);
+      if (s.ok()) PublishFailed(tx, p, "provider_error");
+      break;
   }
   if (!s.ok()) return s;
   return next;
@@ -484,6 +501,7 @@ absl::StatusOr<Applied> Store::ApplyProviderState(const std::string& tenant, con
     // An approved payment is captured first; it does not expire meanwhile.
     if (expiry && !next->capture && !Final(row->state) && AgeSeconds(tx, id) >= expiry->count()) {
       if (auto t = Transition(tx, *row, "cancelled", "expired", "expiry"); !t.ok()) return t;
+      PublishFailed(tx, row->payment, "expired");
     }
     return Applied{row->state, *std::move(next)};
   });

@@ -1,5 +1,10 @@
 #include "services/submission/consumers.h"
 
+#include <google/protobuf/util/time_util.h>
+
+#include <regex>
+#include <set>
+
 #include "libs/api/api.h"
 #include "libs/app/retention.h"
 #include "libs/config/config.h"
@@ -22,6 +27,19 @@ absl::Status OnPaymentSucceeded(pqxx::work& tx, const events::v1::PaymentSucceed
   if (auto s = CheckSubmission(e.tenant(), e.submission_id()); !s.ok()) return s;
   if (auto s = api::ValidateUuid(e.payment_id(), "payment_id"); !s.ok()) return s;
   return Store::MarkPaid(tx, e.tenant(), e.submission_id(), e.payment_id());
+}
+
+absl::Status OnPaymentFailed(pqxx::work& tx, const events::v1::PaymentFailed& e) {
+  if (auto s = CheckSubmission(e.tenant(), e.submission_id()); !s.ok()) return s;
+  if (auto s = api::ValidateUuid(e.payment_id(), "payment_id"); !s.ok()) return s;
+  // A provider's key (a bounded label of the KPIs), one of the outcomes the contract names.
+  static const std::regex kProvider("[a-z][a-z0-9_-]{0,31}");
+  if (!std::regex_match(e.provider(), kProvider)) return status::FieldError("provider", "invalid");
+  static const std::set<std::string> kOutcomes = {"declined", "cancelled", "expired", "provider_error"};
+  if (kOutcomes.count(e.outcome()) == 0) return status::FieldError("outcome", "invalid");
+  if (!e.has_occurred_at()) return status::FieldError("occurred_at", "required");
+  return Store::RecordPaymentFailure(tx, e.tenant(), e.submission_id(), e.provider(), e.outcome(),
+                                     google::protobuf::util::TimeUtil::ToString(e.occurred_at()));
 }
 
 absl::Status OnDeliveryDelivered(pqxx::work& tx, const events::v1::DeliveryDelivered& e) {
@@ -61,6 +79,7 @@ absl::Status OnPartyErasureRequested(pqxx::work& tx, const events::v1::PartyEras
 events::Handlers Consumers() {
   events::Handlers h;
   h.On<events::v1::PaymentSucceeded>(OnPaymentSucceeded);
+  h.On<events::v1::PaymentFailed>(OnPaymentFailed);
   h.On<events::v1::DeliveryDelivered>(OnDeliveryDelivered);
   h.On<events::v1::DeliveryDelayed>(OnDeliveryDelayed);
   h.On<events::v1::DeliveryAcknowledged>(OnDeliveryAcknowledged);

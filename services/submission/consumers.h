@@ -13,6 +13,9 @@ namespace stadtportal::submission {
 
 // The fee is paid: awaiting_payment → paid, and on to delivery.
 absl::Status OnPaymentSucceeded(pqxx::work& tx, const events::v1::PaymentSucceeded& e);
+// A payment ended without money: counted for the KPIs (payment_failures); the submission
+// stays awaiting payment.
+absl::Status OnPaymentFailed(pqxx::work& tx, const events::v1::PaymentFailed& e);
 // The department's system accepted the submission: delivered, the delay ends.
 absl::Status OnDeliveryDelivered(pqxx::work& tx, const events::v1::DeliveryDelivered& e);
 // The first delivery attempt failed: the applicant sees "delivery delayed".

@@ -156,3 +156,46 @@ TEST_CASE("submission's consumer refuses an event with a malformed tenant or id;
 }
 
 }  // namespace stadtportal::submission
+
+namespace stadtportal::submission {
+
+TEST_CASE("payment.failed: counted for the KPIs under the online service, nothing moves; hostile values refused",
+          "[integration][kpi]") {
+  Fixture f;
+  const std::string id = f.Insert("awaiting_payment");
+  auto failed = About<events::v1::PaymentFailed>(id);
+  failed.set_payment_id(kPayment);
+  failed.set_provider("testpay");
+  failed.set_outcome("declined");
+  failed.mutable_occurred_at()->set_seconds(1772445600);  // 2026-03-02 10:00 UTC
+  REQUIRE(f.Apply(OnPaymentFailed, failed).ok());
+  CHECK(f.Status(id) == "awaiting_payment");
+  CHECK(f.Query("SELECT concat_ws('|', service_id, provider, outcome, occurred_at AT TIME ZONE 'UTC')"
+                " FROM payment_failures") == "dog-tax-registration|testpay|declined|2026-03-02 10:00:00");
+  CHECK(f.Query("SELECT count(*) FROM kpi_dirty_days WHERE service_id = 'dog-tax-registration'"
+                " AND day = '2026-03-02'") == "1");
+  // Not a submission of this deployment: skipped.
+  auto unknown = failed;
+  unknown.set_submission_id("3f2a4c1b-9e8d-4b7a-a6c5-0d1e2f3a4b5c");
+  CHECK(f.Apply(OnPaymentFailed, unknown).ok());
+  // Values that would become labels, rows or SQL are checked first.
+  for (const std::string& provider : {std::string(), std::string("TestPay"), std::string("test pay"),
+                                      std::string("'; DROP TABLE payment_failures; --"), std::string(40, 'p')}) {
+    INFO(provider);
+    auto bad = failed;
+    bad.set_provider(provider);
+    CHECK(f.Apply(OnPaymentFailed, bad).code() == absl::StatusCode::kInvalidArgument);
+  }
+  for (const std::string outcome : {"", "success", "declined ", "other"}) {
+    INFO(outcome);
+    auto bad = failed;
+    bad.set_outcome(outcome);
+    CHECK(f.Apply(OnPaymentFailed, bad).code() == absl::StatusCode::kInvalidArgument);
+  }
+  auto no_time = failed;
+  no_time.clear_occurred_at();
+  CHECK(f.Apply(OnPaymentFailed, no_time).code() == absl::StatusCode::kInvalidArgument);
+  CHECK(f.Query("SELECT count(*) FROM payment_failures") == "1");
+}
+
+}  // namespace stadtportal::submission

@@ -125,6 +125,22 @@ void FillPeriod(const Cells& cells, int k, v1::KpiPeriod* out) {
   f.Rate("visit_to_submission_rate", "submissions", "views");
   f.Quantiles(kTimeToSubmit, "time_to_submit");
   f.Count("payments_completed");
+  // Payments that ended without money, in all the ways they can; the success rate is over
+  // every payment that ended.
+  Cell failed;
+  for (const char* outcome : {"declined", "cancelled", "expired", "provider_error"}) {
+    const Cell c = f.Get("payment_failures", outcome);
+    failed.value += c.value;
+    failed.citizens += c.citizens;
+  }
+  const Cell paid = f.Get("payments_completed");
+  const double ended = paid.value + failed.value;
+  f.Add("payments_failed", "", failed.value, f.Small(failed));
+  f.Add("payment_success_rate", "", ended > 0 ? std::optional<double>(paid.value / ended) : std::nullopt,
+        f.Small(paid) || f.Small(failed));
+  for (const char* outcome : {"declined", "cancelled", "expired", "provider_error"})
+    f.Count("payment_failures", outcome);
+  f.Dims("provider_errors");
   f.Count("received_by_department");
   f.Quantiles(kDeliveryLatency, "delivery_latency");
   f.Count("decisions", "approved");
@@ -226,6 +242,8 @@ void Kpis::Prepare(pqxx::connection& conn) {
       "       JOIN submissions s ON s.id = h.submission_id, b"
       "       WHERE s.tenant = $1 AND s.service_id = $2 AND h.at >= b.t0 AND h.at < b.t1"
       "       AND h.status IN ('paid', 'received_by_department', 'approved', 'rejected')),"
+      " pf AS (SELECT p.provider, p.outcome FROM payment_failures p, b WHERE p.tenant = $1 AND p.service_id = $2"
+      "       AND p.occurred_at >= b.t0 AND p.occurred_at < b.t1),"
       " fb AS (SELECT f.rating, f.comment FROM feedback f JOIN submissions s ON s.id = f.submission_id, b"
       "       WHERE s.tenant = $1 AND s.service_id = $2 AND f.given_at >= b.t0 AND f.given_at < b.t1),"
       " figures (metric, dim, value, citizens) AS ("
@@ -254,6 +272,9 @@ void Kpis::Prepare(pqxx::connection& conn) {
           "   FROM firsts a WHERE a.event = 'submitted') x WHERE secs IS NOT NULL GROUP BY 2"
           "  UNION ALL SELECT 'payments_completed', '', count(*), count(*) FROM h WHERE status = 'paid'"
           "   HAVING count(*) > 0"
+          "  UNION ALL SELECT 'payment_failures', outcome, count(*), count(*) FROM pf GROUP BY outcome"
+          "  UNION ALL SELECT 'provider_errors', provider, count(*), count(*) FROM pf WHERE outcome = 'provider_error'"
+          "   GROUP BY provider"
           "  UNION ALL SELECT 'received_by_department', '', count(*), count(*) FROM h"
           "   WHERE status = 'received_by_department' HAVING count(*) > 0"
           "  UNION ALL SELECT '" +

@@ -56,6 +56,12 @@ struct Fixture {
     Value("INSERT INTO feedback (submission_id, rating, comment, given_at) VALUES ('" + id + "', " +
           std::to_string(rating) + ", '" + comment + "', '" + at + "+00') RETURNING 1");
   }
+  // A payment of the service that ended without money (payment.failed, as its consumer records it).
+  void PaymentFailure(const std::string& provider, const std::string& outcome, const std::string& at) {
+    Value("INSERT INTO payment_failures (tenant, service_id, provider, outcome, occurred_at) VALUES ('" +
+          std::string(kTenant) + "', '" + kService + "', '" + provider + "', '" + outcome + "', '" + at +
+          "+00') RETURNING 1");
+  }
   void RunJob() {
     for (;;) {
       auto n = kpis.RunOnce(3);  // Small batches: several rounds.
@@ -116,6 +122,9 @@ std::vector<std::string> Journeys(Fixture& f) {
   f.History(submissions[0], "paid", "2026-03-02 09:05:00");
   f.History(submissions[0], "received_by_department", "2026-03-02 09:35:00");  // 31 minutes: ≤ 3600
   f.History(submissions[0], "approved", "2026-03-04 09:35:00");                // 2 days: ≤ 172800
+  f.PaymentFailure("testpay", "declined", "2026-03-02 09:04:30");
+  f.PaymentFailure("paypal", "provider_error", "2026-03-03 09:05:00");
+  f.PaymentFailure("paypal", "provider_error", "2026-03-03 09:06:00");
   f.Feedback(submissions[0], 4, "Schnell erledigt", "2026-03-02 10:00:00");
   f.Feedback(submissions[1], 5, "", "2026-03-02 10:00:00");
   return submissions;
@@ -134,6 +143,7 @@ TEST_CASE("the KPI job follows every new row, late ones into their own day, and 
   f.Event("viewed", "", "2026-03-02 23:59:59", "", "", 2);
   f.Feedback(submissions[2], 1, "", "2026-03-02 11:00:00");
   f.History(submissions[1], "rejected", "2026-03-05 12:00:00");
+  f.PaymentFailure("testpay", "expired", "2026-03-05 13:00:00");
   CHECK(f.Value("SELECT count(*) FROM kpi_dirty_days") == "2");
   f.RunJob();
   const std::string incremental = f.Table();
@@ -175,6 +185,13 @@ TEST_CASE("KPI figures per day, week and month, with the small numbers suppresse
   CHECK(Figure(m, "time_to_submit_p90_seconds") == 300);
   CHECK(Figure(m, "validation_errors", "email") == 2);
   CHECK(Figure(m, "payments_completed") == 1);
+  CHECK(Figure(m, "payments_failed") == 3);
+  CHECK(Figure(m, "payment_success_rate") == Approx(0.25));
+  CHECK(Figure(m, "payment_failures", "declined") == 1);
+  CHECK(Figure(m, "payment_failures", "provider_error") == 2);
+  CHECK(Figure(m, "payment_failures", "expired") == 0);
+  CHECK(Figure(m, "provider_errors", "paypal") == 2);
+  CHECK(Figure(m, "provider_errors", "testpay") == -2);  // No errors of testpay: no cell.
   CHECK(Figure(m, "received_by_department") == 1);
   CHECK(Figure(m, "delivery_latency_median_seconds") == 3600);
   CHECK(Figure(m, "decisions", "approved") == 1);
@@ -215,6 +232,9 @@ TEST_CASE("KPI figures per day, week and month, with the small numbers suppresse
   CHECK(Figure(s, "abandonment_rate") == -1);
   CHECK(Figure(s, "rating_mean") == -1);
   CHECK(Figure(s, "validation_errors", "email") == -1);
+  CHECK(Figure(s, "payments_failed") == -1);
+  CHECK(Figure(s, "payment_success_rate") == -1);
+  CHECK(Figure(s, "provider_errors", "paypal") == -1);
   CHECK(Figure(s, "decisions", "rejected") == 0);
   for (const auto& fig : s.figures()) {
     if (fig.suppressed()) CHECK_FALSE(fig.has_value());

@@ -1,4 +1,10 @@
 // stadtportal-submission: catalogue, drafts and submissions. Wiring only; the logic is in service.cc and store.cc.
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
 #include "libs/app/app.h"
 #include "libs/app/periodic.h"
 #include "libs/app/retention.h"
@@ -10,8 +16,57 @@
 #include "services/submission/retention.h"
 #include "services/submission/service.h"
 
+namespace {
+
+constexpr char kRecomputeUsage[] =
+    "usage: stadtportal-submission recompute-kpis --tenant TENANT --from YYYY-MM-DD --to YYYY-MM-DD\n";
+
+// The operator command `stadtportal-submission recompute-kpis --tenant T --from D --to D`:
+// computes the KPIs of every online service of the tenant for the days of the range anew
+// from the sources, in one transaction, with the service's own configuration
+// (STADTPORTAL_DATABASE_URL, also as _FILE). Exit codes: 0 done, 1 failed, 2 configuration
+// error, 64 usage.
+int RecomputeKpis(const std::vector<std::string>& args) {
+  using namespace stadtportal;
+  std::map<std::string, std::string> flags;
+  for (size_t i = 0; i + 1 < args.size(); i += 2) flags[args[i]] = args[i + 1];
+  if (args.size() != 6 || flags.size() != 3 || !flags.count("--tenant") || !flags.count("--from") ||
+      !flags.count("--to")) {
+    std::fputs(kRecomputeUsage, stderr);
+    return 64;
+  }
+  if (!config::IsTenantKey(flags["--tenant"])) {
+    std::fprintf(stderr, "stadtportal-submission: --tenant takes an eight-digit municipality key\n");
+    return 64;
+  }
+  submission::KpiQuery range;
+  // At most ten years, the longest range the API reads.
+  if (auto s = submission::ParseKpiRange(flags["--from"], flags["--to"], "month", &range); !s.ok()) {
+    std::fprintf(stderr, "stadtportal-submission: %s\n", std::string(s.message()).c_str());
+    return 64;
+  }
+  return app::Main("submission", [&](const config::Env& env) -> int {
+    auto pool_options = db::PoolOptions::FromEnv(env, "submission");
+    pool_options.size = 1;
+    db::Pool pool(pool_options, submission::Store::Prepare);
+    submission::Kpis kpis(pool);
+    if (auto s = kpis.Recompute(flags["--tenant"], range.from, range.to); !s.ok()) {
+      std::fprintf(stderr, "stadtportal-submission: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+    std::printf("recomputed the KPIs of %s from %s to %s\n", flags["--tenant"].c_str(), flags["--from"].c_str(),
+                flags["--to"].c_str());
+    return 0;
+  });
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace stadtportal;
+  if (argc > 1 && std::strcmp(argv[1], "recompute-kpis") == 0) {
+    return RecomputeKpis(std::vector<std::string>(argv + 2, argv + argc));
+  }
   return app::RunService(argc, argv, {"submission", 50053, 9103}, [](app::ServiceContext& ctx) {
     auto options = submission::Options::FromEnv(ctx.env(), ctx.tenant());
     const auto purge_every = ctx.env().Millis("STADTPORTAL_DRAFT_PURGE_INTERVAL_MS", std::chrono::minutes(10));

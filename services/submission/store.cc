@@ -162,6 +162,16 @@ prometheus::Family<prometheus::Counter>& FunnelTotal() {
   return family;
 }
 
+prometheus::Family<prometheus::Histogram>& Ratings() {
+  static auto& family = metrics::HistogramFamily(
+      "stadtportal_submission_rating", "Satisfaction ratings given after submitting (1 to 5), by online service.");
+  return family;
+}
+
+prometheus::Histogram& RatingOf(const std::string& service_id) {
+  return Ratings().Add({{"online_service", service_id}}, prometheus::Histogram::BucketBoundaries{1, 2, 3, 4});
+}
+
 // Every event of a service exported from the start (at 0). Only services registered so
 // are counted: a view reported for an unknown id adds no series (bounded labels). The
 // label is online_service: Prometheus gives every scraped series the part's own
@@ -171,6 +181,7 @@ void RegisterFunnel(const std::string& service_id) {
        {"viewed", "draft_started", "step_completed", "saved", "validation_failed", "submitted", "abandoned"}) {
     FunnelTotal().Add({{"online_service", service_id}, {"event", event}});
   }
+  RatingOf(service_id);
 }
 
 void Funnel(pqxx::work& tx, const std::string& tenant, const FunnelEvent& e) {
@@ -495,6 +506,10 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_files",
                std::string("SELECT ") + kAttachmentColumns +
                    ", content FROM attachments WHERE submission_id = $1::uuid ORDER BY created_at, id");
+  conn.prepare(
+      "submission_record_payment_failure",
+      "INSERT INTO payment_failures (tenant, service_id, provider, outcome, occurred_at)"
+      " SELECT tenant, service_id, $3, $4, $5::timestamptz FROM submissions WHERE tenant = $1 AND id = $2::uuid");
   conn.prepare("submission_lock_any",
                "SELECT status, reference, party_id::text AS party_id, service_id FROM submissions"
                " WHERE tenant = $1 AND id = $2::uuid FOR UPDATE");
@@ -571,9 +586,10 @@ void Store::Prepare(pqxx::connection& conn) {
                "UPDATE submissions SET account_id = NULL WHERE tenant = $1 AND account_id = $2"
                " AND party_id IS DISTINCT FROM $2");
   conn.prepare("submission_give_feedback",
-               "INSERT INTO feedback (submission_id, rating, comment) SELECT id, $4, $5 FROM submissions"
-               " WHERE tenant = $1 AND party_id = $2 AND id = $3"
-               " RETURNING (extract(epoch FROM given_at) * 1000000)::bigint AS given_at");
+               "WITH s AS (SELECT id, service_id FROM submissions WHERE tenant = $1 AND party_id = $2 AND id = $3),"
+               " f AS (INSERT INTO feedback (submission_id, rating, comment) SELECT id, $4, $5 FROM s"
+               " RETURNING (extract(epoch FROM given_at) * 1000000)::bigint AS given_at)"
+               " SELECT f.given_at, s.service_id FROM f, s");
 }
 
 absl::Status Store::SyncCatalogue(const std::vector<Definition>& definitions) {
@@ -829,6 +845,13 @@ absl::StatusOr<v1::Submission> Store::Withdraw(const Owner& owner, const std::st
   });
 }
 
+absl::Status Store::RecordPaymentFailure(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
+                                         const std::string& provider, const std::string& outcome,
+                                         const std::string& occurred_at) {
+  tx.exec_prepared("submission_record_payment_failure", tenant, submission_id, provider, outcome, occurred_at);
+  return absl::OkStatus();
+}
+
 absl::Status Store::MarkPaid(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
                              const std::string& payment_id) {
   auto lock = tx.exec_prepared("submission_lock_any", tenant, submission_id);
@@ -937,7 +960,8 @@ absl::StatusOr<common::v1::RetainedRecords> Store::RetainedRecords(const std::st
 
 absl::StatusOr<v1::Feedback> Store::GiveFeedback(const Owner& owner, const std::string& submission_id, int rating,
                                                  const std::string& comment) {
-  return pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Feedback> {
+  std::string service_id;
+  auto given = pool_.Transact([&](pqxx::work& tx) -> absl::StatusOr<v1::Feedback> {
     auto res =
         tx.exec_prepared("submission_give_feedback", owner.tenant, owner.party_id, submission_id, rating, comment);
     if (res.empty()) return absl::NotFoundError("submission not found");
@@ -945,8 +969,11 @@ absl::StatusOr<v1::Feedback> Store::GiveFeedback(const Owner& owner, const std::
     out.set_rating(rating);
     out.set_comment(comment);
     *out.mutable_given_at() = Micros(res[0]["given_at"]);
+    service_id = res[0]["service_id"].as<std::string>();
     return out;
   });
+  if (given.ok()) RatingOf(service_id).Observe(rating);
+  return given;
 }
 
 absl::StatusOr<PersonalRecords> Store::PersonalData(const std::string& tenant, const std::string& party_id) {

@@ -150,6 +150,12 @@ class Store {
   // inside the consumer's transaction (exactly once with its inbox).
   static absl::Status MarkPaid(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
                                const std::string& payment_id);
+  // payment.failed: counted for the KPIs under the submission's online service (nothing
+  // moves: the applicant may pay again). A submission not found (another tenant's, or
+  // erased) is skipped.
+  static absl::Status RecordPaymentFailure(pqxx::work& tx, const std::string& tenant, const std::string& submission_id,
+                                           const std::string& provider, const std::string& outcome,
+                                           const std::string& occurred_at);
   // The department's side: the snapshot with files, and status changes (status.h).
   absl::StatusOr<v1::DeliverySnapshot> Snapshot(const std::string& tenant, const std::string& id);
   absl::StatusOr<v1::Submission> SetStatus(const std::string& tenant, const std::string& id, const std::string& status,

@@ -323,8 +323,12 @@ struct Federated {
     if (!r) return -1;
     const std::regex line("stadtportal_identity_federation_refusals_total\\{[^}]*reason=\"" + reason +
                           "\"[^}]*\\} ([0-9.e+]+)");
-    std::smatch match;
-    return std::regex_search(r->body, match, line) ? std::stod(match[1].str()) : 0;
+    // Summed over the providers: every provider's reasons are exported from the start.
+    double sum = 0;
+    for (auto it = std::sregex_iterator(r->body.begin(), r->body.end(), line); it != std::sregex_iterator(); ++it) {
+      sum += std::stod((*it)[1].str());
+    }
+    return sum;
   }
 };
 

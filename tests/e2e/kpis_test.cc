@@ -261,6 +261,12 @@ TEST_CASE("the KPIs of a known mix of journeys, as JSON and CSV, with small numb
                                                 {"time_to_submit_median_seconds", 60},
                                                 {"time_to_submit_p90_seconds", 60},
                                                 {"payments_completed", 2},
+                                                {"payments_failed", 1},
+                                                {"payment_success_rate", 2.0 / 3},
+                                                {"payment_failures/declined", 1},
+                                                {"payment_failures/cancelled", 0},
+                                                {"payment_failures/expired", 0},
+                                                {"payment_failures/provider_error", 0},
                                                 {"received_by_department", 1},
                                                 {"delivery_latency_median_seconds", 60},
                                                 {"delivery_latency_p90_seconds", 60},
@@ -308,6 +314,21 @@ TEST_CASE("the KPIs of a known mix of journeys, as JSON and CSV, with small numb
     {"step": "step:applicant", "count": 3, "drop_off": 1, "suppressed": false},
     {"step": "submitted", "count": 3, "drop_off": 0, "suppressed": false}])"));
 
+  // The operator's recomputation from the sources: the same figures.
+  Sql("DELETE FROM submission.kpi_daily WHERE service_id = '" + std::string(kService) + "'");
+  std::string recompute_out;
+  REQUIRE(RunServiceCommand(stack, "submission",
+                            {"recompute-kpis", "--tenant", "09564000", "--from", Today(), "--to", Today()}, &recompute_out) == 0);
+  INFO(recompute_out);
+  auto recomputed = c.Get(KpiPath().c_str(), Bearer(reader));
+  REQUIRE(Status(recomputed) == 200);
+  CHECK(Figures(json::parse(recomputed->body)["periods"][0]) == expected);
+  CHECK(RunServiceCommand(stack, "submission", {"recompute-kpis", "--tenant", "09564000", "--from", Today()}) == 64);
+  CHECK(RunServiceCommand(stack, "submission",
+                          {"recompute-kpis", "--tenant", "0956'; --", "--from", Today(), "--to", Today()}) == 64);
+  CHECK(RunServiceCommand(stack, "submission",
+                          {"recompute-kpis", "--tenant", "09564000", "--from", "2026-02-30", "--to", Today()}) == 64);
+
   // Only kpi-readers; every parameter checked.
   CHECK(Status(c.Get(KpiPath().c_str(), Bearer(anna))) == 403);
   CHECK(Status(c.Get(KpiPath().c_str(), Bearer(admin))) == 403);
@@ -337,7 +358,8 @@ TEST_CASE("the KPIs of a known mix of journeys, as JSON and CSV, with small numb
   CHECK(shown.at("drafts_saved") == 5);
   CHECK(shown.at("decisions/rejected") == 0);
   for (const char* hidden : {"submissions!", "drafts_abandoned!", "abandonment_rate!", "rating_mean!", "ratings/5!",
-                             "validation_errors/copies!", "time_to_submit_median_seconds!", "payments_completed!"}) {
+                             "validation_errors/copies!", "time_to_submit_median_seconds!", "payments_completed!",
+                             "payments_failed!", "payment_success_rate!", "payment_failures/declined!"}) {
     INFO(hidden);
     REQUIRE(shown.count(hidden) == 1);
     CHECK(shown.at(hidden).is_null());

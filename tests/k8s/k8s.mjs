@@ -242,10 +242,28 @@ if (command === "validate") {
           console.error(`${file}: panel "${p.title}" has a target without a query`);
           continue;
         }
-        const expr = t.expr.replaceAll("$namespace", "stadtportal").replaceAll("$service", ".*");
+        const expr = t.expr
+          .replaceAll("$namespace", "stadtportal")
+          .replaceAll("$online_service", "civil-registry-certificate")
+          .replaceAll("$service", ".*")
+          .replaceAll("$__range", "7d");
         rules.push({ record: `dashboard:query_${rules.length}:${dash.uid.replaceAll("-", "_")}`, expr });
       }
   }
+  // Every recording rule a panel reads is one the chart records (rules.yaml, written by
+  // the "rules" command before).
+  const recorded = new Set(
+    YAML.parse(fs.readFileSync(path.join(out, "rules.yaml"), "utf8"))
+      .groups.flatMap((g) => g.rules)
+      .filter((r) => r.record)
+      .map((r) => r.record),
+  );
+  for (const r of rules)
+    for (const [name] of r.expr.matchAll(/stadtportal:[a-z0-9_:]+/g))
+      if (!recorded.has(name)) {
+        failed = true;
+        console.error(`a dashboard panel reads ${name}, which no recording rule of the chart records`);
+      }
   fs.writeFileSync(path.join(out, "dashboard-queries.yaml"), YAML.stringify({ groups: [{ name: "dashboards", rules }] }));
   if (!failed) console.log(`dashboards: ${rules.length} panel queries from ${files.length} dashboard(s)`);
 } else if (command === "confined") {

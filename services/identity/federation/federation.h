@@ -48,7 +48,11 @@ struct Identity {
 absl::Status Refused(const std::string& reason);
 // The reason of a status made by Refused(); "" for any other status.
 std::string RefusalReason(const absl::Status& status);
-// Counts a refusal in stadtportal_identity_federation_refusals_total.
+// Counts a refusal in stadtportal_identity_federation_refusals_total; a reason not in the
+// list above is counted as "other" (bounded labels).
 void CountRefusal(const std::string& provider, const std::string& reason);
+// Exports every reason of `provider` at 0, so that rates and alerts see the series from
+// the start.
+void RegisterRefusals(const std::string& provider);
 
 }  // namespace stadtportal::identity::federation

@@ -29,7 +29,9 @@ bool IsFlowId(const std::string& id) {
 
 Federation::Federation(std::vector<Provider> providers, std::map<std::string, std::unique_ptr<Upstream>> upstreams,
                        redis::Client& redis, FlowOptions options)
-    : providers_(std::move(providers)), upstreams_(std::move(upstreams)), redis_(redis), options_(options) {}
+    : providers_(std::move(providers)), upstreams_(std::move(upstreams)), redis_(redis), options_(options) {
+  for (const auto& p : providers_) RegisterRefusals(p.id);
+}
 
 const Provider* Federation::Find(const std::string& provider_id) const {
   for (const auto& p : providers_) {

@@ -70,6 +70,11 @@ prometheus::Family<prometheus::Counter>& IssuedFamily() {
                                           "Tokens the OpenID Provider issued, by grant type.");
   return f;
 }
+prometheus::Family<prometheus::Counter>& BackchannelFamily() {
+  static auto& f = metrics::CounterFamily("stadtportal_identity_op_backchannel_logouts_total",
+                                          "Back-channel logout attempts, by outcome.");
+  return f;
+}
 prometheus::Family<prometheus::Counter>& RefusedFamily() {
   static auto& f = metrics::CounterFamily("stadtportal_identity_op_refusals_total",
                                           "Requests the OpenID Provider refused, by OAuth error.");
@@ -302,7 +307,15 @@ OpenIdProvider::OpenIdProvider(ProviderOptions options, std::string default_tena
       partners_(pool),
       step_up_(std::move(step_up)),
       keys_(pool, options_),
-      pairwise_key_(DeriveKey(options_.secret, kPairwiseSubjects)) {}
+      pairwise_key_(DeriveKey(options_.secret, kPairwiseSubjects)) {
+  // Every label value exported at 0 from the start, so rates and alerts see the series.
+  for (const char* grant : {"authorization_code", "refresh_token"}) IssuedFamily().Add({{"grant_type", grant}});
+  for (const auto& error : KnownErrors()) RefusedFamily().Add({{"error", error}});
+  RefusedFamily().Add({{"error", "other"}});
+  for (const char* outcome : {"delivered", "refused", "gave_up", "failed"}) {
+    BackchannelFamily().Add({{"outcome", outcome}});
+  }
+}
 
 OpenIdProvider::~OpenIdProvider() { StopJobs(); }
 
@@ -1371,16 +1384,6 @@ absl::Status OpenIdProvider::EnqueueLogout(const std::string& tenant, const std:
     return absl::OkStatus();
   });
 }
-
-namespace {
-
-prometheus::Family<prometheus::Counter>& BackchannelFamily() {
-  static auto& f = metrics::CounterFamily("stadtportal_identity_op_backchannel_logouts_total",
-                                          "Back-channel logout attempts, by outcome.");
-  return f;
-}
-
-}  // namespace
 
 absl::StatusOr<int> OpenIdProvider::DeliverBackchannelLogouts(int batch) {
   struct Due {
