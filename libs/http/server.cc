@@ -142,6 +142,7 @@ Router::Router(std::string metrics_prefix, EdgeOptions edge)
     : edge_(std::move(edge)), red_(metrics_prefix, "HTTP requests") {}
 
 void Router::EdgeHeaders(const httplib::Request& req, httplib::Response& res) const {
+  if (headers_) return headers_(req, res);
   res.set_header("X-Content-Type-Options", "nosniff");
   res.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
   res.set_header("X-Frame-Options", "DENY");
@@ -237,6 +238,12 @@ void Router::Refuse(const httplib::Request& req, httplib::Response& res, int sta
   log::RequestScope scope(id, "");
   res.set_header("X-Request-Id", id);
   EdgeHeaders(req, res);
+  Fail(req, res, status, detail);
+}
+
+void Router::Fail(const httplib::Request& req, httplib::Response& res, int status, const std::string& detail) const {
+  if (error_) return error_(req, res, status, detail);
+  if (status == 404) return WriteProblem(res, absl::NotFoundError(detail));
   WriteHttpProblem(res, status, detail);
 }
 
@@ -376,7 +383,7 @@ void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
   const std::string op = req.method + " " + (match != nullptr ? match->pattern : std::string("unmatched"));
   red_.Started(op);
   if (!unclean.empty()) {
-    WriteHttpProblem(res, 400, unclean + " holds control characters or invalid UTF-8");
+    Fail(req, res, 400, unclean + " holds control characters or invalid UTF-8");
   } else if (req.method == "OPTIONS" && (match != nullptr || !allowed.empty())) {
     // CORS preflight: allowed origins got their headers above; others get none.
     res.status = 204;
@@ -394,14 +401,19 @@ void Router::Dispatch(const httplib::Request& req, httplib::Response& res) {
       match->handler(req, res, params);
     } catch (const std::exception& e) {
       log::Error("handler failed", {{"route", op}, {"error", e.what()}});
-      WriteProblem(res, absl::InternalError(e.what()));
+      if (error_) {
+        res.headers.erase("Location");
+        error_(req, res, 500, "internal error");
+      } else {
+        WriteProblem(res, absl::InternalError(e.what()));
+      }
     }
   } else if (!allowed.empty()) {
     res.set_header("Allow", absl::StrJoin(allowed, ", "));
-    WriteHttpProblem(
-        res, 405, absl::StrCat("method ", req.method, " is not allowed here; allowed: ", absl::StrJoin(allowed, ", ")));
+    Fail(req, res, 405,
+         absl::StrCat("method ", req.method, " is not allowed here; allowed: ", absl::StrJoin(allowed, ", ")));
   } else {
-    WriteProblem(res, absl::NotFoundError("no such resource"));
+    Fail(req, res, 404, "no such resource");
   }
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   red_.Handled(op, std::to_string(res.status), elapsed);
@@ -501,14 +513,18 @@ void Router::Install(Server& server) {
   server.Delete(".*", with_body);
   server.Options(".*", dispatch);
   // Errors raised by the HTTP layer itself (413 too large, 400 bad request line…).
-  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // Already a problem from Dispatch.
     const std::string id = RequestId(req);
     log::RequestScope scope(id, "");
     res.set_header("X-Request-Id", id);
+    const int code = res.status;
+    if (error_) {
+      EdgeHeaders(req, res);
+      return error_(req, res, code, code == 413 ? "request body too large" : "malformed request");
+    }
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("Cache-Control", "no-store");
-    const int code = res.status;
     WriteHttpProblem(res, code, code == 413 ? "request body too large" : "malformed request");
   });
   // Dispatch catches whatever a handler throws, so an exception arriving here comes from

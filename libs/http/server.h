@@ -100,6 +100,17 @@ class Router {
   // read (e.g. that it names a caller at all); refused uploads get 401 at once, so that
   // anonymous clients cannot hold the slots.
   void SetUploadGate(std::function<bool(const httplib::Request&)> gate) { upload_gate_ = std::move(gate); }
+  // A part that answers browsers (the web portal) instead of API clients: `headers` sets
+  // every response's security headers in place of the API's, and `error` writes the
+  // router's own refusals (400, 404, 405, 408, 413, 501, a failed handler) as its pages in
+  // place of problem documents. Set before Install.
+  using HeadersWriter = std::function<void(const httplib::Request&, httplib::Response&)>;
+  using ErrorWriter =
+      std::function<void(const httplib::Request&, httplib::Response&, int status, const std::string& detail)>;
+  void SetPresentation(HeadersWriter headers, ErrorWriter error) {
+    headers_ = std::move(headers);
+    error_ = std::move(error);
+  }
   // Installs the router and the uniform error handling on `server`.
   void Install(Server& server);
   // All routes as "METHOD /path/{param}" (for the OpenAPI contract test).
@@ -133,7 +144,11 @@ class Router {
   void DispatchWithBody(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
   void Dispatch(const httplib::Request& req, httplib::Response& res);
   void EdgeHeaders(const httplib::Request& req, httplib::Response& res) const;
+  // The router's own refusal: the ErrorWriter's page, or the problem document.
+  void Fail(const httplib::Request& req, httplib::Response& res, int status, const std::string& detail) const;
   std::vector<Route> routes_;
+  HeadersWriter headers_;
+  ErrorWriter error_;
   EdgeOptions edge_;
   metrics::Red red_;
   std::function<bool(const httplib::Request&)> upload_gate_;
