@@ -48,6 +48,7 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   Options o;
   o.default_tenant = tenant;
   o.public_url = env.String("STADTPORTAL_PUBLIC_URL", o.public_url);
+  o.portal_url = env.String("STADTPORTAL_PORTAL_URL", o.public_url);
   o.hash.opslimit = static_cast<unsigned long long>(env.Int("STADTPORTAL_ARGON2_OPSLIMIT", 3, 1, 20));
   o.hash.memlimit = static_cast<size_t>(env.Int("STADTPORTAL_ARGON2_MEMLIMIT_KIB", 65536, 8, 4 * 1024 * 1024)) * 1024;
   o.hash.concurrency = static_cast<int>(env.Int("STADTPORTAL_ARGON2_CONCURRENCY", o.hash.concurrency, 1, 256));
@@ -104,7 +105,7 @@ Service::Service(std::shared_ptr<Store> store, redis::Client& redis, Options opt
 }
 
 std::string Service::Link(const std::string& page, const std::string& token) const {
-  return options_.public_url + "/" + page + "?token=" + token;
+  return options_.portal_url + "/" + page + "?token=" + token;
 }
 
 void Service::MailsQueued() {
@@ -176,7 +177,7 @@ grpc::Status Service::Register(grpc::ServerContext* ctx, const v1::RegisterReque
       // Same answer as for a new address; the mail tells the owner instead.
       auto existing = store_->FindByEmail(*tenant, *email);
       const std::string lang = existing.ok() ? LanguageCode(existing->account.language()) : language;
-      s = store_->QueueMail(*tenant, AlreadyRegisteredMail(lang, *email, options_.public_url + "/password-reset"));
+      s = store_->QueueMail(*tenant, AlreadyRegisteredMail(lang, *email, options_.portal_url + "/password-reset"));
     }
     if (s.ok()) MailsQueued();
     return s;

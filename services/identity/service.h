@@ -24,6 +24,10 @@ struct Options {
   std::string default_tenant = "09564000";
   // Where the portal's pages are; links in mails point there.
   std::string public_url = "http://127.0.0.1:8080";
+  // Where the links of the account mails (verify-email, password-reset/confirm, the
+  // reset link of "already registered") point: the web portal's pages
+  // (STADTPORTAL_PORTAL_URL; default public_url, where an ingress routes / to the portal).
+  std::string portal_url = "http://127.0.0.1:8080";
   HashParams hash;
   SessionOptions sessions;
   ThrottleOptions throttle;
