@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "libs/api/api.h"
 #include "libs/api/idempotency.h"
@@ -91,6 +92,10 @@ Options Options::FromEnv(const config::Env& env, const std::string& tenant) {
   Options o;
   o.default_tenant = tenant;
   o.public_url = env.String("STADTPORTAL_PAYMENT_CALLBACK_URL", env.String("STADTPORTAL_PUBLIC_URL", o.public_url));
+  o.return_url = env.String("STADTPORTAL_PAYMENT_RETURN_URL", o.return_url);
+  if (!o.return_url.empty() && o.return_url.find("{payment}") == std::string::npos) {
+    throw config::Error("STADTPORTAL_PAYMENT_RETURN_URL: must contain {payment}");
+  }
   o.expiry = std::chrono::seconds(env.Int("STADTPORTAL_PAYMENT_EXPIRY_S", o.expiry.count(), 60, 7 * 86400));
   o.webhook_window =
       std::chrono::seconds(env.Int("STADTPORTAL_PAYMENT_WEBHOOK_WINDOW_S", o.webhook_window.count(), 10, 3600));
@@ -246,9 +251,12 @@ grpc::Status Service::CreatePayment(grpc::ServerContext* ctx, const v1::CreatePa
       return absl::OkStatus();
     }
     // 2. The provider's checkout, with no transaction or pooled connection held.
-    const std::string base = absl::StrCat(options_.public_url, "/api/v1/payments/", p.id());
+    const std::string back =
+        options_.return_url.empty()
+            ? absl::StrCat(options_.public_url, "/api/v1/payments/", p.id(), "/return")
+            : absl::StrReplaceAll(options_.return_url, {{"{payment}", p.id()}, {"{submission}", p.submission_id()}});
     auto checkout = provider->Start({p.id(), p.amount().amount_minor(), p.amount().currency(), p.reference(),
-                                     p.description(), base + "/return", base + "/return",
+                                     p.description(), back, back,
                                      absl::StrCat(options_.public_url, "/api/v1/payment-webhooks/", provider->name())});
     if (!checkout.ok()) {
       log::Warn("provider refused the checkout",

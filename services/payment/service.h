@@ -21,6 +21,11 @@ struct Options {
   // The gateway's base URL as providers and payers reach it: return and webhook URLs
   // point there (STADTPORTAL_PAYMENT_CALLBACK_URL, else STADTPORTAL_PUBLIC_URL).
   std::string public_url = "http://127.0.0.1:8080";
+  // Where the provider sends the payer back (STADTPORTAL_PAYMENT_RETURN_URL): a template
+  // with {payment} and {submission}, e.g. the web portal's
+  // https://portal.example/submissions/{submission}/paid?payment={payment}, whose page
+  // settles the payment through GET /api/v1/payments/{id}/return. Empty: that API route.
+  std::string return_url;
   // Unpaid payments are cancelled (reason "expired") after this long.
   std::chrono::seconds expiry{90 * 60};
   // Webhooks older or newer than this are refused.

@@ -178,7 +178,8 @@ struct Fixture {
   std::vector<std::pair<std::string, std::string>> received;  // (signature, body)
   std::atomic<int> answered{0};
 
-  explicit Fixture(std::chrono::seconds expiry = std::chrono::seconds(5400), bool watch = false) {
+  explicit Fixture(std::chrono::seconds expiry = std::chrono::seconds(5400), bool watch = false,
+                   const std::string& return_url = "") {
     if (watch) {
       db::PoolOptions po;
       po.url = testing::DatabaseUrl();
@@ -202,6 +203,7 @@ struct Fixture {
     hooks_thread = std::thread([this] { hooks.listen_after_bind(); });
     Options o;
     o.public_url = "http://127.0.0.1:" + std::to_string(hooks_port);
+    o.return_url = return_url;
     o.expiry = expiry;
     std::shared_ptr<Provider> testpay_provider = std::make_shared<TestpayProvider>(
         TestpayOptions{"http://127.0.0.1:" + std::to_string(testpay_port), kKey, kSecret});
@@ -293,6 +295,18 @@ std::string NewSubmission(const std::string& owner, int64_t fee, const std::stri
 }
 
 }  // namespace
+
+TEST_CASE("the payer comes back to the portal's page of the submission when a return URL is configured",
+          "[integration]") {
+  Fixture f(std::chrono::seconds(5400), false,
+            "https://portal.example/submissions/{submission}/paid?payment={payment}");
+  grpcx::TestCaller anna(Person(kAnna));
+  const auto submission = NewSubmission();
+  auto p = f.Create("pay-key-return", submission);
+  REQUIRE(p.state() == v1::PAYMENT_STATE_STARTED);
+  CHECK(f.Pay(p, "success") ==
+        "https://portal.example/submissions/" + submission + "/paid?payment=" + p.id());
+}
 
 TEST_CASE("a paid fee: checkout, payer pays, signed webhook, success and one event for the submission",
           "[integration]") {
