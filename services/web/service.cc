@@ -102,6 +102,9 @@ Options Options::FromEnv(const config::Env& env) {
   o.http.port = env.Port("STADTPORTAL_WEB_PORT", o.http.port);
   o.admin_port = env.Port("STADTPORTAL_ADMIN_PORT", o.admin_port);
   o.edge = http::EdgeOptions::FromEnv(env);
+  // Wizard steps with file fields and mailbox replies are upload routes: every post of
+  // such a step takes a slot, so the portal has more of them than the gateway's default.
+  if (env.String("STADTPORTAL_HTTP_MAX_UPLOADS", "").empty()) o.edge.max_uploads = 16;
   o.api.base_url = env.String("STADTPORTAL_WEB_GATEWAY_URL", o.api.base_url);
   o.api.timeout = env.Millis("STADTPORTAL_WEB_API_TIMEOUT_MS", o.api.timeout);
   o.assets_dir = env.String("STADTPORTAL_WEB_ASSETS_DIR", o.assets_dir);

@@ -33,6 +33,43 @@ struct Gateway {
           R"("department":"{{t.site_name}}","required_assurance_level":"low","fee":{"amount_minor":1200,"currency":"EUR"}}]})",
           "application/json");
     });
+    // A draft of a form with every field type (labels hostile where they can be).
+    server.Get("/api/v1/drafts/00000000-0000-0000-0000-000000000001",
+               [](const httplib::Request& req, httplib::Response& res) {
+                 if (req.get_header_value("Authorization") != "Bearer api-token") {
+                   res.status = 401;
+                   res.set_content(R"({"status":401})", "application/problem+json");
+                   return;
+                 }
+                 res.set_content(R"({"id":"00000000-0000-0000-0000-000000000001","service_id":"all-types",
+                   "form_version":1,"version":3,"data":{"given_name":"Erika","kind":"b","address":{"street":"<Hauptmarkt>"}},
+                   "read_only_fields":["given_name"],"attachments":[{"id":"00000000-0000-0000-0000-0000000000aa",
+                   "field":"proof","filename":"<x>.pdf","media_type":"application/pdf","size":2048}],
+                   "fee":{"amount_minor":0,"currency":"EUR"}})",
+                                 "application/json");
+               });
+    server.Get("/api/v1/services/all-types", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"id":"all-types","name":{"de":"Alle Typen","en":"All types"},"form_version":1,
+        "fee":{"amount_minor":0,"currency":"EUR"},"required_assurance_level":"low","department":"D",
+        "form":{"steps":[{"id":"one","title":{"de":"Schritt <eins>","en":"Step one"},"fields":[
+          {"id":"given_name","type":"text","label":{"de":"Vorname","en":"Given name"},"prefill":"given_name"},
+          {"id":"note","type":"text","max_length":2000,"label":{"de":"Bemerkung <i>","en":"Note"}},
+          {"id":"count","type":"number","integer":true,"label":{"de":"Anzahl","en":"Count"}},
+          {"id":"day","type":"date","label":{"de":"Tag","en":"Day"}},
+          {"id":"kind","type":"select","label":{"de":"Art","en":"Kind"},"options":[
+            {"value":"a","label":{"de":"A <a>","en":"A"}},{"value":"b","label":{"de":"B","en":"B"}}]},
+          {"id":"spouse","type":"text","label":{"de":"Ehegatte","en":"Spouse"},"visible_when":{"field":"kind","equals":"a"}},
+          {"id":"tags","type":"multiselect","label":{"de":"Themen","en":"Topics"},"options":[
+            {"value":"x","label":{"de":"X","en":"X"}},{"value":"y","label":{"de":"Y","en":"Y"}}]},
+          {"id":"agree","type":"checkbox","label":{"de":"Einverstanden","en":"Agreed"}},
+          {"id":"proof","type":"file","accept":["application/pdf"],"max_size_bytes":1048576,"max_files":2,
+           "label":{"de":"Nachweis","en":"Proof"}},
+          {"id":"address","type":"address","label":{"de":"Anschrift","en":"Address"}},
+          {"id":"iban","type":"iban","label":{"de":"IBAN","en":"IBAN"}},
+          {"id":"mail","type":"email","label":{"de":"E-Mail","en":"E-mail"}},
+          {"id":"phone","type":"phone","label":{"de":"Telefon","en":"Phone"}}]}]}})",
+                      "application/json");
+    });
     port = server.bind_to_any_port("127.0.0.1");
     thread = std::thread([this] { server.listen_after_bind(); });
     while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -286,6 +323,68 @@ TEST_CASE("oversize form bodies are refused with 413 as a page, before they are 
       "application/x-www-form-urlencoded");
   REQUIRE(streamed);
   CHECK(streamed->status == 413);
+}
+
+TEST_CASE("a wizard step renders every field type of the form definition, labelled and escaped") {
+  Fixture f;
+  Sessions sessions(&f.redis, std::chrono::seconds(600));
+  auto made = sessions.Create("de");
+  REQUIRE(made.ok());
+  WebSession s = *made;
+  s.api_token = "api-token";
+  s.expires_at = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                     .count() + 600;
+  REQUIRE(sessions.Save(s).ok());
+  auto c = f.Client();
+  auto res = c.Get("/drafts/00000000-0000-0000-0000-000000000001/steps/1", {{"Cookie", "__Host-sp=" + s.id}});
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  const std::string& b = res->body;
+  CHECK(Count(b, "<h1") == 1);
+  CHECK(absl::StrContains(b, "Schritt &lt;eins&gt;"));
+  CHECK(absl::StrContains(b, R"(enctype="multipart/form-data")"));
+  // Every input has a label naming it.
+  for (const std::string id : {"given_name", "note", "count", "day", "kind", "spouse", "tags-0", "tags-1", "agree",
+                               "proof", "address-street", "address-house_number", "address-postcode",
+                               "address-city", "iban", "mail", "phone"}) {
+    INFO(id);
+    CHECK(absl::StrContains(b, "<label class=\"kern-label\" for=\"" + id + "\""));
+    CHECK(absl::StrContains(b, "id=\"" + id + "\""));
+  }
+  // Types as the browser needs them.
+  CHECK(std::regex_search(b, std::regex(R"re(<textarea[^>]*id="note")re")));
+  CHECK(std::regex_search(b, std::regex(R"re(id="count" name="count" type="text" value="" inputmode="numeric")re")));
+  CHECK(std::regex_search(b, std::regex(R"re(id="day" name="day" type="date")re")));
+  CHECK(std::regex_search(b, std::regex(R"re(id="mail" name="mail" type="email")re")));
+  CHECK(std::regex_search(b, std::regex(R"re(id="phone" name="phone" type="tel")re")));
+  CHECK(std::regex_search(b, std::regex(R"re(<option value="b" selected>B</option>)re")));
+  CHECK(std::regex_search(b, std::regex(R"re(type="file" id="proof" name="proof" multiple accept="application/pdf")re")));
+  // Verified prefill is read-only; the conditional field names its condition.
+  CHECK(std::regex_search(b, std::regex(R"re(id="given_name" name="given_name" type="text" value="Erika"[^>]* readonly)re")));
+  CHECK(absl::StrContains(b, R"(data-when-field="kind" data-when-values="a")"));
+  CHECK(absl::StrContains(b, "Nur nötig bei Art: A &lt;a&gt;"));
+  // Outside text is escaped: labels, option labels, answers, file names.
+  CHECK(!absl::StrContains(b, "<i>"));
+  CHECK(!absl::StrContains(b, "<a>"));
+  CHECK(absl::StrContains(b, "value=\"&lt;Hauptmarkt&gt;\""));
+  CHECK(absl::StrContains(b, "&lt;x&gt;.pdf"));
+  // A draft the API does not know: the 404 page.
+  auto unknown = c.Get("/drafts/00000000-0000-0000-0000-000000000002/steps/1", {{"Cookie", "__Host-sp=" + s.id}});
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+  // The API session ended (401): back to the log-in, nothing of the draft shown.
+  s.api_token = "ended";
+  REQUIRE(sessions.Save(s).ok());
+  auto ended = c.Get("/drafts/00000000-0000-0000-0000-000000000001/steps/1", {{"Cookie", "__Host-sp=" + s.id}});
+  REQUIRE(ended);
+  CHECK(ended->status == 303);
+  // (The client decodes Location: the server sends next=%2Fdrafts%2F….)
+  CHECK(ended->get_header_value("Location") == "/login?next=/drafts/00000000-0000-0000-0000-000000000001/steps/1");
+  CHECK(!absl::StrContains(ended->body, "Erika"));
+  // Not logged in at all: to the log-in first.
+  auto anonymous = c.Get("/drafts/00000000-0000-0000-0000-000000000001/steps/1");
+  REQUIRE(anonymous);
+  CHECK(anonymous->status == 303);
 }
 
 }  // namespace
