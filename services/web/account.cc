@@ -81,6 +81,83 @@ void Service::AddAccountRoutes() {
     Login(req, res, v, *form);
   });
   Post("/logout", [this](Req req, Res res, P, Visit& v) { Logout(req, res, v); });
+
+  // Forgotten password: the mail's link leads to /password-reset/confirm?token=.
+  Get("/password-reset", [this](Req req, Res res, P, Visit& v) {
+    EnsureSession(v, res);
+    const std::map<std::string, std::string> none;
+    Page(res, v, 200, req.get_param_value("sent") == "1" ? "reset_sent" : "reset",
+         {{"title", T(v, "reset_title")}, {"email", Field("email", "", none, T(v, "email_label"), "email", "email")}});
+  });
+  Post("/password-reset", [this](Req req, Res res, P, Visit& v) {
+    auto form = ParseForm(req);
+    if (!form) return ErrorPage(res, v, 400);
+    const std::string email = form->Get("email");
+    std::map<std::string, std::string> errors;
+    int status = 422;
+    if (email.empty()) {
+      errors["email"] = T(v, "error_email_required");
+    } else {
+      const ApiResult r = api_.Send(v.caller, "POST", "/api/v1/auth/password-reset", {{"email", email}});
+      if (r.ok()) return SeeOther(res, "/password-reset?sent=1");
+      if (r.status == 429) {
+        errors["email"] = T(v, "error_too_many");
+        status = 429;
+      } else if (r.status == 400 || r.status == 422) {
+        errors["email"] = T(v, "field_invalid_email");
+      } else {
+        return ApiFailure(res, v, r);
+      }
+    }
+    Page(res, v, status, "reset",
+         {{"title", T(v, "reset_title")},
+          {"errors", Errors(errors, {"email"})},
+          {"email", Field("email", email, errors, T(v, "email_label"), "email", "email")}});
+  });
+  Get("/password-reset/confirm", [this](Req req, Res res, P, Visit& v) {
+    EnsureSession(v, res);
+    const std::string token = req.get_param_value("token");
+    if (!IsToken(token)) return Page(res, v, 400, "verify_failed", {{"title", T(v, "verify_failed_title")}});
+    const std::map<std::string, std::string> none;
+    Page(res, v, 200, "reset_confirm",
+         {{"title", T(v, "reset_confirm_title")},
+          {"token", token},
+          {"password", Field("password", "", none, T(v, "new_password_label"), "password", "new-password",
+                             T(v, "password_hint"))}});
+  });
+  Post("/password-reset/confirm", [this](Req req, Res res, P, Visit& v) {
+    auto form = ParseForm(req);
+    if (!form) return ErrorPage(res, v, 400);
+    const std::string token = form->Get("token");
+    const std::string password = form->Get("password");
+    if (!IsToken(token)) return Page(res, v, 400, "verify_failed", {{"title", T(v, "verify_failed_title")}});
+    std::map<std::string, std::string> errors;
+    if (password.empty()) {
+      errors["password"] = T(v, "error_password_required");
+    } else {
+      const ApiResult r = api_.Send(v.caller, "POST", "/api/v1/auth/password-reset/confirm",
+                                    {{"token", token}, {"new_password", password}});
+      if (r.ok()) {
+        Flash(v, res, "password_changed");
+        return SeeOther(res, "/login");
+      }
+      if (r.status == 400 || r.status == 422) {
+        const auto fields = r.FieldErrors();
+        if (fields.count("token") || fields.empty()) {
+          return Page(res, v, 400, "verify_failed", {{"title", T(v, "verify_failed_title")}});
+        }
+        errors["password"] = fields.begin()->second;
+      } else {
+        return ApiFailure(res, v, r);
+      }
+    }
+    Page(res, v, 422, "reset_confirm",
+         {{"title", T(v, "reset_confirm_title")},
+          {"token", token},
+          {"errors", Errors(errors, {"password"})},
+          {"password", Field("password", "", errors, T(v, "new_password_label"), "password", "new-password",
+                             T(v, "password_hint"))}});
+  });
 }
 
 void Service::RegisterForm(Req req, Res res, Visit& v) {
