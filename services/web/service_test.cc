@@ -70,6 +70,22 @@ struct Gateway {
           {"id":"phone","type":"phone","label":{"de":"Telefon","en":"Phone"}}]}]}})",
                       "application/json");
     });
+    // Upstream answers the portal must not pass on: too large, too slow, not JSON.
+    server.Get("/api/v1/services/huge", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("{\"id\":\"" + std::string(3 << 20, 'x') + "\"}", "application/json");
+    });
+    server.Get("/api/v1/services/slow", [](const httplib::Request&, httplib::Response& res) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      res.set_content(R"({"id":"slow"})", "application/json");
+    });
+    server.Get("/api/v1/services/broken", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 500;
+      res.set_content("<h1>Traceback: secret internals</h1>", "text/html");
+    });
+    server.Get("/api/v1/services/problem", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 500;
+      res.set_content(R"({"status":500,"detail":"pq: password authentication failed"})", "application/problem+json");
+    });
     port = server.bind_to_any_port("127.0.0.1");
     thread = std::thread([this] { server.listen_after_bind(); });
     while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -323,6 +339,26 @@ TEST_CASE("oversize form bodies are refused with 413 as a page, before they are 
       "application/x-www-form-urlencoded");
   REQUIRE(streamed);
   CHECK(streamed->status == 413);
+}
+
+TEST_CASE("upstream answers that are too large, too slow or broken become the error page, never their text") {
+  Fixture f;
+  auto c = f.Client();
+  for (const auto& [path, status] : std::vector<std::pair<std::string, int>>{
+           {"/services/huge", 503}, {"/services/slow", 503}, {"/services/broken", 503}, {"/services/problem", 500}}) {
+    INFO(path);
+    const auto start = std::chrono::steady_clock::now();
+    auto res = c.Get(path);
+    REQUIRE(res);
+    CHECK(res->status == status);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1400));  // The API timeout is 500 ms.
+    CHECK(absl::StrContains(res->get_header_value("Content-Type"), "text/html"));
+    CHECK(Count(res->body, "<h1") == 1);
+    CHECK(!absl::StrContains(res->body, "xxxxxxxx"));
+    CHECK(!absl::StrContains(res->body, "Traceback"));
+    CHECK(!absl::StrContains(res->body, "password authentication"));
+    CHECK(res->get_header_value("Content-Security-Policy") == kCsp);
+  }
 }
 
 TEST_CASE("a wizard step renders every field type of the form definition, labelled and escaped") {
