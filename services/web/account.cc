@@ -12,11 +12,15 @@ namespace {
 
 // The form's error summary and inline errors: `errors` maps field ids to messages; the
 // summary lists them in `order` and links to each field.
-nlohmann::json Errors(const std::map<std::string, std::string>& errors, const std::vector<std::string>& order) {
+nlohmann::json Errors(const std::map<std::string, std::string>& errors, const std::vector<std::string>& order,
+                      const std::map<std::string, std::string>& labels = {}) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& id : order) {
     auto it = errors.find(id);
-    if (it != errors.end()) list.push_back({{"href", "#" + id}, {"text", it->second}});
+    auto label = labels.find(id);
+    if (it != errors.end()) {
+      list.push_back({{"href", "#" + id}, {"text", (label != labels.end() ? label->second + ": " : "") + it->second}});
+    }
   }
   for (const auto& [id, text] : errors) {
     if (std::find(order.begin(), order.end(), id) == order.end()) list.push_back({{"href", "#" + id}, {"text", text}});
@@ -111,7 +115,7 @@ void Service::AddAccountRoutes() {
     }
     Page(res, v, status, "reset",
          {{"title", T(v, "reset_title")},
-          {"errors", Errors(errors, {"email"})},
+          {"errors", Errors(errors, {"email"}, {{"email", T(v, "email_label")}})},
           {"email", Field("email", email, errors, T(v, "email_label"), "email", "email")}});
   });
   Get("/password-reset/confirm", [this](Req req, Res res, P, Visit& v) {
@@ -154,7 +158,7 @@ void Service::AddAccountRoutes() {
     Page(res, v, 422, "reset_confirm",
          {{"title", T(v, "reset_confirm_title")},
           {"token", token},
-          {"errors", Errors(errors, {"password"})},
+          {"errors", Errors(errors, {"password"}, {{"password", T(v, "new_password_label")}})},
           {"password", Field("password", "", errors, T(v, "new_password_label"), "password", "new-password",
                              T(v, "password_hint"))}});
   });
@@ -200,7 +204,9 @@ void Service::Register(Req, Res res, Visit& v, const Form& form) {
   }
   Page(res, v, status, "register",
        {{"title", T(v, "register_title")},
-        {"errors", Errors(errors, {"display_name", "email", "password"})},
+        {"errors", Errors(errors, {"display_name", "email", "password"},
+                          {{"display_name", T(v, "name_label")}, {"email", T(v, "email_label")},
+                           {"password", T(v, "password_label")}})},
         {"display_name", Field("display_name", name, errors, T(v, "name_label"), "text", "name")},
         {"email", Field("email", email, errors, T(v, "email_label"), "email", "email")},
         {"password", Field("password", "", errors, T(v, "password_label"), "password", "new-password",
@@ -290,7 +296,8 @@ void Service::Login(Req, Res res, Visit& v, const Form& form) {
   Page(res, v, status, "login",
        {{"title", T(v, "login_title")},
         {"next", next},
-        {"errors", Errors(errors, {"email", "password"})},
+        {"errors", Errors(errors, {"email", "password"},
+                          {{"email", T(v, "email_label")}, {"password", T(v, "password_label")}})},
         {"email", Field("email", email, errors, T(v, "email_label"), "email", "username")},
         {"password", Field("password", "", errors, T(v, "password_label"), "password", "current-password")}});
 }

@@ -25,11 +25,15 @@ std::string RouteOf(const std::string& path) {
     size_t end = bare.find('/', start);
     if (end == std::string::npos) end = bare.size();
     const std::string segment = bare.substr(start, end - start);
+    bool digits = !segment.empty();
     bool id = false;
     for (char c : segment) {
-      if ((c >= '0' && c <= '9') || c == '-' || c == '_') id = true;
+      if (c < '0' || c > '9') digits = false;
+      if (c == '-' || c == '_') id = true;
     }
-    // Segments with digits, hyphens or underscores are ids or slugs; the API's own words are letters only.
+    id = id || digits;
+    // Segments with hyphens or underscores, or only digits, are ids or slugs; the API's own
+    // words ("v1", "drafts") have neither.
     if (start != 0) out += "/";
     out += id ? "{}" : segment;
     if (end == bare.size()) break;
@@ -204,8 +208,11 @@ httplib::Result Exchange(httplib::Client& c, const std::string& method, const st
 
 }  // namespace
 
-ApiResult Api::Get(const ApiCaller& caller, const std::string& path) {
-  return Run(caller, "GET", RouteOf(path), [&](httplib::Client& c, const httplib::Headers& h) {
+ApiResult Api::Get(const ApiCaller& caller, const std::string& path,
+                   const std::map<std::string, std::string>& extra_headers) {
+  return Run(caller, "GET", RouteOf(path), [&](httplib::Client& c, const httplib::Headers& base) {
+    httplib::Headers h = base;
+    for (const auto& [k, v] : extra_headers) h.emplace(k, v);
     return Exchange(c, "GET", path, h, "", "", options_.max_body);
   }, options_.max_body, true);
 }

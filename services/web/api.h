@@ -62,7 +62,8 @@ class Api {
  public:
   explicit Api(ApiOptions options);
 
-  ApiResult Get(const ApiCaller& caller, const std::string& path);
+  ApiResult Get(const ApiCaller& caller, const std::string& path,
+                const std::map<std::string, std::string>& extra_headers = {});
   ApiResult Send(const ApiCaller& caller, const std::string& method, const std::string& path,
                  const nlohmann::json& body, const std::map<std::string, std::string>& extra_headers = {});
   ApiResult Upload(const ApiCaller& caller, const std::string& path, const std::vector<ApiFile>& files,

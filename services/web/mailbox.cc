@@ -139,7 +139,10 @@ void Service::ThreadPage(Req req, Res res, const std::string& thread, Visit& v,
   nlohmann::json summary = nlohmann::json::array();
   for (const auto& id : {"body", "files"}) {
     auto it = errors.find(id);
-    if (it != errors.end()) summary.push_back({{"href", std::string("#") + id}, {"text", it->second}});
+    if (it != errors.end()) {
+      summary.push_back({{"href", std::string("#") + id},
+                         {"text", T(v, std::string(id) == "body" ? "reply_label" : "reply_files") + ": " + it->second}});
+    }
   }
   Page(res, v, errors.empty() ? 200 : 422, "thread",
        {{"title", Str(r.body, "subject")},

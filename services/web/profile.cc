@@ -201,7 +201,7 @@ void Service::ProfilePage(Req req, Res res, Visit& v, const std::map<std::string
     auto e = errors.find(name);
     if (e != errors.end()) {
       f["error"] = e->second;
-      summary.push_back({{"href", "#" + name}, {"text", e->second}});
+      summary.push_back({{"href", "#" + name}, {"text", f["label"].get<std::string>() + ": " + e->second}});
     }
     fields.push_back(f);
   }
@@ -221,7 +221,8 @@ void Service::ProfilePage(Req req, Res res, Visit& v, const std::map<std::string
     auto e = errors.find("address." + part);
     if (e != errors.end()) {
       pm["error"] = e->second;
-      summary.push_back({{"href", "#address-" + part}, {"text", e->second}});
+      summary.push_back({{"href", "#address-" + part},
+                         {"text", T(v, "profile_address") + ", " + T(v, "address_" + part) + ": " + e->second}});
     }
     address_parts.push_back(pm);
   }

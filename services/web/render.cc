@@ -53,6 +53,12 @@ void SameKeys(const nlohmann::json& a, const nlohmann::json& b, const std::strin
 
 }  // namespace
 
+struct Renderer::Base {
+  mustache::data data{mustache::data::type::object};
+};
+
+Renderer::~Renderer() = default;
+
 Renderer::Renderer(const std::vector<std::pair<std::string, std::string>>& files) {
   for (const auto& [path, text] : files) {
     if (absl::StartsWith(path, "templates/") && absl::EndsWith(path, ".mustache")) {
@@ -70,6 +76,18 @@ Renderer::Renderer(const std::vector<std::pair<std::string, std::string>>& files
   if (texts_.count("de") == 0 || texts_.count("en") == 0) throw std::runtime_error("texts de and en are required");
   SameKeys(texts_["de"], texts_["en"], "");
   SameKeys(texts_["en"], texts_["de"], "");
+  // The texts and partials are the same for every page of a language: converted once, the
+  // bottom frame of each rendering's context (the page's model is pushed on top).
+  for (const auto& [lang, texts] : texts_) {
+    auto base = std::make_shared<Base>();
+    base->data.set("t", ToData(texts));
+    for (const auto& [name, text] : templates_) {
+      if (!absl::StartsWith(name, "_")) continue;
+      const std::string* body = &text;
+      base->data.set(name.substr(1), mustache::data{mustache::partial{[body] { return *body; }}});
+    }
+    bases_[lang] = base;
+  }
 }
 
 const nlohmann::json& Renderer::Texts(const std::string& lang) const {
@@ -92,14 +110,12 @@ std::string Renderer::Render(const std::string& name, nlohmann::json model, cons
     if (t == templates_.end()) throw std::runtime_error("no template " + name);
     it = parsed.emplace(name, std::make_unique<mustache::mustache>(t->second)).first;
   }
-  model["t"] = Texts(lang);
-  mustache::data data = ToData(model);
-  for (const auto& [partial_name, text] : templates_) {
-    if (!absl::StartsWith(partial_name, "_")) continue;
-    const std::string* body = &text;
-    data.set(partial_name.substr(1), mustache::data{mustache::partial{[body] { return *body; }}});
-  }
-  std::string out = it->second->render(data);
+  auto base = bases_.find(lang);
+  if (base == bases_.end()) base = bases_.find("de");
+  const mustache::data data = ToData(model);
+  mustache::context<std::string> ctx(&base->second->data);
+  ctx.push(&data);
+  std::string out = it->second->render(ctx);
   if (!it->second->is_valid()) throw std::runtime_error("template " + name + ": " + it->second->error_message());
   return out;
 }

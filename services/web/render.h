@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include <memory>
+
 #include <nlohmann/json.hpp>
 
 namespace stadtportal::web {
@@ -18,6 +20,7 @@ class Renderer {
   // Throws std::runtime_error when a template does not parse or a text file is no object,
   // or when the two languages do not have the same keys.
   explicit Renderer(const std::vector<std::pair<std::string, std::string>>& files);
+  ~Renderer();
 
   // Renders template `name` with `model` (plus "t": the texts of `lang`) and returns HTML.
   std::string Render(const std::string& name, nlohmann::json model, const std::string& lang) const;
@@ -27,8 +30,11 @@ class Renderer {
   bool HasTemplate(const std::string& name) const { return templates_.count(name) != 0; }
 
  private:
+  struct Base;  // Per language, built once: the texts as "t" and the partials.
+
   std::map<std::string, std::string> templates_;  // name → text (partials: names starting with "_").
   std::map<std::string, nlohmann::json> texts_;    // lang → object
+  std::map<std::string, std::shared_ptr<Base>> bases_;  // lang → the bottom frame of every rendering
 };
 
 // Money in the locale: 1200 EUR → "12,00 €" (de) or "€12.00" (en).

@@ -380,9 +380,17 @@ void Service::Page(Res res, Visit& v, int status, const std::string& page, nlohm
   }
   model["has_errors"] = model.contains("errors") && model["errors"].is_array() && !model["errors"].empty();
   if (!model.contains("title")) model["title"] = renderer_.Text(v.lang, "site_name");
-  model["content"] = renderer_.Render(page, model, v.lang);
+  const std::string content = model.contains("prerendered") && model["prerendered"].is_string()
+                                  ? model["prerendered"].get<std::string>()
+                                  : renderer_.Render(page, model, v.lang);
+  // The layout needs only its own names, not the page's data again.
+  nlohmann::json layout = nlohmann::json::object();
+  for (const char* key : {"lang", "lang_switch", "logged_in", "csrf", "assets", "flash", "title", "has_errors"}) {
+    if (model.contains(key)) layout[key] = std::move(model[key]);
+  }
+  layout["content"] = content;
   res.status = status;
-  res.set_content(renderer_.Render("layout", model, v.lang), "text/html; charset=utf-8");
+  res.set_content(renderer_.Render("layout", layout, v.lang), "text/html; charset=utf-8");
 }
 
 void Service::ErrorPage(Res res, Visit& v, int status) {
@@ -471,14 +479,32 @@ nlohmann::json Service::ServiceModel(const nlohmann::json& s, const std::string&
 
 void Service::Home(Req req, Res res, Visit& v) {
   const std::string q = req.get_param_value("q");
-  nlohmann::json model = {{"title", renderer_.Text(v.lang, "home_title")}, {"q", q}};
+  nlohmann::json model = {{"title", T(v, "home_title")}, {"q", q}};
   if (q.size() > 200) {
-    model["search_error"] = renderer_.Text(v.lang, "search_too_long");
+    model["search_error"] = T(v, "search_too_long");
     return Page(res, v, 400, "home", model);
   }
   std::string path = "/api/v1/services?page_size=100";
   if (!q.empty()) absl::StrAppend(&path, "&q=", Api::Escape(q));
-  const ApiResult r = api_.Get(v.caller, path);
+  // The list is the same for everyone: its rendering is kept per language and search
+  // words while the catalogue's ETag holds (asked each time with If-None-Match).
+  const std::string key = absl::StrCat(v.lang, "\x1f", q);
+  std::string etag;
+  std::shared_ptr<const std::string> cached;
+  {
+    std::lock_guard<std::mutex> lock(home_mu_);
+    auto it = home_.find(key);
+    if (it != home_.end()) {
+      etag = it->second.first;
+      cached = it->second.second;
+    }
+  }
+  const ApiResult r = api_.Get(v.caller, path, etag.empty() ? std::map<std::string, std::string>{}
+                                                            : std::map<std::string, std::string>{{"If-None-Match", etag}});
+  if (r.status == 304 && cached) {
+    model["prerendered"] = *cached;
+    return Page(res, v, 200, "home", model);
+  }
   if (!r.ok() || !r.body.contains("items") || !r.body["items"].is_array()) return ApiFailure(res, v, r);
   nlohmann::json items = nlohmann::json::array();
   for (const auto& s : r.body["items"]) {
@@ -488,6 +514,14 @@ void Service::Home(Req req, Res res, Visit& v) {
   model["searched"] = !q.empty();
   model["none"] = items.empty();
   model["count"] = std::to_string(items.size());
+  auto content = std::make_shared<const std::string>(renderer_.Render("home", model, v.lang));
+  auto tag = r.headers.find("ETag");
+  if (tag != r.headers.end() && !tag->second.empty() && tag->second.size() < 200) {
+    std::lock_guard<std::mutex> lock(home_mu_);
+    if (home_.size() >= 256) home_.clear();  // Search words anyone can vary: bounded.
+    home_[key] = {tag->second, content};
+  }
+  model["prerendered"] = *content;
   Page(res, v, 200, "home", model);
 }
 

@@ -196,6 +196,9 @@ class Service {
   std::string kern_base_;  // "/assets/kern/<hash>" ("" without the design system's files).
   std::string app_js_;     // "/assets/app-<hash>.js"
   std::string site_css_;   // "/assets/site-<hash>.css"
+  std::mutex home_mu_;
+  // "lang\x1fsearch words" → (the catalogue's ETag, the start page's content rendered).
+  std::map<std::string, std::pair<std::string, std::shared_ptr<const std::string>>> home_;
   std::mutex forms_mu_;
   std::map<std::string, std::pair<int64_t, nlohmann::json>> forms_;  // Service id → (form version, service).
   http::Router router_;

@@ -247,7 +247,9 @@ void Service::RenderStep(Res res, Visit& v, const nlohmann::json& draft, const n
     if (err != errors.end()) {
       m["error"] = err->second;
       described.push_back(id + "-error");
-      summary.push_back({{"href", "#" + InputId(id) + (type == "multiselect" ? "-0" : "")}, {"text", err->second}});
+      // The summary names the field; the inline error next to it needs no name.
+      summary.push_back({{"href", "#" + InputId(id) + (type == "multiselect" ? "-0" : "")},
+                         {"text", m["label"].get<std::string>() + ": " + err->second}});
     }
     if (!described.empty()) m["describedby"] = absl::StrJoin(described, " ");
     if (type == "address") {
@@ -268,7 +270,9 @@ void Service::RenderStep(Res res, Visit& v, const nlohmann::json& draft, const n
         auto e = errors.find(key);
         if (e != errors.end()) {
           pm["error"] = e->second;
-          summary.push_back({{"href", "#" + InputId(key)}, {"text", pm["label"].get<std::string>() + ": " + e->second}});
+          summary.push_back({{"href", "#" + InputId(key)},
+                             {"text", m["label"].get<std::string>() + ", " + pm["label"].get<std::string>() + ": " +
+                                          e->second}});
         }
         parts.push_back(pm);
       }
