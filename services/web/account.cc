@@ -296,8 +296,12 @@ void Service::Login(Req, Res res, Visit& v, const Form& form) {
   Page(res, v, status, "login",
        {{"title", T(v, "login_title")},
         {"next", next},
+        // "E-mail address or password is wrong" names both fields itself.
         {"errors", Errors(errors, {"email", "password"},
-                          {{"email", T(v, "email_label")}, {"password", T(v, "password_label")}})},
+                          status == 401 || status == 409 || status == 429
+                              ? std::map<std::string, std::string>{}
+                              : std::map<std::string, std::string>{{"email", T(v, "email_label")},
+                                                                   {"password", T(v, "password_label")}})},
         {"email", Field("email", email, errors, T(v, "email_label"), "email", "username")},
         {"password", Field("password", "", errors, T(v, "password_label"), "password", "current-password")}});
 }
