@@ -53,6 +53,7 @@ absl::StatusOr<std::optional<WebSession>> Sessions::Load(const std::string& id) 
   s.lang = doc.value("lang", "");
   s.expires_at = doc.value("expires_at", int64_t{0});
   s.flash = doc.value("flash", "");
+  s.paid_submission = doc.value("paid_submission", "");
   if (s.csrf.empty() || (s.expires_at != 0 && s.expires_at <= Now())) return std::nullopt;
   return s;
 }
@@ -66,7 +67,8 @@ absl::Status Sessions::Save(WebSession& s) {
     s.expires_at = 0;
   }
   nlohmann::json doc = {{"api_token", s.api_token}, {"csrf", s.csrf}, {"lang", s.lang},
-                        {"expires_at", s.expires_at}, {"flash", s.flash}};
+                        {"expires_at", s.expires_at}, {"flash", s.flash},
+                        {"paid_submission", s.paid_submission}};
   auto reply = redis_->Command({"SET", Key(s.id), doc.dump(), "EX", std::to_string(ttl)});
   return reply.ok() ? absl::OkStatus() : reply.status();
 }

@@ -19,6 +19,9 @@ struct WebSession {
   std::string lang;       // "de" or "en" as chosen ("" for none).
   int64_t expires_at = 0;  // Unix seconds; the API session's expiry once logged in.
   std::string flash;      // A one-time notice for the next page (a key of the texts).
+  // The submission whose fee was just paid, until the submission says so itself (its
+  // status follows the payment's event): its page offers no second payment meanwhile.
+  std::string paid_submission;
 
   bool logged_in() const { return !api_token.empty(); }
 };

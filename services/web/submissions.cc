@@ -1,6 +1,7 @@
 // My submissions and drafts, one submission's status and timeline, paying its fee,
 // the receipt, and feedback after submitting.
 #include <regex>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -157,6 +158,12 @@ void Service::SubmissionPage(Req req, Res res, const std::string& id, Visit& v) 
   const auto fee = s.value("fee", nlohmann::json::object());
   const int64_t amount = fee.is_object() ? fee.value("amount_minor", int64_t{0}) : 0;
   const std::string name = Localized(s.value("service_name", nlohmann::json()), v.lang);
+  // Paid a moment ago in this session, and the submission has not heard yet: no second payment.
+  const bool paid_just_now = v.session && v.session->paid_submission == id;
+  if (paid_just_now && status != "awaiting_payment") {
+    v.session->paid_submission.clear();
+    SaveSession(v);
+  }
   Page(res, v, 200, "submission",
        {{"title", T(v, "submission_title") + " " + Str(s, "reference")},
         {"name", name},
@@ -167,7 +174,8 @@ void Service::SubmissionPage(Req req, Res res, const std::string& id, Visit& v) 
         {"timeline", timeline},
         {"has_fee", amount > 0},
         {"fee", FormatMoney(amount, fee.is_object() ? fee.value("currency", "EUR") : "EUR", v.lang)},
-        {"awaiting_payment", status == "awaiting_payment"},
+        {"awaiting_payment", status == "awaiting_payment" && !paid_just_now},
+        {"payment_processing", status == "awaiting_payment" && paid_just_now},
         {"pay_action", "/submissions/" + id + "/pay"},
         {"payment_key", auth::RandomToken(24)},
         {"receipt_href", "/submissions/" + id + "/receipt"},
@@ -224,6 +232,17 @@ void Service::Paid(Req req, Res res, const std::string& id, Visit& v) {
       const std::string state = Str(p.body, "state");
       notice = state == "success" ? "payment_received" : p.body.value("finished", false) ? "payment_failed" : "payment_pending";
     }
+  }
+  if (notice == "payment_received") {
+    // The submission learns of the payment by an event: wait a little for it (bounded),
+    // so that its page does not offer to pay again.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < until) {
+      const ApiResult s = api_.Get(v.caller, "/api/v1/submissions/" + id);
+      if (!s.ok() || Str(s.body, "status") != "awaiting_payment") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    EnsureSession(v, res).paid_submission = id;
   }
   Flash(v, res, notice);
   SeeOther(res, "/submissions/" + id);
