@@ -384,12 +384,18 @@ void Store::Prepare(pqxx::connection& conn) {
   Kpis::Prepare(conn);
   const std::string service_cols = kServiceColumns;
   // $2: search text ('' = all), $3: category ('' = all), $4: keyset cursor, $5: limit,
-  // $6: federal service key ('' = all).
+  // $6: federal service key ('' = all). The text is looked for in the names and
+  // descriptions and in the labels of the choices the current form offers (a citizen
+  // looking for "Geburtsurkunde" finds the certificate service that offers it).
   conn.prepare("submission_list_online_services",
                "SELECT " + service_cols +
-                   " FROM online_services WHERE tenant = $1 AND form_version > 0"
+                   " FROM online_services s WHERE tenant = $1 AND form_version > 0"
                    " AND ($2 = '' OR strpos(lower(name_de || ' ' || name_en || ' ' || description_de || ' ' ||"
-                   " description_en), lower($2)) > 0)"
+                   " description_en), lower($2)) > 0"
+                   " OR EXISTS (SELECT 1 FROM form_versions f, jsonb_path_query(f.definition,"
+                   " 'lax $.form.steps[*].fields[*].options[*].label.*') AS choice WHERE f.tenant = s.tenant"
+                   " AND f.service_id = s.id AND f.version = s.form_version"
+                   " AND strpos(lower(choice #>> '{}'), lower($2)) > 0))"
                    " AND ($3 = '' OR category = $3) AND ($6 = '' OR leika = $6) AND id > $4 ORDER BY id LIMIT $5");
   conn.prepare("submission_get_online_service",
                "SELECT " + service_cols +

@@ -1,7 +1,8 @@
 // The gateway's catalogue cache against the real binaries: ETag and 304, a new form
 // version served at once by the replica that published it and after its event by the
 // others, and views answered from the cache counted in the funnel; finding a service by
-// its federal service key (LeiKa), each key its own cached answer.
+// its federal service key (LeiKa), each key its own cached answer, and by the words of
+// the choices its form offers.
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -160,6 +161,15 @@ TEST_CASE("a partner finds an online service by its federal service key", "[e2e]
   CHECK(ids("leika=99102013104000&q=urkunde").empty());
   CHECK(ids("leika=99999999999999").empty());
   CHECK(ids("leika=99102013104000&page_size=1") == Ids{"dog-tax-registration"});
+
+  // The text is found in names and descriptions, and in the choices a form offers: the
+  // certificate service says "Geburts-, Ehe- oder Sterbeurkunde" and offers "Geburtsurkunde".
+  CHECK(ids("q=Geburtsurkunde") == Ids{"civil-registry-certificate"});
+  CHECK(ids("q=sterbeurkunde") == Ids{"civil-registry-certificate"});
+  CHECK(ids("q=Death%20certificate") == Ids{"civil-registry-certificate"});
+  CHECK(ids("q=Personenstandsregister") == Ids{"civil-registry-certificate"});
+  CHECK(ids("q=Geburtsurkunde&category=taxes").empty());
+  CHECK(ids("q=required").empty());  // Not the definition's own words.
 
   // A malformed key is refused naming the parameter, and never cached.
   for (const std::string bad :
