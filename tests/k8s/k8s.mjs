@@ -7,6 +7,8 @@
 //   node k8s.mjs base <helm output> <out dir>  writes the kustomize base from the chart.
 //   node k8s.mjs confined <rendered.yaml> <workload> <name>…   each named ConfigMap or
 //       Secret (a generated name's hash suffix aside) reaches that workload, and no other.
+//   node k8s.mjs web <rendered.yaml> <release>   the web portal reaches only the gateway and
+//       Redis, and reads no Secret but Redis's.
 // Run with NODE_PATH pointing at the tools' node_modules (scripts/check-k8s does).
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -295,8 +297,40 @@ if (command === "validate") {
     }
   }
   if (!failed) console.log(`${path.basename(rendered)}: ${names.join(", ")} reach ${workload} only`);
+} else if (command === "web") {
+  // The web portal's pods: out only to the gateway's pods (its HTTP port) and Redis, in only
+  // on their HTTP port (from the given peers) and metrics port, and no Secret but Redis's.
+  const [rendered, release] = args;
+  const docs = documents(fs.readFileSync(rendered, "utf8"));
+  const find = (kind, name) => docs.find((d) => d.kind === kind && d.metadata.name === name);
+  const np = find("NetworkPolicy", `${release}-web`);
+  const deployment = find("Deployment", `${release}-web`);
+  const gateway = find("Deployment", `${release}-gateway`);
+  const problems = [];
+  if (!np || !deployment || !gateway) problems.push("no NetworkPolicy or Deployment of the web portal or the gateway");
+  else {
+    const gatewayPort = gateway.spec.template.spec.containers[0].ports.find((p) => p.name === "http").containerPort;
+    // Redis's rule may name where Redis is (networkPolicy.databaseTo), never pods of ours.
+    const egress = (np.spec.egress ?? []).map((e) => ({
+      ports: (e.ports ?? []).map((p) => p.port).sort(),
+      to: (e.to ?? []).filter((t) => t.podSelector).map((t) => t.podSelector.matchLabels?.["app.kubernetes.io/component"]),
+    }));
+    const redisPort = 6379;  // networkPolicy.redisPort, as every checked set has it
+    const want = JSON.stringify([{ ports: [gatewayPort], to: ["gateway"] }, { ports: [redisPort], to: [] }]);
+    if (JSON.stringify(egress) !== want) problems.push(`web egress ${JSON.stringify(egress)}, expected ${want}`);
+    const gatewayNp = find("NetworkPolicy", `${release}-gateway`);
+    const fromWeb = (gatewayNp?.spec.ingress ?? []).some((i) =>
+      (i.from ?? []).some((f) => f.podSelector?.matchLabels?.["app.kubernetes.io/component"] === "web"));
+    if (!fromWeb) problems.push("the gateway's NetworkPolicy does not let the web portal in");
+    const secrets = deployment.spec.template.spec.containers.flatMap((c) =>
+      (c.env ?? []).map((e) => e.valueFrom?.secretKeyRef?.name).filter(Boolean));
+    if (JSON.stringify(secrets) !== JSON.stringify([`${release}-redis`])) problems.push(`web reads Secrets ${secrets}`);
+  }
+  for (const p of problems) console.error(`${rendered}: ${p}`);
+  if (problems.length) failed = true;
+  else console.log(`${path.basename(rendered)}: the web portal reaches only the gateway and Redis, reads only Redis's Secret`);
 } else {
-  console.error("usage: k8s.mjs validate <files…> | reject <good> <cases> | base <rendered> <dir> | confined <rendered> <workload> <names…>");
+  console.error("usage: k8s.mjs validate <files…> | reject <good> <cases> | base <rendered> <dir> | confined <rendered> <workload> <names…> | web <rendered> <release>");
   process.exit(2);
 }
 process.exit(failed ? 1 : 0);

@@ -86,6 +86,16 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
+{{/* Whether a part serves HTTP (the gateway and the web portal) rather than gRPC: "true" or "". */}}
+{{- define "stadtportal.http" -}}
+{{- if has .name (list "gateway" "web") }}true{{ end -}}
+{{- end -}}
+
+{{/* Whether a part has a database of its own (every gRPC service): "true" or "". */}}
+{{- define "stadtportal.hasDatabase" -}}
+{{- if not (has .name (list "gateway" "web")) }}true{{ end -}}
+{{- end -}}
+
 {{/* The development databases the chart can run, each with its port (devDatabases). */}}
 {{- define "stadtportal.devDatabases" -}}
 postgres: {{ .Values.networkPolicy.databasePort }}
@@ -114,6 +124,11 @@ STADTPORTAL_HTTP_PORT: {{ $svc.httpPort | quote }}
 STADTPORTAL_ADMIN_PORT: {{ $svc.adminPort | quote }}
 STADTPORTAL_TRUSTED_PROXIES: {{ join "," $svc.trustedProxies | quote }}
 STADTPORTAL_OAUTH_TOKEN_URL: {{ printf "%s/api/v1/oauth/token" $.Values.publicUrl | quote }}
+{{- else if eq $name "web" }}
+STADTPORTAL_WEB_PORT: {{ $svc.httpPort | quote }}
+STADTPORTAL_ADMIN_PORT: {{ $svc.adminPort | quote }}
+STADTPORTAL_TRUSTED_PROXIES: {{ join "," $svc.trustedProxies | quote }}
+STADTPORTAL_WEB_GATEWAY_URL: {{ printf "http://%s:%v" (include "stadtportal.name" (dict "root" $ "name" "gateway")) $.Values.gatewayService.port | quote }}
 {{- else }}
 STADTPORTAL_GRPC_PORT: {{ $svc.grpcPort | quote }}
 STADTPORTAL_ADMIN_PORT: {{ $svc.adminPort | quote }}
@@ -144,6 +159,10 @@ STADTPORTAL_DELIVERY_SNAPSHOT_DAYS: {{ $.Values.deliveries.snapshotDays | quote 
 STADTPORTAL_PAYMENT_PROVIDERS: {{ $.Values.payment.providers | quote }}
 STADTPORTAL_ALLOW_TEST_PROVIDERS: {{ $.Values.payment.allowTestProviders | quote }}
 STADTPORTAL_PAYMENT_CALLBACK_URL: {{ $.Values.publicUrl | quote }}
+{{- if hasKey $.Values.services "web" }}
+{{- /* The payer comes back to the web portal's page, which settles the payment through the API. */}}
+STADTPORTAL_PAYMENT_RETURN_URL: {{ printf "%s/submissions/{submission}/paid?payment={payment}" $.Values.publicUrl | quote }}
+{{- end }}
 STADTPORTAL_TESTPAY_URL: {{ $.Values.payment.testpayUrl | quote }}
 STADTPORTAL_PAYPAL_BASE_URL: {{ $.Values.payment.paypalBaseUrl | quote }}
 {{- end }}
