@@ -3,7 +3,7 @@
 
 SP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SP_SERVICES=(identity accounts submission payment messaging connector)
-SP_IMAGE_SERVICES=("${SP_SERVICES[@]}" gateway)
+SP_IMAGE_SERVICES=("${SP_SERVICES[@]}" gateway web)
 
 sp_log() { printf '\033[1m[stadtportal]\033[0m %s\n' "$*" >&2; }
 sp_die() { printf '[stadtportal] error: %s\n' "$*" >&2; exit 1; }
