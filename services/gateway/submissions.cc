@@ -75,8 +75,13 @@ nlohmann::json KpiNumber(double v) {
   return v;
 }
 
-// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+// One CSV text field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+// Text a spreadsheet would run as a formula (= + - @, a tab or carriage return first) is
+// written with a leading apostrophe, quoted. Numbers are written by the caller, as numbers.
 std::string CsvField(const std::string& s) {
+  if (!s.empty() && std::string_view("=+-@\t\r").find(s[0]) != std::string_view::npos) {
+    return "\"'" + absl::StrReplaceAll(s, {{"\"", "\"\""}}) + "\"";
+  }
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
   return "\"" + absl::StrReplaceAll(s, {{"\"", "\"\""}}) + "\"";
 }
@@ -348,6 +353,7 @@ void Service::AddSubmissionRoutes() {
     if (absl::StrContains(req.get_header_value("Accept"), "text/csv")) {
       res.status = 200;
       res.set_header("Cache-Control", "no-store");
+      res.set_header("Content-Disposition", "attachment; filename=\"kpis.csv\"");
       res.set_content(KpisCsv(out), "text/csv; charset=utf-8");
       return;
     }

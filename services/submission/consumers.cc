@@ -5,6 +5,7 @@
 #include <regex>
 #include <set>
 
+#include "absl/time/clock.h"
 #include "libs/api/api.h"
 #include "libs/app/retention.h"
 #include "libs/config/config.h"
@@ -38,6 +39,12 @@ absl::Status OnPaymentFailed(pqxx::work& tx, const events::v1::PaymentFailed& e)
   static const std::set<std::string> kOutcomes = {"declined", "cancelled", "expired", "provider_error"};
   if (kOutcomes.count(e.outcome()) == 0) return status::FieldError("outcome", "invalid");
   if (!e.has_occurred_at()) return status::FieldError("occurred_at", "required");
+  // A moment of the platform's life: not before 2000, not ahead of this clock by more than
+  // the replicas' drift.
+  const int64_t at = e.occurred_at().seconds();
+  if (at < 946684800 || at > absl::ToUnixSeconds(absl::Now()) + 3600) {
+    return status::FieldError("occurred_at", "out_of_range");
+  }
   return Store::RecordPaymentFailure(tx, e.tenant(), e.submission_id(), e.provider(), e.outcome(),
                                      google::protobuf::util::TimeUtil::ToString(e.occurred_at()));
 }

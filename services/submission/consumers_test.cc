@@ -170,8 +170,9 @@ TEST_CASE("payment.failed: counted for the KPIs under the online service, nothin
   failed.mutable_occurred_at()->set_seconds(1772445600);  // 2026-03-02 10:00 UTC
   REQUIRE(f.Apply(OnPaymentFailed, failed).ok());
   CHECK(f.Status(id) == "awaiting_payment");
-  CHECK(f.Query("SELECT concat_ws('|', service_id, provider, outcome, occurred_at AT TIME ZONE 'UTC')"
-                " FROM payment_failures") == "dog-tax-registration|testpay|declined|2026-03-02 10:00:00");
+  // The day only, never the moment; the submission, never the person.
+  CHECK(f.Query("SELECT concat_ws('|', service_id, submission_id, provider, outcome, day) FROM payment_failures") ==
+        "dog-tax-registration|" + id + "|testpay|declined|2026-03-02");
   CHECK(f.Query("SELECT count(*) FROM kpi_dirty_days WHERE service_id = 'dog-tax-registration'"
                 " AND day = '2026-03-02'") == "1");
   // Not a submission of this deployment: skipped.
@@ -195,6 +196,12 @@ TEST_CASE("payment.failed: counted for the KPIs under the online service, nothin
   auto no_time = failed;
   no_time.clear_occurred_at();
   CHECK(f.Apply(OnPaymentFailed, no_time).code() == absl::StatusCode::kInvalidArgument);
+  for (const int64_t at : {int64_t{0}, int64_t{946684799}, absl::ToUnixSeconds(absl::Now()) + 86400}) {
+    INFO(at);
+    auto bad = failed;
+    bad.mutable_occurred_at()->set_seconds(at);
+    CHECK(f.Apply(OnPaymentFailed, bad).code() == absl::StatusCode::kInvalidArgument);
+  }
   CHECK(f.Query("SELECT count(*) FROM payment_failures") == "1");
 }
 

@@ -42,8 +42,19 @@ class Figures {
     auto it = cells_.find({metric, dim});
     return it == cells_.end() ? Cell{} : it->second;
   }
-  // Fewer citizens than k, but some: the cell could point at a person.
-  bool Small(const Cell& c) const { return c.citizens > 0 && c.citizens < k_; }
+  // Fewer citizens than k, but some: the cell could point at a person. A value without
+  // citizens of its own (a draft's repeated failures on a later day) could as well.
+  bool Small(const Cell& c) const {
+    return (c.citizens > 0 && c.citizens < k_) || (k_ > 1 && c.citizens == 0 && c.value > 0);
+  }
+  // Whether any dim of `metric` is withheld: a total shown next to its parts would give
+  // the withheld part away by subtraction, so it is withheld too.
+  bool AnySmall(const std::string& metric) const {
+    for (const auto& [key, cell] : cells_) {
+      if (key.first == metric && Small(cell)) return true;
+    }
+    return false;
+  }
 
   void Add(const std::string& metric, const std::string& dim, std::optional<double> value, bool suppressed) {
     auto* f = out_->add_figures();
@@ -55,13 +66,16 @@ class Figures {
       f->set_value(*value);
     }
   }
-  void Count(const std::string& metric, const std::string& dim = "") {
+  // `withheld`: a part of it is (see AnySmall).
+  void Count(const std::string& metric, const std::string& dim = "", bool withheld = false) {
     const Cell c = Get(metric, dim);
-    Add(metric, dim, c.value, Small(c));
+    Add(metric, dim, c.value, withheld || Small(c));
   }
-  void Rate(const std::string& metric, const std::string& numerator, const std::string& denominator) {
+  void Rate(const std::string& metric, const std::string& numerator, const std::string& denominator,
+            bool withheld = false) {
     const Cell n = Get(numerator), d = Get(denominator);
-    Add(metric, "", d.value > 0 ? std::optional<double>(n.value / d.value) : std::nullopt, Small(n) || Small(d));
+    Add(metric, "", d.value > 0 ? std::optional<double>(n.value / d.value) : std::nullopt,
+        withheld || Small(n) || Small(d));
   }
   // Median and p90 of a histogram: the upper bound of the bucket the rank falls in.
   void Quantiles(const std::string& metric, const std::string& prefix) {
@@ -120,26 +134,32 @@ void FillPeriod(const Cells& cells, int k, v1::KpiPeriod* out) {
   f.Count("drafts_started");
   f.Count("drafts_saved");
   f.Count("submissions");
-  f.Count("drafts_abandoned");
-  f.Rate("abandonment_rate", "drafts_abandoned", "drafts_started");
+  // The abandoned drafts are the sum of abandoned_after_step's dims.
+  const bool abandoned_parts = f.AnySmall("abandoned_after_step");
+  f.Count("drafts_abandoned", "", abandoned_parts);
+  f.Rate("abandonment_rate", "drafts_abandoned", "drafts_started", abandoned_parts);
   f.Rate("visit_to_submission_rate", "submissions", "views");
   f.Quantiles(kTimeToSubmit, "time_to_submit");
   f.Count("payments_completed");
   // Payments that ended without money, in all the ways they can; the success rate is over
-  // every payment that ended.
+  // every payment that ended. Totals are withheld with any of their parts: the provider
+  // errors are the sum of provider_errors' dims, the failures the sum of the outcomes.
+  const bool provider_parts = f.AnySmall("provider_errors");
   Cell failed;
+  bool failure_parts = provider_parts;
   for (const char* outcome : {"declined", "cancelled", "expired", "provider_error"}) {
     const Cell c = f.Get("payment_failures", outcome);
     failed.value += c.value;
     failed.citizens += c.citizens;
+    failure_parts = failure_parts || f.Small(c);
   }
   const Cell paid = f.Get("payments_completed");
   const double ended = paid.value + failed.value;
-  f.Add("payments_failed", "", failed.value, f.Small(failed));
+  f.Add("payments_failed", "", failed.value, failure_parts || f.Small(failed));
   f.Add("payment_success_rate", "", ended > 0 ? std::optional<double>(paid.value / ended) : std::nullopt,
-        f.Small(paid) || f.Small(failed));
-  for (const char* outcome : {"declined", "cancelled", "expired", "provider_error"})
-    f.Count("payment_failures", outcome);
+        failure_parts || f.Small(paid) || f.Small(failed));
+  for (const char* outcome : {"declined", "cancelled", "expired"}) f.Count("payment_failures", outcome);
+  f.Count("payment_failures", "provider_error", provider_parts);
   f.Dims("provider_errors");
   f.Count("received_by_department");
   f.Quantiles(kDeliveryLatency, "delivery_latency");
@@ -154,9 +174,11 @@ void FillPeriod(const Cells& cells, int k, v1::KpiPeriod* out) {
     ratings.citizens += c.citizens;
     sum += r * c.value;
   }
-  f.Add("ratings_count", "", ratings.value, f.Small(ratings));
+  // The count and mean are withheld with any rating's cell: the difference would tell it.
+  const bool rating_parts = f.AnySmall("ratings");
+  f.Add("ratings_count", "", ratings.value, rating_parts || f.Small(ratings));
   f.Add("rating_mean", "", ratings.value > 0 ? std::optional<double>(sum / ratings.value) : std::nullopt,
-        f.Small(ratings));
+        rating_parts || f.Small(ratings));
   for (int r = 1; r <= 5; ++r) f.Count("ratings", std::to_string(r));
   f.Count("comments");
   f.Dims("steps_completed");
@@ -242,8 +264,8 @@ void Kpis::Prepare(pqxx::connection& conn) {
       "       JOIN submissions s ON s.id = h.submission_id, b"
       "       WHERE s.tenant = $1 AND s.service_id = $2 AND h.at >= b.t0 AND h.at < b.t1"
       "       AND h.status IN ('paid', 'received_by_department', 'approved', 'rejected')),"
-      " pf AS (SELECT p.provider, p.outcome FROM payment_failures p, b WHERE p.tenant = $1 AND p.service_id = $2"
-      "       AND p.occurred_at >= b.t0 AND p.occurred_at < b.t1),"
+      " pf AS (SELECT p.provider, p.outcome, p.submission_id FROM payment_failures p"
+      "       WHERE p.tenant = $1 AND p.service_id = $2 AND p.day = $3::date),"
       " fb AS (SELECT f.rating, f.comment FROM feedback f JOIN submissions s ON s.id = f.submission_id, b"
       "       WHERE s.tenant = $1 AND s.service_id = $2 AND f.given_at >= b.t0 AND f.given_at < b.t1),"
       " figures (metric, dim, value, citizens) AS ("
@@ -272,8 +294,10 @@ void Kpis::Prepare(pqxx::connection& conn) {
           "   FROM firsts a WHERE a.event = 'submitted') x WHERE secs IS NOT NULL GROUP BY 2"
           "  UNION ALL SELECT 'payments_completed', '', count(*), count(*) FROM h WHERE status = 'paid'"
           "   HAVING count(*) > 0"
-          "  UNION ALL SELECT 'payment_failures', outcome, count(*), count(*) FROM pf GROUP BY outcome"
-          "  UNION ALL SELECT 'provider_errors', provider, count(*), count(*) FROM pf WHERE outcome = 'provider_error'"
+          "  UNION ALL SELECT 'payment_failures', outcome, count(*), count(DISTINCT submission_id) FROM pf"
+          "   GROUP BY outcome"
+          "  UNION ALL SELECT 'provider_errors', provider, count(*), count(DISTINCT submission_id) FROM pf"
+          "   WHERE outcome = 'provider_error'"
           "   GROUP BY provider"
           "  UNION ALL SELECT 'received_by_department', '', count(*), count(*) FROM h"
           "   WHERE status = 'received_by_department' HAVING count(*) > 0"

@@ -56,11 +56,13 @@ struct Fixture {
     Value("INSERT INTO feedback (submission_id, rating, comment, given_at) VALUES ('" + id + "', " +
           std::to_string(rating) + ", '" + comment + "', '" + at + "+00') RETURNING 1");
   }
-  // A payment of the service that ended without money (payment.failed, as its consumer records it).
-  void PaymentFailure(const std::string& provider, const std::string& outcome, const std::string& at) {
-    Value("INSERT INTO payment_failures (tenant, service_id, provider, outcome, occurred_at) VALUES ('" +
-          std::string(kTenant) + "', '" + kService + "', '" + provider + "', '" + outcome + "', '" + at +
-          "+00') RETURNING 1");
+  // A payment of submission `id` that ended without money on `day` (payment.failed, as its
+  // consumer records it).
+  void PaymentFailure(const std::string& id, const std::string& provider, const std::string& outcome,
+                      const std::string& day) {
+    Value("INSERT INTO payment_failures (tenant, service_id, submission_id, provider, outcome, day) VALUES ('" +
+          std::string(kTenant) + "', '" + kService + "', '" + id + "', '" + provider + "', '" + outcome + "', '" + day +
+          "') RETURNING 1");
   }
   void RunJob() {
     for (;;) {
@@ -122,9 +124,10 @@ std::vector<std::string> Journeys(Fixture& f) {
   f.History(submissions[0], "paid", "2026-03-02 09:05:00");
   f.History(submissions[0], "received_by_department", "2026-03-02 09:35:00");  // 31 minutes: ≤ 3600
   f.History(submissions[0], "approved", "2026-03-04 09:35:00");                // 2 days: ≤ 172800
-  f.PaymentFailure("testpay", "declined", "2026-03-02 09:04:30");
-  f.PaymentFailure("paypal", "provider_error", "2026-03-03 09:05:00");
-  f.PaymentFailure("paypal", "provider_error", "2026-03-03 09:06:00");
+  f.PaymentFailure(submissions[0], "testpay", "declined", "2026-03-02");
+  // One applicant's two tries: two failures, one citizen.
+  f.PaymentFailure(submissions[1], "paypal", "provider_error", "2026-03-03");
+  f.PaymentFailure(submissions[1], "paypal", "provider_error", "2026-03-03");
   f.Feedback(submissions[0], 4, "Schnell erledigt", "2026-03-02 10:00:00");
   f.Feedback(submissions[1], 5, "", "2026-03-02 10:00:00");
   return submissions;
@@ -143,7 +146,7 @@ TEST_CASE("the KPI job follows every new row, late ones into their own day, and 
   f.Event("viewed", "", "2026-03-02 23:59:59", "", "", 2);
   f.Feedback(submissions[2], 1, "", "2026-03-02 11:00:00");
   f.History(submissions[1], "rejected", "2026-03-05 12:00:00");
-  f.PaymentFailure("testpay", "expired", "2026-03-05 13:00:00");
+  f.PaymentFailure(submissions[2], "testpay", "expired", "2026-03-05");
   CHECK(f.Value("SELECT count(*) FROM kpi_dirty_days") == "2");
   f.RunJob();
   const std::string incremental = f.Table();
@@ -354,4 +357,49 @@ TEST_CASE("the funnel counter exports every service's events from the start, unk
 }
 
 }  // namespace
+TEST_CASE("a total is withheld with any of its parts, and a value without citizens of its own", "[integration][kpi]") {
+  Fixture f;
+  // Five ratings of 5 and one of 1: the 1 is withheld, so the count and the mean, which
+  // would give it away, are withheld too.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    const std::string d = f.NewDraftId();
+    f.Event("draft_started", d, "2026-04-01 09:00:00");
+    f.Event("submitted", d, "2026-04-01 09:04:00");
+    ids.push_back(f.Submission(d, "2026-04-01 09:04:00"));
+    f.Feedback(ids.back(), i < 5 ? 5 : 1, "", "2026-04-01 10:00:00");
+  }
+  // One draft failing a field on its first day, then again on the next: the second day's
+  // failures belong to no new citizen.
+  const std::string repeat = f.NewDraftId();
+  f.Event("validation_failed", repeat, "2026-04-01 09:10:00", "applicant", "email");
+  f.Event("validation_failed", repeat, "2026-04-02 09:10:00", "applicant", "email");
+  f.Event("validation_failed", repeat, "2026-04-02 09:11:00", "applicant", "email");
+  // Six failed payments of five applicants: shown, but one provider error of one applicant is not.
+  for (int i = 0; i < 5; ++i) f.PaymentFailure(ids[i], "testpay", "declined", "2026-04-01");
+  f.PaymentFailure(ids[5], "paypal", "provider_error", "2026-04-01");
+  f.RunJob();
+
+  auto day = f.kpis.Get(f.Query("2026-04-01", "2026-04-01", "day", 5));
+  REQUIRE(day.ok());
+  const auto& p = day->periods(0);
+  CHECK(Figure(p, "ratings", "5") == 5);
+  CHECK(Figure(p, "ratings", "1") == -1);
+  CHECK(Figure(p, "ratings_count") == -1);
+  CHECK(Figure(p, "rating_mean") == -1);
+  CHECK(Figure(p, "payment_failures", "declined") == 5);
+  CHECK(Figure(p, "provider_errors", "paypal") == -1);
+  CHECK(Figure(p, "payment_failures", "provider_error") == -1);
+  CHECK(Figure(p, "payments_failed") == -1);
+  CHECK(Figure(p, "payment_success_rate") == -1);
+  auto next = f.kpis.Get(f.Query("2026-04-02", "2026-04-02", "day", 5));
+  REQUIRE(next.ok());
+  CHECK(Figure(next->periods(0), "validation_errors", "email") == -1);
+  // Without protection (k = 1) the same cells are shown.
+  auto open = f.kpis.Get(f.Query("2026-04-01", "2026-04-02", "month", 1));
+  REQUIRE(open.ok());
+  CHECK(Figure(open->periods(0), "rating_mean") == Approx(26.0 / 6));
+  CHECK(Figure(open->periods(0), "validation_errors", "email") == 3);
+}
+
 }  // namespace stadtportal::submission

@@ -512,10 +512,10 @@ void Store::Prepare(pqxx::connection& conn) {
   conn.prepare("submission_files",
                std::string("SELECT ") + kAttachmentColumns +
                    ", content FROM attachments WHERE submission_id = $1::uuid ORDER BY created_at, id");
-  conn.prepare(
-      "submission_record_payment_failure",
-      "INSERT INTO payment_failures (tenant, service_id, provider, outcome, occurred_at)"
-      " SELECT tenant, service_id, $3, $4, $5::timestamptz FROM submissions WHERE tenant = $1 AND id = $2::uuid");
+  conn.prepare("submission_record_payment_failure",
+               "INSERT INTO payment_failures (tenant, service_id, submission_id, provider, outcome, day)"
+               " SELECT tenant, service_id, id, $3, $4, ($5::timestamptz AT TIME ZONE 'UTC')::date FROM submissions"
+               " WHERE tenant = $1 AND id = $2::uuid");
   conn.prepare("submission_lock_any",
                "SELECT status, reference, party_id::text AS party_id, service_id FROM submissions"
                " WHERE tenant = $1 AND id = $2::uuid FOR UPDATE");

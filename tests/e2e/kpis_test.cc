@@ -135,6 +135,7 @@ void CheckCsvEqualsJson(httplib::Client& c, const json& reader, const json& kpis
   auto r = c.Get(KpiPath().c_str(), h);
   REQUIRE(Status(r) == 200);
   CHECK(r->get_header_value("Content-Type").rfind("text/csv", 0) == 0);
+  CHECK(r->get_header_value("Content-Disposition") == "attachment; filename=\"kpis.csv\"");
   const auto rows = ParseCsv(r->body);
   REQUIRE_FALSE(rows.empty());
   CHECK(rows[0] == std::vector<std::string>{"period_start", "period_end", "metric", "dim", "value", "suppressed"});
@@ -318,7 +319,8 @@ TEST_CASE("the KPIs of a known mix of journeys, as JSON and CSV, with small numb
   Sql("DELETE FROM submission.kpi_daily WHERE service_id = '" + std::string(kService) + "'");
   std::string recompute_out;
   REQUIRE(RunServiceCommand(stack, "submission",
-                            {"recompute-kpis", "--tenant", "09564000", "--from", Today(), "--to", Today()}, &recompute_out) == 0);
+                            {"recompute-kpis", "--tenant", "09564000", "--from", Today(), "--to", Today()},
+                            &recompute_out) == 0);
   INFO(recompute_out);
   auto recomputed = c.Get(KpiPath().c_str(), Bearer(reader));
   REQUIRE(Status(recomputed) == 200);
