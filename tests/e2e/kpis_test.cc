@@ -169,6 +169,7 @@ TEST_CASE("the KPIs of a known mix of journeys, as JSON and CSV, with small numb
       "; DELETE FROM submission.submissions WHERE service_id = '" + kService +
       "'; DELETE FROM submission.drafts WHERE service_id = '" + kService +
       "'; DELETE FROM submission.funnel_events WHERE service_id = '" + kService +
+      "'; DELETE FROM submission.payment_failures WHERE service_id = '" + kService +
       "'; DELETE FROM submission.kpi_daily WHERE service_id = '" + kService +
       "'; DELETE FROM submission.kpi_dirty_days WHERE service_id = '" + kService + "'");
 
